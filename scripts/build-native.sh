@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Compiles the native parts at install time (npm's "install" hook, also callable by hand):
+#   datapath/native  the N-API packet pump, by node-gyp against the installed Node headers
+#   cmd/cni/shim     the CNI executable (plain C, no Node at run time)
+# node-gyp cannot download headers on machines without internet: point it at the prefix of the
+# running node, whose include/node holds them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NODEDIR=${npm_config_nodedir:-$(node -p "require('path').resolve(process.execPath, '../..')")}
+if [ ! -f "$NODEDIR/include/node/node_api.h" ]; then
+  echo "build-native: no Node headers under $NODEDIR/include/node (install nodejs headers, e.g. Debian's libnode-dev, or set npm_config_nodedir)" >&2
+  exit 1
+fi
+GYP=node_modules/.bin/node-gyp
+[ -x "$GYP" ] || GYP="node ${npm_config_node_gyp:?node-gyp not found}"
+if [ -f datapath/native/binding.gyp ]; then
+  (cd datapath/native && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
+fi
+if [ -f cmd/cni/shim/Makefile ]; then
+  make -s -C cmd/cni/shim
+fi
