@@ -1,0 +1,59 @@
+// Network namespaces, veth and bridges for tests: real kernel objects, always cleaned up.
+// Every test picks its own name prefix so suites never collide.
+import { run, runCapture, runOk } from '../../lib/exec.js';
+
+export const ip = (...args: string[]): Promise<string> => run('ip', args);
+export const ipIn = (ns: string, ...args: string[]): Promise<string> => run('ip', ['-n', ns, ...args]);
+/** Run any program inside a named netns. */
+export const inNs = (ns: string, file: string, ...args: string[]): Promise<string> =>
+  run('ip', ['netns', 'exec', ns, file, ...args]);
+export const inNsCapture = (ns: string, file: string, ...args: string[]) =>
+  runCapture('ip', ['netns', 'exec', ns, file, ...args]);
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('this test needs root (network namespaces, TAP devices)');
+}
+
+/** Tracks what a test created and removes it in reverse order. */
+export class Lab {
+  private readonly undo: (() => Promise<unknown>)[] = [];
+
+  onCleanup(fn: () => Promise<unknown>): void {
+    this.undo.push(fn);
+  }
+
+  async netns(name: string): Promise<string> {
+    await runOk('ip', ['netns', 'del', name]); // a crashed earlier run may have left it
+    await ip('netns', 'add', name);
+    this.onCleanup(() => runOk('ip', ['netns', 'del', name]));
+    await ipIn(name, 'link', 'set', 'lo', 'up');
+    return name;
+  }
+
+  /** A veth pair between two namespaces, each end addressed (CIDR) and up. */
+  async veth(a: { ns: string; name: string; addr?: string }, b: { ns: string; name: string; addr?: string }) {
+    await ip('link', 'add', a.name, 'netns', a.ns, 'type', 'veth', 'peer', 'name', b.name, 'netns', b.ns);
+    for (const end of [a, b]) {
+      if (end.addr) await ipIn(end.ns, 'addr', 'add', end.addr, 'dev', end.name);
+      await ipIn(end.ns, 'link', 'set', end.name, 'up');
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    while (this.undo.length > 0) {
+      const fn = this.undo.pop()!;
+      try {
+        await fn();
+      } catch {
+        // best effort: keep undoing the rest
+      }
+    }
+  }
+}
+
+/** ping from a namespace; returns the number of replies received. */
+export async function ping(ns: string, target: string, count = 3, extra: string[] = []): Promise<number> {
+  const r = await inNsCapture(ns, 'ping', '-c', String(count), '-W', '2', ...extra, target);
+  const m = /(\d+) (?:packets )?received/.exec(r.stdout);
+  return m ? Number(m[1]) : 0;
+}
