@@ -1,6 +1,6 @@
 // Logger construction. Loggers are created once per process by its entry point and injected
 // (as pino child loggers) into every component; nothing imports a logger singleton.
-import { pino, type Logger, type DestinationStream } from 'pino';
+import pino, { type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
 
