@@ -51,15 +51,21 @@ export const tunnelParamsSchema = z
   .strict()
   .superRefine((t, ctx) => {
     if (t.local.includes(':') !== t.remote.includes(':')) {
-      ctx.addIssue({ code: 'custom', path: ['remote'], message: 'local and remote must be the same IP family' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['remote'],
+        message: 'local and remote must be the same IP family',
+      });
     }
     if (t.encap === 'udp') {
       for (const k of ['udpSourcePort', 'udpDestinationPort'] as const) {
-        if (t[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'required with encap udp' });
+        if (t[k] === undefined)
+          ctx.addIssue({ code: 'custom', path: [k], message: 'required with encap udp' });
       }
     } else {
       for (const k of ['udpSourcePort', 'udpDestinationPort'] as const) {
-        if (t[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'only valid with encap udp' });
+        if (t[k] !== undefined)
+          ctx.addIssue({ code: 'custom', path: [k], message: 'only valid with encap udp' });
       }
     }
   });
