@@ -1,0 +1,132 @@
+// Pure reconcile logic against an in-memory backend; the real backends have their own tests and
+// the agent's integration test runs this against the userspace backend in a namespace.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { silentLogger } from '../../lib/log.js';
+import type { Backend, ObservedSession, ObservedTunnel, SessionSpec, TunnelSpec } from '../backend/types.js';
+import { reconcile, type DesiredState } from './reconcile.js';
+
+class MemoryBackend implements Backend {
+  readonly kind = 'userspace' as const;
+  tunnels = new Map<number, ObservedTunnel>();
+  sessions = new Map<string, ObservedSession>();
+  calls: string[] = [];
+  failSession = new Set<number>();
+  async listTunnels() {
+    return [...this.tunnels.values()];
+  }
+  async listSessions() {
+    return [...this.sessions.values()];
+  }
+  async ensureTunnel(t: TunnelSpec) {
+    if (!this.tunnels.has(t.tunnelId)) this.calls.push(`create tunnel ${t.tunnelId}`);
+    this.tunnels.set(t.tunnelId, { tunnelId: t.tunnelId, owned: true });
+  }
+  async deleteTunnel(id: number) {
+    this.calls.push(`delete tunnel ${id}`);
+    this.tunnels.delete(id);
+  }
+  async ensureSession(s: SessionSpec) {
+    if (this.failSession.has(s.sessionId)) throw new Error(`EEXIST session ${s.sessionId}`);
+    const k = `${s.tunnelId}/${s.sessionId}`;
+    if (!this.sessions.has(k)) this.calls.push(`create session ${k}`);
+    this.sessions.set(k, {
+      tunnelId: s.tunnelId,
+      sessionId: s.sessionId,
+      ifname: s.ifname,
+      up: true,
+      owned: true,
+    });
+  }
+  async deleteSession(t: number, s: number) {
+    this.calls.push(`delete session ${t}/${s}`);
+    this.sessions.delete(`${t}/${s}`);
+  }
+  async counters() {
+    return undefined;
+  }
+  async close() {}
+}
+
+const tunnel = (id: number): TunnelSpec => ({
+  tunnelId: id,
+  peerTunnelId: id + 1000,
+  encap: 'udp',
+  local: '10.0.0.1',
+  remote: '10.0.0.2',
+  udpSourcePort: 5000 + id,
+  udpDestinationPort: 6000 + id,
+  udpChecksum: false,
+});
+const session = (t: number, s: number, ifname = `l2tpeth${s}`): SessionSpec => ({
+  tunnelId: t,
+  sessionId: s,
+  peerSessionId: s + 100,
+  ifname,
+  mtu: 1446,
+  l2specType: 'default',
+  sendSequence: false,
+  requireSequence: false,
+  reorderTimeoutMs: 0,
+});
+const desired = (...ts: [number, number[]][]): DesiredState => ({
+  tunnels: ts.map(([t, ss]) => ({ spec: tunnel(t), sessions: ss.map((s) => session(t, s)) })),
+});
+
+test('creates what is desired, and a second pass changes nothing', async () => {
+  const b = new MemoryBackend();
+  const r = await reconcile(b, desired([1, [10, 11]]), silentLogger());
+  assert.deepEqual(b.calls, ['create tunnel 1', 'create session 1/10', 'create session 1/11']);
+  assert.deepEqual(
+    r.sessions.map((s) => s.state),
+    ['Up', 'Up'],
+  );
+  b.calls = [];
+  await reconcile(b, desired([1, [10, 11]]), silentLogger());
+  assert.deepEqual(b.calls, []);
+});
+
+test('removes only owned objects that are no longer desired, sessions before tunnels', async () => {
+  const b = new MemoryBackend();
+  await reconcile(b, desired([1, [10]], [2, [20]]), silentLogger());
+  b.sessions.set('9/90', { tunnelId: 9, sessionId: 90, ifname: 'theirs0', up: true, owned: false });
+  b.tunnels.set(9, { tunnelId: 9, owned: false });
+  b.calls = [];
+  const r = await reconcile(b, desired([1, [10]]), silentLogger());
+  assert.deepEqual(b.calls, ['delete session 2/20', 'delete tunnel 2']);
+  assert.ok(b.sessions.has('9/90') && b.tunnels.has(9), 'foreign objects left alone');
+  assert.equal(r.removed.length, 2);
+});
+
+test('a device deleted by hand comes back on the next pass', async () => {
+  const b = new MemoryBackend();
+  await reconcile(b, desired([1, [10]]), silentLogger());
+  b.sessions.delete('1/10');
+  b.calls = [];
+  await reconcile(b, desired([1, [10]]), silentLogger());
+  assert.deepEqual(b.calls, ['create session 1/10']);
+});
+
+test('a foreign device with our name is reported, not destroyed', async () => {
+  const b = new MemoryBackend();
+  b.sessions.set('0/0', { tunnelId: 0, sessionId: 0, ifname: 'l2tpeth10', up: true, owned: false });
+  const r = await reconcile(b, desired([1, [10]]), silentLogger());
+  assert.equal(r.sessions[0]?.state, 'Error');
+  assert.match(r.sessions[0]?.error ?? '', /not created by kube-l2tp/);
+  assert.ok(b.sessions.has('0/0'));
+  assert.equal(r.conflicts.length, 1);
+});
+
+test('one failing session does not stop the others', async () => {
+  const b = new MemoryBackend();
+  b.failSession.add(10);
+  const r = await reconcile(b, desired([1, [10, 11]]), silentLogger());
+  assert.deepEqual(
+    r.sessions.map((s) => [s.sessionId, s.state]),
+    [
+      [10, 'Error'],
+      [11, 'Up'],
+    ],
+  );
+  assert.match(r.sessions[0]?.error ?? '', /EEXIST/);
+});

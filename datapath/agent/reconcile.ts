@@ -1,0 +1,149 @@
+// One level-triggered pass: make the backend hold exactly the desired tunnels and sessions.
+// Acts on what the backend reports now, never on the event that woke us, so running it twice is
+// harmless and a device deleted by hand is recreated on the next pass. Only objects carrying our
+// ownership marker are ever removed; a foreign device in our way is reported, not destroyed.
+import type { Logger } from '../../lib/log.js';
+import type { Backend, ObservedSession, SessionSpec, TunnelSpec } from '../backend/types.js';
+
+export interface PseudowireRef {
+  namespace: string;
+  name: string;
+}
+
+export interface DesiredSession extends SessionSpec {
+  pseudowire?: PseudowireRef;
+}
+
+export interface DesiredTunnel {
+  spec: TunnelSpec;
+  sessions: DesiredSession[];
+}
+
+export interface DesiredState {
+  tunnels: DesiredTunnel[];
+}
+
+export type ItemState = 'Up' | 'Down' | 'Error';
+
+export interface SessionOutcome {
+  tunnelId: number;
+  sessionId: number;
+  ifname: string;
+  mtu: number;
+  state: ItemState;
+  error?: string;
+  pseudowire?: PseudowireRef;
+}
+
+export interface TunnelOutcome {
+  tunnelId: number;
+  state: ItemState;
+  error?: string;
+}
+
+export interface ReconcileReport {
+  tunnels: TunnelOutcome[];
+  sessions: SessionOutcome[];
+  /** Objects removed because they are ours and no longer desired. */
+  removed: string[];
+  /** Things in the way that we did not make (reported, left alone). */
+  conflicts: string[];
+}
+
+const key = (t: number, s: number) => `${t}/${s}`;
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+export async function reconcile(
+  backend: Backend,
+  desired: DesiredState,
+  log: Logger,
+): Promise<ReconcileReport> {
+  const report: ReconcileReport = { tunnels: [], sessions: [], removed: [], conflicts: [] };
+  const wantSessions = new Map<string, DesiredSession>();
+  for (const t of desired.tunnels)
+    for (const s of t.sessions) wantSessions.set(key(t.spec.tunnelId, s.sessionId), s);
+  const wantTunnels = new Set(desired.tunnels.map((t) => t.spec.tunnelId));
+
+  const [observedTunnels, observedSessions] = await Promise.all([
+    backend.listTunnels(),
+    backend.listSessions(),
+  ]);
+
+  // Remove what we own and no longer want: sessions first (the kernel refuses to leave orphans).
+  for (const s of observedSessions) {
+    if (!s.owned || wantSessions.has(key(s.tunnelId, s.sessionId))) continue;
+    await removeSession(backend, s, report, log);
+  }
+  for (const t of observedTunnels) {
+    if (!t.owned || wantTunnels.has(t.tunnelId)) continue;
+    try {
+      await backend.deleteTunnel(t.tunnelId);
+      report.removed.push(`tunnel ${t.tunnelId}`);
+      log.info({ tunnelId: t.tunnelId }, 'removed tunnel no longer desired');
+    } catch (e) {
+      log.error({ tunnelId: t.tunnelId, err: message(e) }, 'could not remove tunnel');
+    }
+  }
+
+  // A device with one of our names that we did not make stays, and that session reports the clash.
+  const foreignByName = new Map<string, ObservedSession>();
+  for (const s of observedSessions) if (!s.owned) foreignByName.set(s.ifname, s);
+
+  for (const t of desired.tunnels) {
+    const tunnelId = t.spec.tunnelId;
+    try {
+      await backend.ensureTunnel(t.spec);
+      report.tunnels.push({ tunnelId, state: 'Up' });
+    } catch (e) {
+      const error = message(e);
+      report.tunnels.push({ tunnelId, state: 'Error', error });
+      log.error({ tunnelId, err: error }, 'tunnel failed');
+      for (const s of t.sessions)
+        report.sessions.push(outcome(t, s, 'Error', `tunnel ${tunnelId}: ${error}`));
+      continue;
+    }
+    for (const s of t.sessions) {
+      const clash = foreignByName.get(s.ifname);
+      if (clash) {
+        const error = `interface ${s.ifname} exists and was not created by kube-l2tp; left alone`;
+        report.conflicts.push(error);
+        report.sessions.push(outcome(t, s, 'Error', error));
+        continue;
+      }
+      try {
+        await backend.ensureSession(s);
+        report.sessions.push(outcome(t, s, 'Up'));
+      } catch (e) {
+        const error = message(e);
+        report.sessions.push(outcome(t, s, 'Error', error));
+        log.error({ tunnelId, sessionId: s.sessionId, err: error }, 'session failed');
+      }
+    }
+  }
+  return report;
+}
+
+function outcome(t: DesiredTunnel, s: DesiredSession, state: ItemState, error?: string): SessionOutcome {
+  return {
+    tunnelId: t.spec.tunnelId,
+    sessionId: s.sessionId,
+    ifname: s.ifname,
+    mtu: s.mtu,
+    state,
+    ...(error !== undefined ? { error } : {}),
+    ...(s.pseudowire ? { pseudowire: s.pseudowire } : {}),
+  };
+}
+
+async function removeSession(backend: Backend, s: ObservedSession, report: ReconcileReport, log: Logger) {
+  try {
+    await backend.deleteSession(s.tunnelId, s.sessionId);
+    report.removed.push(`session ${s.tunnelId}/${s.sessionId} (${s.ifname})`);
+    log.info(
+      { tunnelId: s.tunnelId, sessionId: s.sessionId, ifname: s.ifname },
+      'removed session no longer desired',
+    );
+  } catch (e) {
+    log.error({ tunnelId: s.tunnelId, sessionId: s.sessionId, err: message(e) }, 'could not remove session');
+  }
+}
