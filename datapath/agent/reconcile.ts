@@ -3,12 +3,8 @@
 // harmless and a device deleted by hand is recreated on the next pass. Only objects carrying our
 // ownership marker are ever removed; a foreign device in our way is reported, not destroyed.
 import type { Logger } from '../../lib/log.js';
+import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import type { Backend, ObservedSession, SessionSpec, TunnelSpec } from '../backend/types.js';
-
-export interface PseudowireRef {
-  namespace: string;
-  name: string;
-}
 
 export interface DesiredSession extends SessionSpec {
   pseudowire?: PseudowireRef;

@@ -1,0 +1,152 @@
+// The node agent: makes this node's L2TPNodeState.spec real through a backend and reports what is
+// true in its status. One reconcile runs at a time; events only schedule the next pass.
+import type { L2TPNodeState, NodeStateStatus } from '../../lib/api/schemas.js';
+import type { Logger } from '../../lib/log.js';
+import type { Backend, SessionCounters } from '../backend/types.js';
+import { desiredFromSpec } from './desired.js';
+import type { AgentMetrics } from './metrics.js';
+import { reconcile, type DesiredState, type ReconcileReport } from './reconcile.js';
+import { ReportResolver } from './resolver.js';
+import { buildStatus, counterKey, statusChanged } from './status.js';
+import type { NodeStateSource } from './nodestate-source.js';
+
+export interface AgentOptions {
+  nodeName: string;
+  source: NodeStateSource;
+  backend: Backend;
+  backendReason: string;
+  metrics: AgentMetrics;
+  logger: Logger;
+  version: string;
+  underlayMtu?: number;
+  /** Full pass (repairs drift) even without events. */
+  resyncMs?: number;
+  /** Counters alone trigger a status write at most this often. */
+  counterIntervalMs?: number;
+  now?: () => Date;
+}
+
+const EMPTY: DesiredState = { tunnels: [] };
+
+export class Agent {
+  readonly resolver = new ReportResolver();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private lastWritten: NodeStateStatus | undefined;
+  private lastWriteAt = 0;
+  private lastError: { time: string; message: string } | undefined;
+  private passes = 0;
+
+  constructor(private readonly o: AgentOptions) {}
+
+  /** First pass, then watch + periodic resync. Resolves after the first pass. */
+  async start(): Promise<ReconcileReport | undefined> {
+    await this.kick();
+    this.o.source.watch(() => void this.kick());
+    this.schedule();
+    return this.report;
+  }
+
+  get report(): ReconcileReport | undefined {
+    return this.lastReport;
+  }
+  private lastReport: ReconcileReport | undefined;
+
+  get reconcilePasses(): number {
+    return this.passes;
+  }
+
+  /** Runs a pass now, or once more after the running one (events coalesce). */
+  kick(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass();
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private schedule() {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.kick().finally(() => this.schedule());
+    }, this.o.resyncMs ?? 10_000);
+  }
+
+  private async pass(): Promise<void> {
+    const log = this.o.logger;
+    const now = (this.o.now ?? (() => new Date()))();
+    let obj: L2TPNodeState | undefined;
+    try {
+      obj = await this.o.source.get();
+    } catch (e) {
+      // Without the API we keep what we have: never tear down on a read error.
+      log.warn({ err: String(e) }, 'cannot read the node state; keeping the current datapath');
+      this.o.metrics.reconciles.inc({ result: 'api_error' });
+      return;
+    }
+    const desired = obj?.spec
+      ? desiredFromSpec(obj.spec, { underlayMtu: this.o.underlayMtu ?? 1500 })
+      : EMPTY;
+    const report = await reconcile(this.o.backend, desired, log);
+    this.passes++;
+    this.lastReport = report;
+    this.resolver.update(report);
+
+    const counters = new Map<string, SessionCounters>();
+    for (const s of report.sessions) {
+      const c = await this.o.backend.counters(s.tunnelId, s.sessionId).catch(() => undefined);
+      if (c) counters.set(counterKey(s.tunnelId, s.sessionId), c);
+    }
+    this.o.metrics.setSessions(report.sessions, counters);
+    const failed =
+      report.sessions.find((s) => s.state === 'Error') ?? report.tunnels.find((t) => t.state === 'Error');
+    if (failed?.error) this.lastError = { time: now.toISOString(), message: failed.error };
+    this.o.metrics.reconciles.inc({ result: failed ? 'error' : 'ok' });
+    if (!obj) return; // nothing to report on: the operator removed this node's state
+
+    const status = buildStatus({
+      generation: obj.metadata.generation,
+      backend: this.o.backend.kind,
+      backendReason: this.o.backendReason,
+      agentVersion: this.o.version,
+      report,
+      counters,
+      lastError: this.lastError,
+      now: now.toISOString(),
+      previous: obj.status?.conditions,
+    });
+    const countersDue = now.getTime() - this.lastWriteAt >= (this.o.counterIntervalMs ?? 30_000);
+    if (statusChanged(this.lastWritten ?? obj.status, status) || countersDue) {
+      try {
+        await this.o.source.writeStatus(status);
+        this.lastWritten = status;
+        this.lastWriteAt = now.getTime();
+      } catch (e) {
+        log.warn({ err: String(e) }, 'status write failed; retrying on the next pass');
+      }
+    }
+  }
+
+  /**
+   * SIGTERM: stop reconciling and leave every device in place, so a rolling update of the agent
+   * never cuts pods off; the next agent adopts them.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.o.source.stop();
+    await this.running;
+    await this.o.backend.close({ keepDevices: true });
+  }
+}

@@ -1,0 +1,54 @@
+// L2TPNodeState.spec (operator vocabulary) -> what the backend must hold. Pure.
+import type { NodeStateSpec } from '../../lib/api/schemas.js';
+import { sessionMtu } from '../../lib/wire/session.js';
+import type { DesiredState } from './reconcile.js';
+
+export interface DesiredOptions {
+  /** Underlay MTU used when a session has no explicit MTU (the kernel derives it the same way). */
+  underlayMtu: number;
+}
+
+const cookieLength = (hex: string | undefined): 0 | 4 | 8 =>
+  hex === undefined ? 0 : hex.length === 8 ? 4 : 8;
+
+export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): DesiredState {
+  return {
+    tunnels: spec.tunnels.map((t) => ({
+      spec: {
+        tunnelId: t.tunnelId,
+        peerTunnelId: t.peerTunnelId,
+        encap: t.encap,
+        local: t.local,
+        remote: t.remote,
+        udpChecksum: t.udpChecksum,
+        ...(t.udpSourcePort !== undefined ? { udpSourcePort: t.udpSourcePort } : {}),
+        ...(t.udpDestinationPort !== undefined ? { udpDestinationPort: t.udpDestinationPort } : {}),
+      },
+      sessions: t.sessions.map((s) => ({
+        tunnelId: t.tunnelId,
+        sessionId: s.sessionId,
+        peerSessionId: s.peerSessionId,
+        ifname: s.ifname,
+        name: s.ifname,
+        l2specType: s.l2specType,
+        sendSequence: s.sendSequence,
+        requireSequence: s.requireSequence,
+        reorderTimeoutMs: s.reorderTimeoutMs,
+        ...(s.cookie !== undefined ? { cookie: s.cookie } : {}),
+        ...(s.peerCookie !== undefined ? { peerCookie: s.peerCookie } : {}),
+        mtu:
+          s.mtu ??
+          sessionMtu(
+            {
+              encap: t.encap,
+              ipv6: t.local.includes(':'),
+              cookieLength: cookieLength(s.cookie),
+              l2specType: s.l2specType,
+            },
+            opts.underlayMtu,
+          ),
+        pseudowire: s.pseudowire,
+      })),
+    })),
+  };
+}

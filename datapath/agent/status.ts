@@ -1,0 +1,97 @@
+// What the agent reports in L2TPNodeState.status, built from a reconcile report and the backend's
+// counters. Pure; the writer decides when to send it.
+import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
+import type { SessionCounters } from '../backend/types.js';
+import type { ReconcileReport } from './reconcile.js';
+
+export interface StatusInput {
+  generation: number | undefined;
+  backend: 'kernel' | 'userspace';
+  backendReason: string;
+  agentVersion: string;
+  report: ReconcileReport;
+  counters: Map<string, SessionCounters>;
+  lastError?: { time: string; message: string } | undefined;
+  now: string;
+  previous?: Condition[] | undefined;
+}
+
+export const counterKey = (tunnelId: number, sessionId: number) => `${tunnelId}/${sessionId}`;
+
+export function buildStatus(i: StatusInput): NodeStateStatus {
+  const sessions: NodeSessionStatus[] = i.report.sessions.map((s) => {
+    const c = i.counters.get(counterKey(s.tunnelId, s.sessionId));
+    return {
+      pseudowire: s.pseudowire ?? { namespace: '', name: '' },
+      tunnelId: s.tunnelId,
+      sessionId: s.sessionId,
+      ifname: s.ifname,
+      state: s.state === 'Error' ? 'Failed' : s.state,
+      mtu: s.mtu,
+      ...(s.error !== undefined ? { message: s.error } : {}),
+      ...(c ? { counters: { ...c, drops: { ...c.drops } as Record<string, number> } } : {}),
+    };
+  });
+  const failed = sessions.filter((s) => s.state === 'Failed');
+  const failedTunnels = i.report.tunnels.filter((t) => t.state === 'Error');
+  const ready = failed.length === 0 && failedTunnels.length === 0;
+  const conditions = [
+    condition(i.previous, i.now, i.generation, {
+      type: 'Ready',
+      status: ready ? 'True' : 'False',
+      reason: ready ? 'Reconciled' : 'SessionsFailed',
+      message: ready
+        ? `${sessions.length} sessions up on the ${i.backend} backend`
+        : `${failed.length + failedTunnels.length} of ${sessions.length + i.report.tunnels.length} items failed`,
+    }),
+    condition(i.previous, i.now, i.generation, {
+      type: 'Degraded',
+      status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
+      reason: i.report.conflicts.length > 0 ? 'ForeignDevice' : ready ? 'AsExpected' : 'SessionsFailed',
+      message:
+        i.report.conflicts.join('; ') || (ready ? 'no problems' : (failed[0]?.message ?? 'tunnel failed')),
+    }),
+  ];
+  return {
+    ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
+    backend: i.backend,
+    backendReason: i.backendReason,
+    agentVersion: i.agentVersion,
+    tunnels: i.report.tunnels.map((t) => ({
+      name: String(t.tunnelId),
+      tunnelId: t.tunnelId,
+      state: t.state === 'Error' ? 'Failed' : 'Ready',
+      ...(t.error !== undefined ? { message: t.error } : {}),
+    })),
+    sessions,
+    ...(i.lastError ? { lastError: i.lastError } : {}),
+    conditions,
+  };
+}
+
+/** A condition keeps its lastTransitionTime while its status does not change. */
+function condition(
+  previous: Condition[] | undefined,
+  now: string,
+  generation: number | undefined,
+  c: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>,
+): Condition {
+  const old = previous?.find((p) => p.type === c.type);
+  return {
+    ...c,
+    lastTransitionTime:
+      old && old.status === c.status && old.lastTransitionTime ? old.lastTransitionTime : now,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+}
+
+/**
+ * Whether a new status is worth a write: anything but counters changed, or counters are older
+ * than the counter interval. Keeps a busy node from flooding the API server.
+ */
+export function statusChanged(a: NodeStateStatus | undefined, b: NodeStateStatus): boolean {
+  if (!a) return true;
+  const strip = (s: NodeStateStatus) =>
+    JSON.stringify({ ...s, sessions: s.sessions?.map(({ counters: _c, ...rest }) => rest) });
+  return strip(a) !== strip(b);
+}
