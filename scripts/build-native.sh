@@ -11,7 +11,7 @@ if [ ! -f "$NODEDIR/include/node/node_api.h" ]; then
   echo "build-native: no Node headers under $NODEDIR/include/node (install nodejs headers, e.g. Debian's libnode-dev, or set npm_config_nodedir)" >&2
   exit 1
 fi
-GYP=node_modules/.bin/node-gyp
+GYP=$PWD/node_modules/.bin/node-gyp
 [ -x "$GYP" ] || GYP="node ${npm_config_node_gyp:?node-gyp not found}"
 if [ -f datapath/native/binding.gyp ]; then
   (cd datapath/native && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)

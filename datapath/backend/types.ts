@@ -4,6 +4,12 @@ import type { SessionParams, TunnelParams } from '../../lib/wire/session.js';
 
 export type BackendKind = 'kernel' | 'userspace';
 
+/** What every backend factory receives. Faults are reported through onFault, never swallowed. */
+export interface BackendOptions {
+  logger: import('../../lib/log.js').Logger;
+  onFault?: (f: BackendFault) => void;
+}
+
 export type TunnelSpec = TunnelParams;
 
 export interface SessionSpec extends SessionParams {
@@ -37,6 +43,23 @@ export interface SessionCounters {
   drops: Partial<Record<DropReason, number>>;
 }
 
+/** Per-tunnel receive counters: drops that happen before a session is known (unknown session,
+ * truncated, bad version, control). */
+export interface TunnelCounters {
+  rxPackets: number;
+  drops: Partial<Record<DropReason, number>>;
+}
+
+/** A datapath failure seen after setup (a pump thread stopped, a device vanished). */
+export interface BackendFault {
+  tunnelId: number;
+  /** 0 when the fault concerns the whole tunnel. */
+  sessionId: number;
+  /** The tunnel stopped forwarding. */
+  fatal: boolean;
+  message: string;
+}
+
 export interface ObservedTunnel {
   tunnelId: number;
   /** Present when the backend can read the full parameters back (kernel dump, userspace state). */
@@ -66,6 +89,8 @@ export interface Backend {
   ensureSession(spec: SessionSpec): Promise<void>;
   deleteSession(tunnelId: number, sessionId: number): Promise<void>;
   counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined>;
+  /** Tunnel-level receive counters, where the backend has them. */
+  tunnelCounters?(tunnelId: number): Promise<TunnelCounters | undefined>;
   /**
    * Stop the backend. keepDevices: leave devices (persistent TAPs, kernel sessions) in place so a
    * restarted process adopts them (rolling update); otherwise remove everything this backend owns.

@@ -1,0 +1,211 @@
+// The userspace backend: a persistent TAP per session and a native pump per tunnel socket.
+// Level-triggered like the kernel backend: ensureX converges, deleteX of something absent succeeds.
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from '../../../lib/log.js';
+import { cookieBytes } from '../../../lib/wire/session.js';
+import {
+  DROP_REASONS,
+  type Backend,
+  type BackendOptions,
+  type DropReason,
+  type ObservedSession,
+  type ObservedTunnel,
+  type SessionCounters,
+  type SessionSpec,
+  type TunnelCounters,
+  type TunnelSpec,
+} from '../types.js';
+import { loadPump, type NativePump, type PumpEvent, type TunnelHandle } from './native.js';
+import { configureTap, deleteLink, getLink, listTaps } from './tap.js';
+
+interface TunnelState {
+  spec: TunnelSpec;
+  handle: TunnelHandle;
+  sessions: Map<number, SessionSpec>;
+  failed?: string;
+}
+
+function dropRecord(drops: number[]): Partial<Record<DropReason, number>> {
+  const r: Partial<Record<DropReason, number>> = {};
+  DROP_REASONS.forEach((reason, i) => {
+    const n = drops[i] ?? 0;
+    if (n > 0) r[reason] = n;
+  });
+  return r;
+}
+
+export class UserspaceBackend implements Backend {
+  readonly kind = 'userspace' as const;
+  private readonly tunnels = new Map<number, TunnelState>();
+  private readonly pump: NativePump;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: BackendOptions) {
+    this.pump = loadPump();
+    this.log = opts.logger;
+  }
+
+  private onPumpEvent(tunnelId: number, e: PumpEvent): void {
+    const fault = { tunnelId, sessionId: e.sessionId, fatal: e.fatal, message: e.message };
+    this.log.error(fault, 'datapath pump fault');
+    const t = this.tunnels.get(tunnelId);
+    if (t && e.fatal) t.failed = e.message;
+    this.opts.onFault?.(fault);
+  }
+
+  async listTunnels(): Promise<ObservedTunnel[]> {
+    return [...this.tunnels.values()].map((t) => ({
+      tunnelId: t.spec.tunnelId,
+      params: t.spec,
+      owned: true,
+    }));
+  }
+
+  async listSessions(): Promise<ObservedSession[]> {
+    const taps = await listTaps();
+    const out: ObservedSession[] = [];
+    for (const tap of taps) {
+      if (!tap.owner) continue; // never report (or adopt) a TAP that kube-l2tp did not create
+      const live = this.tunnels.get(tap.owner.tunnelId)?.sessions.get(tap.owner.sessionId);
+      const s: ObservedSession = {
+        tunnelId: tap.owner.tunnelId,
+        sessionId: tap.owner.sessionId,
+        ifname: tap.ifname,
+        ifindex: tap.ifindex,
+        up: tap.up,
+        mtu: tap.mtu,
+        owned: true,
+      };
+      if (live) {
+        const { tunnelId: _t, ifname: _i, ...params } = live;
+        s.params = params;
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
+  async ensureTunnel(spec: TunnelSpec): Promise<void> {
+    const cur = this.tunnels.get(spec.tunnelId);
+    if (cur && isDeepStrictEqual(cur.spec, spec) && cur.failed === undefined) return;
+    const sessions = [...(cur?.sessions.values() ?? [])];
+    if (cur) {
+      // Parameters changed (or the pump failed): rebuild the socket, keep the TAPs and reattach them.
+      this.pump.closeTunnel(cur.handle, true);
+      this.tunnels.delete(spec.tunnelId);
+    }
+    const family = spec.local.includes(':') ? 6 : 4;
+    const cfg = {
+      encap: spec.encap,
+      family,
+      local: spec.local,
+      remote: spec.remote,
+      udpChecksum: spec.udpChecksum,
+      ...(spec.udpSourcePort !== undefined ? { localPort: spec.udpSourcePort } : {}),
+      ...(spec.udpDestinationPort !== undefined ? { remotePort: spec.udpDestinationPort } : {}),
+    } as const;
+    const handle = this.pump.createTunnel(cfg, (e) => this.onPumpEvent(spec.tunnelId, e));
+    this.tunnels.set(spec.tunnelId, { spec, handle, sessions: new Map() });
+    this.log.info(
+      { tunnelId: spec.tunnelId, encap: spec.encap, local: spec.local, remote: spec.remote },
+      'tunnel up',
+    );
+    for (const s of sessions) await this.ensureSession(s);
+  }
+
+  async deleteTunnel(tunnelId: number): Promise<void> {
+    const t = this.tunnels.get(tunnelId);
+    if (!t) return;
+    this.pump.closeTunnel(t.handle, false);
+    this.tunnels.delete(tunnelId);
+    this.log.info({ tunnelId }, 'tunnel deleted');
+  }
+
+  async ensureSession(spec: SessionSpec): Promise<void> {
+    const t = this.tunnels.get(spec.tunnelId);
+    if (!t) throw new Error(`tunnel ${spec.tunnelId} does not exist`);
+    const cur = t.sessions.get(spec.sessionId);
+    if (cur && isDeepStrictEqual(cur, spec)) return;
+    if (cur) {
+      this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);
+      t.sessions.delete(spec.sessionId);
+    }
+    const existing = await getLink(spec.ifname);
+    if (existing) {
+      const mine = existing.owner?.tunnelId === spec.tunnelId && existing.owner.sessionId === spec.sessionId;
+      if (existing.kind !== 'tun' || !mine) {
+        throw new Error(`interface ${spec.ifname} already exists and is not this session's kube-l2tp TAP`);
+      }
+    }
+    const tap = this.pump.openTap(spec.ifname); // creates it, or reattaches to the persistent one
+    try {
+      await configureTap(tap.name, spec.tunnelId, spec.sessionId, spec.mtu);
+      this.pump.addSession(t.handle, {
+        sessionId: spec.sessionId,
+        peerSessionId: spec.peerSessionId,
+        cookie: cookieBytes(spec.cookie),
+        peerCookie: cookieBytes(spec.peerCookie),
+        l2specLength: spec.l2specType === 'default' ? 4 : 0,
+        sendSequence: spec.sendSequence,
+        requireSequence: spec.requireSequence,
+        tapFd: tap.fd,
+      });
+    } catch (err) {
+      if (!existing) this.pump.setTapPersist(tap.fd, false); // created here: do not leave it behind
+      this.pump.closeFd(tap.fd);
+      throw err;
+    }
+    t.sessions.set(spec.sessionId, spec);
+    this.log.info(
+      {
+        tunnelId: spec.tunnelId,
+        sessionId: spec.sessionId,
+        ifname: tap.name,
+        mtu: spec.mtu,
+        adopted: !!existing,
+      },
+      existing ? 'session reattached to existing TAP' : 'session up',
+    );
+  }
+
+  async deleteSession(tunnelId: number, sessionId: number): Promise<void> {
+    const t = this.tunnels.get(tunnelId);
+    if (t?.sessions.has(sessionId)) {
+      this.pump.removeSession(t.handle, sessionId, false);
+      t.sessions.delete(sessionId);
+      this.log.info({ tunnelId, sessionId }, 'session deleted');
+      return;
+    }
+    // Not attached in this process: remove a TAP left by an earlier run, if it is ours.
+    for (const tap of await listTaps()) {
+      if (tap.owner?.tunnelId === tunnelId && tap.owner.sessionId === sessionId) await deleteLink(tap.ifname);
+    }
+  }
+
+  async counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined> {
+    const t = this.tunnels.get(tunnelId);
+    const c = t && this.pump.sessionCounters(t.handle, sessionId);
+    if (!c) return undefined;
+    const { drops, ...rest } = c;
+    return { ...rest, drops: dropRecord(drops) };
+  }
+
+  async tunnelCounters(tunnelId: number): Promise<TunnelCounters | undefined> {
+    const t = this.tunnels.get(tunnelId);
+    if (!t) return undefined;
+    const c = this.pump.tunnelCounters(t.handle);
+    return { rxPackets: c.rxPackets, drops: dropRecord(c.drops) };
+  }
+
+  async close(opts: { keepDevices: boolean }): Promise<void> {
+    for (const [id, t] of this.tunnels) {
+      this.pump.closeTunnel(t.handle, opts.keepDevices);
+      this.tunnels.delete(id);
+    }
+    this.log.info({ keepDevices: opts.keepDevices }, 'userspace backend closed');
+  }
+}
+
+export function createUserspaceBackend(opts: BackendOptions): Backend {
+  return new UserspaceBackend(opts);
+}

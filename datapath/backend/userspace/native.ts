@@ -1,0 +1,84 @@
+// Loads the N-API pump (datapath/native, compiled at install time by node-gyp) and types its surface.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface PumpEvent {
+  /** The tunnel's threads stopped: the tunnel no longer forwards. */
+  fatal: boolean;
+  /** 0 when the event concerns the tunnel socket. */
+  sessionId: number;
+  errno: number;
+  message: string;
+}
+
+export interface NativeTunnelConfig {
+  encap: 'udp' | 'ip';
+  family: 4 | 6;
+  local: string;
+  remote: string;
+  localPort?: number;
+  remotePort?: number;
+  udpChecksum: boolean;
+}
+
+export interface NativeSessionConfig {
+  sessionId: number;
+  peerSessionId: number;
+  cookie?: Buffer;
+  peerCookie?: Buffer;
+  l2specLength: 0 | 4;
+  sendSequence: boolean;
+  requireSequence: boolean;
+  tapFd: number;
+}
+
+export interface NativeSessionCounters {
+  txPackets: number;
+  txBytes: number;
+  txErrors: number;
+  rxPackets: number;
+  rxBytes: number;
+  rxErrors: number;
+  /** Indexed like DROP_REASONS. */
+  drops: number[];
+}
+
+declare const tunnelBrand: unique symbol;
+export type TunnelHandle = { readonly [tunnelBrand]: true };
+
+export interface NativePump {
+  openTap(name: string): { fd: number; name: string };
+  setTapPersist(fd: number, persist: boolean): void;
+  closeFd(fd: number): void;
+  createTunnel(cfg: NativeTunnelConfig, onEvent: (e: PumpEvent) => void): TunnelHandle;
+  addSession(h: TunnelHandle, cfg: NativeSessionConfig): void;
+  removeSession(h: TunnelHandle, sessionId: number, keepDevice: boolean): boolean;
+  sessionCounters(h: TunnelHandle, sessionId: number): NativeSessionCounters | undefined;
+  tunnelCounters(h: TunnelHandle): { rxPackets: number; drops: number[] };
+  closeTunnel(h: TunnelHandle, keepDevices: boolean): void;
+}
+
+/** The package root: the nearest ancestor of this file holding package.json (works from dist/ too). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('kube-l2tp package root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+let cached: NativePump | undefined;
+
+export function loadPump(): NativePump {
+  if (cached) return cached;
+  const file = join(packageRoot(), 'datapath', 'native', 'build', 'Release', 'l2tp_pump.node');
+  if (!existsSync(file)) {
+    throw new Error(`native pump not built (${file} missing): run "npm install" or scripts/build-native.sh`);
+  }
+  cached = createRequire(import.meta.url)(file) as NativePump;
+  return cached;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// kube-l2tp-datapath: the node datapath. Subcommands:
+//   static --config FILE [--backend ...]   bring up the tunnels/sessions of a file until SIGTERM
+// (the node agent subcommand is added to the same table)
+import { createLogger, type Logger } from '../lib/log.js';
+import { STATIC_USAGE, UsageError, staticCommand } from './static/command.js';
+
+export interface Subcommand {
+  usage: string;
+  run(argv: string[], logger: Logger): Promise<number>;
+}
+
+export const SUBCOMMANDS: Record<string, Subcommand> = {
+  static: { usage: STATIC_USAGE, run: staticCommand },
+};
+
+function usage(): string {
+  return `usage: kube-l2tp-datapath <command> ...\n${Object.values(SUBCOMMANDS)
+    .map((c) => `  kube-l2tp-datapath ${c.usage}`)
+    .join('\n')}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const cmd = name === undefined ? undefined : SUBCOMMANDS[name];
+  if (!cmd) {
+    console.error(usage());
+    return 2;
+  }
+  const logger = createLogger({ name: `datapath-${name}` });
+  try {
+    return await cmd.run(rest, logger);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`${(err as Error).message}\n${usage()}`);
+      return 2;
+    }
+    logger.error({ err }, 'datapath failed');
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

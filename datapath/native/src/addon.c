@@ -1,0 +1,352 @@
+/* N-API surface of the pump. The JS side owns configuration and lifecycle; this file only converts
+ * arguments, and forwards pump-thread events to a JS callback through a threadsafe function.
+ *
+ *   openTap(name) -> { fd, name }            create or reattach a persistent TAP (offloads reset)
+ *   setTapPersist(fd, bool), closeFd(fd)
+ *   createTunnel(cfg, onEvent) -> handle     onEvent({ fatal, sessionId, errno, message })
+ *   addSession(handle, cfg)                   takes ownership of cfg.tapFd
+ *   removeSession(handle, sessionId, keepDevice)
+ *   sessionCounters(handle, sessionId) -> { txPackets, ..., drops: number[] } | undefined
+ *   tunnelCounters(handle) -> { rxPackets, drops: number[] }
+ *   closeTunnel(handle, keepDevices)
+ */
+#include <errno.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pump.h"
+#include "tap.h"
+
+#define CHECK(call)                                                                                            \
+  do {                                                                                                         \
+    if ((call) != napi_ok) {                                                                                   \
+      napi_throw_error(env, NULL, "napi call failed: " #call);                                                 \
+      return NULL;                                                                                             \
+    }                                                                                                          \
+  } while (0)
+
+struct handle {
+  struct tunnel *t;
+  napi_threadsafe_function tsfn;
+};
+
+struct event {
+  int fatal, err;
+  uint32_t session_id;
+  char what[64];
+};
+
+static napi_value throw_errno(napi_env env, int err, const char *what) {
+  char msg[192];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err < 0 ? -err : err));
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static int get_prop(napi_env env, napi_value obj, const char *key, napi_value *out) {
+  bool has = false;
+  if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has) return 0;
+  if (napi_get_named_property(env, obj, key, out) != napi_ok) return 0;
+  napi_valuetype t;
+  napi_typeof(env, *out, &t);
+  return t != napi_undefined && t != napi_null;
+}
+static uint32_t prop_u32(napi_env env, napi_value obj, const char *key, uint32_t dflt) {
+  napi_value v;
+  uint32_t r = dflt;
+  if (get_prop(env, obj, key, &v)) napi_get_value_uint32(env, v, &r);
+  return r;
+}
+static int prop_bool(napi_env env, napi_value obj, const char *key) {
+  napi_value v;
+  bool r = false;
+  if (get_prop(env, obj, key, &v)) napi_get_value_bool(env, v, &r);
+  return r;
+}
+static void prop_str(napi_env env, napi_value obj, const char *key, char *out, size_t len) {
+  napi_value v;
+  size_t n = 0;
+  out[0] = 0;
+  if (get_prop(env, obj, key, &v)) napi_get_value_string_utf8(env, v, out, len, &n);
+}
+/* Copies a Buffer property (0, 4 or 8 bytes) into out; returns its length or -1. */
+static int prop_bytes(napi_env env, napi_value obj, const char *key, uint8_t *out) {
+  napi_value v;
+  if (!get_prop(env, obj, key, &v)) return 0;
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return -1;
+  if (len != 0 && len != 4 && len != 8) return -1;
+  memcpy(out, data, len);
+  return (int)len;
+}
+static void set_num(napi_env env, napi_value obj, const char *key, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  napi_set_named_property(env, obj, key, v);
+}
+static napi_value drops_array(napi_env env, const uint64_t *drops) {
+  napi_value arr;
+  napi_create_array_with_length(env, DROP_COUNT, &arr);
+  for (uint32_t i = 0; i < DROP_COUNT; i++) {
+    napi_value v;
+    napi_create_double(env, (double)drops[i], &v);
+    napi_set_element(env, arr, i, v);
+  }
+  return arr;
+}
+
+static struct handle *get_handle(napi_env env, napi_value v) {
+  struct handle *h = NULL;
+  if (napi_get_value_external(env, v, (void **)&h) != napi_ok || !h || !h->t) {
+    napi_throw_error(env, NULL, "tunnel handle is closed or invalid");
+    return NULL;
+  }
+  return h;
+}
+
+static napi_value open_tap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[64] = {0}, actual[64] = {0};
+  size_t n;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  int fd = tap_open(name, actual, sizeof actual);
+  if (fd < 0) return throw_errno(env, fd, "open TAP");
+  napi_value res, v;
+  napi_create_object(env, &res);
+  set_num(env, res, "fd", fd);
+  napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, res, "name", v);
+  return res;
+}
+
+static napi_value set_tap_persist(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  bool p;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_bool(env, argv[1], &p));
+  int rc = tap_set_persist(fd, p);
+  if (rc < 0) return throw_errno(env, rc, "TUNSETPERSIST");
+  return NULL;
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  close(fd);
+  return NULL;
+}
+
+/* Runs on the JS thread for each event posted by a pump thread. */
+static void call_js(napi_env env, napi_value cb, void *ctx, void *data) {
+  struct event *e = data;
+  if (env && cb) {
+    napi_value obj, v, undef;
+    napi_create_object(env, &obj);
+    napi_get_boolean(env, e->fatal, &v);
+    napi_set_named_property(env, obj, "fatal", v);
+    set_num(env, obj, "sessionId", e->session_id);
+    set_num(env, obj, "errno", e->err);
+    char msg[192];
+    snprintf(msg, sizeof msg, "%s: %s", e->what, strerror(e->err));
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, obj, "message", v);
+    napi_get_undefined(env, &undef);
+    napi_call_function(env, undef, cb, 1, &obj, NULL);
+  }
+  free(e);
+}
+
+/* Called on a pump thread: never blocks, allocates only for the (rare) event. */
+static void post_event(void *ctx, int fatal, uint32_t session_id, int err, const char *what) {
+  struct handle *h = ctx;
+  struct event *e = malloc(sizeof *e);
+  if (!e) return;
+  e->fatal = fatal, e->err = err, e->session_id = session_id;
+  snprintf(e->what, sizeof e->what, "%s", what);
+  if (napi_call_threadsafe_function(h->tsfn, e, napi_tsfn_nonblocking) != napi_ok) free(e);
+}
+
+static void finalize_handle(napi_env env, void *data, void *hint) {
+  struct handle *h = data;
+  if (h->t) {
+    tunnel_destroy(h->t, 1); /* garbage-collected while open: keep devices, never delete silently */
+    napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
+  }
+  free(h);
+}
+
+static napi_value create_tunnel(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunnel_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  char encap[8];
+  prop_str(env, argv[0], "encap", encap, sizeof encap);
+  cfg.udp = strcmp(encap, "ip") != 0;
+  cfg.family = prop_u32(env, argv[0], "family", 4) == 6 ? AF_INET6 : AF_INET;
+  prop_str(env, argv[0], "local", cfg.local, sizeof cfg.local);
+  prop_str(env, argv[0], "remote", cfg.remote, sizeof cfg.remote);
+  cfg.local_port = (uint16_t)prop_u32(env, argv[0], "localPort", 0);
+  cfg.remote_port = (uint16_t)prop_u32(env, argv[0], "remotePort", 0);
+  cfg.udp_checksum = prop_bool(env, argv[0], "udpChecksum");
+
+  struct handle *h = calloc(1, sizeof *h);
+  if (!h) return throw_errno(env, ENOMEM, "calloc");
+  napi_value name;
+  napi_create_string_utf8(env, "kube-l2tp-pump", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &h->tsfn) !=
+      napi_ok) {
+    free(h);
+    napi_throw_error(env, NULL, "cannot create threadsafe function");
+    return NULL;
+  }
+  int err = 0;
+  const char *what = "";
+  h->t = tunnel_create(&cfg, post_event, h, &err, &what);
+  if (!h->t) {
+    napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
+    free(h);
+    return throw_errno(env, err, what);
+  }
+  napi_value ext;
+  CHECK(napi_create_external(env, h, finalize_handle, NULL, &ext));
+  return ext;
+}
+
+static napi_value add_session(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  struct l2tp_session *s = calloc(1, sizeof *s);
+  if (!s) return throw_errno(env, ENOMEM, "calloc");
+  napi_value o = argv[1];
+  s->session_id = prop_u32(env, o, "sessionId", 0);
+  s->peer_session_id = prop_u32(env, o, "peerSessionId", 0);
+  int cl = prop_bytes(env, o, "cookie", s->cookie);
+  int pcl = prop_bytes(env, o, "peerCookie", s->peer_cookie);
+  if (cl < 0 || pcl < 0 || s->session_id == 0 || s->peer_session_id == 0) {
+    free(s);
+    napi_throw_error(env, NULL, "invalid session parameters");
+    return NULL;
+  }
+  s->cookie_len = (uint8_t)cl;
+  s->peer_cookie_len = (uint8_t)pcl;
+  s->l2spec_len = prop_u32(env, o, "l2specLength", 4) ? 4 : 0;
+  s->send_seq = (uint8_t)prop_bool(env, o, "sendSequence");
+  s->recv_seq = (uint8_t)prop_bool(env, o, "requireSequence");
+  s->tap_fd = (int)prop_u32(env, o, "tapFd", (uint32_t)-1);
+  int rc = tunnel_add_session(h->t, s);
+  if (rc < 0) {
+    free(s);
+    return throw_errno(env, rc, "add session");
+  }
+  return NULL;
+}
+
+static napi_value remove_session(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  uint32_t sid;
+  bool keep = false;
+  CHECK(napi_get_value_uint32(env, argv[1], &sid));
+  if (argc > 2) napi_get_value_bool(env, argv[2], &keep);
+  napi_value r;
+  napi_get_boolean(env, tunnel_remove_session(h->t, sid, keep) == 0, &r);
+  return r;
+}
+
+static napi_value session_counters(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  uint32_t sid;
+  CHECK(napi_get_value_uint32(env, argv[1], &sid));
+  struct l2tp_counters c;
+  if (tunnel_session_counters(h->t, sid, &c) < 0) return NULL;
+  napi_value o;
+  napi_create_object(env, &o);
+  set_num(env, o, "txPackets", (double)c.tx_packets);
+  set_num(env, o, "txBytes", (double)c.tx_bytes);
+  set_num(env, o, "txErrors", (double)c.tx_errors);
+  set_num(env, o, "rxPackets", (double)c.rx_packets);
+  set_num(env, o, "rxBytes", (double)c.rx_bytes);
+  set_num(env, o, "rxErrors", (double)c.rx_errors);
+  napi_set_named_property(env, o, "drops", drops_array(env, c.drops));
+  return o;
+}
+
+static napi_value tunnel_counters_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  struct tunnel_counters c;
+  tunnel_counters(h->t, &c);
+  napi_value o;
+  napi_create_object(env, &o);
+  set_num(env, o, "rxPackets", (double)c.rx_packets);
+  napi_set_named_property(env, o, "drops", drops_array(env, c.drops));
+  return o;
+}
+
+static napi_value close_tunnel(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok || !h) return NULL;
+  if (!h->t) return NULL; /* already closed */
+  bool keep = false;
+  if (argc > 1) napi_get_value_bool(env, argv[1], &keep);
+  tunnel_destroy(h->t, keep);
+  h->t = NULL;
+  napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {
+      {"openTap", open_tap},
+      {"setTapPersist", set_tap_persist},
+      {"closeFd", close_fd},
+      {"createTunnel", create_tunnel},
+      {"addSession", add_session},
+      {"removeSession", remove_session},
+      {"sessionCounters", session_counters},
+      {"tunnelCounters", tunnel_counters_js},
+      {"closeTunnel", close_tunnel},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    CHECK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
+    CHECK(napi_set_named_property(env, exports, fns[i].name, f));
+  }
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,36 @@
+#include "tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+int tap_open(const char *name, char *out, size_t outlen) {
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;
+  if (ioctl(fd, TUNSETPERSIST, 1) < 0) goto fail;
+  /* Offload flags belong to the device and outlive the process that set them: a previous run (or
+   * another program) may have left TSO/checksum offload on, which this frame-by-frame path cannot
+   * honour. Set them explicitly on every attach. */
+  if (ioctl(fd, TUNSETOFFLOAD, 0) < 0) goto fail;
+  strncpy(out, ifr.ifr_name, outlen - 1);
+  out[outlen - 1] = 0;
+  return fd;
+fail: {
+  int e = errno;
+  close(fd);
+  return -e;
+}
+}
+
+int tap_set_persist(int fd, int persist) {
+  return ioctl(fd, TUNSETPERSIST, persist ? 1 : 0) < 0 ? -errno : 0;
+}

@@ -1,0 +1,11 @@
+/* TAP devices: one per session, persistent (TUNSETPERSIST) so that a restarted process reattaches to
+ * the same netdev and the pod-side links (bridge ports, addresses) survive. */
+#ifndef KL2TP_TAP_H
+#define KL2TP_TAP_H
+#include <stddef.h>
+
+/* Open (create or reattach to) TAP `name`, non-blocking, persistent, offloads reset to none.
+ * On success returns the fd and writes the actual name to out (IFNAMSIZ); on failure -errno. */
+int tap_open(const char *name, char *out, size_t outlen);
+int tap_set_persist(int fd, int persist);
+#endif

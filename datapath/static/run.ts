@@ -1,0 +1,55 @@
+// Static mode: bring up the tunnels and sessions of a file, keep them until asked to stop (SIGTERM,
+// SIGINT) or until the datapath fails, then remove what was created.
+import type { Logger } from '../../lib/log.js';
+import type { Backend, BackendFault } from '../backend/types.js';
+import type { StaticConfig } from './config.js';
+import { makePlan, type PlanEnv } from './plan.js';
+
+export interface StaticRunDeps {
+  backend: Backend;
+  logger: Logger;
+  env: PlanEnv;
+  /** Resolves when the runner should stop; the value is the reason. */
+  stop: Promise<string>;
+  /** Resolves on the first fatal datapath fault. */
+  fault: Promise<BackendFault>;
+}
+
+/** Returns the process exit code: 0 after a requested stop, 1 after a fault or a failed setup. */
+export async function runStatic(cfg: StaticConfig, deps: StaticRunDeps): Promise<number> {
+  const { backend, logger } = deps;
+  let code = 0;
+  try {
+    const plan = await makePlan(cfg, deps.env);
+    for (const t of plan.tunnels) await backend.ensureTunnel(t);
+    for (const s of plan.sessions) await backend.ensureSession(s);
+    logger.info(
+      {
+        backend: backend.kind,
+        sessions: plan.sessions.map((s) => ({
+          tunnelId: s.tunnelId,
+          sessionId: s.sessionId,
+          ifname: s.ifname,
+          mtu: s.mtu,
+        })),
+      },
+      'ready',
+    );
+    const outcome = await Promise.race([
+      deps.stop.then((reason) => ({ stop: reason })),
+      deps.fault.then((f) => ({ fault: f })),
+    ]);
+    if ('fault' in outcome) {
+      logger.error({ fault: outcome.fault }, 'datapath failed; shutting down');
+      code = 1;
+    } else {
+      logger.info({ reason: outcome.stop }, 'stopping');
+    }
+  } catch (err) {
+    logger.error({ err }, 'static setup failed');
+    code = 1;
+  }
+  await backend.close({ keepDevices: false });
+  logger.info('removed everything this run created');
+  return code;
+}
