@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compiles the native parts at install time (npm's "install" hook, also callable by hand):
 #   datapath/native  the N-API packet pump, by node-gyp against the installed Node headers
+#   lib/netlink/native  the N-API netlink socket (kernel backend), the same way
 #   cmd/cni/shim     the CNI executable (plain C, no Node at run time)
 # node-gyp cannot download headers on machines without internet: point it at the prefix of the
 # running node, whose include/node holds them.
@@ -15,6 +16,9 @@ GYP=$PWD/node_modules/.bin/node-gyp
 [ -x "$GYP" ] || GYP="node ${npm_config_node_gyp:?node-gyp not found}"
 if [ -f datapath/native/binding.gyp ]; then
   (cd datapath/native && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
+fi
+if [ -f lib/netlink/native/binding.gyp ]; then
+  (cd lib/netlink/native && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
 fi
 if [ -f cmd/cni/shim/Makefile ]; then
   make -s -C cmd/cni/shim

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "netlink_socket",
+      "sources": ["netlink_socket.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    }
+  ]
+}

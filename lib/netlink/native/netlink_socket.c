@@ -1,0 +1,260 @@
+/*
+ * The smallest native piece kube-l2tp needs to speak netlink: Node has no AF_NETLINK sockets.
+ *
+ * Why this and not a dependency: the npm "netlink" package is old, thin and unmaintained, and does
+ * not know the l2tp family; libnl/libmnl bindings would pull a C library and its ABI into every
+ * node image. Netlink messages are plain bytes, so ALL encoding and decoding (nlmsghdr, genlmsghdr,
+ * attributes, nested stats, errors/extended ACK, multipart dumps) lives in TypeScript
+ * (the .ts files of lib/netlink), where it is pure and unit-tested against captured kernel bytes. This file only
+ * opens a socket, sends one request buffer and collects the reply datagrams until the request is
+ * answered. It looks at no more than the 16-byte nlmsghdr of each reply (type and seq), to know
+ * when to stop reading: NLMSG_DONE (end of a dump) or NLMSG_ERROR (error or ACK; the TypeScript
+ * side always asks for an ACK) with the request's sequence number.
+ *
+ * The blocking send/recv runs in napi_async_work (the libuv thread pool), so the event loop is never
+ * blocked; callers serialise requests per socket (lib/netlink/socket.ts).
+ *
+ * API: open(protocol) -> fd; transact(fd, request Buffer) -> Promise<Buffer[]>; close(fd).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/netlink.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define RECV_BUF (64 * 1024)
+#define MAX_REPLY (64 * 1024 * 1024)
+
+#define CHECK(env, call)                                                                           \
+  do {                                                                                             \
+    if ((call) != napi_ok) {                                                                       \
+      napi_throw_error((env), NULL, "napi call failed: " #call);                                   \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_value e, m, code;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, NULL, m, &e);
+  napi_create_int32(env, err, &code);
+  napi_set_named_property(env, e, "errno", code);
+  napi_throw(env, e);
+  return NULL;
+}
+
+static napi_value nl_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t proto;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &proto) != napi_ok) {
+    napi_throw_type_error(env, NULL, "open(protocol: number)");
+    return NULL;
+  }
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
+  if (fd < 0) return throw_errno(env, "socket(AF_NETLINK)", errno);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "bind(AF_NETLINK)", e);
+  }
+  int one = 1;
+  /* extended ACKs carry the attribute at fault; strict checking makes dumps honour filters */
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  /* a request the kernel never answers must not hang a thread-pool thread forever */
+  struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  napi_value r;
+  CHECK(env, napi_create_int32(env, fd, &r));
+  return r;
+}
+
+static napi_value nl_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "close(fd: number)");
+    return NULL;
+  }
+  close(fd);
+  return NULL;
+}
+
+typedef struct {
+  int fd;
+  char *req;
+  size_t req_len;
+  uint32_t seq;
+  /* replies: datagrams concatenated, with their lengths */
+  char *out;
+  size_t out_len, out_cap;
+  size_t *lens;
+  size_t n, lens_cap;
+  int err; /* errno of a failed syscall, 0 when fine */
+  const char *what;
+  napi_deferred deferred;
+  napi_async_work work;
+} transact_t;
+
+static int push(transact_t *t, const char *buf, size_t len) {
+  if (t->out_len + len > MAX_REPLY) return ENOBUFS;
+  if (t->out_len + len > t->out_cap) {
+    size_t cap = t->out_cap ? t->out_cap : RECV_BUF;
+    while (cap < t->out_len + len) cap *= 2;
+    char *p = realloc(t->out, cap);
+    if (!p) return ENOMEM;
+    t->out = p;
+    t->out_cap = cap;
+  }
+  if (t->n == t->lens_cap) {
+    size_t cap = t->lens_cap ? t->lens_cap * 2 : 8;
+    size_t *p = realloc(t->lens, cap * sizeof *p);
+    if (!p) return ENOMEM;
+    t->lens = p;
+    t->lens_cap = cap;
+  }
+  memcpy(t->out + t->out_len, buf, len);
+  t->out_len += len;
+  t->lens[t->n++] = len;
+  return 0;
+}
+
+static void do_transact(napi_env env, void *data) {
+  (void)env;
+  transact_t *t = data;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  ssize_t s;
+  do {
+    s = sendto(t->fd, t->req, t->req_len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  } while (s < 0 && errno == EINTR);
+  if (s < 0) {
+    t->err = errno;
+    t->what = "sendto(netlink)";
+    return;
+  }
+  char *buf = malloc(RECV_BUF);
+  if (!buf) {
+    t->err = ENOMEM;
+    t->what = "malloc";
+    return;
+  }
+  for (;;) {
+    ssize_t r = recv(t->fd, buf, RECV_BUF, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      t->err = errno;
+      t->what = errno == EAGAIN ? "recv(netlink): no answer from the kernel" : "recv(netlink)";
+      break;
+    }
+    int done = 0, belongs = 0;
+    int left = (int)r;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_seq != t->seq) continue; /* a stale reply of an earlier, timed-out request */
+      belongs = 1;
+      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) done = 1;
+    }
+    if (belongs) {
+      int e = push(t, buf, (size_t)r);
+      if (e) {
+        t->err = e;
+        t->what = "reply too large";
+        break;
+      }
+    }
+    if (done) break;
+  }
+  free(buf);
+}
+
+static void complete_transact(napi_env env, napi_status status, void *data) {
+  transact_t *t = data;
+  if (status != napi_ok || t->err) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s: %s", t->what ? t->what : "netlink", strerror(t->err ? t->err : EIO));
+    napi_value e, m, code;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &e);
+    napi_create_int32(env, t->err ? t->err : EIO, &code);
+    napi_set_named_property(env, e, "errno", code);
+    napi_reject_deferred(env, t->deferred, e);
+  } else {
+    napi_value arr;
+    napi_create_array_with_length(env, t->n, &arr);
+    size_t off = 0;
+    for (size_t i = 0; i < t->n; i++) {
+      napi_value b;
+      void *dst;
+      napi_create_buffer_copy(env, t->lens[i], t->out + off, &dst, &b);
+      napi_set_element(env, arr, (uint32_t)i, b);
+      off += t->lens[i];
+    }
+    napi_resolve_deferred(env, t->deferred, arr);
+  }
+  napi_delete_async_work(env, t->work);
+  free(t->req);
+  free(t->out);
+  free(t->lens);
+  free(t);
+}
+
+static napi_value nl_transact(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  void *data;
+  size_t len;
+  bool is_buf = false;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_is_buffer(env, argv[1], &is_buf) != napi_ok || !is_buf) {
+    napi_throw_type_error(env, NULL, "transact(fd: number, request: Buffer)");
+    return NULL;
+  }
+  CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  if (len < sizeof(struct nlmsghdr)) {
+    napi_throw_range_error(env, NULL, "request shorter than a netlink header");
+    return NULL;
+  }
+  transact_t *t = calloc(1, sizeof *t);
+  if (!t || !(t->req = malloc(len))) {
+    free(t);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  memcpy(t->req, data, len);
+  t->req_len = len;
+  t->fd = fd;
+  t->seq = ((struct nlmsghdr *)t->req)->nlmsg_seq;
+  napi_value promise, name;
+  CHECK(env, napi_create_promise(env, &t->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "netlink.transact", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, do_transact, complete_transact, t, &t->work));
+  CHECK(env, napi_queue_async_work(env, t->work));
+  return promise;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"open", NULL, nl_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"transact", NULL, nl_transact, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, nl_close, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
