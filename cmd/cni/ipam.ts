@@ -1,0 +1,111 @@
+// IPAM delegation: exec $CNI_PATH/<ipam.type> with the same CNI_* environment and the same full
+// config (libcni invoke.DelegateAdd). One adjustment: when the delegate does not speak the config's
+// cniVersion (Debian's plugins stop at 1.0.0), it gets the highest version it does speak; results
+// of 0.4.0 and 1.x are converted back, so the caller never notices.
+import { access, constants, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCapture } from '../../lib/exec.js';
+import { CniCode, CniError } from '../../lib/cni/errors.js';
+import { parseResult, type CniResult } from '../../lib/cni/result.js';
+import { compareVersions, versionAtLeast } from '../../lib/cni/versions.js';
+import type { Logger } from '../../lib/log.js';
+import type { Env } from './config.js';
+
+export async function findPlugin(type: string, path: readonly string[]): Promise<string> {
+  if (type.includes('/') || type === '.' || type === '..') {
+    throw new CniError(CniCode.InvalidConfig, `invalid network config: ipam.type: "${type}" is not a plugin name`);
+  }
+  for (const dir of path) {
+    const p = join(dir, type);
+    try {
+      await access(p, constants.X_OK);
+      return p;
+    } catch {
+      // next dir
+    }
+  }
+  throw new CniError(
+    CniCode.InvalidConfig,
+    `invalid network config: ipam.type: plugin "${type}" not found in CNI_PATH [${path.join(':')}]`,
+  );
+}
+
+const versionCache = new Map<string, { mtimeMs: number; versions: string[] }>();
+
+async function supportedVersions(plugin: string): Promise<string[]> {
+  const st = await stat(plugin);
+  const hit = versionCache.get(plugin);
+  if (hit && hit.mtimeMs === st.mtimeMs) return hit.versions;
+  const r = await runCapture(plugin, [], {
+    env: { CNI_COMMAND: 'VERSION' },
+    input: '{"cniVersion":"1.1.0"}',
+  });
+  let versions: string[] = [];
+  try {
+    const v = JSON.parse(r.stdout) as { supportedVersions?: unknown };
+    if (Array.isArray(v.supportedVersions)) versions = v.supportedVersions.filter((x) => typeof x === 'string');
+  } catch {
+    // a plugin that does not answer VERSION gets the config unchanged
+  }
+  versionCache.set(plugin, { mtimeMs: st.mtimeMs, versions });
+  return versions;
+}
+
+/** The config version the delegate gets (the caller's, or the delegate's best below it). */
+async function versionFor(plugin: string, want: string): Promise<string> {
+  const vs = await supportedVersions(plugin);
+  if (vs.length === 0 || vs.includes(want)) return want;
+  const best = vs.filter((v) => versionAtLeast(v, '0.4.0')).sort(compareVersions).pop();
+  return best ?? want;
+}
+
+export interface DelegateCall {
+  command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
+  plugin: string;
+  /** The full request config (object); cniVersion may be lowered for the delegate. */
+  config: Record<string, unknown>;
+  env: Env;
+  logger: Logger;
+}
+
+/** Run a delegate; on ADD returns its result. A delegate's error comes back as the same CniError. */
+export async function execDelegate(call: DelegateCall): Promise<CniResult | undefined> {
+  const want = String(call.config.cniVersion ?? '1.0.0');
+  const version = await versionFor(call.plugin, want);
+  if ((call.command === 'GC' || call.command === 'STATUS') && !versionAtLeast(version, '1.1.0')) {
+    call.logger.debug({ plugin: call.plugin, version }, `delegate does not support ${call.command}; skipped`);
+    return undefined;
+  }
+  const config = version === want ? call.config : { ...call.config, cniVersion: version };
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(call.env)) if (v !== undefined && k.startsWith('CNI_')) env[k] = v;
+  env.CNI_COMMAND = call.command;
+  env.PATH = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
+  const t0 = performance.now();
+  const r = await runCapture(call.plugin, [], { env, input: JSON.stringify(config), timeoutMs: 60_000 });
+  const log = { plugin: call.plugin, command: call.command, code: r.code, ms: +(performance.now() - t0).toFixed(1) };
+  if (r.stderr.trim() !== '') call.logger.info({ ...log, stderr: r.stderr.trim() }, 'delegate stderr');
+  if (r.code !== 0) {
+    let code: number = CniCode.DelegateFailed;
+    let msg = `delegate ${call.plugin} ${call.command} failed (exit ${r.code})`;
+    let details: string | undefined = r.stderr.trim() || undefined;
+    try {
+      const e = JSON.parse(r.stdout) as { code?: unknown; msg?: unknown; details?: unknown };
+      if (typeof e.code === 'number') code = e.code;
+      if (typeof e.msg === 'string') msg = `ipam ${call.command}: ${e.msg}`;
+      if (typeof e.details === 'string' && e.details !== '') details = e.details;
+    } catch {
+      // not JSON: keep the generic message
+    }
+    throw new CniError(code, msg, details);
+  }
+  call.logger.debug(log, 'delegate ok');
+  if (call.command !== 'ADD') return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(r.stdout);
+  } catch {
+    throw new CniError(CniCode.DecodingFailure, `ipam ADD: delegate ${call.plugin} printed no JSON result`);
+  }
+  return parseResult(raw, 'ipam result', version);
+}

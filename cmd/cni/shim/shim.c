@@ -1,0 +1,276 @@
+/*
+ * kube-l2tp CNI plugin executable: a small native shim. It answers VERSION itself and forwards every
+ * other command (its CNI_* environment and stdin) to the node agent over a unix socket, then prints
+ * the agent's answer and exits with the agent's exit code. Protocol: lib/agent-protocol.ts.
+ *
+ * Agent unreachable: ADD/CHECK/GC print CNI error 11 (try again later), STATUS prints 50 (not
+ * available), DEL succeeds (DEL is best effort; GC cleans up later).
+ * Socket: the network config's top-level "agentSocket" key, default /run/kube-l2tp/cni.sock.
+ * No dependencies beyond libc; built static.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROTOCOL_VERSION 1
+#define DEFAULT_SOCKET "/run/kube-l2tp/cni.sock"
+#define SUPPORTED "[\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
+#define IO_TIMEOUT_S 120
+
+static const char *forwarded[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME",
+                                  "CNI_ARGS",    "CNI_PATH",        "CNI_NETNS_OVERRIDE", NULL};
+
+struct buf {
+  char *p;
+  size_t len, cap;
+};
+
+static void die_oom(void) {
+  fputs("{\"level\":50,\"name\":\"cni-shim\",\"msg\":\"out of memory\"}\n", stderr);
+  exit(1);
+}
+
+static void put(struct buf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) die_oom();
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = 0;
+}
+static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
+
+/* JSON string body (no quotes). */
+static void put_json_str(struct buf *b, const char *s, size_t n) {
+  char esc[8];
+  size_t start = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\' || c < 0x20) {
+      put(b, s + start, i - start);
+      if (c == '"') puts_(b, "\\\"");
+      else if (c == '\\') puts_(b, "\\\\");
+      else if (c == '\n') puts_(b, "\\n");
+      else if (c == '\t') puts_(b, "\\t");
+      else if (c == '\r') puts_(b, "\\r");
+      else {
+        snprintf(esc, sizeof esc, "\\u%04x", c);
+        puts_(b, esc);
+      }
+      start = i + 1;
+    }
+  }
+  put(b, s + start, n - start);
+}
+
+/* Value of a top-level-looking string key in the config, copied to out (unescaping \/ and \\). */
+static int find_string_key(const char *json, const char *key, char *out, size_t outsz) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\"", key);
+  const char *p = json ? strstr(json, pat) : NULL;
+  if (!p) return 0;
+  p += strlen(pat);
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  if (*p++ != ':') return 0;
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  if (*p++ != '"') return 0;
+  size_t n = 0;
+  while (*p && *p != '"') {
+    char c = *p++;
+    if (c == '\\') {
+      c = *p++;
+      if (c != '/' && c != '\\' && c != '"') return 0;
+    }
+    if (n + 1 >= outsz) return 0;
+    out[n++] = c;
+  }
+  if (*p != '"') return 0;
+  out[n] = 0;
+  return 1;
+}
+
+static char version[32] = "1.1.0";
+
+static void log_stderr(int level, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  struct buf b = {0};
+  char head[128];
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  snprintf(head, sizeof head, "{\"level\":%d,\"time\":%lld,\"pid\":%d,\"name\":\"cni-shim\",\"msg\":\"", level,
+           (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000, (int)getpid());
+  puts_(&b, head);
+  put_json_str(&b, msg, strlen(msg));
+  puts_(&b, "\"}\n");
+  fwrite(b.p, 1, b.len, stderr);
+  free(b.p);
+}
+
+static int cni_error(int code, const char *msg, const char *details) {
+  struct buf b = {0};
+  char head[96];
+  snprintf(head, sizeof head, "{\"cniVersion\":\"%s\",\"code\":%d,\"msg\":\"", version, code);
+  puts_(&b, head);
+  put_json_str(&b, msg, strlen(msg));
+  puts_(&b, "\"");
+  if (details && *details) {
+    puts_(&b, ",\"details\":\"");
+    put_json_str(&b, details, strlen(details));
+    puts_(&b, "\"");
+  }
+  puts_(&b, "}\n");
+  fwrite(b.p, 1, b.len, stdout);
+  fflush(stdout);
+  free(b.p);
+  return 1;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static long json_int(const char *hdr, const char *key) {
+  char pat[32];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(hdr, pat);
+  if (!p) return -1;
+  p += strlen(pat);
+  while (*p == ' ') p++;
+  char *end;
+  long v = strtol(p, &end, 10);
+  return end == p ? -1 : v;
+}
+
+/* The agent is unreachable: answer by the command's policy. */
+static int agent_down(const char *cmd, const char *sock, const char *why) {
+  char details[256];
+  snprintf(details, sizeof details, "%s: %s", sock, why);
+  if (strcmp(cmd, "DEL") == 0) {
+    log_stderr(40, "kube-l2tp agent unreachable on DEL (%s); nothing to clean up here", details);
+    return 0;
+  }
+  log_stderr(50, "kube-l2tp agent unreachable (%s)", details);
+  if (strcmp(cmd, "STATUS") == 0) return cni_error(50, "kube-l2tp node agent is not available", details);
+  return cni_error(11, "kube-l2tp node agent is unreachable; try again later", details);
+}
+
+int main(void) {
+  struct buf in = {0};
+  const char *cmd = getenv("CNI_COMMAND");
+  char tmp[65536];
+
+  /* stdin (the runtime may give none for VERSION) */
+  for (;;) {
+    ssize_t r = read(0, tmp, sizeof tmp);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EBADF) break;
+      return cni_error(5, "reading stdin failed", strerror(errno));
+    }
+    if (r == 0) break;
+    put(&in, tmp, (size_t)r);
+  }
+  if (!in.p) puts_(&in, "");
+  char v[32];
+  if (find_string_key(in.p, "cniVersion", v, sizeof v) && strspn(v, "0123456789.") == strlen(v) && *v)
+    strcpy(version, v);
+
+  if (!cmd || !*cmd) return cni_error(4, "required env variables [CNI_COMMAND] missing", NULL);
+  if (strcmp(cmd, "VERSION") == 0) {
+    printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", version, SUPPORTED);
+    return 0;
+  }
+  if (strcmp(cmd, "ADD") && strcmp(cmd, "DEL") && strcmp(cmd, "CHECK") && strcmp(cmd, "STATUS") &&
+      strcmp(cmd, "GC")) {
+    char m[96];
+    snprintf(m, sizeof m, "unknown CNI_COMMAND: %.64s", cmd);
+    return cni_error(4, m, NULL);
+  }
+
+  char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  if (!find_string_key(in.p, "agentSocket", sockpath, sizeof sockpath)) strcpy(sockpath, DEFAULT_SOCKET);
+
+  /* request: {"v":1,"env":{...},"stdin":"..."}\n */
+  struct buf req = {0};
+  char head[32];
+  snprintf(head, sizeof head, "{\"v\":%d,\"env\":{", PROTOCOL_VERSION);
+  puts_(&req, head);
+  int first = 1;
+  for (const char **k = forwarded; *k; k++) {
+    const char *val = getenv(*k);
+    if (!val) continue;
+    if (!first) puts_(&req, ",");
+    first = 0;
+    puts_(&req, "\"");
+    puts_(&req, *k);
+    puts_(&req, "\":\"");
+    put_json_str(&req, val, strlen(val));
+    puts_(&req, "\"");
+  }
+  puts_(&req, "},\"stdin\":\"");
+  put_json_str(&req, in.p, in.len);
+  puts_(&req, "\"}\n");
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return agent_down(cmd, sockpath, strerror(errno));
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  strcpy(addr.sun_path, sockpath);
+  struct timeval to = {IO_TIMEOUT_S, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof to);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof to);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) return agent_down(cmd, sockpath, strerror(errno));
+  if (write_all(fd, req.p, req.len) < 0) return agent_down(cmd, sockpath, strerror(errno));
+  shutdown(fd, SHUT_WR);
+
+  struct buf resp = {0};
+  for (;;) {
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      log_stderr(50, "reading the agent's answer failed: %s", strerror(e));
+      return cni_error(11, "kube-l2tp node agent did not answer; try again later", strerror(e));
+    }
+    if (r == 0) break;
+    put(&resp, tmp, (size_t)r);
+  }
+  close(fd);
+  char *nl = resp.p ? memchr(resp.p, '\n', resp.len) : NULL;
+  if (!nl) return cni_error(11, "kube-l2tp node agent closed the connection without an answer; try again later", NULL);
+  *nl = 0;
+  long code = json_int(resp.p, "exitCode");
+  long nbytes = json_int(resp.p, "stdoutBytes");
+  long vers = json_int(resp.p, "v");
+  size_t have = resp.len - (size_t)(nl + 1 - resp.p);
+  if (vers != PROTOCOL_VERSION || code < 0 || code > 255 || nbytes < 0 || (size_t)nbytes != have)
+    return cni_error(11, "kube-l2tp node agent sent a malformed answer; try again later", resp.p);
+  if (write_all(1, nl + 1, have) < 0) return 1;
+  return (int)code;
+}

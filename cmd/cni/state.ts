@@ -1,0 +1,142 @@
+// Per-attachment records (for DEL without prevResult, and for GC) and locking.
+import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+export const DEFAULT_STATE_DIR = '/var/lib/cni/kube-l2tp';
+
+export const attachmentRecordSchema = z.object({
+  v: z.literal(1),
+  network: z.string(),
+  containerID: z.string(),
+  ifname: z.string(),
+  netns: z.string(),
+  mode: z.enum(['bridge', 'exclusive']),
+  pseudowire: z.object({ namespace: z.string(), name: z.string() }),
+  /** The node-side device: the l2tpeth (exclusive: its name before it moved) */
+  device: z.string(),
+  bridge: z.string().optional(),
+  hostVeth: z.string().optional(),
+  /** Config the IPAM delegate got on ADD (GC and DEL without config reuse it). */
+  ipamConfig: z.record(z.string(), z.unknown()).optional(),
+  cniPath: z.array(z.string()).optional(),
+  createdAt: z.string(),
+});
+export type AttachmentRecord = z.infer<typeof attachmentRecordSchema>;
+
+export class AttachmentStore {
+  private made = false;
+  constructor(readonly dir: string) {}
+
+  private file(containerID: string, ifname: string): string {
+    return join(this.dir, `${containerID}_${ifname}.json`);
+  }
+
+  async put(rec: AttachmentRecord): Promise<void> {
+    if (!this.made) {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      this.made = true;
+    }
+    const f = this.file(rec.containerID, rec.ifname);
+    await writeFile(`${f}.tmp`, JSON.stringify(rec));
+    await rename(`${f}.tmp`, f);
+  }
+
+  async get(containerID: string, ifname: string): Promise<AttachmentRecord | undefined> {
+    try {
+      return attachmentRecordSchema.parse(JSON.parse(await readFile(this.file(containerID, ifname), 'utf8')));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async remove(containerID: string, ifname: string): Promise<void> {
+    await rm(this.file(containerID, ifname), { force: true });
+  }
+
+  async list(): Promise<AttachmentRecord[]> {
+    let files: string[];
+    try {
+      files = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const out: AttachmentRecord[] = [];
+    for (const f of files) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        out.push(attachmentRecordSchema.parse(JSON.parse(await readFile(join(this.dir, f), 'utf8'))));
+      } catch {
+        // a torn or foreign file: ignore
+      }
+    }
+    return out;
+  }
+}
+
+export interface Locker {
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** Keyed async mutex for one process (the agent serves every CNI call). */
+export class ProcessLocker implements Locker {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.tails.set(key, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+/** Cross-process lock files (O_EXCL) for the in-process entry point, where each call is its own process. */
+export class FileLocker implements Locker {
+  constructor(
+    readonly dir: string,
+    readonly staleMs = 30_000,
+  ) {}
+
+  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const f = join(this.dir, `${key.replace(/[^a-zA-Z0-9_.-]/g, '_')}.lock`);
+    const t0 = Date.now();
+    for (;;) {
+      try {
+        const h = await open(f, 'wx');
+        await h.writeFile(String(process.pid));
+        await h.close();
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        let holder = 0;
+        try {
+          holder = Number(await readFile(f, 'utf8'));
+        } catch {
+          continue;
+        }
+        let alive = true; // an empty file is a lock being taken right now
+        try {
+          if (holder > 0) process.kill(holder, 0);
+        } catch {
+          alive = false;
+        }
+        if (!alive || Date.now() - t0 > this.staleMs) await rm(f, { force: true });
+        else await new Promise((r) => setTimeout(r, 3));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(f, { force: true });
+    }
+  }
+}
