@@ -259,7 +259,10 @@ async function ensureBridgePort(c: Ctx, pw: PseudowireDevice, mtu: number, undo:
       `link add ${hostVeth} mtu ${mtu} address ${hostMac} type veth peer name ${tmpPeer} mtu ${mtu} netns ${cmd.netns}`,
       `link set dev ${hostVeth} master ${bridge} up`,
     );
-    undo.push('bridge', () => deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)));
+    if (cmds.length > vethIdx - 1 && cmds[0]?.startsWith(`link add ${bridge}`)) {
+      // a bridge made by a failed ADD goes again
+      undo.push('bridge', () => deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)));
+    }
     try {
       await ipBatch(cmds);
     } catch (e) {
@@ -292,6 +295,16 @@ async function removeBridgeIfUnused(bridge: string): Promise<void> {
   const ports = await node.ports(bridge);
   if (ports.some((p) => p.startsWith('kl2h'))) return;
   await ipBatch([...ports.map((p) => `link set dev ${p} nomaster`), `link del dev ${bridge}`]);
+}
+
+/**
+ * For the agent: remove a pseudowire's bridge when the pseudowire leaves this node (or its attachment
+ * mode changes). Refuses while pods are still attached. Releases the l2tpeth device from it.
+ */
+export async function releasePseudowireBridge(ref: PseudowireRef): Promise<boolean> {
+  const bridge = names.bridge(ref.namespace, ref.name);
+  await removeBridgeIfUnused(bridge);
+  return !(await node.hasLink(bridge));
 }
 
 /** Exclusive mode, node side: the l2tpeth device itself moves into the pod. */
@@ -424,9 +437,9 @@ interface Release {
 /** Undo an attachment's links. Missing netns, links or bridge are success. */
 async function releaseAttachment(c: Ctx, rec: AttachmentRecord | undefined, a: Release): Promise<void> {
   if (a.mode === 'bridge') {
-    await deleteLink(names.hostVeth(a.containerID, a.ifname)); // takes the pod end with it
-    const bridge = names.bridge(a.pseudowire.namespace, a.pseudowire.name);
-    await c.deps.locker.withLock(pwKey(a.pseudowire), () => removeBridgeIfUnused(bridge));
+    // The pod end goes with it. The per-pseudowire bridge stays (as the reference bridge plugin's does):
+    // it belongs to the pseudowire, and the agent removes it with releasePseudowireBridge.
+    await deleteLink(names.hostVeth(a.containerID, a.ifname));
     return;
   }
   // exclusive: only a recorded attachment owns the device (after a failed ADD the pod's CNI_IFNAME is not ours)

@@ -48,6 +48,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    let gotLine = false;
     const reply = (exitCode: number, stdout: string): void => {
       if (done) return;
       done = true;
@@ -82,6 +83,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       if (done) return;
       const nl = d.indexOf(0x0a);
       if (nl >= 0) {
+        gotLine = true;
         chunks.push(d.subarray(0, nl));
         const line = Buffer.concat(chunks);
         chunks.length = 0;
@@ -94,7 +96,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       if (size > MAX_REQUEST) fail(new CniError(CniCode.IoFailure, 'agent: request larger than 4 MiB'));
     });
     sock.on('end', () => {
-      if (chunks.length > 0 || size === 0) fail(new CniError(CniCode.IoFailure, 'agent: request ended without a newline'));
+      if (!gotLine) fail(new CniError(CniCode.IoFailure, 'agent: request ended without a newline'));
     });
     sock.on('error', (e) => log.warn({ err: e.message }, 'cni socket connection error'));
     sock.on('close', () => sockets.delete(sock));
