@@ -1,0 +1,366 @@
+// The Helm chart and the single-file manifest: `helm lint` and `helm template` (helm built from its Go
+// module) pass for the defaults and every documented option, bad values are refused by the values
+// schema, the RBAC has no wildcards and is exactly lib/api/rbac.ts, the operator runs restricted, and
+// the rendered chart and deploy/kube-l2tp.yaml are accepted by a real kube-apiserver (--dry-run=server,
+// then a real apply).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { runCapture } from '../../lib/exec.js';
+import {
+  AGENT_CLUSTER_RULES,
+  AGENT_SA,
+  OPERATOR_CLUSTER_RULES,
+  OPERATOR_NAMESPACE_RULES,
+  OPERATOR_SA,
+} from '../../lib/api/rbac.js';
+import { startControlPlane, toolsBinDir, type ControlPlane } from '../harness/controlplane.js';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+const chart = join(root, 'deploy', 'helm', 'kube-l2tp');
+const manifest = join(root, 'deploy', 'kube-l2tp.yaml');
+const helmBin = join(toolsBinDir(), 'helm');
+const KUBE_VERSION = '1.34.3';
+const NS = 'kube-l2tp';
+
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: unknown;
+};
+type Rule = { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] };
+
+async function helm(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await runCapture(helmBin, args);
+  return { code: r.code, out: r.stdout, err: r.stderr };
+}
+
+async function template(set: string[] = [], extra: string[] = []): Promise<string> {
+  const r = await helm([
+    'template', 'kube-l2tp', chart, '--namespace', NS, '--kube-version', KUBE_VERSION,
+    ...set.flatMap((s) => ['--set', s]), ...extra,
+  ]); // prettier-ignore
+  assert.equal(r.code, 0, `helm template ${set.join(' ')} failed:\n${r.err}`);
+  return r.out;
+}
+
+const docs = (text: string): Obj[] =>
+  YAML.parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null && typeof o === 'object');
+
+const find = (objs: Obj[], kind: string, name?: string): Obj => {
+  const o = objs.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
+  assert.ok(o, `no ${kind} ${name ?? ''} in the rendered chart`);
+  return o;
+};
+
+describe('helm chart: lint and template', () => {
+  it('helm lint --strict passes with the default values and with every option switched', async () => {
+    const variants: string[][] = [
+      [],
+      ['metrics.serviceMonitor.enabled=true', 'multus.enabled=false', 'datapath.backend=kernel'],
+      ['namespace.create=true', 'mtu.policy=fixed', 'mtu.fixed=1400', 'operator.replicas=1'],
+      ['operator.leaderElection.enabled=false', 'agentNodeRestriction.enabled=false', 'image.tag=dev'],
+    ];
+    for (const v of variants) {
+      const r = await helm([
+        'lint',
+        '--strict',
+        chart,
+        '--kube-version',
+        KUBE_VERSION,
+        ...v.flatMap((s) => ['--set', s]),
+      ]);
+      assert.equal(r.code, 0, `helm lint ${v.join(' ')}:\n${r.out}\n${r.err}`);
+      assert.match(r.out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  it('renders the documented objects with the default values', async () => {
+    const objs = docs(await template([], ['--include-crds']));
+    const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    for (const k of [
+      'CustomResourceDefinition/l2tptunnels.l2tp.kube-l2tp.io',
+      'CustomResourceDefinition/pseudowires.l2tp.kube-l2tp.io',
+      'CustomResourceDefinition/l2tpnodestates.l2tp.kube-l2tp.io',
+      `ServiceAccount/${OPERATOR_SA}`,
+      `ServiceAccount/${AGENT_SA}`,
+      `ClusterRole/${OPERATOR_SA}`,
+      `ClusterRole/${AGENT_SA}`,
+      `Role/${OPERATOR_SA}`,
+      'Deployment/kube-l2tp-operator',
+      'Service/kube-l2tp-operator-metrics',
+      'ConfigMap/kube-l2tp-operator',
+      'ValidatingAdmissionPolicy/kube-l2tp-agent-node-restriction',
+      'ValidatingAdmissionPolicyBinding/kube-l2tp-agent-node-restriction',
+    ]) {
+      assert.ok(kinds.includes(k), `missing ${k} in ${kinds.join(', ')}`);
+    }
+    assert.ok(!kinds.some((k) => k.startsWith('ServiceMonitor/')), 'ServiceMonitor is off by default');
+    assert.ok(!kinds.some((k) => k.startsWith('Namespace/')), 'the Namespace is not rendered by default');
+    for (const o of objs.filter((x) => x.metadata.namespace !== undefined))
+      assert.equal(o.metadata.namespace, NS);
+  });
+
+  it('the chart carries the generated CRDs of crds/, byte for byte', () => {
+    for (const f of ['l2tptunnels', 'pseudowires', 'l2tpnodestates']) {
+      const name = `l2tp.kube-l2tp.io_${f}.yaml`;
+      assert.equal(
+        readFileSync(join(chart, 'crds', name), 'utf8'),
+        readFileSync(join(root, 'crds', name), 'utf8'),
+      );
+    }
+  });
+
+  it('RBAC: no wildcard anywhere, and exactly the rules of lib/api/rbac.ts', async () => {
+    for (const set of [[], ['namespace.create=true']]) {
+      const objs = docs(await template(set));
+      const roles = objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+      assert.equal(roles.length, 3);
+      for (const r of roles) {
+        for (const rule of r.rules as (Rule & { nonResourceURLs?: string[] })[]) {
+          const all = [
+            ...(rule.apiGroups ?? []),
+            ...(rule.resources ?? []),
+            ...rule.verbs,
+            ...(rule.resourceNames ?? []),
+            ...(rule.nonResourceURLs ?? []),
+          ];
+          for (const s of all) assert.ok(!s.includes('*'), `wildcard "${s}" in ${r.kind} ${r.metadata.name}`);
+          assert.equal(rule.nonResourceURLs, undefined, 'no non-resource URLs');
+        }
+      }
+      const rules = (kind: string, name: string) => find(objs, kind, name).rules;
+      assert.deepEqual(rules('ClusterRole', OPERATOR_SA), OPERATOR_CLUSTER_RULES);
+      assert.deepEqual(rules('Role', OPERATOR_SA), OPERATOR_NAMESPACE_RULES);
+      assert.deepEqual(rules('ClusterRole', AGENT_SA), AGENT_CLUSTER_RULES);
+      // the agent never writes a node state's spec, creates or deletes one, or reads Secrets
+      for (const rule of AGENT_CLUSTER_RULES) {
+        if (rule.resources.includes('l2tpnodestates')) {
+          assert.deepEqual(
+            rule.verbs.filter((v) => !['get', 'list', 'watch'].includes(v)),
+            [],
+          );
+        }
+        assert.ok(!rule.resources.includes('secrets'));
+      }
+      // bindings point at the chart's own ServiceAccounts in the release namespace
+      for (const b of objs.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding')) {
+        assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: b.metadata.name, namespace: NS }]);
+      }
+    }
+  });
+
+  it('the operator: 2 replicas, leader election, probes, resources, restricted securityContext', async () => {
+    const dep = find(docs(await template()), 'Deployment', 'kube-l2tp-operator') as Obj & {
+      spec: {
+        replicas: number;
+        template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[] } };
+      };
+    };
+    assert.equal(dep.spec.replicas, 2);
+    const pod = dep.spec.template.spec;
+    assert.equal(pod.serviceAccountName, OPERATOR_SA);
+    assert.deepEqual(pod.securityContext, {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      fsGroup: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    const c = pod.containers[0]!;
+    const args = c.args as string[];
+    assert.ok(args.includes('--leader-elect=true'), args.join(' '));
+    assert.deepEqual(c.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    for (const p of ['livenessProbe', 'readinessProbe', 'startupProbe']) assert.ok(c[p], `${p} missing`);
+    const res = c.resources as { requests: Record<string, string>; limits: Record<string, string> };
+    assert.ok(res.requests.cpu && res.requests.memory && res.limits.memory);
+  });
+
+  it('documented values reach the operator configuration', async () => {
+    const objs = docs(
+      await template([
+        'datapath.backend=userspace',
+        'cni.binDir=/usr/libexec/cni',
+        'cni.confDir=/etc/kubernetes/cni/net.d',
+        'multus.enabled=false',
+        'logLevel=debug',
+        'mtu.policy=fixed',
+        'mtu.fixed=1380',
+        'image.repository=registry.example/kube-l2tp',
+        'image.tag=1.2.3',
+        'datapath.nodeSelector.l2tp=yes',
+      ]),
+    );
+    const cm = find(objs, 'ConfigMap', 'kube-l2tp-operator') as Obj & { data: Record<string, string> };
+    const cfg = YAML.parse(cm.data['operator.yaml']!) as Record<string, Record<string, unknown>>;
+    assert.equal(cfg.datapath!.backend, 'userspace');
+    assert.equal(cfg.datapath!.image, 'registry.example/kube-l2tp:1.2.3');
+    assert.deepEqual(cfg.datapath!.nodeSelector, { 'kubernetes.io/os': 'linux', l2tp: 'yes' });
+    assert.deepEqual(cfg.cni, {
+      binDir: '/usr/libexec/cni',
+      confDir: '/etc/kubernetes/cni/net.d',
+      socketDir: '/run/kube-l2tp',
+    });
+    assert.deepEqual(cfg.multus, { enabled: false });
+    assert.deepEqual(cfg.mtu, { policy: 'fixed', underlayMTU: 1500, fixed: 1380 });
+    assert.equal(cfg.logLevel, 'debug');
+    const dep = find(objs, 'Deployment') as Obj & {
+      spec: { template: { spec: { containers: { image: string }[] } } };
+    };
+    assert.equal(dep.spec.template.spec.containers[0]!.image, 'registry.example/kube-l2tp:1.2.3');
+  });
+
+  it('the values schema refuses bad values with a message naming the key', async () => {
+    for (const [set, key] of [
+      ['datapath.backend=ebpf', 'backend'],
+      ['logLevel=verbose', 'logLevel'],
+      ['cni.binDir=relative/dir', 'binDir'],
+      ['mtu.policy=auto', 'policy'],
+      ['operator.replicas=0', 'replicas'],
+      ['typo=1', 'typo'],
+    ] as const) {
+      const r = await helm(['template', 'x', chart, '--kube-version', KUBE_VERSION, '--set', set]);
+      assert.notEqual(r.code, 0, `${set} was accepted`);
+      assert.match(r.err, new RegExp(key), r.err);
+    }
+  });
+
+  it('deploy/kube-l2tp.yaml is the chart rendered by scripts/render-manifest.sh (not stale)', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'kube-l2tp-manifest-'));
+    try {
+      const r = await runCapture('bash', [join(root, 'scripts', 'check-manifest.sh')]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      // and the check does catch a stale manifest
+      const stale = join(tmp, 'chart');
+      await runCapture('cp', ['-r', chart, stale]);
+      writeFileSync(
+        join(stale, 'values.yaml'),
+        readFileSync(join(chart, 'values.yaml'), 'utf8').replace('replicas: 2', 'replicas: 3'),
+      );
+      const out = join(tmp, 'out.yaml');
+      const r2 = await runCapture('bash', [join(root, 'scripts', 'render-manifest.sh'), stale, out]);
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.notEqual(readFileSync(out, 'utf8'), readFileSync(manifest, 'utf8'));
+      assert.match(readFileSync(out, 'utf8'), /replicas: 3/);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('helm chart and single-file manifest on a real kube-apiserver', () => {
+  let cp: ControlPlane;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kube-l2tp-helm-'));
+    cp = await startControlPlane();
+  });
+  after(async () => {
+    await cp?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const kubectlFile = async (args: string[], text: string) => {
+    const f = join(dir, `m${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, text);
+    return cp.kubectl([...args, '-f', f]);
+  };
+
+  it('the rendered chart (every option on) applies with --dry-run=server', async () => {
+    await cp.kubectl(['create', 'namespace', NS]);
+    // a stand-in CRD for prometheus-operator's ServiceMonitor, so that object is checked too
+    await kubectlFile(['apply'], SERVICEMONITOR_CRD);
+    await cp.kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/servicemonitors.monitoring.coreos.com',
+    ]);
+    const text = await template(['metrics.serviceMonitor.enabled=true'], ['--include-crds']);
+    const out = await kubectlFile(['apply', '--dry-run=server'], text);
+    const n = docs(text).length;
+    assert.equal(out.trim().split('\n').length, n, out);
+    assert.match(out, /servicemonitor.monitoring.coreos.com\/kube-l2tp-operator created \(server dry run\)/);
+    assert.match(
+      out,
+      /validatingadmissionpolicy.admissionregistration.k8s.io\/kube-l2tp-agent-node-restriction created/,
+    );
+  });
+
+  it('deploy/kube-l2tp.yaml applies with --dry-run=server, then for real, twice (idempotent)', async () => {
+    const text = readFileSync(manifest, 'utf8');
+    const n = docs(text).length;
+    const dry = await kubectlFile(['apply', '--dry-run=server'], text);
+    assert.equal(dry.trim().split('\n').length, n, dry);
+    const real = await kubectlFile(['apply', '--server-side', '--field-manager=kube-l2tp-test'], text);
+    assert.equal(real.trim().split('\n').length, n, real);
+    await cp.kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd',
+      '-l',
+      'app.kubernetes.io/part-of=kube-l2tp',
+    ]);
+    const again = await kubectlFile(['apply', '--server-side', '--field-manager=kube-l2tp-test'], text);
+    assert.doesNotMatch(again, /created/);
+    const ns = JSON.parse(await cp.kubectl(['get', 'namespace', NS, '-o', 'json'])) as Obj;
+    assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'privileged');
+    const dep = await cp.kubectl([
+      '-n',
+      NS,
+      'get',
+      'deployment',
+      'kube-l2tp-operator',
+      '-o',
+      'jsonpath={.spec.replicas}',
+    ]);
+    assert.equal(dep, '2');
+  });
+});
+
+const SERVICEMONITOR_CRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: { kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor }
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              required: [selector, endpoints]
+              properties:
+                namespaceSelector: { type: object, x-kubernetes-preserve-unknown-fields: true }
+                selector: { type: object, x-kubernetes-preserve-unknown-fields: true }
+                endpoints:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      port: { type: string }
+                      path: { type: string }
+                      interval: { type: string }
+                      scrapeTimeout: { type: string }
+`;
