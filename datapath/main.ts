@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // kube-l2tp-datapath: the node datapath. Subcommands:
 //   static --config FILE [--backend ...]   bring up the tunnels/sessions of a file until SIGTERM
-// (the node agent subcommand is added to the same table)
+//   agent --node-name NODE ...             the node agent of a datapath pod (datapath/agent)
 import { createLogger, type Logger } from '../lib/log.js';
+import { AGENT_USAGE, agentCommand } from './agent/command.js';
 import { STATIC_USAGE, UsageError, staticCommand } from './static/command.js';
 
 export interface Subcommand {
@@ -12,6 +13,7 @@ export interface Subcommand {
 
 export const SUBCOMMANDS: Record<string, Subcommand> = {
   static: { usage: STATIC_USAGE, run: staticCommand },
+  agent: { usage: AGENT_USAGE, run: agentCommand },
 };
 
 function usage(): string {

@@ -1,0 +1,113 @@
+// `kube-l2tp-datapath agent`: what runs in each datapath pod.
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { DEFAULT_CNI_SOCKET } from '../../lib/agent-protocol.js';
+import { startProbeServer } from '../../lib/http.js';
+import type { Logger } from '../../lib/log.js';
+import { startCniServer } from '../../cmd/cni/server.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../backend/select.js';
+import { UsageError } from '../static/command.js';
+import { Agent } from './agent.js';
+import { installCni } from './install-cni.js';
+import { createAgentMetrics } from './metrics.js';
+import { kubeNodeStateSource } from './nodestate-source.js';
+
+export const AGENT_USAGE =
+  'agent --node-name NODE [--backend auto|kernel|userspace] [--kubeconfig FILE] [--cni-socket PATH] ' +
+  '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--metrics-port N] [--resync-seconds N]';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The shim built by scripts/build-native.sh, relative to dist/datapath/agent/. */
+const DEFAULT_SHIM = resolve(here, '../../../cmd/cni/shim/build/kube-l2tp');
+
+export async function agentCommand(argv: string[], logger: Logger): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'node-name': { type: 'string', default: process.env.NODE_NAME },
+      backend: { type: 'string', default: process.env.KUBE_L2TP_BACKEND ?? 'auto' },
+      kubeconfig: { type: 'string', default: process.env.KUBECONFIG },
+      'cni-socket': { type: 'string', default: DEFAULT_CNI_SOCKET },
+      'cni-bin-dir': { type: 'string', default: '/opt/cni/bin' },
+      'cni-conf-dir': { type: 'string', default: '/etc/cni/net.d' },
+      'cni-path': { type: 'string', default: process.env.CNI_PATH ?? '/opt/cni/bin' },
+      'cni-state-dir': { type: 'string', default: '/var/lib/cni/kube-l2tp' },
+      'cni-source': { type: 'string', default: DEFAULT_SHIM },
+      'install-cni': { type: 'boolean', default: true },
+      'metrics-port': { type: 'string', default: '9465' },
+      'metrics-host': { type: 'string', default: '0.0.0.0' },
+      'resync-seconds': { type: 'string', default: '10' },
+      'underlay-mtu': { type: 'string', default: '1500' },
+    },
+    allowNegative: true,
+    strict: true,
+  });
+  const nodeName = values['node-name'];
+  if (!nodeName) throw new UsageError('--node-name (or NODE_NAME) is required');
+  const choice = values.backend as BackendChoice;
+  if (!BACKEND_CHOICES.includes(choice))
+    throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
+  const log = logger.child({ node: nodeName });
+
+  const kc = new k8s.KubeConfig();
+  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
+  else kc.loadFromCluster();
+
+  const { backend, reason } = await selectBackend(choice, {
+    logger: log.child({ component: 'backend' }),
+    onFault: (f) => log.error({ fault: f }, 'datapath fault'),
+  });
+  log.info({ backend: backend.kind, reason }, 'backend selected');
+  const metrics = createAgentMetrics(backend.kind, reason);
+  const pkg = JSON.parse(await readFile(join(here, '../../../package.json'), 'utf8')) as { version: string };
+
+  const agent = new Agent({
+    nodeName,
+    source: kubeNodeStateSource(kc, nodeName, log.child({ component: 'nodestate' })),
+    backend,
+    backendReason: reason,
+    metrics,
+    logger: log.child({ component: 'reconcile' }),
+    version: pkg.version,
+    underlayMtu: Number(values['underlay-mtu']),
+    resyncMs: Number(values['resync-seconds']) * 1000,
+  });
+  const probes = await startProbeServer({
+    port: Number(values['metrics-port']),
+    host: values['metrics-host'],
+    registry: metrics.registry,
+    ready: () => agent.resolver.ready(),
+    logger: log.child({ component: 'http' }),
+  });
+  // The CNI socket answers "not ready" (STATUS 50) until the first reconcile has finished.
+  const cni = await startCniServer({
+    socketPath: values['cni-socket'],
+    resolver: agent.resolver,
+    logger: log.child({ component: 'cni' }),
+    cniPath: values['cni-path'],
+    stateDir: values['cni-state-dir'],
+  });
+  if (values['install-cni']) {
+    await installCni({
+      source: values['cni-source'],
+      binDir: values['cni-bin-dir'],
+      confDir: values['cni-conf-dir'],
+      socketPath: values['cni-socket'],
+      logger: log.child({ component: 'cni-install' }),
+    });
+  }
+  await agent.start();
+  log.info({ passes: agent.reconcilePasses }, 'first reconcile done; serving');
+
+  const sig = await new Promise<string>((res) => {
+    for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => res(s));
+  });
+  log.info({ signal: sig }, 'stopping; devices stay in place for the next agent');
+  await cni.close();
+  await agent.stop();
+  await probes.close();
+  return 0;
+}

@@ -1,0 +1,276 @@
+// The node agent against a real kube-apiserver, running as its own identity (the chart's RBAC)
+// inside a network namespace that plays the node, with the userspace backend, and a static-mode
+// peer in a second namespace on the far side of a veth underlay.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../../lib/api/rbac.js';
+import { API_VERSION } from '../../lib/api/schemas.js';
+import type { L2TPNodeState, NodeStateSpec } from '../../lib/api/schemas.js';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
+import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { runCapture } from '../../lib/exec.js';
+
+const NODE = 'kanode1';
+const PEER = 'kapeer1';
+const repo = process.cwd();
+let cp: ControlPlane;
+const lab = new Lab();
+let dir: string;
+let agentKubeconfig: string;
+const procs: ChildProcess[] = [];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+function startAgent(): { proc: ChildProcess; log: () => string } {
+  let out = '';
+  const proc = spawn(
+    'ip',
+    [
+      ...['netns', 'exec', NODE, process.execPath, join(repo, 'dist/datapath/main.js'), 'agent'],
+      ...['--node-name', NODE, '--backend', 'userspace', '--kubeconfig', agentKubeconfig],
+      ...['--cni-socket', join(dir, 'cni.sock'), '--cni-bin-dir', join(dir, 'bin')],
+      ...['--cni-conf-dir', join(dir, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+      ...['--cni-state-dir', join(dir, 'state'), '--resync-seconds', '1'],
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'debug' } },
+  );
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  procs.push(proc);
+  return { proc, log: () => out };
+}
+
+async function stopAgent(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await Promise.race([exited, sleep(10_000)]);
+  if (p.exitCode === null) p.kill('SIGKILL');
+}
+
+const spec = (sessions: number[]): NodeStateSpec => ({
+  nodeName: NODE,
+  tunnels: [
+    {
+      name: 'red',
+      tunnelId: 42,
+      peerTunnelId: 45,
+      encap: 'udp',
+      local: '10.204.0.1',
+      remote: '10.204.0.2',
+      udpSourcePort: 5000,
+      udpDestinationPort: 5001,
+      udpChecksum: false,
+      sessions: sessions.map((id) => ({
+        pseudowire: { namespace: 'default', name: `wire-${id}` },
+        sessionId: id,
+        peerSessionId: id + 1000,
+        ifname: `l2tpeth${id}`,
+        cookie: '0102030405060708',
+        peerCookie: '1112131415161718',
+        l2specType: 'default',
+        sendSequence: false,
+        requireSequence: false,
+        reorderTimeoutMs: 0,
+        mode: 'bridge',
+      })),
+    },
+  ],
+});
+
+async function applyNodeState(s: NodeStateSpec) {
+  const obj = { apiVersion: API_VERSION, kind: 'L2TPNodeState', metadata: { name: NODE }, spec: s };
+  await cp.kubectl(['apply', '--server-side', '--field-manager=test-operator', '-f', '-'], {
+    input: JSON.stringify(obj),
+  });
+}
+
+async function nodeState(): Promise<L2TPNodeState> {
+  return JSON.parse(await cp.kubectl(['get', 'l2tpnodestates', NODE, '-o', 'json'])) as L2TPNodeState;
+}
+
+const ifindex = async (ns: string, dev: string) => {
+  const r = await runCapture('ip', ['-n', ns, '-o', 'link', 'show', dev]);
+  return r.code === 0 ? Number(r.stdout.split(':')[0]) : undefined;
+};
+
+before(async () => {
+  requireRoot();
+  dir = mkdtempSync(join(tmpdir(), 'kl2tp-agent-'));
+  cp = await startControlPlane();
+  await cp.kubectl(['apply', '-f', join(repo, 'crds')]);
+  await cp.kubectl(['create', 'namespace', DEFAULT_NAMESPACE]);
+  await cp.kubectl(['apply', '-f', '-'], {
+    input: rbacObjects()
+      .map((o) => JSON.stringify(o))
+      .join('\n'),
+  });
+  agentKubeconfig = await cp.kubeconfigFor({ user: serviceAccountUser(DEFAULT_NAMESPACE, AGENT_SA) });
+  await lab.netns(NODE);
+  await lab.netns(PEER);
+  await bridgeLoopbackPort(lab, NODE, Number(new URL(cp.url).port), dir);
+  await lab.veth(
+    { ns: NODE, name: 'ka-u0', addr: '10.204.0.1/24' },
+    { ns: PEER, name: 'ka-u1', addr: '10.204.0.2/24' },
+  );
+});
+
+after(async () => {
+  for (const p of procs) await stopAgent(p);
+  // the agent leaves devices on SIGTERM by design: the namespaces take them along
+  await lab.cleanup();
+  await cp?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('agent: node state -> devices -> status, repair, adoption, removal', async (t) => {
+  await applyNodeState(spec([128, 129]));
+  const a = startAgent();
+  try {
+    const st = await until('sessions Up in status', async () => {
+      const s = await nodeState();
+      const ok = s.status?.sessions?.length === 2 && s.status.sessions.every((x) => x.state === 'Up');
+      return ok ? s : undefined;
+    });
+    assert.equal(st.status?.backend, 'userspace');
+    assert.equal(st.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+    assert.equal(st.status?.sessions?.[0]?.mtu, 1438, '8-byte cookie over UDP/IPv4');
+    assert.ok(await ifindex(NODE, 'l2tpeth128'), 'device exists in the node namespace');
+
+    await t.test('traffic reaches a static-mode peer and counters reach the status', async () => {
+      const cfg = join(dir, 'peer.yaml');
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          tunnels: [
+            {
+              tunnelId: 45,
+              peerTunnelId: 42,
+              encap: 'udp',
+              local: '10.204.0.2',
+              remote: '10.204.0.1',
+              udpSourcePort: 5001,
+              udpDestinationPort: 5000,
+              sessions: [
+                {
+                  sessionId: 1128,
+                  peerSessionId: 128,
+                  name: 'l2tpeth9',
+                  cookie: '1112131415161718',
+                  peerCookie: '0102030405060708',
+                  l2specType: 'default',
+                },
+              ],
+            },
+          ],
+        }),
+      );
+      const peer = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          PEER,
+          process.execPath,
+          join(repo, 'dist/datapath/main.js'),
+          'static',
+          '--config',
+          cfg,
+          '--backend',
+          'userspace',
+        ],
+        { stdio: 'ignore' },
+      );
+      procs.push(peer);
+      await until('peer device', () => ifindex(PEER, 'l2tpeth9'));
+      await ipIn(NODE, 'addr', 'add', '192.168.204.1/24', 'dev', 'l2tpeth128');
+      await ipIn(NODE, 'link', 'set', 'l2tpeth128', 'up');
+      await ipIn(PEER, 'addr', 'add', '192.168.204.2/24', 'dev', 'l2tpeth9');
+      await ipIn(PEER, 'link', 'set', 'l2tpeth9', 'up');
+      assert.ok((await ping(NODE, '192.168.204.2', 5, ['-i', '0.2'])) >= 4);
+      await until(
+        'counters in status',
+        async () => {
+          const s = await nodeState();
+          const c = s.status?.sessions?.find((x) => x.sessionId === 128)?.counters;
+          return c && c.rxPackets >= 4 && c.txPackets >= 4 ? c : undefined;
+        },
+        45_000,
+      );
+      await stopAgent(peer);
+    });
+
+    await t.test('a device deleted by hand comes back', async () => {
+      await ipIn(NODE, 'link', 'del', 'l2tpeth129');
+      await until('l2tpeth129 recreated', () => ifindex(NODE, 'l2tpeth129'));
+    });
+
+    await t.test('a restart adopts the devices instead of recreating them', async () => {
+      const before128 = await ifindex(NODE, 'l2tpeth128');
+      await stopAgent(a.proc);
+      assert.equal(await ifindex(NODE, 'l2tpeth128'), before128, 'SIGTERM leaves devices in place');
+      startAgent();
+      await sleep(3000);
+      await until('status written by the new agent', async () => {
+        const s = await nodeState();
+        return s.status?.sessions?.every((x) => x.state === 'Up') ? s : undefined;
+      });
+      assert.equal(await ifindex(NODE, 'l2tpeth128'), before128, 'same device after restart');
+    });
+
+    await t.test('a foreign device with a desired name is reported and left alone', async () => {
+      await ipIn(NODE, 'link', 'add', 'l2tpeth130', 'type', 'bridge');
+      await applyNodeState(spec([128, 129, 130]));
+      const s = await until('conflict reported', async () => {
+        const o = await nodeState();
+        const x = o.status?.sessions?.find((y) => y.sessionId === 130);
+        return x?.state === 'Failed' ? o : undefined;
+      });
+      assert.match(
+        s.status?.sessions?.find((y) => y.sessionId === 130)?.message ?? '',
+        /not created by kube-l2tp/,
+      );
+      assert.equal(s.status?.conditions?.find((c) => c.type === 'Degraded')?.reason, 'ForeignDevice');
+      assert.ok(await ifindex(NODE, 'l2tpeth130'), 'foreign bridge still there');
+      await ipIn(NODE, 'link', 'del', 'l2tpeth130');
+    });
+
+    await t.test(
+      'sessions removed from the spec are removed; deleting the node state removes all',
+      async () => {
+        await applyNodeState(spec([128]));
+        await until('l2tpeth129 removed', async () =>
+          (await ifindex(NODE, 'l2tpeth129')) ? undefined : true,
+        );
+        assert.ok(await ifindex(NODE, 'l2tpeth128'));
+        await cp.kubectl(['delete', 'l2tpnodestates', NODE]);
+        await until('l2tpeth128 removed', async () =>
+          (await ifindex(NODE, 'l2tpeth128')) ? undefined : true,
+        );
+      },
+    );
+  } catch (e) {
+    console.error(a.log().split('\n').slice(-40).join('\n'));
+    throw e;
+  }
+});
