@@ -101,6 +101,8 @@ export interface L2tpSessionConfig {
   tunnelId: number;
   sessionId: number;
   peerSessionId: number;
+  /** Pseudowire type; ETH (l2tp_eth) unless told otherwise. */
+  pwType?: number;
   ifname?: string;
   /** Cookie we send (hex bytes, 4 or 8). */
   cookie?: Buffer;
@@ -223,7 +225,7 @@ export function encodeSessionCreate(s: L2tpSessionConfig): Buffer {
     { type: L2TP_ATTR.CONN_ID, u32: s.tunnelId },
     { type: L2TP_ATTR.SESSION_ID, u32: s.sessionId },
     { type: L2TP_ATTR.PEER_SESSION_ID, u32: s.peerSessionId },
-    { type: L2TP_ATTR.PW_TYPE, u16: L2TP_PWTYPE.ETH },
+    { type: L2TP_ATTR.PW_TYPE, u16: s.pwType ?? L2TP_PWTYPE.ETH },
     {
       type: L2TP_ATTR.L2SPEC_TYPE,
       u8: s.l2specType === 'default' ? L2TP_L2SPECTYPE.DEFAULT : L2TP_L2SPECTYPE.NONE,

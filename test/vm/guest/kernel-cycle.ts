@@ -1,0 +1,205 @@
+// Runs INSIDE the test VM (Debian's kernel, chrooted into the host root): drives the project's kernel
+// backend through static mode and directly, checks the result with iproute2, and writes every
+// observation to results.json in the shared directory for the host-side test to assert on.
+//   node dist/test/vm/guest/kernel-cycle.js SHARE_DIR
+// SHARE_DIR holds scenario.json (written by the host test) and receives logs, netlink traces and results.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCapture } from '../../../lib/exec.js';
+import { silentLogger } from '../../../lib/log.js';
+import { NetlinkError } from '../../../lib/netlink/errors.js';
+import { L2TP_PWTYPE, L2tpNetlink } from '../../../lib/netlink/l2tp.js';
+import { NETLINK_GENERIC, NetlinkSocket } from '../../../lib/netlink/socket.js';
+import { createKernelBackend, KernelConflictError, probeKernelL2tp } from '../../../datapath/backend/kernel/index.js';
+import { repoRoot } from '../../harness/vm.js';
+
+export interface GuestSession {
+  tunnelId: number;
+  sessionId: number;
+  ifname: string;
+  /** Guest address on the l2tpeth device (CIDR) and the peer's overlay address to ping. */
+  addr: string;
+  peer: string;
+}
+
+export interface Scenario {
+  /** Static config (YAML) for the guest side. */
+  config: string;
+  sessions: GuestSession[];
+  /** Session pinged continuously across the restart. */
+  restartPing: string;
+}
+
+const share = process.argv[2] ?? '/tmp/work';
+const results: Record<string, unknown> = {};
+const log = (m: string) => appendFile(join(share, 'driver.log'), `[${process.uptime().toFixed(1)}s] ${m}\n`);
+const sh = async (file: string, ...args: string[]) => {
+  const r = await runCapture(file, args, { timeoutMs: 60_000 });
+  return r.stdout + r.stderr;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+function startStatic(n: number): { child: ChildProcess; logFile: string; exit: Promise<number | null> } {
+  const logFile = join(share, `static${n}.log`);
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot(), 'dist/datapath/main.js'), 'static', '--config', join(share, 'guest.yaml'), '--backend', 'kernel'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBE_L2TP_NETLINK_TRACE: join(share, `trace-static${n}.jsonl`) } },
+  );
+  child.stdout?.on('data', (d: Buffer) => void appendFile(logFile, d));
+  child.stderr?.on('data', (d: Buffer) => void appendFile(logFile, d));
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, logFile, exit };
+}
+
+const readLog = (f: string) => readFile(f, 'utf8').catch(() => '');
+const logMsgs = async (f: string) =>
+  (await readLog(f))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as { msg?: string; [k: string]: unknown };
+      } catch {
+        return { msg: l };
+      }
+    });
+
+async function ifindexes(names: string[]): Promise<Record<string, number>> {
+  const links = JSON.parse((await runCapture('ip', ['-j', 'link', 'show'])).stdout || '[]') as { ifname: string; ifindex: number }[];
+  return Object.fromEntries(names.map((n) => [n, links.find((l) => l.ifname === n)?.ifindex ?? -1]));
+}
+
+async function pingCount(target: string, count: number): Promise<number> {
+  const r = await runCapture('ping', ['-c', String(count), '-W', '3', '-i', '0.5', target]);
+  return Number(/(\d+) (?:packets )?received/.exec(r.stdout)?.[1] ?? 0);
+}
+
+async function main(): Promise<void> {
+  const sc = JSON.parse(await readFile(join(share, 'scenario.json'), 'utf8')) as Scenario;
+  await writeFile(join(share, 'guest.yaml'), sc.config);
+  const names = sc.sessions.map((s) => s.ifname);
+  results.uname = (await sh('uname', '-r')).trim();
+
+  await log('probe');
+  results.probe = await probeKernelL2tp();
+  results.tunnelsAfterProbe = (await sh('ip', 'l2tp', 'show', 'tunnel')).trim();
+
+  // 1. create from the static config
+  await log('static run 1');
+  const s1 = startStatic(1);
+  await waitFor(async () => (await logMsgs(s1.logFile)).some((m) => m.msg === 'ready' || m.msg === 'static setup failed'), 180_000, 'static run 1 ready');
+  results.static1Messages = (await logMsgs(s1.logFile)).map((m) => m.msg);
+  results.showTunnel = await sh('ip', 'l2tp', 'show', 'tunnel');
+  results.showSession = await sh('ip', 'l2tp', 'show', 'session');
+  results.links1 = JSON.parse((await runCapture('ip', ['-j', '-d', 'link', 'show'])).stdout || '[]');
+
+  // 2. traffic both ways
+  for (const s of sc.sessions) await sh('ip', 'addr', 'add', s.addr, 'dev', s.ifname);
+  const pings: Record<string, number> = {};
+  for (const s of sc.sessions) pings[s.ifname] = await pingCount(s.peer, 4);
+  results.guestPings = pings;
+  await writeFile(join(share, 'guest-ready'), '1');
+  await log('waiting for the host to ping');
+  await waitFor(async () => existsSync(join(share, 'host-done')), 180_000, 'host pings');
+
+  // 3. crash + restart: the kernel keeps forwarding, the new process adopts
+  await log('restart');
+  const before = await ifindexes(names);
+  const bg = spawn('ping', ['-i', '0.2', '-W', '2', sc.restartPing], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let bgOut = '';
+  bg.stdout?.on('data', (d: Buffer) => (bgOut += d.toString()));
+  await sleep(2000);
+  s1.child.kill('SIGKILL');
+  await s1.exit;
+  results.sessionsWhileDown = await sh('ip', 'l2tp', 'show', 'session');
+  await sleep(1000);
+  const s2 = startStatic(2);
+  await waitFor(async () => (await logMsgs(s2.logFile)).some((m) => m.msg === 'ready' || m.msg === 'static setup failed'), 180_000, 'static run 2 ready');
+  await sleep(2000);
+  bg.kill('SIGINT');
+  await new Promise((r) => bg.on('exit', r));
+  const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(bgOut);
+  results.restartPing = { transmitted: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+  results.static2Messages = (await logMsgs(s2.logFile)).map((x) => x.msg);
+  results.ifindexBefore = before;
+  results.ifindexAfter = await ifindexes(names);
+
+  // 4. the backend API directly: observation, counters, typed errors, ownership
+  await log('backend API');
+  process.env.KUBE_L2TP_NETLINK_TRACE = join(share, 'trace-api.jsonl');
+  const be = createKernelBackend({ logger: silentLogger() });
+  results.listTunnels = await be.listTunnels();
+  results.listSessions = await be.listSessions();
+  const first = sc.sessions[0]!;
+  results.counters = await be.counters(first.tunnelId, first.sessionId);
+  results.countersMissing = (await be.counters(first.tunnelId, 0x7fffffff)) ?? null;
+  const sock = NetlinkSocket.open(NETLINK_GENERIC);
+  const l2tp = await L2tpNetlink.open(sock);
+  const errs: Record<string, unknown> = {};
+  const capture = async (name: string, f: () => Promise<unknown>) => {
+    try {
+      await f();
+      errs[name] = 'no error';
+    } catch (e) {
+      errs[name] =
+        e instanceof NetlinkError
+          ? { type: 'NetlinkError', code: e.code, tunnelId: e.tunnelId, sessionId: e.sessionId, attribute: e.attribute, message: e.message }
+          : e instanceof KernelConflictError
+            ? { type: 'KernelConflictError', tunnelId: e.tunnelId, message: e.message }
+            : { type: (e as Error).name, message: (e as Error).message };
+    }
+  };
+  await capture('tunnelExists', () =>
+    l2tp.createTunnel({ tunnelId: first.tunnelId, peerTunnelId: 9, encap: 'udp', local: '127.0.0.1', remote: '127.0.0.1', udpSourcePort: 0, udpDestinationPort: 9 }),
+  );
+  const other = sc.sessions.find((s) => s.tunnelId !== first.tunnelId)!;
+  await capture('sessionIdTakenInOtherTunnel', () =>
+    l2tp.createSession({ tunnelId: other.tunnelId, sessionId: first.sessionId, peerSessionId: 77, l2specType: 'none' }),
+  );
+  await capture('noSuchTunnel', () => l2tp.createSession({ tunnelId: 424242, sessionId: 5, peerSessionId: 5, l2specType: 'none' }));
+  await capture('pppNotSupported', () =>
+    l2tp.createSession({ tunnelId: first.tunnelId, sessionId: 4040, peerSessionId: 4040, l2specType: 'none', pwType: L2TP_PWTYPE.PPP }),
+  );
+  await capture('deleteMissingSession', () => l2tp.deleteSession(first.tunnelId, 0x7ffffff0));
+  // a tunnel someone else made with our ID but other parameters: reported, never deleted
+  await sh('ip', 'l2tp', 'add', 'tunnel', 'tunnel_id', '4343', 'peer_tunnel_id', '1', 'encap', 'udp', 'local', '127.0.0.1', 'remote', '127.0.0.1', 'udp_sport', '40001', 'udp_dport', '40002');
+  await capture('foreignTunnelConflict', () =>
+    be.ensureTunnel({ tunnelId: 4343, peerTunnelId: 2, encap: 'udp', local: '127.0.0.1', remote: '127.0.0.1', udpSourcePort: 40001, udpDestinationPort: 40002, udpChecksum: false }),
+  );
+  results.foreignStillThere = (await sh('ip', 'l2tp', 'show', 'tunnel', 'tunnel_id', '4343')).includes('Tunnel 4343');
+  await sh('ip', 'l2tp', 'del', 'tunnel', 'tunnel_id', '4343');
+  // a tunnel someone else made that matches: adopted, and close({keepDevices:true}) leaves it
+  results.errors = errs;
+  results.dumpTunnels = (await l2tp.dumpTunnels()).map((t) => ({ ...t, stats: t.stats ? 'present' : 'absent' }));
+  sock.close();
+  await be.close({ keepDevices: true });
+  results.afterKeepClose = await sh('ip', 'l2tp', 'show', 'session');
+
+  // 5. stop: static mode removes what it created
+  await log('stop');
+  s2.child.kill('SIGTERM');
+  results.static2Exit = await s2.exit;
+  results.showTunnelAfter = (await sh('ip', 'l2tp', 'show', 'tunnel')).trim();
+  results.showSessionAfter = (await sh('ip', 'l2tp', 'show', 'session')).trim();
+  results.linksAfter = await ifindexes(names);
+}
+
+main()
+  .catch((e: unknown) => {
+    results.fatal = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  })
+  .finally(async () => {
+    await writeFile(join(share, 'results.json'), JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+    process.exit(0);
+  });
