@@ -65,7 +65,12 @@ describe('helm chart: lint and template', () => {
       [],
       ['metrics.serviceMonitor.enabled=true', 'multus.enabled=false', 'datapath.backend=kernel'],
       ['namespace.create=true', 'mtu.policy=fixed', 'mtu.fixed=1400', 'operator.replicas=1'],
-      ['operator.leaderElection.enabled=false', 'agentNodeRestriction.enabled=false', 'image.tag=dev'],
+      [
+        'operator.leaderElection.enabled=false',
+        'operator.replicas=1',
+        'agentNodeRestriction.enabled=false',
+        'image.tag=dev',
+      ],
     ];
     for (const v of variants) {
       const r = await helm([
@@ -95,7 +100,6 @@ describe('helm chart: lint and template', () => {
       `Role/${OPERATOR_SA}`,
       'Deployment/kube-l2tp-operator',
       'Service/kube-l2tp-operator-metrics',
-      'ConfigMap/kube-l2tp-operator',
       'ValidatingAdmissionPolicy/kube-l2tp-agent-node-restriction',
       'ValidatingAdmissionPolicyBinding/kube-l2tp-agent-node-restriction',
     ]) {
@@ -188,7 +192,7 @@ describe('helm chart: lint and template', () => {
     assert.ok(res.requests.cpu && res.requests.memory && res.limits.memory);
   });
 
-  it('documented values reach the operator configuration', async () => {
+  it('documented values reach the operator (its environment, passed on to the datapath pods)', async () => {
     const objs = docs(
       await template([
         'datapath.backend=userspace',
@@ -203,23 +207,42 @@ describe('helm chart: lint and template', () => {
         'datapath.nodeSelector.l2tp=yes',
       ]),
     );
-    const cm = find(objs, 'ConfigMap', 'kube-l2tp-operator') as Obj & { data: Record<string, string> };
-    const cfg = YAML.parse(cm.data['operator.yaml']!) as Record<string, Record<string, unknown>>;
-    assert.equal(cfg.datapath!.backend, 'userspace');
-    assert.equal(cfg.datapath!.image, 'registry.example/kube-l2tp:1.2.3');
-    assert.deepEqual(cfg.datapath!.nodeSelector, { 'kubernetes.io/os': 'linux', l2tp: 'yes' });
-    assert.deepEqual(cfg.cni, {
-      binDir: '/usr/libexec/cni',
-      confDir: '/etc/kubernetes/cni/net.d',
-      socketDir: '/run/kube-l2tp',
-    });
-    assert.deepEqual(cfg.multus, { enabled: false });
-    assert.deepEqual(cfg.mtu, { policy: 'fixed', underlayMTU: 1500, fixed: 1380 });
-    assert.equal(cfg.logLevel, 'debug');
     const dep = find(objs, 'Deployment') as Obj & {
-      spec: { template: { spec: { containers: { image: string }[] } } };
+      spec: {
+        template: { spec: { containers: { image: string; env: { name: string; value?: string }[] }[] } };
+      };
     };
-    assert.equal(dep.spec.template.spec.containers[0]!.image, 'registry.example/kube-l2tp:1.2.3');
+    const c = dep.spec.template.spec.containers[0]!;
+    assert.equal(c.image, 'registry.example/kube-l2tp:1.2.3');
+    const env = Object.fromEntries(c.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    assert.deepEqual(
+      {
+        image: env.DATAPATH_IMAGE,
+        sa: env.DATAPATH_SERVICE_ACCOUNT,
+        backend: env.DATAPATH_BACKEND,
+        nodeSelector: JSON.parse(env.DATAPATH_NODE_SELECTOR!) as unknown,
+        tolerations: JSON.parse(env.DATAPATH_TOLERATIONS!) as unknown,
+        cniBin: env.CNI_BIN_DIR,
+        cniConf: env.CNI_CONF_DIR,
+        socket: env.AGENT_SOCKET_DIR,
+        multus: env.MULTUS_ENABLED,
+        mtu: [env.MTU_POLICY, env.MTU_UNDERLAY, env.MTU_FIXED],
+        log: [env.LOG_LEVEL, env.DATAPATH_LOG_LEVEL],
+      },
+      {
+        image: 'registry.example/kube-l2tp:1.2.3',
+        sa: AGENT_SA,
+        backend: 'userspace',
+        nodeSelector: { 'kubernetes.io/os': 'linux', l2tp: 'yes' },
+        tolerations: [{ operator: 'Exists' }],
+        cniBin: '/usr/libexec/cni',
+        cniConf: '/etc/kubernetes/cni/net.d',
+        socket: '/run/kube-l2tp',
+        multus: 'false',
+        mtu: ['fixed', '1500', '1380'],
+        log: ['debug', 'debug'],
+      },
+    );
   });
 
   it('the values schema refuses bad values with a message naming the key', async () => {
