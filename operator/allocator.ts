@@ -1,0 +1,83 @@
+// ID allocation. The kernel needs tunnel IDs, session IDs (L2TPv3 sessions are global per netns) and
+// UDP source ports unique per node; 0 is never used. Every ID has an owner ("tun/NAME",
+// "pw/NS/NAME"); asking again for the same owner returns the same ID, so allocation is idempotent.
+// The operator seeds the allocator from what is recorded (object status, node state spec and
+// status) before it allocates anything, which keeps IDs stable across restarts and never hands out
+// an ID a node still reports in use.
+export type IdKind = 'tunnel' | 'session' | 'port';
+
+export interface Ranges {
+  tunnel: [number, number];
+  session: [number, number];
+  port: [number, number];
+}
+
+export const DEFAULT_RANGES: Ranges = {
+  tunnel: [1, 0xffffffff],
+  session: [1, 0xffffffff],
+  port: [17000, 17999],
+};
+
+export class Allocator {
+  /** kind -> node -> id -> owner */
+  private readonly used: Record<IdKind, Map<string, Map<number, string>>> = {
+    tunnel: new Map(),
+    session: new Map(),
+    port: new Map(),
+  };
+
+  constructor(private readonly ranges: Ranges = DEFAULT_RANGES) {}
+
+  private table(kind: IdKind, node: string): Map<number, string> {
+    let t = this.used[kind].get(node);
+    if (!t) this.used[kind].set(node, (t = new Map()));
+    return t;
+  }
+
+  ownerOf(kind: IdKind, node: string, id: number): string | undefined {
+    return this.used[kind].get(node)?.get(id);
+  }
+
+  /** Record that `owner` uses `id` on `node`. Returns the other owner on a conflict (and records nothing). */
+  claim(kind: IdKind, node: string, id: number, owner: string): string | undefined {
+    if (id === 0) throw new Error('ID 0 is reserved');
+    const t = this.table(kind, node);
+    const cur = t.get(id);
+    if (cur !== undefined && cur !== owner) return cur;
+    t.set(id, owner);
+    return undefined;
+  }
+
+  /** The lowest ID free on every node in `nodes` (or already held there by `owner`), claimed for owner. */
+  allocate(kind: IdKind, nodes: string[], owner: string): number {
+    const [min, max] = this.ranges[kind];
+    const tables = nodes.map((n) => this.table(kind, n));
+    for (let id = Math.max(1, min); id <= max; id++) {
+      if (tables.every((t) => (t.get(id) ?? owner) === owner)) {
+        for (const t of tables) t.set(id, owner);
+        return id;
+      }
+    }
+    throw new Error(`no free ${kind} ID left in ${min}-${max} on ${nodes.join(', ')}`);
+  }
+
+  /** Drop everything `owner` holds (after its sessions are gone from every node). */
+  release(owner: string): void {
+    for (const kind of Object.keys(this.used) as IdKind[]) {
+      for (const t of this.used[kind].values()) {
+        for (const [id, o] of t) if (o === owner) t.delete(id);
+      }
+    }
+  }
+
+  /** Drop what `owner` holds on one node. */
+  releaseOn(kind: IdKind, node: string, owner: string): void {
+    const t = this.used[kind].get(node);
+    if (!t) return;
+    for (const [id, o] of t) if (o === owner) t.delete(id);
+  }
+
+  count(kind: IdKind, node: string): number {
+    return this.used[kind].get(node)?.size ?? 0;
+  }
+}

@@ -1,0 +1,199 @@
+// List + watch into an in-memory store: resourceVersion bookkeeping, bookmarks, 410 Gone -> re-list,
+// exponential backoff on errors. Handlers get (type, obj, old) after the store is updated.
+import type { Logger } from '../lib/log.js';
+import { isGone, type KubeClient, type WatchEvent } from './kube.js';
+import type { KObject } from '../lib/api/schemas.js';
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export type Handler<T> = (type: EventType, obj: T, old: T | undefined) => void;
+
+export const objectKey = (o: KObject) =>
+  o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+
+interface List<T> {
+  metadata: { resourceVersion: string; continue?: string };
+  items: T[];
+}
+
+export interface InformerOptions {
+  /** Collection path, e.g. /apis/l2tp.kube-l2tp.io/v1alpha1/pseudowires */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** apiVersion/kind to stamp on list items (lists omit them). */
+  apiVersion: string;
+  kind: string;
+  pageSize?: number;
+  watchTimeoutSeconds?: number;
+}
+
+export class Informer<T extends KObject> {
+  readonly store = new Map<string, T>();
+  private handlers: Handler<T>[] = [];
+  private rv = '';
+  private synced = false;
+  private syncWaiters: (() => void)[] = [];
+  private abort = new AbortController();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  relists = 0;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly opts: InformerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  on(h: Handler<T>): void {
+    this.handlers.push(h);
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((r) => this.syncWaiters.push(r));
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await this.loop;
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  private emit(type: EventType, obj: T, old: T | undefined): void {
+    for (const h of this.handlers) {
+      try {
+        h(type, obj, old);
+      } catch (e) {
+        this.log.error({ err: e }, 'informer handler failed');
+      }
+    }
+  }
+
+  private query(extra: Record<string, string>): string {
+    const q = new URLSearchParams(extra);
+    if (this.opts.labelSelector) q.set('labelSelector', this.opts.labelSelector);
+    if (this.opts.fieldSelector) q.set('fieldSelector', this.opts.fieldSelector);
+    return `${this.opts.path}?${q.toString()}`;
+  }
+
+  private stamp(o: T): T {
+    o.apiVersion ??= this.opts.apiVersion;
+    o.kind ??= this.opts.kind;
+    return o;
+  }
+
+  private async relist(): Promise<void> {
+    const fresh = new Map<string, T>();
+    let cont = '';
+    let rv = '';
+    do {
+      const q: Record<string, string> = { limit: String(this.opts.pageSize ?? 500) };
+      if (cont) q.continue = cont;
+      const page = await this.client.get<List<T>>(this.query(q));
+      for (const item of page.items) fresh.set(objectKey(item), this.stamp(item));
+      cont = page.metadata.continue ?? '';
+      rv = page.metadata.resourceVersion;
+    } while (cont);
+    this.relists++;
+    const old = new Map(this.store);
+    this.store.clear();
+    for (const [k, v] of fresh) this.store.set(k, v);
+    for (const [k, v] of fresh) {
+      const prev = old.get(k);
+      if (!prev) this.emit('ADDED', v, undefined);
+      else if (prev.metadata.resourceVersion !== v.metadata.resourceVersion) this.emit('MODIFIED', v, prev);
+    }
+    for (const [k, v] of old) if (!fresh.has(k)) this.emit('DELETED', v, v);
+    this.rv = rv;
+    if (!this.synced) {
+      this.synced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private onEvent(e: WatchEvent<T>): void {
+    if (e.type === 'ERROR') {
+      const status = e.object as unknown as { code?: number; message?: string };
+      if (status.code === 410) this.rv = '';
+      throw Object.assign(new Error(`watch error: ${status.message ?? ''}`), { code: status.code });
+    }
+    const obj = this.stamp(e.object);
+    const rv = obj.metadata.resourceVersion;
+    if (e.type === 'BOOKMARK') {
+      if (rv) this.rv = rv;
+      return;
+    }
+    const key = objectKey(obj);
+    const prev = this.store.get(key);
+    if (e.type === 'DELETED') {
+      this.store.delete(key);
+      this.emit('DELETED', obj, prev);
+    } else {
+      this.store.set(key, obj);
+      this.emit(prev ? 'MODIFIED' : 'ADDED', obj, prev);
+    }
+    if (rv) this.rv = rv;
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 250;
+    while (!this.stopped) {
+      try {
+        if (!this.rv) await this.relist();
+        backoff = 250;
+        const path = this.query({
+          watch: '1',
+          resourceVersion: this.rv,
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: String(this.opts.watchTimeoutSeconds ?? 300),
+        });
+        let watchErr: unknown;
+        await this.client.watch<T>(
+          path,
+          (e) => {
+            if (watchErr) return;
+            try {
+              this.onEvent(e);
+            } catch (err) {
+              watchErr = err;
+              this.abort.abort();
+            }
+          },
+          this.abort.signal,
+        );
+        if (watchErr) {
+          this.abort = new AbortController();
+          throw watchErr;
+        }
+      } catch (e) {
+        if (this.stopped) break;
+        if (isGone(e) || (e as { code?: number }).code === 410) {
+          this.log.info({ path: this.opts.path }, 'watch expired (410 Gone): re-listing');
+          this.rv = '';
+          continue;
+        }
+        this.log.warn({ err: e, path: this.opts.path, backoffMs: backoff }, 'list/watch failed; retrying');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());

@@ -1,0 +1,115 @@
+// The other side of a cross-cluster (external peer) link: each cluster holds its side, and the IDs,
+// ports, addresses and cookies are reversed at the peer exactly as in the kernel doc's Host 1 /
+// Host 2 table. `kube-l2tp-operator mirror -f side-a.yaml --node NODE_B` prints side B.
+import YAML from 'yaml';
+import {
+  API_VERSION,
+  pseudowireSpecSchema,
+  tunnelSpecSchema,
+  type L2TPTunnel,
+  type Pseudowire,
+} from '../lib/api/schemas.js';
+
+export interface MirrorOptions {
+  /** Node in the other cluster that terminates the tunnel there. */
+  node: string;
+  /** Our local address when the tunnel does not give one (it may come from the node's InternalIP). */
+  localAddress?: string;
+  /** Name of the mirrored tunnel (default: the same name). */
+  tunnelName?: string;
+}
+
+type Obj = {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  spec?: unknown;
+  status?: unknown;
+};
+
+export function mirrorTunnel(t: L2TPTunnel, o: MirrorOptions): L2TPTunnel {
+  const spec = tunnelSpecSchema.parse(t.spec);
+  const ext = spec.peer.external;
+  if (!ext)
+    throw new Error(`L2TPTunnel ${t.metadata.name}: only a tunnel with peer.external can be mirrored`);
+  const localAddress = spec.local.address ?? t.status?.localAddress ?? o.localAddress;
+  if (!localAddress)
+    throw new Error(
+      `L2TPTunnel ${t.metadata.name}: give spec.local.address or --local-address (the other side needs our address)`,
+    );
+  if (spec.local.tunnelID === undefined)
+    throw new Error(`L2TPTunnel ${t.metadata.name}: spec.local.tunnelID is required`);
+  const udp = spec.encapsulation === 'UDP';
+  return {
+    apiVersion: API_VERSION,
+    kind: 'L2TPTunnel',
+    metadata: { name: o.tunnelName ?? t.metadata.name },
+    spec: {
+      encapsulation: spec.encapsulation,
+      udpChecksum: spec.udpChecksum,
+      local: {
+        node: o.node,
+        address: ext.address,
+        tunnelID: ext.tunnelID,
+        ...(udp && ext.udpPort !== undefined ? { udpPort: ext.udpPort } : {}),
+      },
+      peer: {
+        external: {
+          address: localAddress,
+          tunnelID: spec.local.tunnelID,
+          ...(udp && spec.local.udpPort !== undefined ? { udpPort: spec.local.udpPort } : {}),
+        },
+      },
+    },
+  };
+}
+
+export function mirrorPseudowire(p: Pseudowire, tunnelName: string): Pseudowire {
+  const spec = pseudowireSpecSchema.parse(p.spec);
+  if (spec.sessionID === undefined || spec.peerSessionID === undefined) {
+    throw new Error(
+      `Pseudowire ${p.metadata.name}: a cross-cluster pseudowire needs sessionID and peerSessionID`,
+    );
+  }
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Pseudowire',
+    metadata: { name: p.metadata.name, ...(p.metadata.namespace ? { namespace: p.metadata.namespace } : {}) },
+    spec: {
+      ...spec,
+      tunnelRef: { name: tunnelName },
+      sessionID: spec.peerSessionID,
+      peerSessionID: spec.sessionID,
+      ...(spec.peerCookie ? { cookie: spec.peerCookie } : {}),
+      ...(spec.cookie ? { peerCookie: spec.cookie } : {}),
+    },
+  };
+}
+
+/** Mirror every L2TPTunnel and Pseudowire in a multi-document YAML text. */
+export function mirrorManifest(text: string, o: MirrorOptions): string {
+  const docs = YAML.parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((d): d is Obj => !!d);
+  const tunnels = docs.filter((d) => d.kind === 'L2TPTunnel') as L2TPTunnel[];
+  if (tunnels.length === 0) throw new Error('no L2TPTunnel in the input');
+  const names = new Map<string, string>();
+  const out: Obj[] = [];
+  for (const t of tunnels) {
+    const m = mirrorTunnel(t, tunnels.length === 1 ? o : { ...o, tunnelName: t.metadata.name });
+    names.set(t.metadata.name, m.metadata.name);
+    out.push(m);
+  }
+  for (const p of docs.filter((d) => d.kind === 'Pseudowire') as Pseudowire[]) {
+    const tn = names.get(p.spec.tunnelRef.name);
+    if (!tn)
+      throw new Error(
+        `Pseudowire ${p.metadata.name}: its tunnel ${p.spec.tunnelRef.name} is not in the input`,
+      );
+    out.push(mirrorPseudowire(p, tn));
+  }
+  const secretNote = out.some((d) => JSON.stringify(d).includes('secretRef'))
+    ? '# cookies come from Secrets: create them in the other cluster with the same values (roles are swapped here)\n'
+    : '';
+  return `# mirrored by kube-l2tp-operator mirror: the other side of the link\n${secretNote}${out.map((d) => YAML.stringify(d)).join('---\n')}`;
+}
