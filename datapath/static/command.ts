@@ -58,6 +58,7 @@ export async function staticCommand(argv: string[], logger: Logger): Promise<num
       env: hostPlanEnv(() => backend.listSessions()),
       stop,
       fault,
+      dumpSignal: 'SIGUSR2',
     });
   } finally {
     clearInterval(keepAlive);

@@ -3,7 +3,7 @@
 import type { Logger } from '../../lib/log.js';
 import type { Backend, BackendFault } from '../backend/types.js';
 import type { StaticConfig } from './config.js';
-import { makePlan, type PlanEnv } from './plan.js';
+import { makePlan, type Plan, type PlanEnv } from './plan.js';
 
 export interface StaticRunDeps {
   backend: Backend;
@@ -13,14 +13,35 @@ export interface StaticRunDeps {
   stop: Promise<string>;
   /** Resolves on the first fatal datapath fault. */
   fault: Promise<BackendFault>;
+  /** Log every counter when this signal arrives (and once at shutdown). */
+  dumpSignal?: NodeJS.Signals;
+}
+
+async function logCounters(backend: Backend, plan: Plan, logger: Logger): Promise<void> {
+  const tunnels = [];
+  for (const t of plan.tunnels) {
+    const sessions = [];
+    for (const s of plan.sessions.filter((x) => x.tunnelId === t.tunnelId)) {
+      sessions.push({
+        sessionId: s.sessionId,
+        ifname: s.ifname,
+        ...(await backend.counters(t.tunnelId, s.sessionId)),
+      });
+    }
+    tunnels.push({ tunnelId: t.tunnelId, ...(await backend.tunnelCounters?.(t.tunnelId)), sessions });
+  }
+  logger.info({ tunnels }, 'counters');
 }
 
 /** Returns the process exit code: 0 after a requested stop, 1 after a fault or a failed setup. */
 export async function runStatic(cfg: StaticConfig, deps: StaticRunDeps): Promise<number> {
   const { backend, logger } = deps;
   let code = 0;
+  let plan: Plan | undefined;
+  const dump = () => void (plan && logCounters(backend, plan, logger).catch(() => undefined));
+  if (deps.dumpSignal) process.on(deps.dumpSignal, dump);
   try {
-    const plan = await makePlan(cfg, deps.env);
+    plan = await makePlan(cfg, deps.env);
     for (const t of plan.tunnels) await backend.ensureTunnel(t);
     for (const s of plan.sessions) await backend.ensureSession(s);
     logger.info(
@@ -49,6 +70,8 @@ export async function runStatic(cfg: StaticConfig, deps: StaticRunDeps): Promise
     logger.error({ err }, 'static setup failed');
     code = 1;
   }
+  if (deps.dumpSignal) process.off(deps.dumpSignal, dump);
+  if (plan) await logCounters(backend, plan, logger).catch(() => undefined);
   await backend.close({ keepDevices: false });
   logger.info('removed everything this run created');
   return code;

@@ -119,9 +119,10 @@ static struct l2tp_session *lookup(struct tunnel *t, uint32_t sid) {
 }
 
 static int transient(int e) {
-  /* ICMP errors reported on a connected socket, and memory pressure: not fatal for the tunnel. */
-  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENOBUFS ||
-         e == ENOMEM || e == EPERM || e == EMSGSIZE || e == ENETDOWN;
+  /* A connected socket reports ICMP errors from the peer (port/protocol unreachable while the peer is
+   * not up yet: ECONNREFUSED, ENOPROTOOPT, ...) once, as the result of a later call; those and memory
+   * pressure are not failures of the tunnel. Only a broken descriptor or argument is. */
+  return !(e == EBADF || e == EFAULT || e == EINVAL || e == ENOTSOCK);
 }
 
 static void rx_one(struct tunnel *t, uint8_t *p, size_t len, int flags) {

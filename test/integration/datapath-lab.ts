@@ -1,0 +1,259 @@
+// Shared topology for the datapath integration tests and benches: two "hosts" joined by a veth
+// underlay, a "pod" namespace on each side attached to a bridge with the session device.
+//
+//   pod1 (eth0 10.201.X.1) -- br -- l2tpethN [host1 10.201.U.1] ==veth== [host2 10.201.U.2] l2tpethN -- br -- pod2
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { runOk } from '../../lib/exec.js';
+import { inNs, inNsCapture, ipIn, type Lab } from '../harness/netns.js';
+
+export const MAIN = fileURLToPath(new URL('../../datapath/main.js', import.meta.url));
+
+export interface Hosts {
+  h1: string;
+  h2: string;
+  u1: string; // underlay addresses
+  u2: string;
+}
+
+/** Two host namespaces and the underlay. p = short unique prefix (e.g. "kdu"), n = third octet. */
+export async function twoHosts(lab: Lab, p: string, n: number): Promise<Hosts> {
+  const h1 = await lab.netns(`${p}h1`);
+  const h2 = await lab.netns(`${p}h2`);
+  // TAPs are persistent: delete them explicitly before their namespace goes.
+  for (const ns of [h1, h2]) lab.onCleanup(() => deleteTuns(ns));
+  const u1 = `10.201.${n}.1`;
+  const u2 = `10.201.${n}.2`;
+  await lab.veth({ ns: h1, name: `${p}u1`, addr: `${u1}/24` }, { ns: h2, name: `${p}u2`, addr: `${u2}/24` });
+  return { h1, h2, u1, u2 };
+}
+
+export async function deleteTuns(ns: string): Promise<void> {
+  const r = await inNsCapture(ns, 'ip', '-j', 'link', 'show', 'type', 'tun');
+  if (r.code !== 0) return;
+  for (const l of JSON.parse(r.stdout || '[]') as { ifname: string }[])
+    await runOk('ip', ['-n', ns, 'link', 'del', l.ifname]);
+}
+
+/** A pod namespace with eth0 (addr CIDR, mtu) bridged in `host` to `dev` through bridge `br`. */
+export async function podOn(
+  lab: Lab,
+  host: string,
+  pod: string,
+  br: string,
+  dev: string,
+  addr: string,
+  mtu: number,
+) {
+  await lab.netns(pod);
+  await inNs(pod, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
+  if ((await inNsCapture(host, 'ip', 'link', 'show', br)).code !== 0) {
+    await ipIn(host, 'link', 'add', br, 'type', 'bridge');
+    await ipIn(host, 'link', 'set', br, 'up');
+  }
+  const hv = `${pod}v`.slice(0, 15);
+  await ipIn(host, 'link', 'add', hv, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod);
+  await ipIn(host, 'link', 'set', hv, 'master', br, 'mtu', String(mtu), 'up');
+  await ipIn(pod, 'link', 'set', 'eth0', 'mtu', String(mtu), 'up');
+  await ipIn(pod, 'addr', 'add', addr, 'dev', 'eth0');
+  await attach(host, dev, br);
+}
+
+export async function attach(host: string, dev: string, br: string): Promise<void> {
+  await ipIn(host, 'link', 'set', dev, 'master', br, 'up');
+}
+
+export interface DatapathProc {
+  child: ChildProcess;
+  /** Parsed JSON log lines so far. */
+  lines: Record<string, unknown>[];
+  waitFor(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** SIGTERM and wait; resolves the exit code. */
+  stop(): Promise<number | null>;
+  kill9(): Promise<void>;
+  /** Ask for a counters dump (SIGUSR2) and return it. */
+  counters(): Promise<CountersDump>;
+  exited: Promise<number | null>;
+}
+
+export interface CountersDump {
+  tunnels: {
+    tunnelId: number;
+    rxPackets: number;
+    drops: Record<string, number>;
+    sessions: { sessionId: number; rxPackets: number; txPackets: number; drops: Record<string, number> }[];
+  }[];
+}
+
+/** Start `kube-l2tp-datapath static` in ns with config (an object, written as YAML). */
+export async function startDatapath(
+  lab: Lab,
+  ns: string,
+  config: unknown,
+  waitReady = true,
+): Promise<DatapathProc> {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-dp-'));
+  lab.onCleanup(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, stringify(config));
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, MAIN, 'static', '--config', file, '--backend', 'userspace'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const lines: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  let buf = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+      for (const w of waiters.splice(0)) w();
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      for (const w of waiters.splice(0)) w();
+      resolve(code);
+    }),
+  );
+  let done = false;
+  void exited.then(() => (done = true));
+  lab.onCleanup(async () => {
+    if (!done && child.pid) process.kill(child.pid, 'SIGKILL');
+    await exited;
+  });
+  const waitFor = (msg: string, timeoutMs = 20000, from = 0) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`datapath in ${ns}: no "${msg}" within ${timeoutMs} ms\n${stderr}`)),
+        timeoutMs,
+      );
+      const check = () => {
+        const hit = lines.slice(from).find((l) => l.msg === msg);
+        if (hit) {
+          clearTimeout(timer);
+          resolve(hit);
+        } else if (done) {
+          clearTimeout(timer);
+          reject(
+            new Error(
+              `datapath in ${ns} exited before "${msg}": ${stderr}\n${JSON.stringify(lines.slice(-5))}`,
+            ),
+          );
+        } else waiters.push(check);
+      };
+      check();
+    });
+  const proc: DatapathProc = {
+    child,
+    lines,
+    exited,
+    waitFor: (msg, t) => waitFor(msg, t),
+    async stop() {
+      if (!done) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill9() {
+      if (!done) child.kill('SIGKILL');
+      await exited;
+    },
+    async counters() {
+      const from = lines.length;
+      child.kill('SIGUSR2');
+      return (await waitFor('counters', 5000, from)) as unknown as CountersDump;
+    },
+  };
+  if (waitReady) await proc.waitFor('ready');
+  return proc;
+}
+
+/** Mirror-image static configs for the two hosts of one tunnel. */
+export interface PairOptions {
+  encap: 'udp' | 'ip';
+  cookieLength?: 0 | 4 | 8;
+  l2specType?: 'none' | 'default';
+  sequence?: boolean;
+  sessions?: number;
+}
+
+export function pairConfigs(h: Hosts, o: PairOptions): [unknown, unknown] {
+  const ck = (seed: number) =>
+    o.cookieLength ? Buffer.alloc(o.cookieLength, seed).toString('hex') : undefined;
+  const side = (local: string, remote: string, mine: number, theirs: number, tid: number, ptid: number) => ({
+    tunnelId: tid,
+    peerTunnelId: ptid,
+    encap: o.encap,
+    local,
+    remote,
+    ...(o.encap === 'udp' ? { udpSourcePort: 5000 + mine, udpDestinationPort: 5000 + theirs } : {}),
+    sessions: Array.from({ length: o.sessions ?? 1 }, (_, i) => {
+      const c = ck(mine * 16 + i + 1);
+      const pc = ck(theirs * 16 + i + 1);
+      return {
+        sessionId: mine * 1000 + i + 1,
+        peerSessionId: theirs * 1000 + i + 1,
+        name: `l2tpeth${i}`,
+        ...(c ? { cookie: c } : {}),
+        ...(pc ? { peerCookie: pc } : {}),
+        l2specType: o.l2specType ?? 'default',
+        sendSequence: !!o.sequence,
+        requireSequence: !!o.sequence,
+      };
+    }),
+  });
+  return [{ tunnels: [side(h.u1, h.u2, 1, 2, 42, 45)] }, { tunnels: [side(h.u2, h.u1, 2, 1, 45, 42)] }];
+}
+
+/** Short TCP transfer with iperf3 from pod a to pod b; returns bytes received. */
+export async function tcpBytes(a: string, b: string, bAddr: string, seconds = 1): Promise<number> {
+  const server = spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '-1', '-p', '5201'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await inNsCapture(
+      a,
+      'iperf3',
+      '-c',
+      bAddr,
+      '-p',
+      '5201',
+      '-t',
+      String(seconds),
+      '-J',
+      '--connect-timeout',
+      '3000',
+    );
+    const j = JSON.parse(r.stdout || '{}') as { end?: { sum_received?: { bytes?: number } } };
+    return j.end?.sum_received?.bytes ?? 0;
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+/** Minimal pcap reader (linktype Ethernet): returns each frame's bytes. */
+export async function readPcap(file: string): Promise<Buffer[]> {
+  const b = await readFile(file);
+  const frames: Buffer[] = [];
+  let off = 24;
+  while (off + 16 <= b.length) {
+    const incl = b.readUInt32LE(off + 8);
+    frames.push(b.subarray(off + 16, off + 16 + incl));
+    off += 16 + incl;
+  }
+  return frames;
+}
