@@ -6,7 +6,7 @@ import { access, constants, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCapture } from '../../lib/exec.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
-import { parseResult, type CniResult } from '../../lib/cni/result.js';
+import { formatResult, parseResult, type CniResult } from '../../lib/cni/result.js';
 import { compareVersions, versionAtLeast } from '../../lib/cni/versions.js';
 import type { Logger } from '../../lib/log.js';
 import type { Env } from './config.js';
@@ -59,6 +59,19 @@ async function versionFor(plugin: string, want: string): Promise<string> {
   return best ?? want;
 }
 
+/** The config at a lower version: cniVersion and a prevResult in that version's format. */
+function lowerConfig(config: Record<string, unknown>, version: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config, cniVersion: version };
+  if (config.prevResult !== undefined) {
+    try {
+      out.prevResult = formatResult(parseResult(config.prevResult, 'prevResult', String(config.cniVersion)), version);
+    } catch {
+      // leave it: the delegate will say what it dislikes
+    }
+  }
+  return out;
+}
+
 export interface DelegateCall {
   command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
   plugin: string;
@@ -76,7 +89,7 @@ export async function execDelegate(call: DelegateCall): Promise<CniResult | unde
     call.logger.debug({ plugin: call.plugin, version }, `delegate does not support ${call.command}; skipped`);
     return undefined;
   }
-  const config = version === want ? call.config : { ...call.config, cniVersion: version };
+  const config = version === want ? call.config : lowerConfig(call.config, version);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(call.env)) if (v !== undefined && k.startsWith('CNI_')) env[k] = v;
   env.CNI_COMMAND = call.command;

@@ -200,6 +200,15 @@ int main(void) {
   if (find_string_key(in.p, "cniVersion", v, sizeof v) && strspn(v, "0123456789.") == strlen(v) && *v)
     strcpy(version, v);
 
+  /* Not even shaped like a JSON object: answer 6 here (the agent would too, and may be unreachable). */
+  {
+    size_t a = 0, z = in.len;
+    while (a < z && strchr(" \t\r\n", in.p[a])) a++;
+    while (z > a && strchr(" \t\r\n", in.p[z - 1])) z--;
+    int shaped = z - a >= 2 && in.p[a] == '{' && in.p[z - 1] == '}';
+    if (!shaped && cmd && *cmd && strcmp(cmd, "VERSION") != 0)
+      return cni_error(6, "failed to decode network config: stdin is not a JSON object", NULL);
+  }
   if (!cmd || !*cmd) return cni_error(4, "required env variables [CNI_COMMAND] missing", NULL);
   if (strcmp(cmd, "VERSION") == 0) {
     printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", version, SUPPORTED);
