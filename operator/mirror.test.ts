@@ -1,0 +1,54 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import YAML from 'yaml';
+import { mirrorManifest } from './mirror.js';
+
+// The kernel doc's table: Host 1 tunnel 42/45, ports 5000/5001, sessions 128/5196755.
+const host1 = `
+apiVersion: l2tp.kube-l2tp.io/v1alpha1
+kind: L2TPTunnel
+metadata: {name: to-dc2}
+spec:
+  local: {node: a1, address: 192.0.2.1, tunnelID: 42, udpPort: 5000}
+  peer: {external: {address: 198.51.100.2, tunnelID: 45, udpPort: 5001}}
+---
+apiVersion: l2tp.kube-l2tp.io/v1alpha1
+kind: Pseudowire
+metadata: {name: red, namespace: lab}
+spec:
+  tunnelRef: {name: to-dc2}
+  sessionID: 128
+  peerSessionID: 5196755
+  cookie: {value: 0badcafe}
+  peerCookie: {secretRef: {name: c, key: peer}}
+`;
+
+describe('mirror', () => {
+  it('reverses IDs, ports, addresses and cookies as in the kernel doc Host 1 / Host 2 table', () => {
+    const out = mirrorManifest(host1, { node: 'b7' });
+    const [t, p] = YAML.parseAllDocuments(out).map((d) => d.toJS());
+    assert.deepEqual(t.spec.local, { node: 'b7', address: '198.51.100.2', tunnelID: 45, udpPort: 5001 });
+    assert.deepEqual(t.spec.peer, { external: { address: '192.0.2.1', tunnelID: 42, udpPort: 5000 } });
+    assert.equal(p.spec.sessionID, 5196755);
+    assert.equal(p.spec.peerSessionID, 128);
+    assert.deepEqual(p.spec.peerCookie, { value: '0badcafe' });
+    assert.deepEqual(p.spec.cookie, { secretRef: { name: 'c', key: 'peer' } });
+    assert.equal(p.metadata.namespace, 'lab');
+    // mirroring twice gives back the original side
+    const back = YAML.parseAllDocuments(mirrorManifest(out, { node: 'a1' })).map((d) => d.toJS());
+    assert.deepEqual(back[0].spec.local, { node: 'a1', address: '192.0.2.1', tunnelID: 42, udpPort: 5000 });
+    assert.equal(back[1].spec.sessionID, 128);
+  });
+
+  it('refuses in-cluster tunnels and pseudowires without explicit IDs', () => {
+    assert.throws(
+      () =>
+        mirrorManifest('kind: L2TPTunnel\nmetadata: {name: x}\nspec: {local: {node: a}, peer: {node: b}}\n', {
+          node: 'z',
+        }),
+      /peer.external/,
+    );
+    const noIds = host1.replace('  sessionID: 128\n  peerSessionID: 5196755\n', '');
+    assert.throws(() => mirrorManifest(noIds, { node: 'z' }), /needs sessionID and peerSessionID/);
+  });
+});

@@ -1,0 +1,199 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../lib/api/schemas.js';
+import {
+  DEFAULT_POD_CONFIG,
+  desiredDatapathPod,
+  desiredNAD,
+  ifnameFor,
+  mayRoll,
+  renderNodeState,
+  rollupPseudowire,
+  setCondition,
+} from './render.js';
+
+const tunnel: L2TPTunnel = {
+  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+  kind: 'L2TPTunnel',
+  metadata: { name: 't' },
+  spec: { encapsulation: 'UDP', udpChecksum: false, local: { node: 'a' }, peer: { node: 'b' } },
+  status: {
+    tunnelID: 42,
+    peerTunnelID: 45,
+    udpPort: 5000,
+    peerUDPPort: 5001,
+    localAddress: '10.0.0.1',
+    peerAddress: '10.0.0.2',
+  },
+};
+const pw: Pseudowire = {
+  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+  kind: 'Pseudowire',
+  metadata: { name: 'red', namespace: 'lab', uid: 'u1' },
+  spec: {
+    tunnelRef: { name: 't' },
+    l2SpecificSublayer: 'None',
+    attachment: { mode: 'Exclusive' },
+    mtu: 1400,
+  },
+  status: { sessionID: 128, peerSessionID: 5196755 },
+};
+const cookies = (_p: Pseudowire, w: 'cookie' | 'peerCookie') =>
+  w === 'cookie' ? 'aaaaaaaa' : 'bbbbbbbbbbbbbbbb';
+
+describe('renderNodeState', () => {
+  it('renders the local side as recorded and the peer side reversed (Host 1 / Host 2)', () => {
+    const a = renderNodeState('a', [tunnel], [pw], cookies);
+    const b = renderNodeState('b', [tunnel], [pw], cookies);
+    assert.deepEqual(a, {
+      nodeName: 'a',
+      tunnels: [
+        {
+          name: 't', tunnelId: 42, peerTunnelId: 45, encap: 'udp', local: '10.0.0.1', remote: '10.0.0.2',
+          udpSourcePort: 5000, udpDestinationPort: 5001, udpChecksum: false,
+          sessions: [
+            {
+              pseudowire: { namespace: 'lab', name: 'red' }, sessionId: 128, peerSessionId: 5196755, ifname: 'l2tpeth128',
+              cookie: 'aaaaaaaa', peerCookie: 'bbbbbbbbbbbbbbbb', l2specType: 'none', sendSequence: false,
+              requireSequence: false, reorderTimeoutMs: 0, mtu: 1400, mode: 'exclusive',
+            },
+          ],
+        },
+      ],
+    }); // prettier-ignore
+    const tb = b.tunnels[0]!;
+    assert.deepEqual(
+      [tb.tunnelId, tb.peerTunnelId, tb.udpSourcePort, tb.udpDestinationPort, tb.local, tb.remote],
+      [45, 42, 5001, 5000, '10.0.0.2', '10.0.0.1'],
+    );
+    assert.deepEqual([tb.sessions[0]!.sessionId, tb.sessions[0]!.peerSessionId], [5196755, 128]);
+    assert.deepEqual([tb.sessions[0]!.cookie, tb.sessions[0]!.peerCookie], ['bbbbbbbbbbbbbbbb', 'aaaaaaaa']);
+    assert.equal(tb.sessions[0]!.ifname, 'l2tpeth5196755');
+    assert.deepEqual(renderNodeState('c', [tunnel], [pw], cookies).tunnels, []);
+  });
+
+  it('leaves out unallocated and deleting objects', () => {
+    const noIds = { ...tunnel, status: {} };
+    assert.deepEqual(renderNodeState('a', [noIds], [pw], cookies).tunnels, []);
+    const deleting = { ...pw, metadata: { ...pw.metadata, deletionTimestamp: '2025-01-01T00:00:00Z' } };
+    assert.deepEqual(renderNodeState('a', [tunnel], [deleting], cookies).tunnels[0]!.sessions, []);
+  });
+
+  it('names interfaces within 15 bytes', () => {
+    assert.equal(ifnameFor(7), 'l2tpeth7');
+    assert.equal(ifnameFor(4294967295), 'l2tpffffffff');
+    assert.ok(ifnameFor(4294967295).length <= 15);
+  });
+});
+
+describe('desiredDatapathPod', () => {
+  it('is a least-privilege host-network pod with a stable template hash', () => {
+    const pod = desiredDatapathPod('node-1', DEFAULT_POD_CONFIG, { name: 'node-1', uid: 'uid-1' });
+    const spec = pod.spec as Record<string, unknown> & {
+      containers: Record<string, unknown>[];
+      volumes: { name: string; hostPath: { path: string } }[];
+    };
+    assert.equal(pod.metadata.name, 'kube-l2tp-datapath-node-1');
+    assert.equal(pod.metadata.namespace, 'kube-l2tp');
+    assert.equal(spec.nodeName, 'node-1');
+    assert.equal(spec.hostNetwork, true);
+    assert.deepEqual(spec.tolerations, [{ operator: 'Exists' }]);
+    const c = spec.containers[0]!;
+    assert.deepEqual(c.command, ['kube-l2tp-datapath', 'agent', '--node-name', '$(NODE_NAME)']);
+    assert.deepEqual(c.securityContext, {
+      privileged: false, runAsUser: 0, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN'] },
+    }); // prettier-ignore
+    assert.deepEqual(
+      spec.volumes.map((v) => [v.name, v.hostPath.path]),
+      [['dev-net-tun', '/dev/net/tun'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp']],
+    ); // prettier-ignore
+    assert.deepEqual(pod.metadata.ownerReferences, [
+      { apiVersion: 'l2tp.kube-l2tp.io/v1alpha1', kind: 'L2TPNodeState', name: 'node-1', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+    ]); // prettier-ignore
+    const h = pod.metadata.annotations['l2tp.kube-l2tp.io/template-hash'];
+    assert.equal(
+      desiredDatapathPod('node-1', DEFAULT_POD_CONFIG).metadata.annotations[
+        'l2tp.kube-l2tp.io/template-hash'
+      ],
+      h,
+    );
+    const other = desiredDatapathPod('node-1', { ...DEFAULT_POD_CONFIG, image: 'x:2' });
+    assert.notEqual(other.metadata.annotations['l2tp.kube-l2tp.io/template-hash'], h);
+    assert.ok(desiredDatapathPod('n'.repeat(80), DEFAULT_POD_CONFIG).metadata.name.length <= 63);
+  });
+
+  it('rolls one node at a time', () => {
+    const pod = (hash: string, readyStatus: string, deleting = false) => ({
+      ...desiredDatapathPod('n', DEFAULT_POD_CONFIG),
+      metadata: {
+        ...desiredDatapathPod('n', DEFAULT_POD_CONFIG).metadata,
+        annotations: { 'l2tp.kube-l2tp.io/template-hash': hash },
+        ...(deleting ? { deletionTimestamp: 'x' } : {}),
+      },
+      status: { conditions: [{ type: 'Ready', status: readyStatus }] },
+    });
+    assert.equal(mayRoll([pod('old', 'True'), pod('old', 'True')], 'new'), true);
+    assert.equal(mayRoll([pod('new', 'False'), pod('old', 'True')], 'new'), false);
+    assert.equal(mayRoll([pod('new', 'True'), pod('old', 'True')], 'new'), true);
+    assert.equal(mayRoll([pod('old', 'True', true), pod('old', 'True')], 'new'), false);
+  });
+});
+
+describe('desiredNAD and roll-up', () => {
+  it('writes the CNI config the plugin expects', () => {
+    const nad = desiredNAD({
+      ...pw,
+      metadata: { ...pw.metadata, annotations: { 'l2tp.kube-l2tp.io/ipam': '{"type":"static"}' } },
+    });
+    assert.deepEqual(JSON.parse((nad.spec as { config: string }).config), {
+      cniVersion: '1.0.0', type: 'kube-l2tp', pseudowire: { namespace: 'lab', name: 'red' }, mode: 'exclusive', mtu: 1400, ipam: { type: 'static' },
+    }); // prettier-ignore
+  });
+
+  it('is Ready only when both agents report the session up at the current generation', () => {
+    const ns = (node: string, sessionId: number, state: 'Up' | 'Down', observed = 1): L2TPNodeState => ({
+      apiVersion: 'x', kind: 'L2TPNodeState', metadata: { name: node, generation: 1 },
+      spec: renderNodeState(node, [tunnel], [pw], cookies),
+      status: { observedGeneration: observed, sessions: [{ pseudowire: { namespace: 'lab', name: 'red' }, tunnelId: 1, sessionId, ifname: 'x', state, mtu: 1400 }] },
+    }); // prettier-ignore
+    const up = rollupPseudowire(
+      pw,
+      tunnel,
+      new Map([
+        ['a', ns('a', 128, 'Up')],
+        ['b', ns('b', 5196755, 'Up')],
+      ]),
+    );
+    assert.equal(up.ready.status, 'True');
+    assert.equal(up.degraded.status, 'False');
+    const stale = rollupPseudowire(
+      pw,
+      tunnel,
+      new Map([
+        ['a', ns('a', 128, 'Up', 0)],
+        ['b', ns('b', 5196755, 'Up')],
+      ]),
+    );
+    assert.equal(stale.ready.reason, 'Pending');
+    const down = rollupPseudowire(
+      pw,
+      tunnel,
+      new Map([
+        ['a', ns('a', 128, 'Up')],
+        ['b', ns('b', 5196755, 'Down')],
+      ]),
+    );
+    assert.deepEqual([down.ready.status, down.degraded.reason], ['False', 'EndpointDown']);
+  });
+
+  it('keeps lastTransitionTime while a condition does not change', () => {
+    const c1 = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Pending' }, 't1');
+    const c2 = setCondition(c1, { type: 'Ready', status: 'False', reason: 'Other' }, 't2');
+    assert.equal(c2[0]!.lastTransitionTime, 't1');
+    assert.equal(
+      setCondition(c2, { type: 'Ready', status: 'True', reason: 'Up' }, 't3')[0]!.lastTransitionTime,
+      't3',
+    );
+  });
+});
