@@ -167,6 +167,8 @@ async function cmdAdd(c: Ctx): Promise<string> {
       rec.bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
       rec.hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
     }
+    const deviceMac = conf.mode === 'exclusive' ? await node.mac(pw.ifname) : undefined;
+    if (deviceMac !== undefined) rec.deviceMac = deviceMac;
     if ((await deps.store.get(cmd.containerID, cmd.ifname)) !== undefined) {
       throw new CniError(
         CniCode.InterfaceExists,
@@ -182,7 +184,7 @@ async function cmdAdd(c: Ctx): Promise<string> {
       routes: [...prev.routes],
       dns: prev.dns,
     };
-    const mac = conf.mac ?? randomMac();
+    const mac = conf.mac ?? deviceMac ?? randomMac();
     const pod = { name: pw.ifname }; // the pod-side link's current name (changes on rename)
     if (conf.mode === 'bridge') {
       const made = await ensureBridgePort(c, pw, mtu, undo);
@@ -447,7 +449,7 @@ async function releaseAttachment(c: Ctx, rec: AttachmentRecord | undefined, a: R
   const pw = await c.deps.resolver.lookup(a.pseudowire).catch(() => undefined);
   await c.deps.locker.withLock(pwKey(a.pseudowire), async () => {
     try {
-      await moveBack(c, a.netns, a.ifname, rec.device, pw?.mtu ?? 1500);
+      await moveBack(c, a.netns, a.ifname, rec.device, pw?.mtu ?? 1500, rec.deviceMac);
     } catch (e) {
       if (e instanceof IpBatchError && e.index === 0 && /Cannot find device|does not exist/.test(e.stderr)) return;
       throw new CniError(CniCode.LinkSetupFailed, `returning ${a.ifname} to the node as ${rec.device}: ${(e as Error).message}`);

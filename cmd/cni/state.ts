@@ -15,6 +15,8 @@ export const attachmentRecordSchema = z.object({
   pseudowire: z.object({ namespace: z.string(), name: z.string() }),
   /** The node-side device: the l2tpeth (exclusive: its name before it moved) */
   device: z.string(),
+  /** Exclusive mode: the device's MAC before it moved (restored on DEL). */
+  deviceMac: z.string().optional(),
   bridge: z.string().optional(),
   hostVeth: z.string().optional(),
   /** Config the IPAM delegate got on ADD (GC and DEL without config reuse it). */
