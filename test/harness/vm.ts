@@ -26,11 +26,14 @@ export function repoRoot(): string {
 /** Why VM tests cannot run here, or undefined when they can. */
 export function vmUnavailable(): string | undefined {
   const dir = process.env.KUBE_L2TP_KERNEL_DIR;
-  if (!dir) return 'KUBE_L2TP_KERNEL_DIR is not set (run through scripts/test.sh vm, which runs scripts/fetch-kernel.sh)';
+  if (!dir)
+    return 'KUBE_L2TP_KERNEL_DIR is not set (run through scripts/test.sh vm, which runs scripts/fetch-kernel.sh)';
   for (const f of ['vmlinux', 'initrd.gz']) {
     if (!existsSync(join(dir, f))) return `${join(dir, f)} missing (run scripts/fetch-kernel.sh)`;
   }
-  const qemu = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].some((p) => existsSync(p));
+  const qemu = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].some((p) =>
+    existsSync(p),
+  );
   if (!qemu) return 'qemu-system-x86_64 is not installed (scripts/install-system-deps.sh installs it)';
   return undefined;
 }
@@ -104,16 +107,38 @@ export async function runVm(o: VmOptions): Promise<VmResult> {
     await ipIn(o.netns, 'link', 'set', o.tap, 'up');
     const consoleFile = join(work, 'console.log');
     const args = [
-      'netns', 'exec', o.netns,
-      'qemu-system-x86_64', '-accel', 'tcg', '-m', String(o.memoryMb ?? 1024), '-smp', '1',
-      '-no-reboot', '-nodefaults', '-display', 'none', '-monitor', 'none',
-      '-kernel', join(o.kernelDir, 'vmlinux'), '-initrd', join(o.kernelDir, 'initrd.gz'),
-      '-append', `console=ttyS0 quiet panic=-1 hostroot=1 vmip=${o.guestAddr}`,
-      '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
-      '-device', 'virtio-net-pci,netdev=n0,romfile=',
-      '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-      '-virtfs', `local,path=${work},mount_tag=work,security_model=none,multidevs=remap`,
-      '-serial', `file:${consoleFile}`,
+      'netns',
+      'exec',
+      o.netns,
+      'qemu-system-x86_64',
+      '-accel',
+      'tcg',
+      '-m',
+      String(o.memoryMb ?? 1024),
+      '-smp',
+      '1',
+      '-no-reboot',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-kernel',
+      join(o.kernelDir, 'vmlinux'),
+      '-initrd',
+      join(o.kernelDir, 'initrd.gz'),
+      '-append',
+      `console=ttyS0 quiet panic=-1 hostroot=1 vmip=${o.guestAddr}`,
+      '-netdev',
+      `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
+      '-device',
+      'virtio-net-pci,netdev=n0,romfile=',
+      '-virtfs',
+      'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+      '-virtfs',
+      `local,path=${work},mount_tag=work,security_model=none,multidevs=remap`,
+      '-serial',
+      `file:${consoleFile}`,
     ];
     qemu = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let qemuOut = '';

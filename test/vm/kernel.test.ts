@@ -31,9 +31,39 @@ interface Pw {
   subnet: number;
 }
 const PWS: Pw[] = [
-  { name: 'udp', encap: 'udp', guestTunnel: 100, hostTunnel: 200, guestSession: 1001, hostSession: 2001, ports: [17001, 17002], l2spec: 'default', subnet: 10 },
-  { name: 'ip', encap: 'ip', guestTunnel: 101, hostTunnel: 201, guestSession: 1002, hostSession: 2002, l2spec: 'none', subnet: 11 },
-  { name: 'ck', encap: 'udp', guestTunnel: 102, hostTunnel: 202, guestSession: 1003, hostSession: 2003, ports: [17003, 17004], l2spec: 'default', cookies: true, subnet: 12 },
+  {
+    name: 'udp',
+    encap: 'udp',
+    guestTunnel: 100,
+    hostTunnel: 200,
+    guestSession: 1001,
+    hostSession: 2001,
+    ports: [17001, 17002],
+    l2spec: 'default',
+    subnet: 10,
+  },
+  {
+    name: 'ip',
+    encap: 'ip',
+    guestTunnel: 101,
+    hostTunnel: 201,
+    guestSession: 1002,
+    hostSession: 2002,
+    l2spec: 'none',
+    subnet: 11,
+  },
+  {
+    name: 'ck',
+    encap: 'udp',
+    guestTunnel: 102,
+    hostTunnel: 202,
+    guestSession: 1003,
+    hostSession: 2003,
+    ports: [17003, 17004],
+    l2spec: 'default',
+    cookies: true,
+    subnet: 12,
+  },
 ];
 
 function yaml(side: 'guest' | 'host'): string {
@@ -48,7 +78,10 @@ function yaml(side: 'guest' | 'host'): string {
       `    remote: 10.203.0.${g ? 1 : 2}`,
     );
     if (p.ports) {
-      lines.push(`    udpSourcePort: ${g ? p.ports[0] : p.ports[1]}`, `    udpDestinationPort: ${g ? p.ports[1] : p.ports[0]}`);
+      lines.push(
+        `    udpSourcePort: ${g ? p.ports[0] : p.ports[1]}`,
+        `    udpDestinationPort: ${g ? p.ports[1] : p.ports[0]}`,
+      );
     }
     lines.push(
       '    sessions:',
@@ -58,10 +91,51 @@ function yaml(side: 'guest' | 'host'): string {
       `        l2specType: ${p.l2spec}`,
     );
     if (p.cookies) {
-      lines.push(`        cookie: "${g ? COOKIE_A : COOKIE_B}"`, `        peerCookie: "${g ? COOKIE_B : COOKIE_A}"`);
+      lines.push(
+        `        cookie: "${g ? COOKIE_A : COOKIE_B}"`,
+        `        peerCookie: "${g ? COOKIE_B : COOKIE_A}"`,
+      );
     }
   }
   return lines.join('\n') + '\n';
+}
+
+type ErrorReport = { type: string; code?: string; tunnelId?: number; sessionId?: number; message: string };
+/** What the guest driver (guest/kernel-cycle.ts) writes to results.json. */
+interface GuestResults {
+  fatal?: string;
+  uname: string;
+  probe: { available: boolean; reason: string };
+  tunnelsAfterProbe: string;
+  static1Messages: string[];
+  static2Messages: string[];
+  showTunnel: string;
+  showSession: string;
+  links1: unknown;
+  guestPings: Record<string, number>;
+  sessionsWhileDown: string;
+  restartPing: { transmitted: number; received: number };
+  ifindexBefore: Record<string, number>;
+  ifindexAfter: Record<string, number>;
+  listTunnels: unknown;
+  listSessions: unknown;
+  counters: { txPackets: number; rxPackets: number; txBytes: number; rxBytes: number };
+  countersMissing: unknown;
+  errors: Record<
+    | 'tunnelExists'
+    | 'sessionIdTakenInOtherTunnel'
+    | 'noSuchTunnel'
+    | 'pppNotSupported'
+    | 'deleteMissingSession'
+    | 'foreignTunnelConflict',
+    ErrorReport
+  >;
+  foreignStillThere: boolean;
+  afterKeepClose: string;
+  static2Exit: number | null;
+  showTunnelAfter: string;
+  showSessionAfter: string;
+  linksAfter: Record<string, number>;
 }
 
 describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, timeout: 900_000 }, () => {
@@ -69,8 +143,8 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
   let hostStatic: ChildProcess | undefined;
   let hostDir = '';
   let vm: VmResult;
-  let r: Record<string, any> = {};
-  let hostPings: Record<string, number> = {};
+  let r = {} as GuestResults;
+  const hostPings: Record<string, number> = {};
 
   before(async () => {
     requireRoot();
@@ -105,7 +179,18 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
         const logFile = join(hostDir, 'host-static.log');
         hostStatic = spawn(
           'ip',
-          ['netns', 'exec', NS, process.execPath, join(repoRoot(), 'dist/datapath/main.js'), 'static', '--config', join(hostDir, 'host.yaml'), '--backend', 'userspace'],
+          [
+            'netns',
+            'exec',
+            NS,
+            process.execPath,
+            join(repoRoot(), 'dist/datapath/main.js'),
+            'static',
+            '--config',
+            join(hostDir, 'host.yaml'),
+            '--backend',
+            'userspace',
+          ],
           { stdio: ['ignore', 'pipe', 'pipe'] },
         );
         hostStatic.stdout?.on('data', (d: Buffer) => void appendFile(logFile, d));
@@ -113,7 +198,9 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
         const end = Date.now() + 60_000;
         while (!(await readFile(logFile, 'utf8').catch(() => '')).includes('"msg":"ready"')) {
           if (Date.now() > end || hostStatic.exitCode !== null) {
-            throw new Error(`userspace static mode did not become ready:\n${await readFile(logFile, 'utf8').catch(() => '')}`);
+            throw new Error(
+              `userspace static mode did not become ready:\n${await readFile(logFile, 'utf8').catch(() => '')}`,
+            );
           }
           await new Promise((res) => setTimeout(res, 200));
         }
@@ -128,15 +215,16 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     });
     console.log(`VM run took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     try {
-      r = JSON.parse(vm.files['results.json'] ?? '{}');
+      r = JSON.parse(vm.files['results.json'] ?? '{}') as GuestResults;
     } catch {
-      r = {};
+      r = {} as GuestResults;
     }
     if (!vm.files['results.json'] || r.fatal) {
       console.log('--- console\n' + vm.console.slice(-4000));
       console.log('--- guest log\n' + vm.guestLog.slice(-4000));
       console.log('--- driver log\n' + (vm.files['driver.log'] ?? ''));
-      for (const f of ['static1.log', 'static2.log']) console.log(`--- ${f}\n${(vm.files[f] ?? '').slice(-3000)}`);
+      for (const f of ['static1.log', 'static2.log'])
+        console.log(`--- ${f}\n${(vm.files[f] ?? '').slice(-3000)}`);
     }
   });
 
@@ -176,7 +264,7 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     const links = r.links1 as { ifname: string; mtu: number; ifalias?: string; flags: string[] }[];
     const mtus: Record<string, number> = { udp: 1446, ip: 1462, ck: 1438 };
     for (const p of PWS) {
-      const l = links.find((x) => x.ifname === `kl2tp-${p.name}`);
+      const l = links.find((x) => x.ifname === `kl2tp-${p.name}`)!;
       assert.ok(l, `kl2tp-${p.name} exists`);
       assert.equal(l.ifalias, 'kube-l2tp');
       assert.ok(l.flags.includes('UP'));
@@ -186,7 +274,10 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
 
   it('interop: kernel (guest) <-> userspace backend (host), UDP, IP encapsulation, cookies, both ways', () => {
     for (const p of PWS) {
-      assert.ok(r.guestPings[`kl2tp-${p.name}`] >= 3, `guest -> host over ${p.name}: ${r.guestPings[`kl2tp-${p.name}`]}/4`);
+      assert.ok(
+        r.guestPings[`kl2tp-${p.name}`] >= 3,
+        `guest -> host over ${p.name}: ${r.guestPings[`kl2tp-${p.name}`]}/4`,
+      );
       assert.ok(hostPings[p.name]! >= 2, `host -> guest over ${p.name}: ${hostPings[p.name]}/3`);
     }
   });
@@ -194,28 +285,54 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
   it('a crashed process leaves the sessions forwarding; the restarted one adopts them', () => {
     for (const p of PWS) assert.match(r.sessionsWhileDown, new RegExp(`Session ${p.guestSession} in tunnel`));
     assert.ok(r.static2Messages.includes('ready'), `static run 2: ${r.static2Messages.join(' | ')}`);
-    assert.equal(r.static2Messages.filter((m: string) => m === 'kernel backend: adopted existing session').length, PWS.length);
-    assert.equal(r.static2Messages.filter((m: string) => m === 'kernel backend: adopted existing tunnel').length, PWS.length);
+    assert.equal(
+      r.static2Messages.filter((m: string) => m === 'kernel backend: adopted existing session').length,
+      PWS.length,
+    );
+    assert.equal(
+      r.static2Messages.filter((m: string) => m === 'kernel backend: adopted existing tunnel').length,
+      PWS.length,
+    );
     assert.ok(!r.static2Messages.includes('kernel backend: session created'));
     assert.deepEqual(r.ifindexAfter, r.ifindexBefore, 'same devices (ifindex) after the restart');
     assert.ok(r.restartPing.transmitted >= 5, `pings during restart: ${JSON.stringify(r.restartPing)}`);
-    assert.equal(r.restartPing.received, r.restartPing.transmitted, `no loss across the restart: ${JSON.stringify(r.restartPing)}`);
+    assert.equal(
+      r.restartPing.received,
+      r.restartPing.transmitted,
+      `no loss across the restart: ${JSON.stringify(r.restartPing)}`,
+    );
   });
 
   it('observation and per-session statistics through the backend API', () => {
-    const sessions = r.listSessions as { tunnelId: number; sessionId: number; owned: boolean; up: boolean; mtu: number; params: any }[];
+    const sessions = r.listSessions as {
+      tunnelId: number;
+      sessionId: number;
+      owned: boolean;
+      up: boolean;
+      mtu: number;
+      params: Record<string, unknown>;
+    }[];
     for (const p of PWS) {
       const s = sessions.find((x) => x.sessionId === p.guestSession);
       assert.ok(s && s.owned && s.up && s.tunnelId === p.guestTunnel);
       assert.equal(s.params.peerSessionId, p.hostSession);
       if (p.cookies) assert.equal(s.params.cookie, COOKIE_A);
     }
-    const tunnels = r.listTunnels as { tunnelId: number; owned: boolean; params?: any }[];
+    const tunnels = r.listTunnels as { tunnelId: number; owned: boolean; params?: Record<string, unknown> }[];
     const t = tunnels.find((x) => x.tunnelId === 100);
     assert.ok(t?.owned);
     assert.deepEqual(
       { ...t.params },
-      { tunnelId: 100, peerTunnelId: 200, encap: 'udp', local: '10.203.0.2', remote: '10.203.0.1', udpChecksum: false, udpSourcePort: 17001, udpDestinationPort: 17002 },
+      {
+        tunnelId: 100,
+        peerTunnelId: 200,
+        encap: 'udp',
+        local: '10.203.0.2',
+        remote: '10.203.0.1',
+        udpChecksum: false,
+        udpSourcePort: 17001,
+        udpDestinationPort: 17002,
+      },
     );
     assert.ok(r.counters.txPackets > 0 && r.counters.rxPackets > 0, JSON.stringify(r.counters));
     assert.ok(r.counters.rxBytes > 0 && r.counters.txBytes > 0);
@@ -224,8 +341,14 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
 
   it('kernel errors become typed errors naming the ID at fault', () => {
     const e = r.errors;
-    assert.deepEqual([e.tunnelExists.type, e.tunnelExists.code, e.tunnelExists.tunnelId], ['NetlinkError', 'EEXIST', 100]);
-    assert.deepEqual([e.sessionIdTakenInOtherTunnel.code, e.sessionIdTakenInOtherTunnel.sessionId], ['EEXIST', 1001]);
+    assert.deepEqual(
+      [e.tunnelExists.type, e.tunnelExists.code, e.tunnelExists.tunnelId],
+      ['NetlinkError', 'EEXIST', 100],
+    );
+    assert.deepEqual(
+      [e.sessionIdTakenInOtherTunnel.code, e.sessionIdTakenInOtherTunnel.sessionId],
+      ['EEXIST', 1001],
+    );
     assert.deepEqual([e.noSuchTunnel.code, e.noSuchTunnel.tunnelId], ['ENODEV', 424242]);
     assert.deepEqual([e.pppNotSupported.code, e.pppNotSupported.sessionId], ['EPROTONOSUPPORT', 4040]);
     assert.equal(e.deleteMissingSession.code, 'ENODEV');

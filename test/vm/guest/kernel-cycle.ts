@@ -12,7 +12,11 @@ import { silentLogger } from '../../../lib/log.js';
 import { NetlinkError } from '../../../lib/netlink/errors.js';
 import { L2TP_PWTYPE, L2tpNetlink } from '../../../lib/netlink/l2tp.js';
 import { NETLINK_GENERIC, NetlinkSocket } from '../../../lib/netlink/socket.js';
-import { createKernelBackend, KernelConflictError, probeKernelL2tp } from '../../../datapath/backend/kernel/index.js';
+import {
+  createKernelBackend,
+  KernelConflictError,
+  probeKernelL2tp,
+} from '../../../datapath/backend/kernel/index.js';
 import { repoRoot } from '../../harness/vm.js';
 
 export interface GuestSession {
@@ -53,8 +57,18 @@ function startStatic(n: number): { child: ChildProcess; logFile: string; exit: P
   const logFile = join(share, `static${n}.log`);
   const child = spawn(
     process.execPath,
-    [join(repoRoot(), 'dist/datapath/main.js'), 'static', '--config', join(share, 'guest.yaml'), '--backend', 'kernel'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBE_L2TP_NETLINK_TRACE: join(share, `trace-static${n}.jsonl`) } },
+    [
+      join(repoRoot(), 'dist/datapath/main.js'),
+      'static',
+      '--config',
+      join(share, 'guest.yaml'),
+      '--backend',
+      'kernel',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, KUBE_L2TP_NETLINK_TRACE: join(share, `trace-static${n}.jsonl`) },
+    },
   );
   child.stdout?.on('data', (d: Buffer) => void appendFile(logFile, d));
   child.stderr?.on('data', (d: Buffer) => void appendFile(logFile, d));
@@ -76,7 +90,10 @@ const logMsgs = async (f: string) =>
     });
 
 async function ifindexes(names: string[]): Promise<Record<string, number>> {
-  const links = JSON.parse((await runCapture('ip', ['-j', 'link', 'show'])).stdout || '[]') as { ifname: string; ifindex: number }[];
+  const links = JSON.parse((await runCapture('ip', ['-j', 'link', 'show'])).stdout || '[]') as {
+    ifname: string;
+    ifindex: number;
+  }[];
   return Object.fromEntries(names.map((n) => [n, links.find((l) => l.ifname === n)?.ifindex ?? -1]));
 }
 
@@ -98,7 +115,11 @@ async function main(): Promise<void> {
   // 1. create from the static config
   await log('static run 1');
   const s1 = startStatic(1);
-  await waitFor(async () => (await logMsgs(s1.logFile)).some((m) => m.msg === 'ready' || m.msg === 'static setup failed'), 180_000, 'static run 1 ready');
+  await waitFor(
+    async () => (await logMsgs(s1.logFile)).some((m) => m.msg === 'ready' || m.msg === 'static setup failed'),
+    180_000,
+    'static run 1 ready',
+  );
   results.static1Messages = (await logMsgs(s1.logFile)).map((m) => m.msg);
   results.showTunnel = await sh('ip', 'l2tp', 'show', 'tunnel');
   results.showSession = await sh('ip', 'l2tp', 'show', 'session');
@@ -125,7 +146,11 @@ async function main(): Promise<void> {
   results.sessionsWhileDown = await sh('ip', 'l2tp', 'show', 'session');
   await sleep(1000);
   const s2 = startStatic(2);
-  await waitFor(async () => (await logMsgs(s2.logFile)).some((m) => m.msg === 'ready' || m.msg === 'static setup failed'), 180_000, 'static run 2 ready');
+  await waitFor(
+    async () => (await logMsgs(s2.logFile)).some((m) => m.msg === 'ready' || m.msg === 'static setup failed'),
+    180_000,
+    'static run 2 ready',
+  );
   await sleep(2000);
   bg.kill('SIGINT');
   await new Promise((r) => bg.on('exit', r));
@@ -154,34 +179,95 @@ async function main(): Promise<void> {
     } catch (e) {
       errs[name] =
         e instanceof NetlinkError
-          ? { type: 'NetlinkError', code: e.code, tunnelId: e.tunnelId, sessionId: e.sessionId, attribute: e.attribute, message: e.message }
+          ? {
+              type: 'NetlinkError',
+              code: e.code,
+              tunnelId: e.tunnelId,
+              sessionId: e.sessionId,
+              attribute: e.attribute,
+              message: e.message,
+            }
           : e instanceof KernelConflictError
             ? { type: 'KernelConflictError', tunnelId: e.tunnelId, message: e.message }
             : { type: (e as Error).name, message: (e as Error).message };
     }
   };
   await capture('tunnelExists', () =>
-    l2tp.createTunnel({ tunnelId: first.tunnelId, peerTunnelId: 9, encap: 'udp', local: '127.0.0.1', remote: '127.0.0.1', udpSourcePort: 0, udpDestinationPort: 9 }),
+    l2tp.createTunnel({
+      tunnelId: first.tunnelId,
+      peerTunnelId: 9,
+      encap: 'udp',
+      local: '127.0.0.1',
+      remote: '127.0.0.1',
+      udpSourcePort: 0,
+      udpDestinationPort: 9,
+    }),
   );
   const other = sc.sessions.find((s) => s.tunnelId !== first.tunnelId)!;
   await capture('sessionIdTakenInOtherTunnel', () =>
-    l2tp.createSession({ tunnelId: other.tunnelId, sessionId: first.sessionId, peerSessionId: 77, l2specType: 'none' }),
+    l2tp.createSession({
+      tunnelId: other.tunnelId,
+      sessionId: first.sessionId,
+      peerSessionId: 77,
+      l2specType: 'none',
+    }),
   );
-  await capture('noSuchTunnel', () => l2tp.createSession({ tunnelId: 424242, sessionId: 5, peerSessionId: 5, l2specType: 'none' }));
+  await capture('noSuchTunnel', () =>
+    l2tp.createSession({ tunnelId: 424242, sessionId: 5, peerSessionId: 5, l2specType: 'none' }),
+  );
   await capture('pppNotSupported', () =>
-    l2tp.createSession({ tunnelId: first.tunnelId, sessionId: 4040, peerSessionId: 4040, l2specType: 'none', pwType: L2TP_PWTYPE.PPP }),
+    l2tp.createSession({
+      tunnelId: first.tunnelId,
+      sessionId: 4040,
+      peerSessionId: 4040,
+      l2specType: 'none',
+      pwType: L2TP_PWTYPE.PPP,
+    }),
   );
   await capture('deleteMissingSession', () => l2tp.deleteSession(first.tunnelId, 0x7ffffff0));
   // a tunnel someone else made with our ID but other parameters: reported, never deleted
-  await sh('ip', 'l2tp', 'add', 'tunnel', 'tunnel_id', '4343', 'peer_tunnel_id', '1', 'encap', 'udp', 'local', '127.0.0.1', 'remote', '127.0.0.1', 'udp_sport', '40001', 'udp_dport', '40002');
-  await capture('foreignTunnelConflict', () =>
-    be.ensureTunnel({ tunnelId: 4343, peerTunnelId: 2, encap: 'udp', local: '127.0.0.1', remote: '127.0.0.1', udpSourcePort: 40001, udpDestinationPort: 40002, udpChecksum: false }),
+  await sh(
+    'ip',
+    'l2tp',
+    'add',
+    'tunnel',
+    'tunnel_id',
+    '4343',
+    'peer_tunnel_id',
+    '1',
+    'encap',
+    'udp',
+    'local',
+    '127.0.0.1',
+    'remote',
+    '127.0.0.1',
+    'udp_sport',
+    '40001',
+    'udp_dport',
+    '40002',
   );
-  results.foreignStillThere = (await sh('ip', 'l2tp', 'show', 'tunnel', 'tunnel_id', '4343')).includes('Tunnel 4343');
+  await capture('foreignTunnelConflict', () =>
+    be.ensureTunnel({
+      tunnelId: 4343,
+      peerTunnelId: 2,
+      encap: 'udp',
+      local: '127.0.0.1',
+      remote: '127.0.0.1',
+      udpSourcePort: 40001,
+      udpDestinationPort: 40002,
+      udpChecksum: false,
+    }),
+  );
+  results.foreignStillThere = (await sh('ip', 'l2tp', 'show', 'tunnel', 'tunnel_id', '4343')).includes(
+    'Tunnel 4343',
+  );
   await sh('ip', 'l2tp', 'del', 'tunnel', 'tunnel_id', '4343');
   // a tunnel someone else made that matches: adopted, and close({keepDevices:true}) leaves it
   results.errors = errs;
-  results.dumpTunnels = (await l2tp.dumpTunnels()).map((t) => ({ ...t, stats: t.stats ? 'present' : 'absent' }));
+  results.dumpTunnels = (await l2tp.dumpTunnels()).map((t) => ({
+    ...t,
+    stats: t.stats ? 'present' : 'absent',
+  }));
   sock.close();
   await be.close({ keepDevices: true });
   results.afterKeepClose = await sh('ip', 'l2tp', 'show', 'session');
@@ -200,6 +286,9 @@ main()
     results.fatal = e instanceof Error ? (e.stack ?? e.message) : String(e);
   })
   .finally(async () => {
-    await writeFile(join(share, 'results.json'), JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+    await writeFile(
+      join(share, 'results.json'),
+      JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2),
+    );
     process.exit(0);
   });
