@@ -275,7 +275,7 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
   it('interop: kernel (guest) <-> userspace backend (host), UDP, IP encapsulation, cookies, both ways', () => {
     for (const p of PWS) {
       assert.ok(
-        r.guestPings[`kl2tp-${p.name}`] >= 3,
+        (r.guestPings[`kl2tp-${p.name}`] ?? 0) >= 3,
         `guest -> host over ${p.name}: ${r.guestPings[`kl2tp-${p.name}`]}/4`,
       );
       assert.ok(hostPings[p.name]! >= 2, `host -> guest over ${p.name}: ${hostPings[p.name]}/3`);
