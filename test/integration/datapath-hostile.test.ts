@@ -1,0 +1,163 @@
+// Hostile traffic at the pump: wrong session, wrong cookie, truncated, control bit, bad version,
+// random garbage and a flood, sent from the peer's own address (and UDP port) so that it passes the
+// socket's connect() filter and reaches the pump. Every packet must be dropped and counted under the
+// right reason, the process must survive, and a concurrent ping must not notice.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { before, describe, it } from 'node:test';
+import { Lab, inNs, requireRoot } from '../harness/netns.js';
+import { pairConfigs, podOn, startDatapath, twoHosts, type CountersDump } from './datapath-lab.js';
+
+before(() => requireRoot());
+
+// Sends hex payloads from (src, sport) to (dst, dport) over UDP, or as IP protocol 115 from src.
+const SENDER = `
+import json, socket, sys
+a = json.loads(sys.argv[1])
+if a["mode"] == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a["src"], a["sport"]))
+    dst = (a["dst"], a["dport"])
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 115)
+    s.bind((a["src"], 0))
+    dst = (a["dst"], 0)
+for p in a["packets"]:
+    s.sendto(bytes.fromhex(p), dst)
+f = a.get("flood")
+if f:
+    b = bytes.fromhex(f["hex"])
+    for _ in range(f["count"]):
+        try:
+            s.sendto(b, dst)
+        except OSError:
+            pass
+`;
+
+const ETH = Buffer.concat([
+  Buffer.from('ffffffffffff02000000000108060001', 'hex'),
+  Buffer.alloc(44),
+]).toString('hex');
+
+function u32(n: number): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b.toString('hex');
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((x, y) => x + y, 0);
+
+function totals(k: CountersDump) {
+  const t = k.tunnels[0]!;
+  const s = t.sessions[0]!;
+  return { t, s, tunnelDrops: t.drops, sessionDrops: s.drops };
+}
+
+for (const encap of ['udp', 'ip'] as const) {
+  describe(`hostile traffic at the pump (${encap})`, () => {
+    it('drops and counts every bad packet by reason, survives a flood, ping unaffected', async () => {
+      const lab = new Lab();
+      try {
+        const p = encap === 'udp' ? 'kdhu' : 'kdhi';
+        const h = await twoHosts(lab, p, encap === 'udp' ? 60 : 61);
+        const [c1, c2] = pairConfigs(h, { encap, cookieLength: 8, l2specType: 'default' });
+        const d1 = await startDatapath(lab, h.h1, c1);
+        await startDatapath(lab, h.h2, c2);
+        await podOn(lab, h.h1, `${p}p1`, 'kdbr', 'l2tpeth0', '10.201.203.1/24', 1438);
+        await podOn(lab, h.h2, `${p}p2`, 'kdbr', 'l2tpeth0', '10.201.203.2/24', 1438);
+        // host1's session: id 1001, expects cookie 0x21 x 8 (see pairConfigs)
+        const goodCookie = '21'.repeat(8);
+        const v3 = encap === 'udp' ? '00030000' : '';
+        const msg = (sid: number, cookie: string, rest = '00000000' + ETH) => v3 + u32(sid) + cookie + rest;
+        const cases: Record<string, string[]> = {
+          unknownSession: [msg(999, goodCookie), msg(1002, goodCookie)],
+          badCookie: [msg(1001, '22'.repeat(8)), msg(1001, goodCookie.slice(0, 8) + '00000000')],
+          truncated: [
+            msg(1001, goodCookie, '00000000' + ETH.slice(0, 20)),
+            msg(1001, goodCookie.slice(0, 6), ''),
+          ],
+          control:
+            encap === 'udp'
+              ? ['c8030000' + u32(1001) + goodCookie, '80030000']
+              : [u32(0) + 'c8030014' + u32(42) + u32(1), u32(0)],
+        };
+        if (encap === 'udp') {
+          cases.badVersion = ['00020000' + u32(1001) + goodCookie + '00000000' + ETH, '0001'];
+          cases.truncated!.push('000300');
+        }
+        const expected = Object.fromEntries(Object.entries(cases).map(([k, v]) => [k, v.length * 10]));
+        const sendArgs = (packets: string[], flood?: { hex: string; count: number }) =>
+          JSON.stringify({ mode: encap, src: h.u2, sport: 5002, dst: h.u1, dport: 5001, packets, flood });
+
+        const before = totals(await d1.counters());
+        assert.deepEqual(before.sessionDrops, {});
+        // Concurrent ping across the pseudowire for the whole attack.
+        const pinger = spawn(
+          'ip',
+          ['netns', 'exec', `${p}p1`, 'ping', '-i', '0.01', '-c', '400', '10.201.203.2'],
+          {
+            stdio: ['ignore', 'pipe', 'ignore'],
+          },
+        );
+        let pingOut = '';
+        pinger.stdout.on('data', (d: Buffer) => (pingOut += d.toString()));
+        lab.onCleanup(async () => pinger.kill('SIGKILL'));
+        const pinged = new Promise((r) => pinger.on('exit', r));
+
+        // 1. each malformed kind, 10 times
+        await inNs(
+          h.h2,
+          'python3',
+          '-c',
+          SENDER,
+          sendArgs(
+            Object.values(cases)
+              .flat()
+              .flatMap((x) => Array(10).fill(x)),
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 300));
+        const mid = totals(await d1.counters());
+        const delta: Record<string, number> = {};
+        const count = (x: ReturnType<typeof totals>, k: string) =>
+          (x.tunnelDrops[k] ?? 0) + (x.sessionDrops[k] ?? 0);
+        for (const k of new Set([...Object.keys(mid.tunnelDrops), ...Object.keys(mid.sessionDrops)])) {
+          delta[k] = count(mid, k) - count(before, k);
+        }
+        for (const k of Object.keys(delta)) if (delta[k] === 0) delete delta[k];
+        assert.deepEqual(delta, expected, 'each packet counted under its reason');
+
+        // 2. random garbage and a flood of unknown-session messages
+        const garbage = Array.from({ length: 300 }, () =>
+          randomBytes(1 + Math.floor(Math.random() * 200)).toString('hex'),
+        );
+        const flood = 100_000;
+        await inNs(
+          h.h2,
+          'python3',
+          '-c',
+          SENDER,
+          sendArgs(garbage, { hex: msg(77777, goodCookie), count: flood }),
+        );
+        await pinged;
+        await new Promise((r) => setTimeout(r, 300));
+        const end = totals(await d1.counters());
+        const received = Number(/(\d+) received/.exec(pingOut)?.[1] ?? 0);
+        console.log(
+          `concurrent ping: ${received}/400 replies; counters ${JSON.stringify(end.t.drops)} ${JSON.stringify(end.s.drops)}`,
+        );
+        assert.ok(received >= 390, `ping unaffected: ${received}/400`);
+        const floodSeen = (end.tunnelDrops.unknownSession ?? 0) - (mid.tunnelDrops.unknownSession ?? 0);
+        assert.ok(floodSeen >= flood * 0.5, `flood counted: ${floodSeen} of ${flood}`);
+        // Every datagram received is either forwarded or dropped under exactly one reason.
+        assert.equal(end.t.rxPackets, end.s.rxPackets + sum(end.tunnelDrops) + sum(end.sessionDrops));
+        assert.equal(d1.child.exitCode, null, 'the datapath is still running');
+        assert.equal(await d1.stop(), 0);
+      } finally {
+        await lab.cleanup();
+      }
+    });
+  });
+}
