@@ -69,6 +69,7 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
   const env = await setupEnv();
   let opProc: ReturnType<typeof spawn> | undefined;
   let agentStop = false;
+  let agents: Promise<void> | undefined;
   try {
     const names = Array.from({ length: nodes }, (_, i) => `node-${i}`);
     await pool(names, 16, (n) =>
@@ -91,7 +92,7 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
       await sleep(100);
     }
     // simulated agents: report every node state whose generation they have not seen yet
-    const agents = (async () => {
+    agents = (async () => {
       while (!agentStop) {
         const list = await env.agent
           .get<{ items: L2TPNodeState[] }>(nodeStatePath())
@@ -151,6 +152,7 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
     };
   } finally {
     agentStop = true;
+    await agents;
     if (opProc && opProc.exitCode === null) {
       opProc.kill('SIGTERM');
       await new Promise((r) => opProc!.once('exit', r));
