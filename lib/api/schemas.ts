@@ -228,12 +228,9 @@ export const pseudowireSpecSchema = z
       .optional(),
     attachment: z
       .object({
-        mode: z
-          .enum(['Bridge', 'Exclusive'])
-          .default('Bridge')
-          .meta({
-            description: 'Bridge: pods attach by veth to a bridge; Exclusive: one pod gets the interface.',
-          }),
+        mode: z.enum(['Bridge', 'Exclusive']).default('Bridge').meta({
+          description: 'Bridge: pods attach by veth to a bridge; Exclusive: one pod gets the interface.',
+        }),
       })
       .default({ mode: 'Bridge' }),
   })
