@@ -42,7 +42,8 @@ const REQUIRED: Record<Command, readonly string[]> = {
 
 export function parseCommand(env: Env): Command {
   const c = env.CNI_COMMAND;
-  if (c === undefined || c === '') throw new CniError(CniCode.InvalidEnvironment, 'required env variables [CNI_COMMAND] missing');
+  if (c === undefined || c === '')
+    throw new CniError(CniCode.InvalidEnvironment, 'required env variables [CNI_COMMAND] missing');
   if (!(COMMANDS as readonly string[]).includes(c)) {
     throw new CniError(CniCode.InvalidEnvironment, `unknown CNI_COMMAND: ${c}`);
   }
@@ -67,7 +68,8 @@ export function parseEnv(command: Command, env: Env): CmdArgs {
   if (netns !== '' && !netns.startsWith('/')) {
     throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS: "${netns}" is not an absolute path`);
   }
-  const args = command === 'ADD' || command === 'DEL' || command === 'CHECK' ? parseCniArgs(env.CNI_ARGS) : {};
+  const args =
+    command === 'ADD' || command === 'DEL' || command === 'CHECK' ? parseCniArgs(env.CNI_ARGS) : {};
   const path = (env.CNI_PATH ?? '').split(':').filter((p) => p !== '');
   return { command, containerID, netns, ifname, args, path };
 }
@@ -158,7 +160,6 @@ export function parseNetConf(stdin: string, args: K8sArgs): NetConf {
     throw new CniError(CniCode.InvalidConfig, `invalid network config: ${field}: ${msg}`);
   }
   const c = r.data;
-  let pseudowire: PseudowireRef;
   const pw = c.pseudowire;
   const ns = typeof pw === 'string' ? (pw.includes('/') ? pw.split('/')[0] : undefined) : pw.namespace;
   const name = typeof pw === 'string' ? pw.split('/').pop()! : pw.name;
@@ -169,7 +170,7 @@ export function parseNetConf(stdin: string, args: K8sArgs): NetConf {
       'invalid network config: pseudowire.namespace: missing, and CNI_ARGS has no K8S_POD_NAMESPACE',
     );
   }
-  pseudowire = { namespace, name };
+  const pseudowire: PseudowireRef = { namespace, name };
   const out: NetConf = {
     cniVersion: version,
     name: c.name,

@@ -20,7 +20,11 @@ if (!values.socket || !values.pseudowires) {
   console.error('usage: dev-agent --socket PATH --pseudowires FILE [--state-dir DIR] [--cni-path P]');
   process.exit(2);
 }
-const logger = createLogger({ name: 'cni-agent', destination: 'stderr', level: process.env.LOG_LEVEL ?? 'warn' });
+const logger = createLogger({
+  name: 'cni-agent',
+  destination: 'stderr',
+  level: process.env.LOG_LEVEL ?? 'warn',
+});
 const server = await startCniServer({
   socketPath: values.socket,
   resolver: new FileResolver(values.pseudowires),

@@ -13,7 +13,10 @@ import type { Env } from './config.js';
 
 export async function findPlugin(type: string, path: readonly string[]): Promise<string> {
   if (type.includes('/') || type === '.' || type === '..') {
-    throw new CniError(CniCode.InvalidConfig, `invalid network config: ipam.type: "${type}" is not a plugin name`);
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `invalid network config: ipam.type: "${type}" is not a plugin name`,
+    );
   }
   for (const dir of path) {
     const p = join(dir, type);
@@ -43,7 +46,8 @@ async function supportedVersions(plugin: string): Promise<string[]> {
   let versions: string[] = [];
   try {
     const v = JSON.parse(r.stdout) as { supportedVersions?: unknown };
-    if (Array.isArray(v.supportedVersions)) versions = v.supportedVersions.filter((x) => typeof x === 'string');
+    if (Array.isArray(v.supportedVersions))
+      versions = v.supportedVersions.filter((x) => typeof x === 'string');
   } catch {
     // a plugin that does not answer VERSION gets the config unchanged
   }
@@ -55,7 +59,10 @@ async function supportedVersions(plugin: string): Promise<string[]> {
 async function versionFor(plugin: string, want: string): Promise<string> {
   const vs = await supportedVersions(plugin);
   if (vs.length === 0 || vs.includes(want)) return want;
-  const best = vs.filter((v) => versionAtLeast(v, '0.4.0')).sort(compareVersions).pop();
+  const best = vs
+    .filter((v) => versionAtLeast(v, '0.4.0'))
+    .sort(compareVersions)
+    .pop();
   return best ?? want;
 }
 
@@ -64,7 +71,10 @@ function lowerConfig(config: Record<string, unknown>, version: string): Record<s
   const out: Record<string, unknown> = { ...config, cniVersion: version };
   if (config.prevResult !== undefined) {
     try {
-      out.prevResult = formatResult(parseResult(config.prevResult, 'prevResult', String(config.cniVersion)), version);
+      out.prevResult = formatResult(
+        parseResult(config.prevResult, 'prevResult', String(config.cniVersion)),
+        version,
+      );
     } catch {
       // leave it: the delegate will say what it dislikes
     }
@@ -96,7 +106,12 @@ export async function execDelegate(call: DelegateCall): Promise<CniResult | unde
   env.PATH = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
   const t0 = performance.now();
   const r = await runCapture(call.plugin, [], { env, input: JSON.stringify(config), timeoutMs: 60_000 });
-  const log = { plugin: call.plugin, command: call.command, code: r.code, ms: +(performance.now() - t0).toFixed(1) };
+  const log = {
+    plugin: call.plugin,
+    command: call.command,
+    code: r.code,
+    ms: +(performance.now() - t0).toFixed(1),
+  };
   if (r.stderr.trim() !== '') call.logger.info({ ...log, stderr: r.stderr.trim() }, 'delegate stderr');
   if (r.code !== 0) {
     let code: number = CniCode.DelegateFailed;

@@ -17,16 +17,24 @@ export class IpBatchError extends Error {
 }
 
 /**
+ * `ip ARGS` inside a netns: `ip -n NAME` for named namespaces (/run/netns/NAME, what runtimes
+ * make), one exec less than nsenter, which handles any other path.
+ */
+function ipIn(netns: string | undefined, args: string[]): [string, string[]] {
+  if (netns === undefined) return ['ip', args];
+  const m = /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(netns);
+  if (m) return ['ip', ['-n', m[1]!, ...args]];
+  return ['nsenter', [`--net=${netns}`, 'ip', ...args]];
+}
+
+/**
  * Run iproute2 commands (one per entry, without the leading "ip"), stopping at the first failure.
  * With `netns` (a path) they run inside that network namespace.
  */
 export async function ipBatch(cmds: readonly string[], netns?: string): Promise<void> {
   if (cmds.length === 0) return;
   const input = cmds.join('\n') + '\n';
-  const r =
-    netns === undefined
-      ? await runCapture('ip', ['-batch', '-'], { input })
-      : await runCapture('nsenter', [`--net=${netns}`, 'ip', '-batch', '-'], { input });
+  const r = await runCapture(...ipIn(netns, ['-batch', '-']), { input });
   if (r.code !== 0) {
     const m = /Command failed -:(\d+)/.exec(r.stderr);
     throw new IpBatchError(m ? Number(m[1]) - 1 : -1, r.stderr.replace(/Command failed -:\d+\s*/g, ''));
@@ -44,7 +52,7 @@ export interface PodLink {
 
 /** `ip -j addr show dev NAME` inside a netns; undefined when the link does not exist. */
 export async function podLinkInfo(netns: string, ifname: string): Promise<PodLink | undefined> {
-  const r = await runCapture('nsenter', [`--net=${netns}`, 'ip', '-j', 'addr', 'show', 'dev', ifname]);
+  const r = await runCapture(...ipIn(netns, ['-j', 'addr', 'show', 'dev', ifname]));
   if (r.code !== 0) {
     if (/does not exist|Cannot find device/.test(r.stderr)) return undefined;
     throw new Error(`ip addr show ${ifname} in ${netns}: ${r.stderr.trim()}`);

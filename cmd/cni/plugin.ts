@@ -13,7 +13,6 @@ import { CURRENT_VERSION, SUPPORTED_VERSIONS, versionAtLeast } from '../../lib/c
 import type { PseudowireDevice, PseudowireRef, PseudowireResolver } from '../../lib/agent-protocol.js';
 import type { Logger } from '../../lib/log.js';
 import {
-
   parseCommand,
   parseEnv,
   parseNetConf,
@@ -64,7 +63,10 @@ const HANDLERS: Record<Exclude<Command, 'VERSION'>, Handler> = {
 
 export function versionOutput(stdin: string): string {
   return (
-    JSON.stringify({ cniVersion: peekVersion(stdin) ?? CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + '\n'
+    JSON.stringify({
+      cniVersion: peekVersion(stdin) ?? CURRENT_VERSION,
+      supportedVersions: SUPPORTED_VERSIONS,
+    }) + '\n'
   );
 }
 
@@ -77,18 +79,28 @@ export async function dispatch(inv: Invocation, deps: PluginDeps): Promise<Outco
     const command = parseCommand(inv.env);
     if (command === 'VERSION') return { exitCode: 0, stdout: versionOutput(inv.stdin) };
     const cmd = parseEnv(command, inv.env);
-    log = deps.logger.child({ cmd: command, containerID: cmd.containerID || undefined, ifname: cmd.ifname || undefined });
+    log = deps.logger.child({
+      cmd: command,
+      containerID: cmd.containerID || undefined,
+      ifname: cmd.ifname || undefined,
+    });
     const conf = parseNetConf(inv.stdin, cmd.args);
     version = conf.cniVersion;
     if ((command === 'GC' || command === 'STATUS') && !versionAtLeast(version, '1.1.0')) {
-      throw new CniError(CniCode.IncompatibleVersion, `config version ${version} does not allow ${command} (needs 1.1.0)`);
+      throw new CniError(
+        CniCode.IncompatibleVersion,
+        `config version ${version} does not allow ${command} (needs 1.1.0)`,
+      );
     }
     const stdout = (await HANDLERS[command]({ cmd, conf, env: inv.env, deps, log })) ?? '';
     log.info({ ms: +(performance.now() - t0).toFixed(1) }, `${command} ok`);
     return { exitCode: 0, stdout };
   } catch (e) {
     const err = CniError.from(e);
-    log.error({ code: err.code, err: err.message, details: err.details, ms: +(performance.now() - t0).toFixed(1) }, 'failed');
+    log.error(
+      { code: err.code, err: err.message, details: err.details, ms: +(performance.now() - t0).toFixed(1) },
+      'failed',
+    );
     return { exitCode: 1, stdout: JSON.stringify(err.toJSON(version)) + '\n' };
   }
 }
@@ -117,7 +129,10 @@ const pwText = (r: PseudowireRef): string => `${r.namespace}/${r.name}`;
 
 async function lookupPseudowire(c: Ctx): Promise<PseudowireDevice> {
   if (!c.deps.resolver.ready()) {
-    throw new CniError(CniCode.TryAgainLater, 'kube-l2tp node agent is not ready (node state not synced yet)');
+    throw new CniError(
+      CniCode.TryAgainLater,
+      'kube-l2tp node agent is not ready (node state not synced yet)',
+    );
   }
   const pw = await c.deps.resolver.lookup(c.conf.pseudowire);
   if (pw === undefined) {
@@ -140,7 +155,10 @@ async function cmdAdd(c: Ctx): Promise<string> {
   const pw = await lookupPseudowire(c);
   const mtu = conf.mtu ?? pw.mtu;
   if (mtu > pw.mtu) {
-    throw new CniError(CniCode.MtuTooLarge, `mtu: ${mtu} exceeds the MTU ${pw.mtu} of pseudowire ${pwText(conf.pseudowire)}`);
+    throw new CniError(
+      CniCode.MtuTooLarge,
+      `mtu: ${mtu} exceeds the MTU ${pw.mtu} of pseudowire ${pwText(conf.pseudowire)}`,
+    );
   }
   if (!(await exists(cmd.netns))) {
     throw new CniError(CniCode.UnknownContainer, `CNI_NETNS: network namespace ${cmd.netns} does not exist`);
@@ -186,24 +204,46 @@ async function cmdAdd(c: Ctx): Promise<string> {
     };
     const mac = conf.mac ?? deviceMac ?? randomMac();
     const pod = { name: pw.ifname }; // the pod-side link's current name (changes on rename)
-    if (conf.mode === 'bridge') {
-      const made = await ensureBridgePort(c, pw, mtu, undo);
-      pod.name = made.tmpPeer;
-      res.interfaces.push({ name: made.bridge, mac: made.bridgeMac }, { name: made.hostVeth, mac: made.hostMac });
-    } else {
-      await ensureExclusiveMove(c, pw, pod, undo);
+    // The node-side links and the IPAM allocation do not depend on each other: run them together.
+    const linkStep =
+      conf.mode === 'bridge'
+        ? ensureBridgePort(c, pw, mtu, undo).then((made) => {
+            pod.name = made.tmpPeer;
+            res.interfaces.push(
+              { name: made.bridge, mac: made.bridgeMac },
+              { name: made.hostVeth, mac: made.hostMac },
+            );
+          })
+        : ensureExclusiveMove(c, pw, pod, undo);
+    const ipamStep = ipamPlugin
+      ? execDelegate({
+          command: 'ADD',
+          plugin: ipamPlugin,
+          config: delegateConfig(c),
+          env: c.env,
+          logger: c.log,
+        })
+      : Promise.resolve(undefined);
+    const [linked, allocated] = await Promise.allSettled([linkStep, ipamStep]);
+    if (ipamPlugin && allocated.status === 'fulfilled') {
+      undo.push('ipam', () =>
+        execDelegate({
+          command: 'DEL',
+          plugin: ipamPlugin,
+          config: delegateConfig(c),
+          env: c.env,
+          logger: c.log,
+        }),
+      );
     }
+    if (linked.status === 'rejected') throw linked.reason;
+    if (allocated.status === 'rejected') throw allocated.reason;
     const podIface: CniInterface = { name: cmd.ifname, mac, mtu, sandbox: cmd.netns };
     res.interfaces.push(podIface);
     const podIdx = res.interfaces.length - 1;
 
-    let ipam: CniResult | undefined;
+    const ipam = allocated.value;
     if (ipamPlugin) {
-      const env = { ...c.env };
-      ipam = await execDelegate({ command: 'ADD', plugin: ipamPlugin, config: delegateConfig(c), env, logger: c.log });
-      undo.push('ipam', () =>
-        execDelegate({ command: 'DEL', plugin: ipamPlugin, config: delegateConfig(c), env, logger: c.log }),
-      );
       if (ipam) {
         for (const ip of ipam.ips) res.ips.push({ ...ip, interface: podIdx });
         res.routes.push(...ipam.routes);
@@ -237,7 +277,10 @@ async function ensureBridgePort(c: Ctx, pw: PseudowireDevice, mtu: number, undo:
           `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
         );
       }
-      throw new CniError(CniCode.TryAgainLater, `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`);
+      throw new CniError(
+        CniCode.TryAgainLater,
+        `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`,
+      );
     }
     const cmds: string[] = [];
     let bridgeMac = await node.mac(bridge);
@@ -263,16 +306,24 @@ async function ensureBridgePort(c: Ctx, pw: PseudowireDevice, mtu: number, undo:
     );
     if (cmds.length > vethIdx - 1 && cmds[0]?.startsWith(`link add ${bridge}`)) {
       // a bridge made by a failed ADD goes again
-      undo.push('bridge', () => deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)));
+      undo.push('bridge', () =>
+        deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)),
+      );
     }
     try {
       await ipBatch(cmds);
     } catch (e) {
       if (e instanceof IpBatchError && e.index >= 0 && e.index < vethIdx) {
-        throw new CniError(CniCode.LinkSetupFailed, `bridge ${bridge} for ${pwText(conf.pseudowire)}: ${e.message}`);
+        throw new CniError(
+          CniCode.LinkSetupFailed,
+          `bridge ${bridge} for ${pwText(conf.pseudowire)}: ${e.message}`,
+        );
       }
       if (e instanceof IpBatchError && e.index === vethIdx && /File exists/.test(e.stderr)) {
-        throw new CniError(CniCode.InterfaceExists, `node link ${hostVeth} for ${cmd.containerID}/${cmd.ifname} already exists`);
+        throw new CniError(
+          CniCode.InterfaceExists,
+          `node link ${hostVeth} for ${cmd.containerID}/${cmd.ifname} already exists`,
+        );
       }
       if (e instanceof IpBatchError && e.index > vethIdx) await deleteLink(hostVeth);
       throw new CniError(CniCode.LinkSetupFailed, `veth for ${cmd.ifname}: ${(e as Error).message}`);
@@ -327,7 +378,10 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
       );
     }
     if (!(await node.hasLink(dev))) {
-      throw new CniError(CniCode.TryAgainLater, `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`);
+      throw new CniError(
+        CniCode.TryAgainLater,
+        `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`,
+      );
     }
     const master = await node.master(dev);
     if (master !== undefined) {
@@ -340,13 +394,20 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
       }
     }
     const origMac = await node.mac(dev);
-    const cmds = [...(master ? [`link set dev ${dev} nomaster`] : []), `link set dev ${dev} down`, `link set dev ${dev} netns ${cmd.netns}`];
+    const cmds = [
+      ...(master ? [`link set dev ${dev} nomaster`] : []),
+      `link set dev ${dev} down`,
+      `link set dev ${dev} netns ${cmd.netns}`,
+    ];
     try {
       await ipBatch(cmds);
     } catch (e) {
       await ipBatch([`link set dev ${dev} up`]).catch(() => undefined);
       if (/File exists/.test((e as Error).message)) {
-        throw new CniError(CniCode.InterfaceExists, `CNI_NETNS: a link named ${dev} already exists in ${cmd.netns}`);
+        throw new CniError(
+          CniCode.InterfaceExists,
+          `CNI_NETNS: a link named ${dev} already exists in ${cmd.netns}`,
+        );
       }
       throw new CniError(CniCode.LinkSetupFailed, `moving ${dev} into ${cmd.netns}: ${(e as Error).message}`);
     }
@@ -401,10 +462,16 @@ async function ensurePodLink(
   } catch (e) {
     if (e instanceof IpBatchError && e.index !== 0) pod.name = ifn; // renamed before the failure
     if (e instanceof IpBatchError && e.index === 0 && /File exists/.test(e.stderr)) {
-      throw new CniError(CniCode.InterfaceExists, `CNI_IFNAME: interface ${ifn} already exists in ${cmd.netns}`);
+      throw new CniError(
+        CniCode.InterfaceExists,
+        `CNI_IFNAME: interface ${ifn} already exists in ${cmd.netns}`,
+      );
     }
     const line = e instanceof IpBatchError && e.index >= 0 ? ` (${cmds[e.index]})` : '';
-    throw new CniError(CniCode.LinkSetupFailed, `configuring ${ifn} in ${cmd.netns}${line}: ${(e as Error).message}`);
+    throw new CniError(
+      CniCode.LinkSetupFailed,
+      `configuring ${ifn} in ${cmd.netns}${line}: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -413,17 +480,22 @@ async function ensurePodLink(
 async function cmdDel(c: Ctx): Promise<undefined> {
   const { cmd, conf, deps } = c;
   const rec = await deps.store.get(cmd.containerID, cmd.ifname);
-  await releaseAttachment(c, rec, {
-    mode: rec?.mode ?? conf.mode,
-    pseudowire: rec?.pseudowire ?? conf.pseudowire,
-    containerID: cmd.containerID,
-    ifname: cmd.ifname,
-    netns: cmd.netns || rec?.netns || '',
-  });
-  if (conf.ipam) {
-    const plugin = await findPlugin(conf.ipam.type, cmd.path);
-    await execDelegate({ command: 'DEL', plugin, config: delegateConfig(c), env: c.env, logger: c.log });
-  }
+  // links and the IPAM release are independent: both run, together
+  const results = await Promise.allSettled([
+    releaseAttachment(c, rec, {
+      mode: rec?.mode ?? conf.mode,
+      pseudowire: rec?.pseudowire ?? conf.pseudowire,
+      containerID: cmd.containerID,
+      ifname: cmd.ifname,
+      netns: cmd.netns || rec?.netns || '',
+    }),
+    (async () => {
+      if (!conf.ipam) return;
+      const plugin = await findPlugin(conf.ipam.type, cmd.path);
+      await execDelegate({ command: 'DEL', plugin, config: delegateConfig(c), env: c.env, logger: c.log });
+    })(),
+  ]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
   await deps.store.remove(cmd.containerID, cmd.ifname);
   return undefined;
 }
@@ -451,8 +523,12 @@ async function releaseAttachment(c: Ctx, rec: AttachmentRecord | undefined, a: R
     try {
       await moveBack(c, a.netns, a.ifname, rec.device, pw?.mtu ?? 1500, rec.deviceMac);
     } catch (e) {
-      if (e instanceof IpBatchError && e.index === 0 && /Cannot find device|does not exist/.test(e.stderr)) return;
-      throw new CniError(CniCode.LinkSetupFailed, `returning ${a.ifname} to the node as ${rec.device}: ${(e as Error).message}`);
+      if (e instanceof IpBatchError && e.index === 0 && /Cannot find device|does not exist/.test(e.stderr))
+        return;
+      throw new CniError(
+        CniCode.LinkSetupFailed,
+        `returning ${a.ifname} to the node as ${rec.device}: ${(e as Error).message}`,
+      );
     }
   });
 }
@@ -461,7 +537,8 @@ async function releaseAttachment(c: Ctx, rec: AttachmentRecord | undefined, a: R
 
 async function cmdCheck(c: Ctx): Promise<undefined> {
   const { cmd, conf } = c;
-  if (!conf.prevResult) throw new CniError(CniCode.InvalidConfig, 'invalid network config: prevResult: required for CHECK');
+  if (!conf.prevResult)
+    throw new CniError(CniCode.InvalidConfig, 'invalid network config: prevResult: required for CHECK');
   const prev = parseResult(conf.prevResult, 'prevResult', conf.cniVersion);
   const pw = await lookupPseudowire(c);
   if (!pw.up) {
@@ -471,15 +548,24 @@ async function cmdCheck(c: Ctx): Promise<undefined> {
     );
   }
   const idx = prev.interfaces.findIndex((i) => i.name === cmd.ifname && i.sandbox === cmd.netns);
-  if (idx < 0) throw new CniError(CniCode.CheckFailed, `prevResult: no interface ${cmd.ifname} with sandbox ${cmd.netns}`);
+  if (idx < 0)
+    throw new CniError(
+      CniCode.CheckFailed,
+      `prevResult: no interface ${cmd.ifname} with sandbox ${cmd.netns}`,
+    );
   const want = prev.interfaces[idx]!;
-  if (!(await exists(cmd.netns))) throw new CniError(CniCode.CheckFailed, `CNI_NETNS: ${cmd.netns} does not exist`);
+  if (!(await exists(cmd.netns)))
+    throw new CniError(CniCode.CheckFailed, `CNI_NETNS: ${cmd.netns} does not exist`);
   const link = await podLinkInfo(cmd.netns, cmd.ifname);
   if (!link) throw new CniError(CniCode.CheckFailed, `CNI_IFNAME: ${cmd.ifname} is missing in ${cmd.netns}`);
   const mtu = want.mtu ?? conf.mtu ?? pw.mtu;
-  if (link.mtu !== mtu) throw new CniError(CniCode.CheckFailed, `mtu: ${cmd.ifname} has MTU ${link.mtu}, expected ${mtu}`);
+  if (link.mtu !== mtu)
+    throw new CniError(CniCode.CheckFailed, `mtu: ${cmd.ifname} has MTU ${link.mtu}, expected ${mtu}`);
   if (want.mac && link.address.toLowerCase() !== want.mac.toLowerCase()) {
-    throw new CniError(CniCode.CheckFailed, `mac: ${cmd.ifname} has ${link.address}, prevResult says ${want.mac}`);
+    throw new CniError(
+      CniCode.CheckFailed,
+      `mac: ${cmd.ifname} has ${link.address}, prevResult says ${want.mac}`,
+    );
   }
   for (const ip of prev.ips.filter((i) => i.interface === idx)) {
     const [addr, plen] = ip.address.split('/');
@@ -493,7 +579,10 @@ async function cmdCheck(c: Ctx): Promise<undefined> {
       throw new CniError(CniCode.CheckFailed, `node veth ${hv} is not a port of bridge ${bridge}`);
     }
     if ((await node.master(pw.ifname)) !== bridge) {
-      throw new CniError(CniCode.CheckFailed, `pseudowire device ${pw.ifname} is not a port of bridge ${bridge}`);
+      throw new CniError(
+        CniCode.CheckFailed,
+        `pseudowire device ${pw.ifname} is not a port of bridge ${bridge}`,
+      );
     }
   }
   if (conf.ipam) {
@@ -529,7 +618,13 @@ async function cmdGc(c: Ctx): Promise<undefined> {
       await releaseAttachment(c, r, { ...r });
       if (ipamPlugin) {
         const env = { ...c.env, CNI_CONTAINERID: r.containerID, CNI_IFNAME: r.ifname, CNI_NETNS: '' };
-        await execDelegate({ command: 'DEL', plugin: ipamPlugin, config: r.ipamConfig ?? delegateConfig(c), env, logger: c.log });
+        await execDelegate({
+          command: 'DEL',
+          plugin: ipamPlugin,
+          config: r.ipamConfig ?? delegateConfig(c),
+          env,
+          logger: c.log,
+        });
       }
       await deps.store.remove(r.containerID, r.ifname);
       c.log.info({ gc: `${r.containerID}/${r.ifname}` }, 'stale attachment removed');
@@ -539,7 +634,13 @@ async function cmdGc(c: Ctx): Promise<undefined> {
   }
   if (ipamPlugin) {
     try {
-      await execDelegate({ command: 'GC', plugin: ipamPlugin, config: delegateConfig(c), env: c.env, logger: c.log });
+      await execDelegate({
+        command: 'GC',
+        plugin: ipamPlugin,
+        config: delegateConfig(c),
+        env: c.env,
+        logger: c.log,
+      });
     } catch (e) {
       failures.push(`ipam GC: ${(e as Error).message}`);
     }
@@ -549,4 +650,3 @@ async function cmdGc(c: Ctx): Promise<undefined> {
   }
   return undefined;
 }
-

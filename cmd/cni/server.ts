@@ -62,12 +62,20 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'bad request');
         req = parsed.data;
       } catch (e) {
-        fail(new CniError(CniCode.IoFailure, `agent: malformed request from the CNI shim: ${(e as Error).message}`));
+        fail(
+          new CniError(
+            CniCode.IoFailure,
+            `agent: malformed request from the CNI shim: ${(e as Error).message}`,
+          ),
+        );
         return;
       }
       if (req.v !== PROTOCOL_VERSION) {
         fail(
-          new CniError(CniCode.ProtocolMismatch, `agent speaks shim protocol ${PROTOCOL_VERSION}, the shim sent ${req.v}`),
+          new CniError(
+            CniCode.ProtocolMismatch,
+            `agent speaks shim protocol ${PROTOCOL_VERSION}, the shim sent ${req.v}`,
+          ),
         );
         return;
       }

@@ -9,7 +9,14 @@ export interface K8sArgs {
   /** Conventional per-attachment MAC (CNI_ARGS MAC=..). */
   MAC?: string;
 }
-const KNOWN = new Set(['IgnoreUnknown', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID', 'MAC']);
+const KNOWN = new Set([
+  'IgnoreUnknown',
+  'K8S_POD_NAMESPACE',
+  'K8S_POD_NAME',
+  'K8S_POD_INFRA_CONTAINER_ID',
+  'K8S_POD_UID',
+  'MAC',
+]);
 
 const truthy = (v: string): boolean => ['1', 'true', 't'].includes(v.toLowerCase());
 
@@ -20,14 +27,18 @@ export function parseCniArgs(raw: string | undefined): K8sArgs {
   for (const part of raw.split(';')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS: invalid pair "${part}" (want KEY=VALUE)`);
+    if (eq <= 0)
+      throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS: invalid pair "${part}" (want KEY=VALUE)`);
     pairs.push([part.slice(0, eq), part.slice(eq + 1)]);
   }
   const ignoreUnknown = pairs.some(([k, v]) => k === 'IgnoreUnknown' && truthy(v));
   for (const [k, v] of pairs) {
     if (!KNOWN.has(k)) {
       if (ignoreUnknown) continue;
-      throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS: unknown key "${k}" (set IgnoreUnknown=1 to ignore)`);
+      throw new CniError(
+        CniCode.InvalidEnvironment,
+        `CNI_ARGS: unknown key "${k}" (set IgnoreUnknown=1 to ignore)`,
+      );
     }
     if (k !== 'IgnoreUnknown') out[k as keyof K8sArgs] = v;
   }

@@ -107,7 +107,10 @@ export function parseResult(raw: unknown, where: string, versionHint?: string): 
   }
   const v = r.data.cniVersion ?? versionHint ?? '1.0.0';
   if (compareVersions(v, '0.3.0') < 0) {
-    throw new CniError(CniCode.IncompatibleVersion, `${where}: result version ${v} is not supported (need >= 0.3.0)`);
+    throw new CniError(
+      CniCode.IncompatibleVersion,
+      `${where}: result version ${v} is not supported (need >= 0.3.0)`,
+    );
   }
   const out = emptyResult();
   for (const i of r.data.interfaces ?? []) {
@@ -123,7 +126,9 @@ export function parseResult(raw: unknown, where: string, versionHint?: string): 
     );
   }
   for (const ip of r.data.ips ?? []) {
-    out.ips.push(defined({ address: ip.address, gateway: ip.gateway, interface: ip.interface }) as CniIpConfig);
+    out.ips.push(
+      defined({ address: ip.address, gateway: ip.gateway, interface: ip.interface }) as CniIpConfig,
+    );
     // interface 0 is meaningful: keep it
     if (ip.interface === 0) out.ips[out.ips.length - 1]!.interface = 0;
   }

@@ -16,7 +16,8 @@ export const IN_PROCESS_MAIN = join(REPO, 'dist/cmd/cni/main.js');
 export const SYSTEM_CNI_DIR = '/usr/lib/cni';
 
 /** iproute2's ip by absolute path: the client runs with a PATH that has nothing on it. */
-export const IP_BIN = ['/usr/sbin/ip', '/usr/bin/ip', '/sbin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
+export const IP_BIN =
+  ['/usr/sbin/ip', '/usr/bin/ip', '/sbin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 
 export function cnitoolPath(): string {
   const bin = process.env.KUBE_L2TP_BIN ?? join(homedir(), '.cache/kube-l2tp/bin');
@@ -104,16 +105,41 @@ export class CniRig {
   async agent(node: string, ready = true, pws: Record<string, PseudowireEntry> = {}): Promise<Agent> {
     const d = join(this.dir, `agent-${node}`);
     await mkdir(d, { recursive: true });
-    const a = new Agent(node, join(d, 'cni.sock'), join(d, 'pseudowires.json'), join(d, 'state'), undefined, []);
+    const a = new Agent(
+      node,
+      join(d, 'cni.sock'),
+      join(d, 'pseudowires.json'),
+      join(d, 'state'),
+      undefined,
+      [],
+    );
     await a.setPseudowires(ready, pws);
     const proc = spawn(
       'ip',
-      ['netns', 'exec', node, process.execPath, DEV_AGENT, '--socket', a.socket, '--pseudowires', a.pwFile, '--state-dir', a.stateDir],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' } },
+      [
+        'netns',
+        'exec',
+        node,
+        process.execPath,
+        DEV_AGENT,
+        '--socket',
+        a.socket,
+        '--pseudowires',
+        a.pwFile,
+        '--state-dir',
+        a.stateDir,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+      },
     );
     proc.stderr!.on('data', (d: Buffer) => a.stderr.push(d.toString()));
     await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`agent in ${node} did not start: ${a.stderr.join('')}`)), 10_000);
+      const t = setTimeout(
+        () => rej(new Error(`agent in ${node} did not start: ${a.stderr.join('')}`)),
+        10_000,
+      );
       proc.stdout!.on('data', (d: Buffer) => {
         if (d.toString().includes('ready')) {
           clearTimeout(t);
@@ -132,7 +158,10 @@ export class CniRig {
 
   /** Write net.d/<name>.conflist with the given plugins. */
   async network(name: string, cniVersion: string, plugins: Record<string, unknown>[]): Promise<void> {
-    await writeFile(join(this.netd, `${name}.conflist`), JSON.stringify({ cniVersion, name, plugins }, null, 1));
+    await writeFile(
+      join(this.netd, `${name}.conflist`),
+      JSON.stringify({ cniVersion, name, plugins }, null, 1),
+    );
   }
 
   /** cnitool add|check|del|gc|status NET NETNS, with no node on PATH and nothing but what cnitool needs in env. */
@@ -146,7 +175,11 @@ export class CniRig {
     if (o.args) env.CNI_ARGS = o.args;
     const tool = cnitoolPath();
     const netnsPath = netns.startsWith('/') ? netns : `/run/netns/${netns}`;
-    if (o.node) return runCapture(IP_BIN, ['netns', 'exec', o.node, tool, cmd, net, netnsPath], { env, timeoutMs: 60_000 });
+    if (o.node)
+      return runCapture(IP_BIN, ['netns', 'exec', o.node, tool, cmd, net, netnsPath], {
+        env,
+        timeoutMs: 60_000,
+      });
     return runCapture(tool, [cmd, net, netnsPath], { env, timeoutMs: 60_000 });
   }
 

@@ -11,7 +11,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCapture } from '../../lib/exec.js';
 import { Lab, ip, ipIn, ping, requireRoot } from '../harness/netns.js';
-import { Agent, CniRig, SHIM, buildShim, cniError, l2tpPlugin, type PseudowireEntry } from '../harness/cnitool.js';
+import {
+  Agent,
+  CniRig,
+  SHIM,
+  buildShim,
+  cniError,
+  l2tpPlugin,
+  type PseudowireEntry,
+} from '../harness/cnitool.js';
 
 const N1 = 'kcn1';
 const N2 = 'kcn2';
@@ -25,8 +33,15 @@ const VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 const cnitoolId = (netnsPath: string): string =>
   `cnitool-${createHash('sha512').update(netnsPath).digest('hex').slice(0, 20)}`;
 
-const links = async (ns: string): Promise<{ ifname: string; master?: string; mtu: number; address: string }[]> =>
-  JSON.parse(await ipIn(ns, '-j', 'link', 'show')) as { ifname: string; master?: string; mtu: number; address: string }[];
+const links = async (
+  ns: string,
+): Promise<{ ifname: string; master?: string; mtu: number; address: string }[]> =>
+  JSON.parse(await ipIn(ns, '-j', 'link', 'show')) as {
+    ifname: string;
+    master?: string;
+    mtu: number;
+    address: string;
+  }[];
 const podPorts = async (ns: string): Promise<string[]> =>
   (await links(ns)).filter((l) => l.ifname.startsWith('kl2h')).map((l) => l.ifname);
 
@@ -54,12 +69,32 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     lab.onCleanup(() => rig.cleanup());
     await lab.netns(N1);
     await lab.netns(N2);
-    for (const [ns, d] of [[N1, RED], [N1, BLUE]] as const) {
+    for (const [ns, d] of [
+      [N1, RED],
+      [N1, BLUE],
+    ] as const) {
       await ipIn(ns, 'tuntap', 'add', 'dev', d.ifname, 'mode', 'tap');
       await ipIn(ns, 'link', 'set', d.ifname, 'mtu', String(d.mtu), 'up');
     }
     // the stand-in for the green pseudowire between node 1 and node 2
-    await ip('link', 'add', GREEN_A.ifname, 'netns', N1, 'mtu', '1446', 'type', 'veth', 'peer', 'name', GREEN_B.ifname, 'netns', N2, 'mtu', '1446');
+    await ip(
+      'link',
+      'add',
+      GREEN_A.ifname,
+      'netns',
+      N1,
+      'mtu',
+      '1446',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      GREEN_B.ifname,
+      'netns',
+      N2,
+      'mtu',
+      '1446',
+    );
     const pws1 = { 'kc/red-wire': RED, 'kc/blue-wire': BLUE, 'kc/green-wire': GREEN_A };
     a1 = await rig.agent(N1, true, pws1);
     a2 = await rig.agent(N2, true, { 'kc/green-wire': GREEN_B });
@@ -109,7 +144,10 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       assert.ok(inPod);
       assert.equal(inPod.mtu, RED.mtu);
       assert.equal(inPod.address, iface.mac);
-      assert.match(await ipIn(p, 'addr', 'show', 'net1'), new RegExp(res.ips[0].address.replace(/\./g, '\\.')));
+      assert.match(
+        await ipIn(p, 'addr', 'show', 'net1'),
+        new RegExp(res.ips[0].address.replace(/\./g, '\\.')),
+      );
       assert.equal(leases(net).length, 1);
 
       const check = await rig.cnitool('check', net, p, { node: N1 });
@@ -118,7 +156,10 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
         const del = await rig.cnitool('del', net, p, { node: N1 });
         assert.equal(del.code, 0, `DEL #${i + 1}: ${del.stderr}`);
       }
-      assert.equal((await links(p)).find((l) => l.ifname === 'net1'), undefined);
+      assert.equal(
+        (await links(p)).find((l) => l.ifname === 'net1'),
+        undefined,
+      );
       assert.deepEqual(await podPorts(N1), []);
       assert.equal(leases(net).length, 0);
     });
@@ -172,7 +213,11 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     const add = await rig.cnitool('add', 'kcblue', p1, { node: N1 });
     assert.equal(add.code, 0, add.stderr);
     assert.equal(JSON.parse(add.stdout).interfaces.length, 1);
-    assert.equal((await links(N1)).find((l) => l.ifname === BLUE.ifname), undefined, 'gone from the node');
+    assert.equal(
+      (await links(N1)).find((l) => l.ifname === BLUE.ifname),
+      undefined,
+      'gone from the node',
+    );
     const dev = (await links(p1)).find((l) => l.ifname === 'net1')!;
     assert.equal(dev.mtu, 1400);
     assert.equal(dev.address, '02:00:00:aa:bb:01');
@@ -184,10 +229,22 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     const second = await rig.cnitool('add', 'kcblue', p2, { node: N1 });
     assert.notEqual(second.code, 0);
     assert.match(second.stderr, /attached exclusively/);
-    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'kcx2', CNI_NETNS: `/run/netns/${p2}`, CNI_IFNAME: 'net1' };
-    const bridgeTry = await rig.shim(env, { cniVersion: '1.1.0', name: 'kcb', ...l2tpPlugin(a1, { pseudowire: blue }) });
+    const env = {
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'kcx2',
+      CNI_NETNS: `/run/netns/${p2}`,
+      CNI_IFNAME: 'net1',
+    };
+    const bridgeTry = await rig.shim(env, {
+      cniVersion: '1.1.0',
+      name: 'kcb',
+      ...l2tpPlugin(a1, { pseudowire: blue }),
+    });
     assert.equal(cniError(bridgeTry)?.code, 102);
-    assert.deepEqual((await links(p2)).map((l) => l.ifname), ['lo']);
+    assert.deepEqual(
+      (await links(p2)).map((l) => l.ifname),
+      ['lo'],
+    );
 
     for (let i = 0; i < 2; i++) assert.equal((await rig.cnitool('del', 'kcblue', p1, { node: N1 })).code, 0);
     const back = (await links(N1)).find((l) => l.ifname === BLUE.ifname);
@@ -199,7 +256,13 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
   it('a table of bad configs and environments gets the right codes', async () => {
     const p = await pod();
     const base = { cniVersion: '1.1.0', name: 'kcbad', ...l2tpPlugin(a1) };
-    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'kcbad1', CNI_NETNS: `/run/netns/${p}`, CNI_IFNAME: 'net1', CNI_PATH: rig.bin };
+    const env = {
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'kcbad1',
+      CNI_NETNS: `/run/netns/${p}`,
+      CNI_IFNAME: 'net1',
+      CNI_PATH: rig.bin,
+    };
     const cases: [string, Record<string, string>, string | object, number, RegExp][] = [
       ['no CNI_COMMAND', { ...env, CNI_COMMAND: '' }, base, 4, /CNI_COMMAND/],
       ['unknown command', { ...env, CNI_COMMAND: 'FROB' }, base, 4, /CNI_COMMAND/],
@@ -217,7 +280,13 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       ['multicast mac', env, { ...base, mac: '01:00:5e:00:00:01' }, 7, /mac/],
       ['bad network name', env, { ...base, name: '-bad name' }, 7, /name/],
       ['ipam plugin missing', env, { ...base, ipam: { type: 'nope' } }, 7, /ipam\.type/],
-      ['unknown pseudowire', env, { ...base, pseudowire: { namespace: 'kc', name: 'nope' } }, 100, /pseudowire/],
+      [
+        'unknown pseudowire',
+        env,
+        { ...base, pseudowire: { namespace: 'kc', name: 'nope' } },
+        100,
+        /pseudowire/,
+      ],
       ['mtu above the pseudowire', env, { ...base, mtu: 9000 }, 103, /mtu/],
       ['netns missing', { ...env, CNI_NETNS: '/run/netns/kc-does-not-exist' }, base, 3, /CNI_NETNS/],
       ['CHECK without prevResult', { ...env, CNI_COMMAND: 'CHECK' }, base, 7, /prevResult/],
@@ -232,8 +301,15 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       assert.match(err!.msg, re, what);
       assert.doesNotMatch(r.stdout, /at .*\.js:\d+/, `${what}: no stack trace`);
     }
-    assert.deepEqual((await links(p)).map((l) => l.ifname), ['lo'], 'nothing was made');
-    const ok = await rig.shim({ ...env, CNI_ARGS: 'IgnoreUnknown=1;FOO=bar;K8S_POD_NAMESPACE=kc;K8S_POD_NAME=x' }, base);
+    assert.deepEqual(
+      (await links(p)).map((l) => l.ifname),
+      ['lo'],
+      'nothing was made',
+    );
+    const ok = await rig.shim(
+      { ...env, CNI_ARGS: 'IgnoreUnknown=1;FOO=bar;K8S_POD_NAMESPACE=kc;K8S_POD_NAME=x' },
+      base,
+    );
     assert.equal(ok.code, 0, ok.stdout);
     assert.equal((await rig.shim({ ...env, CNI_COMMAND: 'DEL' }, base)).code, 0);
   });
@@ -241,8 +317,18 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
   it('an existing CNI_IFNAME is an error and nothing half-made is left', async () => {
     const p = await pod();
     await ipIn(p, 'link', 'add', 'net1', 'type', 'veth', 'peer', 'name', 'kcother');
-    const conf = { cniVersion: '1.0.0', name: 'kcexist', ...l2tpPlugin(a1, { ipam: hostLocal('10.202.6.0/24') }) };
-    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'kcexist1', CNI_NETNS: `/run/netns/${p}`, CNI_IFNAME: 'net1', CNI_PATH: rig.bin };
+    const conf = {
+      cniVersion: '1.0.0',
+      name: 'kcexist',
+      ...l2tpPlugin(a1, { ipam: hostLocal('10.202.6.0/24') }),
+    };
+    const env = {
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'kcexist1',
+      CNI_NETNS: `/run/netns/${p}`,
+      CNI_IFNAME: 'net1',
+      CNI_PATH: rig.bin,
+    };
     const r = await rig.shim(env, conf);
     assert.equal(cniError(r)?.code, 101, r.stdout);
     assert.match(cniError(r)!.msg, /CNI_IFNAME/);
@@ -260,25 +346,45 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     const [p1, p2] = [await pod(), await pod()];
     assert.equal((await rig.cnitool('add', 'kcfull', p1, { node: N1 })).code, 0);
     const conf = { cniVersion: '1.0.0', name: 'kcfull', ...l2tpPlugin(a1, { ipam: one }) };
-    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'kcfull2', CNI_NETNS: `/run/netns/${p2}`, CNI_IFNAME: 'net1', CNI_PATH: rig.bin };
+    const env = {
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'kcfull2',
+      CNI_NETNS: `/run/netns/${p2}`,
+      CNI_IFNAME: 'net1',
+      CNI_PATH: rig.bin,
+    };
     const r = await rig.shim(env, conf);
     assert.notEqual(r.code, 0);
     assert.match(cniError(r)?.msg ?? '', /no IP addresses available/);
-    assert.deepEqual((await links(p2)).map((l) => l.ifname), ['lo']);
+    assert.deepEqual(
+      (await links(p2)).map((l) => l.ifname),
+      ['lo'],
+    );
     assert.equal((await podPorts(N1)).length, 1, 'only the first pod is attached');
     assert.equal((await rig.cnitool('del', 'kcfull', p1, { node: N1 })).code, 0);
   });
 
   it('chaining: prevResult is passed through (loopback before kube-l2tp)', async () => {
-    await rig.network('kcchain', '1.0.0', [{ type: 'loopback' }, l2tpPlugin(a1, { ipam: hostLocal('10.202.8.0/24') })]);
+    await rig.network('kcchain', '1.0.0', [
+      { type: 'loopback' },
+      l2tpPlugin(a1, { ipam: hostLocal('10.202.8.0/24') }),
+    ]);
     const p = await pod();
     const add = await rig.cnitool('add', 'kcchain', p, { node: N1 });
     assert.equal(add.code, 0, add.stderr);
     const res = JSON.parse(add.stdout);
     assert.equal(res.interfaces[0].name, 'lo');
     assert.equal(res.interfaces[3].name, 'net1');
-    assert.ok(res.ips.some((i: { address: string; interface: number }) => i.address.startsWith('127.0.0.1') && i.interface === 0));
-    assert.ok(res.ips.some((i: { address: string; interface: number }) => i.address.startsWith('10.202.8.') && i.interface === 3));
+    assert.ok(
+      res.ips.some(
+        (i: { address: string; interface: number }) => i.address.startsWith('127.0.0.1') && i.interface === 0,
+      ),
+    );
+    assert.ok(
+      res.ips.some(
+        (i: { address: string; interface: number }) => i.address.startsWith('10.202.8.') && i.interface === 3,
+      ),
+    );
     assert.equal((await rig.cnitool('check', 'kcchain', p, { node: N1 })).code, 0);
     assert.equal((await rig.cnitool('del', 'kcchain', p, { node: N1 })).code, 0);
   });
@@ -310,19 +416,31 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       ...l2tpPlugin(a1, { ipam: hostLocal('10.202.10.0/24') }),
       [key]: keep.map((p) => ({ containerID: cnitoolId(`/run/netns/${p}`), ifname: 'net1' })),
     });
-    const gc1 = await rig.shim({ CNI_COMMAND: 'GC', CNI_PATH: rig.bin }, conf('cni.dev/valid-attachments', [p1, p2]));
+    const gc1 = await rig.shim(
+      { CNI_COMMAND: 'GC', CNI_PATH: rig.bin },
+      conf('cni.dev/valid-attachments', [p1, p2]),
+    );
     assert.equal(gc1.code, 0, gc1.stdout);
     assert.equal(gc1.stdout, '');
-    assert.deepEqual((await links(p3)).map((l) => l.ifname), ['lo']);
+    assert.deepEqual(
+      (await links(p3)).map((l) => l.ifname),
+      ['lo'],
+    );
     assert.equal((await links(p1)).filter((l) => l.ifname === 'net1').length, 1);
     assert.equal(leases('kcgc').length, 2);
     const gc2 = await rig.shim({ CNI_COMMAND: 'GC', CNI_PATH: rig.bin }, conf('cni.dev/attachments', [p1]));
     assert.equal(gc2.code, 0, gc2.stdout);
-    assert.deepEqual((await links(p2)).map((l) => l.ifname), ['lo']);
+    assert.deepEqual(
+      (await links(p2)).map((l) => l.ifname),
+      ['lo'],
+    );
     // cnitool gc passes no valid attachments: everything of this network goes
     const gc3 = await rig.cnitool('gc', 'kcgc', p1, { node: N1 });
     assert.equal(gc3.code, 0, gc3.stderr);
-    assert.deepEqual((await links(p1)).map((l) => l.ifname), ['lo']);
+    assert.deepEqual(
+      (await links(p1)).map((l) => l.ifname),
+      ['lo'],
+    );
     assert.equal(leases('kcgc').length, 0);
     assert.deepEqual(await podPorts(N1), []);
   });
@@ -332,9 +450,25 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     await rig.network('kcstatus', '1.1.0', [l2tpPlugin(a1)]);
     assert.equal((await rig.cnitool('status', 'kcstatus', p)).code, 0);
 
-    const env = { CNI_CONTAINERID: 'kcdown1', CNI_NETNS: `/run/netns/${p}`, CNI_IFNAME: 'net1', CNI_PATH: rig.bin };
-    const down = { cniVersion: '1.1.0', name: 'kcdown', ...l2tpPlugin(a1), agentSocket: join(rig.dir, 'no-agent.sock') };
-    const expect: [string, number | 0][] = [['ADD', 11], ['CHECK', 11], ['GC', 11], ['STATUS', 50], ['DEL', 0]];
+    const env = {
+      CNI_CONTAINERID: 'kcdown1',
+      CNI_NETNS: `/run/netns/${p}`,
+      CNI_IFNAME: 'net1',
+      CNI_PATH: rig.bin,
+    };
+    const down = {
+      cniVersion: '1.1.0',
+      name: 'kcdown',
+      ...l2tpPlugin(a1),
+      agentSocket: join(rig.dir, 'no-agent.sock'),
+    };
+    const expect: [string, number | 0][] = [
+      ['ADD', 11],
+      ['CHECK', 11],
+      ['GC', 11],
+      ['STATUS', 50],
+      ['DEL', 0],
+    ];
     for (const [cmd, code] of expect) {
       const r = await rig.shim({ ...env, CNI_COMMAND: cmd }, down);
       if (code === 0) {
@@ -358,6 +492,9 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.equal(cniError(await rig.shim({ CNI_COMMAND: 'STATUS' }, st))?.code, 50);
     assert.equal(cniError(await rig.shim({ ...env, CNI_COMMAND: 'ADD' }, st))?.code, 11);
     assert.equal((await rig.shim({ ...env, CNI_COMMAND: 'DEL' }, st)).code, 0);
-    assert.deepEqual((await links(p)).map((l) => l.ifname), ['lo']);
+    assert.deepEqual(
+      (await links(p)).map((l) => l.ifname),
+      ['lo'],
+    );
   });
 });
