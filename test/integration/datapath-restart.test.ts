@@ -1,0 +1,82 @@
+// Restart: kill -9 the datapath under `ping -i 0.01`, start it again. The persistent TAP survives
+// with its bridge membership, the new process reattaches to it, and traffic resumes.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { before, describe, it } from 'node:test';
+import { Lab, inNsCapture, ipIn, requireRoot } from '../harness/netns.js';
+import { pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
+
+before(() => requireRoot());
+
+interface LinkJson {
+  ifindex: number;
+  master?: string;
+  ifalias?: string;
+}
+const link = async (ns: string, dev: string) =>
+  (JSON.parse(await ipIn(ns, '-j', 'link', 'show', dev)) as LinkJson[])[0]!;
+
+describe('datapath restart', () => {
+  it('reattaches the persistent TAP after kill -9; pods keep their links', async () => {
+    const lab = new Lab();
+    try {
+      const h = await twoHosts(lab, 'kdr', 70);
+      const [c1, c2] = pairConfigs(h, { encap: 'udp', cookieLength: 4 });
+      const d1 = await startDatapath(lab, h.h1, c1);
+      await startDatapath(lab, h.h2, c2);
+      await podOn(lab, h.h1, 'kdrp1', 'kdbr', 'l2tpeth0', '10.201.204.1/24', 1442);
+      await podOn(lab, h.h2, 'kdrp2', 'kdbr', 'l2tpeth0', '10.201.204.2/24', 1442);
+      const tapBefore = await link(h.h1, 'l2tpeth0');
+      const podBefore = await link('kdrp1', 'eth0');
+
+      const COUNT = 1000;
+      const pinger = spawn(
+        'ip',
+        ['netns', 'exec', 'kdrp1', 'ping', '-i', '0.01', '-c', String(COUNT), '-W', '1', '10.201.204.2'],
+        {
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      );
+      let out = '';
+      pinger.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      lab.onCleanup(async () => pinger.kill('SIGKILL'));
+      const pinged = new Promise((r) => pinger.on('exit', r));
+
+      await new Promise((r) => setTimeout(r, 2000));
+      await d1.kill9();
+      const killedAt = Date.now();
+      // The device and its bridge port outlive the process.
+      const tapDuring = await link(h.h1, 'l2tpeth0');
+      assert.equal(tapDuring.ifindex, tapBefore.ifindex);
+      assert.equal(tapDuring.master, 'kdbr');
+
+      const d1b = await startDatapath(lab, h.h1, c1);
+      const gap = Date.now() - killedAt;
+      const reattached = d1b.lines.find((l) => l.msg === 'session reattached to existing TAP');
+      assert.ok(reattached, 'the new process reattached instead of creating');
+      const tapAfter = await link(h.h1, 'l2tpeth0');
+      assert.equal(tapAfter.ifindex, tapBefore.ifindex, 'same TAP device');
+      assert.equal(tapAfter.master, 'kdbr', 'still a bridge port');
+      assert.equal((await link('kdrp1', 'eth0')).ifindex, podBefore.ifindex, 'pod link untouched');
+
+      await pinged;
+      const received = Number(/(\d+) received/.exec(out)?.[1] ?? 0);
+      const seqs = [...out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
+      console.log(
+        `restart: ${COUNT - received} of ${COUNT} packets lost (${(((COUNT - received) / COUNT) * 100).toFixed(1)}%), ` +
+          `process down-to-ready ${gap} ms`,
+      );
+      assert.ok(received > 0 && received < COUNT, `some lost while down, some delivered: ${received}`);
+      assert.ok(Math.max(...seqs) >= COUNT - 5, 'traffic flows again after the restart');
+
+      assert.equal(await d1b.stop(), 0);
+      assert.notEqual(
+        (await inNsCapture(h.h1, 'ip', 'link', 'show', 'l2tpeth0')).code,
+        0,
+        'removed on SIGTERM',
+      );
+    } finally {
+      await lab.cleanup();
+    }
+  });
+});
