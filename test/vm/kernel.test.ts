@@ -136,6 +136,14 @@ interface GuestResults {
   showTunnelAfter: string;
   showSessionAfter: string;
   linksAfter: Record<string, number>;
+  seqModified: { sendSequence?: boolean; sameIfindex: boolean };
+  seqReverted?: boolean;
+  flip: { i0: number; i1: number; i2: number; alias1: string; alias2: string; pingAfter: number };
+  v6Show: string;
+  v6Tunnels: { tunnelId: number; owned: boolean; params?: Record<string, unknown> }[];
+  v6Sessions: [number, string, boolean, boolean, number][];
+  v6After: boolean;
+  v6LinksAfter: Record<string, number>;
 }
 
 describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, timeout: 900_000 }, () => {
@@ -160,7 +168,13 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
       addr: `10.203.${p.subnet}.2/24`,
       peer: `10.203.${p.subnet}.1`,
     }));
-    const scenario: Scenario = { config: yaml('guest'), sessions, restartPing: '10.203.10.1' };
+    const scenario: Scenario = {
+      config: yaml('guest'),
+      sessions,
+      restartPing: '10.203.10.1',
+      flip: { ...sessions[1]!, peerSessionId: 2002, l2specType: 'none', mtu: 1462 },
+      seq: { ...sessions[0]!, peerSessionId: 2001, l2specType: 'default', mtu: 1446 },
+    };
     const t0 = Date.now();
     vm = await runVm({
       kernelDir,
@@ -266,7 +280,7 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     for (const p of PWS) {
       const l = links.find((x) => x.ifname === `kl2tp-${p.name}`)!;
       assert.ok(l, `kl2tp-${p.name} exists`);
-      assert.equal(l.ifalias, 'kube-l2tp');
+      assert.equal(l.ifalias, `kube-l2tp l2spec=${p.l2spec}`);
       assert.ok(l.flags.includes('UP'));
       assert.equal(l.mtu, mtus[p.name], `MTU of kl2tp-${p.name}`);
     }
@@ -355,6 +369,43 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     assert.equal(e.foreignTunnelConflict.type, 'KernelConflictError');
     assert.equal(e.foreignTunnelConflict.tunnelId, 4343);
     assert.equal(r.foreignStillThere, true, 'a foreign tunnel is never deleted');
+  });
+
+  it('live changes: sequencing in place, sublayer type by recreating the session (detected via ifalias)', () => {
+    assert.deepEqual(r.seqModified, { sendSequence: true, sameIfindex: true });
+    assert.equal(r.seqReverted, false);
+    const f = r.flip;
+    assert.notEqual(f.i1, f.i0, 'l2spec change recreates the device');
+    assert.equal(f.alias1, 'kube-l2tp l2spec=default');
+    assert.notEqual(f.i2, f.i1);
+    assert.equal(f.alias2, 'kube-l2tp l2spec=none');
+    assert.ok(f.pingAfter >= 2, `traffic over the recreated session: ${f.pingAfter}/3`);
+  });
+
+  it('IPv6 underlay: UDP (zero checksums) and IP encapsulation tunnels created, read back, deleted', () => {
+    assert.match(
+      r.v6Show,
+      /Tunnel 300, encap UDP\s+From fd00:203::2 to fd00:203::1\s+Peer tunnel 400\s+UDP source \/ dest ports: 17005\/17006/,
+    );
+    assert.match(r.v6Show, /Tunnel 301, encap IP\s+From fd00:203::2 to fd00:203::1/);
+    const t300 = r.v6Tunnels.find((t) => t.tunnelId === 300);
+    assert.deepEqual(t300?.params, {
+      tunnelId: 300,
+      peerTunnelId: 400,
+      encap: 'udp',
+      local: 'fd00:203::2',
+      remote: 'fd00:203::1',
+      udpChecksum: false,
+      udpSourcePort: 17005,
+      udpDestinationPort: 17006,
+    });
+    assert.equal(r.v6Tunnels.find((t) => t.tunnelId === 301)?.params?.encap, 'ip');
+    assert.deepEqual(r.v6Sessions, [
+      [3001, 'kl2tp-v6', true, true, 1280],
+      [3002, 'kl2tp-v6ip', true, true, 1280],
+    ]);
+    assert.equal(r.v6After, false);
+    assert.deepEqual(r.v6LinksAfter, { 'kl2tp-v6': -1, 'kl2tp-v6ip': -1 });
   });
 
   it('close({keepDevices:true}) leaves sessions; stopping static mode removes everything', () => {

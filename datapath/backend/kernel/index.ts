@@ -30,8 +30,27 @@ import type {
   TunnelSpec,
 } from '../types.js';
 
-/** ifalias written on every l2tpeth device this backend creates. */
+/**
+ * ifalias written on every l2tpeth device this backend creates: the ownership marker, followed by the
+ * session's L2-specific sublayer type, which Linux 6.1 does not report in SESSION_GET replies (it has
+ * no L2TP_ATTR_L2SPEC_TYPE there) but which must be compared when a restarted process adopts a
+ * session. Example: "kube-l2tp l2spec=none".
+ */
 export const OWNER_ALIAS = 'kube-l2tp';
+
+export function ownerAlias(l2specType: 'none' | 'default'): string {
+  return `${OWNER_ALIAS} l2spec=${l2specType}`;
+}
+
+export function isOwnerAlias(alias: string | undefined): boolean {
+  return alias === OWNER_ALIAS || (alias?.startsWith(`${OWNER_ALIAS} `) ?? false);
+}
+
+/** The sublayer type recorded in our ifalias, when there is one. */
+export function aliasL2spec(alias: string | undefined): 'none' | 'default' | undefined {
+  const m = isOwnerAlias(alias) ? / l2spec=(none|default)\b/.exec(alias ?? '') : null;
+  return (m?.[1] as 'none' | 'default' | undefined) ?? undefined;
+}
 
 export { NetlinkError } from '../../../lib/netlink/errors.js';
 
@@ -254,7 +273,7 @@ export class KernelBackend implements Backend {
     const out = new Set<number>();
     const links = new Map((await c.links.list()).map((l) => [l.name, l]));
     for (const s of await c.l2tp.dumpSessions()) {
-      if (s.ifname && links.get(s.ifname)?.alias === OWNER_ALIAS) out.add(s.tunnelId);
+      if (s.ifname && isOwnerAlias(links.get(s.ifname)?.alias)) out.add(s.tunnelId);
     }
     return out;
   }
@@ -283,8 +302,8 @@ export class KernelBackend implements Backend {
         sessionId: s.sessionId,
         ifname: s.ifname ?? '',
         up: link?.up ?? false,
-        owned: link?.alias === OWNER_ALIAS,
-        params: sessionParamsOf(s),
+        owned: isOwnerAlias(link?.alias),
+        params: sessionParamsOf(withAliasL2spec(s, link)),
       };
       if (link) o.ifindex = link.index;
       if (link?.mtu !== undefined) o.mtu = link.mtu;
@@ -365,8 +384,8 @@ export class KernelBackend implements Backend {
     let link: LinkInfo | undefined;
     if (existing) {
       link = existing.ifname !== undefined ? await c.links.byName(existing.ifname) : undefined;
-      const owned = link?.alias === OWNER_ALIAS || this.seenSessions.has(key);
-      const diff = sessionDiff(existing, spec);
+      const owned = isOwnerAlias(link?.alias) || this.seenSessions.has(key);
+      const diff = sessionDiff(withAliasL2spec(existing, link), spec);
       if (diff.length > 0) {
         if (!owned) {
           throw new KernelConflictError(
@@ -444,8 +463,9 @@ export class KernelBackend implements Backend {
       await c.links.set(link.index, { name: spec.ifname }, link.name);
       link = { ...link, name: spec.ifname, up: false };
     }
-    if (link.mtu !== spec.mtu || link.alias !== OWNER_ALIAS || !link.up) {
-      await c.links.set(link.index, { mtu: spec.mtu, alias: OWNER_ALIAS, up: true }, link.name);
+    const alias = ownerAlias(spec.l2specType);
+    if (link.mtu !== spec.mtu || link.alias !== alias || !link.up) {
+      await c.links.set(link.index, { mtu: spec.mtu, alias, up: true }, link.name);
     }
   }
 
@@ -501,6 +521,13 @@ export class KernelBackend implements Backend {
       this.conn = undefined;
     }
   }
+}
+
+/** Fills in the sublayer type from our ifalias where the kernel does not report it. */
+function withAliasL2spec(s: L2tpSessionInfo, link: LinkInfo | undefined): L2tpSessionInfo {
+  if (s.l2specType !== undefined) return s;
+  const l2 = aliasL2spec(link?.alias);
+  return l2 === undefined ? s : { ...s, l2specType: l2 };
 }
 
 function sessionParamsOf(s: L2tpSessionInfo): NonNullable<ObservedSession['params']> {

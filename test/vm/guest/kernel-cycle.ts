@@ -34,6 +34,10 @@ export interface Scenario {
   sessions: GuestSession[];
   /** Session pinged continuously across the restart. */
   restartPing: string;
+  /** A session whose sublayer type is flipped (must be recreated) and flipped back. */
+  flip: GuestSession & { peerSessionId: number; l2specType: 'none' | 'default'; mtu: number };
+  /** A session whose sequencing is switched on in place (SESSION_MODIFY). */
+  seq: GuestSession & { peerSessionId: number; l2specType: 'none' | 'default'; mtu: number };
 }
 
 const share = process.argv[2] ?? '/tmp/work';
@@ -264,6 +268,100 @@ async function main(): Promise<void> {
   await sh('ip', 'l2tp', 'del', 'tunnel', 'tunnel_id', '4343');
   // a tunnel someone else made that matches: adopted, and close({keepDevices:true}) leaves it
   results.errors = errs;
+
+  // changes on live sessions: sequencing in place (same device), sublayer type by recreation
+  const base = { sendSequence: false, requireSequence: false, reorderTimeoutMs: 0 };
+  const q = sc.seq;
+  const seqSpec = {
+    ...base,
+    tunnelId: q.tunnelId,
+    sessionId: q.sessionId,
+    peerSessionId: q.peerSessionId,
+    ifname: q.ifname,
+    mtu: q.mtu,
+    l2specType: q.l2specType,
+  };
+  const seqBefore = (await ifindexes([sc.seq.ifname]))[sc.seq.ifname];
+  await be.ensureSession({ ...seqSpec, sendSequence: true });
+  const seqObs = (await be.listSessions()).find((x) => x.sessionId === sc.seq.sessionId);
+  results.seqModified = {
+    sendSequence: seqObs?.params?.sendSequence,
+    sameIfindex: (await ifindexes([sc.seq.ifname]))[sc.seq.ifname] === seqBefore,
+  };
+  await be.ensureSession(seqSpec);
+  results.seqReverted = (await be.listSessions()).find((x) => x.sessionId === sc.seq.sessionId)?.params
+    ?.sendSequence;
+  const flip = sc.flip;
+  const flipSpec = {
+    ...base,
+    tunnelId: flip.tunnelId,
+    sessionId: flip.sessionId,
+    peerSessionId: flip.peerSessionId,
+    ifname: flip.ifname,
+    mtu: flip.mtu,
+  };
+  const i0 = (await ifindexes([flip.ifname]))[flip.ifname];
+  const other2 = flip.l2specType === 'none' ? 'default' : 'none';
+  await be.ensureSession({ ...flipSpec, l2specType: other2 });
+  const i1 = (await ifindexes([flip.ifname]))[flip.ifname];
+  const aliasOf = async (n: string) =>
+    (
+      JSON.parse((await runCapture('ip', ['-j', 'link', 'show', 'dev', n])).stdout || '[]') as {
+        ifalias?: string;
+      }[]
+    )[0]?.ifalias ?? '';
+  const alias1 = await aliasOf(flip.ifname);
+  await be.ensureSession({ ...flipSpec, l2specType: flip.l2specType });
+  const i2 = (await ifindexes([flip.ifname]))[flip.ifname];
+  await sh('ip', 'addr', 'add', flip.addr, 'dev', flip.ifname);
+  results.flip = {
+    i0,
+    i1,
+    i2,
+    alias1,
+    alias2: await aliasOf(flip.ifname),
+    pingAfter: await pingCount(flip.peer, 3),
+  };
+
+  // IPv6 underlay: UDP and IP encapsulation (created, read back, deleted; no traffic)
+  await sh('ip', '-6', 'addr', 'add', 'fd00:203::2/64', 'dev', 'eth0', 'nodad');
+  const v6 = { udpChecksum: false, local: 'fd00:203::2', remote: 'fd00:203::1' };
+  await be.ensureTunnel({
+    ...v6,
+    tunnelId: 300,
+    peerTunnelId: 400,
+    encap: 'udp',
+    udpSourcePort: 17005,
+    udpDestinationPort: 17006,
+  });
+  await be.ensureTunnel({ ...v6, tunnelId: 301, peerTunnelId: 401, encap: 'ip' });
+  await be.ensureSession({
+    ...base,
+    tunnelId: 300,
+    sessionId: 3001,
+    peerSessionId: 4001,
+    ifname: 'kl2tp-v6',
+    mtu: 1280,
+    l2specType: 'none',
+  });
+  await be.ensureSession({
+    ...base,
+    tunnelId: 301,
+    sessionId: 3002,
+    peerSessionId: 4002,
+    ifname: 'kl2tp-v6ip',
+    mtu: 1280,
+    l2specType: 'default',
+  });
+  results.v6Show = await sh('ip', 'l2tp', 'show', 'tunnel');
+  results.v6Tunnels = (await be.listTunnels()).filter((t) => t.tunnelId >= 300);
+  results.v6Sessions = (await be.listSessions())
+    .filter((x) => x.tunnelId >= 300)
+    .map((x) => [x.sessionId, x.ifname, x.owned, x.up, x.mtu]);
+  await be.deleteTunnel(300);
+  await be.deleteTunnel(301);
+  results.v6After = (await sh('ip', 'l2tp', 'show', 'tunnel')).includes('Tunnel 30');
+  results.v6LinksAfter = await ifindexes(['kl2tp-v6', 'kl2tp-v6ip']);
   results.dumpTunnels = (await l2tp.dumpTunnels()).map((t) => ({
     ...t,
     stats: t.stats ? 'present' : 'absent',
