@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1
+# One image for every kube-l2tp component:
+#   kube-l2tp-operator   the operator (runs as the non-root user 65532, no capabilities)
+#   kube-l2tp-datapath   the node agent (the operator's datapath pod runs it as root with exactly
+#                        NET_ADMIN, NET_RAW and SYS_ADMIN, hostNetwork; see docs/install.md)
+#   /app/cmd/cni/shim/build/kube-l2tp
+#                        the CNI executable (static C), copied onto each node by the agent
+# The binaries are built exactly as the tests build them: `npm ci`, scripts/build-native.sh (the npm
+# install hook: node-gyp for the native addons, make for the CNI shim) and `tsc -p tsconfig.json`.
+#   docker build -t ghcr.io/kube-l2tp/kube-l2tp:0.1.0 .
+# Checked by scripts/check-dockerfile.sh (hadolint and the rules this image promises).
+
+ARG NODE_VERSION=20.19.5
+
+# ---- build: native addons, CNI shim, TypeScript -------------------------------------------------------
+FROM node:${NODE_VERSION}-bookworm AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /src
+# dependencies first (cached while the lockfile does not change); native parts need the sources
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN bash scripts/build-native.sh \
+ && npx tsc -p tsconfig.json \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+# the runtime tree: package.json (the agent reads its version), production node_modules, dist, every
+# native addon build/Release/*.node at its source path (where the code loads it), the CNI shim
+RUN mkdir -p /out/app \
+ && cp -r package.json node_modules dist /out/app/ \
+ && find . -path ./node_modules -prune -o -path '*/build/Release/*.node' -print0 | xargs -0 -r cp --parents -t /out/app/ \
+ && cp --parents cmd/cni/shim/build/kube-l2tp /out/app/ \
+ && test -x /out/app/cmd/cni/shim/build/kube-l2tp \
+ && test -f /out/app/dist/operator/main.js \
+ && test -f /out/app/dist/datapath/main.js \
+ && rm -rf /out/app/dist/test /out/app/dist/bench
+
+# ---- runtime: Node.js, iproute2 (the agent runs `ip`), nothing else -------------------------------------
+FROM node:${NODE_VERSION}-bookworm-slim
+LABEL org.opencontainers.image.title="kube-l2tp" \
+      org.opencontainers.image.description="L2TPv3 ethernet pseudowires for Kubernetes: operator, node agent and CNI plugin" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/kube-l2tp/kube-l2tp"
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iproute2 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 65532 nonroot \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nonroot
+COPY --from=build --chown=root:root /out/app /app
+RUN printf '#!/bin/sh\nexec node /app/dist/operator/main.js "$@"\n' > /usr/local/bin/kube-l2tp-operator \
+ && printf '#!/bin/sh\nexec node /app/dist/datapath/main.js "$@"\n' > /usr/local/bin/kube-l2tp-datapath \
+ && chmod 0755 /usr/local/bin/kube-l2tp-operator /usr/local/bin/kube-l2tp-datapath
+ENV NODE_ENV=production
+WORKDIR /app
+# Non-root by default (the operator). The datapath pod sets runAsUser: 0 and adds its capabilities.
+USER 65532:65532
+ENTRYPOINT ["kube-l2tp-operator"]
