@@ -1,0 +1,154 @@
+// Pod-to-pod benchmark of the userspace pseudowire against same-run baselines in the same topology:
+//   bare     pods bridged straight onto the veth underlay (the ceiling)
+//   vxlan    kernel VXLAN between the hosts
+//   qemu     QEMU -netdev l2tpv3 on both hosts (another userspace L2TPv3)
+//   kube-l2tp  this project's userspace datapath (udp, no cookie, default sublayer)
+// Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT.
+// usage (root): node dist/bench/datapath.js [--seconds N]
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { runCapture } from '../lib/exec.js';
+import { Lab, ipIn, inNsCapture, requireRoot } from '../test/harness/netns.js';
+import { startQemuPeer } from '../test/harness/qemu-peer.js';
+import { attach, pairConfigs, podOn, startDatapath, twoHosts } from '../test/integration/datapath-lab.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
+const SECONDS = Number(values.seconds);
+
+interface Result {
+  tcp1: number; // Gbit/s
+  tcp2: number;
+  pps64: number; // received frames per second
+  rttMs: number;
+}
+
+type Variant = 'bare' | 'vxlan' | 'qemu' | 'kube-l2tp';
+
+async function iperfJson(pod: string, args: string[]): Promise<Record<string, unknown>> {
+  const r = await inNsCapture(pod, 'iperf3', '-c', '10.201.250.2', '-J', ...args);
+  return JSON.parse(r.stdout || '{}') as Record<string, unknown>;
+}
+
+async function measure(p1: string, p2: string): Promise<Result> {
+  const server = spawn('ip', ['netns', 'exec', p2, 'iperf3', '-s'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const t = String(SECONDS);
+    type TcpEnd = { end?: { sum_received?: { bits_per_second?: number } } };
+    const tcp1 = ((await iperfJson(p1, ['-t', t])) as TcpEnd).end?.sum_received?.bits_per_second ?? 0;
+    const tcp2 =
+      ((await iperfJson(p1, ['-t', t, '-P', '2'])) as TcpEnd).end?.sum_received?.bits_per_second ?? 0;
+    type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
+    const u = ((await iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t])) as UdpEnd).end?.sum;
+    const pps64 = u ? ((u.packets ?? 0) - (u.lost_packets ?? 0)) / (u.seconds ?? SECONDS) : 0;
+    const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', '10.201.250.2');
+    const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1] ?? NaN);
+    return { tcp1: tcp1 / 1e9, tcp2: tcp2 / 1e9, pps64, rttMs };
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+async function run(variant: Variant, n: number): Promise<Result> {
+  const lab = new Lab();
+  const pfx = `kdb${n}`;
+  try {
+    const h = await twoHosts(lab, pfx, 90 + n);
+    let mtu = 1500;
+    let dev1 = '';
+    let dev2 = '';
+    if (variant === 'bare') {
+      // The underlay veth ends become bridge ports; the hosts keep no addresses on them.
+      dev1 = `${pfx}u1`;
+      dev2 = `${pfx}u2`;
+    } else if (variant === 'vxlan') {
+      mtu = 1450;
+      for (const [ns, l, r] of [
+        [h.h1, h.u1, h.u2],
+        [h.h2, h.u2, h.u1],
+      ] as const) {
+        await ipIn(
+          ns,
+          'link',
+          'add',
+          'kdvx',
+          'type',
+          'vxlan',
+          'id',
+          '42',
+          'local',
+          l,
+          'remote',
+          r,
+          'dstport',
+          '4789',
+        );
+      }
+      dev1 = dev2 = 'kdvx';
+    } else if (variant === 'qemu') {
+      mtu = 1446;
+      for (const [ns, l, r, sp, dp, tx, rx] of [
+        [h.h1, h.u1, h.u2, 5001, 5002, 2001, 1001],
+        [h.h2, h.u2, h.u1, 5002, 5001, 1001, 2001],
+      ] as const) {
+        const q = await startQemuPeer(ns, {
+          encap: 'udp',
+          src: l,
+          dst: r,
+          srcport: sp,
+          dstport: dp,
+          txsession: tx,
+          rxsession: rx,
+          counter: true,
+          tap: 'kdqtap',
+        });
+        lab.onCleanup(() => q.stop());
+        await ipIn(ns, 'link', 'set', 'kdqtap', 'mtu', String(mtu));
+      }
+      dev1 = dev2 = 'kdqtap';
+    } else {
+      mtu = 1446;
+      const [c1, c2] = pairConfigs(h, { encap: 'udp', cookieLength: 0, l2specType: 'default' });
+      await startDatapath(lab, h.h1, c1);
+      await startDatapath(lab, h.h2, c2);
+      dev1 = dev2 = 'l2tpeth0';
+    }
+    if (variant === 'bare') {
+      await ipIn(h.h1, 'addr', 'flush', 'dev', dev1);
+      await ipIn(h.h2, 'addr', 'flush', 'dev', dev2);
+    }
+    await podOn(lab, h.h1, `${pfx}p1`, 'kdbr', dev1, '10.201.250.1/24', mtu);
+    await podOn(lab, h.h2, `${pfx}p2`, 'kdbr', dev2, '10.201.250.2/24', mtu);
+    await attach(h.h1, dev1, 'kdbr');
+    return await measure(`${pfx}p1`, `${pfx}p2`);
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+requireRoot();
+const cpu = (await runCapture('nproc', [])).stdout.trim();
+console.log(`datapath bench: ${SECONDS}s per measurement, ${cpu} CPUs (shared), all variants in this run\n`);
+const variants: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp'];
+const results = new Map<Variant, Result>();
+for (const [i, v] of variants.entries()) {
+  results.set(v, await run(v, i));
+  const r = results.get(v)!;
+  console.log(
+    `${v.padEnd(10)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  tcp2 ${r.tcp2.toFixed(2)} Gb/s  ` +
+      `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms`,
+  );
+}
+const ours = results.get('kube-l2tp')!;
+console.log('\nratios kube-l2tp / baseline (rtt: baseline / kube-l2tp, higher is better everywhere)');
+for (const b of ['bare', 'vxlan', 'qemu'] as const) {
+  const r = results.get(b)!;
+  console.log(
+    `  vs ${b.padEnd(6)} tcp1 ${(ours.tcp1 / r.tcp1).toFixed(2)}x  tcp2 ${(ours.tcp2 / r.tcp2).toFixed(2)}x  ` +
+      `64B ${(ours.pps64 / r.pps64).toFixed(2)}x  rtt ${(r.rttMs / ours.rttMs).toFixed(2)}x`,
+  );
+}
+const bar = ours.tcp1 / results.get('vxlan')!.tcp1;
+console.log(
+  `\nfirst bar (>= 0.5x kernel VXLAN TCP, 1 stream): ${bar >= 0.5 ? 'met' : 'NOT met'} (${bar.toFixed(2)}x)`,
+);
