@@ -107,6 +107,7 @@ interface GuestResults {
   uname: string;
   probe: { available: boolean; reason: string };
   tunnelsAfterProbe: string;
+  probeUnprivileged: { available: boolean; reason: string };
   static1Messages: string[];
   static2Messages: string[];
   showTunnel: string;
@@ -260,6 +261,13 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     assert.equal(r.probe.available, true, r.probe.reason);
     assert.match(r.probe.reason, /l2tp/);
     assert.equal(r.tunnelsAfterProbe, '');
+  });
+
+  it('probe without CAP_NET_ADMIN: unavailable, and the reason says so (EPERM)', () => {
+    assert.deepEqual(r.probeUnprivileged, {
+      available: false,
+      reason: 'no CAP_NET_ADMIN in this network namespace',
+    });
   });
 
   it('static config -> kernel tunnels and sessions, seen by ip l2tp show', () => {

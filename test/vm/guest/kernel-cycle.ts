@@ -115,6 +115,16 @@ async function main(): Promise<void> {
   await log('probe');
   results.probe = await probeKernelL2tp();
   results.tunnelsAfterProbe = (await sh('ip', 'l2tp', 'show', 'tunnel')).trim();
+  // without CAP_NET_ADMIN: the family resolves, creating fails with EPERM, and the probe says why
+  const unprivileged = [
+    'process.setgid(65534); process.setuid(65534);',
+    `const m = await import(${JSON.stringify(join(repoRoot(), 'dist/datapath/backend/kernel/index.js'))});`,
+    'console.log(JSON.stringify(await m.probeKernelL2tp()));',
+  ].join(' ');
+  const np = await runCapture(process.execPath, ['--input-type=module', '-e', unprivileged], {
+    timeoutMs: 60_000,
+  });
+  results.probeUnprivileged = np.code === 0 ? JSON.parse(np.stdout) : { error: np.stderr };
 
   // 1. create from the static config
   await log('static run 1');
