@@ -30,6 +30,8 @@ export interface PodConfig {
   cniConfDir: string;
   netnsDir: string;
   socketDir: string;
+  /** Host directory of the CNI attachment records (survive agent restarts). */
+  cniStateDir: string;
   healthPort: number;
   priorityClassName?: string;
 }
@@ -45,6 +47,7 @@ export const DEFAULT_POD_CONFIG: PodConfig = {
   cniConfDir: '/etc/cni/net.d',
   netnsDir: '/var/run/netns',
   socketDir: '/run/kube-l2tp',
+  cniStateDir: '/var/lib/cni/kube-l2tp',
   healthPort: 9771,
 };
 
@@ -244,6 +247,7 @@ export function desiredDatapathPod(
           { name: 'KUBE_L2TP_NETNS_DIR', value: cfg.netnsDir },
           { name: 'KUBE_L2TP_CNI_BIN_DIR', value: '/host/cni/bin' },
           { name: 'KUBE_L2TP_CNI_CONF_DIR', value: '/host/cni/net.d' },
+          { name: 'KUBE_L2TP_CNI_STATE_DIR', value: cfg.cniStateDir },
           { name: 'KUBE_L2TP_HEALTH_PORT', value: String(cfg.healthPort) },
         ],
         securityContext: {
@@ -274,6 +278,7 @@ export function desiredDatapathPod(
           { name: 'cni-bin', mountPath: '/host/cni/bin' },
           { name: 'cni-conf', mountPath: '/host/cni/net.d' },
           { name: 'agent-socket', mountPath: cfg.socketDir },
+          { name: 'cni-state', mountPath: cfg.cniStateDir },
         ],
       },
     ],
@@ -283,6 +288,7 @@ export function desiredDatapathPod(
       hostPath('cni-bin', cfg.cniBinDir, 'DirectoryOrCreate'),
       hostPath('cni-conf', cfg.cniConfDir, 'DirectoryOrCreate'),
       hostPath('agent-socket', cfg.socketDir, 'DirectoryOrCreate'),
+      hostPath('cni-state', cfg.cniStateDir, 'DirectoryOrCreate'),
     ],
   };
   const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 10);

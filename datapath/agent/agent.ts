@@ -1,5 +1,6 @@
 // The node agent: makes this node's L2TPNodeState.spec real through a backend and reports what is
 // true in its status. One reconcile runs at a time; events only schedule the next pass.
+import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import type { L2TPNodeState, NodeStateStatus } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
 import type { Backend, SessionCounters } from '../backend/types.js';
@@ -24,6 +25,8 @@ export interface AgentOptions {
   /** Counters alone trigger a status write at most this often. */
   counterIntervalMs?: number;
   now?: () => Date;
+  /** A pseudowire left this node: its node-side attachment bridge can go (the CNI plugin's call). */
+  onPseudowireGone?: (ref: PseudowireRef) => Promise<unknown>;
 }
 
 const EMPTY: DesiredState = { tunnels: [] };
@@ -100,6 +103,7 @@ export class Agent {
       : EMPTY;
     const report = await reconcile(this.o.backend, desired, log);
     this.passes++;
+    await this.releaseGone(this.lastReport, report);
     this.lastReport = report;
     this.resolver.update(report);
 
@@ -135,6 +139,23 @@ export class Agent {
       } catch (e) {
         log.warn({ err: String(e) }, 'status write failed; retrying on the next pass');
       }
+    }
+  }
+
+  private async releaseGone(before: ReconcileReport | undefined, now: ReconcileReport): Promise<void> {
+    if (!before || !this.o.onPseudowireGone) return;
+    const key = (r: PseudowireRef) => `${r.namespace}/${r.name}`;
+    const still = new Set(now.sessions.flatMap((s) => (s.pseudowire ? [key(s.pseudowire)] : [])));
+    for (const s of before.sessions) {
+      if (!s.pseudowire || still.has(key(s.pseudowire))) continue;
+      await this.o
+        .onPseudowireGone(s.pseudowire)
+        .catch((e: unknown) =>
+          this.o.logger.warn(
+            { pseudowire: s.pseudowire, err: String(e) },
+            'could not release the attachment bridge',
+          ),
+        );
     }
   }
 

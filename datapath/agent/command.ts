@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { DEFAULT_CNI_SOCKET } from '../../lib/agent-protocol.js';
 import { startProbeServer } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
+import { releasePseudowireBridge } from '../../cmd/cni/plugin.js';
 import { startCniServer } from '../../cmd/cni/server.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../backend/select.js';
 import { UsageError } from '../static/command.js';
@@ -17,11 +18,16 @@ import { kubeNodeStateSource } from './nodestate-source.js';
 
 export const AGENT_USAGE =
   'agent --node-name NODE [--backend auto|kernel|userspace] [--kubeconfig FILE] [--cni-socket PATH] ' +
-  '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--metrics-port N] [--resync-seconds N]';
+  '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--metrics-port N] [--resync-seconds N] [--status-counter-seconds N]';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The shim built by scripts/build-native.sh, relative to dist/datapath/agent/. */
 const DEFAULT_SHIM = resolve(here, '../../../cmd/cni/shim/build/kube-l2tp');
+
+// The datapath Pod the operator renders passes its host paths as environment variables.
+const env = process.env;
+const socketFromEnv = () =>
+  env.KUBE_L2TP_SOCKET_DIR ? join(env.KUBE_L2TP_SOCKET_DIR, 'cni.sock') : DEFAULT_CNI_SOCKET;
 
 export async function agentCommand(argv: string[], logger: Logger): Promise<number> {
   const { values } = parseArgs({
@@ -30,16 +36,17 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
       'node-name': { type: 'string', default: process.env.NODE_NAME },
       backend: { type: 'string', default: process.env.KUBE_L2TP_BACKEND ?? 'auto' },
       kubeconfig: { type: 'string', default: process.env.KUBECONFIG },
-      'cni-socket': { type: 'string', default: DEFAULT_CNI_SOCKET },
-      'cni-bin-dir': { type: 'string', default: '/opt/cni/bin' },
-      'cni-conf-dir': { type: 'string', default: '/etc/cni/net.d' },
+      'cni-socket': { type: 'string', default: socketFromEnv() },
+      'cni-bin-dir': { type: 'string', default: env.KUBE_L2TP_CNI_BIN_DIR ?? '/opt/cni/bin' },
+      'cni-conf-dir': { type: 'string', default: env.KUBE_L2TP_CNI_CONF_DIR ?? '/etc/cni/net.d' },
       'cni-path': { type: 'string', default: process.env.CNI_PATH ?? '/opt/cni/bin' },
-      'cni-state-dir': { type: 'string', default: '/var/lib/cni/kube-l2tp' },
+      'cni-state-dir': { type: 'string', default: env.KUBE_L2TP_CNI_STATE_DIR ?? '/var/lib/cni/kube-l2tp' },
       'cni-source': { type: 'string', default: DEFAULT_SHIM },
       'install-cni': { type: 'boolean', default: true },
-      'metrics-port': { type: 'string', default: '9465' },
+      'metrics-port': { type: 'string', default: env.KUBE_L2TP_HEALTH_PORT ?? '9771' },
       'metrics-host': { type: 'string', default: '0.0.0.0' },
-      'resync-seconds': { type: 'string', default: '10' },
+      'resync-seconds': { type: 'string', default: env.KUBE_L2TP_RESYNC_SECONDS ?? '10' },
+      'status-counter-seconds': { type: 'string', default: env.KUBE_L2TP_STATUS_COUNTER_SECONDS ?? '30' },
       'underlay-mtu': { type: 'string', default: '1500' },
     },
     allowNegative: true,
@@ -74,6 +81,8 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     version: pkg.version,
     underlayMtu: Number(values['underlay-mtu']),
     resyncMs: Number(values['resync-seconds']) * 1000,
+    counterIntervalMs: Number(values['status-counter-seconds']) * 1000,
+    onPseudowireGone: releasePseudowireBridge,
   });
   const probes = await startProbeServer({
     port: Number(values['metrics-port']),

@@ -14,6 +14,7 @@ const cookieLength = (hex: string | undefined): 0 | 4 | 8 =>
 export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): DesiredState {
   return {
     tunnels: spec.tunnels.map((t) => ({
+      name: t.name,
       spec: {
         tunnelId: t.tunnelId,
         peerTunnelId: t.peerTunnelId,

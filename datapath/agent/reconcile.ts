@@ -11,6 +11,8 @@ export interface DesiredSession extends SessionSpec {
 }
 
 export interface DesiredTunnel {
+  /** The L2TPTunnel this comes from (status is reported under this name). */
+  name?: string;
   spec: TunnelSpec;
   sessions: DesiredSession[];
 }
@@ -32,6 +34,7 @@ export interface SessionOutcome {
 }
 
 export interface TunnelOutcome {
+  name?: string;
   tunnelId: number;
   state: ItemState;
   error?: string;
@@ -89,10 +92,10 @@ export async function reconcile(
     const tunnelId = t.spec.tunnelId;
     try {
       await backend.ensureTunnel(t.spec);
-      report.tunnels.push({ tunnelId, state: 'Up' });
+      report.tunnels.push({ ...named(t), tunnelId, state: 'Up' });
     } catch (e) {
       const error = message(e);
-      report.tunnels.push({ tunnelId, state: 'Error', error });
+      report.tunnels.push({ ...named(t), tunnelId, state: 'Error', error });
       log.error({ tunnelId, err: error }, 'tunnel failed');
       for (const s of t.sessions)
         report.sessions.push(outcome(t, s, 'Error', `tunnel ${tunnelId}: ${error}`));
@@ -118,6 +121,8 @@ export async function reconcile(
   }
   return report;
 }
+
+const named = (t: DesiredTunnel) => (t.name !== undefined ? { name: t.name } : {});
 
 function outcome(t: DesiredTunnel, s: DesiredSession, state: ItemState, error?: string): SessionOutcome {
   return {

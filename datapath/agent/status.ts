@@ -58,7 +58,7 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
     backendReason: i.backendReason,
     agentVersion: i.agentVersion,
     tunnels: i.report.tunnels.map((t) => ({
-      name: String(t.tunnelId),
+      name: t.name ?? String(t.tunnelId),
       tunnelId: t.tunnelId,
       state: t.state === 'Error' ? 'Failed' : 'Ready',
       ...(t.error !== undefined ? { message: t.error } : {}),

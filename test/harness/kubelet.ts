@@ -43,6 +43,8 @@ export interface KubeletOptions {
   namespace: string;
   logger: Logger;
   onOutput?: (pod: string, line: string) => void;
+  /** Environment added to every pod (lab-wide knobs, like a kubelet's own config). */
+  extraEnv?: Record<string, string>;
 }
 
 /** $(VAR) expansion as the kubelet does it for command and args. */
@@ -107,7 +109,7 @@ export class LabKubelet {
   private run(pod: PodObj, node: LabNode): void {
     const c = pod.spec.containers[0];
     if (!c) return;
-    const env: Record<string, string> = { KUBECONFIG: this.o.podKubeconfig };
+    const env: Record<string, string> = { KUBECONFIG: this.o.podKubeconfig, ...this.o.extraEnv };
     for (const e of c.env ?? []) {
       if (e.value !== undefined) env[e.name] = expand(e.value, env);
       else if (e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName') env[e.name] = node.name;
@@ -176,10 +178,31 @@ export class LabKubelet {
 
   private async setPhase(pod: PodObj, phase: string): Promise<void> {
     const ready = phase === 'Running' ? 'True' : 'False';
+    const now = new Date().toISOString();
+    const c = pod.spec.containers[0];
     const status = {
       phase,
       hostIP: '127.0.0.1',
-      conditions: [{ type: 'Ready', status: ready, lastTransitionTime: new Date().toISOString() }],
+      conditions: [
+        { type: 'Ready', status: ready, lastTransitionTime: now },
+        { type: 'ContainersReady', status: ready, lastTransitionTime: now },
+      ],
+      containerStatuses: c
+        ? [
+            {
+              name: c.name,
+              image: c.image,
+              imageID: '',
+              ready: ready === 'True',
+              restartCount: 0,
+              started: ready === 'True',
+              state:
+                ready === 'True'
+                  ? { running: { startedAt: now } }
+                  : { terminated: { exitCode: phase === 'Succeeded' ? 0 : 1, finishedAt: now } },
+            },
+          ]
+        : [],
     };
     await this.o.cp
       .kubectl([
