@@ -106,7 +106,7 @@ describe('desiredDatapathPod', () => {
     }); // prettier-ignore
     assert.deepEqual(
       spec.volumes.map((v) => [v.name, v.hostPath.path]),
-      [['dev-net-tun', '/dev/net/tun'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp']],
+      [['dev-net-tun', '/dev/net/tun'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp'], ['cni-state', '/var/lib/cni/kube-l2tp']],
     ); // prettier-ignore
     assert.deepEqual(pod.metadata.ownerReferences, [
       { apiVersion: 'l2tp.kube-l2tp.io/v1alpha1', kind: 'L2TPNodeState', name: 'node-1', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
