@@ -272,6 +272,13 @@ describe('the chart identities against a real apiserver', () => {
       });
     }
 
+    // the token of node-a's real datapath pod cannot write node-b's state
+    const agentA = client(agentKubeconfig.get('node-a')!);
+    const cross = await status(agentA, () =>
+      agentA.patch(`${GV}/l2tpnodestates/node-b/status`, { status: { agentVersion: 'spoofed' } }),
+    );
+    assert.equal(cross.code, 403, cross.message);
+
     const ready = await eventually('Pseudowire Ready', async () => {
       const p = await admin.get<Pseudowire>(`${GV}/namespaces/rbac-demo/pseudowires/wire`);
       return p.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True') ? p : undefined;
@@ -301,52 +308,50 @@ describe('the chart identities against a real apiserver', () => {
   });
 
   it('an agent cannot write another node’s state, specs, Secrets or pods', async () => {
-    // self-contained: the operator is stopped, the node states are made by hand, and the token is bound
-    // to a stand-in datapath pod on node-a (what the kubelet mounts into the real one)
+    // self-contained: the operator is stopped, two fresh nodes get hand-made node states, and the token
+    // is bound to a stand-in datapath pod on node-c (what the kubelet mounts into the real one)
     await op?.stop();
     op = undefined;
-    for (const node of Object.keys(NODES)) {
-      const r = await status(admin, () =>
-        admin.create(`${GV}/l2tpnodestates`, {
-          apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
-          kind: 'L2TPNodeState',
-          metadata: { name: node },
-          spec: { nodeName: node, tunnels: [] },
-        }),
-      );
-      assert.ok(r.code === 200 || r.code === 409, r.message);
+    for (const node of ['node-c', 'node-d']) {
+      await admin.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
+      await admin.create(`${GV}/l2tpnodestates`, {
+        apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+        kind: 'L2TPNodeState',
+        metadata: { name: node },
+        spec: { nodeName: node, tunnels: [] },
+      });
     }
     await admin.create(`/api/v1/namespaces/${NS}/pods`, {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: 'agent-standin-a' },
+      metadata: { name: 'agent-standin-c' },
       spec: {
-        nodeName: 'node-a',
+        nodeName: 'node-c',
         serviceAccountName: AGENT_SA,
         containers: [{ name: 'agent', image: 'kube-l2tp' }],
       },
     });
-    const a = client(await tokenKubeconfig(AGENT_SA, 'agent-standin-a'));
+    const a = client(await tokenKubeconfig(AGENT_SA, 'agent-standin-c'));
     const path = (node: string) => `${GV}/l2tpnodestates/${node}`;
-    const own = await a.get<L2TPNodeState>(path('node-a'));
-    const other = await a.get<L2TPNodeState>(path('node-b')); // reads are not limited: see docs/install.md
+    const own = await a.get<L2TPNodeState>(path('node-c'));
+    const other = await a.get<L2TPNodeState>(path('node-d')); // reads are not limited: see docs/install.md
 
     // its own status: allowed
     assert.equal(
-      (await status(a, () => a.patch(`${path('node-a')}/status`, { status: { agentVersion: 'x' } }))).code,
+      (await status(a, () => a.patch(`${path('node-c')}/status`, { status: { agentVersion: 'x' } }))).code,
       200,
     );
     // another node's status: refused by the chart's admission policy, with a message that says why
     const denied = await status(a, () =>
-      a.patch(`${path('node-b')}/status`, { status: { agentVersion: 'x' } }),
+      a.patch(`${path('node-d')}/status`, { status: { agentVersion: 'x' } }),
     );
     assert.equal(denied.code, 403, denied.message);
     assert.match(
       denied.message,
-      /datapath agent on node node-a may not write the L2TPNodeState of node node-b/,
+      /datapath agent on node node-c may not write the L2TPNodeState of node node-d/,
     );
     const replaced = await status(a, () =>
-      a.replace(`${path('node-b')}/status`, { ...other, status: { agentVersion: 'y' } }),
+      a.replace(`${path('node-d')}/status`, { ...other, status: { agentVersion: 'y' } }),
     );
     assert.equal(replaced.code, 403);
 
@@ -354,10 +359,10 @@ describe('the chart identities against a real apiserver', () => {
     for (const [what, call] of [
       [
         'update own spec',
-        () => a.replace(path('node-a'), { ...own, spec: { nodeName: 'node-a', tunnels: [] } }),
+        () => a.replace(path('node-c'), { ...own, spec: { nodeName: 'node-c', tunnels: [] } }),
       ],
-      ['patch own spec', () => a.patch(path('node-a'), { spec: { tunnels: [] } })],
-      ['delete own state', () => a.delete(path('node-a'))],
+      ['patch own spec', () => a.patch(path('node-c'), { spec: { tunnels: [] } })],
+      ['delete own state', () => a.delete(path('node-c'))],
       [
         'create a state',
         () =>
@@ -381,7 +386,7 @@ describe('the chart identities against a real apiserver', () => {
       ],
       ['patch a tunnel', () => a.patch(`${GV}/l2tptunnels/a-b`, { metadata: { labels: { x: 'y' } } })],
       ['read pseudowires', () => a.get(`${GV}/pseudowires`)],
-      ['patch a node', () => a.patch('/api/v1/nodes/node-a', { metadata: { labels: { x: 'y' } } })],
+      ['patch a node', () => a.patch('/api/v1/nodes/node-c', { metadata: { labels: { x: 'y' } } })],
     ] as const) {
       const r = await status(a, call as () => Promise<unknown>);
       assert.equal(r.code, 403, `agent could ${what}: ${r.code} ${r.message}`);
@@ -390,7 +395,7 @@ describe('the chart identities against a real apiserver', () => {
     // a token of the agent account that is not bound to a pod on a node writes nothing at all
     const unbound = client(await tokenKubeconfig(AGENT_SA));
     const r = await status(unbound, () =>
-      unbound.patch(`${path('node-a')}/status`, { status: { agentVersion: 'z' } }),
+      unbound.patch(`${path('node-c')}/status`, { status: { agentVersion: 'z' } }),
     );
     assert.equal(r.code, 403);
     assert.match(r.message, /token bound to a pod on a node/);
@@ -399,7 +404,7 @@ describe('the chart identities against a real apiserver', () => {
     // binding, the same request by the same agent goes through
     await kubectl(['delete', 'validatingadmissionpolicybinding', 'kube-l2tp-agent-node-restriction']);
     await eventually('cross-node write once the policy is unbound', async () => {
-      const w = await status(a, () => a.patch(`${path('node-b')}/status`, { status: { agentVersion: 'x' } }));
+      const w = await status(a, () => a.patch(`${path('node-d')}/status`, { status: { agentVersion: 'x' } }));
       return w.code === 200;
     });
   });
