@@ -27,7 +27,8 @@ cd "$DIR"
 if [ ! -f root/.complete ]; then
   echo "fetch-kernel: downloading $PKG and busybox-static" >&2
   rm -f ./*.deb
-  apt-get download "$PKG" busybox-static >&2
+  # the sandbox user _apt cannot write into root's cache: download as root (nothing is installed)
+  apt-get -o APT::Sandbox::User=root download "$PKG" busybox-static >&2
   rm -rf root
   dpkg-deb -x "$(ls "${PKG}"_*.deb | head -1)" root
   dpkg-deb -x "$(ls busybox-static_*.deb | head -1)" root

@@ -338,6 +338,24 @@ describe('decoders read replies captured from the 6.1 kernel', () => {
     }
   });
 
+  it('an extended ACK names the attribute at fault and carries the kernel message', () => {
+    const name = 'tunnel-create-bad-attr-extack';
+    assert.throws(
+      () =>
+        decodeReplies(req(name), hdr(name).seq, replies(name), {
+          ...l2tpOpts,
+          op: 'l2tp TUNNEL_CREATE',
+          context: { tunnelId: 5 },
+        }),
+      (e: unknown) =>
+        e instanceof NetlinkError &&
+        e.code === 'ERANGE' &&
+        e.attribute === 'L2TP_ATTR_CONN_ID' &&
+        e.kernelMessage === 'Attribute failed policy validation' &&
+        e.tunnelId === 5,
+    );
+  });
+
   it('ignores replies with another sequence number (stale answers)', () => {
     const r = replies('session-get-udp');
     assert.deepEqual(decodeReplies(req('session-get-udp'), 12345, r, l2tpOpts), []);

@@ -100,7 +100,15 @@ function yaml(side: 'guest' | 'host'): string {
   return lines.join('\n') + '\n';
 }
 
-type ErrorReport = { type: string; code?: string; tunnelId?: number; sessionId?: number; message: string };
+type ErrorReport = {
+  attribute?: string;
+  kernelMessage?: string;
+  type: string;
+  code?: string;
+  tunnelId?: number;
+  sessionId?: number;
+  message: string;
+};
 /** What the guest driver (guest/kernel-cycle.ts) writes to results.json. */
 interface GuestResults {
   fatal?: string;
@@ -128,7 +136,8 @@ interface GuestResults {
     | 'noSuchTunnel'
     | 'pppNotSupported'
     | 'deleteMissingSession'
-    | 'foreignTunnelConflict',
+    | 'foreignTunnelConflict'
+    | 'badAttribute',
     ErrorReport
   >;
   foreignStillThere: boolean;
@@ -374,6 +383,10 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     assert.deepEqual([e.noSuchTunnel.code, e.noSuchTunnel.tunnelId], ['ENODEV', 424242]);
     assert.deepEqual([e.pppNotSupported.code, e.pppNotSupported.sessionId], ['EPROTONOSUPPORT', 4040]);
     assert.equal(e.deleteMissingSession.code, 'ENODEV');
+    // extended ACK: the kernel's message and the attribute it points at
+    assert.equal(e.badAttribute.code, 'ERANGE');
+    assert.equal(e.badAttribute.attribute, 'L2TP_ATTR_CONN_ID');
+    assert.match(e.badAttribute.kernelMessage ?? '', /policy validation/);
     assert.equal(e.foreignTunnelConflict.type, 'KernelConflictError');
     assert.equal(e.foreignTunnelConflict.tunnelId, 4343);
     assert.equal(r.foreignStillThere, true, 'a foreign tunnel is never deleted');

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { runCapture } from '../../../lib/exec.js';
 import { silentLogger } from '../../../lib/log.js';
 import { NetlinkError } from '../../../lib/netlink/errors.js';
-import { L2TP_PWTYPE, L2tpNetlink } from '../../../lib/netlink/l2tp.js';
+import { L2TP_ATTR, L2TP_CMD, l2tpAttrName, L2TP_PWTYPE, L2tpNetlink } from '../../../lib/netlink/l2tp.js';
+import { encodeGenl, GENL_HDRLEN } from '../../../lib/netlink/genl.js';
 import { NETLINK_GENERIC, NetlinkSocket } from '../../../lib/netlink/socket.js';
 import {
   createKernelBackend,
@@ -199,6 +200,7 @@ async function main(): Promise<void> {
               tunnelId: e.tunnelId,
               sessionId: e.sessionId,
               attribute: e.attribute,
+              kernelMessage: e.kernelMessage,
               message: e.message,
             }
           : e instanceof KernelConflictError
@@ -237,6 +239,22 @@ async function main(): Promise<void> {
       l2specType: 'none',
       pwType: L2TP_PWTYPE.PPP,
     }),
+  );
+  // a malformed attribute (CONN_ID as u16): policy validation answers with an extended ACK
+  await capture('badAttribute', () =>
+    sock.request(
+      l2tp.family.id,
+      encodeGenl(L2TP_CMD.TUNNEL_CREATE, 1, [
+        { type: L2TP_ATTR.PEER_CONN_ID, u32: 5 },
+        { type: L2TP_ATTR.CONN_ID, u16: 5 },
+      ]),
+      {
+        op: 'l2tp TUNNEL_CREATE',
+        familyHeaderLen: GENL_HDRLEN,
+        attrName: l2tpAttrName,
+        context: { tunnelId: 5 },
+      },
+    ),
   );
   await capture('deleteMissingSession', () => l2tp.deleteSession(first.tunnelId, 0x7ffffff0));
   // a tunnel someone else made with our ID but other parameters: reported, never deleted
