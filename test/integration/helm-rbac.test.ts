@@ -8,7 +8,9 @@
 // or pods; the operator cannot list Secrets or act outside its namespace.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import YAML from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -19,7 +21,7 @@ import { runCapture } from '../../lib/exec.js';
 import { kubeNodeStateSource, type NodeStateSource } from '../../datapath/agent/nodestate-source.js';
 import { ApiError, KubeClient } from '../../operator/kube.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { freePort, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const NS = 'kube-l2tp';
@@ -487,6 +489,103 @@ describe('the chart identities against a real apiserver', () => {
     assert.equal(await can(OPERATOR_SA, ['create', 'pods', '-n', 'default']), 'no');
     assert.equal(await can(OPERATOR_SA, ['update', 'leases.coordination.k8s.io', '-n', NS]), 'yes');
     assert.equal(await can(OPERATOR_SA, ['list', 'secrets', '-A']), 'no');
+  });
+
+  it('the operator executable starts with the chart Deployment’s command, args and env, probes answer', async () => {
+    // the Deployment exactly as deploy/kube-l2tp.yaml renders it
+    const dep = YAML.parseAllDocuments(readFileSync(join(root, 'deploy', 'kube-l2tp.yaml'), 'utf8'))
+      .map((d) => d.toJS() as { kind?: string; spec?: unknown } | null)
+      .find((o) => o?.kind === 'Deployment') as {
+      spec: {
+        template: {
+          spec: {
+            containers: {
+              image: string;
+              command: string[];
+              args: string[];
+              env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
+              ports: { name: string; containerPort: number }[];
+              livenessProbe: { httpGet: { path: string; port: string } };
+              readinessProbe: { httpGet: { path: string; port: string } };
+              startupProbe: { httpGet: { path: string; port: string } };
+            }[];
+          };
+        };
+      };
+    };
+    const c = dep.spec.template.spec.containers[0]!;
+    assert.deepEqual(c.command, ['kube-l2tp-operator']);
+    const bin = (
+      JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> }
+    ).bin;
+    const main = join(root, bin['kube-l2tp-operator']!);
+    // the pod's fields, as the kubelet resolves them; the listen address moves to 127.0.0.1 for the test
+    const fields: Record<string, string> = {
+      'metadata.name': 'kube-l2tp-operator-test',
+      'metadata.namespace': NS,
+    };
+    const env: Record<string, string> = {};
+    for (const e of c.env) env[e.name] = e.value ?? fields[e.valueFrom!.fieldRef.fieldPath]!;
+    const port = await freePort();
+    const metricsPort = c.ports.find((p) => p.name === 'metrics')!.containerPort;
+    const args = c.args.map((a) => a.replace(`0.0.0.0:${metricsPort}`, `127.0.0.1:${port}`));
+    assert.ok(
+      args.some((a) => a === `--metrics-addr=127.0.0.1:${port}`),
+      args.join(' '),
+    );
+    const kubeconfig = await tokenKubeconfig(OPERATOR_SA);
+    const proc = spawn(process.execPath, [main, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env, KUBECONFIG: kubeconfig },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    try {
+      const get = async (path: string) => {
+        const r = await fetch(`http://127.0.0.1:${port}${path}`);
+        return { status: r.status, text: await r.text() };
+      };
+      for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
+        assert.equal(probe.httpGet.port, 'metrics');
+        await eventually(
+          `${probe.httpGet.path} answers 200`,
+          async () => (await get(probe.httpGet.path)).status === 200,
+        );
+      }
+      assert.match((await get('/metrics')).text, /kube_l2tp_leader/);
+      await eventually('the leader Lease', async () =>
+        (await get('/metrics')).text.match(/^kube_l2tp_leader 1$/m),
+      );
+
+      // the datapath pods it creates run the chart's image (DATAPATH_IMAGE)
+      await kubectl(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+          kind: 'L2TPTunnel',
+          metadata: { name: 'a-b-again' },
+          spec: { local: { node: 'node-a' }, peer: { node: 'node-b' } },
+        }),
+      );
+      const pod = await eventually('a datapath pod from the executable', async () => {
+        const list = await admin.get<{ items: { spec: { containers: { image: string }[] } }[] }>(
+          `/api/v1/namespaces/${NS}/pods?fieldSelector=spec.nodeName%3Dnode-a`,
+        );
+        return list.items[0];
+      });
+      assert.equal(pod.spec.containers[0]!.image, c.image);
+      assert.doesNotMatch((await get('/metrics')).text, /code="40[13]"/);
+    } finally {
+      proc.kill('SIGTERM');
+      const code = await Promise.race([
+        exited,
+        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000)),
+      ]);
+      if (code === 'timeout') proc.kill('SIGKILL');
+      assert.equal(code, 0, `operator exit ${String(code)}:\n${output.slice(-3000)}`);
+    }
   });
 });
 
