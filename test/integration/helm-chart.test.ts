@@ -301,8 +301,76 @@ describe('helm chart and single-file manifest on a real kube-apiserver', () => {
     return cp.kubectl([...args, '-f', f]);
   };
 
+  it('helm install, upgrade and uninstall against the real apiserver; NOTES.txt says what to apply next', async () => {
+    const env = {
+      ...process.env,
+      HELM_CACHE_HOME: join(dir, 'helm-cache'),
+      HELM_CONFIG_HOME: join(dir, 'helm-config'),
+      HELM_DATA_HOME: join(dir, 'helm-data'),
+    };
+    const h = async (args: string[]) => {
+      const r = await runCapture(helmBin, ['--kubeconfig', cp.adminKubeconfig, ...args], { env });
+      assert.equal(r.code, 0, `helm ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    };
+    const install = await h(['install', 'kube-l2tp', chart, '--namespace', NS, '--create-namespace']);
+    assert.match(install, /STATUS: deployed/);
+    assert.match(install, /kubectl -n kube-l2tp rollout status deployment\/kube-l2tp-operator/);
+    assert.match(install, /kubectl apply -f examples\/in-cluster-pair.yaml/);
+    assert.match(install, /pod-security.kubernetes.io\/enforce=privileged/);
+    const crds = await cp.kubectl(['get', 'crd', '-o', 'name']);
+    for (const c of ['l2tptunnels', 'pseudowires', 'l2tpnodestates'])
+      assert.match(crds, new RegExp(`${c}.l2tp.kube-l2tp.io`));
+    assert.equal(
+      await cp.kubectl([
+        '-n',
+        NS,
+        'get',
+        'deployment',
+        'kube-l2tp-operator',
+        '-o',
+        'jsonpath={.spec.replicas}',
+      ]),
+      '2',
+    );
+    const up = await h([
+      'upgrade',
+      'kube-l2tp',
+      chart,
+      '--namespace',
+      NS,
+      '--set',
+      'datapath.backend=userspace',
+      '--set',
+      'multus.enabled=false',
+    ]);
+    assert.match(up, /REVISION: 2/);
+    assert.match(up, /Multus integration is off/);
+    const env2 = await cp.kubectl([
+      '-n',
+      NS,
+      'get',
+      'deployment',
+      'kube-l2tp-operator',
+      '-o',
+      'jsonpath={.spec.template.spec.containers[0].env}',
+    ]);
+    assert.match(env2, /"name":"DATAPATH_BACKEND","value":"userspace"/);
+    await h(['uninstall', 'kube-l2tp', '--namespace', NS]);
+    const left = await cp.kubectl([
+      'get',
+      'clusterroles,validatingadmissionpolicies',
+      '-l',
+      'app.kubernetes.io/instance=kube-l2tp',
+      '-o',
+      'name',
+    ]);
+    assert.equal(left.trim(), '', 'uninstall leaves no cluster-scoped objects (CRDs stay, as Helm does)');
+  });
+
   it('the rendered chart (every option on) applies with --dry-run=server', async () => {
-    await cp.kubectl(['create', 'namespace', NS]);
+    // the namespace exists already after the helm test (Helm never deletes namespaces)
+    await cp.kubectl(['get', 'namespace', NS]).catch(() => cp.kubectl(['create', 'namespace', NS]));
     // a stand-in CRD for prometheus-operator's ServiceMonitor, so that object is checked too
     await kubectlFile(['apply'], SERVICEMONITOR_CRD);
     await cp.kubectl([
