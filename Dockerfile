@@ -27,7 +27,7 @@ RUN bash scripts/build-native.sh \
 # native addon build/Release/*.node at its source path (where the code loads it), the CNI shim
 RUN mkdir -p /out/app \
  && cp -r package.json node_modules dist /out/app/ \
- && find . -path ./node_modules -prune -o -path '*/build/Release/*.node' -print0 | xargs -0 -r cp --parents -t /out/app/ \
+ && find . -path ./node_modules -prune -o -path '*/build/Release/*.node' -not -path '*/obj.target/*' -print0 | xargs -0 -r cp --parents -t /out/app/ \
  && cp --parents cmd/cni/shim/build/kube-l2tp /out/app/ \
  && test -x /out/app/cmd/cni/shim/build/kube-l2tp \
  && test -f /out/app/dist/operator/main.js \

@@ -58,6 +58,15 @@ describe('Dockerfile', () => {
     });
   }
 
+  it('the build stage, run without Docker, assembles a runtime tree whose entries start', async () => {
+    // scripts/dockerfile-dry-build.sh runs the Dockerfile's own COPY/RUN lines on the committed tree
+    const r = await runCapture('bash', [join(root, 'scripts', 'dockerfile-dry-build.sh')], {
+      timeoutMs: 600_000,
+    });
+    assert.equal(r.code, 0, r.stdout + r.stderr.slice(-3000));
+    assert.match(r.stdout, /dry build of Dockerfile: runtime tree .*l2tp_pump\.node/);
+  });
+
   it('the image, the chart and the datapath pod agree on privileges', () => {
     const pod = desiredDatapathPod('node-a', DEFAULT_POD_CONFIG) as unknown as {
       spec: { hostNetwork: boolean; containers: { securityContext: Record<string, unknown> }[] };

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the build stage of the Dockerfile without a Docker engine: its COPY and RUN instructions, in a
+# scratch directory holding what the build context would (the committed tree minus .dockerignore), then
+# checks that the runtime tree it assembles (/out/app in the image) starts both entrypoints and holds a
+# static CNI executable. Uses the host's Node.js and compilers instead of the node:20-bookworm image, so
+# it proves the commands and paths, not the base image.
+#   usage: scripts/dockerfile-dry-build.sh [DOCKERFILE]     (keeps nothing; prints the tree's size)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+df=${1:-Dockerfile}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+ctx=$tmp/context; src=$tmp/src; out=$tmp/out
+mkdir -p "$ctx" "$src"
+# the build context: committed files, without what .dockerignore excludes
+git archive HEAD | tar -x -C "$ctx"
+while IFS= read -r pat; do
+  case $pat in ''|'#'*) continue ;; esac
+  if [ "${pat#\*\*/}" != "$pat" ]; then
+    find "$ctx" -depth -name "${pat#\*\*/}" -exec rm -rf {} +
+  else
+    rm -rf "${ctx:?}/$pat"
+  fi
+done < .dockerignore
+
+# the build stage: from its FROM to the next FROM, continuation lines joined
+stage=$(awk '/^FROM /{n++} n==1' "$df" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+while IFS= read -r line; do
+  case $line in
+    'COPY . .')
+      cp -a "$ctx/." "$src/" ;;
+    COPY\ *)
+      # COPY a b ./  (files from the context into the workdir)
+      read -r -a parts <<<"${line#COPY }"
+      for f in "${parts[@]:0:${#parts[@]}-1}"; do cp -a "$ctx/$f" "$src/"; done ;;
+    RUN\ *)
+      cmd=${line#RUN }
+      cmd=${cmd//\/out\//$out/}
+      echo "[dry-build] RUN ${line#RUN }" | cut -c1-160 >&2
+      (cd "$src" && bash -o pipefail -c "$cmd") >&2 ;;
+    FROM\ *|WORKDIR\ *|SHELL\ *|ARG\ *|'#'*|'') ;;
+    *) echo "[dry-build] unsupported instruction in the build stage: $line" >&2; exit 1 ;;
+  esac
+done <<<"$stage"
+
+app=$out/app
+grep -q "COPY --from=build --chown=root:root /out/app /app" "$df" || { echo "the runtime stage no longer copies /out/app" >&2; exit 1; }
+cd /
+# both entries print their usage (and exit non-zero) without arguments they need
+op=$(node "$app/dist/operator/main.js" mirror 2>&1 || true)
+grep -q 'usage: kube-l2tp-operator mirror' <<<"$op" || { echo "operator entry does not start: $op" >&2; exit 1; }
+dp=$(node "$app/dist/datapath/main.js" --help 2>&1 || true)
+grep -q 'kube-l2tp-datapath agent' <<<"$dp" || { echo "datapath entry does not start: $dp" >&2; exit 1; }
+file "$app/cmd/cni/shim/build/kube-l2tp" | grep -q 'statically linked' || { echo "the CNI shim is not a static executable" >&2; exit 1; }
+[ -d "$app/node_modules/typescript" ] && { echo "dev dependencies were not pruned" >&2; exit 1; }
+addons=$(cd "$app" && find . -path ./node_modules -prune -o -name '*.node' -print | sort | tr '\n' ' ')
+for a in $addons; do
+  node -e 'process.dlopen({ exports: {} }, process.argv[1])' "$app/$a" || { echo "native addon $a does not load" >&2; exit 1; }
+done
+echo "dry build of $df: runtime tree $(du -sh "$app" | cut -f1), native addons: $addons"
