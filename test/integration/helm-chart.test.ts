@@ -253,6 +253,7 @@ describe('helm chart: lint and template', () => {
       ['mtu.policy=auto', 'policy'],
       ['operator.replicas=0', 'replicas'],
       ['typo=1', 'typo'],
+      ['operator.leaderElection.enabled=false', 'needs operator.replicas=1'],
     ] as const) {
       const r = await helm(['template', 'x', chart, '--kube-version', KUBE_VERSION, '--set', set]);
       assert.notEqual(r.code, 0, `${set} was accepted`);
