@@ -1,7 +1,7 @@
 // Picks the datapath backend: kernel (generic netlink family "l2tp"), userspace (TAP + native pump),
 // or auto = kernel when the family resolves, userspace otherwise. The reason is always reported.
 import type { Backend, BackendOptions } from './types.js';
-import { createUserspaceBackend } from './userspace/backend.js';
+import { createUserspaceBackend, type UserspaceBackendOptions } from './userspace/backend.js';
 
 export const BACKEND_CHOICES = ['userspace', 'kernel', 'auto'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -23,7 +23,7 @@ async function loadKernelModule(): Promise<KernelModule | string> {
 
 export async function selectBackend(
   choice: BackendChoice,
-  opts: BackendOptions,
+  opts: UserspaceBackendOptions,
 ): Promise<{ backend: Backend; reason: string }> {
   if (choice === 'userspace') return { backend: createUserspaceBackend(opts), reason: 'requested' };
   const mod = await loadKernelModule();

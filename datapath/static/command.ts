@@ -8,18 +8,25 @@ import { ConfigError, parseStaticConfig } from './config.js';
 import { hostPlanEnv } from './plan.js';
 import { runStatic } from './run.js';
 
-export const STATIC_USAGE = 'static --config FILE [--backend userspace|kernel|auto]';
+export const STATIC_USAGE = 'static --config FILE [--backend userspace|kernel|auto] [--offload on|off]';
 
 export async function staticCommand(argv: string[], logger: Logger): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, backend: { type: 'string', default: 'auto' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      backend: { type: 'string', default: 'auto' },
+      offload: { type: 'string', default: 'on' },
+    },
     strict: true,
   });
   if (!values.config) throw new UsageError('--config FILE is required');
   const choice = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(choice))
     throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
+
+  if (values.offload !== 'on' && values.offload !== 'off')
+    throw new UsageError('--offload must be on or off');
 
   let cfg;
   try {
@@ -42,7 +49,11 @@ export async function staticCommand(argv: string[], logger: Logger): Promise<num
       if (f.fatal) resolve(f);
     };
   });
-  const { backend, reason } = await selectBackend(choice, { logger, onFault: (f) => onFault(f) });
+  const { backend, reason } = await selectBackend(choice, {
+    logger,
+    onFault: (f) => onFault(f),
+    offload: values.offload === 'on',
+  });
   logger.info({ backend: backend.kind, reason }, 'backend selected');
 
   const stop = new Promise<string>((resolve) => {

@@ -95,6 +95,7 @@ export async function startDatapath(
   ns: string,
   config: unknown,
   waitReady = true,
+  extraArgs: string[] = [],
 ): Promise<DatapathProc> {
   const dir = await mkdtemp(join(tmpdir(), 'kd-dp-'));
   lab.onCleanup(() => rm(dir, { recursive: true, force: true }));
@@ -102,7 +103,19 @@ export async function startDatapath(
   await writeFile(file, stringify(config));
   const child = spawn(
     'ip',
-    ['netns', 'exec', ns, process.execPath, MAIN, 'static', '--config', file, '--backend', 'userspace'],
+    [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      MAIN,
+      'static',
+      '--config',
+      file,
+      '--backend',
+      'userspace',
+      ...extraArgs,
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -141,7 +154,12 @@ export async function startDatapath(
   const waitFor = (msg: string, timeoutMs = 20000, from = 0) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`datapath in ${ns}: no "${msg}" within ${timeoutMs} ms\n${stderr}`)),
+        () =>
+          reject(
+            new Error(
+              `datapath in ${ns}: no "${msg}" within ${timeoutMs} ms\n${stderr}\n${JSON.stringify(lines.slice(-5))}`,
+            ),
+          ),
         timeoutMs,
       );
       const check = () => {
@@ -190,6 +208,7 @@ export interface PairOptions {
   l2specType?: 'none' | 'default';
   sequence?: boolean;
   sessions?: number;
+  udpChecksum?: boolean;
 }
 
 export function pairConfigs(h: Hosts, o: PairOptions): [unknown, unknown] {
@@ -202,6 +221,7 @@ export function pairConfigs(h: Hosts, o: PairOptions): [unknown, unknown] {
     local,
     remote,
     ...(o.encap === 'udp' ? { udpSourcePort: 5000 + mine, udpDestinationPort: 5000 + theirs } : {}),
+    ...(o.udpChecksum ? { udpChecksum: true } : {}),
     sessions: Array.from({ length: o.sessions ?? 1 }, (_, i) => {
       const c = ck(mine * 16 + i + 1);
       const pc = ck(theirs * 16 + i + 1);

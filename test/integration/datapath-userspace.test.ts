@@ -19,31 +19,73 @@ import {
   type PairOptions,
 } from './datapath-lab.js';
 
-const CASES: (PairOptions & { title: string })[] = [
-  { title: 'udp, no cookie, default sublayer', encap: 'udp', cookieLength: 0, l2specType: 'default' },
-  { title: 'udp, 4-byte cookie, sublayer none', encap: 'udp', cookieLength: 4, l2specType: 'none' },
+// offload: TAP virtio headers with TSO/merging (the default) or one frame per syscall.
+// udpChecksum: UDP checksums on, which also enables UDP GSO trains for TSO super-frames.
+type Case = PairOptions & { title: string; offload: boolean };
+const CASES: Case[] = [
+  {
+    title: 'udp, no cookie, default sublayer',
+    encap: 'udp',
+    cookieLength: 0,
+    l2specType: 'default',
+    offload: true,
+  },
+  {
+    title: 'udp, 4-byte cookie, sublayer none',
+    encap: 'udp',
+    cookieLength: 4,
+    l2specType: 'none',
+    offload: false,
+  },
   {
     title: 'udp, 8-byte cookie, default sublayer, sequencing',
     encap: 'udp',
     cookieLength: 8,
     sequence: true,
+    offload: true,
   },
-  { title: 'ip, 8-byte cookie, sublayer none', encap: 'ip', cookieLength: 8, l2specType: 'none' },
-  { title: 'ip, 4-byte cookie, default sublayer, sequencing', encap: 'ip', cookieLength: 4, sequence: true },
-  { title: 'ip, no cookie, default sublayer', encap: 'ip', cookieLength: 0, l2specType: 'default' },
+  {
+    title: 'udp, 4-byte cookie, UDP checksums (GSO)',
+    encap: 'udp',
+    cookieLength: 4,
+    udpChecksum: true,
+    offload: true,
+  },
+  {
+    title: 'ip, 8-byte cookie, sublayer none',
+    encap: 'ip',
+    cookieLength: 8,
+    l2specType: 'none',
+    offload: true,
+  },
+  {
+    title: 'ip, 4-byte cookie, default sublayer, sequencing',
+    encap: 'ip',
+    cookieLength: 4,
+    sequence: true,
+    offload: false,
+  },
+  {
+    title: 'ip, no cookie, default sublayer',
+    encap: 'ip',
+    cookieLength: 0,
+    l2specType: 'default',
+    offload: false,
+  },
 ];
 
 before(() => requireRoot());
 
 describe('userspace datapath: pod to pod across a pseudowire', () => {
   CASES.forEach((c, idx) => {
-    it(c.title, async () => {
+    it(`${c.title}, offload ${c.offload ? 'on' : 'off'}`, async () => {
       const lab = new Lab();
       try {
         const h = await twoHosts(lab, `kdu${idx}`, 10 + idx);
         const [c1, c2] = pairConfigs(h, c);
-        const d1 = await startDatapath(lab, h.h1, c1);
-        const d2 = await startDatapath(lab, h.h2, c2);
+        const args = ['--offload', c.offload ? 'on' : 'off'];
+        const d1 = await startDatapath(lab, h.h1, c1, true, args);
+        const d2 = await startDatapath(lab, h.h2, c2, true, args);
         const mtu = sessionMtu({
           encap: c.encap,
           ipv6: false,
@@ -58,6 +100,8 @@ describe('userspace datapath: pod to pod across a pseudowire', () => {
         }[];
         assert.equal(link[0]?.mtu, mtu);
         assert.match(link[0]?.ifalias ?? '', /^kube-l2tp tunnel=42 session=1001$/);
+        const details = await ipIn(h.h1, '-d', 'link', 'show', 'l2tpeth0');
+        assert.match(details, c.offload ? /vnet_hdr on/ : /vnet_hdr off/, 'TAP offload mode set explicitly');
 
         const p1 = `kdu${idx}p1`;
         const p2 = `kdu${idx}p2`;
@@ -107,7 +151,8 @@ describe('userspace datapath: pod to pod across a pseudowire', () => {
           const ihl = (f[14]! & 0x0f) * 4;
           let o = 14 + ihl;
           if (c.encap === 'udp') {
-            assert.equal(f.readUInt16BE(o + 6), 0, 'UDP checksum 0 on IPv4, like the kernel');
+            if (c.udpChecksum) assert.notEqual(f.readUInt16BE(o + 6), 0, 'UDP checksum set when configured');
+            else assert.equal(f.readUInt16BE(o + 6), 0, 'UDP checksum 0 on IPv4, like the kernel');
             o += 8;
             assert.equal(f.readUInt32BE(o), 0x00030000, 'ver/flags word');
             o += 4;

@@ -34,15 +34,26 @@ function dropRecord(drops: number[]): Partial<Record<DropReason, number>> {
   return r;
 }
 
+export interface UserspaceBackendOptions extends BackendOptions {
+  /**
+   * TAP offloads (default on): IFF_VNET_HDR with TSO from the TAP (segmented in the pump) and merged
+   * TCP segments towards it (GRO-like). Off: one frame per read/write, every TAP offload disabled.
+   */
+  offload?: boolean;
+}
+
 export class UserspaceBackend implements Backend {
   readonly kind = 'userspace' as const;
   private readonly tunnels = new Map<number, TunnelState>();
   private readonly pump: NativePump;
   private readonly log: Logger;
 
-  constructor(private readonly opts: BackendOptions) {
+  private readonly offload: boolean;
+
+  constructor(private readonly opts: UserspaceBackendOptions) {
     this.pump = loadPump();
     this.log = opts.logger;
+    this.offload = opts.offload ?? true;
   }
 
   private onPumpEvent(tunnelId: number, e: PumpEvent): void {
@@ -137,7 +148,7 @@ export class UserspaceBackend implements Backend {
         throw new Error(`interface ${spec.ifname} already exists and is not this session's kube-l2tp TAP`);
       }
     }
-    const tap = this.pump.openTap(spec.ifname); // creates it, or reattaches to the persistent one
+    const tap = this.pump.openTap(spec.ifname, this.offload); // creates it, or reattaches to the persistent one
     try {
       await configureTap(tap.name, spec.tunnelId, spec.sessionId, spec.mtu);
       this.pump.addSession(t.handle, {
@@ -149,6 +160,7 @@ export class UserspaceBackend implements Backend {
         sendSequence: spec.sendSequence,
         requireSequence: spec.requireSequence,
         tapFd: tap.fd,
+        vnetHdr: this.offload,
       });
     } catch (err) {
       if (!existing) this.pump.setTapPersist(tap.fd, false); // created here: do not leave it behind
@@ -206,6 +218,6 @@ export class UserspaceBackend implements Backend {
   }
 }
 
-export function createUserspaceBackend(opts: BackendOptions): Backend {
+export function createUserspaceBackend(opts: UserspaceBackendOptions): Backend {
   return new UserspaceBackend(opts);
 }

@@ -32,6 +32,8 @@ export interface NativeSessionConfig {
   sendSequence: boolean;
   requireSequence: boolean;
   tapFd: number;
+  /** The TAP was opened with vnetHdr. */
+  vnetHdr: boolean;
 }
 
 export interface NativeSessionCounters {
@@ -49,7 +51,8 @@ declare const tunnelBrand: unique symbol;
 export type TunnelHandle = { readonly [tunnelBrand]: true };
 
 export interface NativePump {
-  openTap(name: string): { fd: number; name: string };
+  /** vnetHdr: IFF_VNET_HDR with checksum/TSO offload; otherwise every offload off. */
+  openTap(name: string, vnetHdr: boolean): { fd: number; name: string };
   setTapPersist(fd: number, persist: boolean): void;
   closeFd(fd: number): void;
   createTunnel(cfg: NativeTunnelConfig, onEvent: (e: PumpEvent) => void): TunnelHandle;

@@ -1,10 +1,10 @@
 /* N-API surface of the pump. The JS side owns configuration and lifecycle; this file only converts
  * arguments, and forwards pump-thread events to a JS callback through a threadsafe function.
  *
- *   openTap(name) -> { fd, name }            create or reattach a persistent TAP (offloads reset)
+ *   openTap(name, vnetHdr) -> { fd, name }   create or reattach a persistent TAP, offloads set
  *   setTapPersist(fd, bool), closeFd(fd)
  *   createTunnel(cfg, onEvent) -> handle     onEvent({ fatal, sessionId, errno, message })
- *   addSession(handle, cfg)                   takes ownership of cfg.tapFd
+ *   addSession(handle, cfg)                   takes ownership of cfg.tapFd (vnetHdr: as opened)
  *   removeSession(handle, sessionId, keepDevice)
  *   sessionCounters(handle, sessionId) -> { txPackets, ..., drops: number[] } | undefined
  *   tunnelCounters(handle) -> { rxPackets, drops: number[] }
@@ -110,13 +110,15 @@ static struct handle *get_handle(napi_env env, napi_value v) {
 }
 
 static napi_value open_tap(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[64] = {0}, actual[64] = {0};
   size_t n;
+  bool vnet = false;
   CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
-  int fd = tap_open(name, actual, sizeof actual);
+  if (argc > 1) napi_get_value_bool(env, argv[1], &vnet);
+  int fd = tap_open(name, vnet, actual, sizeof actual);
   if (fd < 0) return throw_errno(env, fd, "open TAP");
   napi_value res, v;
   napi_create_object(env, &res);
@@ -251,8 +253,10 @@ static napi_value add_session(napi_env env, napi_callback_info info) {
   s->send_seq = (uint8_t)prop_bool(env, o, "sendSequence");
   s->recv_seq = (uint8_t)prop_bool(env, o, "requireSequence");
   s->tap_fd = (int)prop_u32(env, o, "tapFd", (uint32_t)-1);
+  s->vnet = (uint8_t)prop_bool(env, o, "vnetHdr");
   int rc = tunnel_add_session(h->t, s);
   if (rc < 0) {
+    free(s->gro.buf);
     free(s);
     return throw_errno(env, rc, "add session");
   }

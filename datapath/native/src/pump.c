@@ -10,33 +10,53 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "tap.h"
 
-#define BATCH 64
-#define FRAME_MAX 65536 /* largest TAP frame or datagram we handle */
+#define BATCH 64                /* datagrams per recvmmsg */
+#define FRAME_MAX 65536         /* largest datagram (or GRO train) and largest TAP frame */
+#define TX_MSGS 1024            /* datagrams per sendmmsg (UIO_MAXIOV) */
+#define TX_ARENA (4u << 20)     /* outgoing datagrams are laid out here, header + frame, contiguous */
+#define TX_HEADROOM 32          /* room for the L2TP header in front of a frame read from a TAP */
+#define TX_RESERVE (TX_HEADROOM + VNET_HDR_LEN + FRAME_MAX + 96 * 1024) /* read + segment one frame */
 #define IPPROTO_L2TP 115
 #define EV_STOP_TAG 0xffffffffu
 #define TX_ROUNDS_PER_FD 4 /* batches read from one TAP before giving the others a turn */
+#ifndef SOL_UDP
+#define SOL_UDP IPPROTO_UDP
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#define UDP_GSO_MAX_SEGS 64
 
 struct rx_batch {
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
+  char ctrl[BATCH][64];
   uint8_t *buf; /* BATCH * FRAME_MAX */
 };
 
 struct tx_batch {
-  struct mmsghdr msgs[BATCH];
-  struct iovec iov[BATCH][2];
-  uint8_t hdr[BATCH][L2TP_HDR_MAX];
-  struct l2tp_session *sess[BATCH];
-  uint8_t *buf; /* BATCH * FRAME_MAX */
+  struct mmsghdr msgs[TX_MSGS];
+  struct iovec iov[TX_MSGS];
+  struct l2tp_session *sess[TX_MSGS];
+  uint32_t bytes[TX_MSGS]; /* frame bytes, for the counters */
+  uint16_t segs[TX_MSGS];  /* datagrams in the message (> 1: a UDP GSO train) */
+  char ctrl[TX_MSGS][CMSG_SPACE(sizeof(uint16_t))];
+  uint8_t *arena;
+  size_t used, floor; /* floor: bytes that must survive a flush (the super-frame being cut) */
   int n;
 };
 
 struct tunnel {
   struct tunnel_cfg cfg;
+  int gso; /* UDP GSO for TSO super-frames (UDP encap with checksums) */
   int sock, stop_fd, epfd;
   pthread_t rx_thr, tx_thr;
   int rx_started, tx_started;
@@ -83,6 +103,8 @@ static int open_socket(const struct tunnel_cfg *cfg, const char **what) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     /* The kernel's L2TP sends UDP checksum 0 over IPv4 unless udp_csum is on. */
     if (cfg->family == AF_INET && !cfg->udp_checksum) setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one);
+    /* Receive trains of same-sized datagrams in one buffer where the stack coalesced them (GRO). */
+    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   }
   struct sockaddr_storage ss;
   socklen_t len;
@@ -125,9 +147,58 @@ static int transient(int e) {
   return !(e == EBADF || e == EFAULT || e == EINVAL || e == ENOTSOCK);
 }
 
-static void rx_one(struct tunnel *t, uint8_t *p, size_t len, int flags) {
+static const uint8_t zero_vnet[VNET_HDR_LEN];
+
+static void tap_write(struct l2tp_session *s, const uint8_t *frame, size_t len, const struct vnet_hdr *h) {
+  ssize_t w;
+  if (s->vnet) {
+    uint8_t vh[VNET_HDR_LEN];
+    if (h)
+      vnet_write(vh, h);
+    else
+      memcpy(vh, zero_vnet, sizeof vh);
+    struct iovec iov[2] = {{.iov_base = vh, .iov_len = sizeof vh}, {.iov_base = (void *)frame, .iov_len = len}};
+    w = writev(s->tap_fd, iov, 2);
+  } else {
+    w = write(s->tap_fd, frame, len);
+  }
+  if (w < 0) inc(&s->c.rx_errors, 1);
+}
+
+static void gro_flush(struct l2tp_session *s) {
+  if (!s->gro.active) return;
+  struct vnet_hdr h;
+  gro_finish(&s->gro, &h);
+  tap_write(s, s->gro.buf, s->gro.len, &h);
+}
+
+/* Sessions holding a merge run during the current receive batch. */
+struct pending {
+  struct l2tp_session *s[PUMP_MAX_SESSIONS];
+  int n;
+};
+
+static void deliver(struct l2tp_session *s, const uint8_t *frame, size_t len, struct pending *pend) {
+  inc(&s->c.rx_packets, 1);
+  inc(&s->c.rx_bytes, len);
+  if (!s->vnet) return tap_write(s, frame, len, NULL);
+  if (gro_mergeable(frame, len)) {
+    int was = s->gro.active;
+    if (gro_append(&s->gro, frame, len)) goto taken;
+    gro_flush(s);
+    if (gro_append(&s->gro, frame, len)) goto taken;
+    return tap_write(s, frame, len, NULL);
+  taken:
+    if (!was && pend->n < PUMP_MAX_SESSIONS) pend->s[pend->n++] = s;
+    else if (!was) gro_flush(s);
+    return;
+  }
+  gro_flush(s); /* keep the order of the session's frames */
+  tap_write(s, frame, len, NULL);
+}
+
+static void rx_one(struct tunnel *t, uint8_t *p, size_t len, struct pending *pend) {
   inc(&t->c.rx_packets, 1);
-  if (flags & MSG_TRUNC) return inc(&t->c.drops[DROP_OVERSIZED], 1);
   if (!t->cfg.udp && t->cfg.family == AF_INET) { /* raw IPv4 sockets deliver the IP header */
     if (len < 20) return inc(&t->c.drops[DROP_TRUNCATED], 1);
     size_t ihl = (size_t)(p[0] & 0x0f) * 4;
@@ -142,15 +213,25 @@ static void rx_one(struct tunnel *t, uint8_t *p, size_t len, int flags) {
   if (!s) return inc(&t->c.drops[DROP_UNKNOWN_SESSION], 1);
   r = l2tp_verify(s, p, len, off, &payload);
   if (r != RX_OK) return inc(&s->c.drops[r], 1);
-  ssize_t w = write(s->tap_fd, p + payload, len - payload);
-  if (w < 0) return inc(&s->c.rx_errors, 1);
-  inc(&s->c.rx_packets, 1);
-  inc(&s->c.rx_bytes, len - payload);
+  deliver(s, p + payload, len - payload, pend);
+}
+
+/* The UDP GRO segment size of a received train, or 0 for a single datagram. */
+static int gro_size(struct msghdr *m) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v;
+    }
+  }
+  return 0;
 }
 
 static void *rx_main(void *arg) {
   struct tunnel *t = arg;
   struct rx_batch *b = &t->rx;
+  struct pending pend = {.n = 0};
   for (int i = 0; i < BATCH; i++) {
     b->iov[i].iov_base = b->buf + (size_t)i * FRAME_MAX;
     b->iov[i].iov_len = FRAME_MAX;
@@ -160,6 +241,10 @@ static void *rx_main(void *arg) {
   }
   struct pollfd pfd[2] = {{.fd = t->sock, .events = POLLIN}, {.fd = t->stop_fd, .events = POLLIN}};
   for (;;) {
+    for (int i = 0; i < BATCH; i++) {
+      b->msgs[i].msg_hdr.msg_control = b->ctrl[i];
+      b->msgs[i].msg_hdr.msg_controllen = sizeof b->ctrl[i];
+    }
     int n = recvmmsg(t->sock, b->msgs, BATCH, MSG_DONTWAIT, NULL);
     if (n < 0) {
       int e = errno;
@@ -176,7 +261,24 @@ static void *rx_main(void *arg) {
       return NULL;
     }
     pthread_rwlock_rdlock(&t->lock);
-    for (int i = 0; i < n; i++) rx_one(t, b->buf + (size_t)i * FRAME_MAX, b->msgs[i].msg_len, b->msgs[i].msg_hdr.msg_flags);
+    for (int i = 0; i < n; i++) {
+      struct msghdr *m = &b->msgs[i].msg_hdr;
+      uint8_t *p = b->buf + (size_t)i * FRAME_MAX;
+      size_t len = b->msgs[i].msg_len;
+      if (m->msg_flags & MSG_TRUNC) {
+        inc(&t->c.rx_packets, 1);
+        inc(&t->c.drops[DROP_OVERSIZED], 1);
+        continue;
+      }
+      size_t seg = t->cfg.udp ? (size_t)gro_size(m) : 0;
+      if (seg == 0 || seg >= len) {
+        rx_one(t, p, len, &pend);
+      } else {
+        for (size_t o = 0; o < len; o += seg) rx_one(t, p + o, len - o < seg ? len - o : seg, &pend);
+      }
+    }
+    for (int i = 0; i < pend.n; i++) gro_flush(pend.s[i]);
+    pend.n = 0;
     pthread_rwlock_unlock(&t->lock);
   }
 }
@@ -189,42 +291,129 @@ static void tx_flush(struct tunnel *t) {
     if (n < 0) {
       int e = errno;
       if (e == EINTR) continue;
-      inc(&b->sess[done]->c.tx_errors, 1); /* the first message failed: count it and go on */
+      inc(&b->sess[done]->c.tx_errors, b->segs[done]); /* the first message failed: count it, go on */
       if (!transient(e) && e != EAGAIN) t->ev(t->ev_ctx, 0, b->sess[done]->session_id, e, "sendmmsg");
       done++;
       continue;
     }
     for (int i = done; i < done + n; i++) {
-      inc(&b->sess[i]->c.tx_packets, 1);
-      inc(&b->sess[i]->c.tx_bytes, b->iov[i][1].iov_len);
+      inc(&b->sess[i]->c.tx_packets, b->segs[i]);
+      inc(&b->sess[i]->c.tx_bytes, b->bytes[i]);
     }
     done += n;
   }
   b->n = 0;
+  b->used = b->floor;
 }
 
-/* Read what one TAP has (bounded), flushing full batches. Returns -errno on a TAP failure. */
+/* Queue the datagram [base, base+len) (L2TP header + frame) of session s; with gso > 0, a train of
+ * `segs` datagrams of gso bytes each (the last may be shorter) sent with UDP_SEGMENT. */
+static void tx_queue(struct tunnel *t, struct l2tp_session *s, uint8_t *base, size_t len, size_t frame,
+                     uint16_t gso, uint16_t segs) {
+  struct tx_batch *b = &t->tx;
+  struct msghdr *m = &b->msgs[b->n].msg_hdr;
+  b->iov[b->n].iov_base = base;
+  b->iov[b->n].iov_len = len;
+  b->sess[b->n] = s;
+  b->bytes[b->n] = (uint32_t)frame;
+  b->segs[b->n] = segs;
+  if (gso) {
+    m->msg_control = b->ctrl[b->n];
+    m->msg_controllen = sizeof b->ctrl[b->n];
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &gso, sizeof gso);
+  } else {
+    m->msg_control = NULL;
+    m->msg_controllen = 0;
+  }
+  if (++b->n == TX_MSGS) tx_flush(t);
+}
+
+/* Cut a TSO super-frame (already in the arena, below floor) into datagrams after it. */
+static void tx_segment(struct tunnel *t, struct l2tp_session *s, const uint8_t *frame, size_t len,
+                       const struct vnet_hdr *h) {
+  struct tx_batch *b = &t->tx;
+  struct tso ts;
+  int nsegs = tso_init(&ts, frame, len, h);
+  if (nsegs < 0) {
+    inc(&s->c.tx_errors, 1);
+    return;
+  }
+  size_t hl = s->hdr_len, full = hl + ts.hlen + ts.mss;
+  /* UDP GSO: the segments, each with its L2TP header, laid end to end and sent as one train. The
+   * kernel refuses GSO on sockets without UDP checksums, so it is used only with udpChecksum. */
+  /* One train must fit an IP datagram (64 KiB with the IP and UDP headers): several per super-frame. */
+  size_t per_train = (0xffff - 8 - (t->cfg.family == AF_INET6 ? 40 : 20)) / full;
+  if (per_train > UDP_GSO_MAX_SEGS) per_train = UDP_GSO_MAX_SEGS;
+  if (t->gso && nsegs > 1 && per_train > 1) {
+    if (b->used + (size_t)nsegs * full > TX_ARENA) tx_flush(t);
+    for (;;) {
+      uint8_t *start = b->arena + b->used, *out = start;
+      size_t k = 0, seg = 0, bytes = 0;
+      while (k < per_train && (seg = tso_next(&ts, out + hl)) != 0) {
+        l2tp_build_header(s, out);
+        out += hl + seg, bytes += seg, k++;
+      }
+      if (k == 0) break;
+      b->used += (size_t)(out - start);
+      tx_queue(t, s, start, (size_t)(out - start), bytes, k > 1 ? (uint16_t)full : 0, (uint16_t)k);
+      if (seg == 0) break;
+    }
+    return;
+  }
+  for (;;) {
+    if (b->used + full > TX_ARENA) tx_flush(t); /* keeps the super-frame */
+    uint8_t *out = b->arena + b->used;
+    size_t seg = tso_next(&ts, out + hl);
+    if (seg == 0) break;
+    l2tp_build_header(s, out);
+    b->used += hl + seg;
+    tx_queue(t, s, out, hl + seg, seg, 0, 1);
+  }
+}
+
+/* Read what one TAP has (bounded), queueing datagrams. Returns -errno on a TAP failure. */
 static int tx_drain(struct tunnel *t, struct l2tp_session *s) {
   struct tx_batch *b = &t->tx;
-  for (int rounds = 0; rounds < TX_ROUNDS_PER_FD;) {
-    uint8_t *frame = b->buf + (size_t)b->n * FRAME_MAX;
-    ssize_t r = read(s->tap_fd, frame, FRAME_MAX);
+  for (int frames = 0; frames < TX_ROUNDS_PER_FD * BATCH; frames++) {
+    if (b->used + TX_RESERVE > TX_ARENA) tx_flush(t);
+    /* Frame lands at base + TX_HEADROOM; the virtio header (if any) just before it, where the L2TP
+     * header is written afterwards. */
+    uint8_t *base = b->arena + b->used;
+    uint8_t *rd = base + TX_HEADROOM - (s->vnet ? VNET_HDR_LEN : 0);
+    ssize_t r = read(s->tap_fd, rd, FRAME_MAX + (s->vnet ? VNET_HDR_LEN : 0));
     if (r < 0) {
       if (errno == EINTR) continue;
       return errno == EAGAIN ? 0 : -errno;
     }
-    if (r < ETH_HLEN_MIN) {
+    uint8_t *frame = base + TX_HEADROOM;
+    size_t len = (size_t)r - (s->vnet ? VNET_HDR_LEN : 0);
+    if ((size_t)r < (s->vnet ? VNET_HDR_LEN : 0) + ETH_HLEN_MIN) {
       inc(&s->c.tx_errors, 1);
       continue;
     }
-    size_t h = l2tp_build_header(s, b->hdr[b->n]);
-    b->iov[b->n][0].iov_len = h;
-    b->iov[b->n][1].iov_len = (size_t)r;
-    b->sess[b->n] = s;
-    if (++b->n == BATCH) {
-      tx_flush(t);
-      rounds++;
+    if (s->vnet) {
+      struct vnet_hdr h;
+      vnet_parse(rd, &h);
+      if (h.gso_type != VNET_GSO_NONE) {
+        b->used += TX_HEADROOM + len;
+        b->floor = b->used;
+        tx_segment(t, s, frame, len, &h);
+        b->floor = 0;
+        continue;
+      }
+      if ((h.flags & VNET_F_NEEDS_CSUM) && csum_finish(frame, len, &h) < 0) {
+        inc(&s->c.tx_errors, 1);
+        continue;
+      }
     }
+    uint8_t *hdr = frame - s->hdr_len;
+    l2tp_build_header(s, hdr);
+    b->used += TX_HEADROOM + len;
+    tx_queue(t, s, hdr, s->hdr_len + len, len, 0, 1);
   }
   return 0;
 }
@@ -232,12 +421,10 @@ static int tx_drain(struct tunnel *t, struct l2tp_session *s) {
 static void *tx_main(void *arg) {
   struct tunnel *t = arg;
   struct tx_batch *b = &t->tx;
-  for (int i = 0; i < BATCH; i++) {
+  for (int i = 0; i < TX_MSGS; i++) {
     memset(&b->msgs[i], 0, sizeof b->msgs[i]);
-    b->iov[i][0].iov_base = b->hdr[i];
-    b->iov[i][1].iov_base = b->buf + (size_t)i * FRAME_MAX;
-    b->msgs[i].msg_hdr.msg_iov = b->iov[i];
-    b->msgs[i].msg_hdr.msg_iovlen = 2;
+    b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+    b->msgs[i].msg_hdr.msg_iovlen = 1;
   }
   struct epoll_event evs[32];
   for (;;) {
@@ -283,11 +470,12 @@ struct tunnel *tunnel_create(const struct tunnel_cfg *cfg, pump_event_fn ev, voi
   pthread_rwlock_init(&t->lock, &la);
   pthread_rwlockattr_destroy(&la);
   t->rx.buf = malloc((size_t)BATCH * FRAME_MAX);
-  t->tx.buf = malloc((size_t)BATCH * FRAME_MAX);
-  if (!t->rx.buf || !t->tx.buf) {
+  t->tx.arena = malloc(TX_ARENA);
+  if (!t->rx.buf || !t->tx.arena) {
     *err = -ENOMEM, *what = "buffers";
     goto fail;
   }
+  t->gso = cfg->udp && cfg->udp_checksum;
   t->sock = open_socket(cfg, what);
   if (t->sock < 0) {
     *err = t->sock;
@@ -322,6 +510,7 @@ fail:
 int tunnel_add_session(struct tunnel *t, struct l2tp_session *s) {
   s->udp = (uint8_t)t->cfg.udp;
   l2tp_session_init_header(s);
+  if (s->vnet && !s->gro.buf && !(s->gro.buf = malloc(GRO_MAX_LEN + 256))) return -ENOMEM;
   pthread_rwlock_wrlock(&t->lock);
   int free_slot = -1;
   for (int i = 0; i < PUMP_MAX_SESSIONS; i++) {
@@ -349,6 +538,7 @@ int tunnel_add_session(struct tunnel *t, struct l2tp_session *s) {
 static void release_session(struct l2tp_session *s, int keep_device) {
   if (!keep_device) tap_set_persist(s->tap_fd, 0); /* the last close then deletes the netdev */
   close(s->tap_fd);
+  free(s->gro.buf);
   free(s);
 }
 
@@ -409,6 +599,6 @@ void tunnel_destroy(struct tunnel *t, int keep_devices) {
   if (t->epfd >= 0) close(t->epfd);
   pthread_rwlock_destroy(&t->lock);
   free(t->rx.buf);
-  free(t->tx.buf);
+  free(t->tx.arena);
   free(t);
 }

@@ -8,19 +8,20 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-int tap_open(const char *name, char *out, size_t outlen) {
+int tap_open(const char *name, int vnet, char *out, size_t outlen) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return -errno;
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;
   if (ioctl(fd, TUNSETPERSIST, 1) < 0) goto fail;
-  /* Offload flags belong to the device and outlive the process that set them: a previous run (or
-   * another program) may have left TSO/checksum offload on, which this frame-by-frame path cannot
-   * honour. Set them explicitly on every attach. */
-  if (ioctl(fd, TUNSETOFFLOAD, 0) < 0) goto fail;
+  /* Offload flags and the virtio header size belong to the device and outlive the process that set
+   * them: a previous run (or another program) may have left them otherwise. Set them on every attach. */
+  int hdrsz = 10;
+  if (vnet && ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0) goto fail;
+  if (ioctl(fd, TUNSETOFFLOAD, vnet ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0) < 0) goto fail;
   strncpy(out, ifr.ifr_name, outlen - 1);
   out[outlen - 1] = 0;
   return fd;

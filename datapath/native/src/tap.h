@@ -4,8 +4,9 @@
 #define KL2TP_TAP_H
 #include <stddef.h>
 
-/* Open (create or reattach to) TAP `name`, non-blocking, persistent, offloads reset to none.
+/* Open (create or reattach to) TAP `name`, non-blocking, persistent. Offloads are set explicitly:
+ * with vnet, IFF_VNET_HDR (10-byte header) and checksum + TSO4/TSO6; without, none at all.
  * On success returns the fd and writes the actual name to out (IFNAMSIZ); on failure -errno. */
-int tap_open(const char *name, char *out, size_t outlen);
+int tap_open(const char *name, int vnet, char *out, size_t outlen);
 int tap_set_persist(int fd, int persist);
 #endif

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "offload.h"
+
 /* Same order as DROP_REASONS in datapath/backend/types.ts. */
 enum drop_reason {
   DROP_UNKNOWN_SESSION = 0,
@@ -51,6 +53,8 @@ struct l2tp_session {
   uint32_t ns, nr, nr_oos;
   int nr_oos_count, reorder_skip;
   int tap_fd;
+  uint8_t vnet; /* the TAP carries virtio headers (TSO in, GSO out) */
+  struct gro gro; /* receive merge run (vnet only) */
   struct l2tp_counters c;
 };
 
