@@ -512,8 +512,15 @@ interface Release {
 async function releaseAttachment(c: Ctx, rec: AttachmentRecord | undefined, a: Release): Promise<void> {
   if (a.mode === 'bridge') {
     // The pod end goes with it. The per-pseudowire bridge stays (as the reference bridge plugin's does):
-    // it belongs to the pseudowire, and the agent removes it with releasePseudowireBridge.
+    // it belongs to the pseudowire, and the agent removes it with releasePseudowireBridge. When the
+    // pseudowire already left this node while pods were attached, the last DEL takes the bridge along.
     await deleteLink(names.hostVeth(a.containerID, a.ifname));
+    const pw = await c.deps.resolver.lookup(a.pseudowire).catch(() => 'unknown' as const);
+    if (pw === undefined) {
+      await c.deps.locker.withLock(pwKey(a.pseudowire), () =>
+        removeBridgeIfUnused(names.bridge(a.pseudowire.namespace, a.pseudowire.name)),
+      );
+    }
     return;
   }
   // exclusive: only a recorded attachment owns the device (after a failed ADD the pod's CNI_IFNAME is not ours)

@@ -2,6 +2,7 @@
 // identity, N nodes as network namespaces on an underlay bridge, each node's datapath Pod (the one
 // the operator created) run by a kubelet stand-in inside that node's namespace, and pods as
 // namespaces attached by the real CNI executable through libcni's cnitool.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +39,10 @@ export interface LabOptions {
   /** Underlay /24, as its first three octets. */
   underlay: string;
   backend: 'userspace' | 'auto' | 'kernel';
+  /** Join an underlay bridge another lab created (cross-cluster: two control planes, one L2 underlay). */
+  sharedUnderlay?: string;
+  /** Host number of the first node on the underlay (default 11). */
+  firstHost?: number;
   logger: Logger;
   progress: (msg: string) => void;
 }
@@ -48,6 +53,8 @@ export interface LabPod {
   netns: string;
   ifname: string;
   network: string;
+  /** The container ID cnitool derives from the netns path (what the plugin records). */
+  containerID: string;
   address?: string;
 }
 
@@ -82,6 +89,10 @@ export class LocalLab {
   readonly dir: string;
   private operatorKubeconfig = '';
   readonly podLogs = new Map<string, string[]>();
+
+  get underlayBridge(): string {
+    return `${this.o.prefix}-ul`;
+  }
 
   private constructor(readonly o: LabOptions) {
     this.dir = mkdtempSync(join(tmpdir(), `${o.prefix}-lab-`));
@@ -127,15 +138,17 @@ export class LocalLab {
     });
 
     // underlay: a bridge in the root namespace, one veth per node
-    const br = `${o.prefix}-ul`;
-    await runCapture('ip', ['link', 'del', br]);
-    await ip('link', 'add', br, 'type', 'bridge');
-    this.net.onCleanup(() => runCapture('ip', ['link', 'del', br]));
-    await ip('link', 'set', br, 'up');
+    const br = o.sharedUnderlay ?? this.underlayBridge;
+    if (!o.sharedUnderlay) {
+      await runCapture('ip', ['link', 'del', br]);
+      await ip('link', 'add', br, 'type', 'bridge');
+      this.net.onCleanup(() => runCapture('ip', ['link', 'del', br]));
+      await ip('link', 'set', br, 'up');
+    }
     const apiPort = Number(new URL(this.cp.url).port);
     for (let i = 1; i <= o.nodes; i++) {
       const name = `${o.prefix}-node${i}`;
-      const address = `${o.underlay}.${10 + i}`;
+      const address = `${o.underlay}.${(o.firstHost ?? 11) + i - 1}`;
       await this.net.netns(name);
       const hostEnd = `${o.prefix}-n${i}`;
       await runCapture('ip', ['link', 'del', hostEnd]);
@@ -271,12 +284,14 @@ export class LocalLab {
     );
     if (r.code !== 0)
       throw new Error(`CNI ADD for ${p.name} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+    const containerID = `cnitool-${createHash('sha512').update(`/run/netns/${netns}`).digest('hex').slice(0, 20)}`;
     const pod: LabPod = {
       name: p.name,
       node: p.node,
       netns,
       ifname,
       network: p.network,
+      containerID,
       ...(p.ip ? { address: p.ip } : {}),
     };
     this.pods.push(pod);
