@@ -59,15 +59,17 @@ export class LabKubelet {
 
   constructor(private readonly o: KubeletOptions) {}
 
+  private syncing: Promise<void> | undefined;
+
   start(): void {
     const loop = async () => {
       if (this.stopped) return;
-      try {
-        await this.sync();
-      } catch (e) {
+      this.syncing = this.sync().catch((e: unknown) => {
         this.o.logger.warn({ err: String(e) }, 'kubelet sync failed');
-      }
-      this.timer = setTimeout(() => void loop(), 500);
+      });
+      await this.syncing;
+      this.syncing = undefined;
+      if (!this.stopped) this.timer = setTimeout(() => void loop(), 500);
     };
     void loop();
   }
@@ -108,7 +110,7 @@ export class LabKubelet {
 
   private run(pod: PodObj, node: LabNode): void {
     const c = pod.spec.containers[0];
-    if (!c) return;
+    if (!c || this.stopped) return;
     const env: Record<string, string> = { KUBECONFIG: this.o.podKubeconfig, ...this.o.extraEnv };
     for (const e of c.env ?? []) {
       if (e.value !== undefined) env[e.name] = expand(e.value, env);
@@ -232,6 +234,7 @@ export class LabKubelet {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.syncing; // a sync in flight may still start a pod: let it, then stop everything
     for (const uid of [...this.running.keys()]) await this.kill(uid);
   }
 }
