@@ -7,7 +7,7 @@
 //   kube-l2tp+csum  the same with udpChecksum: true, which allows UDP GSO trains on send
 //   kube-l2tp-nooff  TAP offloads off: one frame per TAP read/write (the correctness baseline)
 // Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT.
-// usage (root): node dist/bench/datapath.js [--seconds N]
+// usage (root): node dist/bench/datapath.js [--seconds N] [--underlay-gro on|off]
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
@@ -15,7 +15,10 @@ import { Lab, ipIn, inNsCapture, requireRoot } from '../test/harness/netns.js';
 import { startQemuPeer } from '../test/harness/qemu-peer.js';
 import { attach, pairConfigs, podOn, startDatapath, twoHosts } from '../test/integration/datapath-lab.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '5' }, 'underlay-gro': { type: 'string', default: 'on' } },
+});
+const GRO = values['underlay-gro'] === 'on';
 const SECONDS = Number(values.seconds);
 
 interface Result {
@@ -57,6 +60,11 @@ async function run(variant: Variant, n: number): Promise<Result> {
   const pfx = `kdb${n}`;
   try {
     const h = await twoHosts(lab, pfx, 90 + n);
+    // Physical NICs run GRO; veth does only when asked (it then uses NAPI). Same for every variant.
+    if (GRO) {
+      await inNsCapture(h.h1, 'ethtool', '-K', `${pfx}u1`, 'gro', 'on');
+      await inNsCapture(h.h2, 'ethtool', '-K', `${pfx}u2`, 'gro', 'on');
+    }
     let mtu = 1500;
     let dev1 = '';
     let dev2 = '';
@@ -137,7 +145,9 @@ async function run(variant: Variant, n: number): Promise<Result> {
 
 requireRoot();
 const cpu = (await runCapture('nproc', [])).stdout.trim();
-console.log(`datapath bench: ${SECONDS}s per measurement, ${cpu} CPUs (shared), all variants in this run\n`);
+console.log(
+  `datapath bench: ${SECONDS}s per measurement, ${cpu} CPUs (shared), underlay GRO ${GRO ? 'on' : 'off'}, all variants in this run\n`,
+);
 const variants: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp+csum', 'kube-l2tp-nooff'];
 const results = new Map<Variant, Result>();
 for (const [i, v] of variants.entries()) {

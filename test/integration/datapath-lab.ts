@@ -3,6 +3,7 @@
 //
 //   pod1 (eth0 10.201.X.1) -- br -- l2tpethN [host1 10.201.U.1] ==veth== [host2 10.201.U.2] l2tpethN -- br -- pod2
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -276,4 +277,36 @@ export async function readPcap(file: string): Promise<Buffer[]> {
     off += 16 + incl;
   }
   return frames;
+}
+
+/** Send `size` random bytes over TCP from pod a to pod b (socat); true when they arrive intact. */
+export async function tcpIntact(
+  lab: Lab,
+  a: string,
+  b: string,
+  bAddr: string,
+  size = 16 << 20,
+): Promise<boolean> {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-tcp-'));
+  lab.onCleanup(() => rm(dir, { recursive: true, force: true }));
+  const src = join(dir, 'src');
+  const dst = join(dir, 'dst');
+  await writeFile(src, randomBytes(size));
+  const rx = spawn(
+    'ip',
+    ['netns', 'exec', b, 'socat', '-u', 'TCP-LISTEN:7000,reuseaddr', `OPEN:${dst},creat,trunc`],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const rxDone = new Promise((r) => rx.on('exit', r));
+  lab.onCleanup(async () => rx.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 300));
+  await inNsCapture(a, 'socat', '-u', `OPEN:${src}`, `TCP:${bAddr}:7000,retry=5`);
+  await Promise.race([rxDone, new Promise((r) => setTimeout(r, 10000))]);
+  const digest = async (f: string) =>
+    createHash('sha256')
+      .update(await readFile(f).catch(() => Buffer.alloc(0)))
+      .digest('hex');
+  return (await digest(src)) === (await digest(dst));
 }

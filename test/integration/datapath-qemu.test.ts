@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import { sessionMtu } from '../../lib/wire/session.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { startQemuPeer } from '../harness/qemu-peer.js';
-import { podOn, startDatapath, tcpBytes, twoHosts } from './datapath-lab.js';
+import { podOn, startDatapath, tcpBytes, tcpIntact, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
@@ -72,6 +72,14 @@ describe('interop with QEMU -netdev l2tpv3', () => {
         const up = await tcpBytes(`kdq${idx}p1`, `kdq${idx}p2`, '10.201.202.2', 1);
         const down = await tcpBytes(`kdq${idx}p2`, `kdq${idx}p1`, '10.201.202.1', 1);
         assert.ok(up > 100_000 && down > 100_000, `TCP both ways: ${up} / ${down} bytes`);
+        assert.ok(
+          await tcpIntact(lab, `kdq${idx}p1`, `kdq${idx}p2`, '10.201.202.2', 4 << 20),
+          'content ours -> qemu',
+        );
+        assert.ok(
+          await tcpIntact(lab, `kdq${idx}p2`, `kdq${idx}p1`, '10.201.202.1', 4 << 20),
+          'content qemu -> ours',
+        );
         const k = await dp.counters();
         const s = k.tunnels[0]!.sessions[0]!;
         assert.deepEqual(s.drops, {}, `no drops: ${JSON.stringify(s.drops)}`);
