@@ -51,6 +51,8 @@ export interface ControllerConfig {
   /** Stop waiting for agents to report a removed session after this long. */
   teardownTimeoutMs: number;
   nadCheckIntervalMs: number;
+  /** Generate Multus NetworkAttachmentDefinitions when that CRD exists (default true). */
+  multus?: boolean;
 }
 
 export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
@@ -257,7 +259,7 @@ export class Controller {
   }
 
   private async checkNAD(): Promise<void> {
-    if (this.nads || this.stopped) return;
+    if (this.nads || this.stopped || this.cfg.multus === false) return;
     try {
       const r = await this.client.get<{ resources?: { name: string }[] }>('/apis/k8s.cni.cncf.io/v1');
       if (!r.resources?.some((x) => x.name === 'network-attachment-definitions')) return;

@@ -3,10 +3,12 @@
 //   kube-l2tp-operator [--kubeconfig F] [--namespace NS] [--image IMG] [--metrics-addr 0.0.0.0:8080]
 //                      [--leader-elect=false] [--workers N]
 //   kube-l2tp-operator mirror -f tunnel.yaml --node NODE [--local-address IP]
-// Environment: POD_NAMESPACE, DATAPATH_IMAGE, LOG_LEVEL, KUBECONFIG.
+// Environment: POD_NAMESPACE, LOG_LEVEL, KUBECONFIG, and the datapath settings the Helm chart sets
+// (DATAPATH_*, CNI_*_DIR, AGENT_SOCKET_DIR, MULTUS_ENABLED, MTU_*: see env-config.ts).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../lib/log.js';
+import { controllerConfigFromEnv, podConfigFromEnv } from './env-config.js';
 import { mirrorManifest } from './mirror.js';
 import { startOperator } from './operator.js';
 
@@ -56,13 +58,22 @@ async function main(argv: string[]): Promise<number> {
   const retryMs = num(values['retry-period-ms']);
   const grace = num(values['pod-delete-grace-seconds']);
   const workers = num(values.workers);
-  const image = values.image ?? process.env.DATAPATH_IMAGE;
+  let pod, controllerEnv;
+  try {
+    pod = { ...podConfigFromEnv(process.env), ...(values.image ? { image: values.image } : {}) };
+    controllerEnv = controllerConfigFromEnv(process.env);
+  } catch (e) {
+    logger.error({ err: (e as Error).message }, 'bad configuration in the environment');
+    console.error((e as Error).message);
+    return 2;
+  }
   const op = await startOperator({
     logger,
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'kube-l2tp',
-    ...(image ? { pod: { image } } : {}),
+    pod,
     controller: {
+      ...controllerEnv,
       ...(grace !== undefined ? { podDeleteGraceSeconds: grace } : {}),
       ...(workers ? { workers } : {}),
     },

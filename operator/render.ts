@@ -34,6 +34,16 @@ export interface PodConfig {
   cniStateDir: string;
   healthPort: number;
   priorityClassName?: string;
+  /** Where datapath pods may run (default: every node that has endpoints). */
+  nodeSelector?: Record<string, string>;
+  /** Default: tolerate everything, so a tainted node with endpoints still gets its datapath. */
+  tolerations?: Record<string, unknown>[];
+  resources?: Record<string, unknown>;
+  imagePullSecrets?: { name: string }[];
+  /** MTU policy for sessions without an explicit MTU: the agent derives it from this underlay MTU. */
+  underlayMtu?: number;
+  /** MTU policy "fixed": every session without an explicit MTU gets this one. */
+  fixedMtu?: number;
 }
 
 export const DEFAULT_POD_CONFIG: PodConfig = {
@@ -231,7 +241,9 @@ export function desiredDatapathPod(
     serviceAccountName: cfg.serviceAccountName,
     ...(cfg.priorityClassName ? { priorityClassName: cfg.priorityClassName } : {}),
     terminationGracePeriodSeconds: 30,
-    tolerations: [{ operator: 'Exists' }],
+    tolerations: cfg.tolerations ?? [{ operator: 'Exists' }],
+    ...(cfg.nodeSelector && Object.keys(cfg.nodeSelector).length ? { nodeSelector: cfg.nodeSelector } : {}),
+    ...(cfg.imagePullSecrets?.length ? { imagePullSecrets: cfg.imagePullSecrets } : {}),
     containers: [
       {
         name: 'agent',
@@ -249,6 +261,12 @@ export function desiredDatapathPod(
           { name: 'KUBE_L2TP_CNI_CONF_DIR', value: '/host/cni/net.d' },
           { name: 'KUBE_L2TP_CNI_STATE_DIR', value: cfg.cniStateDir },
           { name: 'KUBE_L2TP_HEALTH_PORT', value: String(cfg.healthPort) },
+          ...(cfg.underlayMtu !== undefined
+            ? [{ name: 'KUBE_L2TP_UNDERLAY_MTU', value: String(cfg.underlayMtu) }]
+            : []),
+          ...(cfg.fixedMtu !== undefined
+            ? [{ name: 'KUBE_L2TP_FIXED_MTU', value: String(cfg.fixedMtu) }]
+            : []),
         ],
         securityContext: {
           privileged: false,
@@ -271,7 +289,7 @@ export function desiredDatapathPod(
           periodSeconds: 10,
           failureThreshold: 6,
         },
-        resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+        resources: cfg.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
         volumeMounts: [
           { name: 'dev-net-tun', mountPath: '/dev/net/tun' },
           { name: 'netns', mountPath: cfg.netnsDir, mountPropagation: 'HostToContainer' },

@@ -20,6 +20,8 @@ export interface AgentOptions {
   logger: Logger;
   version: string;
   underlayMtu?: number;
+  /** MTU policy "fixed": sessions without an explicit MTU get this instead of a derived one. */
+  fixedMtu?: number;
   /** Full pass (repairs drift) even without events. */
   resyncMs?: number;
   /** Counters alone trigger a status write at most this often. */

@@ -18,7 +18,7 @@ import { kubeNodeStateSource } from './nodestate-source.js';
 
 export const AGENT_USAGE =
   'agent --node-name NODE [--backend auto|kernel|userspace] [--kubeconfig FILE] [--cni-socket PATH] ' +
-  '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--metrics-port N] [--resync-seconds N] [--status-counter-seconds N]';
+  '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--metrics-port N] [--resync-seconds N] [--status-counter-seconds N] [--underlay-mtu N | --fixed-mtu N]';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The shim built by scripts/build-native.sh, relative to dist/datapath/agent/. */
@@ -47,7 +47,8 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
       'metrics-host': { type: 'string', default: '0.0.0.0' },
       'resync-seconds': { type: 'string', default: env.KUBE_L2TP_RESYNC_SECONDS ?? '10' },
       'status-counter-seconds': { type: 'string', default: env.KUBE_L2TP_STATUS_COUNTER_SECONDS ?? '30' },
-      'underlay-mtu': { type: 'string', default: '1500' },
+      'underlay-mtu': { type: 'string', default: env.KUBE_L2TP_UNDERLAY_MTU ?? '1500' },
+      'fixed-mtu': { type: 'string', default: env.KUBE_L2TP_FIXED_MTU },
     },
     allowNegative: true,
     strict: true,
@@ -80,6 +81,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     logger: log.child({ component: 'reconcile' }),
     version: pkg.version,
     underlayMtu: Number(values['underlay-mtu']),
+    ...(values['fixed-mtu'] ? { fixedMtu: Number(values['fixed-mtu']) } : {}),
     resyncMs: Number(values['resync-seconds']) * 1000,
     counterIntervalMs: Number(values['status-counter-seconds']) * 1000,
     onPseudowireGone: releasePseudowireBridge,

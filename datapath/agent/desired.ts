@@ -6,6 +6,8 @@ import type { DesiredState } from './reconcile.js';
 export interface DesiredOptions {
   /** Underlay MTU used when a session has no explicit MTU (the kernel derives it the same way). */
   underlayMtu: number;
+  /** When set, replaces the derived MTU of sessions without an explicit one. */
+  fixedMtu?: number;
 }
 
 const cookieLength = (hex: string | undefined): 0 | 4 | 8 =>
@@ -39,6 +41,7 @@ export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): Desi
         ...(s.peerCookie !== undefined ? { peerCookie: s.peerCookie } : {}),
         mtu:
           s.mtu ??
+          opts.fixedMtu ??
           sessionMtu(
             {
               encap: t.encap,

@@ -36,6 +36,13 @@ export const OPERATOR_CLUSTER_RULES: PolicyRule[] = [
     resources: ['l2tptunnels/status', 'pseudowires/status'],
     verbs: ['get', 'update', 'patch'],
   },
+  // blockOwnerDeletion on owner references (node states own pods, pseudowires own NADs) needs update
+  // on the owner's finalizers subresource where OwnerReferencesPermissionEnforcement is on (OpenShift)
+  {
+    apiGroups: [GROUP],
+    resources: ['l2tpnodestates/finalizers', 'pseudowires/finalizers'],
+    verbs: ['update'],
+  },
   {
     apiGroups: [GROUP],
     resources: ['l2tpnodestates'],

@@ -135,7 +135,10 @@ describe('the chart identities against a real apiserver', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kube-l2tp-rbac-'));
-    cp = await startControlPlane();
+    // OwnerReferencesPermissionEnforcement (on in OpenShift) checks blockOwnerDeletion against RBAC
+    cp = await startControlPlane({
+      apiserverArgs: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'],
+    });
     await kubectl(['apply', '--server-side', '-f', join(root, 'deploy', 'kube-l2tp.yaml')]);
     await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
     // Multus's CRD (the operator generates NetworkAttachmentDefinitions when it exists)

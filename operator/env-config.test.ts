@@ -1,0 +1,67 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { controllerConfigFromEnv, podConfigFromEnv } from './env-config.js';
+import { DEFAULT_POD_CONFIG, desiredDatapathPod } from './render.js';
+
+describe('operator settings from the chart environment', () => {
+  const env = {
+    DATAPATH_IMAGE: 'registry.example/kube-l2tp:1.2.3',
+    DATAPATH_IMAGE_PULL_POLICY: 'Always',
+    DATAPATH_BACKEND: 'kernel',
+    DATAPATH_NODE_SELECTOR: '{"l2tp":"yes"}',
+    DATAPATH_TOLERATIONS: '[{"key":"edge","operator":"Exists","effect":"NoSchedule"}]',
+    DATAPATH_RESOURCES: '{"limits":{"memory":"128Mi"}}',
+    DATAPATH_IMAGE_PULL_SECRETS: '[{"name":"regcred"}]',
+    CNI_BIN_DIR: '/var/lib/cni/bin',
+    CNI_CONF_DIR: '/etc/cni/multus/net.d',
+    AGENT_SOCKET_DIR: '/var/run/kube-l2tp',
+    MTU_POLICY: 'fixed',
+    MTU_UNDERLAY: '9000',
+    MTU_FIXED: '1400',
+    MULTUS_ENABLED: 'false',
+  };
+
+  it('reaches the datapath pod the operator renders', () => {
+    const cfg = { ...DEFAULT_POD_CONFIG, ...podConfigFromEnv(env) };
+    const pod = desiredDatapathPod('n1', cfg);
+    const spec = pod.spec as Record<string, unknown> & {
+      containers: Record<string, unknown>[];
+      volumes: { name: string; hostPath: { path: string } }[];
+    };
+    const c = spec.containers[0]!;
+    assert.equal(c.image, 'registry.example/kube-l2tp:1.2.3');
+    assert.equal(c.imagePullPolicy, 'Always');
+    assert.deepEqual(spec.nodeSelector, { l2tp: 'yes' });
+    assert.deepEqual(spec.tolerations, [{ key: 'edge', operator: 'Exists', effect: 'NoSchedule' }]);
+    assert.deepEqual(spec.imagePullSecrets, [{ name: 'regcred' }]);
+    assert.deepEqual(c.resources, { limits: { memory: '128Mi' } });
+    const e = Object.fromEntries((c.env as { name: string; value?: string }[]).map((x) => [x.name, x.value]));
+    assert.equal(e.KUBE_L2TP_BACKEND, 'kernel');
+    assert.equal(e.KUBE_L2TP_UNDERLAY_MTU, '9000');
+    assert.equal(e.KUBE_L2TP_FIXED_MTU, '1400');
+    assert.equal(e.KUBE_L2TP_SOCKET_DIR, '/var/run/kube-l2tp');
+    const vol = Object.fromEntries(spec.volumes.map((v) => [v.name, v.hostPath.path]));
+    assert.equal(vol['cni-bin'], '/var/lib/cni/bin');
+    assert.equal(vol['cni-conf'], '/etc/cni/multus/net.d');
+    assert.deepEqual(controllerConfigFromEnv(env), { multus: false });
+  });
+
+  it('keeps the defaults when the chart sets nothing', () => {
+    assert.deepEqual(podConfigFromEnv({}), {});
+    assert.deepEqual(controllerConfigFromEnv({}), {});
+    const pod = desiredDatapathPod('n1', DEFAULT_POD_CONFIG);
+    assert.deepEqual((pod.spec as { tolerations: unknown }).tolerations, [{ operator: 'Exists' }]);
+  });
+
+  it('rejects bad values naming the variable', () => {
+    assert.throws(() => podConfigFromEnv({ DATAPATH_BACKEND: 'fast' }), /DATAPATH_BACKEND/);
+    assert.throws(() => podConfigFromEnv({ DATAPATH_NODE_SELECTOR: '{"a":1}' }), /DATAPATH_NODE_SELECTOR/);
+    assert.throws(
+      () => podConfigFromEnv({ DATAPATH_TOLERATIONS: 'not json' }),
+      /DATAPATH_TOLERATIONS: not JSON/,
+    );
+    assert.throws(() => podConfigFromEnv({ MTU_POLICY: 'fixed' }), /MTU_FIXED: required/);
+    assert.throws(() => podConfigFromEnv({ MTU_UNDERLAY: '12' }), /MTU_UNDERLAY/);
+    assert.throws(() => controllerConfigFromEnv({ MULTUS_ENABLED: 'yes' }), /MULTUS_ENABLED/);
+  });
+});
