@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { before, describe, it } from 'node:test';
-import { Lab, inNsCapture, ipIn, requireRoot } from '../harness/netns.js';
+import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
@@ -75,6 +75,32 @@ describe('datapath restart', () => {
         0,
         'removed on SIGTERM',
       );
+    } finally {
+      await lab.cleanup();
+    }
+  });
+
+  it('reports a session whose TAP was deleted from outside, and keeps the other sessions running', async () => {
+    const lab = new Lab();
+    try {
+      const h = await twoHosts(lab, 'kdf', 71);
+      const [c1, c2] = pairConfigs(h, { encap: 'udp', sessions: 2 });
+      const d1 = await startDatapath(lab, h.h1, c1);
+      await startDatapath(lab, h.h2, c2);
+      await podOn(lab, h.h1, 'kdfp1', 'kdbr', 'l2tpeth1', '10.201.205.1/24', 1446);
+      await podOn(lab, h.h2, 'kdfp2', 'kdbr', 'l2tpeth1', '10.201.205.2/24', 1446);
+      await ipIn(h.h1, 'link', 'del', 'l2tpeth0');
+      const fault = await d1.waitFor('datapath pump fault', 10000);
+      assert.equal(fault.sessionId, 1001, 'the fault names the session');
+      assert.equal(fault.fatal, false);
+      assert.match(String(fault.message), /TAP/);
+      assert.equal(
+        await ping('kdfp1', '10.201.205.2', 3, ['-i', '0.2']),
+        3,
+        'the other session still forwards',
+      );
+      assert.equal(d1.child.exitCode, null);
+      assert.equal(await d1.stop(), 0);
     } finally {
       await lab.cleanup();
     }
