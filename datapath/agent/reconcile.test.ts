@@ -130,3 +130,14 @@ test('one failing session does not stop the others', async () => {
   );
   assert.match(r.sessions[0]?.error ?? '', /EEXIST/);
 });
+
+test('an underlay outage shows the sessions Down but keeps them configured', async () => {
+  const b = new MemoryBackend();
+  const r = await reconcile(b, desired([1, [10]]), silentLogger(), {
+    probeUnderlay: async () => 'underlay interface eth0 is down',
+  });
+  assert.equal(r.tunnels[0]?.state, 'Down');
+  assert.equal(r.sessions[0]?.state, 'Down');
+  assert.match(r.sessions[0]?.error ?? '', /eth0 is down/);
+  assert.ok(b.sessions.has('1/10'), 'session still configured for when the underlay returns');
+});

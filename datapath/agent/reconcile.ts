@@ -52,10 +52,16 @@ export interface ReconcileReport {
 const key = (t: number, s: number) => `${t}/${s}`;
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+export interface ReconcileOptions {
+  /** Reports an unusable underlay for a tunnel (link down, no route); its sessions show Down. */
+  probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
+}
+
 export async function reconcile(
   backend: Backend,
   desired: DesiredState,
   log: Logger,
+  opts: ReconcileOptions = {},
 ): Promise<ReconcileReport> {
   const report: ReconcileReport = { tunnels: [], sessions: [], removed: [], conflicts: [] };
   const wantSessions = new Map<string, DesiredSession>();
@@ -90,9 +96,17 @@ export async function reconcile(
 
   for (const t of desired.tunnels) {
     const tunnelId = t.spec.tunnelId;
+    let underlay: string | undefined;
     try {
       await backend.ensureTunnel(t.spec);
-      report.tunnels.push({ ...named(t), tunnelId, state: 'Up' });
+      underlay = await opts.probeUnderlay?.(t.spec.local, t.spec.remote).catch(() => undefined);
+      if (underlay) log.warn({ tunnelId, problem: underlay }, 'underlay outage');
+      report.tunnels.push({
+        ...named(t),
+        tunnelId,
+        state: underlay ? 'Down' : 'Up',
+        ...(underlay ? { error: underlay } : {}),
+      });
     } catch (e) {
       const error = message(e);
       report.tunnels.push({ ...named(t), tunnelId, state: 'Error', error });
@@ -110,8 +124,9 @@ export async function reconcile(
         continue;
       }
       try {
+        // sessions are kept configured through an outage, so traffic resumes when the underlay does
         await backend.ensureSession(s);
-        report.sessions.push(outcome(t, s, 'Up'));
+        report.sessions.push(underlay ? outcome(t, s, 'Down', underlay) : outcome(t, s, 'Up'));
       } catch (e) {
         const error = message(e);
         report.sessions.push(outcome(t, s, 'Error', error));

@@ -32,14 +32,15 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       ...(c ? { counters: { ...c, drops: { ...c.drops } as Record<string, number> } } : {}),
     };
   });
-  const failed = sessions.filter((s) => s.state === 'Failed');
-  const failedTunnels = i.report.tunnels.filter((t) => t.state === 'Error');
+  const failed = sessions.filter((s) => s.state === 'Failed' || s.state === 'Down');
+  const failedTunnels = i.report.tunnels.filter((t) => t.state !== 'Up');
+  const outage = i.report.tunnels.find((t) => t.state === 'Down');
   const ready = failed.length === 0 && failedTunnels.length === 0;
   const conditions = [
     condition(i.previous, i.now, i.generation, {
       type: 'Ready',
       status: ready ? 'True' : 'False',
-      reason: ready ? 'Reconciled' : 'SessionsFailed',
+      reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
       message: ready
         ? `${sessions.length} sessions up on the ${i.backend} backend`
         : `${failed.length + failedTunnels.length} of ${sessions.length + i.report.tunnels.length} items failed`,
@@ -47,9 +48,17 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
     condition(i.previous, i.now, i.generation, {
       type: 'Degraded',
       status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
-      reason: i.report.conflicts.length > 0 ? 'ForeignDevice' : ready ? 'AsExpected' : 'SessionsFailed',
+      reason:
+        i.report.conflicts.length > 0
+          ? 'ForeignDevice'
+          : ready
+            ? 'AsExpected'
+            : outage
+              ? 'UnderlayDown'
+              : 'SessionsFailed',
       message:
-        i.report.conflicts.join('; ') || (ready ? 'no problems' : (failed[0]?.message ?? 'tunnel failed')),
+        i.report.conflicts.join('; ') ||
+        (ready ? 'no problems' : (outage?.error ?? failed[0]?.message ?? 'tunnel failed')),
     }),
   ];
   return {
@@ -60,7 +69,7 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
     tunnels: i.report.tunnels.map((t) => ({
       name: t.name ?? String(t.tunnelId),
       tunnelId: t.tunnelId,
-      state: t.state === 'Error' ? 'Failed' : 'Ready',
+      state: t.state === 'Up' ? 'Ready' : 'Failed',
       ...(t.error !== undefined ? { message: t.error } : {}),
     })),
     sessions,

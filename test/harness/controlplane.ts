@@ -25,6 +25,8 @@ export interface ControlPlane {
   kubeconfigFor(id: Identity): Promise<string>;
   /** Run the matching kubectl with the admin kubeconfig (or another one). */
   kubectl(args: string[], opts?: { kubeconfig?: string; input?: string }): Promise<string>;
+  /** Kill one component (SIGKILL: a crash), keep it down for downMs, start it again and wait for /readyz. */
+  restart(component: 'etcd' | 'kube-apiserver', downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -155,12 +157,14 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
 
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     const logDir = opts.logDir ?? dir;
+    const started = new Map<string, { proc: ChildProcess; file: string; args: string[] }>();
     const spawnLogged = (name: string, file: string, args: string[]) => {
-      const out = createWriteStream(join(logDir, `${name}.log`));
+      const out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
       const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       p.stdout?.pipe(out);
       p.stderr?.pipe(out);
       procs.push(p);
+      started.set(name, { proc: p, file, args });
       return p;
     };
     spawnLogged('etcd', join(binDir, 'etcd'), [
@@ -174,7 +178,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       '--log-level=warn',
     ]);
     const url = `https://127.0.0.1:${apiPort}`;
-    const apiserver = spawnLogged('kube-apiserver', join(binDir, 'kube-apiserver'), [
+    spawnLogged('kube-apiserver', join(binDir, 'kube-apiserver'), [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -197,18 +201,32 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     const ca = readFileSync(join(pki, 'ca.crt'));
     const cert = readFileSync(admin.cert);
     const key = readFileSync(admin.key);
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (apiserver.exitCode !== null) {
-        const log = readFileSync(join(logDir, 'kube-apiserver.log'), 'utf8').slice(-3000);
-        throw new Error(`kube-apiserver exited ${apiserver.exitCode}:\n${log}`);
+    const waitReady = async () => {
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        const api = started.get('kube-apiserver')!.proc;
+        if (api.exitCode !== null) {
+          const log = readFileSync(join(logDir, 'kube-apiserver.log'), 'utf8').slice(-3000);
+          throw new Error(`kube-apiserver exited ${api.exitCode}:\n${log}`);
+        }
+        const r = await httpsGet(`${url}/readyz`, ca, cert, key).catch(() => ({ status: 0, body: '' }));
+        if (r.status === 200) return;
+        if (Date.now() > deadline)
+          throw new Error(`kube-apiserver not ready after 90 s: ${r.status} ${r.body}`);
+        await new Promise((res) => setTimeout(res, 300));
       }
-      const r = await httpsGet(`${url}/readyz`, ca, cert, key).catch(() => ({ status: 0, body: '' }));
-      if (r.status === 200) break;
-      if (Date.now() > deadline)
-        throw new Error(`kube-apiserver not ready after 90 s: ${r.status} ${r.body}`);
-      await new Promise((res) => setTimeout(res, 300));
-    }
+    };
+    await waitReady();
+    const restart = async (component: 'etcd' | 'kube-apiserver', downMs = 0) => {
+      const cur = started.get(component);
+      if (!cur) throw new Error(`no ${component} in this control plane`);
+      cur.proc.kill('SIGKILL');
+      await waitExit(cur.proc, 5000);
+      procs.splice(procs.indexOf(cur.proc), 1);
+      await new Promise((res) => setTimeout(res, downMs));
+      spawnLogged(component, cur.file, cur.args);
+      await waitReady();
+    };
     const adminKubeconfig = join(dir, 'admin.kubeconfig');
     writeFileSync(adminKubeconfig, kubeconfigYaml(url, join(pki, 'ca.crt'), admin.cert, admin.key, 'admin'));
     let n = 0;
@@ -223,7 +241,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       run(join(binDir, 'kubectl'), ['--kubeconfig', o.kubeconfig ?? adminKubeconfig, ...args], {
         ...(o.input !== undefined ? { input: o.input } : {}),
       });
-    return { url, dir, binDir, adminKubeconfig, kubeconfigFor, kubectl, stop };
+    return { url, dir, binDir, adminKubeconfig, kubeconfigFor, kubectl, restart, stop };
   } catch (e) {
     await stop();
     throw e;

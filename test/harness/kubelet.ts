@@ -54,6 +54,8 @@ export function expand(s: string, env: Record<string, string>): string {
 
 export class LabKubelet {
   private readonly running = new Map<string, ChildProcess>();
+  /** restartPolicy Always: a container that exits is started again (after a short back-off). */
+  private readonly restarts = new Map<string, { count: number; exitedAt: number }>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -103,7 +105,8 @@ export class LabKubelet {
           .catch(() => undefined);
         continue;
       }
-      if (!this.running.has(key)) this.run(pod, node);
+      const r = this.restarts.get(key);
+      if (!this.running.has(key) && (!r || Date.now() - r.exitedAt > 1000)) this.run(pod, node);
     }
     for (const key of [...this.running.keys()]) if (!seen.has(key)) await this.kill(key);
   }
@@ -169,17 +172,24 @@ export class LabKubelet {
     proc.stderr?.on('data', forward);
     this.running.set(pod.metadata.uid, proc);
     this.o.logger.info({ pod: pod.metadata.name, node: node.name }, 'started pod');
-    void this.setPhase(pod, 'Running');
-    proc.on('exit', (code) => {
+    void this.setPhase(pod, 'Running', true);
+    proc.on('exit', () => {
       if (this.running.get(pod.metadata.uid) === proc) {
         this.running.delete(pod.metadata.uid);
-        if (!this.stopped) void this.setPhase(pod, code === 0 ? 'Succeeded' : 'Failed');
+        const r = this.restarts.get(pod.metadata.uid) ?? { count: -1, exitedAt: 0 };
+        this.restarts.set(pod.metadata.uid, { count: r.count + 1, exitedAt: Date.now() });
+        this.o.logger.warn({ pod: pod.metadata.name }, 'container exited; restarting it');
+        if (!this.stopped) void this.setPhase(pod, 'Running', false);
       }
     });
   }
 
-  private async setPhase(pod: PodObj, phase: string): Promise<void> {
-    const ready = phase === 'Running' ? 'True' : 'False';
+  restartCount(podUid: string): number {
+    return Math.max(0, (this.restarts.get(podUid)?.count ?? -1) + 1);
+  }
+
+  private async setPhase(pod: PodObj, phase: string, containerReady: boolean): Promise<void> {
+    const ready = containerReady ? 'True' : 'False';
     const now = new Date().toISOString();
     const c = pod.spec.containers[0];
     const status = {
@@ -196,12 +206,12 @@ export class LabKubelet {
               image: c.image,
               imageID: '',
               ready: ready === 'True',
-              restartCount: 0,
+              restartCount: this.restartCount(pod.metadata.uid),
               started: ready === 'True',
               state:
                 ready === 'True'
                   ? { running: { startedAt: now } }
-                  : { terminated: { exitCode: phase === 'Succeeded' ? 0 : 1, finishedAt: now } },
+                  : { waiting: { reason: 'ContainerRestarting' } },
             },
           ]
         : [],
