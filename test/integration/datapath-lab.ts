@@ -21,15 +21,22 @@ export interface Hosts {
   u2: string;
 }
 
-/** Two host namespaces and the underlay. p = short unique prefix (e.g. "kdu"), n = third octet. */
-export async function twoHosts(lab: Lab, p: string, n: number): Promise<Hosts> {
+/** Two host namespaces and the underlay. p = short unique prefix (e.g. "kdu"), n = subnet number;
+ * v6: the tunnel runs over IPv6 (fd00:201:n::1/2). */
+export async function twoHosts(lab: Lab, p: string, n: number, v6 = false): Promise<Hosts> {
   const h1 = await lab.netns(`${p}h1`);
   const h2 = await lab.netns(`${p}h2`);
   // TAPs are persistent: delete them explicitly before their namespace goes.
   for (const ns of [h1, h2]) lab.onCleanup(() => deleteTuns(ns));
-  const u1 = `10.201.${n}.1`;
-  const u2 = `10.201.${n}.2`;
-  await lab.veth({ ns: h1, name: `${p}u1`, addr: `${u1}/24` }, { ns: h2, name: `${p}u2`, addr: `${u2}/24` });
+  await lab.veth(
+    { ns: h1, name: `${p}u1`, addr: `10.201.${n}.1/24` },
+    { ns: h2, name: `${p}u2`, addr: `10.201.${n}.2/24` },
+  );
+  if (!v6) return { h1, h2, u1: `10.201.${n}.1`, u2: `10.201.${n}.2` };
+  const u1 = `fd00:201:${n}::1`;
+  const u2 = `fd00:201:${n}::2`;
+  await ipIn(h1, 'addr', 'add', `${u1}/64`, 'dev', `${p}u1`, 'nodad');
+  await ipIn(h2, 'addr', 'add', `${u2}/64`, 'dev', `${p}u2`, 'nodad');
   return { h1, h2, u1, u2 };
 }
 

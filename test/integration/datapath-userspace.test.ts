@@ -22,7 +22,7 @@ import {
 
 // offload: TAP virtio headers with TSO/merging (the default) or one frame per syscall.
 // udpChecksum: UDP checksums on, which also enables UDP GSO trains for TSO super-frames.
-type Case = PairOptions & { title: string; offload: boolean };
+type Case = PairOptions & { title: string; offload: boolean; v6?: boolean };
 const CASES: Case[] = [
   {
     title: 'udp, no cookie, default sublayer',
@@ -73,6 +73,15 @@ const CASES: Case[] = [
     l2specType: 'default',
     offload: false,
   },
+  { title: 'udp over IPv6, 8-byte cookie', encap: 'udp', cookieLength: 8, offload: true, v6: true },
+  {
+    title: 'ip over IPv6, 4-byte cookie, sublayer none',
+    encap: 'ip',
+    cookieLength: 4,
+    l2specType: 'none',
+    offload: true,
+    v6: true,
+  },
 ];
 
 before(() => requireRoot());
@@ -82,14 +91,14 @@ describe('userspace datapath: pod to pod across a pseudowire', () => {
     it(`${c.title}, offload ${c.offload ? 'on' : 'off'}`, async () => {
       const lab = new Lab();
       try {
-        const h = await twoHosts(lab, `kdu${idx}`, 10 + idx);
+        const h = await twoHosts(lab, `kdu${idx}`, 10 + idx, !!c.v6);
         const [c1, c2] = pairConfigs(h, c);
         const args = ['--offload', c.offload ? 'on' : 'off'];
         const d1 = await startDatapath(lab, h.h1, c1, true, args);
         const d2 = await startDatapath(lab, h.h2, c2, true, args);
         const mtu = sessionMtu({
           encap: c.encap,
-          ipv6: false,
+          ipv6: !!c.v6,
           cookieLength: c.cookieLength ?? 0,
           l2specType: c.l2specType ?? 'default',
         });
@@ -113,10 +122,7 @@ describe('userspace datapath: pod to pod across a pseudowire', () => {
         const dir = await mkdtemp(join(tmpdir(), 'kd-cap-'));
         lab.onCleanup(() => rm(dir, { recursive: true, force: true }));
         const cap = join(dir, 'u.pcap');
-        const filter =
-          c.encap === 'udp'
-            ? 'udp and src host 10.201.' + (10 + idx) + '.1'
-            : 'ip proto 115 and src host ' + h.u1;
+        const filter = `${c.encap === 'udp' ? 'udp' : c.v6 ? 'ip6 proto 115' : 'ip proto 115'} and src host ${h.u1}`;
         const dump = spawn(
           'ip',
           ['netns', 'exec', h.h1, 'tcpdump', '-U', '-s', '200', '-i', `kdu${idx}u1`, '-w', cap, filter],
@@ -172,10 +178,10 @@ describe('userspace datapath: pod to pod across a pseudowire', () => {
         )[0]!.address;
         let seqs: number[] = [];
         for (const f of frames) {
-          const ihl = (f[14]! & 0x0f) * 4;
-          let o = 14 + ihl;
+          let o = 14 + (c.v6 ? 40 : (f[14]! & 0x0f) * 4);
           if (c.encap === 'udp') {
-            if (c.udpChecksum) assert.notEqual(f.readUInt16BE(o + 6), 0, 'UDP checksum set when configured');
+            if (c.udpChecksum || c.v6)
+              assert.notEqual(f.readUInt16BE(o + 6), 0, 'UDP checksum (configured, or IPv6)');
             else assert.equal(f.readUInt16BE(o + 6), 0, 'UDP checksum 0 on IPv4, like the kernel');
             o += 8;
             assert.equal(f.readUInt32BE(o), 0x00030000, 'ver/flags word');

@@ -475,7 +475,7 @@ struct tunnel *tunnel_create(const struct tunnel_cfg *cfg, pump_event_fn ev, voi
     *err = -ENOMEM, *what = "buffers";
     goto fail;
   }
-  t->gso = cfg->udp && cfg->udp_checksum;
+  t->gso = cfg->udp && (cfg->udp_checksum || cfg->family == AF_INET6); /* IPv6 UDP always has checksums */
   t->sock = open_socket(cfg, what);
   if (t->sock < 0) {
     *err = t->sock;
