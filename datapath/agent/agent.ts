@@ -27,6 +27,8 @@ export interface AgentOptions {
   /** Counters alone trigger a status write at most this often. */
   counterIntervalMs?: number;
   now?: () => Date;
+  /** Underlay health per tunnel (default: none); the agent command passes probeUnderlay. */
+  probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
   /** A pseudowire left this node: its node-side attachment bridge can go (the CNI plugin's call). */
   onPseudowireGone?: (ref: PseudowireRef) => Promise<unknown>;
 }
@@ -103,7 +105,9 @@ export class Agent {
     const desired = obj?.spec
       ? desiredFromSpec(obj.spec, { underlayMtu: this.o.underlayMtu ?? 1500 })
       : EMPTY;
-    const report = await reconcile(this.o.backend, desired, log);
+    const report = await reconcile(this.o.backend, desired, log, {
+      ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),
+    });
     this.passes++;
     await this.releaseGone(this.lastReport, report);
     this.lastReport = report;

@@ -15,6 +15,7 @@ import { Agent } from './agent.js';
 import { installCni } from './install-cni.js';
 import { createAgentMetrics } from './metrics.js';
 import { kubeNodeStateSource } from './nodestate-source.js';
+import { probeUnderlay } from './underlay.js';
 
 export const AGENT_USAGE =
   'agent --node-name NODE [--backend auto|kernel|userspace] [--kubeconfig FILE] [--cni-socket PATH] ' +
@@ -85,6 +86,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     resyncMs: Number(values['resync-seconds']) * 1000,
     counterIntervalMs: Number(values['status-counter-seconds']) * 1000,
     onPseudowireGone: releasePseudowireBridge,
+    probeUnderlay,
   });
   const probes = await startProbeServer({
     port: Number(values['metrics-port']),

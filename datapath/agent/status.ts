@@ -43,7 +43,8 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
       message: ready
         ? `${sessions.length} sessions up on the ${i.backend} backend`
-        : `${failed.length + failedTunnels.length} of ${sessions.length + i.report.tunnels.length} items failed`,
+        : (outage?.error ??
+          `${failed.length + failedTunnels.length} of ${sessions.length + i.report.tunnels.length} items failed`),
     }),
     condition(i.previous, i.now, i.generation, {
       type: 'Degraded',

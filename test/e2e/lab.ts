@@ -2,6 +2,7 @@
 // identity, N nodes as network namespaces on an underlay bridge, each node's datapath Pod (the one
 // the operator created) run by a kubelet stand-in inside that node's namespace, and pods as
 // namespaces attached by the real CNI executable through libcni's cnitool.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
@@ -211,6 +212,34 @@ export class LocalLab {
       leaderElection: { leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
       http: false,
     });
+  }
+
+  /** The operator as its own process (so a fault test can SIGKILL it), with the operator identity. */
+  operatorProcess(name: string): ChildProcess {
+    const p = spawn(
+      process.execPath,
+      [
+        join(REPO, 'dist/operator/main.js'),
+        ...['--kubeconfig', this.operatorKubeconfig, '--namespace', DEFAULT_NAMESPACE],
+        ...['--metrics-addr', '127.0.0.1:0', '--lease-duration-ms', '4000', '--retry-period-ms', '500'],
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, LOG_LEVEL: 'info', DATAPATH_BACKEND: this.o.backend, POD_NAME: name },
+      },
+    );
+    const lines: string[] = [];
+    const keep = (d: Buffer) => {
+      lines.push(...d.toString().split('\n').filter(Boolean));
+      if (lines.length > 500) lines.splice(0, lines.length - 500);
+    };
+    p.stdout?.on('data', keep);
+    p.stderr?.on('data', keep);
+    this.podLogs.set(`operator-${name}`, lines);
+    this.net.onCleanup(async () => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    });
+    return p;
   }
 
   async stopOperator(): Promise<void> {

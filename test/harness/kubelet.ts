@@ -54,6 +54,7 @@ export function expand(s: string, env: Record<string, string>): string {
 
 export class LabKubelet {
   private readonly running = new Map<string, ChildProcess>();
+  private readonly names = new Map<string, string>();
   /** restartPolicy Always: a container that exits is started again (after a short back-off). */
   private readonly restarts = new Map<string, { count: number; exitedAt: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -171,6 +172,7 @@ export class LabKubelet {
     proc.stdout?.on('data', forward);
     proc.stderr?.on('data', forward);
     this.running.set(pod.metadata.uid, proc);
+    this.names.set(pod.metadata.uid, pod.metadata.name);
     this.o.logger.info({ pod: pod.metadata.name, node: node.name }, 'started pod');
     void this.setPhase(pod, 'Running', true);
     proc.on('exit', () => {
@@ -182,6 +184,12 @@ export class LabKubelet {
         if (!this.stopped) void this.setPhase(pod, 'Running', false);
       }
     });
+  }
+
+  /** PID of the running container of a pod (ip netns exec, unshare and sh all exec into it). */
+  pidOf(podName: string): number | undefined {
+    for (const [uid, p] of this.running) if (this.names.get(uid) === podName) return p.pid;
+    return undefined;
   }
 
   restartCount(podUid: string): number {
