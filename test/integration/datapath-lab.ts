@@ -77,7 +77,7 @@ export async function attach(host: string, dev: string, br: string): Promise<voi
 
 export interface DatapathProc {
   child: ChildProcess;
-  /** Parsed JSON log lines so far. */
+  /** Parsed JSON log lines so far (waits allow 45 s: the test machines are shared and loaded). */
   lines: Record<string, unknown>[];
   waitFor(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** SIGTERM and wait; resolves the exit code. */
@@ -159,7 +159,7 @@ export async function startDatapath(
     if (!done && child.pid) process.kill(child.pid, 'SIGKILL');
     await exited;
   });
-  const waitFor = (msg: string, timeoutMs = 20000, from = 0) =>
+  const waitFor = (msg: string, timeoutMs = 45000, from = 0) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(
         () =>
