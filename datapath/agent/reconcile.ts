@@ -4,7 +4,13 @@
 // ownership marker are ever removed; a foreign device in our way is reported, not destroyed.
 import type { Logger } from '../../lib/log.js';
 import type { PseudowireRef } from '../../lib/agent-protocol.js';
-import type { Backend, ObservedSession, SessionSpec, TunnelSpec } from '../backend/types.js';
+import {
+  ForeignObjectError,
+  type Backend,
+  type ObservedSession,
+  type SessionSpec,
+  type TunnelSpec,
+} from '../backend/types.js';
 
 export interface DesiredSession extends SessionSpec {
   pseudowire?: PseudowireRef;
@@ -109,6 +115,7 @@ export async function reconcile(
       });
     } catch (e) {
       const error = message(e);
+      if (e instanceof ForeignObjectError) report.conflicts.push(error);
       report.tunnels.push({ ...named(t), tunnelId, state: 'Error', error });
       log.error({ tunnelId, err: error }, 'tunnel failed');
       for (const s of t.sessions)
@@ -129,6 +136,7 @@ export async function reconcile(
         report.sessions.push(underlay ? outcome(t, s, 'Down', underlay) : outcome(t, s, 'Up'));
       } catch (e) {
         const error = message(e);
+        if (e instanceof ForeignObjectError) report.conflicts.push(error);
         report.sessions.push(outcome(t, s, 'Error', error));
         log.error({ tunnelId, sessionId: s.sessionId, err: error }, 'session failed');
       }

@@ -97,3 +97,18 @@ export interface Backend {
    */
   close(opts: { keepDevices: boolean }): Promise<void>;
 }
+
+/** Something in the way that kube-l2tp did not create: reported as a conflict, never removed. */
+export class ForeignObjectError extends Error {
+  override name = 'ForeignObjectError';
+}
+
+export class ForeignDeviceError extends ForeignObjectError {
+  override name = 'ForeignDeviceError';
+  constructor(
+    readonly ifname: string,
+    why: string,
+  ) {
+    super(`interface ${ifname} exists and was not created by kube-l2tp (${why}); left alone`);
+  }
+}

@@ -50,7 +50,7 @@ function startAgent(): { proc: ChildProcess; log: () => string } {
       ...['--node-name', NODE, '--backend', 'userspace', '--kubeconfig', agentKubeconfig],
       ...['--cni-socket', join(dir, 'cni.sock'), '--cni-bin-dir', join(dir, 'bin')],
       ...['--cni-conf-dir', join(dir, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
-      ...['--cni-state-dir', join(dir, 'state'), '--resync-seconds', '1'],
+      ...['--cni-state-dir', join(dir, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'debug' } },
   );

@@ -21,13 +21,14 @@ import {
 import { RtnlLinks, type LinkInfo } from '../../../lib/netlink/rtnl.js';
 import { NETLINK_GENERIC, NETLINK_ROUTE, NetlinkSocket } from '../../../lib/netlink/socket.js';
 import { cookieBytes, type TunnelParams } from '../../../lib/wire/session.js';
-import type {
-  Backend,
-  ObservedSession,
-  ObservedTunnel,
-  SessionCounters,
-  SessionSpec,
-  TunnelSpec,
+import {
+  ForeignObjectError,
+  type Backend,
+  type ObservedSession,
+  type ObservedTunnel,
+  type SessionCounters,
+  type SessionSpec,
+  type TunnelSpec,
 } from '../types.js';
 
 /**
@@ -55,7 +56,7 @@ export function aliasL2spec(alias: string | undefined): 'none' | 'default' | und
 export { NetlinkError } from '../../../lib/netlink/errors.js';
 
 /** A conflict with something on the node that the backend will not remove because it is not ours. */
-export class KernelConflictError extends Error {
+export class KernelConflictError extends ForeignObjectError {
   constructor(
     message: string,
     readonly tunnelId: number,

@@ -1,10 +1,12 @@
 // The userspace backend: a persistent TAP per session and a native pump per tunnel socket.
 // Level-triggered like the kernel backend: ensureX converges, deleteX of something absent succeeds.
+import { access } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from '../../../lib/log.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
 import {
   DROP_REASONS,
+  ForeignDeviceError,
   type Backend,
   type BackendOptions,
   type DropReason,
@@ -40,6 +42,14 @@ export interface UserspaceBackendOptions extends BackendOptions {
    * TCP segments towards it (GRO-like). Off: one frame per read/write, every TAP offload disabled.
    */
   offload?: boolean;
+}
+
+/** Cheap existence check (sysfs of this network namespace), run for every session on every pass. */
+async function linkExists(ifname: string): Promise<boolean> {
+  return access(`/sys/class/net/${ifname}`).then(
+    () => true,
+    () => false,
+  );
 }
 
 export class UserspaceBackend implements Backend {
@@ -136,7 +146,8 @@ export class UserspaceBackend implements Backend {
     const t = this.tunnels.get(spec.tunnelId);
     if (!t) throw new Error(`tunnel ${spec.tunnelId} does not exist`);
     const cur = t.sessions.get(spec.sessionId);
-    if (cur && isDeepStrictEqual(cur, spec)) return;
+    // converged, unless the TAP was deleted by hand: then the session is rebuilt on a new one
+    if (cur && isDeepStrictEqual(cur, spec) && (await linkExists(spec.ifname))) return;
     if (cur) {
       this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);
       t.sessions.delete(spec.sessionId);
@@ -145,7 +156,7 @@ export class UserspaceBackend implements Backend {
     if (existing) {
       const mine = existing.owner?.tunnelId === spec.tunnelId && existing.owner.sessionId === spec.sessionId;
       if (existing.kind !== 'tun' || !mine) {
-        throw new Error(`interface ${spec.ifname} already exists and is not this session's kube-l2tp TAP`);
+        throw new ForeignDeviceError(spec.ifname, "it is not this session's kube-l2tp TAP");
       }
     }
     const tap = this.pump.openTap(spec.ifname, this.offload); // creates it, or reattaches to the persistent one
