@@ -349,8 +349,8 @@ static void tx_segment(struct tunnel *t, struct l2tp_session *s, const uint8_t *
   size_t per_train = (0xffff - 8 - (t->cfg.family == AF_INET6 ? 40 : 20)) / full;
   if (per_train > UDP_GSO_MAX_SEGS) per_train = UDP_GSO_MAX_SEGS;
   if (t->gso && nsegs > 1 && per_train > 1) {
-    if (b->used + (size_t)nsegs * full > TX_ARENA) tx_flush(t);
     for (;;) {
+      if (b->used + per_train * full > TX_ARENA) tx_flush(t); /* a train is at most 64 KiB */
       uint8_t *start = b->arena + b->used, *out = start;
       size_t k = 0, seg = 0, bytes = 0;
       while (k < per_train && (seg = tso_next(&ts, out + hl)) != 0) {
