@@ -16,11 +16,11 @@ import { names } from '../../cmd/cni/netops.js';
 import { mirrorManifest } from '../../operator/mirror.js';
 import { requireRoot } from '../harness/netns.js';
 import { decodeL2tp } from '../harness/tshark.js';
-import { LocalLab, until, type LabPod } from './lab.js';
+import { sleep, until } from '../harness/wait.js';
+import { LocalLab, type LabPod } from './lab.js';
 
 const logger = createLogger({ name: 'e2e', level: 'warn', destination: 'stderr' });
 const progress = (m: string) => console.log(`  · ${m}`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function links(ns: string): Promise<string[]> {
   const r = await runCapture('ip', ['-n', ns, '-o', 'link', 'show']);

@@ -11,11 +11,11 @@ import { API_VERSION } from '../../lib/api/schemas.js';
 import { runCapture } from '../../lib/exec.js';
 import { createLogger } from '../../lib/log.js';
 import { requireRoot } from '../harness/netns.js';
-import { LocalLab, until, type LabPod } from './lab.js';
+import { sleep, until } from '../harness/wait.js';
+import { LocalLab, type LabPod } from './lab.js';
 
 const logger = createLogger({ name: 'faults', level: 'error', destination: 'stderr' });
 const progress = (m: string) => console.log(`  · ${m}`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
   fault: string;

@@ -3,7 +3,8 @@
 // prints a summary, and tears down (or, with --keep, leaves it for kubectl).
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../lib/log.js';
-import { LocalLab, until } from './lab.js';
+import { until } from '../harness/wait.js';
+import { LocalLab } from './lab.js';
 
 const { values } = parseArgs({
   options: {

@@ -27,11 +27,11 @@ import { startControlPlane, type ControlPlane } from '../harness/controlplane.js
 import { LabKubelet, type LabNode } from '../harness/kubelet.js';
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
 import { Lab, inNsCapture, ip, ipIn } from '../harness/netns.js';
+import { sleep, until } from '../harness/wait.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** Absolute, because the CNI commands run with a PATH that holds no programs at all. */
 const IP = existsSync('/usr/sbin/ip') ? '/usr/sbin/ip' : '/sbin/ip';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface LabOptions {
   nodes: number;
@@ -57,27 +57,6 @@ export interface LabPod {
   /** The container ID cnitool derives from the netns path (what the plugin records). */
   containerID: string;
   address?: string;
-}
-
-export async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
-  );
 }
 
 export class LocalLab {

@@ -13,6 +13,7 @@ import type { L2TPNodeState, NodeStateSpec } from '../../lib/api/schemas.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { sleep, until } from '../harness/wait.js';
 import { runCapture } from '../../lib/exec.js';
 
 const NODE = 'kanode1';
@@ -23,23 +24,6 @@ const lab = new Lab();
 let dir: string;
 let agentKubeconfig: string;
 const procs: ChildProcess[] = [];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
 
 function startAgent(): { proc: ChildProcess; log: () => string } {
   let out = '';

@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../../lib/log.js';
 import { KubeClient, resourcePath } from '../../operator/kube.js';
 import { startOperator, type OperatorOptions, type RunningOperator } from '../../operator/operator.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { until } from '../harness/wait.js';
 
 export const NS = DEFAULT_NAMESPACE;
 export const GROUP_PATH = '/apis/l2tp.kube-l2tp.io/v1alpha1';
@@ -105,25 +106,8 @@ export function operator(
   });
 }
 
-export async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+/** Polls until fn yields a value (shared with every suite: test/harness/wait.ts). */
+export const eventually = until;
 
 export const nodeStatePath = (name?: string) =>
   resourcePath({
