@@ -50,7 +50,20 @@ export function encodeResponse(exitCode: number, stdout: string): Buffer {
 export function decodeResponse(buf: Buffer): { header: CniResponseHeader; stdout: string } {
   const nl = buf.indexOf(0x0a);
   if (nl < 0) throw new Error('agent response: no header line');
-  const header = cniResponseHeaderSchema.parse(JSON.parse(buf.subarray(0, nl).toString()));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(buf.subarray(0, nl).toString());
+  } catch (e) {
+    throw new Error(`agent response: header is not JSON (${(e as Error).message})`);
+  }
+  const parsed = cniResponseHeaderSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new Error(
+      `agent response: bad header: ${i ? `${i.path.join('.') || '(header)'}: ${i.message}` : 'invalid'}`,
+    );
+  }
+  const header = parsed.data;
   const body = buf.subarray(nl + 1);
   if (body.length !== header.stdoutBytes) {
     throw new Error(`agent response: ${body.length} body bytes, header says ${header.stdoutBytes}`);

@@ -113,6 +113,8 @@ export function parseStaticConfig(text: string): StaticConfig {
     doc = parseYaml(text, { prettyErrors: true });
   } catch (err) {
     if (err instanceof YAMLParseError) throw new ConfigError([`YAML: ${err.message.split('\n')[0]}`]);
+    // the yaml library also throws ReferenceError for alias bombs (resource exhaustion guard)
+    if (err instanceof Error) throw new ConfigError([`YAML: ${err.message.split('\n')[0]}`]);
     throw err;
   }
   return validateStaticConfig(doc);

@@ -1,5 +1,5 @@
 // Generic netlink: the 4-byte genlmsghdr and family resolution through nlctrl.
-import { AttrMap, encodeAttrs, type Attr, type NlMsg } from './codec.js';
+import { AttrMap, NetlinkDecodeError, encodeAttrs, type Attr, type NlMsg } from './codec.js';
 import type { NetlinkSocket } from './socket.js';
 
 export const GENL_HDRLEN = 4;
@@ -29,6 +29,9 @@ export interface GenlMessage {
 }
 
 export function decodeGenl(m: NlMsg): GenlMessage {
+  if (m.payload.length < GENL_HDRLEN) {
+    throw new NetlinkDecodeError(`genetlink message of ${m.payload.length} bytes has no genlmsghdr`);
+  }
   return {
     cmd: m.payload.readUInt8(0),
     version: m.payload.readUInt8(1),

@@ -1,6 +1,6 @@
 // rtnetlink links: read name/flags/MTU/alias/stats, set up/down, MTU, alias (our ownership
 // marker) and name. ifinfomsg is 16 bytes: family u8, pad u8, type u16, index s32, flags u32, change u32.
-import { AttrMap, encodeAttrs, type Attr, type NlMsg } from './codec.js';
+import { AttrMap, NetlinkDecodeError, encodeAttrs, type Attr, type NlMsg } from './codec.js';
 import type { NetlinkSocket } from './socket.js';
 
 export const RTM_NEWLINK = 16;
@@ -62,6 +62,8 @@ export function encodeIfinfo(index: number, flags: number, change: number, attrs
 
 export function decodeLink(m: NlMsg): LinkInfo {
   const p = m.payload;
+  if (p.length < IFINFO_LEN)
+    throw new NetlinkDecodeError(`link message of ${p.length} bytes has no ifinfomsg`);
   const a = AttrMap.parse(p.subarray(IFINFO_LEN));
   const flags = p.readUInt32LE(8);
   const l: LinkInfo = {
