@@ -254,13 +254,23 @@ const cPacketArb: fc.Arbitrary<CPacket> = fc.oneof(
   fc.record({ kind: fc.constant('random' as const), data: bytes(48) }),
   fc.record({
     kind: fc.constant('valid' as const),
-    frame: bytes(24),
+    frame: fc
+      .oneof(
+        bytes(13),
+        fc.uint8Array({ minLength: 14, maxLength: 40 }).map((a) => Buffer.from(a)),
+        bytes(13),
+      )
+      .map((b) => b),
     seq: fc.record({
       near: fc.constantFrom('nr' as const, 'oos' as const, 'any' as const),
       delta: fc.integer({ min: -3, max: 3 }),
       s: fc.boolean(),
     }),
-    mutations: fc.oneof(fc.constant<Mutation[]>([]), fc.array(mutationArb, { maxLength: 2 })),
+    mutations: fc.oneof(
+      fc.constant<Mutation[]>([]),
+      fc.constant<Mutation[]>([]),
+      fc.array(mutationArb, { maxLength: 2 }),
+    ),
   }),
 );
 
