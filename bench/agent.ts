@@ -1,0 +1,658 @@
+// Node agent scale bench (issue 6) on a real kube-apiserver, userspace backend, one node netns:
+//   cold    empty node, L2TPNodeState with N sessions already applied, agent started: time from the
+//           agent's spawn until the status shows all N sessions Up at the current generation
+//   apply   the agent already running on an empty spec: time from the apiserver committing the
+//           N-session spec (watch event) until the status shows all N Up at that generation
+//   clear   the spec emptied again: time until the status shows 0 sessions (every TAP gone)
+//   static  the baseline measured in the same run: the same N sessions through the project's static
+//           mode (no apiserver), time from its spawn to its "ready" log line (every TAP up)
+// Also: the agent's peak RSS (VmHWM of the node process), and at rest (largest N only) the agent's
+// requests on its L2TPNodeState counted from the apiserver's audit log (PATCH of /status and GET,
+// per minute), status updates that changed the object (watch events), and the agent's CPU.
+// Where the time goes comes from the agent's own log lines (process start, first tunnel, sessions).
+// usage (root): node dist/bench/agent.js [--sessions 1000] [--points 1,100] [--per-tunnel 100]
+//               [--rest-seconds 60]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../lib/api/rbac.js';
+import { API_VERSION, GROUP, VERSION } from '../lib/api/schemas.js';
+import type { L2TPNodeState, NodeStateSpec } from '../lib/api/schemas.js';
+import { runCapture } from '../lib/exec.js';
+import { startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
+import { bridgeLoopbackPort } from '../test/harness/loopback-bridge.js';
+import { Lab, requireRoot } from '../test/harness/netns.js';
+
+const { values } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '1000' },
+    points: { type: 'string', default: '1,100' },
+    'per-tunnel': { type: 'string', default: '100' },
+    'rest-seconds': { type: 'string', default: '60' },
+  },
+});
+const N = Number(values.sessions);
+const POINTS = [
+  ...new Set([...values.points.split(',').filter(Boolean).map(Number), N].filter((n) => n > 0 && n <= N)),
+].sort((a, b) => a - b);
+const PER_TUNNEL = Number(values['per-tunnel']);
+const REST_S = Number(values['rest-seconds']);
+const GOAL_S = 10;
+
+const NODE = 'kbnode';
+const PEER = 'kbpeer';
+const LOCAL = '10.205.0.1';
+const REMOTE = '10.205.0.2';
+const repo = process.cwd();
+const MAIN = join(repo, 'dist/datapath/main.js');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the spec --------------------------------------------------------------------------------
+
+function spec(n: number): NodeStateSpec {
+  const tunnels: NodeStateSpec['tunnels'] = [];
+  for (let t = 0; t * PER_TUNNEL < n; t++) {
+    const ids = Array.from(
+      { length: Math.min(PER_TUNNEL, n - t * PER_TUNNEL) },
+      (_, i) => t * PER_TUNNEL + i + 1,
+    );
+    tunnels.push({
+      name: `kb-t${t}`,
+      tunnelId: 100 + t,
+      peerTunnelId: 200 + t,
+      encap: 'udp',
+      local: LOCAL,
+      remote: REMOTE,
+      udpSourcePort: 6000 + t,
+      udpDestinationPort: 6000 + t,
+      udpChecksum: false,
+      sessions: ids.map((id) => ({
+        pseudowire: { namespace: 'default', name: `wire-${id}` },
+        sessionId: id,
+        peerSessionId: 100_000 + id,
+        ifname: `l2tpeth${id}`,
+        cookie: '0102030405060708',
+        peerCookie: '1112131415161718',
+        l2specType: 'default',
+        sendSequence: false,
+        requireSequence: false,
+        reorderTimeoutMs: 0,
+        mode: 'bridge',
+      })),
+    });
+  }
+  return { nodeName: NODE, tunnels };
+}
+
+/** The same sessions as a static-mode config. */
+function staticConfig(n: number): string {
+  return JSON.stringify({
+    tunnels: spec(n).tunnels.map((t) => ({
+      tunnelId: t.tunnelId,
+      peerTunnelId: t.peerTunnelId,
+      encap: t.encap,
+      local: t.local,
+      remote: t.remote,
+      udpSourcePort: t.udpSourcePort,
+      udpDestinationPort: t.udpDestinationPort,
+      udpChecksum: t.udpChecksum,
+      sessions: t.sessions.map((s) => ({
+        sessionId: s.sessionId,
+        peerSessionId: s.peerSessionId,
+        name: s.ifname,
+        cookie: s.cookie,
+        peerCookie: s.peerCookie,
+        l2specType: s.l2specType,
+      })),
+    })),
+  });
+}
+
+// ---- processes -------------------------------------------------------------------------------
+
+interface LogLine {
+  t: number;
+  msg: string;
+}
+
+interface Proc {
+  proc: ChildProcess;
+  spawnedAt: number;
+  lines: LogLine[];
+  tail: () => string;
+  exited: Promise<void>;
+  /** The node process itself (ip netns exec execs it, so normally proc.pid). */
+  pid: () => number;
+}
+
+function startNode(args: string[]): Proc {
+  const proc = spawn('ip', ['netns', 'exec', NODE, process.execPath, MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'info' },
+  });
+  const spawnedAt = Date.now();
+  const lines: LogLine[] = [];
+  let raw = '';
+  let partial = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    for (const p of parts) {
+      raw = (raw + p + '\n').slice(-20_000);
+      try {
+        const j = JSON.parse(p) as { time?: number; msg?: string };
+        if (j.msg && j.time) lines.push({ t: j.time, msg: j.msg });
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  proc.stderr!.on('data', (d: Buffer) => (raw = (raw + d.toString()).slice(-20_000)));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const pid = () => {
+    const p = proc.pid!;
+    if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'node') return p;
+    const kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/);
+    return Number(kids[0]);
+  };
+  return { proc, spawnedAt, lines, tail: () => raw.split('\n').slice(-30).join('\n'), exited, pid };
+}
+
+async function stop(p: Proc, ms = 30_000): Promise<number> {
+  const t0 = Date.now();
+  if (p.proc.exitCode === null && p.proc.signalCode === null) {
+    p.proc.kill('SIGTERM');
+    await Promise.race([p.exited, sleep(ms)]);
+    if (p.proc.exitCode === null && p.proc.signalCode === null) {
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+function procStatus(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  try {
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** utime + stime in seconds. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / 100;
+}
+
+async function tapCount(): Promise<number> {
+  const r = await runCapture('ip', ['-n', NODE, '-o', 'link', 'show', 'type', 'tun']);
+  return r.stdout.split('\n').filter((l) => l.includes('l2tpeth')).length;
+}
+
+// ---- the apiserver side ----------------------------------------------------------------------
+
+let cp: ControlPlane;
+let api: k8s.CustomObjectsApi;
+let agentUser = '';
+let auditLog = '';
+
+interface Seen {
+  t: number;
+  gen: number;
+  obsGen: number | undefined;
+  total: number;
+  up: number;
+  ready: boolean;
+  bytes: number;
+  statusBytes: number;
+  rv: string;
+  /** tx + rx packets over every session's counters (TAPs up send IPv6 RS/MLD on their own). */
+  packets: number;
+}
+let latest: Seen | undefined;
+const events: Seen[] = [];
+const waiters = new Set<() => void>();
+
+function summarize(o: L2TPNodeState): Seen {
+  const sessions = o.status?.sessions ?? [];
+  return {
+    t: Date.now(),
+    gen: o.metadata.generation ?? 0,
+    obsGen: o.status?.observedGeneration,
+    total: sessions.length,
+    up: sessions.filter((s) => s.state === 'Up').length,
+    ready: o.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+    bytes: JSON.stringify(o).length,
+    statusBytes: JSON.stringify(o.status ?? {}).length,
+    rv: o.metadata.resourceVersion ?? '',
+    packets: sessions.reduce((a, s) => a + (s.counters?.txPackets ?? 0) + (s.counters?.rxPackets ?? 0), 0),
+  };
+}
+
+async function startWatch(kc: k8s.KubeConfig): Promise<() => void> {
+  const w = new k8s.Watch(kc);
+  let abort: AbortController | undefined;
+  let stopped = false;
+  const go = async () => {
+    abort = await w.watch(
+      `/apis/${GROUP}/${VERSION}/l2tpnodestates`,
+      { fieldSelector: `metadata.name=${NODE}` },
+      (phase, obj: L2TPNodeState) => {
+        latest = phase === 'DELETED' ? undefined : summarize(obj);
+        if (latest) events.push(latest);
+        for (const f of waiters) f();
+      },
+      () => {
+        if (!stopped) setTimeout(() => void go(), 200);
+      },
+    );
+  };
+  await go();
+  return () => {
+    stopped = true;
+    abort?.abort();
+  };
+}
+
+/** Resolves with the first watched state (now or later) that satisfies pred. */
+function waitFor(what: string, pred: (s: Seen) => boolean, timeoutMs = 180_000): Promise<Seen> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (latest && pred(latest)) {
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve(latest);
+      }
+    };
+    const timer = setTimeout(() => {
+      waiters.delete(check);
+      reject(new Error(`timed out waiting for ${what}; last seen ${JSON.stringify(latest)}`));
+    }, timeoutMs);
+    waiters.add(check);
+    check();
+  });
+}
+
+/** When the watch first saw generation gen (events from index mark on). */
+async function committedAt(mark: number, gen: number): Promise<number> {
+  for (let i = 0; i < 2000; i++) {
+    const e = events.slice(mark).find((x) => x.gen === gen);
+    if (e) return e.t;
+    await sleep(5);
+  }
+  throw new Error(`generation ${gen} never seen`);
+}
+
+const allUp = (n: number, gen: number) => (s: Seen) =>
+  s.gen === gen && s.obsGen === gen && s.total === n && s.up === n && s.ready;
+
+async function applyNodeState(n: number): Promise<number> {
+  const obj = { apiVersion: API_VERSION, kind: 'L2TPNodeState', metadata: { name: NODE }, spec: spec(n) };
+  await cp.kubectl(['apply', '--server-side', '--field-manager=bench-operator', '-f', '-'], {
+    input: JSON.stringify(obj),
+  });
+  const o = (await api.getClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: 'l2tpnodestates',
+    name: NODE,
+  })) as L2TPNodeState;
+  return o.metadata.generation ?? 0;
+}
+
+interface AuditEvent {
+  verb: string;
+  user?: { username?: string };
+  objectRef?: { resource?: string; subresource?: string; name?: string };
+  requestReceivedTimestamp: string;
+}
+
+/** The agent's requests on its node state between two instants, by verb[/subresource]. */
+function agentRequests(from: number, to: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of readFileSync(auditLog, 'utf8').split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as AuditEvent;
+    const t = Date.parse(e.requestReceivedTimestamp);
+    if (t < from || t >= to || e.user?.username !== agentUser || e.objectRef?.name !== NODE) continue;
+    const k = e.objectRef.subresource ? `${e.verb}/${e.objectRef.subresource}` : e.verb;
+    out.set(k, (out.get(k) ?? 0) + 1);
+  }
+  return out;
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+interface Phases {
+  /** spawn -> first log line (node start, imports, native pump load). */
+  bootS: number;
+  /** first log line -> first "tunnel up" (API GET, TAP listing). */
+  firstTunnelS: number;
+  /** first "tunnel up" -> last "session up". */
+  sessionsS: number;
+  /** ms per session over the first and the last 10 % of sessions. */
+  msPerSessionHead: number;
+  msPerSessionTail: number;
+  /** last "session up" -> status observed (counters, status build, PATCH, watch). */
+  statusS: number;
+}
+
+function phases(p: Proc, endT: number, n: number): Phases {
+  const first = p.lines[0]?.t ?? NaN;
+  const tunnel = p.lines.find((l) => l.msg === 'tunnel up')?.t ?? NaN;
+  const ups = p.lines.filter((l) => l.msg === 'session up' || l.msg === 'session reattached to existing TAP');
+  const last = ups[n - 1]?.t ?? NaN;
+  const k = Math.max(1, Math.floor(n / 10));
+  const rate = (a: number, b: number) => (n > 1 ? ((ups[b]?.t ?? NaN) - (ups[a]?.t ?? NaN)) / (b - a) : NaN);
+  return {
+    bootS: (first - p.spawnedAt) / 1000,
+    firstTunnelS: (tunnel - first) / 1000,
+    sessionsS: (last - tunnel) / 1000,
+    msPerSessionHead: rate(0, Math.min(k, n - 1)),
+    msPerSessionTail: rate(Math.max(0, n - 1 - k), n - 1),
+    statusS: (endT - last) / 1000,
+  };
+}
+
+interface AgentResult {
+  n: number;
+  coldS: number;
+  cold: Phases;
+  applyS: number;
+  apply: Phases;
+  clearS: number;
+  coldWrites: number;
+  hwmMB: number;
+  rssMB: number;
+  objectKB: number;
+  statusKB: number;
+  rest?: {
+    seconds: number;
+    patchPerMin: number;
+    getPerMin: number;
+    changesPerMin: number;
+    cpuPct: number;
+    other: string;
+    packetsInStatus: number;
+  };
+}
+
+interface StaticResult {
+  n: number;
+  readyS: number;
+  phases: Phases;
+  hwmMB: number;
+  stopS: number;
+  listTapsMs: number;
+}
+
+async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolean): Promise<AgentResult> {
+  await runCapture(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.adminKubeconfig, 'delete', 'l2tpnodestates', NODE, '--ignore-not-found']); // prettier-ignore
+  const gen = await applyNodeState(n);
+  if ((await tapCount()) !== 0) throw new Error('node not empty before the cold start');
+  const a = startNode([
+    ...['agent', '--node-name', NODE, '--backend', 'userspace', '--kubeconfig', kubeconfig],
+    ...['--cni-socket', join(dir, `cni-${n}.sock`), '--cni-state-dir', join(dir, 'state')],
+    ...['--no-install-cni', '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+  ]);
+  try {
+    const up = await waitFor(`cold start of ${n}`, allUp(n, gen)).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${a.tail()}`);
+    });
+    const coldS = (up.t - a.spawnedAt) / 1000;
+    const cold = phases(a, up.t, n);
+    await sleep(1000); // the audit line of a request lands after its response
+    const coldWrites = agentRequests(a.spawnedAt - 1000, up.t + 1000).get('patch/status') ?? 0;
+    const pid = a.pid();
+    let restOut: AgentResult['rest'];
+    if (rest) {
+      await sleep(2000);
+      const from = Date.now();
+      const cpu0 = cpuSeconds(pid);
+      const ev0 = events.length;
+      const pk0 = latest?.packets ?? 0;
+      process.stderr.write(`  n=${n}: ${REST_S} s at rest...\n`);
+      await sleep(REST_S * 1000);
+      const to = Date.now();
+      const cpu1 = cpuSeconds(pid);
+      await sleep(1500); // let the audit log catch up
+      const req = agentRequests(from, to);
+      const min = (to - from) / 60_000;
+      const other = [...req]
+        .filter(([k]) => k !== 'patch/status' && k !== 'get')
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      restOut = {
+        seconds: (to - from) / 1000,
+        patchPerMin: (req.get('patch/status') ?? 0) / min,
+        getPerMin: (req.get('get') ?? 0) / min,
+        changesPerMin: events.slice(ev0).filter((e) => e.t >= from && e.t < to).length / min,
+        cpuPct: ((cpu1 - cpu0) / ((to - from) / 1000)) * 100,
+        other,
+        packetsInStatus: (latest?.packets ?? 0) - pk0,
+      };
+    }
+    const rssMB = procStatus(pid, 'VmRSS');
+    const objectKB = (latest?.bytes ?? NaN) / 1024;
+    const statusKB = (latest?.statusBytes ?? NaN) / 1024;
+
+    // clear: every session removed by the running agent
+    let mark = events.length;
+    const g0 = await applyNodeState(0);
+    const c0 = await committedAt(mark, g0);
+    const cleared = await waitFor(`clear of ${n}`, allUp(0, g0));
+    const clearS = (cleared.t - c0) / 1000;
+    if ((await tapCount()) !== 0) throw new Error('TAPs left after the spec was emptied');
+
+    // apply to a running agent
+    const lineMark = a.lines.length;
+    mark = events.length;
+    const g1 = await applyNodeState(n);
+    const committed = await committedAt(mark, g1);
+    const up1 = await waitFor(`apply of ${n}`, allUp(n, g1));
+    const applyS = (up1.t - committed) / 1000;
+    const applyLines: Proc = { ...a, spawnedAt: committed, lines: a.lines.slice(lineMark) };
+    const apply = phases(applyLines, up1.t, n);
+    apply.bootS = NaN;
+    apply.firstTunnelS = ((applyLines.lines.find((l) => l.msg === 'tunnel up')?.t ?? NaN) - committed) / 1000;
+
+    const g2 = await applyNodeState(0);
+    await waitFor(`final clear of ${n}`, allUp(0, g2));
+    const hwmMB = procStatus(pid, 'VmHWM');
+    return {
+      n,
+      coldS,
+      cold,
+      applyS,
+      apply,
+      clearS,
+      coldWrites,
+      hwmMB,
+      rssMB,
+      objectKB,
+      statusKB,
+      ...(restOut ? { rest: restOut } : {}),
+    };
+  } finally {
+    await stop(a);
+  }
+}
+
+async function staticRun(n: number, dir: string): Promise<StaticResult> {
+  if ((await tapCount()) !== 0) throw new Error('node not empty before the static run');
+  const cfg = join(dir, `static-${n}.json`);
+  writeFileSync(cfg, staticConfig(n));
+  const s = startNode(['static', '--config', cfg, '--backend', 'userspace']);
+  try {
+    const end = Date.now() + 180_000;
+    while (!s.lines.some((l) => l.msg === 'ready')) {
+      if (s.proc.exitCode !== null || Date.now() > end) throw new Error(`static run failed:\n${s.tail()}`);
+      await sleep(20);
+    }
+    const readyT = s.lines.find((l) => l.msg === 'ready')!.t;
+    const taps = await tapCount();
+    if (taps !== n) throw new Error(`static: ${taps} TAPs, expected ${n}`);
+    const hwmMB = procStatus(s.pid(), 'VmHWM');
+    // what one listSessions (a pass of the agent) costs with n TAPs present
+    const t0 = performance.now();
+    await runCapture('ip', ['-n', NODE, '-j', '-d', 'link', 'show', 'type', 'tun']);
+    const listTapsMs = performance.now() - t0;
+    const stopS = await stop(s, 120_000);
+    if ((await tapCount()) !== 0) throw new Error('static left TAPs behind');
+    return {
+      n,
+      readyS: (readyT - s.spawnedAt) / 1000,
+      phases: phases(s, readyT, n),
+      hwmMB,
+      stopS,
+      listTapsMs,
+    };
+  } finally {
+    await stop(s);
+  }
+}
+
+/** Cost of one `ip` exec from Node inside the node namespace, as the backend pays it. */
+async function ipExecMs(): Promise<number> {
+  const k = 50;
+  const t0 = performance.now();
+  for (let i = 0; i < k; i++) await runCapture('ip', ['-n', NODE, '-j', '-d', 'link', 'show', 'dev', 'lo']);
+  return (performance.now() - t0) / k;
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const pad = (s: string, w: number) => s.padStart(w);
+
+async function main() {
+  requireRoot();
+  const dir = mkdtempSync(join(tmpdir(), 'kl2tp-agent-bench-'));
+  const lab = new Lab();
+  let stopWatch = () => undefined as void;
+  auditLog = join(dir, 'audit.log');
+  const policy = join(dir, 'audit-policy.yaml');
+  writeFileSync(
+    policy,
+    [
+      'apiVersion: audit.k8s.io/v1',
+      'kind: Policy',
+      'omitStages: [RequestReceived]',
+      'rules:',
+      '- level: Metadata',
+      `  resources: [{group: ${JSON.stringify(GROUP)}, resources: [l2tpnodestates, l2tpnodestates/status]}]`,
+      '- level: None',
+      '',
+    ].join('\n'),
+  );
+  try {
+    process.stderr.write('starting the control plane...\n');
+    cp = await startControlPlane({
+      apiserverArgs: [
+        `--audit-policy-file=${policy}`,
+        `--audit-log-path=${auditLog}`,
+        '--audit-log-mode=blocking',
+      ],
+    });
+    await cp.kubectl(['apply', '-f', join(repo, 'crds')]);
+    await cp.kubectl(['create', 'namespace', DEFAULT_NAMESPACE]);
+    await cp.kubectl(['apply', '-f', '-'], { input: rbacObjects().map((o) => JSON.stringify(o)).join('\n') }); // prettier-ignore
+    agentUser = serviceAccountUser(DEFAULT_NAMESPACE, AGENT_SA);
+    const kubeconfig = await cp.kubeconfigFor({ user: agentUser });
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(cp.adminKubeconfig);
+    api = kc.makeApiClient(k8s.CustomObjectsApi);
+    for (let i = 0; i < 100; i++) {
+      // the CRDs take a moment to be served
+      const r = await runCapture(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.adminKubeconfig, 'get', 'l2tpnodestates']); // prettier-ignore
+      if (r.code === 0) break;
+      await sleep(200);
+    }
+    stopWatch = await startWatch(kc);
+
+    await lab.netns(NODE);
+    await lab.netns(PEER);
+    await bridgeLoopbackPort(lab, NODE, Number(new URL(cp.url).port), dir);
+    await lab.veth(
+      { ns: NODE, name: 'kb-u0', addr: `${LOCAL}/24` },
+      { ns: PEER, name: 'kb-u1', addr: `${REMOTE}/24` },
+    );
+
+    const execMs = await ipExecMs();
+    const statics: StaticResult[] = [];
+    const agents: AgentResult[] = [];
+    for (const n of POINTS) {
+      process.stderr.write(`n=${n}: static baseline...\n`);
+      statics.push(await staticRun(n, dir));
+      process.stderr.write(`n=${n}: agent...\n`);
+      agents.push(await agentRun(n, dir, kubeconfig, n === N));
+    }
+
+    const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    console.log(
+      `\nnode agent bench: userspace backend, ${PER_TUNNEL} sessions per tunnel, UDP, 8-byte cookies`,
+    );
+    console.log(`one \`ip\` exec from Node: ${f(execMs, 1)} ms; load average at the end: ${load}\n`);
+    console.log('time to all sessions Up (s); ratio = agent / static baseline of the same run');
+    console.log(
+      `${pad('N', 6)} ${pad('static', 8)} ${pad('agent-cold', 11)} ${pad('ratio', 6)} ${pad('agent-apply', 12)} ${pad('ratio', 6)} ${pad('clear', 7)} ${pad('static-stop', 12)} ${pad(`goal<=${GOAL_S}s`, 10)}`,
+    );
+    for (let i = 0; i < POINTS.length; i++) {
+      const s = statics[i]!;
+      const a = agents[i]!;
+      console.log(
+        `${pad(String(s.n), 6)} ${pad(f(s.readyS), 8)} ${pad(f(a.coldS), 11)} ${pad(f(a.coldS / s.readyS), 6)} ${pad(f(a.applyS), 12)} ${pad(f(a.applyS / s.readyS), 6)} ${pad(f(a.clearS), 7)} ${pad(f(s.stopS), 12)} ${pad(a.n === N ? (a.coldS <= GOAL_S ? 'met' : 'MISSED') : '', 10)}`,
+      );
+    }
+    console.log('\nwhere the time goes (s, from log timestamps; ms/session over the first / last 10 %)');
+    console.log(
+      `${pad('run', 14)} ${pad('boot', 6)} ${pad('to-tunnel', 10)} ${pad('sessions', 9)} ${pad('ms/s head', 10)} ${pad('ms/s tail', 10)} ${pad('to-status', 10)}`,
+    );
+    const row = (name: string, p: Phases) =>
+      console.log(
+        `${pad(name, 14)} ${pad(f(p.bootS), 6)} ${pad(f(p.firstTunnelS), 10)} ${pad(f(p.sessionsS), 9)} ${pad(f(p.msPerSessionHead, 1), 10)} ${pad(f(p.msPerSessionTail, 1), 10)} ${pad(f(p.statusS), 10)}`,
+      );
+    for (let i = 0; i < POINTS.length; i++) {
+      row(`static ${POINTS[i]}`, statics[i]!.phases);
+      row(`cold ${POINTS[i]}`, agents[i]!.cold);
+      row(`apply ${POINTS[i]}`, agents[i]!.apply);
+    }
+    console.log('\nmemory (MB) and the status object');
+    console.log(
+      `${pad('N', 6)} ${pad('static HWM', 11)} ${pad('agent HWM', 10)} ${pad('ratio', 6)} ${pad('agent RSS', 10)} ${pad('object KB', 10)} ${pad('status KB', 10)} ${pad('PATCH/cold', 11)} ${pad('ip -j tun ms', 13)}`,
+    );
+    for (let i = 0; i < POINTS.length; i++) {
+      const s = statics[i]!;
+      const a = agents[i]!;
+      console.log(
+        `${pad(String(a.n), 6)} ${pad(f(s.hwmMB, 1), 11)} ${pad(f(a.hwmMB, 1), 10)} ${pad(f(a.hwmMB / s.hwmMB), 6)} ${pad(f(a.rssMB, 1), 10)} ${pad(f(a.objectKB, 0), 10)} ${pad(f(a.statusKB, 0), 10)} ${pad(String(a.coldWrites), 11)} ${pad(f(s.listTapsMs, 0), 13)}`,
+      );
+    }
+    const r = agents.find((a) => a.rest)?.rest;
+    if (r) {
+      console.log(
+        `\nat rest, ${N} sessions, ${f(r.seconds, 0)} s (apiserver audit log, agent identity, its node state):`,
+      );
+      console.log(
+        `  status PATCH/min ${f(r.patchPerMin, 1)}  (object changed: ${f(r.changesPerMin, 1)}/min by watch)  GET/min ${f(r.getPerMin, 1)}  agent CPU ${f(r.cpuPct, 1)} %  counter packets reported meanwhile: ${r.packetsInStatus}${r.other ? `  other: ${r.other}` : ''}`,
+      );
+    }
+  } finally {
+    stopWatch();
+    await lab.cleanup();
+    await cp?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
