@@ -5,7 +5,7 @@
  * Each request (little-endian), one at a time:
  *   u8 udp, u8 peer_cookie_len, u8 l2spec_len, u8 recv_seq, u8 peer_cookie[8],
  *   u32 session_id, u32 nr, u32 nr_oos, i32 nr_oos_count, i32 reorder_skip, u32 len, u8 packet[len]
- * Each answer (9 x 32 bits, little-endian):
+ * Each answer (9 x 32 bits, host byte order; the reader assumes a little-endian host):
  *   locate result, sid, off, verify result (VERIFY_NOT_CALLED when not called), payload offset,
  *   nr, nr_oos, nr_oos_count, reorder_skip (the session's receive state afterwards)
  * The packet is copied into a heap block of exactly len bytes so that ASan sees any over-read. */
