@@ -18,8 +18,8 @@ if want integration || want e2e || want vm || want check; then
   KUBE_L2TP_BIN=$(bash scripts/build-go-tools.sh | tail -1); export KUBE_L2TP_BIN
   echo "tools in the cache: $(ls "$KUBE_L2TP_BIN" | tr '\n' ' ')"
 fi
-if want vm; then
-  step "Debian kernel for the VM tests (cached)"
+if want vm || want e2e; then
+  step "Debian kernel for the VM tests and the e2e kernel node (cached)"
   KUBE_L2TP_KERNEL_DIR=$(bash scripts/fetch-kernel.sh | tail -1); export KUBE_L2TP_KERNEL_DIR
 fi
 step "build"
