@@ -1,6 +1,5 @@
 // The userspace backend: a persistent TAP per session and a native pump per tunnel socket.
 // Level-triggered like the kernel backend: ensureX converges, deleteX of something absent succeeds.
-import { access } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from '../../../lib/log.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
@@ -42,14 +41,6 @@ export interface UserspaceBackendOptions extends BackendOptions {
    * TCP segments towards it (GRO-like). Off: one frame per read/write, every TAP offload disabled.
    */
   offload?: boolean;
-}
-
-/** Cheap existence check (sysfs of this network namespace), run for every session on every pass. */
-async function linkExists(ifname: string): Promise<boolean> {
-  return access(`/sys/class/net/${ifname}`).then(
-    () => true,
-    () => false,
-  );
 }
 
 export class UserspaceBackend implements Backend {
@@ -147,7 +138,7 @@ export class UserspaceBackend implements Backend {
     if (!t) throw new Error(`tunnel ${spec.tunnelId} does not exist`);
     const cur = t.sessions.get(spec.sessionId);
     // converged, unless the TAP was deleted by hand: then the session is rebuilt on a new one
-    if (cur && isDeepStrictEqual(cur, spec) && (await linkExists(spec.ifname))) return;
+    if (cur && isDeepStrictEqual(cur, spec) && (await getLink(spec.ifname)) !== undefined) return;
     if (cur) {
       this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);
       t.sessions.delete(spec.sessionId);

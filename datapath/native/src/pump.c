@@ -62,6 +62,9 @@ struct tunnel {
   int rx_started, tx_started;
   pthread_rwlock_t lock;
   struct l2tp_session *slots[PUMP_MAX_SESSIONS];
+  /* session ID -> slot + 1 (0 = empty), open addressing at load <= 1/2; rebuilt under the write lock on
+   * every add/remove, so the per-packet lookup is O(1) however many sessions a tunnel holds */
+  uint16_t index[PUMP_INDEX_SIZE];
   struct l2tp_session *last; /* rx lookup cache, rx thread only */
   struct tunnel_counters c;
   pump_event_fn ev;
@@ -130,14 +133,28 @@ static int open_socket(const struct tunnel_cfg *cfg, const char **what) {
   return fd;
 }
 
+static inline uint32_t sid_hash(uint32_t sid) { return (sid * 2654435761u) & (PUMP_INDEX_SIZE - 1); }
+
+/* Caller holds the write lock. */
+static void index_rebuild(struct tunnel *t) {
+  memset(t->index, 0, sizeof t->index);
+  for (int i = 0; i < PUMP_MAX_SESSIONS; i++) {
+    if (!t->slots[i]) continue;
+    uint32_t h = sid_hash(t->slots[i]->session_id);
+    while (t->index[h]) h = (h + 1) & (PUMP_INDEX_SIZE - 1);
+    t->index[h] = (uint16_t)(i + 1);
+  }
+}
+
 static struct l2tp_session *lookup(struct tunnel *t, uint32_t sid) {
   struct l2tp_session *s = t->last;
   if (s && s->session_id == sid) return s;
-  for (int i = 0; i < PUMP_MAX_SESSIONS; i++) {
-    s = t->slots[i];
+  for (uint32_t h = sid_hash(sid);; h = (h + 1) & (PUMP_INDEX_SIZE - 1)) {
+    uint16_t v = t->index[h];
+    if (!v) return NULL; /* the load factor guarantees an empty entry */
+    s = t->slots[v - 1];
     if (s && s->session_id == sid) return t->last = s;
   }
-  return NULL;
 }
 
 static int transient(int e) {
@@ -531,6 +548,7 @@ int tunnel_add_session(struct tunnel *t, struct l2tp_session *s) {
     return err;
   }
   t->slots[free_slot] = s;
+  index_rebuild(t);
   pthread_rwlock_unlock(&t->lock);
   return 0;
 }
@@ -554,6 +572,7 @@ int tunnel_remove_session(struct tunnel *t, uint32_t session_id, int keep_device
     }
   }
   if (s && t->last == s) t->last = NULL;
+  if (s) index_rebuild(t);
   pthread_rwlock_unlock(&t->lock);
   if (!s) return -ENOENT;
   release_session(s, keep_device);

@@ -10,7 +10,9 @@
 
 #include "wire.h"
 
-#define PUMP_MAX_SESSIONS 256
+#define PUMP_MAX_SESSIONS 4096
+/* power of two, at least twice PUMP_MAX_SESSIONS (the session index stays at most half full) */
+#define PUMP_INDEX_SIZE 8192
 
 struct tunnel_cfg {
   int family; /* AF_INET or AF_INET6 */
