@@ -48,7 +48,7 @@ interface Outcome {
 }
 
 /** The guest script (busybox sh): relay to the apiserver, the agent, CNI ADD, ping, CNI DEL, stop. */
-function guestScript(vmNode: VmNode): string {
+function guestScript(vmNode: VmNode, kernelDir: string): string {
   // the host's programs, with the host's PATH (the initramfs PATH would find busybox's ip first)
   const H = 'chroot /host /usr/bin/env PATH=/usr/sbin:/usr/bin:/sbin:/bin';
   const W = '/work'; // the share as the initramfs sees it; GUEST_SHARE inside the chroot
@@ -58,6 +58,12 @@ function guestScript(vmNode: VmNode): string {
   return [
     'step() { echo "[$(cut -d" " -f1 /proc/uptime)s] $*"; }',
     chrootPrelude(),
+    // what any node has and the test initramfs does not load: bridge + veth for the CNI attachment
+    // (modules of the same Debian kernel package, read through the host share)
+    `M=$(ls -d /host${kernelDir}/root/lib/modules/*/kernel)`,
+    // and a writable /var/lib/cni (cnitool caches results there whatever CNI_CACHE_DIR says)
+    'if [ -d /host/var/lib/cni ]; then mount -t tmpfs cni /host/var/lib/cni; else mount -t tmpfs varlib /host/var/lib; fi',
+    'for m in net/llc/llc.ko net/802/stp.ko net/bridge/bridge.ko drivers/net/veth.ko; do insmod $M/$m || step "insmod $m failed"; done',
     `mkdir -p /host/run/kube-l2tp ${W}/opt/cni/bin ${W}/etc/cni/net.d ${W}/var/lib/cni/kube-l2tp ${W}/var/lib/cni/cache ${W}/empty-path ${W}/netconf`,
     `cp ${W}/${NETWORK}.conf ${W}/netconf/${NETWORK}.conf`,
     // the lab's kubeconfig names https://127.0.0.1:PORT: relay it to the apiserver relay on the underlay
@@ -157,7 +163,7 @@ describe(
           'agent.kubeconfig': node.kubeconfig,
           [`${NETWORK}.conf`]: JSON.stringify(conf),
         },
-        guestScript: guestScript(node),
+        guestScript: guestScript(node, kernelDir),
         whileRunning: async (work, vm) => {
           try {
             await node.bridgeTap();
