@@ -228,6 +228,19 @@ describe(
       assert.ok(net1, `net1 in the VM pod: ${f['pod-addr.json']}`);
       assert.ok(net1.addr_info.some((a) => a.local === VM_POD_IP));
       assert.equal(f['cni-del.rc']?.trim(), '0', `CNI DEL in the guest:\n${f['cni-del.out']}`);
+      // before the DEL: the kernel's l2tpeth device and the pod's veth on one bridge
+      const ifname = out.vmState?.spec?.tunnels[0]?.sessions[0]?.ifname;
+      const links = JSON.parse(f['links.json'] ?? '[]') as {
+        ifname: string;
+        master?: string;
+        linkinfo?: { info_kind?: string };
+      }[];
+      const pw = links.find((l) => l.ifname === ifname);
+      assert.ok(pw?.master, `${ifname} on a bridge in the VM: ${f['links.json']}`);
+      assert.ok(
+        links.some((l) => l.master === pw.master && l.linkinfo?.info_kind === 'veth'),
+        `the pod's veth on ${pw.master}`,
+      );
     });
 
     it('the kernel holds the tunnel and session the operator rendered (ip l2tp show)', () => {
