@@ -42,4 +42,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// A command that failed half-way may still hold handles (a probe server, a pump thread): exit anyway,
+// so a datapath pod whose start failed is restarted instead of answering /healthz with nothing behind it.
+if (code !== 0) setTimeout(() => process.exit(code), 200).unref();
