@@ -53,10 +53,15 @@ for s in unit integration vm e2e; do
   step "suite $s (${#files[@]} files)"
   conc=1; [ "$s" = unit ] && conc=2
   node --test --test-concurrency=$conc --test-reporter=spec "${files[@]}" 2>&1 | tee "$summary"
+  rc=${PIPESTATUS[0]}
   p=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$summary" | tail -1)
   f=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$summary" | tail -1)
+  c=$(sed -n 's/^ℹ cancelled \([0-9]*\)$/\1/p' "$summary" | tail -1)
   k=$(sed -n 's/^ℹ skipped \([0-9]*\)$/\1/p' "$summary" | tail -1)
-  [ -n "$p$f" ] || f=1   # the runner died before its summary
+  # a test cancelled because its suite's setup failed did not pass: count it as failed
+  f=$(( ${f:-0} + ${c:-0} ))
+  # the runner failed (a hook, a file that did not load) without counting a failed test
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
   pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0})); skip=$((skip + ${k:-0}))
 done
 rm -f "$summary"

@@ -190,6 +190,8 @@ describe('in-cluster (3 nodes, one control plane)', () => {
     assert.ok(!(await links(n1)).includes(ifname), `${ifname} left the node namespace`);
     const p = await lab.ping(pods.e, '192.168.30.2', 4);
     assert.equal(p.received, 4, p.output);
+    await sleep(3000); // a few agent resyncs (2 s in the lab): the device must stay with the pod
+    assert.ok(!(await links(n1)).includes(ifname), `${ifname} not recreated on the node while a pod owns it`);
     await assert.rejects(
       lab.attachPod({
         name: 'e2',

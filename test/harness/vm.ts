@@ -81,14 +81,21 @@ export interface VmResult {
  * at /tmp/work inside it. After this, `chroot /host CMD` runs the host's programs on the guest kernel.
  */
 export function chrootPrelude(): string {
+  // The checkout may itself live under /tmp or /run (CI clones into a temporary directory): keep it
+  // visible at the same path through the tmpfs mounts, or the guest cannot find dist/.
+  const repo = repoRoot();
+  const hidden = repo.startsWith('/tmp/') || repo.startsWith('/run/');
+  const q = (p: string) => `'${p.replaceAll("'", "'\\''")}'`;
   return [
     'mount -t proc proc /host/proc',
     'mount -t sysfs sys /host/sys',
     'mount -t devtmpfs dev /host/dev',
+    ...(hidden ? ['mkdir -p /repo', `mount --bind ${q(`/host${repo}`)} /repo`] : []),
     'mount -t tmpfs tmp /host/tmp',
     'mount -t tmpfs run /host/run',
     'mkdir -p /host/tmp/work /host/run/netns',
     'mount --bind /work /host/tmp/work',
+    ...(hidden ? [`mkdir -p ${q(`/host${repo}`)}`, `mount --bind /repo ${q(`/host${repo}`)}`] : []),
   ].join('\n');
 }
 

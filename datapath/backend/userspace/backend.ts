@@ -45,6 +45,7 @@ export interface UserspaceBackendOptions extends BackendOptions {
 
 export class UserspaceBackend implements Backend {
   readonly kind = 'userspace' as const;
+  private readonly lostTaps = new Set<string>();
   private readonly tunnels = new Map<number, TunnelState>();
   private readonly pump: NativePump;
   private readonly log: Logger;
@@ -62,6 +63,9 @@ export class UserspaceBackend implements Backend {
     this.log.error(fault, 'datapath pump fault');
     const t = this.tunnels.get(tunnelId);
     if (t && e.fatal) t.failed = e.message;
+    // the pump stops polling a TAP it can no longer read (deleted from outside): rebuild it next pass
+    if (!e.fatal && e.sessionId !== 0 && e.message.includes('TAP'))
+      this.lostTaps.add(`${tunnelId}/${e.sessionId}`);
     this.opts.onFault?.(fault);
   }
 
@@ -137,8 +141,11 @@ export class UserspaceBackend implements Backend {
     const t = this.tunnels.get(spec.tunnelId);
     if (!t) throw new Error(`tunnel ${spec.tunnelId} does not exist`);
     const cur = t.sessions.get(spec.sessionId);
-    // converged, unless the TAP was deleted by hand: then the session is rebuilt on a new one
-    if (cur && isDeepStrictEqual(cur, spec) && (await getLink(spec.ifname)) !== undefined) return;
+    // Converged, unless the pump lost the TAP (deleted by hand): then the session is rebuilt on a new
+    // one. Absence from this namespace alone means nothing: in exclusive mode the TAP lives in a pod.
+    const key = `${spec.tunnelId}/${spec.sessionId}`;
+    if (cur && isDeepStrictEqual(cur, spec) && !this.lostTaps.has(key)) return;
+    this.lostTaps.delete(key);
     if (cur) {
       this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);
       t.sessions.delete(spec.sessionId);
