@@ -158,67 +158,71 @@ describe('faults on the local lab', () => {
           'kube-l2tp-operator',
         ])
       ).spec.holderIdentity;
-    const leader = await until('a leader', async () => {
-      const h = await holder();
-      return h ? [p1, p2].find((p) => h.includes(`_${p.pid}_`)) : undefined;
-    });
-    const follower = leader === p1 ? p2 : p1;
     const wires = Array.from({ length: 30 }, (_, i) => ({
       apiVersion: API_VERSION,
       kind: 'Pseudowire',
       metadata: { name: `burst-${i}`, namespace: 'default' },
       spec: { tunnelRef: { name: 'red' }, attachment: { mode: 'Bridge' } },
     }));
-    await lab.apply(wires);
-    await sleep(150); // the leader is now allocating and writing
-    leader.kill('SIGKILL');
-    const t0 = Date.now();
-    const readyNow = async () => {
-      const l = await lab.get<{ items: Pseudowire[] }>(['pseudowires', '-n', 'default']);
-      const rdy = l.items.filter((p) =>
-        p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    try {
+      const leader = await until('a leader', async () => {
+        const h = await holder();
+        return h ? [p1, p2].find((p) => h.includes(`_${p.pid}_`)) : undefined;
+      });
+      const follower = leader === p1 ? p2 : p1;
+      await lab.apply(wires);
+      await sleep(150); // the leader is now allocating and writing
+      leader.kill('SIGKILL');
+      const t0 = Date.now();
+      const readyNow = async () => {
+        const l = await lab.get<{ items: Pseudowire[] }>(['pseudowires', '-n', 'default']);
+        const rdy = l.items.filter((p) =>
+          p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        );
+        return { items: l.items, ready: rdy.length };
+      };
+      const atKill = (await readyNow()).ready;
+      // the follower takes the lease once the dead leader's expires, then reconciles what is left
+      await until(
+        'the follower holds the lease',
+        async () => (await holder())?.includes(`_${follower.pid}_`),
+        30_000,
       );
-      return { items: l.items, ready: rdy.length };
-    };
-    const atKill = (await readyNow()).ready;
-    // the follower takes the lease once the dead leader's expires, then reconciles what is left
-    await until(
-      'the follower holds the lease',
-      async () => (await holder())?.includes(`_${follower.pid}_`),
-      30_000,
-    );
-    const all = await until(
-      'every pseudowire Ready under the new leader',
-      async () => {
-        const r = await readyNow();
-        return r.ready === r.items.length && r.items.length === wires.length + 1 ? r.items : undefined;
-      },
-      90_000,
-    );
-    const took = ((Date.now() - t0) / 1000).toFixed(1);
-    const ids = all.map((p) => p.status?.sessionID);
-    assert.equal(new Set(ids).size, ids.length, `session IDs unique: ${ids.join(',')}`);
-    assert.ok(ids.every((x) => x !== undefined && x > 0));
-    const redAfter = all.find((p) => p.metadata.name === 'red-wire')!.status;
-    assert.equal(redAfter?.sessionID, redBefore?.sessionID);
-    assert.equal(redAfter?.peerSessionID, redBefore?.peerSessionID);
-    follower.kill('SIGTERM');
-    await new Promise((r) => follower.once('exit', r));
-    await lab.startOperator();
-    await lab.cp.kubectl([
-      'delete',
-      'pseudowires',
-      '-n',
-      'default',
-      ...wires.map((w) => w.metadata.name),
-      '--wait=false',
-    ]);
-    rows.push({
-      fault: `operator leader SIGKILL during a burst of ${wires.length} pseudowires`,
-      happened: `${atKill} of ${wires.length + 1} Ready at the kill; the follower took the lease; all Ready ${took} s after the kill`,
-      loss: 'n/a (control plane)',
-      leaks: 'no duplicate or changed IDs',
-    });
+      const all = await until(
+        'every pseudowire Ready under the new leader',
+        async () => {
+          const r = await readyNow();
+          return r.ready === r.items.length && r.items.length === wires.length + 1 ? r.items : undefined;
+        },
+        90_000,
+      );
+      const took = ((Date.now() - t0) / 1000).toFixed(1);
+      const ids = all.map((p) => p.status?.sessionID);
+      assert.equal(new Set(ids).size, ids.length, `session IDs unique: ${ids.join(',')}`);
+      assert.ok(ids.every((x) => x !== undefined && x > 0));
+      const redAfter = all.find((p) => p.metadata.name === 'red-wire')!.status;
+      assert.equal(redAfter?.sessionID, redBefore?.sessionID);
+      assert.equal(redAfter?.peerSessionID, redBefore?.peerSessionID);
+      rows.push({
+        fault: `operator leader SIGKILL during a burst of ${wires.length} pseudowires`,
+        happened: `${atKill} of ${wires.length + 1} Ready at the kill; the follower took the lease; all Ready ${took} s after the kill`,
+        loss: 'n/a (control plane)',
+        leaks: 'no duplicate or changed IDs',
+      });
+    } finally {
+      // whatever happened, leave one in-process operator and no burst behind for the next scenarios
+      for (const p of [p1, p2]) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+      await sleep(500);
+      await lab.startOperator();
+      await lab.cp.kubectl([
+        'delete',
+        'pseudowires',
+        '-n',
+        'default',
+        ...wires.map((w) => w.metadata.name),
+        '--wait=false',
+      ]);
+    }
   });
 
   it('etcd and kube-apiserver crash and restart: the data plane does not notice, watches resume, nothing is recreated', async () => {
