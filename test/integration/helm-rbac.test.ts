@@ -22,6 +22,8 @@ import { kubeNodeStateSource, type NodeStateSource } from '../../datapath/agent/
 import { ApiError, KubeClient } from '../../operator/kube.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
 import { freePort, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { until } from '../harness/wait.js';
+import { healthyStatus } from './operator-env.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const NS = 'kube-l2tp';
@@ -29,58 +31,12 @@ const GV = '/apis/l2tp.kube-l2tp.io/v1alpha1';
 const NODES = { 'node-a': '10.99.0.1', 'node-b': '10.99.0.2' } as const;
 type NodeName = keyof typeof NODES;
 
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  ms = 45_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Polls with a longer default than the other suites: a full reconcile under RBAC on a loaded machine. */
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 45_000) =>
+  until(what, fn, ms);
 
-/** What a healthy agent reports: everything in its spec is up. */
-function healthy(ns: L2TPNodeState): NodeStateStatus {
-  return {
-    observedGeneration: ns.metadata.generation ?? 0,
-    backend: 'userspace',
-    backendReason: 'test',
-    tunnels: (ns.spec?.tunnels ?? []).map((t) => ({
-      name: t.name,
-      tunnelId: t.tunnelId,
-      state: 'Ready' as const,
-    })),
-    sessions: (ns.spec?.tunnels ?? []).flatMap((t) =>
-      t.sessions.map((s) => ({
-        pseudowire: s.pseudowire,
-        tunnelId: t.tunnelId,
-        sessionId: s.sessionId,
-        ifname: s.ifname,
-        state: 'Up' as const,
-        mtu: s.mtu ?? 1446,
-        counters: { txPackets: 0, txBytes: 0, txErrors: 0, rxPackets: 0, rxBytes: 0, rxErrors: 0 },
-      })),
-    ),
-    conditions: [
-      {
-        type: 'Ready',
-        status: 'True',
-        reason: 'Reconciled',
-        lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      },
-    ],
-  };
-}
+/** What a healthy agent reports: everything in its spec is up (the operator suites' simulated agent). */
+const healthy = (ns: L2TPNodeState): NodeStateStatus => healthyStatus(ns);
 
 describe('the chart identities against a real apiserver', () => {
   let cp: ControlPlane;
