@@ -98,7 +98,7 @@ describe('the chart identities against a real apiserver', () => {
     await kubectl(['apply', '--server-side', '-f', join(root, 'deploy', 'kube-l2tp.yaml')]);
     await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
     // Multus's CRD (the operator generates NetworkAttachmentDefinitions when it exists)
-    await kubectl(['apply', '-f', '-'], NAD_CRD);
+    await kubectl(['apply', '-f', join(root, 'test/fixtures/multus-nad-crd.json')]);
     await kubectl([
       'wait',
       '--for=condition=Established',
@@ -547,30 +547,3 @@ describe('the chart identities against a real apiserver', () => {
     }
   });
 });
-
-const NAD_CRD = `
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: network-attachment-definitions.k8s.cni.cncf.io
-spec:
-  group: k8s.cni.cncf.io
-  scope: Namespaced
-  names:
-    plural: network-attachment-definitions
-    singular: network-attachment-definition
-    kind: NetworkAttachmentDefinition
-    shortNames: [net-attach-def]
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          properties:
-            spec:
-              type: object
-              properties:
-                config: { type: string }
-`;

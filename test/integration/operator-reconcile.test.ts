@@ -3,6 +3,8 @@
 // Node deletion, restart stability of IDs, Multus NADs, and leader election with fail-over.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError, isNotFound } from '../../operator/kube.js';
 import type { RunningOperator } from '../../operator/operator.js';
@@ -18,6 +20,8 @@ import {
   setupEnv,
   type Env,
 } from './operator-env.js';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const A = 'l2tp.kube-l2tp.io/v1alpha1';
 const tunPath = (n?: string) => `${GROUP_PATH}/l2tptunnels${n ? `/${n}` : ''}`;
@@ -196,36 +200,8 @@ describe('operator on a real apiserver', () => {
   });
 
   it('generates a Multus NetworkAttachmentDefinition per pseudowire when that CRD exists', async () => {
-    await env.cp.kubectl(['apply', '-f', '-'], {
-      input: JSON.stringify({
-        apiVersion: 'apiextensions.k8s.io/v1',
-        kind: 'CustomResourceDefinition',
-        metadata: { name: 'network-attachment-definitions.k8s.cni.cncf.io' },
-        spec: {
-          group: 'k8s.cni.cncf.io',
-          scope: 'Namespaced',
-          names: {
-            plural: 'network-attachment-definitions',
-            singular: 'network-attachment-definition',
-            kind: 'NetworkAttachmentDefinition',
-            shortNames: ['net-attach-def'],
-          },
-          versions: [
-            {
-              name: 'v1',
-              served: true,
-              storage: true,
-              schema: {
-                openAPIV3Schema: {
-                  type: 'object',
-                  properties: { spec: { type: 'object', properties: { config: { type: 'string' } } } },
-                },
-              },
-            },
-          ],
-        },
-      }),
-    });
+    // Multus's CRD, the same fixture the local lab installs
+    await env.cp.kubectl(['apply', '-f', join(REPO, 'test/fixtures/multus-nad-crd.json')]);
     await op!.stop();
     op = await operator(env); // discovery happens at start (and every nadCheckIntervalMs)
     const nad = await eventually('NAD for red', () =>
