@@ -340,6 +340,33 @@ export class Controller {
       .catch((e: unknown) => this.log.debug({ err: e }, 'event not recorded'));
   }
 
+  /**
+   * Deletion waits until no agent reports the object any more, or until the teardown timeout (then
+   * with a Warning event). True when the finalizer may go.
+   */
+  private async agentsDone(obj: KObject, reported: string[], what: string): Promise<boolean> {
+    if (!reported.length) return true;
+    if (!this.timedOut(obj)) return false;
+    await this.event(
+      obj,
+      'Warning',
+      'TeardownTimeout',
+      `agents on ${reported.join(', ')} did not confirm the ${what} removal`,
+    );
+    return true;
+  }
+
+  /** Drop our finalizer (the API server then deletes the object) and free its IDs. */
+  private async finishDeletion(path: string, obj: KObject, owner: string): Promise<void> {
+    const fins = obj.metadata.finalizers ?? [];
+    await this.setFinalizers(
+      path,
+      obj,
+      fins.filter((f) => f !== FINALIZER),
+    );
+    this.alloc.release(owner);
+  }
+
   private async setFinalizers(path: string, obj: KObject, finalizers: string[]): Promise<void> {
     await this.client.patch(path, {
       metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion },
@@ -386,20 +413,8 @@ export class Controller {
       const reported = tunnelNodes(t).filter((n) =>
         this.nodeStates.get(n)?.status?.tunnels?.some((x) => x.name === name),
       );
-      if (reported.length && !this.timedOut(t)) return { requeueAfterMs: 1000 };
-      if (reported.length)
-        await this.event(
-          t,
-          'Warning',
-          'TeardownTimeout',
-          `agents on ${reported.join(', ')} did not confirm the tunnel removal`,
-        );
-      await this.setFinalizers(
-        path,
-        t,
-        fins.filter((f) => f !== FINALIZER),
-      );
-      this.alloc.release(owner);
+      if (!(await this.agentsDone(t, reported, 'tunnel'))) return { requeueAfterMs: 1000 };
+      await this.finishDeletion(path, t, owner);
       return;
     }
     if (!fins.includes(FINALIZER)) {
@@ -579,26 +594,14 @@ export class Controller {
           .get(n)
           ?.status?.sessions?.some((s) => s.pseudowire.namespace === namespace && s.pseudowire.name === name),
       );
-      if (reported.length && !this.timedOut(p)) return { requeueAfterMs: 1000 };
-      if (reported.length)
-        await this.event(
-          p,
-          'Warning',
-          'TeardownTimeout',
-          `agents on ${reported.join(', ')} did not confirm the session removal`,
-        );
+      if (!(await this.agentsDone(p, reported, 'session'))) return { requeueAfterMs: 1000 };
       if (this.nads?.get(key)) {
         // no garbage collector may run (ownerReferences alone would do it otherwise)
         await this.client.delete(resourcePath({ ...NAD, namespace, name })).catch((e: unknown) => {
           if (!isNotFound(e)) throw e;
         });
       }
-      await this.setFinalizers(
-        path,
-        p,
-        fins.filter((f) => f !== FINALIZER),
-      );
-      this.alloc.release(owner);
+      await this.finishDeletion(path, p, owner);
       return;
     }
     if (!fins.includes(FINALIZER)) {
