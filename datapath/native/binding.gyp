@@ -4,7 +4,7 @@
       "target_name": "l2tp_pump",
       "sources": ["src/addon.c", "src/pump.c", "src/wire.c", "src/tap.c", "src/offload.c", "src/selftest.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "cflags_c": ["-std=gnu11"],
       "libraries": ["-lpthread"]
     }

@@ -117,7 +117,17 @@ export const tunnelSpecSchema = z
       .meta({ description: 'UDP (default) or IP (protocol 115, no UDP header).' }),
     local: tunnelLocalSchema,
     peer: tunnelPeerSchema,
-    udpChecksum: z.boolean().default(false).meta({ description: 'UDP checksums on transmit (IPv4).' }),
+    // On by default, unlike `ip l2tp` (udp_csum off): the kernel allows UDP GSO/GRO only for
+    // checksummed datagrams, which triples the userspace datapath, and every IPv4 receiver (kernel
+    // l2tp_eth included) accepts checksummed datagrams whatever its own setting.
+    udpChecksum: z
+      .boolean()
+      .default(true)
+      .meta({
+        description:
+          'UDP checksums on transmit (IPv4; IPv6 always has them). Default true, unlike ip l2tp: it lets the ' +
+          'userspace datapath use UDP segmentation offloads, and every receiver accepts it. false sends checksum 0.',
+      }),
   })
   .meta({
     ...cel(

@@ -85,7 +85,7 @@ describe('CRDs on a real apiserver', () => {
     }
     const got = JSON.parse(await cp.kubectl(['get', 'l2tptunnel', 'ok-incluster', '-o', 'json']));
     assert.equal(got.spec.encapsulation, 'UDP');
-    assert.equal(got.spec.udpChecksum, false);
+    assert.equal(got.spec.udpChecksum, true, 'UDP checksums default on');
     const p = JSON.parse(await cp.kubectl(['get', 'pw', 'ok-pw', '-n', 'default', '-o', 'json']));
     assert.equal(p.spec.l2SpecificSublayer, 'Default');
     assert.deepEqual(p.spec.attachment, { mode: 'Bridge' });

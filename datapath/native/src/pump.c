@@ -512,12 +512,15 @@ struct tunnel *tunnel_create(const struct tunnel_cfg *cfg, pump_event_fn ev, voi
     goto fail;
   }
   t->rx_started = 1;
+  /* named so that top -H, perf and /proc show the datapath's own CPU apart from the agent's */
+  pthread_setname_np(t->rx_thr, "l2tp-rx");
   rc = pthread_create(&t->tx_thr, NULL, tx_main, t);
   if (rc) {
     *err = -rc, *what = "pthread_create";
     goto fail;
   }
   t->tx_started = 1;
+  pthread_setname_np(t->tx_thr, "l2tp-tx");
   return t;
 fail:
   tunnel_destroy(t, 1);
