@@ -26,24 +26,8 @@ void vnet_write(uint8_t *p, const struct vnet_hdr *h) {
   memcpy(p + 8, &h->csum_offset, 2);
 }
 
-/*
- * One's-complement sum of big-endian 16-bit words (len may be odd only for the last call).
- * The sum does not depend on byte order (RFC 1071), so the bulk is summed as native 32-bit words
- * into two 64-bit accumulators (no carries lost below 2^32 words; the compiler vectorises it), folded
- * and swapped to big endian once. It is the pump's hottest function: every TCP segment is summed on
- * send (segmentation) and on receive (verify before merging).
- */
-static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
-  uint64_t a = 0, b = 0;
-  while (len >= 8) {
-    uint32_t x, y;
-    memcpy(&x, p, 4);
-    memcpy(&y, p + 4, 4);
-    a += x, b += y;
-    p += 8, len -= 8;
-  }
-  uint64_t n = a + b;
-  if (n < a) n++; /* end-around carry */
+/* Fold a sum of native-endian 32-bit words to a big-endian 16-bit one's-complement value. */
+static uint64_t fold_native(uint64_t n) {
   n = (n & 0xffffffffu) + (n >> 32);
   n = (n & 0xffff) + (n >> 16);
   n = (n & 0xffff) + (n >> 16);
@@ -51,11 +35,45 @@ static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   n = ((n & 0xff) << 8) | (n >> 8);
 #endif
-  sum += n;
-  while (len >= 2) sum += rd16(p), p += 2, len -= 2;
+  return n;
+}
+
+/*
+ * One's-complement sum of big-endian 16-bit words (len may be odd only for the last call).
+ * The sum does not depend on byte order (RFC 1071), so the bulk is summed as native 32-bit words
+ * into 64-bit accumulators (no carry is lost below 2^32 words; the compiler vectorises it), folded
+ * and swapped to big endian once. With csum_copy, the pump's hottest code: every TCP segment is
+ * summed on send (segmentation) and on receive (verify before merging).
+ */
+static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
+  uint64_t a = 0, b = 0;
+  for (; len >= 8; p += 8, len -= 8) {
+    uint32_t x, y;
+    memcpy(&x, p, 4);
+    memcpy(&y, p + 4, 4);
+    a += x, b += y;
+  }
+  sum += fold_native(a + b);
+  for (; len >= 2; p += 2, len -= 2) sum += rd16(p);
   if (len) sum += (uint64_t)p[0] << 8;
   return sum;
 }
+
+/* memcpy and csum_add(0, src, len) in one pass: the source is read once. */
+static uint64_t csum_copy(uint8_t *dst, const uint8_t *src, size_t len) {
+  uint64_t a = 0, b = 0;
+  for (; len >= 8; src += 8, dst += 8, len -= 8) {
+    uint32_t x, y;
+    memcpy(&x, src, 4);
+    memcpy(&y, src + 4, 4);
+    memcpy(dst, &x, 4);
+    memcpy(dst + 4, &y, 4);
+    a += x, b += y;
+  }
+  memcpy(dst, src, len);
+  return csum_add(fold_native(a + b), src, len);
+}
+
 static uint16_t csum_fold(uint64_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return (uint16_t)sum;
@@ -115,7 +133,8 @@ size_t tso_next(struct tso *t, uint8_t *out) {
   size_t chunk = t->len - t->off < t->mss ? t->len - t->off : t->mss;
   int last = t->off + chunk >= t->len;
   memcpy(out, t->frame, t->hlen);
-  memcpy(out + t->hlen, t->frame + t->off, chunk);
+  /* the payload's sum comes with its copy; hlen - l4 (the TCP header) is even, so sums add up */
+  uint64_t payload_sum = csum_copy(out + t->hlen, t->frame + t->off, chunk);
   size_t seg = t->hlen + chunk;
   uint8_t *ip = out + t->l3, *tcp = out + t->l4;
   if (t->v6) {
@@ -131,7 +150,8 @@ size_t tso_next(struct tso *t, uint8_t *out) {
   if (t->i > 0) tcp[13] &= (uint8_t)~0x80; /* CWR only on the first */
   wr16(tcp + 16, 0);
   uint32_t l4len = (uint32_t)(seg - t->l4);
-  wr16(tcp + 16, (uint16_t)~csum_fold(pseudo(out, t->l3, t->v6, l4len) + csum_add(0, tcp, l4len)));
+  wr16(tcp + 16,
+       (uint16_t)~csum_fold(pseudo(out, t->l3, t->v6, l4len) + csum_add(payload_sum, tcp, t->hlen - t->l4)));
   t->off += chunk;
   t->i++;
   return seg;
@@ -151,9 +171,15 @@ int gro_mergeable(const uint8_t *f, size_t len) {
   uint8_t flags = f[l4 + 13];
   if ((flags & 0x10) == 0 || (flags & 0xe7 & ~0x10)) return 0; /* ACK, optionally PSH; nothing else */
   size_t hlen = l4 + (size_t)(f[l4 + 12] >> 4) * 4;
-  if (hlen >= len) return 0; /* no payload */
-  /* Merging drops the per-segment checksums: only merge what verifies. */
-  return csum_fold(pseudo(f, l3, v6, (uint32_t)(len - l4)) + csum_add(0, f + l4, len - l4)) == 0xffff;
+  return hlen < len; /* has payload; the checksum is verified by gro_append, with the copy */
+}
+
+/* Merging drops the per-segment checksums: only what verifies is merged. payload_sum is the sum of
+ * f[hlen, len), computed while copying it. */
+static int tcp_sum_ok(const uint8_t *f, size_t l3, size_t l4, int v6, size_t hlen, size_t len,
+                      uint64_t payload_sum) {
+  uint64_t s = pseudo(f, l3, v6, (uint32_t)(len - l4)) + csum_add(payload_sum, f + l4, hlen - l4);
+  return csum_fold(s) == 0xffff;
 }
 
 int gro_append(struct gro *g, const uint8_t *f, size_t len) {
@@ -161,7 +187,9 @@ int gro_append(struct gro *g, const uint8_t *f, size_t len) {
     if (len > GRO_MAX_LEN) return 0;
     l3l4(f, len, &g->l3, &g->l4, &g->v6);
     g->hlen = g->l4 + (size_t)(f[g->l4 + 12] >> 4) * 4;
-    memcpy(g->buf, f, len);
+    memcpy(g->buf, f, g->hlen);
+    uint64_t ps = csum_copy(g->buf + g->hlen, f + g->hlen, len - g->hlen);
+    if (!tcp_sum_ok(f, g->l3, g->l4, g->v6, g->hlen, len, ps)) return -1;
     g->len = len;
     g->mss = (uint16_t)(len - g->hlen);
     g->next_seq = rd32(f + g->l4 + 4) + g->mss;
@@ -189,7 +217,8 @@ int gro_append(struct gro *g, const uint8_t *f, size_t len) {
   size_t pay = len - g->hlen;
   if (pay > g->mss) return 0;
   if ((g->len - g->hlen) % g->mss) return 0; /* a short segment already ended the run */
-  memcpy(g->buf + g->len, b + g->hlen, pay);
+  uint64_t ps = csum_copy(g->buf + g->len, b + g->hlen, pay);
+  if (!tcp_sum_ok(b, l3, l4, g->v6, g->hlen, len, ps)) return -1;
   g->len += pay;
   g->next_seq += (uint32_t)pay;
   g->buf[l4 + 13] |= b[l4 + 13] & 0x08;
@@ -218,4 +247,24 @@ void gro_finish(struct gro *g, struct vnet_hdr *h) {
     h->csum_offset = 16;
   }
   g->active = 0;
+}
+
+void gro_flush_to(struct gro *g, gro_emit_fn emit, void *ctx) {
+  if (!g->active) return;
+  struct vnet_hdr h;
+  gro_finish(g, &h);
+  emit(ctx, g->buf, g->len, &h);
+}
+
+int gro_offer(struct gro *g, const uint8_t *frame, size_t len, gro_emit_fn emit, void *ctx) {
+  static const struct vnet_hdr none;
+  int r = gro_mergeable(frame, len) ? gro_append(g, frame, len) : -1;
+  if (r == 0 && g->active) { /* does not continue the run: end it, start another */
+    gro_flush_to(g, emit, ctx);
+    r = gro_append(g, frame, len);
+  }
+  if (r > 0) return 1;
+  gro_flush_to(g, emit, ctx); /* keeps the order of the session's frames */
+  emit(ctx, frame, len, &none);
+  return 0;
 }

@@ -50,11 +50,19 @@ struct gro {
   uint32_t next_seq;
   int v6, segs, active;
 };
-/* Try to append frame to g (starting a new run if g is empty). Returns 1 if taken, 0 if the caller
- * must flush g and then (if gro_mergeable) start a new run or write the frame alone. */
+/* Try to append frame to g (starting a new run if g is empty). Returns 1 if taken, 0 if it does not
+ * continue the run (or is too long), -1 if its TCP checksum fails (never merged). */
 int gro_append(struct gro *g, const uint8_t *frame, size_t len);
-/* Whether a frame could start a merge run (TCP data with a valid checksum). */
+/* Whether a frame could take part in a merge run (TCP data, ACK, no options we cannot carry). */
 int gro_mergeable(const uint8_t *frame, size_t len);
 /* Finalise the run for writing: fixes lengths/checksums, fills the virtio header. */
 void gro_finish(struct gro *g, struct vnet_hdr *h);
+
+/* Writes one frame with its virtio header (the TAP write, or a test's collector). */
+typedef void (*gro_emit_fn)(void *ctx, const uint8_t *frame, size_t len, const struct vnet_hdr *h);
+/* The receive path's one decision per frame: merge it into g's run, or emit the run and/or the frame
+ * alone, in order. Returns 1 when g holds the frame (a run is active). */
+int gro_offer(struct gro *g, const uint8_t *frame, size_t len, gro_emit_fn emit, void *ctx);
+/* Emit g's run, if any. */
+void gro_flush_to(struct gro *g, gro_emit_fn emit, void *ctx);
 #endif

@@ -182,12 +182,10 @@ static void tap_write(struct l2tp_session *s, const uint8_t *frame, size_t len, 
   if (w < 0) inc(&s->c.rx_errors, 1);
 }
 
-static void gro_flush(struct l2tp_session *s) {
-  if (!s->gro.active) return;
-  struct vnet_hdr h;
-  gro_finish(&s->gro, &h);
-  tap_write(s, s->gro.buf, s->gro.len, &h);
+static void emit_tap(void *ctx, const uint8_t *frame, size_t len, const struct vnet_hdr *h) {
+  tap_write(ctx, frame, len, h);
 }
+static void gro_flush(struct l2tp_session *s) { gro_flush_to(&s->gro, emit_tap, s); }
 
 /* Sessions holding a merge run during the current receive batch. */
 struct pending {
@@ -199,19 +197,14 @@ static void deliver(struct l2tp_session *s, const uint8_t *frame, size_t len, st
   inc(&s->c.rx_packets, 1);
   inc(&s->c.rx_bytes, len);
   if (!s->vnet) return tap_write(s, frame, len, NULL);
-  if (gro_mergeable(frame, len)) {
-    int was = s->gro.active;
-    if (gro_append(&s->gro, frame, len)) goto taken;
-    gro_flush(s);
-    if (gro_append(&s->gro, frame, len)) goto taken;
-    return tap_write(s, frame, len, NULL);
-  taken:
-    if (!was && pend->n < PUMP_MAX_SESSIONS) pend->s[pend->n++] = s;
-    else if (!was) gro_flush(s);
-    return;
+  int was = s->gro.active;
+  if (gro_offer(&s->gro, frame, len, emit_tap, s) && !was) {
+    /* a new run: write it out at the end of the receive batch at the latest */
+    if (pend->n < PUMP_MAX_SESSIONS)
+      pend->s[pend->n++] = s;
+    else
+      gro_flush(s);
   }
-  gro_flush(s); /* keep the order of the session's frames */
-  tap_write(s, frame, len, NULL);
 }
 
 static void rx_one(struct tunnel *t, uint8_t *p, size_t len, struct pending *pend) {

@@ -141,68 +141,58 @@ static napi_value t_segment(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* Collects what the receive path would write to a TAP, as JS objects. */
+struct collect {
+  napi_env env;
+  napi_value arr;
+  uint32_t k;
+};
+static void collect_emit(void *ctx, const uint8_t *frame, size_t len, const struct vnet_hdr *h) {
+  struct collect *c = ctx;
+  napi_env env = c->env;
+  napi_value o, x;
+  napi_create_object(env, &o);
+  napi_set_named_property(env, o, "frame", buf(env, frame, len));
+  const struct {
+    const char *name;
+    uint32_t v;
+  } fields[] = {{"gsoType", h->gso_type},     {"gsoSize", h->gso_size},       {"hdrLen", h->hdr_len},
+                {"csumStart", h->csum_start}, {"csumOffset", h->csum_offset}, {"flags", h->flags}};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    napi_create_uint32(env, fields[i].v, &x);
+    napi_set_named_property(env, o, fields[i].name, x);
+  }
+  napi_set_element(env, c->arr, c->k++, o);
+}
+
 /* _testMerge(frames[]) -> { frame: Buffer, gsoType, gsoSize, hdrLen, csumStart, csumOffset, flags }[]
- * exactly what the receive path would write to a TAP with virtio headers. */
+ * exactly what the receive path (gro_offer, the pump's own code) would write to a TAP. */
 static napi_value t_merge(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], arr;
+  napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint32_t n = 0, k = 0;
+  uint32_t n = 0;
   napi_get_array_length(env, argv[0], &n);
-  napi_create_array(env, &arr);
+  struct collect c = {.env = env};
+  napi_create_array(env, &c.arr);
   struct gro g;
   memset(&g, 0, sizeof g);
   g.buf = malloc(GRO_MAX_LEN + 256);
-#define EMIT(ptr, len, hp)                                                                                    \
-  do {                                                                                                         \
-    napi_value o, x;                                                                                           \
-    napi_create_object(env, &o);                                                                               \
-    napi_set_named_property(env, o, "frame", buf(env, ptr, len));                                              \
-    napi_create_uint32(env, (hp)->gso_type, &x);                                                               \
-    napi_set_named_property(env, o, "gsoType", x);                                                             \
-    napi_create_uint32(env, (hp)->gso_size, &x);                                                               \
-    napi_set_named_property(env, o, "gsoSize", x);                                                             \
-    napi_create_uint32(env, (hp)->hdr_len, &x);                                                                \
-    napi_set_named_property(env, o, "hdrLen", x);                                                              \
-    napi_create_uint32(env, (hp)->csum_start, &x);                                                             \
-    napi_set_named_property(env, o, "csumStart", x);                                                           \
-    napi_create_uint32(env, (hp)->csum_offset, &x);                                                            \
-    napi_set_named_property(env, o, "csumOffset", x);                                                          \
-    napi_create_uint32(env, (hp)->flags, &x);                                                                  \
-    napi_set_named_property(env, o, "flags", x);                                                               \
-    napi_set_element(env, arr, k++, o);                                                                        \
-  } while (0)
-  struct vnet_hdr none;
-  memset(&none, 0, sizeof none);
+  if (!g.buf) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
   for (uint32_t i = 0; i < n; i++) {
     napi_value e;
     void *d;
     size_t len;
     napi_get_element(env, argv[0], i, &e);
     napi_get_buffer_info(env, e, &d, &len);
-    if (gro_mergeable(d, len)) {
-      if (gro_append(&g, d, len)) continue;
-      if (g.active) {
-        struct vnet_hdr h;
-        gro_finish(&g, &h);
-        EMIT(g.buf, g.len, &h);
-      }
-      if (gro_append(&g, d, len)) continue;
-    } else if (g.active) {
-      struct vnet_hdr h;
-      gro_finish(&g, &h);
-      EMIT(g.buf, g.len, &h);
-    }
-    EMIT(d, len, &none);
+    gro_offer(&g, d, len, collect_emit, &c);
   }
-  if (g.active) {
-    struct vnet_hdr h;
-    gro_finish(&g, &h);
-    EMIT(g.buf, g.len, &h);
-  }
-#undef EMIT
+  gro_flush_to(&g, collect_emit, &c);
   free(g.buf);
-  return arr;
+  return c.arr;
 }
 
 void selftest_register(napi_env env, napi_value exports) {
