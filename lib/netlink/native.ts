@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 export interface NativeNetlink {
   open(protocol: number): number;
+  /** A socket created inside the network namespace at netnsPath (setns there and back, synchronously). */
+  openIn(protocol: number, netnsPath: string): number;
   transact(fd: number, request: Buffer): Promise<Buffer[]>;
   close(fd: number): void;
 }

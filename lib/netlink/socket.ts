@@ -43,9 +43,10 @@ export interface Transport {
 export class NativeTransport implements Transport {
   private readonly fd: number;
   private readonly native: NativeNetlink;
-  constructor(protocol: number) {
+  /** With netnsPath the socket lives in that network namespace (e.g. a pod's /run/netns/NAME). */
+  constructor(protocol: number, netnsPath?: string) {
     this.native = loadNative();
-    this.fd = this.native.open(protocol);
+    this.fd = netnsPath === undefined ? this.native.open(protocol) : this.native.openIn(protocol, netnsPath);
   }
   transact(request: Buffer): Promise<Buffer[]> {
     return this.native.transact(this.fd, request);
@@ -65,6 +66,14 @@ export class NetlinkSocket {
 
   static open(protocol: number): NetlinkSocket {
     return new NetlinkSocket(new NativeTransport(protocol));
+  }
+
+  /**
+   * A socket in another network namespace (a path like /run/netns/NAME or /proc/PID/ns/net): every
+   * request on it acts there. Throws (errno set) when the namespace cannot be entered.
+   */
+  static openIn(protocol: number, netnsPath: string): NetlinkSocket {
+    return new NetlinkSocket(new NativeTransport(protocol, netnsPath));
   }
 
   /** Sends one request; resolves with the data messages of the reply (all parts of a dump). */

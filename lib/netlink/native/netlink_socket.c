@@ -14,10 +14,18 @@
  * The blocking send/recv runs in napi_async_work (the libuv thread pool), so the event loop is never
  * blocked; callers serialise requests per socket (lib/netlink/socket.ts).
  *
- * API: open(protocol) -> fd; transact(fd, request Buffer) -> Promise<Buffer[]>; close(fd).
+ * API: open(protocol) -> fd; openIn(protocol, netnsPath) -> fd; transact(fd, request Buffer) ->
+ * Promise<Buffer[]>; close(fd).
+ *
+ * openIn makes the socket inside another network namespace (a pod's): a netlink socket belongs to
+ * the namespace it was created in for its whole life, so only the socket() call has to happen there.
+ * The calling (main) thread enters the namespace with setns(), creates and binds the socket, and
+ * goes back, synchronously: no JavaScript runs meanwhile, and the pool threads never move.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <linux/netlink.h>
 #include <node_api.h>
 #include <stdio.h>
@@ -50,22 +58,20 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static napi_value nl_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t proto;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &proto) != napi_ok) {
-    napi_throw_type_error(env, NULL, "open(protocol: number)");
-    return NULL;
-  }
+/* socket + bind + options; returns the fd, or -1 with *what and errno set */
+static int make_socket(int proto, const char **what) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
-  if (fd < 0) return throw_errno(env, "socket(AF_NETLINK)", errno);
+  if (fd < 0) {
+    *what = "socket(AF_NETLINK)";
+    return -1;
+  }
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
     int e = errno;
     close(fd);
-    return throw_errno(env, "bind(AF_NETLINK)", e);
+    errno = e;
+    *what = "bind(AF_NETLINK)";
+    return -1;
   }
   int one = 1;
   /* extended ACKs carry the attribute at fault; strict checking makes dumps honour filters */
@@ -76,6 +82,69 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   /* a request the kernel never answers must not hang a thread-pool thread forever */
   struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+static napi_value nl_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t proto;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &proto) != napi_ok) {
+    napi_throw_type_error(env, NULL, "open(protocol: number)");
+    return NULL;
+  }
+  const char *what = NULL;
+  int fd = make_socket(proto, &what);
+  if (fd < 0) return throw_errno(env, what, errno);
+  napi_value r;
+  CHECK(env, napi_create_int32(env, fd, &r));
+  return r;
+}
+
+static napi_value nl_open_in(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t proto;
+  char path[4096];
+  size_t path_len = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &proto) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], path, sizeof path, &path_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "openIn(protocol: number, netnsPath: string)");
+    return NULL;
+  }
+  if (path_len == 0 || path_len >= sizeof path - 1) {
+    napi_throw_range_error(env, NULL, "openIn: netnsPath is empty or too long");
+    return NULL;
+  }
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return throw_errno(env, "open(/proc/thread-self/ns/net)", errno);
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int e = errno;
+    close(self);
+    return throw_errno(env, "open(netns)", e);
+  }
+  int fd = -1, err = 0;
+  const char *what = NULL;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    err = errno;
+    what = "setns(netns)";
+  } else {
+    fd = make_socket(proto, &what);
+    if (fd < 0) err = errno;
+    if (setns(self, CLONE_NEWNET) < 0) {
+      /* the main thread would stay in the pod's namespace and every later socket, bind or
+       * connect of this process would land there: nothing sane can continue */
+      fprintf(stderr, "netlink openIn: cannot return to the original network namespace: %s\n",
+              strerror(errno));
+      abort();
+    }
+  }
+  close(target);
+  close(self);
+  if (fd < 0) return throw_errno(env, what, err);
   napi_value r;
   CHECK(env, napi_create_int32(env, fd, &r));
   return r;
@@ -250,6 +319,7 @@ static napi_value nl_transact(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, nl_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openIn", NULL, nl_open_in, NULL, NULL, NULL, napi_enumerable, NULL},
       {"transact", NULL, nl_transact, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, nl_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
