@@ -132,7 +132,10 @@ async function inner(): Promise<void> {
       agentSocket: sock,
       ipam: ipam(subnet),
     });
-  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: bin };
+  const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: bin };
+  // the in-process entry loads the netlink addon: pass an explicit location on
+  const addon = process.env.KUBE_L2TP_NETLINK_ADDON;
+  if (addon) env.KUBE_L2TP_NETLINK_ADDON = addon;
   const impls: Impl[] = [
     {
       name: 'reference Go bridge',

@@ -2,9 +2,9 @@
 // config (libcni invoke.DelegateAdd). One adjustment: when the delegate does not speak the config's
 // cniVersion (Debian's plugins stop at 1.0.0), it gets the highest version it does speak; results
 // of 0.4.0 and 1.x are converted back, so the caller never notices.
-import { access, constants, stat } from 'node:fs/promises';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCapture } from '../../lib/exec.js';
+import { runCapture, type RunResult } from '../../lib/exec.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { formatResult, parseResult, type CniResult } from '../../lib/cni/result.js';
 import { compareVersions, versionAtLeast } from '../../lib/cni/versions.js';
@@ -21,7 +21,7 @@ export async function findPlugin(type: string, path: readonly string[]): Promise
   for (const dir of path) {
     const p = join(dir, type);
     try {
-      await access(p, constants.X_OK);
+      accessSync(p, constants.X_OK); // sync: microseconds, on the ADD critical path
       return p;
     } catch {
       // next dir
@@ -36,7 +36,7 @@ export async function findPlugin(type: string, path: readonly string[]): Promise
 const versionCache = new Map<string, { mtimeMs: number; versions: string[] }>();
 
 async function supportedVersions(plugin: string): Promise<string[]> {
-  const st = await stat(plugin);
+  const st = statSync(plugin);
   const hit = versionCache.get(plugin);
   if (hit && hit.mtimeMs === st.mtimeMs) return hit.versions;
   const r = await runCapture(plugin, [], {
@@ -93,19 +93,40 @@ export interface DelegateCall {
 
 /** Run a delegate; on ADD returns its result. A delegate's error comes back as the same CniError. */
 export async function execDelegate(call: DelegateCall): Promise<CniResult | undefined> {
+  return (await prepareDelegate(call))();
+}
+
+/**
+ * Everything before the exec (version negotiation); the returned function execs the delegate at
+ * once, synchronously, and resolves with its result. Spawning blocks the event loop for a while (the
+ * fork copies the agent's page tables), so cmdAdd launches the delegate before its own work, which
+ * then runs while the delegate does.
+ */
+export async function prepareDelegate(call: DelegateCall): Promise<() => Promise<CniResult | undefined>> {
   const want = String(call.config.cniVersion ?? '1.0.0');
   const version = await versionFor(call.plugin, want);
   if ((call.command === 'GC' || call.command === 'STATUS') && !versionAtLeast(version, '1.1.0')) {
     call.logger.debug({ plugin: call.plugin, version }, `delegate does not support ${call.command}; skipped`);
-    return undefined;
+    return () => Promise.resolve(undefined);
   }
   const config = version === want ? call.config : lowerConfig(call.config, version);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(call.env)) if (v !== undefined && k.startsWith('CNI_')) env[k] = v;
   env.CNI_COMMAND = call.command;
   env.PATH = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
-  const t0 = performance.now();
-  const r = await runCapture(call.plugin, [], { env, input: JSON.stringify(config), timeoutMs: 60_000 });
+  return () => {
+    const t0 = performance.now();
+    const run = runCapture(call.plugin, [], { env, input: JSON.stringify(config), timeoutMs: 60_000 });
+    return run.then((r) => delegateOutcome(call, version, r, t0));
+  };
+}
+
+function delegateOutcome(
+  call: DelegateCall,
+  version: string,
+  r: RunResult,
+  t0: number,
+): CniResult | undefined {
   const log = {
     plugin: call.plugin,
     command: call.command,

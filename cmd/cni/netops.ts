@@ -1,115 +1,130 @@
-// Link work through iproute2. Every step is a batch ("ip -batch -") so one ADD costs a couple of
-// execs, not one per change. Node-side reads go through sysfs (free); pod-side reads enter the netns.
+// Link work through rtnetlink, in process (lib/netlink): no `ip` execs. The agent keeps one
+// NETLINK_ROUTE socket in its own (the node's) namespace; pod-side work gets a socket created inside
+// the pod's namespace for the length of one call. Node-side reads go through sysfs (free).
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
-import { runCapture } from '../../lib/exec.js';
+import { NetlinkError } from '../../lib/netlink/errors.js';
+import { RtnlAddrs, type AddrInfo } from '../../lib/netlink/rtnl-addr.js';
+import { RtnlRoutes } from '../../lib/netlink/rtnl-route.js';
+import { RtnlLinks, type LinkInfo } from '../../lib/netlink/rtnl.js';
+import { NETLINK_ROUTE, NetlinkSocket } from '../../lib/netlink/socket.js';
 
-export class IpBatchError extends Error {
-  constructor(
-    /** 0-based index of the failing command, or -1 when unknown. */
-    readonly index: number,
-    readonly stderr: string,
-  ) {
-    super(stderr.trim() || 'ip batch failed');
-    this.name = 'IpBatchError';
+/** rtnetlink on one socket: links, addresses, routes. */
+export interface Rtnl {
+  links: RtnlLinks;
+  addrs: RtnlAddrs;
+  routes: RtnlRoutes;
+}
+
+const rtnlOn = (sock: NetlinkSocket): Rtnl => ({
+  links: new RtnlLinks(sock),
+  addrs: new RtnlAddrs(sock),
+  routes: new RtnlRoutes(sock),
+});
+
+let nodeSock: Rtnl | undefined;
+
+/** rtnetlink in this process's own (the node's) network namespace; one socket for the process. */
+export function nodeRtnl(): Rtnl {
+  nodeSock ??= rtnlOn(NetlinkSocket.open(NETLINK_ROUTE));
+  return nodeSock;
+}
+
+/** rtnetlink inside another network namespace; close() when done. */
+export interface NetnsRtnl extends Rtnl {
+  close(): void;
+}
+
+/** rtnetlink inside the network namespace at `netns` (a path). */
+export function openNetnsRtnl(netns: string): NetnsRtnl {
+  const sock = NetlinkSocket.openIn(NETLINK_ROUTE, netns);
+  return { ...rtnlOn(sock), close: () => sock.close() };
+}
+
+/** Run fn with rtnetlink inside the network namespace at `netns` (a path); the socket is closed after. */
+export async function inNetns<T>(netns: string, fn: (r: Rtnl) => Promise<T>): Promise<T> {
+  const r = openNetnsRtnl(netns);
+  try {
+    return await fn(r);
+  } finally {
+    r.close();
   }
 }
 
-/**
- * `ip ARGS` inside a netns: `ip -n NAME` for named namespaces (/run/netns/NAME, what runtimes
- * make), one exec less than nsenter, which handles any other path.
- */
-function ipIn(netns: string | undefined, args: string[]): [string, string[]] {
-  if (netns === undefined) return ['ip', args];
-  const m = /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(netns);
-  if (m) return ['ip', ['-n', m[1]!, ...args]];
-  return ['nsenter', [`--net=${netns}`, 'ip', ...args]];
-}
-
-/**
- * Run iproute2 commands (one per entry, without the leading "ip"), stopping at the first failure.
- * With `netns` (a path) they run inside that network namespace.
- */
-export async function ipBatch(cmds: readonly string[], netns?: string): Promise<void> {
-  if (cmds.length === 0) return;
-  const input = cmds.join('\n') + '\n';
-  const r = await runCapture(...ipIn(netns, ['-batch', '-']), { input });
-  if (r.code !== 0) {
-    const m = /Command failed -:(\d+)/.exec(r.stderr);
-    throw new IpBatchError(m ? Number(m[1]) - 1 : -1, r.stderr.replace(/Command failed -:\d+\s*/g, ''));
+/** Run fn with an open fd of the network namespace at `netns` (for IFLA_NET_NS_FD). */
+export async function withNetnsFd<T>(netns: string, fn: (fd: number) => Promise<T>): Promise<T> {
+  const fd = openSync(netns, 'r'); // nsfs: a sync open costs microseconds, less than a pool round trip
+  try {
+    return await fn(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
-export interface PodLink {
-  ifname: string;
-  mtu: number;
-  address: string;
-  operstate: string;
-  flags: string[];
-  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
+/** The kernel's errno name of a netlink failure ("EEXIST", "ENODEV"...), else undefined. */
+export const errnoOf = (e: unknown): string | undefined => (e instanceof NetlinkError ? e.code : undefined);
+
+export interface PodLink extends LinkInfo {
+  addrs: AddrInfo[];
 }
 
-/** `ip -j addr show dev NAME` inside a netns; undefined when the link does not exist. */
+/** A link and its addresses inside a netns; undefined when the link does not exist. */
 export async function podLinkInfo(netns: string, ifname: string): Promise<PodLink | undefined> {
-  const r = await runCapture(...ipIn(netns, ['-j', 'addr', 'show', 'dev', ifname]));
-  if (r.code !== 0) {
-    if (/does not exist|Cannot find device/.test(r.stderr)) return undefined;
-    throw new Error(`ip addr show ${ifname} in ${netns}: ${r.stderr.trim()}`);
-  }
-  const arr = JSON.parse(r.stdout) as PodLink[];
-  return arr[0];
+  return inNetns(netns, async (r) => {
+    const link = await r.links.byName(ifname);
+    if (!link) return undefined;
+    return { ...link, addrs: await r.addrs.list(link.index) };
+  });
 }
 
 const sys = (dev: string, ...rest: string[]): string => ['/sys/class/net', dev, ...rest].join('/');
 
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Whether a path exists (sync: a stat of a local path, cheaper than a thread-pool round trip). */
+export const exists = (path: string): boolean => existsSync(path);
 
-/** Node-side (the agent's own netns) link facts, from sysfs. */
+const readSys = (path: string): string | undefined => {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Node-side (the agent's own netns) link facts, from sysfs. Synchronous on purpose: sysfs is
+ * generated in memory, a read costs microseconds, while an async read costs a thread-pool round
+ * trip (and waits behind a blocking spawn of the IPAM delegate) on the ADD critical path.
+ */
 export const node = {
-  hasLink: (dev: string): Promise<boolean> => exists(sys(dev)),
-  isBridge: (dev: string): Promise<boolean> => exists(sys(dev, 'bridge')),
-  async master(dev: string): Promise<string | undefined> {
+  hasLink: (dev: string): boolean => existsSync(sys(dev)),
+  isBridge: (dev: string): boolean => existsSync(sys(dev, 'bridge')),
+  master(dev: string): string | undefined {
     try {
-      return basename(await readlink(sys(dev, 'master')));
+      return basename(readlinkSync(sys(dev, 'master')));
     } catch {
       return undefined;
     }
   },
-  async ports(bridge: string): Promise<string[]> {
+  ports(bridge: string): string[] {
     try {
-      return await readdir(sys(bridge, 'brif'));
+      return readdirSync(sys(bridge, 'brif'));
     } catch {
       return [];
     }
   },
-  async isUp(dev: string): Promise<boolean> {
-    try {
-      return (Number.parseInt((await readFile(sys(dev, 'flags'), 'utf8')).trim(), 16) & 1) === 1;
-    } catch {
-      return false;
-    }
+  isUp(dev: string): boolean {
+    const f = readSys(sys(dev, 'flags'));
+    return f !== undefined && (Number.parseInt(f, 16) & 1) === 1;
   },
-  async mac(dev: string): Promise<string | undefined> {
-    try {
-      return (await readFile(sys(dev, 'address'), 'utf8')).trim();
-    } catch {
-      return undefined;
-    }
+  mac: (dev: string): string | undefined => readSys(sys(dev, 'address')),
+  ifindex(dev: string): number | undefined {
+    const i = readSys(sys(dev, 'ifindex'));
+    return i === undefined ? undefined : Number(i);
   },
-  async mtu(dev: string): Promise<number | undefined> {
-    try {
-      return Number((await readFile(sys(dev, 'mtu'), 'utf8')).trim());
-    } catch {
-      return undefined;
-    }
+  mtu(dev: string): number | undefined {
+    const m = readSys(sys(dev, 'mtu'));
+    return m === undefined ? undefined : Number(m);
   },
 };
 
@@ -119,7 +134,6 @@ const short = (s: string, n = 10): string => createHash('sha256').update(s).dige
 export const names = {
   bridge: (pwNamespace: string, pwName: string): string => `kl2b${short(`${pwNamespace}/${pwName}`)}`,
   hostVeth: (containerID: string, ifname: string): string => `kl2h${short(`${containerID}/${ifname}`)}`,
-  tmpPeer: (containerID: string, ifname: string): string => `kl2p${short(`${containerID}/${ifname}`)}`,
 };
 
 /** A random locally administered unicast MAC. */

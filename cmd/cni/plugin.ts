@@ -12,6 +12,7 @@ import {
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, versionAtLeast } from '../../lib/cni/versions.js';
 import type { PseudowireDevice, PseudowireRef, PseudowireResolver } from '../../lib/agent-protocol.js';
 import type { Logger } from '../../lib/log.js';
+import { parsePrefix } from '../../lib/netlink/rtnl-addr.js';
 import {
   parseCommand,
   parseEnv,
@@ -22,8 +23,20 @@ import {
   type Env,
   type NetConf,
 } from './config.js';
-import { execDelegate, findPlugin } from './ipam.js';
-import { IpBatchError, exists, ipBatch, names, node, podLinkInfo, randomMac } from './netops.js';
+import { execDelegate, findPlugin, prepareDelegate, type DelegateCall } from './ipam.js';
+import {
+  errnoOf,
+  exists,
+  inNetns,
+  names,
+  openNetnsRtnl,
+  type NetnsRtnl,
+  node,
+  nodeRtnl,
+  podLinkInfo,
+  randomMac,
+  withNetnsFd,
+} from './netops.js';
 import type { AttachmentRecord, AttachmentStore, Locker } from './state.js';
 
 export interface PluginDeps {
@@ -150,8 +163,18 @@ function delegateConfig(c: Ctx): Record<string, unknown> {
 
 // ---------------------------------------------------------------- ADD
 
+/** Milliseconds since creation at named points, for a debug log of where an ADD spends its time. */
+class Phases {
+  private readonly t0 = performance.now();
+  readonly at: Record<string, number> = {};
+  mark(name: string): void {
+    this.at[name] = +(performance.now() - this.t0).toFixed(2);
+  }
+}
+
 async function cmdAdd(c: Ctx): Promise<string> {
   const { cmd, conf, deps } = c;
+  const ph = new Phases();
   const pw = await lookupPseudowire(c);
   const mtu = conf.mtu ?? pw.mtu;
   if (mtu > pw.mtu) {
@@ -160,194 +183,256 @@ async function cmdAdd(c: Ctx): Promise<string> {
       `mtu: ${mtu} exceeds the MTU ${pw.mtu} of pseudowire ${pwText(conf.pseudowire)}`,
     );
   }
-  if (!(await exists(cmd.netns))) {
+  if (!exists(cmd.netns)) {
     throw new CniError(CniCode.UnknownContainer, `CNI_NETNS: network namespace ${cmd.netns} does not exist`);
   }
   const prev = conf.prevResult ? parseResult(conf.prevResult, 'prevResult', conf.cniVersion) : emptyResult();
   const ipamPlugin = conf.ipam ? await findPlugin(conf.ipam.type, cmd.path) : undefined;
+  if (deps.store.has(cmd.containerID, cmd.ifname)) {
+    throw new CniError(
+      CniCode.InterfaceExists,
+      `CNI_IFNAME: attachment ${cmd.containerID}/${cmd.ifname} already exists (DEL it first)`,
+    );
+  }
+  const deviceMac = conf.mode === 'exclusive' ? node.mac(pw.ifname) : undefined;
+  const mac = conf.mac ?? deviceMac ?? randomMac();
+  ph.mark('checks');
 
   const undo = new UndoStack(c.log);
+  let podSide: PodSide | undefined;
   try {
-    const rec: AttachmentRecord = {
-      v: 1,
-      network: conf.name,
-      containerID: cmd.containerID,
-      ifname: cmd.ifname,
-      netns: cmd.netns,
-      mode: conf.mode,
-      pseudowire: conf.pseudowire,
-      device: pw.ifname,
-      createdAt: new Date().toISOString(),
-      cniPath: cmd.path,
-    };
-    if (conf.ipam) rec.ipamConfig = delegateConfig(c);
-    if (conf.mode === 'bridge') {
-      rec.bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
-      rec.hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
+    // The IPAM allocation and the links do not depend on each other: run them together. Spawning the
+    // delegate blocks this thread for a while (fork copies the agent's page tables), so the link work
+    // starts first and runs up to its first kernel request, which a pool thread serves meanwhile.
+    const launchIpam = ipamPlugin ? await prepareDelegate(delegateCall(c, 'ADD', ipamPlugin)) : undefined;
+    const linkStep = attach(c, pw, mtu, mac, deviceMac, undo, ph);
+    linkStep.catch(() => undefined); // handled below (allSettled); not an unhandled rejection meanwhile
+    await new Promise<void>((r) => setImmediate(r)); // the link work reaches the kernel
+    const ipamStep = launchIpam ? launchIpam() : Promise.resolve(undefined);
+    ph.mark('spawned');
+    const [linked, allocated] = await Promise.allSettled([linkStep, ipamStep]);
+    ph.mark('joined');
+    if (ipamPlugin && allocated.status === 'fulfilled') {
+      undo.push('ipam', () => execDelegate(delegateCall(c, 'DEL', ipamPlugin)));
     }
-    const deviceMac = conf.mode === 'exclusive' ? await node.mac(pw.ifname) : undefined;
-    if (deviceMac !== undefined) rec.deviceMac = deviceMac;
-    if ((await deps.store.get(cmd.containerID, cmd.ifname)) !== undefined) {
-      throw new CniError(
-        CniCode.InterfaceExists,
-        `CNI_IFNAME: attachment ${cmd.containerID}/${cmd.ifname} already exists (DEL it first)`,
-      );
-    }
-    await deps.store.put(rec);
-    undo.push('record', () => deps.store.remove(cmd.containerID, cmd.ifname));
+    if (linked.status === 'fulfilled') podSide = linked.value.pod;
+    if (linked.status === 'rejected') throw linked.reason;
+    if (allocated.status === 'rejected') throw allocated.reason;
+    const ipam = allocated.value;
+    await ensurePodAddresses(c, podSide!, ipam);
+    ph.mark('pod');
+    c.log.debug({ at: ph.at }, 'ADD timings (ms since start)');
 
     const res: CniResult = {
-      interfaces: [...prev.interfaces],
+      interfaces: [...prev.interfaces, ...linked.value.interfaces],
       ips: [...prev.ips],
       routes: [...prev.routes],
       dns: prev.dns,
     };
-    const mac = conf.mac ?? deviceMac ?? randomMac();
-    const pod = { name: pw.ifname }; // the pod-side link's current name (changes on rename)
-    // The node-side links and the IPAM allocation do not depend on each other: run them together.
-    const linkStep =
-      conf.mode === 'bridge'
-        ? ensureBridgePort(c, pw, mtu, undo).then((made) => {
-            pod.name = made.tmpPeer;
-            res.interfaces.push(
-              { name: made.bridge, mac: made.bridgeMac },
-              { name: made.hostVeth, mac: made.hostMac },
-            );
-          })
-        : ensureExclusiveMove(c, pw, pod, undo);
-    const ipamStep = ipamPlugin
-      ? execDelegate({
-          command: 'ADD',
-          plugin: ipamPlugin,
-          config: delegateConfig(c),
-          env: c.env,
-          logger: c.log,
-        })
-      : Promise.resolve(undefined);
-    const [linked, allocated] = await Promise.allSettled([linkStep, ipamStep]);
-    if (ipamPlugin && allocated.status === 'fulfilled') {
-      undo.push('ipam', () =>
-        execDelegate({
-          command: 'DEL',
-          plugin: ipamPlugin,
-          config: delegateConfig(c),
-          env: c.env,
-          logger: c.log,
-        }),
-      );
-    }
-    if (linked.status === 'rejected') throw linked.reason;
-    if (allocated.status === 'rejected') throw allocated.reason;
-    const podIface: CniInterface = { name: cmd.ifname, mac, mtu, sandbox: cmd.netns };
-    res.interfaces.push(podIface);
+    res.interfaces.push({ name: cmd.ifname, mac, mtu, sandbox: cmd.netns });
     const podIdx = res.interfaces.length - 1;
-
-    const ipam = allocated.value;
-    if (ipamPlugin) {
-      if (ipam) {
-        for (const ip of ipam.ips) res.ips.push({ ...ip, interface: podIdx });
-        res.routes.push(...ipam.routes);
-        if (Object.keys(ipam.dns).length > 0) res.dns = ipam.dns;
-      }
+    if (ipam) {
+      for (const ip of ipam.ips) res.ips.push({ ...ip, interface: podIdx });
+      res.routes.push(...ipam.routes);
+      if (Object.keys(ipam.dns).length > 0) res.dns = ipam.dns;
     }
-    await ensurePodLink(c, pod, mac, mtu, ipam);
     return JSON.stringify(formatResult(res, conf.cniVersion)) + '\n';
   } catch (e) {
     await undo.run();
     throw e;
+  } finally {
+    podSide?.r.close();
   }
 }
 
-/** Bridge mode, node side: the per-pseudowire bridge holding the l2tpeth, plus this pod's veth. */
-async function ensureBridgePort(c: Ctx, pw: PseudowireDevice, mtu: number, undo: UndoStack) {
+/** The IPAM delegate invocation for this request. */
+function delegateCall(c: Ctx, command: DelegateCall['command'], plugin: string): DelegateCall {
+  return { command, plugin, config: delegateConfig(c), env: c.env, logger: c.log };
+}
+
+/**
+ * Everything of an ADD that needs no IPAM result: the attachment record (for DEL without config, and
+ * GC; written while the links are made), the node-side links, and the pod's link named and up.
+ */
+async function attach(
+  c: Ctx,
+  pw: PseudowireDevice,
+  mtu: number,
+  mac: string,
+  deviceMac: string | undefined,
+  undo: UndoStack,
+  ph: Phases,
+): Promise<{ interfaces: CniInterface[]; pod: PodSide }> {
   const { cmd, conf, deps } = c;
-  const bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
+  const rec: AttachmentRecord = {
+    v: 1,
+    network: conf.name,
+    containerID: cmd.containerID,
+    ifname: cmd.ifname,
+    netns: cmd.netns,
+    mode: conf.mode,
+    pseudowire: conf.pseudowire,
+    device: pw.ifname,
+    createdAt: new Date().toISOString(),
+    cniPath: cmd.path,
+  };
+  if (conf.ipam) rec.ipamConfig = delegateConfig(c);
+  if (conf.mode === 'bridge') {
+    rec.bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
+    rec.hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
+  }
+  if (deviceMac !== undefined) rec.deviceMac = deviceMac;
+  const recorded = deps.store.put(rec).then(() => {
+    undo.push('record', () => deps.store.remove(cmd.containerID, cmd.ifname));
+  });
+  const linked = (async () => {
+    const interfaces: CniInterface[] = [];
+    // the pod-side link's current name (changes on rename); bridge mode creates it named, MAC and MTU set
+    const pod = { name: pw.ifname, configured: false };
+    if (conf.mode === 'bridge') {
+      const made = await ensureBridgePort(c, pw, mtu, mac, undo);
+      Object.assign(pod, { name: cmd.ifname, configured: true });
+      interfaces.push({ name: made.bridge, mac: made.bridgeMac }, { name: made.hostVeth, mac: made.hostMac });
+    } else {
+      await ensureExclusiveMove(c, pw, pod, undo);
+    }
+    ph.mark('node');
+    const side = await ensurePodLinkUp(c, pod, mac, mtu);
+    ph.mark('links');
+    return { interfaces, pod: side };
+  })();
+  const [r, l] = await Promise.allSettled([recorded, linked]);
+  if (r.status === 'rejected') {
+    if (l.status === 'fulfilled') l.value.pod.r.close();
+    throw r.reason;
+  }
+  if (l.status === 'rejected') throw l.reason;
+  return l.value;
+}
+
+/**
+ * Bridge mode, node side: the per-pseudowire bridge holding the l2tpeth, plus this pod's veth, whose
+ * peer is created straight in the pod's netns with its final name, MAC and MTU (as the reference
+ * bridge plugin does). Up, addresses and routes are the pod side's (ensurePodLinkUp, ensurePodAddresses).
+ */
+async function ensureBridgePort(c: Ctx, pw: PseudowireDevice, mtu: number, podMac: string, undo: UndoStack) {
+  const { cmd, conf, deps } = c;
   const hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
-  const tmpPeer = names.tmpPeer(cmd.containerID, cmd.ifname);
   const hostMac = randomMac();
   return deps.locker.withLock(pwKey(conf.pseudowire), async () => {
-    const dev = pw.ifname;
-    if (!(await node.hasLink(dev))) {
-      const owner = (await deps.store.list()).find(
-        (r) => r.mode === 'exclusive' && pwKey(r.pseudowire) === pwKey(conf.pseudowire),
+    const { bridge, bridgeIndex, bridgeMac } = await ensureBridge(c, pw, undo);
+    if (node.hasLink(hostVeth)) {
+      throw new CniError(
+        CniCode.InterfaceExists,
+        `node link ${hostVeth} for ${cmd.containerID}/${cmd.ifname} already exists`,
       );
-      if (owner) {
+    }
+    try {
+      await withNetnsFd(cmd.netns, (fd) =>
+        nodeRtnl().links.createVeth(
+          { name: hostVeth, mtu, address: hostMac, master: bridgeIndex, up: true },
+          // not up yet: a veth peer cannot open before the pair is complete (ENOTCONN)
+          { name: cmd.ifname, mtu, address: podMac, netnsFd: fd },
+        ),
+      );
+    } catch (e) {
+      if (errnoOf(e) === 'EEXIST') {
+        // the node-side name was free a moment ago (checked under the lock): the pod's it is
         throw new CniError(
-          CniCode.DeviceBusy,
-          `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
+          CniCode.InterfaceExists,
+          node.hasLink(hostVeth)
+            ? `node link ${hostVeth} for ${cmd.containerID}/${cmd.ifname} already exists`
+            : `CNI_IFNAME: interface ${cmd.ifname} already exists in ${cmd.netns}`,
         );
       }
+      throw new CniError(CniCode.LinkSetupFailed, `veth for ${cmd.ifname}: ${(e as Error).message}`);
+    }
+    undo.push('veth', () => deleteLink(hostVeth));
+    return { bridge, bridgeMac, hostVeth, hostMac };
+  });
+}
+
+/** The pseudowire's bridge, up, with the l2tpeth as a port (up). Caller holds the pseudowire's lock. */
+async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
+  const { conf, deps } = c;
+  const bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
+  const dev = pw.ifname;
+  const devIndex = node.ifindex(dev);
+  if (devIndex === undefined) {
+    const owner = (await deps.store.list()).find(
+      (r) => r.mode === 'exclusive' && pwKey(r.pseudowire) === pwKey(conf.pseudowire),
+    );
+    if (owner) {
       throw new CniError(
-        CniCode.TryAgainLater,
-        `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`,
+        CniCode.DeviceBusy,
+        `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
       );
     }
-    const cmds: string[] = [];
-    let bridgeMac = await node.mac(bridge);
+    throw new CniError(
+      CniCode.TryAgainLater,
+      `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`,
+    );
+  }
+  const { links } = nodeRtnl();
+  let bridgeMac = node.mac(bridge);
+  try {
+    let bridgeIndex: number | undefined;
     if (bridgeMac === undefined) {
       bridgeMac = randomMac();
-      cmds.push(`link add ${bridge} address ${bridgeMac} mtu ${pw.mtu} type bridge`);
-    } else if (!(await node.isBridge(bridge))) {
-      throw new CniError(CniCode.LinkSetupFailed, `node link ${bridge} exists and is not a bridge`);
-    }
-    const master = await node.master(dev);
-    if (master !== bridge) {
-      if (master !== undefined) {
-        throw new CniError(CniCode.DeviceBusy, `pseudowire: device ${dev} is already enslaved to ${master}`);
-      }
-      cmds.push(`link set dev ${dev} master ${bridge}`);
-    }
-    if (cmds.length > 0 || !(await node.isUp(bridge))) cmds.push(`link set dev ${bridge} up`);
-    if (!(await node.isUp(dev))) cmds.push(`link set dev ${dev} up`);
-    const vethIdx = cmds.length;
-    cmds.push(
-      `link add ${hostVeth} mtu ${mtu} address ${hostMac} type veth peer name ${tmpPeer} mtu ${mtu} netns ${cmd.netns}`,
-      `link set dev ${hostVeth} master ${bridge} up`,
-    );
-    if (cmds.length > vethIdx - 1 && cmds[0]?.startsWith(`link add ${bridge}`)) {
+      await links.createBridge({ name: bridge, mtu: pw.mtu, address: bridgeMac, up: true });
       // a bridge made by a failed ADD goes again
       undo.push('bridge', () =>
         deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)),
       );
-    }
-    try {
-      await ipBatch(cmds);
-    } catch (e) {
-      if (e instanceof IpBatchError && e.index >= 0 && e.index < vethIdx) {
-        throw new CniError(
-          CniCode.LinkSetupFailed,
-          `bridge ${bridge} for ${pwText(conf.pseudowire)}: ${e.message}`,
-        );
+      bridgeIndex = node.ifindex(bridge);
+    } else {
+      if (!node.isBridge(bridge)) {
+        throw new CniError(CniCode.LinkSetupFailed, `node link ${bridge} exists and is not a bridge`);
       }
-      if (e instanceof IpBatchError && e.index === vethIdx && /File exists/.test(e.stderr)) {
-        throw new CniError(
-          CniCode.InterfaceExists,
-          `node link ${hostVeth} for ${cmd.containerID}/${cmd.ifname} already exists`,
-        );
-      }
-      if (e instanceof IpBatchError && e.index > vethIdx) await deleteLink(hostVeth);
-      throw new CniError(CniCode.LinkSetupFailed, `veth for ${cmd.ifname}: ${(e as Error).message}`);
+      bridgeIndex = node.ifindex(bridge);
+      if (bridgeIndex !== undefined && !node.isUp(bridge)) await links.set(bridgeIndex, { up: true }, bridge);
     }
-    undo.push('veth', () => deleteLink(hostVeth));
-    return { bridge, bridgeMac, hostVeth, hostMac, tmpPeer };
-  });
+    if (bridgeIndex === undefined) throw new Error('it vanished while being set up');
+    const master = node.master(dev);
+    if (master !== bridge) {
+      if (master !== undefined) {
+        throw new CniError(CniCode.DeviceBusy, `pseudowire: device ${dev} is already enslaved to ${master}`);
+      }
+      await links.set(devIndex, { master: bridgeIndex, up: true }, dev);
+    } else if (!node.isUp(dev)) {
+      await links.set(devIndex, { up: true }, dev);
+    }
+    return { bridge, bridgeIndex, bridgeMac };
+  } catch (e) {
+    if (e instanceof CniError) throw e;
+    throw new CniError(
+      CniCode.LinkSetupFailed,
+      `bridge ${bridge} for ${pwText(conf.pseudowire)}: ${(e as Error).message}`,
+    );
+  }
 }
 
+/** Delete a node-side link; a missing one is fine. */
 async function deleteLink(dev: string): Promise<void> {
-  if (!(await node.hasLink(dev))) return;
+  if (!node.hasLink(dev)) return;
   try {
-    await ipBatch([`link del dev ${dev}`]);
+    await nodeRtnl().links.del(dev);
   } catch (e) {
-    if (!/Cannot find device|does not exist/.test((e as Error).message)) throw e;
+    if (errnoOf(e) !== 'ENODEV') throw e;
   }
 }
 
 /** Delete a per-pseudowire bridge that has no pod ports left (only the l2tpeth). Caller holds the lock. */
 async function removeBridgeIfUnused(bridge: string): Promise<void> {
-  if (!(await node.isBridge(bridge))) return;
-  const ports = await node.ports(bridge);
+  if (!node.isBridge(bridge)) return;
+  const ports = node.ports(bridge);
   if (ports.some((p) => p.startsWith('kl2h'))) return;
-  await ipBatch([...ports.map((p) => `link set dev ${p} nomaster`), `link del dev ${bridge}`]);
+  const { links } = nodeRtnl();
+  for (const p of ports) {
+    const index = node.ifindex(p);
+    if (index !== undefined) await links.set(index, { master: 0 }, p);
+  }
+  await deleteLink(bridge);
 }
 
 /**
@@ -357,7 +442,7 @@ async function removeBridgeIfUnused(bridge: string): Promise<void> {
 export async function releasePseudowireBridge(ref: PseudowireRef): Promise<boolean> {
   const bridge = names.bridge(ref.namespace, ref.name);
   await removeBridgeIfUnused(bridge);
-  return !(await node.hasLink(bridge));
+  return !node.hasLink(bridge);
 }
 
 /** Exclusive mode, node side: the l2tpeth device itself moves into the pod. */
@@ -377,15 +462,15 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
         `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
       );
     }
-    if (!(await node.hasLink(dev))) {
+    if (!node.hasLink(dev)) {
       throw new CniError(
         CniCode.TryAgainLater,
         `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`,
       );
     }
-    const master = await node.master(dev);
+    const master = node.master(dev);
     if (master !== undefined) {
-      const users = (await node.ports(master)).filter((p) => p.startsWith('kl2h'));
+      const users = node.ports(master).filter((p) => p.startsWith('kl2h'));
       if (users.length > 0) {
         throw new CniError(
           CniCode.DeviceBusy,
@@ -393,17 +478,16 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
         );
       }
     }
-    const origMac = await node.mac(dev);
-    const cmds = [
-      ...(master ? [`link set dev ${dev} nomaster`] : []),
-      `link set dev ${dev} down`,
-      `link set dev ${dev} netns ${cmd.netns}`,
-    ];
+    const origMac = node.mac(dev);
+    const index = node.ifindex(dev);
+    const { links } = nodeRtnl();
     try {
-      await ipBatch(cmds);
+      if (index === undefined) throw new Error(`${dev} vanished`);
+      await links.set(index, { up: false, ...(master ? { master: 0 } : {}) }, dev);
+      await withNetnsFd(cmd.netns, (fd) => links.set(index, { netnsFd: fd }, dev));
     } catch (e) {
-      await ipBatch([`link set dev ${dev} up`]).catch(() => undefined);
-      if (/File exists/.test((e as Error).message)) {
+      if (index !== undefined) await links.set(index, { up: true }, dev).catch(() => undefined);
+      if (errnoOf(e) === 'EEXIST') {
         throw new CniError(
           CniCode.InterfaceExists,
           `CNI_NETNS: a link named ${dev} already exists in ${cmd.netns}`,
@@ -416,62 +500,125 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
   });
 }
 
-/** Return an exclusive device from a pod to the node, under its original name, MTU and MAC. */
-async function moveBack(c: Ctx, netns: string, current: string, orig: string, mtu: number, mac?: string) {
-  const cmds = [`link set dev ${current} down`];
-  if (current !== orig) cmds.push(`link set dev ${current} name ${orig}`);
-  cmds.push(`link set dev ${orig} netns ${c.deps.nodePid}`);
-  await ipBatch(cmds, netns);
-  await ipBatch([`link set dev ${orig} mtu ${mtu}${mac ? ` address ${mac}` : ''} up`]);
+/**
+ * Return an exclusive device from a pod to the node, under its original name, MTU and MAC.
+ * False when the pod has no link called `current` (nothing to return).
+ */
+async function moveBack(
+  c: Ctx,
+  netns: string,
+  current: string,
+  orig: string,
+  mtu: number,
+  mac?: string,
+): Promise<boolean> {
+  const found = await inNetns(netns, async ({ links }) => {
+    const link = await links.byName(current);
+    if (!link) return false;
+    await links.set(link.index, { up: false }, current); // a running link cannot be renamed
+    if (current !== orig) await links.set(link.index, { name: orig }, current);
+    await links.set(link.index, { netnsPid: c.deps.nodePid }, orig);
+    return true;
+  });
+  if (!found) return false;
+  const index = node.ifindex(orig);
+  if (index === undefined) throw new Error(`${orig} did not arrive on the node`);
+  await nodeRtnl().links.set(index, { mtu, ...(mac ? { address: mac } : {}), up: true }, orig);
+  return true;
 }
 
-/** Pod side: rename to CNI_IFNAME (fails if it exists), MAC, MTU, addresses, up, routes. */
-async function ensurePodLink(
+/** The pod's link, found in the pod's netns, with a socket there (close it). */
+interface PodSide {
+  r: NetnsRtnl;
+  index: number;
+}
+
+const podStepFailed = (c: Ctx, step: string, e: unknown): CniError =>
+  e instanceof CniError
+    ? e
+    : new CniError(
+        CniCode.LinkSetupFailed,
+        `configuring ${c.cmd.ifname} in ${c.cmd.netns} (${step}): ${(e as Error).message}`,
+      );
+
+/**
+ * Pod side, first half (needs no IPAM result): exclusive mode renames the device to CNI_IFNAME
+ * (fails if that exists) and sets MAC and MTU (bridge mode created the veth peer so); then up.
+ */
+async function ensurePodLinkUp(
   c: Ctx,
-  pod: { name: string },
+  pod: { name: string; configured: boolean },
   mac: string,
   mtu: number,
-  ipam: CniResult | undefined,
-): Promise<void> {
+): Promise<PodSide> {
   const { cmd } = c;
   const ifn = cmd.ifname;
-  const cmds = [`link set dev ${pod.name} name ${ifn}`, `link set dev ${ifn} address ${mac} mtu ${mtu}`];
-  const gateways = { v4: undefined as string | undefined, v6: undefined as string | undefined };
-  for (const ip of ipam?.ips ?? []) {
-    const v6 = ip.address.includes(':');
-    cmds.push(`addr add ${ip.address} dev ${ifn}${v6 ? ' nodad' : ''}`);
-    if (ip.gateway) {
-      if (v6) gateways.v6 ??= ip.gateway;
-      else gateways.v4 ??= ip.gateway;
-    }
-  }
-  cmds.push(`link set dev ${ifn} up`);
-  for (const r of ipam?.routes ?? []) {
-    const gw = r.gw ?? (r.dst.includes(':') ? gateways.v6 : gateways.v4);
-    let line = `route add ${r.dst}${gw ? ` via ${gw}` : ''} dev ${ifn}`;
-    if (r.priority) line += ` metric ${r.priority}`;
-    if (r.table !== undefined) line += ` table ${r.table}`;
-    if (r.scope !== undefined) line += ` scope ${r.scope}`;
-    if (r.mtu) line += ` mtu ${r.mtu}`;
-    if (r.advmss) line += ` advmss ${r.advmss}`;
-    cmds.push(line);
-  }
+  let step = `entering the netns`;
+  let r: NetnsRtnl | undefined;
   try {
-    await ipBatch(cmds, cmd.netns);
-    pod.name = ifn;
+    r = openNetnsRtnl(cmd.netns);
+    step = `link ${pod.name}`;
+    const link = await r.links.byName(pod.name);
+    if (!link) throw new Error(`${pod.name} is not there`);
+    if (!pod.configured) {
+      step = `rename ${pod.name} to ${ifn}`;
+      try {
+        await r.links.set(link.index, { name: ifn, address: mac, mtu }, pod.name);
+      } catch (e) {
+        if (errnoOf(e) === 'EEXIST') {
+          throw new CniError(
+            CniCode.InterfaceExists,
+            `CNI_IFNAME: interface ${ifn} already exists in ${cmd.netns}`,
+          );
+        }
+        throw e;
+      }
+      pod.name = ifn;
+    }
+    step = 'up';
+    await r.links.set(link.index, { up: true }, ifn);
+    return { r, index: link.index };
   } catch (e) {
-    if (e instanceof IpBatchError && e.index !== 0) pod.name = ifn; // renamed before the failure
-    if (e instanceof IpBatchError && e.index === 0 && /File exists/.test(e.stderr)) {
-      throw new CniError(
-        CniCode.InterfaceExists,
-        `CNI_IFNAME: interface ${ifn} already exists in ${cmd.netns}`,
+    r?.close();
+    throw podStepFailed(c, step, e);
+  }
+}
+
+/** Pod side, second half: the IPAM result's addresses and routes. */
+async function ensurePodAddresses(c: Ctx, side: PodSide, ipam: CniResult | undefined): Promise<void> {
+  const { r, index } = side;
+  const ifn = c.cmd.ifname;
+  let step = '';
+  try {
+    const gateways = { v4: undefined as string | undefined, v6: undefined as string | undefined };
+    for (const ip of ipam?.ips ?? []) {
+      const v6 = ip.address.includes(':');
+      step = `address ${ip.address}`;
+      await r.addrs.add(index, ip.address, { nodad: v6 }, ifn);
+      if (ip.gateway) {
+        if (v6) gateways.v6 ??= ip.gateway;
+        else gateways.v4 ??= ip.gateway;
+      }
+    }
+    for (const rt of ipam?.routes ?? []) {
+      const gw = rt.gw ?? (rt.dst.includes(':') ? gateways.v6 : gateways.v4);
+      step = `route ${rt.dst}${gw ? ` via ${gw}` : ''}`;
+      await r.routes.add(
+        {
+          dst: rt.dst,
+          oif: index,
+          ...(gw ? { gateway: gw } : {}),
+          ...(rt.priority ? { priority: rt.priority } : {}),
+          ...(rt.table !== undefined ? { table: rt.table } : {}),
+          ...(rt.scope !== undefined ? { scope: rt.scope } : {}),
+          ...(rt.mtu ? { mtu: rt.mtu } : {}),
+          ...(rt.advmss ? { advmss: rt.advmss } : {}),
+        },
+        ifn,
       );
     }
-    const line = e instanceof IpBatchError && e.index >= 0 ? ` (${cmds[e.index]})` : '';
-    throw new CniError(
-      CniCode.LinkSetupFailed,
-      `configuring ${ifn} in ${cmd.netns}${line}: ${(e as Error).message}`,
-    );
+  } catch (e) {
+    throw podStepFailed(c, step, e);
   }
 }
 
@@ -492,7 +639,7 @@ async function cmdDel(c: Ctx): Promise<undefined> {
     (async () => {
       if (!conf.ipam) return;
       const plugin = await findPlugin(conf.ipam.type, cmd.path);
-      await execDelegate({ command: 'DEL', plugin, config: delegateConfig(c), env: c.env, logger: c.log });
+      await execDelegate(delegateCall(c, 'DEL', plugin));
     })(),
   ]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
@@ -524,14 +671,12 @@ async function releaseAttachment(c: Ctx, rec: AttachmentRecord | undefined, a: R
     return;
   }
   // exclusive: only a recorded attachment owns the device (after a failed ADD the pod's CNI_IFNAME is not ours)
-  if (rec === undefined || a.netns === '' || !(await exists(a.netns))) return;
+  if (rec === undefined || a.netns === '' || !exists(a.netns)) return;
   const pw = await c.deps.resolver.lookup(a.pseudowire).catch(() => undefined);
   await c.deps.locker.withLock(pwKey(a.pseudowire), async () => {
     try {
       await moveBack(c, a.netns, a.ifname, rec.device, pw?.mtu ?? 1500, rec.deviceMac);
     } catch (e) {
-      if (e instanceof IpBatchError && e.index === 0 && /Cannot find device|does not exist/.test(e.stderr))
-        return;
       throw new CniError(
         CniCode.LinkSetupFailed,
         `returning ${a.ifname} to the node as ${rec.device}: ${(e as Error).message}`,
@@ -561,31 +706,30 @@ async function cmdCheck(c: Ctx): Promise<undefined> {
       `prevResult: no interface ${cmd.ifname} with sandbox ${cmd.netns}`,
     );
   const want = prev.interfaces[idx]!;
-  if (!(await exists(cmd.netns)))
-    throw new CniError(CniCode.CheckFailed, `CNI_NETNS: ${cmd.netns} does not exist`);
+  if (!exists(cmd.netns)) throw new CniError(CniCode.CheckFailed, `CNI_NETNS: ${cmd.netns} does not exist`);
   const link = await podLinkInfo(cmd.netns, cmd.ifname);
   if (!link) throw new CniError(CniCode.CheckFailed, `CNI_IFNAME: ${cmd.ifname} is missing in ${cmd.netns}`);
   const mtu = want.mtu ?? conf.mtu ?? pw.mtu;
   if (link.mtu !== mtu)
     throw new CniError(CniCode.CheckFailed, `mtu: ${cmd.ifname} has MTU ${link.mtu}, expected ${mtu}`);
-  if (want.mac && link.address.toLowerCase() !== want.mac.toLowerCase()) {
+  if (want.mac && (link.address ?? '').toLowerCase() !== want.mac.toLowerCase()) {
     throw new CniError(
       CniCode.CheckFailed,
       `mac: ${cmd.ifname} has ${link.address}, prevResult says ${want.mac}`,
     );
   }
   for (const ip of prev.ips.filter((i) => i.interface === idx)) {
-    const [addr, plen] = ip.address.split('/');
-    const ok = (link.addr_info ?? []).some((a) => a.local === addr && String(a.prefixlen) === plen);
+    const match = sameAddress(ip.address);
+    const ok = link.addrs.some((a) => match(a.family, a.local, a.prefixlen));
     if (!ok) throw new CniError(CniCode.CheckFailed, `ips: ${ip.address} is not assigned to ${cmd.ifname}`);
   }
   if (conf.mode === 'bridge') {
     const bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
     const hv = names.hostVeth(cmd.containerID, cmd.ifname);
-    if ((await node.master(hv)) !== bridge) {
+    if (node.master(hv) !== bridge) {
       throw new CniError(CniCode.CheckFailed, `node veth ${hv} is not a port of bridge ${bridge}`);
     }
-    if ((await node.master(pw.ifname)) !== bridge) {
+    if (node.master(pw.ifname) !== bridge) {
       throw new CniError(
         CniCode.CheckFailed,
         `pseudowire device ${pw.ifname} is not a port of bridge ${bridge}`,
@@ -594,9 +738,16 @@ async function cmdCheck(c: Ctx): Promise<undefined> {
   }
   if (conf.ipam) {
     const plugin = await findPlugin(conf.ipam.type, cmd.path);
-    await execDelegate({ command: 'CHECK', plugin, config: delegateConfig(c), env: c.env, logger: c.log });
+    await execDelegate(delegateCall(c, 'CHECK', plugin));
   }
   return undefined;
+}
+
+/** A matcher for CIDR against a kernel address (compared as bytes: text forms of IPv6 vary). */
+function sameAddress(cidr: string): (family: number, local: string, prefixlen: number) => boolean {
+  const p = parsePrefix(cidr);
+  return (family, local, prefixlen) =>
+    family === p.family && prefixlen === p.prefixlen && parsePrefix(local).addr.equals(p.addr);
 }
 
 // ---------------------------------------------------------------- STATUS, GC
@@ -607,7 +758,7 @@ async function cmdStatus(c: Ctx): Promise<undefined> {
   }
   if (c.conf.ipam && c.cmd.path.length > 0) {
     const plugin = await findPlugin(c.conf.ipam.type, c.cmd.path);
-    await execDelegate({ command: 'STATUS', plugin, config: delegateConfig(c), env: c.env, logger: c.log });
+    await execDelegate(delegateCall(c, 'STATUS', plugin));
   }
   return undefined;
 }
@@ -641,13 +792,7 @@ async function cmdGc(c: Ctx): Promise<undefined> {
   }
   if (ipamPlugin) {
     try {
-      await execDelegate({
-        command: 'GC',
-        plugin: ipamPlugin,
-        config: delegateConfig(c),
-        env: c.env,
-        logger: c.log,
-      });
+      await execDelegate(delegateCall(c, 'GC', ipamPlugin));
     } catch (e) {
       failures.push(`ipam GC: ${(e as Error).message}`);
     }

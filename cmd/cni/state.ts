@@ -1,4 +1,5 @@
 // Per-attachment records (for DEL without prevResult, and for GC) and locking.
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -42,6 +43,11 @@ export class AttachmentStore {
     const f = this.file(rec.containerID, rec.ifname);
     await writeFile(`${f}.tmp`, JSON.stringify(rec));
     await rename(`${f}.tmp`, f);
+  }
+
+  /** Whether a record exists (sync: one stat, on the ADD critical path). */
+  has(containerID: string, ifname: string): boolean {
+    return existsSync(this.file(containerID, ifname));
   }
 
   async get(containerID: string, ifname: string): Promise<AttachmentRecord | undefined> {
