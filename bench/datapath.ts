@@ -9,7 +9,7 @@
 //              the kernel refuses UDP GSO and skips GRO without checksums, so segments go one by one
 //   kube-l2tp-nooff  TAP offloads off: one frame per TAP read/write (the correctness baseline)
 // Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT.
-// usage (root): node dist/bench/datapath.js [--seconds N] [--underlay-gro on|off]
+// usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
@@ -23,10 +23,13 @@ const { values } = parseArgs({
     'underlay-gro': { type: 'string', default: 'on' },
     // a subset, e.g. for profiling one variant; ratios print only for pairs that ran
     variants: { type: 'string' },
+    // rounds of all variants, interleaved; each figure is the median over rounds (a shared machine is noisy)
+    rounds: { type: 'string', default: '1' },
   },
 });
 const GRO = values['underlay-gro'] === 'on';
 const SECONDS = Number(values.seconds);
+const ROUNDS = Math.max(1, Number(values.rounds));
 
 interface Result {
   tcp1: number; // Gbit/s
@@ -153,18 +156,39 @@ async function run(variant: Variant, n: number): Promise<Result> {
 requireRoot();
 const cpu = (await runCapture('nproc', [])).stdout.trim();
 console.log(
-  `datapath bench: ${SECONDS}s per measurement, ${cpu} CPUs (shared), underlay GRO ${GRO ? 'on' : 'off'}, all variants in this run\n`,
+  `datapath bench: ${SECONDS}s per measurement, ${ROUNDS} interleaved round(s) (medians), ${cpu} CPUs (shared), ` +
+    `underlay GRO ${GRO ? 'on' : 'off'}, all variants in this run\n`,
 );
 const ALL: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff'];
 const variants = values.variants ? ALL.filter((v) => values.variants!.split(',').includes(v)) : ALL;
+const line = (v: string, r: Result): string =>
+  `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  tcp2 ${r.tcp2.toFixed(2)} Gb/s  ` +
+  `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms`;
+const rounds = new Map<Variant, Result[]>(variants.map((v) => [v, []]));
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const [i, v] of variants.entries()) {
+    const r = await run(v, i);
+    rounds.get(v)!.push(r);
+    console.log(`${ROUNDS > 1 ? `[round ${round}] ` : ''}${line(v, r)}`);
+  }
+}
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const results = new Map<Variant, Result>();
-for (const [i, v] of variants.entries()) {
-  results.set(v, await run(v, i));
-  const r = results.get(v)!;
-  console.log(
-    `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  tcp2 ${r.tcp2.toFixed(2)} Gb/s  ` +
-      `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms`,
-  );
+for (const [v, rs] of rounds) {
+  results.set(v, {
+    tcp1: median(rs.map((r) => r.tcp1)),
+    tcp2: median(rs.map((r) => r.tcp2)),
+    pps64: median(rs.map((r) => r.pps64)),
+    rttMs: median(rs.map((r) => r.rttMs)),
+  });
+}
+if (ROUNDS > 1) {
+  console.log('\nmedians');
+  for (const [v, r] of results) console.log(line(v, r));
 }
 console.log('\nratios kube-l2tp variant / baseline (rtt: baseline / ours; higher is better everywhere)');
 for (const o of ['kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff'] as const) {
