@@ -208,6 +208,7 @@ async function cmdAdd(c: Ctx): Promise<string> {
     const linkStep = attach(c, pw, mtu, mac, deviceMac, undo, ph);
     linkStep.catch(() => undefined); // handled below (allSettled); not an unhandled rejection meanwhile
     await new Promise<void>((r) => setImmediate(r)); // the link work reaches the kernel
+    ph.mark('prespawn');
     const ipamStep = launchIpam ? launchIpam() : Promise.resolve(undefined);
     ph.mark('spawned');
     const [linked, allocated] = await Promise.allSettled([linkStep, ipamStep]);
