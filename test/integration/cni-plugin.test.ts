@@ -197,6 +197,53 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.equal((await rig.cnitool('del', 'kcgreen2', p2, { node: N2 })).code, 0);
   });
 
+  it('dual stack (static IPAM): addresses, gateways and routes land in the pod; CHECK passes', async () => {
+    const ipam = {
+      type: 'static',
+      addresses: [
+        { address: '10.202.8.2/24', gateway: '10.202.8.1' },
+        { address: 'fd00:202:8::2/64', gateway: 'fd00:202:8::1' },
+      ],
+      routes: [{ dst: '10.99.0.0/16' }, { dst: '10.98.0.0/16', gw: '10.202.8.254' }, { dst: 'fd00:99::/48' }],
+    };
+    await rig.network('kcdual', '1.1.0', [l2tpPlugin(a1, { ipam })]);
+    const p = await pod();
+    const add = await rig.cnitool('add', 'kcdual', p, { node: N1 });
+    assert.equal(add.code, 0, add.stderr);
+    const addrs = JSON.parse(await ipIn(p, '-j', 'addr', 'show', 'net1')) as {
+      addr_info: { local: string; prefixlen: number }[];
+    }[];
+    const have = addrs[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`);
+    for (const a of ['10.202.8.2/24', 'fd00:202:8::2/64'])
+      assert.ok(have.includes(a), `${a} in ${have.join(' ')}`);
+    const v4 = JSON.parse(await ipIn(p, '-j', 'route', 'show', 'dev', 'net1')) as {
+      dst: string;
+      gateway?: string;
+    }[];
+    assert.equal(
+      v4.find((r) => r.dst === '10.99.0.0/16')?.gateway,
+      '10.202.8.1',
+      'the gateway of the address',
+    );
+    assert.equal(
+      v4.find((r) => r.dst === '10.98.0.0/16')?.gateway,
+      '10.202.8.254',
+      "the route's own gateway",
+    );
+    const v6 = JSON.parse(await ipIn(p, '-6', '-j', 'route', 'show', 'dev', 'net1')) as {
+      dst: string;
+      gateway?: string;
+    }[];
+    assert.equal(v6.find((r) => r.dst === 'fd00:99::/48')?.gateway, 'fd00:202:8::1');
+    const check = await rig.cnitool('check', 'kcdual', p, { node: N1 });
+    assert.equal(check.code, 0, check.stderr);
+    assert.equal((await rig.cnitool('del', 'kcdual', p, { node: N1 })).code, 0);
+    assert.deepEqual(
+      (await links(p)).map((l) => l.ifname),
+      ['lo'],
+    );
+  });
+
   it('exclusive mode: the l2tpeth device moves into the pod and back', async () => {
     const blue = { namespace: 'kc', name: 'blue-wire' };
     await rig.network('kcblue', '1.1.0', [
