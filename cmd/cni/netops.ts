@@ -31,6 +31,20 @@ export function nodeRtnl(): Rtnl {
   return nodeSock;
 }
 
+/**
+ * Delete a link in this process's own network namespace, on a socket of its own: the request returns
+ * only after the kernel's RCU grace periods (10-30 ms for a veth), and requests of other ADDs queued
+ * on the shared socket must not wait behind it.
+ */
+export async function nodeDeleteLink(link: string | number): Promise<void> {
+  const sock = NetlinkSocket.open(NETLINK_ROUTE);
+  try {
+    await new RtnlLinks(sock).del(link);
+  } finally {
+    sock.close();
+  }
+}
+
 /** rtnetlink inside another network namespace; close() when done. */
 export interface NetnsRtnl extends Rtnl {
   close(): void;

@@ -32,6 +32,7 @@ import {
   openNetnsRtnl,
   type NetnsRtnl,
   node,
+  nodeDeleteLink,
   nodeRtnl,
   podLinkInfo,
   randomMac,
@@ -417,7 +418,7 @@ async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
 async function deleteLink(dev: string): Promise<void> {
   if (!node.hasLink(dev)) return;
   try {
-    await nodeRtnl().links.del(dev);
+    await nodeDeleteLink(dev);
   } catch (e) {
     if (errnoOf(e) !== 'ENODEV') throw e;
   }
