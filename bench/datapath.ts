@@ -8,9 +8,11 @@
 //   kube-l2tp-csum0  the same with udpChecksum: false (checksum 0, ip l2tp's and static mode's default):
 //              the kernel refuses UDP GSO and skips GRO without checksums, so segments go one by one
 //   kube-l2tp-nooff  TAP offloads off: one frame per TAP read/write (the correctness baseline)
-// Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT.
+// Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT, and for our
+// variants the CPU time of the pump threads per GB of the 1-stream TCP test (robust to a busy machine).
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 import { spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
 import { Lab, ipIn, inNsCapture, requireRoot } from '../test/harness/netns.js';
@@ -30,9 +32,11 @@ const { values } = parseArgs({
 const GRO = values['underlay-gro'] === 'on';
 const SECONDS = Number(values.seconds);
 const ROUNDS = Math.max(1, Number(values.rounds));
+const PUMP_THREADS = ['l2tp-rx', 'l2tp-tx'];
 
 interface Result {
   tcp1: number; // Gbit/s
+  pumpCpu: number; // CPU seconds of the pump threads (l2tp-rx, l2tp-tx) per GB received in tcp1
   tcp2: number;
   pps64: number; // received frames per second
   rttMs: number;
@@ -45,13 +49,34 @@ async function iperfJson(pod: string, args: string[]): Promise<Record<string, un
   return JSON.parse(r.stdout || '{}') as Record<string, unknown>;
 }
 
+/** CPU seconds used so far by the threads named in `names`, all processes (the pump names its threads). */
+async function threadCpu(names: readonly string[]): Promise<number> {
+  const hz = 100; // USER_HZ: what /proc reports in on every Linux
+  let ticks = 0;
+  for (const pid of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(pid)) continue;
+    for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+      const open = stat.indexOf('('),
+        close = stat.lastIndexOf(')');
+      if (open < 0 || !names.includes(stat.slice(open + 1, close))) continue;
+      const f = stat.slice(close + 2).split(' '); // f[0] is field 3 (state): utime is 14, stime 15
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+  }
+  return ticks / hz;
+}
+
 async function measure(p1: string, p2: string): Promise<Result> {
   const server = spawn('ip', ['netns', 'exec', p2, 'iperf3', '-s'], { stdio: 'ignore' });
   try {
     await new Promise((r) => setTimeout(r, 500));
     const t = String(SECONDS);
-    type TcpEnd = { end?: { sum_received?: { bits_per_second?: number } } };
-    const tcp1 = ((await iperfJson(p1, ['-t', t])) as TcpEnd).end?.sum_received?.bits_per_second ?? 0;
+    type TcpEnd = { end?: { sum_received?: { bits_per_second?: number; bytes?: number } } };
+    const cpu0 = await threadCpu(PUMP_THREADS);
+    const r1 = ((await iperfJson(p1, ['-t', t])) as TcpEnd).end?.sum_received;
+    const pumpCpu = (await threadCpu(PUMP_THREADS)) - cpu0;
+    const tcp1 = r1?.bits_per_second ?? 0;
     const tcp2 =
       ((await iperfJson(p1, ['-t', t, '-P', '2'])) as TcpEnd).end?.sum_received?.bits_per_second ?? 0;
     type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
@@ -59,7 +84,7 @@ async function measure(p1: string, p2: string): Promise<Result> {
     const pps64 = u ? ((u.packets ?? 0) - (u.lost_packets ?? 0)) / (u.seconds ?? SECONDS) : 0;
     const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', '10.201.250.2');
     const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1] ?? NaN);
-    return { tcp1: tcp1 / 1e9, tcp2: tcp2 / 1e9, pps64, rttMs };
+    return { tcp1: tcp1 / 1e9, pumpCpu: pumpCpu / ((r1?.bytes ?? 0) / 1e9), tcp2: tcp2 / 1e9, pps64, rttMs };
   } finally {
     server.kill('SIGKILL');
   }
@@ -163,7 +188,8 @@ const ALL: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp-csum0',
 const variants = values.variants ? ALL.filter((v) => values.variants!.split(',').includes(v)) : ALL;
 const line = (v: string, r: Result): string =>
   `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  tcp2 ${r.tcp2.toFixed(2)} Gb/s  ` +
-  `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms`;
+  `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms` +
+  (v.startsWith('kube-l2tp') ? `  pump CPU ${r.pumpCpu.toFixed(2)} s/GB (tcp1)` : '');
 const rounds = new Map<Variant, Result[]>(variants.map((v) => [v, []]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const [i, v] of variants.entries()) {
@@ -181,6 +207,7 @@ const results = new Map<Variant, Result>();
 for (const [v, rs] of rounds) {
   results.set(v, {
     tcp1: median(rs.map((r) => r.tcp1)),
+    pumpCpu: median(rs.map((r) => r.pumpCpu)),
     tcp2: median(rs.map((r) => r.tcp2)),
     pps64: median(rs.map((r) => r.pps64)),
     rttMs: median(rs.map((r) => r.rttMs)),

@@ -31,7 +31,7 @@ interface TestHooks {
   _testHeaders(cfg: SessionCfg, count: number): Buffer[];
   _testReceive(cfg: SessionCfg, packets: Buffer[]): (number | Buffer)[];
   _testSegment(frame: Buffer, vnet: Vnet): Buffer[] | null;
-  _testMerge(frames: Buffer[]): Written[];
+  _testMerge(frames: Buffer[], trusted?: boolean): Written[];
 }
 const pump = loadPump() as unknown as TestHooks;
 const reason = (r: DropReason) => DROP_REASONS.indexOf(r);
@@ -222,6 +222,16 @@ describe('pump: TSO segmentation and segment merging', () => {
       ],
     );
     assert.ok(out[2]!.frame.equals(bad), 'a frame that fails its checksum is passed on untouched');
+  });
+
+  it('frames of a UDP GRO train (outer checksum verified by the kernel) merge without a second check', () => {
+    const a = tcpFrame(Buffer.alloc(1000, 1), 0);
+    const b = Buffer.from(tcpFrame(Buffer.alloc(1000, 2), 1000));
+    b[b.length - 1] = b[b.length - 1]! ^ 1; // would fail its TCP checksum
+    assert.equal(pump._testMerge([a, b], false).length, 2, 'single datagrams: verified, not merged');
+    const out = pump._testMerge([a, b], true);
+    assert.equal(out.length, 1, 'train: merged');
+    assert.ok(out[0]!.frame.subarray(66 + 1000).equals(b.subarray(66)), 'bytes carried as received');
   });
 
   it('checksums match a byte-wise reference for any payload length and MSS (odd ones included)', () => {

@@ -174,25 +174,29 @@ int gro_mergeable(const uint8_t *f, size_t len) {
   return hlen < len; /* has payload; the checksum is verified by gro_append, with the copy */
 }
 
-/* Merging drops the per-segment checksums: only what verifies is merged. payload_sum is the sum of
- * f[hlen, len), computed while copying it. */
-static int tcp_sum_ok(const uint8_t *f, size_t l3, size_t l4, int v6, size_t hlen, size_t len,
-                      uint64_t payload_sum) {
-  uint64_t s = pseudo(f, l3, v6, (uint32_t)(len - l4)) + csum_add(payload_sum, f + l4, hlen - l4);
-  return csum_fold(s) == 0xffff;
+
+/* Merging drops the per-segment checksum: a frame not known good must verify first. */
+static int tcp_ok(const uint8_t *f, size_t l3, size_t l4, int v6, size_t len, int trusted) {
+  if (trusted) return 1;
+  return csum_fold(pseudo(f, l3, v6, (uint32_t)(len - l4)) + csum_add(0, f + l4, len - l4)) == 0xffff;
 }
 
-int gro_append(struct gro *g, const uint8_t *f, size_t len) {
+int gro_append(struct gro *g, const uint8_t *f, size_t len, int trusted) {
   if (!g->active) {
     if (len > GRO_MAX_LEN) return 0;
-    l3l4(f, len, &g->l3, &g->l4, &g->v6);
-    g->hlen = g->l4 + (size_t)(f[g->l4 + 12] >> 4) * 4;
-    memcpy(g->buf, f, g->hlen);
-    uint64_t ps = csum_copy(g->buf + g->hlen, f + g->hlen, len - g->hlen);
-    if (!tcp_sum_ok(f, g->l3, g->l4, g->v6, g->hlen, len, ps)) return -1;
+    size_t l3, l4;
+    int v6;
+    if (l3l4(f, len, &l3, &l4, &v6) < 0) return 0;
+    size_t hlen = l4 + (size_t)(f[l4 + 12] >> 4) * 4;
+    if (hlen > GRO_HDR_MAX) return 0;
+    if (!tcp_ok(f, l3, l4, v6, len, trusted)) return -1;
+    g->l3 = l3, g->l4 = l4, g->v6 = v6, g->hlen = hlen;
+    memcpy(g->buf, f, hlen); /* the headers are rewritten by gro_finish; payloads stay in place */
+    g->iov[0].iov_base = (void *)(f + hlen);
+    g->iov[0].iov_len = len - hlen;
     g->len = len;
-    g->mss = (uint16_t)(len - g->hlen);
-    g->next_seq = rd32(f + g->l4 + 4) + g->mss;
+    g->mss = (uint16_t)(len - hlen);
+    g->next_seq = rd32(f + l4 + 4) + g->mss;
     g->segs = 1;
     g->active = 1;
     return 1;
@@ -217,8 +221,9 @@ int gro_append(struct gro *g, const uint8_t *f, size_t len) {
   size_t pay = len - g->hlen;
   if (pay > g->mss) return 0;
   if ((g->len - g->hlen) % g->mss) return 0; /* a short segment already ended the run */
-  uint64_t ps = csum_copy(g->buf + g->len, b + g->hlen, pay);
-  if (!tcp_sum_ok(b, l3, l4, g->v6, g->hlen, len, ps)) return -1;
+  if (!tcp_ok(b, l3, l4, g->v6, len, trusted)) return -1;
+  g->iov[g->segs].iov_base = (void *)(b + g->hlen);
+  g->iov[g->segs].iov_len = pay;
   g->len += pay;
   g->next_seq += (uint32_t)pay;
   g->buf[l4 + 13] |= b[l4 + 13] & 0x08;
@@ -253,18 +258,23 @@ void gro_flush_to(struct gro *g, gro_emit_fn emit, void *ctx) {
   if (!g->active) return;
   struct vnet_hdr h;
   gro_finish(g, &h);
-  emit(ctx, g->buf, g->len, &h);
+  struct iovec iov[1 + GRO_MAX_SEGS];
+  iov[0].iov_base = g->buf;
+  iov[0].iov_len = g->hlen;
+  memcpy(iov + 1, g->iov, (size_t)g->segs * sizeof iov[0]);
+  emit(ctx, iov, 1 + g->segs, &h);
 }
 
-int gro_offer(struct gro *g, const uint8_t *frame, size_t len, gro_emit_fn emit, void *ctx) {
+int gro_offer(struct gro *g, const uint8_t *frame, size_t len, int trusted, gro_emit_fn emit, void *ctx) {
   static const struct vnet_hdr none;
-  int r = gro_mergeable(frame, len) ? gro_append(g, frame, len) : -1;
+  int r = gro_mergeable(frame, len) ? gro_append(g, frame, len, trusted) : -1;
   if (r == 0 && g->active) { /* does not continue the run: end it, start another */
     gro_flush_to(g, emit, ctx);
-    r = gro_append(g, frame, len);
+    r = gro_append(g, frame, len, trusted);
   }
   if (r > 0) return 1;
   gro_flush_to(g, emit, ctx); /* keeps the order of the session's frames */
-  emit(ctx, frame, len, &none);
+  struct iovec one = {.iov_base = (void *)frame, .iov_len = len};
+  emit(ctx, &one, 1, &none);
   return 0;
 }

@@ -9,6 +9,7 @@
 #define KL2TP_OFFLOAD_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define VNET_HDR_LEN 10 /* struct virtio_net_hdr, host byte order */
 #define VNET_F_NEEDS_CSUM 1
@@ -18,6 +19,7 @@
 #define VNET_GSO_ECN 0x80
 #define GRO_MAX_SEGS 64
 #define GRO_MAX_LEN 65000 /* IP total length of a merged frame stays below 65535 */
+#define GRO_HDR_MAX 256  /* Ethernet + IP + TCP headers of a run: its only copied bytes */
 
 struct vnet_hdr {
   uint8_t flags, gso_type;
@@ -43,26 +45,32 @@ int tso_init(struct tso *t, const uint8_t *frame, size_t len, const struct vnet_
 /* Write the next segment (full Ethernet frame, checksums complete) to out; returns its length, 0 at end. */
 size_t tso_next(struct tso *t, uint8_t *out);
 
+/* A merge run: the first frame's headers (copied, rewritten at the end) and the payload of every
+ * segment where it was received. The frames must stay in place until the run is emitted (the pump
+ * emits every run before reusing its receive buffers), so merging copies nothing. */
 struct gro {
-  uint8_t *buf; /* GRO_MAX_LEN + headers, allocated with the session */
+  uint8_t *buf; /* GRO_HDR_MAX bytes, allocated with the session */
+  struct iovec iov[GRO_MAX_SEGS];
   size_t len, l3, l4, hlen;
   uint16_t mss;
   uint32_t next_seq;
   int v6, segs, active;
 };
 /* Try to append frame to g (starting a new run if g is empty). Returns 1 if taken, 0 if it does not
- * continue the run (or is too long), -1 if its TCP checksum fails (never merged). */
-int gro_append(struct gro *g, const uint8_t *frame, size_t len);
+ * continue the run (or is too long), -1 if its TCP checksum fails (never merged). trusted: the frame
+ * came in a UDP GRO train, whose checksum covering it the kernel verified (it builds trains only of
+ * datagrams with a non-zero checksum), so its TCP checksum is taken as the sender computed it. */
+int gro_append(struct gro *g, const uint8_t *frame, size_t len, int trusted);
 /* Whether a frame could take part in a merge run (TCP data, ACK, no options we cannot carry). */
 int gro_mergeable(const uint8_t *frame, size_t len);
 /* Finalise the run for writing: fixes lengths/checksums, fills the virtio header. */
 void gro_finish(struct gro *g, struct vnet_hdr *h);
 
-/* Writes one frame with its virtio header (the TAP write, or a test's collector). */
-typedef void (*gro_emit_fn)(void *ctx, const uint8_t *frame, size_t len, const struct vnet_hdr *h);
+/* Writes one frame, given in iovcnt pieces, with its virtio header (the TAP write, or a test's collector). */
+typedef void (*gro_emit_fn)(void *ctx, const struct iovec *iov, int iovcnt, const struct vnet_hdr *h);
 /* The receive path's one decision per frame: merge it into g's run, or emit the run and/or the frame
  * alone, in order. Returns 1 when g holds the frame (a run is active). */
-int gro_offer(struct gro *g, const uint8_t *frame, size_t len, gro_emit_fn emit, void *ctx);
+int gro_offer(struct gro *g, const uint8_t *frame, size_t len, int trusted, gro_emit_fn emit, void *ctx);
 /* Emit g's run, if any. */
 void gro_flush_to(struct gro *g, gro_emit_fn emit, void *ctx);
 #endif

@@ -164,26 +164,22 @@ static int transient(int e) {
   return !(e == EBADF || e == EFAULT || e == EINVAL || e == ENOTSOCK);
 }
 
-static const uint8_t zero_vnet[VNET_HDR_LEN];
-
-static void tap_write(struct l2tp_session *s, const uint8_t *frame, size_t len, const struct vnet_hdr *h) {
-  ssize_t w;
-  if (s->vnet) {
-    uint8_t vh[VNET_HDR_LEN];
-    if (h)
-      vnet_write(vh, h);
-    else
-      memcpy(vh, zero_vnet, sizeof vh);
-    struct iovec iov[2] = {{.iov_base = vh, .iov_len = sizeof vh}, {.iov_base = (void *)frame, .iov_len = len}};
-    w = writev(s->tap_fd, iov, 2);
-  } else {
-    w = write(s->tap_fd, frame, len);
-  }
-  if (w < 0) inc(&s->c.rx_errors, 1);
+/* Without offloads the TAP has no virtio header: one plain write per frame. */
+static void tap_write_plain(struct l2tp_session *s, const uint8_t *frame, size_t len) {
+  if (write(s->tap_fd, frame, len) < 0) inc(&s->c.rx_errors, 1);
 }
 
-static void emit_tap(void *ctx, const uint8_t *frame, size_t len, const struct vnet_hdr *h) {
-  tap_write(ctx, frame, len, h);
+/* With offloads: the virtio header, then the frame's pieces (a merge run's headers and payloads). */
+static void emit_tap(void *ctx, const struct iovec *frame, int n, const struct vnet_hdr *h) {
+  struct l2tp_session *s = ctx;
+  uint8_t vh[VNET_HDR_LEN];
+  vnet_write(vh, h);
+  struct iovec iov[1 + 1 + GRO_MAX_SEGS];
+  if (n > GRO_MAX_SEGS + 1) n = GRO_MAX_SEGS + 1; /* cannot happen: runs are at most GRO_MAX_SEGS */
+  iov[0].iov_base = vh;
+  iov[0].iov_len = sizeof vh;
+  memcpy(iov + 1, frame, (size_t)n * sizeof iov[0]);
+  if (writev(s->tap_fd, iov, 1 + n) < 0) inc(&s->c.rx_errors, 1);
 }
 static void gro_flush(struct l2tp_session *s) { gro_flush_to(&s->gro, emit_tap, s); }
 
@@ -193,12 +189,12 @@ struct pending {
   int n;
 };
 
-static void deliver(struct l2tp_session *s, const uint8_t *frame, size_t len, struct pending *pend) {
+static void deliver(struct l2tp_session *s, const uint8_t *frame, size_t len, int trusted, struct pending *pend) {
   inc(&s->c.rx_packets, 1);
   inc(&s->c.rx_bytes, len);
-  if (!s->vnet) return tap_write(s, frame, len, NULL);
+  if (!s->vnet) return tap_write_plain(s, frame, len);
   int was = s->gro.active;
-  if (gro_offer(&s->gro, frame, len, emit_tap, s) && !was) {
+  if (gro_offer(&s->gro, frame, len, trusted, emit_tap, s) && !was) {
     /* a new run: write it out at the end of the receive batch at the latest */
     if (pend->n < PUMP_MAX_SESSIONS)
       pend->s[pend->n++] = s;
@@ -207,7 +203,8 @@ static void deliver(struct l2tp_session *s, const uint8_t *frame, size_t len, st
   }
 }
 
-static void rx_one(struct tunnel *t, uint8_t *p, size_t len, struct pending *pend) {
+/* trusted: p is one datagram of a UDP GRO train (see gro_append). */
+static void rx_one(struct tunnel *t, uint8_t *p, size_t len, int trusted, struct pending *pend) {
   inc(&t->c.rx_packets, 1);
   if (!t->cfg.udp && t->cfg.family == AF_INET) { /* raw IPv4 sockets deliver the IP header */
     if (len < 20) return inc(&t->c.drops[DROP_TRUNCATED], 1);
@@ -223,7 +220,7 @@ static void rx_one(struct tunnel *t, uint8_t *p, size_t len, struct pending *pen
   if (!s) return inc(&t->c.drops[DROP_UNKNOWN_SESSION], 1);
   r = l2tp_verify(s, p, len, off, &payload);
   if (r != RX_OK) return inc(&s->c.drops[r], 1);
-  deliver(s, p + payload, len - payload, pend);
+  deliver(s, p + payload, len - payload, trusted, pend);
 }
 
 /* The UDP GRO segment size of a received train, or 0 for a single datagram. */
@@ -282,9 +279,9 @@ static void *rx_main(void *arg) {
       }
       size_t seg = t->cfg.udp ? (size_t)gro_size(m) : 0;
       if (seg == 0 || seg >= len) {
-        rx_one(t, p, len, &pend);
+        rx_one(t, p, len, 0, &pend);
       } else {
-        for (size_t o = 0; o < len; o += seg) rx_one(t, p + o, len - o < seg ? len - o : seg, &pend);
+        for (size_t o = 0; o < len; o += seg) rx_one(t, p + o, len - o < seg ? len - o : seg, 1, &pend);
       }
     }
     for (int i = 0; i < pend.n; i++) gro_flush(pend.s[i]);
@@ -523,7 +520,7 @@ fail:
 int tunnel_add_session(struct tunnel *t, struct l2tp_session *s) {
   s->udp = (uint8_t)t->cfg.udp;
   l2tp_session_init_header(s);
-  if (s->vnet && !s->gro.buf && !(s->gro.buf = malloc(GRO_MAX_LEN + 256))) return -ENOMEM;
+  if (s->vnet && !s->gro.buf && !(s->gro.buf = malloc(GRO_HDR_MAX))) return -ENOMEM;
   pthread_rwlock_wrlock(&t->lock);
   int free_slot = -1;
   for (int i = 0; i < PUMP_MAX_SESSIONS; i++) {

@@ -147,12 +147,18 @@ struct collect {
   napi_value arr;
   uint32_t k;
 };
-static void collect_emit(void *ctx, const uint8_t *frame, size_t len, const struct vnet_hdr *h) {
+static void collect_emit(void *ctx, const struct iovec *iov, int n, const struct vnet_hdr *h) {
   struct collect *c = ctx;
   napi_env env = c->env;
   napi_value o, x;
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += iov[i].iov_len;
+  uint8_t *frame = malloc(len ? len : 1);
+  if (!frame) return;
+  for (size_t i = 0, at = 0; i < (size_t)n; at += iov[i].iov_len, i++) memcpy(frame + at, iov[i].iov_base, iov[i].iov_len);
   napi_create_object(env, &o);
   napi_set_named_property(env, o, "frame", buf(env, frame, len));
+  free(frame);
   const struct {
     const char *name;
     uint32_t v;
@@ -165,19 +171,23 @@ static void collect_emit(void *ctx, const uint8_t *frame, size_t len, const stru
   napi_set_element(env, c->arr, c->k++, o);
 }
 
-/* _testMerge(frames[]) -> { frame: Buffer, gsoType, gsoSize, hdrLen, csumStart, csumOffset, flags }[]
- * exactly what the receive path (gro_offer, the pump's own code) would write to a TAP. */
+/* _testMerge(frames[], trusted?) -> { frame: Buffer, gsoType, gsoSize, hdrLen, csumStart, csumOffset,
+ * flags }[]: exactly what the receive path (gro_offer, the pump's own code) would write to a TAP.
+ * trusted: the frames came in a UDP GRO train. */
 static napi_value t_merge(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool tb = false;
+  if (argc > 1) napi_get_value_bool(env, argv[1], &tb);
+  int trusted = tb;
   uint32_t n = 0;
   napi_get_array_length(env, argv[0], &n);
   struct collect c = {.env = env};
   napi_create_array(env, &c.arr);
   struct gro g;
   memset(&g, 0, sizeof g);
-  g.buf = malloc(GRO_MAX_LEN + 256);
+  g.buf = malloc(GRO_HDR_MAX);
   if (!g.buf) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
@@ -188,7 +198,7 @@ static napi_value t_merge(napi_env env, napi_callback_info info) {
     size_t len;
     napi_get_element(env, argv[0], i, &e);
     napi_get_buffer_info(env, e, &d, &len);
-    gro_offer(&g, d, len, collect_emit, &c);
+    gro_offer(&g, d, len, trusted, collect_emit, &c);
   }
   gro_flush_to(&g, collect_emit, &c);
   free(g.buf);
