@@ -1,9 +1,11 @@
 // CNI ADD/DEL latency: kube-l2tp's shim (+ agent) and its in-process TypeScript entry against the
 // reference Go `bridge` plugin, all with the same host-local IPAM, interleaved in one run.
 // Whole-process wall time per exec, as a runtime sees it. Needs root.
-//   node dist/bench/cni.js [--n 60]
+//   node dist/bench/cni.js [--n 60] [--agent-ballast-mb 0]
+// --agent-ballast-mb: the agent under test holds that much touched memory (the real agent's RSS at
+// 1,000 sessions is ~190 MB), which is what makes a fork() of the agent expensive.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +16,16 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NODE_NS = 'kcbench';
 const POD_NS = 'kcbpod';
 const { values } = parseArgs({
-  options: { n: { type: 'string', default: '60' }, inner: { type: 'boolean' } },
+  options: {
+    n: { type: 'string', default: '60' },
+    'agent-ballast-mb': { type: 'string', default: '0' },
+    inner: { type: 'boolean' },
+  },
 });
 const N = Number(values.n);
+const BALLAST_MB = Number(values['agent-ballast-mb']);
+if (!Number.isInteger(BALLAST_MB) || BALLAST_MB < 0)
+  throw new Error('--agent-ballast-mb: a whole number of MB');
 
 async function outer(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/cni needs root (network namespaces)');
@@ -41,6 +50,8 @@ async function outer(): Promise<void> {
         '--inner',
         '--n',
         String(N),
+        '--agent-ballast-mb',
+        String(BALLAST_MB),
       ],
       {
         stdio: 'inherit',
@@ -85,6 +96,13 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
+/** Resident set of a process, MB, from /proc (after the runs: what the forks had to copy). */
+async function rssMb(pid: number | undefined): Promise<string> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+  return kb === undefined ? '?' : String(Math.round(Number(kb) / 1024));
+}
+
 async function inner(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kc-cnibench-'));
   const bin = join(dir, 'bin');
@@ -110,6 +128,8 @@ async function inner(): Promise<void> {
       pwFile,
       '--state-dir',
       join(dir, 'state'),
+      '--ballast-mb',
+      String(BALLAST_MB),
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -117,6 +137,7 @@ async function inner(): Promise<void> {
     },
   );
   await new Promise<void>((r) => agent.stdout.once('data', () => r()));
+  let agentRssMb = '?';
   const ipam = (subnet: string) => ({
     type: 'host-local',
     dataDir: join(dir, 'ipam'),
@@ -184,13 +205,17 @@ async function inner(): Promise<void> {
         }
       }
     }
+    agentRssMb = await rssMb(agent.pid);
   } finally {
     agent.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
   }
   const ref = impls[0]!;
   const f = (x: number) => x.toFixed(1).padStart(7);
-  console.log(`CNI ADD/DEL wall time per exec, ms, n=${N} each, interleaved, host-local IPAM, same run`);
+  console.log(
+    `CNI ADD/DEL wall time per exec, ms, n=${N} each, interleaved, host-local IPAM, same run, ` +
+      `agent ballast ${BALLAST_MB} MB (agent RSS ${agentRssMb} MB)`,
+  );
   console.log(
     `${'plugin'.padEnd(36)} ADD p50  ADD p99  DEL p50  DEL p99  | ratio vs reference (p50 ADD, DEL, ADD+DEL)`,
   );
