@@ -15,7 +15,7 @@ import { createLogger } from '../../lib/log.js';
 import { names } from '../../cmd/cni/netops.js';
 import { mirrorManifest } from '../../operator/mirror.js';
 import { requireRoot } from '../harness/netns.js';
-import { decodeL2tp } from '../harness/tshark.js';
+import { decodeL2tp, type DecodedFrame, type DecodeOptions } from '../harness/tshark.js';
 import { sleep, until } from '../harness/wait.js';
 import { LocalLab, type LabPod } from './lab.js';
 
@@ -28,6 +28,39 @@ async function links(ns: string): Promise<string[]> {
     .split('\n')
     .map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '')
     .filter((x) => x !== '');
+}
+
+/** What tshark captures on a lab node's underlay (eth0, BPF filter) while `during` runs, decoded as L2TP. */
+async function captureL2tp(
+  node: string,
+  bpf: string,
+  during: () => Promise<void>,
+  o: DecodeOptions,
+): Promise<{ frames: DecodedFrame[]; pcap: string; done: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ke-cap-'));
+  const pcap = join(dir, 'cap.pcap');
+  const cap = spawn(
+    'ip',
+    ['netns', 'exec', node, 'tshark', '-q', '-i', 'eth0', '-f', bpf, '-w', pcap, '-a', 'duration:6'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const capDone = new Promise((r) => cap.once('exit', r));
+  try {
+    await sleep(1500);
+    await during();
+    await capDone;
+    return {
+      frames: await decodeL2tp(pcap, o),
+      pcap,
+      done: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  } catch (e) {
+    cap.kill();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 const pseudowire = (name: string, tunnel: string, extra: Record<string, unknown> = {}) => ({
@@ -101,6 +134,24 @@ describe('in-cluster (3 nodes, one control plane)', () => {
       const p = await lab.ping(pods[from]!, to, 4);
       assert.equal(p.received, 4, `${from} -> ${to}: ${p.output}`);
     }
+    // L2TPTunnel defaults to UDP checksums (the userspace datapath's offloads need them): on the wire
+    const t = await lab.get<L2TPTunnel>(['l2tptunnel', 'red']);
+    assert.equal(t.spec.udpChecksum, true);
+    const udpPorts = [t.status!.udpPort!, t.status!.peerUDPPort!];
+    const opts = { cookieLength: 0, l2spec: 'default', udpPorts } as const;
+    const cap = await captureL2tp(
+      n2,
+      'udp',
+      async () => assert.equal((await lab.ping(pods.a1!, '192.168.10.3', 4)).received, 4),
+      { ...opts, filter: 'l2tp && icmp' },
+    );
+    try {
+      assert.ok(cap.frames.length >= 8, `captured ${cap.frames.length} ICMP-in-L2TP frames`);
+      const zero = await decodeL2tp(cap.pcap, { ...opts, filter: 'l2tp && icmp && udp.checksum == 0' });
+      assert.equal(zero.length, 0, 'no datagram with UDP checksum 0');
+    } finally {
+      cap.done();
+    }
   });
 
   it('IP encapsulation with 8-byte cookies, checked on the wire by tshark', async () => {
@@ -127,36 +178,17 @@ describe('in-cluster (3 nodes, one control plane)', () => {
       network: 'blue-wire',
       ip: '192.168.20.2/24',
     });
-    const dir = mkdtempSync(join(tmpdir(), 'ke-cap-'));
-    try {
-      const pcap = join(dir, 'blue.pcap');
-      const cap = spawn(
-        'ip',
-        [
-          'netns',
-          'exec',
-          n3,
-          'tshark',
-          '-q',
-          '-i',
-          'eth0',
-          '-f',
-          'ip proto 115',
-          '-w',
-          pcap,
-          '-a',
-          'duration:6',
-        ],
-        { stdio: 'ignore' },
-      );
-      const capDone = new Promise((r) => cap.once('exit', r));
-      await sleep(1500);
-      const p = await lab.ping(pods.c, '192.168.20.2', 4);
-      assert.equal(p.received, 4, p.output);
-      await capDone;
-      // a wrong cookie or sublayer length would misalign the inner frame and no ICMP would decode
-      const frames = await decodeL2tp(pcap, { cookieLength: 8, l2spec: 'default', filter: 'l2tp && icmp' });
-      assert.ok(frames.length >= 8, `captured ${frames.length} ICMP-in-L2TP frames`);
+    const { frames, done } = await captureL2tp(
+      n3,
+      'ip proto 115',
+      async () => {
+        const p = await lab.ping(pods.c!, '192.168.20.2', 4);
+        assert.equal(p.received, 4, p.output);
+      },
+      { cookieLength: 8, l2spec: 'default', filter: 'l2tp && icmp' },
+    );
+    assert.ok(frames.length >= 8, `captured ${frames.length} ICMP-in-L2TP frames`);
+    {
       const cookies = new Set(frames.map((f) => f['l2tp.cookie'].replaceAll(':', '')));
       // n2 is the tunnel's local side: it sends a1..a8; n3 (the mirrored side) sends b1..b8
       assert.deepEqual([...cookies].sort(), ['a1a2a3a4a5a6a7a8', 'b1b2b3b4b5b6b7b8']);
@@ -164,9 +196,8 @@ describe('in-cluster (3 nodes, one control plane)', () => {
         frames.every((f) => f['eth.type'] === '0x0800'),
         'inner frames are IPv4',
       );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
+    done();
   });
 
   it('exclusive mode moves the l2tpeth device into the pod', async () => {
