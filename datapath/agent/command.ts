@@ -75,7 +75,9 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
 
   const agent = new Agent({
     nodeName,
-    source: kubeNodeStateSource(kc, nodeName, log.child({ component: 'nodestate' })),
+    source: kubeNodeStateSource(kc, nodeName, log.child({ component: 'nodestate' }), {
+      onRead: (from) => metrics.nodeStateReads.inc({ from }),
+    }),
     backend,
     backendReason: reason,
     metrics,

@@ -7,6 +7,8 @@ import type { SessionOutcome } from './reconcile.js';
 export interface AgentMetrics {
   registry: Registry;
   reconciles: Counter<'result'>;
+  /** Reads of the node's L2TPNodeState: from the API (a GET) or from the watch's last event. */
+  nodeStateReads: Counter<'from'>;
   /** Replace the per-session snapshot the collectors read. */
   setSessions(sessions: SessionOutcome[], counters: Map<string, SessionCounters>): void;
 }
@@ -72,9 +74,16 @@ export function createAgentMetrics(backend: string, backendReason: string): Agen
     labelNames: ['result'] as const,
     registers: [registry],
   });
+  const nodeStateReads = new Counter({
+    name: 'kube_l2tp_agent_nodestate_reads_total',
+    help: "Reads of the node's L2TPNodeState by source (api: a GET; watch: the watch's last event)",
+    labelNames: ['from'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     reconciles,
+    nodeStateReads,
     setSessions(sessions, counters) {
       snapshot = sessions.map((s) => ({ s, c: counters.get(`${s.tunnelId}/${s.sessionId}`) }));
     },

@@ -1,6 +1,9 @@
-// The agent's view of its own L2TPNodeState: one GET, then a watch filtered to that single name.
-// The watch only wakes the agent early; correctness comes from the periodic resync re-reading the
-// object, so a dropped watch or a missed event costs latency, never state.
+// The agent's view of its own L2TPNodeState: a GET, then a watch filtered to that single name whose
+// events carry the object. While the watch is up, reads are served from its last event, so the
+// periodic resync (which repairs the datapath every few seconds) costs the API nothing; a full GET
+// still happens when the watch is down and at least every maxAgeMs, so a watch that stalls without
+// an error costs latency, never state. At 1,000 sessions the object is ~0.5 MB: a GET per node per
+// resync would be the agent's largest API load.
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, VERSION, type L2TPNodeState, type NodeStateStatus } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
@@ -16,12 +19,33 @@ export interface NodeStateSource {
   stop(): void;
 }
 
-export function kubeNodeStateSource(kc: k8s.KubeConfig, nodeName: string, log: Logger): NodeStateSource {
+export interface NodeStateSourceOptions {
+  /** Longest time a read is served from the watch without a GET (default 5 minutes). */
+  maxAgeMs?: number;
+  /** Told where each read came from (metrics). */
+  onRead?: (from: 'api' | 'watch') => void;
+  now?: () => number;
+}
+
+export function kubeNodeStateSource(
+  kc: k8s.KubeConfig,
+  nodeName: string,
+  log: Logger,
+  o: NodeStateSourceOptions = {},
+): NodeStateSource {
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const watcher = new k8s.Watch(kc);
+  const now = o.now ?? Date.now;
+  const maxAgeMs = o.maxAgeMs ?? 300_000;
   let abort: AbortController | undefined;
   let stopped = false;
   let backoffMs = 500;
+  // The object as the watch last told it (undefined obj: deleted), and when the API last confirmed
+  // it; only set while the watch is up. `epoch` moves on every event so that a GET answered after an
+  // event does not overwrite newer news with its older copy.
+  let cache: { obj: L2TPNodeState | undefined; confirmedAt: number } | undefined;
+  let epoch = 0;
+  let watching = false;
 
   const startWatch = async (onChange: () => void) => {
     if (stopped) return;
@@ -29,11 +53,20 @@ export function kubeNodeStateSource(kc: k8s.KubeConfig, nodeName: string, log: L
       abort = await watcher.watch(
         `/apis/${GROUP}/${VERSION}/${PLURAL}`,
         { fieldSelector: `metadata.name=${nodeName}`, allowWatchBookmarks: true },
-        (phase) => {
+        (phase: string, obj: unknown) => {
           backoffMs = 500;
-          if (phase !== 'BOOKMARK') onChange();
+          if (phase === 'BOOKMARK') return;
+          epoch++;
+          const confirmedAt = cache?.confirmedAt ?? now();
+          if (phase === 'ADDED' || phase === 'MODIFIED') cache = { obj: obj as L2TPNodeState, confirmedAt };
+          else if (phase === 'DELETED') cache = { obj: undefined, confirmedAt };
+          else cache = undefined; // ERROR: read from the API next time
+          onChange();
         },
         (err: unknown) => {
+          watching = false;
+          cache = undefined;
+          epoch++;
           if (stopped) return;
           if (err) log.warn({ err: String(err) }, 'node state watch ended; restarting');
           // the GET in the next reconcile re-lists, so a restart never needs a resourceVersion
@@ -42,6 +75,7 @@ export function kubeNodeStateSource(kc: k8s.KubeConfig, nodeName: string, log: L
           onChange();
         },
       );
+      watching = true;
     } catch (err) {
       log.warn({ err: String(err) }, 'node state watch failed to start; retrying');
       setTimeout(() => void startWatch(onChange), backoffMs);
@@ -51,17 +85,27 @@ export function kubeNodeStateSource(kc: k8s.KubeConfig, nodeName: string, log: L
 
   return {
     async get() {
+      if (watching && cache && now() - cache.confirmedAt < maxAgeMs) {
+        o.onRead?.('watch');
+        return cache.obj;
+      }
+      const seen = epoch;
+      let obj: L2TPNodeState | undefined;
       try {
-        return (await api.getClusterCustomObject({
+        obj = (await api.getClusterCustomObject({
           group: GROUP,
           version: VERSION,
           plural: PLURAL,
           name: nodeName,
         })) as L2TPNodeState;
       } catch (e) {
-        if (e instanceof k8s.ApiException && e.code === 404) return undefined;
-        throw e;
+        if (!(e instanceof k8s.ApiException && e.code === 404)) throw e;
       }
+      o.onRead?.('api');
+      log.debug({ found: obj !== undefined }, 'node state read from the API');
+      if (watching && epoch === seen) cache = { obj, confirmedAt: now() };
+      else if (cache) cache.confirmedAt = now(); // newer than this GET already: keep it, confirmed
+      return obj;
     },
     watch(onChange) {
       void startWatch(onChange);

@@ -204,10 +204,21 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
       await stopAgent(peer);
     });
 
-    await t.test('a device deleted by hand comes back', async () => {
-      await ipIn(NODE, 'link', 'del', 'l2tpeth129');
-      await until('l2tpeth129 recreated', () => ifindex(NODE, 'l2tpeth129'));
-    });
+    await t.test(
+      'a device deleted by hand comes back, by a resync that reads the watch, not the API',
+      async () => {
+        const apiReads = () => (a.log().match(/node state read from the API/g) ?? []).length;
+        const before = apiReads();
+        await ipIn(NODE, 'link', 'del', 'l2tpeth129');
+        await until('l2tpeth129 recreated', () => ifindex(NODE, 'l2tpeth129'));
+        await sleep(3000); // three more 1 s resyncs
+        assert.ok(before >= 1, 'the first pass read the object from the API');
+        assert.ok(
+          apiReads() - before <= 1,
+          `${apiReads() - before} GETs during four resyncs with the watch up`,
+        );
+      },
+    );
 
     await t.test('a restart adopts the devices instead of recreating them', async () => {
       const before128 = await ifindex(NODE, 'l2tpeth128');
