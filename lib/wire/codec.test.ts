@@ -129,6 +129,9 @@ test('drops carry the reason the datapath counts', () => {
   wrongCookie.writeUInt8(wrongCookie.readUInt8(9) ^ 0xff, 9);
   assert.equal(reason(wrongCookie), 'badCookie');
   assert.equal(reason(Buffer.from('00000000aabbccdd', 'hex'), 'ip'), 'control');
+  const sid0 = Buffer.from(good);
+  sid0.writeUInt32BE(0, 4);
+  assert.equal(reason(sid0), 'unknownSession', 'over UDP only the T bit marks control');
 });
 
 test('decoding random bytes never throws a foreign error', () => {

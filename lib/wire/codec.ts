@@ -140,7 +140,9 @@ export function parseDataMessage(
   }
   if (buf.length < sidOffset + 4) return fail('truncated', `${buf.length} bytes, no session ID`);
   const sessionId = buf.readUInt32BE(sidOffset);
-  if (sessionId === 0) return fail('control', 'session ID 0: control message');
+  // Over IP, session ID 0 announces a control message (RFC 3931 4.1.1.2); over UDP the T bit does, and
+  // a data message for session 0 is just one for no session (as the kernel and the pump count it).
+  if (sessionId === 0 && encap === 'ip') return fail('control', 'session ID 0: control message');
   const rx = lookup(sessionId);
   if (rx === undefined) return fail('unknownSession', `no session ${sessionId}`);
   const { layout, peerCookie } = rx;

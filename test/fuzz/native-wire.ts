@@ -336,18 +336,11 @@ export const nativeWireTarget: FuzzTarget = {
         );
         outcome = `locate: ${cName(got.locate)}`;
       } else if (got.verify === VERIFY_NOT_CALLED) {
-        if (s.udp && got.sid === 0) {
-          // known divergence: over UDP the TS codec calls session 0 a control message, the pump
-          // looks it up (and counts unknownSession)
-          assertThat(!ts.ok && ts.reason === 'control', 'UDP session 0');
-          outcome = 'locate ok, session 0 over UDP (TS: control)';
-        } else {
-          assertThat(
-            !ts.ok && ts.reason === 'unknownSession',
-            `unknown session, TS ${ts.ok ? 'ok' : ts.reason}`,
-          );
-          outcome = 'locate ok, unknownSession';
-        }
+        assertThat(
+          !ts.ok && ts.reason === 'unknownSession',
+          `unknown session, TS ${ts.ok ? 'ok' : ts.reason}`,
+        );
+        outcome = 'locate ok, unknownSession';
       } else if (got.verify === RX_OK) {
         assertThat(ts.ok, `C accepted, TS ${ts.ok ? '' : ts.reason}`);
         assertThat(ts.frame.byteOffset - pkt.byteOffset === got.payload, 'frame offsets differ');
