@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  align4,
   attrTypeAtOffset,
   AttrMap,
   encodeAttr,
@@ -13,6 +14,15 @@ import {
   parseError,
   parseMessages,
 } from './codec.js';
+
+describe('netlink alignment', () => {
+  it('rounds every u32 length up to a multiple of 4, 2^31 and above included', () => {
+    assert.deepEqual([0, 1, 4, 5, 7, 8].map(align4), [0, 4, 4, 8, 8, 8]);
+    assert.equal(align4(2 ** 31 - 1), 2 ** 31);
+    assert.equal(align4(2 ** 31 + 1), 2 ** 31 + 4);
+    assert.equal(align4(0xffffffff), 2 ** 32);
+  });
+});
 
 describe('netlink attributes', () => {
   it('encodes scalars little-endian with 4-byte padding', () => {

@@ -36,7 +36,8 @@ export const NLMSGERR_ATTR_POLICY = 4;
 export const NLMSGERR_ATTR_MISS_TYPE = 5;
 export const NLMSGERR_ATTR_MISS_NEST = 6;
 
-export const align4 = (n: number): number => (n + 3) & ~3;
+/** Rounds up to a multiple of 4; plain arithmetic, not `& ~3`, so lengths of 2^31 and more stay positive. */
+export const align4 = (n: number): number => n + 3 - ((n + 3) % 4);
 
 // ---------------------------------------------------------------- attributes: encoding
 
