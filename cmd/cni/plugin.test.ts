@@ -104,6 +104,7 @@ describe('CNI server protocol', () => {
       resolver: new StaticResolver(),
       logger: silentLogger(),
       stateDir: join(dir, 'state'),
+      requestTimeoutMs: 300,
     });
   });
   after(async () => {
@@ -133,5 +134,24 @@ describe('CNI server protocol', () => {
     assert.equal(JSON.parse(r.stdout).code, 108);
     const g = decodeResponse(await call('garbage\n'));
     assert.equal(JSON.parse(g.stdout).code, 5);
+  });
+  it('closes a connection that never finishes its request, and serves others meanwhile', async () => {
+    const t0 = Date.now();
+    const stalled = new Promise<Buffer>((res, rej) => {
+      const s = connect(join(dir, 'cni.sock'));
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('close', () => res(Buffer.concat(chunks)));
+      s.on('error', rej);
+      s.write('{"v":1,'); // and nothing more, never ended
+    });
+    const other = decodeResponse(
+      await call(JSON.stringify({ v: 1, env: { CNI_COMMAND: 'STATUS' }, stdin: conf() }) + '\n'),
+    );
+    assert.equal(other.header.exitCode, 0);
+    const r = decodeResponse(await stalled);
+    assert.equal(JSON.parse(r.stdout).code, 5);
+    assert.match(JSON.parse(r.stdout).msg, /no complete request in time/);
+    assert.ok(Date.now() - t0 >= 250, 'not before the timeout');
   });
 });

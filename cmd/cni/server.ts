@@ -24,6 +24,8 @@ export interface CniServerOptions {
   cniPath?: string;
   /** Attachment records; default /var/lib/cni/kube-l2tp. */
   stateDir?: string;
+  /** How long a connection may take to send its request (default 10 s); the shim sends it at once. */
+  requestTimeoutMs?: number;
 }
 
 export interface CniServer {
@@ -31,6 +33,7 @@ export interface CniServer {
 }
 
 const MAX_REQUEST = 4 << 20;
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   const log = opts.logger.child({ component: 'cni' });
@@ -87,11 +90,20 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         (e: unknown) => fail(CniError.from(e)),
       );
     };
+    // A client that connects and never finishes its request must not hold a socket for ever; once the
+    // request is in, the plugin's own timeouts bound the answer.
+    sock.setTimeout(opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, () => {
+      if (gotLine) return;
+      log.warn('cni connection sent no complete request in time; closing it');
+      fail(new CniError(CniCode.IoFailure, 'agent: no complete request in time (the shim sends it at once)'));
+      sock.destroySoon();
+    });
     sock.on('data', (d: Buffer) => {
       if (done) return;
       const nl = d.indexOf(0x0a);
       if (nl >= 0) {
         gotLine = true;
+        sock.setTimeout(0);
         chunks.push(d.subarray(0, nl));
         const line = Buffer.concat(chunks);
         chunks.length = 0;
