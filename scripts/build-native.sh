@@ -2,6 +2,7 @@
 # Compiles the native parts at install time (npm's "install" hook, also callable by hand):
 #   datapath/native  the N-API packet pump, by node-gyp against the installed Node headers
 #   lib/netlink/native  the N-API netlink socket (kernel backend), the same way
+#   lib/spawn/native    the N-API posix_spawn runner (CNI IPAM delegates), the same way
 #   cmd/cni/shim     the CNI executable (plain C, no Node at run time)
 # node-gyp cannot download headers on machines without internet: point it at the prefix of the
 # running node, whose include/node holds them.
@@ -17,9 +18,11 @@ GYP=$PWD/node_modules/.bin/node-gyp
 if [ -f datapath/native/binding.gyp ]; then
   (cd datapath/native && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
 fi
-if [ -f lib/netlink/native/binding.gyp ]; then
-  (cd lib/netlink/native && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
-fi
+for addon in lib/netlink/native lib/spawn/native; do
+  if [ -f $addon/binding.gyp ]; then
+    (cd $addon && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
+  fi
+done
 if [ -f cmd/cni/shim/Makefile ]; then
   make -s -C cmd/cni/shim
 fi
