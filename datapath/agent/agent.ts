@@ -8,7 +8,7 @@ import { desiredFromSpec } from './desired.js';
 import type { AgentMetrics } from './metrics.js';
 import { reconcile, type DesiredState, type ReconcileReport } from './reconcile.js';
 import { ReportResolver } from './resolver.js';
-import { buildStatus, counterKey, statusChanged } from './status.js';
+import { buildStatus, statusChanged } from './status.js';
 import type { NodeStateSource } from './nodestate-source.js';
 
 export interface AgentOptions {
@@ -113,11 +113,8 @@ export class Agent {
     this.lastReport = report;
     this.resolver.update(report);
 
-    const counters = new Map<string, SessionCounters>();
-    for (const s of report.sessions) {
-      const c = await this.o.backend.counters(s.tunnelId, s.sessionId).catch(() => undefined);
-      if (c) counters.set(counterKey(s.tunnelId, s.sessionId), c);
-    }
+    // one read for all sessions (the kernel backend: one netlink dump, not a GET per session)
+    const counters = await this.o.backend.allCounters().catch(() => new Map<string, SessionCounters>());
     this.o.metrics.setSessions(report.sessions, counters);
     const failed =
       report.sessions.find((s) => s.state === 'Error') ?? report.tunnels.find((t) => t.state === 'Error');

@@ -45,6 +45,9 @@ class MemoryBackend implements Backend {
   async counters() {
     return undefined;
   }
+  async allCounters() {
+    return new Map();
+  }
   async close() {}
 }
 

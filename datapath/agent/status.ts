@@ -1,7 +1,7 @@
 // What the agent reports in L2TPNodeState.status, built from a reconcile report and the backend's
 // counters. Pure; the writer decides when to send it.
 import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
-import type { SessionCounters } from '../backend/types.js';
+import { sessionKey, type SessionCounters } from '../backend/types.js';
 import type { ReconcileReport } from './reconcile.js';
 
 export interface StatusInput {
@@ -16,11 +16,9 @@ export interface StatusInput {
   previous?: Condition[] | undefined;
 }
 
-export const counterKey = (tunnelId: number, sessionId: number) => `${tunnelId}/${sessionId}`;
-
 export function buildStatus(i: StatusInput): NodeStateStatus {
   const sessions: NodeSessionStatus[] = i.report.sessions.map((s) => {
-    const c = i.counters.get(counterKey(s.tunnelId, s.sessionId));
+    const c = i.counters.get(sessionKey(s.tunnelId, s.sessionId));
     return {
       pseudowire: s.pseudowire ?? { namespace: '', name: '' },
       tunnelId: s.tunnelId,

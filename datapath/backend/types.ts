@@ -79,6 +79,9 @@ export interface ObservedSession {
   params?: Partial<SessionParams>;
 }
 
+/** How counter maps are keyed: "tunnelId/sessionId". */
+export const sessionKey = (tunnelId: number, sessionId: number): string => `${tunnelId}/${sessionId}`;
+
 export interface Backend {
   readonly kind: BackendKind;
   /** What exists now (for adoption and drift repair). */
@@ -89,6 +92,8 @@ export interface Backend {
   ensureSession(spec: SessionSpec): Promise<void>;
   deleteSession(tunnelId: number, sessionId: number): Promise<void>;
   counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined>;
+  /** Every session's counters at once, keyed by sessionKey (the kernel backend: one netlink dump). */
+  allCounters(): Promise<Map<string, SessionCounters>>;
   /** Tunnel-level receive counters, where the backend has them. */
   tunnelCounters?(tunnelId: number): Promise<TunnelCounters | undefined>;
   /**

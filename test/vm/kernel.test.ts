@@ -130,6 +130,8 @@ interface GuestResults {
   listSessions: unknown;
   counters: { txPackets: number; rxPackets: number; txBytes: number; rxBytes: number };
   countersMissing: unknown;
+  allCounters: Record<string, { txPackets: number; rxPackets: number }>;
+  firstKey: string;
   errors: Record<
     | 'tunnelExists'
     | 'sessionIdTakenInOtherTunnel'
@@ -368,6 +370,10 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     assert.ok(r.counters.txPackets > 0 && r.counters.rxPackets > 0, JSON.stringify(r.counters));
     assert.ok(r.counters.rxBytes > 0 && r.counters.txBytes > 0);
     assert.equal(r.countersMissing, null);
+    // the dump the agent reads every pass has the same session, counted at least as far
+    const d = r.allCounters[r.firstKey];
+    assert.ok(d, `${r.firstKey} in the counters dump: ${JSON.stringify(r.allCounters)}`);
+    assert.ok(d.txPackets >= r.counters.txPackets && d.rxPackets >= r.counters.rxPackets);
   });
 
   it('kernel errors become typed errors naming the ID at fault', () => {

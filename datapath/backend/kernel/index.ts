@@ -23,6 +23,7 @@ import { NETLINK_GENERIC, NETLINK_ROUTE, NetlinkSocket } from '../../../lib/netl
 import { cookieBytes, type TunnelParams } from '../../../lib/wire/session.js';
 import {
   ForeignObjectError,
+  sessionKey,
   type Backend,
   type ObservedSession,
   type ObservedTunnel,
@@ -484,22 +485,16 @@ export class KernelBackend implements Backend {
   async counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined> {
     const c = await this.connect();
     const s = await this.getSession(c, tunnelId, sessionId);
-    if (!s?.stats) return undefined;
-    const n = (b: bigint | undefined) => Number(b ?? 0n);
-    const st = s.stats;
-    const drops: SessionCounters['drops'] = {};
-    if (st.rxCookieDiscards !== undefined) drops.badCookie = n(st.rxCookieDiscards);
-    if (st.rxSeqDiscards > 0n) drops.sequence = n(st.rxSeqDiscards);
-    if (st.rxInvalid !== undefined && st.rxInvalid > 0n) drops.truncated = n(st.rxInvalid);
-    return {
-      txPackets: n(st.txPackets),
-      txBytes: n(st.txBytes),
-      txErrors: n(st.txErrors),
-      rxPackets: n(st.rxPackets),
-      rxBytes: n(st.rxBytes),
-      rxErrors: n(st.rxErrors),
-      drops,
-    };
+    return s?.stats && toCounters(s.stats);
+  }
+
+  async allCounters(): Promise<Map<string, SessionCounters>> {
+    const c = await this.connect();
+    const out = new Map<string, SessionCounters>();
+    for (const s of await c.l2tp.dumpSessions()) {
+      if (s.stats) out.set(sessionKey(s.tunnelId, s.sessionId), toCounters(s.stats));
+    }
+    return out;
   }
 
   async close(opts: { keepDevices: boolean }): Promise<void> {
@@ -547,3 +542,20 @@ function sessionParamsOf(s: L2tpSessionInfo): NonNullable<ObservedSession['param
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function toCounters(st: NonNullable<L2tpSessionInfo['stats']>): SessionCounters {
+  const n = (b: bigint | undefined) => Number(b ?? 0n);
+  const drops: SessionCounters['drops'] = {};
+  if (st.rxCookieDiscards !== undefined) drops.badCookie = n(st.rxCookieDiscards);
+  if (st.rxSeqDiscards > 0n) drops.sequence = n(st.rxSeqDiscards);
+  if (st.rxInvalid !== undefined && st.rxInvalid > 0n) drops.truncated = n(st.rxInvalid);
+  return {
+    txPackets: n(st.txPackets),
+    txBytes: n(st.txBytes),
+    txErrors: n(st.txErrors),
+    rxPackets: n(st.rxPackets),
+    rxBytes: n(st.rxBytes),
+    rxErrors: n(st.rxErrors),
+    drops,
+  };
+}

@@ -5,6 +5,7 @@ import type { Logger } from '../../../lib/log.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
 import {
   DROP_REASONS,
+  sessionKey,
   ForeignDeviceError,
   type Backend,
   type BackendOptions,
@@ -209,6 +210,17 @@ export class UserspaceBackend implements Backend {
     if (!c) return undefined;
     const { drops, ...rest } = c;
     return { ...rest, drops: dropRecord(drops) };
+  }
+
+  async allCounters(): Promise<Map<string, SessionCounters>> {
+    const out = new Map<string, SessionCounters>();
+    for (const [tunnelId, t] of this.tunnels) {
+      for (const sessionId of t.sessions.keys()) {
+        const c = await this.counters(tunnelId, sessionId);
+        if (c) out.set(sessionKey(tunnelId, sessionId), c);
+      }
+    }
+    return out;
   }
 
   async tunnelCounters(tunnelId: number): Promise<TunnelCounters | undefined> {

@@ -184,6 +184,8 @@ async function main(): Promise<void> {
   const first = sc.sessions[0]!;
   results.counters = await be.counters(first.tunnelId, first.sessionId);
   results.countersMissing = (await be.counters(first.tunnelId, 0x7fffffff)) ?? null;
+  results.allCounters = Object.fromEntries(await be.allCounters()); // one dump
+  results.firstKey = `${first.tunnelId}/${first.sessionId}`;
   const sock = NetlinkSocket.open(NETLINK_GENERIC);
   const l2tp = await L2tpNetlink.open(sock);
   const errs: Record<string, unknown> = {};
