@@ -108,7 +108,8 @@ const readSys = (path: string): string | undefined => {
 /**
  * Node-side (the agent's own netns) link facts, from sysfs. Synchronous on purpose: sysfs is
  * generated in memory, a read costs microseconds, while an async read costs a thread-pool round
- * trip (and waits behind a blocking spawn of the IPAM delegate) on the ADD critical path.
+ * trip (and, with the child_process fallback, waits behind the fork of the IPAM delegate) on the
+ * ADD critical path.
  */
 export const node = {
   hasLink: (dev: string): boolean => existsSync(sys(dev)),
