@@ -1,8 +1,5 @@
 // Loads the native netlink socket (native/netlink_socket.c, built by scripts/build-native.sh).
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadLibAddon } from '../native-addon.js';
 
 export interface NativeNetlink {
   open(protocol: number): number;
@@ -12,25 +9,7 @@ export interface NativeNetlink {
   close(fd: number): void;
 }
 
-const ADDON = join('native', 'build', 'Release', 'netlink_socket.node');
-
-let cached: NativeNetlink | undefined;
-
-/** The addon, from KUBE_L2TP_NETLINK_ADDON, beside this module (sources) or under lib/ (dist/). */
+/** The addon, from KUBE_L2TP_NETLINK_ADDON, or built beside the sources. */
 export function loadNative(): NativeNetlink {
-  if (cached) return cached;
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    process.env.KUBE_L2TP_NETLINK_ADDON,
-    join(here, ADDON),
-    resolve(here, '..', '..', '..', 'lib', 'netlink', ADDON),
-  ].filter((p): p is string => p !== undefined && p !== '');
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new Error(
-      `netlink addon not built (looked in ${candidates.join(', ')}): run scripts/build-native.sh`,
-    );
-  }
-  cached = createRequire(import.meta.url)(found) as NativeNetlink;
-  return cached;
+  return loadLibAddon<NativeNetlink>('netlink', 'netlink_socket.node', 'KUBE_L2TP_NETLINK_ADDON');
 }

@@ -2,13 +2,10 @@
 // scripts/build-native.sh): no fork() of the calling process, so the cost does not grow with its
 // memory, and the stdin write, the output reads, the wait and the timeout run on a thread of the
 // addon's own, never on the event loop. Same contract as lib/exec.ts runCapture.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import type { RunOptions, RunResult } from '../exec.js';
+import { loadLibAddon } from '../native-addon.js';
 
 interface NativeResult {
   status: number | null;
@@ -22,27 +19,9 @@ export interface SpawnAddon {
   run(file: string, argv: string[], envp: string[], input: Buffer, timeoutMs: number): Promise<NativeResult>;
 }
 
-const ADDON = join('native', 'build', 'Release', 'spawn_capture.node');
-
-let cached: SpawnAddon | undefined;
-
-/** The addon, from KUBE_L2TP_SPAWN_ADDON, beside this module (sources) or under lib/ (dist/). */
+/** The addon, from KUBE_L2TP_SPAWN_ADDON, or built beside the sources. */
 export function loadSpawnAddon(): SpawnAddon {
-  if (cached) return cached;
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    process.env.KUBE_L2TP_SPAWN_ADDON,
-    join(here, ADDON),
-    resolve(here, '..', '..', '..', 'lib', 'spawn', ADDON),
-  ].filter((p): p is string => p !== undefined && p !== '');
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new Error(
-      `spawn addon not built (looked in ${candidates.join(', ')}): run scripts/build-native.sh`,
-    );
-  }
-  cached = createRequire(import.meta.url)(found) as SpawnAddon;
-  return cached;
+  return loadLibAddon<SpawnAddon>('spawn', 'spawn_capture.node', 'KUBE_L2TP_SPAWN_ADDON');
 }
 
 const signalNames = new Map<number, string>(
