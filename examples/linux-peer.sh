@@ -15,7 +15,7 @@ case "${1:-up}" in
 up)
   modprobe l2tp_eth 2>/dev/null || true
   ip l2tp add tunnel tunnel_id 200 peer_tunnel_id 100 encap udp \
-    local "$LOCAL" remote "$REMOTE" udp_sport 1701 udp_dport 1701
+    local "$LOCAL" remote "$REMOTE" udp_sport 1701 udp_dport 1701 udp_csum on
   ip l2tp add session name l2tpeth0 tunnel_id 200 session_id 20 peer_session_id 10 \
     cookie 0badcafe peer_cookie c0ffee01 l2spec_type default
   ip link set l2tpeth0 mtu 1446 up

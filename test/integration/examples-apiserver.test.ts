@@ -23,6 +23,7 @@ interface TunnelSpec {
   encapsulation: string;
   local: { node: string; address?: string; tunnelID?: number; udpPort?: number };
   peer: { external?: { address: string; tunnelID: number; udpPort?: number } };
+  udpChecksum?: boolean;
 }
 interface PwSpec {
   tunnelRef: { name: string };
@@ -163,6 +164,7 @@ describe('examples are consistent', () => {
     assert.equal(st.remote, t.local.address);
     assert.equal(st.udpSourcePort, t.peer.external?.udpPort);
     assert.equal(st.udpDestinationPort, t.local.udpPort);
+    assert.equal(st.udpChecksum, t.udpChecksum ?? true, 'UDP checksums like the cluster side');
     assert.equal(ss.sessionId, p.peerSessionID);
     assert.equal(ss.peerSessionId, p.sessionID);
     assert.equal(ss.cookie, p.peerCookie?.value);
@@ -191,6 +193,7 @@ describe('examples are consistent', () => {
     assert.equal(vars.REMOTE, st.remote);
     assert.equal(Number(arg(tun, 'udp_sport')), st.udpSourcePort);
     assert.equal(Number(arg(tun, 'udp_dport')), st.udpDestinationPort);
+    assert.equal(arg(tun, 'udp_csum'), st.udpChecksum ? 'on' : 'off');
     assert.equal(Number(arg(ses, 'session_id')), ss.sessionId);
     assert.equal(Number(arg(ses, 'peer_session_id')), ss.peerSessionId);
     assert.equal(arg(ses, 'cookie'), ss.cookie);
