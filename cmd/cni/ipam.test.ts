@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { createLogger } from '../../lib/log.js';
-import { execDelegate, type DelegateCall } from './ipam.js';
+import { execDelegate, VERSION_PROBE_TIMEOUT_MS, type DelegateCall } from './ipam.js';
 
 describe('execDelegate', () => {
   let dir: string;
@@ -79,6 +79,24 @@ exit 1`,
     assert.ok(
       logged.some((l) => l.msg === 'delegate stderr' && l.stderr === 'range exhausted' && l.code === 1),
     );
+  });
+
+  it('a delegate that hangs on VERSION is given up on after the probe timeout; ADD still runs', async () => {
+    const p = join(dir, 'hangs-on-version');
+    await writeFile(
+      p,
+      `#!/bin/sh
+if [ "$CNI_COMMAND" = VERSION ]; then exec sleep 60; fi
+echo '{"cniVersion":"1.1.0","ips":[{"address":"10.9.9.9/24"}]}'
+`,
+    );
+    await chmod(p, 0o755);
+    const t0 = Date.now();
+    const r = await execDelegate(call(p));
+    assert.equal(r?.ips?.[0]?.address, '10.9.9.9/24');
+    const ms = Date.now() - t0;
+    assert.ok(ms >= VERSION_PROBE_TIMEOUT_MS - 100 && ms < VERSION_PROBE_TIMEOUT_MS + 5000, `${ms} ms`);
+    assert.ok(logged.some((l) => l.msg === 'delegate VERSION failed' && l.plugin === p));
   });
 
   it('a failure without JSON is DelegateFailed with the exit code and stderr', async () => {

@@ -59,6 +59,8 @@ function delegateRunner(logger: Logger): Runner {
 }
 
 const versionCache = new Map<string, { mtimeMs: number; versions: string[] }>();
+/** A VERSION answer is immediate; a plugin that hangs on it is treated as one that does not answer. */
+export const VERSION_PROBE_TIMEOUT_MS = 5_000;
 
 async function supportedVersions(plugin: string, logger: Logger): Promise<string[]> {
   const st = statSync(plugin);
@@ -67,7 +69,9 @@ async function supportedVersions(plugin: string, logger: Logger): Promise<string
   const r = await delegateRunner(logger)(plugin, [], {
     env: { CNI_COMMAND: 'VERSION' },
     input: '{"cniVersion":"1.1.0"}',
+    timeoutMs: VERSION_PROBE_TIMEOUT_MS,
   });
+  if (r.code !== 0) logger.warn({ plugin, code: r.code, stderr: r.stderr.trim() }, 'delegate VERSION failed');
   let versions: string[] = [];
   try {
     const v = JSON.parse(r.stdout) as { supportedVersions?: unknown };
