@@ -15,7 +15,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../lib/api/rbac.js';
@@ -46,7 +47,8 @@ const NODE = 'kbnode';
 const PEER = 'kbpeer';
 const LOCAL = '10.205.0.1';
 const REMOTE = '10.205.0.2';
-const repo = process.cwd();
+// the repository, from this file's place (dist/bench/agent.js), so the bench runs from any directory
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(repo, 'dist/datapath/main.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
