@@ -9,16 +9,15 @@
 // The lab's kubelet stand-in knows only the namespace nodes, so the datapath Pod the operator renders
 // for the VM node stays Pending: the guest plays its own kubelet and starts the agent with the Pod's
 // command line itself (see agentCommandLine).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { AGENT_SA, DEFAULT_NAMESPACE, serviceAccountUser } from '../../lib/api/rbac.js';
 import { runCapture } from '../../lib/exec.js';
 import { cnitoolPath } from '../harness/cnitool.js';
+import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
 import { ip, ipIn, Lab } from '../harness/netns.js';
 import { repoRoot } from '../harness/vm.js';
-import { sleep } from '../harness/wait.js';
 import type { LocalLab } from './lab.js';
 
 /** Where the guest sees the writable share after chrootPrelude(). */
@@ -50,10 +49,6 @@ export async function addVmNode(
   o: { name: string; prefix: string; underlay: string; host: number },
 ): Promise<VmNode> {
   const net = new Lab();
-  const procs: ChildProcess[] = [];
-  net.onCleanup(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
-  });
   const cleanup = () => net.cleanup();
   try {
     const netns = await net.netns(`${o.prefix}-vmh`);
@@ -70,25 +65,9 @@ export async function addVmNode(
     await ipIn(netns, 'addr', 'add', `${relayAddress}/24`, 'dev', 'vmbr0');
     await ipIn(netns, 'link', 'set', 'vmbr0', 'up');
 
-    // apiserver relay: root 127.0.0.1:PORT <- unix socket <- socat on the relay address in <prefix>-vmh
-    // (the same trick as test/harness/loopback-bridge.ts, listening on the underlay instead of lo)
+    // apiserver relay: root 127.0.0.1:PORT, listened to on the relay address in <prefix>-vmh
     const apiPort = Number(new URL(lab.cp.url).port);
-    const sock = join(lab.dir, `vm-api-${apiPort}.sock`);
-    const start = (args: string[]) => {
-      const p = spawn(args[0]!, args.slice(1), { stdio: 'ignore' });
-      procs.push(p);
-    };
-    start(['socat', `UNIX-LISTEN:${sock},fork,unlink-early`, `TCP:127.0.0.1:${apiPort}`]);
-    for (let i = 0; i < 50 && !existsSync(sock); i++) await sleep(50);
-    start([
-      'ip',
-      'netns',
-      'exec',
-      netns,
-      'socat',
-      `TCP-LISTEN:${apiPort},bind=${relayAddress},fork,reuseaddr`,
-      `UNIX-CONNECT:${sock}`,
-    ]);
+    await bridgeLoopbackPort(net, netns, apiPort, lab.dir, relayAddress);
 
     // the Node object, as a kubelet would register it
     await lab.cp.kubectl(['apply', '-f', '-'], {

@@ -1,14 +1,19 @@
-// Makes a TCP port of the root namespace's loopback (the test apiserver) reachable on the same
-// address inside another network namespace, without routing anything off the machine: a unix
-// socket (a filesystem object, visible from every netns) joins two socat relays.
+// Makes a TCP port of the root namespace's loopback (the test apiserver) reachable inside another
+// network namespace (on its loopback, or on another address of it), without routing anything off
+// the machine: a unix socket (a filesystem object, visible from every netns) joins two socat relays.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from './netns.js';
+import { sleep } from './wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function bridgeLoopbackPort(lab: Lab, netns: string, port: number, dir: string): Promise<void> {
+export async function bridgeLoopbackPort(
+  lab: Lab,
+  netns: string,
+  port: number,
+  dir: string,
+  bind = '127.0.0.1',
+): Promise<void> {
   const sock = join(dir, `lo-${netns}-${port}.sock`);
   const procs: ChildProcess[] = [];
   const start = (args: string[]) => {
@@ -27,7 +32,7 @@ export async function bridgeLoopbackPort(lab: Lab, netns: string, port: number, 
     'exec',
     netns,
     'socat',
-    `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`,
+    `TCP-LISTEN:${port},bind=${bind},fork,reuseaddr`,
     `UNIX-CONNECT:${sock}`,
   ]);
   await sleep(200);
