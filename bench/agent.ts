@@ -25,6 +25,7 @@ import type { L2TPNodeState, NodeStateSpec } from '../lib/api/schemas.js';
 import { runCapture } from '../lib/exec.js';
 import { startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
 import { bridgeLoopbackPort } from '../test/harness/loopback-bridge.js';
+import { cookieSession } from '../test/harness/nodestate.js';
 import { Lab, requireRoot } from '../test/harness/netns.js';
 
 const { values } = parseArgs({
@@ -71,19 +72,7 @@ function spec(n: number): NodeStateSpec {
       udpSourcePort: 6000 + t,
       udpDestinationPort: 6000 + t,
       udpChecksum: false,
-      sessions: ids.map((id) => ({
-        pseudowire: { namespace: 'default', name: `wire-${id}` },
-        sessionId: id,
-        peerSessionId: 100_000 + id,
-        ifname: `l2tpeth${id}`,
-        cookie: '0102030405060708',
-        peerCookie: '1112131415161718',
-        l2specType: 'default',
-        sendSequence: false,
-        requireSequence: false,
-        reorderTimeoutMs: 0,
-        mode: 'bridge',
-      })),
+      sessions: ids.map((id) => cookieSession(id, 100_000 + id)),
     });
   }
   return { nodeName: NODE, tunnels };

@@ -12,6 +12,7 @@ import { API_VERSION } from '../../lib/api/schemas.js';
 import type { L2TPNodeState, NodeStateSpec } from '../../lib/api/schemas.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
+import { cookieSession } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 import { runCapture } from '../../lib/exec.js';
@@ -65,19 +66,7 @@ const spec = (sessions: number[]): NodeStateSpec => ({
       udpSourcePort: 5000,
       udpDestinationPort: 5001,
       udpChecksum: false,
-      sessions: sessions.map((id) => ({
-        pseudowire: { namespace: 'default', name: `wire-${id}` },
-        sessionId: id,
-        peerSessionId: id + 1000,
-        ifname: `l2tpeth${id}`,
-        cookie: '0102030405060708',
-        peerCookie: '1112131415161718',
-        l2specType: 'default',
-        sendSequence: false,
-        requireSequence: false,
-        reorderTimeoutMs: 0,
-        mode: 'bridge',
-      })),
+      sessions: sessions.map((id) => cookieSession(id, id + 1000)),
     },
   ],
 });
