@@ -9,7 +9,8 @@ export interface K8sArgs {
   /** Conventional per-attachment MAC (CNI_ARGS MAC=..). */
   MAC?: string;
 }
-const KNOWN = new Set([
+/** The CNI_ARGS keys this plugin understands; others need IgnoreUnknown. */
+export const KNOWN_CNI_ARGS: ReadonlySet<string> = new Set([
   'IgnoreUnknown',
   'K8S_POD_NAMESPACE',
   'K8S_POD_NAME',
@@ -33,7 +34,7 @@ export function parseCniArgs(raw: string | undefined): K8sArgs {
   }
   const ignoreUnknown = pairs.some(([k, v]) => k === 'IgnoreUnknown' && truthy(v));
   for (const [k, v] of pairs) {
-    if (!KNOWN.has(k)) {
+    if (!KNOWN_CNI_ARGS.has(k)) {
       if (ignoreUnknown) continue;
       throw new CniError(
         CniCode.InvalidEnvironment,

@@ -18,7 +18,7 @@ import {
   type WireDropReason,
 } from '../../lib/wire/codec.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
-import { parseCniArgs } from '../../lib/cni/args.js';
+import { KNOWN_CNI_ARGS, parseCniArgs } from '../../lib/cni/args.js';
 import { silentLogger } from '../../lib/log.js';
 import {
   COMMANDS,
@@ -291,17 +291,7 @@ const cniArgsArb: fc.Arbitrary<string> = mostly(
   fc
     .array(
       fc.tuple(
-        mostly(
-          fc.constantFrom(
-            'IgnoreUnknown',
-            'K8S_POD_NAMESPACE',
-            'K8S_POD_NAME',
-            'K8S_POD_INFRA_CONTAINER_ID',
-            'K8S_POD_UID',
-            'MAC',
-          ),
-          fc.oneof(fc.constantFrom('FOO', ''), hostileString(8)),
-        ),
+        mostly(fc.constantFrom(...KNOWN_CNI_ARGS), fc.oneof(fc.constantFrom('FOO', ''), hostileString(8))),
         mostly(
           fc.constantFrom('1', 'true', 'T', '0', 'ns1', 'pod-a', '02:00:00:00:00:09'),
           hostileString(12),
