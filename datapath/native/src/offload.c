@@ -192,8 +192,8 @@ int gro_append(struct gro *g, const uint8_t *f, size_t len, int trusted) {
     if (!tcp_ok(f, l3, l4, v6, len, trusted)) return -1;
     g->l3 = l3, g->l4 = l4, g->v6 = v6, g->hlen = hlen;
     memcpy(g->buf, f, hlen); /* the headers are rewritten by gro_finish; payloads stay in place */
-    g->iov[0].iov_base = (void *)(f + hlen);
-    g->iov[0].iov_len = len - hlen;
+    g->iov[0] = (struct iovec){.iov_base = g->buf, .iov_len = hlen};
+    g->iov[1] = (struct iovec){.iov_base = (void *)(f + hlen), .iov_len = len - hlen};
     g->len = len;
     g->mss = (uint16_t)(len - hlen);
     g->next_seq = rd32(f + l4 + 4) + g->mss;
@@ -222,8 +222,7 @@ int gro_append(struct gro *g, const uint8_t *f, size_t len, int trusted) {
   if (pay > g->mss) return 0;
   if ((g->len - g->hlen) % g->mss) return 0; /* a short segment already ended the run */
   if (!tcp_ok(b, l3, l4, g->v6, len, trusted)) return -1;
-  g->iov[g->segs].iov_base = (void *)(b + g->hlen);
-  g->iov[g->segs].iov_len = pay;
+  g->iov[1 + g->segs] = (struct iovec){.iov_base = (void *)(b + g->hlen), .iov_len = pay};
   g->len += pay;
   g->next_seq += (uint32_t)pay;
   g->buf[l4 + 13] |= b[l4 + 13] & 0x08;
@@ -258,11 +257,7 @@ void gro_flush_to(struct gro *g, gro_emit_fn emit, void *ctx) {
   if (!g->active) return;
   struct vnet_hdr h;
   gro_finish(g, &h);
-  struct iovec iov[1 + GRO_MAX_SEGS];
-  iov[0].iov_base = g->buf;
-  iov[0].iov_len = g->hlen;
-  memcpy(iov + 1, g->iov, (size_t)g->segs * sizeof iov[0]);
-  emit(ctx, iov, 1 + g->segs, &h);
+  emit(ctx, g->iov, 1 + g->segs, &h);
 }
 
 int gro_offer(struct gro *g, const uint8_t *frame, size_t len, int trusted, gro_emit_fn emit, void *ctx) {

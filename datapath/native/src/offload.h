@@ -50,7 +50,8 @@ size_t tso_next(struct tso *t, uint8_t *out);
  * emits every run before reusing its receive buffers), so merging copies nothing. */
 struct gro {
   uint8_t *buf; /* GRO_HDR_MAX bytes, allocated with the session */
-  struct iovec iov[GRO_MAX_SEGS];
+  /* the frame as written: iov[0] the headers in buf, iov[1 + i] the payload of segment i */
+  struct iovec iov[1 + GRO_MAX_SEGS];
   size_t len, l3, l4, hlen;
   uint16_t mss;
   uint32_t next_seq;
