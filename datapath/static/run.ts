@@ -1,7 +1,7 @@
 // Static mode: bring up the tunnels and sessions of a file, keep them until asked to stop (SIGTERM,
 // SIGINT) or until the datapath fails, then remove what was created.
 import type { Logger } from '../../lib/log.js';
-import type { Backend, BackendFault } from '../backend/types.js';
+import { sessionKey, type Backend, type BackendFault } from '../backend/types.js';
 import type { StaticConfig } from './config.js';
 import { makePlan, type Plan, type PlanEnv } from './plan.js';
 
@@ -18,6 +18,7 @@ export interface StaticRunDeps {
 }
 
 async function logCounters(backend: Backend, plan: Plan, logger: Logger): Promise<void> {
+  const all = await backend.allCounters(); // one read (the kernel backend: one dump)
   const tunnels = [];
   for (const t of plan.tunnels) {
     const sessions = [];
@@ -25,7 +26,7 @@ async function logCounters(backend: Backend, plan: Plan, logger: Logger): Promis
       sessions.push({
         sessionId: s.sessionId,
         ifname: s.ifname,
-        ...(await backend.counters(t.tunnelId, s.sessionId)),
+        ...all.get(sessionKey(t.tunnelId, s.sessionId)),
       });
     }
     tunnels.push({ tunnelId: t.tunnelId, ...(await backend.tunnelCounters?.(t.tunnelId)), sessions });
