@@ -3,30 +3,36 @@
 // Every identity gets its own client certificate and kubeconfig, so RBAC is exercised for real.
 // stop() kills both processes and removes the data dir; call it in a finally / after hook.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../lib/exec.js';
+import { Pki, type Identity } from './pki.js';
 
-export interface Identity {
-  /** User name, e.g. "system:serviceaccount:kube-l2tp:kube-l2tp-operator". */
-  user: string;
-  groups?: string[];
-}
+export type { Identity } from './pki.js';
+
+export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler';
 
 export interface ControlPlane {
+  /** The apiserver as this process reaches it (127.0.0.1). */
   url: string;
+  /** The apiserver as nodes and pods reach it (the same as url unless it runs in a netns). */
+  internalUrl: string;
   dir: string;
   binDir: string;
+  pki: Pki;
   adminKubeconfig: string;
   /** Kubeconfig for an identity authenticated by a client certificate (created on first use). */
-  kubeconfigFor(id: Identity): Promise<string>;
+  kubeconfigFor(id: Identity, server?: string): Promise<string>;
   /** Run the matching kubectl with the admin kubeconfig (or another one). */
-  kubectl(args: string[], opts?: { kubeconfig?: string; input?: string }): Promise<string>;
+  kubectl(
+    args: string[],
+    opts?: { kubeconfig?: string; input?: string; timeoutMs?: number },
+  ): Promise<string>;
   /** Kill one component (SIGKILL: a crash), keep it down for downMs, start it again and wait for /readyz. */
-  restart(component: 'etcd' | 'kube-apiserver', downMs?: number): Promise<void>;
+  restart(component: Component, downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -48,38 +54,6 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-const openssl = (args: string[]) => run('openssl', args);
-
-async function clientCert(pki: string, name: string, id: Identity): Promise<{ cert: string; key: string }> {
-  const key = join(pki, `${name}.key`);
-  const csr = join(pki, `${name}.csr`);
-  const cert = join(pki, `${name}.crt`);
-  const esc = (s: string) => s.replace(/[/=+,]/g, (c) => `\\${c}`);
-  const subj = `/${(id.groups ?? []).map((g) => `O=${esc(g)}/`).join('')}CN=${esc(id.user)}`;
-  await openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', subj]);
-  await openssl([
-    'x509', '-req', '-in', csr, '-CA', join(pki, 'ca.crt'), '-CAkey', join(pki, 'ca.key'),
-    '-CAcreateserial', '-out', cert, '-days', '2',
-  ]); // prettier-ignore
-  return { cert, key };
-}
-
-function kubeconfigYaml(url: string, caFile: string, cert: string, key: string, user: string): string {
-  const q = JSON.stringify;
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    `- name: test\n  cluster:\n    server: ${q(url)}\n    certificate-authority: ${q(caFile)}`,
-    'users:',
-    `- name: ${q(user)}\n  user:\n    client-certificate: ${q(cert)}\n    client-key: ${q(key)}`,
-    'contexts:',
-    `- name: test\n  context:\n    cluster: test\n    user: ${q(user)}`,
-    'current-context: test',
-    '',
-  ].join('\n');
 }
 
 function httpsGet(
@@ -118,17 +92,42 @@ export interface StartOptions {
   apiserverArgs?: string[];
   /** Keep logs here instead of the data dir (which is removed on stop). */
   logDir?: string;
+  /**
+   * The control plane of a cluster with real nodes: Node,RBAC authorization, the ServiceAccount and
+   * NodeRestriction admission plugins, kube-controller-manager and kube-scheduler, all inside this
+   * network namespace (which must exist), the apiserver listening on address:6443 there. This process
+   * reaches it through a relay on 127.0.0.1 (nothing is added to the root namespace's routes).
+   */
+  cluster?: { netns: string; address: string; serviceCIDR: string; clusterCIDR: string };
+}
+
+/** Where the apiserver listens inside a cluster's control-plane namespace. */
+export const APISERVER_PORT = 6443;
+
+/** The first address of a service CIDR: the ClusterIP of the "kubernetes" Service. */
+function firstServiceIP(cidr: string): string {
+  const [base] = cidr.split('/');
+  const o = base!.split('.').map(Number);
+  o[3] = o[3]! + 1;
+  return o.join('.');
 }
 
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
   const binDir = toolsBinDir();
-  for (const b of ['etcd', 'kube-apiserver', 'kubectl']) {
+  const cl = opts.cluster;
+  const need = [
+    'etcd',
+    'kube-apiserver',
+    'kubectl',
+    ...(cl ? ['kube-controller-manager', 'kube-scheduler'] : []),
+  ];
+  for (const b of need) {
     if (!existsSync(join(binDir, b))) {
       throw new Error(`${b} not found in ${binDir}: run scripts/build-go-tools.sh (or set KUBE_L2TP_BIN)`);
     }
   }
   const dir = mkdtempSync(join(tmpdir(), 'kube-l2tp-cp-'));
-  const pki = join(dir, 'pki');
+  const pkiDir = join(dir, 'pki');
   const procs: ChildProcess[] = [];
   let stopped = false;
   const stop = async () => {
@@ -141,26 +140,28 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await run('mkdir', ['-p', pki]);
-    await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(pki, 'ca.key'),
-      '-out', join(pki, 'ca.crt'), '-days', '2', '-subj', '/CN=kube-l2tp-test-ca']); // prettier-ignore
-    // serving cert for 127.0.0.1 signed by the CA
-    const ext = join(pki, 'serving.ext');
-    writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    await openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(pki, 'apiserver.key'),
-      '-out', join(pki, 'apiserver.csr'), '-subj', '/CN=kube-apiserver']); // prettier-ignore
-    await openssl(['x509', '-req', '-in', join(pki, 'apiserver.csr'), '-CA', join(pki, 'ca.crt'),
-      '-CAkey', join(pki, 'ca.key'), '-CAcreateserial', '-out', join(pki, 'apiserver.crt'), '-days', '2',
-      '-extfile', ext]); // prettier-ignore
-    await openssl(['genrsa', '-out', join(pki, 'sa.key'), '2048']);
-    const admin = await clientCert(pki, 'admin', { user: 'admin', groups: ['system:masters'] });
+    mkdirSync(pkiDir, { recursive: true });
+    const pki = await Pki.create(pkiDir);
+    const ips = ['127.0.0.1', ...(cl ? [cl.address, firstServiceIP(cl.serviceCIDR)] : [])];
+    const dns = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local']; // prettier-ignore
+    const serving = await pki.serving('apiserver', 'kube-apiserver', { ips, dns });
+    const saKey = join(pkiDir, 'sa.key');
+    await run('openssl', ['genrsa', '-out', saKey, '2048']);
+    const admin = await pki.client('admin', { user: 'admin', groups: ['system:masters'] });
 
-    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    // In a netns every component has the namespace's ports to itself; on the host they are picked free.
+    const [etcdPort, peerPort, apiPort] = cl
+      ? [2379, 2380, APISERVER_PORT]
+      : [await freePort(), await freePort(), await freePort()];
     const logDir = opts.logDir ?? dir;
     const started = new Map<string, { proc: ChildProcess; file: string; args: string[] }>();
+    const inNetns = (file: string, args: string[]): [string, string[]] =>
+      cl ? ['nsenter', [`--net=/run/netns/${cl.netns}`, '--', file, ...args]] : [file, args];
     const spawnLogged = (name: string, file: string, args: string[]) => {
       const out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-      const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const [f, a] = inNetns(file, args);
+      const p = spawn(f, a, { stdio: ['ignore', 'pipe', 'pipe'] });
       p.stdout?.pipe(out);
       p.stderr?.pipe(out);
       procs.push(p);
@@ -177,28 +178,44 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       '--unsafe-no-fsync',
       '--log-level=warn',
     ]);
-    const url = `https://127.0.0.1:${apiPort}`;
+    const internalUrl = cl ? `https://${cl.address}:${apiPort}` : `https://127.0.0.1:${apiPort}`;
+    let kubeletClient: { cert: string; key: string } | undefined;
+    if (cl) {
+      kubeletClient = await pki.client('apiserver-kubelet-client', {
+        user: 'kube-apiserver-kubelet-client',
+        groups: ['system:masters'],
+      });
+    }
     spawnLogged('kube-apiserver', join(binDir, 'kube-apiserver'), [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${cl ? '0.0.0.0' : '127.0.0.1'}`,
+      `--advertise-address=${cl ? cl.address : '127.0.0.1'}`,
       `--secure-port=${apiPort}`,
-      `--cert-dir=${pki}`,
-      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
-      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-      `--client-ca-file=${join(pki, 'ca.crt')}`,
-      `--service-account-issuer=${url}`,
-      `--service-account-key-file=${join(pki, 'sa.key')}`,
-      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--authorization-mode=RBAC',
-      '--disable-admission-plugins=ServiceAccount',
+      `--cert-dir=${pkiDir}`,
+      `--tls-cert-file=${serving.cert}`,
+      `--tls-private-key-file=${serving.key}`,
+      `--client-ca-file=${pki.caCert}`,
+      `--service-account-issuer=${internalUrl}`,
+      `--service-account-key-file=${saKey}`,
+      `--service-account-signing-key-file=${saKey}`,
+      `--service-cluster-ip-range=${cl ? cl.serviceCIDR : '10.0.0.0/24'}`,
       '--allow-privileged=true',
       '--max-requests-inflight=2000',
       '--max-mutating-requests-inflight=1000',
+      ...(cl
+        ? [
+            '--authorization-mode=Node,RBAC',
+            '--enable-admission-plugins=NodeRestriction',
+            '--kubelet-preferred-address-types=InternalIP',
+            `--kubelet-client-certificate=${kubeletClient!.cert}`,
+            `--kubelet-client-key=${kubeletClient!.key}`,
+          ]
+        : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
       ...(opts.apiserverArgs ?? []),
     ]);
-    const ca = readFileSync(join(pki, 'ca.crt'));
+    // This process reaches an apiserver inside a netns through a relay on its own loopback.
+    const url = cl ? `https://127.0.0.1:${await relayFromNetns(cl.netns, apiPort, dir, procs)}` : internalUrl;
+    const ca = readFileSync(pki.caCert);
     const cert = readFileSync(admin.cert);
     const key = readFileSync(admin.key);
     const waitReady = async () => {
@@ -217,7 +234,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       }
     };
     await waitReady();
-    const restart = async (component: 'etcd' | 'kube-apiserver', downMs = 0) => {
+    const restart = async (component: Component, downMs = 0) => {
       const cur = started.get(component);
       if (!cur) throw new Error(`no ${component} in this control plane`);
       cur.proc.kill('SIGKILL');
@@ -227,23 +244,88 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       spawnLogged(component, cur.file, cur.args);
       await waitReady();
     };
-    const adminKubeconfig = join(dir, 'admin.kubeconfig');
-    writeFileSync(adminKubeconfig, kubeconfigYaml(url, join(pki, 'ca.crt'), admin.cert, admin.key, 'admin'));
+    const adminKubeconfig = pki.kubeconfig(join(dir, 'admin.kubeconfig'), url, admin, 'admin');
     let n = 0;
-    const kubeconfigFor = async (id: Identity) => {
+    const kubeconfigFor = async (id: Identity, server = url) => {
       const name = `id${++n}`;
-      const c = await clientCert(pki, name, id);
-      const path = join(dir, `${name}.kubeconfig`);
-      writeFileSync(path, kubeconfigYaml(url, join(pki, 'ca.crt'), c.cert, c.key, id.user));
-      return path;
+      const c = await pki.client(name, id);
+      return pki.kubeconfig(join(dir, `${name}.kubeconfig`), server, c, id.user);
     };
-    const kubectl = (args: string[], o: { kubeconfig?: string; input?: string } = {}) =>
+    if (cl) {
+      // as kubeadm runs them: own identities, service-account credentials per controller
+      const cm = await kubeconfigFor({ user: 'system:kube-controller-manager' }, internalUrl);
+      const sched = await kubeconfigFor({ user: 'system:kube-scheduler' }, internalUrl);
+      spawnLogged('kube-controller-manager', join(binDir, 'kube-controller-manager'), [
+        `--kubeconfig=${cm}`,
+        `--authentication-kubeconfig=${cm}`,
+        `--authorization-kubeconfig=${cm}`,
+        '--bind-address=127.0.0.1',
+        '--use-service-account-credentials=true',
+        `--service-account-private-key-file=${saKey}`,
+        `--root-ca-file=${pki.caCert}`,
+        `--cluster-signing-cert-file=${pki.caCert}`,
+        `--cluster-signing-key-file=${pki.caKey}`,
+        `--cluster-cidr=${cl.clusterCIDR}`,
+        `--service-cluster-ip-range=${cl.serviceCIDR}`,
+        '--leader-elect=false',
+        '--controllers=*,bootstrapsigner,tokencleaner',
+        // a node that stops reporting is noticed in seconds, not the default 40 s (fault tests)
+        '--node-monitor-grace-period=20s',
+      ]);
+      spawnLogged('kube-scheduler', join(binDir, 'kube-scheduler'), [
+        `--kubeconfig=${sched}`,
+        `--authentication-kubeconfig=${sched}`,
+        `--authorization-kubeconfig=${sched}`,
+        '--bind-address=127.0.0.1',
+        '--leader-elect=false',
+      ]);
+    }
+    const kubectl = (args: string[], o: { kubeconfig?: string; input?: string; timeoutMs?: number } = {}) =>
       run(join(binDir, 'kubectl'), ['--kubeconfig', o.kubeconfig ?? adminKubeconfig, ...args], {
         ...(o.input !== undefined ? { input: o.input } : {}),
+        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
       });
-    return { url, dir, binDir, adminKubeconfig, kubeconfigFor, kubectl, restart, stop };
+    return { url, internalUrl, dir, binDir, pki, adminKubeconfig, kubeconfigFor, kubectl, restart, stop };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/**
+ * Makes a TCP port listening inside a netns reachable on this namespace's 127.0.0.1 (a free port,
+ * returned), through a unix socket between two socat relays: nothing is routed off the machine.
+ */
+async function relayFromNetns(
+  netns: string,
+  port: number,
+  dir: string,
+  procs: ChildProcess[],
+): Promise<number> {
+  const sock = join(dir, `relay-${netns}-${port}.sock`);
+  const inside = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', 'socat',
+    `UNIX-LISTEN:${sock},fork,unlink-early`, `TCP:127.0.0.1:${port}`], { stdio: 'ignore' }); // prettier-ignore
+  procs.push(inside);
+  for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+  const local = await freePort();
+  const outside = spawn(
+    'socat',
+    [`TCP-LISTEN:${local},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${sock}`],
+    {
+      stdio: 'ignore',
+    },
+  );
+  procs.push(outside);
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((res) => {
+      const c = connect(local, '127.0.0.1', () => {
+        c.destroy();
+        res(true);
+      });
+      c.on('error', () => res(false));
+    });
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return local;
 }
