@@ -2,7 +2,16 @@
 // NETLINK_ROUTE socket in its own (the node's) namespace; pod-side work gets a socket created inside
 // the pod's namespace for the length of one call. Node-side reads go through sysfs (free).
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
 import { basename } from 'node:path';
 import { NetlinkError } from '../../lib/netlink/errors.js';
 import { RtnlAddrs, type AddrInfo } from '../../lib/netlink/rtnl-addr.js';
@@ -50,14 +59,20 @@ export interface NetnsRtnl extends Rtnl {
   close(): void;
 }
 
-/** rtnetlink inside the network namespace at `netns` (a path). */
-export function openNetnsRtnl(netns: string): NetnsRtnl {
+/**
+ * A pod's network namespace as this process reaches it: an open descriptor (the shim opened CNI_NETNS
+ * where the runtime runs; the path may not exist in the agent's mount namespace), or a path.
+ */
+export type Netns = string | number;
+
+/** rtnetlink inside the network namespace `netns`. */
+export function openNetnsRtnl(netns: Netns): NetnsRtnl {
   const sock = NetlinkSocket.openIn(NETLINK_ROUTE, netns);
   return { ...rtnlOn(sock), close: () => sock.close() };
 }
 
-/** Run fn with rtnetlink inside the network namespace at `netns` (a path); the socket is closed after. */
-export async function inNetns<T>(netns: string, fn: (r: Rtnl) => Promise<T>): Promise<T> {
+/** Run fn with rtnetlink inside the network namespace `netns`; the socket is closed after. */
+export async function inNetns<T>(netns: Netns, fn: (r: Rtnl) => Promise<T>): Promise<T> {
   const r = openNetnsRtnl(netns);
   try {
     return await fn(r);
@@ -66,8 +81,9 @@ export async function inNetns<T>(netns: string, fn: (r: Rtnl) => Promise<T>): Pr
   }
 }
 
-/** Run fn with an open fd of the network namespace at `netns` (for IFLA_NET_NS_FD). */
-export async function withNetnsFd<T>(netns: string, fn: (fd: number) => Promise<T>): Promise<T> {
+/** Run fn with an open fd of the network namespace `netns` (for IFLA_NET_NS_FD); a given fd stays open. */
+export async function withNetnsFd<T>(netns: Netns, fn: (fd: number) => Promise<T>): Promise<T> {
+  if (typeof netns === 'number') return fn(netns);
   const fd = openSync(netns, 'r'); // nsfs: a sync open costs microseconds, less than a pool round trip
   try {
     return await fn(fd);
@@ -83,8 +99,19 @@ export interface PodLink extends LinkInfo {
   addrs: AddrInfo[];
 }
 
+let nsfsDev: number | undefined;
+/** Whether an open descriptor is a namespace (nsfs): all namespaces share nsfs's device number. */
+export function isNamespaceFd(fd: number): boolean {
+  nsfsDev ??= statSync('/proc/self/ns/net').dev;
+  try {
+    return fstatSync(fd).dev === nsfsDev;
+  } catch {
+    return false;
+  }
+}
+
 /** A link and its addresses inside a netns; undefined when the link does not exist. */
-export async function podLinkInfo(netns: string, ifname: string): Promise<PodLink | undefined> {
+export async function podLinkInfo(netns: Netns, ifname: string): Promise<PodLink | undefined> {
   return inNetns(netns, async (r) => {
     const link = await r.links.byName(ifname);
     if (!link) return undefined;

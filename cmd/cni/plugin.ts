@@ -28,6 +28,7 @@ import {
   errnoOf,
   exists,
   inNetns,
+  isNamespaceFd,
   names,
   openNetnsRtnl,
   type NetnsRtnl,
@@ -37,6 +38,7 @@ import {
   podLinkInfo,
   randomMac,
   withNetnsFd,
+  type Netns,
 } from './netops.js';
 import type { AttachmentRecord, AttachmentStore, Locker } from './state.js';
 
@@ -47,11 +49,17 @@ export interface PluginDeps {
   locker: Locker;
   /** A PID in the node's network namespace (exclusive-mode devices return there on DEL). */
   nodePid: number;
+  /** Directories of the node's CNI plugins as this process sees them, searched before CNI_PATH. */
+  delegateDirs?: readonly string[];
 }
 
 export interface Invocation {
   env: Env;
   stdin: string;
+  /** CNI_NETNS opened by the shim (the caller closes it after the invocation). */
+  netnsFd?: number;
+  /** The shim could not open CNI_NETNS. */
+  netnsOpenError?: { errno: number; message: string };
 }
 export interface Outcome {
   exitCode: number;
@@ -64,6 +72,10 @@ interface Ctx {
   env: Env;
   deps: PluginDeps;
   log: Logger;
+  /** The pod's netns to act in: the shim's descriptor when there is one, else CNI_NETNS's path. */
+  ns: Netns;
+  /** Why the shim could not open CNI_NETNS, if it could not. */
+  nsError?: { errno: number; message: string };
 }
 type Handler = (c: Ctx) => Promise<string | undefined>;
 
@@ -106,7 +118,9 @@ export async function dispatch(inv: Invocation, deps: PluginDeps): Promise<Outco
         `config version ${version} does not allow ${command} (needs 1.1.0)`,
       );
     }
-    const stdout = (await HANDLERS[command]({ cmd, conf, env: inv.env, deps, log })) ?? '';
+    const ctx: Ctx = { cmd, conf, env: inv.env, deps, log, ns: inv.netnsFd ?? cmd.netns };
+    if (inv.netnsOpenError && inv.netnsFd === undefined) ctx.nsError = inv.netnsOpenError;
+    const stdout = (await HANDLERS[command](ctx)) ?? '';
     log.info({ ms: +(performance.now() - t0).toFixed(1) }, `${command} ok`);
     return { exitCode: 0, stdout };
   } catch (e) {
@@ -158,6 +172,38 @@ async function lookupPseudowire(c: Ctx): Promise<PseudowireDevice> {
   return pw;
 }
 
+const ENOENT = 2;
+const ENOTDIR = 20;
+
+/**
+ * ADD and CHECK need the pod's netns: a clear error when it is missing (3: nothing to clean up) or
+ * cannot be used (4, naming CNI_NETNS), before anything is made.
+ */
+function requireNetns(c: Ctx, code: number = CniCode.UnknownContainer): void {
+  const path = c.cmd.netns;
+  const gone = new CniError(code, `CNI_NETNS: network namespace ${path} does not exist`);
+  if (c.nsError) {
+    if (c.nsError.errno === ENOENT || c.nsError.errno === ENOTDIR) throw gone;
+    throw new CniError(
+      CniCode.InvalidEnvironment,
+      `CNI_NETNS: cannot open network namespace ${path}: ${c.nsError.message}`,
+    );
+  }
+  if (typeof c.ns === 'number') {
+    if (!isNamespaceFd(c.ns)) {
+      throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS: ${path} is not a network namespace`);
+    }
+    return;
+  }
+  if (!exists(path)) throw gone;
+}
+
+/** DEL: whether the pod's netns can still be entered (gone is fine: there is nothing to undo in it). */
+function netnsReachable(ns: Netns, nsError?: unknown): boolean {
+  if (typeof ns === 'number') return true;
+  return nsError === undefined && ns !== '' && exists(ns);
+}
+
 function delegateConfig(c: Ctx): Record<string, unknown> {
   return c.conf.raw;
 }
@@ -184,9 +230,7 @@ async function cmdAdd(c: Ctx): Promise<string> {
       `mtu: ${mtu} exceeds the MTU ${pw.mtu} of pseudowire ${pwText(conf.pseudowire)}`,
     );
   }
-  if (!exists(cmd.netns)) {
-    throw new CniError(CniCode.UnknownContainer, `CNI_NETNS: network namespace ${cmd.netns} does not exist`);
-  }
+  requireNetns(c);
   const prev = conf.prevResult ? parseResult(conf.prevResult, 'prevResult', conf.cniVersion) : emptyResult();
   const ipamPlugin = conf.ipam ? await findPlugin(conf.ipam.type, cmd.path) : undefined;
   if (deps.store.has(cmd.containerID, cmd.ifname)) {
@@ -331,7 +375,7 @@ async function ensureBridgePort(c: Ctx, pw: PseudowireDevice, mtu: number, podMa
       );
     }
     try {
-      await withNetnsFd(cmd.netns, (fd) =>
+      await withNetnsFd(c.ns, (fd) =>
         nodeRtnl().links.createVeth(
           { name: hostVeth, mtu, address: hostMac, master: bridgeIndex, up: true },
           // not up yet: a veth peer cannot open before the pair is complete (ENOTCONN)
@@ -487,7 +531,7 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
     try {
       if (index === undefined) throw new Error(`${dev} vanished`);
       await links.set(index, { up: false, ...(master ? { master: 0 } : {}) }, dev);
-      await withNetnsFd(cmd.netns, (fd) => links.set(index, { netnsFd: fd }, dev));
+      await withNetnsFd(c.ns, (fd) => links.set(index, { netnsFd: fd }, dev));
     } catch (e) {
       if (index !== undefined) await links.set(index, { up: true }, dev).catch(() => undefined);
       if (errnoOf(e) === 'EEXIST') {
@@ -499,7 +543,7 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
       throw new CniError(CniCode.LinkSetupFailed, `moving ${dev} into ${cmd.netns}: ${(e as Error).message}`);
     }
     if (master) await removeBridgeIfUnused(master).catch(() => undefined);
-    undo.push('move back', () => moveBack(c, cmd.netns, pod.name, dev, pw.mtu, origMac));
+    undo.push('move back', () => moveBack(c, c.ns, pod.name, dev, pw.mtu, origMac));
   });
 }
 
@@ -509,7 +553,7 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
  */
 async function moveBack(
   c: Ctx,
-  netns: string,
+  netns: Netns,
   current: string,
   orig: string,
   mtu: number,
@@ -559,7 +603,7 @@ async function ensurePodLinkUp(
   let step = `entering the netns`;
   let r: NetnsRtnl | undefined;
   try {
-    r = openNetnsRtnl(cmd.netns);
+    r = openNetnsRtnl(c.ns);
     step = `link ${pod.name}`;
     const link = await r.links.byName(pod.name);
     if (!link) throw new Error(`${pod.name} is not there`);
@@ -637,7 +681,8 @@ async function cmdDel(c: Ctx): Promise<undefined> {
       pseudowire: rec?.pseudowire ?? conf.pseudowire,
       containerID: cmd.containerID,
       ifname: cmd.ifname,
-      netns: cmd.netns || rec?.netns || '',
+      netns: cmd.netns !== '' ? c.ns : (rec?.netns ?? ''),
+      ...(cmd.netns !== '' && c.nsError ? { netnsError: c.nsError } : {}),
     }),
     (async () => {
       if (!conf.ipam) return;
@@ -655,7 +700,9 @@ interface Release {
   pseudowire: PseudowireRef;
   containerID: string;
   ifname: string;
-  netns: string;
+  netns: Netns;
+  /** The shim could not open the netns (gone, most likely). */
+  netnsError?: unknown;
 }
 
 /** Undo an attachment's links. Missing netns, links or bridge are success. */
@@ -674,7 +721,7 @@ async function releaseAttachment(c: Ctx, rec: AttachmentRecord | undefined, a: R
     return;
   }
   // exclusive: only a recorded attachment owns the device (after a failed ADD the pod's CNI_IFNAME is not ours)
-  if (rec === undefined || a.netns === '' || !exists(a.netns)) return;
+  if (rec === undefined || !netnsReachable(a.netns, a.netnsError)) return;
   const pw = await c.deps.resolver.lookup(a.pseudowire).catch(() => undefined);
   await c.deps.locker.withLock(pwKey(a.pseudowire), async () => {
     try {
@@ -709,8 +756,8 @@ async function cmdCheck(c: Ctx): Promise<undefined> {
       `prevResult: no interface ${cmd.ifname} with sandbox ${cmd.netns}`,
     );
   const want = prev.interfaces[idx]!;
-  if (!exists(cmd.netns)) throw new CniError(CniCode.CheckFailed, `CNI_NETNS: ${cmd.netns} does not exist`);
-  const link = await podLinkInfo(cmd.netns, cmd.ifname);
+  requireNetns(c, CniCode.CheckFailed);
+  const link = await podLinkInfo(c.ns, cmd.ifname);
   if (!link) throw new CniError(CniCode.CheckFailed, `CNI_IFNAME: ${cmd.ifname} is missing in ${cmd.netns}`);
   const mtu = want.mtu ?? conf.mtu ?? pw.mtu;
   if (link.mtu !== mtu)

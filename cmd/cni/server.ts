@@ -1,8 +1,19 @@
 // The agent side of the CNI socket: the node agent calls startCniServer once; each connection is
 // one plugin invocation forwarded by the shim (protocol in lib/agent-protocol.ts).
+//
+// The pod's network namespace travels as a descriptor: the shim runs in the runtime's mount
+// namespace and opens CNI_NETNS there, which the agent's container may not see (containerd keeps
+// them under its state dir with netns_mounts_under_state_dir). The request line then carries
+// `"netnsFd":1` and the descriptor rides with it (SCM_RIGHTS), or `"netnsErrno"`/`"netnsError"`
+// when the shim could not open it. Both keys are optional: a request without them (an older shim)
+// is served from the path. Node's sockets drop descriptors, so with the netlink addon the request
+// is read by recvRequest (recvmsg) instead.
+import { closeSync } from 'node:fs';
 import { chmod, mkdir, rm } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { z } from 'zod';
 import {
   FORWARDED_ENV,
   PROTOCOL_VERSION,
@@ -13,7 +24,8 @@ import {
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { CURRENT_VERSION } from '../../lib/cni/versions.js';
 import type { Logger } from '../../lib/log.js';
-import { dispatch } from './plugin.js';
+import { loadNative, type NativeNetlink } from '../../lib/netlink/native.js';
+import { dispatch, type Invocation } from './plugin.js';
 import { AttachmentStore, DEFAULT_STATE_DIR, ProcessLocker } from './state.js';
 
 export interface CniServerOptions {
@@ -22,6 +34,11 @@ export interface CniServerOptions {
   logger: Logger;
   /** Default CNI_PATH for delegates when the runtime passes none. */
   cniPath?: string;
+  /**
+   * Where this process finds the node's CNI plugins (IPAM delegates), searched before the runtime's
+   * CNI_PATH: the runtime's CNI_PATH names host directories, which a container sees elsewhere.
+   */
+  delegateDirs?: readonly string[];
   /** Attachment records; default /var/lib/cni/kube-l2tp. */
   stateDir?: string;
   /** How long a connection may take to send its request (default 10 s); the shim sends it at once. */
@@ -32,8 +49,44 @@ export interface CniServer {
   close(): Promise<void>;
 }
 
+const { ETIMEDOUT, EMSGSIZE } = osConstants.errno;
 const MAX_REQUEST = 4 << 20;
 const REQUEST_TIMEOUT_MS = 10_000;
+
+/** The request keys beside the protocol's own that say what happened to CNI_NETNS in the shim. */
+const netnsKeysSchema = z.object({
+  netnsFd: z.literal(1).optional(),
+  netnsErrno: z.number().int().min(0).optional(),
+  netnsError: z.string().max(200).optional(),
+});
+
+function nativeReceiver(log: Logger): NativeNetlink | undefined {
+  try {
+    return loadNative();
+  } catch (e) {
+    log.warn(
+      { err: (e as Error).message },
+      'netlink addon missing: CNI requests are read without descriptors (pod netns by path only)',
+    );
+    return undefined;
+  }
+}
+
+const closeAll = (fds: readonly number[]): void => {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already gone
+    }
+  }
+};
+
+/** A stream socket's descriptor (net.Socket keeps it on its libuv handle). */
+const socketFd = (sock: Socket): number | undefined => {
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+};
 
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   const log = opts.logger.child({ component: 'cni' });
@@ -43,8 +96,11 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     store: new AttachmentStore(opts.stateDir ?? DEFAULT_STATE_DIR),
     locker: new ProcessLocker(),
     nodePid: process.pid,
+    ...(opts.delegateDirs ? { delegateDirs: opts.delegateDirs } : {}),
   };
   const sockets = new Set<Socket>();
+  const native = nativeReceiver(log);
+  const timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
 
   const handle = (sock: Socket): void => {
     sockets.add(sock);
@@ -55,16 +111,23 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     const reply = (exitCode: number, stdout: string): void => {
       if (done) return;
       done = true;
-      sock.end(encodeResponse(exitCode, stdout));
+      // the read side may never have been read (recvmsg path): nothing but this answer is left to do
+      sock.end(encodeResponse(exitCode, stdout), () => sock.destroy());
     };
     const fail = (e: CniError): void => reply(1, JSON.stringify(e.toJSON(CURRENT_VERSION)) + '\n');
-    const onLine = (line: Buffer): void => {
+    const onLine = (line: Buffer, fds: readonly number[] = []): void => {
       let req;
+      let keys;
       try {
-        const parsed = cniRequestSchema.safeParse(JSON.parse(line.toString('utf8')));
+        const raw: unknown = JSON.parse(line.toString('utf8'));
+        const parsed = cniRequestSchema.safeParse(raw);
         if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'bad request');
         req = parsed.data;
+        const k = netnsKeysSchema.safeParse(raw);
+        if (!k.success) throw new Error(`netns keys: ${k.error.issues[0]?.message ?? 'bad'}`);
+        keys = k.data;
       } catch (e) {
+        closeAll(fds);
         fail(
           new CniError(
             CniCode.IoFailure,
@@ -74,6 +137,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         return;
       }
       if (req.v !== PROTOCOL_VERSION) {
+        closeAll(fds);
         fail(
           new CniError(
             CniCode.ProtocolMismatch,
@@ -82,17 +146,77 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         );
         return;
       }
+      const [netnsFd, ...extra] = keys.netnsFd === 1 ? fds : [];
+      closeAll(keys.netnsFd === 1 ? extra : fds);
+      if (keys.netnsFd === 1 && netnsFd === undefined) {
+        fail(
+          new CniError(
+            CniCode.IoFailure,
+            'agent: the shim sent the pod network namespace, but no descriptor arrived (agent without the netlink addon?)',
+          ),
+        );
+        return;
+      }
       const env: Record<string, string> = {};
       for (const k of FORWARDED_ENV) if (req.env[k] !== undefined) env[k] = req.env[k];
       if (env.CNI_PATH === undefined && opts.cniPath !== undefined) env.CNI_PATH = opts.cniPath;
-      dispatch({ env, stdin: req.stdin }, deps).then(
-        (o) => reply(o.exitCode, o.stdout),
-        (e: unknown) => fail(CniError.from(e)),
-      );
+      const inv: Invocation = { env, stdin: req.stdin };
+      if (netnsFd !== undefined) inv.netnsFd = netnsFd;
+      else if (keys.netnsErrno !== undefined) {
+        inv.netnsOpenError = {
+          errno: keys.netnsErrno,
+          message: keys.netnsError ?? `errno ${keys.netnsErrno}`,
+        };
+      }
+      dispatch(inv, deps)
+        .then(
+          (o) => reply(o.exitCode, o.stdout),
+          (e: unknown) => fail(CniError.from(e)),
+        )
+        .finally(() => {
+          if (netnsFd !== undefined) closeAll([netnsFd]);
+        });
     };
+    const fd = native ? socketFd(sock) : undefined;
+    if (native && fd !== undefined) {
+      // The connection was accepted paused: libuv never reads it, recvmsg does (with descriptors).
+      native.recvRequest(fd, MAX_REQUEST, timeoutMs).then(
+        (r) => {
+          gotLine = true;
+          if (sock.destroyed) {
+            closeAll(r.fds); // the agent is closing, or the client went away: serve nothing
+            return;
+          }
+          const nl = r.data.indexOf(0x0a);
+          if (nl >= 0) onLine(r.data.subarray(0, nl), r.fds);
+          else {
+            closeAll(r.fds);
+            fail(new CniError(CniCode.IoFailure, 'agent: request ended without a newline'));
+          }
+        },
+        (e: Error & { errno?: number }) => {
+          gotLine = true;
+          if (e.errno === ETIMEDOUT) log.warn('cni connection sent no complete request in time; closing it');
+          fail(
+            new CniError(
+              CniCode.IoFailure,
+              e.errno === ETIMEDOUT
+                ? 'agent: no complete request in time (the shim sends it at once)'
+                : e.errno === EMSGSIZE
+                  ? 'agent: request larger than 4 MiB'
+                  : `agent: reading the request: ${e.message}`,
+            ),
+          );
+        },
+      );
+      sock.on('error', (e) => log.warn({ err: e.message }, 'cni socket connection error'));
+      sock.on('close', () => sockets.delete(sock));
+      return;
+    }
     // A client that connects and never finishes its request must not hold a socket for ever; once the
     // request is in, the plugin's own timeouts bound the answer.
-    sock.setTimeout(opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, () => {
+    sock.resume();
+    sock.setTimeout(timeoutMs, () => {
       if (gotLine) return;
       log.warn('cni connection sent no complete request in time; closing it');
       fail(new CniError(CniCode.IoFailure, 'agent: no complete request in time (the shim sends it at once)'));
@@ -125,7 +249,8 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   await mkdir(dirname(opts.socketPath), { recursive: true, mode: 0o755 });
   await rm(opts.socketPath, { force: true }); // a previous agent's socket
   // allowHalfOpen: the shim half-closes after its request and then waits for the answer
-  const server = createServer({ allowHalfOpen: true }, handle);
+  // pauseOnConnect: with the addon the request is read by recvmsg, never by libuv
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.socketPath, () => {

@@ -2,7 +2,7 @@
 // network namespaces ("node" and "pod"), with sockets made inside them by NetlinkSocket.openIn. What
 // the kernel ended up with is read back both through our decoders and through iproute2. Needs root.
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { run, runOk } from '../exec.js';
@@ -74,6 +74,28 @@ describe('rtnetlink in real network namespaces', { skip: !root && 'needs root', 
       'a file that is not a netns: EINVAL, and we are back in our own namespace',
     );
     assert.equal(readlinkSync('/proc/thread-self/ns/net'), ours, 'this thread is back in its own netns');
+  });
+
+  it('openIn with a descriptor: the namespace it names, and the descriptor stays open', async () => {
+    await withFd(path(POD), async (fd) => {
+      const sock = NetlinkSocket.openIn(NETLINK_ROUTE, fd);
+      try {
+        const names = (await new RtnlLinks(sock).list()).map((l) => l.name);
+        assert.deepEqual(names, ['lo']);
+      } finally {
+        sock.close();
+      }
+      assert.equal(fstatSync(fd).ino, statSync(path(POD)).ino, 'still open, ours to close');
+    });
+    const notNs = openSync('/etc/hostname', 'r');
+    try {
+      assert.throws(
+        () => NetlinkSocket.openIn(NETLINK_ROUTE, notNs),
+        (e: Error & { errno?: number }) => e.errno === 22 && /setns/.test(e.message),
+      );
+    } finally {
+      closeSync(notNs);
+    }
   });
 
   it('bridge, veth with its peer created in the pod netns, master, up', async () => {

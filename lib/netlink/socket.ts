@@ -43,10 +43,13 @@ export interface Transport {
 export class NativeTransport implements Transport {
   private readonly fd: number;
   private readonly native: NativeNetlink;
-  /** With netnsPath the socket lives in that network namespace (e.g. a pod's /run/netns/NAME). */
-  constructor(protocol: number, netnsPath?: string) {
+  /**
+   * With netns the socket lives in that network namespace: a path (a pod's /run/netns/NAME) or an
+   * open descriptor of it, which stays the caller's.
+   */
+  constructor(protocol: number, netns?: string | number) {
     this.native = loadNative();
-    this.fd = netnsPath === undefined ? this.native.open(protocol) : this.native.openIn(protocol, netnsPath);
+    this.fd = netns === undefined ? this.native.open(protocol) : this.native.openIn(protocol, netns);
   }
   transact(request: Buffer): Promise<Buffer[]> {
     return this.native.transact(this.fd, request);
@@ -69,11 +72,12 @@ export class NetlinkSocket {
   }
 
   /**
-   * A socket in another network namespace (a path like /run/netns/NAME or /proc/PID/ns/net): every
-   * request on it acts there. Throws (errno set) when the namespace cannot be entered.
+   * A socket in another network namespace (a path like /run/netns/NAME or /proc/PID/ns/net, or an
+   * open descriptor of the namespace): every request on it acts there. Throws (errno set) when the
+   * namespace cannot be entered.
    */
-  static openIn(protocol: number, netnsPath: string): NetlinkSocket {
-    return new NetlinkSocket(new NativeTransport(protocol, netnsPath));
+  static openIn(protocol: number, netns: string | number): NetlinkSocket {
+    return new NetlinkSocket(new NativeTransport(protocol, netns));
   }
 
   /** Sends one request; resolves with the data messages of the reply (all parts of a dump). */

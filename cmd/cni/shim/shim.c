@@ -6,9 +6,16 @@
  * Agent unreachable: ADD/CHECK/GC print CNI error 11 (try again later), STATUS prints 50 (not
  * available), DEL succeeds (DEL is best effort; GC cleans up later).
  * Socket: the network config's top-level "agentSocket" key, default /run/kube-l2tp/cni.sock.
+ *
+ * The pod's network namespace goes as a descriptor: this process runs where the runtime does and
+ * can open CNI_NETNS, the agent's container may not see that path (containerd keeps pod netns under
+ * its state dir with netns_mounts_under_state_dir). ADD, CHECK and DEL open it and send it with the
+ * request (SCM_RIGHTS, request key "netnsFd":1); when it cannot be opened the request says why
+ * ("netnsErrno", "netnsError") and the agent answers by the command (ADD fails, DEL carries on).
  * No dependencies beyond libc; built static.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +161,31 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
+/* The request, with the netns descriptor (if any) riding on its first bytes. */
+static int send_request(int fd, const char *p, size_t n, int pass_fd) {
+  if (pass_fd >= 0) {
+    union {
+      struct cmsghdr align;
+      char b[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    ssize_t w;
+    do w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return write_all(fd, p, n);
+}
+
 static long json_int(const char *hdr, const char *key) {
   char pat[32];
   snprintf(pat, sizeof pat, "\"%s\":", key);
@@ -224,7 +256,16 @@ int main(void) {
   char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
   if (!find_string_key(in.p, "agentSocket", sockpath, sizeof sockpath)) strcpy(sockpath, DEFAULT_SOCKET);
 
-  /* request: {"v":1,"env":{...},"stdin":"..."}\n */
+  int netns_fd = -1;
+  const char *netns = getenv("CNI_NETNS");
+  int wants_netns = !strcmp(cmd, "ADD") || !strcmp(cmd, "CHECK") || !strcmp(cmd, "DEL");
+  int netns_errno = 0;
+  if (wants_netns && netns && *netns) {
+    netns_fd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) netns_errno = errno;
+  }
+
+  /* request: {"v":1,"env":{...},"stdin":"..."[,"netnsFd":1 | ,"netnsErrno":N,"netnsError":"..."]}\n */
   struct buf req = {0};
   char head[32];
   snprintf(head, sizeof head, "{\"v\":%d,\"env\":{", PROTOCOL_VERSION);
@@ -243,7 +284,17 @@ int main(void) {
   }
   puts_(&req, "},\"stdin\":\"");
   put_json_str(&req, in.p, in.len);
-  puts_(&req, "\"}\n");
+  puts_(&req, "\"");
+  if (netns_fd >= 0) puts_(&req, ",\"netnsFd\":1");
+  else if (netns_errno) {
+    char e[64];
+    snprintf(e, sizeof e, ",\"netnsErrno\":%d,\"netnsError\":\"", netns_errno);
+    puts_(&req, e);
+    const char *m = strerror(netns_errno);
+    put_json_str(&req, m, strlen(m));
+    puts_(&req, "\"");
+  }
+  puts_(&req, "}\n");
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return agent_down(cmd, sockpath, strerror(errno));
@@ -255,7 +306,8 @@ int main(void) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof to);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof to);
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) return agent_down(cmd, sockpath, strerror(errno));
-  if (write_all(fd, req.p, req.len) < 0) return agent_down(cmd, sockpath, strerror(errno));
+  if (send_request(fd, req.p, req.len, netns_fd) < 0) return agent_down(cmd, sockpath, strerror(errno));
+  if (netns_fd >= 0) close(netns_fd);
   shutdown(fd, SHUT_WR);
 
   struct buf resp = {0};

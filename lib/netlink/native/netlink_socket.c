@@ -14,13 +14,18 @@
  * The blocking send/recv runs in napi_async_work (the libuv thread pool), so the event loop is never
  * blocked; callers serialise requests per socket (lib/netlink/socket.ts).
  *
- * API: open(protocol) -> fd; openIn(protocol, netnsPath) -> fd; transact(fd, request Buffer) ->
- * Promise<Buffer[]>; close(fd).
+ * API: open(protocol) -> fd; openIn(protocol, netnsPath | netnsFd) -> fd; transact(fd, request Buffer)
+ * -> Promise<Buffer[]>; close(fd); recvRequest(fd, maxBytes, timeoutMs) -> Promise<{data, fds}>.
  *
  * openIn makes the socket inside another network namespace (a pod's): a netlink socket belongs to
  * the namespace it was created in for its whole life, so only the socket() call has to happen there.
  * The calling (main) thread enters the namespace with setns(), creates and binds the socket, and
- * goes back, synchronously: no JavaScript runs meanwhile, and the pool threads never move.
+ * goes back, synchronously: no JavaScript runs meanwhile, and the pool threads never move. Given a
+ * descriptor instead of a path (one the CNI shim opened in the runtime's mount namespace and passed
+ * over the agent socket), it enters that namespace without looking at any path.
+ *
+ * recvRequest reads one newline-terminated request from a unix stream socket together with the
+ * descriptors sent with it (SCM_RIGHTS): Node's sockets read with read(), which drops them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,8 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RECV_BUF (64 * 1024)
@@ -108,19 +115,24 @@ static napi_value nl_open_in(napi_env env, napi_callback_info info) {
   int32_t proto;
   char path[4096];
   size_t path_len = 0;
+  napi_valuetype kind = napi_undefined;
+  int32_t given_fd = -1;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc >= 2) napi_typeof(env, argv[1], &kind);
   if (argc < 2 || napi_get_value_int32(env, argv[0], &proto) != napi_ok ||
-      napi_get_value_string_utf8(env, argv[1], path, sizeof path, &path_len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "openIn(protocol: number, netnsPath: string)");
+      (kind == napi_number ? napi_get_value_int32(env, argv[1], &given_fd) != napi_ok || given_fd < 0
+                           : napi_get_value_string_utf8(env, argv[1], path, sizeof path, &path_len) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "openIn(protocol: number, netns: string (path) | number (fd))");
     return NULL;
   }
-  if (path_len == 0 || path_len >= sizeof path - 1) {
+  if (kind != napi_number && (path_len == 0 || path_len >= sizeof path - 1)) {
     napi_throw_range_error(env, NULL, "openIn: netnsPath is empty or too long");
     return NULL;
   }
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (self < 0) return throw_errno(env, "open(/proc/thread-self/ns/net)", errno);
-  int target = open(path, O_RDONLY | O_CLOEXEC);
+  /* a given descriptor stays the caller's: only a path opened here is closed here */
+  int target = kind == napi_number ? given_fd : open(path, O_RDONLY | O_CLOEXEC);
   if (target < 0) {
     int e = errno;
     close(self);
@@ -142,7 +154,7 @@ static napi_value nl_open_in(napi_env env, napi_callback_info info) {
       abort();
     }
   }
-  close(target);
+  if (kind != napi_number) close(target);
   close(self);
   if (fd < 0) return throw_errno(env, what, err);
   napi_value r;
@@ -316,12 +328,181 @@ static napi_value nl_transact(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* ---- recvRequest: one request line and its SCM_RIGHTS descriptors from a unix stream socket ---- */
+
+#define MAX_FDS 4
+
+typedef struct {
+  int fd;
+  size_t max;
+  int timeout_ms;
+  char *buf;
+  size_t len, cap;
+  int fds[MAX_FDS];
+  int nfds;
+  int eof;
+  int err;
+  const char *what;
+  napi_deferred deferred;
+  napi_async_work work;
+} recv_t;
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void keep_fds(recv_t *t, struct msghdr *mh) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *in = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < n; i++) {
+      if (t->nfds < MAX_FDS) t->fds[t->nfds++] = in[i];
+      else close(in[i]); /* more than any request carries: not kept, not leaked */
+    }
+  }
+}
+
+static void do_recv(napi_env env, void *data) {
+  (void)env;
+  recv_t *t = data;
+  long long deadline = now_ms() + t->timeout_ms;
+  union {
+    struct cmsghdr align;
+    char b[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+  } ctl;
+  for (;;) {
+    long long left = deadline - now_ms();
+    if (left <= 0) {
+      t->err = ETIMEDOUT;
+      t->what = "no complete request in time";
+      return;
+    }
+    struct pollfd p = {.fd = t->fd, .events = POLLIN};
+    int pr = poll(&p, 1, (int)left);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr < 0) {
+      t->err = errno;
+      t->what = "poll";
+      return;
+    }
+    if (pr == 0) continue;
+    if (t->cap - t->len < 4096) {
+      size_t cap = t->cap ? t->cap * 2 : 16384;
+      char *nb = realloc(t->buf, cap);
+      if (!nb) {
+        t->err = ENOMEM;
+        t->what = "malloc";
+        return;
+      }
+      t->buf = nb;
+      t->cap = cap;
+    }
+    struct iovec iov = {.iov_base = t->buf + t->len, .iov_len = t->cap - t->len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+    ssize_t r = recvmsg(t->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      t->err = errno;
+      t->what = "recvmsg";
+      return;
+    }
+    keep_fds(t, &mh);
+    if (r == 0) {
+      t->eof = 1;
+      return;
+    }
+    int newline = memchr(t->buf + t->len, '\n', (size_t)r) != NULL;
+    t->len += (size_t)r;
+    if (newline) return;
+    if (t->len > t->max) {
+      t->err = EMSGSIZE;
+      t->what = "request too large";
+      return;
+    }
+  }
+}
+
+static void complete_recv(napi_env env, napi_status status, void *data) {
+  recv_t *t = data;
+  if (status != napi_ok || t->err) {
+    for (int i = 0; i < t->nfds; i++) close(t->fds[i]);
+    char msg[200];
+    int e = t->err ? t->err : EIO;
+    snprintf(msg, sizeof msg, "%s: %s", t->what ? t->what : "recvRequest", strerror(e));
+    napi_value err, m, code;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &err);
+    napi_create_int32(env, e, &code);
+    napi_set_named_property(env, err, "errno", code);
+    napi_reject_deferred(env, t->deferred, err);
+  } else {
+    napi_value out, buf, fds, eof;
+    void *dst;
+    napi_create_object(env, &out);
+    napi_create_buffer_copy(env, t->len, t->buf ? t->buf : "", &dst, &buf);
+    napi_create_array_with_length(env, (size_t)t->nfds, &fds);
+    for (int i = 0; i < t->nfds; i++) {
+      napi_value v;
+      napi_create_int32(env, t->fds[i], &v);
+      napi_set_element(env, fds, (uint32_t)i, v);
+    }
+    napi_get_boolean(env, t->eof != 0, &eof);
+    napi_set_named_property(env, out, "data", buf);
+    napi_set_named_property(env, out, "fds", fds);
+    napi_set_named_property(env, out, "eof", eof);
+    napi_resolve_deferred(env, t->deferred, out);
+  }
+  napi_delete_async_work(env, t->work);
+  close(t->fd);
+  free(t->buf);
+  free(t);
+}
+
+static napi_value nl_recv_request(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd, timeout_ms;
+  int64_t max;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &max) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || fd < 0 || max <= 0 || timeout_ms < 0) {
+    napi_throw_type_error(env, NULL, "recvRequest(fd: number, maxBytes: number, timeoutMs: number)");
+    return NULL;
+  }
+  recv_t *t = calloc(1, sizeof *t);
+  if (!t) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  /* the pool thread reads its own duplicate: the caller may close its descriptor meanwhile (and
+   * the number be reused) without the thread reading somebody else's file */
+  t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (t->fd < 0) {
+    int e = errno;
+    free(t);
+    return throw_errno(env, "recvRequest: dup", e);
+  }
+  t->max = (size_t)max;
+  t->timeout_ms = timeout_ms;
+  napi_value promise, name;
+  CHECK(env, napi_create_promise(env, &t->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "netlink.recvRequest", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, do_recv, complete_recv, t, &t->work));
+  CHECK(env, napi_queue_async_work(env, t->work));
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, nl_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openIn", NULL, nl_open_in, NULL, NULL, NULL, napi_enumerable, NULL},
       {"transact", NULL, nl_transact, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, nl_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvRequest", NULL, nl_recv_request, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
