@@ -4,16 +4,35 @@
 # checks that the runtime tree it assembles (/out/app in the image) starts both entrypoints and holds a
 # static CNI executable. Uses the host's Node.js and compilers instead of the node:20-bookworm image, so
 # it proves the commands and paths, not the base image.
-#   usage: scripts/dockerfile-dry-build.sh [DOCKERFILE]     (keeps nothing; prints the tree's size)
+# It is also the one place that assembles the image's /app: the image build without Docker (image/)
+# keeps the tree with --out.
+#   usage: scripts/dockerfile-dry-build.sh [--out DIR] [--worktree] [DOCKERFILE]
+#     --out DIR    keep the runtime tree (/out/app) at DIR (replaced); otherwise nothing is kept
+#     --worktree   the context is the working tree (tracked and untracked files, not ignored ones)
+#                  instead of the committed tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+keep=''; worktree=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --out) keep=${2:?--out needs a directory}; shift 2 ;;
+    --worktree) worktree=1; shift ;;
+    *) break ;;
+  esac
+done
 df=${1:-Dockerfile}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 ctx=$tmp/context; src=$tmp/src; out=$tmp/out
 mkdir -p "$ctx" "$src"
-# the build context: committed files, without what .dockerignore excludes
-git archive HEAD | tar -x -C "$ctx"
+# the build context: committed files (or the working tree's), without what .dockerignore excludes
+if [ $worktree = 1 ]; then
+  git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' f; do if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi; done \
+    | tar --null -T - -cf - | tar -x -C "$ctx"
+else
+  git archive HEAD | tar -x -C "$ctx"
+fi
 while IFS= read -r pat; do
   case $pat in ''|'#'*) continue ;; esac
   if [ "${pat#\*\*/}" != "$pat" ]; then
@@ -58,3 +77,6 @@ for a in $addons; do
   node -e 'process.dlopen({ exports: {} }, process.argv[1])' "$app/$a" || { echo "native addon $a does not load" >&2; exit 1; }
 done
 echo "dry build of $df: runtime tree $(du -sh "$app" | cut -f1), native addons: $addons"
+if [ -n "$keep" ]; then
+  rm -rf "$keep" && mkdir -p "$(dirname "$keep")" && mv "$app" "$keep"
+fi

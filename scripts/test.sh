@@ -40,7 +40,7 @@ fi
 
 files_for() {
   case $1 in
-    unit) find dist/lib dist/cmd dist/operator dist/datapath dist/test/fuzz -name '*.test.js' 2>/dev/null | sort ;;
+    unit) find dist/lib dist/cmd dist/operator dist/datapath dist/image dist/test/fuzz -name '*.test.js' 2>/dev/null | sort ;;
     *) find "dist/test/$1" -name '*.test.js' 2>/dev/null | sort ;;
   esac
 }
