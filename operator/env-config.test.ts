@@ -14,6 +14,7 @@ describe('operator settings from the chart environment', () => {
     DATAPATH_IMAGE_PULL_SECRETS: '[{"name":"regcred"}]',
     CNI_BIN_DIR: '/var/lib/cni/bin',
     CNI_CONF_DIR: '/etc/cni/multus/net.d',
+    CNI_DATA_DIR: '/var/lib/containerd-cni',
     AGENT_SOCKET_DIR: '/var/run/kube-l2tp',
     MTU_POLICY: 'fixed',
     MTU_UNDERLAY: '9000',
@@ -43,6 +44,15 @@ describe('operator settings from the chart environment', () => {
     const vol = Object.fromEntries(spec.volumes.map((v) => [v.name, v.hostPath.path]));
     assert.equal(vol['cni-bin'], '/var/lib/cni/bin');
     assert.equal(vol['cni-conf'], '/etc/cni/multus/net.d');
+    assert.equal(vol['cni-data'], '/var/lib/containerd-cni');
+    const mounts = Object.fromEntries(
+      (c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.name, m.mountPath]),
+    );
+    assert.equal(
+      mounts['cni-data'],
+      '/var/lib/containerd-cni',
+      'at the same path: delegates write where they expect',
+    );
     assert.deepEqual(controllerConfigFromEnv(env), { multus: false });
   });
 
@@ -63,5 +73,6 @@ describe('operator settings from the chart environment', () => {
     assert.throws(() => podConfigFromEnv({ MTU_POLICY: 'fixed' }), /MTU_FIXED: required/);
     assert.throws(() => podConfigFromEnv({ MTU_UNDERLAY: '12' }), /MTU_UNDERLAY/);
     assert.throws(() => controllerConfigFromEnv({ MULTUS_ENABLED: 'yes' }), /MULTUS_ENABLED/);
+    assert.throws(() => podConfigFromEnv({ CNI_DATA_DIR: 'var/lib/cni' }), /CNI_DATA_DIR/);
   });
 });

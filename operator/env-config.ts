@@ -77,6 +77,11 @@ export function podConfigFromEnv(env: Env): Partial<PodConfig> {
   if (bin) out.cniBinDir = bin;
   const conf = str('CNI_CONF_DIR');
   if (conf) out.cniConfDir = conf;
+  const data = str('CNI_DATA_DIR');
+  if (data) {
+    if (!data.startsWith('/')) throw new EnvConfigError(`CNI_DATA_DIR: an absolute path, got ${data}`);
+    out.cniDataDir = data;
+  }
   const sock = str('AGENT_SOCKET_DIR');
   if (sock) out.socketDir = sock;
   const policy = str('MTU_POLICY') ?? 'derive';

@@ -106,8 +106,15 @@ describe('desiredDatapathPod', () => {
     }); // prettier-ignore
     assert.deepEqual(
       spec.volumes.map((v) => [v.name, v.hostPath.path]),
-      [['dev-net-tun', '/dev/net/tun'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp'], ['cni-state', '/var/lib/cni/kube-l2tp']],
+      [['dev-net-tun', '/dev/net/tun'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp'], ['cni-data', '/var/lib/cni']],
     ); // prettier-ignore
+    const mounts = Object.fromEntries(
+      (c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.name, m.mountPath]),
+    );
+    // IPAM delegates run in this container: the node's /var/lib/cni where they expect it (host-local's
+    // leases in /var/lib/cni/networks), holding the attachment records too
+    assert.equal(mounts['cni-data'], '/var/lib/cni');
+    assert.equal(mounts['cni-bin'], '/host/cni/bin');
     assert.deepEqual(pod.metadata.ownerReferences, [
       { apiVersion: 'l2tp.kube-l2tp.io/v1alpha1', kind: 'L2TPNodeState', name: 'node-1', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
     ]); // prettier-ignore
@@ -121,6 +128,23 @@ describe('desiredDatapathPod', () => {
     const other = desiredDatapathPod('node-1', { ...DEFAULT_POD_CONFIG, image: 'x:2' });
     assert.notEqual(other.metadata.annotations['l2tp.kube-l2tp.io/template-hash'], h);
     assert.ok(desiredDatapathPod('n'.repeat(80), DEFAULT_POD_CONFIG).metadata.name.length <= 63);
+  });
+
+  it('gives the attachment records a volume of their own only outside the CNI data dir', () => {
+    const pod = desiredDatapathPod('n1', {
+      ...DEFAULT_POD_CONFIG,
+      cniDataDir: '/var/lib/cni',
+      cniStateDir: '/var/lib/kube-l2tp/cni',
+    });
+    const spec = pod.spec as {
+      containers: { volumeMounts: { name: string; mountPath: string }[] }[];
+      volumes: { name: string; hostPath: { path: string } }[];
+    };
+    const vols = Object.fromEntries(spec.volumes.map((v) => [v.name, v.hostPath.path]));
+    assert.equal(vols['cni-data'], '/var/lib/cni');
+    assert.equal(vols['cni-state'], '/var/lib/kube-l2tp/cni');
+    const mounts = spec.containers[0]!.volumeMounts.map((m) => m.mountPath);
+    assert.ok(mounts.includes('/var/lib/cni') && mounts.includes('/var/lib/kube-l2tp/cni'));
   });
 
   it('rolls one node at a time', () => {

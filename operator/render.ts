@@ -32,6 +32,11 @@ export interface PodConfig {
   socketDir: string;
   /** Host directory of the CNI attachment records (survive agent restarts). */
   cniStateDir: string;
+  /**
+   * The node's CNI data directory (host-local keeps its leases in <dir>/networks). Mounted at the
+   * same path, so IPAM delegates the agent runs keep their state on the node where they expect it.
+   */
+  cniDataDir: string;
   healthPort: number;
   priorityClassName?: string;
   /** Where datapath pods may run (default: every node that has endpoints). */
@@ -58,6 +63,7 @@ export const DEFAULT_POD_CONFIG: PodConfig = {
   netnsDir: '/var/run/netns',
   socketDir: '/run/kube-l2tp',
   cniStateDir: '/var/lib/cni/kube-l2tp',
+  cniDataDir: '/var/lib/cni',
   healthPort: 9771,
 };
 
@@ -234,6 +240,9 @@ export function desiredDatapathPod(
   owner?: { name: string; uid: string },
 ): PodObject {
   const hostPath = (name: string, path: string, type: string) => ({ name, hostPath: { path, type } });
+  // the records' directory needs its own volume only when the data dir's does not hold it
+  const dataDir = cfg.cniDataDir.replace(/\/+$/, '');
+  const stateInData = cfg.cniStateDir === dataDir || cfg.cniStateDir.startsWith(`${dataDir}/`);
   const spec = {
     nodeName: node,
     hostNetwork: true,
@@ -296,7 +305,8 @@ export function desiredDatapathPod(
           { name: 'cni-bin', mountPath: '/host/cni/bin' },
           { name: 'cni-conf', mountPath: '/host/cni/net.d' },
           { name: 'agent-socket', mountPath: cfg.socketDir },
-          { name: 'cni-state', mountPath: cfg.cniStateDir },
+          { name: 'cni-data', mountPath: cfg.cniDataDir },
+          ...(stateInData ? [] : [{ name: 'cni-state', mountPath: cfg.cniStateDir }]),
         ],
       },
     ],
@@ -306,7 +316,8 @@ export function desiredDatapathPod(
       hostPath('cni-bin', cfg.cniBinDir, 'DirectoryOrCreate'),
       hostPath('cni-conf', cfg.cniConfDir, 'DirectoryOrCreate'),
       hostPath('agent-socket', cfg.socketDir, 'DirectoryOrCreate'),
-      hostPath('cni-state', cfg.cniStateDir, 'DirectoryOrCreate'),
+      hostPath('cni-data', cfg.cniDataDir, 'DirectoryOrCreate'),
+      ...(stateInData ? [] : [hostPath('cni-state', cfg.cniStateDir, 'DirectoryOrCreate')]),
     ],
   };
   const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 10);

@@ -16,6 +16,15 @@ import { compareVersions, versionAtLeast } from '../../lib/cni/versions.js';
 import type { Logger } from '../../lib/log.js';
 import type { Env } from './config.js';
 
+/**
+ * Where delegates are looked for: the directories this process sees the node's CNI plugins in
+ * (the agent's container mounts the node's bin dir elsewhere than the host path), then the
+ * runtime's CNI_PATH (right when the agent runs on the host itself).
+ */
+export function delegateSearchPath(own: readonly string[] | undefined, cniPath: readonly string[]): string[] {
+  return [...new Set([...(own ?? []), ...cniPath])];
+}
+
 export async function findPlugin(type: string, path: readonly string[]): Promise<string> {
   if (type.includes('/') || type === '.' || type === '..') {
     throw new CniError(
@@ -34,7 +43,7 @@ export async function findPlugin(type: string, path: readonly string[]): Promise
   }
   throw new CniError(
     CniCode.InvalidConfig,
-    `invalid network config: ipam.type: plugin "${type}" not found in CNI_PATH [${path.join(':')}]`,
+    `invalid network config: ipam.type: plugin "${type}" not found in [${path.join(':')}] (the node's CNI bin dir as the agent sees it, then CNI_PATH)`,
   );
 }
 

@@ -1,17 +1,18 @@
 // Dispatcher and server, without root: inputs that fail before any link work, STATUS, VERSION, and
 // the shim protocol over a real unix socket.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeResponse } from '../../lib/agent-protocol.js';
-import { silentLogger } from '../../lib/log.js';
+import { createLogger, silentLogger } from '../../lib/log.js';
 import { dispatch, type PluginDeps } from './plugin.js';
 import { startCniServer, type CniServer } from './server.js';
 import { StaticResolver } from './static-resolver.js';
-import { AttachmentStore, ProcessLocker } from './state.js';
+import { AttachmentStore, ProcessLocker, type AttachmentRecord } from './state.js';
 
 const conf = (extra: Record<string, unknown> = {}) =>
   JSON.stringify({
@@ -153,5 +154,155 @@ describe('CNI server protocol', () => {
     assert.equal(JSON.parse(r.stdout).code, 5);
     assert.match(JSON.parse(r.stdout).msg, /no complete request in time/);
     assert.ok(Date.now() - t0 >= 250, 'not before the timeout');
+  });
+});
+
+describe('pod netns from the shim, IPAM delegates on the node, DEL that always finishes', () => {
+  let dir: string;
+  let deps: PluginDeps;
+  let store: AttachmentStore;
+  const resolver = new StaticResolver();
+  const logged: Record<string, unknown>[] = [];
+  const out = (o: { stdout: string }) => JSON.parse(o.stdout) as { code: number; msg: string };
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cf-cni-unit-'));
+    resolver.set(
+      { namespace: 'a', name: 'b' },
+      { ifname: 'cfnone0', mtu: 1400, tunnelId: 1, sessionId: 2, up: true },
+    );
+    store = new AttachmentStore(join(dir, 'state'));
+    await mkdir(join(dir, 'node-bin'));
+    deps = {
+      resolver,
+      logger: createLogger({
+        name: 'test',
+        level: 'debug',
+        destination: { write: (l: string) => void logged.push(JSON.parse(l) as Record<string, unknown>) },
+      }),
+      store,
+      locker: new ProcessLocker(),
+      nodePid: process.pid,
+      delegateDirs: [join(dir, 'node-bin')],
+    };
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  /** A fake IPAM plugin in the node's bin dir (as the agent sees it). */
+  const delegate = async (name: string, body: string): Promise<void> => {
+    const p = join(dir, 'node-bin', name);
+    await writeFile(
+      p,
+      `#!/bin/sh
+if [ "$CNI_COMMAND" = VERSION ]; then echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}'; exit 0; fi
+${body}
+`,
+    );
+    await chmod(p, 0o755);
+  };
+  const record = (containerID: string): AttachmentRecord => ({
+    v: 1,
+    network: 'n',
+    containerID,
+    ifname: 'net1',
+    netns: '/run/netns/cf-gone',
+    mode: 'bridge',
+    pseudowire: { namespace: 'a', name: 'b' },
+    device: 'cfnone0',
+    createdAt: new Date().toISOString(),
+    ipamConfig: JSON.parse(conf({ ipam: { type: 'cf-ipam-ro' } })) as Record<string, unknown>,
+  });
+
+  it('ADD: the shim could not open CNI_NETNS: 3 when it does not exist, 4 otherwise, naming it', async () => {
+    const gone = await dispatch(
+      { env, stdin: conf(), netnsOpenError: { errno: 2, message: 'No such file or directory' } },
+      deps,
+    );
+    assert.equal(gone.exitCode, 1);
+    assert.equal(out(gone).code, 3);
+    assert.match(out(gone).msg, /CNI_NETNS: network namespace \/run\/netns\/kc-none does not exist/);
+    const denied = await dispatch(
+      { env, stdin: conf(), netnsOpenError: { errno: 13, message: 'Permission denied' } },
+      deps,
+    );
+    assert.equal(out(denied).code, 4);
+    assert.match(out(denied).msg, /CNI_NETNS: cannot open network namespace .*Permission denied/);
+  });
+
+  it('ADD: a descriptor that is not a namespace is refused with 4', async () => {
+    const fd = openSync(join(dir, 'node-bin'), 'r');
+    try {
+      const o = await dispatch({ env, stdin: conf(), netnsFd: fd }, deps);
+      assert.equal(out(o).code, 4);
+      assert.match(out(o).msg, /CNI_NETNS: .* is not a network namespace/);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("IPAM plugins are looked up in the node's bin dir as the agent sees it, before CNI_PATH", async () => {
+    await delegate('cf-ipam-ok', `echo "$CNI_COMMAND" >> ${dir}/calls`);
+    const del = await dispatch(
+      {
+        env: { ...env, CNI_COMMAND: 'DEL', CNI_NETNS: '', CNI_PATH: '/cf/host/only/path' },
+        stdin: conf({ ipam: { type: 'cf-ipam-ok' } }),
+      },
+      deps,
+    );
+    assert.equal(del.exitCode, 0, del.stdout);
+    assert.equal((await readFile(join(dir, 'calls'), 'utf8')).trim(), 'DEL');
+  });
+
+  it('DEL: an IPAM plugin that is missing or fails does not fail the DEL; GC retries the release', async () => {
+    logged.length = 0;
+    const missing = await dispatch(
+      {
+        env: { ...env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'cfmissing', CNI_NETNS: '' },
+        stdin: conf({ ipam: { type: 'cf-no-such-ipam' } }),
+      },
+      deps,
+    );
+    assert.equal(missing.exitCode, 0, missing.stdout);
+    assert.ok(
+      logged.some((l) => /IPAM release failed/.test(String(l.msg)) && /not found/.test(String(l.err))),
+    );
+
+    // host-local on a read-only state dir: the failure the real run saw, on every DEL
+    await delegate(
+      'cf-ipam-ro',
+      `[ -f ${dir}/ro-fixed ] && { echo "$CNI_COMMAND $CNI_CONTAINERID" >> ${dir}/ro-calls; exit 0; }
+echo '{"cniVersion":"1.1.0","code":999,"msg":"failed to create dir /var/lib/cni/networks: read-only file system"}'; exit 1`,
+    );
+    await store.put(record('cfro1'));
+    const ro = await dispatch(
+      {
+        env: { ...env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'cfro1', CNI_NETNS: '' },
+        stdin: conf({ ipam: { type: 'cf-ipam-ro' } }),
+      },
+      deps,
+    );
+    assert.equal(ro.exitCode, 0, ro.stdout);
+    assert.equal((await store.get('cfro1', 'net1'))?.ipamReleasePending, true, 'kept for GC');
+    const again = await dispatch(
+      {
+        env: { ...env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'cfro1', CNI_NETNS: '' },
+        stdin: conf({ ipam: { type: 'cf-ipam-ro' } }),
+      },
+      deps,
+    );
+    assert.equal(again.exitCode, 0, 'and again: DEL is idempotent');
+
+    // the state dir is writable again: GC (the attachment is not valid any more) releases it
+    await writeFile(join(dir, 'ro-fixed'), '');
+    const gc = await dispatch(
+      {
+        env: { CNI_COMMAND: 'GC', CNI_PATH: '/cf/host/only/path' },
+        stdin: conf({ ipam: { type: 'cf-ipam-ro' }, 'cni.dev/valid-attachments': [] }),
+      },
+      deps,
+    );
+    assert.equal(gc.exitCode, 0, gc.stdout);
+    assert.match(await readFile(join(dir, 'ro-calls'), 'utf8'), /DEL cfro1/);
+    assert.equal(await store.get('cfro1', 'net1'), undefined, 'released, record gone');
   });
 });

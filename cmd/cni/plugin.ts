@@ -23,7 +23,7 @@ import {
   type Env,
   type NetConf,
 } from './config.js';
-import { execDelegate, findPlugin, prepareDelegate, type DelegateCall } from './ipam.js';
+import { delegateSearchPath, execDelegate, findPlugin, prepareDelegate, type DelegateCall } from './ipam.js';
 import {
   errnoOf,
   exists,
@@ -204,6 +204,11 @@ function netnsReachable(ns: Netns, nsError?: unknown): boolean {
   return nsError === undefined && ns !== '' && exists(ns);
 }
 
+/** The IPAM delegate's executable, found where this process sees the node's plugins. */
+function findIpam(c: Ctx, type: string): Promise<string> {
+  return findPlugin(type, delegateSearchPath(c.deps.delegateDirs, c.cmd.path));
+}
+
 function delegateConfig(c: Ctx): Record<string, unknown> {
   return c.conf.raw;
 }
@@ -232,8 +237,11 @@ async function cmdAdd(c: Ctx): Promise<string> {
   }
   requireNetns(c);
   const prev = conf.prevResult ? parseResult(conf.prevResult, 'prevResult', conf.cniVersion) : emptyResult();
-  const ipamPlugin = conf.ipam ? await findPlugin(conf.ipam.type, cmd.path) : undefined;
-  if (deps.store.has(cmd.containerID, cmd.ifname)) {
+  const ipamPlugin = conf.ipam ? await findIpam(c, conf.ipam.type) : undefined;
+  if (
+    deps.store.has(cmd.containerID, cmd.ifname) &&
+    !(await deps.store.get(cmd.containerID, cmd.ifname))?.ipamReleasePending
+  ) {
     throw new CniError(
       CniCode.InterfaceExists,
       `CNI_IFNAME: attachment ${cmd.containerID}/${cmd.ifname} already exists (DEL it first)`,
@@ -675,7 +683,7 @@ async function cmdDel(c: Ctx): Promise<undefined> {
   const { cmd, conf, deps } = c;
   const rec = await deps.store.get(cmd.containerID, cmd.ifname);
   // links and the IPAM release are independent: both run, together
-  const results = await Promise.allSettled([
+  const [links, ipam] = await Promise.allSettled([
     releaseAttachment(c, rec, {
       mode: rec?.mode ?? conf.mode,
       pseudowire: rec?.pseudowire ?? conf.pseudowire,
@@ -684,15 +692,42 @@ async function cmdDel(c: Ctx): Promise<undefined> {
       netns: cmd.netns !== '' ? c.ns : (rec?.netns ?? ''),
       ...(cmd.netns !== '' && c.nsError ? { netnsError: c.nsError } : {}),
     }),
-    (async () => {
-      if (!conf.ipam) return;
-      const plugin = await findPlugin(conf.ipam.type, cmd.path);
-      await execDelegate(delegateCall(c, 'DEL', plugin));
-    })(),
+    releaseIpam(c),
   ]);
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
-  await deps.store.remove(cmd.containerID, cmd.ifname);
+  // A link that exists and cannot be removed is a real failure: the runtime retries, the record stays.
+  if (links.status === 'rejected') throw links.reason;
+  if (ipam.status === 'rejected') {
+    // A DEL that can never succeed leaves a sandbox the runtime retries for ever; an address whose
+    // release failed only stays allocated (nobody else gets it). So the DEL succeeds, says so, and
+    // the record stays marked for GC to try the release again.
+    const e = CniError.from(ipam.reason);
+    c.log.error(
+      { ipam: conf.ipam?.type, code: e.code, err: e.message, details: e.details },
+      'IPAM release failed; DEL succeeds anyway, the address stays allocated until a GC releases it',
+    );
+    if (rec) {
+      try {
+        await deps.store.put({ ...rec, ipamReleasePending: true });
+        return undefined;
+      } catch (pe) {
+        c.log.warn({ err: (pe as Error).message }, 'could not mark the attachment for a later IPAM release');
+      }
+    }
+  }
+  try {
+    await deps.store.remove(cmd.containerID, cmd.ifname);
+  } catch (e) {
+    // the links are gone: an unwritable state dir must not make the DEL fail for ever
+    c.log.warn({ err: (e as Error).message }, 'could not remove the attachment record');
+  }
   return undefined;
+}
+
+/** The IPAM delegate's DEL, when the config has IPAM. */
+async function releaseIpam(c: Ctx): Promise<void> {
+  if (!c.conf.ipam) return;
+  const plugin = await findIpam(c, c.conf.ipam.type);
+  await execDelegate(delegateCall(c, 'DEL', plugin));
 }
 
 interface Release {
@@ -787,7 +822,7 @@ async function cmdCheck(c: Ctx): Promise<undefined> {
     }
   }
   if (conf.ipam) {
-    const plugin = await findPlugin(conf.ipam.type, cmd.path);
+    const plugin = await findIpam(c, conf.ipam.type);
     await execDelegate(delegateCall(c, 'CHECK', plugin));
   }
   return undefined;
@@ -807,20 +842,20 @@ async function cmdStatus(c: Ctx): Promise<undefined> {
     throw new CniError(CniCode.NotAvailable, 'kube-l2tp node agent is not ready (node state not synced yet)');
   }
   if (c.conf.ipam && c.cmd.path.length > 0) {
-    const plugin = await findPlugin(c.conf.ipam.type, c.cmd.path);
+    const plugin = await findIpam(c, c.conf.ipam.type);
     await execDelegate(delegateCall(c, 'STATUS', plugin));
   }
   return undefined;
 }
 
 async function cmdGc(c: Ctx): Promise<undefined> {
-  const { conf, cmd, deps } = c;
+  const { conf, deps } = c;
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
   const stale = (await deps.store.list()).filter(
     (r) => r.network === conf.name && !valid.has(`${r.containerID}/${r.ifname}`),
   );
   const failures: string[] = [];
-  const ipamPlugin = conf.ipam ? await findPlugin(conf.ipam.type, cmd.path) : undefined;
+  const ipamPlugin = conf.ipam ? await findIpam(c, conf.ipam.type) : undefined;
   for (const r of stale) {
     try {
       await releaseAttachment(c, r, { ...r });

@@ -24,6 +24,11 @@ export const attachmentRecordSchema = z.object({
   ipamConfig: z.record(z.string(), z.unknown()).optional(),
   cniPath: z.array(z.string()).optional(),
   createdAt: z.string(),
+  /**
+   * DEL removed the links but the IPAM delegate could not release the address: the record stays
+   * so that GC tries the release again; the attachment itself is gone.
+   */
+  ipamReleasePending: z.boolean().optional(),
 });
 export type AttachmentRecord = z.infer<typeof attachmentRecordSchema>;
 

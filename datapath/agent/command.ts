@@ -4,7 +4,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { DEFAULT_CNI_SOCKET } from '../../lib/agent-protocol.js';
 import { startProbeServer } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
 import { releasePseudowireBridge } from '../../cmd/cni/plugin.js';
@@ -12,13 +11,14 @@ import { startCniServer } from '../../cmd/cni/server.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../backend/select.js';
 import { UsageError } from '../static/command.js';
 import { Agent } from './agent.js';
+import { agentCniSettings } from './cni-settings.js';
 import { installCni } from './install-cni.js';
 import { createAgentMetrics } from './metrics.js';
 import { kubeNodeStateSource } from './nodestate-source.js';
 import { probeUnderlay } from './underlay.js';
 
 export const AGENT_USAGE =
-  'agent --node-name NODE [--backend auto|kernel|userspace] [--kubeconfig FILE] [--cni-socket PATH] ' +
+  'agent --node-name NODE [--backend auto|kernel|ebpf|userspace] [--bpffs DIR] [--kubeconfig FILE] [--cni-socket PATH] ' +
   '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--metrics-port N] [--resync-seconds N] [--status-counter-seconds N] [--underlay-mtu N | --fixed-mtu N]';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,21 +27,21 @@ const DEFAULT_SHIM = resolve(here, '../../../cmd/cni/shim/build/kube-l2tp');
 
 // The datapath Pod the operator renders passes its host paths as environment variables.
 const env = process.env;
-const socketFromEnv = () =>
-  env.KUBE_L2TP_SOCKET_DIR ? join(env.KUBE_L2TP_SOCKET_DIR, 'cni.sock') : DEFAULT_CNI_SOCKET;
 
 export async function agentCommand(argv: string[], logger: Logger): Promise<number> {
+  const cniEnv = agentCniSettings(env);
   const { values } = parseArgs({
     args: argv,
     options: {
       'node-name': { type: 'string', default: process.env.NODE_NAME },
       backend: { type: 'string', default: process.env.KUBE_L2TP_BACKEND ?? 'auto' },
+      bpffs: { type: 'string', default: env.KUBE_L2TP_BPFFS },
       kubeconfig: { type: 'string', default: process.env.KUBECONFIG },
-      'cni-socket': { type: 'string', default: socketFromEnv() },
-      'cni-bin-dir': { type: 'string', default: env.KUBE_L2TP_CNI_BIN_DIR ?? '/opt/cni/bin' },
-      'cni-conf-dir': { type: 'string', default: env.KUBE_L2TP_CNI_CONF_DIR ?? '/etc/cni/net.d' },
+      'cni-socket': { type: 'string', default: cniEnv.socket },
+      'cni-bin-dir': { type: 'string', default: cniEnv.binDir },
+      'cni-conf-dir': { type: 'string', default: cniEnv.confDir },
       'cni-path': { type: 'string', default: process.env.CNI_PATH ?? '/opt/cni/bin' },
-      'cni-state-dir': { type: 'string', default: env.KUBE_L2TP_CNI_STATE_DIR ?? '/var/lib/cni/kube-l2tp' },
+      'cni-state-dir': { type: 'string', default: cniEnv.stateDir },
       'cni-source': { type: 'string', default: DEFAULT_SHIM },
       'install-cni': { type: 'boolean', default: true },
       'metrics-port': { type: 'string', default: env.KUBE_L2TP_HEALTH_PORT ?? '9771' },
@@ -68,6 +68,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
   const { backend, reason } = await selectBackend(choice, {
     logger: log.child({ component: 'backend' }),
     onFault: (f) => log.error({ fault: f }, 'datapath fault'),
+    ...(values.bpffs ? { bpffs: values.bpffs } : {}),
   });
   log.info({ backend: backend.kind, reason }, 'backend selected');
   const metrics = createAgentMetrics(backend.kind, reason);
@@ -103,6 +104,8 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     resolver: agent.resolver,
     logger: log.child({ component: 'cni' }),
     cniPath: values['cni-path'],
+    // IPAM delegates: the node's plugins as mounted here (the runtime's CNI_PATH is a host path)
+    delegateDirs: [values['cni-bin-dir']],
     stateDir: values['cni-state-dir'],
   });
   if (values['install-cni']) {
