@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { decodeResponse } from '../../lib/agent-protocol.js';
+import { decodeResponse, type PseudowireDevice } from '../../lib/agent-protocol.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
 import { dispatch, type PluginDeps } from './plugin.js';
 import { startCniServer, type CniServer } from './server.js';
@@ -304,5 +304,60 @@ echo '{"cniVersion":"1.1.0","code":999,"msg":"failed to create dir /var/lib/cni/
     assert.equal(gc.exitCode, 0, gc.stdout);
     assert.match(await readFile(join(dir, 'ro-calls'), 'utf8'), /DEL cfro1/);
     assert.equal(await store.get('cfro1', 'net1'), undefined, 'released, record gone');
+  });
+});
+
+describe('a pseudowire that does not exist or is not Ready', () => {
+  let dir: string;
+  let deps: PluginDeps;
+  const resolver = new StaticResolver();
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cf-cni-pw-'));
+    resolver.set({ namespace: 'a', name: 'broken' }, {
+      ifname: 'cfnone1', mtu: 1400, tunnelId: 7, sessionId: 9, up: false,
+      state: 'Error', error: 'l2tp: session 9 exists',
+    } as PseudowireDevice); // prettier-ignore
+    deps = {
+      resolver,
+      logger: silentLogger(),
+      store: new AttachmentStore(join(dir, 'state')),
+      locker: new ProcessLocker(),
+      nodePid: process.pid,
+    };
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const add = async (pw: string) => {
+    const o = await dispatch({ env, stdin: conf({ pseudowire: pw }) }, deps);
+    assert.equal(o.exitCode, 1);
+    return JSON.parse(o.stdout) as { code: number; msg: string };
+  };
+
+  it('names the pseudowire, with 100 when this node has no endpoint of it', async () => {
+    const e = await add('a/cf-nosuch');
+    assert.equal(e.code, 100);
+    assert.match(e.msg, /^pseudowire a\/cf-nosuch has no endpoint on this node: it does not exist/);
+  });
+  it('11 (try again later) when its session failed here, with the reason', async () => {
+    const e = await add('a/broken');
+    assert.equal(e.code, 11);
+    assert.match(
+      e.msg,
+      /^pseudowire a\/broken is not Ready on this node: session 9 of tunnel 7 failed: l2tp: session 9 exists/,
+    );
+  });
+  it('11 naming it while the agent has not synced', async () => {
+    resolver.isReady = false;
+    try {
+      const e = await add('a/broken');
+      assert.equal(e.code, 11);
+      assert.match(e.msg, /^pseudowire a\/broken: the kube-l2tp node agent has not synced/);
+    } finally {
+      resolver.isReady = true;
+    }
+  });
+  it('leaves nothing behind', async () => {
+    assert.deepEqual(await deps.store.list(), []);
   });
 });

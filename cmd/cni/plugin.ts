@@ -155,18 +155,32 @@ class UndoStack {
 const pwKey = (r: PseudowireRef): string => `pw_${r.namespace}_${r.name}`;
 const pwText = (r: PseudowireRef): string => `${r.namespace}/${r.name}`;
 
+/** The agent's resolver may say more than the protocol's fields: the session's state and error. */
+type PseudowireReport = PseudowireDevice & { state?: string; error?: string };
+
+/**
+ * The pseudowire's device on this node. Every refusal names the pseudowire (the runtime shows the
+ * message in the pod's events) and comes before anything is made.
+ */
 async function lookupPseudowire(c: Ctx): Promise<PseudowireDevice> {
+  const name = pwText(c.conf.pseudowire);
   if (!c.deps.resolver.ready()) {
     throw new CniError(
       CniCode.TryAgainLater,
-      'kube-l2tp node agent is not ready (node state not synced yet)',
+      `pseudowire ${name}: the kube-l2tp node agent has not synced this node's state yet; try again later`,
     );
   }
-  const pw = await c.deps.resolver.lookup(c.conf.pseudowire);
+  const pw = (await c.deps.resolver.lookup(c.conf.pseudowire)) as PseudowireReport | undefined;
   if (pw === undefined) {
     throw new CniError(
       CniCode.PseudowireUnknown,
-      `pseudowire: ${pwText(c.conf.pseudowire)} has no endpoint on this node`,
+      `pseudowire ${name} has no endpoint on this node: it does not exist, is not allocated yet, or its tunnel does not end on this node`,
+    );
+  }
+  if (pw.state === 'Error') {
+    throw new CniError(
+      CniCode.TryAgainLater,
+      `pseudowire ${name} is not Ready on this node: session ${pw.sessionId} of tunnel ${pw.tunnelId} failed${pw.error ? `: ${pw.error}` : ''}; try again later`,
     );
   }
   return pw;
@@ -425,7 +439,7 @@ async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
     }
     throw new CniError(
       CniCode.TryAgainLater,
-      `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`,
+      `pseudowire ${pwText(conf.pseudowire)} is not Ready on this node: its device ${dev} is not there yet; try again later`,
     );
   }
   const { links } = nodeRtnl();
@@ -520,7 +534,7 @@ async function ensureExclusiveMove(c: Ctx, pw: PseudowireDevice, pod: { name: st
     if (!node.hasLink(dev)) {
       throw new CniError(
         CniCode.TryAgainLater,
-        `pseudowire: device ${dev} of ${pwText(conf.pseudowire)} is not present yet`,
+        `pseudowire ${pwText(conf.pseudowire)} is not Ready on this node: its device ${dev} is not there yet; try again later`,
       );
     }
     const master = node.master(dev);
