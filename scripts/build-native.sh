@@ -3,6 +3,8 @@
 #   datapath/native  the N-API packet pump, by node-gyp against the installed Node headers
 #   lib/netlink/native  the N-API netlink socket (kernel backend), the same way
 #   lib/spawn/native    the N-API posix_spawn runner (CNI IPAM delegates), the same way
+#   datapath/backend/ebpf  the tc programs (clang -target bpf into build/*.bpf.o), the light skeleton
+#                    bpftool generates from them, and the N-API loader that embeds it (node-gyp)
 #   cmd/cni/shim     the CNI executable (plain C, no Node at run time)
 # node-gyp cannot download headers on machines without internet: point it at the prefix of the
 # running node, whose include/node holds them.
@@ -23,6 +25,13 @@ for addon in lib/netlink/native lib/spawn/native; do
     (cd $addon && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
   fi
 done
+if [ -f datapath/backend/ebpf/bpf/l2tp.bpf.c ]; then
+  (cd datapath/backend/ebpf && mkdir -p build \
+    && clang -O2 -g -Wall -target bpf -mcpu=v3 -I"/usr/include/$(gcc -print-multiarch)" \
+         -c bpf/l2tp.bpf.c -o build/l2tp.bpf.o \
+    && bpftool gen skeleton -L build/l2tp.bpf.o name l2tp_bpf > build/l2tp.lskel.h \
+    && cd native && $GYP rebuild --nodedir="$NODEDIR" --loglevel=warn)
+fi
 if [ -f cmd/cni/shim/Makefile ]; then
   make -s -C cmd/cni/shim
 fi

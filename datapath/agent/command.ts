@@ -16,6 +16,7 @@ import { installCni } from './install-cni.js';
 import { createAgentMetrics } from './metrics.js';
 import { kubeNodeStateSource } from './nodestate-source.js';
 import { probeUnderlay } from './underlay.js';
+import { cleanNodeFiles, isUninstalling } from './uninstall.js';
 
 export const AGENT_USAGE =
   'agent --node-name NODE [--backend auto|kernel|ebpf|userspace] [--bpffs DIR] [--kubeconfig FILE] [--cni-socket PATH] ' +
@@ -123,9 +124,26 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
   const sig = await new Promise<string>((res) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => res(s));
   });
-  log.info({ signal: sig }, 'stopping; devices stay in place for the next agent');
+  // Only an explicit uninstall (the node state's annotation) removes anything: a read error means
+  // an ordinary stop, which keeps every device for the next agent.
+  const uninstall = isUninstalling(await agent.nodeState().catch(() => undefined));
   await cni.close();
-  await agent.stop();
+  if (uninstall) {
+    log.info(
+      { signal: sig },
+      'kube-l2tp is being uninstalled: removing its devices and files from this node',
+    );
+    await agent.teardown();
+    await cleanNodeFiles({
+      binDir: values['cni-bin-dir'],
+      confDir: values['cni-conf-dir'],
+      stateDir: values['cni-state-dir'],
+      logger: log.child({ component: 'uninstall' }),
+    });
+  } else {
+    log.info({ signal: sig }, 'stopping; devices stay in place for the next agent');
+    await agent.stop();
+  }
   await probes.close();
   return 0;
 }

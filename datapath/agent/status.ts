@@ -1,12 +1,12 @@
 // What the agent reports in L2TPNodeState.status, built from a reconcile report and the backend's
 // counters. Pure; the writer decides when to send it.
 import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
-import { sessionKey, type SessionCounters } from '../backend/types.js';
+import { sessionKey, type BackendKind, type SessionCounters } from '../backend/types.js';
 import type { ReconcileReport } from './reconcile.js';
 
 export interface StatusInput {
   generation: number | undefined;
-  backend: 'kernel' | 'userspace';
+  backend: BackendKind;
   backendReason: string;
   agentVersion: string;
   report: ReconcileReport;

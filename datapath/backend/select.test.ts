@@ -6,12 +6,14 @@ import { selectBackend } from './select.js';
 import { markerFor, parseMarker } from './userspace/tap.js';
 
 describe('backend selection', () => {
-  it('auto picks the kernel exactly when the l2tp family resolves, and says why', async () => {
+  it('auto picks the kernel exactly when the l2tp family resolves, then ebpf, then userspace, and says why', async () => {
     const probe = await probeKernelL2tp();
     const { backend, reason } = await selectBackend('auto', { logger: silentLogger() });
-    assert.equal(backend.kind, probe.available ? 'kernel' : 'userspace');
+    assert.equal(backend.kind === 'kernel', probe.available);
     assert.match(reason, /^auto: /);
     if (!probe.available) assert.ok(reason.includes(probe.reason), reason);
+    if (backend.kind === 'userspace') assert.match(reason, /eBPF unavailable \(.+\)/);
+    if (backend.kind === 'ebpf') assert.match(reason, /eBPF programs loaded/);
     await backend.close({ keepDevices: true });
   });
 

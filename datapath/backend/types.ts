@@ -1,8 +1,9 @@
-// The contract between the node agent / static mode and a datapath backend (kernel or userspace).
+// The contract between the node agent / static mode and a datapath backend (kernel, ebpf or userspace).
 // Backends are level-triggered: ensureX creates or converges, deleteX of something absent succeeds.
 import type { SessionParams, TunnelParams } from '../../lib/wire/session.js';
 
-export type BackendKind = 'kernel' | 'userspace';
+export const BACKEND_KINDS = ['kernel', 'ebpf', 'userspace'] as const;
+export type BackendKind = (typeof BACKEND_KINDS)[number];
 
 /** What every backend factory receives. Faults are reported through onFault, never swallowed. */
 export interface BackendOptions {

@@ -8,7 +8,8 @@ import { ConfigError, parseStaticConfig } from './config.js';
 import { hostPlanEnv } from './plan.js';
 import { runStatic } from './run.js';
 
-export const STATIC_USAGE = 'static --config FILE [--backend userspace|kernel|auto] [--offload on|off]';
+export const STATIC_USAGE =
+  'static --config FILE [--backend userspace|kernel|ebpf|auto] [--offload on|off] [--bpffs DIR]';
 
 export async function staticCommand(argv: string[], logger: Logger): Promise<number> {
   const { values } = parseArgs({
@@ -17,6 +18,7 @@ export async function staticCommand(argv: string[], logger: Logger): Promise<num
       config: { type: 'string', short: 'c' },
       backend: { type: 'string', default: 'auto' },
       offload: { type: 'string', default: 'on' },
+      bpffs: { type: 'string' },
     },
     strict: true,
   });
@@ -53,6 +55,7 @@ export async function staticCommand(argv: string[], logger: Logger): Promise<num
     logger,
     onFault: (f) => onFault(f),
     offload: values.offload === 'on',
+    ...(values.bpffs ? { bpffs: values.bpffs } : {}),
   });
   logger.info({ backend: backend.kind, reason }, 'backend selected');
 

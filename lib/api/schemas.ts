@@ -358,7 +358,7 @@ export type NodeSessionStatus = z.infer<typeof nodeSessionStatusSchema>;
 export const nodeStateStatusSchema = z
   .object({
     observedGeneration: z.number().int().min(0).optional(),
-    backend: z.enum(['kernel', 'userspace']).optional(),
+    backend: z.enum(['kernel', 'ebpf', 'userspace']).optional(),
     backendReason: z.string().optional(),
     agentVersion: z.string().optional(),
     tunnels: z.array(nodeTunnelStatusSchema).optional(),

@@ -1,0 +1,520 @@
+// The eBPF backend: tc programs encapsulate and decapsulate in the kernel (no l2tp modules needed),
+// configured through pinned maps. Programs, maps and filters outlive the agent, so forwarding goes
+// on while it is down and a restarted agent adopts what it finds instead of re-creating it.
+//
+// Per tunnel: a tun_map entry and the receive program on the underlay's tc ingress (shared by the
+// tunnels on that device). Per session: a veth pair (devices.ts), rx_sess and tx_cfg entries, the
+// transmit programs on the pair, counters.
+import { createHash } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from '../../../lib/log.js';
+import { cookieBytes } from '../../../lib/wire/session.js';
+import {
+  ForeignDeviceError,
+  sessionKey,
+  type Backend,
+  type BackendOptions,
+  type ObservedSession,
+  type ObservedTunnel,
+  type SessionCounters,
+  type SessionSpec,
+  type TunnelCounters,
+  type TunnelSpec,
+} from '../types.js';
+import { getLink } from '../userspace/tap.js';
+import {
+  configureEnd,
+  createPair,
+  deletePair,
+  listVeths,
+  neighbourMac,
+  peerName,
+  underlayRoute,
+} from './devices.js';
+import {
+  SIZES,
+  decodeRxCfg,
+  decodeSessStats,
+  decodeTunStats,
+  encodeRxCfg,
+  encodeTunKey,
+  encodeTxCfg,
+  macBytes,
+  perCpuZero,
+  sumPerCpu,
+  u32Key,
+} from './maps.js';
+import {
+  addonPath,
+  loadEbpfNative,
+  possibleCpus,
+  type EbpfNative,
+  type MapName,
+  type OpenResult,
+  type ProgName,
+} from './native.js';
+import { attachFilter, detachFilter, filterProgId, type Hook } from './tc.js';
+
+const BPFFS_MAGIC = 0xcafe4a11;
+export const DEFAULT_BPFFS = '/sys/fs/bpf';
+
+export interface EbpfBackendOptions extends BackendOptions {
+  /** A bpffs mount; the backend pins under <bpffs>/kube-l2tp/<build>. */
+  bpffs?: string;
+}
+
+interface TunnelState {
+  spec: TunnelSpec;
+  underlay: string;
+  underlayIfindex: number;
+  nexthop: string;
+  /** "next hop MAC/our MAC", empty while the neighbour is unresolved. */
+  macs: string;
+  key: Buffer;
+}
+
+interface SessionState {
+  spec: SessionSpec;
+  peer: string;
+  peerIfindex: number;
+  /** l2tpethN's ifindex while it has the fast-path key in tx_cfg. */
+  fastIfindex?: number;
+}
+
+/** UDP without sequencing: GSO super-packets are encapsulated whole at l2tpethN's egress. */
+const fastPath = (t: TunnelSpec, s: SessionSpec) => t.encap === 'udp' && !s.sendSequence;
+
+/** The build's identity: programs of another build get a directory of their own. */
+function buildId(): string {
+  return createHash('sha256').update(readFileSync(addonPath())).digest('hex').slice(0, 12);
+}
+
+export class EbpfBackend implements Backend {
+  readonly kind = 'ebpf' as const;
+  private readonly tunnels = new Map<number, TunnelState>();
+  private readonly sessions = new Map<string, SessionState>();
+  /** Filters known to run our programs: "dev/hook". */
+  private readonly attached = new Set<string>();
+  private readonly cpus = possibleCpus();
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly native: EbpfNative,
+    private readonly pinDir: string,
+    private readonly set: OpenResult,
+    opts: EbpfBackendOptions,
+  ) {
+    this.log = opts.logger;
+  }
+
+  /** Loads (or adopts) the programs and maps; throws with the reason when BPF is not usable. */
+  static async open(opts: EbpfBackendOptions): Promise<EbpfBackend> {
+    const native = loadEbpfNative();
+    const bpffs = opts.bpffs ?? DEFAULT_BPFFS;
+    await ensureBpffs(bpffs);
+    const root = join(bpffs, 'kube-l2tp');
+    const id = buildId();
+    const pinDir = join(root, id);
+    await mkdir(pinDir, { recursive: true });
+    let set: OpenResult;
+    try {
+      set = native.open(pinDir);
+    } catch (e) {
+      const msg = (e as Error).message;
+      throw new Error(/not permitted|EPERM/i.test(msg) ? `BPF not permitted: ${msg}` : msg);
+    }
+    // Pins of another build: their programs keep forwarding until our filters replace them.
+    for (const other of await readdir(root)) {
+      if (other !== id) await rm(join(root, other), { recursive: true, force: true });
+    }
+    const b = new EbpfBackend(native, pinDir, set, opts);
+    b.log.info(
+      { pinDir, adopted: set.adopted, rxProgram: native.progId(set.progs.l2tp_rx) },
+      set.adopted ? 'pinned programs and maps adopted' : 'programs loaded and pinned',
+    );
+    return b;
+  }
+
+  get adopted(): boolean {
+    return this.set.adopted;
+  }
+
+  private map(name: MapName): number {
+    return this.set.maps[name];
+  }
+
+  private pin(prog: ProgName): string {
+    return join(this.pinDir, `prog_${prog}`);
+  }
+
+  /** Attaches prog to dev's hook unless our filter already runs exactly it. */
+  private async ensureFilter(dev: string, hook: Hook, prog: ProgName): Promise<void> {
+    const k = `${dev}/${hook}`;
+    if (this.attached.has(k)) return;
+    const want = this.native.progId(this.set.progs[prog]);
+    if ((await filterProgId(dev, hook)) !== want) await attachFilter(dev, hook, this.pin(prog));
+    this.attached.add(k);
+  }
+
+  private async dropFilter(dev: string, hook: Hook): Promise<void> {
+    await detachFilter(dev, hook);
+    this.attached.delete(`${dev}/${hook}`);
+  }
+
+  private ensurePerCpu(name: 'sess_stats' | 'tun_stats', id: number, size: number): void {
+    const k = u32Key(id);
+    const fd = this.map(name);
+    if (!this.native.mapLookup(fd, k, perCpuZero(size, this.cpus).length))
+      this.native.mapUpdate(fd, k, perCpuZero(size, this.cpus));
+  }
+
+  async listTunnels(): Promise<ObservedTunnel[]> {
+    const ids = new Set<number>();
+    for (const k of this.native.mapKeys(this.map('tun_map'), SIZES.tunKey)) {
+      const v = this.native.mapLookup(this.map('tun_map'), k, 4);
+      if (v) ids.add(v.readUInt32LE(0));
+    }
+    return [...ids].map((tunnelId) => {
+      const t = this.tunnels.get(tunnelId);
+      return { tunnelId, owned: true, ...(t ? { params: t.spec } : {}) };
+    });
+  }
+
+  async listSessions(): Promise<ObservedSession[]> {
+    const veths = await listVeths();
+    const out: ObservedSession[] = [];
+    for (const k of this.native.mapKeys(this.map('rx_sess'), 4)) {
+      const sessionId = k.readUInt32LE(0);
+      const v = this.native.mapLookup(this.map('rx_sess'), k, SIZES.rxCfg);
+      if (!v) continue;
+      const { tunnelId } = decodeRxCfg(v);
+      const live = this.sessions.get(sessionKey(tunnelId, sessionId));
+      const peer = veths.find((l) => l.ifname === peerName(sessionId));
+      // l2tpethN when it is here; otherwise (moved into a pod, or gone) what we know of it
+      const dev = peer?.peer !== undefined ? veths.find((l) => l.ifname === peer.peer) : undefined;
+      const s: ObservedSession = {
+        tunnelId,
+        sessionId,
+        ifname: dev?.ifname ?? live?.spec.ifname ?? peerName(sessionId),
+        up: !!peer?.up && (dev ? dev.up : !!peer.peerElsewhere),
+        owned: true,
+      };
+      const shown = dev ?? peer;
+      if (shown) {
+        s.ifindex = shown.ifindex;
+        s.mtu = shown.mtu;
+      }
+      if (live) {
+        const { tunnelId: _t, ifname: _i, ...params } = live.spec;
+        s.params = params;
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
+  async ensureTunnel(spec: TunnelSpec): Promise<void> {
+    if (spec.local.includes(':')) {
+      throw new Error('the ebpf backend carries IPv4 underlays only (this tunnel is IPv6)');
+    }
+    const cur = this.tunnels.get(spec.tunnelId);
+    if (
+      cur &&
+      isDeepStrictEqual(cur.spec, spec) &&
+      (await getLink(cur.underlay))?.ifindex === cur.underlayIfindex
+    ) {
+      const macs = await this.underlayMacs(spec, cur.underlay, cur.nexthop);
+      if (macs !== cur.macs) {
+        cur.macs = macs;
+        await this.rewriteSessions(spec.tunnelId);
+      }
+      return;
+    }
+    const { dev: underlay, nexthop } = await underlayRoute(spec.local, spec.remote);
+    const link = await getLink(underlay);
+    if (!link) throw new Error(`underlay device ${underlay} vanished`);
+    const key = encodeTunKey({
+      local: spec.local,
+      remote: spec.remote,
+      localPort: spec.udpSourcePort ?? 0,
+      remotePort: spec.udpDestinationPort ?? 0,
+      encap: spec.encap,
+    });
+    if (cur && !cur.key.equals(key)) this.native.mapDelete(this.map('tun_map'), cur.key);
+    this.ensurePerCpu('tun_stats', spec.tunnelId, SIZES.tunStats);
+    this.native.mapUpdate(this.map('tun_map'), key, u32Key(spec.tunnelId));
+    await this.ensureFilter(underlay, 'ingress', 'l2tp_rx');
+    const macs = await this.underlayMacs(spec, underlay, nexthop);
+    this.tunnels.set(spec.tunnelId, { spec, underlay, underlayIfindex: link.ifindex, nexthop, macs, key });
+    if (cur && cur.underlay !== underlay) await this.releaseUnderlay(cur.underlay);
+    if (spec.udpChecksum) {
+      this.log.warn(
+        { tunnelId: spec.tunnelId },
+        'udpChecksum requested: the ebpf backend sends UDP checksum 0 (allowed over IPv4; bpf_skb_adjust_room cannot build checksummed UDP tunnel packets)',
+      );
+    }
+    this.log.info(
+      { tunnelId: spec.tunnelId, encap: spec.encap, local: spec.local, remote: spec.remote, underlay },
+      'tunnel up',
+    );
+    await this.rewriteSessions(spec.tunnelId);
+  }
+
+  /** Sessions carry the tunnel's addressing in tx_cfg: rewrite them. */
+  private async rewriteSessions(tunnelId: number): Promise<void> {
+    for (const s of [...this.sessions.values()].filter((s) => s.spec.tunnelId === tunnelId)) {
+      this.sessions.delete(sessionKey(tunnelId, s.spec.sessionId));
+      await this.ensureSession(s.spec);
+    }
+  }
+
+  /**
+   * IP frames leave through bpf_redirect_neigh, which resolves the next hop itself. Other frames (a
+   * pod's first frame is usually ARP) need the MACs in tx_cfg: read them from the neighbour table,
+   * and when the next hop is not resolved yet, one datagram to the discard port makes the kernel
+   * resolve it.
+   */
+  private async underlayMacs(spec: TunnelSpec, dev: string, nexthop: string): Promise<string> {
+    let mac = await neighbourMac(dev, nexthop);
+    if (!mac) {
+      await sendProbe(spec.local, spec.remote);
+      for (let i = 0; i < 10 && !mac; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        mac = await neighbourMac(dev, nexthop);
+      }
+    }
+    const own = (await readFile(`/sys/class/net/${dev}/address`, 'utf8').catch(() => '')).trim();
+    return mac && own ? `${mac}/${own}` : '';
+  }
+
+  private async releaseUnderlay(dev: string): Promise<void> {
+    if ([...this.tunnels.values()].some((t) => t.underlay === dev)) return;
+    await this.dropFilter(dev, 'ingress');
+  }
+
+  async deleteTunnel(tunnelId: number): Promise<void> {
+    const fd = this.map('tun_map');
+    for (const k of this.native.mapKeys(fd, SIZES.tunKey)) {
+      if (this.native.mapLookup(fd, k, 4)?.readUInt32LE(0) === tunnelId) this.native.mapDelete(fd, k);
+    }
+    this.native.mapDelete(this.map('tun_stats'), u32Key(tunnelId));
+    const t = this.tunnels.get(tunnelId);
+    this.tunnels.delete(tunnelId);
+    if (t) await this.releaseUnderlay(t.underlay);
+    else if (this.native.mapKeys(fd, SIZES.tunKey).length === 0) {
+      // not configured by this process: with no tunnel left, no underlay needs the program
+      for (const v of await listAllLinks()) await this.dropFilter(v, 'ingress');
+    }
+    this.log.info({ tunnelId }, 'tunnel deleted');
+  }
+
+  async ensureSession(spec: SessionSpec): Promise<void> {
+    const t = this.tunnels.get(spec.tunnelId);
+    if (!t) throw new Error(`tunnel ${spec.tunnelId} does not exist`);
+    const k = sessionKey(spec.tunnelId, spec.sessionId);
+    const cur = this.sessions.get(k);
+    const peer = peerName(spec.sessionId);
+    const peerLink = await getLink(peer);
+    if (cur && isDeepStrictEqual(cur.spec, spec) && peerLink?.ifindex === cur.peerIfindex) return;
+
+    let dev = await getLink(spec.ifname);
+    const mine = (l: { owner?: { tunnelId: number; sessionId: number } } | undefined) =>
+      l?.owner?.tunnelId === spec.tunnelId && l.owner.sessionId === spec.sessionId;
+    if (peerLink && !mine(peerLink))
+      throw new ForeignDeviceError(peer, "it is not this session's peer device");
+    let adopted = !!peerLink;
+    if (peerLink && cur && cur.spec.ifname !== spec.ifname) {
+      await deletePair(peer); // renamed: a new pair under the new name
+      adopted = false;
+    }
+    if (!adopted) {
+      if (dev) {
+        // ours from another backend (a TAP of the userspace one): replace it; anything else stays
+        if (!mine(dev))
+          throw new ForeignDeviceError(spec.ifname, "it is not this session's kube-l2tp device");
+        await deletePair(spec.ifname);
+      }
+      await createPair(spec.ifname, peer, spec.tunnelId, spec.sessionId, spec.mtu);
+      dev = await getLink(spec.ifname);
+    } else if (dev) {
+      await configureEnd(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu);
+    }
+    // the peer forwards what l2tpethN sends, so it must take frames of l2tpethN's MTU
+    await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu);
+    const peerNow = await getLink(peer);
+    if (!peerNow) throw new Error(`peer device ${peer} vanished`);
+
+    const fast = fastPath(t.spec, spec);
+    if (dev) {
+      // GRO on l2tpethN gives decapsulated traffic NAPI and GRO; slow-path sessions need segmented
+      // frames (no GSO for protocol 115; one sequence number per frame)
+      this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast });
+    }
+    const cookie = cookieBytes(spec.cookie);
+    const l2specLength = spec.l2specType === 'default' ? 4 : 0;
+    const tx = encodeTxCfg({
+      sessionId: spec.sessionId,
+      peerSessionId: spec.peerSessionId,
+      underlayIfindex: t.underlayIfindex,
+      local: t.spec.local,
+      remote: t.spec.remote,
+      sport: t.spec.udpSourcePort ?? 0,
+      dport: t.spec.udpDestinationPort ?? 0,
+      encap: t.spec.encap,
+      cookie,
+      l2specLength,
+      sendSequence: spec.sendSequence,
+      ...(t.macs ? { dmac: macBytes(t.macs.split('/')[0]!), smac: macBytes(t.macs.split('/')[1]!) } : {}),
+    });
+    this.ensurePerCpu('sess_stats', spec.sessionId, SIZES.sessStats);
+    const seqKey = u32Key(spec.sessionId);
+    if (!this.native.mapLookup(this.map('seq_state'), seqKey, SIZES.seqState))
+      this.native.mapUpdate(this.map('seq_state'), seqKey, Buffer.alloc(SIZES.seqState));
+    this.native.mapUpdate(
+      this.map('rx_sess'),
+      u32Key(spec.sessionId),
+      encodeRxCfg({
+        tunnelId: spec.tunnelId,
+        ifindex: peerNow.ifindex,
+        peerCookie: cookieBytes(spec.peerCookie),
+        l2specLength,
+        requireSequence: spec.requireSequence,
+      }),
+    );
+    this.native.mapUpdate(this.map('tx_cfg'), u32Key(peerNow.ifindex), tx);
+    if (cur?.fastIfindex !== undefined && cur.fastIfindex !== dev?.ifindex)
+      this.native.mapDelete(this.map('tx_cfg'), u32Key(cur.fastIfindex));
+    let fastIfindex: number | undefined;
+    if (dev && fast) {
+      this.native.mapUpdate(this.map('tx_cfg'), u32Key(dev.ifindex), tx);
+      fastIfindex = dev.ifindex;
+    } else if (dev) {
+      this.native.mapDelete(this.map('tx_cfg'), u32Key(dev.ifindex));
+    }
+    await this.ensureFilter(peer, 'ingress', 'l2tp_tx_ingress');
+    if (dev) await this.ensureFilter(spec.ifname, 'egress', 'l2tp_tx_egress');
+
+    this.sessions.set(k, {
+      spec,
+      peer,
+      peerIfindex: peerNow.ifindex,
+      ...(fastIfindex !== undefined ? { fastIfindex } : {}),
+    });
+    this.log.info(
+      {
+        tunnelId: spec.tunnelId,
+        sessionId: spec.sessionId,
+        ifname: spec.ifname,
+        mtu: spec.mtu,
+        adopted,
+        path: fast ? 'gso' : 'segmented',
+      },
+      adopted ? 'session adopted' : 'session up',
+    );
+  }
+
+  async deleteSession(tunnelId: number, sessionId: number): Promise<void> {
+    const peer = peerName(sessionId);
+    const link = await getLink(peer);
+    if (link && link.owner?.tunnelId === tunnelId && link.owner.sessionId === sessionId)
+      await deletePair(peer);
+    const rx = this.native.mapLookup(this.map('rx_sess'), u32Key(sessionId), SIZES.rxCfg);
+    if (!rx || decodeRxCfg(rx).tunnelId === tunnelId) {
+      this.native.mapDelete(this.map('rx_sess'), u32Key(sessionId));
+      const tx = this.map('tx_cfg');
+      for (const k of this.native.mapKeys(tx, 4)) {
+        if (this.native.mapLookup(tx, k, SIZES.txCfg)?.readUInt32LE(0) === sessionId)
+          this.native.mapDelete(tx, k);
+      }
+      this.native.mapDelete(this.map('sess_stats'), u32Key(sessionId));
+      this.native.mapDelete(this.map('seq_state'), u32Key(sessionId));
+    }
+    const cur = this.sessions.get(sessionKey(tunnelId, sessionId));
+    if (cur) {
+      this.attached.delete(`${cur.peer}/ingress`);
+      this.attached.delete(`${cur.spec.ifname}/egress`);
+    }
+    this.sessions.delete(sessionKey(tunnelId, sessionId));
+    this.log.info({ tunnelId, sessionId }, 'session deleted');
+  }
+
+  async counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined> {
+    const rx = this.native.mapLookup(this.map('rx_sess'), u32Key(sessionId), SIZES.rxCfg);
+    if (!rx || decodeRxCfg(rx).tunnelId !== tunnelId) return undefined;
+    const size = perCpuZero(SIZES.sessStats, this.cpus).length;
+    const v = this.native.mapLookup(this.map('sess_stats'), u32Key(sessionId), size);
+    return v ? decodeSessStats(sumPerCpu(v, SIZES.sessStats, this.cpus)) : undefined;
+  }
+
+  async allCounters(): Promise<Map<string, SessionCounters>> {
+    const out = new Map<string, SessionCounters>();
+    for (const k of this.native.mapKeys(this.map('rx_sess'), 4)) {
+      const rx = this.native.mapLookup(this.map('rx_sess'), k, SIZES.rxCfg);
+      if (!rx) continue;
+      const { tunnelId } = decodeRxCfg(rx);
+      const c = await this.counters(tunnelId, k.readUInt32LE(0));
+      if (c) out.set(sessionKey(tunnelId, k.readUInt32LE(0)), c);
+    }
+    return out;
+  }
+
+  async tunnelCounters(tunnelId: number): Promise<TunnelCounters | undefined> {
+    const size = perCpuZero(SIZES.tunStats, this.cpus).length;
+    const v = this.native.mapLookup(this.map('tun_stats'), u32Key(tunnelId), size);
+    return v ? decodeTunStats(sumPerCpu(v, SIZES.tunStats, this.cpus)) : undefined;
+  }
+
+  /** The id of a pinned program (tests compare it across restarts). */
+  progId(prog: ProgName): number {
+    return this.native.progId(this.set.progs[prog]);
+  }
+
+  async close(opts: { keepDevices: boolean }): Promise<void> {
+    if (!opts.keepDevices) {
+      for (const s of await this.listSessions()) await this.deleteSession(s.tunnelId, s.sessionId);
+      for (const t of await this.listTunnels()) await this.deleteTunnel(t.tunnelId);
+      for (const dev of new Set([...this.attached].map((a) => a.split('/')[0]!)))
+        await this.dropFilter(dev, 'ingress');
+      await rm(this.pinDir, { recursive: true, force: true });
+    }
+    for (const fd of [...Object.values(this.set.progs), ...Object.values(this.set.maps)])
+      this.native.closeFd(fd);
+    this.log.info({ keepDevices: opts.keepDevices }, 'ebpf backend closed');
+  }
+}
+
+/**
+ * The pins need a bpffs. Hosts mount one at /sys/fs/bpf (systemd does); the datapath pod mounts it
+ * from the host, so pins outlive the container. Without one the backend is not used: mounting a new
+ * instance here would die with this process's mount namespace, and the pins with it.
+ */
+async function ensureBpffs(dir: string): Promise<void> {
+  const fs = await statfs(dir).catch((e: Error) => {
+    throw new Error(`no bpffs at ${dir} (${e.message})`);
+  });
+  if (fs.type !== BPFFS_MAGIC) throw new Error(`no bpffs mounted at ${dir}`);
+}
+
+function sendProbe(local: string, remote: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const sock = createSocket('udp4');
+    const done = () => {
+      sock.close();
+      resolve();
+    };
+    sock.on('error', done);
+    sock.bind({ address: local, port: 0 }, () => sock.send(Buffer.alloc(0), 9, remote, done));
+  });
+}
+
+async function listAllLinks(): Promise<string[]> {
+  return readdir('/sys/class/net').catch(() => []);
+}
+
+export function createEbpfBackend(opts: EbpfBackendOptions): Promise<EbpfBackend> {
+  return EbpfBackend.open(opts);
+}

@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only */
+/* L2TPv3 ethernet pseudowires in tc: what l2tp_eth does, without the l2tp modules.
+ *
+ * l2tp_tx_egress  tc egress of the session device (l2tpethN, one end of a veth pair): fast path for
+ *                 UDP sessions without sequencing; GSO super-packets are encapsulated whole and the
+ *                 kernel segments them like VXLAN.
+ * l2tp_tx_ingress tc ingress of the veth peer: everything the fast path does not take (IP
+ *                 encapsulation and sequencing, where the device segments first; a device moved into
+ *                 a pod, whose own filters are gone).
+ * l2tp_rx         tc ingress of the underlay: L2TPv3 data messages of a known tunnel are checked,
+ *                 counted, stripped and sent out of the veth peer into l2tpethN; anything that is not
+ *                 a configured tunnel's traffic passes untouched.
+ * The agent pins maps and programs so that forwarding and counters outlive it. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "l2tp.h"
+
+#define AF_INET 2
+#define MAX_ENTRIES 16384
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct tx_cfg);
+} tx_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, struct tun_key);
+	__type(value, __u32);
+} tun_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct rx_cfg);
+} rx_sess SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct sess_stats);
+} sess_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct tun_stats);
+} tun_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct seq_state);
+} seq_state SEC(".maps");
+
+/* The length inner frames keep: their own Ethernet header. The kernel must see exactly this as the
+ * inner L2 length, or software GSO copies the wrong bytes into every segment. */
+#define INNER_L2 14
+#define ENCAP_FLAGS_BASE                                                                          \
+	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |   \
+	 BPF_F_ADJ_ROOM_ENCAP_L2(INNER_L2))
+
+static __always_inline void tun_drop(__u32 tunnel_id, int reason)
+{
+	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tunnel_id);
+	if (t)
+		t->drops[reason & (NDROPS - 1)]++;
+}
+
+static __always_inline int sess_drop(__u32 session_id, int reason)
+{
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &session_id);
+	if (s) {
+		s->drops[reason & (NDROPS - 1)]++;
+		s->rx_errors++;
+	}
+	return TC_ACT_SHOT;
+}
+
+#ifdef L2TP_DEBUG
+#define tx_error(sid) (bpf_printk("l2tp tx error at line %d", __LINE__), tx_error_(sid))
+#else
+#define tx_error(sid) tx_error_(sid)
+#endif
+static __always_inline int tx_error_(__u32 session_id)
+{
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &session_id);
+	if (s)
+		s->tx_errors++;
+	return TC_ACT_SHOT;
+}
+
+static __always_inline __u16 ip_checksum(const struct iphdr *ip)
+{
+	const __u16 *w = (const __u16 *)ip;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+struct outer4 {
+	struct ethhdr eth;
+	struct iphdr ip;
+} __attribute__((packed));
+
+static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
+{
+	__u32 key = skb->ifindex;
+	struct tx_cfg *c = bpf_map_lookup_elem(&tx_cfg, &key);
+	if (!c)
+		return miss;
+	__u32 sid = c->session_id;
+	__u8 udp = c->encap == ENCAP_UDP;
+	__u32 clen = c->cookie_len;
+	__u32 l2len = c->l2spec_len ? 4 : 0;
+	if (clen != 0 && clen != 4 && clen != 8)
+		return tx_error(sid);
+
+	struct ethhdr inner;
+	if (bpf_skb_load_bytes(skb, 0, &inner, sizeof(inner)))
+		return tx_error(sid);
+	__u32 inner_len = skb->len;
+	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	/* No GSO handler exists for protocol 115, and one sequence number cannot cover many segments:
+	 * such sessions get segmented frames (TSO/GSO off on their device). */
+	if (skb->gso_size && (!udp || (c->flags & TXF_SEND_SEQ)))
+		return tx_error(sid);
+
+	__u32 l2tp_len = (udp ? sizeof(struct udphdr) + 8 : 4) + clen + l2len;
+	__u32 outer_len = sizeof(struct iphdr) + l2tp_len;
+	__u32 room = outer_len + ETH_HLEN;
+	__u8 ipx = skb->protocol == bpf_htons(ETH_P_IP) || skb->protocol == bpf_htons(ETH_P_IPV6);
+	long err;
+	if (ipx) {
+		/* room goes after the (inner) MAC header; the inner MAC header is rewritten below */
+		if (udp)
+			err = bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC,
+						  ENCAP_FLAGS_BASE | BPF_F_ADJ_ROOM_ENCAP_L4_UDP);
+		else
+			err = bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, ENCAP_FLAGS_BASE);
+	} else {
+		/* adjust_room refuses non-IP frames (ARP...): they are never GSO, prepend in front */
+		err = bpf_skb_change_head(skb, room, 0);
+	}
+	if (err)
+		return tx_error(sid);
+
+	__u32 ip_len = inner_len + outer_len; /* GSO rewrites it per segment */
+	struct iphdr iph = {};
+	iph.version = 4;
+	iph.ihl = 5;
+	iph.ttl = 64;
+	iph.protocol = udp ? IPPROTO_UDP : IPPROTO_L2TP;
+	iph.tot_len = bpf_htons(ip_len > 0xffff ? 0xffff : ip_len);
+	iph.id = (__u16)bpf_get_prandom_u32();
+	iph.saddr = c->saddr;
+	iph.daddr = c->daddr;
+	iph.check = ip_checksum(&iph);
+	struct outer4 h = {};
+	h.eth.h_proto = bpf_htons(ETH_P_IP);
+	h.ip = iph;
+
+	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0))
+		return tx_error(sid);
+	__u32 off = sizeof(h);
+	if (udp) {
+		struct {
+			struct udphdr u;
+			__u32 flags_ver;
+			__u32 session;
+		} l = {};
+		l.u.source = c->sport;
+		l.u.dest = c->dport;
+		/* checksum 0: adjust_room cannot request a checksummed UDP tunnel GSO packet */
+		l.u.len = bpf_htons((ip_len - sizeof(struct iphdr)) & 0xffff);
+		l.flags_ver = bpf_htonl(0x00030000);
+		l.session = bpf_htonl(c->peer_session_id);
+		if (bpf_skb_store_bytes(skb, off, &l, sizeof(l), 0))
+			return tx_error(sid);
+		off += sizeof(l);
+	} else {
+		__u32 session = bpf_htonl(c->peer_session_id);
+		if (bpf_skb_store_bytes(skb, off, &session, 4, 0))
+			return tx_error(sid);
+		off += 4;
+	}
+	__u8 cookie[8];
+	__builtin_memcpy(cookie, c->cookie, 8);
+	if (clen == 4) {
+		if (bpf_skb_store_bytes(skb, off, cookie, 4, 0))
+			return tx_error(sid);
+		off += 4;
+	} else if (clen == 8) {
+		if (bpf_skb_store_bytes(skb, off, cookie, 8, 0))
+			return tx_error(sid);
+		off += 8;
+	}
+	if (l2len) {
+		__u32 word = 0;
+		if (c->flags & TXF_SEND_SEQ) {
+			struct seq_state *st = bpf_map_lookup_elem(&seq_state, &sid);
+			if (!st)
+				return tx_error(sid);
+			__u32 ns = __sync_fetch_and_add(&st->tx_ns, 1);
+			word = bpf_htonl(0x40000000 | (ns & 0x00ffffff));
+		}
+		if (bpf_skb_store_bytes(skb, off, &word, 4, 0))
+			return tx_error(sid);
+		off += 4;
+	}
+	if (ipx && bpf_skb_store_bytes(skb, off, &inner, sizeof(inner), 0))
+		return tx_error(sid);
+
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sid);
+	if (ipx) {
+		/* the kernel routes the outer packet and fills in the MACs (resolving the neighbour when
+		 * needed), as it would for its own tunnel */
+		if (s) {
+			s->tx_packets += segs;
+			s->tx_bytes += inner_len;
+		}
+		return bpf_redirect_neigh(c->underlay_ifindex, 0, 0, 0);
+	}
+	/* redirect_neigh takes IP packets only (skb->protocol of an ARP frame stays ARP): the MACs the
+	 * agent read from the neighbour table */
+	if (!(c->dmac[0] | c->dmac[1] | c->dmac[2] | c->dmac[3] | c->dmac[4] | c->dmac[5]))
+		return tx_error(sid);
+	__u8 macs[12];
+	__builtin_memcpy(macs, c->dmac, 6);
+	__builtin_memcpy(macs + 6, c->smac, 6);
+	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
+		return tx_error(sid);
+	if (s) {
+		s->tx_packets += segs;
+		s->tx_bytes += inner_len;
+	}
+	return bpf_redirect(c->underlay_ifindex, 0);
+}
+
+SEC("tc")
+int l2tp_tx_egress(struct __sk_buff *skb)
+{
+	/* not a fast-path session: the frame goes on through the veth to l2tp_tx_ingress */
+	return l2tp_tx(skb, TC_ACT_OK);
+}
+
+SEC("tc")
+int l2tp_tx_ingress(struct __sk_buff *skb)
+{
+	/* a peer device without a session transmits nothing */
+	return l2tp_tx(skb, TC_ACT_SHOT);
+}
+
+/* Room for the headers the receive path parses directly: Ethernet, IPv4 without options, UDP,
+ * the L2TPv3 header. */
+#define RX_PARSE (ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + 8)
+
+static __always_inline int seq_check(__u32 sid, __u32 word)
+{
+	if (!(word & 0x40000000))
+		return -1;
+	struct seq_state *st = bpf_map_lookup_elem(&seq_state, &sid);
+	if (!st)
+		return -1;
+	__u32 ns = word & 0x00ffffff;
+	if (!st->rx_started) {
+		st->rx_started = 1;
+		st->rx_nr = ns;
+	}
+	/* ahead or equal within half the 24-bit space: accept, like the kernel's window */
+	if (((ns - st->rx_nr) & 0x00ffffff) < 0x00800000) {
+		st->rx_nr = (ns + 1) & 0x00ffffff;
+		st->rx_oos = 0;
+		return 0;
+	}
+	/* more than 4 consecutive old ones: the peer restarted, resynchronise */
+	if (++st->rx_oos > 4) {
+		st->rx_nr = (ns + 1) & 0x00ffffff;
+		st->rx_oos = 0;
+		return 0;
+	}
+	return -1;
+}
+
+SEC("tc")
+int l2tp_rx(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	if (data + RX_PARSE > data_end && skb->len > (__u32)(data_end - data)) {
+		bpf_skb_pull_data(skb, skb->len < RX_PARSE ? skb->len : RX_PARSE);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_OK;
+	/* options and fragments are rare: the stack takes them */
+	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+		return TC_ACT_OK;
+
+	struct tun_key tk = {};
+	tk.local = ip->daddr;
+	tk.remote = ip->saddr;
+	__u32 hoff; /* offset of the session id */
+	if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = (void *)(ip + 1);
+		if ((void *)(uh + 1) > data_end)
+			return TC_ACT_OK;
+		tk.lport = uh->dest;
+		tk.rport = uh->source;
+		tk.encap = ENCAP_UDP;
+		hoff = ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + 4;
+	} else if (ip->protocol == IPPROTO_L2TP) {
+		tk.encap = ENCAP_IP;
+		hoff = ETH_HLEN + sizeof(struct iphdr);
+	} else {
+		return TC_ACT_OK;
+	}
+	__u32 *tid_p = bpf_map_lookup_elem(&tun_map, &tk);
+	if (!tid_p)
+		return TC_ACT_OK; /* not ours */
+	__u32 tid = *tid_p;
+
+	__u32 ip_end = ETH_HLEN + bpf_ntohs(ip->tot_len);
+	if (ip_end > skb->len || ip_end < hoff) {
+		tun_drop(tid, DROP_TRUNCATED);
+		return TC_ACT_SHOT;
+	}
+	if (tk.encap == ENCAP_UDP) {
+		__u8 *l = (void *)(ip + 1) + sizeof(struct udphdr);
+		if ((void *)(l + 8) > data_end) {
+			tun_drop(tid, DROP_TRUNCATED);
+			return TC_ACT_SHOT;
+		}
+		if (l[0] & 0x80) { /* T bit: a control message; static tunnels have no control plane */
+			tun_drop(tid, DROP_CONTROL);
+			return TC_ACT_SHOT;
+		}
+		if ((l[1] & 0x0f) != 3) {
+			tun_drop(tid, DROP_BAD_VERSION);
+			return TC_ACT_SHOT;
+		}
+	}
+	__u32 sid_be;
+	if (bpf_skb_load_bytes(skb, hoff, &sid_be, 4)) {
+		tun_drop(tid, DROP_TRUNCATED);
+		return TC_ACT_SHOT;
+	}
+	__u32 sid = bpf_ntohl(sid_be);
+	if (sid == 0) {
+		/* over IP, session 0 is a control message; over UDP it is no session at all */
+		tun_drop(tid, tk.encap == ENCAP_IP ? DROP_CONTROL : DROP_UNKNOWN_SESSION);
+		return TC_ACT_SHOT;
+	}
+	struct rx_cfg *r = bpf_map_lookup_elem(&rx_sess, &sid);
+	if (!r || r->tunnel_id != tid) {
+		tun_drop(tid, DROP_UNKNOWN_SESSION);
+		return TC_ACT_SHOT;
+	}
+	__u32 clen = r->cookie_len;
+	__u32 l2len = r->l2spec_len ? 4 : 0;
+	if (clen != 0 && clen != 4 && clen != 8)
+		return sess_drop(sid, DROP_BAD_COOKIE);
+	__u32 eth_off = hoff + 4 + clen + l2len; /* the inner Ethernet header */
+	if (eth_off + ETH_HLEN > ip_end) {
+		tun_drop(tid, DROP_TRUNCATED);
+		return TC_ACT_SHOT;
+	}
+	if (clen) {
+		__u8 got[8] = {}, want[8];
+		__builtin_memcpy(want, r->cookie, 8);
+		if (clen == 4) {
+			if (bpf_skb_load_bytes(skb, hoff + 4, got, 4))
+				return sess_drop(sid, DROP_TRUNCATED);
+			if (*(__u32 *)got != *(__u32 *)want)
+				return sess_drop(sid, DROP_BAD_COOKIE);
+		} else {
+			if (bpf_skb_load_bytes(skb, hoff + 4, got, 8))
+				return sess_drop(sid, DROP_TRUNCATED);
+			if (*(__u64 *)got != *(__u64 *)want)
+				return sess_drop(sid, DROP_BAD_COOKIE);
+		}
+	}
+	if (r->flags & RXF_REQUIRE_SEQ) {
+		__u32 w = 0;
+		if (!l2len || bpf_skb_load_bytes(skb, hoff + 4 + clen, &w, 4) ||
+		    seq_check(sid, bpf_ntohl(w)))
+			return sess_drop(sid, DROP_SEQUENCE);
+	}
+	struct ethhdr inner;
+	if (bpf_skb_load_bytes(skb, eth_off, &inner, sizeof(inner)))
+		return sess_drop(sid, DROP_TRUNCATED);
+	__u32 ifindex = r->ifindex;
+	/* trailing bytes beyond the IP length (Ethernet padding) are not part of the frame */
+	if (ip_end < skb->len && bpf_skb_change_tail(skb, ip_end, 0))
+		return sess_drop(sid, DROP_TRUNCATED);
+	/* remove everything between the outer MAC header and the inner frame's payload, then turn the
+	 * outer MAC header into the inner one */
+	if (bpf_skb_adjust_room(skb, -(__s32)(eth_off), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
+		return sess_drop(sid, DROP_TRUNCATED);
+	if (bpf_skb_store_bytes(skb, 0, &inner, sizeof(inner), 0))
+		return sess_drop(sid, DROP_TRUNCATED);
+
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sid);
+	if (s) {
+		s->rx_packets += skb->gso_segs ? skb->gso_segs : 1;
+		s->rx_bytes += skb->len;
+	}
+	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tid);
+	if (t)
+		t->rx_packets++;
+	return bpf_redirect(ifindex, 0);
+}
+
+/* Declared GPL to the kernel (this file is dual-licensed) so it grants the neighbour helper. */
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only */
+/* Map layouts shared by the tc programs (l2tp.bpf.c) and the agent (maps.ts encodes the same bytes).
+ * Addresses, ports and cookies are in network order (copied to/from the wire as they are); IDs and
+ * lengths in host order. Every struct is padded explicitly so both sides agree on offsets. */
+#ifndef KUBE_L2TP_BPF_H
+#define KUBE_L2TP_BPF_H
+
+#define ENCAP_UDP 0
+#define ENCAP_IP 1
+
+#define TXF_SEND_SEQ 1
+#define RXF_REQUIRE_SEQ 1
+
+/* Indexes into the drop counters: the order of DROP_REASONS in backend/types.ts. */
+#define DROP_UNKNOWN_SESSION 0
+#define DROP_BAD_COOKIE 1
+#define DROP_TRUNCATED 2
+#define DROP_BAD_VERSION 3
+#define DROP_CONTROL 4
+#define DROP_SEQUENCE 5
+#define DROP_OVERSIZED 6
+#define DROP_BAD_SOURCE 7
+#define NDROPS 8
+
+/* tx_cfg: key = ifindex of a device whose transmitted frames belong to the session. 48 bytes. */
+struct tx_cfg {
+	__u32 session_id;      /* local id: the statistics key */
+	__u32 peer_session_id; /* written on the wire */
+	__u32 underlay_ifindex;
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 encap;
+	__u8 cookie_len;
+	__u8 l2spec_len;
+	__u8 flags;
+	__u8 cookie[8]; /* the local cookie: what we send */
+	__u8 dmac[6];   /* next hop on the underlay, for frames that are not IP */
+	__u8 smac[6];
+};
+
+/* tun_map: key = the outer addresses and ports as received (local = destination). 16 bytes. */
+struct tun_key {
+	__u32 local;
+	__u32 remote;
+	__u16 lport;
+	__u16 rport;
+	__u8 encap;
+	__u8 pad[3];
+};
+
+/* rx_sess: key = local session id. 20 bytes. */
+struct rx_cfg {
+	__u32 tunnel_id;
+	__u32 ifindex; /* decapsulated frames leave through this device's egress (the veth peer) */
+	__u8 cookie_len;
+	__u8 l2spec_len;
+	__u8 flags;
+	__u8 pad;
+	__u8 cookie[8]; /* the peer cookie: what we expect */
+};
+
+/* sess_stats (per CPU): key = local session id. 112 bytes. */
+struct sess_stats {
+	__u64 tx_packets, tx_bytes, tx_errors, rx_packets, rx_bytes, rx_errors;
+	__u64 drops[NDROPS];
+};
+
+/* tun_stats (per CPU): key = tunnel id. 72 bytes. */
+struct tun_stats {
+	__u64 rx_packets;
+	__u64 drops[NDROPS];
+};
+
+/* seq_state: key = local session id. 16 bytes. */
+struct seq_state {
+	__u32 tx_ns;
+	__u32 rx_nr;
+	__u32 rx_oos;
+	__u32 rx_started;
+};
+
+#endif

@@ -1,0 +1,144 @@
+// Byte layouts of the maps shared with the tc programs (bpf/l2tp.h is the other half: keep the two
+// in step). Addresses, ports and cookies are stored in network order, IDs and lengths in host order.
+import { isIPv4 } from 'node:net';
+import { DROP_REASONS, type DropReason } from '../types.js';
+
+export const ENCAP = { udp: 0, ip: 1 } as const;
+const TXF_SEND_SEQ = 1;
+const RXF_REQUIRE_SEQ = 1;
+
+export const SIZES = {
+  txCfg: 48,
+  tunKey: 16,
+  rxCfg: 20,
+  sessStats: 112,
+  tunStats: 72,
+  seqState: 16,
+} as const;
+
+const ipv4 = (addr: string): Buffer => {
+  if (!isIPv4(addr)) throw new Error(`not an IPv4 address: ${addr}`);
+  return Buffer.from(addr.split('.').map(Number));
+};
+
+export const u32Key = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
+
+export interface TxCfg {
+  sessionId: number;
+  peerSessionId: number;
+  underlayIfindex: number;
+  local: string;
+  remote: string;
+  sport: number;
+  dport: number;
+  encap: 'udp' | 'ip';
+  cookie: Buffer;
+  l2specLength: 0 | 4;
+  sendSequence: boolean;
+  /** Next hop and our MAC on the underlay (for frames that are not IP); zero when unknown. */
+  dmac?: Buffer;
+  smac?: Buffer;
+}
+
+export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
+
+export function encodeTxCfg(c: TxCfg): Buffer {
+  const b = Buffer.alloc(SIZES.txCfg);
+  b.writeUInt32LE(c.sessionId, 0);
+  b.writeUInt32LE(c.peerSessionId, 4);
+  b.writeUInt32LE(c.underlayIfindex, 8);
+  ipv4(c.local).copy(b, 12);
+  ipv4(c.remote).copy(b, 16);
+  b.writeUInt16BE(c.sport, 20);
+  b.writeUInt16BE(c.dport, 22);
+  b[24] = ENCAP[c.encap];
+  b[25] = c.cookie.length;
+  b[26] = c.l2specLength;
+  b[27] = c.sendSequence ? TXF_SEND_SEQ : 0;
+  c.cookie.copy(b, 28);
+  c.dmac?.copy(b, 36);
+  c.smac?.copy(b, 42);
+  return b;
+}
+
+/** The tunnel as the receive path sees it: local = the packet's destination. */
+export function encodeTunKey(t: {
+  local: string;
+  remote: string;
+  localPort: number;
+  remotePort: number;
+  encap: 'udp' | 'ip';
+}): Buffer {
+  const b = Buffer.alloc(SIZES.tunKey);
+  ipv4(t.local).copy(b, 0);
+  ipv4(t.remote).copy(b, 4);
+  b.writeUInt16BE(t.localPort, 8);
+  b.writeUInt16BE(t.remotePort, 10);
+  b[12] = ENCAP[t.encap];
+  return b;
+}
+
+export interface RxCfg {
+  tunnelId: number;
+  ifindex: number;
+  peerCookie: Buffer;
+  l2specLength: 0 | 4;
+  requireSequence: boolean;
+}
+
+export function encodeRxCfg(c: RxCfg): Buffer {
+  const b = Buffer.alloc(SIZES.rxCfg);
+  b.writeUInt32LE(c.tunnelId, 0);
+  b.writeUInt32LE(c.ifindex, 4);
+  b[8] = c.peerCookie.length;
+  b[9] = c.l2specLength;
+  b[10] = c.requireSequence ? RXF_REQUIRE_SEQ : 0;
+  c.peerCookie.copy(b, 12);
+  return b;
+}
+
+export function decodeRxCfg(b: Buffer): { tunnelId: number; ifindex: number } {
+  return { tunnelId: b.readUInt32LE(0), ifindex: b.readUInt32LE(4) };
+}
+
+/** A per-CPU value as read from the kernel: one slot per possible CPU, each padded to 8 bytes. */
+export function sumPerCpu(buf: Buffer, valueSize: number, cpus: number): bigint[] {
+  const stride = Math.ceil(valueSize / 8) * 8;
+  const fields = valueSize / 8;
+  const out = new Array<bigint>(fields).fill(0n);
+  for (let cpu = 0; cpu < cpus; cpu++)
+    for (let i = 0; i < fields; i++) out[i]! += buf.readBigUInt64LE(cpu * stride + i * 8);
+  return out;
+}
+
+export const perCpuZero = (valueSize: number, cpus: number): Buffer =>
+  Buffer.alloc(Math.ceil(valueSize / 8) * 8 * cpus);
+
+function drops(values: bigint[]): Partial<Record<DropReason, number>> {
+  const r: Partial<Record<DropReason, number>> = {};
+  DROP_REASONS.forEach((reason, i) => {
+    const n = Number(values[i] ?? 0n);
+    if (n > 0) r[reason] = n;
+  });
+  return r;
+}
+
+export function decodeSessStats(v: bigint[]) {
+  const [txPackets, txBytes, txErrors, rxPackets, rxBytes, rxErrors] = v.slice(0, 6).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { txPackets, txBytes, txErrors, rxPackets, rxBytes, rxErrors, drops: drops(v.slice(6)) };
+}
+
+export function decodeTunStats(v: bigint[]) {
+  return { rxPackets: Number(v[0] ?? 0n), drops: drops(v.slice(1)) };
+}

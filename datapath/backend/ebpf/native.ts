@@ -1,0 +1,68 @@
+// Loads the eBPF backend's N-API loader (native/, built by scripts/build-native.sh with the tc
+// programs embedded) and types its surface.
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROG_NAMES = ['l2tp_rx', 'l2tp_tx_egress', 'l2tp_tx_ingress'] as const;
+export type ProgName = (typeof PROG_NAMES)[number];
+export const MAP_NAMES = ['tx_cfg', 'tun_map', 'rx_sess', 'sess_stats', 'tun_stats', 'seq_state'] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+export interface OpenResult {
+  /** Every program and map was already pinned: nothing was loaded. */
+  adopted: boolean;
+  progs: Record<ProgName, number>;
+  maps: Record<MapName, number>;
+}
+
+export interface EbpfNative {
+  /** Adopts the pinned set under pinDir, or loads the programs and pins them there. */
+  open(pinDir: string): OpenResult;
+  mapUpdate(fd: number, key: Buffer, value: Buffer): void;
+  /** false when the key was absent. */
+  mapDelete(fd: number, key: Buffer): boolean;
+  mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | undefined;
+  mapKeys(fd: number, keySize: number): Buffer[];
+  progId(fd: number): number;
+  closeFd(fd: number): void;
+  setOffloads(ifname: string, o: { tso?: boolean; gso?: boolean; gro?: boolean; txcsum?: boolean }): void;
+}
+
+/** The package root: the nearest ancestor of this file holding package.json (works from dist/ too). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('kube-l2tp package root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+export const addonPath = (): string =>
+  join(packageRoot(), 'datapath', 'backend', 'ebpf', 'native', 'build', 'Release', 'l2tp_bpf.node');
+
+let cached: EbpfNative | undefined;
+
+export function loadEbpfNative(): EbpfNative {
+  if (cached) return cached;
+  const file = addonPath();
+  if (!existsSync(file)) {
+    throw new Error(`eBPF loader not built (${file} missing): run "npm install" or scripts/build-native.sh`);
+  }
+  cached = createRequire(import.meta.url)(file) as EbpfNative;
+  return cached;
+}
+
+/** Number of possible CPUs: per-CPU map values hold one slot per possible CPU. */
+export function possibleCpus(): number {
+  const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
+  let n = 0;
+  for (const part of text.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    n += b === undefined ? 1 : b - a! + 1;
+  }
+  return n;
+}

@@ -1,0 +1,351 @@
+/* The eBPF backend's loader behind a small synchronous N-API surface. Everything here is a thin
+ * wrapper of one syscall or libbpf call; the policy (what to pin, when to attach) lives in the
+ * TypeScript backend.
+ *
+ * Loading uses the light skeleton that bpftool generates at build time from build/l2tp.bpf.o: it
+ * embeds the compiled programs and a loader program the kernel runs, so nothing parses ELF at run
+ * time. Debian's libelf.a and libbpf.a are not position-independent and cannot be linked into a
+ * shared object; the few syscalls needed besides the loader are wrapped here, and tc filters are
+ * attached by iproute2's tc (already in the image). The addon needs no shared library beyond glibc.
+ *
+ *   open(pinDir) -> { adopted, progs: {name: fd}, maps: {name: fd} }
+ *   mapUpdate(fd, key, value) / mapDelete(fd, key) / mapLookup(fd, key, valueSize) / mapKeys(fd, keySize)
+ *   progId(fd) / closeFd(fd)
+ *   setOffloads(ifname, { tso?, gso?, gro?, txcsum? })
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/bpf.h>
+#include <sys/syscall.h>
+
+#include "l2tp.lskel.h"
+
+#define NAME_LEN 64
+
+static int sys_bpf(int cmd, union bpf_attr *attr)
+{
+	return (int)syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int obj_get(const char *path)
+{
+	union bpf_attr a = {0};
+	a.pathname = (__u64)(unsigned long)path;
+	return sys_bpf(BPF_OBJ_GET, &a);
+}
+
+static int obj_pin(int fd, const char *path)
+{
+	union bpf_attr a = {0};
+	a.pathname = (__u64)(unsigned long)path;
+	a.bpf_fd = (__u32)fd;
+	return sys_bpf(BPF_OBJ_PIN, &a);
+}
+
+static int map_op(int cmd, int fd, const void *key, void *value, __u64 flags)
+{
+	union bpf_attr a = {0};
+	a.map_fd = (__u32)fd;
+	a.key = (__u64)(unsigned long)key;
+	a.value = (__u64)(unsigned long)value; /* next_key for BPF_MAP_GET_NEXT_KEY */
+	a.flags = flags;
+	return sys_bpf(cmd, &a);
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int err)
+{
+	char msg[4800];
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err < 0 ? -err : err));
+	napi_throw_error(env, NULL, msg);
+	return NULL;
+}
+
+static int get_u32(napi_env env, napi_value v, uint32_t *out)
+{
+	return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int get_str(napi_env env, napi_value v, char *buf, size_t len)
+{
+	size_t n;
+	return napi_get_value_string_utf8(env, v, buf, len, &n) == napi_ok ? 0 : -1;
+}
+
+static int get_buf(napi_env env, napi_value v, void **data, size_t *len)
+{
+	return napi_get_buffer_info(env, v, data, len) == napi_ok ? 0 : -1;
+}
+
+static napi_value num(napi_env env, double d)
+{
+	napi_value v;
+	napi_create_double(env, d, &v);
+	return v;
+}
+
+struct named_fd {
+	const char *name;
+	int fd;
+};
+
+/* Adopt the pinned programs and maps when all of them are pinned (a restarted agent); otherwise
+ * load the programs (a map pinned earlier is not reused: a half-pinned set is an interrupted load)
+ * and pin everything. */
+static napi_value js_open(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	char dir[4096];
+	if (argc < 1 || get_str(env, argv[0], dir, sizeof(dir))) {
+		napi_throw_type_error(env, NULL, "open(pinDir)");
+		return NULL;
+	}
+	static const char *progs[] = {"l2tp_rx", "l2tp_tx_egress", "l2tp_tx_ingress"};
+	static const char *maps[] = {"tx_cfg", "tun_map", "rx_sess", "sess_stats", "tun_stats", "seq_state"};
+	enum { NP = sizeof(progs) / sizeof(progs[0]), NM = sizeof(maps) / sizeof(maps[0]) };
+	struct named_fd all[NP + NM];
+	char pin[4096 + NAME_LEN + 8];
+	int adopt = 1;
+	for (int i = 0; i < NP + NM; i++) {
+		all[i].name = i < NP ? progs[i] : maps[i - NP];
+		snprintf(pin, sizeof(pin), "%s/%s%s", dir, i < NP ? "prog_" : "", all[i].name);
+		if (access(pin, F_OK) != 0)
+			adopt = 0;
+	}
+	if (adopt) {
+		for (int i = 0; i < NP + NM; i++) {
+			snprintf(pin, sizeof(pin), "%s/%s%s", dir, i < NP ? "prog_" : "", all[i].name);
+			all[i].fd = obj_get(pin);
+			if (all[i].fd < 0)
+				return throw_errno(env, pin, errno);
+		}
+	} else {
+		struct l2tp_bpf *skel = l2tp_bpf__open_and_load();
+		if (!skel)
+			return throw_errno(env, "loading the BPF programs", errno);
+		int fds[NP + NM] = {
+			skel->progs.l2tp_rx.prog_fd,   skel->progs.l2tp_tx_egress.prog_fd,
+			skel->progs.l2tp_tx_ingress.prog_fd, skel->maps.tx_cfg.map_fd,
+			skel->maps.tun_map.map_fd,     skel->maps.rx_sess.map_fd,
+			skel->maps.sess_stats.map_fd,  skel->maps.tun_stats.map_fd,
+			skel->maps.seq_state.map_fd,
+		};
+		for (int i = 0; i < NP + NM; i++) {
+			snprintf(pin, sizeof(pin), "%s/%s%s", dir, i < NP ? "prog_" : "", all[i].name);
+			unlink(pin);
+			if (obj_pin(fds[i], pin)) {
+				int e = errno;
+				l2tp_bpf__destroy(skel);
+				return throw_errno(env, pin, e);
+			}
+			all[i].fd = dup(fds[i]);
+		}
+		/* the duplicated descriptors and the pins keep everything alive */
+		l2tp_bpf__destroy(skel);
+	}
+	napi_value res, po, mo, b;
+	napi_create_object(env, &res);
+	napi_create_object(env, &po);
+	napi_create_object(env, &mo);
+	for (int i = 0; i < NP + NM; i++)
+		napi_set_named_property(env, i < NP ? po : mo, all[i].name, num(env, all[i].fd));
+	napi_get_boolean(env, adopt, &b);
+	napi_set_named_property(env, res, "adopted", b);
+	napi_set_named_property(env, res, "progs", po);
+	napi_set_named_property(env, res, "maps", mo);
+	return res;
+}
+
+static napi_value js_map_update(napi_env env, napi_callback_info info)
+{
+	size_t argc = 3;
+	napi_value argv[3];
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	uint32_t fd;
+	void *k, *v;
+	size_t kl, vl;
+	if (argc < 3 || get_u32(env, argv[0], &fd) || get_buf(env, argv[1], &k, &kl) || get_buf(env, argv[2], &v, &vl)) {
+		napi_throw_type_error(env, NULL, "mapUpdate(fd, key, value)");
+		return NULL;
+	}
+	if (map_op(BPF_MAP_UPDATE_ELEM, (int)fd, k, v, BPF_ANY))
+		return throw_errno(env, "map update", errno);
+	return NULL;
+}
+
+static napi_value js_map_delete(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2], b;
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	uint32_t fd;
+	void *k;
+	size_t kl;
+	if (argc < 2 || get_u32(env, argv[0], &fd) || get_buf(env, argv[1], &k, &kl)) {
+		napi_throw_type_error(env, NULL, "mapDelete(fd, key)");
+		return NULL;
+	}
+	int r = map_op(BPF_MAP_DELETE_ELEM, (int)fd, k, NULL, 0);
+	if (r && errno != ENOENT)
+		return throw_errno(env, "map delete", errno);
+	napi_get_boolean(env, r == 0, &b);
+	return b;
+}
+
+static napi_value js_map_lookup(napi_env env, napi_callback_info info)
+{
+	size_t argc = 3;
+	napi_value argv[3], out;
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	uint32_t fd, vsize;
+	void *k, *v;
+	size_t kl;
+	if (argc < 3 || get_u32(env, argv[0], &fd) || get_buf(env, argv[1], &k, &kl) || get_u32(env, argv[2], &vsize)) {
+		napi_throw_type_error(env, NULL, "mapLookup(fd, key, valueSize)");
+		return NULL;
+	}
+	napi_create_buffer(env, vsize, &v, &out);
+	if (map_op(BPF_MAP_LOOKUP_ELEM, (int)fd, k, v, 0)) {
+		if (errno == ENOENT) {
+			napi_get_undefined(env, &out);
+			return out;
+		}
+		return throw_errno(env, "map lookup", errno);
+	}
+	return out;
+}
+
+static napi_value js_map_keys(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2], arr;
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	uint32_t fd, ks;
+	if (argc < 2 || get_u32(env, argv[0], &fd) || get_u32(env, argv[1], &ks) || ks == 0 || ks > 256) {
+		napi_throw_type_error(env, NULL, "mapKeys(fd, keySize)");
+		return NULL;
+	}
+	unsigned char cur[256], next[256];
+	napi_create_array(env, &arr);
+	uint32_t n = 0;
+	const void *prev = NULL;
+	while (map_op(BPF_MAP_GET_NEXT_KEY, (int)fd, prev, next, 0) == 0) {
+		napi_value b;
+		void *d;
+		napi_create_buffer_copy(env, ks, next, &d, &b);
+		napi_set_element(env, arr, n++, b);
+		memcpy(cur, next, ks);
+		prev = cur;
+	}
+	return arr;
+}
+
+static napi_value js_prog_id(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	uint32_t fd;
+	if (argc < 1 || get_u32(env, argv[0], &fd)) {
+		napi_throw_type_error(env, NULL, "progId(fd)");
+		return NULL;
+	}
+	struct bpf_prog_info pi = {0};
+	union bpf_attr a = {0};
+	a.info.bpf_fd = fd;
+	a.info.info_len = sizeof(pi);
+	a.info.info = (__u64)(unsigned long)&pi;
+	if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a))
+		return throw_errno(env, "program info", errno);
+	return num(env, pi.id);
+}
+
+static napi_value js_close_fd(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	uint32_t fd;
+	if (argc >= 1 && !get_u32(env, argv[0], &fd))
+		close((int)fd);
+	return NULL;
+}
+
+static int ethtool_set(int sock, const char *ifname, uint32_t cmd, uint32_t value)
+{
+	struct ethtool_value ev = {.cmd = cmd, .data = value};
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	ifr.ifr_data = (void *)&ev;
+	return ioctl(sock, SIOCETHTOOL, &ifr);
+}
+
+/* The legacy ethtool ioctls are enough to switch segmentation and GRO; the image has no ethtool. */
+static napi_value js_set_offloads(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2];
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	char ifname[IFNAMSIZ + 1];
+	if (argc < 2 || get_str(env, argv[0], ifname, sizeof(ifname))) {
+		napi_throw_type_error(env, NULL, "setOffloads(ifname, { tso, gso, gro, txcsum })");
+		return NULL;
+	}
+	static const struct {
+		const char *key;
+		uint32_t cmd;
+	} keys[] = {{"txcsum", ETHTOOL_STXCSUM}, {"tso", ETHTOOL_STSO}, {"gso", ETHTOOL_SGSO}, {"gro", ETHTOOL_SGRO}};
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return throw_errno(env, "socket", errno);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		bool has, on;
+		napi_value v;
+		napi_has_named_property(env, argv[1], keys[i].key, &has);
+		if (!has)
+			continue;
+		napi_get_named_property(env, argv[1], keys[i].key, &v);
+		if (napi_get_value_bool(env, v, &on) != napi_ok)
+			continue;
+		if (ethtool_set(sock, ifname, keys[i].cmd, on ? 1 : 0)) {
+			int e = errno;
+			close(sock);
+			char what[128];
+			snprintf(what, sizeof(what), "ethtool %s %s on %s", keys[i].key, on ? "on" : "off", ifname);
+			return throw_errno(env, what, e);
+		}
+	}
+	close(sock);
+	return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+	napi_property_descriptor d[] = {
+		{"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+		{"mapUpdate", NULL, js_map_update, NULL, NULL, NULL, napi_default, NULL},
+		{"mapDelete", NULL, js_map_delete, NULL, NULL, NULL, napi_default, NULL},
+		{"mapLookup", NULL, js_map_lookup, NULL, NULL, NULL, napi_default, NULL},
+		{"mapKeys", NULL, js_map_keys, NULL, NULL, NULL, napi_default, NULL},
+		{"progId", NULL, js_prog_id, NULL, NULL, NULL, napi_default, NULL},
+		{"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_default, NULL},
+		{"setOffloads", NULL, js_set_offloads, NULL, NULL, NULL, napi_default, NULL},
+	};
+	napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d);
+	return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,51 @@
+// tc filters through iproute2's tc (in the image already): a clsact qdisc and one direct-action
+// cls_bpf filter per hook, at a preference of our own so other users of clsact are left alone.
+import { run, runCapture } from '../../../lib/exec.js';
+
+/** The preference (priority) and handle of every kube-l2tp filter. */
+export const FILTER_PREF = '49225';
+const HANDLE = '1';
+
+export type Hook = 'ingress' | 'egress';
+
+interface TcFilterJson {
+  options?: { prog?: { id?: number } };
+}
+
+/** The id of the program our filter runs on dev's hook, or undefined when there is none. */
+export async function filterProgId(dev: string, hook: Hook): Promise<number | undefined> {
+  const r = await runCapture('tc', ['-j', 'filter', 'show', 'dev', dev, hook, 'pref', FILTER_PREF]);
+  if (r.code !== 0) return undefined;
+  try {
+    const entries = JSON.parse(r.stdout || '[]') as TcFilterJson[];
+    return entries.find((e) => e.options?.prog?.id !== undefined)?.options?.prog?.id;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Installs (or atomically replaces) our filter with the program pinned at progPin. */
+export async function attachFilter(dev: string, hook: Hook, progPin: string): Promise<void> {
+  // clsact may exist already (ours from an earlier run, or another tool's): both are fine
+  await runCapture('tc', ['qdisc', 'add', 'dev', dev, 'clsact']);
+  await run('tc', [
+    'filter',
+    'replace',
+    'dev',
+    dev,
+    hook,
+    'pref',
+    FILTER_PREF,
+    'handle',
+    HANDLE,
+    'bpf',
+    'direct-action',
+    'object-pinned',
+    progPin,
+  ]);
+}
+
+/** Removes our filter only; the qdisc stays (others may use it). Absent is fine. */
+export async function detachFilter(dev: string, hook: Hook): Promise<void> {
+  await runCapture('tc', ['filter', 'del', 'dev', dev, hook, 'pref', FILTER_PREF, 'handle', HANDLE, 'bpf']);
+}
