@@ -162,6 +162,31 @@ export class Agent {
     }
   }
 
+  /** The node state as the agent reads it (the SIGTERM handler asks whether this is an uninstall). */
+  nodeState(): Promise<L2TPNodeState | undefined> {
+    return this.o.source.get();
+  }
+
+  /**
+   * Uninstall: stop reconciling and remove every tunnel, session and device this agent made, and the
+   * attachment bridges of its pseudowires that no pod uses any more.
+   */
+  async teardown(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.o.source.stop();
+    await this.running;
+    for (const s of this.lastReport?.sessions ?? []) {
+      if (!s.pseudowire || !this.o.onPseudowireGone) continue;
+      await this.o
+        .onPseudowireGone(s.pseudowire)
+        .catch((e: unknown) =>
+          this.o.logger.warn({ pseudowire: s.pseudowire, err: String(e) }, 'attachment bridge stays'),
+        );
+    }
+    await this.o.backend.close({ keepDevices: false });
+  }
+
   /**
    * SIGTERM: stop reconciling and leave every device in place, so a rolling update of the agent
    * never cuts pods off; the next agent adopts them.

@@ -1,0 +1,63 @@
+// What the agent does when it stops because kube-l2tp is being uninstalled, not restarted: the
+// uninstall procedure (docs/install.md) annotates every L2TPNodeState with UNINSTALL_ANNOTATION
+// before it deletes the datapath pods. An agent that stops without it (rolling update, node drain,
+// crash) leaves every device in place for the next agent, as the design requires.
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GROUP, type L2TPNodeState } from '../../lib/api/schemas.js';
+import type { Logger } from '../../lib/log.js';
+import { CNI_BINARY } from './install-cni.js';
+
+export const UNINSTALL_ANNOTATION = `${GROUP}/uninstall`;
+
+/** The node state says this agent is stopping for good (annotation set to "true"). */
+export function isUninstalling(obj: Pick<L2TPNodeState, 'metadata'> | undefined): boolean {
+  return obj?.metadata.annotations?.[UNINSTALL_ANNOTATION] === 'true';
+}
+
+export interface NodeFiles {
+  binDir: string;
+  confDir: string;
+  /** Attachment records of the CNI plugin. */
+  stateDir: string;
+  logger: Logger;
+}
+
+export interface NodeCleanup {
+  removed: string[];
+  /** Attachments still recorded: pods attached to pseudowires that were not deleted first. */
+  attached: string[];
+}
+
+/**
+ * Removes what the agent installed on the node: the reference CNI config, and, when no pod is
+ * attached any more, the CNI executable and the attachment records. With pods still attached the
+ * executable stays: with no agent behind it, it answers their DEL with success (best effort), so
+ * those pods can still be deleted; remove it by hand after them.
+ */
+export async function cleanNodeFiles(o: NodeFiles): Promise<NodeCleanup> {
+  const removed: string[] = [];
+  const conf = join(o.confDir, 'kube-l2tp.d');
+  await rm(conf, { recursive: true, force: true });
+  removed.push(conf);
+  let records: string[] = [];
+  try {
+    records = (await readdir(o.stateDir)).filter((f) => f.endsWith('.json'));
+  } catch {
+    // no records directory: nothing was ever attached
+  }
+  const attached = records.map((f) => f.replace(/\.json$/, ''));
+  if (attached.length > 0) {
+    o.logger.warn(
+      { attached },
+      'pods are still attached to pseudowires: the CNI executable stays so their DEL succeeds; remove it after them',
+    );
+    return { removed, attached };
+  }
+  const shim = join(o.binDir, CNI_BINARY);
+  await rm(shim, { force: true });
+  await rm(o.stateDir, { recursive: true, force: true });
+  removed.push(shim, o.stateDir);
+  o.logger.info({ removed }, 'removed what kube-l2tp installed on this node');
+  return { removed, attached };
+}
