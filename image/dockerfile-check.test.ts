@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compareImage, describeTree, runtimeStage } from './dockerfile-check.js';
+import { dockerfileNodeVersion } from './node-dist.js';
 import { readTar, tarBuffer, type Entry, type RunConfig } from './oci.js';
 import { PRODUCT_LABELS, PRODUCT_WRAPPERS } from './recipes.js';
 
@@ -12,7 +13,11 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const dockerfile = readFileSync(join(repo, 'Dockerfile'), 'utf8');
 const config: RunConfig = {
   User: '65532:65532',
-  Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'NODE_ENV=production'],
+  Env: [
+    'PATH=/usr/local/bin:/usr/bin:/bin',
+    `NODE_VERSION=${dockerfileNodeVersion(dockerfile)}`,
+    'NODE_ENV=production',
+  ],
   Entrypoint: ['kube-l2tp-operator'],
   WorkingDir: '/app',
   Labels: PRODUCT_LABELS,
@@ -73,6 +78,11 @@ test('the check fails when the Dockerfile and the image diverge', async () => {
         'another env',
         (s: string) => s.replace('ENV NODE_ENV=production', 'ENV NODE_ENV=production LOG_LEVEL=debug'),
         /LOG_LEVEL=debug/,
+      ],
+      [
+        'another Node.js',
+        (s: string) => s.replace(/^ARG NODE_VERSION=.*$/m, 'ARG NODE_VERSION=22.1.0'),
+        /NODE_VERSION=22\.1\.0/,
       ],
       ['another workdir', (s: string) => s.replace('WORKDIR /app', 'WORKDIR /srv'), /WORKDIR \/srv/],
       [

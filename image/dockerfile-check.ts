@@ -23,6 +23,11 @@ export function runtimeStage(dockerfile: string): RuntimeStage {
   const stages = joined.split(/^FROM /m);
   const last = stages[stages.length - 1] ?? '';
   const st: RuntimeStage = { env: {}, labels: {}, written: {} };
+  // the node base images set NODE_VERSION: the image built here carries the same Node.js
+  const nodeVersion = /^ARG NODE_VERSION=(\S+)$/m.exec(dockerfile)?.[1];
+  if (nodeVersion !== undefined && /^FROM node:\$\{NODE_VERSION\}/m.test(last === '' ? '' : `FROM ${last}`)) {
+    st.env.NODE_VERSION = nodeVersion;
+  }
   const pairs = (s: string): [string, string][] =>
     [...s.matchAll(/([\w.-]+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))/g)].map((m) => [
       m[1]!,

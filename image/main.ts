@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds the project's OCI image archives without a Docker engine or a registry:
 //   node dist/image/main.js build <kube-l2tp|pause|tools|multus|all ...> [--out DIR] [--tag TAG]
-//        [--from worktree|head] [--app-tree DIR] [--no-cache]
+//        [--from worktree|head|COMMIT] [--app-tree DIR] [--no-cache]
 //     prints one line per image on stdout: NAME DIGEST ARCHIVE SIZE; progress goes to stderr
 //   node dist/image/main.js pins [--refresh]      the pinned Debian packages (refresh: today's versions)
 //   node dist/image/main.js check-dockerfile --archive A --app-tree DIR [--dockerfile F]
@@ -53,10 +53,25 @@ function progressLogger(): Logger {
   return pino({ level: process.env.LOG_LEVEL ?? 'info', base: {} }, dest);
 }
 
-export function sourceDateEpoch(): number {
+/** SOURCE_DATE_EPOCH, or the time of the commit the image is built from (HEAD for the working tree). */
+export function sourceDateEpoch(rev: string): number {
   const env = process.env.SOURCE_DATE_EPOCH;
   if (env !== undefined && env !== '') return Number(env);
-  return Number(execFileSync('git', ['log', '-1', '--format=%ct'], { cwd: repo, encoding: 'utf8' }).trim());
+  return Number(
+    execFileSync('git', ['log', '-1', '--format=%ct', rev], { cwd: repo, encoding: 'utf8' }).trim(),
+  );
+}
+
+/** --from: the working tree, or a commit resolved once (HEAD may move while images build). */
+function resolveFrom(from: string): BuildEnv['from'] {
+  if (from === 'worktree') return 'worktree';
+  const rev = from === 'head' ? 'HEAD' : from;
+  return {
+    commit: execFileSync('git', ['rev-parse', '--verify', `${rev}^{commit}`], {
+      cwd: repo,
+      encoding: 'utf8',
+    }).trim(),
+  };
 }
 
 function human(n: number): string {
@@ -77,7 +92,7 @@ function inputKey(parts: string[], inputs: string[]): string {
 
 async function build(
   ids: string[],
-  opts: { out: string; tag?: string; from: 'head' | 'worktree'; appTree?: string; cache: boolean },
+  opts: { out: string; tag?: string; from: BuildEnv['from']; appTree?: string; cache: boolean },
   log: Logger,
 ): Promise<BuiltImage[]> {
   const cache = cacheDir();
@@ -88,7 +103,8 @@ async function build(
     PINS,
     log.child({ part: 'debs' }),
   );
-  const epoch = sourceDateEpoch();
+  const epoch = sourceDateEpoch(opts.from === 'worktree' ? 'HEAD' : opts.from.commit);
+  const fromText = opts.from === 'worktree' ? 'worktree' : opts.from.commit;
   const env: BuildEnv = {
     repo,
     cache,
@@ -107,7 +123,7 @@ async function build(
       throw new Error(`unknown image ${id} (known: ${Object.keys(RECIPES).join(', ')})`);
     const ilog = log.child({ image: id });
     const name = recipe.name(env);
-    const key = inputKey([id, name, String(epoch), opts.from, env.appTree ?? ''], recipe.inputs(env));
+    const key = inputKey([id, name, String(epoch), fromText, env.appTree ?? ''], recipe.inputs(env));
     const archive = join(opts.out, `${id}-${key}.oci.tar`);
     const meta = `${archive}.json`;
     if (opts.cache && env.appTree === undefined && existsSync(archive) && existsSync(meta)) {
@@ -117,7 +133,7 @@ async function build(
       continue;
     }
     const t0 = Date.now();
-    ilog.info({ epoch, from: opts.from }, `${name}: assembling`);
+    ilog.info({ epoch, from: fromText }, `${name}: assembling`);
     const work = mkdtempSync(join(tmpdir(), `kli-image-${id}-`));
     try {
       const { rootfs, config } = await recipe.assemble(env, work);
@@ -170,12 +186,11 @@ async function main(argv: string[]): Promise<number> {
     case 'build': {
       const ids =
         positionals.length === 0 || positionals.includes('all') ? Object.keys(RECIPES) : positionals;
-      if (values.from !== 'head' && values.from !== 'worktree') throw new Error('--from is head or worktree');
       const built = await build(
         ids,
         {
           out: resolve(values.out ?? join(cacheDir(), 'images')),
-          from: values.from,
+          from: resolveFrom(values.from),
           cache: !values['no-cache'],
           ...(values.tag !== undefined ? { tag: values.tag } : {}),
           ...(values['app-tree'] !== undefined ? { appTree: values['app-tree'] } : {}),
@@ -213,7 +228,7 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       process.stderr.write(
-        'usage: main.js build <kube-l2tp|pause|tools|multus|all ...> [--out DIR] [--tag TAG] [--from worktree|head] | pins [--refresh] | check-dockerfile --archive A --app-tree DIR\n',
+        'usage: main.js build <kube-l2tp|pause|tools|multus|all ...> [--out DIR] [--tag TAG] [--from worktree|head|COMMIT] | pins [--refresh] | check-dockerfile --archive A --app-tree DIR\n',
       );
       return 2;
   }

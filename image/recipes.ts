@@ -18,8 +18,8 @@ export interface BuildEnv {
   cache: string;
   /** SOURCE_DATE_EPOCH. */
   epoch: number;
-  /** The product's app tree from the committed tree or from the working tree. */
-  from: 'head' | 'worktree';
+  /** The product's app tree from the working tree or from a commit (a full hash, resolved once). */
+  from: 'worktree' | { commit: string };
   /** An app tree already assembled by scripts/dockerfile-dry-build.sh --out (skips the dry build). */
   appTree?: string;
   tag?: string;
@@ -124,17 +124,12 @@ const product: Recipe = {
   name: (env) => `kube-l2tp.local/kube-l2tp:${env.tag ?? packageVersion(env.repo)}`,
   inputs(env) {
     // the whole context the dry build reads (the key changes with any source)
-    const args =
-      env.from === 'head'
-        ? ['ls-tree', '-r', 'HEAD', '--name-only']
-        : ['ls-files', '--cached', '--others', '--exclude-standard'];
-    const files = execFileSync('git', args, { cwd: env.repo, encoding: 'utf8', maxBuffer: 64 << 20 })
+    if (env.from !== 'worktree') return [`commit ${env.from.commit}`, ...imageSources(env)];
+    const args = ['ls-files', '--cached', '--others', '--exclude-standard'];
+    return execFileSync('git', args, { cwd: env.repo, encoding: 'utf8', maxBuffer: 64 << 20 })
       .split('\n')
-      .filter((f) => f !== '' && existsSync(join(env.repo, f)));
-    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: env.repo, encoding: 'utf8' }).trim();
-    return env.from === 'head'
-      ? [`commit ${head}`, ...imageSources(env)]
-      : files.map((f) => join(env.repo, f));
+      .filter((f) => f !== '' && existsSync(join(env.repo, f)))
+      .map((f) => join(env.repo, f));
   },
   async assemble(env, work) {
     const fs = new Rootfs();
@@ -156,7 +151,7 @@ const product: Recipe = {
         'scripts/dockerfile-dry-build.sh',
         '--out',
         app,
-        ...(env.from === 'worktree' ? ['--worktree'] : []),
+        ...(env.from === 'worktree' ? ['--worktree'] : ['--commit', env.from.commit]),
       ];
       const r = await runCapture('bash', args, { env: { ...process.env } });
       if (r.code !== 0) throw new Error(`scripts/dockerfile-dry-build.sh failed:\n${r.stderr.slice(-4000)}`);

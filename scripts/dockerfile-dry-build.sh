@@ -6,24 +6,32 @@
 # it proves the commands and paths, not the base image.
 # It is also the one place that assembles the image's /app: the image build without Docker (image/)
 # keeps the tree with --out.
-#   usage: scripts/dockerfile-dry-build.sh [--out DIR] [--worktree] [DOCKERFILE]
-#     --out DIR    keep the runtime tree (/out/app) at DIR (replaced); otherwise nothing is kept
-#     --worktree   the context is the working tree (tracked and untracked files, not ignored ones)
-#                  instead of the committed tree
+#   usage: scripts/dockerfile-dry-build.sh [--out DIR] [--worktree | --commit REV] [DOCKERFILE]
+#     --out DIR     keep the runtime tree (/out/app) at DIR (replaced); otherwise nothing is kept
+#     --worktree    the context is the working tree (tracked and untracked files, not ignored ones)
+#     --commit REV  the context is that commit's tree (default HEAD)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-keep=''; worktree=0
+keep=''; worktree=0; rev=HEAD
 while [ $# -gt 0 ]; do
   case $1 in
     --out) keep=${2:?--out needs a directory}; shift 2 ;;
     --worktree) worktree=1; shift ;;
+    --commit) rev=${2:?--commit needs a revision}; shift 2 ;;
     *) break ;;
   esac
 done
 df=${1:-Dockerfile}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ctx=$tmp/context; src=$tmp/src; out=$tmp/out
+# The build stage runs in one fixed directory, as Docker's WORKDIR /src does: compilers record the
+# build path (clang -g in eBPF objects), so a path of its own per run would change the image's digest.
+# One dry build at a time holds it.
+src=${TMPDIR:-/tmp}/kli-dry-build-src
+exec 9>"$src.lock"
+flock 9
+tmp=$(mktemp -d); trap 'rm -rf "$tmp" "$src"' EXIT
+ctx=$tmp/context; out=$tmp/out
+rm -rf "$src"
 mkdir -p "$ctx" "$src"
 # the build context: committed files (or the working tree's), without what .dockerignore excludes
 if [ $worktree = 1 ]; then
@@ -31,7 +39,7 @@ if [ $worktree = 1 ]; then
     | while IFS= read -r -d '' f; do if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi; done \
     | tar --null -T - -cf - | tar -x -C "$ctx"
 else
-  git archive HEAD | tar -x -C "$ctx"
+  git archive "$rev" | tar -x -C "$ctx"
 fi
 while IFS= read -r pat; do
   case $pat in ''|'#'*) continue ;; esac

@@ -33,7 +33,7 @@ if want check; then
   step "checks: lint, format, generated files"
   npx eslint . || failed_checks=$((failed_checks + 1))
   npx prettier --check . >/dev/null || { npx prettier --check . | tail -5; failed_checks=$((failed_checks + 1)); }
-  for gen in scripts/check-generated.sh scripts/check-manifest.sh scripts/check-dockerfile.sh; do
+  for gen in scripts/check-generated.sh scripts/check-manifest.sh scripts/check-dockerfile.sh scripts/check-image.sh; do
     [ -f "$gen" ] && { bash "$gen" || failed_checks=$((failed_checks + 1)); }
   done
 fi
