@@ -342,6 +342,12 @@ int l2tp_rx(struct __sk_buff *skb)
 	if (!tid_p)
 		return TC_ACT_OK; /* not ours */
 	__u32 tid = *tid_p;
+	/* every datagram of the tunnel is counted here, then forwarded or dropped under one reason;
+	 * adjust_room resets gso_segs, so it is read first */
+	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tid);
+	if (t)
+		t->rx_packets += segs;
 
 	__u32 ip_end = ETH_HLEN + bpf_ntohs(ip->tot_len);
 	if (ip_end > skb->len || ip_end < hoff) {
@@ -425,12 +431,9 @@ int l2tp_rx(struct __sk_buff *skb)
 
 	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sid);
 	if (s) {
-		s->rx_packets += skb->gso_segs ? skb->gso_segs : 1;
+		s->rx_packets += segs;
 		s->rx_bytes += skb->len;
 	}
-	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tid);
-	if (t)
-		t->rx_packets++;
 	return bpf_redirect(ifindex, 0);
 }
 
