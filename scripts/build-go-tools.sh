@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Builds the real components the tests use (kube-apiserver, kubectl, etcd, helm, cnitool) from Go
-# modules into a versioned cache outside the repository. Idempotent: a tool already built at its
+# Builds the real components the tests use from Go modules into a versioned cache outside the
+# repository: kube-apiserver, kubectl, etcd, helm, cnitool; for real nodes (the lab and the e2e suite)
+# kubelet, kube-controller-manager, kube-scheduler, kube-proxy; Multus (thin plugin and its
+# entrypoint, baked into a local image by scripts/build-images.sh). Idempotent: a tool already built at its
 # pinned version is not rebuilt. Prints the cache's bin folder on the last line.
-#   usage: scripts/build-go-tools.sh [tool ...]     (default: all)
+#   usage: scripts/build-go-tools.sh [tool ...]     (default: all; groups: api nodes multus)
 set -euo pipefail
 K8S=1.34.3; K8S_MINOR=34; K8S_STAGING=0.34.3
 ETCD=3.5.24
 HELM=3.21.4
 CNI=1.3.0
+MULTUS=4.2.3
 CACHE=${KUBE_L2TP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-l2tp}
 BIN=$CACHE/bin
 mkdir -p "$BIN" "$CACHE/src"
@@ -18,8 +21,14 @@ log() { echo "[build-go-tools] $*" >&2; }
 have() { [ -x "$BIN/$1" ] && [ -f "$BIN/.$1.version" ] && [ "$(cat "$BIN/.$1.version")" = "$2" ]; }
 mark() { echo "$2" > "$BIN/.$1.version"; }
 
+K8S_CONTROL=(kube-apiserver kubectl)
+K8S_NODES=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+# build_k8s CMD...: the Kubernetes commands from one scratch module (k8s.io/kubernetes with its staging
+# modules replaced by their published versions)
 build_k8s() {
-  if have kube-apiserver "$K8S" && have kubectl "$K8S"; then return; fi
+  local c todo=()
+  for c in "$@"; do have "$c" "$K8S" || todo+=("$c"); done
+  [ ${#todo[@]} -gt 0 ] || return 0
   local d=$CACHE/src/k8s-$K8S
   mkdir -p "$d"; cd "$d"
   if [ ! -f go.mod ]; then
@@ -37,11 +46,11 @@ build_k8s() {
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf+=" -X $p.gitVersion=v$K8S -X $p.gitMajor=1 -X $p.gitMinor=$K8S_MINOR -X $p.gitTreeState=clean"
   done
-  log "k8s $K8S: building kube-apiserver and kubectl (several minutes when cold)"
-  go build -trimpath -ldflags "$ldf" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-  mark kube-apiserver "$K8S"
-  go build -trimpath -ldflags "$ldf" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl
-  mark kubectl "$K8S"
+  for c in "${todo[@]}"; do
+    log "k8s $K8S: building $c (minutes when cold)"
+    go build -trimpath -ldflags "$ldf" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c"
+    mark "$c" "$K8S"
+  done
 }
 
 build_etcd() {
@@ -72,10 +81,36 @@ build_cnitool() {
   mark cnitool "$CNI"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd k8s cnitool helm)
+# The proxy refuses the version list of every Multus module path (go install @version asks for it), so
+# the thin plugin and its entrypoint build from a scratch module that requires the exact version.
+build_multus() {
+  have multus "$MULTUS" && have multus-thin-entrypoint "$MULTUS" && have multus-install "$MULTUS" && have multus-passthru "$MULTUS" && return
+  local d=$CACHE/src/multus-$MULTUS m=gopkg.in/k8snetworkplumbingwg/multus-cni.v4
+  mkdir -p "$d"; cd "$d"
+  if [ ! -f go.mod ]; then
+    go mod init local.test/multusbin >/dev/null 2>&1
+    go mod edit "-require=$m@v$MULTUS"
+  fi
+  log "multus $MULTUS: building the thin plugin, its entrypoint, its installer and passthru"
+  local ldf="-s -w -X $m/pkg/multus.version=v$MULTUS"
+  go build -trimpath -ldflags "$ldf" -o "$BIN/multus" "$m/cmd/multus"
+  mark multus "$MULTUS"
+  go build -trimpath -ldflags "$ldf" -o "$BIN/multus-thin-entrypoint" "$m/cmd/thin_entrypoint"
+  mark multus-thin-entrypoint "$MULTUS"
+  go build -trimpath -ldflags "$ldf" -o "$BIN/multus-install" "$m/cmd/install_multus"
+  mark multus-install "$MULTUS"
+  # the installer copies the passthru plugin beside multus, as upstream's image holds it
+  go build -trimpath -ldflags "$ldf" -o "$BIN/multus-passthru" "$m/cmd/passthru-cni"
+  mark multus-passthru "$MULTUS"
+}
+
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd api cnitool helm nodes multus)
 for t in "${tools[@]}"; do
   case $t in
-    etcd) build_etcd ;; k8s|kube-apiserver|kubectl) build_k8s ;; helm) build_helm ;; cnitool) build_cnitool ;;
+    etcd) build_etcd ;; helm) build_helm ;; cnitool) build_cnitool ;; multus) build_multus ;;
+    api|k8s) build_k8s "${K8S_CONTROL[@]}" ;;
+    nodes) build_k8s "${K8S_NODES[@]}" ;;
+    kube-*|kubectl|kubelet) build_k8s "$t" ;;
     *) echo "unknown tool $t" >&2; exit 2 ;;
   esac
 done

@@ -26,6 +26,13 @@ step "build"
 [ -d node_modules ] || npm ci --no-fund --no-audit
 bash scripts/build-native.sh
 npx tsc -p tsconfig.json
+if want e2e; then
+  step "images for the real-cluster suite: kube-l2tp, pause, tools, multus (cached by content)"
+  KUBE_L2TP_IMAGES=$(mktemp); export KUBE_L2TP_IMAGES
+  trap 'rm -f "$KUBE_L2TP_IMAGES"' EXIT
+  bash scripts/build-images.sh | grep -E '^[^ ]+ /[^ ]+$' > "$KUBE_L2TP_IMAGES"
+  cat "$KUBE_L2TP_IMAGES"
+fi
 set +e
 
 failed_checks=0

@@ -1,0 +1,178 @@
+// The user's first hour, on a real cluster: real kubelets and containerd on two nodes, Multus
+// installed from its manifest, kube-l2tp installed with `helm install` (image reference and pull
+// policy only), the README's example applied with kubectl. The runtime, not the test, calls the CNI
+// plugin: evidence is the pod's net1 with the pseudowire's MTU and Multus's network-status annotation.
+// Then the failures a user meets (a network that does not exist, a pseudowire that is not Ready) and
+// `helm uninstall`, each leaving nothing half-made on the nodes.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { API_VERSION } from '../../lib/api/schemas.js';
+import { createLogger } from '../../lib/log.js';
+import { requireRoot } from '../harness/netns.js';
+import { until } from '../harness/wait.js';
+import { leftovers } from '../harness/cluster/leaks.js';
+import { parseImageList, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
+
+const logger = createLogger({ name: 'e2e-real', level: 'warn', destination: 'stderr' });
+const progress = (m: string) => console.log(`  · ${m}`);
+const NS = 'l2tp-demo';
+const PREFIX = 'rc';
+
+interface Event {
+  reason?: string;
+  message?: string;
+  involvedObject: { name: string; namespace?: string };
+}
+
+describe('real cluster: helm install, Multus, the README example', () => {
+  let lab: RealLab;
+  let nodeA = '';
+  let nodeB = '';
+
+  before(async () => {
+    requireRoot();
+    const list = process.env.KUBE_L2TP_IMAGES;
+    if (!list) throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
+    lab = await RealLab.start({
+      prefix: PREFIX,
+      nodes: 2,
+      underlay: '10.233.0',
+      podNet: '10.234',
+      images: parseImageList(readFileSync(list, 'utf8')),
+      logger,
+      progress,
+    });
+    [nodeA, nodeB] = lab.nodeNames as [string, string];
+  });
+
+  after(async () => {
+    await lab?.stop();
+    const left = await leftovers(PREFIX);
+    assert.deepEqual(left, [], `the cluster left these behind: ${left.join(', ')}`);
+  });
+
+  /** The kube-l2tp state a node holds for pods: links in its netns and attachment records. */
+  async function nodeFootprint(node: string): Promise<{ links: string[]; records: string[] }> {
+    const n = lab.cluster.node(node);
+    const l = await n.exec('ip', ['-o', 'link', 'show']);
+    const links = l.stdout
+      .split('\n')
+      .map((x) => x.split(':')[1]?.trim().split('@')[0] ?? '')
+      .filter((x) => x !== '' && !x.startsWith('l2tpeth') && !x.startsWith('l2br'));
+    const r = await n.exec('find', ['/var/lib/cni/kube-l2tp', '-type', 'f']);
+    return { links: links.sort(), records: r.stdout.split('\n').filter(Boolean).sort() };
+  }
+
+  it('runs the operator, the datapath pods and Multus from the locally loaded images', async () => {
+    const pods = await lab.cluster.getJson<{
+      items: { metadata: { name: string; namespace: string }; spec: { containers: { image: string }[]; nodeName?: string }; status: { phase: string } }[];
+    }>(['pods', '-A']); // prettier-ignore
+    const ops = pods.items.filter((p) => p.metadata.namespace === RELEASE_NAMESPACE && p.metadata.name.includes('operator'));
+    assert.ok(ops.length >= 1, 'no operator pod');
+    for (const p of ops) assert.equal(p.status.phase, 'Running', `${p.metadata.name} is ${p.status.phase}`);
+    assert.ok(ops.every((p) => p.spec.containers[0]!.image.startsWith('kube-l2tp.local/')));
+    const multus = pods.items.filter((p) => p.metadata.name.startsWith('kube-multus-ds'));
+    assert.equal(multus.length, 2, 'one Multus pod per node');
+    for (const p of multus) assert.equal(p.status.phase, 'Running');
+  });
+
+  it('attaches pods through containerd -> Multus -> kube-l2tp: net1 with the MTU, network-status, traffic', async () => {
+    await lab.apply(lab.example({ nodeA, nodeB }));
+    const pw = await lab.waitPseudowireReady(NS, 'red-wire');
+    const podA = { namespace: NS, name: 'pod-a' };
+    const podB = { namespace: NS, name: 'pod-b' };
+    await lab.waitPodsReady([podA, podB]);
+    const ds = await lab.cluster.getJson<{ items: { spec: { nodeName: string }; status: { phase: string } }[] }>([
+      'pods', '-n', RELEASE_NAMESPACE, '-l', 'app.kubernetes.io/component=datapath',
+    ]); // prettier-ignore
+    assert.deepEqual(ds.items.map((p) => p.spec.nodeName).sort(), [nodeA, nodeB].sort(), 'a datapath pod on each node');
+    for (const p of [podA, podB]) {
+      const i = await lab.podInterface(p);
+      assert.equal(i.mtu, pw.status?.mtu, `${p.name} net1 MTU`);
+      const st = await lab.networkStatus(p);
+      const net1 = st.find((x) => x.interface === 'net1');
+      assert.ok(net1, `network-status of ${p.name} lists net1: ${JSON.stringify(st)}`);
+      assert.match(net1.name, /red-wire$/);
+    }
+    const ping = await lab.ping(podA, '10.10.0.2', 10);
+    assert.ok(ping.received >= 9, `ping over the pseudowire: ${ping.output}`);
+    const mbps = await lab.throughput(podA, podB, '10.10.0.1', 2);
+    assert.ok(mbps > 1, `throughput ${mbps} Mbit/s`);
+    progress(`ping ${ping.received}/${ping.sent}, ${mbps.toFixed(0)} Mbit/s`);
+  });
+
+  /** A pod on nodeA with this annotation; returns the sandbox failure events kubectl describe shows. */
+  async function failingPod(name: string, network: string): Promise<string[]> {
+    await lab.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: NS, annotations: { 'k8s.v1.cni.cncf.io/networks': network } },
+        spec: {
+          nodeSelector: { 'kubernetes.io/hostname': nodeA },
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'c', image: lab.o.images.tools.name, command: ['sleep', '3600'] }],
+        },
+      },
+    ]);
+    return until(
+      `a sandbox failure event for ${name}`,
+      async () => {
+        const ev = await lab.cluster.getJson<{ items: Event[] }>(['events', '-n', NS, '--field-selector', `involvedObject.name=${name}`]);
+        const msgs = ev.items.filter((e) => e.reason === 'FailedCreatePodSandBox').map((e) => e.message ?? '');
+        return msgs.length > 0 ? msgs : undefined;
+      },
+      90_000,
+      1000,
+    );
+  }
+
+  it('explains a network that does not exist, and leaves nothing half-made', async () => {
+    const before = await nodeFootprint(nodeA);
+    const msgs = await failingPod('pod-missing', 'no-such-wire');
+    assert.ok(msgs.some((m) => m.includes('no-such-wire')), `the reason names the network: ${msgs.join(' | ')}`);
+    const describe = await lab.kubectl(['describe', 'pod', '-n', NS, 'pod-missing']);
+    assert.match(describe, /no-such-wire/);
+    await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-missing', '--wait=true', '--timeout=60s']);
+    assert.deepEqual(await nodeFootprint(nodeA), before);
+  });
+
+  it('explains a pseudowire that is not Ready (the CNI error names it), and leaves nothing half-made', async () => {
+    // a tunnel to a node that does not exist: its pseudowire gets a NAD but never becomes Ready
+    await lab.apply([
+      {
+        apiVersion: API_VERSION,
+        kind: 'L2TPTunnel',
+        metadata: { name: 'to-nowhere' },
+        spec: { encapsulation: 'UDP', local: { node: nodeA }, peer: { node: 'no-such-node' } },
+      },
+      {
+        apiVersion: API_VERSION,
+        kind: 'Pseudowire',
+        metadata: { name: 'blue-wire', namespace: NS },
+        spec: { tunnelRef: { name: 'to-nowhere' }, l2SpecificSublayer: 'Default', attachment: { mode: 'Bridge' } },
+      },
+    ]);
+    await until('the NetworkAttachmentDefinition of blue-wire', async () =>
+      (await lab.kubectl(['get', 'network-attachment-definitions', '-n', NS, '-o', 'name'])).includes('blue-wire'),
+    );
+    const before = await nodeFootprint(nodeA);
+    const msgs = await failingPod('pod-blue', 'blue-wire');
+    assert.ok(
+      msgs.some((m) => /kube-l2tp/.test(m) && m.includes('blue-wire')),
+      `the kube-l2tp CNI error names the pseudowire: ${msgs.join(' | ')}`,
+    );
+    await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-blue', '--wait=true', '--timeout=60s']);
+    assert.deepEqual(await nodeFootprint(nodeA), before);
+  });
+
+  it('deletes a pod: the runtime\'s CNI DEL leaves no link and no attachment record', async () => {
+    const before = await nodeFootprint(nodeB);
+    assert.ok(before.records.length > 0, 'pod-b has an attachment record on its node');
+    await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-b', '--wait=true', '--timeout=60s']);
+    const afterDel = await nodeFootprint(nodeB);
+    assert.deepEqual(afterDel.records, [], 'no attachment record');
+    assert.ok(afterDel.links.length < before.links.length, 'the pod side of the veth is gone');
+  });
+});

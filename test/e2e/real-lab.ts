@@ -1,0 +1,308 @@
+// The lab on a real cluster: the cluster harness (real kubelets, containerd, kube-proxy, scheduler,
+// controller-manager), Multus installed from its manifest, kube-l2tp installed with `helm install`
+// (only the image reference and pull policy set), the README's example applied with kubectl, and pods
+// that the runtime attached through Multus and the kube-l2tp CNI executable. Everything a user would
+// see goes through kubectl, helm and the kubelet; nothing here attaches or starts anything itself.
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
+import { runCapture } from '../../lib/exec.js';
+import type { Logger } from '../../lib/log.js';
+import { RealCluster, type ClusterImage, type PodRef } from '../harness/cluster/cluster.js';
+import { multusManifest } from '../harness/cluster/multus.js';
+import { until } from '../harness/wait.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CHART = join(REPO, 'deploy/helm/kube-l2tp');
+export const RELEASE_NAMESPACE = 'kube-l2tp';
+/** The example's own image, replaced by the local tools image (busybox + iperf3). */
+const EXAMPLE_IMAGE = 'busybox:1.36';
+
+export interface LabImages {
+  kubeL2tp: ClusterImage;
+  pause: ClusterImage;
+  tools: ClusterImage;
+  multus: ClusterImage;
+}
+
+export interface RealLabOptions {
+  prefix: string;
+  nodes: number;
+  underlay: string;
+  podNet: string;
+  images: LabImages;
+  /** Extra `helm install --set` values (the image reference and pull policy are always set). */
+  helmSet?: string[];
+  logger: Logger;
+  progress: (msg: string) => void;
+}
+
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [k: string]: unknown;
+};
+
+export interface NetworkStatus {
+  name: string;
+  interface?: string;
+  ips?: string[];
+  mac?: string;
+  default?: boolean;
+}
+
+/**
+ * The images the lab needs, from the `NAME ARCHIVE` lines scripts/build-images.sh prints (each image
+ * known by the last path element of its repository: kube-l2tp, pause, tools, multus).
+ */
+export function parseImageList(text: string): LabImages {
+  const byRepo = new Map<string, ClusterImage>();
+  for (const line of text.split('\n')) {
+    const [name, archive] = line.trim().split(/\s+/);
+    if (!name || !archive) continue;
+    byRepo.set(splitImage(name).repository.split('/').pop()!, { name, archive });
+  }
+  const pick = (k: string) => {
+    const img = byRepo.get(k);
+    if (!img) throw new Error(`no ${k} image in the image list (scripts/build-images.sh prints it)`);
+    return img;
+  };
+  return { kubeL2tp: pick('kube-l2tp'), pause: pick('pause'), tools: pick('tools'), multus: pick('multus') };
+}
+
+/** Splits "repo:tag" (a registry port's colon is not a tag separator). */
+export function splitImage(name: string): { repository: string; tag: string } {
+  const i = name.lastIndexOf(':');
+  if (i < 0 || name.indexOf('/', i) >= 0) return { repository: name, tag: 'latest' };
+  return { repository: name.slice(0, i), tag: name.slice(i + 1) };
+}
+
+export class RealLab {
+  cluster!: RealCluster;
+
+  private constructor(readonly o: RealLabOptions) {}
+
+  static async start(o: RealLabOptions): Promise<RealLab> {
+    const lab = new RealLab(o);
+    try {
+      lab.cluster = await RealCluster.start({
+        prefix: o.prefix,
+        nodes: o.nodes,
+        underlay: o.underlay,
+        podNet: o.podNet,
+        pause: o.images.pause,
+        images: [o.images.kubeL2tp, o.images.tools, o.images.multus],
+        logger: o.logger,
+        progress: o.progress,
+      });
+      await lab.installMultus();
+      await lab.helmInstall();
+      return lab;
+    } catch (e) {
+      await lab.cluster?.stop();
+      throw e;
+    }
+  }
+
+  get nodeNames(): string[] {
+    return this.cluster.nodes.map((n) => n.name);
+  }
+
+  async installMultus(): Promise<void> {
+    const t = Date.now();
+    await this.apply(multusManifest(this.o.images.multus.name));
+    await this.kubectl([
+      'rollout',
+      'status',
+      'daemonset/kube-multus-ds',
+      '-n',
+      'kube-system',
+      '--timeout=180s',
+    ]);
+    // the DaemonSet is Ready once 00-multus.conf exists on every node: from then on containerd calls Multus
+    await until(
+      'Multus configuration on every node',
+      async () => {
+        for (const n of this.cluster.nodes) {
+          const r = await n.exec('ls', ['/etc/cni/net.d']);
+          if (!/00-multus\.conf/.test(r.stdout)) return false;
+        }
+        return true;
+      },
+      60_000,
+      500,
+    );
+    this.o.progress(`Multus ${this.o.images.multus.name} installed from its manifest (${secs(t)})`);
+  }
+
+  helm(args: string[], timeoutMs = 300_000) {
+    return runCapture(
+      join(this.cluster.cp.binDir, 'helm'),
+      ['--kubeconfig', this.cluster.cp.adminKubeconfig, ...args],
+      {
+        timeoutMs,
+      },
+    );
+  }
+
+  /** `helm install` as a user does: the chart, the image reference and its pull policy (plus extras). */
+  async helmInstall(extraSet: string[] = []): Promise<void> {
+    const t = Date.now();
+    const { repository, tag } = splitImage(this.o.images.kubeL2tp.name);
+    const set = [
+      `image.repository=${repository}`,
+      `image.tag=${tag}`,
+      'image.pullPolicy=Never',
+      ...(this.o.helmSet ?? []),
+      ...extraSet,
+    ];
+    const r = await this.helm([
+      'install', 'kube-l2tp', CHART, '-n', RELEASE_NAMESPACE, '--create-namespace', '--wait', '--timeout', '4m',
+      ...set.flatMap((s) => ['--set', s]),
+    ]); // prettier-ignore
+    if (r.code !== 0) throw new Error(`helm install failed: ${r.stderr || r.stdout}`);
+    this.o.progress(
+      `helm install kube-l2tp (${set.filter((s) => s.startsWith('image.')).join(' ')}): operator Running (${secs(t)})`,
+    );
+  }
+
+  kubectl(args: string[], input?: string): Promise<string> {
+    return this.cluster.kubectl(args, input !== undefined ? { input } : {});
+  }
+
+  apply(objects: unknown[]): Promise<string> {
+    return this.kubectl(['apply', '-f', '-'], objects.map((x) => YAML.stringify(x)).join('---\n'));
+  }
+
+  /**
+   * The README's example (examples/in-cluster-pair.yaml) as a user adapts it: node-a and node-b
+   * replaced by two nodes, its busybox image by the local tools image; options for the lab's variants.
+   */
+  example(o: {
+    nodeA: string;
+    nodeB: string;
+    encapsulation?: 'UDP' | 'IP';
+    cookies?: boolean;
+    mode?: 'Bridge' | 'Exclusive';
+  }): Obj[] {
+    const text = readFileSync(join(REPO, 'examples/in-cluster-pair.yaml'), 'utf8')
+      .replaceAll('node-a', o.nodeA)
+      .replaceAll('node-b', o.nodeB)
+      .replaceAll(EXAMPLE_IMAGE, this.o.images.tools.name);
+    const objs = YAML.parseAllDocuments(text)
+      .map((d) => d.toJS() as Obj | null)
+      .filter((x): x is Obj => x !== null);
+    for (const x of objs) {
+      const spec = x.spec as Record<string, unknown> | undefined;
+      if (x.kind === 'L2TPTunnel' && o.encapsulation) spec!.encapsulation = o.encapsulation;
+      if (x.kind === 'Pseudowire') {
+        if (o.mode) spec!.attachment = { mode: o.mode };
+        if (o.cookies)
+          Object.assign(spec!, {
+            cookie: { value: '0a0b0c0d0e0f1011' },
+            peerCookie: { value: '1213141516171819' },
+          });
+      }
+      // busybox as PID 1 ignores SIGTERM: do not wait 30 s for it on delete
+      if (x.kind === 'Pod')
+        (spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds = 1;
+    }
+    return objs;
+  }
+
+  async waitPseudowireReady(namespace: string, name: string, timeoutMs = 120_000): Promise<Pseudowire> {
+    return until(
+      `pseudowire ${namespace}/${name} Ready`,
+      async () => {
+        const pw = await this.cluster.getJson<Pseudowire>(['pseudowire', '-n', namespace, name]);
+        return pw.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? pw : undefined;
+      },
+      timeoutMs,
+      500,
+    );
+  }
+
+  async waitPodsReady(pods: PodRef[], timeoutMs = 120_000): Promise<void> {
+    for (const p of pods) {
+      await until(
+        `pod ${p.namespace}/${p.name} Ready`,
+        async () => {
+          const pod = await this.cluster.getJson<{ status?: { conditions?: { type: string; status: string }[] } }>([
+            'pod', '-n', p.namespace, p.name,
+          ]); // prettier-ignore
+          return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        },
+        timeoutMs,
+        300,
+      );
+    }
+  }
+
+  /** Multus's k8s.v1.cni.cncf.io/network-status annotation: what the runtime's CNI call returned. */
+  async networkStatus(pod: PodRef): Promise<NetworkStatus[]> {
+    const p = await this.cluster.getJson<{ metadata: { annotations?: Record<string, string> } }>([
+      'pod', '-n', pod.namespace, pod.name,
+    ]); // prettier-ignore
+    const raw = p.metadata.annotations?.['k8s.v1.cni.cncf.io/network-status'];
+    return raw ? (JSON.parse(raw) as NetworkStatus[]) : [];
+  }
+
+  /** The interface inside the pod, read through kubectl exec: MTU and IPv4 addresses. */
+  async podInterface(pod: PodRef, ifname = 'net1'): Promise<{ mtu: number; addresses: string[] }> {
+    const r = await this.cluster.exec(pod, ['ip', '-o', 'addr', 'show', 'dev', ifname]);
+    const m = await this.cluster.exec(pod, ['cat', `/sys/class/net/${ifname}/mtu`]);
+    if (m.code !== 0) throw new Error(`${pod.namespace}/${pod.name} has no ${ifname}: ${m.stderr}`);
+    const addresses = [...r.stdout.matchAll(/inet (\S+)/g)].map((x) => x[1]!);
+    return { mtu: Number(m.stdout.trim()), addresses };
+  }
+
+  async ping(
+    from: PodRef,
+    to: string,
+    count = 10,
+  ): Promise<{ sent: number; received: number; rttAvgMs?: number; output: string }> {
+    const r = await this.cluster.exec(from, ['ping', '-c', String(count), '-W', '2', to], 60_000);
+    const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(r.stdout);
+    const rtt = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
+    return {
+      sent: m ? Number(m[1]) : count,
+      received: m ? Number(m[2]) : 0,
+      ...(rtt ? { rttAvgMs: Number(rtt[1]) } : {}),
+      output: r.stdout + r.stderr,
+    };
+  }
+
+  /** iperf3 TCP from client to server (both through kubectl exec); Mbit/s received. */
+  async throughput(server: PodRef, client: PodRef, serverAddr: string, seconds = 3): Promise<number> {
+    const s = await this.cluster.exec(server, ['iperf3', '-s', '-1', '-D', '-B', serverAddr]);
+    if (s.code !== 0) throw new Error(`iperf3 server: ${s.stderr}`);
+    const r = await until(
+      'iperf3 client run',
+      async () => {
+        const x = await this.cluster.exec(
+          client,
+          ['iperf3', '-c', serverAddr, '-t', String(seconds), '-J'],
+          (seconds + 30) * 1000,
+        );
+        return x.code === 0 ? x : undefined;
+      },
+      20_000,
+      500,
+    );
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second / 1e6;
+  }
+
+  async nodeStates(): Promise<L2TPNodeState[]> {
+    return (await this.cluster.getJson<{ items: L2TPNodeState[] }>(['l2tpnodestates'])).items;
+  }
+
+  async stop(): Promise<void> {
+    await this.cluster?.stop();
+  }
+}
+
+const secs = (t: number) => `${((Date.now() - t) / 1000).toFixed(1)} s`;
