@@ -106,7 +106,7 @@ describe('desiredDatapathPod', () => {
     }); // prettier-ignore
     assert.deepEqual(
       spec.volumes.map((v) => [v.name, v.hostPath.path]),
-      [['dev-net-tun', '/dev/net/tun'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp'], ['cni-data', '/var/lib/cni']],
+      [['dev-net-tun', '/dev/net/tun'], ['bpffs', '/sys/fs/bpf'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp'], ['cni-data', '/var/lib/cni']],
     ); // prettier-ignore
     const mounts = Object.fromEntries(
       (c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.name, m.mountPath]),
@@ -115,6 +115,8 @@ describe('desiredDatapathPod', () => {
     // leases in /var/lib/cni/networks), holding the attachment records too
     assert.equal(mounts['cni-data'], '/var/lib/cni');
     assert.equal(mounts['cni-bin'], '/host/cni/bin');
+    // the ebpf backend's pins live in the host's bpffs
+    assert.equal(mounts.bpffs, '/sys/fs/bpf');
     assert.deepEqual(pod.metadata.ownerReferences, [
       { apiVersion: 'l2tp.kube-l2tp.io/v1alpha1', kind: 'L2TPNodeState', name: 'node-1', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
     ]); // prettier-ignore

@@ -285,7 +285,8 @@ export function desiredDatapathPod(
           capabilities: {
             drop: ['ALL'],
             // NET_ADMIN: links, addresses, generic netlink l2tp; NET_RAW: IP-encap (proto 115) sockets;
-            // SYS_ADMIN: setns() into pod network namespaces for the CNI attach.
+            // SYS_ADMIN: setns() into pod network namespaces for the CNI attach; it also covers loading
+            // the ebpf backend's programs (CAP_BPF alone is unknown to kernels before 5.8).
             add: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN'],
           },
         },
@@ -301,6 +302,8 @@ export function desiredDatapathPod(
         resources: cfg.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
         volumeMounts: [
           { name: 'dev-net-tun', mountPath: '/dev/net/tun' },
+          // the ebpf backend pins its programs and maps in the host's bpffs, so they outlive the pod
+          { name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'HostToContainer' },
           { name: 'netns', mountPath: cfg.netnsDir, mountPropagation: 'HostToContainer' },
           { name: 'cni-bin', mountPath: '/host/cni/bin' },
           { name: 'cni-conf', mountPath: '/host/cni/net.d' },
@@ -312,6 +315,7 @@ export function desiredDatapathPod(
     ],
     volumes: [
       hostPath('dev-net-tun', '/dev/net/tun', 'CharDevice'),
+      hostPath('bpffs', '/sys/fs/bpf', 'Directory'),
       hostPath('netns', cfg.netnsDir, 'DirectoryOrCreate'),
       hostPath('cni-bin', cfg.cniBinDir, 'DirectoryOrCreate'),
       hostPath('cni-conf', cfg.cniConfDir, 'DirectoryOrCreate'),
