@@ -18,6 +18,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCapture } from '../../lib/exec.js';
+import { silentLogger } from '../../lib/log.js';
+import { DebianPackages, REFRESH_COMMAND } from '../../image/debs.js';
 import { requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 
@@ -56,7 +58,13 @@ function ctr(args: string[], timeoutMs = 120_000) {
   return runCapture('ctr', ['-a', sock, '-n', 'k8s.io', ...a], { timeoutMs });
 }
 
-/** Runs a command in a container of image and returns its output. */
+/** Runs a command in a container of image and returns its output, whatever its exit code. */
+async function output(image: string, id: string, cmd: string[]): Promise<string> {
+  const r = await ctr(['run', '--rm', '--cgroup', `/${CGROUP}/${id}`, image, id, ...cmd]);
+  return r.stdout + r.stderr;
+}
+
+/** Runs a command in a container of image and returns its output; it must succeed. */
 async function runIn(image: string, id: string, cmd: string[]): Promise<string> {
   const r = await ctr(['run', '--rm', '--cgroup', `/${CGROUP}/${id}`, image, id, ...cmd]);
   assert.equal(r.code, 0, `${cmd.join(' ')} in ${image}: ${r.stdout}${r.stderr}`);
@@ -169,18 +177,11 @@ describe('images built without Docker, in a real containerd', { concurrency: fal
     assert.match(await runIn(name, 'kli-ip', ['ip', '-V']), /iproute2-6/);
     assert.match(await runIn(name, 'kli-ip-link', ['ip', 'link', 'show', 'lo']), /LOOPBACK/);
     // the wrappers start package.json's bins
-    const op = await ctr([
-      'run',
-      '--rm',
-      '--cgroup',
-      `/${CGROUP}/kli-op`,
-      name,
-      'kli-op',
-      'kube-l2tp-operator',
-      'mirror',
-    ]);
-    assert.match(op.stdout + op.stderr, /usage: kube-l2tp-operator mirror/);
-    assert.match(await runIn(name, 'kli-dp', ['kube-l2tp-datapath', '--help']), /kube-l2tp-datapath agent/);
+    assert.match(
+      await output(name, 'kli-op', ['kube-l2tp-operator', 'mirror']),
+      /usage: kube-l2tp-operator mirror/,
+    );
+    assert.match(await output(name, 'kli-dp', ['kube-l2tp-datapath', '--help']), /kube-l2tp-datapath agent/);
     const who = 'console.log(`${process.getuid()}:${process.getgid()} ${process.cwd()}`)';
     assert.equal((await runIn(name, 'kli-id', ['node', '-e', who])).trim(), '65532:65532 /app');
     // every native addon loads inside the image (glibc and libstdc++ from the pinned packages)
@@ -233,7 +234,35 @@ describe('images built without Docker, in a real containerd', { concurrency: fal
         '/thin_entrypoint',
       ]);
       assert.match(ls, /\/usr\/src\/multus-cni\/bin\/multus/);
-      assert.match(await runIn(name, 'kli-multus', ['/thin_entrypoint', '--help']), /multus-bin-file/);
+      assert.match(await output(name, 'kli-multus', ['/thin_entrypoint', '--help']), /multus-bin-file/);
+      // the installer upstream's DaemonSet runs as its init container copies the plugin
+      if (existsSync(join(process.env.KUBE_L2TP_BIN ?? '', 'multus-install'))) {
+        const inst = await output(name, 'kli-multus-install', [
+          'sh',
+          '-c',
+          '/install_multus --type thin --dest-dir /tmp; ls /tmp',
+        ]);
+        assert.match(inst, /multus copy succeeded/);
+      }
     },
   );
+});
+
+it('a pinned Debian version that is not served fails with the command that refreshes the pins', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'kli-debs-'));
+  try {
+    const debs = new DebianPackages(
+      cache,
+      new Map([['libc6', '0.0-kli-gone']]),
+      'image/debian-packages.txt',
+      silentLogger(),
+    );
+    await assert.rejects(debs.unpacked('libc6'), (e: Error) => {
+      assert.match(e.message, /libc6 0\.0-kli-gone \(pinned in image\/debian-packages\.txt\) is not served/);
+      assert.ok(e.message.includes(REFRESH_COMMAND), e.message);
+      return true;
+    });
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
 });
