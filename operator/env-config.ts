@@ -39,7 +39,7 @@ const isObjectList = (v: unknown): v is Record<string, unknown>[] => Array.isArr
 const isSecretList = (v: unknown): v is { name: string }[] =>
   Array.isArray(v) && v.every((x) => isObject(x) && typeof x.name === 'string');
 
-const BACKENDS = ['auto', 'kernel', 'userspace'] as const;
+const BACKENDS = ['auto', 'kernel', 'ebpf', 'userspace'] as const;
 const PULL = ['IfNotPresent', 'Always', 'Never'] as const;
 
 export function podConfigFromEnv(env: Env): Partial<PodConfig> {

@@ -25,7 +25,7 @@ export interface PodConfig {
   imagePullPolicy: 'IfNotPresent' | 'Always' | 'Never';
   serviceAccountName: string;
   logLevel: string;
-  backend: 'auto' | 'kernel' | 'userspace';
+  backend: 'auto' | 'kernel' | 'ebpf' | 'userspace';
   cniBinDir: string;
   cniConfDir: string;
   netnsDir: string;
