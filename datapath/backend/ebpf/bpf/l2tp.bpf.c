@@ -350,13 +350,14 @@ int l2tp_rx(struct __sk_buff *skb)
 		t->rx_packets += segs;
 
 	__u32 ip_end = ETH_HLEN + bpf_ntohs(ip->tot_len);
-	if (ip_end > skb->len || ip_end < hoff) {
+	if (ip_end > skb->len) {
 		tun_drop(tid, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	if (tk.encap == ENCAP_UDP) {
+		/* the flags and version word decides first: control or another version, whatever follows */
 		__u8 *l = (void *)(ip + 1) + sizeof(struct udphdr);
-		if ((void *)(l + 8) > data_end) {
+		if ((void *)(l + 2) > data_end || ip_end < hoff - 2) {
 			tun_drop(tid, DROP_TRUNCATED);
 			return TC_ACT_SHOT;
 		}
@@ -368,6 +369,10 @@ int l2tp_rx(struct __sk_buff *skb)
 			tun_drop(tid, DROP_BAD_VERSION);
 			return TC_ACT_SHOT;
 		}
+	}
+	if (ip_end < hoff + 4) {
+		tun_drop(tid, DROP_TRUNCATED);
+		return TC_ACT_SHOT;
 	}
 	__u32 sid_be;
 	if (bpf_skb_load_bytes(skb, hoff, &sid_be, 4)) {
