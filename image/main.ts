@@ -53,13 +53,17 @@ function progressLogger(): Logger {
   return pino({ level: process.env.LOG_LEVEL ?? 'info', base: {} }, dest);
 }
 
-/** SOURCE_DATE_EPOCH, or the time of the commit the image is built from (HEAD for the working tree). */
-export function sourceDateEpoch(rev: string): number {
+/**
+ * SOURCE_DATE_EPOCH, or the time of the commit the image is built from (HEAD for the working tree);
+ * with paths, of the last commit that changed them, so an image whose sources did not change keeps
+ * its digest (and its cached archive) across commits.
+ */
+export function sourceDateEpoch(rev: string, paths: readonly string[] = []): number {
   const env = process.env.SOURCE_DATE_EPOCH;
   if (env !== undefined && env !== '') return Number(env);
-  return Number(
-    execFileSync('git', ['log', '-1', '--format=%ct', rev], { cwd: repo, encoding: 'utf8' }).trim(),
-  );
+  const git = (args: string[]): string => execFileSync('git', args, { cwd: repo, encoding: 'utf8' }).trim();
+  const t = paths.length > 0 ? git(['log', '-1', '--format=%ct', rev, '--', ...paths]) : '';
+  return Number(t !== '' ? t : git(['log', '-1', '--format=%ct', rev]));
 }
 
 /** --from: the working tree, or a commit resolved once (HEAD may move while images build). */
@@ -103,12 +107,11 @@ async function build(
     PINS,
     log.child({ part: 'debs' }),
   );
-  const epoch = sourceDateEpoch(opts.from === 'worktree' ? 'HEAD' : opts.from.commit);
+  const rev = opts.from === 'worktree' ? 'HEAD' : opts.from.commit;
   const fromText = opts.from === 'worktree' ? 'worktree' : opts.from.commit;
   const env: BuildEnv = {
     repo,
     cache,
-    epoch,
     from: opts.from,
     debs,
     log,
@@ -123,6 +126,7 @@ async function build(
       throw new Error(`unknown image ${id} (known: ${Object.keys(RECIPES).join(', ')})`);
     const ilog = log.child({ image: id });
     const name = recipe.name(env);
+    const epoch = sourceDateEpoch(rev, recipe.datedBy);
     const key = inputKey([id, name, String(epoch), fromText, env.appTree ?? ''], recipe.inputs(env));
     const archive = join(opts.out, `${id}-${key}.oci.tar`);
     const meta = `${archive}.json`;

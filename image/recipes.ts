@@ -16,8 +16,6 @@ export interface BuildEnv {
   repo: string;
   /** The project's tool cache ($KUBE_L2TP_CACHE). */
   cache: string;
-  /** SOURCE_DATE_EPOCH. */
-  epoch: number;
   /** The product's app tree from the working tree or from a commit (a full hash, resolved once). */
   from: 'worktree' | { commit: string };
   /** An app tree already assembled by scripts/dockerfile-dry-build.sh --out (skips the dry build). */
@@ -35,6 +33,8 @@ export interface Assembled {
 export interface Recipe {
   id: string;
   name(env: BuildEnv): string;
+  /** The paths whose last commit dates the image (SOURCE_DATE_EPOCH); none: the commit itself. */
+  datedBy?: string[];
   /** Files and facts whose change must change the image (the build cache's key). */
   inputs(env: BuildEnv): string[];
   assemble(env: BuildEnv, work: string): Promise<Assembled>;
@@ -174,6 +174,7 @@ const product: Recipe = {
 
 const pause: Recipe = {
   id: 'pause',
+  datedBy: ['image'],
   name: () => 'kube-l2tp.local/pause:1.0',
   inputs: (env) => imageSources(env),
   async assemble(env, work) {
@@ -210,6 +211,7 @@ async function busyboxLinks(fs: Rootfs, busybox: string): Promise<void> {
 
 const tools: Recipe = {
   id: 'tools',
+  datedBy: ['image'],
   name: () => 'kube-l2tp.local/tools:1.0',
   inputs: (env) => imageSources(env),
   async assemble(env) {
@@ -248,6 +250,7 @@ function multusVersion(bin: string): string {
 
 const multus: Recipe = {
   id: 'multus',
+  datedBy: ['image', 'scripts/build-go-tools.sh'],
   name: (env) => `kube-l2tp.local/multus:v${multusVersion(join(env.cache, 'bin'))}`,
   inputs(env) {
     const bin = join(env.cache, 'bin');
