@@ -8,15 +8,20 @@
 //   kube-l2tp-csum0  the same with udpChecksum: false (checksum 0, ip l2tp's and static mode's default):
 //              the kernel refuses UDP GSO and skips GRO without checksums, so segments go one by one
 //   kube-l2tp-nooff  TAP offloads off: one frame per TAP read/write (the correctness baseline)
+//   ebpf     this project's ebpf datapath (tc programs, udp, no cookie, default sublayer): no process
+//            in the data path
 // Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT, and for our
 // variants the CPU time of the pump threads per GB of the 1-stream TCP test (robust to a busy machine).
+// RTT is also printed as the time added over the bare bridge.
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
+//               [--prefix P]   (namespace name prefix, default kdb)
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
 import { Lab, ipIn, inNsCapture, requireRoot } from '../test/harness/netns.js';
 import { startQemuPeer } from '../test/harness/qemu-peer.js';
+import { privateBpffs, startEbpfDatapath } from '../test/integration/datapath-ebpf-lab.js';
 import { attach, pairConfigs, podOn, startDatapath, twoHosts } from '../test/integration/datapath-lab.js';
 
 const { values } = parseArgs({
@@ -27,6 +32,7 @@ const { values } = parseArgs({
     variants: { type: 'string' },
     // rounds of all variants, interleaved; each figure is the median over rounds (a shared machine is noisy)
     rounds: { type: 'string', default: '1' },
+    prefix: { type: 'string', default: 'kdb' },
   },
 });
 const GRO = values['underlay-gro'] === 'on';
@@ -42,7 +48,7 @@ interface Result {
   rttMs: number;
 }
 
-type Variant = 'bare' | 'vxlan' | 'qemu' | 'kube-l2tp' | 'kube-l2tp-csum0' | 'kube-l2tp-nooff';
+type Variant = 'bare' | 'vxlan' | 'qemu' | 'kube-l2tp' | 'kube-l2tp-csum0' | 'kube-l2tp-nooff' | 'ebpf';
 
 async function iperfJson(pod: string, args: string[]): Promise<Record<string, unknown>> {
   const r = await inNsCapture(pod, 'iperf3', '-c', '10.201.250.2', '-J', ...args);
@@ -92,7 +98,7 @@ async function measure(p1: string, p2: string): Promise<Result> {
 
 async function run(variant: Variant, n: number): Promise<Result> {
   const lab = new Lab();
-  const pfx = `kdb${n}`;
+  const pfx = `${values.prefix}${n}`;
   try {
     const h = await twoHosts(lab, pfx, 90 + n);
     // Physical NICs run GRO; veth does only when asked (it then uses NAPI). Same for every variant.
@@ -152,6 +158,13 @@ async function run(variant: Variant, n: number): Promise<Result> {
         await ipIn(ns, 'link', 'set', 'kdqtap', 'mtu', String(mtu));
       }
       dev1 = dev2 = 'kdqtap';
+    } else if (variant === 'ebpf') {
+      mtu = 1446;
+      const cfgs = pairConfigs(h, { encap: 'udp', cookieLength: 0, l2specType: 'default' });
+      const bpffs = await privateBpffs(lab);
+      await startEbpfDatapath(lab, h.h1, cfgs[0], bpffs);
+      await startEbpfDatapath(lab, h.h2, cfgs[1], bpffs);
+      dev1 = dev2 = 'l2tpeth0';
     } else {
       mtu = 1446;
       const cfgs = pairConfigs(h, {
@@ -184,7 +197,7 @@ console.log(
   `datapath bench: ${SECONDS}s per measurement, ${ROUNDS} interleaved round(s) (medians), ${cpu} CPUs (shared), ` +
     `underlay GRO ${GRO ? 'on' : 'off'}, all variants in this run\n`,
 );
-const ALL: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff'];
+const ALL: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff', 'ebpf'];
 const variants = values.variants ? ALL.filter((v) => values.variants!.split(',').includes(v)) : ALL;
 const line = (v: string, r: Result): string =>
   `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  tcp2 ${r.tcp2.toFixed(2)} Gb/s  ` +
@@ -218,7 +231,7 @@ if (ROUNDS > 1) {
   for (const [v, r] of results) console.log(line(v, r));
 }
 console.log('\nratios kube-l2tp variant / baseline (rtt: baseline / ours; higher is better everywhere)');
-for (const o of ['kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff'] as const) {
+for (const o of ['kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff', 'ebpf'] as const) {
   const ours = results.get(o);
   for (const b of ['bare', 'vxlan', 'qemu'] as const) {
     const r = results.get(b);
@@ -228,6 +241,27 @@ for (const o of ['kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff'] as const) {
         `64B ${(ours.pps64 / r.pps64).toFixed(2)}x  rtt ${(r.rttMs / ours.rttMs).toFixed(2)}x`,
     );
   }
+}
+const bare = results.get('bare');
+if (bare) {
+  console.log('\nRTT added over the bare bridge (lower is better)');
+  for (const [v, r] of results) {
+    if (v !== 'bare') console.log(`  ${v.padEnd(16)} +${((r.rttMs - bare.rttMs) * 1000).toFixed(0)} us`);
+  }
+}
+const ebpf = results.get('ebpf');
+const vxr = results.get('vxlan');
+if (ebpf && vxr && bare) {
+  const goal = (name: string, ok: boolean, detail: string) =>
+    console.log(`ebpf goal ${name}: ${ok ? 'met' : 'NOT met'} (${detail})`);
+  goal('TCP >= 1.0x VXLAN (1 stream)', ebpf.tcp1 >= vxr.tcp1, `${(ebpf.tcp1 / vxr.tcp1).toFixed(2)}x`);
+  goal('TCP >= 1.0x VXLAN (2 streams)', ebpf.tcp2 >= vxr.tcp2, `${(ebpf.tcp2 / vxr.tcp2).toFixed(2)}x`);
+  goal('64-byte rate >= 1.0x VXLAN', ebpf.pps64 >= vxr.pps64, `${(ebpf.pps64 / vxr.pps64).toFixed(2)}x`);
+  goal(
+    'RTT added over the bare bridge <= VXLAN',
+    ebpf.rttMs - bare.rttMs <= vxr.rttMs - bare.rttMs,
+    `+${((ebpf.rttMs - bare.rttMs) * 1000).toFixed(0)} us vs +${((vxr.rttMs - bare.rttMs) * 1000).toFixed(0)} us`,
+  );
 }
 const vx = results.get('vxlan')?.tcp1;
 for (const o of ['kube-l2tp', 'kube-l2tp-csum0'] as const) {

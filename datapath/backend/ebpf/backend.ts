@@ -83,6 +83,8 @@ interface SessionState {
   peerIfindex: number;
   /** l2tpethN's ifindex while it has the fast-path key in tx_cfg. */
   fastIfindex?: number;
+  /** l2tpethN's ifindex when it was last seen in this namespace. */
+  devIfindex?: number;
 }
 
 /** UDP without sequencing: GSO super-packets are encapsulated whole at l2tpethN's egress. */
@@ -319,9 +321,16 @@ export class EbpfBackend implements Backend {
     const cur = this.sessions.get(k);
     const peer = peerName(spec.sessionId);
     const peerLink = await getLink(peer);
-    if (cur && isDeepStrictEqual(cur.spec, spec) && peerLink?.ifindex === cur.peerIfindex) return;
-
     let dev = await getLink(spec.ifname);
+    // converged while the devices are where they were: l2tpethN moved into a pod (or back) changes
+    // where the receive program delivers
+    if (
+      cur &&
+      isDeepStrictEqual(cur.spec, spec) &&
+      peerLink?.ifindex === cur.peerIfindex &&
+      dev?.ifindex === cur.devIfindex
+    )
+      return;
     const mine = (l: { owner?: { tunnelId: number; sessionId: number } } | undefined) =>
       l?.owner?.tunnelId === spec.tunnelId && l.owner.sessionId === spec.sessionId;
     if (peerLink && !mine(peerLink))
@@ -380,6 +389,7 @@ export class EbpfBackend implements Backend {
       encodeRxCfg({
         tunnelId: spec.tunnelId,
         ifindex: peerNow.ifindex,
+        devIfindex: dev?.ifindex ?? 0,
         peerCookie: cookieBytes(spec.peerCookie),
         l2specLength,
         requireSequence: spec.requireSequence,
@@ -403,6 +413,7 @@ export class EbpfBackend implements Backend {
       peer,
       peerIfindex: peerNow.ifindex,
       ...(fastIfindex !== undefined ? { fastIfindex } : {}),
+      ...(dev ? { devIfindex: dev.ifindex } : {}),
     });
     this.log.info(
       {

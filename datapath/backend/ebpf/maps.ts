@@ -10,7 +10,7 @@ const RXF_REQUIRE_SEQ = 1;
 export const SIZES = {
   txCfg: 48,
   tunKey: 16,
-  rxCfg: 20,
+  rxCfg: 24,
   sessStats: 112,
   tunStats: 72,
   seqState: 16,
@@ -85,6 +85,8 @@ export function encodeTunKey(t: {
 export interface RxCfg {
   tunnelId: number;
   ifindex: number;
+  /** l2tpethN while it is in this namespace, else 0 (frames then go through the peer). */
+  devIfindex: number;
   peerCookie: Buffer;
   l2specLength: 0 | 4;
   requireSequence: boolean;
@@ -94,10 +96,11 @@ export function encodeRxCfg(c: RxCfg): Buffer {
   const b = Buffer.alloc(SIZES.rxCfg);
   b.writeUInt32LE(c.tunnelId, 0);
   b.writeUInt32LE(c.ifindex, 4);
-  b[8] = c.peerCookie.length;
-  b[9] = c.l2specLength;
-  b[10] = c.requireSequence ? RXF_REQUIRE_SEQ : 0;
-  c.peerCookie.copy(b, 12);
+  b.writeUInt32LE(c.devIfindex, 8);
+  b[12] = c.peerCookie.length;
+  b[13] = c.l2specLength;
+  b[14] = c.requireSequence ? RXF_REQUIRE_SEQ : 0;
+  c.peerCookie.copy(b, 16);
   return b;
 }
 

@@ -8,8 +8,9 @@
  *                 encapsulation and sequencing, where the device segments first; a device moved into
  *                 a pod, whose own filters are gone).
  * l2tp_rx         tc ingress of the underlay: L2TPv3 data messages of a known tunnel are checked,
- *                 counted, stripped and sent out of the veth peer into l2tpethN; anything that is not
- *                 a configured tunnel's traffic passes untouched.
+ *                 counted, stripped and redirected into l2tpethN (or, when it was moved into a pod,
+ *                 out of its veth peer); anything that is not a configured tunnel's traffic passes
+ *                 untouched.
  * The agent pins maps and programs so that forwarding and counters outlive it. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -423,7 +424,7 @@ int l2tp_rx(struct __sk_buff *skb)
 	struct ethhdr inner;
 	if (bpf_skb_load_bytes(skb, eth_off, &inner, sizeof(inner)))
 		return sess_drop(sid, DROP_TRUNCATED);
-	__u32 ifindex = r->ifindex;
+	__u32 ifindex = r->ifindex, dev_ifindex = r->dev_ifindex;
 	/* trailing bytes beyond the IP length (Ethernet padding) are not part of the frame */
 	if (ip_end < skb->len && bpf_skb_change_tail(skb, ip_end, 0))
 		return sess_drop(sid, DROP_TRUNCATED);
@@ -439,6 +440,8 @@ int l2tp_rx(struct __sk_buff *skb)
 		s->rx_packets += segs;
 		s->rx_bytes += skb->len;
 	}
+	if (dev_ifindex)
+		return bpf_redirect(dev_ifindex, BPF_F_INGRESS);
 	return bpf_redirect(ifindex, 0);
 }
 

@@ -50,10 +50,11 @@ struct tun_key {
 	__u8 pad[3];
 };
 
-/* rx_sess: key = local session id. 20 bytes. */
+/* rx_sess: key = local session id. 24 bytes. */
 struct rx_cfg {
 	__u32 tunnel_id;
-	__u32 ifindex; /* decapsulated frames leave through this device's egress (the veth peer) */
+	__u32 ifindex;     /* the veth peer: its egress reaches l2tpethN wherever it is */
+	__u32 dev_ifindex; /* l2tpethN while it is in this namespace (0 otherwise): straight in */
 	__u8 cookie_len;
 	__u8 l2spec_len;
 	__u8 flags;
