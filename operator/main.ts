@@ -3,6 +3,7 @@
 //   kube-l2tp-operator [--kubeconfig F] [--namespace NS] [--image IMG] [--metrics-addr 0.0.0.0:8080]
 //                      [--leader-elect=false] [--workers N]
 //   kube-l2tp-operator mirror -f tunnel.yaml --node NODE [--local-address IP]
+//   kube-l2tp-operator uninstall [...]   what the chart's pre-delete hook runs (uninstall.ts)
 // Environment: POD_NAMESPACE, LOG_LEVEL, KUBECONFIG, and the datapath settings the Helm chart sets
 // (DATAPATH_*, CNI_*_DIR, AGENT_SOCKET_DIR, MULTUS_ENABLED, MTU_*: see env-config.ts).
 import { readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { createLogger } from '../lib/log.js';
 import { controllerConfigFromEnv, podConfigFromEnv } from './env-config.js';
 import { mirrorManifest } from './mirror.js';
 import { startOperator } from './operator.js';
+import { uninstallCommand } from './uninstall.js';
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'mirror') {
@@ -37,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
+  if (argv[0] === 'uninstall') return uninstallCommand(argv.slice(1), createLogger({ name: 'operator' }));
   const { values } = parseArgs({
     args: argv[0] === 'run' ? argv.slice(1) : argv,
     options: {

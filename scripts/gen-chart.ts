@@ -12,6 +12,9 @@ import {
   OPERATOR_CLUSTER_RULES,
   OPERATOR_NAMESPACE_RULES,
   OPERATOR_SA,
+  UNINSTALL_CLUSTER_RULES,
+  UNINSTALL_NAMESPACE_RULES,
+  UNINSTALL_SA,
 } from '../lib/api/rbac.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -31,10 +34,13 @@ const header = [
   '',
 ].join('\n');
 const data = {
-  serviceAccounts: { operator: OPERATOR_SA, agent: AGENT_SA },
+  serviceAccounts: { operator: OPERATOR_SA, agent: AGENT_SA, uninstall: UNINSTALL_SA },
   operatorClusterRules: OPERATOR_CLUSTER_RULES,
   operatorNamespaceRules: OPERATOR_NAMESPACE_RULES,
   agentClusterRules: AGENT_CLUSTER_RULES,
+  // the pre-delete hook (templates/uninstall.yaml)
+  uninstallClusterRules: UNINSTALL_CLUSTER_RULES,
+  uninstallNamespaceRules: UNINSTALL_NAMESPACE_RULES,
 };
 mkdirSync(join(chartDir, 'files'), { recursive: true });
 writeFileSync(join(chartDir, 'files', 'rbac.yaml'), header + YAML.stringify(data, { lineWidth: 0 }));

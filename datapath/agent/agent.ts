@@ -162,9 +162,12 @@ export class Agent {
     }
   }
 
-  /** The node state as the agent reads it (the SIGTERM handler asks whether this is an uninstall). */
+  /**
+   * The node state from the API, not the watch (the SIGTERM handler asks whether this is an uninstall:
+   * the mark is set moments before the pod is deleted, and its watch event may not have arrived yet).
+   */
   nodeState(): Promise<L2TPNodeState | undefined> {
-    return this.o.source.get();
+    return this.o.source.get({ fresh: true });
   }
 
   /**

@@ -11,8 +11,11 @@ import type { Logger } from '../../lib/log.js';
 const PLURAL = 'l2tpnodestates';
 
 export interface NodeStateSource {
-  /** Current object; undefined when it does not exist (the node has no endpoints). */
-  get(): Promise<L2TPNodeState | undefined>;
+  /**
+   * Current object; undefined when it does not exist (the node has no endpoints). `fresh` skips the
+   * watch's copy: a decision that must see a change made just before (the uninstall mark) reads the API.
+   */
+  get(o?: { fresh?: boolean }): Promise<L2TPNodeState | undefined>;
   /** Calls onChange on every watch event until stop(). */
   watch(onChange: () => void): void;
   writeStatus(status: NodeStateStatus): Promise<void>;
@@ -84,8 +87,8 @@ export function kubeNodeStateSource(
   };
 
   return {
-    async get() {
-      if (watching && cache && now() - cache.confirmedAt < maxAgeMs) {
+    async get(opts) {
+      if (!opts?.fresh && watching && cache && now() - cache.confirmedAt < maxAgeMs) {
         o.onRead?.('watch');
         return cache.obj;
       }

@@ -14,6 +14,10 @@ import { GROUP } from './schemas.js';
 export const DEFAULT_NAMESPACE = 'kube-l2tp';
 export const OPERATOR_SA = 'kube-l2tp-operator';
 export const AGENT_SA = 'kube-l2tp-datapath';
+/** The identity of the chart's pre-delete hook Job (`kube-l2tp-operator uninstall`), only while it runs. */
+export const UNINSTALL_SA = 'kube-l2tp-uninstall';
+/** The operator's leader-election Lease in its namespace. */
+export const OPERATOR_LEASE = 'kube-l2tp-operator';
 
 export const serviceAccountUser = (namespace: string, sa: string) =>
   `system:serviceaccount:${namespace}:${sa}`;
@@ -71,6 +75,32 @@ export const AGENT_CLUSTER_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
 ];
 
+/**
+ * The uninstall hook, cluster-wide: find pods still attached to pseudowires (pods and NADs are read
+ * across namespaces), mark and delete the node states, delete the NADs the operator generated.
+ */
+export const UNINSTALL_CLUSTER_RULES: PolicyRule[] = [
+  { apiGroups: [GROUP], resources: ['l2tpnodestates'], verbs: ['get', 'list', 'patch', 'delete'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+  {
+    apiGroups: ['k8s.cni.cncf.io'],
+    resources: ['network-attachment-definitions'],
+    verbs: ['list', 'delete'],
+  },
+];
+
+/** The uninstall hook, in the release namespace: stop the operator, delete the datapath pods and the Lease. */
+export const UNINSTALL_NAMESPACE_RULES: PolicyRule[] = [
+  { apiGroups: ['apps'], resources: ['deployments/scale'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
+  {
+    apiGroups: ['coordination.k8s.io'],
+    resources: ['leases'],
+    verbs: ['delete'],
+    resourceNames: [OPERATOR_LEASE],
+  },
+];
+
 type Obj = Record<string, unknown>;
 
 export function rbacObjects(namespace = DEFAULT_NAMESPACE): Obj[] {
@@ -123,6 +153,42 @@ export function rbacObjects(namespace = DEFAULT_NAMESPACE): Obj[] {
       metadata: { name: AGENT_SA, labels },
       roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: AGENT_SA },
       subjects: subject(AGENT_SA),
+    },
+  ];
+}
+
+/** The uninstall hook's identity as plain objects (the chart renders the same from files/rbac.yaml). */
+export function uninstallRbacObjects(namespace = DEFAULT_NAMESPACE): Obj[] {
+  const labels = { 'app.kubernetes.io/name': 'kube-l2tp', 'app.kubernetes.io/component': 'uninstall' };
+  const rbac = 'rbac.authorization.k8s.io';
+  const subjects = [{ kind: 'ServiceAccount', name: UNINSTALL_SA, namespace }];
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: UNINSTALL_SA, namespace, labels } },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRole',
+      metadata: { name: UNINSTALL_SA, labels },
+      rules: UNINSTALL_CLUSTER_RULES,
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: UNINSTALL_SA, labels },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: UNINSTALL_SA },
+      subjects,
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'Role',
+      metadata: { name: UNINSTALL_SA, namespace, labels },
+      rules: UNINSTALL_NAMESPACE_RULES,
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'RoleBinding',
+      metadata: { name: UNINSTALL_SA, namespace, labels },
+      roleRef: { apiGroup: rbac, kind: 'Role', name: UNINSTALL_SA },
+      subjects,
     },
   ];
 }

@@ -16,6 +16,9 @@ import {
   OPERATOR_CLUSTER_RULES,
   OPERATOR_NAMESPACE_RULES,
   OPERATOR_SA,
+  UNINSTALL_CLUSTER_RULES,
+  UNINSTALL_NAMESPACE_RULES,
+  UNINSTALL_SA,
 } from '../../lib/api/rbac.js';
 import { startControlPlane, toolsBinDir, type ControlPlane } from '../harness/controlplane.js';
 
@@ -125,7 +128,8 @@ describe('helm chart: lint and template', () => {
     for (const set of [[], ['namespace.create=true']]) {
       const objs = docs(await template(set));
       const roles = objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
-      assert.equal(roles.length, 3);
+      // operator (cluster + namespace), agent, and the uninstall hook's pair
+      assert.equal(roles.length, 5);
       for (const r of roles) {
         for (const rule of r.rules as (Rule & { nonResourceURLs?: string[] })[]) {
           const all = [
@@ -143,6 +147,8 @@ describe('helm chart: lint and template', () => {
       assert.deepEqual(rules('ClusterRole', OPERATOR_SA), OPERATOR_CLUSTER_RULES);
       assert.deepEqual(rules('Role', OPERATOR_SA), OPERATOR_NAMESPACE_RULES);
       assert.deepEqual(rules('ClusterRole', AGENT_SA), AGENT_CLUSTER_RULES);
+      assert.deepEqual(rules('ClusterRole', UNINSTALL_SA), UNINSTALL_CLUSTER_RULES);
+      assert.deepEqual(rules('Role', UNINSTALL_SA), UNINSTALL_NAMESPACE_RULES);
       // the agent never writes a node state's spec, creates or deletes one, or reads Secrets
       for (const rule of AGENT_CLUSTER_RULES) {
         if (rule.resources.includes('l2tpnodestates')) {
@@ -158,6 +164,65 @@ describe('helm chart: lint and template', () => {
         assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: b.metadata.name, namespace: NS }]);
       }
     }
+  });
+
+  it('the pre-delete hook: its RBAC before its Job, deleted on success, values reach its args; not in deploy/kube-l2tp.yaml', async () => {
+    const objs = docs(await template(['uninstall.attachedPods=proceed', 'uninstall.timeoutSeconds=100']));
+    const hooks = objs.filter(
+      (o) => (o.metadata as { annotations?: Record<string, string> }).annotations?.['helm.sh/hook'],
+    );
+    assert.deepEqual(
+      hooks.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'Job', 'Role', 'RoleBinding', 'ServiceAccount']
+        .map((k) => `${k}/${k === 'Job' ? 'kube-l2tp-uninstall' : UNINSTALL_SA}`)
+        .sort(),
+    );
+    const ann = (o: Obj) => (o.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+    const job = find(hooks, 'Job') as Obj & {
+      spec: { activeDeadlineSeconds: number; template: { spec: { serviceAccountName: string; containers: { command: string[]; args: string[]; securityContext: unknown }[] } } };
+    }; // prettier-ignore
+    for (const o of hooks) {
+      assert.equal(ann(o)['helm.sh/hook'], 'pre-delete');
+      assert.equal(ann(o)['helm.sh/hook-delete-policy'], 'before-hook-creation,hook-succeeded');
+      if (o !== job)
+        assert.ok(
+          Number(ann(o)['helm.sh/hook-weight']) < Number(ann(job)['helm.sh/hook-weight']),
+          `${o.kind} after the Job`,
+        );
+    }
+    const c = job.spec.template.spec.containers[0]!;
+    assert.equal(job.spec.template.spec.serviceAccountName, UNINSTALL_SA);
+    assert.deepEqual(c.command, ['kube-l2tp-operator', 'uninstall']);
+    assert.ok(
+      c.args.includes('--attached-pods=proceed') && c.args.includes('--timeout-seconds=100'),
+      c.args.join(' '),
+    );
+    assert.ok(c.args.includes('--operator-deployment=kube-l2tp-operator'), c.args.join(' '));
+    assert.equal(job.spec.activeDeadlineSeconds, 160);
+    assert.deepEqual(c.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    const off = docs(await template(['uninstall.enabled=false']));
+    assert.ok(
+      !off.some((o) => o.kind === 'Job' || o.metadata.name === UNINSTALL_SA),
+      'uninstall.enabled=false: no hook',
+    );
+    // kubectl runs no hooks: applied with the rest, the Job would uninstall right away
+    const text = readFileSync(manifest, 'utf8');
+    assert.doesNotMatch(text, /helm\.sh\/hook|kind: Job/);
+    const kubectlUninstall = docs(readFileSync(join(root, 'deploy', 'kube-l2tp-uninstall.yaml'), 'utf8'));
+    assert.deepEqual(kubectlUninstall.map((o) => o.kind).sort(), [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Job',
+      'Role',
+      'RoleBinding',
+      'ServiceAccount',
+    ]);
   });
 
   it('the operator: 2 replicas, leader election, probes, resources, restricted securityContext', async () => {
@@ -361,7 +426,9 @@ describe('helm chart and single-file manifest on a real kube-apiserver', () => {
       'jsonpath={.spec.template.spec.containers[0].env}',
     ]);
     assert.match(env2, /"name":"DATAPATH_BACKEND","value":"userspace"/);
-    await h(['uninstall', 'kube-l2tp', '--namespace', NS]);
+    // this apiserver has no nodes, so the pre-delete hook's Job could never run (the real-cluster
+    // e2e suite runs it: test/e2e/uninstall.test.ts)
+    await h(['uninstall', 'kube-l2tp', '--namespace', NS, '--no-hooks']);
     const left = await cp.kubectl([
       'get',
       'clusterroles,validatingadmissionpolicies',
