@@ -25,6 +25,7 @@ import pino from 'pino';
 import type { Logger } from '../lib/log.js';
 import { DebianPackages, parsePins, refreshPins } from './debs.js';
 import { checkAgainstDockerfile } from './dockerfile-check.js';
+import { missingLibraries } from './elf.js';
 import { writeImage, type BuiltImage } from './oci.js';
 import { RECIPES, type BuildEnv } from './recipes.js';
 
@@ -141,6 +142,13 @@ async function build(
     const work = mkdtempSync(join(tmpdir(), `kli-image-${id}-`));
     try {
       const { rootfs, config } = await recipe.assemble(env, work);
+      const missing = missingLibraries(rootfs.entries());
+      if (missing.length > 0) {
+        throw new Error(
+          `${name}: programs need libraries that no package in the image provides (add the Debian ` +
+            `package to image/recipes.ts and to ${PINS}):\n  ${missing.join('\n  ')}`,
+        );
+      }
       ilog.info({ entries: rootfs.entries().length }, `${name}: writing the layer and the archive`);
       const tmpArchive = `${archive}.tmp-${process.pid}`;
       const b = await writeImage(rootfs.entries(), { name, config, epoch }, tmpArchive);

@@ -135,10 +135,11 @@ const product: Recipe = {
     const fs = new Rootfs();
     const dockerfile = readFileSync(join(env.repo, 'Dockerfile'), 'utf8');
     const nodeVersion = dockerfileNodeVersion(dockerfile);
-    // glibc and the C++ runtime for node, dash for the wrappers' #!/bin/sh, `ip` and its libraries
+    // glibc and the C++ runtime for node, dash for the wrappers' #!/bin/sh, `ip` and `tc` (the ebpf
+    // backend's filters) and their libraries
     await addDebs(env, fs, ['libc6', 'libgcc-s1', 'libstdc++6', 'dash', 'zlib1g']);
-    await addDebs(env, fs, ['libbpf1', 'libelf1', 'libmnl0', 'libbsd0', 'libcap2', 'libmd0']);
-    await addDebs(env, fs, ['iproute2'], only(['bin/ip', 'sbin/ip', 'etc/iproute2']));
+    await addDebs(env, fs, ['libbpf1', 'libelf1', 'libmnl0', 'libbsd0', 'libcap2', 'libmd0', 'libxtables12']);
+    await addDebs(env, fs, ['iproute2'], only(['bin/ip', 'sbin/ip', 'sbin/tc', 'etc/iproute2']));
     if (!fs.has('bin/sh')) fs.symlink('bin/sh', 'dash');
     baseFiles(fs, [{ name: 'nonroot', id: NONROOT }]);
     const node = await nodeDist(join(env.cache, 'node'), nodeVersion, env.log);

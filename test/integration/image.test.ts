@@ -175,6 +175,7 @@ describe('images built without Docker, in a real containerd', { concurrency: fal
     const nodeVersion = /^ARG NODE_VERSION=(\S+)$/m.exec(readFileSync(join(repo, 'Dockerfile'), 'utf8'))![1];
     assert.equal((await runIn(name, 'kli-node', ['node', '--version'])).trim(), `v${nodeVersion}`);
     assert.match(await runIn(name, 'kli-ip', ['ip', '-V']), /iproute2-6/);
+    assert.match(await runIn(name, 'kli-tc', ['tc', '-V']), /iproute2-6/);
     assert.match(await runIn(name, 'kli-ip-link', ['ip', 'link', 'show', 'lo']), /LOOPBACK/);
     // the wrappers start package.json's bins
     assert.match(
