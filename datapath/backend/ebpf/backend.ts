@@ -303,6 +303,12 @@ export class EbpfBackend implements Backend {
     for (const k of this.native.mapKeys(fd, SIZES.tunKey)) {
       if (this.native.mapLookup(fd, k, 4)?.readUInt32LE(0) === tunnelId) this.native.mapDelete(fd, k);
     }
+    // IP-encapsulation tunnels between the same two addresses share one key: hand it to a survivor
+    const gone = this.tunnels.get(tunnelId);
+    const heir = [...this.tunnels.values()].find(
+      (t) => t.spec.tunnelId !== tunnelId && gone?.key.equals(t.key),
+    );
+    if (heir) this.native.mapUpdate(fd, heir.key, u32Key(heir.spec.tunnelId));
     this.native.mapDelete(this.map('tun_stats'), u32Key(tunnelId));
     const t = this.tunnels.get(tunnelId);
     this.tunnels.delete(tunnelId);

@@ -387,7 +387,9 @@ int l2tp_rx(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	struct rx_cfg *r = bpf_map_lookup_elem(&rx_sess, &sid);
-	if (!r || r->tunnel_id != tid) {
+	/* over UDP the session must belong to the tunnel of the port pair; over IP, like the kernel,
+	 * session ids are global (several tunnels may join the same two addresses) */
+	if (!r || (tk.encap == ENCAP_UDP && r->tunnel_id != tid)) {
 		tun_drop(tid, DROP_UNKNOWN_SESSION);
 		return TC_ACT_SHOT;
 	}
