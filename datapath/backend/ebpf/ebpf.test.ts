@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { run, runOk } from '../../../lib/exec.js';
+import { silentLogger } from '../../../lib/log.js';
+import { probeKernelL2tp } from '../kernel/index.js';
+import { selectBackend } from '../select.js';
+import {
+  SIZES,
+  encodeRxCfg,
+  encodeTunKey,
+  encodeTxCfg,
+  macBytes,
+  sumPerCpu,
+  decodeSessStats,
+} from './maps.js';
+import { addonPath } from './native.js';
+
+const OBJECT = join(addonPath(), '../../../../build/l2tp.bpf.o');
+
+interface BtfType {
+  kind: string;
+  name?: string;
+  size?: number;
+  members?: { name: string; bits_offset: number }[];
+}
+
+/** Struct layouts as the compiler laid them out, from the object's BTF. */
+async function btfStructs(): Promise<Map<string, { size: number; offsets: Record<string, number> }>> {
+  const out = JSON.parse(await run('bpftool', ['-j', 'btf', 'dump', 'file', OBJECT])) as { types: BtfType[] };
+  const m = new Map<string, { size: number; offsets: Record<string, number> }>();
+  for (const t of out.types) {
+    if (t.kind !== 'STRUCT' || !t.name) continue;
+    m.set(t.name, {
+      size: t.size ?? 0,
+      offsets: Object.fromEntries((t.members ?? []).map((x) => [x.name, x.bits_offset / 8])),
+    });
+  }
+  return m;
+}
+
+describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
+  it('sizes and field offsets agree with the object file', async () => {
+    const s = await btfStructs();
+    const size = (n: string) => s.get(n)?.size;
+    assert.deepEqual(
+      [
+        size('tx_cfg'),
+        size('tun_key'),
+        size('rx_cfg'),
+        size('sess_stats'),
+        size('tun_stats'),
+        size('seq_state'),
+      ],
+      [SIZES.txCfg, SIZES.tunKey, SIZES.rxCfg, SIZES.sessStats, SIZES.tunStats, SIZES.seqState],
+    );
+    const tx = encodeTxCfg({
+      sessionId: 7,
+      peerSessionId: 0x01020304,
+      underlayIfindex: 9,
+      local: '10.1.2.3',
+      remote: '10.4.5.6',
+      sport: 1701,
+      dport: 1702,
+      encap: 'ip',
+      cookie: Buffer.from('a1b2c3d4', 'hex'),
+      l2specLength: 4,
+      sendSequence: true,
+      dmac: macBytes('02:00:00:00:00:0a'),
+      smac: macBytes('02:00:00:00:00:0b'),
+    });
+    const o = s.get('tx_cfg')!.offsets;
+    assert.equal(tx.readUInt32LE(o.session_id!), 7);
+    assert.equal(tx.readUInt32LE(o.peer_session_id!), 0x01020304);
+    assert.equal(tx.readUInt32LE(o.underlay_ifindex!), 9);
+    assert.deepEqual([...tx.subarray(o.saddr!, o.saddr! + 4)], [10, 1, 2, 3]);
+    assert.deepEqual([...tx.subarray(o.daddr!, o.daddr! + 4)], [10, 4, 5, 6]);
+    assert.equal(tx.readUInt16BE(o.sport!), 1701, 'ports in network order');
+    assert.equal(tx.readUInt16BE(o.dport!), 1702);
+    assert.deepEqual([tx[o.encap!], tx[o.cookie_len!], tx[o.l2spec_len!], tx[o.flags!]], [1, 4, 4, 1]);
+    assert.equal(tx.subarray(o.cookie!, o.cookie! + 4).toString('hex'), 'a1b2c3d4');
+    assert.equal(tx.subarray(o.dmac!, o.dmac! + 6).toString('hex'), '02000000000a');
+    assert.equal(tx.subarray(o.smac!, o.smac! + 6).toString('hex'), '02000000000b');
+
+    const rx = encodeRxCfg({
+      tunnelId: 42,
+      ifindex: 5,
+      devIfindex: 6,
+      peerCookie: Buffer.from('0102030405060708', 'hex'),
+      l2specLength: 0,
+      requireSequence: true,
+    });
+    const r = s.get('rx_cfg')!.offsets;
+    assert.deepEqual(
+      [rx.readUInt32LE(r.tunnel_id!), rx.readUInt32LE(r.ifindex!), rx.readUInt32LE(r.dev_ifindex!)],
+      [42, 5, 6],
+    );
+    assert.deepEqual([rx[r.cookie_len!], rx[r.l2spec_len!], rx[r.flags!]], [8, 0, 1]);
+    assert.equal(rx.subarray(r.cookie!, r.cookie! + 8).toString('hex'), '0102030405060708');
+
+    const tk = encodeTunKey({
+      local: '10.0.0.1',
+      remote: '10.0.0.2',
+      localPort: 5000,
+      remotePort: 5001,
+      encap: 'udp',
+    });
+    const k = s.get('tun_key')!.offsets;
+    assert.deepEqual([...tk.subarray(k.local!, k.local! + 4)], [10, 0, 0, 1]);
+    assert.equal(tk.readUInt16BE(k.lport!), 5000);
+    assert.equal(tk.readUInt16BE(k.rport!), 5001);
+    assert.equal(tk[k.encap!], 0);
+    assert.equal(s.get('sess_stats')!.offsets.drops, 48, 'six counters, then the drops by reason');
+  });
+
+  it('sums per-CPU values and names the drops by reason', () => {
+    const cpus = 3;
+    const buf = Buffer.alloc(SIZES.sessStats * cpus);
+    for (let cpu = 0; cpu < cpus; cpu++) {
+      buf.writeBigUInt64LE(BigInt(cpu + 1), cpu * SIZES.sessStats); // tx_packets
+      buf.writeBigUInt64LE(10n, cpu * SIZES.sessStats + 48 + 8); // badCookie
+    }
+    const c = decodeSessStats(sumPerCpu(buf, SIZES.sessStats, cpus));
+    assert.equal(c.txPackets, 6);
+    assert.deepEqual(c.drops, { badCookie: 30 });
+  });
+});
+
+const root = process.getuid?.() === 0;
+
+describe('ebpf backend selection', { skip: root ? false : 'needs root (bpffs mount, BPF)' }, () => {
+  let bpffs = '';
+  before(async () => {
+    bpffs = await mkdtemp(join(tmpdir(), 'eb-unit-'));
+    await run('mount', ['-t', 'bpf', 'bpf', bpffs]);
+  });
+  after(async () => {
+    await runOk('umount', [bpffs]);
+    await rm(bpffs, { recursive: true, force: true });
+  });
+
+  it('ebpf loads and pins its programs under <bpffs>/kube-l2tp, and removes them when closed for good', async () => {
+    const { backend, reason } = await selectBackend('ebpf', { logger: silentLogger(), bpffs });
+    assert.equal(backend.kind, 'ebpf');
+    assert.equal(reason, 'requested');
+    const [dir] = await readdir(join(bpffs, 'kube-l2tp'));
+    assert.ok(dir);
+    assert.deepEqual((await readdir(join(bpffs, 'kube-l2tp', dir))).sort(), [
+      'prog_l2tp_rx',
+      'prog_l2tp_tx_egress',
+      'prog_l2tp_tx_ingress',
+      'rx_sess',
+      'seq_state',
+      'sess_stats',
+      'tun_map',
+      'tun_stats',
+      'tx_cfg',
+    ]);
+    await backend.close({ keepDevices: false });
+    assert.deepEqual(await readdir(join(bpffs, 'kube-l2tp')), []);
+  });
+
+  it('auto takes ebpf when the kernel has no L2TP, and userspace naming why when there is no bpffs', async () => {
+    const probe = await probeKernelL2tp();
+    const a = await selectBackend('auto', { logger: silentLogger(), bpffs });
+    assert.equal(a.backend.kind, probe.available ? 'kernel' : 'ebpf');
+    if (!probe.available) assert.match(a.reason, /kernel L2TP unavailable .*; eBPF programs loaded/);
+    await a.backend.close({ keepDevices: false });
+    const here = fileURLToPath(new URL('.', import.meta.url));
+    const b = await selectBackend('auto', { logger: silentLogger(), bpffs: here });
+    if (!probe.available) {
+      assert.equal(b.backend.kind, 'userspace');
+      assert.match(b.reason, /eBPF unavailable \(no bpffs mounted at /);
+    }
+    await b.backend.close({ keepDevices: true });
+    await assert.rejects(
+      selectBackend('ebpf', { logger: silentLogger(), bpffs: here }),
+      /ebpf backend unavailable: no bpffs mounted/,
+    );
+  });
+});
