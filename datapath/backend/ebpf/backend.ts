@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, statfs } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from '../../../lib/log.js';
@@ -63,7 +63,7 @@ const BPFFS_MAGIC = 0xcafe4a11;
 export const DEFAULT_BPFFS = '/sys/fs/bpf';
 
 export interface EbpfBackendOptions extends BackendOptions {
-  /** A bpffs mount; the backend pins under <bpffs>/kube-l2tp/<build>. */
+  /** A bpffs mount; the backend pins under <bpffs>/kube-l2tp/net-<netns inode>/<build>. */
   bpffs?: string;
 }
 
@@ -118,7 +118,10 @@ export class EbpfBackend implements Backend {
     const native = loadEbpfNative();
     const bpffs = opts.bpffs ?? DEFAULT_BPFFS;
     await ensureBpffs(bpffs);
-    const root = join(bpffs, 'kube-l2tp');
+    // ifindexes in the maps mean something in one network namespace only: nodes sharing a bpffs
+    // (network namespaces on one host) keep apart, and a restarted agent finds its own
+    const netns = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/net'))?.[1] ?? 'unknown';
+    const root = join(bpffs, 'kube-l2tp', `net-${netns}`);
     const id = buildId();
     const pinDir = join(root, id);
     await mkdir(pinDir, { recursive: true });

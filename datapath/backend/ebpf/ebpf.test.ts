@@ -142,13 +142,16 @@ describe('ebpf backend selection', { skip: root ? false : 'needs root (bpffs mou
     await rm(bpffs, { recursive: true, force: true });
   });
 
-  it('ebpf loads and pins its programs under <bpffs>/kube-l2tp, and removes them when closed for good', async () => {
+  it('ebpf loads and pins its programs under <bpffs>/kube-l2tp/net-<netns>, and removes them when closed for good', async () => {
     const { backend, reason } = await selectBackend('ebpf', { logger: silentLogger(), bpffs });
     assert.equal(backend.kind, 'ebpf');
     assert.equal(reason, 'requested');
-    const [dir] = await readdir(join(bpffs, 'kube-l2tp'));
+    const [netns] = await readdir(join(bpffs, 'kube-l2tp'));
+    assert.match(netns ?? '', /^net-\d+$/, 'one directory per network namespace');
+    const nsDir = join(bpffs, 'kube-l2tp', netns!);
+    const [dir] = await readdir(nsDir);
     assert.ok(dir);
-    assert.deepEqual((await readdir(join(bpffs, 'kube-l2tp', dir))).sort(), [
+    assert.deepEqual((await readdir(join(nsDir, dir))).sort(), [
       'prog_l2tp_rx',
       'prog_l2tp_tx_egress',
       'prog_l2tp_tx_ingress',
@@ -160,7 +163,7 @@ describe('ebpf backend selection', { skip: root ? false : 'needs root (bpffs mou
       'tx_cfg',
     ]);
     await backend.close({ keepDevices: false });
-    assert.deepEqual(await readdir(join(bpffs, 'kube-l2tp')), []);
+    assert.deepEqual(await readdir(nsDir), []);
   });
 
   it('auto takes ebpf when the kernel has no L2TP, and userspace naming why when there is no bpffs', async () => {
