@@ -33,7 +33,8 @@ describe('real cluster: helm install, Multus, the README example', () => {
   before(async () => {
     requireRoot();
     const list = process.env.KUBE_L2TP_IMAGES;
-    if (!list) throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
+    if (!list)
+      throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
     lab = await RealLab.start({
       prefix: PREFIX,
       nodes: 2,
@@ -68,7 +69,9 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const pods = await lab.cluster.getJson<{
       items: { metadata: { name: string; namespace: string }; spec: { containers: { image: string }[]; nodeName?: string }; status: { phase: string } }[];
     }>(['pods', '-A']); // prettier-ignore
-    const ops = pods.items.filter((p) => p.metadata.namespace === RELEASE_NAMESPACE && p.metadata.name.includes('operator'));
+    const ops = pods.items.filter(
+      (p) => p.metadata.namespace === RELEASE_NAMESPACE && p.metadata.name.includes('operator'),
+    );
     assert.ok(ops.length >= 1, 'no operator pod');
     for (const p of ops) assert.equal(p.status.phase, 'Running', `${p.metadata.name} is ${p.status.phase}`);
     assert.ok(ops.every((p) => p.spec.containers[0]!.image.startsWith('kube-l2tp.local/')));
@@ -86,7 +89,11 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const ds = await lab.cluster.getJson<{ items: { spec: { nodeName: string }; status: { phase: string } }[] }>([
       'pods', '-n', RELEASE_NAMESPACE, '-l', 'app.kubernetes.io/component=datapath',
     ]); // prettier-ignore
-    assert.deepEqual(ds.items.map((p) => p.spec.nodeName).sort(), [nodeA, nodeB].sort(), 'a datapath pod on each node');
+    assert.deepEqual(
+      ds.items.map((p) => p.spec.nodeName).sort(),
+      [nodeA, nodeB].sort(),
+      'a datapath pod on each node',
+    );
     for (const p of [podA, podB]) {
       const i = await lab.podInterface(p);
       assert.equal(i.mtu, pw.status?.mtu, `${p.name} net1 MTU`);
@@ -119,8 +126,16 @@ describe('real cluster: helm install, Multus, the README example', () => {
     return until(
       `a sandbox failure event for ${name}`,
       async () => {
-        const ev = await lab.cluster.getJson<{ items: Event[] }>(['events', '-n', NS, '--field-selector', `involvedObject.name=${name}`]);
-        const msgs = ev.items.filter((e) => e.reason === 'FailedCreatePodSandBox').map((e) => e.message ?? '');
+        const ev = await lab.cluster.getJson<{ items: Event[] }>([
+          'events',
+          '-n',
+          NS,
+          '--field-selector',
+          `involvedObject.name=${name}`,
+        ]);
+        const msgs = ev.items
+          .filter((e) => e.reason === 'FailedCreatePodSandBox')
+          .map((e) => e.message ?? '');
         return msgs.length > 0 ? msgs : undefined;
       },
       90_000,
@@ -131,7 +146,10 @@ describe('real cluster: helm install, Multus, the README example', () => {
   it('explains a network that does not exist, and leaves nothing half-made', async () => {
     const before = await nodeFootprint(nodeA);
     const msgs = await failingPod('pod-missing', 'no-such-wire');
-    assert.ok(msgs.some((m) => m.includes('no-such-wire')), `the reason names the network: ${msgs.join(' | ')}`);
+    assert.ok(
+      msgs.some((m) => m.includes('no-such-wire')),
+      `the reason names the network: ${msgs.join(' | ')}`,
+    );
     const describe = await lab.kubectl(['describe', 'pod', '-n', NS, 'pod-missing']);
     assert.match(describe, /no-such-wire/);
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-missing', '--wait=true', '--timeout=60s']);
@@ -151,23 +169,29 @@ describe('real cluster: helm install, Multus, the README example', () => {
         apiVersion: API_VERSION,
         kind: 'Pseudowire',
         metadata: { name: 'blue-wire', namespace: NS },
-        spec: { tunnelRef: { name: 'to-nowhere' }, l2SpecificSublayer: 'Default', attachment: { mode: 'Bridge' } },
+        spec: {
+          tunnelRef: { name: 'to-nowhere' },
+          l2SpecificSublayer: 'Default',
+          attachment: { mode: 'Bridge' },
+        },
       },
     ]);
     await until('the NetworkAttachmentDefinition of blue-wire', async () =>
-      (await lab.kubectl(['get', 'network-attachment-definitions', '-n', NS, '-o', 'name'])).includes('blue-wire'),
+      (await lab.kubectl(['get', 'network-attachment-definitions', '-n', NS, '-o', 'name'])).includes(
+        'blue-wire',
+      ),
     );
     const before = await nodeFootprint(nodeA);
     const msgs = await failingPod('pod-blue', 'blue-wire');
     assert.ok(
-      msgs.some((m) => /kube-l2tp/.test(m) && m.includes('blue-wire')),
+      msgs.some((m) => m.includes(`pseudowire ${NS}/blue-wire`)),
       `the kube-l2tp CNI error names the pseudowire: ${msgs.join(' | ')}`,
     );
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-blue', '--wait=true', '--timeout=60s']);
     assert.deepEqual(await nodeFootprint(nodeA), before);
   });
 
-  it('deletes a pod: the runtime\'s CNI DEL leaves no link and no attachment record', async () => {
+  it("deletes a pod: the runtime's CNI DEL leaves no link and no attachment record", async () => {
     const before = await nodeFootprint(nodeB);
     assert.ok(before.records.length > 0, 'pod-b has an attachment record on its node');
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-b', '--wait=true', '--timeout=60s']);
