@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, readlink, rm, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, readlink, rm, rmdir, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from '../../../lib/log.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
@@ -500,6 +500,10 @@ export class EbpfBackend implements Backend {
       for (const dev of new Set([...this.attached].map((a) => a.split('/')[0]!)))
         await this.dropFilter(dev, 'ingress');
       await rm(this.pinDir, { recursive: true, force: true });
+      // this namespace's directory and kube-l2tp's go with their last pins (rmdir keeps them while
+      // another namespace or build still has its own there)
+      for (const dir of [dirname(this.pinDir), dirname(dirname(this.pinDir))])
+        await rmdir(dir).catch(() => undefined);
     }
     for (const fd of [...Object.values(this.set.progs), ...Object.values(this.set.maps)])
       this.native.closeFd(fd);
