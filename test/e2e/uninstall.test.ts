@@ -69,18 +69,34 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
       conf: (await n.exec('test', ['-e', '/etc/cni/net.d/kube-l2tp.d'])).code === 0,
       records: (await lines('find', ['/var/lib/cni/kube-l2tp', '-type', 'f'])).sort(),
       run: (await lines('find', ['/run/kube-l2tp', '-mindepth', '1'])).sort(),
-      bpf: (await lines('find', ['/sys/fs/bpf/kube-l2tp', '-mindepth', '1'])).sort(),
+      // the host's bpffs is shared by every node here: only this node's network namespace's pins
+      bpf: await lines('find', [
+        `/sys/fs/bpf/kube-l2tp/net-${/\[(\d+)\]/.exec((await n.exec('readlink', ['/proc/self/ns/net'])).stdout)?.[1]}`,
+      ]),
     };
   }
 
   const names = async (args: string[]) =>
     (await lab.kubectl([...args, '-o', 'name'])).split('\n').filter((x) => x.trim() !== '');
+  /** Ready, or fail with what the pseudowire, the node states and the agents say. */
+  async function ready(): Promise<void> {
+    try {
+      await lab.waitPseudowireReady(NS, 'red-wire');
+    } catch (e) {
+      const pw = await lab.kubectl(['-n', NS, 'get', 'pseudowire', 'red-wire', '-o', 'jsonpath={.status}']);
+      const st = await lab.kubectl(['get', 'l2tpnodestates', '-o', 'jsonpath={.items[*].status}']);
+      const logs = await lab
+        .kubectl(['-n', RELEASE_NAMESPACE, 'logs', '-l', 'app.kubernetes.io/component=datapath', '--tail=20'])
+        .catch((x: unknown) => String(x));
+      throw new Error(`${String(e)}\npseudowire: ${pw}\nnode states: ${st}\nagents:\n${logs}`);
+    }
+  }
   const uninstall = () =>
     lab.helm(['uninstall', 'kube-l2tp', '-n', RELEASE_NAMESPACE, '--wait', '--timeout', '5m']);
 
   it('installs, the example becomes Ready and carries traffic', async () => {
     await lab.apply(lab.example({ nodeA, nodeB }));
-    await lab.waitPseudowireReady(NS, 'red-wire');
+    await ready();
     await lab.waitPodsReady([podA, podB]);
     const ping = await lab.ping(podA, '10.10.0.2', 5);
     assert.ok(ping.received >= 4, `ping over the pseudowire: ${ping.output}`);
@@ -98,7 +114,7 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
   it('refuses while pods are attached, names them, and changes nothing', async () => {
     const r = await uninstall();
     assert.notEqual(r.code, 0, `helm uninstall went through with pods attached: ${r.stdout}`);
-    assert.match(r.stderr, /pre-delete/, r.stderr);
+    assert.match(r.stderr, /job kube-l2tp-uninstall failed/, r.stderr);
     const log = await lab.kubectl(['-n', RELEASE_NAMESPACE, 'logs', 'job/kube-l2tp-uninstall']);
     assert.match(log, /refusing to uninstall/);
     assert.match(log, /l2tp-demo\/pod-a \(l2tp-demo\/red-wire\)/);
@@ -161,7 +177,7 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
 
   it('helm install again brings the example back to Ready, with traffic', async () => {
     await lab.helmInstall();
-    await lab.waitPseudowireReady(NS, 'red-wire');
+    await ready();
     await lab.apply(lab.example({ nodeA, nodeB }).filter((o) => o.kind === 'Pod'));
     await lab.waitPodsReady([podA, podB]);
     const ping = await lab.ping(podA, '10.10.0.2', 5);
