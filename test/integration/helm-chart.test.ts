@@ -315,7 +315,7 @@ describe('helm chart: lint and template', () => {
 
   it('the values schema refuses bad values with a message naming the key', async () => {
     for (const [set, key] of [
-      ['datapath.backend=ebpf', 'backend'],
+      ['datapath.backend=dpdk', 'backend'],
       ['logLevel=verbose', 'logLevel'],
       ['cni.binDir=relative/dir', 'binDir'],
       ['cni.dataDir=var/lib/cni', 'dataDir'],
