@@ -3,7 +3,7 @@
 // policy only), the README's example applied with kubectl. The runtime, not the test, calls the CNI
 // plugin: evidence is the pod's net1 with the pseudowire's MTU and Multus's network-status annotation.
 // Then the failures a user meets (a network that does not exist, a pseudowire that is not Ready) and
-// `helm uninstall`, each leaving nothing half-made on the nodes.
+// a pod deletion, each leaving nothing half-made on the nodes. (`helm uninstall`: uninstall.test.ts.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -60,7 +60,8 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const links = l.stdout
       .split('\n')
       .map((x) => x.split(':')[1]?.trim().split('@')[0] ?? '')
-      .filter((x) => x !== '' && !x.startsWith('l2tpeth') && !x.startsWith('l2br'));
+      // the pseudowire's own devices (session device, its bridge) are not per-pod state
+      .filter((x) => x !== '' && !/^(l2tpeth|kl2b)/.test(x));
     const r = await n.exec('find', ['/var/lib/cni/kube-l2tp', '-type', 'f']);
     return { links: links.sort(), records: r.stdout.split('\n').filter(Boolean).sort() };
   }
