@@ -43,6 +43,12 @@ export interface CniServerOptions {
   stateDir?: string;
   /** How long a connection may take to send its request (default 10 s); the shim sends it at once. */
   requestTimeoutMs?: number;
+  /**
+   * Called after every successful ADD or DEL. An exclusive attachment moves the session device
+   * between namespaces, which the datapath must follow at once (not at its next resync), so the
+   * agent reconciles; its passes are level-triggered and coalesce, so a call on every change is safe.
+   */
+  onAttachmentChange?: () => void;
 }
 
 export interface CniServer {
@@ -168,9 +174,13 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
           message: keys.netnsError ?? `errno ${keys.netnsErrno}`,
         };
       }
+      const changes = env.CNI_COMMAND === 'ADD' || env.CNI_COMMAND === 'DEL';
       dispatch(inv, deps)
         .then(
-          (o) => reply(o.exitCode, o.stdout),
+          (o) => {
+            reply(o.exitCode, o.stdout);
+            if (o.exitCode === 0 && changes) opts.onAttachmentChange?.();
+          },
           (e: unknown) => fail(CniError.from(e)),
         )
         .finally(() => {

@@ -108,6 +108,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     // IPAM delegates: the node's plugins as mounted here (the runtime's CNI_PATH is a host path)
     delegateDirs: [values['cni-bin-dir']],
     stateDir: values['cni-state-dir'],
+    onAttachmentChange: () => void agent.kick(),
   });
   if (values['install-cni']) {
     await installCni({

@@ -110,6 +110,34 @@ describe('real cluster: helm install, Multus, the README example', () => {
     progress(`ping ${ping.received}/${ping.sent}, ${mbps.toFixed(0)} Mbit/s`);
   });
 
+  it("gives an Exclusive pseudowire's device to the pod, forwarding from the first packet (IP encapsulation, cookies)", async () => {
+    const objs = lab
+      .example({ nodeA, nodeB, encapsulation: 'IP', cookies: true, mode: 'Exclusive' })
+      .filter((x) => x.kind !== 'Namespace')
+      .map((x) => {
+        // a second copy of the example beside the first: its own tunnel, pseudowire, pods and addresses
+        const y = JSON.parse(JSON.stringify(x).replaceAll('a-to-b', 'ex-a-to-b').replaceAll('red-wire', 'ex-wire')
+          .replaceAll('pod-a', 'ex-a').replaceAll('pod-b', 'ex-b').replaceAll('10.10.0.', '10.11.0.')) as typeof x; // prettier-ignore
+        return y;
+      });
+    await lab.apply(objs);
+    await lab.waitPseudowireReady(NS, 'ex-wire');
+    const exA = { namespace: NS, name: 'ex-a' };
+    await lab.waitPodsReady([exA, { namespace: NS, name: 'ex-b' }]);
+    // no wait: the datapath follows the device into the pod when the CNI ADD returns
+    const ping = await lab.ping(exA, '10.11.0.2', 5);
+    assert.equal(ping.received, 5, `ping right after the pods are Ready: ${ping.output}`);
+    const links = await lab.cluster.node(nodeA).exec('ip', ['-o', 'link', 'show']);
+    const dev = (await lab.nodeStates())
+      .find((s) => s.metadata.name === nodeA)
+      ?.status?.sessions?.find((x) => x.pseudowire?.name === 'ex-wire')?.ifname;
+    assert.ok(dev, 'the node state reports the session device');
+    assert.doesNotMatch(links.stdout, new RegExp(`: ${dev}[:@]`), `${dev} left the node for the pod`);
+    await lab.kubectl(['delete', 'pod', '-n', NS, 'ex-a', 'ex-b', '--wait=true', '--timeout=60s']);
+    const back = await lab.cluster.node(nodeA).exec('ip', ['-o', 'link', 'show']);
+    assert.match(back.stdout, new RegExp(`: ${dev}[:@]`), `${dev} returned to the node on CNI DEL`);
+  });
+
   /** A pod on nodeA with this annotation; returns the sandbox failure events kubectl describe shows. */
   async function failingPod(name: string, network: string): Promise<string[]> {
     await lab.apply([
