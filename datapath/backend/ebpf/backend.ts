@@ -223,9 +223,6 @@ export class EbpfBackend implements Backend {
   }
 
   async ensureTunnel(spec: TunnelSpec): Promise<void> {
-    if (spec.local.includes(':')) {
-      throw new Error('the ebpf backend carries IPv4 underlays only (this tunnel is IPv6)');
-    }
     const cur = this.tunnels.get(spec.tunnelId);
     if (
       cur &&
@@ -256,10 +253,10 @@ export class EbpfBackend implements Backend {
     const macs = await this.underlayMacs(spec, underlay, nexthop);
     this.tunnels.set(spec.tunnelId, { spec, underlay, underlayIfindex: link.ifindex, nexthop, macs, key });
     if (cur && cur.underlay !== underlay) await this.releaseUnderlay(cur.underlay);
-    if (spec.udpChecksum) {
+    if (spec.udpChecksum || (spec.encap === 'udp' && spec.local.includes(':'))) {
       this.log.warn(
         { tunnelId: spec.tunnelId },
-        'udpChecksum requested: the ebpf backend sends UDP checksum 0 (allowed over IPv4; bpf_skb_adjust_room cannot build checksummed UDP tunnel packets)',
+        'the ebpf backend sends UDP checksum 0 (bpf_skb_adjust_room cannot build checksummed UDP tunnel packets); over IPv6 the peer must accept zero checksums',
       );
     }
     this.log.info(
@@ -525,7 +522,7 @@ async function ensureBpffs(dir: string): Promise<void> {
 
 function sendProbe(local: string, remote: string): Promise<void> {
   return new Promise<void>((resolve) => {
-    const sock = createSocket('udp4');
+    const sock = createSocket(remote.includes(':') ? 'udp6' : 'udp4');
     const done = () => {
       sock.close();
       resolve();

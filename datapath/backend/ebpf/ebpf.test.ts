@@ -78,6 +78,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     assert.equal(tx.readUInt32LE(o.underlay_ifindex!), 9);
     assert.deepEqual([...tx.subarray(o.saddr!, o.saddr! + 4)], [10, 1, 2, 3]);
     assert.deepEqual([...tx.subarray(o.daddr!, o.daddr! + 4)], [10, 4, 5, 6]);
+    assert.equal(tx[o.family!], 4);
     assert.equal(tx.readUInt16BE(o.sport!), 1701, 'ports in network order');
     assert.equal(tx.readUInt16BE(o.dport!), 1702);
     assert.deepEqual([tx[o.encap!], tx[o.cookie_len!], tx[o.l2spec_len!], tx[o.flags!]], [1, 4, 4, 1]);
@@ -113,6 +114,17 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     assert.equal(tk.readUInt16BE(k.lport!), 5000);
     assert.equal(tk.readUInt16BE(k.rport!), 5001);
     assert.equal(tk[k.encap!], 0);
+    assert.equal(tk[k.family!], 4);
+    const tk6 = encodeTunKey({
+      local: 'fd00:1::2',
+      remote: '2001:db8::1:0:0:1',
+      localPort: 0,
+      remotePort: 0,
+      encap: 'ip',
+    });
+    assert.equal(tk6.subarray(k.local!, k.local! + 16).toString('hex'), 'fd000001000000000000000000000002');
+    assert.equal(tk6.subarray(k.remote!, k.remote! + 16).toString('hex'), '20010db8000000000001000000000001');
+    assert.deepEqual([tk6[k.encap!], tk6[k.family!]], [1, 6]);
     assert.equal(s.get('sess_stats')!.offsets.drops, 48, 'six counters, then the drops by reason');
   });
 

@@ -1,6 +1,6 @@
 // Byte layouts of the maps shared with the tc programs (bpf/l2tp.h is the other half: keep the two
 // in step). Addresses, ports and cookies are stored in network order, IDs and lengths in host order.
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { DROP_REASONS, type DropReason } from '../types.js';
 
 export const ENCAP = { udp: 0, ip: 1 } as const;
@@ -8,18 +8,32 @@ const TXF_SEND_SEQ = 1;
 const RXF_REQUIRE_SEQ = 1;
 
 export const SIZES = {
-  txCfg: 48,
-  tunKey: 16,
+  txCfg: 76,
+  tunKey: 40,
   rxCfg: 24,
   sessStats: 112,
   tunStats: 72,
   seqState: 16,
 } as const;
 
-const ipv4 = (addr: string): Buffer => {
-  if (!isIPv4(addr)) throw new Error(`not an IPv4 address: ${addr}`);
-  return Buffer.from(addr.split('.').map(Number));
-};
+/** 16 bytes: an IPv6 address, or an IPv4 address in the first 4. */
+export function ipBytes(addr: string): Buffer {
+  const b = Buffer.alloc(16);
+  if (isIPv4(addr)) {
+    Buffer.from(addr.split('.').map(Number)).copy(b);
+    return b;
+  }
+  if (!isIPv6(addr) || addr.includes('.')) throw new Error(`not an IP address this backend takes: ${addr}`);
+  const [head, tail] = addr.split('::') as [string, string | undefined];
+  const groups = (s: string | undefined) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  all.forEach((g, i) => b.writeUInt16BE(g, i * 2));
+  return b;
+}
+
+export const familyOf = (addr: string): 4 | 6 => (isIPv4(addr) ? 4 : 6);
 
 export const u32Key = (n: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -51,17 +65,18 @@ export function encodeTxCfg(c: TxCfg): Buffer {
   b.writeUInt32LE(c.sessionId, 0);
   b.writeUInt32LE(c.peerSessionId, 4);
   b.writeUInt32LE(c.underlayIfindex, 8);
-  ipv4(c.local).copy(b, 12);
-  ipv4(c.remote).copy(b, 16);
-  b.writeUInt16BE(c.sport, 20);
-  b.writeUInt16BE(c.dport, 22);
-  b[24] = ENCAP[c.encap];
-  b[25] = c.cookie.length;
-  b[26] = c.l2specLength;
-  b[27] = c.sendSequence ? TXF_SEND_SEQ : 0;
-  c.cookie.copy(b, 28);
-  c.dmac?.copy(b, 36);
-  c.smac?.copy(b, 42);
+  b.writeUInt16BE(c.sport, 12);
+  b.writeUInt16BE(c.dport, 14);
+  b[16] = ENCAP[c.encap];
+  b[17] = c.cookie.length;
+  b[18] = c.l2specLength;
+  b[19] = c.sendSequence ? TXF_SEND_SEQ : 0;
+  b[20] = familyOf(c.local);
+  ipBytes(c.local).copy(b, 24);
+  ipBytes(c.remote).copy(b, 40);
+  c.cookie.copy(b, 56);
+  c.dmac?.copy(b, 64);
+  c.smac?.copy(b, 70);
   return b;
 }
 
@@ -74,11 +89,12 @@ export function encodeTunKey(t: {
   encap: 'udp' | 'ip';
 }): Buffer {
   const b = Buffer.alloc(SIZES.tunKey);
-  ipv4(t.local).copy(b, 0);
-  ipv4(t.remote).copy(b, 4);
-  b.writeUInt16BE(t.localPort, 8);
-  b.writeUInt16BE(t.remotePort, 10);
-  b[12] = ENCAP[t.encap];
+  ipBytes(t.local).copy(b, 0);
+  ipBytes(t.remote).copy(b, 16);
+  b.writeUInt16BE(t.localPort, 32);
+  b.writeUInt16BE(t.remotePort, 34);
+  b[36] = ENCAP[t.encap];
+  b[37] = familyOf(t.local);
   return b;
 }
 

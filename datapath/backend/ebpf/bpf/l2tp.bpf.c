@@ -16,6 +16,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -72,8 +73,7 @@ struct {
  * inner L2 length, or software GSO copies the wrong bytes into every segment. */
 #define INNER_L2 14
 #define ENCAP_FLAGS_BASE                                                                          \
-	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |   \
-	 BPF_F_ADJ_ROOM_ENCAP_L2(INNER_L2))
+	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(INNER_L2))
 
 static __always_inline void tun_drop(__u32 tunnel_id, int reason)
 {
@@ -122,6 +122,11 @@ struct outer4 {
 	struct iphdr ip;
 } __attribute__((packed));
 
+struct outer6 {
+	struct ethhdr eth;
+	struct ipv6hdr ip;
+} __attribute__((packed));
+
 static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 {
 	__u32 key = skb->ifindex;
@@ -145,18 +150,19 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 	if (skb->gso_size && (!udp || (c->flags & TXF_SEND_SEQ)))
 		return tx_error(sid);
 
+	__u8 v6 = c->family == 6;
 	__u32 l2tp_len = (udp ? sizeof(struct udphdr) + 8 : 4) + clen + l2len;
-	__u32 outer_len = sizeof(struct iphdr) + l2tp_len;
+	__u32 l3_len = v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	__u32 outer_len = l3_len + l2tp_len;
 	__u32 room = outer_len + ETH_HLEN;
 	__u8 ipx = skb->protocol == bpf_htons(ETH_P_IP) || skb->protocol == bpf_htons(ETH_P_IPV6);
 	long err;
 	if (ipx) {
 		/* room goes after the (inner) MAC header; the inner MAC header is rewritten below */
-		if (udp)
-			err = bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC,
-						  ENCAP_FLAGS_BASE | BPF_F_ADJ_ROOM_ENCAP_L4_UDP);
-		else
-			err = bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, ENCAP_FLAGS_BASE);
+		__u64 flags = ENCAP_FLAGS_BASE |
+			      (v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) |
+			      (udp ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : 0);
+		err = bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, flags);
 	} else {
 		/* adjust_room refuses non-IP frames (ARP...): they are never GSO, prepend in front */
 		err = bpf_skb_change_head(skb, room, 0);
@@ -164,24 +170,39 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 	if (err)
 		return tx_error(sid);
 
-	__u32 ip_len = inner_len + outer_len; /* GSO rewrites it per segment */
-	struct iphdr iph = {};
-	iph.version = 4;
-	iph.ihl = 5;
-	iph.ttl = 64;
-	iph.protocol = udp ? IPPROTO_UDP : IPPROTO_L2TP;
-	iph.tot_len = bpf_htons(ip_len > 0xffff ? 0xffff : ip_len);
-	iph.id = (__u16)bpf_get_prandom_u32();
-	iph.saddr = c->saddr;
-	iph.daddr = c->daddr;
-	iph.check = ip_checksum(&iph);
-	struct outer4 h = {};
-	h.eth.h_proto = bpf_htons(ETH_P_IP);
-	h.ip = iph;
-
-	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0))
-		return tx_error(sid);
-	__u32 off = sizeof(h);
+	__u32 l3_payload = inner_len + l2tp_len; /* GSO rewrites lengths per segment */
+	__u32 off;
+	if (v6) {
+		struct outer6 h = {};
+		h.eth.h_proto = bpf_htons(ETH_P_IPV6);
+		h.ip.version = 6;
+		h.ip.nexthdr = udp ? IPPROTO_UDP : IPPROTO_L2TP;
+		h.ip.hop_limit = 64;
+		h.ip.payload_len = bpf_htons(l3_payload > 0xffff ? 0xffff : l3_payload);
+		__builtin_memcpy(&h.ip.saddr, c->saddr, 16);
+		__builtin_memcpy(&h.ip.daddr, c->daddr, 16);
+		if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0))
+			return tx_error(sid);
+		off = sizeof(h);
+	} else {
+		__u32 ip_len = l3_payload + sizeof(struct iphdr);
+		struct iphdr iph = {};
+		iph.version = 4;
+		iph.ihl = 5;
+		iph.ttl = 64;
+		iph.protocol = udp ? IPPROTO_UDP : IPPROTO_L2TP;
+		iph.tot_len = bpf_htons(ip_len > 0xffff ? 0xffff : ip_len);
+		iph.id = (__u16)bpf_get_prandom_u32();
+		__builtin_memcpy(&iph.saddr, c->saddr, 4);
+		__builtin_memcpy(&iph.daddr, c->daddr, 4);
+		iph.check = ip_checksum(&iph);
+		struct outer4 h = {};
+		h.eth.h_proto = bpf_htons(ETH_P_IP);
+		h.ip = iph;
+		if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0))
+			return tx_error(sid);
+		off = sizeof(h);
+	}
 	if (udp) {
 		struct {
 			struct udphdr u;
@@ -190,8 +211,9 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		} l = {};
 		l.u.source = c->sport;
 		l.u.dest = c->dport;
-		/* checksum 0: adjust_room cannot request a checksummed UDP tunnel GSO packet */
-		l.u.len = bpf_htons((ip_len - sizeof(struct iphdr)) & 0xffff);
+		/* checksum 0: adjust_room cannot request a checksummed UDP tunnel GSO packet (over
+		 * IPv6 the peer must accept zero checksums, RFC 6936) */
+		l.u.len = bpf_htons(l3_payload & 0xffff);
 		l.flags_ver = bpf_htonl(0x00030000);
 		l.session = bpf_htonl(c->peer_session_id);
 		if (bpf_skb_store_bytes(skb, off, &l, sizeof(l), 0))
@@ -272,7 +294,9 @@ int l2tp_tx_ingress(struct __sk_buff *skb)
 
 /* Room for the headers the receive path parses directly: Ethernet, IPv4 without options, UDP,
  * the L2TPv3 header. */
-#define RX_PARSE (ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + 8)
+/* Room for the headers the receive path parses directly: Ethernet, IPv6 (or IPv4 without options),
+ * UDP, the L2TPv3 header. */
+#define RX_PARSE (ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 8)
 
 static __always_inline int seq_check(__u32 sid, __u32 word)
 {
@@ -312,30 +336,52 @@ int l2tp_rx(struct __sk_buff *skb)
 		data_end = (void *)(long)skb->data_end;
 	}
 	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > data_end)
 		return TC_ACT_OK;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return TC_ACT_OK;
-	/* options and fragments are rare: the stack takes them */
-	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
-		return TC_ACT_OK;
-
 	struct tun_key tk = {};
-	tk.local = ip->daddr;
-	tk.remote = ip->saddr;
+	__u8 proto;
+	__u32 l3_len, ip_end;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > data_end)
+			return TC_ACT_OK;
+		/* options and fragments are rare: the stack takes them */
+		if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+			return TC_ACT_OK;
+		tk.family = 4;
+		__builtin_memcpy(tk.local, &ip->daddr, 4);
+		__builtin_memcpy(tk.remote, &ip->saddr, 4);
+		proto = ip->protocol;
+		l3_len = sizeof(struct iphdr);
+		ip_end = ETH_HLEN + bpf_ntohs(ip->tot_len);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > data_end)
+			return TC_ACT_OK;
+		/* extension headers (fragments...) are rare: the stack takes them */
+		tk.family = 6;
+		__builtin_memcpy(tk.local, &ip6->daddr, 16);
+		__builtin_memcpy(tk.remote, &ip6->saddr, 16);
+		proto = ip6->nexthdr;
+		l3_len = sizeof(struct ipv6hdr);
+		ip_end = ETH_HLEN + sizeof(struct ipv6hdr) + bpf_ntohs(ip6->payload_len);
+	} else {
+		return TC_ACT_OK;
+	}
+
 	__u32 hoff; /* offset of the session id */
-	if (ip->protocol == IPPROTO_UDP) {
-		struct udphdr *uh = (void *)(ip + 1);
+	__u8 *l4 = data + ETH_HLEN + l3_len;
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = (void *)l4;
 		if ((void *)(uh + 1) > data_end)
 			return TC_ACT_OK;
 		tk.lport = uh->dest;
 		tk.rport = uh->source;
 		tk.encap = ENCAP_UDP;
-		hoff = ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + 4;
-	} else if (ip->protocol == IPPROTO_L2TP) {
+		hoff = ETH_HLEN + l3_len + sizeof(struct udphdr) + 4;
+	} else if (proto == IPPROTO_L2TP) {
 		tk.encap = ENCAP_IP;
-		hoff = ETH_HLEN + sizeof(struct iphdr);
+		hoff = ETH_HLEN + l3_len;
 	} else {
 		return TC_ACT_OK;
 	}
@@ -350,14 +396,13 @@ int l2tp_rx(struct __sk_buff *skb)
 	if (t)
 		t->rx_packets += segs;
 
-	__u32 ip_end = ETH_HLEN + bpf_ntohs(ip->tot_len);
 	if (ip_end > skb->len) {
 		tun_drop(tid, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	if (tk.encap == ENCAP_UDP) {
 		/* the flags and version word decides first: control or another version, whatever follows */
-		__u8 *l = (void *)(ip + 1) + sizeof(struct udphdr);
+		__u8 *l = l4 + sizeof(struct udphdr);
 		if ((void *)(l + 2) > data_end || ip_end < hoff - 2) {
 			tun_drop(tid, DROP_TRUNCATED);
 			return TC_ACT_SHOT;
@@ -427,9 +472,26 @@ int l2tp_rx(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, eth_off, &inner, sizeof(inner)))
 		return sess_drop(sid, DROP_TRUNCATED);
 	__u32 ifindex = r->ifindex, dev_ifindex = r->dev_ifindex;
-	/* trailing bytes beyond the IP length (Ethernet padding) are not part of the frame */
-	if (ip_end < skb->len && bpf_skb_change_tail(skb, ip_end, 0))
-		return sess_drop(sid, DROP_TRUNCATED);
+	/* Lengths of a GSO super-packet are rewritten per segment: leave those alone. Otherwise bytes
+	 * beyond the IP length (the outer frame's padding) are not part of the frame; trimming them
+	 * can fail (skbs a local sender encapsulated), and then they stay as the inner frame's padding. */
+	if (!skb->gso_size) {
+		__u32 new_len = ip_end;
+		__u32 pad = 0;
+		/* over IPv6, adjust_room leaves no less than an IPv6 header's length behind the MAC
+		 * header, and an ARP frame is shorter: zero padding to Ethernet's minimum, as a NIC adds */
+		if (tk.family == 6 && ip_end - eth_off < 60) {
+			pad = 60 - (ip_end - eth_off);
+			new_len = ip_end + pad;
+		}
+		if (new_len != skb->len && bpf_skb_change_tail(skb, new_len, 0) == 0 && pad) {
+			/* the same value (pad is 1..46), written so that the verifier sees 1..64 */
+			__u32 n = ((pad - 1) & 63) + 1;
+			__u8 zeros[64] = {};
+			if (bpf_skb_store_bytes(skb, ip_end, zeros, n, 0))
+				return sess_drop(sid, DROP_TRUNCATED);
+		}
+	}
 	/* remove everything between the outer MAC header and the inner frame's payload, then turn the
 	 * outer MAC header into the inner one */
 	if (bpf_skb_adjust_room(skb, -(__s32)(eth_off), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
