@@ -21,6 +21,8 @@ export interface QemuL2tpv3 {
   counter: boolean;
   /** TAP QEMU creates in ns. */
   tap: string;
+  /** src and dst are IPv6 addresses. */
+  ipv6?: boolean;
 }
 
 export function qemuArgs(o: QemuL2tpv3): string[] {
@@ -34,6 +36,7 @@ export function qemuArgs(o: QemuL2tpv3): string[] {
     `txsession=${o.txsession}`,
     `rxsession=${o.rxsession}`,
     `counter=${o.counter ? 'on' : 'off'}`,
+    ...(o.ipv6 ? ['ipv6=on'] : []),
   ];
   if (o.txcookie !== undefined && o.rxcookie !== undefined) {
     if (o.txcookie.length === 16) l2.push('cookie64=on');

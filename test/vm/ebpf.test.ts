@@ -28,36 +28,52 @@ const dropsOf = (d: Dump | undefined) => {
 const NS = `ebvm${process.pid % 10000}`;
 const HOST = '10.205.0.1';
 const GUEST = '10.205.0.2';
+const HOST6 = 'fd00:205::1';
+const GUEST6 = 'fd00:205::2';
 
 interface Pw {
   i: number;
   encap: 'udp' | 'ip';
   cookie: 0 | 4 | 8;
   l2spec: 'none' | 'default';
+  /** Over the IPv6 underlay (the kernel accepts our zero UDP checksums with udp6_csum_rx off). */
+  v6?: boolean;
 }
 const PWS: Pw[] = [];
 for (const encap of ['udp', 'ip'] as const)
   for (const cookie of [0, 4, 8] as const)
     for (const l2spec of ['none', 'default'] as const) PWS.push({ i: PWS.length, encap, cookie, l2spec });
+PWS.push(
+  { i: PWS.length, encap: 'udp', cookie: 4, l2spec: 'default', v6: true },
+  { i: PWS.length + 1, encap: 'ip', cookie: 8, l2spec: 'none', v6: true },
+);
 
-const TUNNEL = { udp: { guest: 100, host: 200 }, ip: { guest: 101, host: 201 } };
+type TunnelKey = 'udp' | 'ip' | 'udp6' | 'ip6';
+const TUNNEL: Record<TunnelKey, { guest: number; host: number }> = {
+  udp: { guest: 100, host: 200 },
+  ip: { guest: 101, host: 201 },
+  udp6: { guest: 102, host: 202 },
+  ip6: { guest: 103, host: 203 },
+};
+const tunnelOf = (p: Pw): TunnelKey => `${p.encap}${p.v6 ? '6' : ''}` as TunnelKey;
 const guestSession = (p: Pw) => 1000 + p.i;
 const hostSession = (p: Pw) => 2000 + p.i;
 /** What the guest sends (and the host expects), and the other way round. */
 const guestCookie = (p: Pw) => (p.cookie ? Buffer.alloc(p.cookie, 0x30 + p.i).toString('hex') : undefined);
 const hostCookie = (p: Pw) => (p.cookie ? Buffer.alloc(p.cookie, 0x60 + p.i).toString('hex') : undefined);
 const mtuOf = (p: Pw) =>
-  sessionMtu({ encap: p.encap, ipv6: false, cookieLength: p.cookie, l2specType: p.l2spec });
+  sessionMtu({ encap: p.encap, ipv6: !!p.v6, cookieLength: p.cookie, l2specType: p.l2spec });
 
 function hostConfig() {
-  const tunnel = (encap: 'udp' | 'ip') => ({
-    tunnelId: TUNNEL[encap].host,
-    peerTunnelId: TUNNEL[encap].guest,
-    encap,
-    local: HOST,
-    remote: GUEST,
-    ...(encap === 'udp' ? { udpSourcePort: 17002, udpDestinationPort: 17001 } : {}),
-    sessions: PWS.filter((p) => p.encap === encap).map((p) => ({
+  const tunnel = (key: TunnelKey) => ({
+    tunnelId: TUNNEL[key].host,
+    peerTunnelId: TUNNEL[key].guest,
+    encap: key.startsWith('udp') ? 'udp' : 'ip',
+    local: key.endsWith('6') ? HOST6 : HOST,
+    remote: key.endsWith('6') ? GUEST6 : GUEST,
+    ...(key === 'udp' ? { udpSourcePort: 17002, udpDestinationPort: 17001 } : {}),
+    ...(key === 'udp6' ? { udpSourcePort: 17004, udpDestinationPort: 17003 } : {}),
+    sessions: PWS.filter((p) => tunnelOf(p) === key).map((p) => ({
       sessionId: hostSession(p),
       peerSessionId: guestSession(p),
       name: `ebs${p.i}`,
@@ -65,7 +81,7 @@ function hostConfig() {
       ...(p.cookie ? { cookie: hostCookie(p), peerCookie: guestCookie(p) } : {}),
     })),
   });
-  return { tunnels: [tunnel('udp'), tunnel('ip')] };
+  return { tunnels: [tunnel('udp'), tunnel('ip'), tunnel('udp6'), tunnel('ip6')] };
 }
 
 /** busybox sh in the guest: the kernel's pseudowires made with the host's iproute2, then pings. */
@@ -75,11 +91,14 @@ function guestScript(): string {
     chrootPrelude(),
     `${ip} l2tp add tunnel tunnel_id 100 peer_tunnel_id 200 encap udp local ${GUEST} remote ${HOST} udp_sport 17001 udp_dport 17002`,
     `${ip} l2tp add tunnel tunnel_id 101 peer_tunnel_id 201 encap ip local ${GUEST} remote ${HOST}`,
+    `${ip} -6 addr add ${GUEST6}/64 dev eth0 nodad`,
+    `${ip} l2tp add tunnel tunnel_id 102 peer_tunnel_id 202 encap udp local ${GUEST6} remote ${HOST6} udp_sport 17003 udp_dport 17004 udp6_csum_rx off`,
+    `${ip} l2tp add tunnel tunnel_id 103 peer_tunnel_id 203 encap ip local ${GUEST6} remote ${HOST6}`,
   ];
   for (const p of PWS) {
     const cookies = p.cookie ? ` cookie ${guestCookie(p)} peer_cookie ${hostCookie(p)}` : '';
     lines.push(
-      `${ip} l2tp add session name kl2tp${p.i} tunnel_id ${TUNNEL[p.encap].guest} session_id ${guestSession(p)} peer_session_id ${hostSession(p)} l2spec_type ${p.l2spec}${cookies}`,
+      `${ip} l2tp add session name kl2tp${p.i} tunnel_id ${TUNNEL[tunnelOf(p)].guest} session_id ${guestSession(p)} peer_session_id ${hostSession(p)} l2spec_type ${p.l2spec}${cookies}`,
       `${ip} link set kl2tp${p.i} mtu ${mtuOf(p)} up`,
       `${ip} addr add 10.205.${10 + p.i}.2/24 dev kl2tp${p.i}`,
     );
@@ -134,6 +153,7 @@ describe(
         guestScript: guestScript(),
         whileRunning: async (work, running) => {
           await running.waitForFile('guest-ready', 400_000);
+          await ipIn(NS, 'addr', 'add', `${HOST6}/64`, 'dev', 'ebvmtap0', 'nodad');
           const logFile = join(dir, 'host.log');
           host = spawn(
             'ip',
@@ -224,7 +244,7 @@ describe(
     });
 
     for (const p of PWS) {
-      it(`encap ${p.encap}, cookie ${p.cookie}, sublayer ${p.l2spec}: both ways, full MTU`, () => {
+      it(`${p.v6 ? 'IPv6 underlay, ' : ''}encap ${p.encap}, cookie ${p.cookie}, sublayer ${p.l2spec}: both ways, full MTU`, () => {
         assert.ok((guestPings[p.i] ?? 0) >= 2, `kernel -> ebpf: ${guestPings[p.i]}/3`);
         assert.ok((hostPings[p.i] ?? 0) >= 2, `ebpf -> kernel: ${hostPings[p.i]}/3`);
         assert.ok((mtuPings[p.i] ?? 0) >= 1, `MTU-sized frames (${mtuOf(p)}): ${mtuPings[p.i]}/2`);
