@@ -3,6 +3,7 @@
 // (only the image reference and pull policy set), the README's example applied with kubectl, and pods
 // that the runtime attached through Multus and the kube-l2tp CNI executable. Everything a user would
 // see goes through kubectl, helm and the kubelet; nothing here attaches or starts anything itself.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,7 @@ import type { Logger } from '../../lib/log.js';
 import { RealCluster, type ClusterImage, type PodRef } from '../harness/cluster/cluster.js';
 import { multusManifest } from '../harness/cluster/multus.js';
 import { until } from '../harness/wait.js';
+import { liveTsharkArgs, parseFields, type ScenarioTarget } from './scenarios.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CHART = join(REPO, 'deploy/helm/kube-l2tp');
@@ -33,6 +35,10 @@ export interface RealLabOptions {
   underlay: string;
   podNet: string;
   images: LabImages;
+  /** Offset of this cluster's addresses in the underlay (see ClusterOptions.hostBase). */
+  hostBase?: number;
+  /** A lab whose underlay this one joins (two clusters on one L2 underlay). */
+  joinUnderlay?: RealLab;
   /** Extra `helm install --set` values (the image reference and pull policy are always set). */
   helmSet?: string[];
   logger: Logger;
@@ -93,6 +99,8 @@ export class RealLab {
         nodes: o.nodes,
         underlay: o.underlay,
         podNet: o.podNet,
+        ...(o.hostBase !== undefined ? { hostBase: o.hostBase } : {}),
+        ...(o.joinUnderlay ? { joinUnderlay: o.joinUnderlay.cluster } : {}),
         pause: o.images.pause,
         images: [o.images.kubeL2tp, o.images.tools, o.images.multus],
         logger: o.logger,
@@ -298,6 +306,50 @@ export class RealLab {
 
   async nodeStates(): Promise<L2TPNodeState[]> {
     return (await this.cluster.getJson<{ items: L2TPNodeState[] }>(['l2tpnodestates'])).items;
+  }
+
+  /** The shared scenarios' view of this lab (test/e2e/scenarios.ts). */
+  target(): ScenarioTarget {
+    return {
+      nodes: this.nodeNames,
+      toolsImage: this.o.images.tools.name,
+      kubectl: (args, input) => this.kubectl(args, input),
+      podExec: (pod, cmd, timeoutMs) => this.cluster.exec(pod, cmd, timeoutMs),
+      nodeExec: (node, file, args) => this.cluster.node(node).exec(file, args),
+      capture: (node, bpf, o, minFrames, during) =>
+        this.capture(node, liveTsharkArgs(bpf, o), minFrames, during),
+      progress: this.o.progress,
+    };
+  }
+
+  /** tshark on a node's host from before `during` starts until the frames arrived (then SIGINT, which flushes). */
+  private async capture(node: string, args: string[], minFrames: number, during: () => Promise<void>) {
+    const [file, argv] = this.cluster.node(node).hostCommand('tshark', args);
+    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    try {
+      await until('tshark capturing', async () => {
+        if (p.exitCode !== null) throw new Error(`tshark exited: ${err}`);
+        return err.includes('Capturing on');
+      }, 20_000, 100); // prettier-ignore
+      await during();
+      await until(
+        'the frames through tshark',
+        async () => parseFields(out).length >= minFrames,
+        10_000,
+        100,
+      ).catch(
+        () => undefined, // the caller asserts on what arrived
+      );
+    } finally {
+      p.kill('SIGINT');
+      await exited;
+    }
+    return parseFields(out);
   }
 
   async stop(): Promise<void> {

@@ -26,8 +26,15 @@ export interface ClusterOptions {
   /** Prefix of every namespace, link, cgroup and /run directory (several clusters can coexist). */
   prefix: string;
   nodes: number;
-  /** The underlay /24 as three octets; the control plane is .1, node i is .(10+i). */
+  /** The underlay /24 as three octets; the control plane is .(1+hostBase), node i is .(10+hostBase+i). */
   underlay: string;
+  /** Offset of this cluster's addresses in the underlay (two clusters on one underlay need different ones). */
+  hostBase?: number;
+  /**
+   * Another cluster whose underlay this one joins (one L2 segment, as two sites on one provider
+   * network): a veth pair links the two underlay bridges.
+   */
+  joinUnderlay?: RealCluster;
   /** Pod addresses: node i gets PODNET.i.0/24 inside PODNET.0.0/16. */
   podNet: string;
   serviceCIDR?: string;
@@ -65,6 +72,11 @@ export class RealCluster {
     return `${this.o.prefix}-ul`;
   }
 
+  /** The underlay address of host n of this cluster (1 is the control plane, 10+i node i). */
+  hostAddress(n: number): string {
+    return `${this.o.underlay}.${(this.o.hostBase ?? 0) + n}`;
+  }
+
   static async start(o: ClusterOptions): Promise<RealCluster> {
     const c = new RealCluster(o);
     try {
@@ -79,11 +91,31 @@ export class RealCluster {
   private async up(): Promise<void> {
     const { o } = this;
     const t = Date.now();
-    const cpAddr = `${o.underlay}.1`;
+    const cpAddr = this.hostAddress(1);
     await this.net.netns(this.cpNetns);
     await ipIn(this.cpNetns, 'link', 'add', this.underlayBridge, 'type', 'bridge');
     await ipIn(this.cpNetns, 'addr', 'add', `${cpAddr}/24`, 'dev', this.underlayBridge);
     await ipIn(this.cpNetns, 'link', 'set', this.underlayBridge, 'up');
+    if (o.joinUnderlay) {
+      // deleting this cluster's netns removes both ends of the pair
+      const other = o.joinUnderlay;
+      const link = `${o.prefix}-x`;
+      await ipIn(
+        this.cpNetns,
+        'link',
+        'add',
+        link,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        link,
+        'netns',
+        other.cpNetns,
+      );
+      await ipIn(this.cpNetns, 'link', 'set', link, 'master', this.underlayBridge, 'up');
+      await ipIn(other.cpNetns, 'link', 'set', link, 'master', other.underlayBridge, 'up');
+    }
     o.progress(`control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler at ${cpAddr}`);
     this.cp = await startControlPlane({
       logDir: this.logDir,
@@ -122,17 +154,16 @@ export class RealCluster {
   private async addNodeNetwork(i: number): Promise<void> {
     const { o } = this;
     const name = `${o.prefix}-node${i}`;
-    const address = `${o.underlay}.${10 + i}`;
+    const address = this.hostAddress(10 + i);
     await this.net.netns(name);
     const port = `${o.prefix}-n${i}`;
     await ipIn(this.cpNetns, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name);
     await ipIn(this.cpNetns, 'link', 'set', port, 'master', this.underlayBridge, 'up');
     await ipIn(name, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
     await ipIn(name, 'link', 'set', 'eth0', 'up');
-    await ipIn(name, 'route', 'add', 'default', 'via', `${o.underlay}.1`);
+    await ipIn(name, 'route', 'add', 'default', 'via', this.hostAddress(1));
     for (let j = 1; j <= o.nodes; j++) {
-      if (j !== i)
-        await ipIn(name, 'route', 'add', `${o.podNet}.${j}.0/24`, 'via', `${o.underlay}.${10 + j}`);
+      if (j !== i) await ipIn(name, 'route', 'add', `${o.podNet}.${j}.0/24`, 'via', this.hostAddress(10 + j));
     }
     const runDir = `/run/${o.prefix}-n${i}`;
     this.nodes.push(

@@ -155,6 +155,12 @@ export class RealNode {
     return c !== undefined && c.exitCode === null && c.signalCode === null;
   }
 
+  /** nsenter arguments that run a program on the node's host (for long-running ones, like a capture). */
+  hostCommand(file: string, args: string[]): [string, string[]] {
+    if (!this.holder?.pid) throw new Error(`node ${this.name} is not running`);
+    return ['nsenter', ['-t', String(this.holder.pid), '-m', '-u', '-n', '--', file, ...args]];
+  }
+
   /** Runs a program inside the node's network and mount namespaces (as a process on the node's host). */
   exec(file: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}) {
     if (!this.holder?.pid) throw new Error(`node ${this.name} is not running`);
