@@ -10,7 +10,8 @@
 # Steps: kind cluster (3 workers) -> docker build of the repo's Dockerfile -> kind load -> Multus
 # (thick plugin, upstream manifest) -> helm install deploy/helm/kube-l2tp -> examples (in-cluster pair,
 # several pods on one bridge, exclusive mode) with their nodes filled in -> ping across each pseudowire
-# -> agent pod deleted under traffic -> pseudowire deleted under pods -> uninstall.
+# -> agent pod deleted under traffic -> the shared scenarios (test/e2e/scenarios.ts) -> pseudowire
+# deleted under pods -> uninstall.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 CLUSTER=${CLUSTER:-kube-l2tp}
@@ -84,6 +85,10 @@ check "bridge example pods Ready" pods_ready "$(fill examples/bridge-several-pod
 step "exclusive mode"
 fill examples/exclusive.yaml | $KUBECTL apply -f -
 check "exclusive example pods Ready" pods_ready "$(fill examples/exclusive.yaml | sed -n 's/^  namespace: //p' | head -1)"
+
+step "the shared scenarios (test/e2e/scenarios.ts, the code the real-node suite runs)"
+[ -f dist/test/e2e/kind/scenarios.js ] || npx tsc -p tsconfig.json
+check "shared scenarios" node dist/test/e2e/kind/scenarios.js "$A" "$B"
 
 step "pseudowire deleted under pods"
 $KUBECTL -n l2tp-demo delete pseudowire red-wire --timeout=180s
