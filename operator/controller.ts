@@ -14,8 +14,8 @@ import {
   type TunnelStatus,
 } from '../lib/api/schemas.js';
 import { Allocator, DEFAULT_RANGES, type Ranges } from './allocator.js';
-import { Informer, objectKey } from './informer.js';
-import { ApiError, isConflict, isNotFound, resourcePath, type KubeClient } from './kube.js';
+import { Informer, objectKey, type InformerCache, type InformerOptions } from './informer.js';
+import { ApiError, isConflict, isNotFound, resourcePath, type KubeApi } from './kube.js';
 import { WorkQueue } from './queue.js';
 import {
   ANNOTATION_HASH,
@@ -86,13 +86,16 @@ const nodeAddress = (n: NodeObject | undefined, ipv6 = false): string | undefine
   return pick('InternalIP') ?? pick('ExternalIP');
 };
 
+/** Makes the informer of one kind; the operator lists and watches the API, a test feeds its own. */
+export type InformerFactory = <T extends KObject>(opts: InformerOptions, log: Logger) => InformerCache<T>;
+
 export class Controller {
-  readonly tunnels: Informer<L2TPTunnel>;
-  readonly pws: Informer<Pseudowire>;
-  readonly nodeStates: Informer<L2TPNodeState>;
-  readonly nodes: Informer<NodeObject>;
-  readonly pods: Informer<PodObject & KObject>;
-  nads: Informer<NadObject> | undefined;
+  readonly tunnels: InformerCache<L2TPTunnel>;
+  readonly pws: InformerCache<Pseudowire>;
+  readonly nodeStates: InformerCache<L2TPNodeState>;
+  readonly nodes: InformerCache<NodeObject>;
+  readonly pods: InformerCache<PodObject & KObject>;
+  nads: InformerCache<NadObject> | undefined;
   readonly queue = new WorkQueue();
   readonly alloc: Allocator;
   private readonly cookieCache = new Map<string, { value: string; at: number }>();
@@ -100,15 +103,20 @@ export class Controller {
   private running: Promise<void> | undefined;
   private stopped = false;
 
+  private readonly makeInformer: InformerFactory;
+
   constructor(
-    private readonly client: KubeClient,
+    private readonly client: KubeApi,
     private readonly cfg: ControllerConfig,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    makeInformer?: InformerFactory,
   ) {
     this.alloc = new Allocator(cfg.ranges);
+    this.makeInformer =
+      makeInformer ?? (<T extends KObject>(o: InformerOptions, l: Logger) => new Informer<T>(client, o, l));
     const inf = <T extends KObject>(path: string, apiVersion: string, kind: string, extra: object = {}) =>
-      new Informer<T>(client, { path, apiVersion, kind, ...extra }, log.child({ informer: kind }));
+      this.makeInformer<T>({ path, apiVersion, kind, ...extra }, log.child({ informer: kind }));
     this.tunnels = inf(resourcePath(CRD('l2tptunnels')), API_VERSION, 'L2TPTunnel');
     this.pws = inf(resourcePath(CRD('pseudowires')), API_VERSION, 'Pseudowire');
     this.nodeStates = inf(resourcePath(CRD('l2tpnodestates')), API_VERSION, 'L2TPNodeState');
@@ -268,8 +276,7 @@ export class Controller {
       return;
     }
     this.log.info('NetworkAttachmentDefinition CRD found: generating NADs for pseudowires');
-    this.nads = new Informer<NadObject>(
-      this.client,
+    this.nads = this.makeInformer<NadObject>(
       {
         path: resourcePath(NAD),
         apiVersion: 'k8s.cni.cncf.io/v1',

@@ -27,7 +27,18 @@ export interface InformerOptions {
   watchTimeoutSeconds?: number;
 }
 
-export class Informer<T extends KObject> {
+/** What the controller reads an informer through: a synced cache of one kind, and its events. */
+export interface InformerCache<T> {
+  on(h: Handler<T>): void;
+  hasSynced(): boolean;
+  waitForSync(): Promise<void>;
+  start(): void;
+  stop(): Promise<void>;
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
+export class Informer<T extends KObject> implements InformerCache<T> {
   readonly store = new Map<string, T>();
   private handlers: Handler<T>[] = [];
   private rv = '';
@@ -39,7 +50,7 @@ export class Informer<T extends KObject> {
   relists = 0;
 
   constructor(
-    private readonly client: KubeClient,
+    private readonly client: Pick<KubeClient, 'get' | 'watch'>,
     private readonly opts: InformerOptions,
     private readonly log: Logger,
   ) {}

@@ -64,6 +64,9 @@ export interface WatchEvent<T = unknown> {
   object: T;
 }
 
+/** The verbs the controllers and the leader elector use (a test passes an in-memory API). */
+export type KubeApi = Pick<KubeClient, 'get' | 'create' | 'replace' | 'patch' | 'delete' | 'watch'>;
+
 export class KubeClient {
   private readonly server: URL;
   private readonly agent: Agent;

@@ -35,7 +35,7 @@ export class LeaderElector {
   leader = false;
 
   constructor(
-    private readonly client: KubeClient,
+    private readonly client: Pick<KubeClient, 'get' | 'create' | 'replace'>,
     private readonly cfg: LeaderElectionConfig,
     private readonly log: Logger,
   ) {}

@@ -3,58 +3,14 @@
 // so a restarted agent adopts them. Both stop reconciling and the watch. The SIGTERM decision reads
 // the node state from the API, not the watch's copy, so a mark set just before the delete counts.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import type { PseudowireRef } from '../../lib/agent-protocol.js';
-import type { L2TPNodeState, NodeStateSpec } from '../../lib/api/schemas.js';
+import type { L2TPNodeState, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
 import { silentLogger } from '../../lib/log.js';
-import type { Backend, ObservedSession, ObservedTunnel, SessionSpec, TunnelSpec } from '../backend/types.js';
-import { Agent } from './agent.js';
+import { MemoryBackend } from '../../test/fakes/memory-backend.js';
+import { Agent, type AgentOptions } from './agent.js';
 import { createAgentMetrics } from './metrics.js';
 import type { NodeStateSource } from './nodestate-source.js';
-
-class MemoryBackend implements Backend {
-  readonly kind = 'userspace' as const;
-  tunnels = new Map<number, ObservedTunnel>();
-  sessions = new Map<string, ObservedSession>();
-  closed: { keepDevices: boolean }[] = [];
-  async listTunnels() {
-    return [...this.tunnels.values()];
-  }
-  async listSessions() {
-    return [...this.sessions.values()];
-  }
-  async ensureTunnel(t: TunnelSpec) {
-    this.tunnels.set(t.tunnelId, { tunnelId: t.tunnelId, owned: true });
-  }
-  async deleteTunnel(id: number) {
-    this.tunnels.delete(id);
-  }
-  async ensureSession(s: SessionSpec) {
-    this.sessions.set(`${s.tunnelId}/${s.sessionId}`, {
-      tunnelId: s.tunnelId,
-      sessionId: s.sessionId,
-      ifname: s.ifname,
-      up: true,
-      owned: true,
-    });
-  }
-  async deleteSession(t: number, s: number) {
-    this.sessions.delete(`${t}/${s}`);
-  }
-  async counters() {
-    return undefined;
-  }
-  async allCounters() {
-    return new Map();
-  }
-  async close(o: { keepDevices: boolean }) {
-    this.closed.push(o);
-    if (!o.keepDevices) {
-      this.sessions.clear();
-      this.tunnels.clear();
-    }
-  }
-}
 
 const session = (id: number, name: string) => ({
   pseudowire: { namespace: 'demo', name },
@@ -86,26 +42,50 @@ const spec: NodeStateSpec = {
   ],
 };
 
-function fixture() {
-  const obj: L2TPNodeState = {
-    apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
-    kind: 'L2TPNodeState',
-    metadata: { name: 'n1', generation: 1 },
-    spec,
+/** A node-state source whose object the test changes, firing the watch like an API event would. */
+function fakeSource(initial: L2TPNodeState | undefined) {
+  const state = {
+    obj: initial,
+    reads: [] as (boolean | undefined)[],
+    written: [] as NodeStateStatus[],
+    stopped: false,
+    failReads: false,
+    onChange: undefined as (() => void) | undefined,
   };
-  const reads: (boolean | undefined)[] = [];
-  const watch = { stopped: false };
   const source: NodeStateSource = {
     async get(o) {
-      reads.push(o?.fresh);
-      return obj;
+      state.reads.push(o?.fresh);
+      if (state.failReads) throw new Error('apiserver unreachable');
+      return state.obj;
     },
-    watch() {},
-    async writeStatus() {},
+    watch(onChange) {
+      state.onChange = onChange;
+    },
+    async writeStatus(st) {
+      state.written.push(st);
+    },
     stop() {
-      watch.stopped = true;
+      state.stopped = true;
     },
   };
+  return { source, state };
+}
+
+const nodeState = (s: NodeStateSpec, generation = 1): L2TPNodeState => ({
+  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+  kind: 'L2TPNodeState',
+  metadata: { name: 'n1', generation },
+  spec: s,
+});
+
+// A failed assertion must not leave an agent's resync timer holding the test process open.
+const started: Agent[] = [];
+afterEach(async () => {
+  for (const a of started.splice(0)) await a.stop().catch(() => {});
+});
+
+function fixture(o: Partial<AgentOptions> = {}, s: NodeStateSpec = spec) {
+  const { source, state } = fakeSource(nodeState(s));
   const backend = new MemoryBackend();
   const released: string[] = [];
   const agent = new Agent({
@@ -120,8 +100,10 @@ function fixture() {
     onPseudowireGone: async (r: PseudowireRef) => {
       released.push(`${r.namespace}/${r.name}`);
     },
+    ...o,
   });
-  return { agent, backend, released, reads, watch };
+  started.push(agent);
+  return { agent, backend, released, reads: state.reads, watch: state, state };
 }
 
 describe('Agent stop and teardown', () => {
@@ -166,6 +148,90 @@ describe('Agent stop and teardown', () => {
     f.reads.length = 0;
     await f.agent.nodeState();
     assert.deepEqual(f.reads, [true]);
+    await f.agent.stop();
+  });
+});
+
+describe('Agent glue: options and the node-state source reach the reconcile', () => {
+  const mtus = (b: MemoryBackend) => [...b.specs.values()].map((x) => x.mtu);
+  const withMtu = (mtu: number): NodeStateSpec => ({
+    ...spec,
+    tunnels: spec.tunnels.map((t) => ({
+      ...t,
+      sessions: [{ ...session(11, 'red-wire'), mtu }, session(12, 'blue-wire')],
+    })),
+  });
+
+  it('MTU policy "fixed": sessions without an MTU get fixedMtu, an explicit one stays', async () => {
+    const f = fixture({ fixedMtu: 1400 }, withMtu(1300));
+    await f.agent.start();
+    assert.equal(f.backend.specs.get('1/11')?.mtu, 1300);
+    assert.equal(f.backend.specs.get('1/12')?.mtu, 1400);
+    assert.deepEqual(
+      f.state.written.at(-1)?.sessions?.map((x) => x.mtu),
+      [1300, 1400],
+      'status reports the MTU set',
+    );
+    await f.agent.stop();
+  });
+
+  it('without a fixed MTU the MTU is derived from underlayMtu', async () => {
+    const f = fixture({ underlayMtu: 9000 });
+    await f.agent.start();
+    assert.deepEqual(mtus(f.backend), [8946, 8946]);
+    await f.agent.stop();
+    const d = fixture();
+    await d.agent.start();
+    assert.deepEqual(mtus(d.backend), [1446, 1446], 'default underlay 1500');
+    await d.agent.stop();
+  });
+
+  it('a watch event reconciles the changed spec, and a session that left releases its bridge', async () => {
+    const f = fixture();
+    await f.agent.start();
+    const one = structuredClone(spec);
+    one.tunnels[0]!.sessions = [session(11, 'red-wire')];
+    f.state.obj = nodeState(one, 2);
+    f.state.onChange?.();
+    await f.agent.kick();
+    assert.deepEqual([...f.backend.sessions.keys()], ['1/11']);
+    assert.deepEqual(f.released, ['demo/blue-wire']);
+    assert.equal(f.state.written.at(-1)?.observedGeneration, 2);
+    await f.agent.stop();
+  });
+
+  it('status carries the backend, its reason and the agent version', async () => {
+    const f = fixture({ backendReason: 'auto: kernel L2TP unavailable', version: '9.9.9' });
+    await f.agent.start();
+    const st = f.state.written.at(-1)!;
+    assert.equal(st.backend, 'userspace');
+    assert.equal(st.backendReason, 'auto: kernel L2TP unavailable');
+    assert.equal(st.agentVersion, '9.9.9');
+    await f.agent.stop();
+  });
+
+  it('a read error keeps the datapath; a node state that is gone removes it', async () => {
+    const f = fixture();
+    await f.agent.start();
+    f.state.failReads = true;
+    await f.agent.kick();
+    assert.equal(f.backend.sessions.size, 2);
+    f.state.failReads = false;
+    f.state.obj = undefined;
+    await f.agent.kick();
+    assert.equal(f.backend.sessions.size, 0);
+    await f.agent.stop();
+  });
+
+  it('probeUnderlay reaches the reconcile: an outage reports the sessions Down', async () => {
+    const f = fixture({ probeUnderlay: async () => 'no route to 10.0.0.2' });
+    await f.agent.start();
+    const st = f.state.written.at(-1)!;
+    assert.deepEqual(
+      st.sessions?.map((x) => x.state),
+      ['Down', 'Down'],
+    );
+    assert.equal(f.backend.sessions.size, 2, 'sessions stay configured through the outage');
     await f.agent.stop();
   });
 });

@@ -103,7 +103,10 @@ export class Agent {
       return;
     }
     const desired = obj?.spec
-      ? desiredFromSpec(obj.spec, { underlayMtu: this.o.underlayMtu ?? 1500 })
+      ? desiredFromSpec(obj.spec, {
+          underlayMtu: this.o.underlayMtu ?? 1500,
+          ...(this.o.fixedMtu !== undefined ? { fixedMtu: this.o.fixedMtu } : {}),
+        })
       : EMPTY;
     const report = await reconcile(this.o.backend, desired, log, {
       ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),

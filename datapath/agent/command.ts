@@ -10,7 +10,7 @@ import { releasePseudowireBridge } from '../../cmd/cni/plugin.js';
 import { startCniServer } from '../../cmd/cni/server.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../backend/select.js';
 import { UsageError } from '../static/command.js';
-import { Agent } from './agent.js';
+import { Agent, type AgentOptions } from './agent.js';
 import { agentCniSettings } from './cni-settings.js';
 import { installCni } from './install-cni.js';
 import { createAgentMetrics } from './metrics.js';
@@ -26,22 +26,20 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The shim built by scripts/build-native.sh, relative to dist/datapath/agent/. */
 const DEFAULT_SHIM = resolve(here, '../../../cmd/cni/shim/build/kube-l2tp');
 
-// The datapath Pod the operator renders passes its host paths as environment variables.
-const env = process.env;
-
-export async function agentCommand(argv: string[], logger: Logger): Promise<number> {
+/** The agent's flags, each defaulting to the environment variable the datapath Pod sets. */
+export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv) {
   const cniEnv = agentCniSettings(env);
-  const { values } = parseArgs({
+  return parseArgs({
     args: argv,
     options: {
-      'node-name': { type: 'string', default: process.env.NODE_NAME },
-      backend: { type: 'string', default: process.env.KUBE_L2TP_BACKEND ?? 'auto' },
+      'node-name': { type: 'string', default: env.NODE_NAME },
+      backend: { type: 'string', default: env.KUBE_L2TP_BACKEND ?? 'auto' },
       bpffs: { type: 'string', default: env.KUBE_L2TP_BPFFS },
-      kubeconfig: { type: 'string', default: process.env.KUBECONFIG },
+      kubeconfig: { type: 'string', default: env.KUBECONFIG },
       'cni-socket': { type: 'string', default: cniEnv.socket },
       'cni-bin-dir': { type: 'string', default: cniEnv.binDir },
       'cni-conf-dir': { type: 'string', default: cniEnv.confDir },
-      'cni-path': { type: 'string', default: process.env.CNI_PATH ?? '/opt/cni/bin' },
+      'cni-path': { type: 'string', default: env.CNI_PATH ?? '/opt/cni/bin' },
       'cni-state-dir': { type: 'string', default: cniEnv.stateDir },
       'cni-source': { type: 'string', default: DEFAULT_SHIM },
       'install-cni': { type: 'boolean', default: true },
@@ -54,7 +52,21 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     },
     allowNegative: true,
     strict: true,
-  });
+  }).values;
+}
+
+/** The MTU policy as the Agent takes it: a fixed MTU, when set, wins over the derived one. */
+export function agentMtuOptions(
+  values: ReturnType<typeof parseAgentArgs>,
+): Pick<AgentOptions, 'underlayMtu' | 'fixedMtu'> {
+  return {
+    underlayMtu: Number(values['underlay-mtu']),
+    ...(values['fixed-mtu'] ? { fixedMtu: Number(values['fixed-mtu']) } : {}),
+  };
+}
+
+export async function agentCommand(argv: string[], logger: Logger): Promise<number> {
+  const values = parseAgentArgs(argv, process.env);
   const nodeName = values['node-name'];
   if (!nodeName) throw new UsageError('--node-name (or NODE_NAME) is required');
   const choice = values.backend as BackendChoice;
@@ -85,8 +97,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     metrics,
     logger: log.child({ component: 'reconcile' }),
     version: pkg.version,
-    underlayMtu: Number(values['underlay-mtu']),
-    ...(values['fixed-mtu'] ? { fixedMtu: Number(values['fixed-mtu']) } : {}),
+    ...agentMtuOptions(values),
     resyncMs: Number(values['resync-seconds']) * 1000,
     counterIntervalMs: Number(values['status-counter-seconds']) * 1000,
     onPseudowireGone: releasePseudowireBridge,

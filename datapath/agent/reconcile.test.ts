@@ -3,53 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../lib/log.js';
-import type { Backend, ObservedSession, ObservedTunnel, SessionSpec, TunnelSpec } from '../backend/types.js';
+import { MemoryBackend } from '../../test/fakes/memory-backend.js';
+import type { SessionSpec, TunnelSpec } from '../backend/types.js';
 import { reconcile, type DesiredState } from './reconcile.js';
-
-class MemoryBackend implements Backend {
-  readonly kind = 'userspace' as const;
-  tunnels = new Map<number, ObservedTunnel>();
-  sessions = new Map<string, ObservedSession>();
-  calls: string[] = [];
-  failSession = new Set<number>();
-  async listTunnels() {
-    return [...this.tunnels.values()];
-  }
-  async listSessions() {
-    return [...this.sessions.values()];
-  }
-  async ensureTunnel(t: TunnelSpec) {
-    if (!this.tunnels.has(t.tunnelId)) this.calls.push(`create tunnel ${t.tunnelId}`);
-    this.tunnels.set(t.tunnelId, { tunnelId: t.tunnelId, owned: true });
-  }
-  async deleteTunnel(id: number) {
-    this.calls.push(`delete tunnel ${id}`);
-    this.tunnels.delete(id);
-  }
-  async ensureSession(s: SessionSpec) {
-    if (this.failSession.has(s.sessionId)) throw new Error(`EEXIST session ${s.sessionId}`);
-    const k = `${s.tunnelId}/${s.sessionId}`;
-    if (!this.sessions.has(k)) this.calls.push(`create session ${k}`);
-    this.sessions.set(k, {
-      tunnelId: s.tunnelId,
-      sessionId: s.sessionId,
-      ifname: s.ifname,
-      up: true,
-      owned: true,
-    });
-  }
-  async deleteSession(t: number, s: number) {
-    this.calls.push(`delete session ${t}/${s}`);
-    this.sessions.delete(`${t}/${s}`);
-  }
-  async counters() {
-    return undefined;
-  }
-  async allCounters() {
-    return new Map();
-  }
-  async close() {}
-}
 
 const tunnel = (id: number): TunnelSpec => ({
   tunnelId: id,

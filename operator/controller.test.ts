@@ -1,0 +1,158 @@
+// The controllers' glue against fake informers fed by an in-memory API: what a user's objects lead
+// to (finalizers, allocated IDs and ports, node states, datapath pods, conditions, Events), and that
+// each informer's events reach the reconcilers that depend on them. The builders are tested alone
+// in render.test.ts; the real API server in test/integration/operator-reconcile.test.ts.
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../lib/api/schemas.js';
+import { silentLogger } from '../lib/log.js';
+import { MemoryApi } from '../test/fakes/memory-api.js';
+import { Controller, DEFAULT_CONTROLLER } from './controller.js';
+import { createMetrics } from './metrics.js';
+import { DEFAULT_POD_CONFIG, FINALIZER } from './render.js';
+
+const node = (name: string, ip: string) => ({
+  apiVersion: 'v1',
+  kind: 'Node',
+  metadata: { name },
+  status: { addresses: [{ type: 'InternalIP', address: ip }] },
+});
+const tunnel: L2TPTunnel = {
+  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+  kind: 'L2TPTunnel',
+  metadata: { name: 'a-to-b' },
+  spec: { encapsulation: 'UDP', udpChecksum: false, local: { node: 'a' }, peer: { node: 'b' } },
+};
+const pw = (name: string, extra: Partial<Pseudowire['spec']> = {}): Pseudowire => ({
+  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+  kind: 'Pseudowire',
+  metadata: { name, namespace: 'lab' },
+  spec: {
+    tunnelRef: { name: 'a-to-b' },
+    l2SpecificSublayer: 'Default',
+    attachment: { mode: 'Bridge' },
+    ...extra,
+  },
+});
+
+const running: Controller[] = [];
+afterEach(async () => {
+  for (const c of running.splice(0)) await c.stop();
+});
+
+async function start(seed: (api: MemoryApi) => void) {
+  const api = new MemoryApi();
+  const ctrl = new Controller(
+    api,
+    { ...DEFAULT_CONTROLLER, pod: DEFAULT_POD_CONFIG, multus: false, workers: 2 },
+    silentLogger(),
+    createMetrics(false),
+    api.informers,
+  );
+  running.push(ctrl);
+  seed(api);
+  await ctrl.start();
+  return { api, ctrl };
+}
+
+/** Waits until the queue has settled (delayed adds included) and the condition holds. */
+async function settle(ok: () => boolean, ms = 5000) {
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    if (ok()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail('the controller did not settle');
+}
+
+const seedPair = (api: MemoryApi) => {
+  api.add('nodes', node('a', '10.0.0.1'));
+  api.add('nodes', node('b', '10.0.0.2'));
+  api.add('l2tptunnels', tunnel);
+  api.add('pseudowires', pw('red-wire'));
+};
+
+describe('Controller glue', () => {
+  it('a tunnel and a pseudowire between two nodes: finalizers, IDs, node states and datapath pods', async () => {
+    const { api } = await start(seedPair);
+    const t = () => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b');
+    const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    await settle(
+      () => ns('a') !== undefined && ns('b') !== undefined && p()?.status?.sessionID !== undefined,
+    );
+    assert.deepEqual(t()!.metadata.finalizers, [FINALIZER]);
+    assert.deepEqual(p()!.metadata.finalizers, [FINALIZER]);
+    const st = t()!.status!;
+    assert.equal(st.tunnelID, st.peerTunnelID, 'an in-cluster pair gets one ID free on both nodes');
+    assert.equal(st.udpPort, st.peerUDPPort);
+    assert.equal(st.localAddress, '10.0.0.1');
+    assert.equal(st.peerAddress, '10.0.0.2');
+    await settle(() => (ns('a')?.spec?.tunnels[0]?.sessions.length ?? 0) === 1);
+    const a = ns('a')!.spec!.tunnels[0]!;
+    const b = ns('b')!.spec!.tunnels[0]!;
+    assert.equal(a.local, '10.0.0.1');
+    assert.equal(b.local, '10.0.0.2', 'the peer side is reversed');
+    assert.equal(a.sessions[0]!.sessionId, p()!.status!.sessionID);
+    assert.deepEqual(a.sessions[0]!.pseudowire, { namespace: 'lab', name: 'red-wire' });
+    await settle(() => api.byPlural.get('pods')!.list().length === 2);
+    const pod = api.byPlural.get('pods')!.list()[0]!;
+    assert.equal(pod.metadata.namespace, DEFAULT_POD_CONFIG.namespace);
+    assert.equal(pod.metadata.ownerReferences?.[0]?.kind, 'L2TPNodeState');
+  });
+
+  it('a pseudowire whose tunnel is missing says so in its conditions and in a Warning Event', async () => {
+    const { api } = await start((api) =>
+      api.add('pseudowires', pw('orphan', { tunnelRef: { name: 'nope' } })),
+    );
+    const p = () => api.object<Pseudowire>('pseudowires', 'lab/orphan');
+    await settle(() => p()?.status?.conditions !== undefined);
+    const ready = p()!.status!.conditions!.find((c) => c.type === 'Ready')!;
+    assert.equal(ready.status, 'False');
+    assert.equal(ready.reason, 'TunnelNotFound');
+    await settle(() => api.other.some((o) => o.plural === 'events'));
+    const ev = api.other.find((o) => o.plural === 'events')!.obj as unknown as {
+      reason: string;
+      type: string;
+      involvedObject: { name: string };
+    };
+    assert.deepEqual([ev.type, ev.reason, ev.involvedObject.name], ['Warning', 'TunnelNotFound', 'orphan']);
+  });
+
+  it('an explicit ID another tunnel holds is an IDConflict, not a second owner', async () => {
+    const { api } = await start((api) => {
+      api.add('nodes', node('a', '10.0.0.1'));
+      api.add('nodes', node('b', '10.0.0.2'));
+      const fixed = { ...tunnel.spec, local: { node: 'a', tunnelID: 7 } };
+      api.add('l2tptunnels', { ...tunnel, metadata: { name: 'first' }, spec: fixed });
+      api.add('l2tptunnels', { ...tunnel, metadata: { name: 'second' }, spec: fixed });
+    });
+    const cond = (n: string) =>
+      api.object<L2TPTunnel>('l2tptunnels', n)?.status?.conditions?.find((c) => c.type === 'Ready');
+    await settle(() => cond('first') !== undefined && cond('second') !== undefined);
+    const reasons = [cond('first')!.reason, cond('second')!.reason];
+    assert.equal(reasons.filter((r) => r === 'IDConflict').length, 1, reasons.join(', '));
+  });
+
+  it('informer events reach the reconcilers: a node address change re-renders the node state', async () => {
+    const { api } = await start(seedPair);
+    const spec = () => api.object<L2TPNodeState>('l2tpnodestates', 'a')?.spec?.tunnels[0];
+    await settle(() => spec()?.local === '10.0.0.1');
+    api.byPlural
+      .get('nodes')!
+      .put('MODIFIED', { ...node('a', '10.0.0.9'), metadata: { name: 'a', uid: 'x' } });
+    await settle(() => spec()?.local === '10.0.0.9');
+  });
+
+  it('a node with no endpoints left loses its node state and datapath pod', async () => {
+    const { api } = await start(seedPair);
+    await settle(() => api.byPlural.get('pods')!.list().length === 2);
+    await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire');
+    await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b');
+    await settle(
+      () =>
+        api.byPlural.get('pods')!.list().length === 0 &&
+        api.byPlural.get('l2tpnodestates')!.list().length === 0 &&
+        api.byPlural.get('l2tptunnels')!.list().length === 0,
+    );
+  });
+});
