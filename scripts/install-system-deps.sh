@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(iproute2 tshark qemu-system-x86 iperf3 containernetworking-plugins socat tcpdump openssl jq
       bridge-utils python3 make g++ busybox-static xz-utils cpio bc file netcat-openbsd iputils-ping ethtool
-      clang llvm libbpf-dev bpftool)
+      clang llvm libbpf-dev bpftool containerd runc conntrack iptables)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
