@@ -1,4 +1,4 @@
-// Node agent scale bench (issue 6) on a real kube-apiserver, userspace backend, one node netns:
+// Node agent scale bench on a real kube-apiserver, userspace backend, one node netns:
 //   cold    empty node, L2TPNodeState with N sessions already applied, agent started: time from the
 //           agent's spawn until the status shows all N sessions Up at the current generation
 //   apply   the agent already running on an empty spec: time from the apiserver committing the

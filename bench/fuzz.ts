@@ -1,4 +1,4 @@
-// The hostile-input fuzz targets of test/fuzz at bench scale (issue 10):
+// The hostile-input fuzz targets of test/fuzz at bench scale:
 //   node dist/bench/fuzz.js [--cases 1000000] [--target NAME] [--seed N] [--path P] [--json]
 // Prints per target: cases run, cases/s, outcomes (accepted / rejections by reason), and any
 // failure with the seed and path that replay it. Exits 1 when a target failed.

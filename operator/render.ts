@@ -177,10 +177,6 @@ export function renderNodeState(
   return { nodeName: node, tunnels: out };
 }
 
-export function nodeHasEndpoints(node: string, tunnels: L2TPTunnel[]): boolean {
-  return tunnels.some((t) => tunnelNodes(t).includes(node));
-}
-
 export const pwKey = (p: Pseudowire) => `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
 
 export function desiredNodeState(
@@ -387,7 +383,7 @@ export function desiredNAD(p: Pseudowire): Record<string, unknown> {
     try {
       config.ipam = JSON.parse(ipam);
     } catch {
-      /* reported by the reconciler */
+      // an annotation that is not JSON is left out: the NAD carries no IPAM and pods get no address
     }
   }
   return {

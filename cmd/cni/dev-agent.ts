@@ -3,8 +3,8 @@
 // agent. Tests and the benchmark run one per "node" (network namespace):
 //   node dist/cmd/cni/dev-agent.js --socket PATH --pseudowires FILE [--state-dir DIR] [--cni-path P]
 //     [--ballast-mb N]
-// --ballast-mb makes this small process hold N MB of touched memory, as the real agent does at scale
-// (RSS ~190 MB at 1,000 sessions): what a fork costs depends on it.
+// --ballast-mb makes this small process hold N MB of touched memory, as the real agent does at scale:
+// what a fork costs depends on it.
 // Prints "ready" on stdout once listening; stops on SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../lib/log.js';

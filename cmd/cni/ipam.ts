@@ -5,7 +5,7 @@
 //
 // The delegate is started with posix_spawn (lib/spawn): inside the agent, child_process's fork()
 // would stall the event loop, and every other CNI request, while the kernel copies the agent's page
-// tables (~7 ms at 200 MB). child_process remains the fallback when the addon is not built.
+// tables (longer the larger the agent). child_process remains the fallback when the addon is not built.
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCapture, type RunOptions, type RunResult } from '../../lib/exec.js';

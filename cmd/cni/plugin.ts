@@ -270,7 +270,7 @@ async function cmdAdd(c: Ctx): Promise<string> {
   try {
     // The IPAM allocation and the links do not depend on each other: run them together. The link
     // work starts first and runs up to its first kernel request, which a pool thread serves while the
-    // delegate starts: with the posix_spawn addon the start costs this thread ~0.1 ms, with the
+    // delegate starts: with the posix_spawn addon the start barely holds this thread, with the
     // child_process fallback it blocks it for the fork (which copies the agent's page tables).
     const launchIpam = ipamPlugin ? await prepareDelegate(delegateCall(c, 'ADD', ipamPlugin)) : undefined;
     const linkStep = attach(c, pw, mtu, mac, deviceMac, undo, ph);

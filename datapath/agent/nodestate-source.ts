@@ -2,8 +2,8 @@
 // events carry the object. While the watch is up, reads are served from its last event, so the
 // periodic resync (which repairs the datapath every few seconds) costs the API nothing; a full GET
 // still happens when the watch is down and at least every maxAgeMs, so a watch that stalls without
-// an error costs latency, never state. At 1,000 sessions the object is ~0.5 MB: a GET per node per
-// resync would be the agent's largest API load.
+// an error costs latency, never state. The object grows with the node's sessions, so a GET per node
+// per resync would be the agent's largest API load.
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, VERSION, type L2TPNodeState, type NodeStateStatus } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';

@@ -1,7 +1,8 @@
 // The one schema source of the kube-l2tp API (group l2tp.kube-l2tp.io, version v1alpha1).
 // These zod schemas generate the CRDs in crds/ (lib/api/crdgen.ts; rules that span fields are CEL
-// `x-kubernetes-validations` attached with .meta()), and the operator and agent parse objects with
-// them. Field rules reuse lib/wire/session.ts where the vocabulary is the same.
+// `x-kubernetes-validations` attached with .meta()), so the API server validates every object; the
+// operator and agent use the inferred types (mirror parses its input file with them). Field rules
+// reuse lib/wire/session.ts where the vocabulary is the same.
 import { z } from 'zod';
 import { U32_MAX } from '../wire/session.js';
 

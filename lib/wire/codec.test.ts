@@ -31,7 +31,7 @@ const only =
     sid === sessionId ? rx : undefined;
 
 test('kernel capture: UDP, default sublayer (no l2spec_type given), no cookie', () => {
-  // reference/kernel-vm.md: 00 03 00 00 | <peer session id> | 00 00 00 00 | <ethernet>
+  // as captured from the kernel: 00 03 00 00 | <peer session id> | 00 00 00 00 | <ethernet>
   const l = headerLayout({ encap: 'udp', l2specType: 'default', cookieLength: 0, peerCookieLength: 0 });
   const got = encodeDataMessage(l, { peerSessionId: 5196755, cookie: new Uint8Array() }, ETH);
   assert.equal(got.subarray(0, 12).toString('hex'), '00030000' + '004f4bd3' + '00000000');

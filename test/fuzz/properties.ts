@@ -1,4 +1,4 @@
-// The hostile-input properties (issue 10), one FuzzTarget per decoder or parser. The unit suite
+// The hostile-input properties, one FuzzTarget per decoder or parser. The unit suite
 // (test/fuzz/*.test.ts) and the bench (bench/fuzz.ts) both run exactly these; only the budget
 // differs. Each property: never crash, never let a foreign exception out, and every rejection
 // carries a reason (which the run counts, so a bench shows what the inputs exercised).

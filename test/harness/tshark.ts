@@ -1,5 +1,5 @@
 // tshark as the independent L2TPv3 decoder. It cannot guess cookie or sublayer sizes for static
-// tunnels, so every call states them (reference/interop-peers.md).
+// tunnels, so every call states them.
 import { run } from '../../lib/exec.js';
 
 export interface DecodeOptions {

@@ -26,9 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "versions.h"
+
 #define PROTOCOL_VERSION 1
 #define DEFAULT_SOCKET "/run/kube-l2tp/cni.sock"
-#define SUPPORTED "[\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
 #define IO_TIMEOUT_S 120
 
 static const char *forwarded[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME",
@@ -108,7 +109,7 @@ static int find_string_key(const char *json, const char *key, char *out, size_t 
   return 1;
 }
 
-static char version[32] = "1.1.0";
+static char version[32] = CURRENT_VERSION;
 
 static void log_stderr(int level, const char *fmt, ...) {
   char msg[512];

@@ -2,7 +2,7 @@
  * Runs a program the way the CNI code runs its IPAM delegate: argv, an explicit environment, stdin
  * from a buffer, stdout and stderr captured, exit status reported. Node's child_process cannot do
  * this cheaply inside the long-lived agent: libuv spawns with fork(), which copies the parent's page
- * tables while the event loop waits (about 1.5 ms for a 60 MB process, 7 ms for 200 MB).
+ * tables while the event loop waits, longer the larger the agent.
  * posix_spawn is implemented by glibc with clone(CLONE_VM | CLONE_VFORK): nothing is copied, the
  * cost does not depend on the parent's size.
  *

@@ -1,0 +1,6 @@
+/* Generated from lib/cni/versions.ts by scripts/gen-shim-versions.ts; do not edit. */
+#ifndef KUBE_L2TP_SHIM_VERSIONS_H
+#define KUBE_L2TP_SHIM_VERSIONS_H
+#define SUPPORTED "[\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
+#define CURRENT_VERSION "1.1.0"
+#endif
