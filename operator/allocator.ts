@@ -61,6 +61,40 @@ export class Allocator {
     throw new Error(`no free ${kind} ID left in ${min}-${max} on ${nodes.join(', ')}`);
   }
 
+  /**
+   * The IDs of one object's two sides (local node, and the peer node of an in-cluster pair): a
+   * recorded ID is claimed, a missing one allocated, and a pair with neither gets one ID free on both
+   * nodes. A recorded ID another owner holds comes back undefined, with a message naming that owner.
+   */
+  allocatePair(
+    kind: IdKind,
+    label: string,
+    owner: string,
+    nodes: { local: string; peer?: string | undefined },
+    ids: { local?: number | undefined; peer?: number | undefined },
+  ): { local?: number; peer?: number; conflicts: string[] } {
+    const { local: L, peer: P } = nodes;
+    if (P && ids.local === undefined && ids.peer === undefined) {
+      const id = this.allocate(kind, [L, P], owner);
+      return { local: id, peer: id, conflicts: [] };
+    }
+    const conflicts: string[] = [];
+    const side = (node: string, id: number | undefined): number | undefined => {
+      if (id === undefined) return this.allocate(kind, [node], owner);
+      const other = this.claim(kind, node, id, owner);
+      if (!other) return id;
+      conflicts.push(`${label} ${id} on node ${node} is already used by ${other}`);
+      return undefined;
+    };
+    const local = side(L, ids.local);
+    const peer = P ? side(P, ids.peer) : undefined;
+    return {
+      ...(local !== undefined ? { local } : {}),
+      ...(peer !== undefined ? { peer } : {}),
+      conflicts,
+    };
+  }
+
   /** Drop everything `owner` holds (after its sessions are gone from every node). */
   release(owner: string): void {
     for (const kind of Object.keys(this.used) as IdKind[]) {

@@ -9,8 +9,8 @@ import {
   mayRoll,
   renderNodeState,
   rollupPseudowire,
-  setCondition,
 } from './render.js';
+import { setCondition } from '../lib/api/conditions.js';
 
 const tunnel: L2TPTunnel = {
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',

@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import {
   API_VERSION,
   GROUP,
-  type Condition,
   type L2TPNodeState,
   type L2TPTunnel,
   type NodeSessionSpec,
@@ -408,24 +407,7 @@ export function desiredNAD(p: Pseudowire): Record<string, unknown> {
   };
 }
 
-// ---- conditions and roll-up --------------------------------------------------------------------------
-
-export function setCondition(
-  conds: Condition[] | undefined,
-  c: Omit<Condition, 'lastTransitionTime'>,
-  now: string,
-): Condition[] {
-  const list = [...(conds ?? [])];
-  const i = list.findIndex((x) => x.type === c.type);
-  const prev = i >= 0 ? list[i] : undefined;
-  const next: Condition = {
-    ...c,
-    lastTransitionTime: prev && prev.status === c.status ? (prev.lastTransitionTime ?? now) : now,
-  };
-  if (i >= 0) list[i] = next;
-  else list.push(next);
-  return list;
-}
+// ---- roll-up ------------------------------------------------------------------------------------------
 
 export interface EndpointView {
   node: string;

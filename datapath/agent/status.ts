@@ -1,5 +1,6 @@
 // What the agent reports in L2TPNodeState.status, built from a reconcile report and the backend's
 // counters. Pure; the writer decides when to send it.
+import { transitionTime } from '../../lib/api/conditions.js';
 import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
 import { sessionKey, type BackendKind, type SessionCounters } from '../backend/types.js';
 import type { ReconcileReport } from './reconcile.js';
@@ -84,11 +85,13 @@ function condition(
   generation: number | undefined,
   c: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>,
 ): Condition {
-  const old = previous?.find((p) => p.type === c.type);
   return {
     ...c,
-    lastTransitionTime:
-      old && old.status === c.status && old.lastTransitionTime ? old.lastTransitionTime : now,
+    lastTransitionTime: transitionTime(
+      previous?.find((p) => p.type === c.type),
+      c.status,
+      now,
+    ),
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
   };
 }

@@ -1,0 +1,76 @@
+// What every reconciler works from: the API, the informer caches (current state), the allocator,
+// and the shared helpers for Events and cookie Secrets. Reconcilers read the caches, compute what
+// should be, and write only differences, so running one twice changes nothing.
+import type { KObject, L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
+import { GROUP, VERSION } from '../../lib/api/schemas.js';
+import type { Logger } from '../../lib/log.js';
+import type { Allocator, Ranges } from '../allocator.js';
+import type { InformerCache } from '../informer.js';
+import type { KubeApi } from '../kube.js';
+import { tunnelNodes, type PodConfig, type PodObject } from '../render.js';
+import type { EventRecorder } from './events.js';
+import type { CookieResolver } from './secrets.js';
+
+export interface NodeObject extends KObject {
+  status?: { addresses?: { type: string; address: string }[] };
+}
+export interface NadObject extends KObject {
+  spec?: { config?: string };
+}
+
+export interface ControllerConfig {
+  pod: PodConfig;
+  workers: number;
+  ranges: Ranges;
+  /** Grace period for datapath pod deletions (default: the pod's own). */
+  podDeleteGraceSeconds?: number;
+  /** Stop waiting for agents to report a removed session after this long. */
+  teardownTimeoutMs: number;
+  nadCheckIntervalMs: number;
+  /** Generate Multus NetworkAttachmentDefinitions when that CRD exists (default true). */
+  multus?: boolean;
+}
+
+export const CRD = (plural: string) => ({ group: GROUP, version: VERSION, plural });
+export const NAD = { group: 'k8s.cni.cncf.io', version: 'v1', plural: 'network-attachment-definitions' };
+
+export interface Caches {
+  tunnels: InformerCache<L2TPTunnel>;
+  pws: InformerCache<Pseudowire>;
+  nodeStates: InformerCache<L2TPNodeState>;
+  nodes: InformerCache<NodeObject>;
+  pods: InformerCache<PodObject & KObject>;
+  /** Present once the NetworkAttachmentDefinition CRD has been found. */
+  nads: InformerCache<NadObject> | undefined;
+}
+
+export interface ReconcileContext {
+  client: KubeApi;
+  cfg: ControllerConfig;
+  log: Logger;
+  alloc: Allocator;
+  caches: Caches;
+  events: EventRecorder;
+  cookies: CookieResolver;
+}
+
+export type ReconcileResult = void | { requeueAfterMs?: number };
+
+/** Kubernetes time (seconds precision), as status and Events carry it. */
+export const kubeNow = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export const pwsOfTunnel = (c: Caches, name: string): Pseudowire[] =>
+  c.pws.list().filter((p) => p.spec.tunnelRef.name === name);
+
+export const tunnelsOfNode = (c: Caches, node: string): L2TPTunnel[] =>
+  c.tunnels.list().filter((t) => tunnelNodes(t).includes(node));
+
+/** The node states of these nodes that exist. */
+export function nodeStateMap(c: Caches, nodes: string[]): Map<string, L2TPNodeState> {
+  const m = new Map<string, L2TPNodeState>();
+  for (const n of nodes) {
+    const ns = c.nodeStates.get(n);
+    if (ns) m.set(n, ns);
+  }
+  return m;
+}

@@ -1,0 +1,72 @@
+// Writes that change only what differs: status through the status subresource as a merge patch,
+// finalizers guarded by resourceVersion, and the one structural equality they are judged by.
+import type { KObject } from '../../lib/api/schemas.js';
+import { isNotFound, type KubeApi } from '../kube.js';
+import { FINALIZER } from '../render.js';
+
+/** Structural equality of JSON values; a key set to undefined counts as absent. */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => deepEqual(x, bb[i]));
+  }
+  const ak = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const bk = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ak.length !== bk.length) return false;
+  return ak.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+/** A merge patch from `prev` to `next` that also removes keys `next` dropped (null). */
+export function mergePatchFrom(prev: object | undefined, next: object): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...next };
+  for (const k of Object.keys(prev ?? {})) if (!(k in next)) out[k] = null;
+  return out;
+}
+
+/** Writes the status when it differs; true when it wrote. */
+export async function writeStatus(
+  client: Pick<KubeApi, 'patch'>,
+  path: string,
+  obj: { status?: object | undefined },
+  next: object,
+): Promise<boolean> {
+  if (deepEqual(obj.status ?? {}, next)) return false;
+  await client.patch(`${path}/status`, { status: mergePatchFrom(obj.status, next) });
+  return true;
+}
+
+export async function setFinalizers(
+  client: Pick<KubeApi, 'patch'>,
+  path: string,
+  obj: KObject,
+  finalizers: string[],
+): Promise<void> {
+  await client.patch(path, { metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion } });
+}
+
+/** Adds our finalizer; the update event brings the object back to its reconciler. */
+export const addFinalizer = (client: Pick<KubeApi, 'patch'>, path: string, obj: KObject) =>
+  setFinalizers(client, path, obj, [...(obj.metadata.finalizers ?? []), FINALIZER]);
+
+/** Drops our finalizer: the API server then deletes the object. */
+export const removeFinalizer = (client: Pick<KubeApi, 'patch'>, path: string, obj: KObject) =>
+  setFinalizers(
+    client,
+    path,
+    obj,
+    (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+  );
+
+/** Delete that treats an object already gone as done. */
+export async function deleteIfExists(
+  client: Pick<KubeApi, 'delete'>,
+  path: string,
+  opts?: { gracePeriodSeconds?: number; uid?: string },
+): Promise<void> {
+  await client.delete(path, opts).catch((e: unknown) => {
+    if (!isNotFound(e)) throw e;
+  });
+}

@@ -1,0 +1,125 @@
+// Pseudowire: allocates the session IDs, checks its cookies resolve, keeps its Multus
+// NetworkAttachmentDefinition, and rolls the agents' reports up into status.
+import { setReadyDegraded } from '../../lib/api/conditions.js';
+import type { PseudowireStatus } from '../../lib/api/schemas.js';
+import { isConflict, resourcePath } from '../kube.js';
+import { FINALIZER, desiredNAD, rollupPseudowire, tunnelNodes, tunnelSides } from '../render.js';
+import { CRD, NAD, kubeNow, nodeStateMap, type ReconcileContext, type ReconcileResult } from './context.js';
+import { agentsDone, finishDeletion } from './deletion.js';
+import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
+
+export async function reconcilePseudowire(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const { caches, alloc, client } = ctx;
+  const owner = `pw/${key}`;
+  const p = caches.pws.get(key);
+  if (!p) {
+    alloc.release(owner);
+    return;
+  }
+  const [namespace, name] = [p.metadata.namespace!, p.metadata.name];
+  const path = resourcePath({ ...CRD('pseudowires'), namespace, name });
+  const t = caches.tunnels.get(p.spec.tunnelRef.name);
+  if (p.metadata.deletionTimestamp) {
+    if (!p.metadata.finalizers?.includes(FINALIZER)) return;
+    const reported = (t ? tunnelNodes(t) : []).filter((n) =>
+      caches.nodeStates
+        .get(n)
+        ?.status?.sessions?.some((s) => s.pseudowire.namespace === namespace && s.pseudowire.name === name),
+    );
+    if (!(await agentsDone(ctx, p, reported, 'session'))) return { requeueAfterMs: 1000 };
+    // no garbage collector may run (ownerReferences alone would do it otherwise)
+    if (caches.nads?.get(key)) await deleteIfExists(client, resourcePath({ ...NAD, namespace, name }));
+    await finishDeletion(ctx, path, p, owner);
+    return;
+  }
+  if (!p.metadata.finalizers?.includes(FINALIZER)) return addFinalizer(client, path, p);
+
+  const st: PseudowireStatus = { ...(p.status ?? {}) };
+  st.observedGeneration = p.metadata.generation ?? 0;
+  st.tunnel = p.spec.tunnelRef.name;
+  const now = kubeNow();
+  const fail = async (reason: string, message: string) => {
+    const prevReason = p.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+    st.conditions = setReadyDegraded(
+      st.conditions,
+      { status: 'False', reason, message },
+      { status: 'True', reason, message },
+      st.observedGeneration!,
+      now,
+    );
+    if ((await writeStatus(client, path, p, st)) && prevReason !== reason)
+      await ctx.events.record(p, 'Warning', reason, message);
+  };
+  if (!t) return fail('TunnelNotFound', `L2TPTunnel ${p.spec.tunnelRef.name} does not exist`);
+  if (t.metadata.deletionTimestamp)
+    return fail('TunnelDeleting', `L2TPTunnel ${t.metadata.name} is being deleted`);
+  const sides = tunnelSides(t);
+  if (sides.external && (p.spec.sessionID === undefined || p.spec.peerSessionID === undefined)) {
+    return fail(
+      'InvalidSpec',
+      'a pseudowire on a tunnel to an external peer needs explicit sessionID and peerSessionID (mirrored at the other side)',
+    );
+  }
+  const ids = alloc.allocatePair(
+    'session',
+    'session ID',
+    owner,
+    { local: sides.localNode, peer: sides.peerNode },
+    {
+      local: p.spec.sessionID ?? p.status?.sessionID,
+      peer: p.spec.peerSessionID ?? p.status?.peerSessionID,
+    },
+  );
+  if (ids.conflicts.length) {
+    delete st.sessionID;
+    delete st.peerSessionID;
+    return fail('IDConflict', ids.conflicts.join('; '));
+  }
+  // an external peer's session ID is the spec's, never allocated here
+  const psid = sides.peerNode ? ids.peer : (p.spec.peerSessionID ?? p.status?.peerSessionID);
+  st.sessionID = ids.local!;
+  if (psid !== undefined) st.peerSessionID = psid;
+  const cookies = await ctx.cookies.of(p);
+  if ('error' in cookies) return fail('CookieUnavailable', cookies.error);
+  if (caches.nads) {
+    const want = desiredNAD(p);
+    const cur = caches.nads.get(key);
+    if (!cur) {
+      await client.create(resourcePath({ ...NAD, namespace }), want).catch((e: unknown) => {
+        if (!isConflict(e)) throw e;
+      });
+    } else if (cur.spec?.config !== (want.spec as { config: string }).config) {
+      await client.patch(resourcePath({ ...NAD, namespace, name }), { spec: want.spec });
+    }
+    st.networkAttachmentDefinition = name;
+  }
+  if (!t.status?.localAddress || !t.status.tunnelID) {
+    const tr = t.status?.conditions?.find((c) => c.type === 'Ready');
+    st.conditions = setReadyDegraded(
+      st.conditions,
+      {
+        status: 'False',
+        reason: 'TunnelNotReady',
+        message: `tunnel ${t.metadata.name}: ${tr?.message ?? 'not allocated yet'}`,
+      },
+      { status: 'False', reason: 'AsExpected', message: '' },
+      st.observedGeneration,
+      now,
+    );
+    await writeStatus(client, path, p, st);
+    return;
+  }
+  const roll = rollupPseudowire({ ...p, status: st }, t, nodeStateMap(caches, tunnelNodes(t)));
+  st.endpoints = roll.endpoints.map((e) => ({ ...e }));
+  if (roll.mtu !== undefined) st.mtu = roll.mtu;
+  else delete st.mtu;
+  const prev = p.status?.conditions?.find((c) => c.type === 'Degraded');
+  st.conditions = setReadyDegraded(st.conditions, roll.ready, roll.degraded, st.observedGeneration, now);
+  if (
+    (await writeStatus(client, path, p, st)) &&
+    roll.degraded.status === 'True' &&
+    prev?.reason !== roll.degraded.reason
+  ) {
+    await ctx.events.record(p, 'Warning', roll.degraded.reason, roll.degraded.message);
+  }
+}

@@ -1,0 +1,123 @@
+// L2TPTunnel: allocates the tunnel IDs and UDP ports both sides lack, resolves the node addresses,
+// and rolls the agents' reports up into status (endpoints, Ready, Degraded).
+import { setReadyDegraded } from '../../lib/api/conditions.js';
+import type { TunnelStatus } from '../../lib/api/schemas.js';
+import { resourcePath } from '../kube.js';
+import { FINALIZER, rollupTunnel, tunnelNodes, tunnelSides } from '../render.js';
+import {
+  CRD,
+  kubeNow,
+  nodeStateMap,
+  pwsOfTunnel,
+  type NodeObject,
+  type ReconcileContext,
+  type ReconcileResult,
+} from './context.js';
+import { agentsDone, finishDeletion } from './deletion.js';
+import { addFinalizer, writeStatus } from './patch.js';
+
+const nodeAddress = (n: NodeObject | undefined, ipv6 = false): string | undefined => {
+  const addrs = n?.status?.addresses ?? [];
+  const pick = (type: string) =>
+    addrs.find((a) => a.type === type && a.address.includes(':') === ipv6)?.address;
+  return pick('InternalIP') ?? pick('ExternalIP');
+};
+
+export async function reconcileTunnel(ctx: ReconcileContext, name: string): Promise<ReconcileResult> {
+  const { caches, alloc } = ctx;
+  const owner = `tun/${name}`;
+  const t = caches.tunnels.get(name);
+  if (!t) {
+    alloc.release(owner);
+    return;
+  }
+  const path = resourcePath({ ...CRD('l2tptunnels'), name });
+  const sides = tunnelSides(t);
+  if (t.metadata.deletionTimestamp) {
+    if (!t.metadata.finalizers?.includes(FINALIZER)) return;
+    const reported = tunnelNodes(t).filter((n) =>
+      caches.nodeStates.get(n)?.status?.tunnels?.some((x) => x.name === name),
+    );
+    if (!(await agentsDone(ctx, t, reported, 'tunnel'))) return { requeueAfterMs: 1000 };
+    await finishDeletion(ctx, path, t, owner);
+    return;
+  }
+  if (!t.metadata.finalizers?.includes(FINALIZER)) return addFinalizer(ctx.client, path, t);
+
+  const st: TunnelStatus = { ...(t.status ?? {}) };
+  const problems: { reason: string; message: string }[] = [];
+  const conflicts = (list: string[]) => {
+    for (const message of list) problems.push({ reason: 'IDConflict', message });
+  };
+  const L = sides.localNode;
+  const P = sides.peerNode;
+  const ext = t.spec.peer.external;
+  const nodes = { local: L, peer: P };
+  // an external peer's ID and port are its own: taken as given, never allocated or claimed here
+  const peerId = ext ? ext.tunnelID : (t.spec.peer.tunnelID ?? t.status?.peerTunnelID);
+  const ids = alloc.allocatePair('tunnel', 'tunnel ID', owner, nodes, {
+    local: t.spec.local.tunnelID ?? t.status?.tunnelID,
+    peer: peerId,
+  });
+  conflicts(ids.conflicts);
+  const ptid = P ? ids.peer : peerId;
+  let port: number | undefined;
+  let pport: number | undefined;
+  if (t.spec.encapsulation === 'UDP') {
+    const peerPort = ext ? ext.udpPort : (t.spec.peer.udpPort ?? t.status?.peerUDPPort);
+    const ports = alloc.allocatePair('port', 'UDP port', owner, nodes, {
+      local: t.spec.local.udpPort ?? t.status?.udpPort,
+      peer: peerPort,
+    });
+    conflicts(ports.conflicts);
+    port = ports.local;
+    pport = P ? ports.peer : peerPort;
+  }
+
+  const localNode = caches.nodes.get(L);
+  const peerNodeObj = P ? caches.nodes.get(P) : undefined;
+  const v6 = (t.spec.local.address ?? ext?.address ?? t.spec.peer.address ?? '').includes(':');
+  const la = t.spec.local.address ?? nodeAddress(localNode, v6);
+  const pa = ext ? ext.address : (t.spec.peer.address ?? nodeAddress(peerNodeObj, v6));
+  if (!localNode) problems.push({ reason: 'NodeNotFound', message: `node ${L} does not exist` });
+  else if (!la)
+    problems.push({ reason: 'NoAddress', message: `node ${L} has no InternalIP; set spec.local.address` });
+  if (P && !peerNodeObj) problems.push({ reason: 'NodeNotFound', message: `node ${P} does not exist` });
+  else if (P && !pa)
+    problems.push({ reason: 'NoAddress', message: `node ${P} has no InternalIP; set spec.peer.address` });
+  if (la && pa && la.includes(':') !== pa.includes(':')) {
+    problems.push({
+      reason: 'AddressFamilyMismatch',
+      message: `local ${la} and peer ${pa} are different IP families`,
+    });
+  }
+  const assign = <K extends keyof TunnelStatus>(k: K, v: TunnelStatus[K] | undefined) => {
+    if (v === undefined) delete st[k];
+    else st[k] = v;
+  };
+  assign('tunnelID', ids.local);
+  assign('peerTunnelID', ptid);
+  assign('udpPort', port);
+  assign('peerUDPPort', pport);
+  // addresses are only published when usable: renderNodeState needs both
+  const usable = problems.length === 0;
+  assign('localAddress', usable ? la : undefined);
+  assign('peerAddress', usable ? pa : undefined);
+  st.observedGeneration = t.metadata.generation ?? 0;
+  st.pseudowires = pwsOfTunnel(caches, name).length;
+  const roll = rollupTunnel({ ...t, status: st }, nodeStateMap(caches, tunnelNodes(t)));
+  st.endpoints = roll.endpoints.map((e) => ({
+    node: e.node,
+    ...(e.sessionID !== undefined ? { tunnelID: e.sessionID } : {}),
+    state: e.state,
+    ...(e.message ? { message: e.message } : {}),
+  }));
+  const first = problems[0];
+  const message = problems.map((p) => p.message).join('; ');
+  const ready = first ? { status: 'False' as const, reason: first.reason, message } : roll.ready;
+  const degraded = first ? { status: 'True' as const, reason: first.reason, message } : roll.degraded;
+  const prevReason = t.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+  st.conditions = setReadyDegraded(st.conditions, ready, degraded, st.observedGeneration, kubeNow());
+  if ((await writeStatus(ctx.client, path, t, st)) && first && prevReason !== first.reason)
+    await ctx.events.record(t, 'Warning', first.reason, ready.message);
+}
