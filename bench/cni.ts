@@ -121,7 +121,7 @@ async function inner(): Promise<void> {
   const agent = spawn(
     process.execPath,
     [
-      join(REPO, 'dist/cmd/cni/dev-agent.js'),
+      join(REPO, 'dist/test/tools/dev-agent.js'),
       '--socket',
       sock,
       '--pseudowires',
@@ -186,7 +186,7 @@ async function inner(): Promise<void> {
     {
       name: 'kube-l2tp in-process (node main.js)',
       file: process.execPath,
-      args: [join(REPO, 'dist/cmd/cni/main.js')],
+      args: [join(REPO, 'dist/test/tools/cni-in-process.js')],
       conf: l2tp('kcbmain', '10.202.22.0/24'),
       env: { ...env, KUBE_L2TP_PSEUDOWIRES: pwFile, KUBE_L2TP_STATE_DIR: join(dir, 'state-main') },
       add: [],

@@ -27,9 +27,9 @@ import {
   parseNetConf,
   type Command,
   type Env,
-} from '../../cmd/cni/config.js';
-import { dispatch, type PluginDeps } from '../../cmd/cni/plugin.js';
-import { AttachmentStore, ProcessLocker } from '../../cmd/cni/state.js';
+} from '../../datapath/cni/config.js';
+import { dispatch, type PluginDeps } from '../../datapath/cni/dispatch.js';
+import { AttachmentStore, ProcessLocker } from '../../datapath/cni/state.js';
 import { ConfigError, parseStaticConfig } from '../../datapath/static/config.js';
 import {
   cniResponseHeaderSchema,
@@ -414,7 +414,7 @@ function cniVerdict(env: Env, stdin: string): Verdict {
 const cniConfigTarget: FuzzTarget = {
   name: 'cni-config',
   summary:
-    'cmd/cni/config.ts parseCommand/parseEnv/parseNetConf and lib/cni/args.ts on hostile env and stdin',
+    'datapath/cni/config.ts parseCommand/parseEnv/parseNetConf and lib/cni/args.ts on hostile env and stdin',
   ciRuns: 6000,
   open(stats) {
     const property = fc.property(envArb, stdinArb, (env, stdin) => {
@@ -489,7 +489,7 @@ function checkOutcome(o: { exitCode: number; stdout: string }, v: Verdict, stdin
 const cniDispatchTarget: FuzzTarget = {
   name: 'cni-dispatch',
   summary:
-    'cmd/cni/plugin.ts dispatch() in-process with injected env/stdin (inputs that fail before link work)',
+    'datapath/cni/dispatch.ts dispatch() in-process with injected env/stdin (inputs that fail before link work)',
   ciRuns: 2000,
   async open(stats) {
     const dir = await mkdtemp(join(tmpdir(), 'kl2tp-fuzz-dispatch-'));

@@ -1,4 +1,4 @@
-// The agent's CNI socket (cmd/cni/server.ts) against a hostile client on a real unix socket in a
+// The agent's CNI socket (datapath/cni/server.ts) against a hostile client on a real unix socket in a
 // temp dir: garbage, truncated and oversized requests, well-formed requests with hostile contents,
 // partial writes with pauses (slow-loris style, also held open while another client is served),
 // and clients that vanish mid-request. Each case ends with a well-formed VERSION request that must
@@ -17,8 +17,8 @@ import {
 } from '../../lib/agent-protocol.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { silentLogger } from '../../lib/log.js';
-import { startCniServer } from '../../cmd/cni/server.js';
-import type { Env } from '../../cmd/cni/config.js';
+import { startCniServer } from '../../datapath/cni/server.js';
+import type { Env } from '../../datapath/cni/config.js';
 import { assertThat, type FuzzTarget } from './framework.js';
 import {
   bytes,
@@ -33,7 +33,7 @@ import {
   type Verdict,
 } from './properties.js';
 
-const MAX_REQUEST = 4 << 20; // the server's limit (cmd/cni/server.ts)
+const MAX_REQUEST = 4 << 20; // the server's limit (datapath/cni/server.ts)
 const CASE_TIMEOUT_MS = 5000;
 
 type Finish = 'end' | 'destroy' | 'hold';
@@ -235,7 +235,7 @@ function expected(data: Buffer): Expected {
 export const serverTarget: FuzzTarget = {
   name: 'cni-server',
   summary:
-    'cmd/cni/server.ts over a real unix socket: garbage, truncated, oversized, partial and abandoned requests',
+    'datapath/cni/server.ts over a real unix socket: garbage, truncated, oversized, partial and abandoned requests',
   ciRuns: 600,
   async open(stats) {
     const dir = await mkdtemp(join(tmpdir(), 'kl2tp-fuzz-srv-'));

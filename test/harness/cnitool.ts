@@ -1,5 +1,5 @@
 // CNI test rig: the real libcni client (cnitool), the kube-l2tp shim executable, Debian's IPAM
-// plugins, and CNI agents (cmd/cni/dev-agent) running inside "node" network namespaces.
+// plugins, and CNI agents (test/tools/dev-agent) running inside "node" network namespaces.
 // cnitool and the shim always run with a PATH that holds no node binary.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { runCapture, type RunResult } from '../../lib/exec.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const SHIM = join(REPO, 'cmd/cni/shim/build/kube-l2tp');
-export const DEV_AGENT = join(REPO, 'dist/cmd/cni/dev-agent.js');
-export const IN_PROCESS_MAIN = join(REPO, 'dist/cmd/cni/main.js');
+export const DEV_AGENT = join(REPO, 'dist/test/tools/dev-agent.js');
+export const IN_PROCESS_MAIN = join(REPO, 'dist/test/tools/cni-in-process.js');
 export const SYSTEM_CNI_DIR = '/usr/lib/cni';
 
 /** iproute2's ip by absolute path: the client runs with a PATH that has nothing on it. */

@@ -4,9 +4,9 @@
 // static-resolver.ts); records go to KUBE_L2TP_STATE_DIR (default /var/lib/cni/kube-l2tp).
 import { readFileSync } from 'node:fs';
 import { createLogger } from '../../lib/log.js';
-import { dispatch } from './plugin.js';
+import { dispatch } from '../../datapath/cni/dispatch.js';
 import { FileResolver } from './static-resolver.js';
-import { AttachmentStore, DEFAULT_STATE_DIR, FileLocker } from './state.js';
+import { AttachmentStore, DEFAULT_STATE_DIR, FileLocker } from '../../datapath/cni/state.js';
 import { join } from 'node:path';
 
 let stdin = '';

@@ -25,7 +25,7 @@ import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { CURRENT_VERSION } from '../../lib/cni/versions.js';
 import type { Logger } from '../../lib/log.js';
 import { loadNative, type NativeNetlink } from '../../lib/netlink/native.js';
-import { dispatch, type Invocation } from './plugin.js';
+import { dispatch, type Invocation } from './dispatch.js';
 import { AttachmentStore, DEFAULT_STATE_DIR, ProcessLocker } from './state.js';
 
 export interface CniServerOptions {

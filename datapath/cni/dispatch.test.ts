@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeResponse, type PseudowireDevice } from '../../lib/agent-protocol.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
-import { dispatch, type PluginDeps } from './plugin.js';
+import { dispatch, type PluginDeps } from './dispatch.js';
 import { startCniServer, type CniServer } from './server.js';
-import { StaticResolver } from './static-resolver.js';
+import { StaticResolver } from '../../test/tools/static-resolver.js';
 import { AttachmentStore, ProcessLocker, type AttachmentRecord } from './state.js';
 
 const conf = (extra: Record<string, unknown> = {}) =>

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // A stand-alone CNI server with a file-backed resolver: the agent's CNI half without the rest of the
 // agent. Tests and the benchmark run one per "node" (network namespace):
-//   node dist/cmd/cni/dev-agent.js --socket PATH --pseudowires FILE [--state-dir DIR] [--cni-path P]
+//   node dist/test/tools/dev-agent.js --socket PATH --pseudowires FILE [--state-dir DIR] [--cni-path P]
 //     [--ballast-mb N]
 // --ballast-mb makes this small process hold N MB of touched memory, as the real agent does at scale:
 // what a fork costs depends on it.
 // Prints "ready" on stdout once listening; stops on SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../lib/log.js';
-import { startCniServer } from './server.js';
+import { startCniServer } from '../../datapath/cni/server.js';
 import { FileResolver } from './static-resolver.js';
 
 const { values } = parseArgs({

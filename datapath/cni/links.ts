@@ -1,0 +1,344 @@
+// The link work of an attachment, node side and pod side: the per-pseudowire bridge and the pod's
+// veth (Bridge mode), the l2tpeth itself moved into the pod and back (Exclusive mode), and the
+// pod's link named, up and addressed. All through rtnetlink; each step that makes something pushes
+// its undo.
+import type { PseudowireDevice, PseudowireRef } from '../../lib/agent-protocol.js';
+import { CniCode, CniError } from '../../lib/cni/errors.js';
+import type { CniResult } from '../../lib/cni/result.js';
+import { pwKey, pwText, type Ctx, type UndoStack } from './context.js';
+import {
+  errnoOf,
+  inNetns,
+  names,
+  node,
+  nodeDeleteLink,
+  nodeRtnl,
+  openNetnsRtnl,
+  randomMac,
+  withNetnsFd,
+  type Netns,
+  type NetnsRtnl,
+} from './netops.js';
+
+/**
+ * Bridge mode, node side: the per-pseudowire bridge holding the l2tpeth, plus this pod's veth, whose
+ * peer is created straight in the pod's netns with its final name, MAC and MTU (as the reference
+ * bridge plugin does). Up, addresses and routes are the pod side's (ensurePodLinkUp, ensurePodAddresses).
+ */
+export async function ensureBridgePort(
+  c: Ctx,
+  pw: PseudowireDevice,
+  mtu: number,
+  podMac: string,
+  undo: UndoStack,
+) {
+  const { cmd, conf, deps } = c;
+  const hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
+  const hostMac = randomMac();
+  return deps.locker.withLock(pwKey(conf.pseudowire), async () => {
+    const { bridge, bridgeIndex, bridgeMac } = await ensureBridge(c, pw, undo);
+    if (node.hasLink(hostVeth)) {
+      throw new CniError(
+        CniCode.InterfaceExists,
+        `node link ${hostVeth} for ${cmd.containerID}/${cmd.ifname} already exists`,
+      );
+    }
+    try {
+      await withNetnsFd(c.ns, (fd) =>
+        nodeRtnl().links.createVeth(
+          { name: hostVeth, mtu, address: hostMac, master: bridgeIndex, up: true },
+          // not up yet: a veth peer cannot open before the pair is complete (ENOTCONN)
+          { name: cmd.ifname, mtu, address: podMac, netnsFd: fd },
+        ),
+      );
+    } catch (e) {
+      if (errnoOf(e) === 'EEXIST') {
+        // the node-side name was free a moment ago (checked under the lock): the pod's it is
+        throw new CniError(
+          CniCode.InterfaceExists,
+          node.hasLink(hostVeth)
+            ? `node link ${hostVeth} for ${cmd.containerID}/${cmd.ifname} already exists`
+            : `CNI_IFNAME: interface ${cmd.ifname} already exists in ${cmd.netns}`,
+        );
+      }
+      throw new CniError(CniCode.LinkSetupFailed, `veth for ${cmd.ifname}: ${(e as Error).message}`);
+    }
+    undo.push('veth', () => deleteLink(hostVeth));
+    return { bridge, bridgeMac, hostVeth, hostMac };
+  });
+}
+
+/** The pseudowire's bridge, up, with the l2tpeth as a port (up). Caller holds the pseudowire's lock. */
+async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
+  const { conf, deps } = c;
+  const bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
+  const dev = pw.ifname;
+  const devIndex = node.ifindex(dev);
+  if (devIndex === undefined) {
+    const owner = (await deps.store.list()).find(
+      (r) => r.mode === 'exclusive' && pwKey(r.pseudowire) === pwKey(conf.pseudowire),
+    );
+    if (owner) {
+      throw new CniError(
+        CniCode.DeviceBusy,
+        `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
+      );
+    }
+    throw new CniError(
+      CniCode.TryAgainLater,
+      `pseudowire ${pwText(conf.pseudowire)} is not Ready on this node: its device ${dev} is not there yet; try again later`,
+    );
+  }
+  const { links } = nodeRtnl();
+  let bridgeMac = node.mac(bridge);
+  try {
+    let bridgeIndex: number | undefined;
+    if (bridgeMac === undefined) {
+      bridgeMac = randomMac();
+      await links.createBridge({ name: bridge, mtu: pw.mtu, address: bridgeMac, up: true });
+      // a bridge made by a failed ADD goes again
+      undo.push('bridge', () =>
+        deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)),
+      );
+      bridgeIndex = node.ifindex(bridge);
+    } else {
+      if (!node.isBridge(bridge)) {
+        throw new CniError(CniCode.LinkSetupFailed, `node link ${bridge} exists and is not a bridge`);
+      }
+      bridgeIndex = node.ifindex(bridge);
+      if (bridgeIndex !== undefined && !node.isUp(bridge)) await links.set(bridgeIndex, { up: true }, bridge);
+    }
+    if (bridgeIndex === undefined) throw new Error('it vanished while being set up');
+    const master = node.master(dev);
+    if (master !== bridge) {
+      if (master !== undefined) {
+        throw new CniError(CniCode.DeviceBusy, `pseudowire: device ${dev} is already enslaved to ${master}`);
+      }
+      await links.set(devIndex, { master: bridgeIndex, up: true }, dev);
+    } else if (!node.isUp(dev)) {
+      await links.set(devIndex, { up: true }, dev);
+    }
+    return { bridge, bridgeIndex, bridgeMac };
+  } catch (e) {
+    if (e instanceof CniError) throw e;
+    throw new CniError(
+      CniCode.LinkSetupFailed,
+      `bridge ${bridge} for ${pwText(conf.pseudowire)}: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Delete a node-side link; a missing one is fine. */
+export async function deleteLink(dev: string): Promise<void> {
+  if (!node.hasLink(dev)) return;
+  try {
+    await nodeDeleteLink(dev);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENODEV') throw e;
+  }
+}
+
+/** Delete a per-pseudowire bridge that has no pod ports left (only the l2tpeth). Caller holds the lock. */
+export async function removeBridgeIfUnused(bridge: string): Promise<void> {
+  if (!node.isBridge(bridge)) return;
+  const ports = node.ports(bridge);
+  if (ports.some((p) => p.startsWith('kl2h'))) return;
+  const { links } = nodeRtnl();
+  for (const p of ports) {
+    const index = node.ifindex(p);
+    if (index !== undefined) await links.set(index, { master: 0 }, p);
+  }
+  await deleteLink(bridge);
+}
+
+/**
+ * For the agent: remove a pseudowire's bridge when the pseudowire leaves this node (or its attachment
+ * mode changes). Refuses while pods are still attached. Releases the l2tpeth device from it.
+ */
+export async function releasePseudowireBridge(ref: PseudowireRef): Promise<boolean> {
+  const bridge = names.bridge(ref.namespace, ref.name);
+  await removeBridgeIfUnused(bridge);
+  return !node.hasLink(bridge);
+}
+
+/** Exclusive mode, node side: the l2tpeth device itself moves into the pod. */
+export async function ensureExclusiveMove(
+  c: Ctx,
+  pw: PseudowireDevice,
+  pod: { name: string },
+  undo: UndoStack,
+) {
+  const { cmd, conf, deps } = c;
+  const dev = pw.ifname;
+  await deps.locker.withLock(pwKey(conf.pseudowire), async () => {
+    const owner = (await deps.store.list()).find(
+      (r) =>
+        r.mode === 'exclusive' &&
+        pwKey(r.pseudowire) === pwKey(conf.pseudowire) &&
+        !(r.containerID === cmd.containerID && r.ifname === cmd.ifname),
+    );
+    if (owner) {
+      throw new CniError(
+        CniCode.DeviceBusy,
+        `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
+      );
+    }
+    if (!node.hasLink(dev)) {
+      throw new CniError(
+        CniCode.TryAgainLater,
+        `pseudowire ${pwText(conf.pseudowire)} is not Ready on this node: its device ${dev} is not there yet; try again later`,
+      );
+    }
+    const master = node.master(dev);
+    if (master !== undefined) {
+      const users = node.ports(master).filter((p) => p.startsWith('kl2h'));
+      if (users.length > 0) {
+        throw new CniError(
+          CniCode.DeviceBusy,
+          `pseudowire: ${pwText(conf.pseudowire)} is in bridge mode use by ${users.length} pod(s); mode: exclusive needs it free`,
+        );
+      }
+    }
+    const origMac = node.mac(dev);
+    const index = node.ifindex(dev);
+    const { links } = nodeRtnl();
+    try {
+      if (index === undefined) throw new Error(`${dev} vanished`);
+      await links.set(index, { up: false, ...(master ? { master: 0 } : {}) }, dev);
+      await withNetnsFd(c.ns, (fd) => links.set(index, { netnsFd: fd }, dev));
+    } catch (e) {
+      if (index !== undefined) await links.set(index, { up: true }, dev).catch(() => undefined);
+      if (errnoOf(e) === 'EEXIST') {
+        throw new CniError(
+          CniCode.InterfaceExists,
+          `CNI_NETNS: a link named ${dev} already exists in ${cmd.netns}`,
+        );
+      }
+      throw new CniError(CniCode.LinkSetupFailed, `moving ${dev} into ${cmd.netns}: ${(e as Error).message}`);
+    }
+    if (master) await removeBridgeIfUnused(master).catch(() => undefined);
+    undo.push('move back', () => moveBack(c, c.ns, pod.name, dev, pw.mtu, origMac));
+  });
+}
+
+/**
+ * Return an exclusive device from a pod to the node, under its original name, MTU and MAC.
+ * False when the pod has no link called `current` (nothing to return).
+ */
+export async function moveBack(
+  c: Ctx,
+  netns: Netns,
+  current: string,
+  orig: string,
+  mtu: number,
+  mac?: string,
+): Promise<boolean> {
+  const found = await inNetns(netns, async ({ links }) => {
+    const link = await links.byName(current);
+    if (!link) return false;
+    await links.set(link.index, { up: false }, current); // a running link cannot be renamed
+    if (current !== orig) await links.set(link.index, { name: orig }, current);
+    await links.set(link.index, { netnsPid: c.deps.nodePid }, orig);
+    return true;
+  });
+  if (!found) return false;
+  const index = node.ifindex(orig);
+  if (index === undefined) throw new Error(`${orig} did not arrive on the node`);
+  await nodeRtnl().links.set(index, { mtu, ...(mac ? { address: mac } : {}), up: true }, orig);
+  return true;
+}
+
+/** The pod's link, found in the pod's netns, with a socket there (close it). */
+export interface PodSide {
+  r: NetnsRtnl;
+  index: number;
+}
+
+const podStepFailed = (c: Ctx, step: string, e: unknown): CniError =>
+  e instanceof CniError
+    ? e
+    : new CniError(
+        CniCode.LinkSetupFailed,
+        `configuring ${c.cmd.ifname} in ${c.cmd.netns} (${step}): ${(e as Error).message}`,
+      );
+
+/**
+ * Pod side, first half (needs no IPAM result): exclusive mode renames the device to CNI_IFNAME
+ * (fails if that exists) and sets MAC and MTU (bridge mode created the veth peer so); then up.
+ */
+export async function ensurePodLinkUp(
+  c: Ctx,
+  pod: { name: string; configured: boolean },
+  mac: string,
+  mtu: number,
+): Promise<PodSide> {
+  const { cmd } = c;
+  const ifn = cmd.ifname;
+  let step = `entering the netns`;
+  let r: NetnsRtnl | undefined;
+  try {
+    r = openNetnsRtnl(c.ns);
+    step = `link ${pod.name}`;
+    const link = await r.links.byName(pod.name);
+    if (!link) throw new Error(`${pod.name} is not there`);
+    if (!pod.configured) {
+      step = `rename ${pod.name} to ${ifn}`;
+      try {
+        await r.links.set(link.index, { name: ifn, address: mac, mtu }, pod.name);
+      } catch (e) {
+        if (errnoOf(e) === 'EEXIST') {
+          throw new CniError(
+            CniCode.InterfaceExists,
+            `CNI_IFNAME: interface ${ifn} already exists in ${cmd.netns}`,
+          );
+        }
+        throw e;
+      }
+      pod.name = ifn;
+    }
+    step = 'up';
+    await r.links.set(link.index, { up: true }, ifn);
+    return { r, index: link.index };
+  } catch (e) {
+    r?.close();
+    throw podStepFailed(c, step, e);
+  }
+}
+
+/** Pod side, second half: the IPAM result's addresses and routes. */
+export async function ensurePodAddresses(c: Ctx, side: PodSide, ipam: CniResult | undefined): Promise<void> {
+  const { r, index } = side;
+  const ifn = c.cmd.ifname;
+  let step = '';
+  try {
+    const gateways = { v4: undefined as string | undefined, v6: undefined as string | undefined };
+    for (const ip of ipam?.ips ?? []) {
+      const v6 = ip.address.includes(':');
+      step = `address ${ip.address}`;
+      await r.addrs.add(index, ip.address, { nodad: v6 }, ifn);
+      if (ip.gateway) {
+        if (v6) gateways.v6 ??= ip.gateway;
+        else gateways.v4 ??= ip.gateway;
+      }
+    }
+    for (const rt of ipam?.routes ?? []) {
+      const gw = rt.gw ?? (rt.dst.includes(':') ? gateways.v6 : gateways.v4);
+      step = `route ${rt.dst}${gw ? ` via ${gw}` : ''}`;
+      await r.routes.add(
+        {
+          dst: rt.dst,
+          oif: index,
+          ...(gw ? { gateway: gw } : {}),
+          ...(rt.priority ? { priority: rt.priority } : {}),
+          ...(rt.table !== undefined ? { table: rt.table } : {}),
+          ...(rt.scope !== undefined ? { scope: rt.scope } : {}),
+          ...(rt.mtu ? { mtu: rt.mtu } : {}),
+          ...(rt.advmss ? { advmss: rt.advmss } : {}),
+        },
+        ifn,
+      );
+    }
+  } catch (e) {
+    throw podStepFailed(c, step, e);
+  }
+}
