@@ -4,11 +4,10 @@
 // to the watch event that shows the pod Ready (milliseconds; the API's own timestamps have 1 s steps).
 //   KUBE_L2TP_IMAGES=FILE node dist/bench/pod-startup.js [--n 20] [--nodes 2]
 // (npm run lab prepares the images; scripts/build-images.sh prints the list FILE holds.)
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import { createLogger } from '../lib/log.js';
-import { parseImageList, RealLab } from '../test/e2e/real-lab.js';
+import { imagesFromEnv, RealLab } from '../test/e2e/real-lab.js';
 
 const { values } = parseArgs({
   options: { n: { type: 'string', default: '20' }, nodes: { type: 'string', default: '2' } },
@@ -28,14 +27,12 @@ const isReady = (p: V1Pod) =>
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/pod-startup needs root (real nodes)');
-  const list = process.env.KUBE_L2TP_IMAGES;
-  if (!list) throw new Error('KUBE_L2TP_IMAGES: the image list scripts/build-images.sh prints');
   const lab = await RealLab.start({
     prefix: 'pb',
     nodes: Number(values.nodes),
     underlay: '10.235.0',
     podNet: '10.236',
-    images: parseImageList(readFileSync(list, 'utf8')),
+    images: imagesFromEnv(),
     logger: createLogger({ name: 'bench', level: 'warn', destination: 'stderr' }),
     progress,
   });

@@ -3,7 +3,6 @@
 // is what `kube-l2tp-operator mirror` prints for it. Pods in both clusters share one segment.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -12,7 +11,7 @@ import { runCapture } from '../../lib/exec.js';
 import { createLogger } from '../../lib/log.js';
 import { requireRoot } from '../harness/netns.js';
 import { leftovers } from '../harness/cluster/leaks.js';
-import { parseImageList, RealLab } from './real-lab.js';
+import { imagesFromEnv, RealLab } from './real-lab.js';
 import { apply, namespaceObj, ping, pod, waitPodsReady, waitPseudowireReady } from './scenarios.js';
 
 const logger = createLogger({ name: 'e2e-cross', level: 'warn', destination: 'stderr' });
@@ -27,10 +26,7 @@ describe('cross-cluster: two real clusters on one underlay', () => {
 
   before(async () => {
     requireRoot();
-    const list = process.env.KUBE_L2TP_IMAGES;
-    if (!list)
-      throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
-    const images = parseImageList(readFileSync(list, 'utf8'));
+    const images = imagesFromEnv();
     const common = { nodes: 1, underlay: '10.245.0', images, logger, progress };
     west = await RealLab.start({ ...common, prefix: 'qw', podNet: '10.246' });
     east = await RealLab.start({

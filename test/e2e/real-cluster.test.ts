@@ -6,13 +6,12 @@
 // a pod deletion, each leaving nothing half-made on the nodes. (`helm uninstall`: uninstall.test.ts.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { API_VERSION } from '../../lib/api/schemas.js';
 import { createLogger } from '../../lib/log.js';
 import { requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 import { leftovers } from '../harness/cluster/leaks.js';
-import { parseImageList, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
+import { imagesFromEnv, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
 
 const logger = createLogger({ name: 'e2e-real', level: 'warn', destination: 'stderr' });
 const progress = (m: string) => console.log(`  · ${m}`);
@@ -32,15 +31,12 @@ describe('real cluster: helm install, Multus, the README example', () => {
 
   before(async () => {
     requireRoot();
-    const list = process.env.KUBE_L2TP_IMAGES;
-    if (!list)
-      throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
     lab = await RealLab.start({
       prefix: PREFIX,
       nodes: 2,
       underlay: '10.233.0',
       podNet: '10.234',
-      images: parseImageList(readFileSync(list, 'utf8')),
+      images: imagesFromEnv(),
       logger,
       progress,
     });

@@ -79,6 +79,14 @@ export function parseImageList(text: string): LabImages {
   return { kubeL2tp: pick('kube-l2tp'), pause: pick('pause'), tools: pick('tools'), multus: pick('multus') };
 }
 
+/** The image list named by KUBE_L2TP_IMAGES (npm test and npm run lab build the images and set it). */
+export function imagesFromEnv(): LabImages {
+  const list = process.env.KUBE_L2TP_IMAGES;
+  if (!list)
+    throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
+  return parseImageList(readFileSync(list, 'utf8'));
+}
+
 /** Splits "repo:tag" (a registry port's colon is not a tag separator). */
 export function splitImage(name: string): { repository: string; tag: string } {
   const i = name.lastIndexOf(':');

@@ -5,11 +5,10 @@
 // through kubectl exec.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { createLogger } from '../../lib/log.js';
 import { requireRoot } from '../harness/netns.js';
 import { leftovers } from '../harness/cluster/leaks.js';
-import { parseImageList, RealLab } from './real-lab.js';
+import { imagesFromEnv, RealLab } from './real-lab.js';
 import {
   apply,
   ipEncapCookiesFromSecret,
@@ -34,15 +33,12 @@ describe('e2e scenarios on a real cluster', () => {
 
   before(async () => {
     requireRoot();
-    const list = process.env.KUBE_L2TP_IMAGES;
-    if (!list)
-      throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
     lab = await RealLab.start({
       prefix: PREFIX,
       nodes: 2,
       underlay: '10.243.0',
       podNet: '10.244',
-      images: parseImageList(readFileSync(list, 'utf8')),
+      images: imagesFromEnv(),
       logger,
       progress,
     });

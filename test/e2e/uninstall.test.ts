@@ -4,12 +4,11 @@
 // the example back. While pods are still attached it refuses, names them, and changes nothing.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { createLogger } from '../../lib/log.js';
 import { requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 import { leftovers } from '../harness/cluster/leaks.js';
-import { parseImageList, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
+import { imagesFromEnv, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
 
 const logger = createLogger({ name: 'e2e-uninstall', level: 'warn', destination: 'stderr' });
 const progress = (m: string) => console.log(`  · ${m}`);
@@ -35,15 +34,12 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
 
   before(async () => {
     requireRoot();
-    const list = process.env.KUBE_L2TP_IMAGES;
-    if (!list)
-      throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
     lab = await RealLab.start({
       prefix: PREFIX,
       nodes: 2,
       underlay: '10.237.0',
       podNet: '10.238',
-      images: parseImageList(readFileSync(list, 'utf8')),
+      images: imagesFromEnv(),
       logger,
       progress,
     });
