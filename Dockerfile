@@ -24,11 +24,11 @@ RUN bash scripts/build-native.sh \
  && npx tsc -p tsconfig.json \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 # the runtime tree: package.json (the agent reads its version), production node_modules, dist, every
-# native addon build/Release/*.node and eBPF object build/*.bpf.o at its source path (where the code
-# loads it), the CNI shim
+# native addon build/Release/*.node (not the unit tests' *_selftest.node) and eBPF object build/*.bpf.o
+# at its source path (where the code loads it), the CNI shim
 RUN mkdir -p /out/app \
  && cp -r package.json node_modules dist /out/app/ \
- && find . -path ./node_modules -prune -o \( -path '*/build/Release/*.node' -not -path '*/obj.target/*' -o -path '*/build/*.bpf.o' \) -print0 | xargs -0 -r cp --parents -t /out/app/ \
+ && find . -path ./node_modules -prune -o \( -path '*/build/Release/*.node' -not -path '*/obj.target/*' -not -name '*_selftest.node' -o -path '*/build/*.bpf.o' \) -print0 | xargs -0 -r cp --parents -t /out/app/ \
  && cp --parents cmd/cni/shim/build/kube-l2tp /out/app/ \
  && test -x /out/app/cmd/cni/shim/build/kube-l2tp \
  && test -f /out/app/dist/operator/main.js \

@@ -1,10 +1,11 @@
 // The native pump's packet functions, without sockets or TAPs (no root): header bytes, receive
 // checks and drop reasons, sequence handling, TSO segmentation and segment merging; fuzzed.
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DROP_REASONS, type DropReason } from '../types.js';
-import { loadPump } from './native.js';
 
 interface SessionCfg {
   udp: number;
@@ -33,7 +34,12 @@ interface TestHooks {
   _testSegment(frame: Buffer, vnet: Vnet): Buffer[] | null;
   _testMerge(frames: Buffer[], trusted?: boolean): Written[];
 }
-const pump = loadPump() as unknown as TestHooks;
+// the pure packet functions, from the test-only addon built beside the pump
+const pump = createRequire(import.meta.url)(
+  fileURLToPath(
+    new URL('../../../../datapath/native/build/Release/l2tp_pump_selftest.node', import.meta.url),
+  ),
+) as TestHooks;
 const reason = (r: DropReason) => DROP_REASONS.indexOf(r);
 const hex = (s: string) => Buffer.from(s.replaceAll(' ', ''), 'hex');
 

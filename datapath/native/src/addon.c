@@ -330,8 +330,6 @@ static napi_value close_tunnel(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-void selftest_register(napi_env env, napi_value exports);
-
 static napi_value init(napi_env env, napi_value exports) {
   const struct {
     const char *name;
@@ -352,7 +350,6 @@ static napi_value init(napi_env env, napi_value exports) {
     CHECK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
     CHECK(napi_set_named_property(env, exports, fns[i].name, f));
   }
-  selftest_register(env, exports);
   return exports;
 }
 

@@ -1,5 +1,6 @@
 /* Test hooks: the pure packet functions (wire.c, offload.c) exposed without sockets or TAPs, so that
- * unit tests (no root) can check header bytes and fuzz the parsers and the segment/merge code. */
+ * unit tests (no root) can check header bytes and fuzz the parsers and the segment/merge code. An
+ * addon of its own (l2tp_pump_selftest), so the production pump carries no test entry points. */
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +206,7 @@ static napi_value t_merge(napi_env env, napi_callback_info info) {
   return c.arr;
 }
 
-void selftest_register(napi_env env, napi_value exports) {
+static napi_value init(napi_env env, napi_value exports) {
   const struct {
     const char *name;
     napi_callback fn;
@@ -215,4 +216,7 @@ void selftest_register(napi_env env, napi_value exports) {
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
     napi_set_named_property(env, exports, fns[i].name, f);
   }
+  return exports;
 }
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
