@@ -31,6 +31,8 @@ export interface AgentOptions {
   probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
   /** A pseudowire left this node: its node-side attachment bridge can go (the CNI plugin's call). */
   onPseudowireGone?: (ref: PseudowireRef) => Promise<unknown>;
+  /** A pseudowire's session device exists here: a re-made one rejoins its attachment bridge. */
+  onSessionDevice?: (ref: PseudowireRef, ifname: string) => Promise<unknown>;
 }
 
 const EMPTY: DesiredState = { tunnels: [] };
@@ -113,6 +115,7 @@ export class Agent {
     });
     this.passes++;
     await this.releaseGone(this.lastReport, report);
+    await this.rejoinBridges(report);
     this.lastReport = report;
     this.resolver.update(report);
 
@@ -145,6 +148,20 @@ export class Agent {
       } catch (e) {
         log.warn({ err: String(e) }, 'status write failed; retrying on the next pass');
       }
+    }
+  }
+
+  private async rejoinBridges(now: ReconcileReport): Promise<void> {
+    const rejoin = this.o.onSessionDevice;
+    if (!rejoin) return;
+    for (const s of now.sessions) {
+      if (!s.pseudowire || s.state === 'Error') continue;
+      await rejoin(s.pseudowire, s.ifname).catch((e: unknown) =>
+        this.o.logger.warn(
+          { pseudowire: s.pseudowire, ifname: s.ifname, err: String(e) },
+          'could not return the session device to its attachment bridge',
+        ),
+      );
     }
   }
 

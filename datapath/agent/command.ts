@@ -7,7 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { startProbeServer } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../backend/select.js';
-import { releasePseudowireBridge } from '../cni/links.js';
+import { rejoinPseudowireBridge, releasePseudowireBridge } from '../cni/links.js';
 import { startCniServer } from '../cni/server.js';
 import { UsageError } from '../static/command.js';
 import { Agent, type AgentOptions } from './agent.js';
@@ -101,6 +101,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     resyncMs: Number(values['resync-seconds']) * 1000,
     counterIntervalMs: Number(values['status-counter-seconds']) * 1000,
     onPseudowireGone: releasePseudowireBridge,
+    onSessionDevice: rejoinPseudowireBridge,
     probeUnderlay,
   });
   const probes = await startProbeServer({

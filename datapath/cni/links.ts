@@ -161,6 +161,20 @@ export async function releasePseudowireBridge(ref: PseudowireRef): Promise<boole
   return !node.hasLink(bridge);
 }
 
+/**
+ * For the agent: a session device that was made again (its tunnel left the node and came back, or it
+ * was deleted by hand) is not a port of its pseudowire's bridge any more, while pods still hang there.
+ * Puts it back; a device enslaved elsewhere is left alone (the next ADD reports it).
+ */
+export async function rejoinPseudowireBridge(ref: PseudowireRef, dev: string): Promise<void> {
+  const bridge = names.bridge(ref.namespace, ref.name);
+  if (!node.isBridge(bridge) || !node.hasLink(dev) || node.master(dev) !== undefined) return;
+  const bridgeIndex = node.ifindex(bridge);
+  const devIndex = node.ifindex(dev);
+  if (bridgeIndex === undefined || devIndex === undefined) return;
+  await nodeRtnl().links.set(devIndex, { master: bridgeIndex, up: true }, dev);
+}
+
 /** Exclusive mode, node side: the l2tpeth device itself moves into the pod. */
 export async function ensureExclusiveMove(
   c: Ctx,
