@@ -26,7 +26,7 @@ import { cnitoolPath } from '../harness/cnitool.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { LabKubelet, type LabNode } from '../harness/kubelet.js';
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
-import { Lab, inNsCapture, ip, ipIn } from '../harness/netns.js';
+import { Lab, inNsCapture, ip, ipIn, pingSummary } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -337,14 +337,7 @@ export class LocalLab {
     count = 5,
   ): Promise<{ sent: number; received: number; rttAvgMs?: number; output: string }> {
     const r = await inNsCapture(from.netns, 'ping', '-c', String(count), '-i', '0.2', '-W', '2', to);
-    const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(r.stdout);
-    const rtt = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
-    return {
-      sent: m ? Number(m[1]) : count,
-      received: m ? Number(m[2]) : 0,
-      ...(rtt ? { rttAvgMs: Number(rtt[1]) } : {}),
-      output: r.stdout + r.stderr,
-    };
+    return pingSummary(r.stdout, r.stderr, count);
   }
 
   /** A short iperf3 TCP run between two pods; returns Mbit/s. */

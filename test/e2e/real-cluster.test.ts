@@ -8,10 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { API_VERSION } from '../../lib/api/schemas.js';
 import { createLogger } from '../../lib/log.js';
-import { requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
-import { leftovers } from '../harness/cluster/leaks.js';
-import { imagesFromEnv, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
+import { RealLab, RELEASE_NAMESPACE, startTestLab, stopTestLab } from './real-lab.js';
 
 const logger = createLogger({ name: 'e2e-real', level: 'warn', destination: 'stderr' });
 const progress = (m: string) => console.log(`  · ${m}`);
@@ -30,23 +28,12 @@ describe('real cluster: helm install, Multus, the README example', () => {
   let nodeB = '';
 
   before(async () => {
-    requireRoot();
-    lab = await RealLab.start({
-      prefix: PREFIX,
-      nodes: 2,
-      underlay: '10.233.0',
-      podNet: '10.234',
-      images: imagesFromEnv(),
-      logger,
-      progress,
-    });
+    lab = await startTestLab({ prefix: PREFIX, underlay: '10.233.0', podNet: '10.234', logger, progress });
     [nodeA, nodeB] = lab.nodeNames as [string, string];
   });
 
   after(async () => {
-    await lab?.stop();
-    const left = await leftovers(PREFIX);
-    assert.deepEqual(left, [], `the cluster left these behind: ${left.join(', ')}`);
+    await stopTestLab(lab, PREFIX);
   });
 
   /** The kube-l2tp state a node holds for pods: links in its netns and attachment records. */

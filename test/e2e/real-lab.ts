@@ -12,7 +12,9 @@ import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
 import { runCapture } from '../../lib/exec.js';
 import type { Logger } from '../../lib/log.js';
 import { RealCluster, type ClusterImage, type PodRef } from '../harness/cluster/cluster.js';
+import { leftovers } from '../harness/cluster/leaks.js';
 import { multusManifest } from '../harness/cluster/multus.js';
+import { pingSummary } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 import { liveTsharkArgs, parseFields, type ScenarioTarget } from './scenarios.js';
 
@@ -85,6 +87,25 @@ export function imagesFromEnv(): LabImages {
   if (!list)
     throw new Error('KUBE_L2TP_IMAGES is not set: run through `npm test -- e2e` (it builds the images)');
   return parseImageList(readFileSync(list, 'utf8'));
+}
+
+/** A 2-node lab for one e2e file (as root, images from KUBE_L2TP_IMAGES). */
+export function startTestLab(o: {
+  prefix: string;
+  underlay: string;
+  podNet: string;
+  logger: Logger;
+  progress: (msg: string) => void;
+}): Promise<RealLab> {
+  if (process.getuid?.() !== 0) throw new Error('this test needs root (real nodes in namespaces)');
+  return RealLab.start({ ...o, nodes: 2, images: imagesFromEnv() });
+}
+
+/** Stops a test's lab and fails when its cluster left anything on the machine. */
+export async function stopTestLab(lab: RealLab | undefined, prefix: string): Promise<void> {
+  await lab?.stop();
+  const left = await leftovers(prefix);
+  if (left.length > 0) throw new Error(`the cluster left these behind: ${left.join(', ')}`);
 }
 
 /** Splits "repo:tag" (a registry port's colon is not a tag separator). */
@@ -281,14 +302,7 @@ export class RealLab {
     count = 10,
   ): Promise<{ sent: number; received: number; rttAvgMs?: number; output: string }> {
     const r = await this.cluster.exec(from, ['ping', '-c', String(count), '-W', '2', to], 60_000);
-    const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(r.stdout);
-    const rtt = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
-    return {
-      sent: m ? Number(m[1]) : count,
-      received: m ? Number(m[2]) : 0,
-      ...(rtt ? { rttAvgMs: Number(rtt[1]) } : {}),
-      output: r.stdout + r.stderr,
-    };
+    return pingSummary(r.stdout, r.stderr, count);
   }
 
   /** iperf3 TCP from client to server (both through kubectl exec); Mbit/s received. */

@@ -4,11 +4,8 @@
 // re-created. Pods are attached by the runtime (containerd -> Multus -> kube-l2tp), traffic goes
 // through kubectl exec.
 import { after, before, describe, it } from 'node:test';
-import assert from 'node:assert/strict';
 import { createLogger } from '../../lib/log.js';
-import { requireRoot } from '../harness/netns.js';
-import { leftovers } from '../harness/cluster/leaks.js';
-import { imagesFromEnv, RealLab } from './real-lab.js';
+import { RealLab, startTestLab, stopTestLab } from './real-lab.js';
 import {
   apply,
   ipEncapCookiesFromSecret,
@@ -32,25 +29,14 @@ describe('e2e scenarios on a real cluster', () => {
   const beforeBlue = new Map<string, { links: string[]; records: string[] }>();
 
   before(async () => {
-    requireRoot();
-    lab = await RealLab.start({
-      prefix: PREFIX,
-      nodes: 2,
-      underlay: '10.243.0',
-      podNet: '10.244',
-      images: imagesFromEnv(),
-      logger,
-      progress,
-    });
+    lab = await startTestLab({ prefix: PREFIX, underlay: '10.243.0', podNet: '10.244', logger, progress });
     t = lab.target();
     await apply(t, [namespaceObj(NS)]);
   });
 
   after(async () => {
-    await lab?.stop();
+    await stopTestLab(lab, PREFIX);
     progress(`scenarios.test: ${((Date.now() - started) / 1000).toFixed(0)} s wall time`);
-    const left = await leftovers(PREFIX);
-    assert.deepEqual(left, [], `the cluster left these behind: ${left.join(', ')}`);
   });
 
   it('several pods on one bridge talk; UDP checksums on the wire as the backend does them', async () => {

@@ -5,10 +5,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../lib/log.js';
-import { requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
-import { leftovers } from '../harness/cluster/leaks.js';
-import { imagesFromEnv, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
+import { RealLab, RELEASE_NAMESPACE, startTestLab, stopTestLab } from './real-lab.js';
 
 const logger = createLogger({ name: 'e2e-uninstall', level: 'warn', destination: 'stderr' });
 const progress = (m: string) => console.log(`  · ${m}`);
@@ -33,23 +31,12 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
   let nodeB = '';
 
   before(async () => {
-    requireRoot();
-    lab = await RealLab.start({
-      prefix: PREFIX,
-      nodes: 2,
-      underlay: '10.237.0',
-      podNet: '10.238',
-      images: imagesFromEnv(),
-      logger,
-      progress,
-    });
+    lab = await startTestLab({ prefix: PREFIX, underlay: '10.237.0', podNet: '10.238', logger, progress });
     [nodeA, nodeB] = lab.nodeNames as [string, string];
   });
 
   after(async () => {
-    await lab?.stop();
-    const left = await leftovers(PREFIX);
-    assert.deepEqual(left, [], `the cluster left these behind: ${left.join(', ')}`);
+    await stopTestLab(lab, PREFIX);
   });
 
   async function footprint(node: string): Promise<Footprint> {

@@ -57,3 +57,22 @@ export async function ping(ns: string, target: string, count = 3, extra: string[
   const m = /(\d+) (?:packets )?received/.exec(r.stdout);
   return m ? Number(m[1]) : 0;
 }
+
+export interface PingSummary {
+  sent: number;
+  received: number;
+  rttAvgMs?: number;
+  output: string;
+}
+
+/** The summary lines of iputils' or busybox's ping. */
+export function pingSummary(stdout: string, stderr: string, count: number): PingSummary {
+  const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(stdout);
+  const rtt = /= [\d.]+\/([\d.]+)\//.exec(stdout);
+  return {
+    sent: m ? Number(m[1]) : count,
+    received: m ? Number(m[2]) : 0,
+    ...(rtt ? { rttAvgMs: Number(rtt[1]) } : {}),
+    output: stdout + stderr,
+  };
+}
