@@ -16,6 +16,11 @@ ARG NODE_VERSION=20.19.5
 FROM node:${NODE_VERSION}-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
+# the eBPF programs are compiled (clang), their skeleton generated (bpftool) against libbpf's headers
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends clang llvm libbpf-dev bpftool \
+ && rm -rf /var/lib/apt/lists/*
 # dependencies first (cached while the lockfile does not change); native parts need the sources
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund

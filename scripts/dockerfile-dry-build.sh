@@ -60,6 +60,14 @@ while IFS= read -r line; do
       # COPY a b ./  (files from the context into the workdir)
       read -r -a parts <<<"${line#COPY }"
       for f in "${parts[@]:0:${#parts[@]}-1}"; do cp -a "$ctx/$f" "$src/"; done ;;
+    'RUN apt-get update'*)
+      # the build stage's compilers: on the host they come from scripts/install-system-deps.sh; check
+      # they are there rather than install anything here
+      pkgs=${line#*--no-install-recommends }; pkgs=${pkgs%% &&*}
+      for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+          || { echo "[dry-build] the build stage installs $p, which this host lacks (scripts/install-system-deps.sh)" >&2; exit 1; }
+      done ;;
     RUN\ *)
       cmd=${line#RUN }
       cmd=${cmd//\/out\//$out/}
