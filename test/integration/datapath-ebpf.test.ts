@@ -179,10 +179,12 @@ describe('ebpf datapath', () => {
         assert.deepEqual(t.drops, {}, 'no tunnel drops');
         if (o.sequence) {
           // frames numbered on one CPU can overtake frames numbered on another: like the kernel with
-          // reorderTimeout 0, the late ones are dropped (TCP repairs it, as the content checks showed)
+          // reorderTimeout 0, the late ones are dropped (TCP repairs it, as the content checks showed).
+          // How many depends on the scheduler (1.3% seen on a loaded 2-core machine); broken numbering
+          // drops most frames, which this bound still catches.
           const { sequence = 0, ...rest } = s.drops;
           assert.deepEqual(rest, {}, 'no other session drops');
-          assert.ok(sequence < s.rxPackets / 100, `out-of-order drops: ${sequence} of ${s.rxPackets}`);
+          assert.ok(sequence < s.rxPackets / 10, `out-of-order drops: ${sequence} of ${s.rxPackets}`);
         } else assert.deepEqual(s.drops, {}, 'no session drops');
         assert.ok(s.rxPackets > 1000 && s.txPackets > 1000, `counted: ${JSON.stringify(s)}`);
         assert.equal(await d1.stop(), 0);
