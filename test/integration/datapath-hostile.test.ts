@@ -9,53 +9,10 @@ import { spawn } from 'node:child_process';
 import { before, describe, it } from 'node:test';
 import { run } from '../../lib/exec.js';
 import { Lab, ping, requireRoot } from '../harness/netns.js';
-import { pairConfigs, podOn, startDatapath, twoHosts, type CountersDump } from './datapath-lab.js';
+import { hostileCases, SENDER, sum, totals } from './hostile-traffic.js';
+import { pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
-
-// Sends hex payloads (JSON on stdin) from (src, sport) to (dst, dport) over UDP, or as IP protocol 115.
-const SENDER = `
-import json, socket, sys
-a = json.load(sys.stdin)
-if a["mode"] == "udp":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((a["src"], a["sport"]))
-    dst = (a["dst"], a["dport"])
-else:
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 115)
-    s.bind((a["src"], 0))
-    dst = (a["dst"], 0)
-for p in a["packets"]:
-    s.sendto(bytes.fromhex(p), dst)
-f = a.get("flood")
-if f:
-    b = bytes.fromhex(f["hex"])
-    for _ in range(f["count"]):
-        try:
-            s.sendto(b, dst)
-        except OSError:
-            pass
-`;
-
-const ETH = Buffer.concat([
-  Buffer.from('ffffffffffff02000000000108060001', 'hex'),
-  Buffer.alloc(44),
-]).toString('hex');
-
-function u32(n: number): string {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b.toString('hex');
-}
-
-const sum = (r: Record<string, number>) => Object.values(r).reduce((x, y) => x + y, 0);
-
-function totals(k: CountersDump) {
-  const t = k.tunnels[0]!;
-  const s = t.sessions[0]!;
-  return { t, s, tunnelDrops: t.drops, sessionDrops: s.drops };
-}
 
 for (const encap of ['udp', 'ip'] as const) {
   describe(`hostile traffic at the pump (${encap})`, () => {
@@ -69,27 +26,8 @@ for (const encap of ['udp', 'ip'] as const) {
         await startDatapath(lab, h.h2, c2);
         await podOn(lab, h.h1, `${p}p1`, 'kdbr', 'l2tpeth0', '10.201.203.1/24', 1438);
         await podOn(lab, h.h2, `${p}p2`, 'kdbr', 'l2tpeth0', '10.201.203.2/24', 1438);
-        // host1's session: id 1001, expects cookie 0x21 x 8 (see pairConfigs)
+        const { cases, expected, msg } = hostileCases(encap);
         const goodCookie = '21'.repeat(8);
-        const v3 = encap === 'udp' ? '00030000' : '';
-        const msg = (sid: number, cookie: string, rest = '00000000' + ETH) => v3 + u32(sid) + cookie + rest;
-        const cases: Record<string, string[]> = {
-          unknownSession: [msg(999, goodCookie), msg(1002, goodCookie)],
-          badCookie: [msg(1001, '22'.repeat(8)), msg(1001, goodCookie.slice(0, 8) + '00000000')],
-          truncated: [
-            msg(1001, goodCookie, '00000000' + ETH.slice(0, 20)),
-            msg(1001, goodCookie.slice(0, 6), ''),
-          ],
-          control:
-            encap === 'udp'
-              ? ['c8030000' + u32(1001) + goodCookie, '80030000']
-              : [u32(0) + 'c8030014' + u32(42) + u32(1), u32(0)],
-        };
-        if (encap === 'udp') {
-          cases.badVersion = ['00020000' + u32(1001) + goodCookie + '00000000' + ETH, '0001'];
-          cases.truncated!.push('000300');
-        }
-        const expected = Object.fromEntries(Object.entries(cases).map(([k, v]) => [k, v.length * 10]));
         const send = (input: string) =>
           run('ip', ['netns', 'exec', h.h2, 'python3', '-c', SENDER], { input });
         const sendArgs = (packets: string[], flood?: { hex: string; count: number }) =>
