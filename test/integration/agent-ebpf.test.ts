@@ -5,59 +5,28 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../../lib/api/rbac.js';
-import { API_VERSION } from '../../lib/api/schemas.js';
-import type { L2TPNodeState, NodeStateSpec } from '../../lib/api/schemas.js';
+import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import { probeKernelL2tp } from '../../datapath/backend/kernel/index.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
 import { cookieSession } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
-import { runCapture } from '../../lib/exec.js';
+import { AgentEnv, ifindexIn } from './agent-env.js';
 import { privateBpffs } from './datapath-ebpf-lab.js';
 
 const NODE = 'ebanode1';
 const PEER = 'ebapeer1';
 const POD = 'ebapod1';
 const repo = process.cwd();
-let cp: ControlPlane;
+let env: AgentEnv;
 const lab = new Lab();
-let dir: string;
 let bpffs: string;
-let agentKubeconfig: string;
 const procs: ChildProcess[] = [];
 
-function startAgent(): { proc: ChildProcess; log: () => string } {
-  let out = '';
-  const proc = spawn(
-    'ip',
-    [
-      ...['netns', 'exec', NODE, process.execPath, join(repo, 'dist/datapath/main.js'), 'agent'],
-      ...['--node-name', NODE, '--backend', 'auto', '--bpffs', join(bpffs, 'node')],
-      ...['--kubeconfig', agentKubeconfig],
-      ...['--cni-socket', join(dir, 'cni.sock'), '--cni-bin-dir', join(dir, 'bin')],
-      ...['--cni-conf-dir', join(dir, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
-      ...['--cni-state-dir', join(dir, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  procs.push(proc);
-  return { proc, log: () => out };
-}
+const startAgent = () => env.startAgent(['--backend', 'auto', '--bpffs', join(bpffs, 'node')]);
 
-async function stopAgent(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null) return;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await Promise.race([exited, sleep(10_000)]);
-  if (p.exitCode === null) p.kill('SIGKILL');
-}
+const stopAgent = (p: ChildProcess) => env.stopAgent(p);
 
 const spec: NodeStateSpec = {
   nodeName: NODE,
@@ -77,34 +46,18 @@ const spec: NodeStateSpec = {
   ],
 };
 
-async function nodeState(): Promise<L2TPNodeState> {
-  return JSON.parse(await cp.kubectl(['get', 'l2tpnodestates', NODE, '-o', 'json'])) as L2TPNodeState;
-}
+const nodeState = () => env.nodeState();
 
-const ifindex = async (ns: string, dev: string) => {
-  const r = await runCapture('ip', ['-n', ns, '-o', 'link', 'show', dev]);
-  return r.code === 0 ? Number(r.stdout.split(':')[0]) : undefined;
-};
+const ifindex = ifindexIn;
 
 before(async () => {
   requireRoot();
-  dir = mkdtempSync(join(tmpdir(), 'eb-agent-'));
-  cp = await startControlPlane();
-  await cp.kubectl(['apply', '-f', join(repo, 'crds')]);
-  await cp.kubectl(['create', 'namespace', DEFAULT_NAMESPACE]);
-  await cp.kubectl(['apply', '-f', '-'], {
-    input: rbacObjects()
-      .map((o) => JSON.stringify(o))
-      .join('\n'),
-  });
-  agentKubeconfig = await cp.kubeconfigFor({ user: serviceAccountUser(DEFAULT_NAMESPACE, AGENT_SA) });
+  env = await AgentEnv.start(lab, NODE, 'eb-agent-');
   bpffs = await privateBpffs(lab);
   mkdirSync(join(bpffs, 'node'));
   mkdirSync(join(bpffs, 'peer'));
-  await lab.netns(NODE);
   await lab.netns(PEER);
   await lab.netns(POD);
-  await bridgeLoopbackPort(lab, NODE, Number(new URL(cp.url).port), dir);
   await lab.veth(
     { ns: NODE, name: 'eba-u0', addr: '10.206.0.1/24' },
     { ns: PEER, name: 'eba-u1', addr: '10.206.0.2/24' },
@@ -113,9 +66,9 @@ before(async () => {
 
 after(async () => {
   for (const p of procs) await stopAgent(p);
+  await env?.stop();
+  // the agent leaves devices on SIGTERM by design: the namespaces take them along
   await lab.cleanup();
-  await cp?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test('agent on auto picks ebpf, forwards, follows a moved device, adopts on restart', async (t) => {
@@ -124,10 +77,7 @@ test('agent on auto picks ebpf, forwards, follows a moved device, adopts on rest
     t.skip('this machine has kernel L2TP: auto picks the kernel backend');
     return;
   }
-  const obj = { apiVersion: API_VERSION, kind: 'L2TPNodeState', metadata: { name: NODE }, spec };
-  await cp.kubectl(['apply', '--server-side', '--field-manager=test-operator', '-f', '-'], {
-    input: JSON.stringify(obj),
-  });
+  await env.applyNodeState(spec);
   const a = startAgent();
   const st = await until('session Up in status', async () => {
     const s = await nodeState();
@@ -143,7 +93,7 @@ test('agent on auto picks ebpf, forwards, follows a moved device, adopts on rest
   assert.equal(st.status?.sessions?.[0]?.mtu, 1438, '8-byte cookie over UDP/IPv4');
 
   // the far side: the ebpf backend in static mode
-  const cfg = join(dir, 'peer.json');
+  const cfg = join(env.dir, 'peer.json');
   writeFileSync(
     cfg,
     JSON.stringify({

@@ -4,54 +4,24 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../../lib/api/rbac.js';
-import { API_VERSION } from '../../lib/api/schemas.js';
-import type { L2TPNodeState, NodeStateSpec } from '../../lib/api/schemas.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
+import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import { cookieSession } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
-import { runCapture } from '../../lib/exec.js';
+import { AgentEnv, ifindexIn } from './agent-env.js';
 
 const NODE = 'kanode1';
 const PEER = 'kapeer1';
 const repo = process.cwd();
-let cp: ControlPlane;
+let env: AgentEnv;
 const lab = new Lab();
-let dir: string;
-let agentKubeconfig: string;
 const procs: ChildProcess[] = [];
 
-function startAgent(): { proc: ChildProcess; log: () => string } {
-  let out = '';
-  const proc = spawn(
-    'ip',
-    [
-      ...['netns', 'exec', NODE, process.execPath, join(repo, 'dist/datapath/main.js'), 'agent'],
-      ...['--node-name', NODE, '--backend', 'userspace', '--kubeconfig', agentKubeconfig],
-      ...['--cni-socket', join(dir, 'cni.sock'), '--cni-bin-dir', join(dir, 'bin')],
-      ...['--cni-conf-dir', join(dir, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
-      ...['--cni-state-dir', join(dir, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'debug' } },
-  );
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  procs.push(proc);
-  return { proc, log: () => out };
-}
+const startAgent = () => env.startAgent(['--backend', 'userspace'], { LOG_LEVEL: 'debug' });
 
-async function stopAgent(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null) return;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await Promise.race([exited, sleep(10_000)]);
-  if (p.exitCode === null) p.kill('SIGKILL');
-}
+const stopAgent = (p: ChildProcess) => env.stopAgent(p);
 
 const spec = (sessions: number[]): NodeStateSpec => ({
   nodeName: NODE,
@@ -71,37 +41,16 @@ const spec = (sessions: number[]): NodeStateSpec => ({
   ],
 });
 
-async function applyNodeState(s: NodeStateSpec) {
-  const obj = { apiVersion: API_VERSION, kind: 'L2TPNodeState', metadata: { name: NODE }, spec: s };
-  await cp.kubectl(['apply', '--server-side', '--field-manager=test-operator', '-f', '-'], {
-    input: JSON.stringify(obj),
-  });
-}
+const applyNodeState = (s: NodeStateSpec) => env.applyNodeState(s);
 
-async function nodeState(): Promise<L2TPNodeState> {
-  return JSON.parse(await cp.kubectl(['get', 'l2tpnodestates', NODE, '-o', 'json'])) as L2TPNodeState;
-}
+const nodeState = () => env.nodeState();
 
-const ifindex = async (ns: string, dev: string) => {
-  const r = await runCapture('ip', ['-n', ns, '-o', 'link', 'show', dev]);
-  return r.code === 0 ? Number(r.stdout.split(':')[0]) : undefined;
-};
+const ifindex = ifindexIn;
 
 before(async () => {
   requireRoot();
-  dir = mkdtempSync(join(tmpdir(), 'kl2tp-agent-'));
-  cp = await startControlPlane();
-  await cp.kubectl(['apply', '-f', join(repo, 'crds')]);
-  await cp.kubectl(['create', 'namespace', DEFAULT_NAMESPACE]);
-  await cp.kubectl(['apply', '-f', '-'], {
-    input: rbacObjects()
-      .map((o) => JSON.stringify(o))
-      .join('\n'),
-  });
-  agentKubeconfig = await cp.kubeconfigFor({ user: serviceAccountUser(DEFAULT_NAMESPACE, AGENT_SA) });
-  await lab.netns(NODE);
+  env = await AgentEnv.start(lab, NODE, 'kl2tp-agent-');
   await lab.netns(PEER);
-  await bridgeLoopbackPort(lab, NODE, Number(new URL(cp.url).port), dir);
   await lab.veth(
     { ns: NODE, name: 'ka-u0', addr: '10.204.0.1/24' },
     { ns: PEER, name: 'ka-u1', addr: '10.204.0.2/24' },
@@ -110,10 +59,9 @@ before(async () => {
 
 after(async () => {
   for (const p of procs) await stopAgent(p);
+  await env?.stop();
   // the agent leaves devices on SIGTERM by design: the namespaces take them along
   await lab.cleanup();
-  await cp?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test('agent: node state -> devices -> status, repair, adoption, removal', async (t) => {
@@ -131,7 +79,7 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
     assert.ok(await ifindex(NODE, 'l2tpeth128'), 'device exists in the node namespace');
 
     await t.test('traffic reaches a static-mode peer and counters reach the status', async () => {
-      const cfg = join(dir, 'peer.yaml');
+      const cfg = join(env.dir, 'peer.yaml');
       writeFileSync(
         cfg,
         JSON.stringify({
@@ -247,7 +195,7 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
           (await ifindex(NODE, 'l2tpeth129')) ? undefined : true,
         );
         assert.ok(await ifindex(NODE, 'l2tpeth128'));
-        await cp.kubectl(['delete', 'l2tpnodestates', NODE]);
+        await env.cp.kubectl(['delete', 'l2tpnodestates', NODE]);
         await until('l2tpeth128 removed', async () =>
           (await ifindex(NODE, 'l2tpeth128')) ? undefined : true,
         );

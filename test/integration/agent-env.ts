@@ -1,0 +1,106 @@
+// The node agent as the integration tests run it: a real kube-apiserver with the CRDs and the chart's
+// RBAC, the agent as a process under its own identity inside a network namespace that plays the node
+// (the apiserver relayed onto its loopback), its node state written as the operator writes it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../../lib/api/rbac.js';
+import { API_VERSION, type L2TPNodeState, type NodeStateSpec } from '../../lib/api/schemas.js';
+import { runCapture } from '../../lib/exec.js';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
+import type { Lab } from '../harness/netns.js';
+import { sleep } from '../harness/wait.js';
+
+const repo = process.cwd();
+
+export class AgentEnv {
+  private readonly procs: ChildProcess[] = [];
+
+  private constructor(
+    readonly cp: ControlPlane,
+    readonly dir: string,
+    readonly node: string,
+    private readonly agentKubeconfig: string,
+  ) {}
+
+  /** The apiserver, the node's netns (made in lab) with the apiserver on its loopback. */
+  static async start(lab: Lab, node: string, dirPrefix: string): Promise<AgentEnv> {
+    const dir = mkdtempSync(join(tmpdir(), dirPrefix));
+    const cp = await startControlPlane();
+    try {
+      await cp.kubectl(['apply', '-f', join(repo, 'crds')]);
+      await cp.kubectl(['create', 'namespace', DEFAULT_NAMESPACE]);
+      await cp.kubectl(['apply', '-f', '-'], {
+        input: rbacObjects()
+          .map((o) => JSON.stringify(o))
+          .join('\n'),
+      });
+      const kc = await cp.kubeconfigFor({ user: serviceAccountUser(DEFAULT_NAMESPACE, AGENT_SA) });
+      await lab.netns(node);
+      await bridgeLoopbackPort(lab, node, Number(new URL(cp.url).port), dir);
+      return new AgentEnv(cp, dir, node, kc);
+    } catch (e) {
+      await cp.stop();
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** `kube-l2tp-datapath agent` in the node's netns with fast resyncs; extra args choose the backend. */
+  startAgent(extraArgs: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; log: () => string } {
+    let out = '';
+    const d = this.dir;
+    const proc = spawn(
+      'ip',
+      [
+        ...['netns', 'exec', this.node, process.execPath, join(repo, 'dist/datapath/main.js'), 'agent'],
+        ...['--node-name', this.node, ...extraArgs, '--kubeconfig', this.agentKubeconfig],
+        ...['--cni-socket', join(d, 'cni.sock'), '--cni-bin-dir', join(d, 'bin')],
+        ...['--cni-conf-dir', join(d, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+        ...['--cni-state-dir', join(d, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+    );
+    proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+    this.procs.push(proc);
+    return { proc, log: () => out };
+  }
+
+  async stopAgent(p: ChildProcess): Promise<void> {
+    if (p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+    if (p.exitCode === null) p.kill('SIGKILL');
+  }
+
+  /** The node state's spec, applied under the operator's field manager. */
+  async applyNodeState(spec: NodeStateSpec): Promise<void> {
+    const obj = { apiVersion: API_VERSION, kind: 'L2TPNodeState', metadata: { name: this.node }, spec };
+    await this.cp.kubectl(['apply', '--server-side', '--field-manager=test-operator', '-f', '-'], {
+      input: JSON.stringify(obj),
+    });
+  }
+
+  async nodeState(): Promise<L2TPNodeState> {
+    return JSON.parse(
+      await this.cp.kubectl(['get', 'l2tpnodestates', this.node, '-o', 'json']),
+    ) as L2TPNodeState;
+  }
+
+  /** Stops every agent this env started, then the apiserver (the caller's Lab removes the netns). */
+  async stop(): Promise<void> {
+    for (const p of this.procs) await this.stopAgent(p);
+    await this.cp.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A link's ifindex inside a netns, or undefined when it is not there. */
+export async function ifindexIn(ns: string, dev: string): Promise<number | undefined> {
+  const r = await runCapture('ip', ['-n', ns, '-o', 'link', 'show', dev]);
+  return r.code === 0 ? Number(r.stdout.split(':')[0]) : undefined;
+}
