@@ -6,7 +6,12 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { startProbeServer } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
-import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../backend/select.js';
+import {
+  BACKEND_CHOICES,
+  retireOtherBackends,
+  selectBackend,
+  type BackendChoice,
+} from '../backend/select.js';
 import { rejoinPseudowireBridge, releasePseudowireBridge } from '../cni/links.js';
 import { startCniServer } from '../cni/server.js';
 import { UsageError } from '../static/command.js';
@@ -78,12 +83,14 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
   else kc.loadFromCluster();
 
-  const { backend, reason } = await selectBackend(choice, {
+  const selectOpts = {
     logger: log.child({ component: 'backend' }),
-    onFault: (f) => log.error({ fault: f }, 'datapath fault'),
+    onFault: (f: unknown) => log.error({ fault: f }, 'datapath fault'),
     ...(values.bpffs ? { bpffs: values.bpffs } : {}),
-  });
+  };
+  const { backend, reason } = await selectBackend(choice, selectOpts);
   log.info({ backend: backend.kind, reason }, 'backend selected');
+  await retireOtherBackends(backend.kind, selectOpts);
   const metrics = createAgentMetrics(backend.kind, reason);
   const pkg = JSON.parse(await readFile(join(here, '../../../package.json'), 'utf8')) as { version: string };
 

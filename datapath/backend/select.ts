@@ -1,9 +1,15 @@
 // Picks the datapath backend: kernel (generic netlink family "l2tp"), ebpf (tc programs, no l2tp
 // modules needed), userspace (TAP + native pump), or auto = the first of these that works on this
 // node. The reason is always reported, naming why the better ones were passed over.
+import { readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createKernelBackend, probeKernelL2tp } from './kernel/index.js';
 import type { Backend, BackendOptions } from './types.js';
 import { createUserspaceBackend, type UserspaceBackendOptions } from './userspace/backend.js';
+import { listTaps } from './userspace/tap.js';
+
+/** Where hosts mount bpffs (the ebpf backend's default). */
+const DEFAULT_BPFFS = '/sys/fs/bpf';
 
 export const BACKEND_CHOICES = ['userspace', 'kernel', 'ebpf', 'auto'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -39,6 +45,47 @@ const NODE_PROBES: BackendProbes = {
   openEbpf,
   createUserspace: createUserspaceBackend,
 };
+
+/**
+ * The chosen backend owns the node: what another backend left here (a backend switch, e.g. ebpf to
+ * userspace by a helm upgrade) is removed first, or the old session devices would be refused as
+ * foreign and the old eBPF filters would take the tunnels' traffic. Each is opened (adopting what it
+ * finds) and closed without keeping devices. Pods in Exclusive mode hold the old device itself and
+ * lose it; Bridge-mode pods get the new device on their bridge.
+ */
+export async function retireOtherBackends(
+  chosen: Backend['kind'],
+  opts: SelectOptions,
+  probes: Pick<BackendProbes, 'openEbpf' | 'createUserspace'> = NODE_PROBES,
+): Promise<string[]> {
+  const retired: string[] = [];
+  const retire = async (b: Backend) => {
+    const sessions = await b.listSessions();
+    const tunnels = await b.listTunnels();
+    for (const x of sessions) await b.deleteSession(x.tunnelId, x.sessionId);
+    for (const t of tunnels) await b.deleteTunnel(t.tunnelId);
+    await b.close({ keepDevices: false });
+    retired.push(`${b.kind} (${sessions.length} sessions)`);
+  };
+  if (chosen !== 'ebpf' && (await hasEbpfPins(opts.bpffs ?? DEFAULT_BPFFS))) {
+    const ebpf = await probes.openEbpf(opts);
+    if (typeof ebpf !== 'string') await retire(ebpf);
+  }
+  if (chosen !== 'userspace' && (await listTaps()).some((t) => t.owner)) {
+    await retire(probes.createUserspace(opts));
+  }
+  if (retired.length > 0)
+    opts.logger.warn({ retired }, 'removed what another datapath backend left on this node');
+  return retired;
+}
+
+/** This network namespace has pins of the ebpf backend (cheap: no program is loaded to find out). */
+async function hasEbpfPins(bpffs: string): Promise<boolean> {
+  const netns = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/net').catch(() => ''))?.[1];
+  if (!netns) return false;
+  const dir = join(bpffs, 'kube-l2tp', `net-${netns}`);
+  return (await readdir(dir).catch(() => [])).length > 0;
+}
 
 export async function selectBackend(
   choice: BackendChoice,
