@@ -15,6 +15,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,8 @@ import { RECIPES, type BuildEnv } from './recipes.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PINS = 'image/debian-packages.txt';
+/** Superseded archives stay this long (runs started earlier may still import them). */
+const KEEP_OLD_ARCHIVES_MS = 24 * 3600_000;
 
 export function cacheDir(): string {
   const xdg = process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? '/root', '.cache');
@@ -155,12 +158,14 @@ async function build(
       renameSync(tmpArchive, archive);
       const result = { ...b, archive };
       writeFileSync(meta, `${JSON.stringify(result, null, 2)}\n`);
-      // older archives of the same image go: the cache holds the newest per image
+      // older archives of the same image go once a day has passed: a test run or a lab started
+      // earlier may still be importing the one it listed, while the cache must not grow for ever
       for (const f of readdirSync(opts.out)) {
         if (
           f.startsWith(`${id}-`) &&
           !f.startsWith(`${id}-${key}`) &&
-          /^[a-z0-9-]+-[0-9a-f]{20}\.oci\.tar(\.json)?$/.test(f)
+          /^[a-z0-9-]+-[0-9a-f]{20}\.oci\.tar(\.json)?$/.test(f) &&
+          Date.now() - statSync(join(opts.out, f)).mtimeMs > KEEP_OLD_ARCHIVES_MS
         ) {
           rmSync(join(opts.out, f), { force: true });
         }
