@@ -121,6 +121,59 @@ describe('real cluster: helm install, Multus, the README example', () => {
     assert.match(back.stdout, new RegExp(`: ${dev}[:@]`), `${dev} returned to the node on CNI DEL`);
   });
 
+  it("runs an IPAM delegate from the node's CNI bin dir and keeps its lease on the node (host-local)", async () => {
+    await lab.apply([
+      {
+        apiVersion: API_VERSION,
+        kind: 'Pseudowire',
+        metadata: {
+          name: 'lease-wire',
+          namespace: NS,
+          annotations: {
+            'l2tp.kube-l2tp.io/ipam': JSON.stringify({
+              type: 'host-local',
+              ranges: [[{ subnet: '10.12.0.0/24' }]],
+            }),
+          },
+        },
+        spec: {
+          tunnelRef: { name: 'a-to-b' },
+          l2SpecificSublayer: 'Default',
+          attachment: { mode: 'Bridge' },
+        },
+      },
+    ]);
+    await lab.waitPseudowireReady(NS, 'lease-wire');
+    await until('the NetworkAttachmentDefinition of lease-wire', async () =>
+      (await lab.kubectl(['get', 'network-attachment-definitions', '-n', NS, '-o', 'name'])).includes(
+        'lease-wire',
+      ),
+    );
+    const pod = { namespace: NS, name: 'pod-lease' };
+    await lab.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { ...pod, annotations: { 'k8s.v1.cni.cncf.io/networks': 'lease-wire' } },
+        spec: {
+          nodeSelector: { 'kubernetes.io/hostname': nodeA },
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'c', image: lab.o.images.tools.name, command: ['sleep', '3600'] }],
+        },
+      },
+    ]);
+    await lab.waitPodsReady([pod]);
+    const addr = (await lab.podInterface(pod)).addresses.find((a) => a.startsWith('10.12.0.'));
+    assert.ok(addr, 'net1 has an address from the host-local range');
+    const ip = addr.split('/')[0]!;
+    // host-local keeps one file per leased address in the node's /var/lib/cni/networks/<network>/
+    const lease = async () =>
+      (await lab.cluster.node(nodeA).exec('find', ['/var/lib/cni/networks', '-name', ip])).stdout.trim();
+    assert.notEqual(await lease(), '', `the lease of ${ip} is on the node`);
+    await lab.kubectl(['delete', 'pod', '-n', NS, pod.name, '--wait=true', '--timeout=60s']);
+    assert.equal(await lease(), '', "the runtime's CNI DEL released the lease");
+  });
+
   /** A pod on nodeA with this annotation; returns the sandbox failure events kubectl describe shows. */
   async function failingPod(name: string, network: string): Promise<string[]> {
     await lab.apply([
