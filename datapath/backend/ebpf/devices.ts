@@ -2,9 +2,8 @@
 // moved into a pod in exclusive mode); its peer l2tpx<session id in hex> stays in the node's network
 // namespace and carries the programs that work wherever l2tpethN is. Both ends carry the ownership
 // marker of the TAPs (interface alias "kube-l2tp tunnel=T session=S").
-import { writeFile } from 'node:fs/promises';
 import { run, runCapture } from '../../../lib/exec.js';
-import { markerFor, parseMarker } from '../userspace/tap.js';
+import { configureTap, parseMarker } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
 
@@ -68,25 +67,8 @@ export async function createPair(
 
 /** Marker, MTU and up on one end: sysfs writes, or iproute2 where /sys is read-only. */
 export async function configureEnd(ifname: string, tunnelId: number, sessionId: number, mtu: number) {
-  const sys = (attr: string) => `/sys/class/net/${ifname}/${attr}`;
-  try {
-    await writeFile(sys('ifalias'), markerFor(tunnelId, sessionId));
-    await writeFile(sys('mtu'), String(mtu));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw e;
-    await run('ip', [
-      'link',
-      'set',
-      'dev',
-      ifname,
-      'alias',
-      markerFor(tunnelId, sessionId),
-      'mtu',
-      String(mtu),
-    ]);
-  }
-  await run('ip', ['link', 'set', 'dev', ifname, 'up']);
+  // the same marker, MTU and up as a session TAP: one place sets a kube-l2tp session device's identity
+  await configureTap(ifname, tunnelId, sessionId, mtu);
 }
 
 /** Deleting one end removes both, wherever the other end is. */
