@@ -1,6 +1,7 @@
 // Throwaway certificates for test clusters (openssl): one CA, serving certificates with their SANs,
 // client certificates whose CN/O are the Kubernetes user and groups, and kubeconfigs around them.
 // Both the plain control plane and the real-node cluster use this one place.
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../lib/exec.js';
@@ -54,7 +55,10 @@ export class Pki {
       '-subj',
       subj,
     ]);
-    await openssl(['x509', '-req', '-in', csr, '-CA', this.caCert, '-CAkey', this.caKey, '-CAcreateserial',
+    // A random serial per certificate: nodes join in parallel, and openssl's shared serial file
+    // (-CAcreateserial) is read and rewritten without a lock, so concurrent signs corrupt it.
+    const serial = `0x${randomBytes(16).toString('hex').replace(/^./, '1')}`;
+    await openssl(['x509', '-req', '-in', csr, '-CA', this.caCert, '-CAkey', this.caKey, '-set_serial', serial,
       '-out', cert, '-days', '2', '-extfile', extFile]); // prettier-ignore
     return { cert, key };
   }
