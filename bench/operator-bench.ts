@@ -1,11 +1,16 @@
 // Operator scale bench on the real apiserver: time to converge (every Pseudowire Ready), the
 // operator's API requests (writes per pseudowire during creation and in steady state) and its peak
-// RSS. The operator runs as its own process with its ServiceAccount identity; a simulated agent per
-// node reports status. Prints a table comparing the scenarios measured in this run.
-//   node dist/bench/operator-bench.js [nodes:pseudowires ...]   (default 50:100 200:1000)
+// RSS. The operator runs as its own process with its ServiceAccount identity; simulated agents (one
+// watch over every node state, as each real agent watches its own) report status. Where the time
+// goes is printed per scenario: CPU seconds of the operator, kube-apiserver, etcd and this process,
+// reconciles and their summed time per controller. The same-run baseline is the apiserver's own
+// write rate: the bench creating the pseudowires from 16 parallel clients.
+//   node dist/bench/operator-bench.js [nodes:pseudowires ...]   (default 200:1000 500:5000 1000:10000)
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { silentLogger } from '../lib/log.js';
+import { Informer } from '../operator/informer.js';
 import type { L2TPNodeState, Pseudowire } from '../lib/api/schemas.js';
 import { freePort } from '../test/harness/controlplane.js';
 import {
@@ -36,14 +41,52 @@ function rssHwmMB(pid: number): number {
   }
 }
 
-async function scrape(port: number): Promise<Map<string, number>> {
+/** user+system CPU seconds of a process (0 once it is gone). */
+function cpuS(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The pids of the control plane's processes (their command lines name its directory). */
+function controlPlanePids(dir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (!cmd.some((a) => a.includes(dir))) continue;
+      const name = cmd[0]!.split('/').pop()!;
+      if (name === 'etcd' || name === 'kube-apiserver') out[name] = Number(d);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+interface Scrape {
+  requests: Map<string, number>;
+  reconciles: Map<string, number>;
+  reconcileS: Map<string, number>;
+}
+
+async function scrape(port: number): Promise<Scrape> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<string, number>();
+  const out: Scrape = { requests: new Map(), reconciles: new Map(), reconcileS: new Map() };
+  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   for (const line of text.split('\n')) {
     const m = /^kube_l2tp_api_requests_total\{verb="(\w+)",resource="([^"]+)",code="(\d+)"\} (\d+)/.exec(
       line,
     );
-    if (m) out.set(`${m[1]} ${m[2]} ${m[3]}`, (out.get(`${m[1]} ${m[2]} ${m[3]}`) ?? 0) + Number(m[4]));
+    if (m) add(out.requests, `${m[1]} ${m[2]} ${m[3]}`, Number(m[4]));
+    const r = /^kube_l2tp_reconcile_total\{controller="(\w+)",result="\w+"\} (\d+)/.exec(line);
+    if (r) add(out.reconciles, r[1]!, Number(r[2]));
+    const d = /^kube_l2tp_reconcile_duration_seconds_sum\{controller="(\w+)"\} ([\d.e+-]+)/.exec(line);
+    if (d) add(out.reconcileS, d[1]!, Number(d[2]));
   }
   return out;
 }
@@ -63,6 +106,11 @@ interface Result {
   steadyWrites: number;
   byResource: string;
   rssMB: number;
+  /** the baseline: pseudowires the bench itself created per second */
+  createPerS: number;
+  opWritesPerS: number;
+  cpu: string;
+  reconciles: string;
 }
 
 async function scenario(nodes: number, pws: number): Promise<Result> {
@@ -91,43 +139,72 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
         break;
       await sleep(100);
     }
-    // simulated agents: report every node state whose generation they have not seen yet
+    // simulated agents: report every node state generation they have not reported yet
+    const seen = new Informer<L2TPNodeState>(env.agent, { path: nodeStatePath(), apiVersion: A, kind: 'L2TPNodeState' }, silentLogger()); // prettier-ignore
+    const todo = new Set<string>();
+    seen.on((type, ns) => {
+      if (type !== 'DELETED' && ns.status?.observedGeneration !== ns.metadata.generation)
+        todo.add(ns.metadata.name);
+    });
+    seen.start();
     agents = (async () => {
       while (!agentStop) {
-        const list = await env.agent
-          .get<{ items: L2TPNodeState[] }>(nodeStatePath())
-          .catch(() => ({ items: [] }));
-        const todo = list.items.filter((ns) => ns.status?.observedGeneration !== ns.metadata.generation);
-        await pool(todo, 8, (ns) =>
-          env.agent.replace(`${nodeStatePath(ns.metadata.name)}/status`, { ...ns, apiVersion: A, kind: 'L2TPNodeState', status: healthyStatus(ns) }).catch(() => undefined),
-        ); // prettier-ignore
-        await sleep(300);
+        const batch = [...todo];
+        todo.clear();
+        await pool(batch, 8, async (name) => {
+          const ns = seen.get(name);
+          if (!ns || ns.status?.observedGeneration === ns.metadata.generation) return;
+          await env.agent.replace(`${nodeStatePath(name)}/status`, { ...ns, apiVersion: A, kind: 'L2TPNodeState', status: healthyStatus(ns) }).catch(() => todo.add(name)); // prettier-ignore
+        });
+        await sleep(100);
       }
+      await seen.stop();
     })();
+    const cp = controlPlanePids(env.cp.dir);
+    const cpu0 = { operator: cpuS(opProc.pid!), apiserver: cpuS(cp['kube-apiserver'] ?? 0), etcd: cpuS(cp.etcd ?? 0), bench: process.cpuUsage() }; // prettier-ignore
     const t0 = Date.now();
     const tunnels = names.map((n, i) => ({ name: `t-${i}`, local: n, peer: names[(i + 1) % nodes]! }));
     await pool(tunnels, 16, (t) =>
       env.admin.create(`${GROUP_PATH}/l2tptunnels`, { apiVersion: A, kind: 'L2TPTunnel', metadata: { name: t.name }, spec: { local: { node: t.local }, peer: { node: t.peer } } }),
     ); // prettier-ignore
+    const tc = Date.now();
     await pool(Array.from({ length: pws }, (_, i) => i), 16, (i) =>
       env.admin.create(`${GROUP_PATH}/namespaces/default/pseudowires`, { apiVersion: A, kind: 'Pseudowire', metadata: { name: `pw-${i}` }, spec: { tunnelRef: { name: `t-${i % nodes}` } } }),
     ); // prettier-ignore
+    const createPerS = pws / ((Date.now() - tc) / 1000);
+    // convergence is watched, not polled: a list of every pseudowire per poll would load the apiserver
+    const ready = new Set<string>();
+    const watched = new Informer<Pseudowire>(env.admin, { path: `${GROUP_PATH}/pseudowires`, apiVersion: A, kind: 'Pseudowire' }, silentLogger()); // prettier-ignore
+    watched.on((_type, p) => {
+      if (p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+        ready.add(p.metadata.name);
+      else ready.delete(p.metadata.name);
+    });
+    watched.start();
     let convergeS = NaN;
     const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
-      const list = await env.admin.get<{ items: Pseudowire[] }>(`${GROUP_PATH}/pseudowires`);
-      const ready = list.items.filter((p) =>
-        p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-      ).length;
-      if (ready === pws) {
+      if (ready.size === pws) {
         convergeS = (Date.now() - t0) / 1000;
         break;
       }
-      await sleep(250);
+      await sleep(100);
     }
-    const atConverge = await scrape(port);
+    await watched.stop();
+    const benchCpu = process.cpuUsage(cpu0.bench);
+    const cpu = [
+      `operator ${(cpuS(opProc.pid!) - cpu0.operator).toFixed(1)}`,
+      `kube-apiserver ${(cpuS(cp['kube-apiserver'] ?? 0) - cpu0.apiserver).toFixed(1)}`,
+      `etcd ${(cpuS(cp.etcd ?? 0) - cpu0.etcd).toFixed(1)}`,
+      `bench+agents ${((benchCpu.user + benchCpu.system) / 1e6).toFixed(1)}`,
+    ].join(', ');
+    const scraped = await scrape(port);
+    const atConverge = scraped.requests;
+    const reconciles = [...scraped.reconciles]
+      .map(([c, n]) => `${c} ${n} (${(scraped.reconcileS.get(c) ?? 0).toFixed(1)} s)`)
+      .join(', ');
     await sleep(10_000); // steady state: nothing changes, agents keep polling
-    const steady = await scrape(port);
+    const steady = (await scrape(port)).requests;
     const byRes = [
       'pseudowires',
       'pseudowires/status',
@@ -149,6 +226,10 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
       steadyWrites: writes(steady) - writes(atConverge),
       byResource: byRes,
       rssMB: rssHwmMB(opProc.pid!),
+      createPerS,
+      opWritesPerS: writes(atConverge) / convergeS,
+      cpu,
+      reconciles,
     };
   } finally {
     agentStop = true;
@@ -162,7 +243,7 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
 }
 
 const args = process.argv.slice(2);
-const scenarios = (args.length ? args : ['50:100', '200:1000']).map(
+const scenarios = (args.length ? args : ['200:1000', '500:5000', '1000:10000']).map(
   (s) => s.split(':').map(Number) as [number, number],
 );
 const results: Result[] = [];
@@ -181,5 +262,27 @@ for (const r of results) {
     `| ${r.nodes} | ${r.pws} | ${r.convergeS.toFixed(1)} | ${r.requests} | ${r.writes} | ${r.writesPerPw.toFixed(2)} | ${r.steadyWrites} | ${r.rssMB.toFixed(0)} |`,
   );
 }
-for (const r of results) console.log(`writes by resource (${r.nodes}/${r.pws}): ${r.byResource}`);
-console.log('goals: 1,000 over 200 converge <= 30 s; <= 3 writes per pseudowire; RSS <= 200 MB');
+console.log('\nwhere the time goes (from pseudowire creation to convergence):');
+for (const r of results) {
+  console.log(`${r.nodes}/${r.pws}: writes by resource: ${r.byResource}`);
+  console.log(`${r.nodes}/${r.pws}: CPU seconds: ${r.cpu}`);
+  console.log(`${r.nodes}/${r.pws}: reconciles (summed time): ${r.reconciles}`);
+  console.log(
+    `${r.nodes}/${r.pws}: baseline, same run: the bench created ${r.createPerS.toFixed(0)} pseudowires/s; the operator wrote ${r.opWritesPerS.toFixed(0)} objects/s (ratio ${(r.opWritesPerS / r.createPerS).toFixed(2)})`,
+  );
+}
+const GOALS: Record<number, number> = { 5000: 30, 10000: 60 };
+console.log('\ngoals:');
+for (const r of results) {
+  const g = GOALS[r.pws];
+  const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  if (g !== undefined)
+    console.log(
+      `${r.pws} over ${r.nodes} converge <= ${g} s: ${r.convergeS.toFixed(1)} s, ${verdict(r.convergeS <= g)}`,
+    );
+  console.log(
+    `${r.pws}: <= 3 writes per pseudowire: ${r.writesPerPw.toFixed(2)}, ${verdict(r.writesPerPw <= 3)}; 0 writes at rest: ${r.steadyWrites}, ${verdict(r.steadyWrites === 0)}`,
+  );
+  if (r.pws >= 10000)
+    console.log(`${r.pws}: peak RSS <= 300 MB: ${r.rssMB.toFixed(0)} MB, ${verdict(r.rssMB <= 300)}`);
+}
