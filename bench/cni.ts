@@ -7,9 +7,10 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { AGENT_SOCKET_DIR } from '../lib/agent-protocol.js';
 import { runCapture, runOk } from '../lib/exec.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -117,7 +118,9 @@ async function inner(): Promise<void> {
       pseudowires: { 'kc/bench-wire': { ifname: 'kcbtap0', mtu: 1400, tunnelId: 1, sessionId: 1, up: true } },
     }),
   );
-  const sock = join(dir, 'cni.sock');
+  // the shim connects only under the agent's directory
+  const sockDir = join(AGENT_SOCKET_DIR, basename(dir));
+  const sock = join(sockDir, 'cni.sock');
   const agent = spawn(
     process.execPath,
     [
@@ -209,6 +212,7 @@ async function inner(): Promise<void> {
   } finally {
     agent.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
+    await rm(sockDir, { recursive: true, force: true });
   }
   const ref = impls[0]!;
   const f = (x: number) => x.toFixed(1).padStart(7);

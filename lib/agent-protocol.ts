@@ -1,7 +1,8 @@
 // The CNI shim <-> node agent protocol, and the interface the agent implements for the CNI plugin.
 //
 // Transport: a unix stream socket (default /run/kube-l2tp/cni.sock; the network config key
-// `agentSocket` overrides it). One request per connection:
+// `agentSocket` may name another one under /run/kube-l2tp/, nothing else: the shim runs as root and
+// the config is written by tenants). One request per connection:
 //
 //   shim  -> agent   one line: JSON CniRequest, then "\n"; the shim then half-closes (SHUT_WR).
 //   agent -> shim    one line: JSON CniResponseHeader, then "\n", then exactly `stdoutBytes` bytes that
@@ -13,7 +14,19 @@
 import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
-export const DEFAULT_CNI_SOCKET = '/run/kube-l2tp/cni.sock';
+/** The agent's own directory (root-owned): the only place a network config may point the shim. */
+export const AGENT_SOCKET_DIR = '/run/kube-l2tp/';
+export const DEFAULT_CNI_SOCKET = `${AGENT_SOCKET_DIR}cni.sock`;
+
+/** Why a config's agentSocket is refused (the shim's rule, cmd/cni/shim/config.c), or undefined. */
+export function agentSocketProblem(path: string): string | undefined {
+  const rest = path.startsWith(AGENT_SOCKET_DIR) ? path.slice(AGENT_SOCKET_DIR.length) : undefined;
+  const ok =
+    rest !== undefined &&
+    Buffer.byteLength(path) < 108 &&
+    rest.split('/').every((c) => c !== '' && c !== '.' && c !== '..');
+  return ok ? undefined : `is not a path under ${AGENT_SOCKET_DIR}; remove it to use ${DEFAULT_CNI_SOCKET}`;
+}
 /** The CNI_* variables the shim forwards (everything the spec and skel define). */
 export const FORWARDED_ENV = [
   'CNI_COMMAND',

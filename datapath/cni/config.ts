@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseCniArgs, type K8sArgs } from '../../lib/cni/args.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { SUPPORTED_VERSIONS, isSupportedVersion, type CniVersion } from '../../lib/cni/versions.js';
-import { DEFAULT_CNI_SOCKET, type PseudowireRef } from '../../lib/agent-protocol.js';
+import { DEFAULT_CNI_SOCKET, agentSocketProblem, type PseudowireRef } from '../../lib/agent-protocol.js';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 export const COMMANDS: readonly Command[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
@@ -94,7 +94,13 @@ export const netConfSchema = z.looseObject({
     .refine((m) => (Number.parseInt(m.slice(0, 2), 16) & 1) === 0, 'must be a unicast MAC')
     .optional(),
   ipam: z.looseObject({ type: z.string().min(1) }).optional(),
-  agentSocket: z.string().startsWith('/').optional(),
+  agentSocket: z
+    .string()
+    .check((ctx) => {
+      const p = agentSocketProblem(ctx.value);
+      if (p) ctx.issues.push({ code: 'custom', message: `"${ctx.value}" ${p}`, input: ctx.value });
+    })
+    .optional(),
   prevResult: z.record(z.string(), z.unknown()).optional(),
   runtimeConfig: z.looseObject({ mac: z.string().regex(MAC_RE).optional() }).optional(),
   'cni.dev/valid-attachments': attachmentList.optional(),

@@ -6,8 +6,12 @@
 // them under its state dir with netns_mounts_under_state_dir). The request line then carries
 // `"netnsFd":1` and the descriptor rides with it (SCM_RIGHTS), or `"netnsErrno"`/`"netnsError"`
 // when the shim could not open it. Both keys are optional: a request without them (an older shim)
-// is served from the path. Node's sockets drop descriptors, so with the netlink addon the request
-// is read by recvRequest (recvmsg) instead.
+// is served from the path. Node's sockets drop descriptors, so the request is read by the netlink
+// addon's recvRequest (recvmsg) instead.
+//
+// Only root may call: the socket is 0600, and the caller's credentials (SO_PEERCRED, which the
+// kernel takes at connect and nobody can forge) must say uid 0, as the container runtime does; a
+// request whose caller cannot be checked (no addon) is refused.
 import { closeSync } from 'node:fs';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
@@ -56,6 +60,8 @@ export interface CniServer {
 }
 
 const { ETIMEDOUT, EMSGSIZE } = osConstants.errno;
+/** The one caller: container runtimes run CNI plugins as root. */
+const CALLER_UID = 0;
 const MAX_REQUEST = 4 << 20;
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -72,7 +78,7 @@ function nativeReceiver(log: Logger): NativeNetlink | undefined {
   } catch (e) {
     log.warn(
       { err: (e as Error).message },
-      'netlink addon missing: CNI requests are read without descriptors (pod netns by path only)',
+      'netlink addon missing: every CNI request is refused (its caller cannot be checked)',
     );
     return undefined;
   }
@@ -108,12 +114,15 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   const native = nativeReceiver(log);
   const timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
 
+  const refuse = (who: string): CniError =>
+    new CniError(
+      CniCode.InvalidEnvironment,
+      `agent: refused a request from ${who}: only root (the container runtime) may call the kube-l2tp agent`,
+    );
+
   const handle = (sock: Socket): void => {
     sockets.add(sock);
-    const chunks: Buffer[] = [];
-    let size = 0;
     let done = false;
-    let gotLine = false;
     const reply = (exitCode: number, stdout: string): void => {
       if (done) return;
       done = true;
@@ -188,72 +197,49 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         });
     };
     const fd = native ? socketFd(sock) : undefined;
-    if (native && fd !== undefined) {
-      // The connection was accepted paused: libuv never reads it, recvmsg does (with descriptors).
-      native.recvRequest(fd, MAX_REQUEST, timeoutMs).then(
-        (r) => {
-          gotLine = true;
-          if (sock.destroyed) {
-            closeAll(r.fds); // the agent is closing, or the client went away: serve nothing
-            return;
-          }
-          const nl = r.data.indexOf(0x0a);
-          if (nl >= 0) onLine(r.data.subarray(0, nl), r.fds);
-          else {
-            closeAll(r.fds);
-            fail(new CniError(CniCode.IoFailure, 'agent: request ended without a newline'));
-          }
-        },
-        (e: Error & { errno?: number }) => {
-          gotLine = true;
-          if (e.errno === ETIMEDOUT) log.warn('cni connection sent no complete request in time; closing it');
-          fail(
-            new CniError(
-              CniCode.IoFailure,
-              e.errno === ETIMEDOUT
-                ? 'agent: no complete request in time (the shim sends it at once)'
-                : e.errno === EMSGSIZE
-                  ? 'agent: request larger than 4 MiB'
-                  : `agent: reading the request: ${e.message}`,
-            ),
-          );
-        },
-      );
-      sock.on('error', (e) => log.warn({ err: e.message }, 'cni socket connection error'));
-      sock.on('close', () => sockets.delete(sock));
-      return;
-    }
-    // A client that connects and never finishes its request must not hold a socket for ever; once the
-    // request is in, the plugin's own timeouts bound the answer.
-    sock.resume();
-    sock.setTimeout(timeoutMs, () => {
-      if (gotLine) return;
-      log.warn('cni connection sent no complete request in time; closing it');
-      fail(new CniError(CniCode.IoFailure, 'agent: no complete request in time (the shim sends it at once)'));
-      sock.destroySoon();
-    });
-    sock.on('data', (d: Buffer) => {
-      if (done) return;
-      const nl = d.indexOf(0x0a);
-      if (nl >= 0) {
-        gotLine = true;
-        sock.setTimeout(0);
-        chunks.push(d.subarray(0, nl));
-        const line = Buffer.concat(chunks);
-        chunks.length = 0;
-        sock.removeAllListeners('data');
-        onLine(line);
-        return;
-      }
-      chunks.push(d);
-      size += d.length;
-      if (size > MAX_REQUEST) fail(new CniError(CniCode.IoFailure, 'agent: request larger than 4 MiB'));
-    });
-    sock.on('end', () => {
-      if (!gotLine) fail(new CniError(CniCode.IoFailure, 'agent: request ended without a newline'));
-    });
     sock.on('error', (e) => log.warn({ err: e.message }, 'cni socket connection error'));
     sock.on('close', () => sockets.delete(sock));
+    if (!native || fd === undefined) {
+      fail(refuse('a caller whose credentials cannot be checked (no netlink addon)'));
+      return;
+    }
+    // The connection was accepted paused: libuv never reads it, recvmsg does (with descriptors).
+    native.recvRequest(fd, MAX_REQUEST, timeoutMs).then(
+      (r) => {
+        if (sock.destroyed) {
+          closeAll(r.fds); // the agent is closing, or the client went away: serve nothing
+          return;
+        }
+        if (r.peerUid !== CALLER_UID) {
+          closeAll(r.fds);
+          log.warn(
+            { peerUid: r.peerUid, peerPid: r.peerPid },
+            'refused a CNI request from a non-root caller',
+          );
+          fail(refuse(r.peerUid === undefined ? 'a caller of unknown identity' : `uid ${r.peerUid}`));
+          return;
+        }
+        const nl = r.data.indexOf(0x0a);
+        if (nl >= 0) onLine(r.data.subarray(0, nl), r.fds);
+        else {
+          closeAll(r.fds);
+          fail(new CniError(CniCode.IoFailure, 'agent: request ended without a newline'));
+        }
+      },
+      (e: Error & { errno?: number }) => {
+        if (e.errno === ETIMEDOUT) log.warn('cni connection sent no complete request in time; closing it');
+        fail(
+          new CniError(
+            CniCode.IoFailure,
+            e.errno === ETIMEDOUT
+              ? 'agent: no complete request in time (the shim sends it at once)'
+              : e.errno === EMSGSIZE
+                ? 'agent: request larger than 4 MiB'
+                : `agent: reading the request: ${e.message}`,
+          ),
+        );
+      },
+    );
   };
 
   await mkdir(dirname(opts.socketPath), { recursive: true, mode: 0o755 });

@@ -23,6 +23,9 @@ export interface RecvdRequest {
   fds: number[];
   /** The peer closed its side before a newline came. */
   eof: boolean;
+  /** Who connected (SO_PEERCRED); absent when the kernel would not say. */
+  peerUid?: number;
+  peerPid?: number;
 }
 
 /** The addon, from KUBE_L2TP_NETLINK_ADDON, or built beside the sources. */

@@ -4,12 +4,13 @@
 // namespaces attached by the real CNI executable through libcni's cnitool.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { AGENT_SOCKET_DIR } from '../../lib/agent-protocol.js';
 import { allCRDs } from '../../lib/api/crdgen.js';
 import {
   AGENT_SA,
@@ -272,8 +273,9 @@ export class LocalLab {
       p.network,
     ]);
     const conf = JSON.parse(nad.spec.config) as Record<string, unknown>;
-    // Multus would hand this config to the plugin; the lab only points it at this node's socket
-    conf.agentSocket = join(node.root, 'run/kube-l2tp/cni.sock');
+    // Multus would hand this config to the plugin; the lab only points it at this node's socket,
+    // through a link under the agent directory (the only place the shim connects to)
+    conf.agentSocket = await this.nodeSocketLink(node);
     conf.name = p.network;
     const netconf = join(node.root, 'netconf');
     mkdirSync(netconf, { recursive: true });
@@ -355,6 +357,16 @@ export class LocalLab {
 
   async nodeStates(): Promise<L2TPNodeState[]> {
     return (await this.get<{ items: L2TPNodeState[] }>(['l2tpnodestates'])).items;
+  }
+
+  private async nodeSocketLink(node: { name: string; root: string }): Promise<string> {
+    const link = join(AGENT_SOCKET_DIR, `${node.name}.sock`);
+    if (!existsSync(link)) {
+      mkdirSync(AGENT_SOCKET_DIR, { recursive: true });
+      symlinkSync(join(node.root, 'run/kube-l2tp/cni.sock'), link);
+      this.net.onCleanup(async () => rmSync(link, { force: true }));
+    }
+    return link;
   }
 
   async stop(): Promise<void> {

@@ -17,6 +17,7 @@ import {
   type RxExpectation,
   type WireDropReason,
 } from '../../lib/wire/codec.js';
+import { agentSocketProblem } from '../../lib/agent-protocol.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../../lib/cni/args.js';
 import { silentLogger } from '../../lib/log.js';
@@ -355,7 +356,10 @@ const netConfArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
     ),
     mac: mostly(macArb, jsonAny),
     ipam: mostly(fc.constant({ type: 'host-local' }), fc.oneof(fc.constantFrom({}, { type: '' }), jsonAny)),
-    agentSocket: mostly(fc.constant('/run/x.sock'), fc.oneof(fc.constantFrom('x.sock', ''), jsonAny)),
+    agentSocket: mostly(
+      fc.constant('/run/kube-l2tp/x.sock'),
+      fc.oneof(fc.constantFrom('x.sock', '', '/run/x.sock', '/run/kube-l2tp/../x'), jsonAny),
+    ),
     prevResult: mostly(
       fc.constantFrom(
         { cniVersion: '1.1.0', interfaces: [{ name: 'net1', sandbox: '/var/run/netns/pod1' }] },
@@ -399,7 +403,10 @@ function cniVerdict(env: Env, stdin: string): Verdict {
     assertThat(COMMANDS.includes(cmd.command), 'parseEnv returned an unknown command');
     const conf = parseNetConf(stdin, cmd.args);
     assertThat(conf.pseudowire.namespace !== '' && conf.pseudowire.name !== '', 'empty pseudowire');
-    assertThat(conf.agentSocket.startsWith('/'), 'relative agent socket accepted');
+    assertThat(
+      agentSocketProblem(conf.agentSocket) === undefined,
+      `agent socket ${conf.agentSocket} accepted`,
+    );
     if (conf.mac !== undefined) {
       assertThat(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(conf.mac), `bad mac accepted: ${conf.mac}`);
       assertThat((Number.parseInt(conf.mac.slice(0, 2), 16) & 1) === 0, 'multicast mac accepted');

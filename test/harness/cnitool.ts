@@ -5,8 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir, homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_SOCKET_DIR } from '../../lib/agent-protocol.js';
 import { runCapture, type RunResult } from '../../lib/exec.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -107,7 +108,7 @@ export class CniRig {
     await mkdir(d, { recursive: true });
     const a = new Agent(
       node,
-      join(d, 'cni.sock'),
+      join(this.socketDir(node), 'cni.sock'),
       join(d, 'pseudowires.json'),
       join(d, 'state'),
       undefined,
@@ -192,8 +193,17 @@ export class CniRig {
     });
   }
 
+  /**
+   * Where an agent of this rig listens: the shim talks only to sockets under the agent's own
+   * directory, so each rig gets a directory of its own there.
+   */
+  socketDir(node: string): string {
+    return join(AGENT_SOCKET_DIR, `${basename(this.dir)}-${node}`);
+  }
+
   async cleanup(): Promise<void> {
     for (const a of this.agents) await a.stop().catch(() => undefined);
+    for (const a of this.agents) await rm(dirname(a.socket), { recursive: true, force: true });
     await rm(this.dir, { recursive: true, force: true });
   }
 }

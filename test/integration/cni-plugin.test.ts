@@ -507,7 +507,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       cniVersion: '1.1.0',
       name: 'kcdown',
       ...l2tpPlugin(a1),
-      agentSocket: join(rig.dir, 'no-agent.sock'),
+      agentSocket: join(rig.socketDir('none'), 'no-agent.sock'),
     };
     const expect: [string, number | 0][] = [
       ['ADD', 11],

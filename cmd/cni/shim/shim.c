@@ -3,9 +3,11 @@
  * other command (its CNI_* environment and stdin) to the node agent over a unix socket, then prints
  * the agent's answer and exits with the agent's exit code. Protocol: lib/agent-protocol.ts.
  *
+ * What it can check alone it checks first (config.c: command, required environment, decodable JSON,
+ * supported cniVersion), so those answers do not depend on the agent being up.
  * Agent unreachable: ADD/CHECK/GC print CNI error 11 (try again later), STATUS prints 50 (not
  * available), DEL succeeds (DEL is best effort; GC cleans up later).
- * Socket: the network config's top-level "agentSocket" key, default /run/kube-l2tp/cni.sock.
+ * Socket: /run/kube-l2tp/cni.sock, or the config's top-level "agentSocket" under /run/kube-l2tp/.
  *
  * The pod's network namespace goes as a descriptor: this process runs where the runtime does and
  * can open CNI_NETNS, the agent's container may not see that path (containerd keeps pod netns under
@@ -26,10 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "versions.h"
 
 #define PROTOCOL_VERSION 1
-#define DEFAULT_SOCKET "/run/kube-l2tp/cni.sock"
 #define IO_TIMEOUT_S 120
 
 static const char *forwarded[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME",
@@ -81,32 +83,6 @@ static void put_json_str(struct buf *b, const char *s, size_t n) {
     }
   }
   put(b, s + start, n - start);
-}
-
-/* Value of a top-level-looking string key in the config, copied to out (unescaping \/ and \\). */
-static int find_string_key(const char *json, const char *key, char *out, size_t outsz) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = json ? strstr(json, pat) : NULL;
-  if (!p) return 0;
-  p += strlen(pat);
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != ':') return 0;
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  if (*p++ != '"') return 0;
-  size_t n = 0;
-  while (*p && *p != '"') {
-    char c = *p++;
-    if (c == '\\') {
-      c = *p++;
-      if (c != '/' && c != '\\' && c != '"') return 0;
-    }
-    if (n + 1 >= outsz) return 0;
-    out[n++] = c;
-  }
-  if (*p != '"') return 0;
-  out[n] = 0;
-  return 1;
 }
 
 static char version[32] = CURRENT_VERSION;
@@ -229,33 +205,17 @@ int main(void) {
     put(&in, tmp, (size_t)r);
   }
   if (!in.p) puts_(&in, "");
-  char v[32];
-  if (find_string_key(in.p, "cniVersion", v, sizeof v) && strspn(v, "0123456789.") == strlen(v) && *v)
-    strcpy(version, v);
-
-  /* Not even shaped like a JSON object: answer 6 here (the agent would too, and may be unreachable). */
-  {
-    size_t a = 0, z = in.len;
-    while (a < z && strchr(" \t\r\n", in.p[a])) a++;
-    while (z > a && strchr(" \t\r\n", in.p[z - 1])) z--;
-    int shaped = z - a >= 2 && in.p[a] == '{' && in.p[z - 1] == '}';
-    if (!shaped && cmd && *cmd && strcmp(cmd, "VERSION") != 0)
-      return cni_error(6, "failed to decode network config: stdin is not a JSON object", NULL);
-  }
-  if (!cmd || !*cmd) return cni_error(4, "required env variables [CNI_COMMAND] missing", NULL);
-  if (strcmp(cmd, "VERSION") == 0) {
+  struct shim_env env = {cmd, getenv("CNI_CONTAINERID"), getenv("CNI_NETNS"), getenv("CNI_IFNAME"),
+                         getenv("CNI_PATH")};
+  struct shim_decision d;
+  shim_decide(&env, in.p, in.len, &d);
+  strcpy(version, d.version);
+  if (d.action == SHIM_ERROR) return cni_error(d.code, d.msg, NULL);
+  if (d.action == SHIM_VERSION) {
     printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", version, SUPPORTED);
     return 0;
   }
-  if (strcmp(cmd, "ADD") && strcmp(cmd, "DEL") && strcmp(cmd, "CHECK") && strcmp(cmd, "STATUS") &&
-      strcmp(cmd, "GC")) {
-    char m[96];
-    snprintf(m, sizeof m, "unknown CNI_COMMAND: %.64s", cmd);
-    return cni_error(4, m, NULL);
-  }
-
-  char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
-  if (!find_string_key(in.p, "agentSocket", sockpath, sizeof sockpath)) strcpy(sockpath, DEFAULT_SOCKET);
+  const char *sockpath = d.socket;
 
   int netns_fd = -1;
   const char *netns = getenv("CNI_NETNS");

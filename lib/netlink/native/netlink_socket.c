@@ -328,7 +328,10 @@ static napi_value nl_transact(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* ---- recvRequest: one request line and its SCM_RIGHTS descriptors from a unix stream socket ---- */
+/*
+ * ---- recvRequest: one request line and its SCM_RIGHTS descriptors from a unix stream socket, and
+ * the credentials of the process that connected (SO_PEERCRED, taken by the kernel at connect) ----
+ */
 
 #define MAX_FDS 4
 
@@ -343,6 +346,8 @@ typedef struct {
   int eof;
   int err;
   const char *what;
+  struct ucred peer;
+  int have_peer;
   napi_deferred deferred;
   napi_async_work work;
 } recv_t;
@@ -450,6 +455,13 @@ static void complete_recv(napi_env env, napi_status status, void *data) {
       napi_set_element(env, fds, (uint32_t)i, v);
     }
     napi_get_boolean(env, t->eof != 0, &eof);
+    if (t->have_peer) {
+      napi_value uid, pid;
+      napi_create_uint32(env, t->peer.uid, &uid);
+      napi_create_int32(env, t->peer.pid, &pid);
+      napi_set_named_property(env, out, "peerUid", uid);
+      napi_set_named_property(env, out, "peerPid", pid);
+    }
     napi_set_named_property(env, out, "data", buf);
     napi_set_named_property(env, out, "fds", fds);
     napi_set_named_property(env, out, "eof", eof);
@@ -486,6 +498,8 @@ static napi_value nl_recv_request(napi_env env, napi_callback_info info) {
     free(t);
     return throw_errno(env, "recvRequest: dup", e);
   }
+  socklen_t cl = sizeof t->peer;
+  t->have_peer = getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &t->peer, &cl) == 0;
   t->max = (size_t)max;
   t->timeout_ms = timeout_ms;
   napi_value promise, name;
