@@ -4,7 +4,6 @@ import { silentLogger } from '../../lib/log.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { selectBackend, type BackendProbes } from './select.js';
 import type { Backend } from './types.js';
-import { markerFor, parseMarker } from './userspace/tap.js';
 
 /** A node whose kernel and ebpf availability the test decides; each backend is tagged by name. */
 function node(kernel: string | true, ebpf: string | true) {
@@ -75,14 +74,5 @@ describe('backend selection', () => {
     const { backend } = await selectBackend('userspace', opts);
     assert.equal(backend.kind, 'userspace');
     await backend.close({ keepDevices: true });
-  });
-});
-
-describe('TAP ownership marker', () => {
-  it('round-trips and rejects foreign aliases', () => {
-    assert.deepEqual(parseMarker(markerFor(42, 4294967295)), { tunnelId: 42, sessionId: 4294967295 });
-    assert.equal(parseMarker('kube-l2tp'), undefined);
-    assert.equal(parseMarker('uplink to router'), undefined);
-    assert.equal(parseMarker(undefined), undefined);
   });
 });

@@ -121,6 +121,7 @@ interface GuestResults {
   showTunnel: string;
   showSession: string;
   links1: unknown;
+  links2: unknown;
   guestPings: Record<string, number>;
   sessionsWhileDown: string;
   restartPing: { transmitted: number; received: number };
@@ -299,7 +300,10 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     for (const p of PWS) {
       const l = links.find((x) => x.ifname === `kl2tp-${p.name}`)!;
       assert.ok(l, `kl2tp-${p.name} exists`);
-      assert.equal(l.ifalias, `kube-l2tp l2spec=${p.l2spec}`);
+      assert.equal(
+        l.ifalias,
+        `kube-l2tp tunnel=${p.guestTunnel} session=${p.guestSession} l2spec=${p.l2spec}`,
+      );
       assert.ok(l.flags.includes('UP'));
       assert.equal(l.mtu, mtus[p.name], `MTU of kl2tp-${p.name}`);
     }
@@ -315,7 +319,7 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     }
   });
 
-  it('a crashed process leaves the sessions forwarding; the restarted one adopts them', () => {
+  it('a crashed process leaves the sessions forwarding; the restarted (upgraded) one adopts them', () => {
     for (const p of PWS) assert.match(r.sessionsWhileDown, new RegExp(`Session ${p.guestSession} in tunnel`));
     assert.ok(r.static2Messages.includes('ready'), `static run 2: ${r.static2Messages.join(' | ')}`);
     assert.equal(
@@ -328,6 +332,14 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     );
     assert.ok(!r.static2Messages.includes('kernel backend: session created'));
     assert.deepEqual(r.ifindexAfter, r.ifindexBefore, 'same devices (ifindex) after the restart');
+    // the guest wrote the previous release's marker before the restart: adopted and re-marked
+    const links = r.links2 as { ifname: string; ifalias?: string }[];
+    for (const p of PWS) {
+      assert.equal(
+        links.find((x) => x.ifname === `kl2tp-${p.name}`)?.ifalias,
+        `kube-l2tp tunnel=${p.guestTunnel} session=${p.guestSession} l2spec=${p.l2spec}`,
+      );
+    }
     assert.ok(r.restartPing.transmitted >= 5, `pings during restart: ${JSON.stringify(r.restartPing)}`);
     assert.equal(
       r.restartPing.received,
@@ -403,9 +415,9 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     assert.equal(r.seqReverted, false);
     const f = r.flip;
     assert.notEqual(f.i1, f.i0, 'l2spec change recreates the device');
-    assert.equal(f.alias1, 'kube-l2tp l2spec=default');
+    assert.equal(f.alias1, 'kube-l2tp tunnel=101 session=1002 l2spec=default');
     assert.notEqual(f.i2, f.i1);
-    assert.equal(f.alias2, 'kube-l2tp l2spec=none');
+    assert.equal(f.alias2, 'kube-l2tp tunnel=101 session=1002 l2spec=none');
     assert.ok(f.pingAfter >= 2, `traffic over the recreated session: ${f.pingAfter}/3`);
   });
 

@@ -1,9 +1,10 @@
 // The session device of the eBPF backend: a veth pair. l2tpethN is the end users see (bridge port, or
 // moved into a pod in exclusive mode); its peer l2tpx<session id in hex> stays in the node's network
-// namespace and carries the programs that work wherever l2tpethN is. Both ends carry the ownership
-// marker of the TAPs (interface alias "kube-l2tp tunnel=T session=S").
+// namespace and carries the programs that work wherever l2tpethN is. Both ends carry the
+// ownership marker of lib/device-marker.ts, as the TAPs do.
+import { parseMarker } from '../../../lib/device-marker.js';
 import { run, runCapture } from '../../../lib/exec.js';
-import { configureTap, parseMarker } from '../userspace/tap.js';
+import { configureTap } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
 

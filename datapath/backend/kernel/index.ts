@@ -4,10 +4,11 @@
 // and a restarted backend adopts the ones that match what it is asked for (ensureX finds them,
 // compares, keeps them) instead of recreating them.
 //
-// Ownership: an l2tpeth device created by us carries ifalias "kube-l2tp"; a tunnel is ours when we
-// created or adopted it in this process or when it holds one of our sessions. Something found on the
-// node that conflicts with the desired state and is not ours is never deleted: it is reported as a
-// typed error naming the tunnel or session ID.
+// Ownership: an l2tpeth device created by us carries the ownership marker (lib/device-marker.ts) in
+// its ifalias; a tunnel is ours when we created or adopted it in this process or when it holds one
+// of our sessions. Something found on the node that conflicts with the desired state and is not ours
+// is never deleted: it is reported as a typed error naming the tunnel or session ID.
+import { formatMarker, markedL2spec, marksSession } from '../../../lib/device-marker.js';
 import type { Logger } from '../../../lib/log.js';
 import { Errno, NetlinkError } from '../../../lib/netlink/errors.js';
 import {
@@ -31,28 +32,6 @@ import {
   type SessionSpec,
   type TunnelSpec,
 } from '../types.js';
-
-/**
- * ifalias written on every l2tpeth device this backend creates: the ownership marker, followed by the
- * session's L2-specific sublayer type, which Linux 6.1 does not report in SESSION_GET replies (it has
- * no L2TP_ATTR_L2SPEC_TYPE there) but which must be compared when a restarted process adopts a
- * session. Example: "kube-l2tp l2spec=none".
- */
-export const OWNER_ALIAS = 'kube-l2tp';
-
-export function ownerAlias(l2specType: 'none' | 'default'): string {
-  return `${OWNER_ALIAS} l2spec=${l2specType}`;
-}
-
-export function isOwnerAlias(alias: string | undefined): boolean {
-  return alias === OWNER_ALIAS || (alias?.startsWith(`${OWNER_ALIAS} `) ?? false);
-}
-
-/** The sublayer type recorded in our ifalias, when there is one. */
-export function aliasL2spec(alias: string | undefined): 'none' | 'default' | undefined {
-  const m = isOwnerAlias(alias) ? / l2spec=(none|default)\b/.exec(alias ?? '') : null;
-  return (m?.[1] as 'none' | 'default' | undefined) ?? undefined;
-}
 
 export { NetlinkError } from '../../../lib/netlink/errors.js';
 
@@ -275,7 +254,7 @@ export class KernelBackend implements Backend {
     const out = new Set<number>();
     const links = new Map((await c.links.list()).map((l) => [l.name, l]));
     for (const s of await c.l2tp.dumpSessions()) {
-      if (s.ifname && isOwnerAlias(links.get(s.ifname)?.alias)) out.add(s.tunnelId);
+      if (s.ifname && marksSession(links.get(s.ifname)?.alias, s.tunnelId, s.sessionId)) out.add(s.tunnelId);
     }
     return out;
   }
@@ -304,7 +283,7 @@ export class KernelBackend implements Backend {
         sessionId: s.sessionId,
         ifname: s.ifname ?? '',
         up: link?.up ?? false,
-        owned: isOwnerAlias(link?.alias),
+        owned: marksSession(link?.alias, s.tunnelId, s.sessionId),
         params: sessionParamsOf(withAliasL2spec(s, link)),
       };
       if (link) o.ifindex = link.index;
@@ -386,7 +365,7 @@ export class KernelBackend implements Backend {
     let link: LinkInfo | undefined;
     if (existing) {
       link = existing.ifname !== undefined ? await c.links.byName(existing.ifname) : undefined;
-      const owned = isOwnerAlias(link?.alias) || this.seenSessions.has(key);
+      const owned = marksSession(link?.alias, spec.tunnelId, spec.sessionId) || this.seenSessions.has(key);
       const diff = sessionDiff(withAliasL2spec(existing, link), spec);
       if (diff.length > 0) {
         if (!owned) {
@@ -465,7 +444,13 @@ export class KernelBackend implements Backend {
       await c.links.set(link.index, { name: spec.ifname }, link.name);
       link = { ...link, name: spec.ifname, up: false };
     }
-    const alias = ownerAlias(spec.l2specType);
+    // the sublayer type rides in the marker: the 6.1 kernel does not report it, and a restarted
+    // process must compare it before adopting the session
+    const alias = formatMarker({
+      tunnelId: spec.tunnelId,
+      sessionId: spec.sessionId,
+      l2spec: spec.l2specType,
+    });
     if (link.mtu !== spec.mtu || link.alias !== alias || !link.up) {
       await c.links.set(link.index, { mtu: spec.mtu, alias, up: true }, link.name);
     }
@@ -519,10 +504,10 @@ export class KernelBackend implements Backend {
   }
 }
 
-/** Fills in the sublayer type from our ifalias where the kernel does not report it. */
+/** Fills in the sublayer type from our marker where the kernel does not report it. */
 function withAliasL2spec(s: L2tpSessionInfo, link: LinkInfo | undefined): L2tpSessionInfo {
   if (s.l2specType !== undefined) return s;
-  const l2 = aliasL2spec(link?.alias);
+  const l2 = marksSession(link?.alias, s.tunnelId, s.sessionId) ? markedL2spec(link?.alias) : undefined;
   return l2 === undefined ? s : { ...s, l2specType: l2 };
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { L2tpSessionInfo, L2tpTunnelInfo } from '../../../lib/netlink/l2tp.js';
 import type { SessionSpec } from '../types.js';
-import { aliasL2spec, isOwnerAlias, ownerAlias, sessionDiff, tunnelDiff } from './index.js';
+import { sessionDiff, tunnelDiff } from './index.js';
 
 const tunnel: L2tpTunnelInfo = {
   tunnelId: 100,
@@ -73,16 +73,5 @@ describe('kernel backend: adoption decisions', () => {
     assert.deepEqual(sessionDiff({ ...session, l2specType: 'none' }, spec), ['l2specType none != default']);
     // sequencing is changed with SESSION_MODIFY, not by recreation
     assert.deepEqual(sessionDiff(session, { ...spec, sendSequence: true }), []);
-  });
-
-  it('ifalias marks ownership and carries the sublayer type the 6.1 kernel does not report', () => {
-    assert.equal(ownerAlias('none'), 'kube-l2tp l2spec=none');
-    assert.equal(isOwnerAlias('kube-l2tp'), true);
-    assert.equal(isOwnerAlias('kube-l2tp l2spec=default'), true);
-    assert.equal(isOwnerAlias('kube-l2tpx'), false);
-    assert.equal(isOwnerAlias(undefined), false);
-    assert.equal(aliasL2spec('kube-l2tp l2spec=default'), 'default');
-    assert.equal(aliasL2spec('kube-l2tp'), undefined);
-    assert.equal(aliasL2spec('someone l2spec=none'), undefined);
   });
 });

@@ -1,13 +1,11 @@
 // Netdev-side management of the session TAPs through iproute2: ownership marker, MTU, state.
 //
-// Ownership marker: the interface alias (IFLA_IFALIAS, `ip link set dev X alias ...`) is set to
-// "kube-l2tp tunnel=<id> session=<id>". It survives the process, is visible to `ip link`, and lets a
-// restarted datapath adopt exactly its own TAPs (and the static runner reuse the same names), while a
-// TAP created by anything else is never adopted or deleted.
+// Ownership: every TAP this backend creates carries the marker of lib/device-marker.ts in its
+// alias, so a restarted datapath adopts exactly its own TAPs (and the static runner reuses the same
+// names), while a TAP created by anything else is never adopted or deleted.
 import { access, readFile, writeFile } from 'node:fs/promises';
+import { formatMarker, parseMarker } from '../../../lib/device-marker.js';
 import { run, runCapture } from '../../../lib/exec.js';
-
-export const TAP_MARKER = 'kube-l2tp';
 
 export interface TapLink {
   ifname: string;
@@ -17,15 +15,6 @@ export interface TapLink {
   alias?: string;
   /** Parsed from the marker when the TAP is ours. */
   owner?: { tunnelId: number; sessionId: number };
-}
-
-export function markerFor(tunnelId: number, sessionId: number): string {
-  return `${TAP_MARKER} tunnel=${tunnelId} session=${sessionId}`;
-}
-
-export function parseMarker(alias: string | undefined): { tunnelId: number; sessionId: number } | undefined {
-  const m = alias === undefined ? null : /^kube-l2tp tunnel=(\d+) session=(\d+)$/.exec(alias);
-  return m ? { tunnelId: Number(m[1]), sessionId: Number(m[2]) } : undefined;
 }
 
 interface IpLinkJson {
@@ -103,7 +92,7 @@ const IFF_UP = 0x1;
  */
 export async function configureTap(ifname: string, tunnelId: number, sessionId: number, mtu: number) {
   try {
-    await writeFile(sysPath(ifname, 'ifalias'), markerFor(tunnelId, sessionId));
+    await writeFile(sysPath(ifname, 'ifalias'), formatMarker({ tunnelId, sessionId }));
     await writeFile(sysPath(ifname, 'mtu'), String(mtu));
     const flags = parseInt((await readSys(ifname, 'flags')) ?? '0', 16);
     if (!(flags & IFF_UP)) await writeFile(sysPath(ifname, 'flags'), `0x${(flags | IFF_UP).toString(16)}`);
@@ -116,7 +105,7 @@ export async function configureTap(ifname: string, tunnelId: number, sessionId: 
       'dev',
       ifname,
       'alias',
-      markerFor(tunnelId, sessionId),
+      formatMarker({ tunnelId, sessionId }),
       'mtu',
       String(mtu),
       'up',

@@ -159,6 +159,15 @@ async function main(): Promise<void> {
   s1.child.kill('SIGKILL');
   await s1.exit;
   results.sessionsWhileDown = await sh('ip', 'l2tp', 'show', 'session');
+  // the restarted process is an upgrade: the devices carry the previous release's marker
+  const l2specOf = new Map(
+    (results.links1 as { ifname: string; ifalias?: string }[]).map((l) => [
+      l.ifname,
+      / l2spec=(none|default)$/.exec(l.ifalias ?? '')?.[1] ?? 'default',
+    ]),
+  );
+  for (const n of names)
+    await sh('ip', 'link', 'set', 'dev', n, 'alias', `kube-l2tp l2spec=${l2specOf.get(n)}`);
   await sleep(1000);
   const s2 = startStatic(2);
   await waitFor(
@@ -174,6 +183,7 @@ async function main(): Promise<void> {
   results.static2Messages = (await logMsgs(s2.logFile)).map((x) => x.msg);
   results.ifindexBefore = before;
   results.ifindexAfter = await ifindexes(names);
+  results.links2 = JSON.parse((await runCapture('ip', ['-j', '-d', 'link', 'show'])).stdout || '[]');
 
   // 4. the backend API directly: observation, counters, typed errors, ownership
   await log('backend API');
