@@ -122,6 +122,7 @@ interface GuestResults {
   showSession: string;
   links1: unknown;
   links2: unknown;
+  ownedWithPreviousMarker: Record<string, boolean>;
   guestPings: Record<string, number>;
   sessionsWhileDown: string;
   restartPing: { transmitted: number; received: number };
@@ -332,7 +333,11 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     );
     assert.ok(!r.static2Messages.includes('kernel backend: session created'));
     assert.deepEqual(r.ifindexAfter, r.ifindexBefore, 'same devices (ifindex) after the restart');
-    // the guest wrote the previous release's marker before the restart: adopted and re-marked
+    // the guest wrote the previous release's marker before the restart: still ours, adopted, re-marked
+    assert.deepEqual(
+      r.ownedWithPreviousMarker,
+      Object.fromEntries(PWS.map((p) => [`kl2tp-${p.name}`, true])),
+    );
     const links = r.links2 as { ifname: string; ifalias?: string }[];
     for (const p of PWS) {
       assert.equal(

@@ -168,6 +168,11 @@ async function main(): Promise<void> {
   );
   for (const n of names)
     await sh('ip', 'link', 'set', 'dev', n, 'alias', `kube-l2tp l2spec=${l2specOf.get(n)}`);
+  const upgraded = createKernelBackend({ logger: silentLogger() });
+  results.ownedWithPreviousMarker = Object.fromEntries(
+    (await upgraded.listSessions()).filter((x) => names.includes(x.ifname)).map((x) => [x.ifname, x.owned]),
+  );
+  await upgraded.close({ keepDevices: true });
   await sleep(1000);
   const s2 = startStatic(2);
   await waitFor(
