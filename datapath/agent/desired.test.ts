@@ -61,3 +61,19 @@ test('an explicit MTU wins over the fixed policy, which wins over derivation', (
     1400,
   );
 });
+
+test('an explicit MTU above what the underlay carries is refused with what to change', () => {
+  // UDP/IPv4, 8-byte cookie, default sublayer: 1500 - 62 = 1438 at most
+  const ok = desiredFromSpec(spec(1438), { underlayMtu: 1500 }).tunnels[0]!.sessions[0]!;
+  assert.equal(ok.refused, undefined);
+  const s = desiredFromSpec(spec(1439), { underlayMtu: 1500 }).tunnels[0]!.sessions[0]!;
+  assert.equal(
+    s.refused,
+    'spec.mtu 1439 is more than the underlay carries: at most 1438 over an underlay MTU of 1500; lower ' +
+      "spec.mtu, or raise the agent's underlay MTU (Helm mtu.underlayMTU) if the node network carries larger packets",
+  );
+  assert.equal(
+    desiredFromSpec(spec(9000), { underlayMtu: 9100 }).tunnels[0]!.sessions[0]!.refused,
+    undefined,
+  );
+});

@@ -13,6 +13,19 @@ export interface DesiredOptions {
 const cookieLength = (hex: string | undefined): 0 | 4 | 8 =>
   hex === undefined ? 0 : hex.length === 8 ? 4 : 8;
 
+/**
+ * An explicit MTU above what the underlay carries in one packet would leave every large frame to IP
+ * fragmentation (l2tp_eth sets ignore_df) or to silent loss: refused with what to change instead.
+ */
+function mtuProblem(mtu: number | undefined, most: number, underlayMtu: number): string | undefined {
+  if (mtu === undefined || mtu <= most) return undefined;
+  return (
+    `spec.mtu ${mtu} is more than the underlay carries: at most ${most} over an underlay MTU of ` +
+    `${underlayMtu}; lower spec.mtu, or raise the agent's underlay MTU (Helm mtu.underlayMTU) if the ` +
+    `node network carries larger packets`
+  );
+}
+
 export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): DesiredState {
   return {
     tunnels: spec.tunnels.map((t) => ({
@@ -27,32 +40,34 @@ export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): Desi
         ...(t.udpSourcePort !== undefined ? { udpSourcePort: t.udpSourcePort } : {}),
         ...(t.udpDestinationPort !== undefined ? { udpDestinationPort: t.udpDestinationPort } : {}),
       },
-      sessions: t.sessions.map((s) => ({
-        tunnelId: t.tunnelId,
-        sessionId: s.sessionId,
-        peerSessionId: s.peerSessionId,
-        ifname: s.ifname,
-        name: s.ifname,
-        l2specType: s.l2specType,
-        sendSequence: s.sendSequence,
-        requireSequence: s.requireSequence,
-        reorderTimeoutMs: s.reorderTimeoutMs,
-        ...(s.cookie !== undefined ? { cookie: s.cookie } : {}),
-        ...(s.peerCookie !== undefined ? { peerCookie: s.peerCookie } : {}),
-        mtu:
-          s.mtu ??
-          opts.fixedMtu ??
-          sessionMtu(
-            {
-              encap: t.encap,
-              ipv6: t.local.includes(':'),
-              cookieLength: cookieLength(s.cookie),
-              l2specType: s.l2specType,
-            },
-            opts.underlayMtu,
-          ),
-        pseudowire: s.pseudowire,
-      })),
+      sessions: t.sessions.map((s) => {
+        const most = sessionMtu(
+          {
+            encap: t.encap,
+            ipv6: t.local.includes(':'),
+            cookieLength: cookieLength(s.cookie),
+            l2specType: s.l2specType,
+          },
+          opts.underlayMtu,
+        );
+        const refused = mtuProblem(s.mtu, most, opts.underlayMtu);
+        return {
+          tunnelId: t.tunnelId,
+          sessionId: s.sessionId,
+          peerSessionId: s.peerSessionId,
+          ifname: s.ifname,
+          name: s.ifname,
+          l2specType: s.l2specType,
+          sendSequence: s.sendSequence,
+          requireSequence: s.requireSequence,
+          reorderTimeoutMs: s.reorderTimeoutMs,
+          ...(s.cookie !== undefined ? { cookie: s.cookie } : {}),
+          ...(s.peerCookie !== undefined ? { peerCookie: s.peerCookie } : {}),
+          mtu: s.mtu ?? opts.fixedMtu ?? most,
+          pseudowire: s.pseudowire,
+          ...(refused !== undefined ? { refused } : {}),
+        };
+      }),
     })),
   };
 }

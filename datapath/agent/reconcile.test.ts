@@ -100,3 +100,18 @@ test('an underlay outage shows the sessions Down but keeps them configured', asy
   assert.match(r.sessions[0]?.error ?? '', /eth0 is down/);
   assert.ok(b.sessions.has('1/10'), 'session still configured for when the underlay returns');
 });
+
+test('a refused session is reported failed with its reason and never reaches the backend', async () => {
+  const b = new MemoryBackend();
+  const d = desired([1, [10, 11]]);
+  d.tunnels[0]!.sessions[1]!.refused = 'spec.mtu 9000 is more than the underlay carries';
+  const r = await reconcile(b, d, silentLogger());
+  assert.deepEqual(b.calls, ['create tunnel 1', 'create session 1/10']);
+  assert.deepEqual(
+    r.sessions.map((s) => [s.sessionId, s.state, s.error]),
+    [
+      [10, 'Up', undefined],
+      [11, 'Error', 'spec.mtu 9000 is more than the underlay carries'],
+    ],
+  );
+});

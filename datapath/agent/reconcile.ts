@@ -14,6 +14,8 @@ import {
 
 export interface DesiredSession extends SessionSpec {
   pseudowire?: PseudowireRef;
+  /** Why the session is not set up (e.g. an MTU the underlay cannot carry): reported, nothing changes. */
+  refused?: string;
 }
 
 export interface DesiredTunnel {
@@ -123,6 +125,10 @@ export async function reconcile(
       continue;
     }
     for (const s of t.sessions) {
+      if (s.refused !== undefined) {
+        report.sessions.push(outcome(t, s, 'Error', s.refused));
+        continue;
+      }
       const clash = foreignByName.get(s.ifname);
       if (clash) {
         const error = `interface ${s.ifname} exists and was not created by kube-l2tp; left alone`;

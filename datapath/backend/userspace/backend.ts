@@ -61,10 +61,11 @@ export class UserspaceBackend implements Backend {
 
   private onPumpEvent(tunnelId: number, e: PumpEvent): void {
     const fault = { tunnelId, sessionId: e.sessionId, fatal: e.fatal, message: e.message };
-    this.log.error(fault, 'datapath pump fault');
+    this.log.error({ ...fault, suppressedBefore: e.suppressed }, 'datapath pump fault');
     const t = this.tunnels.get(tunnelId);
     if (t && e.fatal) t.failed = e.message;
-    // the pump stops polling a TAP it can no longer read (deleted from outside): rebuild it next pass
+    // the pump stops polling a TAP it can no longer read (deleted from outside): rebuild it next pass.
+    // Events are rate limited, so ensureSession also asks the pump (tapLost) for the ones not heard of.
     if (!e.fatal && e.sessionId !== 0 && e.message.includes('TAP'))
       this.lostTaps.add(`${tunnelId}/${e.sessionId}`);
     this.opts.onFault?.(fault);
@@ -145,7 +146,9 @@ export class UserspaceBackend implements Backend {
     // Converged, unless the pump lost the TAP (deleted by hand): then the session is rebuilt on a new
     // one. Absence from this namespace alone means nothing: in exclusive mode the TAP lives in a pod.
     const key = `${spec.tunnelId}/${spec.sessionId}`;
-    if (cur && isDeepStrictEqual(cur, spec) && !this.lostTaps.has(key)) return;
+    const lost =
+      this.lostTaps.has(key) || (cur && this.pump.sessionCounters(t.handle, spec.sessionId)?.tapLost);
+    if (cur && isDeepStrictEqual(cur, spec) && !lost) return;
     this.lostTaps.delete(key);
     if (cur) {
       this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);
@@ -208,7 +211,7 @@ export class UserspaceBackend implements Backend {
     const t = this.tunnels.get(tunnelId);
     const c = t && this.pump.sessionCounters(t.handle, sessionId);
     if (!c) return undefined;
-    const { drops, ...rest } = c;
+    const { drops, tapLost: _lost, ...rest } = c;
     return { ...rest, drops: dropRecord(drops) };
   }
 

@@ -11,6 +11,8 @@ export interface PumpEvent {
   sessionId: number;
   errno: number;
   message: string;
+  /** Non-fatal events the rate limit dropped since the previous event (see datapath/native). */
+  suppressed: number;
 }
 
 export interface NativeTunnelConfig {
@@ -45,6 +47,8 @@ export interface NativeSessionCounters {
   rxErrors: number;
   /** Indexed like DROP_REASONS. */
   drops: number[];
+  /** The pump could no longer read the TAP (deleted from outside) and stopped polling it. */
+  tapLost: boolean;
 }
 
 declare const tunnelBrand: unique symbol;
@@ -58,6 +62,8 @@ export interface NativePump {
   createTunnel(cfg: NativeTunnelConfig, onEvent: (e: PumpEvent) => void): TunnelHandle;
   addSession(h: TunnelHandle, cfg: NativeSessionConfig): void;
   removeSession(h: TunnelHandle, sessionId: number, keepDevice: boolean): boolean;
+  /** Events handed to onEvent, and non-fatal ones the rate limit or the bounded queue dropped. */
+  eventStats(h: TunnelHandle): { delivered: number; suppressed: number };
   sessionCounters(h: TunnelHandle, sessionId: number): NativeSessionCounters | undefined;
   tunnelCounters(h: TunnelHandle): { rxPackets: number; drops: number[] };
   closeTunnel(h: TunnelHandle, keepDevices: boolean): void;

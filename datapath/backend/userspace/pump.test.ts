@@ -33,6 +33,7 @@ interface TestHooks {
   _testReceive(cfg: SessionCfg, packets: Buffer[]): (number | Buffer)[];
   _testSegment(frame: Buffer, vnet: Vnet): Buffer[] | null;
   _testMerge(frames: Buffer[], trusted?: boolean): Written[];
+  _testEventLimit(burst: number, intervalMs: number, timesMs: number[]): number[];
 }
 // the pure packet functions, from the test-only addon built beside the pump
 const pump = createRequire(import.meta.url)(
@@ -312,5 +313,17 @@ describe('pump: TSO segmentation and segment merging', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('pump error events: token bucket', () => {
+  it('lets a burst through, drops the rest and reports how many were dropped with the next one', () => {
+    // burst 3, one more per second; -1 = dropped, n = let through after n drops
+    const times = [0, 0, 0, 0, 0, 500, 1000, 1000, 3500, 3500, 3500, 3500];
+    assert.deepEqual(pump._testEventLimit(3, 1000, times), [0, 0, 0, -1, -1, -1, 3, -1, 1, 0, -1, -1]);
+  });
+  it('never holds more than the burst, however long it was quiet', () => {
+    const r = pump._testEventLimit(2, 10, [0, 100000, 100000, 100000, 100000]);
+    assert.deepEqual(r, [0, 0, 0, -1, -1]);
   });
 });

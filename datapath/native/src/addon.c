@@ -3,11 +3,12 @@
  *
  *   openTap(name, vnetHdr) -> { fd, name }   create or reattach a persistent TAP, offloads set
  *   setTapPersist(fd, bool), closeFd(fd)
- *   createTunnel(cfg, onEvent) -> handle     onEvent({ fatal, sessionId, errno, message })
+ *   createTunnel(cfg, onEvent) -> handle     onEvent({ fatal, sessionId, errno, message, suppressed })
  *   addSession(handle, cfg)                   takes ownership of cfg.tapFd (vnetHdr: as opened)
  *   removeSession(handle, sessionId, keepDevice)
  *   sessionCounters(handle, sessionId) -> { txPackets, ..., drops: number[] } | undefined
  *   tunnelCounters(handle) -> { rxPackets, drops: number[] }
+ *   eventStats(handle) -> { delivered, suppressed }
  *   closeTunnel(handle, keepDevices)
  */
 #include <errno.h>
@@ -15,9 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "evlimit.h"
 #include "pump.h"
 #include "tap.h"
 
@@ -29,16 +33,36 @@
     }                                                                                                          \
   } while (0)
 
+/* Events waiting for the JS thread are bounded: the threadsafe function's queue holds EVENT_QUEUE,
+ * and non-fatal events leave room for the two fatal ones a tunnel can raise (one per thread), which
+ * are never rate limited. Non-fatal events pass a token bucket of EVENT_BURST, refilled one per
+ * EVENT_INTERVAL_NS; what is dropped is counted and reported with the next event let through. */
+#define EVENT_QUEUE 16
+#define EVENT_BURST 10
+#define EVENT_INTERVAL_NS 1000000000ull
+
 struct handle {
   struct tunnel *t;
   napi_threadsafe_function tsfn;
+  pthread_mutex_t mu; /* guards lim, queued and the totals: both pump threads post events */
+  struct ev_limit lim;
+  int queued; /* posted, not yet run on the JS thread */
+  uint64_t delivered, suppressed;
 };
 
 struct event {
+  struct handle *h;
   int fatal, err;
   uint32_t session_id;
+  uint64_t suppressed;
   char what[64];
 };
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[192];
@@ -154,6 +178,9 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 /* Runs on the JS thread for each event posted by a pump thread. */
 static void call_js(napi_env env, napi_value cb, void *ctx, void *data) {
   struct event *e = data;
+  pthread_mutex_lock(&e->h->mu);
+  e->h->queued--;
+  pthread_mutex_unlock(&e->h->mu);
   if (env && cb) {
     napi_value obj, v, undef;
     napi_create_object(env, &obj);
@@ -165,20 +192,39 @@ static void call_js(napi_env env, napi_value cb, void *ctx, void *data) {
     snprintf(msg, sizeof msg, "%s: %s", e->what, strerror(e->err));
     napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &v);
     napi_set_named_property(env, obj, "message", v);
+    set_num(env, obj, "suppressed", (double)e->suppressed);
     napi_get_undefined(env, &undef);
     napi_call_function(env, undef, cb, 1, &obj, NULL);
   }
   free(e);
 }
 
-/* Called on a pump thread: never blocks, allocates only for the (rare) event. */
+/* Called on a pump thread: never blocks, allocates only for an event let through. */
 static void post_event(void *ctx, int fatal, uint32_t session_id, int err, const char *what) {
   struct handle *h = ctx;
+  uint64_t before = 0;
+  pthread_mutex_lock(&h->mu);
+  int pass = fatal || (h->queued < EVENT_QUEUE - 2 && ev_limit_take(&h->lim, now_ns(), &before));
+  if (!pass && !fatal && h->queued >= EVENT_QUEUE - 2) h->lim.suppressed++; /* queue full: count it too */
+  if (pass) h->queued++;
+  pthread_mutex_unlock(&h->mu);
+  if (!pass) return;
   struct event *e = malloc(sizeof *e);
-  if (!e) return;
-  e->fatal = fatal, e->err = err, e->session_id = session_id;
-  snprintf(e->what, sizeof e->what, "%s", what);
-  if (napi_call_threadsafe_function(h->tsfn, e, napi_tsfn_nonblocking) != napi_ok) free(e);
+  if (e) {
+    e->h = h, e->fatal = fatal, e->err = err, e->session_id = session_id, e->suppressed = before;
+    snprintf(e->what, sizeof e->what, "%s", what);
+    if (napi_call_threadsafe_function(h->tsfn, e, napi_tsfn_nonblocking) == napi_ok) {
+      pthread_mutex_lock(&h->mu);
+      h->delivered++, h->suppressed += before;
+      pthread_mutex_unlock(&h->mu);
+      return;
+    }
+    free(e);
+  }
+  pthread_mutex_lock(&h->mu); /* not queued after all: report it with the next one */
+  h->queued--;
+  h->lim.suppressed += 1 + before;
+  pthread_mutex_unlock(&h->mu);
 }
 
 static void finalize_handle(napi_env env, void *data, void *hint) {
@@ -187,6 +233,7 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
     tunnel_destroy(h->t, 1); /* garbage-collected while open: keep devices, never delete silently */
     napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
   }
+  pthread_mutex_destroy(&h->mu);
   free(h);
 }
 
@@ -208,10 +255,13 @@ static napi_value create_tunnel(napi_env env, napi_callback_info info) {
 
   struct handle *h = calloc(1, sizeof *h);
   if (!h) return throw_errno(env, ENOMEM, "calloc");
+  pthread_mutex_init(&h->mu, NULL);
+  ev_limit_init(&h->lim, EVENT_BURST, EVENT_INTERVAL_NS, now_ns());
   napi_value name;
   napi_create_string_utf8(env, "kube-l2tp-pump", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &h->tsfn) !=
-      napi_ok) {
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, EVENT_QUEUE, 1, NULL, NULL, NULL, call_js,
+                                      &h->tsfn) != napi_ok) {
+    pthread_mutex_destroy(&h->mu);
     free(h);
     napi_throw_error(env, NULL, "cannot create threadsafe function");
     return NULL;
@@ -221,6 +271,7 @@ static napi_value create_tunnel(napi_env env, napi_callback_info info) {
   h->t = tunnel_create(&cfg, post_event, h, &err, &what);
   if (!h->t) {
     napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
+    pthread_mutex_destroy(&h->mu);
     free(h);
     return throw_errno(env, err, what);
   }
@@ -297,6 +348,25 @@ static napi_value session_counters(napi_env env, napi_callback_info info) {
   set_num(env, o, "rxBytes", (double)c.rx_bytes);
   set_num(env, o, "rxErrors", (double)c.rx_errors);
   napi_set_named_property(env, o, "drops", drops_array(env, c.drops));
+  napi_value lost;
+  napi_get_boolean(env, c.tap_lost != 0, &lost);
+  napi_set_named_property(env, o, "tapLost", lost);
+  return o;
+}
+
+static napi_value event_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  pthread_mutex_lock(&h->mu);
+  double delivered = (double)h->delivered, suppressed = (double)(h->suppressed + h->lim.suppressed);
+  pthread_mutex_unlock(&h->mu);
+  napi_value o;
+  napi_create_object(env, &o);
+  set_num(env, o, "delivered", delivered);
+  set_num(env, o, "suppressed", suppressed);
   return o;
 }
 
@@ -343,6 +413,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"removeSession", remove_session},
       {"sessionCounters", session_counters},
       {"tunnelCounters", tunnel_counters_js},
+      {"eventStats", event_stats},
       {"closeTunnel", close_tunnel},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

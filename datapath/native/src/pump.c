@@ -75,6 +75,7 @@ struct tunnel {
 
 static inline void inc(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void st(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 static int sockaddr_of(int family, const char *addr, uint16_t port, struct sockaddr_storage *ss, socklen_t *len) {
   memset(ss, 0, sizeof *ss);
@@ -103,7 +104,7 @@ static int open_socket(const struct tunnel_cfg *cfg, const char **what) {
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz) < 0)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
   if (cfg->udp) {
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* No SO_REUSEADDR: no other local socket may bind the tunnel's address and port beside it. */
     /* The kernel's L2TP sends UDP checksum 0 over IPv4 unless udp_csum is on. */
     if (cfg->family == AF_INET && !cfg->udp_checksum) setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one);
     /* Receive trains of same-sized datagrams in one buffer where the stack coalesced them (GRO). */
@@ -454,6 +455,7 @@ static void *tx_main(void *arg) {
       if (e < 0) {
         /* The TAP went away (deleted from outside) or broke: stop polling it and say so. */
         epoll_ctl(t->epfd, EPOLL_CTL_DEL, s->tap_fd, NULL);
+        st(&s->c.tap_lost, 1); /* state, not only an event: events may be rate limited */
         t->ev(t->ev_ctx, 0, s->session_id, -e, "read from TAP");
       }
     }

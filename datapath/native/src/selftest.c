@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evlimit.h"
 #include "offload.h"
 #include "wire.h"
 
@@ -206,11 +207,38 @@ static napi_value t_merge(napi_env env, napi_callback_info info) {
   return c.arr;
 }
 
+/* _testEventLimit(burst, intervalMs, timesMs[]) -> number[]: per event, -1 when dropped, else the count
+ * of events dropped before it. */
+static napi_value t_event_limit(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], arr;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t burst = 0, interval = 0, n = 0;
+  napi_get_value_uint32(env, argv[0], &burst);
+  napi_get_value_uint32(env, argv[1], &interval);
+  napi_get_array_length(env, argv[2], &n);
+  struct ev_limit l;
+  ev_limit_init(&l, burst, (uint64_t)interval * 1000000, 0);
+  napi_create_array_with_length(env, n, &arr);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value x, r;
+    double t = 0;
+    napi_get_element(env, argv[2], i, &x);
+    napi_get_value_double(env, x, &t);
+    uint64_t before = 0;
+    int ok = ev_limit_take(&l, (uint64_t)(t * 1e6), &before);
+    napi_create_double(env, ok ? (double)before : -1, &r);
+    napi_set_element(env, arr, i, r);
+  }
+  return arr;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"_testHeaders", t_headers}, {"_testReceive", t_receive}, {"_testSegment", t_segment}, {"_testMerge", t_merge}};
+  } fns[] = {{"_testHeaders", t_headers}, {"_testReceive", t_receive}, {"_testSegment", t_segment}, {"_testMerge", t_merge},
+             {"_testEventLimit", t_event_limit}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);

@@ -36,6 +36,7 @@ struct l2tp_counters {
   uint64_t tx_packets, tx_bytes, tx_errors;
   uint64_t rx_packets, rx_bytes, rx_errors;
   uint64_t drops[DROP_COUNT];
+  uint64_t tap_lost; /* 1 once the TAP could no longer be read: the pump stopped polling it */
 };
 
 struct l2tp_session {
