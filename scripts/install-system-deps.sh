@@ -2,9 +2,10 @@
 # Installs the Debian packages the tests and the local lab use. Idempotent: only missing packages
 # are installed, and apt-get update runs only when something is missing.
 set -euo pipefail
+# libclang-rt-dev: libFuzzer and the sanitizer runtimes clang links for scripts/fuzz.sh
 PKGS=(iproute2 tshark qemu-system-x86 iperf3 containernetworking-plugins socat tcpdump openssl jq
       bridge-utils python3 make g++ busybox-static xz-utils cpio bc file netcat-openbsd iputils-ping ethtool
-      clang llvm libbpf-dev bpftool containerd runc conntrack iptables)
+      clang libclang-rt-dev llvm libbpf-dev bpftool containerd runc conntrack iptables)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

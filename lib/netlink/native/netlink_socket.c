@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nl_reply.h"
+
 #define RECV_BUF (64 * 1024)
 #define MAX_REPLY (64 * 1024 * 1024)
 
@@ -241,14 +243,8 @@ static void do_transact(napi_env env, void *data) {
       t->what = errno == EAGAIN ? "recv(netlink): no answer from the kernel" : "recv(netlink)";
       break;
     }
-    int done = 0, belongs = 0;
-    int left = (int)r;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-      if (h->nlmsg_seq != t->seq) continue; /* a stale reply of an earlier, timed-out request */
-      belongs = 1;
-      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) done = 1;
-    }
-    if (belongs) {
+    int done = 0;
+    if (nl_reply_scan(buf, (size_t)r, t->seq, &done)) {
       int e = push(t, buf, (size_t)r);
       if (e) {
         t->err = e;
