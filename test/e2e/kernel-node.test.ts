@@ -1,12 +1,10 @@
-// Issue 9, mixed backends: a userspace node talking to a kernel node, with the real control plane.
-// The local lab (real apiserver + etcd, the operator, the kubelet stand-in) runs one namespace node
-// with the USERSPACE backend; a second node is Debian's kernel under QEMU (test/harness/vm.ts) on the
-// same underlay, running this checkout's agent INSIDE the guest with --backend kernel. The VM plays
-// its own kubelet: the operator's datapath Pod for it stays Pending and the guest starts the agent
-// with that Pod's command line. One L2TPTunnel + Pseudowire joins the two nodes; a pod on each side is
-// attached by the real CNI path (cnitool -> the static C shim -> the agent's socket), the VM's pod in
-// a network namespace inside the guest; the pods ping each other across the pseudowire.
-// ONE VM boot. Skips only when vmUnavailable() says why.
+// Mixed backends on a real cluster: two real nodes (kubelet + containerd + Multus, kube-l2tp installed
+// with helm, backend auto) and a third node that is Debian's kernel under QEMU running the agent with
+// the kernel backend (test/e2e/kernel-node.ts). Node 1 has a bpffs, so auto picks ebpf; node 2 has
+// none, so auto falls back to userspace and says why. One tunnel + pseudowire from each real node to
+// the kernel node; a pod on each real node (attached by the runtime through Multus) and a pod in the
+// guest per wire (attached through the CNI executable the guest's agent installed) ping each other:
+// ebpf <-> kernel l2tp_eth and userspace <-> kernel l2tp_eth, both directions. ONE VM boot.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,18 +12,18 @@ import { after, before, describe, it } from 'node:test';
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
 import { API_VERSION } from '../../lib/api/schemas.js';
 import { createLogger } from '../../lib/log.js';
-import { requireRoot } from '../harness/netns.js';
+import type { PodRef } from '../harness/cluster/cluster.js';
 import { chrootPrelude, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
 import { until } from '../harness/wait.js';
 import {
   addVmNode,
   agentCommandLine,
   cnitoolCommandLine,
+  datapathPodKubeconfig,
   shLine,
-  vmPaths,
   type VmNode,
 } from './kernel-node.js';
-import { LocalLab, type LabPod } from './lab.js';
+import { RELEASE_NAMESPACE, startTestLab, stopTestLab, type RealLab } from './real-lab.js';
 
 const skip = vmUnavailable();
 const logger = createLogger({ name: 'e2e-kernel-node', level: 'warn', destination: 'stderr' });
@@ -34,27 +32,42 @@ const progress = (m: string) => console.log(`  · ${m}`);
 const PREFIX = 'kv';
 const UNDERLAY = '10.215.0';
 const VM_NODE = 'kv-vm';
-const NETWORK = 'mixed-wire';
-const LAB_POD_IP = '192.168.215.1';
-const VM_POD_IP = '192.168.215.2';
+const VM_ADDRESS = `${UNDERLAY}.30`;
+const NS = 'kv-demo';
+
+/** One wire per real node, each to the kernel node. */
+interface Wire {
+  /** The real node's number in the lab (1: bpffs, auto -> ebpf; 2: no bpffs, auto -> userspace). */
+  node: number;
+  backend: 'ebpf' | 'userspace';
+  name: string;
+  podIp: string;
+  vmPodIp: string;
+}
+const WIRES: Wire[] = [
+  { node: 1, backend: 'ebpf', name: 'wire-ebpf', podIp: '192.168.215.1', vmPodIp: '192.168.215.2' },
+  { node: 2, backend: 'userspace', name: 'wire-user', podIp: '192.168.216.1', vmPodIp: '192.168.216.2' },
+];
+const vmPod = (w: Wire) => ({ name: `vm-${w.name}`, namespace: NS, netns: `vm-${w.name}` });
+const labPod = (w: Wire): PodRef => ({ namespace: NS, name: `pod-${w.name}` });
 
 interface Outcome {
   vm: VmResult;
-  hostPing?: { sent: number; received: number; output: string };
-  vmState?: L2TPNodeState | undefined;
-  labState?: L2TPNodeState | undefined;
-  pw?: Pseudowire;
+  hostPings: Map<string, { sent: number; received: number; output: string }>;
+  states: L2TPNodeState[];
+  wires: Map<string, Pseudowire>;
   hostError?: string;
 }
 
-/** The guest script (busybox sh): relay to the apiserver, the agent, CNI ADD, ping, CNI DEL, stop. */
-function guestScript(vmNode: VmNode, kernelDir: string): string {
+/** The guest script (busybox sh): the agent, CNI ADD + address + ping per wire, then DEL, stop. */
+function guestScript(kernelDir: string): string {
   // the host's programs, with the host's PATH (the initramfs PATH would find busybox's ip first)
   const H = 'chroot /host /usr/bin/env PATH=/usr/sbin:/usr/bin:/sbin:/bin';
   const W = '/work'; // the share as the initramfs sees it; GUEST_SHARE inside the chroot
   const waitFile = (f: string, secs: number) =>
     `i=0; while [ ! -e ${W}/${f} ]; do i=$((i+1)); [ $i -gt ${secs} ] && { echo "timed out waiting for ${f}"; exit 1; }; [ -e ${W}/abort ] && { echo "host aborted"; exit 1; }; sleep 1; done`;
-  const pod = { name: 'vm-pod', namespace: 'default', netns: 'vm-pod', ip: `${VM_POD_IP}/24` };
+  const perWire = (f: (w: Wire, p: ReturnType<typeof vmPod>) => string[]) =>
+    WIRES.flatMap((w) => f(w, vmPod(w)));
   return [
     'step() { echo "[$(cut -d" " -f1 /proc/uptime)s] $*"; }',
     chrootPrelude(),
@@ -65,30 +78,35 @@ function guestScript(vmNode: VmNode, kernelDir: string): string {
     'if [ -d /host/var/lib/cni ]; then mount -t tmpfs cni /host/var/lib/cni; else mount -t tmpfs varlib /host/var/lib; fi',
     'for m in net/llc/llc.ko net/802/stp.ko net/bridge/bridge.ko drivers/net/veth.ko; do insmod $M/$m || step "insmod $m failed"; done',
     `mkdir -p /host/run/kube-l2tp ${W}/opt/cni/bin ${W}/etc/cni/net.d ${W}/var/lib/cni/kube-l2tp ${W}/var/lib/cni/cache ${W}/empty-path ${W}/netconf`,
-    `cp ${W}/${NETWORK}.conf ${W}/netconf/${NETWORK}.conf`,
-    // the lab's kubeconfig names https://127.0.0.1:PORT: relay it to the apiserver relay on the underlay
-    `${H} socat TCP-LISTEN:${vmNode.apiPort},bind=127.0.0.1,fork,reuseaddr TCP:${vmNode.relayAddress}:${vmNode.apiPort} >${W}/socat.log 2>&1 &`,
+    ...WIRES.map((w) => `cp ${W}/${w.name}.conf ${W}/netconf/${w.name}.conf`),
     // playing the kubelet: the datapath Pod's command, with the kernel backend
     'step starting the agent',
-    `chroot /host ${shLine(agentCommandLine(VM_NODE))} >${W}/agent.log 2>&1 &`,
+    `chroot /host ${shLine(agentCommandLine(VM_NODE, RELEASE_NAMESPACE))} >${W}/agent.log 2>&1 &`,
     'AGENT=$!',
     `i=0; until grep -q 'first reconcile done' ${W}/agent.log; do i=$((i+1)); if [ $i -gt 400 ] || grep -q 'datapath failed' ${W}/agent.log || ! kill -0 $AGENT; then echo "agent not ready"; exit 1; fi; sleep 1; done`,
     'step agent ready',
     `touch ${W}/agent-ready`,
     waitFile('go', 400),
-    'step CNI ADD',
-    `${H} ip netns add ${pod.netns}`,
-    `chroot /host ${shLine(cnitoolCommandLine('add', NETWORK, pod))} >${W}/cni-add.out 2>&1; echo $? >${W}/cni-add.rc`,
-    `${H} ip netns exec ${pod.netns} ip -j addr show >${W}/pod-addr.json 2>&1`,
-    `${H} ip netns exec ${pod.netns} ping -c 5 -i 0.5 -W 3 ${LAB_POD_IP} >${W}/guest-ping.txt 2>&1; echo $? >${W}/guest-ping.rc`,
-    'step pinged the lab pod',
+    ...perWire((w, p) => [
+      `step CNI ADD ${w.name}`,
+      `${H} ip netns add ${p.netns}`,
+      `chroot /host ${shLine(cnitoolCommandLine('add', w.name, p))} >${W}/cni-add-${w.name}.out 2>&1; echo $? >${W}/cni-add-${w.name}.rc`,
+      // the pod's own address, as the example's pods set theirs
+      `${H} ip netns exec ${p.netns} ip addr add ${w.vmPodIp}/24 dev net1`,
+      `${H} ip netns exec ${p.netns} ip -j addr show >${W}/pod-addr-${w.name}.json 2>&1`,
+      `${H} ip netns exec ${p.netns} ping -c 5 -i 0.5 -W 3 ${w.podIp} >${W}/guest-ping-${w.name}.txt 2>&1`,
+    ]),
+    'step pinged the real nodes pods',
     `touch ${W}/guest-pinged`,
     waitFile('host-done', 300),
     // the independent checker: iproute2 against the real kernel
     `${H} ip l2tp show tunnel >${W}/l2tp-tunnel.txt 2>&1`,
     `${H} ip l2tp show session >${W}/l2tp-session.txt 2>&1`,
     `${H} ip -d -j link show >${W}/links.json 2>&1`,
-    `chroot /host ${shLine(cnitoolCommandLine('del', NETWORK, pod))} >${W}/cni-del.out 2>&1; echo $? >${W}/cni-del.rc`,
+    ...perWire((w, p) => [
+      `chroot /host ${shLine(cnitoolCommandLine('del', w.name, p))} >${W}/cni-del-${w.name}.out 2>&1; echo $? >${W}/cni-del-${w.name}.rc`,
+    ]),
+    `ls ${W}/var/lib/cni/kube-l2tp >${W}/state-after-del.txt 2>&1`,
     'step CNI DEL done, stopping the agent',
     'kill -TERM $AGENT; wait $AGENT; echo "agent exit $?"',
     'echo guest done',
@@ -96,57 +114,61 @@ function guestScript(vmNode: VmNode, kernelDir: string): string {
 }
 
 describe(
-  'mixed backends: userspace lab node <-> kernel VM node (issue 9)',
-  { skip: skip ?? false, timeout: 900_000 },
+  'mixed backends on a real cluster: ebpf and userspace nodes <-> a kernel (VM) node',
+  { skip: skip ?? false, timeout: 1_200_000 },
   () => {
-    let lab: LocalLab | undefined;
+    let lab: RealLab | undefined;
     let vmNode: VmNode | undefined;
-    let labNode = '';
-    let labPod: LabPod | undefined;
-    const out = {} as Outcome;
+    const out: Outcome = { hostPings: new Map(), states: [], wires: new Map() } as unknown as Outcome;
     const t0 = Date.now();
 
     before(async () => {
-      requireRoot();
-      lab = await LocalLab.start({
-        nodes: 1,
+      lab = await startTestLab({
         prefix: PREFIX,
         underlay: UNDERLAY,
-        backend: 'userspace',
+        podNet: '10.216',
+        withoutBpffs: [2],
         logger,
         progress,
       });
-      labNode = lab.nodes[0]!.name;
-      vmNode = await addVmNode(lab, { name: VM_NODE, prefix: PREFIX, underlay: UNDERLAY, host: 12 });
-      progress(`VM node ${VM_NODE}=${vmNode.address} (apiserver relay at ${vmNode.relayAddress})`);
+      const nodes = lab.nodeNames;
+      vmNode = await addVmNode(lab.cluster, { name: VM_NODE, prefix: PREFIX, address: VM_ADDRESS });
+      progress(`VM node ${VM_NODE}=${VM_ADDRESS} registered; real nodes ${nodes.join(', ')}`);
       await lab.apply([
-        {
-          apiVersion: API_VERSION,
-          kind: 'L2TPTunnel',
-          metadata: { name: 'mixed' },
-          spec: { encapsulation: 'UDP', local: { node: labNode }, peer: { node: VM_NODE } },
-        },
-        {
-          apiVersion: API_VERSION,
-          kind: 'Pseudowire',
-          metadata: {
-            name: NETWORK,
-            namespace: 'default',
-            annotations: { 'l2tp.kube-l2tp.io/ipam': JSON.stringify({ type: 'static' }) },
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
+        ...WIRES.flatMap((w) => [
+          {
+            apiVersion: API_VERSION,
+            kind: 'L2TPTunnel',
+            metadata: { name: `${w.name}-t` },
+            spec: { encapsulation: 'UDP', local: { node: nodes[w.node - 1]! }, peer: { node: VM_NODE } },
           },
-          spec: { tunnelRef: { name: 'mixed' }, attachment: { mode: 'Bridge' } },
-        },
+          {
+            apiVersion: API_VERSION,
+            kind: 'Pseudowire',
+            metadata: { name: w.name, namespace: NS },
+            spec: { tunnelRef: { name: `${w.name}-t` }, attachment: { mode: 'Bridge' } },
+          },
+        ]),
       ]);
-      // the NAD the operator generated, pointed at the VM node's agent socket (what Multus would pass)
-      const nad = await until(
-        `NetworkAttachmentDefinition default/${NETWORK}`,
-        () =>
-          lab!
-            .get<{ spec: { config: string } }>(['network-attachment-definitions', '-n', 'default', NETWORK])
-            .catch(() => undefined),
-        60_000,
-      );
-      const conf = { ...(JSON.parse(nad.spec.config) as object), name: NETWORK, agentSocket: vmPaths.socket };
+      // what Multus would hand the CNI executable on the VM node: the NAD the operator generated
+      const files: Record<string, string> = {
+        'agent.kubeconfig': await datapathPodKubeconfig(lab.cluster, RELEASE_NAMESPACE, VM_NODE),
+      };
+      for (const w of WIRES) {
+        const nad = await until(
+          `NetworkAttachmentDefinition ${NS}/${w.name}`,
+          () =>
+            lab!.cluster
+              .getJson<{ spec: { config: string } }>(['network-attachment-definitions', '-n', NS, w.name])
+              .catch(() => undefined),
+          60_000,
+        );
+        files[`${w.name}.conf`] = JSON.stringify({
+          ...(JSON.parse(nad.spec.config) as object),
+          name: w.name,
+        });
+      }
 
       const kernelDir = process.env.KUBE_L2TP_KERNEL_DIR!;
       const node = vmNode;
@@ -158,31 +180,22 @@ describe(
         // runVm addresses the TAP; bridgeTap() flushes that and puts the TAP on the underlay bridge
         hostAddr: '10.215.1.1/32',
         guestAddr: `${node.address}/24`,
-        timeoutMs: 780_000,
-        files: {
-          'agent.kubeconfig': node.kubeconfig,
-          [`${NETWORK}.conf`]: JSON.stringify(conf),
-        },
-        guestScript: guestScript(node, kernelDir),
+        timeoutMs: 900_000,
+        files,
+        guestScript: guestScript(kernelDir),
         whileRunning: async (work, vm) => {
           try {
             await node.bridgeTap();
             await vm.waitForFile('agent-ready', 500_000);
             progress(`agent in the VM ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-            out.pw = await lab!.waitPseudowireReady('default', NETWORK, 180_000);
-            labPod = await lab!.attachPod({
-              name: 'lab-pod',
-              node: labNode,
-              namespace: 'default',
-              network: NETWORK,
-              ip: `${LAB_POD_IP}/24`,
-            });
+            for (const w of WIRES) out.wires.set(w.name, await lab!.waitPseudowireReady(NS, w.name, 180_000));
+            await lab!.apply(WIRES.map((w) => podManifest(lab!, w, nodes[w.node - 1]!)));
+            await lab!.waitPodsReady(WIRES.map(labPod), 180_000);
+            progress('pseudowires Ready, a pod on each real node attached through Multus');
             await writeFile(join(work, 'go'), '1');
             await vm.waitForFile('guest-pinged', 300_000);
-            out.hostPing = await lab!.ping(labPod, VM_POD_IP, 5);
-            const states = await lab!.nodeStates();
-            out.vmState = states.find((s) => s.spec?.nodeName === VM_NODE);
-            out.labState = states.find((s) => s.spec?.nodeName === labNode);
+            for (const w of WIRES) out.hostPings.set(w.name, await lab!.ping(labPod(w), w.vmPodIp, 5));
+            out.states = await lab!.nodeStates();
             await writeFile(join(work, 'host-done'), '1');
           } catch (e) {
             // let the guest stop on its own, so its logs come back with the result
@@ -195,77 +208,127 @@ describe(
     });
 
     after(async () => {
-      if (out.vm && (out.hostError || out.vm.guestRc !== 0 || out.hostPing?.received !== 5)) {
+      const failed =
+        !out.vm ||
+        out.hostError ||
+        out.vm.guestRc !== 0 ||
+        WIRES.some((w) => out.hostPings.get(w.name)?.received !== 5);
+      if (out.vm && failed) {
         console.log('--- console (tail)\n' + out.vm.console.slice(-3000));
         console.log('--- guest.log (tail)\n' + out.vm.guestLog.slice(-4000));
         console.log('--- agent.log (tail)\n' + (out.vm.files['agent.log'] ?? '').slice(-4000));
-        const labAgent = [...(lab?.podLogs.entries() ?? [])].find(([k]) => k.includes(labNode));
-        if (labAgent) console.log('--- lab agent (tail)\n' + labAgent[1].slice(-40).join('\n'));
       }
       await vmNode?.cleanup();
-      await lab?.stop();
+      await stopTestLab(lab, PREFIX);
       console.log(`  · total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     });
 
-    it('the guest ran to the end and its agent used the kernel backend', () => {
+    const state = (node: string) => out.states.find((s) => s.spec?.nodeName === node);
+
+    it('the guest ran to the end; the backends are kernel (VM), ebpf (bpffs) and userspace (no bpffs, reason given)', () => {
       assert.equal(out.hostError, undefined, out.hostError);
       assert.equal(out.vm.timedOut, false, 'VM timed out');
       assert.equal(out.vm.guestRc, 0, `guest script failed:\n${out.vm.guestLog.slice(-2000)}`);
-      assert.equal(out.vmState?.status?.backend, 'kernel', JSON.stringify(out.vmState?.status));
-      assert.equal(out.labState?.status?.backend, 'userspace', JSON.stringify(out.labState?.status));
-      const ready = out.pw?.status?.conditions?.find((c) => c.type === 'Ready');
-      assert.equal(ready?.status, 'True');
+      assert.equal(state(VM_NODE)?.status?.backend, 'kernel', JSON.stringify(state(VM_NODE)?.status));
+      for (const w of WIRES) {
+        const s = state(lab!.nodeNames[w.node - 1]!)?.status;
+        assert.equal(s?.backend, w.backend, JSON.stringify(s));
+        const ready = out.wires.get(w.name)?.status?.conditions?.find((c) => c.type === 'Ready');
+        assert.equal(ready?.status, 'True', w.name);
+      }
+      const fallback = state(lab!.nodeNames[1]!)?.status;
+      assert.match(JSON.stringify(fallback), /bpffs/, 'the userspace node says why ebpf was not used');
     });
 
-    it('CNI ADD in the VM (cnitool -> shim -> agent) put the pod on the pseudowire', () => {
+    it('CNI ADD in the VM put a pod on each pseudowire; DEL left no state', () => {
       const f = out.vm.files;
-      assert.equal(f['cni-add.rc']?.trim(), '0', `CNI ADD in the guest:\n${f['cni-add.out']}`);
-      const addrs = JSON.parse(f['pod-addr.json'] ?? '[]') as {
-        ifname: string;
-        addr_info: { local: string }[];
-      }[];
-      const net1 = addrs.find((l) => l.ifname === 'net1');
-      assert.ok(net1, `net1 in the VM pod: ${f['pod-addr.json']}`);
-      assert.ok(net1.addr_info.some((a) => a.local === VM_POD_IP));
-      assert.equal(f['cni-del.rc']?.trim(), '0', `CNI DEL in the guest:\n${f['cni-del.out']}`);
-      // before the DEL: the kernel's l2tpeth device and the pod's veth on one bridge
-      const ifname = out.vmState?.spec?.tunnels[0]?.sessions[0]?.ifname;
       const links = JSON.parse(f['links.json'] ?? '[]') as {
         ifname: string;
         master?: string;
         linkinfo?: { info_kind?: string };
       }[];
-      const pw = links.find((l) => l.ifname === ifname);
-      assert.ok(pw?.master, `${ifname} on a bridge in the VM: ${f['links.json']}`);
-      assert.ok(
-        links.some((l) => l.master === pw.master && l.linkinfo?.info_kind === 'veth'),
-        `the pod's veth on ${pw.master}`,
+      for (const w of WIRES) {
+        assert.equal(
+          f[`cni-add-${w.name}.rc`]?.trim(),
+          '0',
+          `CNI ADD ${w.name}:\n${f[`cni-add-${w.name}.out`]}`,
+        );
+        const addrs = JSON.parse(f[`pod-addr-${w.name}.json`] ?? '[]') as {
+          ifname: string;
+          addr_info: { local: string }[];
+        }[];
+        assert.ok(
+          addrs.find((l) => l.ifname === 'net1')?.addr_info.some((a) => a.local === w.vmPodIp),
+          f[`pod-addr-${w.name}.json`],
+        );
+        assert.equal(
+          f[`cni-del-${w.name}.rc`]?.trim(),
+          '0',
+          `CNI DEL ${w.name}:\n${f[`cni-del-${w.name}.out`]}`,
+        );
+        // before the DEL: the kernel's l2tpeth device of this wire and a veth on one bridge
+        const tunnel = state(VM_NODE)?.spec?.tunnels.find((t) => t.name === `${w.name}-t`);
+        const ifname = tunnel?.sessions[0]?.ifname;
+        const dev = links.find((l) => l.ifname === ifname);
+        assert.ok(dev?.master, `${ifname} on a bridge in the VM: ${f['links.json']}`);
+        assert.ok(
+          links.some((l) => l.master === dev.master && l.linkinfo?.info_kind === 'veth'),
+          `a veth on ${dev.master}`,
+        );
+      }
+      assert.doesNotMatch(
+        f['state-after-del.txt'] ?? '',
+        /_net1\.json/,
+        `attachment state left after DEL: ${f['state-after-del.txt']}`,
       );
     });
 
-    it('the kernel holds the tunnel and session the operator rendered (ip l2tp show)', () => {
+    it('the kernel holds the tunnels and sessions the operator rendered (ip l2tp show)', () => {
       const f = out.vm.files;
-      const s = out.vmState?.spec?.tunnels[0];
-      assert.ok(s, 'VM node state has the tunnel');
-      const sess = s.sessions[0]!;
-      assert.match(f['l2tp-tunnel.txt'] ?? '', new RegExp(`Tunnel ${s.tunnelId}, encap UDP`));
-      assert.match(f['l2tp-tunnel.txt'] ?? '', new RegExp(`Peer tunnel ${s.peerTunnelId}`));
-      assert.match(
-        f['l2tp-session.txt'] ?? '',
-        new RegExp(`Session ${sess.sessionId} in tunnel ${s.tunnelId}`),
-      );
-      assert.match(f['l2tp-session.txt'] ?? '', new RegExp(`Peer session ${sess.peerSessionId}`));
+      const tunnels = state(VM_NODE)?.spec?.tunnels ?? [];
+      assert.equal(tunnels.length, WIRES.length, 'the VM node state has a tunnel per wire');
+      for (const t of tunnels) {
+        const sess = t.sessions[0]!;
+        assert.match(f['l2tp-tunnel.txt'] ?? '', new RegExp(`Tunnel ${t.tunnelId}, encap UDP`));
+        assert.match(f['l2tp-tunnel.txt'] ?? '', new RegExp(`Peer tunnel ${t.peerTunnelId}\\b`));
+        assert.match(
+          f['l2tp-session.txt'] ?? '',
+          new RegExp(`Session ${sess.sessionId} in tunnel ${t.tunnelId}\\b`),
+        );
+        assert.match(f['l2tp-session.txt'] ?? '', new RegExp(`Peer session ${sess.peerSessionId}\\b`));
+      }
     });
 
-    it('pod in the VM pings the lab pod across the pseudowire', () => {
-      const txt = out.vm.files['guest-ping.txt'] ?? '';
-      const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(txt);
-      assert.ok(m, txt);
-      assert.equal(Number(m[2]), 5, txt);
-    });
-
-    it('lab pod pings the pod in the VM across the pseudowire', () => {
-      assert.equal(out.hostPing?.received, 5, out.hostPing?.output);
-    });
+    for (const w of WIRES) {
+      it(`${w.backend} <-> kernel: the pods ping each other both ways across ${w.name}`, () => {
+        const txt = out.vm.files[`guest-ping-${w.name}.txt`] ?? '';
+        const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(txt);
+        assert.ok(m, txt);
+        assert.equal(Number(m[2]), 5, `guest -> ${w.backend} node: ${txt}`);
+        const host = out.hostPings.get(w.name);
+        assert.equal(host?.received, 5, `${w.backend} node -> guest: ${host?.output}`);
+      });
+    }
   },
 );
+
+/** A pod on a real node on one wire, setting its own address as the README's example pods do. */
+function podManifest(lab: RealLab, w: Wire, node: string): unknown {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: labPod(w).name, namespace: NS, annotations: { 'k8s.v1.cni.cncf.io/networks': w.name } },
+    spec: {
+      nodeSelector: { 'kubernetes.io/hostname': node },
+      terminationGracePeriodSeconds: 1,
+      containers: [
+        {
+          name: 'shell',
+          image: lab.o.images.tools.name,
+          command: ['sh', '-c', `ip addr add ${w.podIp}/24 dev net1 && exec sleep infinity`],
+          securityContext: { capabilities: { add: ['NET_ADMIN'] } },
+        },
+      ],
+    },
+  };
+}

@@ -1,24 +1,28 @@
-// A "VM node" for the local lab: Debian's kernel under QEMU (test/harness/vm.ts) joined to a running
-// LocalLab's underlay, registered as a Node with an InternalIP on that underlay, and able to reach the
-// lab's apiserver at the same 127.0.0.1:PORT the lab's kubeconfigs name.
+// A kernel node for a real cluster: Debian's kernel under QEMU (test/harness/vm.ts) on the cluster's
+// underlay, registered as a Node with an InternalIP there, running this checkout's datapath agent
+// inside the guest with the kernel backend (l2tp_eth).
 //
-//   root netns:  <prefix>-ul (the lab's underlay bridge) --veth-- <prefix>-vmh netns
-//   <prefix>-vmh: bridge vmbr0 = { the veth end, the VM's TAP }, address UNDERLAY.250 (the apiserver relay)
-//   guest:       eth0 = UNDERLAY.N (the Node's InternalIP), socat 127.0.0.1:PORT -> UNDERLAY.250:PORT
+//   <prefix>-cp netns: the underlay bridge (the apiserver listens on it) --veth-- <prefix>-vmh netns
+//   <prefix>-vmh:      bridge vmbr0 = { the veth end, the VM's TAP }
+//   guest:             eth0 = the Node's InternalIP; reaches the apiserver on the underlay directly
 //
-// The lab's kubelet stand-in knows only the namespace nodes, so the datapath Pod the operator renders
-// for the VM node stays Pending: the guest plays its own kubelet and starts the agent with the Pod's
-// command line itself (see agentCommandLine).
+// The guest runs no kubelet or container runtime (TCG emulates every instruction; the agent alone
+// is slow to start there), so it plays the kubelet's part for the one pod that matters: the operator binds a datapath
+// Pod to this Node (it tolerates every taint), and the guest runs that Pod's command with a token the
+// apiserver issued for that Pod (TokenRequest, as the kubelet's projected token), so the agent is
+// who the cluster thinks it is, node-bound identity included. Test pods in the guest are attached as
+// the runtime would attach them: cnitool runs the CNI executable the agent installed.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { AGENT_SA, DEFAULT_NAMESPACE, serviceAccountUser } from '../../lib/api/rbac.js';
-import { runCapture } from '../../lib/exec.js';
+import { AGENT_SA } from '../../lib/api/rbac.js';
+import type { RealCluster } from '../harness/cluster/cluster.js';
 import { cnitoolPath } from '../harness/cnitool.js';
-import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
-import { ip, ipIn, Lab } from '../harness/netns.js';
+import { ipIn, Lab } from '../harness/netns.js';
 import { repoRoot } from '../harness/vm.js';
-import type { LocalLab } from './lab.js';
+import { until } from '../harness/wait.js';
+
+const NODE_RESOURCES = { cpu: '1', memory: '1Gi', pods: '10' };
 
 /** Where the guest sees the writable share after chrootPrelude(). */
 export const GUEST_SHARE = '/tmp/work';
@@ -30,77 +34,54 @@ export interface VmNode {
   /** Namespace holding the VM's TAP (runVm's netns). */
   netns: string;
   tap: string;
-  /** Address of the apiserver relay in `netns` (what the guest's socat connects to). */
-  relayAddress: string;
-  apiPort: number;
-  /** The agent identity's kubeconfig with certificates inlined (the guest cannot see the lab's files). */
-  kubeconfig: string;
   /** Called by runVm's whileRunning as its first step: puts the TAP on the bridge. */
   bridgeTap(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
-/**
- * Adds the VM node's plumbing and its Node object to a running lab. `host` is the underlay host
- * number of the guest (default: right after the lab's nodes).
- */
+/** Adds the VM node's plumbing and its Node object to a running cluster; `address` is on its underlay. */
 export async function addVmNode(
-  lab: LocalLab,
-  o: { name: string; prefix: string; underlay: string; host: number },
+  cluster: RealCluster,
+  o: { name: string; prefix: string; address: string },
 ): Promise<VmNode> {
   const net = new Lab();
   const cleanup = () => net.cleanup();
   try {
     const netns = await net.netns(`${o.prefix}-vmh`);
-    const address = `${o.underlay}.${o.host}`;
-    const relayAddress = `${o.underlay}.250`;
     const tap = `${o.prefix}-tap0`;
-    const rootEnd = `${o.prefix}-vmul`;
-    await runCapture('ip', ['link', 'del', rootEnd]);
-    await ip('link', 'add', rootEnd, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', netns);
-    net.onCleanup(() => runCapture('ip', ['link', 'del', rootEnd]));
-    await ip('link', 'set', rootEnd, 'master', lab.underlayBridge, 'up');
+    const port = `${o.prefix}-vm`;
+    // deleting <prefix>-vmh removes both ends of the pair
+    await ipIn(netns, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', port, 'netns', cluster.cpNetns);
+    await ipIn(cluster.cpNetns, 'link', 'set', port, 'master', cluster.underlayBridge, 'up');
     await ipIn(netns, 'link', 'add', 'vmbr0', 'type', 'bridge');
     await ipIn(netns, 'link', 'set', 'ul0', 'master', 'vmbr0', 'up');
-    await ipIn(netns, 'addr', 'add', `${relayAddress}/24`, 'dev', 'vmbr0');
     await ipIn(netns, 'link', 'set', 'vmbr0', 'up');
 
-    // apiserver relay: root 127.0.0.1:PORT, listened to on the relay address in <prefix>-vmh
-    const apiPort = Number(new URL(lab.cp.url).port);
-    await bridgeLoopbackPort(net, netns, apiPort, lab.dir, relayAddress);
-
-    // the Node object, as a kubelet would register it
-    await lab.cp.kubectl(['apply', '-f', '-'], {
+    // the Node object, as a kubelet registers it
+    await cluster.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({
         apiVersion: 'v1',
         kind: 'Node',
-        metadata: { name: o.name, labels: { 'kubernetes.io/hostname': o.name } },
+        metadata: { name: o.name, labels: { 'kubernetes.io/hostname': o.name, 'kubernetes.io/os': 'linux' } },
       }),
     });
-    await lab.cp.kubectl([
-      'patch',
-      'node',
-      o.name,
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address }] } }),
-    ]);
-
-    const kubeconfig = inlineKubeconfig(
-      await lab.cp.kubeconfigFor({
-        user: serviceAccountUser(DEFAULT_NAMESPACE, AGENT_SA),
-        groups: ['system:serviceaccounts'],
+    net.onCleanup(() => cluster.kubectl(['delete', 'node', o.name, '--ignore-not-found', '--wait=false']));
+    await cluster.kubectl([
+      'patch', 'node', o.name, '--subresource=status', '--type=merge',
+      '-p', JSON.stringify({
+        status: {
+          addresses: [{ type: 'InternalIP', address: o.address }],
+          // what the scheduler fits pods against: without it no pod with requests lands here
+          capacity: NODE_RESOURCES,
+          allocatable: NODE_RESOURCES,
+        },
       }),
-    );
+    ]); // prettier-ignore
     return {
       name: o.name,
-      address,
+      address: o.address,
       netns,
       tap,
-      relayAddress,
-      apiPort,
-      kubeconfig,
       async bridgeTap() {
         await ipIn(netns, 'addr', 'flush', 'dev', tap);
         await ipIn(netns, 'link', 'set', tap, 'master', 'vmbr0', 'up');
@@ -113,33 +94,48 @@ export async function addVmNode(
   }
 }
 
-/** A kubeconfig with its certificate and key files turned into *-data fields. */
-function inlineKubeconfig(path: string): string {
-  const kc = YAML.parse(readFileSync(path, 'utf8')) as {
-    clusters: { cluster: Record<string, string> }[];
-    users: { user: Record<string, string> }[];
-  };
-  const b64 = (f: string) => readFileSync(f).toString('base64');
-  for (const c of kc.clusters) {
-    const ca = c.cluster['certificate-authority'];
-    if (ca) {
-      c.cluster['certificate-authority-data'] = b64(ca);
-      delete c.cluster['certificate-authority'];
-    }
-  }
-  for (const u of kc.users) {
-    for (const [file, data] of [
-      ['client-certificate', 'client-certificate-data'],
-      ['client-key', 'client-key-data'],
-    ] as const) {
-      const f = u.user[file];
-      if (f) {
-        u.user[data] = b64(f);
-        delete u.user[file];
-      }
-    }
-  }
-  return YAML.stringify(kc);
+/**
+ * The kubeconfig the guest's agent uses: the cluster's internal apiserver address, its CA, and a
+ * token the apiserver issued for the datapath Pod the operator bound to `node` (what the kubelet
+ * mounts into that Pod), so the agent carries the node-bound identity the chart's policy checks.
+ */
+export async function datapathPodKubeconfig(
+  cluster: RealCluster,
+  namespace: string,
+  node: string,
+): Promise<string> {
+  const pod = await until(
+    `the datapath Pod bound to ${node}`,
+    async () => {
+      const pods = await cluster.getJson<{ items: { metadata: { name: string; uid: string } }[] }>([
+        'pods', '-n', namespace, '-l', 'app.kubernetes.io/component=datapath', '--field-selector', `spec.nodeName=${node}`,
+      ]); // prettier-ignore
+      return pods.items[0];
+    },
+    120_000,
+    500,
+  ).catch(async (e: Error) => {
+    const pods = await cluster.kubectl(['get', 'pods', '-n', namespace, '-o', 'wide']).catch(() => '');
+    const events = await cluster.kubectl(['get', 'events', '-n', namespace]).catch(() => '');
+    throw new Error(`${e.message}\n${pods}\n${events}`);
+  });
+  const token =
+    (await cluster.kubectl([
+      'create', 'token', AGENT_SA, '-n', namespace, '--duration', '2h',
+      '--bound-object-kind', 'Pod', '--bound-object-name', pod.metadata.name, '--bound-object-uid', pod.metadata.uid,
+    ])) // prettier-ignore
+      .trim();
+  const caData = readFileSync(cluster.cp.pki.caCert).toString('base64');
+  return YAML.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      { name: 'c', cluster: { server: cluster.cp.internalUrl, 'certificate-authority-data': caData } },
+    ],
+    users: [{ name: 'agent', user: { token } }],
+    contexts: [{ name: 'c', context: { cluster: 'c', user: 'agent' } }],
+    'current-context': 'c',
+  });
 }
 
 /** Paths of the VM node's "host directories", all on the writable share (the host root is read-only). */
@@ -160,14 +156,14 @@ export const vmPaths = {
  * entrypoint replaced by this checkout's dist/ and the hostPath volumes replaced by share paths, as
  * the guest (playing the kubelet) runs it inside `chroot /host`.
  */
-export function agentCommandLine(node: string): string[] {
+export function agentCommandLine(node: string, namespace: string): string[] {
   return [
     '/usr/bin/env',
     'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
     'HOME=/tmp',
     `KUBECONFIG=${vmPaths.kubeconfig}`,
     `NODE_NAME=${node}`,
-    `POD_NAMESPACE=${DEFAULT_NAMESPACE}`,
+    `POD_NAMESPACE=${namespace}`,
     'LOG_LEVEL=info',
     'KUBE_L2TP_RESYNC_SECONDS=2',
     'KUBE_L2TP_STATUS_COUNTER_SECONDS=2',
@@ -195,9 +191,9 @@ export function agentCommandLine(node: string): string[] {
 export function cnitoolCommandLine(
   cmd: 'add' | 'del',
   network: string,
-  pod: { name: string; namespace: string; netns: string; ip?: string },
+  pod: { name: string; namespace: string; netns: string },
 ): string[] {
-  const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}${pod.ip ? `;IP=${pod.ip}` : ''}`;
+  const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}`;
   return [
     '/usr/bin/env',
     '-i',

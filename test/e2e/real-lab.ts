@@ -41,6 +41,8 @@ export interface RealLabOptions {
   hostBase?: number;
   /** A lab whose underlay this one joins (two clusters on one L2 underlay). */
   joinUnderlay?: RealLab;
+  /** Numbers (1-based) of the nodes without a bpffs (see ClusterOptions.withoutBpffs). */
+  withoutBpffs?: number[];
   /** Extra `helm install --set` values (the image reference and pull policy are always set). */
   helmSet?: string[];
   logger: Logger;
@@ -94,6 +96,7 @@ export function startTestLab(o: {
   prefix: string;
   underlay: string;
   podNet: string;
+  withoutBpffs?: number[];
   logger: Logger;
   progress: (msg: string) => void;
 }): Promise<RealLab> {
@@ -130,6 +133,7 @@ export class RealLab {
         podNet: o.podNet,
         ...(o.hostBase !== undefined ? { hostBase: o.hostBase } : {}),
         ...(o.joinUnderlay ? { joinUnderlay: o.joinUnderlay.cluster } : {}),
+        ...(o.withoutBpffs ? { withoutBpffs: o.withoutBpffs } : {}),
         pause: o.images.pause,
         images: [o.images.kubeL2tp, o.images.tools, o.images.multus],
         logger: o.logger,

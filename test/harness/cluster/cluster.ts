@@ -38,6 +38,8 @@ export interface ClusterOptions {
   /** Pod addresses: node i gets PODNET.i.0/24 inside PODNET.0.0/16. */
   podNet: string;
   serviceCIDR?: string;
+  /** Numbers (1-based) of the nodes without a bpffs, where BPF is not available to the datapath. */
+  withoutBpffs?: number[];
   /** Containerd's sandbox image. */
   pause: ClusterImage;
   /** Imported into every node before kubelet starts. */
@@ -178,6 +180,7 @@ export class RealCluster {
         cp: this.cp,
         pauseImage: o.pause.name,
         logDir: this.logDir,
+        bpffs: !o.withoutBpffs?.includes(i),
       }),
     );
   }

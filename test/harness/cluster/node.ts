@@ -55,6 +55,8 @@ export interface NodeOptions {
   /** The sandbox image, already built (fully qualified name). */
   pauseImage: string;
   logDir: string;
+  /** false: the node has no bpffs at /sys/fs/bpf (a host where BPF is not available to the datapath). */
+  bpffs?: boolean;
 }
 
 export type NodeProcess = 'containerd' | 'kubelet' | 'kube-proxy';
@@ -273,7 +275,7 @@ export class RealNode {
       'mount -t sysfs sysfs /sys',
       `mount --rbind ${keep} /sys/fs/cgroup`,
       `umount -l ${keep}`,
-      'mount -t bpf bpf /sys/fs/bpf',
+      ...(o.bpffs === false ? [] : ['mount -t bpf bpf /sys/fs/bpf']),
       ...binds,
       `hostname ${o.name}`,
       'mount --make-rshared /',
