@@ -30,4 +30,23 @@ describe('Allocator', () => {
     assert.equal(a.allocate('port', ['n1'], 'tun/b'), 5001);
     assert.throws(() => a.allocate('port', ['n1'], 'tun/c'), /no free port/);
   });
+
+  it('knows the ID an owner holds per node, the latest first, and frees them all on release', () => {
+    const a = new Allocator();
+    assert.equal(a.idOf('session', 'n1', 'pw/a'), undefined);
+    a.allocatePair('session', 'session ID', 'pw/a', { local: 'n1', peer: 'n2' }, {});
+    assert.equal(a.idOf('session', 'n1', 'pw/a'), 1);
+    assert.equal(a.idOf('session', 'n2', 'pw/a'), 1);
+    // a node still reports the old ID while the spec moved to 7: both stay taken, 7 is current
+    a.claim('session', 'n1', 7, 'pw/a');
+    assert.equal(a.idOf('session', 'n1', 'pw/a'), 7);
+    assert.equal(a.claim('session', 'n1', 1, 'pw/b'), 'pw/a');
+    a.releaseOn('session', 'n1', 'pw/a');
+    assert.equal(a.idOf('session', 'n1', 'pw/a'), undefined);
+    assert.equal(a.claim('session', 'n1', 1, 'pw/b'), undefined);
+    assert.equal(a.count('session', 'n2'), 1);
+    a.release('pw/a');
+    assert.equal(a.count('session', 'n2'), 0);
+    assert.equal(a.idOf('session', 'n2', 'pw/a'), undefined);
+  });
 });

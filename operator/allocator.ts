@@ -26,12 +26,32 @@ export class Allocator {
     port: new Map(),
   };
 
+  /**
+   * owner -> "kind node" -> the IDs it holds there, the latest claimed last: what an owner holds,
+   * without scanning every node's table. An owner may hold more than one (an ID a node still reports
+   * after the spec changed it stays taken until released).
+   */
+  private readonly held = new Map<string, Map<string, number[]>>();
+
   constructor(private readonly ranges: Ranges = DEFAULT_RANGES) {}
 
   private table(kind: IdKind, node: string): Map<number, string> {
     let t = this.used[kind].get(node);
     if (!t) this.used[kind].set(node, (t = new Map()));
     return t;
+  }
+
+  private set(kind: IdKind, node: string, t: Map<number, string>, id: number, owner: string): void {
+    t.set(id, owner);
+    let h = this.held.get(owner);
+    if (!h) this.held.set(owner, (h = new Map()));
+    const k = `${kind} ${node}`;
+    h.set(k, [...(h.get(k) ?? []).filter((x) => x !== id), id]);
+  }
+
+  /** The ID `owner` claimed or was given last on `node`, if it holds any. */
+  idOf(kind: IdKind, node: string, owner: string): number | undefined {
+    return this.held.get(owner)?.get(`${kind} ${node}`)?.at(-1);
   }
 
   ownerOf(kind: IdKind, node: string, id: number): string | undefined {
@@ -44,7 +64,7 @@ export class Allocator {
     const t = this.table(kind, node);
     const cur = t.get(id);
     if (cur !== undefined && cur !== owner) return cur;
-    t.set(id, owner);
+    this.set(kind, node, t, id, owner);
     return undefined;
   }
 
@@ -54,7 +74,7 @@ export class Allocator {
     const tables = nodes.map((n) => this.table(kind, n));
     for (let id = Math.max(1, min); id <= max; id++) {
       if (tables.every((t) => (t.get(id) ?? owner) === owner)) {
-        for (const t of tables) t.set(id, owner);
+        tables.forEach((t, i) => this.set(kind, nodes[i]!, t, id, owner));
         return id;
       }
     }
@@ -97,18 +117,22 @@ export class Allocator {
 
   /** Drop everything `owner` holds (after its sessions are gone from every node). */
   release(owner: string): void {
-    for (const kind of Object.keys(this.used) as IdKind[]) {
-      for (const t of this.used[kind].values()) {
-        for (const [id, o] of t) if (o === owner) t.delete(id);
-      }
+    for (const k of [...(this.held.get(owner)?.keys() ?? [])]) {
+      const [kind, node] = k.split(' ') as [IdKind, string];
+      this.releaseOn(kind, node, owner);
     }
   }
 
   /** Drop what `owner` holds on one node. */
   releaseOn(kind: IdKind, node: string, owner: string): void {
+    const h = this.held.get(owner);
+    const k = `${kind} ${node}`;
+    const ids = h?.get(k);
+    if (!ids) return;
     const t = this.used[kind].get(node);
-    if (!t) return;
-    for (const [id, o] of t) if (o === owner) t.delete(id);
+    for (const id of ids) if (t?.get(id) === owner) t.delete(id);
+    h!.delete(k);
+    if (h!.size === 0) this.held.delete(owner);
   }
 
   count(kind: IdKind, node: string): number {

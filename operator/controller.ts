@@ -10,8 +10,14 @@ import {
   type L2TPTunnel,
   type Pseudowire,
 } from '../lib/api/schemas.js';
+import {
+  MAX_NODE_STATE_ITEMS,
+  MAX_NODE_STATE_SPEC_BYTES,
+  MAX_SESSIONS_PER_TUNNEL,
+} from '../lib/api/limits.js';
 import type { Logger } from '../lib/log.js';
 import { Allocator, DEFAULT_RANGES } from './allocator.js';
+import { CacheIndex } from './cache-index.js';
 import { Informer, objectKey, type InformerCache, type InformerOptions } from './informer.js';
 import { isConflict, isNotFound, resourcePath, type KubeApi } from './kube.js';
 import type { Metrics } from './metrics.js';
@@ -33,16 +39,23 @@ import { reconcileNode } from './reconcilers/node.js';
 import { deepEqual } from './reconcilers/patch.js';
 import { reconcilePseudowire } from './reconcilers/pseudowire.js';
 import { CookieResolver } from './reconcilers/secrets.js';
+import { WriteSpacing } from './reconcilers/spacing.js';
 import { reconcileTunnel } from './reconcilers/tunnel.js';
 import { tunnelNodes, tunnelSides, type PodObject } from './render.js';
 
 export type { ControllerConfig } from './reconcilers/context.js';
 
 export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
-  workers: 4,
+  workers: 16,
   ranges: DEFAULT_RANGES,
   teardownTimeoutMs: 120_000,
   nadCheckIntervalMs: 30_000,
+  writeSpacingMs: 3000,
+  limits: {
+    sessionsPerTunnel: MAX_SESSIONS_PER_TUNNEL,
+    nodeStateItems: MAX_NODE_STATE_ITEMS,
+    nodeStateSpecBytes: MAX_NODE_STATE_SPEC_BYTES,
+  },
 };
 
 /** Makes the informer of one kind; the operator lists and watches the API, a test feeds its own. */
@@ -99,6 +112,8 @@ export class Controller {
       get nads() {
         return currentNads();
       },
+      pwsByTunnel: new CacheIndex(this.pws, (p) => [p.spec.tunnelRef.name]),
+      tunnelsByNode: new CacheIndex(this.tunnels, tunnelNodes),
     };
     this.ctx = {
       client,
@@ -108,6 +123,9 @@ export class Controller {
       caches,
       events: new EventRecorder(client, log),
       cookies: new CookieResolver(client),
+      enqueue: (key, afterMs) => this.queue.addAfter(key, afterMs ?? 0),
+      spacing: new WriteSpacing(cfg.writeSpacingMs),
+      refused: new Map(),
     };
     this.wire();
   }
@@ -219,15 +237,6 @@ export class Controller {
       if (s.peerNode && t.status?.peerUDPPort)
         this.alloc.claim('port', s.peerNode, t.status.peerUDPPort, owner);
     }
-    for (const p of this.pws.list()) {
-      const t = this.tunnels.get(p.spec.tunnelRef.name);
-      if (!t) continue;
-      const owner = `pw/${objectKey(p)}`;
-      const s = tunnelSides(t);
-      if (p.status?.sessionID) this.alloc.claim('session', s.localNode, p.status.sessionID, owner);
-      if (s.peerNode && p.status?.peerSessionID)
-        this.alloc.claim('session', s.peerNode, p.status.peerSessionID, owner);
-    }
     // what node states carry or agents still report is in use, whoever owns it now
     for (const ns of this.nodeStates.list()) {
       const node = ns.metadata.name;
@@ -241,6 +250,16 @@ export class Controller {
       for (const s of ns.status?.sessions ?? []) {
         this.alloc.claim('session', node, s.sessionId, `pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
       }
+    }
+    // last, so that what a pseudowire's status records is the ID the allocator calls current
+    for (const p of this.pws.list()) {
+      const t = this.tunnels.get(p.spec.tunnelRef.name);
+      if (!t) continue;
+      const owner = `pw/${objectKey(p)}`;
+      const s = tunnelSides(t);
+      if (p.status?.sessionID) this.alloc.claim('session', s.localNode, p.status.sessionID, owner);
+      if (s.peerNode && p.status?.peerSessionID)
+        this.alloc.claim('session', s.peerNode, p.status.peerSessionID, owner);
     }
   }
 

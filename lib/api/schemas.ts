@@ -5,6 +5,7 @@
 // reuse lib/wire/session.ts where the vocabulary is the same.
 import { z } from 'zod';
 import { U32_MAX } from '../wire/session.js';
+import { MAX_NODE_STATE_ITEMS, MAX_SESSIONS_PER_TUNNEL } from './limits.js';
 
 export const GROUP = 'l2tp.kube-l2tp.io';
 export const VERSION = 'v1alpha1';
@@ -311,14 +312,14 @@ export const nodeTunnelSpecSchema = z.object({
   udpSourcePort: apiPortSchema.optional(),
   udpDestinationPort: apiPortSchema.optional(),
   udpChecksum: z.boolean(),
-  sessions: z.array(nodeSessionSpecSchema),
+  sessions: z.array(nodeSessionSpecSchema).max(MAX_SESSIONS_PER_TUNNEL),
 });
 export type NodeTunnelSpec = z.infer<typeof nodeTunnelSpecSchema>;
 
 export const nodeStateSpecSchema = z
   .object({
     nodeName: z.string(),
-    tunnels: z.array(nodeTunnelSpecSchema),
+    tunnels: z.array(nodeTunnelSpecSchema).max(MAX_NODE_STATE_ITEMS),
   })
   .meta({
     description: 'Written only by the operator: everything this node must have, in ip l2tp vocabulary.',
@@ -362,8 +363,8 @@ export const nodeStateStatusSchema = z
     backend: z.enum(['kernel', 'ebpf', 'userspace']).optional(),
     backendReason: z.string().optional(),
     agentVersion: z.string().optional(),
-    tunnels: z.array(nodeTunnelStatusSchema).optional(),
-    sessions: z.array(nodeSessionStatusSchema).optional(),
+    tunnels: z.array(nodeTunnelStatusSchema).max(MAX_NODE_STATE_ITEMS).optional(),
+    sessions: z.array(nodeSessionStatusSchema).max(MAX_NODE_STATE_ITEMS).optional(),
     lastError: z.object({ time: z.string().meta({ format: 'date-time' }), message: z.string() }).optional(),
     conditions: conditionsSchema.optional(),
   })

@@ -5,11 +5,14 @@ import type { KObject, L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/a
 import { GROUP, VERSION } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
 import type { Allocator, Ranges } from '../allocator.js';
+import type { CacheIndex } from '../cache-index.js';
 import type { InformerCache } from '../informer.js';
 import type { KubeApi } from '../kube.js';
-import { tunnelNodes, type PodConfig, type PodObject } from '../render.js';
+import type { PodConfig, PodObject } from '../render.js';
 import type { EventRecorder } from './events.js';
 import type { CookieResolver } from './secrets.js';
+import type { Limits, Verdict } from './limits.js';
+import type { WriteSpacing } from './spacing.js';
 
 export interface NodeObject extends KObject {
   status?: { addresses?: { type: string; address: string }[] };
@@ -27,6 +30,9 @@ export interface ControllerConfig {
   /** Stop waiting for agents to report a removed session after this long. */
   teardownTimeoutMs: number;
   nadCheckIntervalMs: number;
+  /** Least time between two writes of one node state or one tunnel's status (the first is at once). */
+  writeSpacingMs: number;
+  limits: Limits;
   /** Generate Multus NetworkAttachmentDefinitions when that CRD exists (default true). */
   multus?: boolean;
 }
@@ -42,6 +48,8 @@ export interface Caches {
   pods: InformerCache<PodObject & KObject>;
   /** Present once the NetworkAttachmentDefinition CRD has been found. */
   nads: InformerCache<NadObject> | undefined;
+  pwsByTunnel: CacheIndex<Pseudowire>;
+  tunnelsByNode: CacheIndex<L2TPTunnel>;
 }
 
 export interface ReconcileContext {
@@ -52,18 +60,25 @@ export interface ReconcileContext {
   caches: Caches;
   events: EventRecorder;
   cookies: CookieResolver;
+  /** Queue a key ("node/NAME", ...) for its reconciler, now or after a delay. */
+  enqueue(key: string, afterMs?: number): void;
+  /** Spaces the writes of node states and tunnel statuses (see spacing.ts). */
+  spacing: WriteSpacing;
+  /** node -> the pseudowires ("ns/name") its node state has no room for, and why (limits.ts). */
+  refused: Map<string, Map<string, Verdict>>;
 }
+
+/** How long a new pseudowire's waiting status is held back (see reconcilePseudowire). */
+export const PENDING_HOLD_MS = 10_000;
 
 export type ReconcileResult = void | { requeueAfterMs?: number };
 
 /** Kubernetes time (seconds precision), as status and Events carry it. */
 export const kubeNow = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-export const pwsOfTunnel = (c: Caches, name: string): Pseudowire[] =>
-  c.pws.list().filter((p) => p.spec.tunnelRef.name === name);
+export const pwsOfTunnel = (c: Caches, name: string): Pseudowire[] => c.pwsByTunnel.get(name);
 
-export const tunnelsOfNode = (c: Caches, node: string): L2TPTunnel[] =>
-  c.tunnels.list().filter((t) => tunnelNodes(t).includes(node));
+export const tunnelsOfNode = (c: Caches, node: string): L2TPTunnel[] => c.tunnelsByNode.get(node);
 
 /** The node states of these nodes that exist. */
 export function nodeStateMap(c: Caches, nodes: string[]): Map<string, L2TPNodeState> {

@@ -9,10 +9,38 @@ import {
   desiredNodeState,
   mayRoll,
   renderNodeState,
+  tunnelSides,
+  type TunnelSides,
 } from '../render.js';
 import { CRD, pwsOfTunnel, tunnelsOfNode, type ReconcileContext, type ReconcileResult } from './context.js';
+import { admit, type Verdict } from './limits.js';
 import { deepEqual, deleteIfExists } from './patch.js';
 import type { Cookies } from './secrets.js';
+
+/**
+ * A pseudowire with the session IDs the allocator holds for it: a new one is rendered as soon as its
+ * IDs are allocated, before its status records them. Without IDs on both sides (a conflict) it keeps
+ * what its status says, which renders nothing new.
+ */
+function withAllocatedIds(ctx: ReconcileContext, p: Pseudowire, sides: TunnelSides): Pseudowire {
+  const owner = `pw/${objectKey(p)}`;
+  const sessionID = ctx.alloc.idOf('session', sides.localNode, owner);
+  const peerSessionID = sides.peerNode
+    ? ctx.alloc.idOf('session', sides.peerNode, owner)
+    : (p.spec.peerSessionID ?? p.status?.peerSessionID);
+  if (sessionID === undefined || peerSessionID === undefined) return p;
+  if (sessionID === p.status?.sessionID && peerSessionID === p.status.peerSessionID) return p;
+  return { ...p, status: { ...p.status, sessionID, peerSessionID } };
+}
+
+/** Records which pseudowires this node has no room for; those whose verdict changed are requeued. */
+function noteRefused(ctx: ReconcileContext, node: string, now: Map<string, Verdict>): void {
+  const before = ctx.refused.get(node) ?? new Map<string, Verdict>();
+  for (const k of new Set([...before.keys(), ...now.keys()]))
+    if (before.get(k)?.message !== now.get(k)?.message) ctx.enqueue(`pw/${k}`);
+  if (now.size) ctx.refused.set(node, now);
+  else ctx.refused.delete(node);
+}
 
 export async function reconcileNode(ctx: ReconcileContext, node: string): Promise<ReconcileResult> {
   const { caches, client, cfg, log } = ctx;
@@ -30,32 +58,51 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       await deleteIfExists(client, podPath, grace);
       log.info({ node, reason: nodeObj ? 'no endpoints' : 'node deleted' }, 'datapath pod deleted');
     }
+    noteRefused(ctx, node, new Map());
     if (ns) {
+      ctx.spacing.forget(`node/${node}`);
       await deleteIfExists(client, nsPath);
       log.info({ node }, 'node state deleted');
     }
     return;
   }
-  // pseudowires whose cookies cannot be resolved stay out of the node state (their status says why)
+  // pseudowires whose cookies cannot be resolved stay out of the node state (their status says why);
+  // Secrets are read in parallel, each at most once (the resolver caches and shares lookups)
+  const candidates = tunnels.flatMap((t) =>
+    pwsOfTunnel(caches, t.metadata.name).map((p) => withAllocatedIds(ctx, p, tunnelSides(t))),
+  );
+  const resolved = await Promise.all(
+    candidates.map((p) => (p.spec.cookie || p.spec.peerCookie ? ctx.cookies.of(p) : {})),
+  );
   const pws: Pseudowire[] = [];
   const cookieMap = new Map<string, Cookies>();
-  for (const t of tunnels) {
-    for (const p of pwsOfTunnel(caches, t.metadata.name)) {
-      const c = p.spec.cookie || p.spec.peerCookie ? await ctx.cookies.of(p) : {};
-      if ('error' in c) continue;
-      cookieMap.set(objectKey(p), c);
-      pws.push(p);
-    }
-  }
-  const spec = renderNodeState(node, tunnels, pws, (p, which) => cookieMap.get(objectKey(p))?.[which]);
+  candidates.forEach((p, i) => {
+    const c = resolved[i]!;
+    if ('error' in c) return;
+    cookieMap.set(objectKey(p), c);
+    pws.push(p);
+  });
+  const created = new Map(
+    pws.map((p) => [objectKey(p), `${p.metadata.creationTimestamp ?? ''} ${objectKey(p)}`]),
+  );
+  const { spec, refused } = admit(
+    renderNodeState(node, tunnels, pws, (p, which) => cookieMap.get(objectKey(p))?.[which]),
+    (pw) => created.get(`${pw.namespace}/${pw.name}`) ?? '',
+    cfg.limits,
+  );
+  noteRefused(ctx, node, refused);
   let current = ns;
   if (!current) {
+    ctx.spacing.wrote(`node/${node}`);
     current = await client.create<L2TPNodeState>(
       resourcePath(CRD('l2tpnodestates')),
       desiredNodeState(node, nodeObj.metadata.uid, spec),
     );
     log.info({ node, tunnels: spec.tunnels.length }, 'node state created');
   } else if (!deepEqual(current.spec, spec)) {
+    const wait = ctx.spacing.wait(`node/${node}`);
+    if (wait > 0) return { requeueAfterMs: wait };
+    ctx.spacing.wrote(`node/${node}`);
     current = await client.patch<L2TPNodeState>(nsPath, { spec });
     log.debug({ node, generation: current.metadata.generation }, 'node state updated');
   }

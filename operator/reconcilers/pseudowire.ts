@@ -4,7 +4,15 @@ import { setReadyDegraded } from '../../lib/api/conditions.js';
 import type { PseudowireStatus } from '../../lib/api/schemas.js';
 import { isConflict, resourcePath } from '../kube.js';
 import { FINALIZER, desiredNAD, rollupPseudowire, tunnelNodes, tunnelSides } from '../render.js';
-import { CRD, NAD, kubeNow, nodeStateMap, type ReconcileContext, type ReconcileResult } from './context.js';
+import {
+  CRD,
+  NAD,
+  PENDING_HOLD_MS,
+  kubeNow,
+  nodeStateMap,
+  type ReconcileContext,
+  type ReconcileResult,
+} from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
 import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
 
@@ -79,8 +87,20 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   const psid = sides.peerNode ? ids.peer : (p.spec.peerSessionID ?? p.status?.peerSessionID);
   st.sessionID = ids.local!;
   if (psid !== undefined) st.peerSessionID = psid;
+  // node states render from the allocator, so new IDs reach the agents before status records them
+  if (st.sessionID !== p.status?.sessionID || st.peerSessionID !== p.status?.peerSessionID)
+    for (const n of tunnelNodes(t)) ctx.enqueue(`node/${n}`, 200);
+  // A new pseudowire's waiting status (tunnel not allocated, agents not reporting yet) is held back
+  // for a few seconds: agents usually report by then, and status is written once, with the result.
+  const age = Date.now() - Date.parse(p.metadata.creationTimestamp ?? '');
+  const hold = p.status?.conditions === undefined && age < PENDING_HOLD_MS;
+  const held = (): ReconcileResult => ({ requeueAfterMs: Math.max(100, PENDING_HOLD_MS - age) });
   const cookies = await ctx.cookies.of(p);
   if ('error' in cookies) return fail('CookieUnavailable', cookies.error);
+  const full = tunnelNodes(t)
+    .map((n) => ctx.refused.get(n)?.get(key))
+    .find((v) => v !== undefined);
+  if (full) return fail(full.reason, full.message);
   if (caches.nads) {
     const want = desiredNAD(p);
     const cur = caches.nads.get(key);
@@ -106,6 +126,7 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
       st.observedGeneration,
       now,
     );
+    if (hold) return held();
     await writeStatus(client, path, p, st);
     return;
   }
@@ -115,6 +136,7 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   else delete st.mtu;
   const prev = p.status?.conditions?.find((c) => c.type === 'Degraded');
   st.conditions = setReadyDegraded(st.conditions, roll.ready, roll.degraded, st.observedGeneration, now);
+  if (hold && roll.ready.reason === 'Pending') return held();
   if (
     (await writeStatus(client, path, p, st)) &&
     roll.degraded.status === 'True' &&

@@ -1,28 +1,56 @@
 // Pseudowire cookies: a literal value, or a key of a Secret in the pseudowire's own namespace (never
-// another). Secrets are read on demand, not watched (the operator may read only the ones referenced),
-// and kept for a minute so a busy reconcile loop does not re-read them.
+// another). Secrets are read on demand, not watched (the operator may read only the ones referenced).
+// One read per Secret serves every pseudowire that refers to it: a found Secret is kept for a minute,
+// a missing or unreadable one for a few seconds (so a node render over many pseudowires naming a
+// missing Secret costs one GET, not one each), and concurrent lookups share the request in flight.
 import type { Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError, type KubeApi } from '../kube.js';
 
 const CACHE_MS = 60_000;
+const MISS_CACHE_MS = 5_000;
+
+type SecretData = Record<string, string> | undefined;
 
 export type Cookies = { cookie?: string; peerCookie?: string };
 
 export class CookieResolver {
-  private readonly cache = new Map<string, { value: string; at: number }>();
+  private readonly cache = new Map<string, { read: Promise<SecretData>; at: number; ok?: boolean }>();
 
-  constructor(private readonly client: Pick<KubeApi, 'get'>) {}
+  constructor(
+    private readonly client: Pick<KubeApi, 'get'>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private secret(ns: string, name: string): Promise<SecretData> {
+    const k = `${ns}/${name}`;
+    const hit = this.cache.get(k);
+    // in flight (ok undefined), or settled and not yet stale
+    if (hit && (hit.ok === undefined || this.now() - hit.at < (hit.ok ? CACHE_MS : MISS_CACHE_MS)))
+      return hit.read;
+    const entry: { read: Promise<SecretData>; at: number; ok?: boolean } = {
+      read: this.client
+        .get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/${name}`)
+        .then(
+          (s) => {
+            Object.assign(entry, { ok: true, at: this.now() });
+            return s.data;
+          },
+          (e: unknown) => {
+            Object.assign(entry, { ok: false, at: this.now() });
+            throw e;
+          },
+        ),
+      at: this.now(),
+    };
+    entry.read.catch(() => undefined); // a failed read is reported to whoever awaits it
+    this.cache.set(k, entry);
+    return entry.read;
+  }
 
   private async resolve(ns: string, src: NonNullable<Pseudowire['spec']['cookie']>): Promise<string> {
     if (src.value !== undefined) return src.value.toLowerCase();
     const ref = src.secretRef!;
-    const ck = `${ns}/${ref.name}/${ref.key}`;
-    const hit = this.cache.get(ck);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value;
-    const secret = await this.client.get<{ data?: Record<string, string> }>(
-      `/api/v1/namespaces/${ns}/secrets/${ref.name}`,
-    );
-    const b64 = secret.data?.[ref.key];
+    const b64 = (await this.secret(ns, ref.name))?.[ref.key];
     if (b64 === undefined) throw new Error(`Secret ${ns}/${ref.name} has no key ${ref.key}`);
     const v = Buffer.from(b64, 'base64')
       .toString()
@@ -32,7 +60,6 @@ export class CookieResolver {
       .toLowerCase();
     if (!/^([0-9a-f]{8}|[0-9a-f]{16})$/.test(v))
       throw new Error(`Secret ${ns}/${ref.name} key ${ref.key} is not a 4- or 8-byte hex cookie`);
-    this.cache.set(ck, { value: v, at: Date.now() });
     return v;
   }
 

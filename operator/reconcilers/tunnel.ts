@@ -14,7 +14,7 @@ import {
   type ReconcileResult,
 } from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
-import { addFinalizer, writeStatus } from './patch.js';
+import { addFinalizer, deepEqual, writeStatus } from './patch.js';
 
 const nodeAddress = (n: NodeObject | undefined, ipv6 = false): string | undefined => {
   const addrs = n?.status?.addresses ?? [];
@@ -29,6 +29,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   const t = caches.tunnels.get(name);
   if (!t) {
     alloc.release(owner);
+    ctx.spacing.forget(owner);
     return;
   }
   const path = resourcePath({ ...CRD('l2tptunnels'), name });
@@ -118,6 +119,13 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   const degraded = first ? { status: 'True' as const, reason: first.reason, message } : roll.degraded;
   const prevReason = t.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
   st.conditions = setReadyDegraded(st.conditions, ready, degraded, st.observedGeneration, kubeNow());
+  // what pseudowires need (IDs, addresses) goes out at once; roll-up changes are spaced
+  const keys = ['tunnelID', 'peerTunnelID', 'udpPort', 'peerUDPPort', 'localAddress', 'peerAddress'] as const;
+  const wait = keys.some((k) => t.status?.[k] !== st[k]) ? 0 : ctx.spacing.wait(owner);
+  if (!deepEqual(t.status ?? {}, st)) {
+    if (wait > 0) return { requeueAfterMs: wait };
+    ctx.spacing.wrote(owner);
+  }
   if ((await writeStatus(ctx.client, path, t, st)) && first && prevReason !== first.reason)
     await ctx.events.record(t, 'Warning', first.reason, ready.message);
 }

@@ -80,7 +80,13 @@ describe('operator on a real apiserver', () => {
       const x = await env.admin.get<L2TPNodeState>(nodeStatePath('n2'));
       return x.spec?.tunnels[0]?.sessions.length === 1 ? x : undefined;
     });
-    const p = await env.admin.get<Pseudowire>(pwPath('red'));
+    // the node states carry the session before the pseudowire's status does: a new pseudowire's
+    // waiting status is held back a few seconds (no agent reports here), then written with its IDs
+    assert.equal((await env.admin.get<Pseudowire>(pwPath('red'))).status, undefined);
+    const p = await eventually('the Pending status with the IDs', async () => {
+      const x = await env.admin.get<Pseudowire>(pwPath('red'));
+      return x.status?.sessionID ? x : undefined;
+    });
     const [a, b] = [n1.spec!.tunnels[0]!, n2.spec!.tunnels[0]!];
     // Host 1 / Host 2: everything reversed at the peer
     assert.equal(a.tunnelId, b.peerTunnelId);

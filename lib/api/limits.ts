@@ -1,0 +1,19 @@
+// The limits a user can reach, in one place: the CRD schemas carry them as maxItems, the operator
+// enforces them with a status that names the limit (reasons TunnelFull, NodeStateFull), and the docs
+// quote them.
+
+/** Sessions one tunnel carries: the userspace datapath's per-tunnel session table holds this many. */
+export const MAX_SESSIONS_PER_TUNNEL = 4096;
+
+/**
+ * Tunnels plus sessions in one L2TPNodeState. The object holds the spec (about 250 bytes a session)
+ * and the agent's status (about 150 bytes a session) and must stay within etcd's request limit
+ * (1.5 MiB by default), so a node tops out here, whatever the backend could hold.
+ */
+export const MAX_NODE_STATE_ITEMS = 3072;
+
+/**
+ * Bytes of one node state's spec: with names of ordinary length the item limit keeps well inside
+ * this; long namespace and pseudowire names reach it first, and then it is what refuses.
+ */
+export const MAX_NODE_STATE_SPEC_BYTES = 900 * 1024;
