@@ -3,14 +3,16 @@
 // RSS. The operator runs as its own process with its ServiceAccount identity; simulated agents (one
 // watch over every node state, as each real agent watches its own) report status. Where the time
 // goes is printed per scenario: CPU seconds of the operator, kube-apiserver, etcd and this process,
-// reconciles and their summed time per controller. The same-run baseline is the apiserver's own
-// write rate: the bench creating the pseudowires from 16 parallel clients.
-//   node dist/bench/operator-bench.js [nodes:pseudowires ...]   (default 200:1000 500:5000 1000:10000)
+// reconciles and their summed time per controller. The same-run baseline is another build of the
+// operator (--baseline DIR, e.g. the previous commit's dist) run on the same scenarios, and the
+// apiserver's own pace in each scenario: the bench creating the pseudowires from 16 parallel clients.
+//   node dist/bench/operator-bench.js [--baseline DIR] [nodes:pseudowires ...]
+//   (default 200:1000 500:5000 1000:10000)
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../lib/log.js';
-import { Informer } from '../operator/informer.js';
+import { Informer } from '../lib/kube/informer.js';
 import type { L2TPNodeState, Pseudowire } from '../lib/api/schemas.js';
 import { freePort } from '../test/harness/controlplane.js';
 import {
@@ -97,6 +99,8 @@ const writes = (m: Map<string, number>, resource?: string) =>
 const total = (m: Map<string, number>) => [...m.values()].reduce((s, v) => s + v, 0);
 
 interface Result {
+  /** which operator: this tree's, or the baseline build's */
+  who: string;
   nodes: number;
   pws: number;
   convergeS: number;
@@ -113,7 +117,7 @@ interface Result {
   reconciles: string;
 }
 
-async function scenario(nodes: number, pws: number): Promise<Result> {
+async function scenario(nodes: number, pws: number, who: string, main: string): Promise<Result> {
   const env = await setupEnv();
   let opProc: ReturnType<typeof spawn> | undefined;
   let agentStop = false;
@@ -124,7 +128,6 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
       createNode(env.admin, n, `10.${Math.floor(names.indexOf(n) / 250)}.${names.indexOf(n) % 250}.1`),
     );
     const port = await freePort();
-    const main = join(import.meta.dirname, '..', 'operator', 'main.js');
     opProc = spawn(process.execPath, [main, '--kubeconfig', env.operatorKubeconfig, '--namespace', NS, '--metrics-addr', `127.0.0.1:${port}`, '--leader-elect=false', '--pod-delete-grace-seconds', '0'], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, LOG_LEVEL: 'warn' },
@@ -154,7 +157,7 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
         await pool(batch, 8, async (name) => {
           const ns = seen.get(name);
           if (!ns || ns.status?.observedGeneration === ns.metadata.generation) return;
-          await env.agent.replace(`${nodeStatePath(name)}/status`, { ...ns, apiVersion: A, kind: 'L2TPNodeState', status: healthyStatus(ns) }).catch(() => todo.add(name)); // prettier-ignore
+          await env.agent.patch(`${nodeStatePath(name)}/status`, { status: healthyStatus(ns) }).catch(() => todo.add(name)); // prettier-ignore
         });
         await sleep(100);
       }
@@ -217,6 +220,7 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
       .map((r) => `${r}=${writes(atConverge, r)}`)
       .join(' ');
     return {
+      who,
       nodes,
       pws,
       convergeS,
@@ -242,38 +246,53 @@ async function scenario(nodes: number, pws: number): Promise<Result> {
   }
 }
 
-const args = process.argv.slice(2);
-const scenarios = (args.length ? args : ['200:1000', '500:5000', '1000:10000']).map(
+const argv = process.argv.slice(2);
+// --baseline DIR: the dist folder of another build (an earlier commit): each scenario runs with that
+// operator first, then with this tree's, in the same run
+const bi = argv.indexOf('--baseline');
+const baseline = bi >= 0 ? argv.splice(bi, 2)[1] : undefined;
+const scenarios = (argv.length ? argv : ['200:1000', '500:5000', '1000:10000']).map(
   (s) => s.split(':').map(Number) as [number, number],
 );
+const operators: [string, string][] = [
+  ...(baseline ? [['baseline', join(baseline, 'operator', 'main.js')] as [string, string]] : []),
+  ['this tree', join(import.meta.dirname, '..', 'operator', 'main.js')],
+];
 const results: Result[] = [];
 for (const [n, p] of scenarios) {
-  console.log(`scenario: ${p} pseudowires over ${n} nodes ...`);
-  const r = await scenario(n, p);
-  console.log(JSON.stringify(r));
-  results.push(r);
+  for (const [who, main] of operators) {
+    console.log(`scenario: ${p} pseudowires over ${n} nodes, ${who}'s operator ...`);
+    const r = await scenario(n, p, who, main);
+    console.log(JSON.stringify(r));
+    results.push(r);
+  }
 }
 console.log(
-  '\n| nodes | pseudowires | converge (s) | operator API requests | writes | writes/pw | writes in 10 s steady state | peak RSS (MB) |',
+  '\n| operator | nodes | pseudowires | converge (s) | operator API requests | writes | writes/pw | writes in 10 s steady state | peak RSS (MB) |',
 );
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   console.log(
-    `| ${r.nodes} | ${r.pws} | ${r.convergeS.toFixed(1)} | ${r.requests} | ${r.writes} | ${r.writesPerPw.toFixed(2)} | ${r.steadyWrites} | ${r.rssMB.toFixed(0)} |`,
+    `| ${r.who} | ${r.nodes} | ${r.pws} | ${r.convergeS.toFixed(1)} | ${r.requests} | ${r.writes} | ${r.writesPerPw.toFixed(2)} | ${r.steadyWrites} | ${r.rssMB.toFixed(0)} |`,
   );
 }
 console.log('\nwhere the time goes (from pseudowire creation to convergence):');
 for (const r of results) {
-  console.log(`${r.nodes}/${r.pws}: writes by resource: ${r.byResource}`);
-  console.log(`${r.nodes}/${r.pws}: CPU seconds: ${r.cpu}`);
-  console.log(`${r.nodes}/${r.pws}: reconciles (summed time): ${r.reconciles}`);
+  const base = results.find((b) => b.who === 'baseline' && b.pws === r.pws && b.nodes === r.nodes);
+  if (base && base !== r)
+    console.log(
+      `${r.nodes}/${r.pws}: against the baseline operator in this run: converge ${(r.convergeS / base.convergeS).toFixed(2)}x, writes per pseudowire ${(r.writesPerPw / base.writesPerPw).toFixed(2)}x, peak RSS ${(r.rssMB / base.rssMB).toFixed(2)}x`,
+    );
+  console.log(`${r.who}, ${r.nodes}/${r.pws}: writes by resource: ${r.byResource}`);
+  console.log(`${r.who}, ${r.nodes}/${r.pws}: CPU seconds: ${r.cpu}`);
+  console.log(`${r.who}, ${r.nodes}/${r.pws}: reconciles (summed time): ${r.reconciles}`);
   console.log(
-    `${r.nodes}/${r.pws}: baseline, same run: the bench created ${r.createPerS.toFixed(0)} pseudowires/s; the operator wrote ${r.opWritesPerS.toFixed(0)} objects/s (ratio ${(r.opWritesPerS / r.createPerS).toFixed(2)})`,
+    `${r.who}, ${r.nodes}/${r.pws}: the apiserver's pace in this scenario: the bench created ${r.createPerS.toFixed(0)} pseudowires/s; the operator wrote ${r.opWritesPerS.toFixed(0)} objects/s (ratio ${(r.opWritesPerS / r.createPerS).toFixed(2)})`,
   );
 }
 const GOALS: Record<number, number> = { 5000: 30, 10000: 60 };
-console.log('\ngoals:');
-for (const r of results) {
+console.log("\ngoals (this tree's operator):");
+for (const r of results.filter((x) => x.who === 'this tree')) {
   const g = GOALS[r.pws];
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
   if (g !== undefined)

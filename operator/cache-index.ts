@@ -3,7 +3,7 @@
 // needs instead of scanning every object of the kind, which at thousands of pseudowires made each
 // node render cost as much as the whole cluster.
 import type { KObject } from '../lib/api/schemas.js';
-import { objectKey, type InformerCache } from './informer.js';
+import { objectKey, type InformerCache } from '../lib/kube/informer.js';
 
 export class CacheIndex<T extends KObject> {
   private readonly byValue = new Map<string, Map<string, T>>();

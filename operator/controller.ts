@@ -18,8 +18,8 @@ import {
 import type { Logger } from '../lib/log.js';
 import { Allocator, DEFAULT_RANGES } from './allocator.js';
 import { CacheIndex } from './cache-index.js';
-import { Informer, objectKey, type InformerCache, type InformerOptions } from './informer.js';
-import { isConflict, isNotFound, resourcePath, type KubeApi } from './kube.js';
+import { Informer, objectKey, type InformerCache, type InformerOptions } from '../lib/kube/informer.js';
+import { isConflict, isNotFound, resourcePath, type KubeApi } from '../lib/kube/client.js';
 import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../lib/log.js';
-import { ApiError } from './kube.js';
+import { ApiError } from '../lib/kube/client.js';
 import { LeaderElector, type LeaderElectionConfig } from './leader.js';
 
 interface Lease {

@@ -2,8 +2,8 @@
 // judged by the local clock from when this candidate last saw the record change (no clock sync
 // needed between replicas).
 import type { Logger } from '../lib/log.js';
-import { isConflict, isNotFound, type KubeClient } from './kube.js';
-import { sleep } from './informer.js';
+import { isConflict, isNotFound, type KubeClient } from '../lib/kube/client.js';
+import { sleep } from '../lib/kube/informer.js';
 
 export interface LeaderElectionConfig {
   namespace: string;

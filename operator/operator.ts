@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../lib/log.js';
 import { DEFAULT_NAMESPACE } from '../lib/api/rbac.js';
 import { Controller, DEFAULT_CONTROLLER, type ControllerConfig } from './controller.js';
-import { KubeClient } from './kube.js';
+import { KubeClient } from '../lib/kube/client.js';
 import { LeaderElector } from './leader.js';
 import { createMetrics, startHttpServer, type Metrics } from './metrics.js';
 import { DEFAULT_POD_CONFIG, type PodConfig } from './render.js';

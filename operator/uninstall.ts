@@ -12,7 +12,7 @@ import { OPERATOR_LEASE } from '../lib/api/rbac.js';
 import { GROUP, VERSION } from '../lib/api/schemas.js';
 import type { Logger } from '../lib/log.js';
 import { UNINSTALL_ANNOTATION } from '../datapath/agent/uninstall.js';
-import { ApiError, KubeClient, isNotFound, resourcePath } from './kube.js';
+import { ApiError, KubeClient, isNotFound, resourcePath } from '../lib/kube/client.js';
 import { loadKubeConfig } from './operator.js';
 import { MANAGED_BY } from './render.js';
 

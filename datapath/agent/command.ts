@@ -19,6 +19,7 @@ import { Agent, type AgentOptions } from './agent.js';
 import { agentCniSettings } from './cni-settings.js';
 import { installCni } from './install-cni.js';
 import { createAgentMetrics } from './metrics.js';
+import { KubeClient } from '../../lib/kube/client.js';
 import { kubeNodeStateSource } from './nodestate-source.js';
 import { probeUnderlay } from './underlay.js';
 import { cleanNodeFiles, isUninstalling } from './uninstall.js';
@@ -96,7 +97,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
 
   const agent = new Agent({
     nodeName,
-    source: kubeNodeStateSource(kc, nodeName, log.child({ component: 'nodestate' }), {
+    source: kubeNodeStateSource(new KubeClient(kc), nodeName, log.child({ component: 'nodestate' }), {
       onRead: (from) => metrics.nodeStateReads.inc({ from }),
     }),
     backend,

@@ -1,11 +1,13 @@
-// The agent's view of its own L2TPNodeState: a GET, then a watch filtered to that single name whose
-// events carry the object. While the watch is up, reads are served from its last event, so the
-// periodic resync (which repairs the datapath every few seconds) costs the API nothing; a full GET
-// still happens when the watch is down and at least every maxAgeMs, so a watch that stalls without
-// an error costs latency, never state. The object grows with the node's sessions, so a GET per node
-// per resync would be the agent's largest API load.
-import * as k8s from '@kubernetes/client-node';
+// The agent's view of its own L2TPNodeState: an informer (lib/kube, the client the operator uses too)
+// listing and watching that single name. While the informer follows the server, reads are served from
+// its store, so the periodic resync (which repairs the datapath every few seconds) costs the API
+// nothing; a GET still happens while it does not (after a watch error, until the next event or
+// bookmark) and at least every maxAgeMs, so a watch that stalls without an error costs latency, never
+// state. The object grows with the node's sessions, so a GET per node per resync would be the agent's
+// largest API load.
 import { GROUP, VERSION, type L2TPNodeState, type NodeStateStatus } from '../../lib/api/schemas.js';
+import { isNotFound, resourcePath, type KubeClient } from '../../lib/kube/client.js';
+import { Informer } from '../../lib/kube/informer.js';
 import type { Logger } from '../../lib/log.js';
 
 const PLURAL = 'l2tpnodestates';
@@ -31,104 +33,57 @@ export interface NodeStateSourceOptions {
 }
 
 export function kubeNodeStateSource(
-  kc: k8s.KubeConfig,
+  client: Pick<KubeClient, 'get' | 'watch' | 'patch'>,
   nodeName: string,
   log: Logger,
   o: NodeStateSourceOptions = {},
 ): NodeStateSource {
-  const api = kc.makeApiClient(k8s.CustomObjectsApi);
-  const watcher = new k8s.Watch(kc);
+  const collection = resourcePath({ group: GROUP, version: VERSION, plural: PLURAL });
+  const path = resourcePath({ group: GROUP, version: VERSION, plural: PLURAL, name: nodeName });
   const now = o.now ?? Date.now;
   const maxAgeMs = o.maxAgeMs ?? 300_000;
-  let abort: AbortController | undefined;
-  let stopped = false;
-  let backoffMs = 500;
-  // The object as the watch last told it (undefined obj: deleted), and when the API last confirmed
-  // it; only set while the watch is up. `epoch` moves on every event so that a GET answered after an
-  // event does not overwrite newer news with its older copy.
-  let cache: { obj: L2TPNodeState | undefined; confirmedAt: number } | undefined;
-  let epoch = 0;
-  let watching = false;
-
-  const startWatch = async (onChange: () => void) => {
-    if (stopped) return;
-    try {
-      abort = await watcher.watch(
-        `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-        { fieldSelector: `metadata.name=${nodeName}`, allowWatchBookmarks: true },
-        (phase: string, obj: unknown) => {
-          backoffMs = 500;
-          if (phase === 'BOOKMARK') return;
-          epoch++;
-          const confirmedAt = cache?.confirmedAt ?? now();
-          if (phase === 'ADDED' || phase === 'MODIFIED') cache = { obj: obj as L2TPNodeState, confirmedAt };
-          else if (phase === 'DELETED') cache = { obj: undefined, confirmedAt };
-          else cache = undefined; // ERROR: read from the API next time
-          onChange();
-        },
-        (err: unknown) => {
-          watching = false;
-          cache = undefined;
-          epoch++;
-          if (stopped) return;
-          if (err) log.warn({ err: String(err) }, 'node state watch ended; restarting');
-          // the GET in the next reconcile re-lists, so a restart never needs a resourceVersion
-          setTimeout(() => void startWatch(onChange), backoffMs);
-          backoffMs = Math.min(backoffMs * 2, 30_000);
-          onChange();
-        },
-      );
-      watching = true;
-    } catch (err) {
-      log.warn({ err: String(err) }, 'node state watch failed to start; retrying');
-      setTimeout(() => void startWatch(onChange), backoffMs);
-      backoffMs = Math.min(backoffMs * 2, 30_000);
-    }
-  };
+  const informer = new Informer<L2TPNodeState>(
+    client,
+    {
+      path: collection,
+      fieldSelector: `metadata.name=${nodeName}`,
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'L2TPNodeState',
+    },
+    log,
+  );
+  let confirmedAt = 0;
+  let started = false;
 
   return {
     async get(opts) {
-      if (!opts?.fresh && watching && cache && now() - cache.confirmedAt < maxAgeMs) {
+      if (!opts?.fresh && started && informer.isLive() && now() - confirmedAt < maxAgeMs) {
         o.onRead?.('watch');
-        return cache.obj;
+        return informer.get(nodeName);
       }
-      const seen = epoch;
       let obj: L2TPNodeState | undefined;
       try {
-        obj = (await api.getClusterCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name: nodeName,
-        })) as L2TPNodeState;
+        obj = await client.get<L2TPNodeState>(path);
       } catch (e) {
-        if (!(e instanceof k8s.ApiException && e.code === 404)) throw e;
+        if (!isNotFound(e)) throw e;
       }
       o.onRead?.('api');
+      confirmedAt = now();
       log.debug({ found: obj !== undefined }, 'node state read from the API');
-      if (watching && epoch === seen) cache = { obj, confirmedAt: now() };
-      else if (cache) cache.confirmedAt = now(); // newer than this GET already: keep it, confirmed
       return obj;
     },
     watch(onChange) {
-      void startWatch(onChange);
+      informer.on(() => onChange());
+      started = true;
+      confirmedAt = now();
+      informer.start();
     },
     async writeStatus(status) {
       // merge patch: an absent key would keep the old value, so a cleared lastError is sent as null
-      await api.patchClusterCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name: nodeName,
-          body: { status: { ...status, lastError: status.lastError ?? null } },
-        },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-      );
+      await client.patch(`${path}/status`, { status: { ...status, lastError: status.lastError ?? null } });
     },
     stop() {
-      stopped = true;
-      abort?.abort();
+      void informer.stop();
     },
   };
 }

@@ -2,7 +2,7 @@
 // cannot be written never fails a reconcile.
 import type { KObject } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
-import type { KubeApi } from '../kube.js';
+import type { KubeApi } from '../../lib/kube/client.js';
 import { kubeNow } from './context.js';
 
 export class EventRecorder {

@@ -1,8 +1,8 @@
 // A node: its L2TPNodeState (what the agent must make real) and its datapath pod, both present
 // exactly while the node has endpoints; the pod is rolled when its template changes.
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
-import { objectKey } from '../informer.js';
-import { isConflict, resourcePath } from '../kube.js';
+import { objectKey } from '../../lib/kube/informer.js';
+import { isConflict, resourcePath } from '../../lib/kube/client.js';
 import {
   ANNOTATION_HASH,
   desiredDatapathPod,

@@ -1,7 +1,7 @@
 // Writes that change only what differs: status through the status subresource as a merge patch,
 // finalizers guarded by resourceVersion, and the one structural equality they are judged by.
 import type { KObject } from '../../lib/api/schemas.js';
-import { isNotFound, type KubeApi } from '../kube.js';
+import { isNotFound, type KubeApi } from '../../lib/kube/client.js';
 import { FINALIZER } from '../render.js';
 
 /** Structural equality of JSON values; a key set to undefined counts as absent. */

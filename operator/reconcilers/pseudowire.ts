@@ -2,7 +2,7 @@
 // NetworkAttachmentDefinition, and rolls the agents' reports up into status.
 import { setReadyDegraded } from '../../lib/api/conditions.js';
 import type { PseudowireStatus } from '../../lib/api/schemas.js';
-import { isConflict, resourcePath } from '../kube.js';
+import { isConflict, resourcePath } from '../../lib/kube/client.js';
 import { FINALIZER, desiredNAD, rollupPseudowire, tunnelNodes, tunnelSides } from '../render.js';
 import {
   CRD,

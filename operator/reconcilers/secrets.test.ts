@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Pseudowire } from '../../lib/api/schemas.js';
-import { ApiError } from '../kube.js';
+import { ApiError } from '../../lib/kube/client.js';
 import { CookieResolver } from './secrets.js';
 
 const pw = (name: string, secret: string): Pseudowire =>

@@ -4,7 +4,7 @@
 // a missing or unreadable one for a few seconds (so a node render over many pseudowires naming a
 // missing Secret costs one GET, not one each), and concurrent lookups share the request in flight.
 import type { Pseudowire } from '../../lib/api/schemas.js';
-import { ApiError, type KubeApi } from '../kube.js';
+import { ApiError, type KubeApi } from '../../lib/kube/client.js';
 
 const CACHE_MS = 60_000;
 const MISS_CACHE_MS = 5_000;

@@ -2,7 +2,7 @@
 // and rolls the agents' reports up into status (endpoints, Ready, Degraded).
 import { setReadyDegraded } from '../../lib/api/conditions.js';
 import type { TunnelStatus } from '../../lib/api/schemas.js';
-import { resourcePath } from '../kube.js';
+import { resourcePath } from '../../lib/kube/client.js';
 import { FINALIZER, rollupTunnel, tunnelNodes, tunnelSides } from '../render.js';
 import {
   CRD,

@@ -3,9 +3,9 @@
 // watch event would be. Enough of the API's behaviour for the controllers' glue, nothing more.
 import type { KObject } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
-import type { EventType, Handler, InformerCache, InformerOptions } from '../../operator/informer.js';
-import { objectKey } from '../../operator/informer.js';
-import { ApiError, type KubeApi } from '../../operator/kube.js';
+import type { EventType, Handler, InformerCache, InformerOptions } from '../../lib/kube/informer.js';
+import { objectKey } from '../../lib/kube/informer.js';
+import { ApiError, type KubeApi } from '../../lib/kube/client.js';
 
 /** A synced informer cache the memory API feeds; handlers run as the real informer runs them. */
 export class FakeInformer<T extends KObject> implements InformerCache<T> {

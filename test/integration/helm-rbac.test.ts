@@ -13,13 +13,12 @@ import { spawn } from 'node:child_process';
 import YAML from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as k8s from '@kubernetes/client-node';
 import { AGENT_SA, OPERATOR_SA } from '../../lib/api/rbac.js';
 import type { L2TPNodeState, NodeStateStatus, Pseudowire } from '../../lib/api/schemas.js';
 import { silentLogger } from '../../lib/log.js';
 import { runCapture } from '../../lib/exec.js';
 import { kubeNodeStateSource, type NodeStateSource } from '../../datapath/agent/nodestate-source.js';
-import { ApiError, KubeClient } from '../../operator/kube.js';
+import { ApiError, KubeClient } from '../../lib/kube/client.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
 import { freePort, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { until } from '../harness/wait.js';
@@ -208,9 +207,7 @@ describe('the chart identities against a real apiserver', () => {
     // watch event and every 500 ms each reports its current spec as up, as a level-triggered agent does
     const agentErrors: string[] = [];
     for (const [node, kubeconfig] of agentKubeconfig) {
-      const kc = new k8s.KubeConfig();
-      kc.loadFromFile(kubeconfig);
-      const src = kubeNodeStateSource(kc, node, silentLogger());
+      const src = kubeNodeStateSource(KubeClient.fromFile(kubeconfig), node, silentLogger());
       sources.push(src);
       let busy = false;
       const report = async () => {

@@ -12,7 +12,7 @@ import {
 } from '../../lib/api/rbac.js';
 import type { L2TPNodeState, NodeStateStatus } from '../../lib/api/schemas.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
-import { KubeClient, resourcePath } from '../../operator/kube.js';
+import { KubeClient, resourcePath } from '../../lib/kube/client.js';
 import { startOperator, type OperatorOptions, type RunningOperator } from '../../operator/operator.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { until } from '../harness/wait.js';

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_SESSIONS_PER_TUNNEL } from '../../lib/api/limits.js';
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
-import { ApiError, isNotFound } from '../../operator/kube.js';
+import { ApiError, isNotFound } from '../../lib/kube/client.js';
 import type { RunningOperator } from '../../operator/operator.js';
 import {
   GROUP_PATH,

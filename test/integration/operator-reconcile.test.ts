@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
-import { ApiError, isNotFound } from '../../operator/kube.js';
+import { ApiError, isNotFound } from '../../lib/kube/client.js';
 import type { RunningOperator } from '../../operator/operator.js';
 import type { PodObject } from '../../operator/render.js';
 import {

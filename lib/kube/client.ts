@@ -1,5 +1,7 @@
-// A small Kubernetes REST client on node:https with the auth of a KubeConfig (@kubernetes/client-node).
-// It counts every request by verb and resource (for metrics and the bench) and streams watches.
+// The project's one Kubernetes client, used by the operator and the node agent: a small REST client
+// on node:https with the auth of a KubeConfig (@kubernetes/client-node loads kubeconfigs and
+// in-cluster credentials). It counts every request by verb and resource (for metrics and the bench)
+// and streams watches. Its informer is informer.ts, which says why it is not client-node's.
 import { Agent, request, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';

@@ -1,8 +1,13 @@
 // List + watch into an in-memory store: resourceVersion bookkeeping, bookmarks, 410 Gone -> re-list,
-// exponential backoff on errors. Handlers get (type, obj, old) after the store is updated.
-import type { Logger } from '../lib/log.js';
-import { isGone, type KubeClient, type WatchEvent } from './kube.js';
-import type { KObject } from '../lib/api/schemas.js';
+// exponential backoff on errors. Handlers get (type, obj, old) after the store is updated. The
+// operator watches every kind through it and the agent its own node state.
+// Not @kubernetes/client-node's ListWatch: its 1.x list is one unpaginated request (thousands of
+// pseudowires in one response) and it stops on a watch error until restarted by hand, and 2.x, which
+// would be the one to adopt, does not load on Node 20 (its undici 8 needs Node 22), the runtime of
+// the image and of the project's supported range.
+import type { Logger } from '../log.js';
+import { isGone, type KubeClient, type WatchEvent } from './client.js';
+import type { KObject } from '../api/schemas.js';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export type Handler<T> = (type: EventType, obj: T, old: T | undefined) => void;
@@ -47,6 +52,7 @@ export class Informer<T extends KObject> implements InformerCache<T> {
   private abort = new AbortController();
   private stopped = false;
   private loop: Promise<void> | undefined;
+  private live = false;
   relists = 0;
 
   constructor(
@@ -61,6 +67,15 @@ export class Informer<T extends KObject> implements InformerCache<T> {
 
   hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * True while the store is known to follow the server: from a list or a watch event (bookmarks
+   * included) until the next list or watch error. A reader that must not act on a stale copy
+   * asks the API itself while this is false.
+   */
+  isLive(): boolean {
+    return this.live;
   }
 
   waitForSync(): Promise<void> {
@@ -132,6 +147,7 @@ export class Informer<T extends KObject> implements InformerCache<T> {
     }
     for (const [k, v] of old) if (!fresh.has(k)) this.emit('DELETED', v, v);
     this.rv = rv;
+    this.live = true;
     if (!this.synced) {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();
@@ -144,6 +160,7 @@ export class Informer<T extends KObject> implements InformerCache<T> {
       if (status.code === 410) this.rv = '';
       throw Object.assign(new Error(`watch error: ${status.message ?? ''}`), { code: status.code });
     }
+    this.live = true;
     const obj = this.stamp(e.object);
     const rv = obj.metadata.resourceVersion;
     if (e.type === 'BOOKMARK') {
@@ -193,6 +210,7 @@ export class Informer<T extends KObject> implements InformerCache<T> {
           throw watchErr;
         }
       } catch (e) {
+        this.live = false;
         if (this.stopped) break;
         if (isGone(e) || (e as { code?: number }).code === 410) {
           this.log.info({ path: this.opts.path }, 'watch expired (410 Gone): re-listing');
