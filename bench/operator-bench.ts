@@ -168,7 +168,7 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
     const t0 = Date.now();
     const tunnels = names.map((n, i) => ({ name: `t-${i}`, local: n, peer: names[(i + 1) % nodes]! }));
     await pool(tunnels, 16, (t) =>
-      env.admin.create(`${GROUP_PATH}/l2tptunnels`, { apiVersion: A, kind: 'L2TPTunnel', metadata: { name: t.name }, spec: { local: { node: t.local }, peer: { node: t.peer } } }),
+      env.admin.create(`${GROUP_PATH}/l2tptunnels`, { apiVersion: A, kind: 'L2TPTunnel', metadata: { name: t.name }, spec: { local: { node: t.local }, peer: { node: t.peer }, allowedNamespaces: ['default'] } }),
     ); // prettier-ignore
     const tc = Date.now();
     await pool(Array.from({ length: pws }, (_, i) => i), 16, (i) =>

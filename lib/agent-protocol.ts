@@ -100,7 +100,13 @@ export interface PseudowireDevice {
   sessionId: number;
   /** The session is established (CHECK fails when it is not). */
   up: boolean;
+  /** How pods attach, from the Pseudowire's spec.attachment.mode (never from the network config). */
+  mode: AttachMode;
+  /** Namespaces besides the pseudowire's own whose pods may attach ("*": every namespace). */
+  allowedNamespaces?: readonly string[];
 }
+
+export type AttachMode = 'bridge' | 'exclusive';
 
 /** Implemented by the node agent (from its NodeState) and by test resolvers. */
 export interface PseudowireResolver {

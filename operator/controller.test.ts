@@ -21,7 +21,13 @@ const tunnel: L2TPTunnel = {
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
   kind: 'L2TPTunnel',
   metadata: { name: 'a-to-b' },
-  spec: { encapsulation: 'UDP', udpChecksum: false, local: { node: 'a' }, peer: { node: 'b' } },
+  spec: {
+    encapsulation: 'UDP',
+    udpChecksum: false,
+    local: { node: 'a' },
+    peer: { node: 'b' },
+    allowedNamespaces: ['lab'],
+  },
 };
 const pw = (name: string, extra: Partial<Pseudowire['spec']> = {}): Pseudowire => ({
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',

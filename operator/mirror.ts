@@ -47,6 +47,8 @@ export function mirrorTunnel(t: L2TPTunnel, o: MirrorOptions): L2TPTunnel {
     spec: {
       encapsulation: spec.encapsulation,
       udpChecksum: spec.udpChecksum,
+      // the mirrored pseudowires live in the same namespaces on the other side
+      ...(spec.allowedNamespaces ? { allowedNamespaces: spec.allowedNamespaces } : {}),
       local: {
         node: o.node,
         address: ext.address,

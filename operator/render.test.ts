@@ -16,7 +16,13 @@ const tunnel: L2TPTunnel = {
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
   kind: 'L2TPTunnel',
   metadata: { name: 't' },
-  spec: { encapsulation: 'UDP', udpChecksum: false, local: { node: 'a' }, peer: { node: 'b' } },
+  spec: {
+    encapsulation: 'UDP',
+    udpChecksum: false,
+    local: { node: 'a' },
+    peer: { node: 'b' },
+    allowedNamespaces: ['lab'],
+  },
   status: {
     tunnelID: 42,
     peerTunnelID: 45,
@@ -167,14 +173,41 @@ describe('desiredDatapathPod', () => {
 });
 
 describe('desiredNAD and roll-up', () => {
-  it('writes the CNI config the plugin expects', () => {
+  it('writes the CNI config the plugin expects: IPAM from the spec, no mode (the Pseudowire decides it)', () => {
+    const nad = desiredNAD({ ...pw, spec: { ...pw.spec, ipam: { type: 'static' } } });
+    assert.deepEqual(JSON.parse((nad.spec as { config: string }).config), {
+      cniVersion: '1.0.0', type: 'kube-l2tp', pseudowire: { namespace: 'lab', name: 'red' }, mtu: 1400, ipam: { type: 'static' },
+    }); // prettier-ignore
+  });
+
+  it('copies nothing free-form into the NAD: the old IPAM annotation is not read', () => {
     const nad = desiredNAD({
       ...pw,
-      metadata: { ...pw.metadata, annotations: { 'l2tp.kube-l2tp.io/ipam': '{"type":"static"}' } },
+      metadata: {
+        ...pw.metadata,
+        annotations: { 'l2tp.kube-l2tp.io/ipam': '{"type":"x","agentSocket":"/tmp/x"}' },
+      },
     });
-    assert.deepEqual(JSON.parse((nad.spec as { config: string }).config), {
-      cniVersion: '1.0.0', type: 'kube-l2tp', pseudowire: { namespace: 'lab', name: 'red' }, mode: 'exclusive', mtu: 1400, ipam: { type: 'static' },
-    }); // prettier-ignore
+    const config = JSON.parse((nad.spec as { config: string }).config) as Record<string, unknown>;
+    assert.equal(config.ipam, undefined);
+    assert.equal(JSON.stringify(config).includes('agentSocket'), false);
+  });
+
+  it('renders a Pseudowire only on a tunnel that allows its namespace, with whom it shares itself', () => {
+    const shared = { ...pw, spec: { ...pw.spec, allowedNamespaces: ['guest'] } };
+    const spec = renderNodeState('a', [tunnel], [shared], cookies);
+    assert.deepEqual(spec.tunnels[0]!.sessions[0]!.allowedNamespaces, ['guest']);
+    const other = { ...pw, metadata: { ...pw.metadata, namespace: 'intruder', name: 'x' } };
+    const refused = renderNodeState('a', [tunnel], [other], cookies);
+    assert.deepEqual(
+      refused.tunnels[0]!.sessions,
+      [],
+      'a namespace the tunnel does not list gets no session',
+    );
+    const open = { ...tunnel, spec: { ...tunnel.spec, allowedNamespaces: ['*'] } };
+    assert.equal(renderNodeState('a', [open], [other], cookies).tunnels[0]!.sessions.length, 1);
+    const closed = { ...tunnel, spec: { ...tunnel.spec, allowedNamespaces: [] } };
+    assert.equal(renderNodeState('a', [closed], [pw], cookies).tunnels[0]!.sessions.length, 0);
   });
 
   it('is Ready only when both agents report the session up at the current generation', () => {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import {
   API_VERSION,
   GROUP,
+  namespaceAllowed,
   type L2TPNodeState,
   type L2TPTunnel,
   type NodeSessionSpec,
@@ -16,6 +17,7 @@ export const FINALIZER = `${GROUP}/teardown`;
 export const MANAGED_BY = 'kube-l2tp-operator';
 export const LABEL_NODE = `${GROUP}/node`;
 export const ANNOTATION_HASH = `${GROUP}/template-hash`;
+/** Where IPAM used to be given (free-form); now spec.ipam. Only read to tell its users so. */
 export const ANNOTATION_IPAM = `${GROUP}/ipam`;
 
 export interface PodConfig {
@@ -147,7 +149,10 @@ export function renderNodeState(
       sessions: [],
     };
     const pws = (byTunnel.get(t.metadata.name) ?? [])
-      .filter(pseudowireRenderable)
+      .filter(
+        (p) =>
+          pseudowireRenderable(p) && namespaceAllowed(t.spec.allowedNamespaces, p.metadata.namespace ?? ''),
+      )
       .sort((a, b) => pwKey(a).localeCompare(pwKey(b)));
     for (const p of pws) {
       const sessionId = local ? p.status!.sessionID! : p.status!.peerSessionID!;
@@ -168,6 +173,7 @@ export function renderNodeState(
         reorderTimeoutMs: seq?.reorderTimeoutMs ?? 0,
         ...(p.spec.mtu !== undefined ? { mtu: p.spec.mtu } : {}),
         mode: p.spec.attachment.mode === 'Exclusive' ? 'exclusive' : 'bridge',
+        ...(p.spec.allowedNamespaces?.length ? { allowedNamespaces: p.spec.allowedNamespaces } : {}),
       };
       tun.sessions.push(sess);
     }
@@ -374,17 +380,10 @@ export function desiredNAD(p: Pseudowire): Record<string, unknown> {
     cniVersion: '1.0.0',
     type: 'kube-l2tp',
     pseudowire: { namespace: p.metadata.namespace, name: p.metadata.name },
-    mode: p.spec.attachment.mode === 'Exclusive' ? 'exclusive' : 'bridge',
   };
   if (p.spec.mtu !== undefined) config.mtu = p.spec.mtu;
-  const ipam = p.metadata.annotations?.[ANNOTATION_IPAM];
-  if (ipam) {
-    try {
-      config.ipam = JSON.parse(ipam);
-    } catch {
-      // an annotation that is not JSON is left out: the NAD carries no IPAM and pods get no address
-    }
-  }
+  // from the validated spec only: nothing of the object's free-form metadata reaches the config
+  if (p.spec.ipam !== undefined) config.ipam = p.spec.ipam;
   return {
     apiVersion: 'k8s.cni.cncf.io/v1',
     kind: 'NetworkAttachmentDefinition',

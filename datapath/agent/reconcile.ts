@@ -3,7 +3,7 @@
 // harmless and a device deleted by hand is recreated on the next pass. Only objects carrying our
 // ownership marker are ever removed; a foreign device in our way is reported, not destroyed.
 import type { Logger } from '../../lib/log.js';
-import type { PseudowireRef } from '../../lib/agent-protocol.js';
+import type { AttachMode, PseudowireRef } from '../../lib/agent-protocol.js';
 import {
   ForeignObjectError,
   type Backend,
@@ -12,10 +12,17 @@ import {
   type TunnelSpec,
 } from '../backend/types.js';
 
+/** Who may attach to a session's device and how (the CNI plugin's answer, from the Pseudowire). */
+export interface AttachPolicy {
+  mode: AttachMode;
+  allowedNamespaces?: readonly string[];
+}
+
 export interface DesiredSession extends SessionSpec {
   pseudowire?: PseudowireRef;
   /** Why the session is not set up (e.g. an MTU the underlay cannot carry): reported, nothing changes. */
   refused?: string;
+  attach?: AttachPolicy;
 }
 
 export interface DesiredTunnel {
@@ -39,6 +46,7 @@ export interface SessionOutcome {
   state: ItemState;
   error?: string;
   pseudowire?: PseudowireRef;
+  attach?: AttachPolicy;
 }
 
 export interface TunnelOutcome {
@@ -162,6 +170,7 @@ function outcome(t: DesiredTunnel, s: DesiredSession, state: ItemState, error?: 
     state,
     ...(error !== undefined ? { error } : {}),
     ...(s.pseudowire ? { pseudowire: s.pseudowire } : {}),
+    ...(s.attach ? { attach: s.attach } : {}),
   };
 }
 

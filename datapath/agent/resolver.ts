@@ -25,6 +25,8 @@ export class ReportResolver implements PseudowireResolver {
       tunnelId: s.tunnelId,
       sessionId: s.sessionId,
       up: s.state === 'Up',
+      mode: s.attach?.mode ?? 'bridge',
+      ...(s.attach?.allowedNamespaces ? { allowedNamespaces: s.attach.allowedNamespaces } : {}),
       // beyond the protocol's fields: the CNI plugin names why a pseudowire is not usable
       state: s.state,
       ...(s.error !== undefined ? { error: s.error } : {}),

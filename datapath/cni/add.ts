@@ -49,9 +49,9 @@ export async function cmdAdd(c: Ctx): Promise<string> {
       `mtu: ${mtu} exceeds the MTU ${pw.mtu} of pseudowire ${pwText(conf.pseudowire)}`,
     );
   }
+  const ipamPlugin = conf.ipam ? await findIpam(c, conf.ipam.type) : undefined;
   requireNetns(c);
   const prev = conf.prevResult ? parseResult(conf.prevResult, 'prevResult', conf.cniVersion) : emptyResult();
-  const ipamPlugin = conf.ipam ? await findIpam(c, conf.ipam.type) : undefined;
   if (
     deps.store.has(cmd.containerID, cmd.ifname) &&
     !(await deps.store.get(cmd.containerID, cmd.ifname))?.ipamReleasePending
@@ -61,7 +61,7 @@ export async function cmdAdd(c: Ctx): Promise<string> {
       `CNI_IFNAME: attachment ${cmd.containerID}/${cmd.ifname} already exists (DEL it first)`,
     );
   }
-  const deviceMac = conf.mode === 'exclusive' ? node.mac(pw.ifname) : undefined;
+  const deviceMac = pw.mode === 'exclusive' ? node.mac(pw.ifname) : undefined;
   const mac = conf.mac ?? deviceMac ?? randomMac();
   ph.mark('checks');
 
@@ -134,14 +134,14 @@ async function attach(
     containerID: cmd.containerID,
     ifname: cmd.ifname,
     netns: cmd.netns,
-    mode: conf.mode,
+    mode: pw.mode,
     pseudowire: conf.pseudowire,
     device: pw.ifname,
     createdAt: new Date().toISOString(),
     cniPath: cmd.path,
   };
   if (conf.ipam) rec.ipamConfig = conf.raw;
-  if (conf.mode === 'bridge') {
+  if (pw.mode === 'bridge') {
     rec.bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
     rec.hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
   }
@@ -153,7 +153,7 @@ async function attach(
     const interfaces: CniInterface[] = [];
     // the pod-side link's current name (changes on rename); bridge mode creates it named, MAC and MTU set
     const pod = { name: pw.ifname, configured: false };
-    if (conf.mode === 'bridge') {
+    if (pw.mode === 'bridge') {
       const made = await ensureBridgePort(c, pw, mtu, mac, undo);
       Object.assign(pod, { name: cmd.ifname, configured: true });
       interfaces.push({ name: made.bridge, mac: made.bridgeMac }, { name: made.hostVeth, mac: made.hostMac });

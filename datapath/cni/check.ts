@@ -43,7 +43,7 @@ export async function cmdCheck(c: Ctx): Promise<undefined> {
     const ok = link.addrs.some((a) => match(a.family, a.local, a.prefixlen));
     if (!ok) throw new CniError(CniCode.CheckFailed, `ips: ${ip.address} is not assigned to ${cmd.ifname}`);
   }
-  if (conf.mode === 'bridge') {
+  if (pw.mode === 'bridge') {
     const bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
     const hv = names.hostVeth(cmd.containerID, cmd.ifname);
     if (node.master(hv) !== bridge) {

@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { parseCniArgs, type K8sArgs } from '../../lib/cni/args.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { SUPPORTED_VERSIONS, isSupportedVersion, type CniVersion } from '../../lib/cni/versions.js';
-import { DEFAULT_CNI_SOCKET, agentSocketProblem, type PseudowireRef } from '../../lib/agent-protocol.js';
+import {
+  DEFAULT_CNI_SOCKET,
+  agentSocketProblem,
+  type AttachMode,
+  type PseudowireRef,
+} from '../../lib/agent-protocol.js';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 export const COMMANDS: readonly Command[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
@@ -86,7 +91,7 @@ export const netConfSchema = z.looseObject({
   name: z.string().regex(ID_RE, 'must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$'),
   type: z.string().min(1),
   pseudowire: pseudowireSchema,
-  mode: z.enum(['bridge', 'exclusive']).default('bridge'),
+  mode: z.enum(['bridge', 'exclusive']).optional(),
   mtu: z.number().int().min(68).max(65535).optional(),
   mac: z
     .string()
@@ -112,8 +117,10 @@ export interface NetConf {
   cniVersion: CniVersion;
   name: string;
   type: string;
+  /** The namespace is the config's, else the pod's; whether the pod may use it is the agent's call. */
   pseudowire: PseudowireRef;
-  mode: 'bridge' | 'exclusive';
+  /** What the config asks for; the Pseudowire's spec decides, a different ask is refused. */
+  mode?: AttachMode;
   mtu?: number;
   mac?: string;
   ipam?: { type: string; [k: string]: unknown };
@@ -169,23 +176,17 @@ export function parseNetConf(stdin: string, args: K8sArgs): NetConf {
   const pw = c.pseudowire;
   const ns = typeof pw === 'string' ? (pw.includes('/') ? pw.split('/')[0] : undefined) : pw.namespace;
   const name = typeof pw === 'string' ? pw.split('/').pop()! : pw.name;
-  const namespace = ns ?? args.K8S_POD_NAMESPACE;
-  if (namespace === undefined || namespace === '') {
-    throw new CniError(
-      CniCode.InvalidConfig,
-      'invalid network config: pseudowire.namespace: missing, and CNI_ARGS has no K8S_POD_NAMESPACE',
-    );
-  }
-  const pseudowire: PseudowireRef = { namespace, name };
+  // ADD and CHECK refuse a pod whose namespace is unknown (lookupPseudowire); DEL and GC go by records
+  const pseudowire: PseudowireRef = { namespace: ns ?? args.K8S_POD_NAMESPACE ?? '', name };
   const out: NetConf = {
     cniVersion: version,
     name: c.name,
     type: c.type,
     pseudowire,
-    mode: c.mode,
     agentSocket: c.agentSocket ?? DEFAULT_CNI_SOCKET,
     raw,
   };
+  if (c.mode !== undefined) out.mode = c.mode;
   if (c.mtu !== undefined) out.mtu = c.mtu;
   const mac = c.runtimeConfig?.mac ?? args.MAC ?? c.mac;
   if (mac !== undefined) {

@@ -2,6 +2,7 @@
 // netns) and the checks several of them share. Handlers throw CniError; the dispatcher turns it
 // into the spec's error JSON.
 import type { PseudowireDevice, PseudowireRef, PseudowireResolver } from '../../lib/agent-protocol.js';
+import { IPAM_TYPES, namespaceAllowed } from '../../lib/api/schemas.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { CmdArgs, Env, NetConf } from './config.js';
@@ -18,6 +19,8 @@ export interface PluginDeps {
   nodePid: number;
   /** Directories of the node's CNI plugins as this process sees them, searched before CNI_PATH. */
   delegateDirs?: readonly string[];
+  /** IPAM delegates an ADD may run (they run in this privileged process); default IPAM_TYPES. */
+  ipamTypes?: readonly string[];
 }
 
 export interface Ctx {
@@ -43,11 +46,29 @@ export const pwText = (r: PseudowireRef): string => `${r.namespace}/${r.name}`;
 type PseudowireReport = PseudowireDevice & { state?: string; error?: string };
 
 /**
- * The pseudowire's device on this node. Every refusal names the pseudowire (the runtime shows the
- * message in the pod's events) and comes before anything is made.
+ * The pseudowire's device on this node, for a pod that may use it. Every refusal names the
+ * pseudowire (the runtime shows the message in the pod's events) and comes before anything is made.
+ * Tenancy: the pod's namespace comes from the runtime (K8S_POD_NAMESPACE), never from the config,
+ * and a pod attaches only to a pseudowire of its own namespace or to one that lists its namespace
+ * in spec.allowedNamespaces. Another namespace's pseudowire that does not exist and one that is not
+ * shared get the same answer, so the refusal tells nothing about other namespaces.
  */
 export async function lookupPseudowire(c: Ctx): Promise<PseudowireDevice> {
   const name = pwText(c.conf.pseudowire);
+  const podNamespace = c.cmd.args.K8S_POD_NAMESPACE;
+  if (podNamespace === undefined || podNamespace === '') {
+    throw new CniError(
+      CniCode.InvalidEnvironment,
+      `CNI_ARGS: K8S_POD_NAMESPACE is missing: kube-l2tp attaches a pod only to pseudowires its namespace may use, ` +
+        `so the runtime must name the pod's namespace (kubelet and Multus do; by hand: CNI_ARGS=K8S_POD_NAMESPACE=<namespace>)`,
+    );
+  }
+  const foreign = c.conf.pseudowire.namespace !== podNamespace;
+  const notShared = new CniError(
+    CniCode.NamespaceNotAllowed,
+    `pseudowire ${name} is not shared with namespace ${podNamespace}: a pod attaches only to pseudowires of its ` +
+      `own namespace, or to one whose spec.allowedNamespaces lists "${podNamespace}"`,
+  );
   if (!c.deps.resolver.ready()) {
     throw new CniError(
       CniCode.TryAgainLater,
@@ -55,10 +76,19 @@ export async function lookupPseudowire(c: Ctx): Promise<PseudowireDevice> {
     );
   }
   const pw = (await c.deps.resolver.lookup(c.conf.pseudowire)) as PseudowireReport | undefined;
+  if (foreign && !namespaceAllowed(pw?.allowedNamespaces, podNamespace)) throw notShared;
   if (pw === undefined) {
     throw new CniError(
       CniCode.PseudowireUnknown,
       `pseudowire ${name} has no endpoint on this node: it does not exist, is not allocated yet, or its tunnel does not end on this node`,
+    );
+  }
+  if (c.conf.mode !== undefined && c.conf.mode !== pw.mode) {
+    const spec = pw.mode === 'exclusive' ? 'Exclusive' : 'Bridge';
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `invalid network config: mode: "${c.conf.mode}", but pseudowire ${name} has spec.attachment.mode ${spec}: ` +
+        `the Pseudowire decides how pods attach; remove "mode" from the network config`,
     );
   }
   if (pw.state === 'Error') {
@@ -102,8 +132,20 @@ export function netnsReachable(ns: Netns, nsError?: unknown): boolean {
   return nsError === undefined && ns !== '' && exists(ns);
 }
 
-/** The IPAM delegate's executable, found where this process sees the node's plugins. */
+/**
+ * The IPAM delegate's executable, found where this process sees the node's plugins. ADD and CHECK run
+ * only allowed types: a network config is a tenant's, the delegate runs with the agent's privileges.
+ * DEL and GC release what an earlier ADD allocated, whatever it was.
+ */
 export function findIpam(c: Ctx, type: string): Promise<string> {
+  const allowed = c.deps.ipamTypes ?? IPAM_TYPES;
+  if ((c.cmd.command === 'ADD' || c.cmd.command === 'CHECK') && !allowed.includes(type)) {
+    throw new CniError(
+      CniCode.InvalidConfig,
+      `invalid network config: ipam.type: "${type}" is not allowed: IPAM delegates run inside the kube-l2tp ` +
+        `node agent, which runs only ${allowed.join(', ')}`,
+    );
+  }
   return findPlugin(type, delegateSearchPath(c.deps.delegateDirs, c.cmd.path));
 }
 

@@ -15,7 +15,7 @@ export async function cmdDel(c: Ctx): Promise<undefined> {
   // links and the IPAM release are independent: both run, together
   const [links, ipam] = await Promise.allSettled([
     releaseAttachment(c, rec, {
-      mode: rec?.mode ?? conf.mode,
+      mode: rec?.mode ?? conf.mode ?? 'bridge',
       pseudowire: rec?.pseudowire ?? conf.pseudowire,
       containerID: cmd.containerID,
       ifname: cmd.ifname,

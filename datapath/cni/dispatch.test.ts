@@ -1,6 +1,7 @@
 // Dispatcher and server, without root: inputs that fail before any link work, STATUS, VERSION, and
 // the shim protocol over a real unix socket.
 import assert from 'node:assert/strict';
+import { IPAM_TYPES } from '../../lib/api/schemas.js';
 import { closeSync, openSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -27,6 +28,7 @@ const env = {
   CNI_CONTAINERID: 'c1',
   CNI_NETNS: '/run/netns/kc-none',
   CNI_IFNAME: 'net1',
+  CNI_ARGS: 'K8S_POD_NAMESPACE=a',
 };
 
 describe('dispatch', () => {
@@ -37,7 +39,7 @@ describe('dispatch', () => {
     dir = await mkdtemp(join(tmpdir(), 'kc-cni-unit-'));
     resolver.set(
       { namespace: 'a', name: 'b' },
-      { ifname: 'kcnone0', mtu: 1400, tunnelId: 1, sessionId: 2, up: true },
+      { ifname: 'kcnone0', mtu: 1400, tunnelId: 1, sessionId: 2, up: true, mode: 'bridge' },
     );
     deps = {
       resolver,
@@ -68,7 +70,8 @@ describe('dispatch', () => {
     assert.equal(await code(env, '[]'), 6);
     assert.equal(await code(env, conf({ cniVersion: '0.3.1' })), 1);
     assert.equal(await code(env, conf({ mode: 'x' })), 7);
-    assert.equal(await code(env, conf({ pseudowire: 'b' })), 7, 'a bare name needs K8S_POD_NAMESPACE');
+    assert.equal(await code({ ...env, CNI_ARGS: '' }, conf({ pseudowire: 'b' })), 4, 'pod namespace unknown');
+    assert.equal(await code({ ...env, CNI_ARGS: '' }, conf()), 4, 'fails closed even with a full reference');
     assert.equal(await code({ ...env, CNI_ARGS: 'K8S_POD_NAMESPACE=zz' }, conf({ pseudowire: 'b' })), 100);
     assert.equal(
       await code({ ...env, CNI_ARGS: 'K8S_POD_NAMESPACE=a' }, conf({ pseudowire: 'b' })),
@@ -76,6 +79,55 @@ describe('dispatch', () => {
       'found; netns missing',
     );
     assert.equal(await code(env, conf({ mtu: 1500 })), 103);
+  });
+  it("tenancy: another namespace's pseudowire only when shared; the mode is the pseudowire's", async () => {
+    const msg = async (e: Record<string, string>, stdin: string) => {
+      const o = await dispatch({ env: e, stdin }, deps);
+      return JSON.parse(o.stdout) as { code: number; msg: string };
+    };
+    const b = { ...env, CNI_ARGS: 'K8S_POD_NAMESPACE=other' };
+    const refused = await msg(b, conf());
+    assert.equal(refused.code, 109);
+    assert.equal(
+      refused.msg,
+      'pseudowire a/b is not shared with namespace other: a pod attaches only to pseudowires of its own namespace, or to one whose spec.allowedNamespaces lists "other"',
+    );
+    const missing = await msg(b, conf({ pseudowire: 'a/nope' }));
+    assert.deepEqual(
+      missing,
+      { ...refused, msg: refused.msg.replace('a/b', 'a/nope') },
+      'no existence oracle',
+    );
+    resolver.set(
+      { namespace: 'a', name: 'shared' },
+      {
+        ifname: 'kcnone1',
+        mtu: 1400,
+        tunnelId: 1,
+        sessionId: 3,
+        up: true,
+        mode: 'exclusive',
+        allowedNamespaces: ['other'],
+      },
+    );
+    assert.equal(await code(b, conf({ pseudowire: 'a/shared' })), 3, 'shared: passes, netns missing');
+    assert.equal(
+      await code({ ...env, CNI_ARGS: 'K8S_POD_NAMESPACE=third' }, conf({ pseudowire: 'a/shared' })),
+      109,
+    );
+    const mode = await msg(env, conf({ mode: 'exclusive' }));
+    assert.equal(mode.code, 7);
+    assert.match(
+      mode.msg,
+      /^invalid network config: mode: "exclusive", but pseudowire a\/b has spec\.attachment\.mode Bridge/,
+    );
+    assert.equal(await code(env, conf({ mode: 'bridge' })), 3, 'asking for the same mode is fine');
+    const ipam = await msg(env, conf({ ipam: { type: 'bridge' } }));
+    assert.equal(ipam.code, 7);
+    assert.match(
+      ipam.msg,
+      /ipam\.type: "bridge" is not allowed: IPAM delegates run inside the kube-l2tp node agent/,
+    );
   });
   it('error output carries the config version and the field', async () => {
     const o = await dispatch({ env, stdin: conf({ cniVersion: '1.0.0', mac: 'zz' }) }, deps);
@@ -168,7 +220,7 @@ describe('pod netns from the shim, IPAM delegates on the node, DEL that always f
     dir = await mkdtemp(join(tmpdir(), 'cf-cni-unit-'));
     resolver.set(
       { namespace: 'a', name: 'b' },
-      { ifname: 'cfnone0', mtu: 1400, tunnelId: 1, sessionId: 2, up: true },
+      { ifname: 'cfnone0', mtu: 1400, tunnelId: 1, sessionId: 2, up: true, mode: 'bridge' },
     );
     store = new AttachmentStore(join(dir, 'state'));
     await mkdir(join(dir, 'node-bin'));
@@ -183,6 +235,8 @@ describe('pod netns from the shim, IPAM delegates on the node, DEL that always f
       locker: new ProcessLocker(),
       nodePid: process.pid,
       delegateDirs: [join(dir, 'node-bin')],
+      // the stand-in delegates of these tests, beside the real allow-list
+      ipamTypes: [...IPAM_TYPES, 'cf-ipam-ok', 'cf-ipam-ro', 'cf-no-such-ipam'],
     };
   });
   after(async () => {
@@ -314,7 +368,7 @@ describe('a pseudowire that does not exist or is not Ready', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cf-cni-pw-'));
     resolver.set({ namespace: 'a', name: 'broken' }, {
-      ifname: 'cfnone1', mtu: 1400, tunnelId: 7, sessionId: 9, up: false,
+      ifname: 'cfnone1', mtu: 1400, tunnelId: 7, sessionId: 9, up: false, mode: 'bridge',
       state: 'Error', error: 'l2tp: session 9 exists',
     } as PseudowireDevice); // prettier-ignore
     deps = {

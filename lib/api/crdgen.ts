@@ -25,6 +25,8 @@ export function toStructural(node: unknown): unknown {
   for (const [k, v] of Object.entries(src)) {
     if (k === '$schema' || k === 'propertyNames' || k === 'id') continue;
     if (k === 'additionalProperties' && v === false) continue; // unknown fields are pruned anyway
+    // a structural schema says "any other keys" with x-kubernetes-preserve-unknown-fields instead
+    if (k === 'additionalProperties' && src['x-kubernetes-preserve-unknown-fields'] === true) continue;
     if (k === 'pattern' && typeof src.format === 'string') continue;
     if ((k === 'minimum' && v === -SAFE) || (k === 'maximum' && v === SAFE)) continue;
     if (k === 'properties' || k === 'x-kubernetes-validations' || k === 'enum' || k === 'required') {
@@ -101,6 +103,7 @@ export const KINDS: KindDef[] = [
       { name: 'TunnelID', type: 'integer', jsonPath: '.status.tunnelID' },
       { name: 'PeerTunnelID', type: 'integer', jsonPath: '.status.peerTunnelID', priority: 1 },
       { name: 'Pseudowires', type: 'integer', jsonPath: '.status.pseudowires' },
+      { name: 'Namespaces', type: 'string', jsonPath: '.spec.allowedNamespaces', priority: 1 },
       readyCol,
       reasonCol,
       ageCol,

@@ -41,6 +41,27 @@ export const ipAddressSchema = z
   });
 
 const dnsName = z.string().min(1).max(253);
+
+/**
+ * A string matching `re`, checked by zod (refine) and by the apiserver (CEL): a CEL rule, unlike an
+ * OpenAPI pattern, answers with a message a person understands.
+ */
+const matching = (s: z.ZodString, re: RegExp, message: string) =>
+  s
+    .refine((v) => re.test(v), message)
+    .meta({
+      ...cel({ rule: `self.matches('${re.source.replaceAll('\\', '\\\\')}')`, message }),
+    });
+
+/** A namespace name (RFC 1123 label), or "*" for every namespace. */
+const namespaceOrAll = matching(
+  z.string().max(63),
+  /^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$/,
+  'must be a namespace name or "*"',
+);
+const namespaceList = (description: string) =>
+  z.array(namespaceOrAll).max(256).meta({ description, 'x-kubernetes-list-type': 'set' }).optional();
+
 const objectName = dnsName.meta({ description: 'Name of an object.' });
 
 export const conditionSchema = z.object({
@@ -122,6 +143,10 @@ export const tunnelSpecSchema = z
     // On by default, unlike `ip l2tp` (udp_csum off): the kernel allows UDP GSO/GRO only for
     // checksummed datagrams, which triples the userspace datapath, and every IPv4 receiver (kernel
     // l2tp_eth included) accepts checksummed datagrams whatever its own setting.
+    allowedNamespaces: namespaceList(
+      'Namespaces whose Pseudowires may use this tunnel ("*": every namespace). A tunnel is shared only on ' +
+        'purpose: with none listed, every Pseudowire that references it is refused.',
+    ),
     udpChecksum: z
       .boolean()
       .default(true)
@@ -196,7 +221,18 @@ export const cookieSourceSchema = z
       })
       .optional(),
     secretRef: z
-      .object({ name: objectName, key: z.string().min(1).max(253).default('cookie') })
+      .object({
+        name: matching(
+          z.string().min(1).max(253),
+          /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+          'must be a Secret name (lowercase letters, digits, "-" and ".")',
+        ),
+        key: matching(
+          z.string().min(1).max(253),
+          /^[-._a-zA-Z0-9]+$/,
+          'must be a Secret key (letters, digits, "-", "_" and ".")',
+        ).default('cookie'),
+      })
       .meta({ description: "A Secret in the Pseudowire's namespace holding the hex cookie." })
       .optional(),
   })
@@ -204,6 +240,30 @@ export const cookieSourceSchema = z
     ...cel({
       rule: 'has(self.value) != has(self.secretRef)',
       message: 'give exactly one of value or secretRef',
+    }),
+  });
+
+/**
+ * IPAM delegates a Pseudowire may name. They run inside the node agent (privileged, host network),
+ * so only these reference plugins, found in the node's CNI bin dir, are allowed.
+ */
+export const IPAM_TYPES = ['host-local', 'static', 'whereabouts', 'dhcp'] as const;
+
+export const ipamSchema = z
+  .looseObject({
+    type: z.enum(IPAM_TYPES).meta({ description: `IPAM plugin: ${IPAM_TYPES.join(', ')}.` }),
+    dataDir: z.string().optional(),
+    resolvConf: z.string().optional(),
+  })
+  .meta({
+    description:
+      'IPAM configuration of the generated NetworkAttachmentDefinition (the CNI "ipam" object); its other ' +
+      'keys are passed to the plugin as they are.',
+    'x-kubernetes-preserve-unknown-fields': true,
+    ...cel({
+      rule: '!has(self.dataDir) && !has(self.resolvConf)',
+      message:
+        'dataDir and resolvConf name files on the node: the node agent keeps IPAM state in its own directory, remove them',
     }),
   });
 
@@ -245,6 +305,11 @@ export const pseudowireSpecSchema = z
         }),
       })
       .default({ mode: 'Bridge' }),
+    ipam: ipamSchema.optional(),
+    allowedNamespaces: namespaceList(
+      'Namespaces besides the Pseudowire\'s own whose pods may attach to it ("*": every namespace); ' +
+        'by default only pods of its own namespace attach.',
+    ),
   })
   .meta({
     ...cel(
@@ -299,6 +364,8 @@ export const nodeSessionSpecSchema = z.object({
   reorderTimeoutMs: z.number().int().min(0),
   mtu: z.number().int().min(68).max(65535).optional(),
   mode: z.enum(['bridge', 'exclusive']),
+  /** Namespaces besides the pseudowire's own whose pods the CNI plugin attaches ("*": all). */
+  allowedNamespaces: z.array(z.string()).optional(),
 });
 export type NodeSessionSpec = z.infer<typeof nodeSessionSpecSchema>;
 
@@ -370,6 +437,11 @@ export const nodeStateStatusSchema = z
   })
   .meta({ description: "Written only by the node's agent." });
 export type NodeStateStatus = z.infer<typeof nodeStateStatusSchema>;
+
+/** Whether pods or Pseudowires of `namespace` may use an object that lists `allowed`. */
+export function namespaceAllowed(allowed: readonly string[] | undefined, namespace: string): boolean {
+  return (allowed ?? []).some((n) => n === '*' || n === namespace);
+}
 
 // ---- object types ---------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ export const CniCode = {
   SessionDown: 106,
   DelegateFailed: 107,
   ProtocolMismatch: 108,
+  NamespaceNotAllowed: 109,
   Internal: 199,
 } as const;
 export type CniCodeValue = (typeof CniCode)[keyof typeof CniCode];

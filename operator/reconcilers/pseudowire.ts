@@ -1,9 +1,16 @@
 // Pseudowire: allocates the session IDs, checks its cookies resolve, keeps its Multus
 // NetworkAttachmentDefinition, and rolls the agents' reports up into status.
 import { setReadyDegraded } from '../../lib/api/conditions.js';
-import type { PseudowireStatus } from '../../lib/api/schemas.js';
+import { IPAM_TYPES, namespaceAllowed, type PseudowireStatus } from '../../lib/api/schemas.js';
 import { isConflict, resourcePath } from '../../lib/kube/client.js';
-import { FINALIZER, desiredNAD, rollupPseudowire, tunnelNodes, tunnelSides } from '../render.js';
+import {
+  ANNOTATION_IPAM,
+  FINALIZER,
+  desiredNAD,
+  rollupPseudowire,
+  tunnelNodes,
+  tunnelSides,
+} from '../render.js';
 import {
   CRD,
   NAD,
@@ -58,9 +65,26 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
     if ((await writeStatus(client, path, p, st)) && prevReason !== reason)
       await ctx.events.record(p, 'Warning', reason, message);
   };
+  if (p.metadata.annotations?.[ANNOTATION_IPAM] !== undefined && p.spec.ipam === undefined) {
+    return fail(
+      'IPAMAnnotationIgnored',
+      `the annotation ${ANNOTATION_IPAM} is no longer read: move its JSON to spec.ipam (validated; type one of ` +
+        `${IPAM_TYPES.join(', ')}) and remove the annotation`,
+    );
+  }
   if (!t) return fail('TunnelNotFound', `L2TPTunnel ${p.spec.tunnelRef.name} does not exist`);
   if (t.metadata.deletionTimestamp)
     return fail('TunnelDeleting', `L2TPTunnel ${t.metadata.name} is being deleted`);
+  if (!namespaceAllowed(t.spec.allowedNamespaces, namespace)) {
+    // before any ID is claimed: a refused Pseudowire holds nothing on the tunnel and reaches no node
+    alloc.release(owner);
+    for (const k of ['sessionID', 'peerSessionID', 'endpoints', 'mtu'] as const) delete st[k];
+    return fail(
+      'TunnelNotAllowed',
+      `L2TPTunnel ${t.metadata.name} is not shared with namespace ${namespace}: its spec.allowedNamespaces ` +
+        `must list "${namespace}" (or "*"); the tunnel's owner (a cluster admin) sets it`,
+    );
+  }
   const sides = tunnelSides(t);
   if (sides.external && (p.spec.sessionID === undefined || p.spec.peerSessionID === undefined)) {
     return fail(
@@ -96,7 +120,10 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   const hold = p.status?.conditions === undefined && age < PENDING_HOLD_MS;
   const held = (): ReconcileResult => ({ requeueAfterMs: Math.max(100, PENDING_HOLD_MS - age) });
   const cookies = await ctx.cookies.of(p);
-  if ('error' in cookies) return fail('CookieUnavailable', cookies.error);
+  if ('error' in cookies) {
+    ctx.log.info({ pseudowire: key, reason: cookies.detail }, 'cookie Secret unusable');
+    return fail('CookieUnavailable', cookies.error);
+  }
   const full = tunnelNodes(t)
     .map((n) => ctx.refused.get(n)?.get(key))
     .find((v) => v !== undefined);

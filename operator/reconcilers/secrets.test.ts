@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Pseudowire } from '../../lib/api/schemas.js';
+import { pseudowireSpecSchema, type Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError } from '../../lib/kube/client.js';
 import { CookieResolver } from './secrets.js';
 
@@ -41,7 +41,8 @@ describe('CookieResolver', () => {
     let t = 0;
     const r = new CookieResolver(a, () => t);
     const misses = await Promise.all(Array.from({ length: 20 }, (_, i) => r.of(pw(`p${i}`, 'late'))));
-    for (const m of misses) assert.match((m as { error: string }).error, /cookie Secret not found/);
+    for (const m of misses)
+      assert.match((m as { error: string }).error, /Secret late, key cookie cannot be used/);
     assert.equal(a.gets.length, 1, 'one GET for twenty pseudowires naming a missing Secret');
     secrets.late = '0102030405060708';
     t += 1000;
@@ -50,5 +51,68 @@ describe('CookieResolver', () => {
     t += 10_000;
     assert.deepEqual(await r.of(pw('p0', 'late')), { cookie: '0102030405060708' });
     assert.equal(a.gets.length, 2);
+  });
+});
+
+const pwRef = (name: string, key = 'cookie'): Pseudowire => ({
+  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+  kind: 'Pseudowire',
+  metadata: { name: 'w', namespace: 'team' },
+  spec: pseudowireSpecSchema.parse({ tunnelRef: { name: 't' }, cookie: { secretRef: { name, key } } }),
+});
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const stored: Record<string, Error | { data: Record<string, string> }> = {
+  '/api/v1/namespaces/team/secrets/good': { data: { cookie: b64('0a0b0c0d') } },
+  '/api/v1/namespaces/team/secrets/bad-value': { data: { cookie: b64('not a cookie') } },
+  '/api/v1/namespaces/team/secrets/other-key': { data: { password: b64('hunter2') } },
+  '/api/v1/namespaces/team/secrets/forbidden': new ApiError(403, 'Forbidden', 'forbidden'),
+};
+const paths: string[] = [];
+const client = {
+  get<T>(path: string): Promise<T> {
+    paths.push(path);
+    const s = stored[path] ?? new ApiError(404, 'NotFound', 'not found');
+    return s instanceof Error ? Promise.reject(s) : Promise.resolve(s as T);
+  },
+};
+
+describe('CookieResolver: what a Pseudowire learns about Secrets', () => {
+  it('resolves a good reference', async () => {
+    assert.deepEqual(await new CookieResolver(client).of(pwRef('good')), { cookie: '0a0b0c0d' });
+  });
+
+  it('says the same thing whatever is wrong; the reason goes to the log only', async () => {
+    const results = await Promise.all(
+      ['missing', 'bad-value', 'other-key', 'forbidden'].map((n) => new CookieResolver(client).of(pwRef(n))),
+    );
+    const messages = results.map((r) => ('error' in r ? r.error.replace(/Secret \S+,/, 'Secret X,') : ''));
+    assert.equal(new Set(messages).size, 1, messages.join('\n'));
+    assert.equal(
+      messages[0],
+      'spec.cookie.secretRef: Secret X, key cookie cannot be used: it must be a Secret of namespace team that the operator can read, holding the cookie as 8 or 16 hex digits under that key',
+    );
+    const details = results.map((r) => ('detail' in r ? r.detail : ''));
+    assert.equal(new Set(details).size, 4, 'the log tells them apart');
+    assert.ok(!messages[0]!.includes('hunter2') && !details.join().includes('hunter2'), 'no value echoed');
+  });
+
+  it('escapes the name into the path, and the schema takes only Secret names and keys', async () => {
+    paths.length = 0;
+    const odd = {
+      ...pwRef('good'),
+      spec: { ...pwRef('good').spec, cookie: { secretRef: { name: 'a/../b', key: 'cookie' } } },
+    };
+    await new CookieResolver(client).of(odd);
+    assert.deepEqual(paths, ['/api/v1/namespaces/team/secrets/a%2F..%2Fb']);
+    for (const name of ['../x', 'a/b', 'UPPER', 'a?b', '']) {
+      const r = pseudowireSpecSchema.safeParse({ tunnelRef: { name: 't' }, cookie: { secretRef: { name } } });
+      assert.equal(r.success, false, name);
+    }
+    const key = pseudowireSpecSchema.safeParse({
+      tunnelRef: { name: 't' },
+      cookie: { secretRef: { name: 's', key: 'a/b' } },
+    });
+    assert.equal(key.success, false);
   });
 });

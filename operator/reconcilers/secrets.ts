@@ -3,6 +3,9 @@
 // One read per Secret serves every pseudowire that refers to it: a found Secret is kept for a minute,
 // a missing or unreadable one for a few seconds (so a node render over many pseudowires naming a
 // missing Secret costs one GET, not one each), and concurrent lookups share the request in flight.
+// The Pseudowire's author may not be able to read its namespace's Secrets: whatever is wrong with a
+// reference (no such Secret, no access, no such key, not a cookie) the status says the same thing, so
+// a Pseudowire cannot probe Secrets; the particular reason goes to the operator's log only.
 import type { Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError, type KubeApi } from '../../lib/kube/client.js';
 
@@ -29,7 +32,9 @@ export class CookieResolver {
       return hit.read;
     const entry: { read: Promise<SecretData>; at: number; ok?: boolean } = {
       read: this.client
-        .get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/${name}`)
+        .get<{ data?: Record<string, string> }>(
+          `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(name)}`,
+        )
         .then(
           (s) => {
             Object.assign(entry, { ok: true, at: this.now() });
@@ -63,21 +68,28 @@ export class CookieResolver {
     return v;
   }
 
-  /** Both cookies of a pseudowire, or the reason they cannot be resolved. */
-  async of(p: Pseudowire): Promise<Cookies | { error: string }> {
+  /**
+   * Both cookies of a pseudowire, or why not: `error` (for status and events) is one message whatever
+   * went wrong, `detail` (for the operator's log) says what.
+   */
+  async of(p: Pseudowire): Promise<Cookies | { error: string; detail: string }> {
     const ns = p.metadata.namespace ?? 'default';
-    try {
-      const out: Cookies = {};
-      if (p.spec.cookie) out.cookie = await this.resolve(ns, p.spec.cookie);
-      if (p.spec.peerCookie) out.peerCookie = await this.resolve(ns, p.spec.peerCookie);
-      return out;
-    } catch (e) {
-      return {
-        error:
-          e instanceof ApiError && e.status === 404
-            ? `cookie Secret not found: ${e.message}`
-            : (e as Error).message,
-      };
+    const out: Cookies = {};
+    for (const which of ['cookie', 'peerCookie'] as const) {
+      const src = p.spec[which];
+      if (!src) continue;
+      try {
+        out[which] = await this.resolve(ns, src);
+      } catch (e) {
+        const ref = src.secretRef!;
+        return {
+          error:
+            `spec.${which}.secretRef: Secret ${ref.name}, key ${ref.key} cannot be used: it must be a Secret ` +
+            `of namespace ${ns} that the operator can read, holding the cookie as 8 or 16 hex digits under that key`,
+          detail: e instanceof ApiError ? `HTTP ${e.status}: ${e.message}` : (e as Error).message,
+        };
+      }
     }
+    return out;
   }
 }

@@ -1,7 +1,7 @@
 // L2TPTunnel: allocates the tunnel IDs and UDP ports both sides lack, resolves the node addresses,
 // and rolls the agents' reports up into status (endpoints, Ready, Degraded).
 import { setReadyDegraded } from '../../lib/api/conditions.js';
-import type { TunnelStatus } from '../../lib/api/schemas.js';
+import { namespaceAllowed, type TunnelStatus } from '../../lib/api/schemas.js';
 import { resourcePath } from '../../lib/kube/client.js';
 import { FINALIZER, rollupTunnel, tunnelNodes, tunnelSides } from '../render.js';
 import {
@@ -105,7 +105,10 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   assign('localAddress', usable ? la : undefined);
   assign('peerAddress', usable ? pa : undefined);
   st.observedGeneration = t.metadata.generation ?? 0;
-  st.pseudowires = pwsOfTunnel(caches, name).length;
+  // only the pseudowires it carries: a refused one (namespace not allowed) changes nothing here
+  st.pseudowires = pwsOfTunnel(caches, name).filter((p) =>
+    namespaceAllowed(t.spec.allowedNamespaces, p.metadata.namespace ?? ''),
+  ).length;
   const roll = rollupTunnel({ ...t, status: st }, nodeStateMap(caches, tunnelNodes(t)));
   st.endpoints = roll.endpoints.map((e) => ({
     node: e.node,

@@ -58,6 +58,7 @@ describe('cross-cluster: two real clusters on one underlay', () => {
           encapsulation: 'UDP',
           local: { node: w.name, address: w.o.address, tunnelID: 100, udpPort: 17001 },
           peer: { external: { address: e.o.address, tunnelID: 200, udpPort: 17002 } },
+          allowedNamespaces: [NS],
         },
       },
       {

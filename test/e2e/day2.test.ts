@@ -111,7 +111,7 @@ describe('day 2 and faults on a real cluster', () => {
     await lab.cluster.loadImage(rebuilt);
     await apply(t, [
       namespaceObj(NS),
-      tunnel('q-day2', n1, n2),
+      tunnel('q-day2', n1, n2, [NS]),
       pseudowire(NS, 'day2-wire', 'q-day2'),
       pod(t, p1, n1, 'day2-wire', '10.10.0.1/24'),
       pod(t, p2, n2, 'day2-wire', '10.10.0.2/24'),

@@ -141,7 +141,12 @@ describe(
             apiVersion: API_VERSION,
             kind: 'L2TPTunnel',
             metadata: { name: `${w.name}-t` },
-            spec: { encapsulation: 'UDP', local: { node: nodes[w.node - 1]! }, peer: { node: VM_NODE } },
+            spec: {
+              encapsulation: 'UDP',
+              local: { node: nodes[w.node - 1]! },
+              peer: { node: VM_NODE },
+              allowedNamespaces: [NS],
+            },
           },
           {
             apiVersion: API_VERSION,

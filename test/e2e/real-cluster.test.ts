@@ -129,17 +129,12 @@ describe('real cluster: helm install, Multus, the README example', () => {
         metadata: {
           name: 'lease-wire',
           namespace: NS,
-          annotations: {
-            'l2tp.kube-l2tp.io/ipam': JSON.stringify({
-              type: 'host-local',
-              ranges: [[{ subnet: '10.12.0.0/24' }]],
-            }),
-          },
         },
         spec: {
           tunnelRef: { name: 'a-to-b' },
           l2SpecificSublayer: 'Default',
           attachment: { mode: 'Bridge' },
+          ipam: { type: 'host-local', ranges: [[{ subnet: '10.12.0.0/24' }]] },
         },
       },
     ]);
@@ -228,7 +223,12 @@ describe('real cluster: helm install, Multus, the README example', () => {
         apiVersion: API_VERSION,
         kind: 'L2TPTunnel',
         metadata: { name: 'to-nowhere' },
-        spec: { encapsulation: 'UDP', local: { node: nodeA }, peer: { node: 'no-such-node' } },
+        spec: {
+          encapsulation: 'UDP',
+          local: { node: nodeA },
+          peer: { node: 'no-such-node' },
+          allowedNamespaces: [NS],
+        },
       },
       {
         apiVersion: API_VERSION,

@@ -50,11 +50,18 @@ type Obj = Record<string, unknown>;
 export const CAPTURE_FIELDS = [...L2TP_FIELDS, 'udp.checksum'] as const;
 export type CapturedFrame = Record<(typeof CAPTURE_FIELDS)[number], string>;
 
-export const tunnel = (name: string, a: string, b: string, encapsulation: 'UDP' | 'IP' = 'UDP'): Obj => ({
+/** A tunnel between two nodes, shared with the namespaces of its pseudowires. */
+export const tunnel = (
+  name: string,
+  a: string,
+  b: string,
+  namespaces: string[],
+  encapsulation: 'UDP' | 'IP' = 'UDP',
+): Obj => ({
   apiVersion: API_VERSION,
   kind: 'L2TPTunnel',
   metadata: { name },
-  spec: { encapsulation, local: { node: a }, peer: { node: b } },
+  spec: { encapsulation, local: { node: a }, peer: { node: b }, allowedNamespaces: namespaces },
 });
 
 export const pseudowire = (namespace: string, name: string, tunnelName: string, extra: Obj = {}): Obj => ({
@@ -213,7 +220,7 @@ export async function severalPodsOnOneBridge(t: ScenarioTarget, ns: string): Pro
   const a2 = { namespace: ns, name: 'a2' };
   const b1 = { namespace: ns, name: 'b1' };
   await apply(t, [
-    tunnel('q-red', n1, n2),
+    tunnel('q-red', n1, n2, [ns]),
     pseudowire(ns, 'red-wire', 'q-red'),
     pod(t, a1, n1, 'red-wire', '192.168.10.1/24'),
     pod(t, a2, n1, 'red-wire', '192.168.10.2/24'),
@@ -262,7 +269,7 @@ export async function ipEncapCookiesFromSecret(t: ScenarioTarget, ns: string): P
       metadata: { name: 'blue-cookies', namespace: ns },
       stringData: { cookie: 'a1a2a3a4a5a6a7a8', 'peer-cookie': 'b1b2b3b4b5b6b7b8' },
     },
-    tunnel('q-blue', n1, n2, 'IP'),
+    tunnel('q-blue', n1, n2, [ns], 'IP'),
     pseudowire(ns, 'blue-wire', 'q-blue', {
       cookie: { secretRef: { name: 'blue-cookies', key: 'cookie' } },
       peerCookie: { secretRef: { name: 'blue-cookies', key: 'peer-cookie' } },

@@ -402,7 +402,12 @@ function cniVerdict(env: Env, stdin: string): Verdict {
     const cmd = parseEnv(command, env);
     assertThat(COMMANDS.includes(cmd.command), 'parseEnv returned an unknown command');
     const conf = parseNetConf(stdin, cmd.args);
-    assertThat(conf.pseudowire.namespace !== '' && conf.pseudowire.name !== '', 'empty pseudowire');
+    assertThat(conf.pseudowire.name !== '', 'empty pseudowire name');
+    // no namespace only when neither the config nor the runtime names one (ADD and CHECK refuse it)
+    assertThat(
+      conf.pseudowire.namespace !== '' || !cmd.args.K8S_POD_NAMESPACE,
+      'the pod namespace was dropped',
+    );
     assertThat(
       agentSocketProblem(conf.agentSocket) === undefined,
       `agent socket ${conf.agentSocket} accepted`,
@@ -484,7 +489,14 @@ function checkOutcome(o: { exitCode: number; stdout: string }, v: Verdict, stdin
       CniCode.NotAvailable,
       CniCode.IncompatibleVersion,
       CniCode.InvalidConfig,
+      CniCode.NamespaceNotAllowed,
     ];
+    // the agent fails closed when the runtime does not name the pod's namespace
+    if (
+      code === CniCode.InvalidEnvironment &&
+      String(msg).startsWith('CNI_ARGS: K8S_POD_NAMESPACE is missing')
+    )
+      return `exit 1: code ${code}`;
     if (!allowed.includes(code)) {
       // prevResult errors of CHECK are the only other way out before the resolver
       assertThat(v.command === 'CHECK', `unexpected code ${code} for ${v.command}: ${msg} (stdin ${stdin})`);

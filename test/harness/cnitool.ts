@@ -38,6 +38,9 @@ export interface PseudowireEntry {
   tunnelId: number;
   sessionId: number;
   up: boolean;
+  /** The Pseudowire's attachment mode (default bridge) and whom it is shared with. */
+  mode?: 'bridge' | 'exclusive';
+  allowedNamespaces?: string[];
 }
 
 /** A CNI agent process serving one node (network namespace). */
@@ -70,6 +73,7 @@ export class Agent {
 
 export interface CniRunOptions {
   ifname?: string;
+  /** CNI_ARGS; default IgnoreUnknown=1;K8S_POD_NAMESPACE=kc, as a runtime passes it */
   args?: string;
   /** run the client inside this netns (the node), like a runtime would */
   node?: string;
@@ -173,7 +177,8 @@ export class CniRig {
       CNI_PATH: this.bin,
       CNI_IFNAME: o.ifname ?? 'net1',
     };
-    if (o.args) env.CNI_ARGS = o.args;
+    // what every runtime passes: the pod's namespace (the pseudowires of l2tpPlugin live in kc)
+    env.CNI_ARGS = o.args ?? `IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NAMESPACE}`;
     const tool = cnitoolPath();
     const netnsPath = netns.startsWith('/') ? netns : `/run/netns/${netns}`;
     if (o.node)
@@ -208,12 +213,14 @@ export class CniRig {
   }
 }
 
+/** The namespace of the rig's pods and pseudowires, unless a test says otherwise. */
+export const POD_NAMESPACE = 'kc';
+
 /** `{...}` conflist entry for kube-l2tp. */
 export function l2tpPlugin(agent: Agent, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     type: 'kube-l2tp',
-    pseudowire: { namespace: 'kc', name: 'red-wire' },
-    mode: 'bridge',
+    pseudowire: { namespace: POD_NAMESPACE, name: 'red-wire' },
     agentSocket: agent.socket,
     ...extra,
   };

@@ -129,6 +129,29 @@ describe('CRDs on a real apiserver', () => {
       message: /give exactly one of value or secretRef/,
     },
     {
+      name: 'a secretRef name that is not a Secret name',
+      obj: pw('b6b', {
+        tunnelRef: { name: 't' },
+        cookie: { secretRef: { name: '../../kube-system/secrets/x' } },
+      }),
+      message: /must be a Secret name/,
+    },
+    {
+      name: 'an ipam that names files on the node',
+      obj: pw('b6c', { tunnelRef: { name: 't' }, ipam: { type: 'host-local', dataDir: '/etc' } }),
+      message: /dataDir and resolvConf name files on the node/,
+    },
+    {
+      name: 'an ipam type outside the allow-list',
+      obj: pw('b6d', { tunnelRef: { name: 't' }, ipam: { type: 'bridge' } }),
+      message: /ipam\.type/,
+    },
+    {
+      name: 'a tunnel shared with something that is not a namespace',
+      obj: tunnel('b6e', { local: { node: 'n1' }, peer: { node: 'n2' }, allowedNamespaces: ['Bad_NS'] }),
+      message: /must be a namespace name or "\*"/,
+    },
+    {
       name: 'UDP port with IP encapsulation',
       obj: tunnel('b7', { encapsulation: 'IP', local: { node: 'n1', udpPort: 5000 }, peer: { node: 'n2' } }),
       message: /udpPort is only valid with encapsulation UDP/,

@@ -49,6 +49,7 @@ describe('CNI attach through a netns descriptor (path invisible to the agent)', 
     CNI_NETNS: netns,
     CNI_IFNAME: 'net1',
     CNI_PATH: rig.bin,
+    CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=cf', // the pod's namespace, as the runtime says it
   });
 
   /**

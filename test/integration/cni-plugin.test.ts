@@ -18,13 +18,23 @@ import {
   buildShim,
   cniError,
   l2tpPlugin,
+  POD_NAMESPACE,
   type PseudowireEntry,
 } from '../harness/cnitool.js';
 
 const N1 = 'kcn1';
 const N2 = 'kcn2';
 const RED: PseudowireEntry = { ifname: 'kcl2tp0', mtu: 1400, tunnelId: 10, sessionId: 20, up: true };
-const BLUE: PseudowireEntry = { ifname: 'kcl2tp1', mtu: 1446, tunnelId: 10, sessionId: 21, up: true };
+const BLUE: PseudowireEntry = {
+  ifname: 'kcl2tp1',
+  mtu: 1446,
+  tunnelId: 10,
+  sessionId: 21,
+  up: true,
+  mode: 'exclusive',
+};
+/** What a runtime passes: pods of the pseudowires' namespace. */
+const POD_ARGS = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NAMESPACE}`;
 const GREEN_A: PseudowireEntry = { ifname: 'kcpwA', mtu: 1446, tunnelId: 11, sessionId: 30, up: true };
 const GREEN_B: PseudowireEntry = { ifname: 'kcpwB', mtu: 1446, tunnelId: 11, sessionId: 30, up: true };
 const VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
@@ -249,7 +259,6 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     await rig.network('kcblue', '1.1.0', [
       l2tpPlugin(a1, {
         pseudowire: blue,
-        mode: 'exclusive',
         mtu: 1400,
         mac: '02:00:00:aa:bb:01',
         ipam: { type: 'static', addresses: [{ address: '10.202.5.1/24' }] },
@@ -272,7 +281,8 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     const check = await rig.cnitool('check', 'kcblue', p1, { node: N1 });
     assert.equal(check.code, 0, check.stderr);
 
-    // one pod owns it: a second exclusive ADD and a bridge-mode ADD are refused (102) and leave nothing
+    // one pod owns it: a second ADD is refused (102), asking for bridge mode is refused (7: the
+    // Pseudowire decides), and neither leaves anything
     const second = await rig.cnitool('add', 'kcblue', p2, { node: N1 });
     assert.notEqual(second.code, 0);
     assert.match(second.stderr, /attached exclusively/);
@@ -281,6 +291,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       CNI_CONTAINERID: 'kcx2',
       CNI_NETNS: `/run/netns/${p2}`,
       CNI_IFNAME: 'net1',
+      CNI_ARGS: POD_ARGS,
     };
     const bridgeTry = await rig.shim(env, {
       cniVersion: '1.1.0',
@@ -288,6 +299,13 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       ...l2tpPlugin(a1, { pseudowire: blue }),
     });
     assert.equal(cniError(bridgeTry)?.code, 102);
+    const asBridge = await rig.shim(env, {
+      cniVersion: '1.1.0',
+      name: 'kcb',
+      ...l2tpPlugin(a1, { pseudowire: blue, mode: 'bridge' }),
+    });
+    assert.equal(cniError(asBridge)?.code, 7);
+    assert.match(cniError(asBridge)!.msg, /spec\.attachment\.mode Exclusive/);
     assert.deepEqual(
       (await links(p2)).map((l) => l.ifname),
       ['lo'],
@@ -308,6 +326,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       CNI_CONTAINERID: 'kcbad1',
       CNI_NETNS: `/run/netns/${p}`,
       CNI_IFNAME: 'net1',
+      CNI_ARGS: POD_ARGS,
       CNI_PATH: rig.bin,
     };
     const cases: [string, Record<string, string>, string | object, number, RegExp][] = [
@@ -323,6 +342,14 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       ['unsupported cniVersion', env, { ...base, cniVersion: '0.3.1' }, 1, /0\.3\.1/],
       ['no pseudowire', env, { ...base, pseudowire: undefined }, 7, /pseudowire/],
       ['bad mode', env, { ...base, mode: 'trunk' }, 7, /mode/],
+      ['pod namespace unknown', { ...env, CNI_ARGS: '' }, base, 4, /K8S_POD_NAMESPACE is missing/],
+      [
+        "another namespace's pseudowire",
+        { ...env, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=other' },
+        base,
+        109,
+        /not shared with namespace other/,
+      ],
       ['mtu too small', env, { ...base, mtu: 20 }, 7, /mtu/],
       ['multicast mac', env, { ...base, mac: '01:00:5e:00:00:01' }, 7, /mac/],
       ['bad network name', env, { ...base, name: '-bad name' }, 7, /name/],
@@ -374,6 +401,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       CNI_CONTAINERID: 'kcexist1',
       CNI_NETNS: `/run/netns/${p}`,
       CNI_IFNAME: 'net1',
+      CNI_ARGS: POD_ARGS,
       CNI_PATH: rig.bin,
     };
     const r = await rig.shim(env, conf);
@@ -398,6 +426,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       CNI_CONTAINERID: 'kcfull2',
       CNI_NETNS: `/run/netns/${p2}`,
       CNI_IFNAME: 'net1',
+      CNI_ARGS: POD_ARGS,
       CNI_PATH: rig.bin,
     };
     const r = await rig.shim(env, conf);
@@ -501,6 +530,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       CNI_CONTAINERID: 'kcdown1',
       CNI_NETNS: `/run/netns/${p}`,
       CNI_IFNAME: 'net1',
+      CNI_ARGS: POD_ARGS,
       CNI_PATH: rig.bin,
     };
     const down = {

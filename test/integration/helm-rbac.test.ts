@@ -161,7 +161,7 @@ describe('the chart identities against a real apiserver', () => {
             apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
             kind: 'L2TPTunnel',
             metadata: { name: 'a-b' },
-            spec: { local: { node: 'node-a' }, peer: { node: 'node-b' } },
+            spec: { local: { node: 'node-a' }, peer: { node: 'node-b' }, allowedNamespaces: ['rbac-demo'] },
           },
           {
             apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',

@@ -44,7 +44,7 @@ describe('operator limits on a real apiserver', () => {
       apiVersion: A,
       kind: 'L2TPTunnel',
       metadata: { name },
-      spec: { local: { node: 'n1' }, peer: { node: peer } },
+      spec: { local: { node: 'n1' }, peer: { node: peer }, allowedNamespaces: ['default'] },
     });
   const pw = (name: string, t: string) =>
     env.admin.create(pwPath(), {

@@ -53,7 +53,7 @@ describe('operator on a real apiserver', () => {
       apiVersion: A,
       kind: 'L2TPTunnel',
       metadata: { name: 't12' },
-      spec: { local: { node: 'n1' }, peer: { node: 'n2' } },
+      spec: { local: { node: 'n1' }, peer: { node: 'n2' }, allowedNamespaces: ['default'] },
     });
     await env.admin.create(pwPath(), {
       apiVersion: A,
@@ -219,7 +219,6 @@ describe('operator on a real apiserver', () => {
       cniVersion: '1.0.0',
       type: 'kube-l2tp',
       pseudowire: { namespace: 'default', name: 'red' },
-      mode: 'bridge',
     });
     assert.equal(nad.metadata.ownerReferences[0]?.kind, 'Pseudowire');
     await eventually(

@@ -1,6 +1,7 @@
 // A PseudowireResolver from a table (tests, benchmarks, the in-process entry point), optionally
 // backed by a JSON file that is re-read when it changes:
-//   {"ready": true, "pseudowires": {"ns/name": {"ifname","mtu","tunnelId","sessionId","up"}}}
+//   {"ready": true, "pseudowires": {"ns/name": {"ifname","mtu","tunnelId","sessionId","up",
+//     "mode"?, "allowedNamespaces"?}}}
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { PseudowireDevice, PseudowireRef, PseudowireResolver } from '../../lib/agent-protocol.js';
@@ -15,6 +16,8 @@ export const resolverFileSchema = z.object({
       tunnelId: z.number().int(),
       sessionId: z.number().int(),
       up: z.boolean(),
+      mode: z.enum(['bridge', 'exclusive']).default('bridge'),
+      allowedNamespaces: z.array(z.string()).optional(),
     }),
   ),
 });
@@ -59,6 +62,9 @@ export class FileResolver implements PseudowireResolver {
     return this.load().ready;
   }
   lookup(ref: PseudowireRef): Promise<PseudowireDevice | undefined> {
-    return Promise.resolve(this.load().pseudowires[`${ref.namespace}/${ref.name}`]);
+    const e = this.load().pseudowires[`${ref.namespace}/${ref.name}`];
+    if (!e) return Promise.resolve(undefined);
+    const { allowedNamespaces, ...rest } = e;
+    return Promise.resolve({ ...rest, ...(allowedNamespaces ? { allowedNamespaces } : {}) });
   }
 }

@@ -1,0 +1,460 @@
+// Tenant isolation, played by the attacker against the real kube-apiserver and the real operator:
+// namespace tn-alpha (user alice) owns a Pseudowire on an L2TPTunnel an admin shared with tn-alpha
+// only; namespace tn-beta (user bob, with the rights a tenant usually gets in their own namespace)
+// tries every way onto that wire. The CNI side runs the real shim against an agent (the dev agent in
+// a network namespace playing node tn-n1) that serves exactly what the operator rendered into the
+// node's L2TPNodeState. Each attempt is printed with its outcome; each fails with a clear message and
+// nothing of alice's (tunnel, pseudowire, node states, NAD, node links, her pod) changes.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
+import { ApiError, KubeClient } from '../../lib/kube/client.js';
+import type { RunningOperator } from '../../operator/operator.js';
+import { Agent, CniRig, buildShim, cniError, type PseudowireEntry } from '../harness/cnitool.js';
+import { Lab, ipIn, requireRoot } from '../harness/netns.js';
+import {
+  GROUP_PATH,
+  agentReport,
+  createNode,
+  eventually,
+  nodeStatePath,
+  operator,
+  setupEnv,
+  type Env,
+} from './operator-env.js';
+
+const REPO = join(import.meta.dirname, '../../..');
+const A = 'l2tp.kube-l2tp.io/v1alpha1';
+const ALPHA = 'tn-alpha';
+const BETA = 'tn-beta';
+const [N1, N2] = ['tn-n1', 'tn-n2'];
+const NODE_NETNS = 'tn-adv-n1';
+const tunPath = (n?: string) => `${GROUP_PATH}/l2tptunnels${n ? `/${n}` : ''}`;
+const pwPath = (ns: string, n?: string) => `${GROUP_PATH}/namespaces/${ns}/pseudowires${n ? `/${n}` : ''}`;
+const nadPath = (ns: string, n?: string) =>
+  `/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions${n ? `/${n}` : ''}`;
+const ready = (p: Pseudowire) => p.status?.conditions?.find((c) => c.type === 'Ready');
+
+/** What a tenant gets in its own namespace, and read access to the cluster's tunnels. */
+const tenantRbac = (user: string, ns: string) => [
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: `tn-tenant-${user}`, namespace: ns },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tn-tenant' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+  },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: `tn-tunnel-reader-${user}` },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tn-tunnel-reader' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+  },
+];
+const clusterRoles = [
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'tn-tenant' },
+    rules: [
+      { apiGroups: ['l2tp.kube-l2tp.io'], resources: ['pseudowires'], verbs: ['*'] },
+      { apiGroups: ['k8s.cni.cncf.io'], resources: ['network-attachment-definitions'], verbs: ['*'] },
+      { apiGroups: [''], resources: ['secrets', 'pods', 'events'], verbs: ['*'] },
+    ],
+  },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'tn-tunnel-reader' },
+    rules: [
+      { apiGroups: ['l2tp.kube-l2tp.io'], resources: ['l2tptunnels'], verbs: ['get', 'list', 'watch'] },
+    ],
+  },
+];
+
+describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wire", () => {
+  const lab = new Lab();
+  let env: Env;
+  let op: RunningOperator | undefined;
+  let alice: KubeClient;
+  let bob: KubeClient;
+  let rig: CniRig;
+  let agent: Agent;
+  let alicePod = '';
+  let nadConfig: Record<string, unknown> = {};
+
+  const attempt = (who: string, what: string, outcome: string) =>
+    console.log(`  attempt [${who}] ${what}\n    -> ${outcome}`);
+
+  /** Everything of alice's that no attempt may change. */
+  const snapshot = async () => {
+    const t = await env.admin.get<L2TPTunnel>(tunPath('tn-core'));
+    const p = await env.admin.get<Pseudowire>(pwPath(ALPHA, 'wire'));
+    const states = await Promise.all([N1, N2].map((n) => env.admin.get<L2TPNodeState>(nodeStatePath(n))));
+    const nad = await env.admin.get<{ spec: unknown }>(nadPath(ALPHA, 'wire'));
+    return JSON.stringify({
+      tunnel: { spec: t.spec, status: t.status, rv: t.metadata.resourceVersion },
+      pw: { spec: p.spec, status: p.status, rv: p.metadata.resourceVersion },
+      nodeStates: states.map((s) => ({ spec: s.spec, rv: s.metadata.resourceVersion })),
+      nad: nad.spec,
+      nodeLinks: await linkFacts(NODE_NETNS),
+      podLinks: alicePod ? await linkFacts(alicePod) : [],
+    });
+  };
+  /** The links of a netns as far as an attacker could change them (not carrier or DAD flags). */
+  const linkFacts = async (netns: string) =>
+    (
+      JSON.parse(await ipIn(netns, '-j', 'addr', 'show')) as {
+        ifname: string;
+        master?: string;
+        mtu: number;
+        address?: string;
+        addr_info: { local: string; prefixlen: number }[];
+      }[]
+    ).map((l) => ({
+      ifname: l.ifname,
+      master: l.master,
+      mtu: l.mtu,
+      mac: l.address,
+      addrs: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`),
+    }));
+  let baseline = '';
+  const assertNothingChanged = async (what: string) =>
+    assert.equal(await snapshot(), baseline, `${what}: alice's objects, node links or pod changed`);
+
+  /** An ADD through the real shim, as the runtime runs it for a pod of `podNs`. */
+  const cniAdd = async (podNs: string | undefined, config: Record<string, unknown>, id: string) => {
+    const netns = await lab.netns(`tn-adv-${id}`);
+    const r = await rig.shim(
+      {
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: id,
+        CNI_NETNS: `/run/netns/${netns}`,
+        CNI_IFNAME: 'net1',
+        CNI_PATH: rig.bin,
+        ...(podNs ? { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${podNs};K8S_POD_NAME=${id}` } : {}),
+      },
+      { name: 'tn-net', ...config },
+    );
+    return { r, netns };
+  };
+  const podLinkNames = async (netns: string) =>
+    (await ipIn(netns, '-o', 'link', 'show'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(': ')[1]!.split('@')[0]);
+
+  before(async () => {
+    requireRoot();
+    await buildShim();
+    env = await setupEnv();
+    await createNode(env.admin, N1, '10.251.0.1');
+    await createNode(env.admin, N2, '10.251.0.2');
+    for (const ns of [ALPHA, BETA]) await env.cp.kubectl(['create', 'namespace', ns]);
+    await env.cp.kubectl(['apply', '-f', '-'], {
+      input: [...clusterRoles, ...tenantRbac('alice', ALPHA), ...tenantRbac('bob', BETA)]
+        .map((o) => JSON.stringify(o))
+        .join('\n'),
+    });
+    alice = KubeClient.fromFile(await env.cp.kubeconfigFor({ user: 'alice' }));
+    bob = KubeClient.fromFile(await env.cp.kubeconfigFor({ user: 'bob' }));
+    await env.admin.create(tunPath(), {
+      apiVersion: A,
+      kind: 'L2TPTunnel',
+      metadata: { name: 'tn-core' },
+      spec: { local: { node: N1 }, peer: { node: N2 }, allowedNamespaces: [ALPHA] },
+    });
+    await alice.create(`/api/v1/namespaces/${ALPHA}/secrets`, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'cookies' },
+      stringData: { cookie: '0a0b0c0d0e0f1011', peer: '1213141516171819' },
+    });
+    await alice.create(pwPath(ALPHA), {
+      apiVersion: A,
+      kind: 'Pseudowire',
+      metadata: { name: 'wire' },
+      spec: {
+        tunnelRef: { name: 'tn-core' },
+        cookie: { secretRef: { name: 'cookies', key: 'cookie' } },
+        peerCookie: { secretRef: { name: 'cookies', key: 'peer' } },
+        attachment: { mode: 'Bridge' },
+        ipam: { type: 'static' },
+      },
+    });
+    // Multus's NetworkAttachmentDefinition CRD: the operator generates NADs when it exists
+    await env.cp.kubectl(['apply', '-f', join(REPO, 'test/fixtures/multus-nad-crd.json')]);
+    await env.cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+    op = await operator(env);
+    const nad = await eventually("the NAD of alice's wire", () =>
+      env.admin.get<{ spec: { config: string } }>(nadPath(ALPHA, 'wire')).catch(() => undefined),
+    );
+    nadConfig = JSON.parse(nad.spec.config) as Record<string, unknown>;
+    await eventually("alice's wire rendered on both nodes", async () => {
+      const s = await Promise.all([N1, N2].map((n) => env.admin.get<L2TPNodeState>(nodeStatePath(n))));
+      return s.every((x) => x.spec?.tunnels[0]?.sessions.length === 1);
+    });
+    for (const n of [N1, N2]) await agentReport(env, n);
+    await eventually("alice's wire Ready", async () =>
+      ready(await env.admin.get<Pseudowire>(pwPath(ALPHA, 'wire')))?.status === 'True' ? true : undefined,
+    );
+
+    // node tn-n1: the session's device as a backend makes it, and an agent serving the node state
+    const ns1 = await env.admin.get<L2TPNodeState>(nodeStatePath(N1));
+    const s = ns1.spec!.tunnels[0]!.sessions[0]!;
+    await lab.netns(NODE_NETNS);
+    await ipIn(NODE_NETNS, 'tuntap', 'add', 'dev', s.ifname, 'mode', 'tap');
+    await ipIn(NODE_NETNS, 'link', 'set', s.ifname, 'mtu', '1446', 'up');
+    rig = await CniRig.create();
+    lab.onCleanup(() => rig.cleanup());
+    const entry: PseudowireEntry = {
+      ifname: s.ifname,
+      mtu: 1446,
+      tunnelId: ns1.spec!.tunnels[0]!.tunnelId,
+      sessionId: s.sessionId,
+      up: true,
+      mode: s.mode,
+      ...(s.allowedNamespaces ? { allowedNamespaces: s.allowedNamespaces } : {}),
+    };
+    agent = await rig.agent(NODE_NETNS, true, { [`${ALPHA}/wire`]: entry });
+    nadConfig.agentSocket = agent.socket; // what Multus hands the plugin, pointed at this node's agent
+
+    // alice's own pod attaches: the legitimate path works
+    const { r, netns } = await cniAdd(
+      ALPHA,
+      { ...nadConfig, ipam: { type: 'static', addresses: [{ address: '10.251.1.1/24' }] } },
+      'tnalice1',
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    alicePod = netns;
+    console.log(`  alice's pod ${ALPHA}/tnalice1 attached: net1 on ${s.ifname} (session ${s.sessionId})`);
+    baseline = await snapshot();
+  });
+
+  after(async () => {
+    await op?.stop();
+    alice?.close();
+    bob?.close();
+    await lab.cleanup();
+    await env?.stop();
+  });
+
+  it('item 3: a Pseudowire of tn-beta on the tunnel shared with tn-alpha only is refused, with a status and an event', async () => {
+    const alicesIds = (await env.admin.get<Pseudowire>(pwPath(ALPHA, 'wire'))).status!;
+    for (const [name, extra, what] of [
+      ['tap', {}, 'a Pseudowire of tn-beta on tunnel tn-core'],
+      [
+        'clash',
+        { sessionID: alicesIds.sessionID, peerSessionID: alicesIds.peerSessionID },
+        `the same, claiming alice's session IDs ${alicesIds.sessionID}/${alicesIds.peerSessionID}`,
+      ],
+    ] as const) {
+      await bob.create(pwPath(BETA), {
+        apiVersion: A,
+        kind: 'Pseudowire',
+        metadata: { name },
+        spec: { tunnelRef: { name: 'tn-core' }, ...extra },
+      });
+      const p = await eventually(`${name} refused`, async () => {
+        const x = await bob.get<Pseudowire>(pwPath(BETA, name));
+        return ready(x)?.reason === 'TunnelNotAllowed' ? x : undefined;
+      });
+      const c = ready(p)!;
+      attempt('bob', what, `Ready=${c.status} ${c.reason}: ${c.message}`);
+      assert.equal(c.status, 'False');
+      assert.equal(
+        c.message,
+        `L2TPTunnel tn-core is not shared with namespace ${BETA}: its spec.allowedNamespaces must list "${BETA}" (or "*"); the tunnel's owner (a cluster admin) sets it`,
+      );
+      assert.equal(p.status?.sessionID, undefined, 'no session ID claimed');
+      const events = await bob.get<{ items: { reason: string; involvedObject: { name: string } }[] }>(
+        `/api/v1/namespaces/${BETA}/events`,
+      );
+      assert.ok(
+        events.items.some((e) => e.reason === 'TunnelNotAllowed' && e.involvedObject.name === name),
+        'a Warning event on the refused Pseudowire',
+      );
+      await env.admin
+        .get(nadPath(BETA, name))
+        .then(() => assert.fail('a refused Pseudowire got a NAD'))
+        .catch((e: unknown) => assert.equal((e as ApiError).status, 404));
+      await assertNothingChanged(what);
+    }
+  });
+
+  it('item 3: bob cannot widen the tunnel or make his own', async () => {
+    const patch = await bob.patch(tunPath('tn-core'), { spec: { allowedNamespaces: [ALPHA, BETA] } }).then(
+      () => 'allowed',
+      (e: unknown) => `HTTP ${(e as ApiError).status}`,
+    );
+    attempt('bob', 'patch tunnel tn-core: spec.allowedNamespaces += tn-beta', patch);
+    assert.equal(patch, 'HTTP 403');
+    const create = await bob
+      .create(tunPath(), {
+        apiVersion: A,
+        kind: 'L2TPTunnel',
+        metadata: { name: 'bobs' },
+        spec: { local: { node: N1 }, peer: { node: N2 }, allowedNamespaces: [BETA] },
+      })
+      .then(
+        () => 'allowed',
+        (e: unknown) => `HTTP ${(e as ApiError).status}`,
+      );
+    attempt('bob', 'create his own L2TPTunnel between the same nodes', create);
+    assert.equal(create, 'HTTP 403');
+    await assertNothingChanged('tunnel writes');
+  });
+
+  it("item 1: a pod of tn-beta whose network config names tn-alpha's wire gets no interface", async () => {
+    // bob may write any NAD in his namespace: a copy of alice's, naming her wire
+    await bob.create(nadPath(BETA), {
+      apiVersion: 'k8s.cni.cncf.io/v1',
+      kind: 'NetworkAttachmentDefinition',
+      metadata: { name: 'borrowed' },
+      spec: { config: JSON.stringify(nadConfig) },
+    });
+    const cases: [string, string | undefined, Record<string, unknown>, number, RegExp][] = [
+      [
+        'NAD in tn-beta naming tn-alpha/wire, pod of tn-beta',
+        BETA,
+        nadConfig,
+        109,
+        /^pseudowire tn-alpha\/wire is not shared with namespace tn-beta: a pod attaches only to pseudowires of its own namespace, or to one whose spec\.allowedNamespaces lists "tn-beta"$/,
+      ],
+      [
+        'the same as "tn-alpha/wire" string form',
+        BETA,
+        { ...nadConfig, pseudowire: `${ALPHA}/wire` },
+        109,
+        /not shared with namespace tn-beta/,
+      ],
+      [
+        'the runtime gives no K8S_POD_NAMESPACE (fail closed)',
+        undefined,
+        nadConfig,
+        4,
+        /^CNI_ARGS: K8S_POD_NAMESPACE is missing/,
+      ],
+      [
+        'a bare name "wire": it means tn-beta/wire',
+        BETA,
+        { ...nadConfig, pseudowire: 'wire' },
+        100,
+        /^pseudowire tn-beta\/wire has no endpoint on this node/,
+      ],
+      [
+        'a name that does not exist in tn-alpha: the same answer as a real one (no probing)',
+        BETA,
+        { ...nadConfig, pseudowire: { namespace: ALPHA, name: 'secret-project' } },
+        109,
+        /^pseudowire tn-alpha\/secret-project is not shared with namespace tn-beta/,
+      ],
+    ];
+    let i = 0;
+    for (const [what, podNs, config, code, re] of cases) {
+      const { r, netns } = await cniAdd(podNs, config, `tnbob${++i}`);
+      const e = cniError(r);
+      attempt('bob', `CNI ADD: ${what}`, `code ${e?.code}: ${e?.msg}`);
+      assert.equal(e?.code, code, r.stdout);
+      assert.match(e!.msg, re);
+      assert.deepEqual(await podLinkNames(netns), ['lo'], 'no interface in the pod');
+      await assertNothingChanged(what);
+    }
+  });
+
+  it("item 2: no network config takes the Bridge wire's device for one pod", async () => {
+    // even a NAD in alice's own namespace (anyone there with NAD rights may write one)
+    const { r, netns } = await cniAdd(ALPHA, { ...nadConfig, mode: 'exclusive' }, 'tnexcl');
+    const e = cniError(r);
+    attempt(
+      `${ALPHA} NAD author`,
+      'CNI ADD with "mode": "exclusive" on the Bridge wire',
+      `code ${e?.code}: ${e?.msg}`,
+    );
+    assert.equal(e?.code, 7);
+    assert.match(
+      e!.msg,
+      /mode: "exclusive", but pseudowire tn-alpha\/wire has spec\.attachment\.mode Bridge/,
+    );
+    assert.deepEqual(await podLinkNames(netns), ['lo']);
+    await assertNothingChanged('exclusive on a bridge wire');
+  });
+
+  it('item 4: no network config redirects the root-run shim; no annotation reaches a NAD', async () => {
+    for (const [what, config, code, re] of [
+      [
+        '"agentSocket": "/tmp/evil.sock"',
+        { ...nadConfig, agentSocket: '/tmp/evil.sock' },
+        7,
+        /is not a path under \/run\/kube-l2tp\//,
+      ],
+      [
+        '"agentSocket" escaping the directory',
+        { ...nadConfig, agentSocket: '/run/kube-l2tp/../../tmp/evil.sock' },
+        7,
+        /is not a path under/,
+      ],
+    ] as const) {
+      const { r } = await cniAdd(BETA, config, `tnsock${code}${what.length}`);
+      const e = cniError(r);
+      attempt('bob', `CNI ADD with ${what}`, `code ${e?.code}: ${e?.msg}`);
+      assert.equal(e?.code, code);
+      assert.match(e!.msg, re);
+    }
+    // a nested agentSocket is not the shim's key: the request goes to the real agent, which refuses
+    const nested = { ...nadConfig, ipam: { type: 'static', agentSocket: '/tmp/evil.sock' } };
+    const { r } = await cniAdd(BETA, nested, 'tnnested');
+    const e = cniError(r);
+    attempt('bob', 'CNI ADD with agentSocket nested in ipam', `code ${e?.code}: ${e?.msg}`);
+    assert.equal(e?.code, 109, 'answered by the node agent, not by anything at /tmp');
+
+    await bob.create(pwPath(BETA), {
+      apiVersion: A,
+      kind: 'Pseudowire',
+      metadata: {
+        name: 'annotated',
+        annotations: {
+          'l2tp.kube-l2tp.io/ipam': JSON.stringify({ type: 'x', agentSocket: '/tmp/evil.sock' }),
+        },
+      },
+      spec: { tunnelRef: { name: 'tn-core' } },
+    });
+    const p = await eventually('annotated refused', async () => {
+      const x = await bob.get<Pseudowire>(pwPath(BETA, 'annotated'));
+      return ready(x)?.reason === 'IPAMAnnotationIgnored' ? x : undefined;
+    });
+    attempt(
+      'bob',
+      'a Pseudowire carrying the old free-form IPAM annotation',
+      `${ready(p)!.reason}: ${ready(p)!.message}`,
+    );
+    assert.match(ready(p)!.message!, /move its JSON to spec\.ipam/);
+    await env.admin
+      .get(nadPath(BETA, 'annotated'))
+      .then(() => assert.fail('a NAD was generated'))
+      .catch((e2: unknown) => assert.equal((e2 as ApiError).status, 404));
+    await assertNothingChanged('socket and annotation');
+  });
+
+  it("alice's pod and wire are as they were; bob's objects go without a trace", async () => {
+    for (const n of ['tap', 'clash', 'annotated']) await bob.delete(pwPath(BETA, n));
+    await eventually("bob's pseudowires gone", async () =>
+      (await bob.get<{ items: unknown[] }>(pwPath(BETA))).items.length === 0 ? true : undefined,
+    );
+    await assertNothingChanged('after bob left');
+    const del = await rig.shim(
+      {
+        CNI_COMMAND: 'DEL',
+        CNI_CONTAINERID: 'tnalice1',
+        CNI_NETNS: `/run/netns/${alicePod}`,
+        CNI_IFNAME: 'net1',
+        CNI_PATH: rig.bin,
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${ALPHA};K8S_POD_NAME=tnalice1`,
+      },
+      { name: 'tn-net', ...nadConfig, ipam: { type: 'static', addresses: [{ address: '10.251.1.1/24' }] } },
+    );
+    assert.equal(del.code, 0, del.stdout);
+  });
+});
