@@ -65,7 +65,10 @@ export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): Desi
           ...(s.peerCookie !== undefined ? { peerCookie: s.peerCookie } : {}),
           mtu: s.mtu ?? opts.fixedMtu ?? most,
           pseudowire: s.pseudowire,
-          attach: { mode: s.mode, ...(s.allowedNamespaces ? { allowedNamespaces: s.allowedNamespaces } : {}) },
+          attach: {
+            mode: s.mode,
+            ...(s.allowedNamespaces ? { allowedNamespaces: s.allowedNamespaces } : {}),
+          },
           ...(refused !== undefined ? { refused } : {}),
         };
       }),

@@ -197,6 +197,10 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
       return s.every((x) => x.spec?.tunnels[0]?.sessions.length === 1);
     });
     for (const n of [N1, N2]) await agentReport(env, n);
+    await eventually('tunnel tn-core Ready', async () => {
+      const t = await env.admin.get<L2TPTunnel>(tunPath('tn-core'));
+      return t.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+    });
     await eventually("alice's wire Ready", async () =>
       ready(await env.admin.get<Pseudowire>(pwPath(ALPHA, 'wire')))?.status === 'True' ? true : undefined,
     );
