@@ -1,7 +1,21 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { controllerConfigFromEnv, podConfigFromEnv } from './env-config.js';
+import { parseAgentArgs } from '../datapath/agent/command.js';
 import { DEFAULT_POD_CONFIG, desiredDatapathPod } from './render.js';
+
+/** The agent's environment as the kubelet gives it: $(VAR) references expanded, fieldRefs from `fields`. */
+function kubeletEnv(
+  env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[],
+  fields: Record<string, string>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of env)
+    out[e.name] = e.valueFrom
+      ? fields[e.valueFrom.fieldRef.fieldPath]!
+      : e.value!.replace(/\$\((\w+)\)/g, (m, v: string) => out[v] ?? m);
+  return out;
+}
 
 describe('operator settings from the chart environment', () => {
   const env = {
@@ -54,6 +68,29 @@ describe('operator settings from the chart environment', () => {
       'at the same path: delegates write where they expect',
     );
     assert.deepEqual(controllerConfigFromEnv(env), { multus: false });
+  });
+
+  it('metrics host: the chart value decides where the agent binds, and the probes follow', () => {
+    const agentBind = (fromChart: Record<string, string>) => {
+      const pod = desiredDatapathPod('n1', { ...DEFAULT_POD_CONFIG, ...podConfigFromEnv(fromChart) });
+      const c = (pod.spec as { containers: Record<string, unknown>[] }).containers[0]!;
+      const env = kubeletEnv(c.env as never, { 'spec.nodeName': 'n1', 'metadata.namespace': 'kube-l2tp', 'status.hostIP': '10.0.0.7' });
+      const probe = (c.readinessProbe as { httpGet: { host?: string } }).httpGet.host;
+      return { bind: parseAgentArgs([], env)['metrics-host'], probe };
+    }; // prettier-ignore
+    assert.deepEqual(agentBind({}), { bind: '127.0.0.1', probe: '127.0.0.1' });
+    assert.deepEqual(agentBind({ DATAPATH_METRICS_HOST: '127.0.0.1' }), {
+      bind: '127.0.0.1',
+      probe: '127.0.0.1',
+    });
+    // the kubelet probes the pod's IP, which is the node's (host network)
+    assert.deepEqual(agentBind({ DATAPATH_METRICS_HOST: 'node-ip' }), { bind: '10.0.0.7', probe: undefined });
+    assert.deepEqual(agentBind({ DATAPATH_METRICS_HOST: '0.0.0.0' }), { bind: '0.0.0.0', probe: undefined });
+    assert.equal(parseAgentArgs([], {})['metrics-host'], '127.0.0.1', 'the agent alone binds loopback');
+    assert.throws(
+      () => podConfigFromEnv({ DATAPATH_METRICS_HOST: 'everywhere' }),
+      /DATAPATH_METRICS_HOST: 127.0.0.1, node-ip/,
+    );
   });
 
   it('keeps the defaults when the chart sets nothing', () => {

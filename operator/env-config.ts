@@ -1,5 +1,6 @@
 // The operator Deployment's environment (set by the Helm chart from its values) -> the settings of
 // the datapath pods and the controller. Pure, so the chart's contract is unit-tested.
+import { isIP } from 'node:net';
 import type { ControllerConfig } from './controller.js';
 import type { PodConfig } from './render.js';
 
@@ -81,6 +82,15 @@ export function podConfigFromEnv(env: Env): Partial<PodConfig> {
   if (data) {
     if (!data.startsWith('/')) throw new EnvConfigError(`CNI_DATA_DIR: an absolute path, got ${data}`);
     out.cniDataDir = data;
+  }
+  const metricsHost = str('DATAPATH_METRICS_HOST');
+  if (metricsHost) {
+    if (metricsHost !== 'node-ip' && isIP(metricsHost) === 0) {
+      throw new EnvConfigError(
+        `DATAPATH_METRICS_HOST: 127.0.0.1, node-ip, 0.0.0.0 or an IP address, got ${metricsHost}`,
+      );
+    }
+    out.metricsHost = metricsHost;
   }
   const sock = str('AGENT_SOCKET_DIR');
   if (sock) out.socketDir = sock;

@@ -108,12 +108,37 @@ describe('desiredDatapathPod', () => {
     assert.deepEqual(c.command, ['kube-l2tp-datapath', 'agent', '--node-name', '$(NODE_NAME)']);
     assert.deepEqual(c.securityContext, {
       privileged: false, runAsUser: 0, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
+      seccompProfile: { type: 'RuntimeDefault' },
       capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN'] },
     }); // prettier-ignore
-    assert.deepEqual(
-      spec.volumes.map((v) => [v.name, v.hostPath.path]),
-      [['dev-net-tun', '/dev/net/tun'], ['bpffs', '/sys/fs/bpf'], ['netns', '/var/run/netns'], ['cni-bin', '/opt/cni/bin'], ['cni-conf', '/etc/cni/net.d'], ['agent-socket', '/run/kube-l2tp'], ['cni-data', '/var/lib/cni']],
-    ); // prettier-ignore
+    assert.deepEqual(spec.volumes, [
+      { name: 'dev-net-tun', hostPath: { path: '/dev/net/tun', type: 'CharDevice' } },
+      { name: 'bpffs', hostPath: { path: '/sys/fs/bpf', type: 'Directory' } },
+      { name: 'netns', hostPath: { path: '/var/run/netns', type: 'DirectoryOrCreate' } },
+      { name: 'proc-sys-net', hostPath: { path: '/proc/sys/net', type: 'Directory' } },
+      { name: 'cni-bin', hostPath: { path: '/opt/cni/bin', type: 'DirectoryOrCreate' } },
+      { name: 'cni-conf', hostPath: { path: '/etc/cni/net.d', type: 'DirectoryOrCreate' } },
+      { name: 'agent-socket', hostPath: { path: '/run/kube-l2tp', type: 'DirectoryOrCreate' } },
+      { name: 'cni-data', hostPath: { path: '/var/lib/cni', type: 'DirectoryOrCreate' } },
+    ]);
+    // read-only wherever the agent writes nothing; the rest it writes (pins, sysctls, the CNI binary
+    // and config, its socket, IPAM state and attachment records)
+    assert.deepEqual(c.volumeMounts, [
+      { name: 'dev-net-tun', mountPath: '/dev/net/tun', readOnly: true },
+      { name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'HostToContainer' },
+      { name: 'netns', mountPath: '/var/run/netns', mountPropagation: 'HostToContainer', readOnly: true },
+      { name: 'proc-sys-net', mountPath: '/host/proc/sys/net' },
+      { name: 'cni-bin', mountPath: '/host/cni/bin' },
+      { name: 'cni-conf', mountPath: '/host/cni/net.d' },
+      { name: 'agent-socket', mountPath: '/run/kube-l2tp' },
+      { name: 'cni-data', mountPath: '/var/lib/cni' },
+    ]);
+    assert.ok(
+      (c.env as { name: string; value?: string }[]).some(
+        (e) => e.name === 'KUBE_L2TP_PROC_SYS_NET' && e.value === '/host/proc/sys/net',
+      ),
+      'the agent writes device sysctls through the node mount',
+    );
     const mounts = Object.fromEntries(
       (c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.name, m.mountPath]),
     );

@@ -39,6 +39,12 @@ export interface PodConfig {
    */
   cniDataDir: string;
   healthPort: number;
+  /**
+   * Where the agent serves /metrics, /healthz and /readyz on the node's network: "127.0.0.1" (the
+   * default: only the node itself), "node-ip" (the node's InternalIP, for a Prometheus that scrapes
+   * nodes; protect it with a firewall or NetworkPolicy), "0.0.0.0", or an address.
+   */
+  metricsHost?: string;
   priorityClassName?: string;
   /** Where datapath pods may run (default: every node that has endpoints). */
   nodeSelector?: Record<string, string>;
@@ -244,6 +250,9 @@ export function desiredDatapathPod(
   // the records' directory needs its own volume only when the data dir's does not hold it
   const dataDir = cfg.cniDataDir.replace(/\/+$/, '');
   const stateInData = cfg.cniStateDir === dataDir || cfg.cniStateDir.startsWith(`${dataDir}/`);
+  const metricsHost = cfg.metricsHost ?? '127.0.0.1';
+  // the kubelet probes the pod's IP (the node's) unless told a host: loopback when bound there
+  const probeHost = metricsHost === '127.0.0.1' ? { host: '127.0.0.1' } : {};
   const spec = {
     nodeName: node,
     hostNetwork: true,
@@ -271,6 +280,13 @@ export function desiredDatapathPod(
           { name: 'KUBE_L2TP_CNI_CONF_DIR', value: '/host/cni/net.d' },
           { name: 'KUBE_L2TP_CNI_STATE_DIR', value: cfg.cniStateDir },
           { name: 'KUBE_L2TP_HEALTH_PORT', value: String(cfg.healthPort) },
+          ...(metricsHost === 'node-ip'
+            ? [
+                { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+                { name: 'KUBE_L2TP_METRICS_HOST', value: '$(HOST_IP)' },
+              ]
+            : [{ name: 'KUBE_L2TP_METRICS_HOST', value: metricsHost }]),
+          { name: 'KUBE_L2TP_PROC_SYS_NET', value: '/host/proc/sys/net' },
           ...(cfg.underlayMtu !== undefined
             ? [{ name: 'KUBE_L2TP_UNDERLAY_MTU', value: String(cfg.underlayMtu) }]
             : []),
@@ -283,6 +299,8 @@ export function desiredDatapathPod(
           runAsUser: 0,
           readOnlyRootFilesystem: true,
           allowPrivilegeEscalation: false,
+          // the runtime's default filter: with SYS_ADMIN it lets setns, mount and bpf through
+          seccompProfile: { type: 'RuntimeDefault' },
           capabilities: {
             drop: ['ALL'],
             // NET_ADMIN: links, addresses, generic netlink l2tp; NET_RAW: IP-encap (proto 115) sockets;
@@ -292,20 +310,23 @@ export function desiredDatapathPod(
           },
         },
         readinessProbe: {
-          httpGet: { path: '/readyz', port: cfg.healthPort, host: '127.0.0.1' },
+          httpGet: { path: '/readyz', port: cfg.healthPort, ...probeHost },
           periodSeconds: 5,
         },
         livenessProbe: {
-          httpGet: { path: '/healthz', port: cfg.healthPort, host: '127.0.0.1' },
+          httpGet: { path: '/healthz', port: cfg.healthPort, ...probeHost },
           periodSeconds: 10,
           failureThreshold: 6,
         },
         resources: cfg.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
         volumeMounts: [
-          { name: 'dev-net-tun', mountPath: '/dev/net/tun' },
+          // opening a device node for writing needs no writable mount
+          { name: 'dev-net-tun', mountPath: '/dev/net/tun', readOnly: true },
           // the ebpf backend pins its programs and maps in the host's bpffs, so they outlive the pod
           { name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'HostToContainer' },
-          { name: 'netns', mountPath: cfg.netnsDir, mountPropagation: 'HostToContainer' },
+          { name: 'netns', mountPath: cfg.netnsDir, mountPropagation: 'HostToContainer', readOnly: true },
+          // the node's per-device sysctls (lib/netdev-hardening.ts): the container's /proc/sys is read-only
+          { name: 'proc-sys-net', mountPath: '/host/proc/sys/net' },
           { name: 'cni-bin', mountPath: '/host/cni/bin' },
           { name: 'cni-conf', mountPath: '/host/cni/net.d' },
           { name: 'agent-socket', mountPath: cfg.socketDir },
@@ -318,6 +339,7 @@ export function desiredDatapathPod(
       hostPath('dev-net-tun', '/dev/net/tun', 'CharDevice'),
       hostPath('bpffs', '/sys/fs/bpf', 'Directory'),
       hostPath('netns', cfg.netnsDir, 'DirectoryOrCreate'),
+      hostPath('proc-sys-net', '/proc/sys/net', 'Directory'),
       hostPath('cni-bin', cfg.cniBinDir, 'DirectoryOrCreate'),
       hostPath('cni-conf', cfg.cniConfDir, 'DirectoryOrCreate'),
       hostPath('agent-socket', cfg.socketDir, 'DirectoryOrCreate'),

@@ -50,7 +50,9 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv) {
       'cni-source': { type: 'string', default: DEFAULT_SHIM },
       'install-cni': { type: 'boolean', default: true },
       'metrics-port': { type: 'string', default: env.KUBE_L2TP_HEALTH_PORT ?? '9771' },
-      'metrics-host': { type: 'string', default: '0.0.0.0' },
+      // loopback unless told otherwise: the pod shares the node's network, and the metrics name
+      // tenants' pseudowires
+      'metrics-host': { type: 'string', default: env.KUBE_L2TP_METRICS_HOST || '127.0.0.1' },
       'resync-seconds': { type: 'string', default: env.KUBE_L2TP_RESYNC_SECONDS ?? '10' },
       'status-counter-seconds': { type: 'string', default: env.KUBE_L2TP_STATUS_COUNTER_SECONDS ?? '30' },
       'underlay-mtu': { type: 'string', default: env.KUBE_L2TP_UNDERLAY_MTU ?? '1500' },

@@ -4,6 +4,7 @@
 // its undo.
 import type { PseudowireDevice, PseudowireRef } from '../../lib/agent-protocol.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
+import { hardenDevice } from '../../lib/netdev-hardening.js';
 import type { CniResult } from '../../lib/cni/result.js';
 import { pwKey, pwText, type Ctx, type UndoStack } from './context.js';
 import {
@@ -46,7 +47,8 @@ export async function ensureBridgePort(
     try {
       await withNetnsFd(c.ns, (fd) =>
         nodeRtnl().links.createVeth(
-          { name: hostVeth, mtu, address: hostMac, master: bridgeIndex, up: true },
+          // up only once hardened (below): the node sends nothing onto the wire from it
+          { name: hostVeth, mtu, address: hostMac, master: bridgeIndex, up: false },
           // not up yet: a veth peer cannot open before the pair is complete (ENOTCONN)
           { name: cmd.ifname, mtu, address: podMac, netnsFd: fd },
         ),
@@ -64,6 +66,17 @@ export async function ensureBridgePort(
       throw new CniError(CniCode.LinkSetupFailed, `veth for ${cmd.ifname}: ${(e as Error).message}`);
     }
     undo.push('veth', () => deleteLink(hostVeth));
+    try {
+      await hardenDevice(hostVeth);
+      const index = node.ifindex(hostVeth);
+      if (index === undefined) throw new Error('it vanished while being set up');
+      await nodeRtnl().links.set(index, { up: true }, hostVeth);
+    } catch (e) {
+      throw new CniError(
+        CniCode.LinkSetupFailed,
+        `veth ${hostVeth} for ${cmd.ifname}: ${(e as Error).message}`,
+      );
+    }
     return { bridge, bridgeMac, hostVeth, hostMac };
   });
 }
@@ -95,7 +108,7 @@ async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
     let bridgeIndex: number | undefined;
     if (bridgeMac === undefined) {
       bridgeMac = randomMac();
-      await links.createBridge({ name: bridge, mtu: pw.mtu, address: bridgeMac, up: true });
+      await links.createBridge({ name: bridge, mtu: pw.mtu, address: bridgeMac, up: false });
       // a bridge made by a failed ADD goes again
       undo.push('bridge', () =>
         deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)),
@@ -106,8 +119,10 @@ async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
         throw new CniError(CniCode.LinkSetupFailed, `node link ${bridge} exists and is not a bridge`);
       }
       bridgeIndex = node.ifindex(bridge);
-      if (bridgeIndex !== undefined && !node.isUp(bridge)) await links.set(bridgeIndex, { up: true }, bridge);
     }
+    // hardened before it is up (and again, cheaply, for one made by an earlier release)
+    await hardenDevice(bridge);
+    if (bridgeIndex !== undefined && !node.isUp(bridge)) await links.set(bridgeIndex, { up: true }, bridge);
     if (bridgeIndex === undefined) throw new Error('it vanished while being set up');
     const master = node.master(dev);
     if (master !== bridge) {
@@ -258,6 +273,8 @@ export async function moveBack(
   if (!found) return false;
   const index = node.ifindex(orig);
   if (index === undefined) throw new Error(`${orig} did not arrive on the node`);
+  // a device entering a namespace gets that namespace's defaults: harden it again before it is up
+  await hardenDevice(orig);
   await nodeRtnl().links.set(index, { mtu, ...(mac ? { address: mac } : {}), up: true }, orig);
   return true;
 }

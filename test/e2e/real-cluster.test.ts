@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { API_VERSION } from '../../lib/api/schemas.js';
+import { DEVICE_SYSCTLS, HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
 import { createLogger } from '../../lib/log.js';
 import { until } from '../harness/wait.js';
 import { RealLab, RELEASE_NAMESPACE, startTestLab, stopTestLab } from './real-lab.js';
@@ -91,6 +92,27 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const mbps = await lab.throughput(podA, podB, '10.10.0.1', 2);
     assert.ok(mbps > 1, `throughput ${mbps} Mbit/s`);
     progress(`ping ${ping.received}/${ping.sent}, ${mbps.toFixed(0)} Mbit/s`);
+
+    // what node A exposes: the devices the agent made there (from its pod, through the node's
+    // /proc/sys/net mount) are hardened, and its metrics listen on loopback only
+    const n = lab.cluster.node(nodeA);
+    const made = (await n.exec('ip', ['-o', 'link', 'show'])).stdout
+      .split('\n')
+      .map((x) => x.split(':')[1]?.trim().split('@')[0] ?? '')
+      .filter((x) => /^(l2tpeth|l2tpx|kl2b)/.test(x));
+    assert.ok(
+      made.some((x) => x.startsWith('kl2b')) && made.some((x) => x.startsWith('l2tpeth')),
+      made.join(),
+    );
+    for (const dev of made) {
+      const got: Record<string, string> = {};
+      for (const [f, k] of DEVICE_SYSCTLS)
+        got[`${f}.${k}`] = (await n.exec('cat', [`/proc/sys/net/${f}/conf/${dev}/${k}`])).stdout.trim();
+      assert.deepEqual(got, HARDENED_SYSCTLS, `${dev} on ${nodeA}`);
+    }
+    const listen = (await n.exec('ss', ['-Hltn', 'sport = :9771'])).stdout.trim().split(/\s+/)[3];
+    assert.equal(listen, '127.0.0.1:9771', 'the agent serves metrics on loopback');
+    progress(`${nodeA}: ${made.join(', ')} hardened; metrics on ${listen}`);
   });
 
   it("gives an Exclusive pseudowire's device to the pod, forwarding from the first packet (IP encapsulation, cookies)", async () => {

@@ -1,6 +1,7 @@
 // Network namespaces, veth and bridges for tests: real kernel objects, always cleaned up.
 // Every test picks its own name prefix so suites never collide.
 import { run, runCapture, runOk } from '../../lib/exec.js';
+import { DEVICE_SYSCTLS } from '../../lib/netdev-hardening.js';
 
 export const ip = (...args: string[]): Promise<string> => run('ip', args);
 export const ipIn = (ns: string, ...args: string[]): Promise<string> => run('ip', ['-n', ns, ...args]);
@@ -75,4 +76,12 @@ export function pingSummary(stdout: string, stderr: string, count: number): Ping
     ...(rtt ? { rttAvgMs: Number(rtt[1]) } : {}),
     output: stdout + stderr,
   };
+}
+
+/** A device's hardening sysctls (lib/netdev-hardening.ts) as read in namespace ns, keyed like HARDENED_SYSCTLS. */
+export async function deviceSysctlsIn(ns: string, dev: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [family, key] of DEVICE_SYSCTLS)
+    out[`${family}.${key}`] = (await inNs(ns, 'cat', `/proc/sys/net/${family}/conf/${dev}/${key}`)).trim();
+  return out;
 }

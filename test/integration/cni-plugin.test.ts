@@ -10,7 +10,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCapture } from '../../lib/exec.js';
-import { Lab, ip, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
+import { deviceSysctlsIn, Lab, ip, ipIn, ping, requireRoot } from '../harness/netns.js';
 import {
   Agent,
   CniRig,
@@ -187,6 +188,9 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     const ports = (await links(N1)).filter((l) => l.master === bridge).map((l) => l.ifname);
     assert.ok(ports.includes(RED.ifname), `the l2tpeth device is a port of ${bridge}: ${ports.join(',')}`);
     assert.equal(ports.length, 3);
+    // the bridge and the pods' node-side veth ends: nothing of the node reachable through them
+    for (const dev of [bridge, ...ports.filter((x) => x !== RED.ifname)])
+      assert.deepEqual(await deviceSysctlsIn(N1, dev), HARDENED_SYSCTLS, `${dev} hardened`);
     assert.equal(await ping(p1, ip2, 3), 3);
     for (const p of [p1, p2]) assert.equal((await rig.cnitool('del', 'kcred', p, { node: N1 })).code, 0);
     assert.deepEqual(await podPorts(N1), []);
@@ -316,6 +320,8 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.ok(back, 'back on the node');
     assert.equal(back.mtu, BLUE.mtu);
     assert.equal(back.address, before.address);
+    // it came back with the node's defaults: hardened again before it went up
+    assert.deepEqual(await deviceSysctlsIn(N1, BLUE.ifname), HARDENED_SYSCTLS);
   });
 
   it('a table of bad configs and environments gets the right codes', async () => {

@@ -271,6 +271,7 @@ describe('helm chart: lint and template', () => {
         'image.repository=registry.example/kube-l2tp',
         'image.tag=1.2.3',
         'datapath.nodeSelector.l2tp=yes',
+        'datapath.metricsHost=node-ip',
       ]),
     );
     const dep = find(objs, 'Deployment') as Obj & {
@@ -295,6 +296,7 @@ describe('helm chart: lint and template', () => {
         multus: env.MULTUS_ENABLED,
         mtu: [env.MTU_POLICY, env.MTU_UNDERLAY, env.MTU_FIXED],
         log: [env.LOG_LEVEL, env.DATAPATH_LOG_LEVEL],
+        metricsHost: env.DATAPATH_METRICS_HOST,
       },
       {
         image: 'registry.example/kube-l2tp:1.2.3',
@@ -309,6 +311,7 @@ describe('helm chart: lint and template', () => {
         multus: 'false',
         mtu: ['fixed', '1500', '1380'],
         log: ['debug', 'debug'],
+        metricsHost: 'node-ip',
       },
     );
   });

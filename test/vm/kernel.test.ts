@@ -9,6 +9,7 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
 import { ipIn, Lab, ping, requireRoot } from '../harness/netns.js';
 import { chrootPrelude, repoRoot, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
 import type { GuestSession, Scenario } from './guest/kernel-cycle.js';
@@ -118,6 +119,7 @@ interface GuestResults {
   probeUnprivileged: { available: boolean; reason: string };
   static1Messages: string[];
   static2Messages: string[];
+  hardening1: Record<string, Record<string, string | undefined>>;
   showTunnel: string;
   showSession: string;
   links1: unknown;
@@ -307,6 +309,8 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
       );
       assert.ok(l.flags.includes('UP'));
       assert.equal(l.mtu, mtus[p.name], `MTU of kl2tp-${p.name}`);
+      // no IPv6 and no ARP for the node's addresses on the kernel's l2tpeth either
+      assert.deepEqual(r.hardening1[`kl2tp-${p.name}`], HARDENED_SYSCTLS, `kl2tp-${p.name} hardened`);
     }
   });
 

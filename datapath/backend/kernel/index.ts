@@ -11,6 +11,7 @@
 import { formatMarker, markedL2spec, marksSession } from '../../../lib/device-marker.js';
 import type { Logger } from '../../../lib/log.js';
 import { Errno, NetlinkError } from '../../../lib/netlink/errors.js';
+import { hardenDevice } from '../../../lib/netdev-hardening.js';
 import {
   ipv6Bytes,
   ipv6Text,
@@ -451,6 +452,7 @@ export class KernelBackend implements Backend {
       sessionId: spec.sessionId,
       l2spec: spec.l2specType,
     });
+    await hardenDevice(link.name); // before it goes up; reads only once it is
     if (link.mtu !== spec.mtu || link.alias !== alias || !link.up) {
       await c.links.set(link.index, { mtu: spec.mtu, alias, up: true }, link.name);
     }

@@ -6,6 +6,7 @@
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { formatMarker, parseMarker } from '../../../lib/device-marker.js';
 import { run, runCapture } from '../../../lib/exec.js';
+import { hardenDevice } from '../../../lib/netdev-hardening.js';
 
 export interface TapLink {
   ifname: string;
@@ -87,10 +88,12 @@ export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' 
 const IFF_UP = 0x1;
 
 /**
- * Mark as ours, set the MTU and bring the TAP up: three sysfs writes. Where /sys is read-only (a
- * container without privileges), one iproute2 call does all three.
+ * Hardened (nothing of the node reachable through it, before it is up), marked as ours, MTU set and
+ * up: three sysfs writes. Where /sys is read-only (a container without privileges), one iproute2 call
+ * does the last three.
  */
 export async function configureTap(ifname: string, tunnelId: number, sessionId: number, mtu: number) {
+  await hardenDevice(ifname);
   try {
     await writeFile(sysPath(ifname, 'ifalias'), formatMarker({ tunnelId, sessionId }));
     await writeFile(sysPath(ifname, 'mtu'), String(mtu));

@@ -9,6 +9,7 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCapture } from '../../../lib/exec.js';
 import { silentLogger } from '../../../lib/log.js';
+import { deviceSysctls } from '../../../lib/netdev-hardening.js';
 import { NetlinkError } from '../../../lib/netlink/errors.js';
 import { L2TP_ATTR, L2TP_CMD, l2tpAttrName, L2TP_PWTYPE, L2tpNetlink } from '../../../lib/netlink/l2tp.js';
 import { encodeGenl, GENL_HDRLEN } from '../../../lib/netlink/genl.js';
@@ -139,6 +140,10 @@ async function main(): Promise<void> {
   results.showTunnel = await sh('ip', 'l2tp', 'show', 'tunnel');
   results.showSession = await sh('ip', 'l2tp', 'show', 'session');
   results.links1 = JSON.parse((await runCapture('ip', ['-j', '-d', 'link', 'show'])).stdout || '[]');
+  // what each l2tpeth exposes of the node (lib/netdev-hardening.ts), read back from the kernel
+  results.hardening1 = Object.fromEntries(
+    await Promise.all(sc.sessions.map(async (s) => [s.ifname, await deviceSysctls(s.ifname)] as const)),
+  );
 
   // 2. traffic both ways
   for (const s of sc.sessions) await sh('ip', 'addr', 'add', s.addr, 'dev', s.ifname);
