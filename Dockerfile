@@ -40,7 +40,8 @@ RUN mkdir -p /out/app \
  && test -f /out/app/dist/datapath/main.js \
  && rm -rf /out/app/dist/test /out/app/dist/bench
 
-# ---- runtime: Node.js, iproute2 (the agent runs `ip`), nothing else -------------------------------------
+# ---- runtime: Node.js, iproute2 (the agent runs `ip`), nothing else: the base image's npm, npx,
+# corepack and yarn go (nothing runs them, and a package manager in a root pod is a tool for an intruder)
 FROM node:${NODE_VERSION}-bookworm-slim
 LABEL org.opencontainers.image.title="kube-l2tp" \
       org.opencontainers.image.description="L2TPv3 ethernet pseudowires for Kubernetes: operator, node agent and CNI plugin" \
@@ -50,6 +51,8 @@ LABEL org.opencontainers.image.title="kube-l2tp" \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iproute2 \
  && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /usr/local/lib/node_modules /opt/yarn-* \
+ && rm -f /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg \
  && groupadd --system --gid 65532 nonroot \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nonroot
 COPY --from=build --chown=root:root /out/app /app

@@ -254,7 +254,7 @@ it('a pinned Debian version that is not served fails with the command that refre
   try {
     const debs = new DebianPackages(
       cache,
-      new Map([['libc6', '0.0-kli-gone']]),
+      new Map([['libc6', { version: '0.0-kli-gone', sha256: '0'.repeat(64) }]]),
       'image/debian-packages.txt',
       silentLogger(),
     );
