@@ -30,9 +30,9 @@ export interface AgentOptions {
   /** Underlay health per tunnel (default: none); the agent command passes probeUnderlay. */
   probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
   /** A pseudowire left this node: its node-side attachment bridge can go (the CNI plugin's call). */
-  onPseudowireGone?: (ref: PseudowireRef) => Promise<unknown>;
+  onPseudowireGone?: (ref: PseudowireRef, sessionId: number) => Promise<unknown>;
   /** A pseudowire's session device exists here: a re-made one rejoins its attachment bridge. */
-  onSessionDevice?: (ref: PseudowireRef, ifname: string) => Promise<unknown>;
+  onSessionDevice?: (ref: PseudowireRef, ifname: string, sessionId: number) => Promise<unknown>;
 }
 
 const EMPTY: DesiredState = { tunnels: [] };
@@ -156,7 +156,7 @@ export class Agent {
     if (!rejoin) return;
     for (const s of now.sessions) {
       if (!s.pseudowire || s.state === 'Error') continue;
-      await rejoin(s.pseudowire, s.ifname).catch((e: unknown) =>
+      await rejoin(s.pseudowire, s.ifname, s.sessionId).catch((e: unknown) =>
         this.o.logger.warn(
           { pseudowire: s.pseudowire, ifname: s.ifname, err: String(e) },
           'could not return the session device to its attachment bridge',
@@ -172,7 +172,7 @@ export class Agent {
     for (const s of before.sessions) {
       if (!s.pseudowire || still.has(key(s.pseudowire))) continue;
       await this.o
-        .onPseudowireGone(s.pseudowire)
+        .onPseudowireGone(s.pseudowire, s.sessionId)
         .catch((e: unknown) =>
           this.o.logger.warn(
             { pseudowire: s.pseudowire, err: String(e) },
@@ -202,7 +202,7 @@ export class Agent {
     for (const s of this.lastReport?.sessions ?? []) {
       if (!s.pseudowire || !this.o.onPseudowireGone) continue;
       await this.o
-        .onPseudowireGone(s.pseudowire)
+        .onPseudowireGone(s.pseudowire, s.sessionId)
         .catch((e: unknown) =>
           this.o.logger.warn({ pseudowire: s.pseudowire, err: String(e) }, 'attachment bridge stays'),
         );

@@ -23,6 +23,7 @@ import {
   ensureBridgePort,
   ensureExclusiveMove,
   ensurePodAddresses,
+  bridgeFor,
   ensurePodLinkUp,
   type PodSide,
 } from './links.js';
@@ -142,7 +143,7 @@ async function attach(
   };
   if (conf.ipam) rec.ipamConfig = conf.raw;
   if (pw.mode === 'bridge') {
-    rec.bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
+    rec.bridge = bridgeFor(conf.pseudowire, pw);
     rec.hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
   }
   if (deviceMac !== undefined) rec.deviceMac = deviceMac;

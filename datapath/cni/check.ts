@@ -5,6 +5,7 @@ import { parseResult } from '../../lib/cni/result.js';
 import { parsePrefix } from '../../lib/netlink/rtnl-addr.js';
 import { delegateCall, findIpam, lookupPseudowire, pwText, requireNetns, type Ctx } from './context.js';
 import { execDelegate } from './ipam.js';
+import { bridgeFor } from './links.js';
 import { names, node, podLinkInfo } from './netops.js';
 
 export async function cmdCheck(c: Ctx): Promise<undefined> {
@@ -44,7 +45,7 @@ export async function cmdCheck(c: Ctx): Promise<undefined> {
     if (!ok) throw new CniError(CniCode.CheckFailed, `ips: ${ip.address} is not assigned to ${cmd.ifname}`);
   }
   if (pw.mode === 'bridge') {
-    const bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
+    const bridge = bridgeFor(conf.pseudowire, pw);
     const hv = names.hostVeth(cmd.containerID, cmd.ifname);
     if (node.master(hv) !== bridge) {
       throw new CniError(CniCode.CheckFailed, `node veth ${hv} is not a port of bridge ${bridge}`);

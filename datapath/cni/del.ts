@@ -5,7 +5,7 @@ import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { delegateCall, findIpam, netnsReachable, pwKey, type Ctx } from './context.js';
 import { execDelegate } from './ipam.js';
-import { deleteLink, moveBack, removeBridgeIfUnused } from './links.js';
+import { deleteLink, moveBack, ownedBridge, removeBridgeIfUnused } from './links.js';
 import { names, type Netns } from './netops.js';
 import type { AttachmentRecord } from './state.js';
 
@@ -83,9 +83,9 @@ export async function releaseAttachment(
     await deleteLink(names.hostVeth(a.containerID, a.ifname));
     const pw = await c.deps.resolver.lookup(a.pseudowire).catch(() => 'unknown' as const);
     if (pw === undefined) {
-      await c.deps.locker.withLock(pwKey(a.pseudowire), () =>
-        removeBridgeIfUnused(names.bridge(a.pseudowire.namespace, a.pseudowire.name)),
-      );
+      const bridge = rec?.bridge ?? names.legacyBridge(a.pseudowire.namespace, a.pseudowire.name);
+      if (ownedBridge(bridge, a.pseudowire))
+        await c.deps.locker.withLock(pwKey(a.pseudowire), () => removeBridgeIfUnused(bridge));
     }
     return;
   }

@@ -8,6 +8,7 @@ import { hardenDevice } from '../../lib/netdev-hardening.js';
 import type { CniResult } from '../../lib/cni/result.js';
 import { pwKey, pwText, type Ctx, type UndoStack } from './context.js';
 import {
+  bridgeMarker,
   errnoOf,
   inNetns,
   names,
@@ -81,10 +82,32 @@ export async function ensureBridgePort(
   });
 }
 
+/**
+ * Whether a node link is this pseudowire's attachment bridge: a bridge carrying its ownership marker,
+ * or (made by a release before the marker) an unmarked bridge of the old hashed name.
+ */
+export function ownedBridge(link: string, ref: PseudowireRef): boolean {
+  if (!node.isBridge(link)) return false;
+  const alias = node.alias(link);
+  if (alias !== undefined) return alias === bridgeMarker(ref.namespace, ref.name);
+  return link === names.legacyBridge(ref.namespace, ref.name);
+}
+
+/**
+ * The attachment bridge of a pseudowire on this node: the one of ours its device is already in, else
+ * an older one of ours, else the name a new one gets (by session ID, unique on the node).
+ */
+export function bridgeFor(ref: PseudowireRef, pw: { ifname: string; sessionId: number }): string {
+  const master = node.master(pw.ifname);
+  if (master !== undefined && ownedBridge(master, ref)) return master;
+  const legacy = names.legacyBridge(ref.namespace, ref.name);
+  return ownedBridge(legacy, ref) ? legacy : names.bridge(pw.sessionId);
+}
+
 /** The pseudowire's bridge, up, with the l2tpeth as a port (up). Caller holds the pseudowire's lock. */
 async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
   const { conf, deps } = c;
-  const bridge = names.bridge(conf.pseudowire.namespace, conf.pseudowire.name);
+  const bridge = bridgeFor(conf.pseudowire, pw);
   const dev = pw.ifname;
   const devIndex = node.ifindex(dev);
   if (devIndex === undefined) {
@@ -114,9 +137,21 @@ async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
         deps.locker.withLock(pwKey(conf.pseudowire), () => removeBridgeIfUnused(bridge)),
       );
       bridgeIndex = node.ifindex(bridge);
+      if (bridgeIndex !== undefined) {
+        await links.set(
+          bridgeIndex,
+          { alias: bridgeMarker(conf.pseudowire.namespace, conf.pseudowire.name) },
+          bridge,
+        );
+      }
     } else {
-      if (!node.isBridge(bridge)) {
-        throw new CniError(CniCode.LinkSetupFailed, `node link ${bridge} exists and is not a bridge`);
+      // never adopt what is not ours: a link of that name made by anybody else is left alone
+      if (!ownedBridge(bridge, conf.pseudowire)) {
+        throw new CniError(
+          CniCode.LinkSetupFailed,
+          `node link ${bridge} exists and is not kube-l2tp's bridge for ${pwText(conf.pseudowire)} ` +
+            `(no ownership marker "${bridgeMarker(conf.pseudowire.namespace, conf.pseudowire.name)}"): remove it`,
+        );
       }
       bridgeIndex = node.ifindex(bridge);
     }
@@ -168,12 +203,17 @@ export async function removeBridgeIfUnused(bridge: string): Promise<void> {
 
 /**
  * For the agent: remove a pseudowire's bridge when the pseudowire leaves this node (or its attachment
- * mode changes). Refuses while pods are still attached. Releases the l2tpeth device from it.
+ * mode changes). Refuses while pods are still attached. Releases the l2tpeth device from it. Only a
+ * bridge that is the pseudowire's own (ownership marker) is touched.
  */
-export async function releasePseudowireBridge(ref: PseudowireRef): Promise<boolean> {
-  const bridge = names.bridge(ref.namespace, ref.name);
-  await removeBridgeIfUnused(bridge);
-  return !node.hasLink(bridge);
+export async function releasePseudowireBridge(ref: PseudowireRef, sessionId: number): Promise<boolean> {
+  let gone = true;
+  for (const bridge of [names.bridge(sessionId), names.legacyBridge(ref.namespace, ref.name)]) {
+    if (!ownedBridge(bridge, ref)) continue;
+    await removeBridgeIfUnused(bridge);
+    gone &&= !node.hasLink(bridge);
+  }
+  return gone;
 }
 
 /**
@@ -181,9 +221,13 @@ export async function releasePseudowireBridge(ref: PseudowireRef): Promise<boole
  * was deleted by hand) is not a port of its pseudowire's bridge any more, while pods still hang there.
  * Puts it back; a device enslaved elsewhere is left alone (the next ADD reports it).
  */
-export async function rejoinPseudowireBridge(ref: PseudowireRef, dev: string): Promise<void> {
-  const bridge = names.bridge(ref.namespace, ref.name);
-  if (!node.isBridge(bridge) || !node.hasLink(dev) || node.master(dev) !== undefined) return;
+export async function rejoinPseudowireBridge(
+  ref: PseudowireRef,
+  dev: string,
+  sessionId: number,
+): Promise<void> {
+  const bridge = bridgeFor(ref, { ifname: dev, sessionId });
+  if (!ownedBridge(bridge, ref) || !node.hasLink(dev) || node.master(dev) !== undefined) return;
   const bridgeIndex = node.ifindex(bridge);
   const devIndex = node.ifindex(dev);
   if (bridgeIndex === undefined || devIndex === undefined) return;

@@ -160,6 +160,7 @@ export const node = {
     return f !== undefined && (Number.parseInt(f, 16) & 1) === 1;
   },
   mac: (dev: string): string | undefined => readSys(sys(dev, 'address')),
+  alias: (dev: string): string | undefined => readSys(sys(dev, 'ifalias')) || undefined,
   ifindex(dev: string): number | undefined {
     const i = readSys(sys(dev, 'ifindex'));
     return i === undefined ? undefined : Number(i);
@@ -174,9 +175,19 @@ const short = (s: string, n = 10): string => createHash('sha256').update(s).dige
 
 /** Names of what kube-l2tp makes on the node; all <= 15 bytes and deterministic (DEL and GC recompute them). */
 export const names = {
-  bridge: (pwNamespace: string, pwName: string): string => `kl2b${short(`${pwNamespace}/${pwName}`)}`,
+  /**
+   * A pseudowire's attachment bridge, by its session ID: session IDs are unique on a node (the
+   * kernel's are global per network namespace), so no two pseudowires can ever share the name.
+   */
+  bridge: (sessionId: number): string => `kl2b${sessionId}`,
+  /** What releases before this one named it (a hash of the pseudowire): still adopted, never made. */
+  legacyBridge: (pwNamespace: string, pwName: string): string => `kl2b${short(`${pwNamespace}/${pwName}`)}`,
   hostVeth: (containerID: string, ifname: string): string => `kl2h${short(`${containerID}/${ifname}`)}`,
 };
+
+/** The ownership marker (ifalias) of a pseudowire's attachment bridge. */
+export const bridgeMarker = (pwNamespace: string, pwName: string): string =>
+  `kube-l2tp bridge ${pwNamespace}/${pwName}`;
 
 /** A random locally administered unicast MAC. */
 export function randomMac(): string {

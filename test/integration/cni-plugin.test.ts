@@ -34,10 +34,12 @@ const BLUE: PseudowireEntry = {
   up: true,
   mode: 'exclusive',
 };
+const GREY: PseudowireEntry = { ifname: 'kcl2tp9', mtu: 1446, tunnelId: 10, sessionId: 99, up: true };
 /** What a runtime passes: pods of the pseudowires' namespace. */
 const POD_ARGS = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NAMESPACE}`;
 const GREEN_A: PseudowireEntry = { ifname: 'kcpwA', mtu: 1446, tunnelId: 11, sessionId: 30, up: true };
 const GREEN_B: PseudowireEntry = { ifname: 'kcpwB', mtu: 1446, tunnelId: 11, sessionId: 30, up: true };
+const PWS1 = { 'kc/red-wire': RED, 'kc/blue-wire': BLUE, 'kc/green-wire': GREEN_A };
 const VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 
 /** cnitool's container ID for a netns path. */
@@ -106,8 +108,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       'mtu',
       '1446',
     );
-    const pws1 = { 'kc/red-wire': RED, 'kc/blue-wire': BLUE, 'kc/green-wire': GREEN_A };
-    a1 = await rig.agent(N1, true, pws1);
+    a1 = await rig.agent(N1, true, PWS1);
     a2 = await rig.agent(N2, true, { 'kc/green-wire': GREEN_B });
   });
   after(async () => {
@@ -322,6 +323,49 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.equal(back.address, before.address);
     // it came back with the node's defaults: hardened again before it went up
     assert.deepEqual(await deviceSysctlsIn(N1, BLUE.ifname), HARDENED_SYSCTLS);
+  });
+
+  it('bridges are named by session ID and marked; a link of that name that is not ours is never adopted', async () => {
+    await ipIn(N1, 'tuntap', 'add', 'dev', GREY.ifname, 'mode', 'tap');
+    await ipIn(N1, 'link', 'set', GREY.ifname, 'mtu', String(GREY.mtu), 'up');
+    await a1.setPseudowires(true, { ...PWS1, 'kc/grey-wire': GREY });
+    await rig.network('kcgrey', '1.1.0', [
+      l2tpPlugin(a1, { pseudowire: { namespace: 'kc', name: 'grey-wire' } }),
+    ]);
+    const bridge = `kl2b${GREY.sessionId}`;
+    // somebody else's bridge, under the name ours would get
+    await ipIn(N1, 'link', 'add', bridge, 'type', 'bridge');
+    const p = await pod();
+    const refused = await rig.cnitool('add', 'kcgrey', p, { node: N1 });
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr + refused.stdout,
+      /node link kl2b99 exists and is not kube-l2tp's bridge for kc\/grey-wire/,
+    );
+    const after = await links(N1);
+    assert.equal(after.find((l) => l.ifname === GREY.ifname)?.master, undefined, 'the device joined nothing');
+    assert.deepEqual(
+      after.filter((l) => l.master === bridge),
+      [],
+      'the foreign bridge got no port',
+    );
+    assert.deepEqual(
+      (await links(p)).map((l) => l.ifname),
+      ['lo'],
+    );
+    await ipIn(N1, 'link', 'del', bridge);
+    const add = await rig.cnitool('add', 'kcgrey', p, { node: N1 });
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal((await links(N1)).find((l) => l.ifname === GREY.ifname)?.master, bridge);
+    assert.equal(
+      (await ipIn(N1, '-j', '-d', 'link', 'show', bridge)).includes(
+        '"ifalias":"kube-l2tp bridge kc/grey-wire"',
+      ),
+      true,
+      'the bridge carries the ownership marker',
+    );
+    assert.equal((await rig.cnitool('del', 'kcgrey', p, { node: N1 })).code, 0);
+    await a1.setPseudowires(true, PWS1);
   });
 
   it('a table of bad configs and environments gets the right codes', async () => {
