@@ -50,7 +50,7 @@ async function start(seed: (api: MemoryApi) => void) {
   const api = new MemoryApi();
   const ctrl = new Controller(
     api,
-    { ...DEFAULT_CONTROLLER, pod: DEFAULT_POD_CONFIG, multus: false, workers: 2 },
+    { ...DEFAULT_CONTROLLER, pod: DEFAULT_POD_CONFIG, multus: false, workers: 2, writeSpacingMs: 500 },
     silentLogger(),
     createMetrics(false),
     api.informers,
@@ -160,5 +160,36 @@ describe('Controller glue', () => {
         api.byPlural.get('l2tpnodestates')!.list().length === 0 &&
         api.byPlural.get('l2tptunnels')!.list().length === 0,
     );
+  });
+
+  it('a new pseudowire is rendered before its status is written, and its status is written once', async () => {
+    const young = pw('fresh');
+    young.metadata.creationTimestamp = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const { api } = await start((api) => {
+      api.add('nodes', node('a', '10.0.0.1'));
+      api.add('nodes', node('b', '10.0.0.2'));
+      api.add('l2tptunnels', tunnel);
+      api.add('pseudowires', young);
+    });
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const statusWrites = () => api.writes.filter((w) => w.startsWith('patch pseudowires/lab/fresh/status'));
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
+    assert.deepEqual(statusWrites(), [], 'the waiting status is held back');
+    // both agents report the session up
+    for (const n of ['a', 'b']) {
+      const st = ns(n)!;
+      const t = st.spec!.tunnels[0]!;
+      await api.patch(`/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/${n}/status`, {
+        status: {
+          observedGeneration: st.metadata.generation,
+          tunnels: [{ name: t.name, tunnelId: t.tunnelId, state: 'Ready' }],
+          sessions: t.sessions.map((x) => ({ ...x, tunnelId: t.tunnelId, state: 'Up', mtu: 1446 })),
+        },
+      });
+    }
+    const p = () => api.object<Pseudowire>('pseudowires', 'lab/fresh');
+    await settle(() => p()?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
+    assert.equal(statusWrites().length, 1, statusWrites().join(', '));
+    assert.equal(p()!.status!.sessionID, ns('a')!.spec!.tunnels[0]!.sessions[0]!.sessionId);
   });
 });

@@ -50,7 +50,8 @@ export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
   ranges: DEFAULT_RANGES,
   teardownTimeoutMs: 120_000,
   nadCheckIntervalMs: 30_000,
-  writeSpacingMs: 3000,
+  writeSpacingMs: 5000,
+  pendingHoldMs: 60_000,
   limits: {
     sessionsPerTunnel: MAX_SESSIONS_PER_TUNNEL,
     nodeStateItems: MAX_NODE_STATE_ITEMS,

@@ -1,6 +1,7 @@
 // What the agent reports in L2TPNodeState.status, built from a reconcile report and the backend's
 // counters. Pure; the writer decides when to send it.
 import { transitionTime } from '../../lib/api/conditions.js';
+import { MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
 import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
 import { sessionKey, type BackendKind, type SessionCounters } from '../backend/types.js';
 import type { ReconcileReport } from './reconcile.js';
@@ -18,8 +19,9 @@ export interface StatusInput {
 }
 
 export function buildStatus(i: StatusInput): NodeStateStatus {
+  const withCounters = i.report.sessions.length <= MAX_SESSIONS_WITH_STATUS_COUNTERS;
   const sessions: NodeSessionStatus[] = i.report.sessions.map((s) => {
-    const c = i.counters.get(sessionKey(s.tunnelId, s.sessionId));
+    const c = withCounters ? i.counters.get(sessionKey(s.tunnelId, s.sessionId)) : undefined;
     return {
       pseudowire: s.pseudowire ?? { namespace: '', name: '' },
       tunnelId: s.tunnelId,

@@ -17,3 +17,11 @@ export const MAX_NODE_STATE_ITEMS = 3072;
  * this; long namespace and pseudowire names reach it first, and then it is what refuses.
  */
 export const MAX_NODE_STATE_SPEC_BYTES = 900 * 1024;
+
+/**
+ * Sessions up to which an agent reports per-session counters in its node state's status as well as
+ * in its metrics. Counters are most of a session's status (about 300 of 450 bytes), so a larger node
+ * reports them in metrics only (kube_l2tp_session_*), which keeps its node state within the limits
+ * above.
+ */
+export const MAX_SESSIONS_WITH_STATUS_COUNTERS = 256;

@@ -32,6 +32,8 @@ export interface ControllerConfig {
   nadCheckIntervalMs: number;
   /** Least time between two writes of one node state or one tunnel's status (the first is at once). */
   writeSpacingMs: number;
+  /** Longest time a new pseudowire's waiting status is held back (see reconcilePseudowire). */
+  pendingHoldMs: number;
   limits: Limits;
   /** Generate Multus NetworkAttachmentDefinitions when that CRD exists (default true). */
   multus?: boolean;
@@ -67,9 +69,6 @@ export interface ReconcileContext {
   /** node -> the pseudowires ("ns/name") its node state has no room for, and why (limits.ts). */
   refused: Map<string, Map<string, Verdict>>;
 }
-
-/** How long a new pseudowire's waiting status is held back (see reconcilePseudowire). */
-export const PENDING_HOLD_MS = 10_000;
 
 export type ReconcileResult = void | { requeueAfterMs?: number };
 

@@ -11,15 +11,7 @@ import {
   tunnelNodes,
   tunnelSides,
 } from '../render.js';
-import {
-  CRD,
-  NAD,
-  PENDING_HOLD_MS,
-  kubeNow,
-  nodeStateMap,
-  type ReconcileContext,
-  type ReconcileResult,
-} from './context.js';
+import { CRD, NAD, kubeNow, nodeStateMap, type ReconcileContext, type ReconcileResult } from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
 import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
 
@@ -114,11 +106,12 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   // node states render from the allocator, so new IDs reach the agents before status records them
   if (st.sessionID !== p.status?.sessionID || st.peerSessionID !== p.status?.peerSessionID)
     for (const n of tunnelNodes(t)) ctx.enqueue(`node/${n}`, 200);
-  // A new pseudowire's waiting status (tunnel not allocated, agents not reporting yet) is held back
-  // for a few seconds: agents usually report by then, and status is written once, with the result.
+  // A new pseudowire's waiting status (its tunnel not reconciled yet, agents not reporting yet) is
+  // held back while it is young: the agents' report then brings the one status write, with the
+  // result. Past the hold (agents down, a node far behind) the waiting status is written.
   const age = Date.now() - Date.parse(p.metadata.creationTimestamp ?? '');
-  const hold = p.status?.conditions === undefined && age < PENDING_HOLD_MS;
-  const held = (): ReconcileResult => ({ requeueAfterMs: Math.max(100, PENDING_HOLD_MS - age) });
+  const hold = p.status?.conditions === undefined && age < ctx.cfg.pendingHoldMs;
+  const held = (): ReconcileResult => ({ requeueAfterMs: Math.max(1000, ctx.cfg.pendingHoldMs - age) });
   const cookies = await ctx.cookies.of(p);
   if ('error' in cookies) {
     ctx.log.info({ pseudowire: key, reason: cookies.detail }, 'cookie Secret unusable');
@@ -153,7 +146,7 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
       st.observedGeneration,
       now,
     );
-    if (hold) return held();
+    if (hold && t.status?.conditions === undefined) return held();
     await writeStatus(client, path, p, st);
     return;
   }
