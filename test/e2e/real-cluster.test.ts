@@ -17,12 +17,6 @@ const progress = (m: string) => console.log(`  · ${m}`);
 const NS = 'l2tp-demo';
 const PREFIX = 'rc';
 
-interface Event {
-  reason?: string;
-  message?: string;
-  involvedObject: { name: string; namespace?: string };
-}
-
 describe('real cluster: helm install, Multus, the README example', () => {
   let lab: RealLab;
   let nodeA = '';
@@ -36,19 +30,6 @@ describe('real cluster: helm install, Multus, the README example', () => {
   after(async () => {
     await stopTestLab(lab, PREFIX);
   });
-
-  /** The kube-l2tp state a node holds for pods: links in its netns and attachment records. */
-  async function nodeFootprint(node: string): Promise<{ links: string[]; records: string[] }> {
-    const n = lab.cluster.node(node);
-    const l = await n.exec('ip', ['-o', 'link', 'show']);
-    const links = l.stdout
-      .split('\n')
-      .map((x) => x.split(':')[1]?.trim().split('@')[0] ?? '')
-      // the pseudowire's own devices (session device, its bridge) are not per-pod state
-      .filter((x) => x !== '' && !/^(l2tpeth|kl2b)/.test(x));
-    const r = await n.exec('find', ['/var/lib/cni/kube-l2tp', '-type', 'f']);
-    return { links: links.sort(), records: r.stdout.split('\n').filter(Boolean).sort() };
-  }
 
   it('runs the operator, the datapath pods and Multus from the locally loaded images', async () => {
     const pods = await lab.cluster.getJson<{
@@ -192,38 +173,9 @@ describe('real cluster: helm install, Multus, the README example', () => {
   });
 
   /** A pod on nodeA with this annotation; returns the sandbox failure events kubectl describe shows. */
-  async function failingPod(name: string, network: string): Promise<string[]> {
-    await lab.apply([
-      {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: NS, annotations: { 'k8s.v1.cni.cncf.io/networks': network } },
-        spec: {
-          nodeSelector: { 'kubernetes.io/hostname': nodeA },
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'c', image: lab.o.images.tools.name, command: ['sleep', '3600'] }],
-        },
-      },
-    ]);
-    return until(
-      `a sandbox failure event for ${name}`,
-      async () => {
-        const ev = await lab.cluster.getJson<{ items: Event[] }>([
-          'events',
-          '-n',
-          NS,
-          '--field-selector',
-          `involvedObject.name=${name}`,
-        ]);
-        const msgs = ev.items
-          .filter((e) => e.reason === 'FailedCreatePodSandBox')
-          .map((e) => e.message ?? '');
-        return msgs.length > 0 ? msgs : undefined;
-      },
-      90_000,
-      1000,
-    );
-  }
+  const failingPod = (name: string, network: string) =>
+    lab.failingPod({ namespace: NS, name }, nodeA, network);
+  const nodeFootprint = (node: string) => lab.nodeFootprint(node);
 
   it('explains a network that does not exist, and leaves nothing half-made', async () => {
     const before = await nodeFootprint(nodeA);

@@ -282,6 +282,52 @@ export class RealLab {
     }
   }
 
+  /** The kube-l2tp state a node holds for pods: links in its netns and attachment records. */
+  async nodeFootprint(node: string): Promise<{ links: string[]; records: string[] }> {
+    const n = this.cluster.node(node);
+    const l = await n.exec('ip', ['-o', 'link', 'show']);
+    const links = l.stdout
+      .split('\n')
+      .map((x) => x.split(':')[1]?.trim().split('@')[0] ?? '')
+      // the pseudowire's own devices (session device, its bridge) are not per-pod state
+      .filter((x) => x !== '' && !/^(l2tpeth|kl2b)/.test(x));
+    const r = await n.exec('find', ['/var/lib/cni/kube-l2tp', '-type', 'f']);
+    return { links: links.sort(), records: r.stdout.split('\n').filter(Boolean).sort() };
+  }
+
+  /**
+   * A pod on `node` attached to `network` that is expected never to start: the messages of its
+   * FailedCreatePodSandBox events (what the runtime reported from the CNI call).
+   */
+  async failingPod(pod: PodRef, node: string, network: string): Promise<string[]> {
+    await this.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { ...pod, annotations: { 'k8s.v1.cni.cncf.io/networks': network } },
+        spec: {
+          nodeSelector: { 'kubernetes.io/hostname': node },
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'c', image: this.o.images.tools.name, command: ['sleep', '3600'] }],
+        },
+      },
+    ]);
+    return until(
+      `a sandbox failure event for ${pod.namespace}/${pod.name}`,
+      async () => {
+        const ev = await this.cluster.getJson<{ items: { reason?: string; message?: string }[] }>([
+          'events', '-n', pod.namespace, '--field-selector', `involvedObject.name=${pod.name}`,
+        ]); // prettier-ignore
+        const msgs = ev.items
+          .filter((e) => e.reason === 'FailedCreatePodSandBox')
+          .map((e) => e.message ?? '');
+        return msgs.length > 0 ? msgs : undefined;
+      },
+      90_000,
+      1000,
+    );
+  }
+
   /** Multus's k8s.v1.cni.cncf.io/network-status annotation: what the runtime's CNI call returned. */
   async networkStatus(pod: PodRef): Promise<NetworkStatus[]> {
     const p = await this.cluster.getJson<{ metadata: { annotations?: Record<string, string> } }>([

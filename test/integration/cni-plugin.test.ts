@@ -10,6 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCapture } from '../../lib/exec.js';
+import { names } from '../../datapath/cni/netops.js';
 import { HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
 import { deviceSysctlsIn, Lab, ip, ipIn, ping, requireRoot } from '../harness/netns.js';
 import {
@@ -363,6 +364,27 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       ),
       true,
       'the bridge carries the ownership marker',
+    );
+    assert.equal((await rig.cnitool('del', 'kcgrey', p, { node: N1 })).code, 0);
+
+    // an unmarked bridge of the name an earlier release gave it, holding the device: adopted
+    await ipIn(N1, 'link', 'set', GREY.ifname, 'nomaster');
+    await ipIn(N1, 'link', 'del', bridge);
+    const legacy = names.legacyBridge('kc', 'grey-wire');
+    await ipIn(N1, 'link', 'add', legacy, 'type', 'bridge');
+    await ipIn(N1, 'link', 'set', GREY.ifname, 'master', legacy);
+    const again = await rig.cnitool('add', 'kcgrey', p, { node: N1 });
+    assert.equal(again.code, 0, again.stderr);
+    const now = await links(N1);
+    assert.equal(
+      now.filter((l) => l.master === legacy).length,
+      2,
+      'the device and the pod on the old bridge',
+    );
+    assert.equal(
+      now.find((l) => l.ifname === bridge),
+      undefined,
+      'no second bridge for the wire',
     );
     assert.equal((await rig.cnitool('del', 'kcgrey', p, { node: N1 })).code, 0);
     await a1.setPseudowires(true, PWS1);
