@@ -22,19 +22,20 @@ export interface Hosts {
 }
 
 /** Two host namespaces and the underlay. p = short unique prefix (e.g. "kdu"), n = subnet number;
- * v6: the tunnel runs over IPv6 (fd00:201:n::1/2). */
-export async function twoHosts(lab: Lab, p: string, n: number, v6 = false): Promise<Hosts> {
+ * v6: the tunnel runs over IPv6 (fd00:<net>:n::1/2); net: the second octet of the IPv4 underlay
+ * (10.<net>.n.1/2), for suites that keep to a subnet of their own. */
+export async function twoHosts(lab: Lab, p: string, n: number, v6 = false, net = 201): Promise<Hosts> {
   const h1 = await lab.netns(`${p}h1`);
   const h2 = await lab.netns(`${p}h2`);
   // TAPs are persistent: delete them explicitly before their namespace goes.
   for (const ns of [h1, h2]) lab.onCleanup(() => deleteTuns(ns));
   await lab.veth(
-    { ns: h1, name: `${p}u1`, addr: `10.201.${n}.1/24` },
-    { ns: h2, name: `${p}u2`, addr: `10.201.${n}.2/24` },
+    { ns: h1, name: `${p}u1`, addr: `10.${net}.${n}.1/24` },
+    { ns: h2, name: `${p}u2`, addr: `10.${net}.${n}.2/24` },
   );
-  if (!v6) return { h1, h2, u1: `10.201.${n}.1`, u2: `10.201.${n}.2` };
-  const u1 = `fd00:201:${n}::1`;
-  const u2 = `fd00:201:${n}::2`;
+  if (!v6) return { h1, h2, u1: `10.${net}.${n}.1`, u2: `10.${net}.${n}.2` };
+  const u1 = `fd00:${net}:${n}::1`;
+  const u2 = `fd00:${net}:${n}::2`;
   await ipIn(h1, 'addr', 'add', `${u1}/64`, 'dev', `${p}u1`, 'nodad');
   await ipIn(h2, 'addr', 'add', `${u2}/64`, 'dev', `${p}u2`, 'nodad');
   return { h1, h2, u1, u2 };
@@ -271,6 +272,41 @@ export async function tcpBytes(a: string, b: string, bAddr: string, seconds = 1)
   } finally {
     server.kill('SIGKILL');
   }
+}
+
+/** Captures what passes dev in ns (a tcpdump filter) while fn runs; returns the pcap file. */
+export async function captureWhile(
+  lab: Lab,
+  ns: string,
+  dev: string,
+  filter: string,
+  fn: () => Promise<unknown>,
+): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cap-'));
+  lab.onCleanup(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'cap.pcap');
+  const dump = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'tcpdump', '-U', '--immediate-mode', '-n', '-i', dev, '-w', file, filter],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const exited = new Promise((r) => dump.on('exit', r));
+  lab.onCleanup(async () => dump.kill('SIGKILL'));
+  // tcpdump says "listening on" once its socket is bound
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 5000);
+    dump.stderr!.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  await fn();
+  await new Promise((r) => setTimeout(r, 300));
+  dump.kill('SIGINT');
+  await exited;
+  return file;
 }
 
 /** Minimal pcap reader (linktype Ethernet): returns each frame's bytes. */

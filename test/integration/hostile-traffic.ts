@@ -1,7 +1,11 @@
 // Hostile traffic for the receive-path tests of both userspace and eBPF datapaths: a sender that
 // speaks from the peer's own address (UDP or IP protocol 115), the bad packets by the drop reason they
 // must be counted under, and the counters' totals.
-import type { CountersDump } from './datapath-lab.js';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { run } from '../../lib/exec.js';
+import type { Lab } from '../harness/netns.js';
+import type { CountersDump, DatapathProc, Hosts } from './datapath-lab.js';
 
 // Sends hex payloads (JSON on stdin) from (src, sport) to (dst, dport) over UDP, or as IP protocol 115.
 export const SENDER = `
@@ -75,4 +79,54 @@ export function hostileCases(encap: 'udp' | 'ip'): {
   }
   const expected = Object.fromEntries(Object.entries(cases).map(([k, v]) => [k, v.length * 10]));
   return { cases, expected, msg };
+}
+
+/** Sends hex payloads from host 2 to host 1's tunnel endpoint (see pairConfigs), then a flood. */
+export function hostileSender(h: Hosts, encap: 'udp' | 'ip') {
+  return (packets: string[], flood?: { hex: string; count: number }) =>
+    run('ip', ['netns', 'exec', h.h2, 'python3', '-c', SENDER], {
+      input: JSON.stringify({ mode: encap, src: h.u2, sport: 5002, dst: h.u1, dport: 5001, packets, flood }),
+    });
+}
+
+/** 400 pings at 100 per second from pod to target; resolves the number of replies. */
+export function pingDuring(lab: Lab, pod: string, target: string): Promise<number> {
+  const pinger = spawn('ip', ['netns', 'exec', pod, 'ping', '-i', '0.01', '-c', '400', target], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  pinger.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  lab.onCleanup(async () => pinger.kill('SIGKILL'));
+  return new Promise((resolve) =>
+    pinger.on('exit', () => resolve(Number(/(\d+) received/.exec(out)?.[1] ?? 0))),
+  );
+}
+
+/**
+ * Sends every hostile case 10 times and checks that host 1's datapath counted each under its reason
+ * (tunnel and session drops together). Returns the counters before and after.
+ */
+export async function sendHostileCases(h: Hosts, encap: 'udp' | 'ip', d1: DatapathProc) {
+  const { cases, expected } = hostileCases(encap);
+  const before = totals(await d1.counters());
+  assert.deepEqual(before.sessionDrops, {});
+  await hostileSender(
+    h,
+    encap,
+  )(
+    Object.values(cases)
+      .flat()
+      .flatMap((x) => Array<string>(10).fill(x)),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  const mid = totals(await d1.counters());
+  const count = (x: ReturnType<typeof totals>, k: string) =>
+    (x.tunnelDrops[k] ?? 0) + (x.sessionDrops[k] ?? 0);
+  const delta: Record<string, number> = {};
+  for (const k of new Set([...Object.keys(mid.tunnelDrops), ...Object.keys(mid.sessionDrops)])) {
+    delta[k] = count(mid, k) - count(before, k);
+  }
+  for (const k of Object.keys(delta)) if (delta[k] === 0) delete delta[k];
+  assert.deepEqual(delta, expected, 'each packet counted under its reason');
+  return { before, mid };
 }

@@ -38,6 +38,9 @@ interface Pw {
   l2spec: 'none' | 'default';
   /** Over the IPv6 underlay (the kernel accepts our zero UDP checksums with udp6_csum_rx off). */
   v6?: boolean;
+  /** The tunnels ask for UDP checksums: the kernel's socket verifies ours and, over IPv6, refuses
+   * zero ones. */
+  csum?: boolean;
 }
 const PWS: Pw[] = [];
 for (const encap of ['udp', 'ip'] as const)
@@ -46,16 +49,20 @@ for (const encap of ['udp', 'ip'] as const)
 PWS.push(
   { i: PWS.length, encap: 'udp', cookie: 4, l2spec: 'default', v6: true },
   { i: PWS.length + 1, encap: 'ip', cookie: 8, l2spec: 'none', v6: true },
+  { i: PWS.length + 2, encap: 'udp', cookie: 4, l2spec: 'default', csum: true },
+  { i: PWS.length + 3, encap: 'udp', cookie: 8, l2spec: 'none', v6: true, csum: true },
 );
 
-type TunnelKey = 'udp' | 'ip' | 'udp6' | 'ip6';
+type TunnelKey = 'udp' | 'ip' | 'udp6' | 'ip6' | 'udpc' | 'udp6c';
 const TUNNEL: Record<TunnelKey, { guest: number; host: number }> = {
   udp: { guest: 100, host: 200 },
   ip: { guest: 101, host: 201 },
   udp6: { guest: 102, host: 202 },
   ip6: { guest: 103, host: 203 },
+  udpc: { guest: 104, host: 204 },
+  udp6c: { guest: 105, host: 205 },
 };
-const tunnelOf = (p: Pw): TunnelKey => `${p.encap}${p.v6 ? '6' : ''}` as TunnelKey;
+const tunnelOf = (p: Pw): TunnelKey => `${p.encap}${p.v6 ? '6' : ''}${p.csum ? 'c' : ''}` as TunnelKey;
 const guestSession = (p: Pw) => 1000 + p.i;
 const hostSession = (p: Pw) => 2000 + p.i;
 /** What the guest sends (and the host expects), and the other way round. */
@@ -69,10 +76,12 @@ function hostConfig() {
     tunnelId: TUNNEL[key].host,
     peerTunnelId: TUNNEL[key].guest,
     encap: key.startsWith('udp') ? 'udp' : 'ip',
-    local: key.endsWith('6') ? HOST6 : HOST,
-    remote: key.endsWith('6') ? GUEST6 : GUEST,
+    local: key.includes('6') ? HOST6 : HOST,
+    remote: key.includes('6') ? GUEST6 : GUEST,
     ...(key === 'udp' ? { udpSourcePort: 17002, udpDestinationPort: 17001 } : {}),
     ...(key === 'udp6' ? { udpSourcePort: 17004, udpDestinationPort: 17003 } : {}),
+    ...(key === 'udpc' ? { udpSourcePort: 17006, udpDestinationPort: 17005, udpChecksum: true } : {}),
+    ...(key === 'udp6c' ? { udpSourcePort: 17008, udpDestinationPort: 17007, udpChecksum: true } : {}),
     sessions: PWS.filter((p) => tunnelOf(p) === key).map((p) => ({
       sessionId: hostSession(p),
       peerSessionId: guestSession(p),
@@ -81,7 +90,7 @@ function hostConfig() {
       ...(p.cookie ? { cookie: hostCookie(p), peerCookie: guestCookie(p) } : {}),
     })),
   });
-  return { tunnels: [tunnel('udp'), tunnel('ip'), tunnel('udp6'), tunnel('ip6')] };
+  return { tunnels: (Object.keys(TUNNEL) as TunnelKey[]).map(tunnel) };
 }
 
 /** busybox sh in the guest: the kernel's pseudowires made with the host's iproute2, then pings. */
@@ -94,6 +103,8 @@ function guestScript(): string {
     `${ip} -6 addr add ${GUEST6}/64 dev eth0 nodad`,
     `${ip} l2tp add tunnel tunnel_id 102 peer_tunnel_id 202 encap udp local ${GUEST6} remote ${HOST6} udp_sport 17003 udp_dport 17004 udp6_csum_rx off`,
     `${ip} l2tp add tunnel tunnel_id 103 peer_tunnel_id 203 encap ip local ${GUEST6} remote ${HOST6}`,
+    `${ip} l2tp add tunnel tunnel_id 104 peer_tunnel_id 204 encap udp local ${GUEST} remote ${HOST} udp_sport 17005 udp_dport 17006 udp_csum on`,
+    `${ip} l2tp add tunnel tunnel_id 105 peer_tunnel_id 205 encap udp local ${GUEST6} remote ${HOST6} udp_sport 17007 udp_dport 17008 udp6_csum_tx on udp6_csum_rx on`,
   ];
   for (const p of PWS) {
     const cookies = p.cookie ? ` cookie ${guestCookie(p)} peer_cookie ${hostCookie(p)}` : '';
@@ -244,7 +255,7 @@ describe(
     });
 
     for (const p of PWS) {
-      it(`${p.v6 ? 'IPv6 underlay, ' : ''}encap ${p.encap}, cookie ${p.cookie}, sublayer ${p.l2spec}: both ways, full MTU`, () => {
+      it(`${p.v6 ? 'IPv6 underlay, ' : ''}encap ${p.encap}, cookie ${p.cookie}, sublayer ${p.l2spec}${p.csum ? ', UDP checksums' : ''}: both ways, full MTU`, () => {
         assert.ok((guestPings[p.i] ?? 0) >= 2, `kernel -> ebpf: ${guestPings[p.i]}/3`);
         assert.ok((hostPings[p.i] ?? 0) >= 2, `ebpf -> kernel: ${hostPings[p.i]}/3`);
         assert.ok((mtuPings[p.i] ?? 0) >= 1, `MTU-sized frames (${mtuOf(p)}): ${mtuPings[p.i]}/2`);

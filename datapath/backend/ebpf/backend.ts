@@ -87,8 +87,12 @@ interface SessionState {
   devIfindex?: number;
 }
 
-/** UDP without sequencing: GSO super-packets are encapsulated whole at l2tpethN's egress. */
-const fastPath = (t: TunnelSpec, s: SessionSpec) => t.encap === 'udp' && !s.sendSequence;
+/**
+ * UDP without sequencing or checksums: GSO super-packets are encapsulated whole at l2tpethN's egress
+ * and the kernel segments them like VXLAN. bpf_skb_adjust_room cannot ask for checksummed UDP tunnel
+ * segments, so a checksummed tunnel takes the segmented path and its program sums every datagram.
+ */
+const fastPath = (t: TunnelSpec, s: SessionSpec) => t.encap === 'udp' && !s.sendSequence && !t.udpChecksum;
 
 /** The build's identity: programs of another build get a directory of their own. */
 function buildId(): string {
@@ -253,12 +257,6 @@ export class EbpfBackend implements Backend {
     const macs = await this.underlayMacs(spec, underlay, nexthop);
     this.tunnels.set(spec.tunnelId, { spec, underlay, underlayIfindex: link.ifindex, nexthop, macs, key });
     if (cur && cur.underlay !== underlay) await this.releaseUnderlay(cur.underlay);
-    if (spec.udpChecksum || (spec.encap === 'udp' && spec.local.includes(':'))) {
-      this.log.warn(
-        { tunnelId: spec.tunnelId },
-        'the ebpf backend sends UDP checksum 0 (bpf_skb_adjust_room cannot build checksummed UDP tunnel packets); over IPv6 the peer must accept zero checksums',
-      );
-    }
     this.log.info(
       { tunnelId: spec.tunnelId, encap: spec.encap, local: spec.local, remote: spec.remote, underlay },
       'tunnel up',
@@ -366,8 +364,10 @@ export class EbpfBackend implements Backend {
     const fast = fastPath(t.spec, spec);
     if (dev) {
       // GRO on l2tpethN gives decapsulated traffic NAPI and GRO; slow-path sessions need segmented
-      // frames (no GSO for protocol 115; one sequence number per frame)
-      this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast });
+      // frames (no GSO for protocol 115; one sequence number per frame), and an outer UDP checksum
+      // needs the inner ones filled before it is summed
+      const csum = t.spec.encap === 'udp' && t.spec.udpChecksum;
+      this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast, txcsum: !csum });
     }
     const cookie = cookieBytes(spec.cookie);
     const l2specLength = spec.l2specType === 'default' ? 4 : 0;
@@ -383,6 +383,7 @@ export class EbpfBackend implements Backend {
       cookie,
       l2specLength,
       sendSequence: spec.sendSequence,
+      udpChecksum: t.spec.udpChecksum,
       ...(t.macs ? { dmac: macBytes(t.macs.split('/')[0]!), smac: macBytes(t.macs.split('/')[1]!) } : {}),
     });
     this.ensurePerCpu('sess_stats', spec.sessionId, SIZES.sessStats);
@@ -432,6 +433,12 @@ export class EbpfBackend implements Backend {
       },
       adopted ? 'session adopted' : 'session up',
     );
+    if (spec.requireSequence && spec.reorderTimeoutMs > 0) {
+      this.log.warn(
+        { tunnelId: spec.tunnelId, sessionId: spec.sessionId, reorderTimeoutMs: spec.reorderTimeoutMs },
+        'the ebpf backend cannot hold frames for reordering: out-of-sequence frames are dropped as with reorderTimeout 0',
+      );
+    }
   }
 
   async deleteSession(tunnelId: number, sessionId: number): Promise<void> {

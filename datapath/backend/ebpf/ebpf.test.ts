@@ -57,7 +57,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       ],
       [SIZES.txCfg, SIZES.tunKey, SIZES.rxCfg, SIZES.sessStats, SIZES.tunStats, SIZES.seqState],
     );
-    const tx = encodeTxCfg({
+    const txOpts = {
       sessionId: 7,
       peerSessionId: 0x01020304,
       underlayIfindex: 9,
@@ -69,9 +69,11 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       cookie: Buffer.from('a1b2c3d4', 'hex'),
       l2specLength: 4,
       sendSequence: true,
+      udpChecksum: true,
       dmac: macBytes('02:00:00:00:00:0a'),
       smac: macBytes('02:00:00:00:00:0b'),
-    });
+    } as const;
+    const tx = encodeTxCfg(txOpts);
     const o = s.get('tx_cfg')!.offsets;
     assert.equal(tx.readUInt32LE(o.session_id!), 7);
     assert.equal(tx.readUInt32LE(o.peer_session_id!), 0x01020304);
@@ -82,6 +84,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     assert.equal(tx.readUInt16BE(o.sport!), 1701, 'ports in network order');
     assert.equal(tx.readUInt16BE(o.dport!), 1702);
     assert.deepEqual([tx[o.encap!], tx[o.cookie_len!], tx[o.l2spec_len!], tx[o.flags!]], [1, 4, 4, 1]);
+    assert.equal(encodeTxCfg({ ...txOpts, encap: 'udp' })[o.flags!], 3, 'UDP checksums: UDP only');
     assert.equal(tx.subarray(o.cookie!, o.cookie! + 4).toString('hex'), 'a1b2c3d4');
     assert.equal(tx.subarray(o.dmac!, o.dmac! + 6).toString('hex'), '02000000000a');
     assert.equal(tx.subarray(o.smac!, o.smac! + 6).toString('hex'), '02000000000b');

@@ -5,6 +5,7 @@ import { DROP_REASONS, type DropReason } from '../types.js';
 
 export const ENCAP = { udp: 0, ip: 1 } as const;
 const TXF_SEND_SEQ = 1;
+const TXF_UDP_CSUM = 2;
 const RXF_REQUIRE_SEQ = 1;
 
 export const SIZES = {
@@ -53,6 +54,8 @@ export interface TxCfg {
   cookie: Buffer;
   l2specLength: 0 | 4;
   sendSequence: boolean;
+  /** Checksum the outer UDP header (the frames must arrive segmented, with their checksums filled). */
+  udpChecksum: boolean;
   /** Next hop and our MAC on the underlay (for frames that are not IP); zero when unknown. */
   dmac?: Buffer;
   smac?: Buffer;
@@ -70,7 +73,7 @@ export function encodeTxCfg(c: TxCfg): Buffer {
   b[16] = ENCAP[c.encap];
   b[17] = c.cookie.length;
   b[18] = c.l2specLength;
-  b[19] = c.sendSequence ? TXF_SEND_SEQ : 0;
+  b[19] = (c.sendSequence ? TXF_SEND_SEQ : 0) | (c.udpChecksum && c.encap === 'udp' ? TXF_UDP_CSUM : 0);
   b[20] = familyOf(c.local);
   ipBytes(c.local).copy(b, 24);
   ipBytes(c.remote).copy(b, 40);

@@ -117,6 +117,55 @@ static __always_inline __u16 ip_checksum(const struct iphdr *ip)
 	return (__u16)~sum;
 }
 
+/* The checksum loop reads the datagram in chunks: up to a jumbo frame with its outer headers. */
+#define CSUM_CHUNK 128
+#define CSUM_MAX_CHUNKS 80
+
+/* The outer UDP checksum over the pseudo-header and the datagram at uoff, stored in place. Only
+ * frames whose inner checksums are already filled get here (the session device checksums in
+ * software): a checksum still to be filled by a NIC would change the datagram after this sum. */
+static __always_inline int udp_checksum(struct __sk_buff *skb, const struct tx_cfg *c, __u32 uoff,
+					__u32 ulen)
+{
+	__u64 sum = 0;
+	const __u32 *sa = (const __u32 *)c->saddr, *da = (const __u32 *)c->daddr;
+	if (c->family == 6) {
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			sum += sa[i] + (__u64)da[i];
+	} else {
+		sum += sa[0] + (__u64)da[0];
+	}
+	sum += bpf_htonl(ulen) + bpf_htonl(IPPROTO_UDP); /* the same 16-bit words either way */
+
+	__u64 buf[CSUM_CHUNK / 8];
+	__u32 off = uoff, len = ulen;
+	for (int i = 0; i < CSUM_MAX_CHUNKS && len; i++) {
+		__u32 n = len > CSUM_CHUNK ? CSUM_CHUNK : len;
+		if (n < CSUM_CHUNK) {
+			/* the last chunk: an odd byte is summed as if followed by a zero */
+#pragma unroll
+			for (int j = 0; j < CSUM_CHUNK / 8; j++)
+				buf[j] = 0;
+		}
+		if (n == 0 || n > CSUM_CHUNK || bpf_skb_load_bytes(skb, off, buf, n))
+			return -1;
+		sum += (__u32)bpf_csum_diff(NULL, 0, (__be32 *)buf, (n + 3) & ~3U, 0);
+		off += n;
+		len -= n;
+	}
+	if (len)
+		return -1;
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	__u16 check = ~sum & 0xffff;
+	if (!check)
+		check = 0xffff; /* 0 means "no checksum" */
+	return bpf_skb_store_bytes(skb, uoff + 6, &check, 2, 0) ? -1 : 0;
+}
+
 struct outer4 {
 	struct ethhdr eth;
 	struct iphdr ip;
@@ -145,9 +194,21 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		return tx_error(sid);
 	__u32 inner_len = skb->len;
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	/* No GSO handler exists for protocol 115, and one sequence number cannot cover many segments:
-	 * such sessions get segmented frames (TSO/GSO off on their device). */
-	if (skb->gso_size && (!udp || (c->flags & TXF_SEND_SEQ)))
+	if (c->family == 6 && inner_len < ETH_ZLEN) {
+		/* A receiver in tc must leave an IPv6 header's length behind the MAC header when it
+		 * strips the outer headers, which a short frame does not have: pad it to Ethernet's
+		 * minimum here, as a NIC would on the wire. */
+		__u32 pad = ETH_ZLEN - inner_len;
+		__u64 zeros[8] = {};
+		if (bpf_skb_change_tail(skb, ETH_ZLEN, 0) ||
+		    bpf_skb_store_bytes(skb, inner_len, zeros, ((pad - 1) & 63) + 1, 0))
+			return tx_error(sid);
+		inner_len = ETH_ZLEN;
+	}
+	/* No GSO handler exists for protocol 115, one sequence number cannot cover many segments, and
+	 * adjust_room cannot ask GSO for checksummed UDP tunnel segments: such sessions get segmented
+	 * frames (TSO/GSO off on their device). */
+	if (skb->gso_size && (!udp || (c->flags & (TXF_SEND_SEQ | TXF_UDP_CSUM))))
 		return tx_error(sid);
 
 	__u8 v6 = c->family == 6;
@@ -211,8 +272,8 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		} l = {};
 		l.u.source = c->sport;
 		l.u.dest = c->dport;
-		/* checksum 0: adjust_room cannot request a checksummed UDP tunnel GSO packet (over
-		 * IPv6 the peer must accept zero checksums, RFC 6936) */
+		/* checksum 0 unless the tunnel asks for checksums (filled in below, once the datagram is
+		 * complete); over IPv6 a zero checksum needs a peer that accepts it, as with the kernel */
 		l.u.len = bpf_htons(l3_payload & 0xffff);
 		l.flags_ver = bpf_htonl(0x00030000);
 		l.session = bpf_htonl(c->peer_session_id);
@@ -250,6 +311,8 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		off += 4;
 	}
 	if (ipx && bpf_skb_store_bytes(skb, off, &inner, sizeof(inner), 0))
+		return tx_error(sid);
+	if (udp && (c->flags & TXF_UDP_CSUM) && udp_checksum(skb, c, ETH_HLEN + l3_len, l3_payload))
 		return tx_error(sid);
 
 	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sid);
@@ -298,31 +361,35 @@ int l2tp_tx_ingress(struct __sk_buff *skb)
  * UDP, the L2TPv3 header. */
 #define RX_PARSE (ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 8)
 
+#define SEQ_MASK 0x00ffffff
+#define SEQ_OOS_MAX 4
+
+/* The kernel's l2tp_recv_data_seq with reorder_timeout 0 (frames cannot be held here, so a timeout
+ * is not honoured): accept ns == nr; drop numbers behind the window and out-of-sequence ones, but
+ * after more than SEQ_OOS_MAX consecutive out-of-sequence numbers take the peer's numbering. The
+ * same rule as the userspace pump's (wire.c). */
 static __always_inline int seq_check(__u32 sid, __u32 word)
 {
 	if (!(word & 0x40000000))
-		return -1;
+		return -1; /* no S bit: sequence numbers are required */
 	struct seq_state *st = bpf_map_lookup_elem(&seq_state, &sid);
 	if (!st)
 		return -1;
-	__u32 ns = word & 0x00ffffff;
-	if (!st->rx_started) {
-		st->rx_started = 1;
-		st->rx_nr = ns;
+	__u32 ns = word & SEQ_MASK;
+	if (((ns - st->rx_nr) & SEQ_MASK) > SEQ_MASK / 2)
+		return -1; /* behind us: old or duplicate */
+	if (ns != st->rx_nr) {
+		if (ns == ((st->rx_nr_oos + 1) & SEQ_MASK))
+			st->rx_oos_count++;
+		else
+			st->rx_oos_count = 0;
+		st->rx_nr_oos = ns;
+		if (st->rx_oos_count <= SEQ_OOS_MAX)
+			return -1;
 	}
-	/* ahead or equal within half the 24-bit space: accept, like the kernel's window */
-	if (((ns - st->rx_nr) & 0x00ffffff) < 0x00800000) {
-		st->rx_nr = (ns + 1) & 0x00ffffff;
-		st->rx_oos = 0;
-		return 0;
-	}
-	/* more than 4 consecutive old ones: the peer restarted, resynchronise */
-	if (++st->rx_oos > 4) {
-		st->rx_nr = (ns + 1) & 0x00ffffff;
-		st->rx_oos = 0;
-		return 0;
-	}
-	return -1;
+	st->rx_oos_count = 0;
+	st->rx_nr = (ns + 1) & SEQ_MASK;
+	return 0;
 }
 
 SEC("tc")

@@ -9,6 +9,7 @@
 #define ENCAP_IP 1
 
 #define TXF_SEND_SEQ 1
+#define TXF_UDP_CSUM 2 /* checksum the outer UDP header (frames arrive segmented, checksums filled) */
 #define RXF_REQUIRE_SEQ 1
 
 /* Indexes into the drop counters: the order of DROP_REASONS in backend/types.ts. */
@@ -77,12 +78,13 @@ struct tun_stats {
 	__u64 drops[NDROPS];
 };
 
-/* seq_state: key = local session id. 16 bytes. */
+/* seq_state: key = local session id. 16 bytes. The receive side follows the kernel's session
+ * fields: nr (next expected), nr_oos (last out-of-sequence number), nr_oos_count. */
 struct seq_state {
 	__u32 tx_ns;
 	__u32 rx_nr;
-	__u32 rx_oos;
-	__u32 rx_started;
+	__u32 rx_nr_oos;
+	__u32 rx_oos_count;
 };
 
 #endif
