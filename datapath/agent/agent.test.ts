@@ -200,6 +200,27 @@ describe('Agent glue: options and the node-state source reach the reconcile', ()
     await f.agent.stop();
   });
 
+  it('every pass, a read error excepted, offers the carried pseudowires to the orphan-bridge sweep', async () => {
+    const passes: string[][] = [];
+    const f = fixture({
+      releaseOrphanBridges: async (carried) => {
+        passes.push(
+          carried.map((c) => `${c.pseudowire.namespace}/${c.pseudowire.name}@${c.sessionId}`).sort(),
+        );
+      },
+    });
+    await f.agent.start();
+    assert.deepEqual(passes, [['demo/blue-wire@12', 'demo/red-wire@11']]);
+    f.state.failReads = true;
+    await f.agent.kick();
+    assert.equal(passes.length, 1, 'no sweep without the node state: never tear down on a read error');
+    f.state.failReads = false;
+    f.state.obj = undefined;
+    await f.agent.kick();
+    assert.deepEqual(passes.at(-1), [], 'node state gone: no pseudowire is carried');
+    await f.agent.stop();
+  });
+
   it('status carries the backend, its reason and the agent version', async () => {
     const f = fixture({ backendReason: 'auto: kernel L2TP unavailable', version: '9.9.9' });
     await f.agent.start();

@@ -33,6 +33,8 @@ export interface AgentOptions {
   onPseudowireGone?: (ref: PseudowireRef, sessionId: number) => Promise<unknown>;
   /** A pseudowire's session device exists here: a re-made one rejoins its attachment bridge. */
   onSessionDevice?: (ref: PseudowireRef, ifname: string, sessionId: number) => Promise<unknown>;
+  /** After every pass, with the pseudowires this node carries: attachment bridges of others can go. */
+  releaseOrphanBridges?: (carried: { pseudowire: PseudowireRef; sessionId: number }[]) => Promise<unknown>;
 }
 
 const EMPTY: DesiredState = { tunnels: [] };
@@ -116,6 +118,13 @@ export class Agent {
     this.passes++;
     await this.releaseGone(this.lastReport, report);
     await this.rejoinBridges(report);
+    await this.o
+      .releaseOrphanBridges?.(
+        report.sessions.flatMap((s) =>
+          s.pseudowire ? [{ pseudowire: s.pseudowire, sessionId: s.sessionId }] : [],
+        ),
+      )
+      .catch((e: unknown) => log.warn({ err: String(e) }, 'could not release orphaned attachment bridges'));
     this.lastReport = report;
     this.resolver.update(report);
 

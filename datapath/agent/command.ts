@@ -12,7 +12,7 @@ import {
   selectBackend,
   type BackendChoice,
 } from '../backend/select.js';
-import { rejoinPseudowireBridge, releasePseudowireBridge } from '../cni/links.js';
+import { rejoinPseudowireBridge, releaseOrphanBridges, releasePseudowireBridge } from '../cni/links.js';
 import { startCniServer } from '../cni/server.js';
 import { UsageError } from '../static/command.js';
 import { Agent, type AgentOptions } from './agent.js';
@@ -112,6 +112,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     counterIntervalMs: Number(values['status-counter-seconds']) * 1000,
     onPseudowireGone: releasePseudowireBridge,
     onSessionDevice: rejoinPseudowireBridge,
+    releaseOrphanBridges,
     probeUnderlay,
   });
   const probes = await startProbeServer({

@@ -9,6 +9,7 @@ import type { CniResult } from '../../lib/cni/result.js';
 import { pwKey, pwText, type Ctx, type UndoStack } from './context.js';
 import {
   bridgeMarker,
+  isBridgeMarker,
   errnoOf,
   inNetns,
   names,
@@ -214,6 +215,26 @@ export async function releasePseudowireBridge(ref: PseudowireRef, sessionId: num
     gone &&= !node.hasLink(bridge);
   }
   return gone;
+}
+
+/**
+ * For the agent, after every pass: attachment bridges of ours (by their marker) that are not the
+ * bridge of a session this node carries go once no pod hangs on them. Level-triggered on purpose:
+ * pods torn down while no agent runs (their DEL succeeds without one) leave a bridge nothing else
+ * would remove, under the name of a session that may not come back.
+ */
+export async function releaseOrphanBridges(
+  carried: readonly { pseudowire: PseudowireRef; sessionId: number }[],
+): Promise<void> {
+  const keep = new Map(
+    carried.map((c) => [names.bridge(c.sessionId), bridgeMarker(c.pseudowire.namespace, c.pseudowire.name)]),
+  );
+  for (const link of node.links()) {
+    if (!link.startsWith(names.bridgePrefix) || !node.isBridge(link)) continue;
+    const alias = node.alias(link);
+    if (alias === undefined || !isBridgeMarker(alias) || keep.get(link) === alias) continue;
+    await removeBridgeIfUnused(link);
+  }
 }
 
 /**

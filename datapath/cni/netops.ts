@@ -139,6 +139,14 @@ const readSys = (path: string): string | undefined => {
  * ADD critical path.
  */
 export const node = {
+  /** Every link of this network namespace, by name. */
+  links(): string[] {
+    try {
+      return readdirSync('/sys/class/net');
+    } catch {
+      return [];
+    }
+  },
   hasLink: (dev: string): boolean => existsSync(sys(dev)),
   isBridge: (dev: string): boolean => existsSync(sys(dev, 'bridge')),
   master(dev: string): string | undefined {
@@ -179,6 +187,7 @@ export const names = {
    * A pseudowire's attachment bridge, by its session ID: session IDs are unique on a node (the
    * kernel's are global per network namespace), so no two pseudowires can ever share the name.
    */
+  bridgePrefix: 'kl2b',
   bridge: (sessionId: number): string => `kl2b${sessionId}`,
   /** What releases before this one named it (a hash of the pseudowire): still adopted, never made. */
   legacyBridge: (pwNamespace: string, pwName: string): string => `kl2b${short(`${pwNamespace}/${pwName}`)}`,
@@ -188,6 +197,10 @@ export const names = {
 /** The ownership marker (ifalias) of a pseudowire's attachment bridge. */
 export const bridgeMarker = (pwNamespace: string, pwName: string): string =>
   `kube-l2tp bridge ${pwNamespace}/${pwName}`;
+
+/** Whether an ifalias is an attachment bridge's ownership marker (any pseudowire's). */
+export const isBridgeMarker = (alias: string): boolean =>
+  /^kube-l2tp bridge [a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(alias);
 
 /** A random locally administered unicast MAC. */
 export function randomMac(): string {
