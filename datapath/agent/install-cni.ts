@@ -63,7 +63,6 @@ export async function installCni(o: CniInstallOptions): Promise<void> {
     type: CNI_BINARY,
     agentSocket: o.socketPath,
     pseudowire: { namespace: 'default', name: 'example-wire' },
-    mode: 'bridge',
   };
   await atomicWrite(join(dir, 'example.conf'), JSON.stringify(example, null, 2) + '\n');
 }

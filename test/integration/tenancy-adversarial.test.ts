@@ -84,6 +84,8 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
   let agent: Agent;
   let alicePod = '';
   let nadConfig: Record<string, unknown> = {};
+  /** What the node's agent serves for alice's wire (from the node state the operator rendered). */
+  let entry: PseudowireEntry;
 
   const attempt = (who: string, what: string, outcome: string) =>
     console.log(`  attempt [${who}] ${what}\n    -> ${outcome}`);
@@ -213,7 +215,7 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
     await ipIn(NODE_NETNS, 'link', 'set', s.ifname, 'mtu', '1446', 'up');
     rig = await CniRig.create();
     lab.onCleanup(() => rig.cleanup());
-    const entry: PseudowireEntry = {
+    entry = {
       ifname: s.ifname,
       mtu: 1446,
       tunnelId: ns1.spec!.tunnels[0]!.tunnelId,
@@ -458,6 +460,39 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
         CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${ALPHA};K8S_POD_NAME=tnalice1`,
       },
       { name: 'tn-net', ...nadConfig, ipam: { type: 'static', addresses: [{ address: '10.251.1.1/24' }] } },
+    );
+    assert.equal(del.code, 0, del.stdout);
+  });
+
+  it("sharing is the owner's choice: once the wire lists tn-beta, bob's pod attaches", async () => {
+    await alice.patch(pwPath(ALPHA, 'wire'), { spec: { allowedNamespaces: [BETA] } });
+    const shared = await eventually('the node state carries the share', async () => {
+      const ns1 = await env.admin.get<L2TPNodeState>(nodeStatePath(N1));
+      const x = ns1.spec?.tunnels[0]?.sessions[0];
+      return x?.allowedNamespaces?.includes(BETA) ? x : undefined;
+    });
+    await agent.setPseudowires(true, {
+      [`${ALPHA}/wire`]: { ...entry, allowedNamespaces: shared.allowedNamespaces! },
+    });
+    const ipam = { type: 'static', addresses: [{ address: '10.251.1.2/24' }] };
+    const { r, netns } = await cniAdd(BETA, { ...nadConfig, ipam }, 'tnbobok');
+    attempt(
+      'bob',
+      `CNI ADD after alice set spec.allowedNamespaces: [${BETA}] on her wire`,
+      r.code === 0 ? 'attached: net1' : r.stdout,
+    );
+    assert.equal(r.code, 0, r.stdout);
+    assert.deepEqual(await podLinkNames(netns), ['lo', 'net1']);
+    const del = await rig.shim(
+      {
+        CNI_COMMAND: 'DEL',
+        CNI_CONTAINERID: 'tnbobok',
+        CNI_NETNS: `/run/netns/${netns}`,
+        CNI_IFNAME: 'net1',
+        CNI_PATH: rig.bin,
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${BETA};K8S_POD_NAME=tnbobok`,
+      },
+      { name: 'tn-net', ...nadConfig, ipam },
     );
     assert.equal(del.code, 0, del.stdout);
   });
