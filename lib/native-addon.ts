@@ -1,5 +1,6 @@
 // Loads one of lib/'s N-API addons (lib/<dir>/native, built by scripts/build-native.sh at install):
-// from an override variable, beside the sources, or, from dist/, in the source tree next to it.
+// from an override variable, beside the sources, or, from dist/, in the source tree next to it. The
+// datapath's addons are found from the package root.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -29,4 +30,15 @@ export function loadLibAddon<T>(dir: string, file: string, envVar: string): T {
   const addon = createRequire(import.meta.url)(found) as T;
   loaded.set(key, addon);
   return addon;
+}
+
+/** The package root: the nearest ancestor of this file holding package.json (works from dist/ too). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('kube-l2tp package root not found');
+    dir = up;
+  }
+  return dir;
 }

@@ -2,8 +2,8 @@
 // programs embedded) and types its surface.
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../../lib/native-addon.js';
 
 export const PROG_NAMES = ['l2tp_rx', 'l2tp_tx_egress', 'l2tp_tx_ingress'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
@@ -28,17 +28,6 @@ export interface EbpfNative {
   progId(fd: number): number;
   closeFd(fd: number): void;
   setOffloads(ifname: string, o: { tso?: boolean; gso?: boolean; gro?: boolean; txcsum?: boolean }): void;
-}
-
-/** The package root: the nearest ancestor of this file holding package.json (works from dist/ too). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('kube-l2tp package root not found');
-    dir = up;
-  }
-  return dir;
 }
 
 export const addonPath = (): string =>

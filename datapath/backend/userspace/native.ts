@@ -1,8 +1,8 @@
 // Loads the N-API pump (datapath/native, compiled at install time by node-gyp) and types its surface.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../../lib/native-addon.js';
 
 export interface PumpEvent {
   /** The tunnel's threads stopped: the tunnel no longer forwards. */
@@ -67,17 +67,6 @@ export interface NativePump {
   sessionCounters(h: TunnelHandle, sessionId: number): NativeSessionCounters | undefined;
   tunnelCounters(h: TunnelHandle): { rxPackets: number; drops: number[] };
   closeTunnel(h: TunnelHandle, keepDevices: boolean): void;
-}
-
-/** The package root: the nearest ancestor of this file holding package.json (works from dist/ too). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('kube-l2tp package root not found');
-    dir = up;
-  }
-  return dir;
 }
 
 let cached: NativePump | undefined;
