@@ -1,4 +1,4 @@
-// Running helper programs (iproute2, nsenter, CNI delegates) without a shell.
+// Running helper programs (tc, CNI delegates, test tools) without a shell.
 import { execFile, spawn } from 'node:child_process';
 
 export class ExecError extends Error {

@@ -1,34 +1,34 @@
 // Is the underlay between a tunnel's endpoints usable from this node? An outage (link down, route
 // gone, address removed) does not remove anything: it is reported, and traffic resumes by itself.
-import { readFile } from 'node:fs/promises';
-import { runCapture } from '../../lib/exec.js';
+import { NetlinkError } from '../../lib/netlink/errors.js';
+import { routeToPeer, type PeerRoute } from '../../lib/netlink/route-to-peer.js';
+import type { Netns } from '../../lib/netlink/rtnl-handle.js';
+import { IF_OPER } from '../../lib/netlink/rtnl.js';
 
 export type UnderlayProbe = (local: string, remote: string) => Promise<string | undefined>;
 
-interface RouteGet {
-  dev?: string;
-  prefsrc?: string;
-  type?: string;
+/** What is wrong with a route, in words for the status; undefined when nothing is. */
+export function underlayProblem(r: PeerRoute): string | undefined {
+  if (r.local) return undefined; // both ends on this host (tests)
+  // flags first: they change with the request, the operstate a moment later (linkwatch)
+  if (!r.link.up) return `underlay interface ${r.link.name} is down`;
+  if (!r.link.lowerUp) return `underlay interface ${r.link.name} has no carrier`;
+  if (r.link.operstate === IF_OPER.DOWN) return `underlay interface ${r.link.name} is down`;
+  return undefined;
 }
 
-/** undefined when fine, else what is wrong, in words for the status. */
-export const probeUnderlay: UnderlayProbe = async (local, remote) => {
-  const r = await runCapture('ip', ['-j', 'route', 'get', remote, 'from', local]);
-  if (r.code !== 0) {
-    const why = r.stderr.trim().replace(/^RTNETLINK answers: /, '') || `exit ${r.code}`;
+/** undefined when fine, else what is wrong, in words for the status (netns: where to look, for tests). */
+export const probeUnderlay = async (
+  local: string,
+  remote: string,
+  netns?: Netns,
+): Promise<string | undefined> => {
+  let route: PeerRoute;
+  try {
+    route = await routeToPeer(local, remote, netns);
+  } catch (e) {
+    const why = e instanceof NetlinkError ? e.code : e instanceof Error ? e.message : String(e);
     return `no underlay route from ${local} to ${remote} (${why})`;
   }
-  let route: RouteGet | undefined;
-  try {
-    route = (JSON.parse(r.stdout) as RouteGet[])[0];
-  } catch {
-    return undefined; // an ip that prints no JSON: nothing to judge by
-  }
-  if (!route?.dev) return undefined;
-  if (route.type === 'local') return undefined; // both ends on this host (tests)
-  const state = await readFile(`/sys/class/net/${route.dev}/operstate`, 'utf8').catch(() => 'unknown');
-  if (state.trim() === 'down') return `underlay interface ${route.dev} is down`;
-  const carrier = await readFile(`/sys/class/net/${route.dev}/carrier`, 'utf8').catch(() => '1');
-  if (carrier.trim() === '0') return `underlay interface ${route.dev} has no carrier`;
-  return undefined;
+  return underlayProblem(route);
 };

@@ -14,23 +14,19 @@ import {
 } from 'node:fs';
 import { basename } from 'node:path';
 import { NetlinkError } from '../../lib/netlink/errors.js';
-import { RtnlAddrs, type AddrInfo } from '../../lib/netlink/rtnl-addr.js';
-import { RtnlRoutes } from '../../lib/netlink/rtnl-route.js';
-import { RtnlLinks, type LinkInfo } from '../../lib/netlink/rtnl.js';
+import type { AddrInfo } from '../../lib/netlink/rtnl-addr.js';
+import {
+  openRtnl,
+  rtnlOn,
+  withRtnl,
+  type Netns,
+  type Rtnl,
+  type RtnlHandle,
+} from '../../lib/netlink/rtnl-handle.js';
+import type { LinkInfo } from '../../lib/netlink/rtnl.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../../lib/netlink/socket.js';
 
-/** rtnetlink on one socket: links, addresses, routes. */
-export interface Rtnl {
-  links: RtnlLinks;
-  addrs: RtnlAddrs;
-  routes: RtnlRoutes;
-}
-
-const rtnlOn = (sock: NetlinkSocket): Rtnl => ({
-  links: new RtnlLinks(sock),
-  addrs: new RtnlAddrs(sock),
-  routes: new RtnlRoutes(sock),
-});
+export type { Netns, Rtnl } from '../../lib/netlink/rtnl-handle.js';
 
 let nodeSock: Rtnl | undefined;
 
@@ -45,41 +41,21 @@ export function nodeRtnl(): Rtnl {
  * only after the kernel's RCU grace periods (10-30 ms for a veth), and requests of other ADDs queued
  * on the shared socket must not wait behind it.
  */
-export async function nodeDeleteLink(link: string | number): Promise<void> {
-  const sock = NetlinkSocket.open(NETLINK_ROUTE);
-  try {
-    await new RtnlLinks(sock).del(link);
-  } finally {
-    sock.close();
-  }
+export function nodeDeleteLink(link: string | number): Promise<void> {
+  return withRtnl((r) => r.links.del(link));
 }
 
 /** rtnetlink inside another network namespace; close() when done. */
-export interface NetnsRtnl extends Rtnl {
-  close(): void;
-}
+export type NetnsRtnl = RtnlHandle;
 
 /**
- * A pod's network namespace as this process reaches it: an open descriptor (the shim opened CNI_NETNS
- * where the runtime runs; the path may not exist in the agent's mount namespace), or a path.
+ * rtnetlink inside a pod's network namespace, reached as an open descriptor (the shim opened
+ * CNI_NETNS where the runtime runs; the path may not exist in the agent's mount namespace), or a path.
  */
-export type Netns = string | number;
-
-/** rtnetlink inside the network namespace `netns`. */
-export function openNetnsRtnl(netns: Netns): NetnsRtnl {
-  const sock = NetlinkSocket.openIn(NETLINK_ROUTE, netns);
-  return { ...rtnlOn(sock), close: () => sock.close() };
-}
+export const openNetnsRtnl = (netns: Netns): NetnsRtnl => openRtnl(netns);
 
 /** Run fn with rtnetlink inside the network namespace `netns`; the socket is closed after. */
-export async function inNetns<T>(netns: Netns, fn: (r: Rtnl) => Promise<T>): Promise<T> {
-  const r = openNetnsRtnl(netns);
-  try {
-    return await fn(r);
-  } finally {
-    r.close();
-  }
-}
+export const inNetns = <T>(netns: Netns, fn: (r: Rtnl) => Promise<T>): Promise<T> => withRtnl(fn, netns);
 
 /** Run fn with an open fd of the network namespace `netns` (for IFLA_NET_NS_FD); a given fd stays open. */
 export async function withNetnsFd<T>(netns: Netns, fn: (fd: number) => Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 // Turns a validated static configuration into backend specs: device names and MTUs resolved the way
 // the kernel resolves them (l2tpethN, lowest free N; MTU from the route to the peer).
-import { runCapture } from '../../lib/exec.js';
+import { routeToPeer } from '../../lib/netlink/route-to-peer.js';
+import { withRtnl } from '../../lib/netlink/rtnl-handle.js';
 import { sessionMtu } from '../../lib/wire/session.js';
 import type { ObservedSession, SessionSpec, TunnelSpec } from '../backend/types.js';
 import type { StaticConfig } from './config.js';
@@ -51,19 +52,15 @@ export async function makePlan(cfg: StaticConfig, env: PlanEnv): Promise<Plan> {
   return { tunnels, sessions };
 }
 
-/** PlanEnv backed by iproute2 in the current network namespace. */
+/** PlanEnv backed by rtnetlink in the current network namespace. */
 export function hostPlanEnv(ownedSessions: () => Promise<ObservedSession[]>): PlanEnv {
   return {
     async underlayMtu(local, remote) {
-      const r = await runCapture('ip', ['-j', 'route', 'get', remote, 'from', local]);
-      const dev = r.code === 0 ? (JSON.parse(r.stdout) as { dev?: string }[])[0]?.dev : undefined;
-      if (!dev) return 1500; // the kernel's fallback when the route is unknown
-      const l = await runCapture('ip', ['-j', 'link', 'show', 'dev', dev]);
-      return l.code === 0 ? ((JSON.parse(l.stdout) as { mtu?: number }[])[0]?.mtu ?? 1500) : 1500;
+      // the kernel's fallback when the route is unknown
+      return (await routeToPeer(local, remote).catch(() => undefined))?.link.mtu ?? 1500;
     },
     async interfaceNames() {
-      const r = await runCapture('ip', ['-j', 'link', 'show']);
-      return new Set((JSON.parse(r.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname));
+      return new Set((await withRtnl((r) => r.links.list())).map((l) => l.name));
     },
     ownedSessions,
   };

@@ -3,11 +3,8 @@
 // what it sent back. The encoders must reproduce the requests bit for bit; the decoders must read the
 // replies.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { encodeMessage, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, parseMessages } from './codec.js';
+import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from './codec.js';
 import { NetlinkError } from './errors.js';
 import { decodeFamily, encodeGetFamily, GENL_HDRLEN, GENL_ID_CTRL } from './genl.js';
 import {
@@ -33,43 +30,10 @@ import {
   IFLA,
   RtnlLinks,
 } from './rtnl.js';
-import { decodeReplies, NetlinkSocket, type Transport } from './socket.js';
+import { loadExchanges, ReplayTransport } from '../../test/harness/netlink-fixtures.js';
+import { decodeReplies, NetlinkSocket } from './socket.js';
 
-function fixturesDir(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!d.endsWith('/') && !safeExists(join(d, 'package.json'))) d = resolve(d, '..');
-  return join(d, 'test', 'fixtures', 'netlink');
-}
-function safeExists(p: string): boolean {
-  try {
-    readFileSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface Exchange {
-  op: string;
-  request: string;
-  replies: string[];
-}
-const fx = JSON.parse(readFileSync(join(fixturesDir(), 'kernel-6.1-l2tp.json'), 'utf8')) as {
-  exchanges: Record<string, Exchange>;
-};
-const ex = (name: string): Exchange => {
-  const e = fx.exchanges[name];
-  if (!e) throw new Error(`fixture ${name} missing`);
-  return e;
-};
-const req = (name: string) => Buffer.from(ex(name).request, 'hex');
-const replies = (name: string) => ex(name).replies.map((h) => Buffer.from(h, 'hex'));
-const hdr = (name: string) => {
-  const b = req(name);
-  return { type: b.readUInt16LE(4), flags: b.readUInt16LE(6), seq: b.readUInt32LE(8), pid: 0 };
-};
-/** Our encoding of `payload`, framed with the captured request's header (type, flags, seq). */
-const framed = (name: string, payload: Buffer) => encodeMessage(hdr(name), payload).toString('hex');
+const { ex, req, replies, hdr, framed } = loadExchanges('kernel-6.1-l2tp.json');
 const L2TP_ID = 0x20;
 const l2tpOpts = { op: 'test', familyHeaderLen: GENL_HDRLEN, attrName: l2tpAttrName };
 
@@ -363,27 +327,6 @@ describe('decoders read replies captured from the 6.1 kernel', () => {
 });
 
 /** Replays captured replies for whatever request comes, rewriting their sequence numbers. */
-class ReplayTransport implements Transport {
-  readonly sent: Buffer[] = [];
-  constructor(private readonly script: Exchange[]) {}
-  async transact(request: Buffer): Promise<Buffer[]> {
-    this.sent.push(request);
-    const e = this.script.shift();
-    if (!e) throw new Error('no more scripted replies');
-    const seq = request.readUInt32LE(8);
-    return e.replies.map((h) => {
-      const d = Buffer.from(h, 'hex');
-      for (const m of parseMessages(d)) {
-        const off = m.payload.byteOffset - d.byteOffset - 16;
-        d.writeUInt32LE(seq, off + 8);
-        if (m.type === 2) d.writeUInt32LE(seq, off + 16 + 4 + 8); // the echoed request header
-      }
-      return d;
-    });
-  }
-  close(): void {}
-}
-
 describe('NetlinkSocket over a replayed kernel', () => {
   it('resolves the family, dumps sessions, maps errors', async () => {
     const t = new ReplayTransport([

@@ -33,6 +33,8 @@ export const IFLA = {
   STATS64: 23,
   NET_NS_FD: 28,
   EXT_MASK: 29,
+  CARRIER: 33,
+  LINK_NETNSID: 37,
 } as const;
 
 /** Inside IFLA_LINKINFO. */
@@ -67,8 +69,19 @@ export interface LinkInfo {
   alias?: string;
   address?: string;
   operstate?: number;
+  /** IFF_LOWER_UP: the device has a carrier. */
+  lowerUp: boolean;
+  /** IFLA_INFO_KIND: "veth", "tun", "bridge", "l2tp"...; absent for a plain physical device. */
+  kind?: string;
+  /** IFLA_LINK: ifindex of the device this one is tied to (a veth's peer). */
+  link?: number;
+  /** IFLA_LINK_NETNSID: that device lives in another network namespace (this is its local ID). */
+  linkNetnsId?: number;
   stats?: LinkStats;
 }
+
+/** IFLA_OPERSTATE values (RFC 2863). */
+export const IF_OPER = { UNKNOWN: 0, NOTPRESENT: 1, DOWN: 2, LOWERLAYERDOWN: 3, DORMANT: 5, UP: 6 } as const;
 
 export function encodeIfinfo(index: number, flags: number, change: number, attrs: readonly Attr[]): Buffer {
   const h = Buffer.alloc(IFINFO_LEN);
@@ -90,6 +103,7 @@ export function decodeLink(m: NlMsg): LinkInfo {
     name: a.str(IFLA.IFNAME) ?? '',
     flags,
     up: (flags & IFF_UP) !== 0,
+    lowerUp: (flags & IFF_LOWER_UP) !== 0,
   };
   const mtu = a.u32(IFLA.MTU);
   if (mtu !== undefined) l.mtu = mtu;
@@ -99,6 +113,12 @@ export function decodeLink(m: NlMsg): LinkInfo {
   if (mac && mac.length === 6) l.address = [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
   const op = a.u8(IFLA.OPERSTATE);
   if (op !== undefined) l.operstate = op;
+  const kind = a.nested(IFLA.LINKINFO)?.str(IFLA_INFO.KIND);
+  if (kind !== undefined) l.kind = kind;
+  const link = a.u32(IFLA.LINK);
+  if (link !== undefined) l.link = link;
+  const nsid = a.raw(IFLA.LINK_NETNSID);
+  if (nsid && nsid.length >= 4) l.linkNetnsId = nsid.readInt32LE(0);
   const st = a.raw(IFLA.STATS64);
   if (st && st.length >= 64) {
     const u = (i: number): bigint => st.readBigUInt64LE(i * 8);

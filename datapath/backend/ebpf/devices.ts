@@ -3,8 +3,10 @@
 // namespace and carries the programs that work wherever l2tpethN is. Both ends carry the
 // ownership marker of lib/device-marker.ts, as the TAPs do.
 import { parseMarker } from '../../../lib/device-marker.js';
-import { run, runCapture } from '../../../lib/exec.js';
-import { configureTap } from '../userspace/tap.js';
+import { routeToPeer } from '../../../lib/netlink/route-to-peer.js';
+import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
+import { NUD } from '../../../lib/netlink/rtnl-neigh.js';
+import { configureTap, deleteLink } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
 
@@ -20,32 +22,26 @@ export interface VethLink {
   peerElsewhere: boolean;
 }
 
-interface IpLinkJson {
-  ifname: string;
-  ifindex: number;
-  mtu: number;
-  flags?: string[];
-  ifalias?: string;
-  link?: string;
-  link_netnsid?: number;
-}
-
-/** Every veth in this network namespace, in one iproute2 call. */
+/** Every veth in this network namespace, in one dump. */
 export async function listVeths(): Promise<VethLink[]> {
-  const out = await run('ip', ['-j', '-d', 'link', 'show', 'type', 'veth']);
-  return (JSON.parse(out || '[]') as IpLinkJson[]).map((l) => {
-    const v: VethLink = {
-      ifname: l.ifname,
-      ifindex: l.ifindex,
-      mtu: l.mtu,
-      up: (l.flags ?? []).includes('UP'),
-      peerElsewhere: l.link_netnsid !== undefined,
-    };
-    const owner = parseMarker(l.ifalias);
-    if (owner) v.owner = owner;
-    if (l.link !== undefined && l.link_netnsid === undefined) v.peer = l.link;
-    return v;
-  });
+  const links = await withRtnl((r) => r.links.list());
+  const names = new Map(links.map((l) => [l.index, l.name]));
+  return links
+    .filter((l) => l.kind === 'veth')
+    .map((l) => {
+      const v: VethLink = {
+        ifname: l.name,
+        ifindex: l.index,
+        mtu: l.mtu ?? 0,
+        up: l.up,
+        peerElsewhere: l.linkNetnsId !== undefined,
+      };
+      const owner = parseMarker(l.alias);
+      if (owner) v.owner = owner;
+      const peer = l.link !== undefined && l.linkNetnsId === undefined ? names.get(l.link) : undefined;
+      if (peer !== undefined) v.peer = peer;
+      return v;
+    });
 }
 
 /** Creates the pair, both ends marked, sized and up. */
@@ -56,12 +52,12 @@ export async function createPair(
   sessionId: number,
   mtu: number,
 ): Promise<void> {
-  await run('ip', ['link', 'add', ifname, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', peer]);
+  await withRtnl((r) => r.links.createVeth({ name: ifname, mtu }, { name: peer, mtu }));
   try {
     await configureEnd(peer, tunnelId, sessionId, mtu);
     await configureEnd(ifname, tunnelId, sessionId, mtu);
   } catch (e) {
-    await runCapture('ip', ['link', 'del', 'dev', peer]);
+    await deletePair(peer);
     throw e;
   }
 }
@@ -72,40 +68,26 @@ export async function configureEnd(ifname: string, tunnelId: number, sessionId: 
   await configureTap(ifname, tunnelId, sessionId, mtu);
 }
 
-/** Deleting one end removes both, wherever the other end is. */
-export async function deletePair(peer: string): Promise<void> {
-  await runCapture('ip', ['link', 'del', 'dev', peer]);
-}
-
-interface RouteJson {
-  dev?: string;
-  gateway?: string;
-}
+/** Deleting one end removes both, wherever the other end is; a pair that is gone already is fine. */
+export const deletePair = (peer: string): Promise<void> => deleteLink(peer);
 
 /** The device the kernel would send the tunnel's packets out of, and the next hop on it. */
 export async function underlayRoute(
   local: string,
   remote: string,
 ): Promise<{ dev: string; nexthop: string }> {
-  const r = await runCapture('ip', ['-j', 'route', 'get', remote, 'from', local]);
-  if (r.code !== 0) {
-    throw new Error(`no route from ${local} to ${remote}: ${r.stderr.trim() || `exit ${r.code}`}`);
-  }
-  const route = (JSON.parse(r.stdout || '[]') as RouteJson[])[0];
-  if (!route?.dev) throw new Error(`no underlay device for ${local} -> ${remote}`);
-  if (route.dev === 'lo') throw new Error(`${remote} is local: a tunnel needs a remote host`);
-  return { dev: route.dev, nexthop: route.gateway ?? remote };
-}
-
-interface NeighJson {
-  lladdr?: string;
-  state?: string[];
+  const r = await routeToPeer(local, remote).catch((e: unknown) => {
+    throw new Error(`no route from ${local} to ${remote}: ${e instanceof Error ? e.message : String(e)}`);
+  });
+  if (r.local) throw new Error(`${remote} is local: a tunnel needs a remote host`);
+  return { dev: r.link.name, nexthop: r.nexthop };
 }
 
 /** The next hop's MAC when the neighbour table knows it. */
 export async function neighbourMac(dev: string, addr: string): Promise<string | undefined> {
-  const r = await runCapture('ip', ['-j', 'neigh', 'show', 'to', addr, 'dev', dev]);
-  if (r.code !== 0) return undefined;
-  const n = (JSON.parse(r.stdout || '[]') as NeighJson[])[0];
-  return n?.lladdr && !(n.state ?? []).includes('FAILED') ? n.lladdr : undefined;
+  return withRtnl(async (r) => {
+    const link = await r.links.byName(dev);
+    const n = link && (await r.neighbours.get(link.index, addr));
+    return n?.lladdr !== undefined && !(n.state & NUD.FAILED) ? n.lladdr : undefined;
+  });
 }

@@ -1,5 +1,8 @@
 // tc filters through iproute2's tc (in the image already): a clsact qdisc and one direct-action
 // cls_bpf filter per hook, at a preference of our own so other users of clsact are left alone.
+// The one exec of a network tool left in the datapath: lib/netlink speaks links, addresses, routes
+// and neighbours but not tc (RTM_NEWQDISC/RTM_NEWTFILTER with a pinned program's fd), and the
+// attach runs once per device, not per packet or per session lookup.
 import { run, runCapture } from '../../../lib/exec.js';
 
 /** The preference (priority) and handle of every kube-l2tp filter. */

@@ -1,12 +1,15 @@
-// Netdev-side management of the session TAPs through iproute2: ownership marker, MTU, state.
+// Netdev-side management of the session TAPs: ownership marker, MTU, state. Listing and deleting go
+// through rtnetlink (lib/netlink); per-session reads and writes through sysfs, which costs less.
 //
 // Ownership: every TAP this backend creates carries the marker of lib/device-marker.ts in its
 // alias, so a restarted datapath adopts exactly its own TAPs (and the static runner reuses the same
 // names), while a TAP created by anything else is never adopted or deleted.
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { formatMarker, parseMarker } from '../../../lib/device-marker.js';
-import { run, runCapture } from '../../../lib/exec.js';
 import { hardenDevice } from '../../../lib/netdev-hardening.js';
+import { Errno, NetlinkError } from '../../../lib/netlink/errors.js';
+import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
+import { IFF_UP, type LinkInfo } from '../../../lib/netlink/rtnl.js';
 
 export interface TapLink {
   ifname: string;
@@ -18,32 +21,18 @@ export interface TapLink {
   owner?: { tunnelId: number; sessionId: number };
 }
 
-interface IpLinkJson {
-  ifname: string;
-  ifindex: number;
-  mtu: number;
-  flags?: string[];
-  ifalias?: string;
-  linkinfo?: { info_kind?: string };
-}
-
-function toTapLink(l: IpLinkJson): TapLink {
-  const link: TapLink = {
-    ifname: l.ifname,
-    ifindex: l.ifindex,
-    mtu: l.mtu,
-    up: (l.flags ?? []).includes('UP'),
-  };
-  if (l.ifalias !== undefined) link.alias = l.ifalias;
-  const owner = parseMarker(l.ifalias);
+function toTapLink(l: LinkInfo): TapLink {
+  const link: TapLink = { ifname: l.name, ifindex: l.index, mtu: l.mtu ?? 0, up: l.up };
+  if (l.alias !== undefined) link.alias = l.alias;
+  const owner = parseMarker(l.alias);
   if (owner) link.owner = owner;
   return link;
 }
 
-/** Every TUN/TAP device in this network namespace. */
+/** Every TUN/TAP device in this network namespace (link kind "tun"), in one dump. */
 export async function listTaps(): Promise<TapLink[]> {
-  const out = await run('ip', ['-j', '-d', 'link', 'show', 'type', 'tun']);
-  return (JSON.parse(out || '[]') as IpLinkJson[]).map(toTapLink);
+  const links = await withRtnl((r) => r.links.list());
+  return links.filter((l) => l.kind === 'tun').map(toTapLink);
 }
 
 const sysPath = (ifname: string, attr: string) => `/sys/class/net/${ifname}/${attr}`;
@@ -85,12 +74,10 @@ export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' 
   return { ...link, kind: tun ? 'tun' : 'other' };
 }
 
-const IFF_UP = 0x1;
-
 /**
  * Hardened (nothing of the node reachable through it, before it is up), marked as ours, MTU set and
- * up: three sysfs writes. Where /sys is read-only (a container without privileges), one iproute2 call
- * does the last three.
+ * up: three sysfs writes. Where /sys is read-only (a container without privileges), one rtnetlink
+ * request does the last three.
  */
 export async function configureTap(ifname: string, tunnelId: number, sessionId: number, mtu: number) {
   await hardenDevice(ifname);
@@ -102,20 +89,19 @@ export async function configureTap(ifname: string, tunnelId: number, sessionId: 
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw e;
-    await run('ip', [
-      'link',
-      'set',
-      'dev',
-      ifname,
-      'alias',
-      formatMarker({ tunnelId, sessionId }),
-      'mtu',
-      String(mtu),
-      'up',
-    ]);
+    await withRtnl(async (r) => {
+      const link = await r.links.byName(ifname);
+      if (!link) throw new Error(`interface ${ifname} does not exist`);
+      await r.links.set(link.index, { alias: formatMarker({ tunnelId, sessionId }), mtu, up: true }, ifname);
+    });
   }
 }
 
+/** Deletes a link; one that is gone already is fine. */
 export async function deleteLink(ifname: string): Promise<void> {
-  await runCapture('ip', ['link', 'del', 'dev', ifname]);
+  try {
+    await withRtnl((r) => r.links.del(ifname));
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.errno === Errno.ENODEV)) throw e;
+  }
 }
