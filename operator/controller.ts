@@ -15,6 +15,7 @@ import {
   MAX_NODE_STATE_SPEC_BYTES,
   MAX_SESSIONS_PER_TUNNEL,
 } from '../lib/api/limits.js';
+import { deepEqual } from '../lib/deep-equal.js';
 import type { Logger } from '../lib/log.js';
 import { Allocator, DEFAULT_RANGES } from './allocator.js';
 import { CacheIndex } from './cache-index.js';
@@ -36,7 +37,6 @@ import {
 } from './reconcilers/context.js';
 import { EventRecorder } from './reconcilers/events.js';
 import { reconcileNode } from './reconcilers/node.js';
-import { deepEqual } from './reconcilers/patch.js';
 import { reconcilePseudowire } from './reconcilers/pseudowire.js';
 import { CookieResolver } from './reconcilers/secrets.js';
 import { WriteSpacing } from './reconcilers/spacing.js';

@@ -1,11 +1,13 @@
 // L2TPNodeState.spec (operator vocabulary) -> what the backend must hold. Pure.
-import type { NodeStateSpec } from '../../lib/api/schemas.js';
+import type { NodeStateSpec, NodeTunnelSpec } from '../../lib/api/schemas.js';
 import { sessionMtu } from '../../lib/wire/session.js';
 import type { DesiredState } from './reconcile.js';
 
 export interface DesiredOptions {
   /** Underlay MTU used when a session has no explicit MTU (the kernel derives it the same way). */
   underlayMtu: number;
+  /** A tunnel's own underlay MTU where it is known (static mode: from the route to the peer). */
+  tunnelUnderlayMtu?: (t: NodeTunnelSpec) => number | undefined;
   /** When set, replaces the derived MTU of sessions without an explicit one. */
   fixedMtu?: number;
 }
@@ -41,6 +43,7 @@ export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): Desi
         ...(t.udpDestinationPort !== undefined ? { udpDestinationPort: t.udpDestinationPort } : {}),
       },
       sessions: t.sessions.map((s) => {
+        const underlay = opts.tunnelUnderlayMtu?.(t) ?? opts.underlayMtu;
         const most = sessionMtu(
           {
             encap: t.encap,
@@ -48,9 +51,9 @@ export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): Desi
             cookieLength: cookieLength(s.cookie),
             l2specType: s.l2specType,
           },
-          opts.underlayMtu,
+          underlay,
         );
-        const refused = mtuProblem(s.mtu, most, opts.underlayMtu);
+        const refused = mtuProblem(s.mtu, most, underlay);
         return {
           tunnelId: t.tunnelId,
           sessionId: s.sessionId,

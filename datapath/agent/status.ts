@@ -3,6 +3,7 @@
 import { transitionTime } from '../../lib/api/conditions.js';
 import { MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
 import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
+import { deepEqual } from '../../lib/deep-equal.js';
 import { sessionKey, type BackendKind, type SessionCounters } from '../backend/types.js';
 import type { ReconcileReport } from './reconcile.js';
 
@@ -104,7 +105,9 @@ function condition(
  */
 export function statusChanged(a: NodeStateStatus | undefined, b: NodeStateStatus): boolean {
   if (!a) return true;
-  const strip = (s: NodeStateStatus) =>
-    JSON.stringify({ ...s, sessions: s.sessions?.map(({ counters: _c, ...rest }) => rest) });
-  return strip(a) !== strip(b);
+  const strip = (s: NodeStateStatus) => ({
+    ...s,
+    sessions: s.sessions?.map(({ counters: _c, ...rest }) => rest),
+  });
+  return !deepEqual(strip(a), strip(b));
 }

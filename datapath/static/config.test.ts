@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseStaticConfig } from './config.js';
-import { makePlan, type PlanEnv } from './plan.js';
+import { makePlan, type Plan, type PlanEnv } from './plan.js';
+
+const sessionsOf = (p: Plan) => p.desired.tunnels.flatMap((t) => t.sessions);
 
 const GOOD = `
 tunnels:
@@ -121,7 +123,7 @@ describe('static plan', () => {
   it('names devices l2tpethN (lowest free), computes the kernel MTU, keeps configured values', async () => {
     const plan = await makePlan(parseStaticConfig(GOOD), env(['l2tpeth0']));
     assert.deepEqual(
-      plan.sessions.map((s) => [s.ifname, s.mtu]),
+      sessionsOf(plan).map((s) => [s.ifname, s.mtu]),
       [
         ['l2tpeth1', 1500 - (20 + 8 + 4 + 4 + 8 + 4 + 14)],
         ['custom0', 1400],
@@ -135,7 +137,7 @@ describe('static plan', () => {
       parseStaticConfig(GOOD),
       env(['l2tpeth5'], [{ tunnelId: 42, sessionId: 128, ifname: 'l2tpeth5' }]),
     );
-    assert.equal(plan.sessions[0]!.ifname, 'l2tpeth5');
-    assert.equal(plan.sessions[2]!.ifname, 'l2tpeth0');
+    assert.equal(sessionsOf(plan)[0]!.ifname, 'l2tpeth5');
+    assert.equal(sessionsOf(plan)[2]!.ifname, 'l2tpeth0');
   });
 });

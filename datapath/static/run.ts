@@ -1,6 +1,9 @@
 // Static mode: bring up the tunnels and sessions of a file, keep them until asked to stop (SIGTERM,
-// SIGINT) or until the datapath fails, then remove what was created.
+// SIGINT) or until the datapath fails, then remove what was created. The bringing up is one pass of
+// the agent's reconcile over the file's node-state spec (plan.ts); any item it cannot make Up or
+// Down (an underlay outage) fails the run, as a bad file does.
 import type { Logger } from '../../lib/log.js';
+import { reconcile } from '../agent/reconcile.js';
 import { sessionKey, type Backend, type BackendFault } from '../backend/types.js';
 import type { StaticConfig } from './config.js';
 import { makePlan, type Plan, type PlanEnv } from './plan.js';
@@ -20,15 +23,12 @@ export interface StaticRunDeps {
 async function logCounters(backend: Backend, plan: Plan, logger: Logger): Promise<void> {
   const all = await backend.allCounters(); // one read (the kernel backend: one dump)
   const tunnels = [];
-  for (const t of plan.tunnels) {
-    const sessions = [];
-    for (const s of plan.sessions.filter((x) => x.tunnelId === t.tunnelId)) {
-      sessions.push({
-        sessionId: s.sessionId,
-        ifname: s.ifname,
-        ...all.get(sessionKey(t.tunnelId, s.sessionId)),
-      });
-    }
+  for (const { spec: t, sessions: ss } of plan.desired.tunnels) {
+    const sessions = ss.map((s) => ({
+      sessionId: s.sessionId,
+      ifname: s.ifname,
+      ...all.get(sessionKey(t.tunnelId, s.sessionId)),
+    }));
     tunnels.push({ tunnelId: t.tunnelId, ...(await backend.tunnelCounters?.(t.tunnelId)), sessions });
   }
   logger.info({ tunnels }, 'counters');
@@ -43,12 +43,15 @@ export async function runStatic(cfg: StaticConfig, deps: StaticRunDeps): Promise
   if (deps.dumpSignal) process.on(deps.dumpSignal, dump);
   try {
     plan = await makePlan(cfg, deps.env);
-    for (const t of plan.tunnels) await backend.ensureTunnel(t);
-    for (const s of plan.sessions) await backend.ensureSession(s);
+    const report = await reconcile(backend, plan.desired, logger);
+    const failed = [...report.tunnels, ...report.sessions].filter((x) => x.state === 'Error');
+    if (failed.length > 0) {
+      throw new Error(failed.map((x) => x.error ?? `tunnel ${x.tunnelId} failed`).join('; '));
+    }
     logger.info(
       {
         backend: backend.kind,
-        sessions: plan.sessions.map((s) => ({
+        sessions: report.sessions.map((s) => ({
           tunnelId: s.tunnelId,
           sessionId: s.sessionId,
           ifname: s.ifname,

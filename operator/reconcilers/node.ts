@@ -1,6 +1,7 @@
 // A node: its L2TPNodeState (what the agent must make real) and its datapath pod, both present
 // exactly while the node has endpoints; the pod is rolled when its template changes.
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
+import { deepEqual } from '../../lib/deep-equal.js';
 import { objectKey } from '../../lib/kube/informer.js';
 import { isConflict, resourcePath } from '../../lib/kube/client.js';
 import {
@@ -14,7 +15,7 @@ import {
 } from '../render.js';
 import { CRD, pwsOfTunnel, tunnelsOfNode, type ReconcileContext, type ReconcileResult } from './context.js';
 import { admit, type Verdict } from './limits.js';
-import { deepEqual, deleteIfExists } from './patch.js';
+import { deleteIfExists } from './patch.js';
 import type { Cookies } from './secrets.js';
 
 /**

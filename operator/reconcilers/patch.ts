@@ -1,23 +1,9 @@
 // Writes that change only what differs: status through the status subresource as a merge patch,
-// finalizers guarded by resourceVersion, and the one structural equality they are judged by.
+// finalizers guarded by resourceVersion.
 import type { KObject } from '../../lib/api/schemas.js';
+import { deepEqual } from '../../lib/deep-equal.js';
 import { isNotFound, type KubeApi } from '../../lib/kube/client.js';
 import { FINALIZER } from '../render.js';
-
-/** Structural equality of JSON values; a key set to undefined counts as absent. */
-export function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bb = b as unknown[];
-    return a.length === bb.length && a.every((x, i) => deepEqual(x, bb[i]));
-  }
-  const ak = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-  const bk = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  if (ak.length !== bk.length) return false;
-  return ak.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-}
 
 /** A merge patch from `prev` to `next` that also removes keys `next` dropped (null). */
 export function mergePatchFrom(prev: object | undefined, next: object): Record<string, unknown> {

@@ -2,6 +2,7 @@
 // and rolls the agents' reports up into status (endpoints, Ready, Degraded).
 import { setReadyDegraded } from '../../lib/api/conditions.js';
 import { namespaceAllowed, type TunnelStatus } from '../../lib/api/schemas.js';
+import { deepEqual } from '../../lib/deep-equal.js';
 import { resourcePath } from '../../lib/kube/client.js';
 import { FINALIZER, rollupTunnel, tunnelNodes, tunnelSides } from '../render.js';
 import {
@@ -14,7 +15,7 @@ import {
   type ReconcileResult,
 } from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
-import { addFinalizer, deepEqual, writeStatus } from './patch.js';
+import { addFinalizer, writeStatus } from './patch.js';
 
 const nodeAddress = (n: NodeObject | undefined, ipv6 = false): string | undefined => {
   const addrs = n?.status?.addresses ?? [];

@@ -12,6 +12,8 @@ export class MemoryBackend implements Backend {
   readonly kind = 'userspace' as const;
   tunnels = new Map<number, ObservedTunnel>();
   sessions = new Map<string, ObservedSession>();
+  /** The last spec each tunnel was ensured with, by tunnel ID. */
+  tunnelSpecs = new Map<number, TunnelSpec>();
   /** The last spec each session was ensured with, by "tunnel/session". */
   specs = new Map<string, SessionSpec>();
   /** Creations and deletions, in order; re-ensuring what exists is not a call. */
@@ -29,10 +31,12 @@ export class MemoryBackend implements Backend {
   async ensureTunnel(t: TunnelSpec) {
     if (!this.tunnels.has(t.tunnelId)) this.calls.push(`create tunnel ${t.tunnelId}`);
     this.tunnels.set(t.tunnelId, { tunnelId: t.tunnelId, owned: true });
+    this.tunnelSpecs.set(t.tunnelId, t);
   }
   async deleteTunnel(id: number) {
     this.calls.push(`delete tunnel ${id}`);
     this.tunnels.delete(id);
+    this.tunnelSpecs.delete(id);
   }
   async ensureSession(s: SessionSpec) {
     if (this.failSession.has(s.sessionId)) throw new Error(`EEXIST session ${s.sessionId}`);
@@ -64,6 +68,7 @@ export class MemoryBackend implements Backend {
     if (!o.keepDevices) {
       this.sessions.clear();
       this.tunnels.clear();
+      this.tunnelSpecs.clear();
       this.specs.clear();
     }
   }

@@ -10,7 +10,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, rm, rmdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
+import { deepEqual } from '../../../lib/deep-equal.js';
 import type { Logger } from '../../../lib/log.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
 import {
@@ -228,11 +228,7 @@ export class EbpfBackend implements Backend {
 
   async ensureTunnel(spec: TunnelSpec): Promise<void> {
     const cur = this.tunnels.get(spec.tunnelId);
-    if (
-      cur &&
-      isDeepStrictEqual(cur.spec, spec) &&
-      (await getLink(cur.underlay))?.ifindex === cur.underlayIfindex
-    ) {
+    if (cur && deepEqual(cur.spec, spec) && (await getLink(cur.underlay))?.ifindex === cur.underlayIfindex) {
       const macs = await this.underlayMacs(spec, cur.underlay, cur.nexthop);
       if (macs !== cur.macs) {
         cur.macs = macs;
@@ -330,7 +326,7 @@ export class EbpfBackend implements Backend {
     // where the receive program delivers
     if (
       cur &&
-      isDeepStrictEqual(cur.spec, spec) &&
+      deepEqual(cur.spec, spec) &&
       peerLink?.ifindex === cur.peerIfindex &&
       dev?.ifindex === cur.devIfindex
     )

@@ -1,6 +1,6 @@
 // The userspace backend: a persistent TAP per session and a native pump per tunnel socket.
 // Level-triggered like the kernel backend: ensureX converges, deleteX of something absent succeeds.
-import { isDeepStrictEqual } from 'node:util';
+import { deepEqual } from '../../../lib/deep-equal.js';
 import type { Logger } from '../../../lib/log.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
 import {
@@ -105,7 +105,7 @@ export class UserspaceBackend implements Backend {
 
   async ensureTunnel(spec: TunnelSpec): Promise<void> {
     const cur = this.tunnels.get(spec.tunnelId);
-    if (cur && isDeepStrictEqual(cur.spec, spec) && cur.failed === undefined) return;
+    if (cur && deepEqual(cur.spec, spec) && cur.failed === undefined) return;
     const sessions = [...(cur?.sessions.values() ?? [])];
     if (cur) {
       // Parameters changed (or the pump failed): rebuild the socket, keep the TAPs and reattach them.
@@ -148,7 +148,7 @@ export class UserspaceBackend implements Backend {
     const key = `${spec.tunnelId}/${spec.sessionId}`;
     const lost =
       this.lostTaps.has(key) || (cur && this.pump.sessionCounters(t.handle, spec.sessionId)?.tapLost);
-    if (cur && isDeepStrictEqual(cur, spec) && !lost) return;
+    if (cur && deepEqual(cur, spec) && !lost) return;
     this.lostTaps.delete(key);
     if (cur) {
       this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);
