@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import type { L2TPNodeState, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
-import { silentLogger } from '../../lib/log.js';
+import { testAgentOptions } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent, type AgentOptions } from './agent.js';
-import { createAgentMetrics } from './metrics.js';
 import type { NodeStateSource } from './nodestate-source.js';
 
 const session = (id: number, name: string) => ({
@@ -89,14 +88,7 @@ function fixture(o: Partial<AgentOptions> = {}, s: NodeStateSpec = spec) {
   const backend = new MemoryBackend();
   const released: string[] = [];
   const agent = new Agent({
-    nodeName: 'n1',
-    source,
-    backend,
-    backendReason: 'test',
-    metrics: createAgentMetrics('userspace', 'test'),
-    logger: silentLogger(),
-    version: 'test',
-    resyncMs: 3_600_000,
+    ...testAgentOptions(source, backend),
     onPseudowireGone: async (r: PseudowireRef) => {
       released.push(`${r.namespace}/${r.name}`);
     },

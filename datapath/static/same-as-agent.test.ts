@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { L2TPNodeState, NodeSessionSpec, NodeStateSpec } from '../../lib/api/schemas.js';
 import { silentLogger } from '../../lib/log.js';
+import { testAgentOptions } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent } from '../agent/agent.js';
-import { createAgentMetrics } from '../agent/metrics.js';
 import type { NodeStateSource } from '../agent/nodestate-source.js';
 import type { BackendFault } from '../backend/types.js';
 import { parseStaticConfig } from './config.js';
@@ -122,17 +122,7 @@ async function throughAgent(underlayMtu: number) {
     writeStatus: async () => undefined,
     stop: () => undefined,
   };
-  const agent = new Agent({
-    nodeName: 'n1',
-    source,
-    backend,
-    backendReason: 'test',
-    metrics: createAgentMetrics('userspace', 'test'),
-    logger: silentLogger(),
-    version: 'test',
-    resyncMs: 3_600_000,
-    underlayMtu,
-  });
+  const agent = new Agent({ ...testAgentOptions(source, backend), underlayMtu });
   await agent.start();
   const d = devices(backend);
   await agent.stop();

@@ -89,6 +89,12 @@ export function encodeAttrs(attrs: readonly Attr[]): Buffer {
   return Buffer.concat(attrs.map(encodeAttr));
 }
 
+/** Names attribute types for errors: PREFIX_NAME from a table of constants, PREFIX_#N otherwise. */
+export function attrNamer(prefix: string, table: Readonly<Record<string, number>>): (t: number) => string {
+  const names = new Map<number, string>(Object.entries(table).map(([k, v]) => [v, `${prefix}_${k}`]));
+  return (t) => names.get(t) ?? `${prefix}_#${t}`;
+}
+
 // ---------------------------------------------------------------- attributes: decoding
 
 export interface RawAttr {

@@ -3,7 +3,7 @@
 // (no L2TP_ATTR_FD): the kernel opens the UDP / L2TP-IP socket itself, as `ip l2tp add tunnel` does.
 import { isIPv6 } from 'node:net';
 import type { Attr, NlMsg } from './codec.js';
-import { AttrMap } from './codec.js';
+import { AttrMap, attrNamer } from './codec.js';
 import { decodeGenl, encodeGenl, GENL_HDRLEN, resolveFamily, type GenlFamily } from './genl.js';
 import type { NetlinkSocket } from './socket.js';
 
@@ -78,8 +78,7 @@ export const L2TP_PWTYPE = { ETH_VLAN: 4, ETH: 5, PPP: 7, PPP_AC: 8, IP: 11 } as
 export const L2TP_L2SPECTYPE = { NONE: 0, DEFAULT: 1 } as const;
 export const L2TP_ENCAPTYPE = { UDP: 0, IP: 1 } as const;
 
-const attrNames = new Map<number, string>(Object.entries(L2TP_ATTR).map(([k, v]) => [v, `L2TP_ATTR_${k}`]));
-export const l2tpAttrName = (t: number): string => attrNames.get(t) ?? `L2TP_ATTR_#${t}`;
+export const l2tpAttrName = attrNamer('L2TP_ATTR', L2TP_ATTR);
 const cmdNames = new Map<number, string>(Object.entries(L2TP_CMD).map(([k, v]) => [v, k]));
 export const l2tpCmdName = (c: number): string => cmdNames.get(c) ?? `CMD_${c}`;
 

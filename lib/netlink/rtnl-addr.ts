@@ -1,6 +1,14 @@
 // rtnetlink addresses: add one (what `ip addr add CIDR dev X [nodad]` sends) and list them.
 // ifaddrmsg is 8 bytes: family u8, prefixlen u8, flags u8, scope u8, index u32.
-import { AttrMap, NLM_F_CREATE, NLM_F_EXCL, NetlinkDecodeError, encodeAttrs, type NlMsg } from './codec.js';
+import {
+  AttrMap,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NetlinkDecodeError,
+  encodeAttrs,
+  type NlMsg,
+  attrNamer,
+} from './codec.js';
 import { ipv4Bytes, ipv4Text, ipv6Bytes, ipv6Text } from './l2tp.js';
 import type { NetlinkSocket } from './socket.js';
 
@@ -24,8 +32,7 @@ export const IFA = {
 /** ifa_flags: skip duplicate address detection (IPv6). */
 export const IFA_F_NODAD = 0x02;
 
-const ifaNames = new Map<number, string>(Object.entries(IFA).map(([k, v]) => [v, `IFA_${k}`]));
-export const ifaName = (t: number): string => ifaNames.get(t) ?? `IFA_#${t}`;
+export const ifaName = attrNamer('IFA', IFA);
 
 export interface Prefix {
   family: typeof AF_INET | typeof AF_INET6;

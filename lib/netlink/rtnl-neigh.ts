@@ -1,6 +1,6 @@
 // rtnetlink neighbours: look one entry up, as `ip neigh get ADDR dev X` does. ndmsg is 12 bytes:
 // family u8, pad u8, pad u16, ifindex s32, state u16, flags u8, type u8.
-import { AttrMap, NetlinkDecodeError, encodeAttrs, type NlMsg } from './codec.js';
+import { AttrMap, NetlinkDecodeError, encodeAttrs, type NlMsg, attrNamer } from './codec.js';
 import { Errno, NetlinkError } from './errors.js';
 import { addrText, parsePrefix } from './rtnl-addr.js';
 import type { NetlinkSocket } from './socket.js';
@@ -23,8 +23,7 @@ export const NUD = {
   PERMANENT: 0x80,
 } as const;
 
-const ndaNames = new Map<number, string>(Object.entries(NDA).map(([k, v]) => [v, `NDA_${k}`]));
-export const ndaName = (t: number): string => ndaNames.get(t) ?? `NDA_#${t}`;
+export const ndaName = attrNamer('NDA', NDA);
 
 export interface NeighInfo {
   family: number;

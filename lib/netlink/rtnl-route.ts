@@ -10,6 +10,7 @@ import {
   encodeAttrs,
   type Attr,
   type NlMsg,
+  attrNamer,
 } from './codec.js';
 import { AF_INET6, addrText, parsePrefix } from './rtnl-addr.js';
 import type { NetlinkSocket } from './socket.js';
@@ -43,8 +44,7 @@ export const RTM_F_LOOKUP_TABLE = 0x1000;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
 
-const rtaNames = new Map<number, string>(Object.entries(RTA).map(([k, v]) => [v, `RTA_${k}`]));
-export const rtaName = (t: number): string => rtaNames.get(t) ?? `RTA_#${t}`;
+export const rtaName = attrNamer('RTA', RTA);
 
 export interface RouteSpec {
   /** CIDR; a /0 is the default route. */

@@ -11,6 +11,7 @@ import {
   encodeAttrs,
   type Attr,
   type NlMsg,
+  attrNamer,
 } from './codec.js';
 import type { NetlinkSocket } from './socket.js';
 
@@ -46,8 +47,7 @@ export const IFF_UP = 0x1;
 export const IFF_RUNNING = 0x40;
 export const IFF_LOWER_UP = 0x10000;
 
-const iflaNames = new Map<number, string>(Object.entries(IFLA).map(([k, v]) => [v, `IFLA_${k}`]));
-export const iflaName = (t: number): string => iflaNames.get(t) ?? `IFLA_#${t}`;
+export const iflaName = attrNamer('IFLA', IFLA);
 
 export interface LinkStats {
   rxPackets: bigint;
