@@ -1,6 +1,6 @@
 // What the agent reports in L2TPNodeState.status, built from a reconcile report and the backend's
 // counters. Pure; the writer decides when to send it.
-import { transitionTime } from '../../lib/api/conditions.js';
+import { setReadyDegraded } from '../../lib/api/conditions.js';
 import { MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
 import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
 import { deepEqual } from '../../lib/deep-equal.js';
@@ -38,18 +38,17 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
   const failedTunnels = i.report.tunnels.filter((t) => t.state !== 'Up');
   const outage = i.report.tunnels.find((t) => t.state === 'Down');
   const ready = failed.length === 0 && failedTunnels.length === 0;
-  const conditions = [
-    condition(i.previous, i.now, i.generation, {
-      type: 'Ready',
+  const conditions = setReadyDegraded(
+    i.previous,
+    {
       status: ready ? 'True' : 'False',
       reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
       message: ready
         ? `${sessions.length} sessions up on the ${i.backend} backend`
         : (outage?.error ??
           `${failed.length + failedTunnels.length} of ${sessions.length + i.report.tunnels.length} items failed`),
-    }),
-    condition(i.previous, i.now, i.generation, {
-      type: 'Degraded',
+    },
+    {
       status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
       reason:
         i.report.conflicts.length > 0
@@ -62,8 +61,10 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       message:
         i.report.conflicts.join('; ') ||
         (ready ? 'no problems' : (outage?.error ?? failed[0]?.message ?? 'tunnel failed')),
-    }),
-  ];
+    },
+    i.generation,
+    i.now,
+  );
   return {
     ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
     backend: i.backend,
@@ -78,24 +79,6 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
     sessions,
     ...(i.lastError ? { lastError: i.lastError } : {}),
     conditions,
-  };
-}
-
-/** A condition keeps its lastTransitionTime while its status does not change. */
-function condition(
-  previous: Condition[] | undefined,
-  now: string,
-  generation: number | undefined,
-  c: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>,
-): Condition {
-  return {
-    ...c,
-    lastTransitionTime: transitionTime(
-      previous?.find((p) => p.type === c.type),
-      c.status,
-      now,
-    ),
-    ...(generation !== undefined ? { observedGeneration: generation } : {}),
   };
 }
 

@@ -4,7 +4,7 @@
 import type { Condition } from './schemas.js';
 
 /** When the condition last changed status: kept while it stays, `now` when it changes. */
-export function transitionTime(
+function transitionTime(
   prev: Condition | undefined,
   status: Condition['status'],
   now: string,
@@ -32,17 +32,18 @@ export interface ConditionState {
   message: string;
 }
 
-/** Ready and Degraded together, both stamped with the generation they describe. */
+/** Ready and Degraded together, both stamped with the generation they describe (when it is known). */
 export function setReadyDegraded(
   conds: Condition[] | undefined,
   ready: ConditionState,
   degraded: ConditionState,
-  observedGeneration: number,
+  observedGeneration: number | undefined,
   now: string,
 ): Condition[] {
+  const gen = observedGeneration !== undefined ? { observedGeneration } : {};
   return setCondition(
-    setCondition(conds, { type: 'Ready', ...ready, observedGeneration }, now),
-    { type: 'Degraded', ...degraded, observedGeneration },
+    setCondition(conds, { type: 'Ready', ...ready, ...gen }, now),
+    { type: 'Degraded', ...degraded, ...gen },
     now,
   );
 }
