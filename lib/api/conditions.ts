@@ -4,11 +4,7 @@
 import type { Condition } from './schemas.js';
 
 /** When the condition last changed status: kept while it stays, `now` when it changes. */
-function transitionTime(
-  prev: Condition | undefined,
-  status: Condition['status'],
-  now: string,
-): string {
+function transitionTime(prev: Condition | undefined, status: Condition['status'], now: string): string {
   return prev && prev.status === status && prev.lastTransitionTime ? prev.lastTransitionTime : now;
 }
 
