@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatMarker, markedL2spec, marksSession, parseMarker } from './device-marker.js';
+import {
+  formatBridgeMarker,
+  formatMarker,
+  markedL2spec,
+  marksBridge,
+  marksSession,
+  parseBridgeMarker,
+  parseMarker,
+} from './device-marker.js';
 
 describe('device ownership marker', () => {
   it('formats one exact string, with or without the sublayer type', () => {
@@ -84,5 +92,38 @@ describe('device ownership marker', () => {
     assert.equal(markedL2spec('kube-l2tp'), undefined);
     assert.equal(markedL2spec('someone l2spec=none'), undefined);
     assert.equal(markedL2spec(undefined), undefined);
+  });
+
+  it('an attachment bridge is marked with its pseudowire, and only that marker is its own', () => {
+    const pw = { namespace: 'kc', name: 'grey-wire' };
+    assert.equal(formatBridgeMarker(pw), 'kube-l2tp bridge=kc/grey-wire');
+    assert.equal(marksBridge('kube-l2tp bridge=kc/grey-wire', pw), true);
+    for (const other of [
+      undefined,
+      'kube-l2tp bridge=kc/grey-wire2',
+      'kube-l2tp bridge=other/grey-wire',
+      'kube-l2tp bridge kc/grey-wire',
+      'kube-l2tp tunnel=1 session=2',
+      'kube-l2tp',
+    ]) {
+      assert.equal(marksBridge(other, pw), false, `alias ${JSON.stringify(other)}`);
+    }
+    assert.equal(parseMarker('kube-l2tp bridge=kc/grey-wire'), undefined, 'not a session device marker');
+    assert.deepEqual(parseBridgeMarker('kube-l2tp bridge=kc/grey-wire.v2'), {
+      namespace: 'kc',
+      name: 'grey-wire.v2',
+    });
+    for (const other of [
+      undefined,
+      'kube-l2tp bridge=kc/',
+      'kube-l2tp bridge=/grey',
+      'kube-l2tp bridge=Kc/grey',
+      'kube-l2tp bridge=kc/grey wire',
+      'kube-l2tp bridge=kc/grey/x',
+      'kube-l2tp bridge kc/grey',
+      'kube-l2tp tunnel=1 session=2',
+    ]) {
+      assert.equal(parseBridgeMarker(other), undefined, `alias ${JSON.stringify(other)}`);
+    }
   });
 });

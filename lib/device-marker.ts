@@ -1,9 +1,12 @@
-// The ownership marker: the interface alias (IFLA_IFALIAS) kube-l2tp writes on every session device
-// it creates (l2tpeth of the kernel backend, TAP of the userspace backend, both veth ends of the eBPF
-// backend). It outlives the process and shows in `ip link`, so a restarted agent adopts exactly its
-// own devices, and a device anyone else made is never adopted or deleted. One format:
+// The ownership marker: the interface alias (IFLA_IFALIAS) kube-l2tp writes on every device it
+// creates and may adopt later: the session devices (l2tpeth of the kernel backend, TAP of the
+// userspace backend, both veth ends of the eBPF backend) and the pseudowires' attachment bridges. It
+// outlives the process and shows in `ip link`, so a restarted agent adopts exactly its own devices,
+// and a device anyone else made is never adopted or deleted. One format, "kube-l2tp" and key=value
+// fields in a fixed order:
 //
-//   kube-l2tp tunnel=<tunnel ID> session=<session ID>[ l2spec=none|default]
+//   kube-l2tp tunnel=<tunnel ID> session=<session ID>[ l2spec=none|default]     a session device
+//   kube-l2tp bridge=<namespace>/<pseudowire>                                   an attachment bridge
 //
 // IDs are decimal, non-zero 32-bit, without leading zeros; l2spec records the session's sublayer type
 // where the device does not report it (Linux 6.1 leaves it out of SESSION_GET replies). Anything else,
@@ -65,4 +68,25 @@ export function markedL2spec(alias: string | undefined): L2SpecType | undefined 
   const m = parseMarker(alias);
   if (m) return m.l2spec;
   return (PREVIOUS_KERNEL.exec(alias)?.[1] as L2SpecType | undefined) ?? undefined;
+}
+
+/** The marker of a pseudowire's attachment bridge (namespace and name are DNS labels: no blanks, no "/"). */
+export function formatBridgeMarker(pw: { namespace: string; name: string }): string {
+  return `${MARKER_PREFIX} bridge=${pw.namespace}/${pw.name}`;
+}
+
+const DNS_LABEL = '[a-z0-9](?:[-a-z0-9]*[a-z0-9])?';
+const BRIDGE = new RegExp(`^${MARKER_PREFIX} bridge=(${DNS_LABEL})/([a-z0-9](?:[-.a-z0-9]*[a-z0-9])?)$`);
+
+/** The pseudowire an attachment bridge's marker names, or undefined when the alias is not one. */
+export function parseBridgeMarker(
+  alias: string | undefined,
+): { namespace: string; name: string } | undefined {
+  const m = alias === undefined ? null : BRIDGE.exec(alias);
+  return m ? { namespace: m[1]!, name: m[2]! } : undefined;
+}
+
+/** Whether an alias marks the attachment bridge of exactly this pseudowire. */
+export function marksBridge(alias: string | undefined, pw: { namespace: string; name: string }): boolean {
+  return alias === formatBridgeMarker(pw);
 }

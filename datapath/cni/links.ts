@@ -6,10 +6,9 @@ import type { PseudowireDevice, PseudowireRef } from '../../lib/agent-protocol.j
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { hardenDevice } from '../../lib/netdev-hardening.js';
 import type { CniResult } from '../../lib/cni/result.js';
+import { formatBridgeMarker, marksBridge, parseBridgeMarker } from '../../lib/device-marker.js';
 import { pwKey, pwText, type Ctx, type UndoStack } from './context.js';
 import {
-  bridgeMarker,
-  isBridgeMarker,
   errnoOf,
   inNetns,
   names,
@@ -90,7 +89,7 @@ export async function ensureBridgePort(
 export function ownedBridge(link: string, ref: PseudowireRef): boolean {
   if (!node.isBridge(link)) return false;
   const alias = node.alias(link);
-  if (alias !== undefined) return alias === bridgeMarker(ref.namespace, ref.name);
+  if (alias !== undefined) return marksBridge(alias, ref);
   return link === names.legacyBridge(ref.namespace, ref.name);
 }
 
@@ -139,11 +138,7 @@ async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
       );
       bridgeIndex = node.ifindex(bridge);
       if (bridgeIndex !== undefined) {
-        await links.set(
-          bridgeIndex,
-          { alias: bridgeMarker(conf.pseudowire.namespace, conf.pseudowire.name) },
-          bridge,
-        );
+        await links.set(bridgeIndex, { alias: formatBridgeMarker(conf.pseudowire) }, bridge);
       }
     } else {
       // never adopt what is not ours: a link of that name made by anybody else is left alone
@@ -151,7 +146,7 @@ async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
         throw new CniError(
           CniCode.LinkSetupFailed,
           `node link ${bridge} exists and is not kube-l2tp's bridge for ${pwText(conf.pseudowire)} ` +
-            `(no ownership marker "${bridgeMarker(conf.pseudowire.namespace, conf.pseudowire.name)}"): remove it`,
+            `(no ownership marker "${formatBridgeMarker(conf.pseudowire)}"): remove it`,
         );
       }
       bridgeIndex = node.ifindex(bridge);
@@ -226,13 +221,11 @@ export async function releasePseudowireBridge(ref: PseudowireRef, sessionId: num
 export async function releaseOrphanBridges(
   carried: readonly { pseudowire: PseudowireRef; sessionId: number }[],
 ): Promise<void> {
-  const keep = new Map(
-    carried.map((c) => [names.bridge(c.sessionId), bridgeMarker(c.pseudowire.namespace, c.pseudowire.name)]),
-  );
+  const keep = new Map(carried.map((c) => [names.bridge(c.sessionId), formatBridgeMarker(c.pseudowire)]));
   for (const link of node.links()) {
     if (!link.startsWith(names.bridgePrefix) || !node.isBridge(link)) continue;
     const alias = node.alias(link);
-    if (alias === undefined || !isBridgeMarker(alias) || keep.get(link) === alias) continue;
+    if (!parseBridgeMarker(alias) || keep.get(link) === alias) continue;
     await removeBridgeIfUnused(link);
   }
 }

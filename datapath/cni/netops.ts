@@ -170,14 +170,6 @@ export const names = {
   hostVeth: (containerID: string, ifname: string): string => `kl2h${short(`${containerID}/${ifname}`)}`,
 };
 
-/** The ownership marker (ifalias) of a pseudowire's attachment bridge. */
-export const bridgeMarker = (pwNamespace: string, pwName: string): string =>
-  `kube-l2tp bridge ${pwNamespace}/${pwName}`;
-
-/** Whether an ifalias is an attachment bridge's ownership marker (any pseudowire's). */
-export const isBridgeMarker = (alias: string): boolean =>
-  /^kube-l2tp bridge [a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(alias);
-
 /** A random locally administered unicast MAC. */
 export function randomMac(): string {
   const b = randomBytes(6);

@@ -360,7 +360,7 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.equal((await links(N1)).find((l) => l.ifname === GREY.ifname)?.master, bridge);
     assert.equal(
       (await ipIn(N1, '-j', '-d', 'link', 'show', bridge)).includes(
-        '"ifalias":"kube-l2tp bridge kc/grey-wire"',
+        '"ifalias":"kube-l2tp bridge=kc/grey-wire"',
       ),
       true,
       'the bridge carries the ownership marker',
