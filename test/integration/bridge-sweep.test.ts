@@ -39,21 +39,21 @@ describe('releaseOrphanBridges on real links', () => {
       await ipIn(NS, 'link', 'set', name, 'up');
     };
     // a pseudowire that left the node while its pods were torn down without an agent
-    await bridge('kl2b901', 'kube-l2tp bridge demo/gone');
+    await bridge('kl2b901', 'kube-l2tp bridge=demo/gone');
     await ipIn(NS, 'tuntap', 'add', 'dev', 'l2tpeth901', 'mode', 'tap');
     await ipIn(NS, 'link', 'set', 'l2tpeth901', 'master', 'kl2b901', 'up');
     // a pseudowire the node still carries
-    await bridge('kl2b902', 'kube-l2tp bridge demo/kept');
+    await bridge('kl2b902', 'kube-l2tp bridge=demo/kept');
     // gone, but a pod still hangs on it (its node-side veth)
-    await bridge('kl2b903', 'kube-l2tp bridge demo/busy');
+    await bridge('kl2b903', 'kube-l2tp bridge=demo/busy');
     await ipIn(NS, 'link', 'add', 'kl2h0000000903', 'type', 'veth', 'peer', 'name', 'pod903');
     await ipIn(NS, 'link', 'set', 'kl2h0000000903', 'master', 'kl2b903', 'up');
     // a carried pseudowire's bridge under the name of a session it no longer has
-    await bridge('kl2b906', 'kube-l2tp bridge demo/moved');
+    await bridge('kl2b906', 'kube-l2tp bridge=demo/moved');
     // not ours: a foreign marker, no marker at all, a bridge of another name
     await bridge('kl2b904', 'kube-l2tp bridge of someone else');
     await bridge('kl2b905');
-    await bridge('br-other', 'kube-l2tp bridge demo/gone');
+    await bridge('br-other', 'kube-l2tp bridge=demo/gone');
     before_ = await links();
     const links_ = join(repoRoot(), 'dist/datapath/cni/links.js');
     const script = `const m = await import(${JSON.stringify(links_)}); await m.releaseOrphanBridges([{ pseudowire: { namespace: 'demo', name: 'kept' }, sessionId: 902 }, { pseudowire: { namespace: 'demo', name: 'moved' }, sessionId: 907 }]);`;
