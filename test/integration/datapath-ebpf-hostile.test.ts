@@ -9,8 +9,8 @@ import { spawn } from 'node:child_process';
 import { before, describe, it } from 'node:test';
 import { Lab, requireRoot } from '../harness/netns.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
-import { hostileCases, hostileSender, pingDuring, sendHostileCases, sum, totals } from './hostile-traffic.js';
-import { pairConfigs, podOn, twoHosts } from './datapath-lab.js';
+import { hostileCases, hostileSender, sendHostileCases, sum, totals } from './hostile-traffic.js';
+import { backgroundPing, pairConfigs, podOn, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
@@ -84,7 +84,7 @@ for (const encap of ['udp', 'ip'] as const) {
         const { msg } = hostileCases(encap);
         const goodCookie = '21'.repeat(8);
         const send = hostileSender(h, encap);
-        const pinged = pingDuring(lab, `${p}p1`, '10.203.0.2');
+        const pinged = backgroundPing(lab, `${p}p1`, '10.203.0.2', 400);
         // 1. each malformed kind, 10 times
         const { mid } = await sendHostileCases(h, encap, d1);
 
@@ -101,7 +101,7 @@ for (const encap of ['udp', 'ip'] as const) {
         );
         const flood = 100_000;
         await send([...garbage, ...authentic], { hex: msg(77777, goodCookie), count: flood });
-        const received = await pinged;
+        const { received } = await pinged;
         await new Promise((r) => setTimeout(r, 300));
         const end = totals(await d1.counters());
         console.log(

@@ -2,11 +2,10 @@
 // filters stay in the kernel, so not one packet is lost; the restarted process adopts the pinned
 // programs and maps and the devices instead of re-creating them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { before, describe, it } from 'node:test';
 import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
-import { pairConfigs, podOn, twoHosts } from './datapath-lab.js';
+import { backgroundPing, pairConfigs, podOn, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
@@ -46,15 +45,7 @@ describe('ebpf datapath restart', () => {
       assert.ok(progsBefore.rx && progsBefore.txEgress && progsBefore.txIngress, JSON.stringify(progsBefore));
 
       const COUNT = 1000;
-      const pinger = spawn(
-        'ip',
-        ['netns', 'exec', 'ebrp1', 'ping', '-i', '0.01', '-c', String(COUNT), '-W', '1', '10.204.0.2'],
-        { stdio: ['ignore', 'pipe', 'ignore'] },
-      );
-      let out = '';
-      pinger.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      lab.onCleanup(async () => pinger.kill('SIGKILL'));
-      const pinged = new Promise((r) => pinger.on('exit', r));
+      const pinged = backgroundPing(lab, 'ebrp1', '10.204.0.2', COUNT, ['-W', '1']);
 
       await new Promise((r) => setTimeout(r, 2000));
       await d1.kill9();
@@ -81,8 +72,7 @@ describe('ebpf datapath restart', () => {
         'the same programs stay attached',
       );
 
-      await pinged;
-      const received = Number(/(\d+) received/.exec(out)?.[1] ?? 0);
+      const { received } = await pinged;
       console.log(`ebpf restart: ${COUNT - received} of ${COUNT} packets lost across kill -9 and restart`);
       assert.equal(received, COUNT, 'no packet lost');
       const k = await d1b.counters();

@@ -8,8 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { before, describe, it } from 'node:test';
 import { run } from '../../lib/exec.js';
 import { Lab, ping, requireRoot } from '../harness/netns.js';
-import { hostileCases, hostileSender, pingDuring, sendHostileCases, sum, totals } from './hostile-traffic.js';
-import { pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
+import { hostileCases, hostileSender, sendHostileCases, sum, totals } from './hostile-traffic.js';
+import { backgroundPing, pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
@@ -29,7 +29,7 @@ for (const encap of ['udp', 'ip'] as const) {
         const goodCookie = '21'.repeat(8);
         const send = hostileSender(h, encap);
         // concurrent ping across the pseudowire for the whole attack
-        const pinged = pingDuring(lab, `${p}p1`, '10.201.203.2');
+        const pinged = backgroundPing(lab, `${p}p1`, '10.201.203.2', 400);
         // 1. each malformed kind, 10 times
         const { mid } = await sendHostileCases(h, encap, d1);
 
@@ -60,7 +60,7 @@ for (const encap of ['udp', 'ip'] as const) {
         const rssAfter = await rss();
         console.log(`datapath RSS across a second flood of ${flood}: ${rssBefore} kB -> ${rssAfter} kB`);
         assert.ok(rssAfter - rssBefore < 4096, `memory grew by ${rssAfter - rssBefore} kB under a flood`);
-        const received = await pinged;
+        const { received } = await pinged;
         await new Promise((r) => setTimeout(r, 300));
         const end = totals(await d1.counters());
         console.log(

@@ -274,6 +274,32 @@ export async function tcpBytes(a: string, b: string, bAddr: string, seconds = 1)
   }
 }
 
+/**
+ * `count` pings at 100 per second from pod to target, started now (extra: more ping options);
+ * resolves ping's output and the number of replies when it ends.
+ */
+export function backgroundPing(
+  lab: Lab,
+  pod: string,
+  target: string,
+  count: number,
+  extra: string[] = [],
+): Promise<{ out: string; received: number }> {
+  const pinger = spawn(
+    'ip',
+    ['netns', 'exec', pod, 'ping', '-i', '0.01', '-c', String(count), ...extra, target],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  let out = '';
+  pinger.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  lab.onCleanup(async () => pinger.kill('SIGKILL'));
+  return new Promise((resolve) =>
+    pinger.on('exit', () => resolve({ out, received: Number(/(\d+) received/.exec(out)?.[1] ?? 0) })),
+  );
+}
+
 /** Captures what passes dev in ns (a tcpdump filter) while fn runs; returns the pcap file. */
 export async function captureWhile(
   lab: Lab,

@@ -1,10 +1,9 @@
 // Restart: kill -9 the datapath under `ping -i 0.01`, start it again. The persistent TAP survives
 // with its bridge membership, the new process reattaches to it, and traffic resumes.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { before, describe, it } from 'node:test';
 import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
-import { pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
+import { backgroundPing, pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
@@ -30,17 +29,7 @@ describe('datapath restart', () => {
       const podBefore = await link('kdrp1', 'eth0');
 
       const COUNT = 1000;
-      const pinger = spawn(
-        'ip',
-        ['netns', 'exec', 'kdrp1', 'ping', '-i', '0.01', '-c', String(COUNT), '-W', '1', '10.201.204.2'],
-        {
-          stdio: ['ignore', 'pipe', 'ignore'],
-        },
-      );
-      let out = '';
-      pinger.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      lab.onCleanup(async () => pinger.kill('SIGKILL'));
-      const pinged = new Promise((r) => pinger.on('exit', r));
+      const pinged = backgroundPing(lab, 'kdrp1', '10.201.204.2', COUNT, ['-W', '1']);
 
       await new Promise((r) => setTimeout(r, 2000));
       await d1.kill9();
@@ -59,8 +48,7 @@ describe('datapath restart', () => {
       assert.equal(tapAfter.master, 'kdbr', 'still a bridge port');
       assert.equal((await link('kdrp1', 'eth0')).ifindex, podBefore.ifindex, 'pod link untouched');
 
-      await pinged;
-      const received = Number(/(\d+) received/.exec(out)?.[1] ?? 0);
+      const { out, received } = await pinged;
       const seqs = [...out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
       console.log(
         `restart: ${COUNT - received} of ${COUNT} packets lost (${(((COUNT - received) / COUNT) * 100).toFixed(1)}%), ` +

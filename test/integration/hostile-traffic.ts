@@ -2,9 +2,7 @@
 // speaks from the peer's own address (UDP or IP protocol 115), the bad packets by the drop reason they
 // must be counted under, and the counters' totals.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { run } from '../../lib/exec.js';
-import type { Lab } from '../harness/netns.js';
 import type { CountersDump, DatapathProc, Hosts } from './datapath-lab.js';
 
 // Sends hex payloads (JSON on stdin) from (src, sport) to (dst, dport) over UDP, or as IP protocol 115.
@@ -87,19 +85,6 @@ export function hostileSender(h: Hosts, encap: 'udp' | 'ip') {
     run('ip', ['netns', 'exec', h.h2, 'python3', '-c', SENDER], {
       input: JSON.stringify({ mode: encap, src: h.u2, sport: 5002, dst: h.u1, dport: 5001, packets, flood }),
     });
-}
-
-/** 400 pings at 100 per second from pod to target; resolves the number of replies. */
-export function pingDuring(lab: Lab, pod: string, target: string): Promise<number> {
-  const pinger = spawn('ip', ['netns', 'exec', pod, 'ping', '-i', '0.01', '-c', '400', target], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  pinger.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  lab.onCleanup(async () => pinger.kill('SIGKILL'));
-  return new Promise((resolve) =>
-    pinger.on('exit', () => resolve(Number(/(\d+) received/.exec(out)?.[1] ?? 0))),
-  );
 }
 
 /**
