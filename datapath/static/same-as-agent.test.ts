@@ -13,28 +13,7 @@ import type { BackendFault } from '../backend/types.js';
 import { parseStaticConfig } from './config.js';
 import type { PlanEnv } from './plan.js';
 import { runStatic } from './run.js';
-
-const FILE = `
-tunnels:
-  - tunnelId: 42
-    peerTunnelId: 45
-    encap: udp
-    local: 10.0.0.1
-    remote: 10.0.0.2
-    udpSourcePort: 5000
-    udpDestinationPort: 5001
-    udpChecksum: true
-    sessions:
-      - {sessionId: 128, peerSessionId: 228, name: l2tpeth0, cookie: "0102030405060708", peerCookie: "a1b2c3d4"}
-      - {sessionId: 129, peerSessionId: 229, name: custom0, l2specType: none, mtu: 1400}
-  - tunnelId: 43
-    peerTunnelId: 46
-    encap: ip
-    local: 10.0.0.1
-    remote: 10.0.0.3
-    sessions:
-      - {sessionId: 130, peerSessionId: 230, name: l2tpeth1, sendSequence: true, requireSequence: true, reorderTimeoutMs: 100}
-`;
+import { EXAMPLE_FILE } from './testdata.js';
 
 const session = (
   s: Partial<NodeSessionSpec> & Pick<NodeSessionSpec, 'sessionId' | 'peerSessionId' | 'ifname'>,
@@ -48,7 +27,7 @@ const session = (
   ...s,
 });
 
-/** What the operator would write for the same pseudowires. */
+/** What the operator would write for the same pseudowires (static mode names l2tpethN in file order). */
 const SPEC: NodeStateSpec = {
   nodeName: 'n1',
   tunnels: [
@@ -61,16 +40,16 @@ const SPEC: NodeStateSpec = {
       remote: '10.0.0.2',
       udpSourcePort: 5000,
       udpDestinationPort: 5001,
-      udpChecksum: true,
+      udpChecksum: false,
       sessions: [
         session({
           sessionId: 128,
-          peerSessionId: 228,
+          peerSessionId: 5196755,
           ifname: 'l2tpeth0',
           cookie: '0102030405060708',
-          peerCookie: 'a1b2c3d4',
+          peerCookie: '1112131415161718',
         }),
-        session({ sessionId: 129, peerSessionId: 229, ifname: 'custom0', l2specType: 'none', mtu: 1400 }),
+        session({ sessionId: 129, peerSessionId: 5196756, ifname: 'custom0', l2specType: 'none', mtu: 1400 }),
       ],
     },
     {
@@ -84,11 +63,10 @@ const SPEC: NodeStateSpec = {
       sessions: [
         session({
           sessionId: 130,
-          peerSessionId: 230,
+          peerSessionId: 1,
           ifname: 'l2tpeth1',
           sendSequence: true,
           requireSequence: true,
-          reorderTimeoutMs: 100,
         }),
       ],
     },
@@ -137,7 +115,7 @@ async function throughStatic(underlayMtu: number) {
     ownedSessions: async () => [],
   };
   let stop: (why: string) => void = () => undefined;
-  const run = runStatic(parseStaticConfig(FILE), {
+  const run = runStatic(parseStaticConfig(EXAMPLE_FILE), {
     backend,
     logger: silentLogger(),
     env,
