@@ -6,23 +6,26 @@ import { run } from '../../lib/exec.js';
 import type { CountersDump, DatapathProc, Hosts } from './datapath-lab.js';
 
 // Sends hex payloads (JSON on stdin) from (src, sport) to (dst, dport) over UDP, or as IP protocol 115.
+// UDP goes through a raw socket with a header of its own: the peer's datapath holds (src, sport) and
+// shares it with nobody. The checksum is 0 (none), which IPv4 receivers accept.
 export const SENDER = `
-import json, socket, sys
+import json, socket, struct, sys
 a = json.load(sys.stdin)
 if a["mode"] == "udp":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((a["src"], a["sport"]))
-    dst = (a["dst"], a["dport"])
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    s.bind((a["src"], 0))
+    dst = (a["dst"], 0)
+    wrap = lambda b: struct.pack("!HHHH", a["sport"], a["dport"], 8 + len(b), 0) + b
 else:
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 115)
     s.bind((a["src"], 0))
     dst = (a["dst"], 0)
+    wrap = lambda b: b
 for p in a["packets"]:
-    s.sendto(bytes.fromhex(p), dst)
+    s.sendto(wrap(bytes.fromhex(p)), dst)
 f = a.get("flood")
 if f:
-    b = bytes.fromhex(f["hex"])
+    b = wrap(bytes.fromhex(f["hex"]))
     for _ in range(f["count"]):
         try:
             s.sendto(b, dst)
