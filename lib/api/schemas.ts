@@ -140,20 +140,22 @@ export const tunnelSpecSchema = z
       .meta({ description: 'UDP (default) or IP (protocol 115, no UDP header).' }),
     local: tunnelLocalSchema,
     peer: tunnelPeerSchema,
-    // On by default, unlike `ip l2tp` (udp_csum off): the kernel allows UDP GSO/GRO only for
-    // checksummed datagrams, which triples the userspace datapath, and every IPv4 receiver (kernel
-    // l2tp_eth included) accepts checksummed datagrams whatever its own setting.
     allowedNamespaces: namespaceList(
       'Namespaces whose Pseudowires may use this tunnel ("*": every namespace). A tunnel is shared only on ' +
         'purpose: with none listed, every Pseudowire that references it is refused.',
     ),
+    // On by default, unlike `ip l2tp` (udp_csum off): the kernel allows UDP GSO/GRO only for
+    // checksummed datagrams, which triples the userspace datapath, and every IPv4 receiver (kernel
+    // l2tp_eth included) accepts checksummed datagrams whatever its own setting.
     udpChecksum: z
       .boolean()
       .default(true)
       .meta({
         description:
-          'UDP checksums on transmit (IPv4; IPv6 always has them). Default true, unlike ip l2tp: it lets the ' +
-          'userspace datapath use UDP segmentation offloads, and every receiver accepts it. false sends checksum 0.',
+          'UDP checksums on transmit. Default true, unlike ip l2tp: the userspace datapath segments only ' +
+          'checksummed datagrams in the kernel, and every receiver accepts them (the ebpf datapath then sums ' +
+          'each frame, without TSO on the session device). false sends checksum 0, also over IPv6, where ' +
+          'the peer must accept zero checksums.',
       }),
   })
   .meta({
