@@ -6,7 +6,7 @@ import { leftovers } from '../harness/cluster/leaks.js';
 import { requireRoot } from '../harness/netns.js';
 
 /** Every cluster prefix the e2e files use. */
-const PREFIXES = ['qa', 'qw', 'qe', 'qd', 'rc', 'ku', 'kv'];
+const PREFIXES = ['qa', 'qw', 'qe', 'qd', 'rc', 'ku', 'kv', 'tn'];
 
 describe('after the e2e suite', () => {
   it('nothing of any cluster is left on the machine', async () => {
