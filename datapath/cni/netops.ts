@@ -158,15 +158,19 @@ export const node = {
 const short = (s: string, n = 10): string => createHash('sha256').update(s).digest('hex').slice(0, n);
 
 /** Names of what kube-l2tp makes on the node; all <= 15 bytes and deterministic (DEL and GC recompute them). */
+const BRIDGE_PREFIX = 'kl2b';
+
 export const names = {
+  /** What every attachment bridge's name starts with, whichever release named it. */
+  bridgePrefix: BRIDGE_PREFIX,
   /**
    * A pseudowire's attachment bridge, by its session ID: session IDs are unique on a node (the
    * kernel's are global per network namespace), so no two pseudowires can ever share the name.
    */
-  bridgePrefix: 'kl2b',
-  bridge: (sessionId: number): string => `kl2b${sessionId}`,
+  bridge: (sessionId: number): string => `${BRIDGE_PREFIX}${sessionId}`,
   /** What releases before this one named it (a hash of the pseudowire): still adopted, never made. */
-  legacyBridge: (pwNamespace: string, pwName: string): string => `kl2b${short(`${pwNamespace}/${pwName}`)}`,
+  legacyBridge: (pwNamespace: string, pwName: string): string =>
+    `${BRIDGE_PREFIX}${short(`${pwNamespace}/${pwName}`)}`,
   hostVeth: (containerID: string, ifname: string): string => `kl2h${short(`${containerID}/${ifname}`)}`,
 };
 
