@@ -136,7 +136,8 @@ static __always_inline int udp_checksum(struct __sk_buff *skb, const struct tx_c
 	} else {
 		sum += sa[0] + (__u64)da[0];
 	}
-	sum += bpf_htonl(ulen) + bpf_htonl(IPPROTO_UDP); /* the same 16-bit words either way */
+	/* the same 16-bit words either way; added in 64 bits, as two 32-bit words can carry out */
+	sum += (__u64)bpf_htonl(ulen) + bpf_htonl(IPPROTO_UDP);
 
 	__u64 buf[CSUM_CHUNK / 8];
 	__u32 off = uoff, len = ulen;
