@@ -1,5 +1,5 @@
 // The work queue's promises: one entry per key, never two runs of one key at once (an add during a
-// run re-runs it after), failures back off and then succeed, requeueAfter and stop.
+// run re-runs it after), failures back off and then succeed, requeueAfter (the earliest delay wins) and stop.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkQueue } from './queue.js';
@@ -102,5 +102,29 @@ describe('WorkQueue', () => {
     await run;
     q.add('r');
     assert.equal(q.depth, 0, 'nothing is queued after stop');
+  });
+
+  it('of two delays pending for one key the earlier wins: a long wait never hides a short one', async () => {
+    // an object waiting a minute (a held status) and then deleted asks for 10 ms: the 10 ms count
+    const q = new WorkQueue();
+    let calls = 0;
+    const run = q.run(
+      1,
+      async () => {
+        calls++;
+      },
+      () => {},
+    );
+    q.addAfter('k', 60_000);
+    q.addAfter('k', 10);
+    await until(() => calls >= 1, 2000);
+    assert.equal(calls, 1, 'the 10 ms delay ran the key');
+    // a later delay asked for after an earlier one changes nothing
+    q.addAfter('k', 10);
+    q.addAfter('k', 60_000);
+    await until(() => calls >= 2, 2000);
+    assert.equal(calls, 2);
+    q.stop();
+    await run;
   });
 });

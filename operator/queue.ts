@@ -9,7 +9,7 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private waiters: (() => void)[] = [];
   private shutdown = false;
 
@@ -37,16 +37,23 @@ export class WorkQueue {
     this.waiters.shift()?.();
   }
 
+  /** Adds the key after `ms`; of several delays pending for one key, the earliest wins. */
   addAfter(key: string, ms: number): void {
     if (this.shutdown) return;
     if (ms <= 0) return this.add(key);
-    if (this.timers.has(key) || this.queued.has(key)) return;
-    const t = setTimeout(() => {
+    if (this.queued.has(key)) return;
+    const due = Date.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending) {
+      if (pending.due <= due) return;
+      clearTimeout(pending.timer);
+    }
+    const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, ms);
-    t.unref?.();
-    this.timers.set(key, t);
+    timer.unref?.();
+    this.timers.set(key, { timer, due });
   }
 
   addRateLimited(key: string): void {
@@ -97,7 +104,7 @@ export class WorkQueue {
 
   stop(): void {
     this.shutdown = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     for (const w of this.waiters.splice(0)) w();
   }
