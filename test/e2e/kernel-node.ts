@@ -14,7 +14,6 @@
 // the runtime would attach them: cnitool runs the CNI executable the agent installed.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import YAML from 'yaml';
 import { AGENT_SA } from '../../lib/api/rbac.js';
 import type { RealCluster } from '../harness/cluster/cluster.js';
 import { cnitoolPath } from '../harness/cnitool.js';
@@ -119,23 +118,12 @@ export async function datapathPodKubeconfig(
     const events = await cluster.kubectl(['get', 'events', '-n', namespace]).catch(() => '');
     throw new Error(`${e.message}\n${pods}\n${events}`);
   });
-  const token =
-    (await cluster.kubectl([
-      'create', 'token', AGENT_SA, '-n', namespace, '--duration', '2h',
-      '--bound-object-kind', 'Pod', '--bound-object-name', pod.metadata.name, '--bound-object-uid', pod.metadata.uid,
-    ])) // prettier-ignore
-      .trim();
-  const caData = readFileSync(cluster.cp.pki.caCert).toString('base64');
-  return YAML.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      { name: 'c', cluster: { server: cluster.cp.internalUrl, 'certificate-authority-data': caData } },
-    ],
-    users: [{ name: 'agent', user: { token } }],
-    contexts: [{ name: 'c', context: { cluster: 'c', user: 'agent' } }],
-    'current-context': 'c',
+  const file = await cluster.cp.serviceAccountKubeconfig(namespace, AGENT_SA, {
+    boundPod: pod.metadata,
+    server: cluster.cp.internalUrl,
+    duration: '2h',
   });
+  return readFileSync(file, 'utf8');
 }
 
 /** Paths of the VM node's "host directories", all on the writable share (the host root is read-only). */

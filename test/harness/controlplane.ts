@@ -3,13 +3,21 @@
 // Every identity gets its own client certificate and kubeconfig, so RBAC is exercised for real.
 // stop() kills both processes and removes the data dir; call it in a finally / after hook.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:https';
 import { connect, createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../lib/exec.js';
-import { Pki, type Identity } from './pki.js';
+import { Pki, tokenKubeconfigYaml, type Identity } from './pki.js';
 
 export type { Identity } from './pki.js';
 
@@ -26,6 +34,15 @@ export interface ControlPlane {
   adminKubeconfig: string;
   /** Kubeconfig for an identity authenticated by a client certificate (created on first use). */
   kubeconfigFor(id: Identity, server?: string): Promise<string>;
+  /**
+   * Kubeconfig for a ServiceAccount, with a token from the TokenRequest API; bound to a Pod when
+   * given, as the kubelet's projected token is (the chart's node-bound write policy reads the binding).
+   */
+  serviceAccountKubeconfig(
+    namespace: string,
+    serviceAccount: string,
+    opts?: { boundPod?: { name: string; uid?: string }; server?: string; duration?: string },
+  ): Promise<string>;
   /** Run the matching kubectl with the admin kubeconfig (or another one). */
   kubectl(
     args: string[],
@@ -285,7 +302,43 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         ...(o.input !== undefined ? { input: o.input } : {}),
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
       });
-    return { url, internalUrl, dir, binDir, pki, adminKubeconfig, kubeconfigFor, kubectl, restart, stop };
+    const serviceAccountKubeconfig: ControlPlane['serviceAccountKubeconfig'] = async (
+      namespace,
+      serviceAccount,
+      o = {},
+    ) => {
+      const bound = o.boundPod
+        ? [
+            '--bound-object-kind=Pod',
+            `--bound-object-name=${o.boundPod.name}`,
+            ...(o.boundPod.uid ? [`--bound-object-uid=${o.boundPod.uid}`] : []),
+          ]
+        : [];
+      const duration = `--duration=${o.duration ?? '1h'}`;
+      const token = (
+        await kubectl(['-n', namespace, 'create', 'token', serviceAccount, duration, ...bound])
+      ).trim();
+      const user = `system:serviceaccount:${namespace}:${serviceAccount}`;
+      const file = join(dir, `sa${++n}.kubeconfig`);
+      writeFileSync(
+        file,
+        tokenKubeconfigYaml(o.server ?? url, readFileSync(pki.caCert, 'utf8'), token, user),
+      );
+      return file;
+    };
+    return {
+      url,
+      internalUrl,
+      dir,
+      binDir,
+      pki,
+      adminKubeconfig,
+      kubeconfigFor,
+      serviceAccountKubeconfig,
+      kubectl,
+      restart,
+      stop,
+    };
   } catch (e) {
     await stop();
     throw e;

@@ -83,6 +83,26 @@ export class Pki {
   }
 }
 
+/**
+ * A kubeconfig around a bearer token (a ServiceAccount's, from the TokenRequest API). The CA goes in
+ * inline: the file is also read where the harness's paths do not exist (inside a VM guest).
+ */
+export function tokenKubeconfigYaml(url: string, caPem: string, token: string, user: string): string {
+  const q = JSON.stringify;
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `- name: test\n  cluster:\n    server: ${q(url)}\n    certificate-authority-data: ${q(Buffer.from(caPem).toString('base64'))}`,
+    'users:',
+    `- name: ${q(user)}\n  user:\n    token: ${q(token)}`,
+    'contexts:',
+    `- name: test\n  context:\n    cluster: test\n    user: ${q(user)}`,
+    'current-context: test',
+    '',
+  ].join('\n');
+}
+
 export function kubeconfigYaml(url: string, caFile: string, cert: string, key: string, user: string): string {
   const q = JSON.stringify;
   return [

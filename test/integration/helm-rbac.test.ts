@@ -8,10 +8,9 @@
 // or pods; the operator cannot list Secrets or act outside its namespace.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import YAML from 'yaml';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_SA, OPERATOR_SA } from '../../lib/api/rbac.js';
 import type { L2TPNodeState, NodeStateStatus, Pseudowire } from '../../lib/api/schemas.js';
@@ -39,36 +38,17 @@ const healthy = (ns: L2TPNodeState): NodeStateStatus => healthyStatus(ns);
 
 describe('the chart identities against a real apiserver', () => {
   let cp: ControlPlane;
-  let dir: string;
   let admin: KubeClient;
   let op: RunningOperator | undefined;
   const sources: NodeStateSource[] = [];
   const timers: NodeJS.Timeout[] = [];
   const clients: KubeClient[] = [];
   const agentKubeconfig = new Map<NodeName, string>();
-  let n = 0;
 
   const kubectl = (args: string[], input?: string) => cp.kubectl(args, input === undefined ? {} : { input });
   /** A kubeconfig with a real ServiceAccount token from the TokenRequest API. */
-  const tokenKubeconfig = async (sa: string, boundPod?: string): Promise<string> => {
-    const bound = boundPod ? ['--bound-object-kind=Pod', `--bound-object-name=${boundPod}`] : [];
-    const token = (await kubectl(['-n', NS, 'create', 'token', sa, '--duration=1h', ...bound])).trim();
-    const file = join(dir, `token${++n}.kubeconfig`);
-    const q = JSON.stringify;
-    writeFileSync(
-      file,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        `clusters: [{name: test, cluster: {server: ${q(cp.url)}, certificate-authority: ${q(join(cp.dir, 'pki', 'ca.crt'))}}}]`,
-        `users: [{name: sa, user: {token: ${q(token)}}}]`,
-        'contexts: [{name: test, context: {cluster: test, user: sa}}]',
-        'current-context: test',
-        '',
-      ].join('\n'),
-    );
-    return file;
-  };
+  const tokenKubeconfig = (sa: string, boundPod?: string) =>
+    cp.serviceAccountKubeconfig(NS, sa, boundPod ? { boundPod: { name: boundPod } } : {});
   const client = (kubeconfig: string) => {
     const c = KubeClient.fromFile(kubeconfig);
     clients.push(c);
@@ -89,7 +69,6 @@ describe('the chart identities against a real apiserver', () => {
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kube-l2tp-rbac-'));
     // OwnerReferencesPermissionEnforcement (on in OpenShift) checks blockOwnerDeletion against RBAC
     cp = await startControlPlane({
       apiserverArgs: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'],
@@ -122,7 +101,6 @@ describe('the chart identities against a real apiserver', () => {
     await op?.stop().catch(() => undefined);
     for (const c of clients) c.close();
     await cp?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('the operator and two agents reconcile a tunnel end to end with no 403', async () => {
