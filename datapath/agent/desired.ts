@@ -10,7 +10,18 @@ export interface DesiredOptions {
   tunnelUnderlayMtu?: (t: NodeTunnelSpec) => number | undefined;
   /** When set, replaces the derived MTU of sessions without an explicit one. */
   fixedMtu?: number;
+  /**
+   * What a refused MTU's message names: the session's MTU setting and where the underlay MTU comes
+   * from (the agent's is a setting; static mode reads the route to the peer).
+   */
+  mtuWords?: { field: string; underlay: string };
 }
+
+/** The agent's words: the Pseudowire's field and the chart's setting. */
+const AGENT_MTU_WORDS = {
+  field: 'spec.mtu',
+  underlay: "the agent's underlay MTU (Helm mtu.underlayMTU)",
+};
 
 const cookieLength = (hex: string | undefined): 0 | 4 | 8 =>
   hex === undefined ? 0 : hex.length === 8 ? 4 : 8;
@@ -19,12 +30,17 @@ const cookieLength = (hex: string | undefined): 0 | 4 | 8 =>
  * An explicit MTU above what the underlay carries in one packet would leave every large frame to IP
  * fragmentation (l2tp_eth sets ignore_df) or to silent loss: refused with what to change instead.
  */
-function mtuProblem(mtu: number | undefined, most: number, underlayMtu: number): string | undefined {
+function mtuProblem(
+  mtu: number | undefined,
+  most: number,
+  underlayMtu: number,
+  words: { field: string; underlay: string },
+): string | undefined {
   if (mtu === undefined || mtu <= most) return undefined;
   return (
-    `spec.mtu ${mtu} is more than the underlay carries: at most ${most} over an underlay MTU of ` +
-    `${underlayMtu}; lower spec.mtu, or raise the agent's underlay MTU (Helm mtu.underlayMTU) if the ` +
-    `node network carries larger packets`
+    `${words.field} ${mtu} is more than the underlay carries: at most ${most} over an underlay MTU of ` +
+    `${underlayMtu}; lower ${words.field}, or raise ${words.underlay} if the node network carries ` +
+    `larger packets`
   );
 }
 
@@ -53,7 +69,7 @@ export function desiredFromSpec(spec: NodeStateSpec, opts: DesiredOptions): Desi
           },
           underlay,
         );
-        const refused = mtuProblem(s.mtu, most, underlay);
+        const refused = mtuProblem(s.mtu, most, underlay, opts.mtuWords ?? AGENT_MTU_WORDS);
         return {
           tunnelId: t.tunnelId,
           sessionId: s.sessionId,

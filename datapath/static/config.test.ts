@@ -113,4 +113,18 @@ describe('static plan', () => {
     assert.equal(sessionsOf(plan)[0]!.ifname, 'l2tpeth5');
     assert.equal(sessionsOf(plan)[2]!.ifname, 'l2tpeth0');
   });
+
+  it("refuses an mtu above what the route to the peer carries, in the file's own words", async () => {
+    // custom0 (UDP, no cookie, no sublayer) asks for 1400; a 1400-byte underlay carries 1400 - 50
+    const narrow: PlanEnv = { ...env(), underlayMtu: async () => 1400 };
+    const refused = sessionsOf(await makePlan(parseStaticConfig(GOOD), narrow)).find(
+      (s) => s.ifname === 'custom0',
+    )!.refused;
+    assert.equal(
+      refused,
+      "the session's mtu 1400 is more than the underlay carries: at most 1350 over an underlay MTU of 1400; " +
+        "lower the session's mtu, or raise the MTU of the device on the route to the peer if the node " +
+        'network carries larger packets',
+    );
+  });
 });

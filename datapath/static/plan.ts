@@ -62,6 +62,7 @@ export async function makePlan(cfg: StaticConfig, env: PlanEnv): Promise<Plan> {
   const desired = desiredFromSpec(spec, {
     underlayMtu: 1500,
     tunnelUnderlayMtu: (t) => underlayMtu.get(t.tunnelId),
+    mtuWords: { field: "the session's mtu", underlay: 'the MTU of the device on the route to the peer' },
   });
   return { spec, underlayMtu, desired };
 }
