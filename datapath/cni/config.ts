@@ -1,6 +1,7 @@
 // Parsing of the plugin's inputs: the CNI_* environment (skel.go rules) and the request config (zod).
 import { z } from 'zod';
 import { parseCniArgs, type K8sArgs } from '../../lib/cni/args.js';
+import { IPAM_TYPES, ipamSchemaFor } from '../../lib/api/schemas.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { SUPPORTED_VERSIONS, isSupportedVersion, type CniVersion } from '../../lib/cni/versions.js';
 import {
@@ -98,7 +99,8 @@ export const netConfSchema = z.looseObject({
     .regex(MAC_RE, 'expected a MAC like 02:00:00:00:00:01')
     .refine((m) => (Number.parseInt(m.slice(0, 2), 16) & 1) === 0, 'must be a unicast MAC')
     .optional(),
-  ipam: z.looseObject({ type: z.string().min(1) }).optional(),
+  // validated apart (ipamConfigProblem): by spec.ipam's rules, and DEL treats a refusal its own way
+  ipam: z.unknown().optional(),
   agentSocket: z
     .string()
     .check((ctx) => {
@@ -124,6 +126,8 @@ export interface NetConf {
   mtu?: number;
   mac?: string;
   ipam?: { type: string; [k: string]: unknown };
+  /** DEL only: why the config's ipam was refused (then ipam is absent: nothing of it was allocated). */
+  ipamRefused?: string;
   agentSocket: string;
   prevResult?: Record<string, unknown>;
   validAttachments?: { containerID: string; ifname: string }[];
@@ -154,7 +158,41 @@ export function decodeJson(stdin: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
-export function parseNetConf(stdin: string, args: K8sArgs): NetConf {
+export interface ParseOptions {
+  /** DEL parses a refused ipam into NetConf.ipamRefused instead of failing (see parseNetConf). */
+  command?: Command;
+  /** IPAM types allowed; default IPAM_TYPES (tests add stand-in delegates). */
+  ipamTypes?: readonly string[] | undefined;
+}
+
+const ipamSchemas = new WeakMap<readonly string[], ReturnType<typeof ipamSchemaFor>>();
+
+/**
+ * Why a network config's "ipam" is refused, by the rules of a Pseudowire's spec.ipam (one schema,
+ * lib/api/schemas.ts): a tenant who writes a NetworkAttachmentDefinition by hand gets no more than
+ * one who writes a Pseudowire. The problem of the node-files rule comes first: it says what to remove.
+ */
+export function ipamConfigProblem(ipam: unknown, types: readonly string[] = IPAM_TYPES): string | undefined {
+  let schema = ipamSchemas.get(types);
+  if (schema === undefined) {
+    schema = ipamSchemaFor(types as readonly [string, ...string[]]);
+    ipamSchemas.set(types, schema);
+  }
+  const r = schema.safeParse(ipam);
+  if (r.success) return undefined;
+  const issues = [...r.error.issues].sort(
+    (a, b) => Number(b.code === 'custom') - Number(a.code === 'custom'),
+  );
+  return issues.map((i) => `${['ipam', ...i.path.map(String)].join('.')}: ${i.message}`).join('; ');
+}
+
+/**
+ * The request's config, validated. An ipam that breaks spec.ipam's rules is refused (code 7) before
+ * any handler runs, so no link, record or allocation is made and no delegate is started. DEL is the
+ * exception that still succeeds: such an ADD was refused, so there is no allocation to release, and a
+ * DEL that failed would keep the pod from ever being torn down; its ipam is dropped, not run.
+ */
+export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = {}): NetConf {
   const raw = decodeJson(stdin);
   // skel: a config without cniVersion is 0.1.0, which nobody here supports
   const version = typeof raw.cniVersion === 'string' && raw.cniVersion !== '' ? raw.cniVersion : '0.1.0';
@@ -195,7 +233,12 @@ export function parseNetConf(stdin: string, args: K8sArgs): NetConf {
     }
     out.mac = mac.toLowerCase();
   }
-  if (c.ipam !== undefined) out.ipam = c.ipam;
+  if (c.ipam !== undefined) {
+    const problem = ipamConfigProblem(c.ipam, opts.ipamTypes);
+    if (problem === undefined) out.ipam = c.ipam as NonNullable<NetConf['ipam']>;
+    else if (opts.command === 'DEL') out.ipamRefused = problem;
+    else throw new CniError(CniCode.InvalidConfig, `invalid network config: ${problem}`);
+  }
   if (c.prevResult !== undefined) out.prevResult = c.prevResult;
   const valid = c['cni.dev/valid-attachments'] ?? c['cni.dev/attachments'];
   if (valid !== undefined) out.validAttachments = valid;

@@ -2,7 +2,7 @@
 // netns) and the checks several of them share. Handlers throw CniError; the dispatcher turns it
 // into the spec's error JSON.
 import type { PseudowireDevice, PseudowireRef, PseudowireResolver } from '../../lib/agent-protocol.js';
-import { IPAM_TYPES, namespaceAllowed } from '../../lib/api/schemas.js';
+import { namespaceAllowed } from '../../lib/api/schemas.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { CmdArgs, Env, NetConf } from './config.js';
@@ -19,7 +19,7 @@ export interface PluginDeps {
   nodePid: number;
   /** Directories of the node's CNI plugins as this process sees them, searched before CNI_PATH. */
   delegateDirs?: readonly string[];
-  /** IPAM delegates an ADD may run (they run in this privileged process); default IPAM_TYPES. */
+  /** IPAM delegates a config may name (they run in this privileged process); default IPAM_TYPES. */
   ipamTypes?: readonly string[];
 }
 
@@ -133,19 +133,11 @@ export function netnsReachable(ns: Netns, nsError?: unknown): boolean {
 }
 
 /**
- * The IPAM delegate's executable, found where this process sees the node's plugins. ADD and CHECK run
- * only allowed types: a network config is a tenant's, the delegate runs with the agent's privileges.
- * DEL and GC release what an earlier ADD allocated, whatever it was.
+ * The IPAM delegate's executable, found where this process sees the node's plugins. Its type passed
+ * parseNetConf's check (spec.ipam's rules): a network config is a tenant's, the delegate runs with the
+ * agent's privileges.
  */
 export function findIpam(c: Ctx, type: string): Promise<string> {
-  const allowed = c.deps.ipamTypes ?? IPAM_TYPES;
-  if ((c.cmd.command === 'ADD' || c.cmd.command === 'CHECK') && !allowed.includes(type)) {
-    throw new CniError(
-      CniCode.InvalidConfig,
-      `invalid network config: ipam.type: "${type}" is not allowed: IPAM delegates run inside the kube-l2tp ` +
-        `node agent, which runs only ${allowed.join(', ')}`,
-    );
-  }
   return findPlugin(type, delegateSearchPath(c.deps.delegateDirs, c.cmd.path));
 }
 

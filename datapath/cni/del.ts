@@ -55,6 +55,12 @@ export async function cmdDel(c: Ctx): Promise<undefined> {
 
 /** The IPAM delegate's DEL, when the config has IPAM. */
 async function releaseIpam(c: Ctx): Promise<void> {
+  if (c.conf.ipamRefused !== undefined) {
+    c.log.warn(
+      { err: c.conf.ipamRefused },
+      'IPAM not released: the network config names an IPAM the agent refuses, so no ADD allocated anything with it',
+    );
+  }
   if (!c.conf.ipam) return;
   const plugin = await findIpam(c, c.conf.ipam.type);
   await execDelegate(delegateCall(c, 'DEL', plugin));

@@ -307,6 +307,43 @@ ${body}
     assert.equal((await readFile(join(dir, 'calls'), 'utf8')).trim(), 'DEL');
   });
 
+  it('a refused ipam (type, dataDir) fails the ADD with 7 before anything is made; DEL runs none of it', async () => {
+    // both executables are in the node's bin dir: only the config's ipam rules keep them from running
+    await delegate('cf-not-allowed', `echo "$CNI_COMMAND" >> ${dir}/refused-calls`);
+    await delegate('cf-ipam-ok', `echo "$CNI_COMMAND" >> ${dir}/refused-calls`);
+    logged.length = 0;
+    for (const [ipam, want] of [
+      [{ type: 'cf-not-allowed' }, /^invalid network config: ipam\.type: "cf-not-allowed" is not allowed: /],
+      [
+        { type: 'cf-ipam-ok', dataDir: '/etc' },
+        /^invalid network config: ipam: dataDir and resolvConf name files/,
+      ],
+      [
+        { type: 'cf-ipam-ok', resolvConf: '/etc/shadow' },
+        /^invalid network config: ipam: dataDir and resolvConf/,
+      ],
+    ] as const) {
+      const o = await dispatch(
+        { env: { ...env, CNI_CONTAINERID: 'cfrefused' }, stdin: conf({ ipam }) },
+        deps,
+      );
+      const e = JSON.parse(o.stdout) as { code: number; msg: string };
+      assert.equal(e.code, 7, o.stdout);
+      assert.match(e.msg, want);
+      assert.equal(await store.get('cfrefused', 'net1'), undefined, 'no attachment record');
+    }
+    const del = await dispatch(
+      {
+        env: { ...env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'cfrefused', CNI_NETNS: '' },
+        stdin: conf({ ipam: { type: 'cf-not-allowed' } }),
+      },
+      deps,
+    );
+    assert.equal(del.exitCode, 0, del.stdout);
+    assert.ok(logged.some((l) => /IPAM not released/.test(String(l.msg))));
+    await assert.rejects(readFile(join(dir, 'refused-calls'), 'utf8'), { code: 'ENOENT' }, 'no delegate ran');
+  });
+
   it('DEL: an IPAM plugin that is missing or fails does not fail the DEL; GC retries the release', async () => {
     logged.length = 0;
     const missing = await dispatch(

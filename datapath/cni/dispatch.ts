@@ -57,7 +57,7 @@ export async function dispatch(inv: Invocation, deps: PluginDeps): Promise<Outco
       containerID: cmd.containerID || undefined,
       ifname: cmd.ifname || undefined,
     });
-    const conf = parseNetConf(inv.stdin, cmd.args);
+    const conf = parseNetConf(inv.stdin, cmd.args, { command, ipamTypes: deps.ipamTypes });
     version = conf.cniVersion;
     if ((command === 'GC' || command === 'STATUS') && !versionAtLeast(version, '1.1.0')) {
       throw new CniError(

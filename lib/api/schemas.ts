@@ -246,28 +246,56 @@ export const cookieSourceSchema = z
   });
 
 /**
- * IPAM delegates a Pseudowire may name. They run inside the node agent (privileged, host network),
- * so only these reference plugins, found in the node's CNI bin dir, are allowed.
+ * IPAM delegates a Pseudowire, or a network config, may name. They run inside the node agent
+ * (privileged, host network), so only these reference plugins, found in the node's CNI bin dir, are allowed.
  */
 export const IPAM_TYPES = ['host-local', 'static', 'whereabouts', 'dhcp'] as const;
 
-export const ipamSchema = z
-  .looseObject({
-    type: z.enum(IPAM_TYPES).meta({ description: `IPAM plugin: ${IPAM_TYPES.join(', ')}.` }),
-    dataDir: z.string().optional(),
-    resolvConf: z.string().optional(),
-  })
-  .meta({
-    description:
-      'IPAM configuration of the generated NetworkAttachmentDefinition (the CNI "ipam" object); its other ' +
-      'keys are passed to the plugin as they are.',
-    'x-kubernetes-preserve-unknown-fields': true,
-    ...cel({
-      rule: '!has(self.dataDir) && !has(self.resolvConf)',
-      message:
-        'dataDir and resolvConf name files on the node: the node agent keeps IPAM state in its own directory, remove them',
-    }),
+export const IPAM_FILE_KEYS_MESSAGE =
+  'dataDir and resolvConf name files on the node: the node agent keeps IPAM state in its own directory, remove them';
+
+/**
+ * Whether an ipam object names node files. The plugins decode it with Go's encoding/json, which also
+ * takes a key that differs only in case (and folds "ſ" to "s"), so "DataDir" and "reſolvConf" count too.
+ */
+export function namesNodeFiles(ipam: unknown): boolean {
+  if (ipam === null || typeof ipam !== 'object' || Array.isArray(ipam)) return false;
+  return Object.keys(ipam).some((k) => {
+    const folded = k.toUpperCase().toLowerCase();
+    return folded === 'datadir' || folded === 'resolvconf';
   });
+}
+
+const isObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The rules of an ipam object, for a list of allowed types: spec.ipam and the CNI network config's
+ * "ipam" (datapath/cni/config.ts) both use them. The refinement is the CEL rule's twin (the apiserver
+ * checks the CRD, zod whatever reaches the agent); it runs even when a field has the wrong type.
+ */
+export function ipamSchemaFor(types: readonly [string, ...string[]]) {
+  return z
+    .looseObject({
+      type: z
+        .enum(types, {
+          error: (i) =>
+            `${JSON.stringify(i.input)} is not allowed: IPAM delegates run inside the kube-l2tp node agent, ` +
+            `which runs only ${types.join(', ')}: name one of them`,
+        })
+        .meta({ description: `IPAM plugin: ${types.join(', ')}.` }),
+      dataDir: z.string().optional(),
+      resolvConf: z.string().optional(),
+    })
+    .refine((v) => !namesNodeFiles(v), { message: IPAM_FILE_KEYS_MESSAGE, when: (p) => isObject(p.value) });
+}
+
+export const ipamSchema = ipamSchemaFor(IPAM_TYPES).meta({
+  description:
+    'IPAM configuration of the generated NetworkAttachmentDefinition (the CNI "ipam" object); its other ' +
+    'keys are passed to the plugin as they are.',
+  'x-kubernetes-preserve-unknown-fields': true,
+  ...cel({ rule: '!has(self.dataDir) && !has(self.resolvConf)', message: IPAM_FILE_KEYS_MESSAGE }),
+});
 
 export const pseudowireSpecSchema = z
   .object({

@@ -2,7 +2,7 @@
 // plugins, and CNI agents (test/tools/dev-agent) running inside "node" network namespaces.
 // cnitool and the shim always run with a PATH that holds no node binary.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir, homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -79,10 +79,19 @@ export interface CniRunOptions {
   node?: string;
 }
 
+/** Where the node keeps CNI state; host-local's leases are in <this>/networks/<network>. */
+export const NODE_CNI_DATA_DIR = '/var/lib/cni';
+
 /** One test's CNI world: a temp dir with bin/ (shim + IPAM plugins), net.d/, agent state. */
 export class CniRig {
   readonly bin: string;
   readonly netd: string;
+  /**
+   * What the rig's agents see at /var/lib/cni: a network config may not move host-local's dataDir (the
+   * agent refuses it, as it refuses node files in spec.ipam), so each agent runs in a mount namespace
+   * of its own where this directory is mounted there, as the datapath pod mounts the node's.
+   */
+  readonly cniData: string;
   private readonly agents: Agent[] = [];
   /** PATH for cnitool and the shim: an empty directory, so no node is reachable. */
   readonly noNodePath: string;
@@ -91,6 +100,13 @@ export class CniRig {
     this.bin = join(dir, 'bin');
     this.netd = join(dir, 'net.d');
     this.noNodePath = join(dir, 'empty-path');
+    this.cniData = join(dir, 'cni-data');
+  }
+
+  /** host-local's lease files of a network (its allocated addresses). */
+  leases(network: string): string[] {
+    const d = join(this.cniData, 'networks', network);
+    return existsSync(d) ? readdirSync(d).filter((f) => /^\d+\./.test(f)) : [];
   }
 
   static async create(): Promise<CniRig> {
@@ -99,6 +115,7 @@ export class CniRig {
     await mkdir(rig.bin);
     await mkdir(rig.netd);
     await mkdir(rig.noNodePath);
+    await mkdir(rig.cniData);
     await copyFile(SHIM, join(rig.bin, 'kube-l2tp'));
     for (const p of ['host-local', 'static', 'loopback', 'bridge', 'tuning']) {
       await symlink(join(SYSTEM_CNI_DIR, p), join(rig.bin, p));
@@ -125,6 +142,16 @@ export class CniRig {
         'netns',
         'exec',
         node,
+        // a private mount namespace (nothing propagates back) with the rig's directory as /var/lib/cni
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount --bind "$0" "$1" && shift 2 && exec "$@"',
+        this.cniData,
+        NODE_CNI_DATA_DIR,
         process.execPath,
         DEV_AGENT,
         '--socket',

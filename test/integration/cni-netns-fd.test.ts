@@ -5,7 +5,7 @@
 // the node's network namespace with a mount namespace of its own (ip netns exec). The path does not
 // exist for the agent; the attach must work anyway, through the descriptor the shim passes.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -31,13 +31,10 @@ describe('CNI attach through a netns descriptor (path invisible to the agent)', 
     cniVersion: '1.0.0',
     name: 'cf-red',
     ...l2tpPlugin(agent, { pseudowire: { namespace: 'cf', name: 'red' } }),
-    ipam: { type: 'host-local', dataDir: join(rig.dir, 'ipam'), ranges: [[{ subnet: '10.77.0.0/24' }]] },
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.77.0.0/24' }]] },
     ...extra,
   });
-  const leases = (): string[] => {
-    const d = join(rig.dir, 'ipam', 'cf-red');
-    return existsSync(d) ? readdirSync(d).filter((f) => /^\d+\./.test(f)) : [];
-  };
+  const leases = (): string[] => rig.leases('cf-red');
   const nodePorts = async (): Promise<string[]> =>
     (JSON.parse(await ipIn(NODE, '-j', 'link', 'show')) as { ifname: string }[])
       .map((l) => l.ifname)

@@ -6,7 +6,7 @@
 // carries a real pseudowire has its own tests; here the subject is the CNI attachment on each end.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCapture } from '../../lib/exec.js';
@@ -68,13 +68,9 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
   const pod = async (): Promise<string> => lab.netns(`kcp${process.pid % 1000}x${++podSeq}`);
   const hostLocal = (subnet: string, extra: Record<string, unknown> = {}) => ({
     type: 'host-local',
-    dataDir: join(rig.dir, 'ipam'),
     ranges: [[{ subnet, ...extra }]],
   });
-  const leases = (net: string): string[] => {
-    const d = join(rig.dir, 'ipam', net);
-    return existsSync(d) ? readdirSync(d).filter((f) => /^\d+\./.test(f)) : [];
-  };
+  const leases = (net: string): string[] => rig.leases(net);
 
   before(async () => {
     requireRoot();
