@@ -149,7 +149,7 @@ export class CniRig {
         'private',
         'sh',
         '-c',
-        'mount --bind "$0" "$1" && shift 2 && exec "$@"',
+        'mount --bind "$0" "$1" && shift && exec "$@"',
         this.cniData,
         NODE_CNI_DATA_DIR,
         process.execPath,

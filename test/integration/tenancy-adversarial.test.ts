@@ -6,6 +6,7 @@
 // node's L2TPNodeState. Each attempt is printed with its outcome; each fails with a clear message and
 // nothing of alice's (tunnel, pseudowire, node states, NAD, node links, her pod) changes.
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
@@ -447,8 +448,63 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
     await assertNothingChanged('socket and annotation');
   });
 
+  it('item 5: a hand-written network config gets no IPAM a Pseudowire could not have', async () => {
+    const stolen = join(rig.dir, 'stolen-ipam'); // where a dataDir would have put leases
+    const configs: [string, Record<string, unknown>, RegExp][] = [
+      [
+        '"ipam": {"type": "bridge"} (a plugin in the node\'s bin dir, run by the agent)',
+        { type: 'bridge', bridge: 'tn-evil0' },
+        /^invalid network config: ipam\.type: "bridge" is not allowed: IPAM delegates run inside the kube-l2tp node agent, which runs only host-local, static, whereabouts, dhcp: name one of them$/,
+      ],
+      [
+        '"ipam": host-local with "dataDir"',
+        { type: 'host-local', dataDir: stolen, ranges: [[{ subnet: '10.251.9.0/24' }]] },
+        /^invalid network config: ipam: dataDir and resolvConf name files on the node: the node agent keeps IPAM state in its own directory, remove them$/,
+      ],
+      [
+        '"ipam": host-local with "ResolvConf" (Go\'s decoder ignores case)',
+        { type: 'host-local', ResolvConf: '/etc/shadow', ranges: [[{ subnet: '10.251.9.0/24' }]] },
+        /^invalid network config: ipam: dataDir and resolvConf name files on the node/,
+      ],
+    ];
+    const records = () => readdirSync(agent.stateDir, { recursive: true }).sort().join(',');
+    const recordsBefore = records();
+    let i = 0;
+    for (const [what, ipam, re] of configs) {
+      // the apiserver stores any NAD: its config is opaque JSON to it
+      const name = `hand-written-${++i}`;
+      await bob.create(nadPath(BETA), {
+        apiVersion: 'k8s.cni.cncf.io/v1',
+        kind: 'NetworkAttachmentDefinition',
+        metadata: { name },
+        spec: { config: JSON.stringify({ ...nadConfig, ipam }) },
+      });
+      const config = JSON.parse(
+        (await bob.get<{ spec: { config: string } }>(nadPath(BETA, name))).spec.config,
+      ) as Record<string, unknown>;
+      // a pod of tn-beta, and one of tn-alpha, where the wire would otherwise attach
+      for (const podNs of [BETA, ALPHA]) {
+        const { r, netns } = await cniAdd(podNs, config, `tnipam${i}${podNs === ALPHA ? 'a' : 'b'}`);
+        const e = cniError(r);
+        attempt(
+          podNs === BETA ? 'bob' : `${ALPHA} NAD author`,
+          `CNI ADD, NAD ${name}: ${what}`,
+          `code ${e?.code}: ${e?.msg}`,
+        );
+        assert.equal(e?.code, 7, r.stdout);
+        assert.match(e!.msg, re);
+        assert.deepEqual(await podLinkNames(netns), ['lo'], 'no interface in the pod');
+        assert.equal(existsSync(stolen), false, 'no delegate wrote to the dataDir');
+        assert.equal(records(), recordsBefore, 'no attachment record');
+        await assertNothingChanged(what);
+      }
+    }
+  });
+
   it("alice's pod and wire are as they were; bob's objects go without a trace", async () => {
     for (const n of ['tap', 'clash', 'annotated']) await bob.delete(pwPath(BETA, n));
+    for (const n of ['borrowed', 'hand-written-1', 'hand-written-2', 'hand-written-3'])
+      await bob.delete(nadPath(BETA, n));
     await eventually("bob's pseudowires gone", async () =>
       (await bob.get<{ items: unknown[] }>(pwPath(BETA))).items.length === 0 ? true : undefined,
     );
