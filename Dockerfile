@@ -10,16 +10,26 @@
 #   docker build -t ghcr.io/kube-l2tp/kube-l2tp:0.1.0 .
 # Checked by scripts/check-dockerfile.sh (hadolint and the rules this image promises).
 
+# The Node.js release of the base image; the image built without Docker (npm run image) takes the same one
 ARG NODE_VERSION=20.19.5
+# The base of both stages, pinned by digest (the tag is for people; Docker pulls by the digest, so a
+# re-pushed tag changes nothing). Its tag must name NODE_VERSION (scripts/check-dockerfile.sh). To move
+# to a newer image of the same tag, or to another NODE_VERSION, take the digest of the multi-platform
+# index that
+#   docker buildx imagetools inspect node:<NODE_VERSION>-bookworm-slim
+# prints ("Digest:"), and replace the one below.
+ARG BASE_IMAGE=node:20.19.5-bookworm-slim@sha256:9e70124bd00f47dd023e349cd587132ae61892acc0e47ed641416c3e18f401c3
 
 # ---- build: native addons, CNI shim, TypeScript -------------------------------------------------------
-FROM node:${NODE_VERSION}-bookworm AS build
+FROM ${BASE_IMAGE} AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
-# the eBPF programs are compiled (clang), their skeleton generated (bpftool) against libbpf's headers
+# the slim base has Node.js, its headers and npm, no compilers: python3, make and g++ for node-gyp (the
+# N-API addons), gcc and libc6-dev for the static CNI shim, clang and llvm for the eBPF programs,
+# bpftool for their skeleton, libbpf's headers for both
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends clang llvm libbpf-dev bpftool \
+ && apt-get install -y --no-install-recommends python3 make gcc g++ libc6-dev clang llvm libbpf-dev bpftool \
  && rm -rf /var/lib/apt/lists/*
 # dependencies first (cached while the lockfile does not change); native parts need the sources
 COPY package.json package-lock.json ./
@@ -42,7 +52,7 @@ RUN mkdir -p /out/app \
 
 # ---- runtime: Node.js, iproute2 (the agent runs `ip`), nothing else: the base image's npm, npx,
 # corepack and yarn go (nothing runs them, and a package manager in a root pod is a tool for an intruder)
-FROM node:${NODE_VERSION}-bookworm-slim
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="kube-l2tp" \
       org.opencontainers.image.description="L2TPv3 ethernet pseudowires for Kubernetes: operator, node agent and CNI plugin" \
       org.opencontainers.image.licenses="Apache-2.0" \

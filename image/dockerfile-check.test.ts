@@ -4,7 +4,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compareImage, describeTree, runtimeStage } from './dockerfile-check.js';
+import {
+  baseImageProblems,
+  baseImages,
+  compareImage,
+  describeTree,
+  runtimeStage,
+} from './dockerfile-check.js';
 import { dockerfileNodeVersion } from './node-dist.js';
 import { readTar, tarBuffer, type Entry, type RunConfig } from './oci.js';
 import { PRODUCT_LABELS, PRODUCT_WRAPPERS } from './recipes.js';
@@ -118,4 +124,68 @@ test('the check fails when the Dockerfile and the image diverge', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the Dockerfile's base images are pinned by digest, at NODE_VERSION", () => {
+  assert.deepEqual(baseImageProblems(dockerfile), []);
+  const bases = baseImages(dockerfile);
+  assert.equal(bases.length, 2, 'a build stage and the runtime stage');
+  for (const b of bases) {
+    assert.match(
+      b.image,
+      new RegExp(`^node:${dockerfileNodeVersion(dockerfile)}-bookworm-slim@sha256:[0-9a-f]{64}$`),
+    );
+  }
+  assert.equal(bases[0]!.stage, 'build');
+});
+
+test('a base image without a digest, or at another Node.js, fails the check', () => {
+  const digest = /@sha256:[0-9a-f]{64}/;
+  for (const [what, edit, expect] of [
+    [
+      'the ARG by tag only',
+      (s: string) => s.replace(/^(ARG BASE_IMAGE=[^@\n]+)@sha256:[0-9a-f]{64}$/m, '$1'),
+      /FROM \$\{BASE_IMAGE\} AS build: the base image node:20\.19\.5-bookworm-slim is not pinned by digest: .*docker buildx imagetools inspect node:20\.19\.5-bookworm-slim/,
+    ],
+    [
+      'a FROM naming an image by tag',
+      (s: string) => s.replace(/^FROM \$\{BASE_IMAGE\}$/m, 'FROM node:20.19.5-bookworm-slim'),
+      /^FROM node:20\.19\.5-bookworm-slim: the base image .* is not pinned by digest/,
+    ],
+    [
+      'a digest alone (no tag to read the version from)',
+      (s: string) => s.replace(/^FROM \$\{BASE_IMAGE\}$/m, `FROM node${digest.exec(s)![0]}`),
+      /is not pinned by digest: write it as name:tag@sha256/,
+    ],
+    [
+      'a short digest',
+      (s: string) => s.replace(/(@sha256:[0-9a-f]{12})[0-9a-f]{52}/, '$1'),
+      /not pinned by digest/,
+    ],
+    [
+      'an ARG that is not set',
+      (s: string) => s.replace(/^ARG BASE_IMAGE=.*$/m, 'ARG BASE_IMAGE'),
+      /\(empty\)/,
+    ],
+    [
+      'another NODE_VERSION than the tag',
+      (s: string) => s.replace(/^ARG NODE_VERSION=.*$/m, 'ARG NODE_VERSION=22.1.0'),
+      /tag 20\.19\.5-bookworm-slim is not Node\.js 22\.1\.0 \(ARG NODE_VERSION\)/,
+    ],
+  ] as const) {
+    const problems = baseImageProblems(edit(dockerfile));
+    assert.ok(
+      problems.some((p) => expect.test(p)),
+      `${what}: ${problems.join('; ') || 'no problem found'}`,
+    );
+  }
+  // FROM an earlier stage is not a registry image
+  const fromStage = dockerfile.replace(/^FROM \$\{BASE_IMAGE\}$/m, 'FROM build');
+  assert.deepEqual(baseImageProblems(fromStage), []);
+  assert.deepEqual(
+    baseImages('ARG A=x:1@sha256:' + 'a'.repeat(64) + '\nFROM --platform=linux/amd64 $A AS one\n').map(
+      (b) => b.image,
+    ),
+    ['x:1@sha256:' + 'a'.repeat(64)],
+  );
 });

@@ -17,6 +17,74 @@ export interface RuntimeStage {
   written: Record<string, string>;
 }
 
+/** The defaults of the ARGs before the first FROM (the ones a FROM line may use). */
+export function globalArgs(dockerfile: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of dockerfile.split('\n')) {
+    if (/^FROM\s/i.test(line)) break;
+    const m = /^ARG\s+([A-Za-z_]\w*)=(\S*)\s*$/.exec(line);
+    if (m) out[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
+  }
+  return out;
+}
+
+export interface BaseImage {
+  /** The FROM line as written. */
+  from: string;
+  /** Its image with the global ARGs' defaults substituted. */
+  image: string;
+  /** The stage's name (AS ...), if any. */
+  stage?: string;
+}
+
+/** Every FROM of a Dockerfile, the image resolved from the global ARGs' defaults. */
+export function baseImages(dockerfile: string): BaseImage[] {
+  const args = globalArgs(dockerfile);
+  const out: BaseImage[] = [];
+  for (const line of dockerfile.split('\n')) {
+    const m = /^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$/i.exec(line);
+    if (!m) continue;
+    const image = m[1]!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a?: string, b?: string) => args[(a ?? b)!] ?? '');
+    out.push({ from: line, image, ...(m[2] !== undefined ? { stage: m[2] } : {}) });
+  }
+  return out;
+}
+
+const DIGEST_RE = /^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$/;
+
+/**
+ * Every base image pinned as name:tag@sha256:digest (a tag alone names whatever was pushed last), and
+ * the node image's tag naming the Dockerfile's NODE_VERSION (the daemon-less image takes that release).
+ */
+export function baseImageProblems(dockerfile: string): string[] {
+  const problems: string[] = [];
+  const stages = new Set<string>();
+  const nodeVersion = globalArgs(dockerfile).NODE_VERSION;
+  for (const b of baseImages(dockerfile)) {
+    if (stages.has(b.image.toLowerCase())) continue; // FROM an earlier stage
+    if (b.stage !== undefined) stages.add(b.stage.toLowerCase());
+    if (!DIGEST_RE.test(b.image)) {
+      const tag = b.image.split('@')[0];
+      problems.push(
+        `${b.from}: the base image ${b.image === '' ? '(empty)' : b.image} is not pinned by digest: write it as ` +
+          `name:tag@sha256:<digest>, the digest from \`docker buildx imagetools inspect ${tag}\``,
+      );
+      continue;
+    }
+    const repo = b.image.split(':')[0]!;
+    if ((repo === 'node' || repo.endsWith('/node')) && nodeVersion !== undefined) {
+      const tag = b.image.split('@')[0]!.split(':')[1]!;
+      if (!tag.startsWith(`${nodeVersion}-`) && tag !== nodeVersion) {
+        problems.push(
+          `${b.from}: the base image's tag ${tag} is not Node.js ${nodeVersion} (ARG NODE_VERSION): ` +
+            `change both together, with the new tag's digest`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
 /** The last stage of a Dockerfile, continuation lines joined. */
 export function runtimeStage(dockerfile: string): RuntimeStage {
   const joined = dockerfile.replace(/\\\n/g, ' ');
@@ -24,10 +92,9 @@ export function runtimeStage(dockerfile: string): RuntimeStage {
   const last = stages[stages.length - 1] ?? '';
   const st: RuntimeStage = { env: {}, labels: {}, written: {} };
   // the node base images set NODE_VERSION: the image built here carries the same Node.js
-  const nodeVersion = /^ARG NODE_VERSION=(\S+)$/m.exec(dockerfile)?.[1];
-  if (nodeVersion !== undefined && /^FROM node:\$\{NODE_VERSION\}/m.test(last === '' ? '' : `FROM ${last}`)) {
-    st.env.NODE_VERSION = nodeVersion;
-  }
+  const nodeVersion = globalArgs(dockerfile).NODE_VERSION;
+  const lastBase = baseImages(dockerfile).pop()?.image ?? '';
+  if (nodeVersion !== undefined && /^(\S*\/)?node:/.test(lastBase)) st.env.NODE_VERSION = nodeVersion;
   const pairs = (s: string): [string, string][] =>
     [...s.matchAll(/([\w.-]+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))/g)].map((m) => [
       m[1]!,

@@ -5,6 +5,7 @@
 //     prints one line per image on stdout: NAME DIGEST ARCHIVE SIZE; progress goes to stderr
 //   node dist/image/main.js pins [--refresh]      the pinned Debian packages (refresh: today's versions)
 //   node dist/image/main.js check-dockerfile --archive A --app-tree DIR [--dockerfile F]
+//   node dist/image/main.js check-bases [--dockerfile F]   every FROM pinned by digest, one line per base
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import {
@@ -25,7 +26,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import type { Logger } from '../lib/log.js';
 import { DebianPackages, parsePins, refreshPins } from './debs.js';
-import { checkAgainstDockerfile } from './dockerfile-check.js';
+import { baseImageProblems, baseImages, checkAgainstDockerfile } from './dockerfile-check.js';
 import { missingLibraries } from './elf.js';
 import { writeImage, type BuiltImage } from './oci.js';
 import { RECIPES, type BuildEnv } from './recipes.js';
@@ -243,9 +244,16 @@ async function main(argv: string[]): Promise<number> {
         );
       return problems.length === 0 ? 0 : 1;
     }
+    case 'check-bases': {
+      const text = readFileSync(values.dockerfile, 'utf8');
+      const problems = baseImageProblems(text);
+      for (const p of problems) process.stderr.write(`${values.dockerfile}: ${p}\n`);
+      for (const b of baseImages(text)) process.stdout.write(`${b.image}\n`);
+      return problems.length === 0 ? 0 : 1;
+    }
     default:
       process.stderr.write(
-        'usage: main.js build <kube-l2tp|pause|tools|multus|all ...> [--out DIR] [--tag TAG] [--from worktree|head|COMMIT] | pins [--refresh] | check-dockerfile --archive A --app-tree DIR\n',
+        'usage: main.js build <kube-l2tp|pause|tools|multus|all ...> [--out DIR] [--tag TAG] [--from worktree|head|COMMIT] | pins [--refresh] | check-dockerfile --archive A --app-tree DIR | check-bases [--dockerfile F]\n',
       );
       return 2;
   }

@@ -3,6 +3,8 @@
 # wheel, installed into the project's tool cache on first use) and the promises this image makes, which
 # a linter does not know about:
 #   - multi-stage, the runtime stage is not the build stage and runs as a non-root user by default;
+#   - every base image is pinned by digest (name:tag@sha256:...), the node tag at ARG NODE_VERSION
+#     (image/dockerfile-check.ts, through dist/image/main.js: compile first);
 #   - it builds with the same commands as scripts/test.sh (scripts/build-native.sh, tsc -p tsconfig.json),
 #     so the image holds the binaries the tests use;
 #   - the wrappers start package.json's bins, and the CNI shim sits where the agent looks for it;
@@ -31,7 +33,10 @@ fail() { echo "$df: $*" >&2; rc=1; }
 
 froms=$(grep -cE '^FROM ' "$df" || true)
 [ "$froms" -ge 2 ] || fail "must be multi-stage (native build stage, pruned runtime stage)"
-last_from=$(grep -E '^FROM ' "$df" | tail -1)
+[ -f dist/image/main.js ] || { echo "$df: dist/image/main.js is missing: compile first (npx tsc -p tsconfig.json)" >&2; exit 1; }
+# one line per FROM, ARGs resolved; a base without a digest is reported on stderr
+bases=$(node dist/image/main.js check-bases --dockerfile "$df") || rc=1
+last_from=$(tail -1 <<<"$bases")
 echo "$last_from" | grep -q -- '-slim' || fail "the runtime stage must start from a slim base: $last_from"
 last_user=$(grep -E '^USER ' "$df" | tail -1 | awk '{print $2}')
 [ -n "$last_user" ] || fail "no USER: the image would run as root"
@@ -41,7 +46,7 @@ grep -qE 'tsc -p tsconfig\.json' "$df" || fail "must compile with tsc -p tsconfi
 grep -qE 'npm ci' "$df" || fail "must install dependencies with npm ci (the lockfile)"
 grep -qE 'npm prune --omit=dev' "$df" || fail "must prune dev dependencies from the runtime"
 grep -qE '^ADD ' "$df" && fail "use COPY, not ADD"
-grep -qiE '^FROM [^ ]*:latest' "$df" && fail "no :latest base images"
+grep -qiE '^[^ ]*:latest(@|$)' <<<"$bases" && fail "no :latest base images"
 for bin in operator datapath; do
   target=$(node -p "require('./package.json').bin['kube-l2tp-$bin']")
   grep -qF "exec node /app/$target" "$df" || fail "kube-l2tp-$bin must start /app/$target (package.json bin)"

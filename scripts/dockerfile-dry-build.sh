@@ -2,8 +2,8 @@
 # Runs the build stage of the Dockerfile without a Docker engine: its COPY and RUN instructions, in a
 # scratch directory holding what the build context would (the committed tree minus .dockerignore), then
 # checks that the runtime tree it assembles (/out/app in the image) starts both entrypoints and holds a
-# static CNI executable. Uses the host's Node.js and compilers instead of the node:20-bookworm image, so
-# it proves the commands and paths, not the base image.
+# static CNI executable. Uses the host's Node.js and compilers instead of the base image (the packages
+# its apt-get line installs must be on the host), so it proves the commands and paths, not the base image.
 # It is also the one place that assembles the image's /app: the image build without Docker (image/)
 # keeps the tree with --out.
 #   usage: scripts/dockerfile-dry-build.sh [--out DIR] [--worktree | --commit REV] [DOCKERFILE]

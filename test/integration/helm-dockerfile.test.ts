@@ -34,13 +34,23 @@ describe('Dockerfile', () => {
     ['runs as root', (s: string) => s.replace('USER 65532:65532', 'USER root'), /must not be root/],
     [
       'is single-stage',
-      (s: string) => s.replace(/^FROM node:\$\{NODE_VERSION\}-bookworm AS build$/m, '# no build stage'),
+      (s: string) => s.replace(/^FROM \$\{BASE_IMAGE\} AS build$/m, '# no build stage'),
       /multi-stage/,
     ],
     [
       'skips the native build script',
       (s: string) => s.replace('bash scripts/build-native.sh', 'true'),
       /build-native/,
+    ],
+    [
+      'names its base image by tag only',
+      (s: string) => s.replace(/^(ARG BASE_IMAGE=[^@\n]+)@sha256:[0-9a-f]{64}$/m, '$1'),
+      /the base image node:20\.19\.5-bookworm-slim is not pinned by digest/,
+    ],
+    [
+      'starts its runtime stage from a tag',
+      (s: string) => s.replace(/^FROM \$\{BASE_IMAGE\}$/m, 'FROM node:20.19.5-bookworm-slim'),
+      /FROM node:20\.19\.5-bookworm-slim: the base image .* is not pinned by digest/,
     ],
     ['breaks a hadolint rule', (s: string) => s.replace('WORKDIR /app', 'RUN cd /app'), /DL3003/],
     [
