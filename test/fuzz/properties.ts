@@ -25,6 +25,7 @@ import {
   COMMANDS,
   parseCommand,
   parseEnv,
+  ipamConfigProblem,
   parseNetConf,
   type Command,
   type Env,
@@ -355,7 +356,17 @@ const netConfArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
       fc.oneof(fc.integer({ min: -10, max: 70000 }), fc.double(), jsonAny),
     ),
     mac: mostly(macArb, jsonAny),
-    ipam: mostly(fc.constant({ type: 'host-local' }), fc.oneof(fc.constantFrom({}, { type: '' }), jsonAny)),
+    ipam: mostly(
+      fc.constant({ type: 'host-local' }),
+      fc.oneof(
+        fc.constantFrom({}, { type: '' }, { type: 'bridge' }, { type: 'static', dataDir: '/etc' }),
+        fc.record(
+          { type: fc.constant('host-local'), DataDir: jsonAny, resolvconf: jsonAny },
+          { requiredKeys: ['type'] },
+        ),
+        jsonAny,
+      ),
+    ),
     agentSocket: mostly(
       fc.constant('/run/kube-l2tp/x.sock'),
       fc.oneof(fc.constantFrom('x.sock', '', '/run/x.sock', '/run/kube-l2tp/../x'), jsonAny),
@@ -401,8 +412,14 @@ function cniVerdict(env: Env, stdin: string): Verdict {
     if (command === 'VERSION') return { kind: 'version' };
     const cmd = parseEnv(command, env);
     assertThat(COMMANDS.includes(cmd.command), 'parseEnv returned an unknown command');
-    const conf = parseNetConf(stdin, cmd.args);
+    const conf = parseNetConf(stdin, cmd.args, { command });
     assertThat(conf.pseudowire.name !== '', 'empty pseudowire name');
+    // no delegate outside spec.ipam's rules reaches a handler; only DEL may carry a refused one, unrun
+    assertThat(
+      conf.ipam === undefined || ipamConfigProblem(conf.ipam) === undefined,
+      `ipam accepted: ${JSON.stringify(conf.ipam)}`,
+    );
+    assertThat(conf.ipamRefused === undefined || command === 'DEL', `${command} went on with a refused ipam`);
     // no namespace only when neither the config nor the runtime names one (ADD and CHECK refuse it)
     assertThat(
       conf.pseudowire.namespace !== '' || !cmd.args.K8S_POD_NAMESPACE,
