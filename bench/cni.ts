@@ -46,6 +46,15 @@ async function outer(): Promise<void> {
         'netns',
         'exec',
         NODE_NS,
+        // host-local keeps its leases in the node's /var/lib/cni (the agent refuses a dataDir): a
+        // private mount namespace gives the run its own, empty one
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mkdir -p /var/lib/cni && mount -t tmpfs kcbench /var/lib/cni && exec "$0" "$@"',
         process.execPath,
         fileURLToPath(import.meta.url),
         '--inner',
@@ -84,6 +93,8 @@ async function timed(i: Impl, cmd: 'ADD' | 'DEL', id: string): Promise<number> {
       CNI_CONTAINERID: id,
       CNI_NETNS: `/run/netns/${POD_NS}`,
       CNI_IFNAME: 'net1',
+      // as kubelet and Multus pass it: the pod's namespace, the wire's own
+      CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=kc;K8S_POD_NAME=bench',
     },
     input: i.conf,
   });
@@ -141,11 +152,7 @@ async function inner(): Promise<void> {
   );
   await new Promise<void>((r) => agent.stdout.once('data', () => r()));
   let agentRssMb = '?';
-  const ipam = (subnet: string) => ({
-    type: 'host-local',
-    dataDir: join(dir, 'ipam'),
-    ranges: [[{ subnet }]],
-  });
+  const ipam = (subnet: string) => ({ type: 'host-local', ranges: [[{ subnet }]] });
   const l2tp = (net: string, subnet: string) =>
     JSON.stringify({
       cniVersion: '1.0.0',
