@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IPAM_FILE_KEYS_MESSAGE, IPAM_TYPES, ipamSchema } from '../../lib/api/schemas.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
-import { ipamConfigProblem, parseNetConf } from './config.js';
+import { ipamProblem } from '../../lib/api/ipam.js';
+import { parseNetConf } from './config.js';
 
 const ARGS = { K8S_POD_NAMESPACE: 'a' };
 const conf = (ipam: unknown): string =>
@@ -74,7 +75,7 @@ describe('network config ipam', () => {
       assert.ok(e.message.startsWith(`invalid network config: ${FILES}`), `${key}: ${e.message}`);
     }
     // a key that only looks alike is the plugin's business, and Go ignores it
-    assert.equal(ipamConfigProblem({ type: 'host-local', data_dir: '/etc', dataDirectory: '/x' }), undefined);
+    assert.equal(ipamProblem({ type: 'host-local', data_dir: '/etc', dataDirectory: '/x' }), undefined);
   });
 
   it('both problems at once: the node-files one first, then the type', () => {
@@ -102,7 +103,7 @@ describe('network config ipam', () => {
 
   it('nested dataDir (inside ranges) and a JSON "__proto__" key: not what host-local reads, passed on', () => {
     const nested = { type: 'host-local', ranges: [[{ subnet: '10.199.2.0/24', dataDir: '/etc' }]] };
-    assert.equal(ipamConfigProblem(nested), undefined);
+    assert.equal(ipamProblem(nested), undefined);
     const proto = JSON.parse(
       '{"type":"host-local","__proto__":{"dataDir":"/etc","type":"bridge"}}',
     ) as unknown;
@@ -132,11 +133,7 @@ describe('network config ipam', () => {
       { type: 'host-local', ResolvConf: '/etc' },
       'static',
     ]) {
-      assert.equal(
-        ipamSchema.safeParse(ipam).success,
-        ipamConfigProblem(ipam) === undefined,
-        JSON.stringify(ipam),
-      );
+      assert.equal(ipamSchema.safeParse(ipam).success, ipamProblem(ipam) === undefined, JSON.stringify(ipam));
     }
   });
 });

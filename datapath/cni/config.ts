@@ -1,7 +1,7 @@
 // Parsing of the plugin's inputs: the CNI_* environment (skel.go rules) and the request config (zod).
 import { z } from 'zod';
 import { parseCniArgs, type K8sArgs } from '../../lib/cni/args.js';
-import { IPAM_TYPES, ipamSchemaFor } from '../../lib/api/schemas.js';
+import { ipamProblem } from '../../lib/api/ipam.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { SUPPORTED_VERSIONS, isSupportedVersion, type CniVersion } from '../../lib/cni/versions.js';
 import {
@@ -99,7 +99,7 @@ export const netConfSchema = z.looseObject({
     .regex(MAC_RE, 'expected a MAC like 02:00:00:00:00:01')
     .refine((m) => (Number.parseInt(m.slice(0, 2), 16) & 1) === 0, 'must be a unicast MAC')
     .optional(),
-  // validated apart (ipamConfigProblem): by spec.ipam's rules, and DEL treats a refusal its own way
+  // validated apart (ipamProblem): by spec.ipam's rules, and DEL treats a refusal its own way
   ipam: z.unknown().optional(),
   agentSocket: z
     .string()
@@ -165,27 +165,6 @@ export interface ParseOptions {
   ipamTypes?: readonly string[] | undefined;
 }
 
-const ipamSchemas = new WeakMap<readonly string[], ReturnType<typeof ipamSchemaFor>>();
-
-/**
- * Why a network config's "ipam" is refused, by the rules of a Pseudowire's spec.ipam (one schema,
- * lib/api/schemas.ts): a tenant who writes a NetworkAttachmentDefinition by hand gets no more than
- * one who writes a Pseudowire. The problem of the node-files rule comes first: it says what to remove.
- */
-export function ipamConfigProblem(ipam: unknown, types: readonly string[] = IPAM_TYPES): string | undefined {
-  let schema = ipamSchemas.get(types);
-  if (schema === undefined) {
-    schema = ipamSchemaFor(types as readonly [string, ...string[]]);
-    ipamSchemas.set(types, schema);
-  }
-  const r = schema.safeParse(ipam);
-  if (r.success) return undefined;
-  const issues = [...r.error.issues].sort(
-    (a, b) => Number(b.code === 'custom') - Number(a.code === 'custom'),
-  );
-  return issues.map((i) => `${['ipam', ...i.path.map(String)].join('.')}: ${i.message}`).join('; ');
-}
-
 /**
  * The request's config, validated. An ipam that breaks spec.ipam's rules is refused (code 7) before
  * any handler runs, so no link, record or allocation is made and no delegate is started. DEL is the
@@ -234,7 +213,7 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
     out.mac = mac.toLowerCase();
   }
   if (c.ipam !== undefined) {
-    const problem = ipamConfigProblem(c.ipam, opts.ipamTypes);
+    const problem = ipamProblem(c.ipam, { types: opts.ipamTypes });
     if (problem === undefined) out.ipam = c.ipam as NonNullable<NetConf['ipam']>;
     else if (opts.command === 'DEL') out.ipamRefused = problem;
     else throw new CniError(CniCode.InvalidConfig, `invalid network config: ${problem}`);

@@ -1,6 +1,7 @@
 // Pseudowire: allocates the session IDs, checks its cookies resolve, keeps its Multus
 // NetworkAttachmentDefinition, and rolls the agents' reports up into status.
 import { setReadyDegraded } from '../../lib/api/conditions.js';
+import { ipamProblem } from '../../lib/api/ipam.js';
 import { IPAM_TYPES, namespaceAllowed, type PseudowireStatus } from '../../lib/api/schemas.js';
 import { isConflict, resourcePath } from '../../lib/kube/client.js';
 import {
@@ -64,6 +65,9 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
         `${IPAM_TYPES.join(', ')}) and remove the annotation`,
     );
   }
+  // the CRD's rule reads dataDir and resolvConf as spelled; a plugin's decoder also takes DataDir, ...
+  const ipam = p.spec.ipam === undefined ? undefined : ipamProblem(p.spec.ipam, { at: 'spec.ipam' });
+  if (ipam !== undefined) return fail('InvalidIPAM', ipam);
   if (!t) return fail('TunnelNotFound', `L2TPTunnel ${p.spec.tunnelRef.name} does not exist`);
   if (t.metadata.deletionTimestamp)
     return fail('TunnelDeleting', `L2TPTunnel ${t.metadata.name} is being deleted`);

@@ -25,12 +25,12 @@ import {
   COMMANDS,
   parseCommand,
   parseEnv,
-  ipamConfigProblem,
   parseNetConf,
   type Command,
   type Env,
 } from '../../datapath/cni/config.js';
 import { dispatch, type PluginDeps } from '../../datapath/cni/dispatch.js';
+import { ipamProblem } from '../../lib/api/ipam.js';
 import { AttachmentStore, ProcessLocker } from '../../datapath/cni/state.js';
 import { ConfigError, parseStaticConfig } from '../../datapath/static/config.js';
 import {
@@ -416,7 +416,7 @@ function cniVerdict(env: Env, stdin: string): Verdict {
     assertThat(conf.pseudowire.name !== '', 'empty pseudowire name');
     // no delegate outside spec.ipam's rules reaches a handler; only DEL may carry a refused one, unrun
     assertThat(
-      conf.ipam === undefined || ipamConfigProblem(conf.ipam) === undefined,
+      conf.ipam === undefined || ipamProblem(conf.ipam) === undefined,
       `ipam accepted: ${JSON.stringify(conf.ipam)}`,
     );
     assertThat(conf.ipamRefused === undefined || command === 'DEL', `${command} went on with a refused ipam`);

@@ -499,10 +499,39 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
         await assertNothingChanged(what);
       }
     }
+
+    // spec.ipam: the CRD refuses dataDir as spelled; another spelling a plugin's decoder reads is stored,
+    // and the operator refuses it in the Pseudowire's status (no NAD, nothing on a node)
+    const odd = (name: string, ipam: Record<string, unknown>) =>
+      bob.create(pwPath(BETA), {
+        apiVersion: A,
+        kind: 'Pseudowire',
+        metadata: { name },
+        spec: { tunnelRef: { name: 'tn-core' }, ipam },
+      });
+    const denied = await odd('exact-datadir', { type: 'host-local', dataDir: '/etc' }).then(
+      () => undefined,
+      (e: unknown) => e as ApiError,
+    );
+    attempt('bob', 'a Pseudowire with spec.ipam.dataDir', `${denied?.status}: ${denied?.message}`);
+    assert.equal(denied?.status, 422);
+    assert.match(denied!.message, /dataDir and resolvConf name files on the node/);
+    await odd('odd-ipam', { type: 'host-local', DataDir: '/etc', ranges: [[{ subnet: '10.251.9.0/24' }]] });
+    const p = await eventually('odd-ipam refused', async () => {
+      const x = await bob.get<Pseudowire>(pwPath(BETA, 'odd-ipam'));
+      return ready(x)?.reason === 'InvalidIPAM' ? x : undefined;
+    });
+    attempt('bob', 'a Pseudowire with spec.ipam.DataDir', `${ready(p)!.reason}: ${ready(p)!.message}`);
+    assert.match(ready(p)!.message!, /^spec\.ipam: dataDir and resolvConf name files on the node/);
+    await env.admin
+      .get(nadPath(BETA, 'odd-ipam'))
+      .then(() => assert.fail('a NAD was generated'))
+      .catch((e2: unknown) => assert.equal((e2 as ApiError).status, 404));
+    await assertNothingChanged('spec.ipam spellings');
   });
 
   it("alice's pod and wire are as they were; bob's objects go without a trace", async () => {
-    for (const n of ['tap', 'clash', 'annotated']) await bob.delete(pwPath(BETA, n));
+    for (const n of ['tap', 'clash', 'annotated', 'odd-ipam']) await bob.delete(pwPath(BETA, n));
     for (const n of ['borrowed', 'hand-written-1', 'hand-written-2', 'hand-written-3'])
       await bob.delete(nadPath(BETA, n));
     await eventually("bob's pseudowires gone", async () =>
