@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AGENT_SOCKET_DIR } from '../lib/agent-protocol.js';
 import { runCapture, runOk } from '../lib/exec.js';
+import { withCniDataAt } from '../test/harness/cnitool.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NODE_NS = 'kcbench';
@@ -36,6 +37,7 @@ async function outer(): Promise<void> {
     await runOk('ip', ['netns', 'del', ns]);
     await runCapture('ip', ['netns', 'add', ns]);
   }
+  const cniData = await mkdtemp(join(tmpdir(), 'kc-cnibench-data-'));
   try {
     await runCapture('ip', ['-n', NODE_NS, 'link', 'set', 'lo', 'up']);
     await runCapture('ip', ['-n', NODE_NS, 'tuntap', 'add', 'dev', 'kcbtap0', 'mode', 'tap']);
@@ -46,15 +48,8 @@ async function outer(): Promise<void> {
         'netns',
         'exec',
         NODE_NS,
-        // host-local keeps its leases in the node's /var/lib/cni (the agent refuses a dataDir): a
-        // private mount namespace gives the run its own, empty one
-        'unshare',
-        '--mount',
-        '--propagation',
-        'private',
-        'sh',
-        '-c',
-        'mkdir -p /var/lib/cni && mount -t tmpfs kcbench /var/lib/cni && exec "$0" "$@"',
+        // the run's own, empty /var/lib/cni for host-local's leases
+        ...withCniDataAt(cniData),
         process.execPath,
         fileURLToPath(import.meta.url),
         '--inner',
@@ -71,6 +66,7 @@ async function outer(): Promise<void> {
     process.exitCode = code;
   } finally {
     for (const ns of [POD_NS, NODE_NS]) await runOk('ip', ['netns', 'del', ns]);
+    await rm(cniData, { recursive: true, force: true });
   }
 }
 

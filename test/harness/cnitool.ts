@@ -82,6 +82,25 @@ export interface CniRunOptions {
 /** Where the node keeps CNI state; host-local's leases are in <this>/networks/<network>. */
 export const NODE_CNI_DATA_DIR = '/var/lib/cni';
 
+/**
+ * The argv prefix that runs a command in a private mount namespace (nothing propagates back) where
+ * `dir` is the node's /var/lib/cni: host-local keeps its leases there, and a network config may not
+ * move them (the agent refuses a dataDir).
+ */
+export function withCniDataAt(dir: string): string[] {
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mkdir -p "$1" && mount --bind "$0" "$1" && shift && exec "$@"',
+    dir,
+    NODE_CNI_DATA_DIR,
+  ];
+}
+
 /** One test's CNI world: a temp dir with bin/ (shim + IPAM plugins), net.d/, agent state. */
 export class CniRig {
   readonly bin: string;
@@ -142,16 +161,7 @@ export class CniRig {
         'netns',
         'exec',
         node,
-        // a private mount namespace (nothing propagates back) with the rig's directory as /var/lib/cni
-        'unshare',
-        '--mount',
-        '--propagation',
-        'private',
-        'sh',
-        '-c',
-        'mount --bind "$0" "$1" && shift && exec "$@"',
-        this.cniData,
-        NODE_CNI_DATA_DIR,
+        ...withCniDataAt(this.cniData),
         process.execPath,
         DEV_AGENT,
         '--socket',
