@@ -108,6 +108,8 @@ interface Result {
   writes: number;
   writesPerPw: number;
   steadyWrites: number;
+  /** The steady-state writes by resource. */
+  steadyByResource: string;
   byResource: string;
   rssMB: number;
   /** the baseline: pseudowires the bench itself created per second */
@@ -208,7 +210,7 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
       .join(', ');
     await sleep(10_000); // steady state: nothing changes, agents keep polling
     const steady = (await scrape(port)).requests;
-    const byRes = [
+    const resources = [
       'pseudowires',
       'pseudowires/status',
       'l2tptunnels',
@@ -216,8 +218,12 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
       'l2tpnodestates',
       'pods',
       'events',
-    ]
-      .map((r) => `${r}=${writes(atConverge, r)}`)
+    ];
+    const byRes = resources.map((r) => `${r}=${writes(atConverge, r)}`).join(' ');
+    const steadyByRes = resources
+      .map((r) => [r, writes(steady, r) - writes(atConverge, r)] as const)
+      .filter(([, n]) => n > 0)
+      .map(([r, n]) => `${r}=${n}`)
       .join(' ');
     return {
       who,
@@ -229,6 +235,7 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
       writesPerPw: writes(atConverge) / pws,
       steadyWrites: writes(steady) - writes(atConverge),
       byResource: byRes,
+      steadyByResource: steadyByRes || 'none',
       rssMB: rssHwmMB(opProc.pid!),
       createPerS,
       opWritesPerS: writes(atConverge) / convergeS,
@@ -284,6 +291,9 @@ for (const r of results) {
       `${r.nodes}/${r.pws}: against the baseline operator in this run: converge ${(r.convergeS / base.convergeS).toFixed(2)}x, writes per pseudowire ${(r.writesPerPw / base.writesPerPw).toFixed(2)}x, peak RSS ${(r.rssMB / base.rssMB).toFixed(2)}x`,
     );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: writes by resource: ${r.byResource}`);
+  console.log(
+    `${r.who}, ${r.nodes}/${r.pws}: writes in the 10 s at rest, by resource: ${r.steadyByResource}`,
+  );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: CPU seconds: ${r.cpu}`);
   console.log(`${r.who}, ${r.nodes}/${r.pws}: reconciles (summed time): ${r.reconciles}`);
   console.log(
