@@ -9,6 +9,8 @@ import {
   encodeMessage,
   NLA_F_NESTED,
   NLM_F_CAPPED,
+  NLM_F_MULTI,
+  NLMSG_DONE,
   NLMSG_ERROR,
   NLMSG_HDRLEN,
   parseAttrs,
@@ -24,7 +26,18 @@ import {
   RtnlAddrs,
 } from './rtnl-addr.js';
 import { encodeNewRoute, RT_SCOPE_LINK, RTMSG_LEN, RtnlRoutes } from './rtnl-route.js';
-import { encodeNewVeth, IFINFO_LEN, IFLA, macBytes, RtnlLinks } from './rtnl.js';
+import {
+  DELETE_GROUP,
+  encodeIfinfo,
+  encodeNewVeth,
+  IFINFO_LEN,
+  IFLA,
+  macBytes,
+  RTM_DELLINK,
+  RTM_GETLINK,
+  RTM_NEWLINK,
+  RtnlLinks,
+} from './rtnl.js';
 import { NetlinkSocket, type Transport } from './socket.js';
 
 /** Records requests and ACKs each one. */
@@ -142,6 +155,12 @@ describe('rtnetlink link requests match iproute2', () => {
       { netnsPid: 1 },
       '2800000010000500515f056b00000000000000000300000000000000000000000800130001000000',
     ],
+    [
+      'ip link set dev sbg0 group 7340032 (ifindex 1002)',
+      1002,
+      { group: 7340032 },
+      '28000000100005008c8a0b6b0000000000000000ea03000000000000000000000800' + '1b0000007000',
+    ],
   ];
   for (const [cmd, index, change, hex] of sets) {
     it(cmd, async () => {
@@ -157,6 +176,87 @@ describe('rtnetlink link requests match iproute2', () => {
     assert.equal(
       normal(r.cap.sent[0]!, IFINFO_LEN),
       fixture('2000000011000500345f056b0000000000000000030000000000000000000000'),
+    );
+  });
+
+  it('ip link del group 7340032', async () => {
+    const r = rig();
+    await r.links.delGroup(7340032);
+    assert.equal(
+      normal(r.cap.sent[0]!, IFINFO_LEN),
+      fixture('28000000110005008c8a0b6b000000000000000000000000000000000000000008001b0000007000'),
+    );
+  });
+});
+
+/**
+ * Answers like the kernel would for delMany: ACKs sets and deletes, and answers a link dump with
+ * `links` (index and group each).
+ */
+class Scripted implements Transport {
+  readonly sent: { type: number; index: number; group?: number }[] = [];
+  constructor(private readonly links: { index: number; group: number }[]) {}
+  transact(req: Buffer): Promise<Buffer[]> {
+    const type = req.readUInt16LE(4);
+    const seq = req.readUInt32LE(8);
+    const body = req.subarray(NLMSG_HDRLEN, req.readUInt32LE(0));
+    const group = parseAttrs(body.subarray(IFINFO_LEN)).find((a) => a.type === IFLA.GROUP);
+    this.sent.push({
+      type,
+      index: body.readInt32LE(4),
+      ...(group ? { group: group.value.readUInt32LE(0) } : {}),
+    });
+    if (type === RTM_GETLINK) {
+      const msgs = this.links.map((l) =>
+        encodeMessage(
+          { type: RTM_NEWLINK, flags: NLM_F_MULTI, seq, pid: 0 },
+          encodeIfinfo(l.index, 0, 0, [
+            { type: IFLA.IFNAME, str: `sbl${l.index}` },
+            { type: IFLA.GROUP, u32: l.group },
+          ]),
+        ),
+      );
+      msgs.push(encodeMessage({ type: NLMSG_DONE, flags: NLM_F_MULTI, seq, pid: 0 }, Buffer.alloc(4)));
+      return Promise.resolve([Buffer.concat(msgs)]);
+    }
+    const p = Buffer.alloc(4 + NLMSG_HDRLEN);
+    req.copy(p, 4, 0, NLMSG_HDRLEN);
+    return Promise.resolve([encodeMessage({ type: NLMSG_ERROR, flags: NLM_F_CAPPED, seq, pid: 0 }, p)]);
+  }
+  close(): void {}
+}
+
+describe('delMany', () => {
+  it('puts the links in the delete group and deletes the group in one request', async () => {
+    const t = new Scripted([
+      { index: 1, group: 0 },
+      { index: 7, group: DELETE_GROUP },
+      { index: 8, group: DELETE_GROUP },
+    ]);
+    const r = await new RtnlLinks(new NetlinkSocket(t)).delMany([7, 8]);
+    assert.deepEqual(r, { deleted: 2, batched: true });
+    assert.deepEqual(t.sent, [
+      { type: RTM_NEWLINK, index: 7, group: DELETE_GROUP },
+      { type: RTM_NEWLINK, index: 8, group: DELETE_GROUP },
+      { type: RTM_GETLINK, index: 0 },
+      { type: RTM_DELLINK, index: 0, group: DELETE_GROUP },
+    ]);
+  });
+
+  it('deletes link by link, never the group, when the group holds a link it was not given', async () => {
+    const t = new Scripted([
+      { index: 7, group: DELETE_GROUP },
+      { index: 8, group: DELETE_GROUP },
+      { index: 9, group: DELETE_GROUP }, // someone else's
+    ]);
+    const r = await new RtnlLinks(new NetlinkSocket(t)).delMany([7, 8]);
+    assert.deepEqual(r, { deleted: 2, batched: false });
+    assert.deepEqual(
+      t.sent.filter((m) => m.type === RTM_DELLINK),
+      [
+        { type: RTM_DELLINK, index: 7 },
+        { type: RTM_DELLINK, index: 8 },
+      ],
     );
   });
 });
