@@ -115,3 +115,33 @@ test('a refused session is reported failed with its reason and never reaches the
     ],
   );
 });
+
+test('sessions no longer desired go in one deleteSessions call where the backend has one', async () => {
+  class Batching extends MemoryBackend {
+    async deleteSessions(refs: readonly { tunnelId: number; sessionId: number }[]) {
+      this.calls.push(`delete sessions ${refs.map((r) => `${r.tunnelId}/${r.sessionId}`).join(' ')}`);
+      for (const r of refs) this.sessions.delete(`${r.tunnelId}/${r.sessionId}`);
+    }
+  }
+  const b = new Batching();
+  await reconcile(b, desired([1, [10, 11, 12]], [2, [20]]), silentLogger());
+  b.sessions.set('9/90', { tunnelId: 9, sessionId: 90, ifname: 'theirs0', up: true, owned: false });
+  b.calls = [];
+  const r = await reconcile(b, desired([1, [10]]), silentLogger());
+  assert.deepEqual(b.calls, ['delete sessions 1/11 1/12 2/20', 'delete tunnel 2']);
+  assert.ok(b.sessions.has('9/90'), 'foreign session left alone');
+  assert.equal(r.removed.length, 4);
+});
+
+test('when deleteSessions fails, each session is tried on its own', async () => {
+  class Failing extends MemoryBackend {
+    async deleteSessions(): Promise<void> {
+      throw new Error('EPERM');
+    }
+  }
+  const b = new Failing();
+  await reconcile(b, desired([1, [10, 11, 12]]), silentLogger());
+  b.calls = [];
+  await reconcile(b, desired([1, [10]]), silentLogger());
+  assert.deepEqual(b.calls, ['delete session 1/11', 'delete session 1/12']);
+});

@@ -90,11 +90,11 @@ export async function reconcile(
     backend.listSessions(),
   ]);
 
-  // Remove what we own and no longer want: sessions first (the kernel refuses to leave orphans).
-  for (const s of observedSessions) {
-    if (!s.owned || wantSessions.has(key(s.tunnelId, s.sessionId))) continue;
-    await removeSession(backend, s, report, log);
-  }
+  // Remove what we own and no longer want: sessions first (the kernel refuses to leave orphans),
+  // all at once where the backend can.
+  const unwanted = observedSessions.filter((s) => s.owned && !wantSessions.has(key(s.tunnelId, s.sessionId)));
+  if (backend.deleteSessions && unwanted.length > 1) await removeSessions(backend, unwanted, report, log);
+  else for (const s of unwanted) await removeSession(backend, s, report, log);
   for (const t of observedTunnels) {
     if (!t.owned || wantTunnels.has(t.tunnelId)) continue;
     try {
@@ -184,5 +184,22 @@ async function removeSession(backend: Backend, s: ObservedSession, report: Recon
     );
   } catch (e) {
     log.error({ tunnelId: s.tunnelId, sessionId: s.sessionId, err: message(e) }, 'could not remove session');
+  }
+}
+
+async function removeSessions(
+  backend: Backend,
+  sessions: ObservedSession[],
+  report: ReconcileReport,
+  log: Logger,
+) {
+  try {
+    await backend.deleteSessions!(sessions.map((s) => ({ tunnelId: s.tunnelId, sessionId: s.sessionId })));
+    for (const s of sessions) report.removed.push(`session ${s.tunnelId}/${s.sessionId} (${s.ifname})`);
+    log.info({ sessions: sessions.length }, 'removed sessions no longer desired');
+  } catch (e) {
+    // then one by one, so one that cannot go does not keep the others
+    log.error({ sessions: sessions.length, err: message(e) }, 'could not remove sessions at once');
+    for (const s of sessions) await removeSession(backend, s, report, log);
   }
 }

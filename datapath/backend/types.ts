@@ -80,6 +80,11 @@ export interface ObservedSession {
   params?: Partial<SessionParams>;
 }
 
+export interface SessionRef {
+  tunnelId: number;
+  sessionId: number;
+}
+
 /** How counter maps are keyed: "tunnelId/sessionId". */
 export const sessionKey = (tunnelId: number, sessionId: number): string => `${tunnelId}/${sessionId}`;
 
@@ -92,6 +97,12 @@ export interface Backend {
   deleteTunnel(tunnelId: number): Promise<void>;
   ensureSession(spec: SessionSpec): Promise<void>;
   deleteSession(tunnelId: number, sessionId: number): Promise<void>;
+  /**
+   * Many sessions at once, where the backend can do better than one by one (their devices go in one
+   * rtnetlink request, which waits for the kernel once instead of once a device). Same contract as
+   * deleteSession for each.
+   */
+  deleteSessions?(sessions: readonly SessionRef[]): Promise<void>;
   counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined>;
   /** Every session's counters at once, keyed by sessionKey (the kernel backend: one netlink dump). */
   allCounters(): Promise<Map<string, SessionCounters>>;

@@ -2,6 +2,7 @@
 // Level-triggered like the kernel backend: ensureX converges, deleteX of something absent succeeds.
 import { deepEqual } from '../../../lib/deep-equal.js';
 import type { Logger } from '../../../lib/log.js';
+import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
 import {
   DROP_REASONS,
@@ -13,6 +14,7 @@ import {
   type ObservedSession,
   type ObservedTunnel,
   type SessionCounters,
+  type SessionRef,
   type SessionSpec,
   type TunnelCounters,
   type TunnelSpec,
@@ -233,7 +235,38 @@ export class UserspaceBackend implements Backend {
     return { rxPackets: c.rxPackets, drops: dropRecord(c.drops) };
   }
 
+  async deleteSessions(sessions: readonly SessionRef[]): Promise<void> {
+    if (sessions.length === 0) return;
+    // one dump finds every TAP of ours in this namespace; those go together in one request
+    const taps = new Map<string, number>();
+    for (const tap of await listTaps())
+      if (tap.owner) taps.set(sessionKey(tap.owner.tunnelId, tap.owner.sessionId), tap.ifindex);
+    const batch: number[] = [];
+    for (const { tunnelId, sessionId } of sessions) {
+      const key = sessionKey(tunnelId, sessionId);
+      const ifindex = taps.get(key);
+      this.lostTaps.delete(key);
+      const t = this.tunnels.get(tunnelId);
+      if (t?.sessions.has(sessionId)) {
+        // a TAP not in this namespace (in a pod, exclusive mode) goes with the pump's last close of it
+        this.pump.removeSession(t.handle, sessionId, ifindex !== undefined);
+        t.sessions.delete(sessionId);
+        this.log.info({ tunnelId, sessionId }, 'session deleted');
+      }
+      if (ifindex !== undefined) batch.push(ifindex);
+    }
+    if (batch.length === 0) return;
+    const r = await withRtnl((rt) => rt.links.delMany(batch));
+    this.log.info({ taps: r.deleted, oneRequest: r.batched }, 'session TAPs deleted');
+  }
+
   async close(opts: { keepDevices: boolean }): Promise<void> {
+    if (!opts.keepDevices) {
+      const all = [...this.tunnels].flatMap(([tunnelId, t]) =>
+        [...t.sessions.keys()].map((sessionId) => ({ tunnelId, sessionId })),
+      );
+      await this.deleteSessions(all);
+    }
     for (const [id, t] of this.tunnels) {
       this.pump.closeTunnel(t.handle, opts.keepDevices);
       this.tunnels.delete(id);
