@@ -6,12 +6,21 @@
 //   clear   the spec emptied again: time until the status shows 0 sessions (every TAP gone)
 //   static  the baseline measured in the same run: the same N sessions through the project's static
 //           mode (no apiserver), time from its spawn to its "ready" log line (every TAP up)
+//   remove  (largest agent point) 1,000 of the N sessions taken out of the running agent's spec: time
+//           from the commit until the status shows the rest Up and the removed ones gone
+//   static  also its stop: SIGTERM until exit, which removes every session it made (the teardown
+//           of N sessions in static mode)
+// The node state holds at most MAX_NODE_STATE_ITEMS tunnels and sessions, so points above
+// --agent-max run in static mode only. The kernel's own cost of deleting TAPs one by one and all
+// at once (one RTM_DELLINK of an interface group) is measured on bare TAPs in the same run.
 // Also: the agent's peak RSS (VmHWM of the node process), and at rest (largest N only) the agent's
 // requests on its L2TPNodeState counted from the apiserver's audit log (PATCH of /status and GET,
 // per minute), status updates that changed the object (watch events), and the agent's CPU.
 // Where the time goes comes from the agent's own log lines (process start, first tunnel, sessions).
 // usage (root): node dist/bench/agent.js [--sessions 1000] [--points 1,100] [--per-tunnel 100]
-//               [--rest-seconds 60]
+//               [--rest-seconds 60] [--agent-max 3000] [--prefix kb] [--subnet 10.205.0.0/24]
+// --prefix names the two network namespaces (<prefix>node, <prefix>peer) and the links; the subnet
+// (a /24) addresses the underlay between them (.1 the node, .2 the peer).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,9 +29,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../lib/api/rbac.js';
+import { MAX_NODE_STATE_ITEMS } from '../lib/api/limits.js';
 import { API_VERSION, GROUP, VERSION } from '../lib/api/schemas.js';
 import type { L2TPNodeState, NodeStateSpec } from '../lib/api/schemas.js';
-import { runCapture } from '../lib/exec.js';
+import { run, runCapture } from '../lib/exec.js';
+import { withRtnl } from '../lib/netlink/rtnl-handle.js';
 import { startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
 import { bridgeLoopbackPort } from '../test/harness/loopback-bridge.js';
 import { cookieSession } from '../test/harness/nodestate.js';
@@ -34,6 +45,9 @@ const { values } = parseArgs({
     points: { type: 'string', default: '1,100' },
     'per-tunnel': { type: 'string', default: '100' },
     'rest-seconds': { type: 'string', default: '60' },
+    'agent-max': { type: 'string', default: '3000' },
+    prefix: { type: 'string', default: 'kb' },
+    subnet: { type: 'string', default: '10.205.0.0/24' },
   },
 });
 const N = Number(values.sessions);
@@ -43,11 +57,19 @@ const POINTS = [
 const PER_TUNNEL = Number(values['per-tunnel']);
 const REST_S = Number(values['rest-seconds']);
 const GOAL_S = 10;
+const AGENT_MAX = Math.min(Number(values['agent-max']), MAX_NODE_STATE_ITEMS);
+/** Sessions taken out of the running agent's spec at once (largest agent point). */
+const REMOVE = 1000;
 
-const NODE = 'kbnode';
-const PEER = 'kbpeer';
-const LOCAL = '10.205.0.1';
-const REMOTE = '10.205.0.2';
+const PREFIX = values.prefix;
+if (!/^[a-z][a-z0-9]{0,5}$/.test(PREFIX))
+  throw new Error(`--prefix ${PREFIX}: 1-6 lowercase letters or digits`);
+const NODE = `${PREFIX}node`;
+const PEER = `${PREFIX}peer`;
+const net = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(values.subnet);
+if (!net) throw new Error(`--subnet ${values.subnet}: expected a /24 like 10.205.0.0/24`);
+const LOCAL = `${net[1]}.1`;
+const REMOTE = `${net[1]}.2`;
 // the repository, from this file's place (dist/bench/agent.js), so the bench runs from any directory
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(repo, 'dist/datapath/main.js');
@@ -63,7 +85,7 @@ function spec(n: number): NodeStateSpec {
       (_, i) => t * PER_TUNNEL + i + 1,
     );
     tunnels.push({
-      name: `kb-t${t}`,
+      name: `${PREFIX}-t${t}`,
       tunnelId: 100 + t,
       peerTunnelId: 200 + t,
       encap: 'udp',
@@ -107,6 +129,7 @@ function staticConfig(n: number): string {
 interface LogLine {
   t: number;
   msg: string;
+  oneRequest?: unknown;
 }
 
 interface Proc {
@@ -135,8 +158,8 @@ function startNode(args: string[]): Proc {
     for (const p of parts) {
       raw = (raw + p + '\n').slice(-20_000);
       try {
-        const j = JSON.parse(p) as { time?: number; msg?: string };
-        if (j.msg && j.time) lines.push({ t: j.time, msg: j.msg });
+        const j = JSON.parse(p) as { time?: number; msg?: string; oneRequest?: unknown };
+        if (j.msg && j.time) lines.push({ t: j.time, msg: j.msg, oneRequest: j.oneRequest });
       } catch {
         // not a log line
       }
@@ -364,6 +387,7 @@ interface AgentResult {
   rssMB: number;
   objectKB: number;
   statusKB: number;
+  remove?: RemoveResult;
   rest?: {
     seconds: number;
     patchPerMin: number;
@@ -373,6 +397,19 @@ interface AgentResult {
     other: string;
     packetsInStatus: number;
   };
+}
+
+interface RemoveResult {
+  n: number;
+  /** commit -> every removed session gone and the rest Up in the status. */
+  totalS: number;
+  /** commit -> the agent's first "session deleted" line (watch, pass start, listing). */
+  toStartS: number;
+  /** first "session deleted" -> "session TAPs deleted" (pump release, one rtnetlink request). */
+  deleteS: number;
+  /** -> status seen. */
+  toStatusS: number;
+  oneRequest: boolean;
 }
 
 interface StaticResult {
@@ -434,6 +471,29 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
     const objectKB = (latest?.bytes ?? NaN) / 1024;
     const statusKB = (latest?.statusBytes ?? NaN) / 1024;
 
+    // remove: REMOVE sessions taken out of the running agent's spec
+    let removeOut: RemoveResult | undefined;
+    if (rest && n > REMOVE) {
+      const lineMark = a.lines.length;
+      const m = events.length;
+      const g = await applyNodeState(n - REMOVE);
+      const c = await committedAt(m, g);
+      const done = await waitFor(`removal of ${REMOVE} of ${n}`, allUp(n - REMOVE, g));
+      const lines = a.lines.slice(lineMark);
+      const first = lines.find((l) => l.msg === 'session deleted')?.t ?? NaN;
+      const taps = lines.find((l) => l.msg === 'session TAPs deleted');
+      const left = await tapCount();
+      if (left !== n - REMOVE) throw new Error(`${left} TAPs after removing ${REMOVE} of ${n}`);
+      removeOut = {
+        n: REMOVE,
+        totalS: (done.t - c) / 1000,
+        toStartS: (first - c) / 1000,
+        deleteS: ((taps?.t ?? NaN) - first) / 1000,
+        toStatusS: (done.t - (taps?.t ?? NaN)) / 1000,
+        oneRequest: (taps?.oneRequest as boolean | undefined) === true,
+      };
+    }
+
     // clear: every session removed by the running agent
     let mark = events.length;
     const g0 = await applyNodeState(0);
@@ -469,6 +529,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
       rssMB,
       objectKB,
       statusKB,
+      ...(removeOut ? { remove: removeOut } : {}),
       ...(restOut ? { rest: restOut } : {}),
     };
   } finally {
@@ -516,6 +577,36 @@ async function ipExecMs(): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < k; i++) await runCapture('ip', ['-n', NODE, '-j', '-d', 'link', 'show', 'dev', 'lo']);
   return (performance.now() - t0) / k;
+}
+
+/**
+ * What the kernel charges for deleting k bare TAPs in the node namespace: one RTM_DELLINK each (an
+ * `ip -batch` of `link del`), against all of them at once (RtnlLinks.delMany, an interface group).
+ */
+async function kernelDeleteCost(k: number): Promise<{ oneByOneS: number; atOnceS: number }> {
+  const names = Array.from({ length: k }, (_, i) => `${PREFIX}k${i}`);
+  const make = () =>
+    run('ip', ['-n', NODE, '-batch', '-'], {
+      input: names.map((n) => `tuntap add dev ${n} mode tap`).join('\n') + '\n',
+    });
+  await make();
+  let t0 = performance.now();
+  await run('ip', ['-n', NODE, '-batch', '-'], {
+    input: names.map((n) => `link del dev ${n}`).join('\n') + '\n',
+  });
+  const oneByOneS = (performance.now() - t0) / 1000;
+  await make();
+  const ns = `/run/netns/${NODE}`;
+  const indices = await withRtnl(
+    async (r) => (await r.links.list()).filter((l) => names.includes(l.name)).map((l) => l.index),
+    ns,
+  );
+  t0 = performance.now();
+  await withRtnl((r) => r.links.delMany(indices), ns);
+  const atOnceS = (performance.now() - t0) / 1000;
+  if ((await tapCount()) !== 0 || (await run('ip', ['-n', NODE, '-o', 'link'])).includes(`${PREFIX}k`))
+    throw new Error('bare TAPs left behind');
+  return { oneByOneS, atOnceS };
 }
 
 // ---- main ------------------------------------------------------------------------------------
@@ -572,18 +663,25 @@ async function main() {
     await lab.netns(PEER);
     await bridgeLoopbackPort(lab, NODE, Number(new URL(cp.url).port), dir);
     await lab.veth(
-      { ns: NODE, name: 'kb-u0', addr: `${LOCAL}/24` },
-      { ns: PEER, name: 'kb-u1', addr: `${REMOTE}/24` },
+      { ns: NODE, name: `${PREFIX}-u0`, addr: `${LOCAL}/24` },
+      { ns: PEER, name: `${PREFIX}-u1`, addr: `${REMOTE}/24` },
     );
 
     const execMs = await ipExecMs();
+    process.stderr.write(`kernel: deleting ${REMOVE} bare TAPs one by one and at once...\n`);
+    const kdel = await kernelDeleteCost(REMOVE);
     const statics: StaticResult[] = [];
-    const agents: AgentResult[] = [];
+    const agents: (AgentResult | undefined)[] = [];
+    const agentTop = Math.max(...POINTS.filter((n) => n <= AGENT_MAX));
     for (const n of POINTS) {
       process.stderr.write(`n=${n}: static baseline...\n`);
       statics.push(await staticRun(n, dir));
+      if (n > AGENT_MAX) {
+        agents.push(undefined);
+        continue;
+      }
       process.stderr.write(`n=${n}: agent...\n`);
-      agents.push(await agentRun(n, dir, kubeconfig, n === N));
+      agents.push(await agentRun(n, dir, kubeconfig, n === agentTop));
     }
 
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -591,15 +689,37 @@ async function main() {
       `\nnode agent bench: userspace backend, ${PER_TUNNEL} sessions per tunnel, UDP, 8-byte cookies`,
     );
     console.log(`one \`ip\` exec from Node: ${f(execMs, 1)} ms; load average at the end: ${load}\n`);
-    console.log('time to all sessions Up (s); ratio = agent / static baseline of the same run');
+    console.log(
+      `agent points up to ${AGENT_MAX} sessions (a node state holds at most ${MAX_NODE_STATE_ITEMS} tunnels and sessions); above: static mode only`,
+    );
+    console.log(
+      `kernel, ${REMOVE} bare TAPs deleted: one by one ${f(kdel.oneByOneS)} s, at once (interface group) ${f(kdel.atOnceS)} s\n`,
+    );
+    console.log('time to all sessions Up (s); ratio = agent / static baseline of the same run;');
+    console.log('static-stop = SIGTERM to exit, removing all N; clear = agent spec emptied to status 0');
     console.log(
       `${pad('N', 6)} ${pad('static', 8)} ${pad('agent-cold', 11)} ${pad('ratio', 6)} ${pad('agent-apply', 12)} ${pad('ratio', 6)} ${pad('clear', 7)} ${pad('static-stop', 12)} ${pad(`goal<=${GOAL_S}s`, 10)}`,
     );
+    const goal = (x: number) => (x <= GOAL_S ? 'met' : 'MISSED');
     for (let i = 0; i < POINTS.length; i++) {
       const s = statics[i]!;
-      const a = agents[i]!;
+      const a = agents[i];
+      const cold = a?.coldS ?? NaN;
+      const apply = a?.applyS ?? NaN;
       console.log(
-        `${pad(String(s.n), 6)} ${pad(f(s.readyS), 8)} ${pad(f(a.coldS), 11)} ${pad(f(a.coldS / s.readyS), 6)} ${pad(f(a.applyS), 12)} ${pad(f(a.applyS / s.readyS), 6)} ${pad(f(a.clearS), 7)} ${pad(f(s.stopS), 12)} ${pad(a.n === N ? (a.coldS <= GOAL_S ? 'met' : 'MISSED') : '', 10)}`,
+        `${pad(String(s.n), 6)} ${pad(f(s.readyS), 8)} ${pad(f(cold), 11)} ${pad(f(cold / s.readyS), 6)} ${pad(f(apply), 12)} ${pad(f(apply / s.readyS), 6)} ${pad(f(a?.clearS ?? NaN), 7)} ${pad(f(s.stopS), 12)} ${pad(s.n === N ? goal(a ? Math.max(cold, s.readyS) : s.readyS) : '', 10)}`,
+      );
+    }
+    const rm = agents.find((a) => a?.remove)?.remove;
+    const rmOf = agents.find((a) => a?.remove)?.n;
+    const static1k = statics.find((s) => s.n === REMOVE);
+    if (rm) {
+      console.log(
+        `\nremoving ${rm.n} of ${rmOf} sessions from the running agent: ${f(rm.totalS)} s (goal <= 3 s: ${rm.totalS <= 3 ? 'met' : 'MISSED'})` +
+          `${static1k ? `; static mode stopping ${REMOVE} sessions, same run: ${f(static1k.stopS)} s` : ''}`,
+      );
+      console.log(
+        `  commit -> first session deleted ${f(rm.toStartS)} s, -> TAPs deleted ${f(rm.deleteS)} s (${rm.oneRequest ? 'one request' : 'link by link'}), -> status seen ${f(rm.toStatusS)} s`,
       );
     }
     console.log('\nwhere the time goes (s, from log timestamps; ms/session over the first / last 10 %)');
@@ -612,8 +732,10 @@ async function main() {
       );
     for (let i = 0; i < POINTS.length; i++) {
       row(`static ${POINTS[i]}`, statics[i]!.phases);
-      row(`cold ${POINTS[i]}`, agents[i]!.cold);
-      row(`apply ${POINTS[i]}`, agents[i]!.apply);
+      const a = agents[i];
+      if (!a) continue;
+      row(`cold ${POINTS[i]}`, a.cold);
+      row(`apply ${POINTS[i]}`, a.apply);
     }
     console.log('\nmemory (MB) and the status object');
     console.log(
@@ -621,18 +743,19 @@ async function main() {
     );
     for (let i = 0; i < POINTS.length; i++) {
       const s = statics[i]!;
-      const a = agents[i]!;
+      const a = agents[i];
       console.log(
-        `${pad(String(a.n), 6)} ${pad(f(s.hwmMB, 1), 11)} ${pad(f(a.hwmMB, 1), 10)} ${pad(f(a.hwmMB / s.hwmMB), 6)} ${pad(f(a.rssMB, 1), 10)} ${pad(f(a.objectKB, 0), 10)} ${pad(f(a.statusKB, 0), 10)} ${pad(String(a.coldWrites), 11)} ${pad(f(s.listTapsMs, 0), 13)}`,
+        `${pad(String(s.n), 6)} ${pad(f(s.hwmMB, 1), 11)} ${pad(f(a?.hwmMB ?? NaN, 1), 10)} ${pad(f((a?.hwmMB ?? NaN) / s.hwmMB), 6)} ${pad(f(a?.rssMB ?? NaN, 1), 10)} ${pad(f(a?.objectKB ?? NaN, 0), 10)} ${pad(f(a?.statusKB ?? NaN, 0), 10)} ${pad(a ? String(a.coldWrites) : '-', 11)} ${pad(f(s.listTapsMs, 0), 13)}`,
       );
     }
-    const r = agents.find((a) => a.rest)?.rest;
+    const withRest = agents.find((a) => a?.rest);
+    const r = withRest?.rest;
     if (r) {
       console.log(
-        `\nat rest, ${N} sessions, ${f(r.seconds, 0)} s (apiserver audit log, agent identity, its node state):`,
+        `\nat rest, ${withRest.n} sessions, ${f(r.seconds, 0)} s (apiserver audit log, agent identity, its node state):`,
       );
       console.log(
-        `  status PATCH/min ${f(r.patchPerMin, 1)}  (object changed: ${f(r.changesPerMin, 1)}/min by watch)  GET/min ${f(r.getPerMin, 1)}  agent CPU ${f(r.cpuPct, 1)} %  counter packets reported meanwhile: ${r.packetsInStatus}${r.other ? `  other: ${r.other}` : ''}`,
+        `  status PATCH/min ${f(r.patchPerMin, 1)}  (object changed: ${f(r.changesPerMin, 1)}/min by watch)  GET/min ${f(r.getPerMin, 1)}  agent CPU ${f(r.cpuPct, 1)} %  RSS ${f(withRest.rssMB, 0)} MB  counter packets reported meanwhile: ${r.packetsInStatus}${r.other ? `  other: ${r.other}` : ''}`,
       );
     }
   } finally {
