@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../lib/api/rbac.js';
 import { MAX_NODE_STATE_ITEMS } from '../lib/api/limits.js';
+import { reportedSessions } from '../lib/api/node-status.js';
 import { API_VERSION, GROUP, VERSION } from '../lib/api/schemas.js';
 import type { L2TPNodeState, NodeStateSpec } from '../lib/api/schemas.js';
 import { run, runCapture } from '../lib/exec.js';
@@ -235,7 +236,7 @@ const events: Seen[] = [];
 const waiters = new Set<() => void>();
 
 function summarize(o: L2TPNodeState): Seen {
-  const sessions = o.status?.sessions ?? [];
+  const sessions = reportedSessions(o);
   return {
     t: Date.now(),
     gen: o.metadata.generation ?? 0,

@@ -2,6 +2,7 @@
 // "pw/NS/NAME", "node/NAME"), the event fan-out that decides which keys an event touches, and the
 // allocator seeded from what is recorded before anything new is allocated. The reconcilers, one
 // per kind, are in reconcilers/.
+import { reportedSessions } from '../lib/api/node-status.js';
 import {
   API_VERSION,
   GROUP,
@@ -161,8 +162,8 @@ export class Controller {
           for (const s of t.sessions) this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
         }
         // sessions the agent still reports after they left the spec (teardown in progress)
-        for (const s of ns.status?.sessions ?? [])
-          this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
+        for (const s of reportedSessions(ns))
+          if (s.pseudowire) this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
         for (const t of ns.status?.tunnels ?? []) this.queue.add(`tun/${t.name}`);
       }
     });
@@ -248,7 +249,10 @@ export class Controller {
           this.alloc.claim('session', node, s.sessionId, `pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
       }
       for (const t of ns.status?.tunnels ?? []) this.alloc.claim('tunnel', node, t.tunnelId, `tun/${t.name}`);
-      for (const s of ns.status?.sessions ?? []) {
+      // a compact range's ID that the spec no longer names is the agent still removing it; the
+      // pseudowire that had it is being deleted and keeps its ID until the agent reports it gone
+      for (const s of reportedSessions(ns)) {
+        if (!s.pseudowire) continue;
         this.alloc.claim('session', node, s.sessionId, `pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
       }
     }

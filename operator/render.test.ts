@@ -271,6 +271,58 @@ describe('desiredNAD and roll-up', () => {
     assert.deepEqual([down.ready.status, down.degraded.reason], ['False', 'EndpointDown']);
   });
 
+  it('reads the compact status of a large node (session IDs Up per tunnel) like the full list', () => {
+    const ns = (node: string, ids: string, mtu: number): L2TPNodeState => {
+      const spec = renderNodeState(node, [tunnel], [pw], cookies);
+      const tunnelId = spec.tunnels[0]!.tunnelId;
+      return {
+        apiVersion: 'x',
+        kind: 'L2TPNodeState',
+        metadata: { name: node, generation: 1 },
+        spec,
+        status: {
+          observedGeneration: 1,
+          tunnels: [{ name: 't', tunnelId, state: 'Ready', up: [{ sessionIds: ids, mtu }] }],
+          sessions: [],
+        },
+      };
+    };
+    const up = rollupPseudowire(
+      pw,
+      tunnel,
+      new Map([
+        ['a', ns('a', '100-200', 1400)],
+        ['b', ns('b', '5196750-5196760', 1400)],
+      ]),
+    );
+    assert.equal(up.ready.status, 'True');
+    assert.deepEqual(
+      up.endpoints.map((e) => [e.node, e.state, e.interface, e.mtu]),
+      [
+        ['a', 'Up', 'l2tpeth128', 1400],
+        ['b', 'Up', ifnameFor(5196755), 1400],
+      ],
+    );
+    const missing = rollupPseudowire(
+      pw,
+      tunnel,
+      new Map([
+        ['a', ns('a', '100-127,129', 1400)],
+        ['b', ns('b', '5196755', 1400)],
+      ]),
+    );
+    assert.equal(missing.ready.reason, 'Pending', 'a session in no range is not reported yet');
+    const mismatch = rollupPseudowire(
+      pw,
+      tunnel,
+      new Map([
+        ['a', ns('a', '128', 1400)],
+        ['b', ns('b', '5196755', 1446)],
+      ]),
+    );
+    assert.equal(mismatch.degraded.reason, 'MTUMismatch');
+  });
+
   it('keeps lastTransitionTime while a condition does not change', () => {
     const c1 = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Pending' }, 't1');
     const c2 = setCondition(c1, { type: 'Ready', status: 'False', reason: 'Other' }, 't2');

@@ -1,5 +1,6 @@
 // Pure builders: what the operator wants to exist, computed from what it has observed. No I/O here,
 // so every rule is unit-tested (operator/render.test.ts).
+import { reportedSessions } from '../lib/api/node-status.js';
 import { createHash } from 'node:crypto';
 import {
   API_VERSION,
@@ -471,9 +472,9 @@ export function rollupPseudowire(
           s.pseudowire.namespace === p.metadata.namespace,
       ),
     );
-    const st = ns?.status?.sessions?.find(
+    const st = reportedSessions(ns).find(
       (s) =>
-        s.pseudowire.name === p.metadata.name &&
+        s.pseudowire?.name === p.metadata.name &&
         s.pseudowire.namespace === p.metadata.namespace &&
         s.sessionId === sessionID,
     );

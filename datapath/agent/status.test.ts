@@ -1,7 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
+import { MAX_SESSIONS_LISTED_IN_STATUS, MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
+import { reportedSessions } from '../../lib/api/node-status.js';
+import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import type { SessionCounters } from '../backend/types.js';
+import type { ItemState } from './reconcile.js';
 import { buildStatus, type StatusInput } from './status.js';
 
 function input(n: number) {
@@ -10,7 +13,7 @@ function input(n: number) {
     sessionId: 1000 + i,
     ifname: `l2tpeth${1000 + i}`,
     mtu: 1446,
-    state: 'Up' as const,
+    state: 'Up' as ItemState,
     pseudowire: { namespace: 'team-a', name: `pw-${i}` },
   }));
   const counters = new Map<string, SessionCounters>(
@@ -28,7 +31,7 @@ function input(n: number) {
     ]),
   );
   return {
-    generation: 3,
+    generation: 3 as number | undefined,
     backend: 'userspace' as const,
     backendReason: 'kernel l2tp family not available',
     agentVersion: '0.1.0',
@@ -50,14 +53,99 @@ describe('agent status size', () => {
     assert.deepEqual(st.sessions?.[1]?.counters?.drops, { badCookie: 3, unknownSession: 1 });
   });
 
-  it('leaves counters to the metrics on a large node, keeping each session under 200 bytes', () => {
+  it('leaves counters to the metrics on a large node, keeping each listed session under 200 bytes', () => {
     const n = MAX_SESSIONS_WITH_STATUS_COUNTERS + 1;
-    const st = buildStatus(input(n));
+    const i = input(n);
+    // not Up, so listed one by one whatever the node's size
+    for (const s of i.report.sessions) Object.assign(s, { state: 'Down', error: 'underlay down' });
+    const st = buildStatus(i);
     assert.equal(st.sessions?.length, n);
     assert.ok(st.sessions?.every((s) => s.counters === undefined));
     const perSession = JSON.stringify(st.sessions).length / n;
     assert.ok(perSession < 200, `${perSession} bytes per session`);
-    assert.equal(st.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+  });
+});
+
+describe('compact status of a large node', () => {
+  /** 10,000 sessions over 10 tunnels, in two MTUs; one failed, one Down. */
+  function large() {
+    const i = input(0);
+    const tunnels: NodeStateSpec['tunnels'] = [];
+    i.report.tunnels = [];
+    for (let t = 1; t <= 10; t++) {
+      i.report.tunnels.push({ name: `t${t}`, tunnelId: t, state: 'Up' });
+      const sessions = Array.from({ length: 1000 }, (_, k) => ({
+        tunnelId: t,
+        sessionId: t * 10_000 + k + 1,
+        ifname: `l2tpeth${t * 10_000 + k + 1}`,
+        mtu: k < 500 ? 1400 : 1446,
+        state: 'Up' as ItemState,
+        pseudowire: { namespace: 'team-a', name: `pw-${t}-${k}` },
+      }));
+      i.report.sessions.push(...sessions);
+      tunnels.push({
+        name: `t${t}`,
+        tunnelId: t,
+        peerTunnelId: t,
+        encap: 'udp',
+        local: '10.0.0.1',
+        remote: '10.0.0.2',
+        udpChecksum: false,
+        sessions: sessions.map((s) => ({
+          pseudowire: s.pseudowire,
+          sessionId: s.sessionId,
+          peerSessionId: s.sessionId,
+          ifname: s.ifname,
+          l2specType: 'default',
+          sendSequence: false,
+          requireSequence: false,
+          reorderTimeoutMs: 0,
+          mode: 'bridge',
+        })),
+      });
+    }
+    Object.assign(i.report.sessions[17]!, { state: 'Error', error: 'EEXIST' });
+    Object.assign(i.report.sessions[4321]!, { state: 'Down', error: 'underlay down' });
+    return { i, spec: { nodeName: 'n', tunnels } };
+  }
+
+  it('10,000 sessions fit in a few KiB, and read back as every session with its state', () => {
+    const { i, spec } = large();
+    const status = buildStatus(i);
+    const bytes = JSON.stringify(status).length;
+    assert.ok(bytes < 8 * 1024, `${bytes} bytes`);
+    assert.deepEqual(
+      status.sessions?.map((s) => [s.sessionId, s.state]),
+      [
+        [10_018, 'Failed'],
+        [50_322, 'Down'],
+      ],
+    );
+    const ns = { apiVersion: 'v', kind: 'L2TPNodeState', metadata: { name: 'n' }, spec, status };
+    const key = (s: { sessionId: number }) => s.sessionId;
+    const got = reportedSessions(ns).sort((a, b) => key(a) - key(b));
+    const want = i.report.sessions
+      .map((s) => ({
+        tunnelId: s.tunnelId,
+        sessionId: s.sessionId,
+        state: s.state === 'Error' ? 'Failed' : s.state,
+        mtu: s.mtu,
+        ifname: s.ifname,
+        pseudowire: s.pseudowire,
+      }))
+      .sort((a, b) => key(a) - key(b));
+    assert.equal(got.length, 10_000);
+    assert.deepEqual(
+      got.map(({ message: _m, ...rest }) => rest),
+      want,
+    );
+    assert.equal(status.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+  });
+
+  it('a small node keeps the full list', () => {
+    const st = buildStatus(input(MAX_SESSIONS_LISTED_IN_STATUS));
+    assert.equal(st.sessions?.length, MAX_SESSIONS_LISTED_IN_STATUS);
+    assert.equal(st.tunnels?.[0]?.up, undefined);
   });
 });
 

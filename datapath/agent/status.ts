@@ -1,11 +1,16 @@
 // What the agent reports in L2TPNodeState.status, built from a reconcile report and the backend's
 // counters. Pure; the writer decides when to send it.
 import { setReadyDegraded } from '../../lib/api/conditions.js';
-import { MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
+import {
+  MAX_SESSIONS_LISTED_IN_STATUS,
+  MAX_SESSIONS_WITH_STATUS_COUNTERS,
+  MAX_UP_GROUPS_PER_TUNNEL,
+} from '../../lib/api/limits.js';
+import { formatIdRanges } from '../../lib/api/node-status.js';
 import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
 import { deepEqual } from '../../lib/deep-equal.js';
 import { sessionKey, type BackendKind, type SessionCounters } from '../backend/types.js';
-import type { ReconcileReport } from './reconcile.js';
+import type { ReconcileReport, SessionOutcome } from './reconcile.js';
 
 export interface StatusInput {
   generation: number | undefined;
@@ -19,9 +24,36 @@ export interface StatusInput {
   previous?: Condition[] | undefined;
 }
 
+/**
+ * On a node with more than MAX_SESSIONS_LISTED_IN_STATUS sessions: those Up as the spec says, per
+ * tunnel and MTU (the rest stay listed).
+ */
+function compactUp(report: ReconcileReport): {
+  up: Map<number, Map<number, number[]>>;
+  listed: SessionOutcome[];
+} {
+  const up = new Map<number, Map<number, number[]>>();
+  if (report.sessions.length <= MAX_SESSIONS_LISTED_IN_STATUS) return { up, listed: report.sessions };
+  const listed: SessionOutcome[] = [];
+  for (const s of report.sessions) {
+    const groups = up.get(s.tunnelId) ?? new Map<number, number[]>();
+    const group = groups.get(s.mtu) ?? (groups.size < MAX_UP_GROUPS_PER_TUNNEL ? [] : undefined);
+    if (s.state !== 'Up' || s.error !== undefined || !group) {
+      listed.push(s);
+      continue;
+    }
+    group.push(s.sessionId);
+    groups.set(s.mtu, group);
+    up.set(s.tunnelId, groups);
+  }
+  return { up, listed };
+}
+
 export function buildStatus(i: StatusInput): NodeStateStatus {
-  const withCounters = i.report.sessions.length <= MAX_SESSIONS_WITH_STATUS_COUNTERS;
-  const sessions: NodeSessionStatus[] = i.report.sessions.map((s) => {
+  const total = i.report.sessions.length;
+  const withCounters = total <= MAX_SESSIONS_WITH_STATUS_COUNTERS;
+  const { up, listed } = compactUp(i.report);
+  const sessions: NodeSessionStatus[] = listed.map((s) => {
     const c = withCounters ? i.counters.get(sessionKey(s.tunnelId, s.sessionId)) : undefined;
     return {
       pseudowire: s.pseudowire ?? { namespace: '', name: '' },
@@ -44,9 +76,9 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       status: ready ? 'True' : 'False',
       reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
       message: ready
-        ? `${sessions.length} sessions up on the ${i.backend} backend`
+        ? `${total} sessions up on the ${i.backend} backend`
         : (outage?.error ??
-          `${failed.length + failedTunnels.length} of ${sessions.length + i.report.tunnels.length} items failed`),
+          `${failed.length + failedTunnels.length} of ${total + i.report.tunnels.length} items failed`),
     },
     {
       status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
@@ -75,6 +107,11 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       tunnelId: t.tunnelId,
       state: t.state === 'Up' ? 'Ready' : 'Failed',
       ...(t.error !== undefined ? { message: t.error } : {}),
+      ...(up.has(t.tunnelId)
+        ? {
+            up: [...up.get(t.tunnelId)!].map(([mtu, ids]) => ({ sessionIds: formatIdRanges(ids), mtu })),
+          }
+        : {}),
     })),
     sessions,
     ...(i.lastError ? { lastError: i.lastError } : {}),

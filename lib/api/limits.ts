@@ -25,3 +25,14 @@ export const MAX_NODE_STATE_SPEC_BYTES = 900 * 1024;
  * above.
  */
 export const MAX_SESSIONS_WITH_STATUS_COUNTERS = 256;
+
+/**
+ * Sessions up to which the agent lists every session in its node state's status. A larger node
+ * lists only the sessions that are not Up as their spec says; the others are reported per tunnel as
+ * ranges of session IDs (status.tunnels[].up, lib/api/node-status.ts), a few bytes a tunnel instead
+ * of about 230 a session, so the status stays small whatever the number of sessions.
+ */
+export const MAX_SESSIONS_LISTED_IN_STATUS = 256;
+
+/** MTU groups in one tunnel's compact status; sessions beyond them are listed one by one. */
+export const MAX_UP_GROUPS_PER_TUNNEL = 16;

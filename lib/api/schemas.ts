@@ -5,7 +5,7 @@
 // reuse lib/wire/session.ts where the vocabulary is the same.
 import { z } from 'zod';
 import { U32_MAX } from '../wire/session.js';
-import { MAX_NODE_STATE_ITEMS, MAX_SESSIONS_PER_TUNNEL } from './limits.js';
+import { MAX_NODE_STATE_ITEMS, MAX_SESSIONS_PER_TUNNEL, MAX_UP_GROUPS_PER_TUNNEL } from './limits.js';
 
 export const GROUP = 'l2tp.kube-l2tp.io';
 export const VERSION = 'v1alpha1';
@@ -439,6 +439,22 @@ export const nodeTunnelStatusSchema = z.object({
   tunnelId: z.number().int(),
   state: z.enum(['Pending', 'Ready', 'Failed']),
   message: z.string().optional(),
+  up: z
+    .array(
+      z.object({
+        sessionIds: z
+          .string()
+          .max(65536)
+          .meta({ description: 'Session IDs as ascending ranges, e.g. "1-1000,1005".' }),
+        mtu: z.number().int().optional(),
+      }),
+    )
+    .max(MAX_UP_GROUPS_PER_TUNNEL)
+    .optional()
+    .meta({
+      description:
+        'On a node with many sessions: the sessions of this tunnel that are Up as the spec says (interface and pseudowire as in the spec), grouped by MTU; status.sessions lists only the others.',
+    }),
 });
 
 export const nodeSessionStatusSchema = z.object({

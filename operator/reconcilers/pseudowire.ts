@@ -2,6 +2,7 @@
 // NetworkAttachmentDefinition, and rolls the agents' reports up into status.
 import { setReadyDegraded } from '../../lib/api/conditions.js';
 import { ipamProblem } from '../../lib/api/ipam.js';
+import { reportedSessions } from '../../lib/api/node-status.js';
 import { IPAM_TYPES, namespaceAllowed, type PseudowireStatus } from '../../lib/api/schemas.js';
 import { isConflict, resourcePath } from '../../lib/kube/client.js';
 import {
@@ -29,11 +30,17 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   const t = caches.tunnels.get(p.spec.tunnelRef.name);
   if (p.metadata.deletionTimestamp) {
     if (!p.metadata.finalizers?.includes(FINALIZER)) return;
-    const reported = (t ? tunnelNodes(t) : []).filter((n) =>
-      caches.nodeStates
-        .get(n)
-        ?.status?.sessions?.some((s) => s.pseudowire.namespace === namespace && s.pseudowire.name === name),
-    );
+    // a compact range names session IDs only (unique per node): this pseudowire's ID on that node
+    // there counts as reported
+    const localNode = t ? tunnelSides(t).localNode : undefined;
+    const reported = (t ? tunnelNodes(t) : []).filter((n) => {
+      const id = n === localNode ? p.status?.sessionID : p.status?.peerSessionID;
+      return reportedSessions(caches.nodeStates.get(n)).some((s) =>
+        s.pseudowire
+          ? s.pseudowire.namespace === namespace && s.pseudowire.name === name
+          : s.sessionId === id,
+      );
+    });
     if (!(await agentsDone(ctx, p, reported, 'session'))) return { requeueAfterMs: 1000 };
     // no garbage collector may run (ownerReferences alone would do it otherwise)
     if (caches.nads?.get(key)) await deleteIfExists(client, resourcePath({ ...NAD, namespace, name }));
