@@ -13,7 +13,10 @@
 // datapath pod's own /proc/sys is read-only (container runtimes mount it so): the agent writes the
 // node's through a hostPath mount of /proc/sys/net (KUBE_L2TP_PROC_SYS_NET), which resolves to the
 // network namespace of the writer, the node's (host network). Values already right are not written.
-import { readFile, writeFile } from 'node:fs/promises';
+// The per-device files are read and written synchronously: procfs answers in microseconds, where each
+// call through the thread pool costs several round trips, and a node sets up thousands of devices.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 export const PROC_SYS_NET_ENV = 'KUBE_L2TP_PROC_SYS_NET';
 
@@ -50,7 +53,7 @@ export async function hardenDevice(ifname: string): Promise<void> {
     const file = `${base}/${family}/conf/${ifname}/${key}`;
     let current: string;
     try {
-      current = (await readFile(file, 'utf8')).trim();
+      current = readFileSync(file, 'utf8').trim();
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && family === 'ipv6' && !(await hasIpv6(base))) continue;
@@ -58,7 +61,7 @@ export async function hardenDevice(ifname: string): Promise<void> {
     }
     if (current === value) continue;
     try {
-      await writeFile(file, value);
+      writeFileSync(file, value);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const hint =

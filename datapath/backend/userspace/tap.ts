@@ -1,10 +1,12 @@
 // Netdev-side management of the session TAPs: ownership marker, MTU, state. Listing and deleting go
-// through rtnetlink (lib/netlink); per-session reads and writes through sysfs, which costs less.
+// through rtnetlink (lib/netlink); per-session reads and writes through sysfs, which costs less, and
+// synchronously: sysfs answers in microseconds, a call through the thread pool costs several round
+// trips, and a node sets up thousands of sessions.
 //
 // Ownership: every TAP this backend creates carries the marker of lib/device-marker.ts in its
 // alias, so a restarted datapath adopts exactly its own TAPs (and the static runner reuses the same
 // names), while a TAP created by anything else is never adopted or deleted.
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { formatMarker, parseMarker } from '../../../lib/device-marker.js';
 import { hardenDevice } from '../../../lib/netdev-hardening.js';
 import { Errno, NetlinkError } from '../../../lib/netlink/errors.js';
@@ -37,9 +39,9 @@ export async function listTaps(): Promise<TapLink[]> {
 
 const sysPath = (ifname: string, attr: string) => `/sys/class/net/${ifname}/${attr}`;
 
-async function readSys(ifname: string, attr: string): Promise<string | undefined> {
+function readSys(ifname: string, attr: string): string | undefined {
   try {
-    return (await readFile(sysPath(ifname, attr), 'utf8')).trim();
+    return readFileSync(sysPath(ifname, attr), 'utf8').trim();
   } catch {
     return undefined;
   }
@@ -51,17 +53,10 @@ async function readSys(ifname: string, attr: string): Promise<string | undefined
  */
 export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' | 'other' }) | undefined> {
   if (ifname.includes('/') || ifname === '.' || ifname === '..') return undefined;
-  const ifindex = await readSys(ifname, 'ifindex');
+  const ifindex = readSys(ifname, 'ifindex');
   if (ifindex === undefined) return undefined;
-  const [mtu, flags, alias, tun] = await Promise.all([
-    readSys(ifname, 'mtu'),
-    readSys(ifname, 'flags'),
-    readSys(ifname, 'ifalias'),
-    access(sysPath(ifname, 'tun_flags')).then(
-      () => true,
-      () => false,
-    ),
-  ]);
+  const [mtu, flags, alias] = [readSys(ifname, 'mtu'), readSys(ifname, 'flags'), readSys(ifname, 'ifalias')];
+  const tun = existsSync(sysPath(ifname, 'tun_flags'));
   const link: TapLink = {
     ifname,
     ifindex: Number(ifindex),
@@ -82,10 +77,10 @@ export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' 
 export async function configureTap(ifname: string, tunnelId: number, sessionId: number, mtu: number) {
   await hardenDevice(ifname);
   try {
-    await writeFile(sysPath(ifname, 'ifalias'), formatMarker({ tunnelId, sessionId }));
-    await writeFile(sysPath(ifname, 'mtu'), String(mtu));
-    const flags = parseInt((await readSys(ifname, 'flags')) ?? '0', 16);
-    if (!(flags & IFF_UP)) await writeFile(sysPath(ifname, 'flags'), `0x${(flags | IFF_UP).toString(16)}`);
+    writeFileSync(sysPath(ifname, 'ifalias'), formatMarker({ tunnelId, sessionId }));
+    writeFileSync(sysPath(ifname, 'mtu'), String(mtu));
+    const flags = parseInt(readSys(ifname, 'flags') ?? '0', 16);
+    if (!(flags & IFF_UP)) writeFileSync(sysPath(ifname, 'flags'), `0x${(flags | IFF_UP).toString(16)}`);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw e;
