@@ -7,8 +7,9 @@ export const MAX_SESSIONS_PER_TUNNEL = 4096;
 
 /**
  * Tunnels plus sessions in one L2TPNodeState. The object holds the spec (about 250 bytes a session)
- * and the agent's status (about 150 bytes a session) and must stay within etcd's request limit
- * (1.5 MiB by default), so a node tops out here, whatever the backend could hold.
+ * and the agent's status (about 230 bytes a session it lists: every one on a small node, only those
+ * not Up on a large one) and must stay within etcd's request limit (1.5 MiB by default), so a node
+ * tops out here, whatever the backend could hold.
  */
 export const MAX_NODE_STATE_ITEMS = 3072;
 

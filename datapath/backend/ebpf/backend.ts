@@ -21,10 +21,12 @@ import {
   type ObservedSession,
   type ObservedTunnel,
   type SessionCounters,
+  type SessionRef,
   type SessionSpec,
   type TunnelCounters,
   type TunnelSpec,
 } from '../types.js';
+import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { getLink } from '../userspace/tap.js';
 import {
   configureEnd,
@@ -442,24 +444,52 @@ export class EbpfBackend implements Backend {
     const link = await getLink(peer);
     if (link && link.owner?.tunnelId === tunnelId && link.owner.sessionId === sessionId)
       await deletePair(peer);
-    const rx = this.native.mapLookup(this.map('rx_sess'), u32Key(sessionId), SIZES.rxCfg);
-    if (!rx || decodeRxCfg(rx).tunnelId === tunnelId) {
-      this.native.mapDelete(this.map('rx_sess'), u32Key(sessionId));
-      const tx = this.map('tx_cfg');
-      for (const k of this.native.mapKeys(tx, 4)) {
-        if (this.native.mapLookup(tx, k, SIZES.txCfg)?.readUInt32LE(0) === sessionId)
-          this.native.mapDelete(tx, k);
+    this.forget([{ tunnelId, sessionId }]);
+  }
+
+  /** The pairs go in one rtnetlink request (deleting the node-side end takes the other with it). */
+  async deleteSessions(sessions: readonly SessionRef[]): Promise<void> {
+    if (sessions.length === 0) return;
+    const peers = new Map<string, number>();
+    for (const v of await listVeths())
+      if (v.owner && v.ifname === peerName(v.owner.sessionId))
+        peers.set(sessionKey(v.owner.tunnelId, v.owner.sessionId), v.ifindex);
+    const batch = sessions
+      .map((s) => peers.get(sessionKey(s.tunnelId, s.sessionId)))
+      .filter((i): i is number => i !== undefined);
+    if (batch.length) {
+      const r = await withRtnl((rt) => rt.links.delMany(batch));
+      this.log.info({ pairs: r.deleted, oneRequest: r.batched }, 'session veth pairs deleted');
+    }
+    this.forget(sessions);
+  }
+
+  /** Drops the sessions from the maps (those still of that tunnel) and from this process's state. */
+  private forget(sessions: readonly SessionRef[]): void {
+    const gone = new Set<number>();
+    for (const { tunnelId, sessionId } of sessions) {
+      const rx = this.native.mapLookup(this.map('rx_sess'), u32Key(sessionId), SIZES.rxCfg);
+      if (!rx || decodeRxCfg(rx).tunnelId === tunnelId) {
+        this.native.mapDelete(this.map('rx_sess'), u32Key(sessionId));
+        this.native.mapDelete(this.map('sess_stats'), u32Key(sessionId));
+        this.native.mapDelete(this.map('seq_state'), u32Key(sessionId));
+        gone.add(sessionId);
       }
-      this.native.mapDelete(this.map('sess_stats'), u32Key(sessionId));
-      this.native.mapDelete(this.map('seq_state'), u32Key(sessionId));
+      const cur = this.sessions.get(sessionKey(tunnelId, sessionId));
+      if (cur) {
+        this.attached.delete(`${cur.peer}/ingress`);
+        this.attached.delete(`${cur.spec.ifname}/egress`);
+      }
+      this.sessions.delete(sessionKey(tunnelId, sessionId));
+      this.log.info({ tunnelId, sessionId }, 'session deleted');
     }
-    const cur = this.sessions.get(sessionKey(tunnelId, sessionId));
-    if (cur) {
-      this.attached.delete(`${cur.peer}/ingress`);
-      this.attached.delete(`${cur.spec.ifname}/egress`);
+    if (!gone.size) return;
+    // one pass over tx_cfg for all of them
+    const tx = this.map('tx_cfg');
+    for (const k of this.native.mapKeys(tx, 4)) {
+      const sid = this.native.mapLookup(tx, k, SIZES.txCfg)?.readUInt32LE(0);
+      if (sid !== undefined && gone.has(sid)) this.native.mapDelete(tx, k);
     }
-    this.sessions.delete(sessionKey(tunnelId, sessionId));
-    this.log.info({ tunnelId, sessionId }, 'session deleted');
   }
 
   async counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined> {
@@ -495,7 +525,7 @@ export class EbpfBackend implements Backend {
 
   async close(opts: { keepDevices: boolean }): Promise<void> {
     if (!opts.keepDevices) {
-      for (const s of await this.listSessions()) await this.deleteSession(s.tunnelId, s.sessionId);
+      await this.deleteSessions(await this.listSessions());
       for (const t of await this.listTunnels()) await this.deleteTunnel(t.tunnelId);
       for (const dev of new Set([...this.attached].map((a) => a.split('/')[0]!)))
         await this.dropFilter(dev, 'ingress');
