@@ -118,9 +118,14 @@ export class Informer<T extends KObject> implements InformerCache<T> {
     return `${this.opts.path}?${q.toString()}`;
   }
 
+  /**
+   * Lists omit apiVersion and kind: put them back. managedFields go: nothing here reads them, they
+   * are often larger than the rest of the object, and an update that omits them keeps them.
+   */
   private stamp(o: T): T {
     o.apiVersion ??= this.opts.apiVersion;
     o.kind ??= this.opts.kind;
+    delete (o.metadata as { managedFields?: unknown }).managedFields;
     return o;
   }
 
