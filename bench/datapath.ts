@@ -15,6 +15,11 @@
 // RTT is also printed as the time added over the bare bridge.
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 //               [--prefix P]   (namespace name prefix, default kdb)
+//               [--profile]    (during the 64-byte test: cycles and instructions per run of the ebpf
+//                               programs, by bpftool prog profile, and for every variant the cycles the
+//                               whole machine spent per received frame, by perf stat: others' load counts)
+//               [--net N]      (second octet of the IPv4 subnets: underlays 10.N.9x.0/24, pods 10.N.250.0/24;
+//                               default 201)
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -33,11 +38,16 @@ const { values } = parseArgs({
     // rounds of all variants, interleaved; each figure is the median over rounds (a shared machine is noisy)
     rounds: { type: 'string', default: '1' },
     prefix: { type: 'string', default: 'kdb' },
+    net: { type: 'string', default: '201' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const GRO = values['underlay-gro'] === 'on';
 const SECONDS = Number(values.seconds);
 const ROUNDS = Math.max(1, Number(values.rounds));
+const NET = Number(values.net);
+if (!Number.isInteger(NET) || NET < 0 || NET > 255) throw new Error(`--net: not an octet: ${values.net}`);
+const POD2 = `10.${NET}.250.2`;
 const PUMP_THREADS = ['l2tp-rx', 'l2tp-tx'];
 
 interface Result {
@@ -51,7 +61,7 @@ interface Result {
 type Variant = 'bare' | 'vxlan' | 'qemu' | 'kube-l2tp' | 'kube-l2tp-csum0' | 'kube-l2tp-nooff' | 'ebpf';
 
 async function iperfJson(pod: string, args: string[]): Promise<Record<string, unknown>> {
-  const r = await inNsCapture(pod, 'iperf3', '-c', '10.201.250.2', '-J', ...args);
+  const r = await inNsCapture(pod, 'iperf3', '-c', POD2, '-J', ...args);
   return JSON.parse(r.stdout || '{}') as Record<string, unknown>;
 }
 
@@ -73,7 +83,51 @@ async function threadCpu(names: readonly string[]): Promise<number> {
   return ticks / hz;
 }
 
-async function measure(p1: string, p2: string): Promise<Result> {
+/** What --profile found during one 64-byte test, as printable lines. */
+type Profiler = (seconds: number) => Promise<() => Promise<string[]>>;
+
+/** Starts `bpftool prog profile` on the program our filter runs on dev's hook in ns. */
+async function profileProg(ns: string, dev: string, hook: 'ingress' | 'egress', seconds: number) {
+  const f = await inNsCapture(ns, 'tc', '-j', 'filter', 'show', 'dev', dev, hook);
+  type Filter = { options?: { prog?: { id?: number; name?: string } } };
+  const prog = (JSON.parse(f.stdout || '[]') as Filter[]).find((e) => e.options?.prog?.id)?.options?.prog;
+  if (!prog?.id) return async () => [`${dev} ${hook}: no program attached`];
+  const r = runCapture('bpftool', [
+    '-j',
+    'prog',
+    'profile',
+    'id',
+    String(prog.id),
+    'duration',
+    String(seconds),
+    'cycles',
+    'instructions',
+  ]);
+  return async () => {
+    const out = await r;
+    type Metric = { metric: string; run_cnt: number; value: number };
+    let ms: Metric[] = [];
+    try {
+      ms = JSON.parse(out.stdout || '[]') as Metric[];
+    } catch {
+      return [`${prog.name ?? prog.id}: bpftool: ${out.stderr.trim() || out.stdout.trim()}`];
+    }
+    const per = ms.map((m) => `${(m.value / Math.max(1, m.run_cnt)).toFixed(0)} ${m.metric}`).join(', ');
+    return [`${(prog.name ?? String(prog.id)).padEnd(16)} ${ms[0]?.run_cnt ?? 0} runs, per run ${per}`];
+  };
+}
+
+/** perf stat over the whole machine for `seconds`: cycles, to divide by the frames received. */
+function perfCycles(seconds: number): Promise<number> {
+  return runCapture('perf', ['stat', '-a', '-x,', '-e', 'cycles', '--', 'sleep', String(seconds)]).then(
+    (r) => {
+      const row = r.stderr.split('\n').find((l) => l.includes(',cycles'));
+      return row ? Number(row.split(',')[0]) : NaN;
+    },
+  );
+}
+
+async function measure(p1: string, p2: string, profiler?: Profiler): Promise<Result> {
   const server = spawn('ip', ['netns', 'exec', p2, 'iperf3', '-s'], { stdio: 'ignore' });
   try {
     await new Promise((r) => setTimeout(r, 500));
@@ -86,9 +140,27 @@ async function measure(p1: string, p2: string): Promise<Result> {
     const tcp2 =
       ((await iperfJson(p1, ['-t', t, '-P', '2'])) as TcpEnd).end?.sum_received?.bits_per_second ?? 0;
     type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
-    const u = ((await iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t])) as UdpEnd).end?.sum;
+    const udp = iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t]);
+    let profile: (() => Promise<string[]>) | undefined;
+    let cycles: Promise<number> | undefined;
+    if (profiler) {
+      // the middle of the test: iperf3 is running at full rate by then
+      await new Promise((r) => setTimeout(r, 1000));
+      const span = Math.max(1, SECONDS - 2);
+      cycles = perfCycles(span);
+      profile = await profiler(span);
+    }
+    const u = ((await udp) as UdpEnd).end?.sum;
     const pps64 = u ? ((u.packets ?? 0) - (u.lost_packets ?? 0)) / (u.seconds ?? SECONDS) : 0;
-    const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', '10.201.250.2');
+    if (cycles && profile) {
+      const c = await cycles;
+      const lines = [
+        `machine ${(c / Math.max(1, pps64 * Math.max(1, SECONDS - 2))).toFixed(0)} cycles per frame`,
+      ];
+      for (const l of await profile()) lines.push(l);
+      console.log(lines.map((l) => `  profile: ${l}`).join('\n'));
+    }
+    const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', POD2);
     const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1] ?? NaN);
     return { tcp1: tcp1 / 1e9, pumpCpu: pumpCpu / ((r1?.bytes ?? 0) / 1e9), tcp2: tcp2 / 1e9, pps64, rttMs };
   } finally {
@@ -100,7 +172,7 @@ async function run(variant: Variant, n: number): Promise<Result> {
   const lab = new Lab();
   const pfx = `${values.prefix}${n}`;
   try {
-    const h = await twoHosts(lab, pfx, 90 + n);
+    const h = await twoHosts(lab, pfx, 90 + n, false, NET);
     // Physical NICs run GRO; veth does only when asked (it then uses NAPI). Same for every variant.
     if (GRO) {
       await inNsCapture(h.h1, 'ethtool', '-K', `${pfx}u1`, 'gro', 'on');
@@ -182,10 +254,18 @@ async function run(variant: Variant, n: number): Promise<Result> {
       await ipIn(h.h1, 'addr', 'flush', 'dev', dev1);
       await ipIn(h.h2, 'addr', 'flush', 'dev', dev2);
     }
-    await podOn(lab, h.h1, `${pfx}p1`, 'kdbr', dev1, '10.201.250.1/24', mtu);
-    await podOn(lab, h.h2, `${pfx}p2`, 'kdbr', dev2, '10.201.250.2/24', mtu);
+    await podOn(lab, h.h1, `${pfx}p1`, 'kdbr', dev1, `10.${NET}.250.1/24`, mtu);
+    await podOn(lab, h.h2, `${pfx}p2`, 'kdbr', dev2, `${POD2}/24`, mtu);
     await attach(h.h1, dev1, 'kdbr');
-    return await measure(`${pfx}p1`, `${pfx}p2`);
+    const profiler: Profiler | undefined = !values.profile
+      ? undefined
+      : async (secs) => {
+          if (variant !== 'ebpf') return async () => [];
+          const tx = await profileProg(h.h1, 'l2tpeth0', 'egress', secs);
+          const rx = await profileProg(h.h2, `${pfx}u2`, 'ingress', secs);
+          return async () => [...(await tx()), ...(await rx())];
+        };
+    return await measure(`${pfx}p1`, `${pfx}p2`, profiler);
   } finally {
     await lab.cleanup();
   }
