@@ -231,9 +231,14 @@ export class EbpfBackend implements Backend {
   async ensureTunnel(spec: TunnelSpec): Promise<void> {
     const cur = this.tunnels.get(spec.tunnelId);
     if (cur && deepEqual(cur.spec, spec) && (await getLink(cur.underlay))?.ifindex === cur.underlayIfindex) {
-      const macs = await this.underlayMacs(spec, cur.underlay, cur.nexthop);
-      if (macs !== cur.macs) {
+      // IP frames go to the route's next hop without a route lookup per frame: follow a new next
+      // hop on the same device here
+      const route = await underlayRoute(spec.local, spec.remote).catch(() => undefined);
+      const nexthop = route?.dev === cur.underlay ? route.nexthop : cur.nexthop;
+      const macs = await this.underlayMacs(spec, cur.underlay, nexthop);
+      if (macs !== cur.macs || nexthop !== cur.nexthop) {
         cur.macs = macs;
+        cur.nexthop = nexthop;
         await this.rewriteSessions(spec.tunnelId);
       }
       return;
@@ -382,6 +387,7 @@ export class EbpfBackend implements Backend {
       l2specLength,
       sendSequence: spec.sendSequence,
       udpChecksum: t.spec.udpChecksum,
+      nexthop: t.nexthop,
       ...(t.macs ? { dmac: macBytes(t.macs.split('/')[0]!), smac: macBytes(t.macs.split('/')[1]!) } : {}),
     });
     this.ensurePerCpu('sess_stats', spec.sessionId, SIZES.sessStats);

@@ -72,6 +72,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       udpChecksum: true,
       dmac: macBytes('02:00:00:00:00:0a'),
       smac: macBytes('02:00:00:00:00:0b'),
+      nexthop: '10.1.2.254',
     } as const;
     const tx = encodeTxCfg(txOpts);
     const o = s.get('tx_cfg')!.offsets;
@@ -88,6 +89,11 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     assert.equal(tx.subarray(o.cookie!, o.cookie! + 4).toString('hex'), 'a1b2c3d4');
     assert.equal(tx.subarray(o.dmac!, o.dmac! + 6).toString('hex'), '02000000000a');
     assert.equal(tx.subarray(o.smac!, o.smac! + 6).toString('hex'), '02000000000b');
+    assert.equal(tx[o.has_nexthop!], 1);
+    assert.deepEqual([...tx.subarray(o.nexthop!, o.nexthop! + 4)], [10, 1, 2, 254]);
+    const v6nh = encodeTxCfg({ ...txOpts, nexthop: 'fe80::1' });
+    assert.equal(v6nh[o.has_nexthop!], 0, 'a next hop of another family: the kernel routes');
+    assert.equal(v6nh.subarray(o.nexthop!, o.nexthop! + 16).toString('hex'), '0'.repeat(32));
 
     const rx = encodeRxCfg({
       tunnelId: 42,

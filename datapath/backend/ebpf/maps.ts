@@ -9,7 +9,7 @@ const TXF_UDP_CSUM = 2;
 const RXF_REQUIRE_SEQ = 1;
 
 export const SIZES = {
-  txCfg: 76,
+  txCfg: 92,
   tunKey: 40,
   rxCfg: 24,
   sessStats: 112,
@@ -59,6 +59,9 @@ export interface TxCfg {
   /** Next hop and our MAC on the underlay (for frames that are not IP); zero when unknown. */
   dmac?: Buffer;
   smac?: Buffer;
+  /** The underlay route's next hop: IP frames are handed to it without a route lookup per frame.
+   * Without one (or of another family than the tunnel's), the kernel routes each frame. */
+  nexthop?: string;
 }
 
 export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
@@ -80,6 +83,10 @@ export function encodeTxCfg(c: TxCfg): Buffer {
   c.cookie.copy(b, 56);
   c.dmac?.copy(b, 64);
   c.smac?.copy(b, 70);
+  if (c.nexthop && familyOf(c.nexthop) === familyOf(c.local)) {
+    b[21] = 1;
+    ipBytes(c.nexthop).copy(b, 76);
+  }
   return b;
 }
 

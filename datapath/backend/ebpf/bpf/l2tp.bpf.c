@@ -25,6 +25,7 @@
 #include "l2tp.h"
 
 #define AF_INET 2
+#define AF_INET6 10
 #define MAX_ENTRIES 16384
 
 struct {
@@ -149,9 +150,11 @@ static __always_inline int udp_checksum(struct __sk_buff *skb, const struct tx_c
 			for (int j = 0; j < CSUM_CHUNK / 8; j++)
 				buf[j] = 0;
 		}
-		if (n == 0 || n > CSUM_CHUNK || bpf_skb_load_bytes(skb, off, buf, n))
+		/* whole words (the zeroed tail pads the last one), bounded where the verifier sees it */
+		__u32 words = (n + 3) & ~3U;
+		if (n == 0 || words > CSUM_CHUNK || bpf_skb_load_bytes(skb, off, buf, n))
 			return -1;
-		sum += (__u32)bpf_csum_diff(NULL, 0, (__be32 *)buf, (n + 3) & ~3U, 0);
+		sum += (__u32)bpf_csum_diff(NULL, 0, (__be32 *)buf, words, 0);
 		off += n;
 		len -= n;
 	}
@@ -176,6 +179,10 @@ struct outer6 {
 	struct ethhdr eth;
 	struct ipv6hdr ip;
 } __attribute__((packed));
+
+/* The most a frame gets in front of its payload: outer Ethernet and IPv6, UDP and the L2TPv3
+ * header, an 8-byte cookie, the sublayer, the inner Ethernet header. */
+#define HDR_MAX (sizeof(struct outer6) + sizeof(struct udphdr) + 8 + 8 + 4 + ETH_HLEN)
 
 static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 {
@@ -233,19 +240,21 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		return tx_error(sid);
 
 	__u32 l3_payload = inner_len + l2tp_len; /* GSO rewrites lengths per segment */
+	/* Every header byte the frame gets, built here and written with one store: each store is a
+	 * helper call that makes the head writable and recomputes the packet pointers. */
+	__u8 h[HDR_MAX] __attribute__((aligned(8)));
+	__builtin_memset(h, 0, sizeof(h));
 	__u32 off;
 	if (v6) {
-		struct outer6 h = {};
-		h.eth.h_proto = bpf_htons(ETH_P_IPV6);
-		h.ip.version = 6;
-		h.ip.nexthdr = udp ? IPPROTO_UDP : IPPROTO_L2TP;
-		h.ip.hop_limit = 64;
-		h.ip.payload_len = bpf_htons(l3_payload > 0xffff ? 0xffff : l3_payload);
-		__builtin_memcpy(&h.ip.saddr, c->saddr, 16);
-		__builtin_memcpy(&h.ip.daddr, c->daddr, 16);
-		if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0))
-			return tx_error(sid);
-		off = sizeof(h);
+		struct outer6 *o = (void *)h;
+		o->eth.h_proto = bpf_htons(ETH_P_IPV6);
+		o->ip.version = 6;
+		o->ip.nexthdr = udp ? IPPROTO_UDP : IPPROTO_L2TP;
+		o->ip.hop_limit = 64;
+		o->ip.payload_len = bpf_htons(l3_payload > 0xffff ? 0xffff : l3_payload);
+		__builtin_memcpy(&o->ip.saddr, c->saddr, 16);
+		__builtin_memcpy(&o->ip.daddr, c->daddr, 16);
+		off = sizeof(*o);
 	} else {
 		__u32 ip_len = l3_payload + sizeof(struct iphdr);
 		struct iphdr iph = {};
@@ -258,15 +267,21 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		__builtin_memcpy(&iph.saddr, c->saddr, 4);
 		__builtin_memcpy(&iph.daddr, c->daddr, 4);
 		iph.check = ip_checksum(&iph);
-		struct outer4 h = {};
-		h.eth.h_proto = bpf_htons(ETH_P_IP);
-		h.ip = iph;
-		if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0))
+		struct outer4 *o = (void *)h;
+		o->eth.h_proto = bpf_htons(ETH_P_IP);
+		o->ip = iph;
+		off = sizeof(*o);
+	}
+	if (!ipx) {
+		/* redirect_neigh takes IP packets only (skb->protocol of an ARP frame stays ARP): the
+		 * MACs the agent read from the neighbour table */
+		if (!(c->dmac[0] | c->dmac[1] | c->dmac[2] | c->dmac[3] | c->dmac[4] | c->dmac[5]))
 			return tx_error(sid);
-		off = sizeof(h);
+		__builtin_memcpy(h, c->dmac, 6);
+		__builtin_memcpy(h + 6, c->smac, 6);
 	}
 	if (udp) {
-		struct {
+		struct l2tp_udp {
 			struct udphdr u;
 			__u32 flags_ver;
 			__u32 session;
@@ -278,24 +293,18 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		l.u.len = bpf_htons(l3_payload & 0xffff);
 		l.flags_ver = bpf_htonl(0x00030000);
 		l.session = bpf_htonl(c->peer_session_id);
-		if (bpf_skb_store_bytes(skb, off, &l, sizeof(l), 0))
-			return tx_error(sid);
+		__builtin_memcpy(h + off, &l, sizeof(l));
 		off += sizeof(l);
 	} else {
 		__u32 session = bpf_htonl(c->peer_session_id);
-		if (bpf_skb_store_bytes(skb, off, &session, 4, 0))
-			return tx_error(sid);
+		__builtin_memcpy(h + off, &session, 4);
 		off += 4;
 	}
-	__u8 cookie[8];
-	__builtin_memcpy(cookie, c->cookie, 8);
 	if (clen == 4) {
-		if (bpf_skb_store_bytes(skb, off, cookie, 4, 0))
-			return tx_error(sid);
+		__builtin_memcpy(h + off, c->cookie, 4);
 		off += 4;
 	} else if (clen == 8) {
-		if (bpf_skb_store_bytes(skb, off, cookie, 8, 0))
-			return tx_error(sid);
+		__builtin_memcpy(h + off, c->cookie, 8);
 		off += 8;
 	}
 	if (l2len) {
@@ -307,34 +316,41 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 			__u32 ns = __sync_fetch_and_add(&st->tx_ns, 1);
 			word = bpf_htonl(0x40000000 | (ns & 0x00ffffff));
 		}
-		if (bpf_skb_store_bytes(skb, off, &word, 4, 0))
-			return tx_error(sid);
+		__builtin_memcpy(h + off, &word, 4);
 		off += 4;
 	}
-	if (ipx && bpf_skb_store_bytes(skb, off, &inner, sizeof(inner), 0))
+	if (ipx) {
+		/* adjust_room made the room after the inner MAC header: the store rewrites it in place */
+		__builtin_memcpy(h + off, &inner, sizeof(inner));
+		off += sizeof(inner);
+	}
+	if (off > HDR_MAX || bpf_skb_store_bytes(skb, 0, h, off, 0))
 		return tx_error(sid);
 	if (udp && (c->flags & TXF_UDP_CSUM) && udp_checksum(skb, c, ETH_HLEN + l3_len, l3_payload))
 		return tx_error(sid);
 
 	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sid);
 	if (ipx) {
-		/* the kernel routes the outer packet and fills in the MACs (resolving the neighbour when
-		 * needed), as it would for its own tunnel */
+		/* the kernel fills in the MACs from its neighbour table (resolving the next hop when
+		 * needed), as it would for its own tunnel; given the next hop the agent found on the
+		 * underlay route, it skips a route lookup per frame */
 		if (s) {
 			s->tx_packets += segs;
 			s->tx_bytes += inner_len;
 		}
-		return bpf_redirect_neigh(c->underlay_ifindex, 0, 0, 0);
+		if (!c->has_nexthop)
+			return bpf_redirect_neigh(c->underlay_ifindex, 0, 0, 0);
+		struct bpf_redir_neigh nh = {};
+		if (v6) {
+			nh.nh_family = AF_INET6;
+			__builtin_memcpy(nh.ipv6_nh, c->nexthop, 16);
+		} else {
+			nh.nh_family = AF_INET;
+			__builtin_memcpy(&nh.ipv4_nh, c->nexthop, 4);
+		}
+		return bpf_redirect_neigh(c->underlay_ifindex, &nh, sizeof(nh), 0);
 	}
-	/* redirect_neigh takes IP packets only (skb->protocol of an ARP frame stays ARP): the MACs the
-	 * agent read from the neighbour table */
-	if (!(c->dmac[0] | c->dmac[1] | c->dmac[2] | c->dmac[3] | c->dmac[4] | c->dmac[5]))
-		return tx_error(sid);
-	__u8 macs[12];
-	__builtin_memcpy(macs, c->dmac, 6);
-	__builtin_memcpy(macs + 6, c->smac, 6);
-	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
-		return tx_error(sid);
+	/* not IP: the MACs are in the header already */
 	if (s) {
 		s->tx_packets += segs;
 		s->tx_bytes += inner_len;
@@ -356,11 +372,11 @@ int l2tp_tx_ingress(struct __sk_buff *skb)
 	return l2tp_tx(skb, TC_ACT_SHOT);
 }
 
-/* Room for the headers the receive path parses directly: Ethernet, IPv4 without options, UDP,
- * the L2TPv3 header. */
 /* Room for the headers the receive path parses directly: Ethernet, IPv6 (or IPv4 without options),
  * UDP, the L2TPv3 header. */
 #define RX_PARSE (ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 8)
+/* What follows the session id: an 8-byte cookie, the sublayer, the inner Ethernet header at most. */
+#define RX_TAIL_MAX 32
 
 #define SEQ_MASK 0x00ffffff
 #define SEQ_OOS_MAX 4
@@ -488,8 +504,12 @@ int l2tp_rx(struct __sk_buff *skb)
 		tun_drop(tid, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
+	/* the parsed headers are in the linear part (pulled above) unless the datagram is short */
 	__u32 sid_be;
-	if (bpf_skb_load_bytes(skb, hoff, &sid_be, 4)) {
+	__u8 *sp = data + hoff;
+	if ((void *)(sp + 4) <= data_end) {
+		sid_be = *(__u32 *)sp;
+	} else if (bpf_skb_load_bytes(skb, hoff, &sid_be, 4)) {
 		tun_drop(tid, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
@@ -515,30 +535,24 @@ int l2tp_rx(struct __sk_buff *skb)
 		tun_drop(tid, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
-	if (clen) {
-		__u8 got[8] = {}, want[8];
-		__builtin_memcpy(want, r->cookie, 8);
-		if (clen == 4) {
-			if (bpf_skb_load_bytes(skb, hoff + 4, got, 4))
-				return sess_drop(sid, DROP_TRUNCATED);
-			if (*(__u32 *)got != *(__u32 *)want)
-				return sess_drop(sid, DROP_BAD_COOKIE);
-		} else {
-			if (bpf_skb_load_bytes(skb, hoff + 4, got, 8))
-				return sess_drop(sid, DROP_TRUNCATED);
-			if (*(__u64 *)got != *(__u64 *)want)
-				return sess_drop(sid, DROP_BAD_COOKIE);
-		}
-	}
+	/* cookie, sublayer and inner Ethernet header in one read */
+	__u8 b[RX_TAIL_MAX] __attribute__((aligned(8)));
+	__builtin_memset(b, 0, sizeof(b));
+	__u32 n = clen + l2len + ETH_HLEN;
+	if (n > sizeof(b) || bpf_skb_load_bytes(skb, hoff + 4, b, n))
+		return sess_drop(sid, DROP_TRUNCATED);
+	if (clen == 4 && *(__u32 *)b != *(__u32 *)r->cookie)
+		return sess_drop(sid, DROP_BAD_COOKIE);
+	if (clen == 8 && *(__u64 *)b != *(__u64 *)r->cookie)
+		return sess_drop(sid, DROP_BAD_COOKIE);
 	if (r->flags & RXF_REQUIRE_SEQ) {
-		__u32 w = 0;
-		if (!l2len || bpf_skb_load_bytes(skb, hoff + 4 + clen, &w, 4) ||
-		    seq_check(sid, bpf_ntohl(w)))
+		__u32 w;
+		__builtin_memcpy(&w, b + clen, 4);
+		if (!l2len || seq_check(sid, bpf_ntohl(w)))
 			return sess_drop(sid, DROP_SEQUENCE);
 	}
 	struct ethhdr inner;
-	if (bpf_skb_load_bytes(skb, eth_off, &inner, sizeof(inner)))
-		return sess_drop(sid, DROP_TRUNCATED);
+	__builtin_memcpy(&inner, b + clen + l2len, sizeof(inner));
 	__u32 ifindex = r->ifindex, dev_ifindex = r->dev_ifindex;
 	/* Lengths of a GSO super-packet are rewritten per segment: leave those alone. Otherwise bytes
 	 * beyond the IP length (the outer frame's padding) are not part of the frame; trimming them

@@ -23,7 +23,7 @@
 #define DROP_BAD_SOURCE 7
 #define NDROPS 8
 
-/* tx_cfg: key = ifindex of a device whose transmitted frames belong to the session. 76 bytes. */
+/* tx_cfg: key = ifindex of a device whose transmitted frames belong to the session. 92 bytes. */
 struct tx_cfg {
 	__u32 session_id;      /* local id: the statistics key */
 	__u32 peer_session_id; /* written on the wire */
@@ -34,13 +34,15 @@ struct tx_cfg {
 	__u8 cookie_len;
 	__u8 l2spec_len;
 	__u8 flags;
-	__u8 family; /* 4 or 6 */
-	__u8 pad[3];
+	__u8 family;	   /* 4 or 6 */
+	__u8 has_nexthop; /* nexthop holds the underlay route's next hop (of the same family) */
+	__u8 pad[2];
 	__u8 saddr[16]; /* IPv4: the first 4 bytes */
 	__u8 daddr[16];
 	__u8 cookie[8]; /* the local cookie: what we send */
 	__u8 dmac[6];   /* next hop on the underlay, for frames that are not IP */
 	__u8 smac[6];
+	__u8 nexthop[16]; /* IPv4: the first 4 bytes */
 };
 
 /* tun_map: key = the outer addresses and ports as received (local = destination). 40 bytes. */
