@@ -15,15 +15,17 @@
 // RTT is also printed as the time added over the bare bridge.
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 //               [--prefix P]   (namespace name prefix, default kdb)
-//               [--profile]    (during the 64-byte test: cycles and instructions per run of the ebpf
-//                               programs, by bpftool prog profile, and for every variant the cycles the
-//                               whole machine spent per received frame, by perf stat: others' load counts)
+//               [--profile]    (during the 64-byte test: time per run of the ebpf programs, from the
+//                               kernel's run statistics (which cost some time themselves), and for every
+//                               variant the cycles the whole machine spent per received frame, by perf
+//                               stat: others' load on a shared machine counts too)
 //               [--net N]      (second octet of the IPv4 subnets: underlays 10.N.9x.0/24, pods 10.N.250.0/24;
 //                               default 201)
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
+import { loadEbpfNative } from '../datapath/backend/ebpf/native.js';
 import { Lab, ipIn, inNsCapture, requireRoot } from '../test/harness/netns.js';
 import { startQemuPeer } from '../test/harness/qemu-peer.js';
 import { privateBpffs, startEbpfDatapath } from '../test/integration/datapath-ebpf-lab.js';
@@ -83,38 +85,28 @@ async function threadCpu(names: readonly string[]): Promise<number> {
   return ticks / hz;
 }
 
-/** What --profile found during one 64-byte test, as printable lines. */
-type Profiler = (seconds: number) => Promise<() => Promise<string[]>>;
+/** What --profile found during one 64-byte test (started with the test's duration), as lines. */
+type Profiler = (seconds: number) => Promise<string[]>;
 
-/** Starts `bpftool prog profile` on the program our filter runs on dev's hook in ns. */
-async function profileProg(ns: string, dev: string, hook: 'ingress' | 'egress', seconds: number) {
+/** Run count and total run time so far of the program our filter runs on dev's hook in ns. */
+async function progStats(ns: string, dev: string, hook: 'ingress' | 'egress') {
   const f = await inNsCapture(ns, 'tc', '-j', 'filter', 'show', 'dev', dev, hook);
   type Filter = { options?: { prog?: { id?: number; name?: string } } };
   const prog = (JSON.parse(f.stdout || '[]') as Filter[]).find((e) => e.options?.prog?.id)?.options?.prog;
-  if (!prog?.id) return async () => [`${dev} ${hook}: no program attached`];
-  const r = runCapture('bpftool', [
-    '-j',
-    'prog',
-    'profile',
-    'id',
-    String(prog.id),
-    'duration',
-    String(seconds),
-    'cycles',
-    'instructions',
-  ]);
-  return async () => {
-    const out = await r;
-    type Metric = { metric: string; run_cnt: number; value: number };
-    let ms: Metric[] = [];
-    try {
-      ms = JSON.parse(out.stdout || '[]') as Metric[];
-    } catch {
-      return [`${prog.name ?? prog.id}: bpftool: ${out.stderr.trim() || out.stdout.trim()}`];
-    }
-    const per = ms.map((m) => `${(m.value / Math.max(1, m.run_cnt)).toFixed(0)} ${m.metric}`).join(', ');
-    return [`${(prog.name ?? String(prog.id)).padEnd(16)} ${ms[0]?.run_cnt ?? 0} runs, per run ${per}`];
-  };
+  if (!prog?.id) return undefined;
+  const r = await runCapture('bpftool', ['-j', 'prog', 'show', 'id', String(prog.id)]);
+  const j = JSON.parse(r.stdout || '{}') as { run_cnt?: number; run_time_ns?: number };
+  return { name: prog.name ?? String(prog.id), runs: j.run_cnt ?? 0, ns: j.run_time_ns ?? 0 };
+}
+
+/** Time per run of the program on dev's hook over the next `seconds` (the kernel's run statistics). */
+async function profileProg(ns: string, dev: string, hook: 'ingress' | 'egress', seconds: number) {
+  const a = await progStats(ns, dev, hook);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const b = await progStats(ns, dev, hook);
+  if (!a || !b) return `${dev} ${hook}: no program attached`;
+  const runs = b.runs - a.runs;
+  return `${b.name.padEnd(16)} ${runs} runs, ${((b.ns - a.ns) / Math.max(1, runs)).toFixed(0)} ns per run`;
 }
 
 /** perf stat over the whole machine for `seconds`: cycles, to divide by the frames received. */
@@ -141,14 +133,14 @@ async function measure(p1: string, p2: string, profiler?: Profiler): Promise<Res
       ((await iperfJson(p1, ['-t', t, '-P', '2'])) as TcpEnd).end?.sum_received?.bits_per_second ?? 0;
     type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
     const udp = iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t]);
-    let profile: (() => Promise<string[]>) | undefined;
+    let profile: Promise<string[]> | undefined;
     let cycles: Promise<number> | undefined;
     if (profiler) {
       // the middle of the test: iperf3 is running at full rate by then
       await new Promise((r) => setTimeout(r, 1000));
       const span = Math.max(1, SECONDS - 2);
       cycles = perfCycles(span);
-      profile = await profiler(span);
+      profile = profiler(span);
     }
     const u = ((await udp) as UdpEnd).end?.sum;
     const pps64 = u ? ((u.packets ?? 0) - (u.lost_packets ?? 0)) / (u.seconds ?? SECONDS) : 0;
@@ -157,7 +149,7 @@ async function measure(p1: string, p2: string, profiler?: Profiler): Promise<Res
       const lines = [
         `machine ${(c / Math.max(1, pps64 * Math.max(1, SECONDS - 2))).toFixed(0)} cycles per frame`,
       ];
-      for (const l of await profile()) lines.push(l);
+      for (const l of await profile) lines.push(l);
       console.log(lines.map((l) => `  profile: ${l}`).join('\n'));
     }
     const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', POD2);
@@ -259,12 +251,13 @@ async function run(variant: Variant, n: number): Promise<Result> {
     await attach(h.h1, dev1, 'kdbr');
     const profiler: Profiler | undefined = !values.profile
       ? undefined
-      : async (secs) => {
-          if (variant !== 'ebpf') return async () => [];
-          const tx = await profileProg(h.h1, 'l2tpeth0', 'egress', secs);
-          const rx = await profileProg(h.h2, `${pfx}u2`, 'ingress', secs);
-          return async () => [...(await tx()), ...(await rx())];
-        };
+      : async (secs) =>
+          variant !== 'ebpf'
+            ? []
+            : Promise.all([
+                profileProg(h.h1, 'l2tpeth0', 'egress', secs),
+                profileProg(h.h2, `${pfx}u2`, 'ingress', secs),
+              ]);
     return await measure(`${pfx}p1`, `${pfx}p2`, profiler);
   } finally {
     await lab.cleanup();
@@ -272,6 +265,8 @@ async function run(variant: Variant, n: number): Promise<Result> {
 }
 
 requireRoot();
+// the kernel times every program run while this fd is open (the cost ends with the process)
+if (values.profile) loadEbpfNative().enableStats();
 const cpu = (await runCapture('nproc', [])).stdout.trim();
 console.log(
   `datapath bench: ${SECONDS}s per measurement, ${ROUNDS} interleaved round(s) (medians), ${cpu} CPUs (shared), ` +

@@ -27,6 +27,8 @@ export interface EbpfNative {
   mapKeys(fd: number, keySize: number): Buffer[];
   progId(fd: number): number;
   closeFd(fd: number): void;
+  /** Run counts and run times of every program (bpftool prog show) until the returned fd closes. */
+  enableStats(): number;
   setOffloads(ifname: string, o: { tso?: boolean; gso?: boolean; gro?: boolean; txcsum?: boolean }): void;
 }
 

@@ -11,6 +11,7 @@
  *   open(pinDir) -> { adopted, progs: {name: fd}, maps: {name: fd} }
  *   mapUpdate(fd, key, value) / mapDelete(fd, key) / mapLookup(fd, key, valueSize) / mapKeys(fd, keySize)
  *   progId(fd) / closeFd(fd)
+ *   enableStats() -> fd: the kernel counts run_cnt and run_time_ns of every program until it closes
  *   setOffloads(ifname, { tso?, gso?, gro?, txcsum? })
  */
 #include <errno.h>
@@ -284,6 +285,19 @@ static napi_value js_close_fd(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/* BPF_ENABLE_STATS is counted: holding this fd leaves the kernel.bpf_stats_enabled sysctl (and
+ * anyone else's fd) alone, and the cost of timing every run ends when the fd closes. */
+static napi_value js_enable_stats(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	union bpf_attr a = {0};
+	a.enable_stats.type = BPF_STATS_RUN_TIME;
+	int fd = sys_bpf(BPF_ENABLE_STATS, &a);
+	if (fd < 0)
+		return throw_errno(env, "enable program statistics", errno);
+	return num(env, (uint32_t)fd);
+}
+
 static int ethtool_set(int sock, const char *ifname, uint32_t cmd, uint32_t value)
 {
 	struct ethtool_value ev = {.cmd = cmd, .data = value};
@@ -342,6 +356,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"mapKeys", NULL, js_map_keys, NULL, NULL, NULL, napi_default, NULL},
 		{"progId", NULL, js_prog_id, NULL, NULL, NULL, napi_default, NULL},
 		{"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_default, NULL},
+		{"enableStats", NULL, js_enable_stats, NULL, NULL, NULL, napi_default, NULL},
 		{"setOffloads", NULL, js_set_offloads, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d);
