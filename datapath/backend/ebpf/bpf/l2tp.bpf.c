@@ -197,8 +197,12 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 	if (clen != 0 && clen != 4 && clen != 8)
 		return tx_error(sid);
 
+	/* the MAC header is in the linear part of a transmitted frame: read it without a helper */
 	struct ethhdr inner;
-	if (bpf_skb_load_bytes(skb, 0, &inner, sizeof(inner)))
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	if (data + sizeof(inner) <= data_end)
+		__builtin_memcpy(&inner, data, sizeof(inner));
+	else if (bpf_skb_load_bytes(skb, 0, &inner, sizeof(inner)))
 		return tx_error(sid);
 	__u32 inner_len = skb->len;
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
@@ -281,7 +285,7 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		__builtin_memcpy(h + 6, c->smac, 6);
 	}
 	if (udp) {
-		struct l2tp_udp {
+		struct {
 			struct udphdr u;
 			__u32 flags_ver;
 			__u32 session;
