@@ -17,8 +17,8 @@
 //               [--prefix P]   (namespace name prefix, default kdb)
 //               [--profile]    (during the 64-byte test: time per run of the ebpf programs, from the
 //                               kernel's run statistics (which cost some time themselves), and for every
-//                               variant the cycles the whole machine spent per received frame, by perf
-//                               stat: others' load on a shared machine counts too)
+//                               variant the CPU time the whole machine was busy per received frame
+//                               (/proc/stat: others' load on a shared machine counts too)
 //               [--net N]      (second octet of the IPv4 subnets: underlays 10.N.9x.0/24, pods 10.N.250.0/24;
 //                               default 201)
 import { spawn } from 'node:child_process';
@@ -109,14 +109,15 @@ async function profileProg(ns: string, dev: string, hook: 'ingress' | 'egress', 
   return `${b.name.padEnd(16)} ${runs} runs, ${((b.ns - a.ns) / Math.max(1, runs)).toFixed(0)} ns per run`;
 }
 
-/** perf stat over the whole machine for `seconds`: cycles, to divide by the frames received. */
-function perfCycles(seconds: number): Promise<number> {
-  return runCapture('perf', ['stat', '-a', '-x,', '-e', 'cycles', '--', 'sleep', String(seconds)]).then(
-    (r) => {
-      const row = r.stderr.split('\n').find((l) => l.includes(',cycles'));
-      return row ? Number(row.split(',')[0]) : NaN;
-    },
-  );
+/** CPU seconds the whole machine was busy (/proc/stat: all but idle and iowait) over `seconds`. */
+async function machineBusy(seconds: number): Promise<number> {
+  const busy = async () => {
+    const f = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0); // idle, iowait
+  };
+  const a = await busy();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return ((await busy()) - a) / 100; // USER_HZ
 }
 
 async function measure(p1: string, p2: string, profiler?: Profiler): Promise<Result> {
@@ -134,21 +135,20 @@ async function measure(p1: string, p2: string, profiler?: Profiler): Promise<Res
     type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
     const udp = iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t]);
     let profile: Promise<string[]> | undefined;
-    let cycles: Promise<number> | undefined;
+    let busy: Promise<number> | undefined;
     if (profiler) {
       // the middle of the test: iperf3 is running at full rate by then
       await new Promise((r) => setTimeout(r, 1000));
       const span = Math.max(1, SECONDS - 2);
-      cycles = perfCycles(span);
+      busy = machineBusy(span);
       profile = profiler(span);
     }
     const u = ((await udp) as UdpEnd).end?.sum;
     const pps64 = u ? ((u.packets ?? 0) - (u.lost_packets ?? 0)) / (u.seconds ?? SECONDS) : 0;
-    if (cycles && profile) {
-      const c = await cycles;
-      const lines = [
-        `machine ${(c / Math.max(1, pps64 * Math.max(1, SECONDS - 2))).toFixed(0)} cycles per frame`,
-      ];
+    if (busy && profile) {
+      const span = Math.max(1, SECONDS - 2);
+      const perFrame = ((await busy) / Math.max(1, pps64 * span)) * 1e6;
+      const lines = [`machine busy ${perFrame.toFixed(1)} us of CPU per received frame`];
       for (const l of await profile) lines.push(l);
       console.log(lines.map((l) => `  profile: ${l}`).join('\n'));
     }
