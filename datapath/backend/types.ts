@@ -31,6 +31,7 @@ export const DROP_REASONS = [
   'sequence',
   'oversized',
   'badSource',
+  'badChecksum',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

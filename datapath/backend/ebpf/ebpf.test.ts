@@ -16,7 +16,9 @@ import {
   macBytes,
   sumPerCpu,
   decodeSessStats,
+  decodeTunStats,
 } from './maps.js';
+import { DROP_REASONS } from '../types.js';
 import { addonPath } from './native.js';
 
 const OBJECT = join(addonPath(), '../../../../build/l2tp.bpf.o');
@@ -147,6 +149,21 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     const c = decodeSessStats(sumPerCpu(buf, SIZES.sessStats, cpus));
     assert.equal(c.txPackets, 6);
     assert.deepEqual(c.drops, { badCookie: 30 });
+  });
+
+  it('names the last drop counter badChecksum, in session and tunnel counters', () => {
+    // one counter per reason (the sizes are checked against the object file above)
+    assert.equal(SIZES.sessStats, 48 + 8 * DROP_REASONS.length);
+    assert.equal(SIZES.tunStats, 8 + 8 * DROP_REASONS.length);
+    const cpus = 2;
+    const sess = Buffer.alloc(SIZES.sessStats * cpus);
+    const tun = Buffer.alloc(SIZES.tunStats * cpus);
+    for (let cpu = 0; cpu < cpus; cpu++) {
+      sess.writeBigUInt64LE(3n, cpu * SIZES.sessStats + SIZES.sessStats - 8);
+      tun.writeBigUInt64LE(4n, cpu * SIZES.tunStats + SIZES.tunStats - 8);
+    }
+    assert.deepEqual(decodeSessStats(sumPerCpu(sess, SIZES.sessStats, cpus)).drops, { badChecksum: 6 });
+    assert.deepEqual(decodeTunStats(sumPerCpu(tun, SIZES.tunStats, cpus)).drops, { badChecksum: 8 });
   });
 });
 

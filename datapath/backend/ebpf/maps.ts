@@ -12,8 +12,8 @@ export const SIZES = {
   txCfg: 92,
   tunKey: 40,
   rxCfg: 24,
-  sessStats: 112,
-  tunStats: 72,
+  sessStats: 120,
+  tunStats: 80,
   seqState: 16,
 } as const;
 

@@ -79,15 +79,15 @@ struct {
 static __always_inline void tun_drop(__u32 tunnel_id, int reason)
 {
 	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tunnel_id);
-	if (t)
-		t->drops[reason & (NDROPS - 1)]++;
+	if (t && reason >= 0 && reason < NDROPS)
+		t->drops[reason]++;
 }
 
 static __always_inline int sess_drop(__u32 session_id, int reason)
 {
 	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &session_id);
-	if (s) {
-		s->drops[reason & (NDROPS - 1)]++;
+	if (s && reason >= 0 && reason < NDROPS) {
+		s->drops[reason]++;
 		s->rx_errors++;
 	}
 	return TC_ACT_SHOT;
@@ -118,19 +118,12 @@ static __always_inline __u16 ip_checksum(const struct iphdr *ip)
 	return (__u16)~sum;
 }
 
-/* The checksum loop reads the datagram in chunks: up to a jumbo frame with its outer headers. */
-#define CSUM_CHUNK 128
-#define CSUM_MAX_CHUNKS 80
-
-/* The outer UDP checksum over the pseudo-header and the datagram at uoff, stored in place. Only
- * frames whose inner checksums are already filled get here (the session device checksums in
- * software): a checksum still to be filled by a NIC would change the datagram after this sum. */
-static __always_inline int udp_checksum(struct __sk_buff *skb, const struct tx_cfg *c, __u32 uoff,
-					__u32 ulen)
+/* The one's-complement sum of the UDP pseudo-header (addresses of the family, length, protocol). */
+static __always_inline __u64 pseudo_sum(__u8 family, const void *saddr, const void *daddr, __u32 ulen)
 {
 	__u64 sum = 0;
-	const __u32 *sa = (const __u32 *)c->saddr, *da = (const __u32 *)c->daddr;
-	if (c->family == 6) {
+	const __u32 *sa = saddr, *da = daddr;
+	if (family == 6) {
 #pragma unroll
 		for (int i = 0; i < 4; i++)
 			sum += sa[i] + (__u64)da[i];
@@ -138,8 +131,26 @@ static __always_inline int udp_checksum(struct __sk_buff *skb, const struct tx_c
 		sum += sa[0] + (__u64)da[0];
 	}
 	/* the same 16-bit words either way; added in 64 bits, as two 32-bit words can carry out */
-	sum += (__u64)bpf_htonl(ulen) + bpf_htonl(IPPROTO_UDP);
+	return sum + (__u64)bpf_htonl(ulen) + bpf_htonl(IPPROTO_UDP);
+}
 
+static __always_inline __u16 csum_fold64(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+
+/* The checksum loop reads the datagram in chunks: up to a jumbo frame with its outer headers. */
+#define CSUM_CHUNK 128
+#define CSUM_MAX_CHUNKS 80
+
+/* sum plus the datagram of ulen bytes at uoff, folded to 16 bits (not complemented); -1 when the
+ * datagram cannot be read. Sending and receiving both sum this way. */
+static __always_inline int datagram_sum(struct __sk_buff *skb, __u64 sum, __u32 uoff, __u32 ulen)
+{
 	__u64 buf[CSUM_CHUNK / 8];
 	__u32 off = uoff, len = ulen;
 	for (int i = 0; i < CSUM_MAX_CHUNKS && len; i++) {
@@ -160,14 +171,38 @@ static __always_inline int udp_checksum(struct __sk_buff *skb, const struct tx_c
 	}
 	if (len)
 		return -1;
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
+	return csum_fold64(sum);
+}
+
+/* The outer UDP checksum over the pseudo-header and the datagram at uoff, stored in place. Only
+ * frames whose inner checksums are already filled get here (the session device checksums in
+ * software): a checksum still to be filled by a NIC would change the datagram after this sum. */
+static __always_inline int udp_checksum(struct __sk_buff *skb, const struct tx_cfg *c, __u32 uoff,
+					__u32 ulen)
+{
+	int sum = datagram_sum(skb, pseudo_sum(c->family, c->saddr, c->daddr, ulen), uoff, ulen);
+	if (sum < 0)
+		return -1;
 	__u16 check = ~sum & 0xffff;
 	if (!check)
 		check = 0xffff; /* 0 means "no checksum" */
 	return bpf_skb_store_bytes(skb, uoff + 6, &check, 2, 0) ? -1 : 0;
+}
+
+/* Whether a received datagram's non-zero UDP checksum holds, as the kernel's UDP socket would judge
+ * it. Not summed again: what the device or the kernel verified (CHECKSUM_UNNECESSARY), and GSO
+ * super-packets (merged by GRO, which verified them, or built by a local sender that leaves the
+ * checksum to the device). A local sender's datagram whose checksum is left to the device
+ * (CHECKSUM_PARTIAL, which the kernel accepts unverified and a program cannot see) holds the
+ * pseudo-header's sum in the field: that is accepted too. */
+static __always_inline int udp_checksum_ok(struct __sk_buff *skb, const struct tun_key *tk,
+					   __u16 check, __u32 uoff, __u32 ulen)
+{
+	if (skb->gso_size || bpf_csum_level(skb, BPF_CSUM_LEVEL_QUERY) >= 0)
+		return 1;
+	__u16 pseudo = csum_fold64(pseudo_sum(tk->family, tk->remote, tk->local, ulen));
+	int sum = datagram_sum(skb, pseudo, uoff, ulen);
+	return sum == 0xffff || check == pseudo;
 }
 
 struct outer4 {
@@ -459,12 +494,15 @@ int l2tp_rx(struct __sk_buff *skb)
 
 	__u32 hoff; /* offset of the session id */
 	__u8 *l4 = data + ETH_HLEN + l3_len;
+	__u16 ucheck = 0, ulen = 0;
 	if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = (void *)l4;
 		if ((void *)(uh + 1) > data_end)
 			return TC_ACT_OK;
 		tk.lport = uh->dest;
 		tk.rport = uh->source;
+		ucheck = uh->check;
+		ulen = bpf_ntohs(uh->len);
 		tk.encap = ENCAP_UDP;
 		hoff = ETH_HLEN + l3_len + sizeof(struct udphdr) + 4;
 	} else if (proto == IPPROTO_L2TP) {
@@ -489,6 +527,18 @@ int l2tp_rx(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	if (tk.encap == ENCAP_UDP) {
+		/* as the kernel's UDP socket: the datagram within the IP packet, its checksum right (0 is
+		 * "none") before anything of L2TP is looked at */
+		__u32 uoff = ETH_HLEN + l3_len;
+		if (ulen < sizeof(struct udphdr) || uoff + ulen > ip_end) {
+			tun_drop(tid, DROP_TRUNCATED);
+			return TC_ACT_SHOT;
+		}
+		if (ucheck && !udp_checksum_ok(skb, &tk, ucheck, uoff, ulen)) {
+			tun_drop(tid, DROP_BAD_CHECKSUM);
+			return TC_ACT_SHOT;
+		}
+		ip_end = uoff + ulen; /* bytes after the datagram are not part of it */
 		/* the flags and version word decides first: control or another version, whatever follows */
 		__u8 *l = l4 + sizeof(struct udphdr);
 		if ((void *)(l + 2) > data_end || ip_end < hoff - 2) {

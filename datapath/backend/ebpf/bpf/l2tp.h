@@ -21,7 +21,8 @@
 #define DROP_SEQUENCE 5
 #define DROP_OVERSIZED 6
 #define DROP_BAD_SOURCE 7
-#define NDROPS 8
+#define DROP_BAD_CHECKSUM 8
+#define NDROPS 9
 
 /* tx_cfg: key = ifindex of a device whose transmitted frames belong to the session. 92 bytes. */
 struct tx_cfg {
@@ -68,13 +69,13 @@ struct rx_cfg {
 	__u8 cookie[8]; /* the peer cookie: what we expect */
 };
 
-/* sess_stats (per CPU): key = local session id. 112 bytes. */
+/* sess_stats (per CPU): key = local session id. 120 bytes. */
 struct sess_stats {
 	__u64 tx_packets, tx_bytes, tx_errors, rx_packets, rx_bytes, rx_errors;
 	__u64 drops[NDROPS];
 };
 
-/* tun_stats (per CPU): key = tunnel id. 72 bytes. */
+/* tun_stats (per CPU): key = tunnel id. 80 bytes. */
 struct tun_stats {
 	__u64 rx_packets;
 	__u64 drops[NDROPS];
