@@ -1,6 +1,6 @@
 // Hostile traffic at the ebpf receive path: wrong session, wrong cookie, truncated, control bit, bad
 // version, random garbage and a flood, sent from the peer's own address (and UDP port) so that they
-// match the tunnel. Every packet is dropped and counted under its reason, a concurrent ping does not
+// match the tunnel; over UDP, wrong outer checksums too (right ones pass). Every packet is dropped and counted under its reason, a concurrent ping does not
 // notice, and a TCP connection between the two nodes (underlay traffic the programs must pass
 // untouched) lives through the programs being attached and detached.
 import assert from 'node:assert/strict';
@@ -86,7 +86,40 @@ for (const encap of ['udp', 'ip'] as const) {
         const send = hostileSender(h, encap);
         const pinged = backgroundPing(lab, `${p}p1`, '10.203.0.2', 400);
         // 1. each malformed kind, 10 times
-        const { mid } = await sendHostileCases(h, encap, d1);
+        const { mid: afterCases } = await sendHostileCases(h, encap, d1);
+        let mid = afterCases;
+        if (encap === 'udp') {
+          // 1b. checksummed datagrams of the session, the raw socket's unverified by any kernel: a
+          // wrong one is dropped before L2TP is looked at, a right one (odd lengths too) passes
+          const frames = [46, 47, 61, 333, 1001, 1400].map((n) =>
+            msg(1001, goodCookie, '00000000' + randomBytes(n).toString('hex')),
+          );
+          await send(
+            frames.flatMap((f) => [f, f]),
+            undefined,
+            'bad',
+          );
+          await send(frames, undefined, 'good');
+          await new Promise((r) => setTimeout(r, 300));
+          mid = totals(await d1.counters());
+          const drops = (x: typeof mid) => sum(x.tunnelDrops) + sum(x.sessionDrops);
+          assert.equal(
+            (mid.tunnelDrops.badChecksum ?? 0) - (afterCases.tunnelDrops.badChecksum ?? 0),
+            frames.length * 2,
+            'every wrong checksum dropped as badChecksum',
+          );
+          assert.equal(
+            drops(mid) - drops(afterCases),
+            frames.length * 2,
+            `nothing else dropped: ${JSON.stringify([mid.tunnelDrops, mid.sessionDrops])}`,
+          );
+          // each was seen by the tunnel and only the wrong ones were dropped: the right ones were
+          // forwarded (every datagram is one or the other, checked below once the ping is over)
+          assert.ok(
+            mid.t.rxPackets - afterCases.t.rxPackets >= frames.length * 3,
+            'every checksummed datagram seen by the tunnel',
+          );
+        }
 
         // 2. random garbage, authentic L2TP around malformed frames, and a flood of unknown sessions
         const garbage = Array.from({ length: 300 }, () =>

@@ -7,15 +7,37 @@ import type { CountersDump, DatapathProc, Hosts } from './datapath-lab.js';
 
 // Sends hex payloads (JSON on stdin) from (src, sport) to (dst, dport) over UDP, or as IP protocol 115.
 // UDP goes through a raw socket with a header of its own: the peer's datapath holds (src, sport) and
-// shares it with nobody. The checksum is 0 (none), which IPv4 receivers accept.
+// shares it with nobody. The checksum is 0 (none), which IPv4 receivers accept, unless csum asks for
+// a right one ("good") or a wrong non-zero one ("bad"). The kernel leaves a raw socket's checksum
+// alone and marks nothing verified (CHECKSUM_NONE), so the receiver sees it as sent.
 export const SENDER = `
 import json, socket, struct, sys
 a = json.load(sys.stdin)
+def fold(b):
+    if len(b) % 2: b += b"\\0"
+    n = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while n >> 16: n = (n & 0xffff) + (n >> 16)
+    return n
+def udp(b):
+    n = 8 + len(b)
+    h = struct.pack("!HHHH", a["sport"], a["dport"], n, 0)
+    c = a.get("csum")
+    if not c:
+        return h + b
+    pseudo = socket.inet_aton(a["src"]) + socket.inet_aton(a["dst"]) + struct.pack("!HH", 17, n)
+    good = (0xffff - fold(pseudo + h + b)) or 0xffff
+    check = good
+    if c == "bad":
+        # wrong, non-zero, and not the pseudo-header's sum (what a checksum left to the device holds)
+        check = good + 1 if good < 0xffff else 1
+        if check == fold(pseudo):
+            check = check + 1 if check < 0xffff else 1
+    return h[:6] + struct.pack("!H", check) + b
 if a["mode"] == "udp":
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
     s.bind((a["src"], 0))
     dst = (a["dst"], 0)
-    wrap = lambda b: struct.pack("!HHHH", a["sport"], a["dport"], 8 + len(b), 0) + b
+    wrap = udp
 else:
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 115)
     s.bind((a["src"], 0))
@@ -84,9 +106,18 @@ export function hostileCases(encap: 'udp' | 'ip'): {
 
 /** Sends hex payloads from host 2 to host 1's tunnel endpoint (see pairConfigs), then a flood. */
 export function hostileSender(h: Hosts, encap: 'udp' | 'ip') {
-  return (packets: string[], flood?: { hex: string; count: number }) =>
+  return (packets: string[], flood?: { hex: string; count: number }, csum?: 'good' | 'bad') =>
     run('ip', ['netns', 'exec', h.h2, 'python3', '-c', SENDER], {
-      input: JSON.stringify({ mode: encap, src: h.u2, sport: 5002, dst: h.u1, dport: 5001, packets, flood }),
+      input: JSON.stringify({
+        mode: encap,
+        src: h.u2,
+        sport: 5002,
+        dst: h.u1,
+        dport: 5001,
+        packets,
+        flood,
+        csum,
+      }),
     });
 }
 
