@@ -83,20 +83,24 @@ describe('WorkQueue', () => {
     assert.equal(calls, 3);
   });
 
-  it('requeueAfterMs brings the key back; stop ends the workers and drops timers', async () => {
+  /** One worker whose reconcile counts its calls and answers `result(calls)`. */
+  function counting(result: (calls: number) => { requeueAfterMs: number } | undefined = () => undefined) {
     const q = new WorkQueue();
-    let calls = 0;
-    const run = q.run(
+    const c = { q, calls: 0, run: Promise.resolve() };
+    c.run = q.run(
       1,
-      async () => {
-        calls++;
-        return calls === 1 ? { requeueAfterMs: 10 } : undefined;
-      },
+      async () => result(++c.calls),
       () => {},
     );
+    return c;
+  }
+
+  it('requeueAfterMs brings the key back; stop ends the workers and drops timers', async () => {
+    const c = counting((calls) => (calls === 1 ? { requeueAfterMs: 10 } : undefined));
+    const { q, run } = c;
     q.add('r');
-    await until(() => calls >= 2);
-    assert.equal(calls, 2);
+    await until(() => c.calls >= 2);
+    assert.equal(c.calls, 2);
     q.addAfter('r', 60_000);
     q.stop();
     await run;
@@ -106,24 +110,17 @@ describe('WorkQueue', () => {
 
   it('of two delays pending for one key the earlier wins: a long wait never hides a short one', async () => {
     // an object waiting a minute (a held status) and then deleted asks for 10 ms: the 10 ms count
-    const q = new WorkQueue();
-    let calls = 0;
-    const run = q.run(
-      1,
-      async () => {
-        calls++;
-      },
-      () => {},
-    );
+    const c = counting();
+    const { q, run } = c;
     q.addAfter('k', 60_000);
     q.addAfter('k', 10);
-    await until(() => calls >= 1, 2000);
-    assert.equal(calls, 1, 'the 10 ms delay ran the key');
+    await until(() => c.calls >= 1, 2000);
+    assert.equal(c.calls, 1, 'the 10 ms delay ran the key');
     // a later delay asked for after an earlier one changes nothing
     q.addAfter('k', 10);
     q.addAfter('k', 60_000);
-    await until(() => calls >= 2, 2000);
-    assert.equal(calls, 2);
+    await until(() => c.calls >= 2, 2000);
+    assert.equal(c.calls, 2);
     q.stop();
     await run;
   });
