@@ -235,6 +235,9 @@ export function encodeDelGroup(group: number): Buffer {
 
 export const CREATE_FLAGS = NLM_F_CREATE | NLM_F_EXCL;
 
+/** The kernel's answer for a link that is not (or no longer) there. */
+const noDevice = (e: unknown) => (e as { code?: string }).code === 'ENODEV';
+
 /** rtnetlink link operations on one NETLINK_ROUTE socket. */
 export class RtnlLinks {
   constructor(private readonly sock: NetlinkSocket) {}
@@ -263,7 +266,7 @@ export class RtnlLinks {
       );
       return r[0] ? decodeLink(r[0]) : undefined;
     } catch (e) {
-      if ((e as { code?: string }).code === 'ENODEV') return undefined;
+      if (noDevice(e)) return undefined;
       throw e;
     }
   }
@@ -333,7 +336,7 @@ export class RtnlLinks {
         await this.set(index, { group }, undefined);
         mine.add(index);
       } catch (e) {
-        if ((e as { code?: string }).code !== 'ENODEV') throw e;
+        if (!noDevice(e)) throw e;
       }
     }
     if (mine.size === 0) return { deleted: 0, batched: false };
@@ -342,7 +345,7 @@ export class RtnlLinks {
       try {
         await this.delGroup(group);
       } catch (e) {
-        if ((e as { code?: string }).code !== 'ENODEV') throw e;
+        if (!noDevice(e)) throw e;
       }
       return { deleted: inGroup.length, batched: true };
     }
@@ -352,7 +355,7 @@ export class RtnlLinks {
         await this.del(index);
         deleted++;
       } catch (e) {
-        if ((e as { code?: string }).code !== 'ENODEV') throw e;
+        if (!noDevice(e)) throw e;
       }
     }
     return { deleted, batched: false };
