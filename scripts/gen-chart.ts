@@ -6,16 +6,7 @@
 import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import {
-  AGENT_CLUSTER_RULES,
-  AGENT_SA,
-  OPERATOR_CLUSTER_RULES,
-  OPERATOR_NAMESPACE_RULES,
-  OPERATOR_SA,
-  UNINSTALL_CLUSTER_RULES,
-  UNINSTALL_NAMESPACE_RULES,
-  UNINSTALL_SA,
-} from '../lib/api/rbac.js';
+import { IDENTITIES } from '../lib/api/rbac.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const chartDir = process.argv[2] ?? join(root, 'deploy', 'helm', 'kube-l2tp');
@@ -33,15 +24,6 @@ const header = [
   '# the datapath pods it creates), so they are fixed here rather than derived from the release name.',
   '',
 ].join('\n');
-const data = {
-  serviceAccounts: { operator: OPERATOR_SA, agent: AGENT_SA, uninstall: UNINSTALL_SA },
-  operatorClusterRules: OPERATOR_CLUSTER_RULES,
-  operatorNamespaceRules: OPERATOR_NAMESPACE_RULES,
-  agentClusterRules: AGENT_CLUSTER_RULES,
-  // the pre-delete hook (templates/uninstall.yaml)
-  uninstallClusterRules: UNINSTALL_CLUSTER_RULES,
-  uninstallNamespaceRules: UNINSTALL_NAMESPACE_RULES,
-};
 mkdirSync(join(chartDir, 'files'), { recursive: true });
-writeFileSync(join(chartDir, 'files', 'rbac.yaml'), header + YAML.stringify(data, { lineWidth: 0 }));
+writeFileSync(join(chartDir, 'files', 'rbac.yaml'), header + YAML.stringify(IDENTITIES, { lineWidth: 0 }));
 console.log(`wrote ${crds.length} CRDs and files/rbac.yaml to ${chartDir}`);

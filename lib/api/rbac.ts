@@ -101,96 +101,60 @@ export const UNINSTALL_NAMESPACE_RULES: PolicyRule[] = [
   },
 ];
 
+/** Each identity the project runs as: its ServiceAccount and rules. The chart's files/rbac.yaml is this. */
+export interface Identity {
+  serviceAccount: string;
+  clusterRules: PolicyRule[];
+  /** In the release namespace. */
+  namespaceRules?: PolicyRule[];
+}
+
+export const IDENTITIES = {
+  operator: {
+    serviceAccount: OPERATOR_SA,
+    clusterRules: OPERATOR_CLUSTER_RULES,
+    namespaceRules: OPERATOR_NAMESPACE_RULES,
+  },
+  agent: { serviceAccount: AGENT_SA, clusterRules: AGENT_CLUSTER_RULES },
+  /** The chart's pre-delete hook (templates/uninstall.yaml), only while it runs. */
+  uninstall: {
+    serviceAccount: UNINSTALL_SA,
+    clusterRules: UNINSTALL_CLUSTER_RULES,
+    namespaceRules: UNINSTALL_NAMESPACE_RULES,
+  },
+} as const satisfies Record<string, Identity>;
+
 type Obj = Record<string, unknown>;
 
-export function rbacObjects(namespace = DEFAULT_NAMESPACE): Obj[] {
+/** One identity as plain objects: ServiceAccount, ClusterRole and binding, Role and binding if any. */
+function identityObjects(id: Identity, namespace: string): Obj[] {
   const labels = { 'app.kubernetes.io/name': 'kube-l2tp' };
-  const sa = (name: string): Obj => ({
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata: { name, namespace, labels },
-  });
-  const subject = (name: string) => [{ kind: 'ServiceAccount', name, namespace }];
+  const name = id.serviceAccount;
   const rbac = 'rbac.authorization.k8s.io';
+  const subjects = [{ kind: 'ServiceAccount', name, namespace }];
+  const role = (kind: 'ClusterRole' | 'Role', rules: PolicyRule[]): Obj[] => {
+    const metadata = kind === 'Role' ? { name, namespace, labels } : { name, labels };
+    return [
+      { apiVersion: `${rbac}/v1`, kind, metadata, rules },
+      {
+        apiVersion: `${rbac}/v1`,
+        kind: `${kind}Binding`,
+        metadata,
+        roleRef: { apiGroup: rbac, kind, name },
+        subjects,
+      },
+    ];
+  };
   return [
-    sa(OPERATOR_SA),
-    sa(AGENT_SA),
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'ClusterRole',
-      metadata: { name: OPERATOR_SA, labels },
-      rules: OPERATOR_CLUSTER_RULES,
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'ClusterRoleBinding',
-      metadata: { name: OPERATOR_SA, labels },
-      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: OPERATOR_SA },
-      subjects: subject(OPERATOR_SA),
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'Role',
-      metadata: { name: OPERATOR_SA, namespace, labels },
-      rules: OPERATOR_NAMESPACE_RULES,
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'RoleBinding',
-      metadata: { name: OPERATOR_SA, namespace, labels },
-      roleRef: { apiGroup: rbac, kind: 'Role', name: OPERATOR_SA },
-      subjects: subject(OPERATOR_SA),
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'ClusterRole',
-      metadata: { name: AGENT_SA, labels },
-      rules: AGENT_CLUSTER_RULES,
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'ClusterRoleBinding',
-      metadata: { name: AGENT_SA, labels },
-      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: AGENT_SA },
-      subjects: subject(AGENT_SA),
-    },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels } },
+    ...role('ClusterRole', id.clusterRules),
+    ...(id.namespaceRules ? role('Role', id.namespaceRules) : []),
   ];
 }
 
-/** The uninstall hook's identity as plain objects (the chart renders the same from files/rbac.yaml). */
-export function uninstallRbacObjects(namespace = DEFAULT_NAMESPACE): Obj[] {
-  const labels = { 'app.kubernetes.io/name': 'kube-l2tp', 'app.kubernetes.io/component': 'uninstall' };
-  const rbac = 'rbac.authorization.k8s.io';
-  const subjects = [{ kind: 'ServiceAccount', name: UNINSTALL_SA, namespace }];
-  return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: UNINSTALL_SA, namespace, labels } },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'ClusterRole',
-      metadata: { name: UNINSTALL_SA, labels },
-      rules: UNINSTALL_CLUSTER_RULES,
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'ClusterRoleBinding',
-      metadata: { name: UNINSTALL_SA, labels },
-      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: UNINSTALL_SA },
-      subjects,
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'Role',
-      metadata: { name: UNINSTALL_SA, namespace, labels },
-      rules: UNINSTALL_NAMESPACE_RULES,
-    },
-    {
-      apiVersion: `${rbac}/v1`,
-      kind: 'RoleBinding',
-      metadata: { name: UNINSTALL_SA, namespace, labels },
-      roleRef: { apiGroup: rbac, kind: 'Role', name: UNINSTALL_SA },
-      subjects,
-    },
-  ];
+/** The operator's and the agent's identities as plain objects (deploy/rbac, the integration tests). */
+export function rbacObjects(namespace = DEFAULT_NAMESPACE): Obj[] {
+  return [IDENTITIES.operator, IDENTITIES.agent].flatMap((id) => identityObjects(id, namespace));
 }
 
 export function renderRBACFiles(namespace = DEFAULT_NAMESPACE): Map<string, string> {

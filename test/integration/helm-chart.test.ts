@@ -10,16 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { runCapture } from '../../lib/exec.js';
-import {
-  AGENT_CLUSTER_RULES,
-  AGENT_SA,
-  OPERATOR_CLUSTER_RULES,
-  OPERATOR_NAMESPACE_RULES,
-  OPERATOR_SA,
-  UNINSTALL_CLUSTER_RULES,
-  UNINSTALL_NAMESPACE_RULES,
-  UNINSTALL_SA,
-} from '../../lib/api/rbac.js';
+import { AGENT_CLUSTER_RULES, AGENT_SA, IDENTITIES, OPERATOR_SA, UNINSTALL_SA, type Identity } from '../../lib/api/rbac.js';
 import { startControlPlane, toolsBinDir, type ControlPlane } from '../harness/controlplane.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -144,11 +135,10 @@ describe('helm chart: lint and template', () => {
         }
       }
       const rules = (kind: string, name: string) => find(objs, kind, name).rules;
-      assert.deepEqual(rules('ClusterRole', OPERATOR_SA), OPERATOR_CLUSTER_RULES);
-      assert.deepEqual(rules('Role', OPERATOR_SA), OPERATOR_NAMESPACE_RULES);
-      assert.deepEqual(rules('ClusterRole', AGENT_SA), AGENT_CLUSTER_RULES);
-      assert.deepEqual(rules('ClusterRole', UNINSTALL_SA), UNINSTALL_CLUSTER_RULES);
-      assert.deepEqual(rules('Role', UNINSTALL_SA), UNINSTALL_NAMESPACE_RULES);
+      for (const id of Object.values(IDENTITIES) as Identity[]) {
+        assert.deepEqual(rules('ClusterRole', id.serviceAccount), id.clusterRules);
+        if (id.namespaceRules) assert.deepEqual(rules('Role', id.serviceAccount), id.namespaceRules);
+      }
       // the agent never writes a node state's spec, creates or deletes one, or reads Secrets
       for (const rule of AGENT_CLUSTER_RULES) {
         if (rule.resources.includes('l2tpnodestates')) {

@@ -124,9 +124,20 @@ static napi_value drops_array(napi_env env, const uint64_t *drops) {
   return arr;
 }
 
-static struct handle *get_handle(napi_env env, napi_value v) {
+/* Reads up to n arguments into argv (*argc: how many were passed); false after throwing. */
+static bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, size_t *argc) {
+  *argc = n;
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) == napi_ok) return true;
+  napi_throw_error(env, NULL, "cannot read the call's arguments");
+  return false;
+}
+
+/* The arguments of a call whose first one is an open tunnel's handle: the handle, or NULL after throwing. */
+static struct handle *handle_call(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                                  size_t *argc) {
   struct handle *h = NULL;
-  if (napi_get_value_external(env, v, (void **)&h) != napi_ok || !h || !h->t) {
+  if (!get_args(env, info, n, argv, argc)) return NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok || !h || !h->t) {
     napi_throw_error(env, NULL, "tunnel handle is closed or invalid");
     return NULL;
   }
@@ -134,9 +145,9 @@ static struct handle *get_handle(napi_env env, napi_value v) {
 }
 
 static napi_value open_tap(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 2, argv, &argc)) return NULL;
   char name[64] = {0}, actual[64] = {0};
   size_t n;
   bool vnet = false;
@@ -153,9 +164,9 @@ static napi_value open_tap(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_tap_persist(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 2, argv, &argc)) return NULL;
   int32_t fd;
   bool p;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
@@ -166,9 +177,9 @@ static napi_value set_tap_persist(napi_env env, napi_callback_info info) {
 }
 
 static napi_value close_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+  size_t argc;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 1, argv, &argc)) return NULL;
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   close(fd);
@@ -238,9 +249,9 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
 }
 
 static napi_value create_tunnel(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 2, argv, &argc)) return NULL;
   struct tunnel_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   char encap[8];
@@ -281,10 +292,9 @@ static napi_value create_tunnel(napi_env env, napi_callback_info info) {
 }
 
 static napi_value add_session(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_call(env, info, 2, argv, &argc);
   if (!h) return NULL;
   struct l2tp_session *s = calloc(1, sizeof *s);
   if (!s) return throw_errno(env, ENOMEM, "calloc");
@@ -315,10 +325,9 @@ static napi_value add_session(napi_env env, napi_callback_info info) {
 }
 
 static napi_value remove_session(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
+  size_t argc;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_call(env, info, 3, argv, &argc);
   if (!h) return NULL;
   uint32_t sid;
   bool keep = false;
@@ -330,10 +339,9 @@ static napi_value remove_session(napi_env env, napi_callback_info info) {
 }
 
 static napi_value session_counters(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_call(env, info, 2, argv, &argc);
   if (!h) return NULL;
   uint32_t sid;
   CHECK(napi_get_value_uint32(env, argv[1], &sid));
@@ -355,10 +363,9 @@ static napi_value session_counters(napi_env env, napi_callback_info info) {
 }
 
 static napi_value event_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+  size_t argc;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_call(env, info, 1, argv, &argc);
   if (!h) return NULL;
   pthread_mutex_lock(&h->mu);
   double delivered = (double)h->delivered, suppressed = (double)(h->suppressed + h->lim.suppressed);
@@ -371,10 +378,9 @@ static napi_value event_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value tunnel_counters_js(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+  size_t argc;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_call(env, info, 1, argv, &argc);
   if (!h) return NULL;
   struct tunnel_counters c;
   tunnel_counters(h->t, &c);
@@ -386,9 +392,9 @@ static napi_value tunnel_counters_js(napi_env env, napi_callback_info info) {
 }
 
 static napi_value close_tunnel(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+  size_t argc;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 2, argv, &argc)) return NULL;
   struct handle *h = NULL;
   if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok || !h) return NULL;
   if (!h->t) return NULL; /* already closed */

@@ -9,11 +9,11 @@
 {{- end -}}
 
 {{- define "kube-l2tp.operatorServiceAccount" -}}
-{{- (include "kube-l2tp.rbac" . | fromYaml).serviceAccounts.operator -}}
+{{- (include "kube-l2tp.rbac" . | fromYaml).operator.serviceAccount -}}
 {{- end -}}
 
 {{- define "kube-l2tp.agentServiceAccount" -}}
-{{- (include "kube-l2tp.rbac" . | fromYaml).serviceAccounts.agent -}}
+{{- (include "kube-l2tp.rbac" . | fromYaml).agent.serviceAccount -}}
 {{- end -}}
 
 {{- define "kube-l2tp.labels" -}}
