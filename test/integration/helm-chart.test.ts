@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { runCapture } from '../../lib/exec.js';
-import { AGENT_CLUSTER_RULES, AGENT_SA, IDENTITIES, OPERATOR_SA, UNINSTALL_SA, type Identity } from '../../lib/api/rbac.js';
+import {
+  AGENT_CLUSTER_RULES,
+  AGENT_SA,
+  IDENTITIES,
+  OPERATOR_SA,
+  UNINSTALL_SA,
+  type Identity,
+} from '../../lib/api/rbac.js';
 import { startControlPlane, toolsBinDir, type ControlPlane } from '../harness/controlplane.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
