@@ -7,6 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../lib/api/schemas.js';
 import { silentLogger } from '../lib/log.js';
 import { MemoryApi } from '../test/fakes/memory-api.js';
+import { pseudowireObject, tunnelObject } from '../test/fakes/objects.js';
 import { Controller, DEFAULT_CONTROLLER } from './controller.js';
 import { createMetrics } from './metrics.js';
 import { DEFAULT_POD_CONFIG, FINALIZER } from './render.js';
@@ -17,29 +18,14 @@ const node = (name: string, ip: string) => ({
   metadata: { name },
   status: { addresses: [{ type: 'InternalIP', address: ip }] },
 });
-const tunnel: L2TPTunnel = {
-  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
-  kind: 'L2TPTunnel',
-  metadata: { name: 'a-to-b' },
-  spec: {
-    encapsulation: 'UDP',
-    udpChecksum: false,
-    local: { node: 'a' },
-    peer: { node: 'b' },
-    allowedNamespaces: ['lab'],
-  },
-};
-const pw = (name: string, extra: Partial<Pseudowire['spec']> = {}): Pseudowire => ({
-  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
-  kind: 'Pseudowire',
-  metadata: { name, namespace: 'lab' },
-  spec: {
+const tunnel = tunnelObject('a-to-b');
+const pw = (name: string, extra: Partial<Pseudowire['spec']> = {}): Pseudowire =>
+  pseudowireObject(name, {
     tunnelRef: { name: 'a-to-b' },
     l2SpecificSublayer: 'Default',
     attachment: { mode: 'Bridge' },
     ...extra,
-  },
-});
+  });
 
 const running: Controller[] = [];
 afterEach(async () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../lib/api/schemas.js';
+import type { L2TPNodeState, Pseudowire } from '../lib/api/schemas.js';
 import {
   DEFAULT_POD_CONFIG,
   desiredDatapathPod,
@@ -11,39 +11,26 @@ import {
   rollupPseudowire,
 } from './render.js';
 import { setCondition } from '../lib/api/conditions.js';
+import { pseudowireObject, tunnelObject } from '../test/fakes/objects.js';
 
-const tunnel: L2TPTunnel = {
-  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
-  kind: 'L2TPTunnel',
-  metadata: { name: 't' },
-  spec: {
-    encapsulation: 'UDP',
-    udpChecksum: false,
-    local: { node: 'a' },
-    peer: { node: 'b' },
-    allowedNamespaces: ['lab'],
-  },
-  status: {
-    tunnelID: 42,
-    peerTunnelID: 45,
-    udpPort: 5000,
-    peerUDPPort: 5001,
-    localAddress: '10.0.0.1',
-    peerAddress: '10.0.0.2',
-  },
-};
-const pw: Pseudowire = {
-  apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
-  kind: 'Pseudowire',
-  metadata: { name: 'red', namespace: 'lab', uid: 'u1' },
-  spec: {
+const tunnel = tunnelObject('t', {
+  tunnelID: 42,
+  peerTunnelID: 45,
+  udpPort: 5000,
+  peerUDPPort: 5001,
+  localAddress: '10.0.0.1',
+  peerAddress: '10.0.0.2',
+});
+const pw = pseudowireObject(
+  'red',
+  {
     tunnelRef: { name: 't' },
     l2SpecificSublayer: 'None',
     attachment: { mode: 'Exclusive' },
     mtu: 1400,
   },
-  status: { sessionID: 128, peerSessionID: 5196755 },
-};
+  { uid: 'u1', status: { sessionID: 128, peerSessionID: 5196755 } },
+);
 const cookies = (_p: Pseudowire, w: 'cookie' | 'peerCookie') =>
   w === 'cookie' ? 'aaaaaaaa' : 'bbbbbbbbbbbbbbbb';
 
