@@ -4,7 +4,7 @@
 // pod) and back, and a restarted agent adopts programs, maps and devices.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
@@ -18,11 +18,9 @@ import { privateBpffs } from './datapath-ebpf-lab.js';
 const NODE = 'ebanode1';
 const PEER = 'ebapeer1';
 const POD = 'ebapod1';
-const repo = process.cwd();
 let env: AgentEnv;
 const lab = new Lab();
 let bpffs: string;
-const procs: ChildProcess[] = [];
 
 const startAgent = () => env.startAgent(['--backend', 'auto', '--bpffs', join(bpffs, 'node')]);
 
@@ -65,10 +63,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of procs) await stopAgent(p);
-  await env?.stop();
-  // the agent leaves devices on SIGTERM by design: the namespaces take them along
-  await lab.cleanup();
+  if (env) await env.stop(lab);
+  else await lab.cleanup();
 });
 
 test('agent on auto picks ebpf, forwards, follows a moved device, adopts on restart', async (t) => {
@@ -121,14 +117,7 @@ test('agent on auto picks ebpf, forwards, follows a moved device, adopts on rest
     }),
   );
   const peerArgs = ['static', '--config', cfg, '--backend', 'ebpf', '--bpffs', join(bpffs, 'peer')];
-  const peer = spawn(
-    'ip',
-    ['netns', 'exec', PEER, process.execPath, join(repo, 'dist/datapath/main.js'), ...peerArgs],
-    {
-      stdio: 'ignore',
-    },
-  );
-  procs.push(peer);
+  const peer = env.startPeer(PEER, peerArgs);
   await until('peer device', () => ifindex(PEER, 'l2tpeth9'));
   await ipIn(PEER, 'addr', 'add', '192.168.206.2/24', 'dev', 'l2tpeth9');
   await ipIn(NODE, 'addr', 'add', '192.168.206.1/24', 'dev', 'l2tpeth128');

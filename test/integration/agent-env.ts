@@ -91,11 +91,23 @@ export class AgentEnv {
     ) as L2TPNodeState;
   }
 
-  /** Stops every agent this env started, then the apiserver (the caller's Lab removes the netns). */
-  async stop(): Promise<void> {
+  /** `kube-l2tp-datapath ARGS` in another netns (a static-mode peer), stopped with this env. */
+  startPeer(ns: string, args: string[]): ChildProcess {
+    const main = join(repo, 'dist/datapath/main.js');
+    const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, main, ...args], { stdio: 'ignore' });
+    this.procs.push(proc);
+    return proc;
+  }
+
+  /**
+   * Stops every agent and peer this env started, then the apiserver, then lab's namespaces (the
+   * agent leaves devices on SIGTERM by design: the namespaces take them along).
+   */
+  async stop(lab?: Lab): Promise<void> {
     for (const p of this.procs) await this.stopAgent(p);
     await this.cp.stop();
     rmSync(this.dir, { recursive: true, force: true });
+    await lab?.cleanup();
   }
 }
 

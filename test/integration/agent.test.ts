@@ -3,7 +3,7 @@
 // peer in a second namespace on the far side of a veth underlay.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
@@ -14,10 +14,8 @@ import { AgentEnv, ifindexIn } from './agent-env.js';
 
 const NODE = 'kanode1';
 const PEER = 'kapeer1';
-const repo = process.cwd();
 let env: AgentEnv;
 const lab = new Lab();
-const procs: ChildProcess[] = [];
 
 const startAgent = () => env.startAgent(['--backend', 'userspace'], { LOG_LEVEL: 'debug' });
 
@@ -58,10 +56,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of procs) await stopAgent(p);
-  await env?.stop();
-  // the agent leaves devices on SIGTERM by design: the namespaces take them along
-  await lab.cleanup();
+  if (env) await env.stop(lab);
+  else await lab.cleanup();
 });
 
 test('agent: node state -> devices -> status, repair, adoption, removal', async (t) => {
@@ -106,23 +102,7 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
           ],
         }),
       );
-      const peer = spawn(
-        'ip',
-        [
-          'netns',
-          'exec',
-          PEER,
-          process.execPath,
-          join(repo, 'dist/datapath/main.js'),
-          'static',
-          '--config',
-          cfg,
-          '--backend',
-          'userspace',
-        ],
-        { stdio: 'ignore' },
-      );
-      procs.push(peer);
+      const peer = env.startPeer(PEER, ['static', '--config', cfg, '--backend', 'userspace']);
       await until('peer device', () => ifindex(PEER, 'l2tpeth9'));
       await ipIn(NODE, 'addr', 'add', '192.168.204.1/24', 'dev', 'l2tpeth128');
       await ipIn(NODE, 'link', 'set', 'l2tpeth128', 'up');

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../../lib/native-addon.js';
+import type { SessionCounters } from '../types.js';
 
 export interface PumpEvent {
   /** The tunnel's threads stopped: the tunnel no longer forwards. */
@@ -38,13 +39,7 @@ export interface NativeSessionConfig {
   vnetHdr: boolean;
 }
 
-export interface NativeSessionCounters {
-  txPackets: number;
-  txBytes: number;
-  txErrors: number;
-  rxPackets: number;
-  rxBytes: number;
-  rxErrors: number;
+export interface NativeSessionCounters extends Omit<SessionCounters, 'drops'> {
   /** Indexed like DROP_REASONS. */
   drops: number[];
   /** The pump could no longer read the TAP (deleted from outside) and stopped polling it. */
