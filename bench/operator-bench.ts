@@ -13,18 +13,19 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../lib/log.js';
 import { Informer } from '../lib/kube/informer.js';
-import type { L2TPNodeState, Pseudowire } from '../lib/api/schemas.js';
+import { API_VERSION, type L2TPNodeState, type Pseudowire } from '../lib/api/schemas.js';
 import { freePort } from '../test/harness/controlplane.js';
 import {
-  GROUP_PATH,
   NS,
   createNode,
   healthyStatus,
   nodeStatePath,
+  pseudowirePath,
+  tunnelPath,
   setupEnv,
 } from '../test/integration/operator-env.js';
+import { stopProcess } from '../test/harness/process.js';
 
-const A = 'l2tp.kube-l2tp.io/v1alpha1';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<unknown>): Promise<void> {
@@ -148,7 +149,7 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
       await sleep(100);
     }
     // simulated agents: report every node state generation they have not reported yet
-    const seen = new Informer<L2TPNodeState>(env.agent, { path: nodeStatePath(), apiVersion: A, kind: 'L2TPNodeState' }, silentLogger()); // prettier-ignore
+    const seen = new Informer<L2TPNodeState>(env.agent, { path: nodeStatePath(), apiVersion: API_VERSION, kind: 'L2TPNodeState' }, silentLogger()); // prettier-ignore
     const todo = new Set<string>();
     seen.on((type, ns) => {
       if (type !== 'DELETED' && ns.status?.observedGeneration !== ns.metadata.generation)
@@ -173,16 +174,16 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
     const t0 = Date.now();
     const tunnels = names.map((n, i) => ({ name: `t-${i}`, local: n, peer: names[(i + 1) % nodes]! }));
     await pool(tunnels, 16, (t) =>
-      env.admin.create(`${GROUP_PATH}/l2tptunnels`, { apiVersion: A, kind: 'L2TPTunnel', metadata: { name: t.name }, spec: { local: { node: t.local }, peer: { node: t.peer }, allowedNamespaces: ['default'] } }),
+      env.admin.create(tunnelPath(), { apiVersion: API_VERSION, kind: 'L2TPTunnel', metadata: { name: t.name }, spec: { local: { node: t.local }, peer: { node: t.peer }, allowedNamespaces: ['default'] } }),
     ); // prettier-ignore
     const tc = Date.now();
     await pool(Array.from({ length: pws }, (_, i) => i), 16, (i) =>
-      env.admin.create(`${GROUP_PATH}/namespaces/default/pseudowires`, { apiVersion: A, kind: 'Pseudowire', metadata: { name: `pw-${i}` }, spec: { tunnelRef: { name: `t-${i % nodes}` } } }),
+      env.admin.create(pseudowirePath('default'), { apiVersion: API_VERSION, kind: 'Pseudowire', metadata: { name: `pw-${i}` }, spec: { tunnelRef: { name: `t-${i % nodes}` } } }),
     ); // prettier-ignore
     const createPerS = pws / ((Date.now() - tc) / 1000);
     // convergence is watched, not polled: a list of every pseudowire per poll would load the apiserver
     const ready = new Set<string>();
-    const watched = new Informer<Pseudowire>(env.admin, { path: `${GROUP_PATH}/pseudowires`, apiVersion: A, kind: 'Pseudowire' }, silentLogger()); // prettier-ignore
+    const watched = new Informer<Pseudowire>(env.admin, { path: pseudowirePath(), apiVersion: API_VERSION, kind: 'Pseudowire' }, silentLogger()); // prettier-ignore
     watched.on((_type, p) => {
       if (p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
         ready.add(p.metadata.name);
@@ -261,10 +262,7 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
   } finally {
     agentStop = true;
     await agents;
-    if (opProc && opProc.exitCode === null) {
-      opProc.kill('SIGTERM');
-      await new Promise((r) => opProc!.once('exit', r));
-    }
+    await stopProcess(opProc, 60_000);
     await env.stop();
   }
 }

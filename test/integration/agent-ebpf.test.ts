@@ -12,7 +12,7 @@ import { probeKernelL2tp } from '../../datapath/backend/kernel/index.js';
 import { cookieSession } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
-import { AgentEnv, ifindexIn } from './agent-env.js';
+import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
 import { privateBpffs } from './datapath-ebpf-lab.js';
 
 const NODE = 'ebanode1';
@@ -50,22 +50,14 @@ const ifindex = ifindexIn;
 
 before(async () => {
   requireRoot();
-  env = await AgentEnv.start(lab, NODE, 'eb-agent-');
+  env = await AgentEnv.start(lab, NODE, 'eb-agent-', { ns: PEER, prefix: 'eba-u', subnet: '10.206.0' });
   bpffs = await privateBpffs(lab);
   mkdirSync(join(bpffs, 'node'));
   mkdirSync(join(bpffs, 'peer'));
-  await lab.netns(PEER);
   await lab.netns(POD);
-  await lab.veth(
-    { ns: NODE, name: 'eba-u0', addr: '10.206.0.1/24' },
-    { ns: PEER, name: 'eba-u1', addr: '10.206.0.2/24' },
-  );
 });
 
-after(async () => {
-  if (env) await env.stop(lab);
-  else await lab.cleanup();
-});
+after(() => stopAgentEnv(env, lab));
 
 test('agent on auto picks ebpf, forwards, follows a moved device, adopts on restart', async (t) => {
   const kernel = await probeKernelL2tp();

@@ -11,7 +11,7 @@ import { runCapture } from '../../lib/exec.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
 import type { Lab } from '../harness/netns.js';
-import { sleep } from '../harness/wait.js';
+import { stopProcess } from '../harness/process.js';
 
 const repo = process.cwd();
 
@@ -25,8 +25,17 @@ export class AgentEnv {
     private readonly agentKubeconfig: string,
   ) {}
 
-  /** The apiserver, the node's netns (made in lab) with the apiserver on its loopback. */
-  static async start(lab: Lab, node: string, dirPrefix: string): Promise<AgentEnv> {
+  /**
+   * The apiserver, the node's netns (made in lab) with the apiserver on its loopback, and with peer
+   * a second netns on the far side of a veth underlay (links `${prefix}0` and `${prefix}1`,
+   * addresses `${subnet}.1/24` on the node and `${subnet}.2/24` on the peer).
+   */
+  static async start(
+    lab: Lab,
+    node: string,
+    dirPrefix: string,
+    peer?: { ns: string; prefix: string; subnet: string },
+  ): Promise<AgentEnv> {
     const dir = mkdtempSync(join(tmpdir(), dirPrefix));
     const cp = await startControlPlane();
     try {
@@ -40,6 +49,13 @@ export class AgentEnv {
       const kc = await cp.kubeconfigFor({ user: serviceAccountUser(DEFAULT_NAMESPACE, AGENT_SA) });
       await lab.netns(node);
       await bridgeLoopbackPort(lab, node, Number(new URL(cp.url).port), dir);
+      if (peer) {
+        await lab.netns(peer.ns);
+        await lab.veth(
+          { ns: node, name: `${peer.prefix}0`, addr: `${peer.subnet}.1/24` },
+          { ns: peer.ns, name: `${peer.prefix}1`, addr: `${peer.subnet}.2/24` },
+        );
+      }
       return new AgentEnv(cp, dir, node, kc);
     } catch (e) {
       await cp.stop();
@@ -69,12 +85,8 @@ export class AgentEnv {
     return { proc, log: () => out };
   }
 
-  async stopAgent(p: ChildProcess): Promise<void> {
-    if (p.exitCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
-    if (p.exitCode === null) p.kill('SIGKILL');
+  stopAgent(p: ChildProcess): Promise<void> {
+    return stopProcess(p);
   }
 
   /** The node state's spec, applied under the operator's field manager. */
@@ -109,6 +121,12 @@ export class AgentEnv {
     rmSync(this.dir, { recursive: true, force: true });
     await lab?.cleanup();
   }
+}
+
+/** For after(): stops env if it started, and removes lab's namespaces either way. */
+export async function stopAgentEnv(env: AgentEnv | undefined, lab: Lab): Promise<void> {
+  if (env) await env.stop(lab);
+  else await lab.cleanup();
 }
 
 /** A link's ifindex inside a netns, or undefined when it is not there. */

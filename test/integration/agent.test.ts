@@ -10,7 +10,7 @@ import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import { cookieSession } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
-import { AgentEnv, ifindexIn } from './agent-env.js';
+import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
 
 const NODE = 'kanode1';
 const PEER = 'kapeer1';
@@ -47,18 +47,10 @@ const ifindex = ifindexIn;
 
 before(async () => {
   requireRoot();
-  env = await AgentEnv.start(lab, NODE, 'kl2tp-agent-');
-  await lab.netns(PEER);
-  await lab.veth(
-    { ns: NODE, name: 'ka-u0', addr: '10.204.0.1/24' },
-    { ns: PEER, name: 'ka-u1', addr: '10.204.0.2/24' },
-  );
+  env = await AgentEnv.start(lab, NODE, 'kl2tp-agent-', { ns: PEER, prefix: 'ka-u', subnet: '10.204.0' });
 });
 
-after(async () => {
-  if (env) await env.stop(lab);
-  else await lab.cleanup();
-});
+after(() => stopAgentEnv(env, lab));
 
 test('agent: node state -> devices -> status, repair, adoption, removal', async (t) => {
   await applyNodeState(spec([128, 129]));

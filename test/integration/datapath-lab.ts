@@ -98,6 +98,12 @@ export interface CountersDump {
   }[];
 }
 
+/** `ip` arguments that run `kube-l2tp-datapath static --config file ...extra` in ns. */
+export const staticArgv = (ns: string, file: string, ...extra: string[]): string[] => [
+  ...['netns', 'exec', ns, process.execPath, MAIN],
+  ...['static', '--config', file, ...extra],
+];
+
 /** Start `kube-l2tp-datapath static` in ns with config (an object, written as YAML). */
 export async function startDatapath(
   lab: Lab,
@@ -110,25 +116,9 @@ export async function startDatapath(
   lab.onCleanup(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'config.yaml');
   await writeFile(file, stringify(config));
-  const child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      ns,
-      process.execPath,
-      MAIN,
-      'static',
-      '--config',
-      file,
-      '--backend',
-      'userspace',
-      ...extraArgs,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn('ip', staticArgv(ns, file, '--backend', 'userspace', ...extraArgs), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let buf = '';

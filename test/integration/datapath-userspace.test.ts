@@ -9,7 +9,7 @@ import { runCapture } from '../../lib/exec.js';
 import { sessionMtu } from '../../lib/wire/session.js';
 import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
 import {
-  MAIN,
+  staticArgv,
   pairConfigs,
   podOn,
   readPcap,
@@ -302,16 +302,7 @@ describe('userspace datapath: pod to pod across a pseudowire', () => {
           '                {sessionId: 11, peerSessionId: 0, cookie: "0102", name: kdgood1}]}',
         ].join('\n'),
       );
-      const r = await runCapture('ip', [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        MAIN,
-        'static',
-        '--config',
-        file,
-      ]);
+      const r = await runCapture('ip', staticArgv(ns, file));
       assert.equal(r.code, 2);
       assert.match(r.stderr, /tunnels\[0\]\.sessions\[1\]\.peerSessionId: must be non-zero/);
       assert.match(r.stderr, /tunnels\[0\]\.sessions\[1\]\.cookie: must be 4 or 8 bytes/);

@@ -22,6 +22,7 @@ import { silentLogger } from '../../lib/log.js';
 import { DebianPackages, REFRESH_COMMAND } from '../../image/debs.js';
 import { requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
+import { stopProcess } from '../harness/process.js';
 
 const repo = process.cwd();
 const cli = join(repo, 'dist/image/main.js');
@@ -71,14 +72,7 @@ async function runIn(image: string, id: string, cmd: string[]): Promise<string> 
   return r.stdout + r.stderr;
 }
 
-async function stopContainerd(): Promise<void> {
-  const p = containerd;
-  if (p === undefined || p.exitCode !== null) return;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await Promise.race([exited, sleep(10_000)]);
-  if (p.exitCode === null) p.kill('SIGKILL');
-}
+const stopContainerd = () => stopProcess(containerd);
 
 describe('images built without Docker, in a real containerd', { concurrency: false }, () => {
   const built = new Map<string, Built>();

@@ -10,7 +10,7 @@ import {
   rbacObjects,
   serviceAccountUser,
 } from '../../lib/api/rbac.js';
-import type { L2TPNodeState, NodeStateStatus } from '../../lib/api/schemas.js';
+import { GROUP, VERSION, type L2TPNodeState, type NodeStateStatus } from '../../lib/api/schemas.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { KubeClient, resourcePath } from '../../lib/kube/client.js';
 import { startOperator, type OperatorOptions, type RunningOperator } from '../../operator/operator.js';
@@ -18,7 +18,6 @@ import { startControlPlane, type ControlPlane } from '../harness/controlplane.js
 import { until } from '../harness/wait.js';
 
 export const NS = DEFAULT_NAMESPACE;
-export const GROUP_PATH = '/apis/l2tp.kube-l2tp.io/v1alpha1';
 
 export interface Env {
   cp: ControlPlane;
@@ -109,13 +108,18 @@ export function operator(
 /** Polls until fn yields a value (shared with every suite: test/harness/wait.ts). */
 export const eventually = until;
 
-export const nodeStatePath = (name?: string) =>
+const kubeL2tpPath = (plural: string, namespace?: string, name?: string) =>
   resourcePath({
-    group: 'l2tp.kube-l2tp.io',
-    version: 'v1alpha1',
-    plural: 'l2tpnodestates',
+    group: GROUP,
+    version: VERSION,
+    plural,
+    ...(namespace ? { namespace } : {}),
     ...(name ? { name } : {}),
   });
+export const nodeStatePath = (name?: string) => kubeL2tpPath('l2tpnodestates', undefined, name);
+export const tunnelPath = (name?: string) => kubeL2tpPath('l2tptunnels', undefined, name);
+export const pseudowirePath = (namespace?: string, name?: string) =>
+  kubeL2tpPath('pseudowires', namespace, name);
 
 /** What a healthy agent would report for its node state: everything in spec is up. */
 export function healthyStatus(ns: L2TPNodeState, mtu = 1446): NodeStateStatus {

@@ -5,21 +5,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_SESSIONS_PER_TUNNEL } from '../../lib/api/limits.js';
-import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
+import { API_VERSION, type L2TPNodeState, type Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError, isNotFound } from '../../lib/kube/client.js';
 import type { RunningOperator } from '../../operator/operator.js';
 import {
-  GROUP_PATH,
   createNode,
+  type Env,
   eventually,
   nodeStatePath,
   operator,
+  pseudowirePath,
+  tunnelPath,
   setupEnv,
-  type Env,
 } from './operator-env.js';
 
-const A = 'l2tp.kube-l2tp.io/v1alpha1';
-const pwPath = (n?: string) => `${GROUP_PATH}/namespaces/default/pseudowires${n ? `/${n}` : ''}`;
+const pwPath = (n?: string) => pseudowirePath('default', n);
 const ready = (p: Pseudowire) => p.status?.conditions?.find((c) => c.type === 'Ready');
 const sessionsOn = (ns: L2TPNodeState, tunnel: string) =>
   ns.spec?.tunnels.find((t) => t.name === tunnel)?.sessions.map((s) => s.pseudowire.name) ?? [];
@@ -40,15 +40,15 @@ describe('operator limits on a real apiserver', () => {
   });
 
   const tunnel = (name: string, peer: string) =>
-    env.admin.create(`${GROUP_PATH}/l2tptunnels`, {
-      apiVersion: A,
+    env.admin.create(tunnelPath(), {
+      apiVersion: API_VERSION,
       kind: 'L2TPTunnel',
       metadata: { name },
       spec: { local: { node: 'n1' }, peer: { node: peer }, allowedNamespaces: ['default'] },
     });
   const pw = (name: string, t: string) =>
     env.admin.create(pwPath(), {
-      apiVersion: A,
+      apiVersion: API_VERSION,
       kind: 'Pseudowire',
       metadata: { name },
       spec: { tunnelRef: { name: t } },
@@ -117,7 +117,7 @@ describe('operator limits on a real apiserver', () => {
     });
     const err = await env.admin
       .create(nodeStatePath(), {
-        apiVersion: A,
+        apiVersion: API_VERSION,
         kind: 'L2TPNodeState',
         metadata: { name: 'too-big' },
         spec: {

@@ -5,27 +5,26 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
+import { API_VERSION, type L2TPNodeState, type L2TPTunnel, type Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError, isNotFound } from '../../lib/kube/client.js';
 import type { RunningOperator } from '../../operator/operator.js';
 import type { PodObject } from '../../operator/render.js';
 import {
-  GROUP_PATH,
-  NS,
   agentReport,
   createNode,
+  type Env,
   eventually,
   nodeStatePath,
+  NS,
   operator,
+  pseudowirePath,
   setupEnv,
-  type Env,
+  tunnelPath,
 } from './operator-env.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-const A = 'l2tp.kube-l2tp.io/v1alpha1';
-const tunPath = (n?: string) => `${GROUP_PATH}/l2tptunnels${n ? `/${n}` : ''}`;
-const pwPath = (n?: string) => `${GROUP_PATH}/namespaces/default/pseudowires${n ? `/${n}` : ''}`;
+const pwPath = (n?: string) => pseudowirePath('default', n);
 const podPath = (node: string) => `/api/v1/namespaces/${NS}/pods/kube-l2tp-datapath-${node}`;
 type WithConds = {
   status?:
@@ -52,14 +51,14 @@ describe('operator on a real apiserver', () => {
   });
 
   it('renders mirrored node states and one datapath pod per node with endpoints', async () => {
-    await env.admin.create(tunPath(), {
-      apiVersion: A,
+    await env.admin.create(tunnelPath(), {
+      apiVersion: API_VERSION,
       kind: 'L2TPTunnel',
       metadata: { name: 't12' },
       spec: { local: { node: 'n1' }, peer: { node: 'n2' }, allowedNamespaces: ['default'] },
     });
     await env.admin.create(pwPath(), {
-      apiVersion: A,
+      apiVersion: API_VERSION,
       kind: 'Pseudowire',
       metadata: { name: 'red' },
       spec: {
@@ -69,7 +68,7 @@ describe('operator on a real apiserver', () => {
       },
     });
     const t = await eventually('tunnel IDs', async () => {
-      const x = await env.admin.get<L2TPTunnel>(tunPath('t12'));
+      const x = await env.admin.get<L2TPTunnel>(tunnelPath('t12'));
       return x.status?.tunnelID && x.status.udpPort ? x : undefined;
     });
     assert.deepEqual(t.metadata.finalizers, ['l2tp.kube-l2tp.io/teardown']);
@@ -141,7 +140,7 @@ describe('operator on a real apiserver', () => {
     assert.equal(p.status?.observedGeneration, p.metadata.generation);
     await eventually(
       'tunnel Ready',
-      async () => ready(await env.admin.get<L2TPTunnel>(tunPath('t12')))?.status === 'True',
+      async () => ready(await env.admin.get<L2TPTunnel>(tunnelPath('t12')))?.status === 'True',
     );
     // degraded when one side reports a different MTU
     await agentReport(env, 'n2', (s) => (s.sessions![0]!.mtu = 1400));
@@ -163,13 +162,13 @@ describe('operator on a real apiserver', () => {
 
   it('keeps every ID across an operator restart and allocates new ones around them', async () => {
     const before = await env.admin.get<Pseudowire>(pwPath('red'));
-    const tBefore = await env.admin.get<L2TPTunnel>(tunPath('t12'));
+    const tBefore = await env.admin.get<L2TPTunnel>(tunnelPath('t12'));
     const nsBefore = await env.admin.get<L2TPNodeState>(nodeStatePath('n1'));
     await op!.stop();
     op = undefined;
     // a pseudowire created while no operator runs
     await env.admin.create(pwPath(), {
-      apiVersion: A,
+      apiVersion: API_VERSION,
       kind: 'Pseudowire',
       metadata: { name: 'blue' },
       spec: { tunnelRef: { name: 't12' } },
@@ -184,7 +183,7 @@ describe('operator on a real apiserver', () => {
       return x.spec?.tunnels[0]?.sessions.length === 2;
     });
     const after = await env.admin.get<Pseudowire>(pwPath('red'));
-    const tAfter = await env.admin.get<L2TPTunnel>(tunPath('t12'));
+    const tAfter = await env.admin.get<L2TPTunnel>(tunnelPath('t12'));
     assert.equal(after.status?.sessionID, before.status?.sessionID);
     assert.equal(after.status?.peerSessionID, before.status?.peerSessionID);
     assert.deepEqual(
@@ -269,7 +268,7 @@ describe('operator on a real apiserver', () => {
         (e: unknown) => isNotFound(e),
       ),
     );
-    await env.admin.delete(tunPath('t12'));
+    await env.admin.delete(tunnelPath('t12'));
     await eventually(
       'tunnel left the spec',
       async () => (await env.admin.get<L2TPNodeState>(nodeStatePath('n1'))).spec?.tunnels.length === 0,
@@ -293,8 +292,8 @@ describe('operator on a real apiserver', () => {
   });
 
   it('handles Node deletion: node state and pod go, the tunnel reports NodeNotFound', async () => {
-    await env.admin.create(tunPath(), {
-      apiVersion: A,
+    await env.admin.create(tunnelPath(), {
+      apiVersion: API_VERSION,
       kind: 'L2TPTunnel',
       metadata: { name: 't23' },
       spec: { local: { node: 'n2' }, peer: { node: 'n3' } },
@@ -314,7 +313,7 @@ describe('operator on a real apiserver', () => {
       ),
     );
     const t = await eventually('NodeNotFound', async () => {
-      const x = await env.admin.get<L2TPTunnel>(tunPath('t23'));
+      const x = await env.admin.get<L2TPTunnel>(tunnelPath('t23'));
       return ready(x)?.reason === 'NodeNotFound' ? x : undefined;
     });
     assert.equal(ready(t)?.status, 'False');
@@ -333,15 +332,15 @@ describe('operator on a real apiserver', () => {
       await leader.stop();
       await eventually('standby takes over', async () => standby.isLeader(), 15_000);
       // the new leader reconciles: a new tunnel gets allocated
-      await env.admin.create(tunPath(), {
-        apiVersion: A,
+      await env.admin.create(tunnelPath(), {
+        apiVersion: API_VERSION,
         kind: 'L2TPTunnel',
         metadata: { name: 't12b' },
         spec: { local: { node: 'n1' }, peer: { node: 'n2' } },
       });
       await eventually(
         'new leader allocates',
-        async () => (await env.admin.get<L2TPTunnel>(tunPath('t12b'))).status?.tunnelID,
+        async () => (await env.admin.get<L2TPTunnel>(tunnelPath('t12b'))).status?.tunnelID,
       );
     } finally {
       await a.stop();

@@ -9,30 +9,28 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
+import { API_VERSION, type L2TPNodeState, type L2TPTunnel, type Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError, KubeClient } from '../../lib/kube/client.js';
 import type { RunningOperator } from '../../operator/operator.js';
 import { Agent, CniRig, buildShim, cniError, type PseudowireEntry } from '../harness/cnitool.js';
 import { Lab, ipIn, requireRoot } from '../harness/netns.js';
 import {
-  GROUP_PATH,
   agentReport,
   createNode,
+  type Env,
   eventually,
   nodeStatePath,
   operator,
+  pseudowirePath,
   setupEnv,
-  type Env,
+  tunnelPath,
 } from './operator-env.js';
 
 const REPO = join(import.meta.dirname, '../../..');
-const A = 'l2tp.kube-l2tp.io/v1alpha1';
 const ALPHA = 'tn-alpha';
 const BETA = 'tn-beta';
 const [N1, N2] = ['tn-n1', 'tn-n2'];
 const NODE_NETNS = 'tn-adv-n1';
-const tunPath = (n?: string) => `${GROUP_PATH}/l2tptunnels${n ? `/${n}` : ''}`;
-const pwPath = (ns: string, n?: string) => `${GROUP_PATH}/namespaces/${ns}/pseudowires${n ? `/${n}` : ''}`;
 const nadPath = (ns: string, n?: string) =>
   `/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions${n ? `/${n}` : ''}`;
 const ready = (p: Pseudowire) => p.status?.conditions?.find((c) => c.type === 'Ready');
@@ -93,8 +91,8 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
 
   /** Everything of alice's that no attempt may change. */
   const snapshot = async () => {
-    const t = await env.admin.get<L2TPTunnel>(tunPath('tn-core'));
-    const p = await env.admin.get<Pseudowire>(pwPath(ALPHA, 'wire'));
+    const t = await env.admin.get<L2TPTunnel>(tunnelPath('tn-core'));
+    const p = await env.admin.get<Pseudowire>(pseudowirePath(ALPHA, 'wire'));
     const states = await Promise.all([N1, N2].map((n) => env.admin.get<L2TPNodeState>(nodeStatePath(n))));
     const nad = await env.admin.get<{ spec: unknown }>(nadPath(ALPHA, 'wire'));
     return JSON.stringify({
@@ -166,8 +164,8 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
     });
     alice = KubeClient.fromFile(await env.cp.kubeconfigFor({ user: 'alice' }));
     bob = KubeClient.fromFile(await env.cp.kubeconfigFor({ user: 'bob' }));
-    await env.admin.create(tunPath(), {
-      apiVersion: A,
+    await env.admin.create(tunnelPath(), {
+      apiVersion: API_VERSION,
       kind: 'L2TPTunnel',
       metadata: { name: 'tn-core' },
       spec: { local: { node: N1 }, peer: { node: N2 }, allowedNamespaces: [ALPHA] },
@@ -178,8 +176,8 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
       metadata: { name: 'cookies' },
       stringData: { cookie: '0a0b0c0d0e0f1011', peer: '1213141516171819' },
     });
-    await alice.create(pwPath(ALPHA), {
-      apiVersion: A,
+    await alice.create(pseudowirePath(ALPHA), {
+      apiVersion: API_VERSION,
       kind: 'Pseudowire',
       metadata: { name: 'wire' },
       spec: {
@@ -204,11 +202,13 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
     });
     for (const n of [N1, N2]) await agentReport(env, n);
     await eventually('tunnel tn-core Ready', async () => {
-      const t = await env.admin.get<L2TPTunnel>(tunPath('tn-core'));
+      const t = await env.admin.get<L2TPTunnel>(tunnelPath('tn-core'));
       return t.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
     });
     await eventually("alice's wire Ready", async () =>
-      ready(await env.admin.get<Pseudowire>(pwPath(ALPHA, 'wire')))?.status === 'True' ? true : undefined,
+      ready(await env.admin.get<Pseudowire>(pseudowirePath(ALPHA, 'wire')))?.status === 'True'
+        ? true
+        : undefined,
     );
 
     // node tn-n1: the session's device as a backend makes it, and an agent serving the node state
@@ -252,7 +252,7 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
   });
 
   it('item 3: a Pseudowire of tn-beta on the tunnel shared with tn-alpha only is refused, with a status and an event', async () => {
-    const alicesIds = (await env.admin.get<Pseudowire>(pwPath(ALPHA, 'wire'))).status!;
+    const alicesIds = (await env.admin.get<Pseudowire>(pseudowirePath(ALPHA, 'wire'))).status!;
     for (const [name, extra, what] of [
       ['tap', {}, 'a Pseudowire of tn-beta on tunnel tn-core'],
       [
@@ -261,14 +261,14 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
         `the same, claiming alice's session IDs ${alicesIds.sessionID}/${alicesIds.peerSessionID}`,
       ],
     ] as const) {
-      await bob.create(pwPath(BETA), {
-        apiVersion: A,
+      await bob.create(pseudowirePath(BETA), {
+        apiVersion: API_VERSION,
         kind: 'Pseudowire',
         metadata: { name },
         spec: { tunnelRef: { name: 'tn-core' }, ...extra },
       });
       const p = await eventually(`${name} refused`, async () => {
-        const x = await bob.get<Pseudowire>(pwPath(BETA, name));
+        const x = await bob.get<Pseudowire>(pseudowirePath(BETA, name));
         return ready(x)?.reason === 'TunnelNotAllowed' ? x : undefined;
       });
       const c = ready(p)!;
@@ -295,15 +295,15 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
   });
 
   it('item 3: bob cannot widen the tunnel or make his own', async () => {
-    const patch = await bob.patch(tunPath('tn-core'), { spec: { allowedNamespaces: [ALPHA, BETA] } }).then(
+    const patch = await bob.patch(tunnelPath('tn-core'), { spec: { allowedNamespaces: [ALPHA, BETA] } }).then(
       () => 'allowed',
       (e: unknown) => `HTTP ${(e as ApiError).status}`,
     );
     attempt('bob', 'patch tunnel tn-core: spec.allowedNamespaces += tn-beta', patch);
     assert.equal(patch, 'HTTP 403');
     const create = await bob
-      .create(tunPath(), {
-        apiVersion: A,
+      .create(tunnelPath(), {
+        apiVersion: API_VERSION,
         kind: 'L2TPTunnel',
         metadata: { name: 'bobs' },
         spec: { local: { node: N1 }, peer: { node: N2 }, allowedNamespaces: [BETA] },
@@ -420,8 +420,8 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
     attempt('bob', 'CNI ADD with agentSocket nested in ipam', `code ${e?.code}: ${e?.msg}`);
     assert.equal(e?.code, 109, 'answered by the node agent, not by anything at /tmp');
 
-    await bob.create(pwPath(BETA), {
-      apiVersion: A,
+    await bob.create(pseudowirePath(BETA), {
+      apiVersion: API_VERSION,
       kind: 'Pseudowire',
       metadata: {
         name: 'annotated',
@@ -432,7 +432,7 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
       spec: { tunnelRef: { name: 'tn-core' } },
     });
     const p = await eventually('annotated refused', async () => {
-      const x = await bob.get<Pseudowire>(pwPath(BETA, 'annotated'));
+      const x = await bob.get<Pseudowire>(pseudowirePath(BETA, 'annotated'));
       return ready(x)?.reason === 'IPAMAnnotationIgnored' ? x : undefined;
     });
     attempt(
@@ -503,8 +503,8 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
     // spec.ipam: the CRD refuses dataDir as spelled; another spelling a plugin's decoder reads is stored,
     // and the operator refuses it in the Pseudowire's status (no NAD, nothing on a node)
     const odd = (name: string, ipam: Record<string, unknown>) =>
-      bob.create(pwPath(BETA), {
-        apiVersion: A,
+      bob.create(pseudowirePath(BETA), {
+        apiVersion: API_VERSION,
         kind: 'Pseudowire',
         metadata: { name },
         spec: { tunnelRef: { name: 'tn-core' }, ipam },
@@ -518,7 +518,7 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
     assert.match(denied!.message, /dataDir and resolvConf name files on the node/);
     await odd('odd-ipam', { type: 'host-local', DataDir: '/etc', ranges: [[{ subnet: '10.251.9.0/24' }]] });
     const p = await eventually('odd-ipam refused', async () => {
-      const x = await bob.get<Pseudowire>(pwPath(BETA, 'odd-ipam'));
+      const x = await bob.get<Pseudowire>(pseudowirePath(BETA, 'odd-ipam'));
       return ready(x)?.reason === 'InvalidIPAM' ? x : undefined;
     });
     attempt('bob', 'a Pseudowire with spec.ipam.DataDir', `${ready(p)!.reason}: ${ready(p)!.message}`);
@@ -531,11 +531,11 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
   });
 
   it("alice's pod and wire are as they were; bob's objects go without a trace", async () => {
-    for (const n of ['tap', 'clash', 'annotated', 'odd-ipam']) await bob.delete(pwPath(BETA, n));
+    for (const n of ['tap', 'clash', 'annotated', 'odd-ipam']) await bob.delete(pseudowirePath(BETA, n));
     for (const n of ['borrowed', 'hand-written-1', 'hand-written-2', 'hand-written-3'])
       await bob.delete(nadPath(BETA, n));
     await eventually("bob's pseudowires gone", async () =>
-      (await bob.get<{ items: unknown[] }>(pwPath(BETA))).items.length === 0 ? true : undefined,
+      (await bob.get<{ items: unknown[] }>(pseudowirePath(BETA))).items.length === 0 ? true : undefined,
     );
     await assertNothingChanged('after bob left');
     const ipam = { type: 'static', addresses: [{ address: '10.251.1.1/24' }] };
@@ -544,7 +544,7 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
   });
 
   it("sharing is the owner's choice: once the wire lists tn-beta, bob's pod attaches", async () => {
-    await alice.patch(pwPath(ALPHA, 'wire'), { spec: { allowedNamespaces: [BETA] } });
+    await alice.patch(pseudowirePath(ALPHA, 'wire'), { spec: { allowedNamespaces: [BETA] } });
     const shared = await eventually('the node state carries the share', async () => {
       const ns1 = await env.admin.get<L2TPNodeState>(nodeStatePath(N1));
       const x = ns1.spec?.tunnels[0]?.sessions[0];

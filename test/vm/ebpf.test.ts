@@ -12,6 +12,7 @@ import { sessionMtu } from '../../lib/wire/session.js';
 import { ipIn, Lab, ping, requireRoot } from '../harness/netns.js';
 import { chrootPrelude, repoRoot, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
 import { privateBpffs } from '../integration/datapath-ebpf-lab.js';
+import { stopProcess } from '../harness/process.js';
 
 const skip = vmUnavailable();
 
@@ -240,10 +241,7 @@ describe(
     });
 
     after(async () => {
-      if (host && host.exitCode === null) {
-        host.kill('SIGTERM');
-        await new Promise((res) => host!.once('exit', res));
-      }
+      await stopProcess(host);
       await lab.cleanup();
     });
 

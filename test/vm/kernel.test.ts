@@ -13,6 +13,7 @@ import { HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
 import { ipIn, Lab, ping, requireRoot } from '../harness/netns.js';
 import { chrootPrelude, repoRoot, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
 import type { GuestSession, Scenario } from './guest/kernel-cycle.js';
+import { stopProcess } from '../harness/process.js';
 
 const skip = vmUnavailable();
 const NS = `kkvm${process.pid % 10000}`;
@@ -259,10 +260,7 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
   });
 
   after(async () => {
-    if (hostStatic && hostStatic.exitCode === null) {
-      hostStatic.kill('SIGTERM');
-      await new Promise((res) => hostStatic!.once('exit', res));
-    }
+    await stopProcess(hostStatic);
     await lab.cleanup();
   });
 
