@@ -6,16 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../lib/log.js';
 import { RealLab, startTestLab, stopTestLab } from './real-lab.js';
-import {
-  apply,
-  ipEncapCookiesFromSecret,
-  namespaceObj,
-  nodeFootprint,
-  podRecreatedAtOnce,
-  pseudowireDeletedAndRecreated,
-  severalPodsOnOneBridge,
-  type ScenarioTarget,
-} from './scenarios.js';
+import { apply, namespaceObj, scenarioSteps, type ScenarioTarget } from './scenarios.js';
 
 const logger = createLogger({ name: 'e2e-scenarios', level: 'warn', destination: 'stderr' });
 const progress = (m: string) => console.log(`  · ${m}`);
@@ -26,7 +17,6 @@ describe('e2e scenarios on a real cluster', () => {
   let lab: RealLab;
   let t: ScenarioTarget;
   const started = Date.now();
-  const beforeBlue = new Map<string, { links: string[]; records: string[] }>();
 
   before(async () => {
     lab = await startTestLab({ prefix: PREFIX, underlay: '10.243.0', podNet: '10.244', logger, progress });
@@ -39,20 +29,5 @@ describe('e2e scenarios on a real cluster', () => {
     progress(`scenarios.test: ${((Date.now() - started) / 1000).toFixed(0)} s wall time`);
   });
 
-  it('several pods on one bridge talk; UDP checksums on the wire, whatever the backend', async () => {
-    await severalPodsOnOneBridge(t, NS);
-  });
-
-  it('IP encapsulation with 8-byte cookies from a Secret, confirmed on the underlay by tshark', async () => {
-    for (const n of t.nodes) beforeBlue.set(n, await nodeFootprint(t, n));
-    await ipEncapCookiesFromSecret(t, NS);
-  });
-
-  it('a pod deleted and re-created at once gets the same network; nothing of the old one stays', async () => {
-    await podRecreatedAtOnce(t, NS);
-  });
-
-  it('a pseudowire deleted under its pods: an error naming it, nothing leaks; re-created, pods attach again', async () => {
-    await pseudowireDeletedAndRecreated(t, NS, beforeBlue);
-  });
+  for (const [name, run] of scenarioSteps()) it(name, () => run(t, NS));
 });

@@ -404,3 +404,35 @@ export function parseFields(out: string): CapturedFrame[] {
       return Object.fromEntries(CAPTURE_FIELDS.map((f, i) => [f, cols[i] ?? ''])) as CapturedFrame;
     });
 }
+
+/** A scenario of the shared sequence: its name, and how to run it on a target in namespace ns. */
+export type ScenarioStep = [name: string, run: (t: ScenarioTarget, ns: string) => Promise<void>];
+
+/**
+ * The shared scenarios in the order they build on each other (the last one compares each node with
+ * what it had before the second), for every runner: the real-cluster suite and the kind script.
+ */
+export function scenarioSteps(): ScenarioStep[] {
+  const baseline = new Map<string, { links: string[]; records: string[] }>();
+  return [
+    [
+      'several pods on one bridge talk; UDP checksums on the wire, whatever the backend',
+      severalPodsOnOneBridge,
+    ],
+    [
+      'IP encapsulation with 8-byte cookies from a Secret (on the underlay by tshark where nodes have it)',
+      async (t, ns) => {
+        for (const n of t.nodes) baseline.set(n, await nodeFootprint(t, n));
+        await ipEncapCookiesFromSecret(t, ns);
+      },
+    ],
+    [
+      'a pod deleted and re-created at once gets the same network; nothing of the old one stays',
+      podRecreatedAtOnce,
+    ],
+    [
+      'a pseudowire deleted under its pods: an error naming it, nothing leaks; re-created, pods attach again',
+      (t, ns) => pseudowireDeletedAndRecreated(t, ns, baseline),
+    ],
+  ];
+}

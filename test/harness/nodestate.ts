@@ -15,3 +15,31 @@ export const cookieSession = (id: number, peerSessionId: number): NodeSessionSpe
   reorderTimeoutMs: 0,
   mode: 'bridge',
 });
+
+/**
+ * The far side of a node's tunnel 42/45 (UDP ports 5000/5001, underlay subnet.1 -> subnet.2) as a
+ * static-mode config: the peer of cookieSession(sessionId, peerSessionId), device `ifname`.
+ */
+export const staticPeerOf = (subnet: string, sessionId: number, peerSessionId: number, ifname: string) => ({
+  tunnels: [
+    {
+      tunnelId: 45,
+      peerTunnelId: 42,
+      encap: 'udp',
+      local: `${subnet}.2`,
+      remote: `${subnet}.1`,
+      udpSourcePort: 5001,
+      udpDestinationPort: 5000,
+      sessions: [
+        {
+          sessionId: peerSessionId,
+          peerSessionId: sessionId,
+          name: ifname,
+          cookie: cookieSession(sessionId, peerSessionId).peerCookie,
+          peerCookie: cookieSession(sessionId, peerSessionId).cookie,
+          l2specType: 'default',
+        },
+      ],
+    },
+  ],
+});

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import { probeKernelL2tp } from '../../datapath/backend/kernel/index.js';
-import { cookieSession } from '../harness/nodestate.js';
+import { cookieSession, staticPeerOf } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
@@ -82,32 +82,7 @@ test('agent on auto picks ebpf, forwards, follows a moved device, adopts on rest
 
   // the far side: the ebpf backend in static mode
   const cfg = join(env.dir, 'peer.json');
-  writeFileSync(
-    cfg,
-    JSON.stringify({
-      tunnels: [
-        {
-          tunnelId: 45,
-          peerTunnelId: 42,
-          encap: 'udp',
-          local: '10.206.0.2',
-          remote: '10.206.0.1',
-          udpSourcePort: 5001,
-          udpDestinationPort: 5000,
-          sessions: [
-            {
-              sessionId: 1128,
-              peerSessionId: 128,
-              name: 'l2tpeth9',
-              cookie: '1112131415161718',
-              peerCookie: '0102030405060708',
-              l2specType: 'default',
-            },
-          ],
-        },
-      ],
-    }),
-  );
+  writeFileSync(cfg, JSON.stringify(staticPeerOf('10.206.0', 128, 1128, 'l2tpeth9')));
   const peerArgs = ['static', '--config', cfg, '--backend', 'ebpf', '--bpffs', join(bpffs, 'peer')];
   const peer = env.startPeer(PEER, peerArgs);
   await until('peer device', () => ifindex(PEER, 'l2tpeth9'));

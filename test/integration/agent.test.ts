@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
-import { cookieSession } from '../harness/nodestate.js';
+import { cookieSession, staticPeerOf } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
@@ -68,32 +68,7 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
 
     await t.test('traffic reaches a static-mode peer and counters reach the status', async () => {
       const cfg = join(env.dir, 'peer.yaml');
-      writeFileSync(
-        cfg,
-        JSON.stringify({
-          tunnels: [
-            {
-              tunnelId: 45,
-              peerTunnelId: 42,
-              encap: 'udp',
-              local: '10.204.0.2',
-              remote: '10.204.0.1',
-              udpSourcePort: 5001,
-              udpDestinationPort: 5000,
-              sessions: [
-                {
-                  sessionId: 1128,
-                  peerSessionId: 128,
-                  name: 'l2tpeth9',
-                  cookie: '1112131415161718',
-                  peerCookie: '0102030405060708',
-                  l2specType: 'default',
-                },
-              ],
-            },
-          ],
-        }),
-      );
+      writeFileSync(cfg, JSON.stringify(staticPeerOf('10.204.0', 128, 1128, 'l2tpeth9')));
       const peer = env.startPeer(PEER, ['static', '--config', cfg, '--backend', 'userspace']);
       await until('peer device', () => ifindex(PEER, 'l2tpeth9'));
       await ipIn(NODE, 'addr', 'add', '192.168.204.1/24', 'dev', 'l2tpeth128');

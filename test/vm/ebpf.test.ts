@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sessionMtu } from '../../lib/wire/session.js';
 import { ipIn, Lab, ping, requireRoot } from '../harness/netns.js';
-import { chrootPrelude, repoRoot, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
+import { chrootPrelude, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
 import { privateBpffs } from '../integration/datapath-ebpf-lab.js';
+import { staticArgv } from '../integration/datapath-lab.js';
 import { stopProcess } from '../harness/process.js';
 
 const skip = vmUnavailable();
@@ -169,20 +170,7 @@ describe(
           const logFile = join(dir, 'host.log');
           host = spawn(
             'ip',
-            [
-              'netns',
-              'exec',
-              NS,
-              process.execPath,
-              join(repoRoot(), 'dist/datapath/main.js'),
-              'static',
-              '--config',
-              join(dir, 'host.json'),
-              '--backend',
-              'ebpf',
-              '--bpffs',
-              join(bpffs, 'host'),
-            ],
+            staticArgv(NS, join(dir, 'host.json'), '--backend', 'ebpf', '--bpffs', join(bpffs, 'host')),
             { stdio: ['ignore', 'pipe', 'pipe'] },
           );
           host.stdout?.on('data', (d: Buffer) => void appendFile(logFile, d));

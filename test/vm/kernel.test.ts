@@ -14,6 +14,7 @@ import { ipIn, Lab, ping, requireRoot } from '../harness/netns.js';
 import { chrootPrelude, repoRoot, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
 import type { GuestSession, Scenario } from './guest/kernel-cycle.js';
 import { stopProcess } from '../harness/process.js';
+import { staticArgv } from '../integration/datapath-lab.js';
 
 const skip = vmUnavailable();
 const NS = `kkvm${process.pid % 10000}`;
@@ -208,22 +209,9 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
       whileRunning: async (_work, running) => {
         // the host peer: the project's userspace backend in static mode, in the uplink namespace
         const logFile = join(hostDir, 'host-static.log');
-        hostStatic = spawn(
-          'ip',
-          [
-            'netns',
-            'exec',
-            NS,
-            process.execPath,
-            join(repoRoot(), 'dist/datapath/main.js'),
-            'static',
-            '--config',
-            join(hostDir, 'host.yaml'),
-            '--backend',
-            'userspace',
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
+        hostStatic = spawn('ip', staticArgv(NS, join(hostDir, 'host.yaml'), '--backend', 'userspace'), {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         hostStatic.stdout?.on('data', (d: Buffer) => void appendFile(logFile, d));
         hostStatic.stderr?.on('data', (d: Buffer) => void appendFile(logFile, d));
         const end = Date.now() + 60_000;

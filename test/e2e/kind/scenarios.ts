@@ -3,17 +3,7 @@
 // on a node's host. Kind nodes have no tshark: the scenarios check traffic, not the wire.
 //   node dist/test/e2e/kind/scenarios.js NODE_A NODE_B
 import { execFile } from 'node:child_process';
-import {
-  apply,
-  ipEncapCookiesFromSecret,
-  namespaceObj,
-  nodeFootprint,
-  podRecreatedAtOnce,
-  pseudowireDeletedAndRecreated,
-  severalPodsOnOneBridge,
-  type ExecResult,
-  type ScenarioTarget,
-} from '../scenarios.js';
+import { apply, namespaceObj, scenarioSteps, type ExecResult, type ScenarioTarget } from '../scenarios.js';
 
 const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const DOCKER = process.env.DOCKER ?? 'docker';
@@ -46,24 +36,12 @@ async function main(nodes: string[]): Promise<number> {
     nodeExec: (node, file, args) => run(DOCKER, ['exec', node, file, ...args]),
     progress: (m) => console.log(`  · ${m}`),
   };
-  const steps: [string, () => Promise<void>][] = [];
-  const baseline = new Map<string, { links: string[]; records: string[] }>();
-  steps.push(['several pods on one bridge', () => severalPodsOnOneBridge(t, NS)]);
-  steps.push(['IP encapsulation with cookies from a Secret', async () => {
-    for (const n of nodes) baseline.set(n, await nodeFootprint(t, n));
-    await ipEncapCookiesFromSecret(t, NS);
-  }]); // prettier-ignore
-  steps.push(['a pod re-created at once', () => podRecreatedAtOnce(t, NS)]);
-  steps.push([
-    'a pseudowire deleted under its pods, re-created',
-    () => pseudowireDeletedAndRecreated(t, NS, baseline),
-  ]);
   let failed = 0;
   try {
     await apply(t, [namespaceObj(NS)]);
-    for (const [name, fn] of steps) {
+    for (const [name, run] of scenarioSteps()) {
       try {
-        await fn();
+        await run(t, NS);
         console.log(`ok   - ${name}`);
       } catch (e) {
         failed++;
