@@ -8,14 +8,12 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { API_VERSION } from '../../lib/api/schemas.js';
 import { runCapture } from '../../lib/exec.js';
-import { createLogger } from '../../lib/log.js';
 import { requireRoot } from '../harness/netns.js';
 import { leftovers } from '../harness/cluster/leaks.js';
-import { imagesFromEnv, RealLab } from './real-lab.js';
+import { e2eLogger, imagesFromEnv, progress, RealLab } from './real-lab.js';
 import { apply, namespaceObj, ping, pod, waitPodsReady, waitPseudowireReady } from './scenarios.js';
 
-const logger = createLogger({ name: 'e2e-cross', level: 'warn', destination: 'stderr' });
-const progress = (m: string) => console.log(`  · ${m}`);
+const logger = e2eLogger('cross');
 const OPERATOR_CLI = join(dirname(fileURLToPath(import.meta.url)), '../../operator/main.js');
 const NS = 'qx-span';
 

@@ -12,11 +12,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
 import { runCapture } from '../../lib/exec.js';
-import { createLogger } from '../../lib/log.js';
 import { requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 import { leftovers } from '../harness/cluster/leaks.js';
-import { CHART, imagesFromEnv, RealLab, RELEASE_NAMESPACE, splitImage } from './real-lab.js';
+import {
+  CHART,
+  e2eLogger,
+  imagesFromEnv,
+  progress,
+  RealLab,
+  RELEASE_NAMESPACE,
+  splitImage,
+} from './real-lab.js';
 import {
   apply,
   footprintShape,
@@ -34,8 +41,7 @@ import {
   type ScenarioTarget,
 } from './scenarios.js';
 
-const logger = createLogger({ name: 'e2e-day2', level: 'warn', destination: 'stderr' });
-const progress = (m: string) => console.log(`  · ${m}`);
+const logger = e2eLogger('day2');
 const PREFIX = 'qd';
 const NS = 'qd-day2';
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
 import { API_VERSION } from '../../lib/api/schemas.js';
-import { createLogger } from '../../lib/log.js';
 import type { PodRef } from '../harness/cluster/cluster.js';
 import { chrootPrelude, runVm, vmUnavailable, type VmResult } from '../harness/vm.js';
 import { until } from '../harness/wait.js';
@@ -23,11 +22,17 @@ import {
   shLine,
   type VmNode,
 } from './kernel-node.js';
-import { RELEASE_NAMESPACE, startTestLab, stopTestLab, type RealLab } from './real-lab.js';
+import {
+  e2eLogger,
+  progress,
+  type RealLab,
+  RELEASE_NAMESPACE,
+  startTestLab,
+  stopTestLab,
+} from './real-lab.js';
 
 const skip = vmUnavailable();
-const logger = createLogger({ name: 'e2e-kernel-node', level: 'warn', destination: 'stderr' });
-const progress = (m: string) => console.log(`  · ${m}`);
+const logger = e2eLogger('kernel-node');
 
 const PREFIX = 'kv';
 const UNDERLAY = '10.215.0';

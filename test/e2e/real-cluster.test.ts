@@ -4,32 +4,18 @@
 // plugin: evidence is the pod's net1 with the pseudowire's MTU and Multus's network-status annotation.
 // Then the failures a user meets (a network that does not exist, a pseudowire that is not Ready) and
 // a pod deletion, each leaving nothing half-made on the nodes. (`helm uninstall`: uninstall.test.ts.)
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { API_VERSION } from '../../lib/api/schemas.js';
 import { DEVICE_SYSCTLS, HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
-import { createLogger } from '../../lib/log.js';
 import { until } from '../harness/wait.js';
-import { RealLab, RELEASE_NAMESPACE, startTestLab, stopTestLab } from './real-lab.js';
+import { progress, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
 
-const logger = createLogger({ name: 'e2e-real', level: 'warn', destination: 'stderr' });
-const progress = (m: string) => console.log(`  · ${m}`);
 const NS = 'l2tp-demo';
 const PREFIX = 'rc';
 
 describe('real cluster: helm install, Multus, the README example', () => {
-  let lab: RealLab;
-  let nodeA = '';
-  let nodeB = '';
-
-  before(async () => {
-    lab = await startTestLab({ prefix: PREFIX, underlay: '10.233.0', podNet: '10.234', logger, progress });
-    [nodeA, nodeB] = lab.nodeNames as [string, string];
-  });
-
-  after(async () => {
-    await stopTestLab(lab, PREFIX);
-  });
+  const lab = RealLab.forDescribe('real', { prefix: PREFIX, underlay: '10.233.0', podNet: '10.234' });
 
   it('runs the operator, the datapath pods and Multus from the locally loaded images', async () => {
     const pods = await lab.cluster.getJson<{
@@ -47,7 +33,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
   });
 
   it('attaches pods through containerd -> Multus -> kube-l2tp: net1 with the MTU, network-status, traffic', async () => {
-    await lab.apply(lab.example({ nodeA, nodeB }));
+    await lab.apply(lab.example());
     const pw = await lab.waitPseudowireReady(NS, 'red-wire');
     const podA = { namespace: NS, name: 'pod-a' };
     const podB = { namespace: NS, name: 'pod-b' };
@@ -57,7 +43,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
     ]); // prettier-ignore
     assert.deepEqual(
       ds.items.map((p) => p.spec.nodeName).sort(),
-      [nodeA, nodeB].sort(),
+      [lab.nodeA, lab.nodeB].sort(),
       'a datapath pod on each node',
     );
     for (const p of [podA, podB]) {
@@ -76,7 +62,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
 
     // what node A exposes: the devices the agent made there (from its pod, through the node's
     // /proc/sys/net mount) are hardened, and its metrics listen on loopback only
-    const n = lab.cluster.node(nodeA);
+    const n = lab.cluster.node(lab.nodeA);
     const made = (await n.exec('ip', ['-o', 'link', 'show'])).stdout
       .split('\n')
       .map((x) => x.split(':')[1]?.trim().split('@')[0] ?? '')
@@ -89,16 +75,16 @@ describe('real cluster: helm install, Multus, the README example', () => {
       const got: Record<string, string> = {};
       for (const [f, k] of DEVICE_SYSCTLS)
         got[`${f}.${k}`] = (await n.exec('cat', [`/proc/sys/net/${f}/conf/${dev}/${k}`])).stdout.trim();
-      assert.deepEqual(got, HARDENED_SYSCTLS, `${dev} on ${nodeA}`);
+      assert.deepEqual(got, HARDENED_SYSCTLS, `${dev} on ${lab.nodeA}`);
     }
     const listen = (await n.exec('ss', ['-Hltn', 'sport = :9771'])).stdout.trim().split(/\s+/)[3];
     assert.equal(listen, '127.0.0.1:9771', 'the agent serves metrics on loopback');
-    progress(`${nodeA}: ${made.join(', ')} hardened; metrics on ${listen}`);
+    progress(`${lab.nodeA}: ${made.join(', ')} hardened; metrics on ${listen}`);
   });
 
   it("gives an Exclusive pseudowire's device to the pod, forwarding from the first packet (IP encapsulation, cookies)", async () => {
     const objs = lab
-      .example({ nodeA, nodeB, encapsulation: 'IP', cookies: true, mode: 'Exclusive' })
+      .example({ encapsulation: 'IP', cookies: true, mode: 'Exclusive' })
       .filter((x) => x.kind !== 'Namespace')
       .map((x) => {
         // a second copy of the example beside the first: its own tunnel, pseudowire, pods and addresses
@@ -113,14 +99,14 @@ describe('real cluster: helm install, Multus, the README example', () => {
     // no wait: the datapath follows the device into the pod when the CNI ADD returns
     const ping = await lab.ping(exA, '10.11.0.2', 5);
     assert.equal(ping.received, 5, `ping right after the pods are Ready: ${ping.output}`);
-    const links = await lab.cluster.node(nodeA).exec('ip', ['-o', 'link', 'show']);
+    const links = await lab.cluster.node(lab.nodeA).exec('ip', ['-o', 'link', 'show']);
     const dev = (await lab.nodeStates())
-      .find((s) => s.metadata.name === nodeA)
+      .find((s) => s.metadata.name === lab.nodeA)
       ?.status?.sessions?.find((x) => x.pseudowire?.name === 'ex-wire')?.ifname;
     assert.ok(dev, 'the node state reports the session device');
     assert.doesNotMatch(links.stdout, new RegExp(`: ${dev}[:@]`), `${dev} left the node for the pod`);
     await lab.kubectl(['delete', 'pod', '-n', NS, 'ex-a', 'ex-b', '--wait=true', '--timeout=60s']);
-    const back = await lab.cluster.node(nodeA).exec('ip', ['-o', 'link', 'show']);
+    const back = await lab.cluster.node(lab.nodeA).exec('ip', ['-o', 'link', 'show']);
     assert.match(back.stdout, new RegExp(`: ${dev}[:@]`), `${dev} returned to the node on CNI DEL`);
   });
 
@@ -154,7 +140,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
         kind: 'Pod',
         metadata: { ...pod, annotations: { 'k8s.v1.cni.cncf.io/networks': 'lease-wire' } },
         spec: {
-          nodeSelector: { 'kubernetes.io/hostname': nodeA },
+          nodeSelector: { 'kubernetes.io/hostname': lab.nodeA },
           terminationGracePeriodSeconds: 1,
           containers: [{ name: 'c', image: lab.o.images.tools.name, command: ['sleep', '3600'] }],
         },
@@ -166,19 +152,19 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const ip = addr.split('/')[0]!;
     // host-local keeps one file per leased address in the node's /var/lib/cni/networks/<network>/
     const lease = async () =>
-      (await lab.cluster.node(nodeA).exec('find', ['/var/lib/cni/networks', '-name', ip])).stdout.trim();
+      (await lab.cluster.node(lab.nodeA).exec('find', ['/var/lib/cni/networks', '-name', ip])).stdout.trim();
     assert.notEqual(await lease(), '', `the lease of ${ip} is on the node`);
     await lab.kubectl(['delete', 'pod', '-n', NS, pod.name, '--wait=true', '--timeout=60s']);
     assert.equal(await lease(), '', "the runtime's CNI DEL released the lease");
   });
 
-  /** A pod on nodeA with this annotation; returns the sandbox failure events kubectl describe shows. */
+  /** A pod on lab.nodeA with this annotation; returns the sandbox failure events kubectl describe shows. */
   const failingPod = (name: string, network: string) =>
-    lab.failingPod({ namespace: NS, name }, nodeA, network);
+    lab.failingPod({ namespace: NS, name }, lab.nodeA, network);
   const nodeFootprint = (node: string) => lab.nodeFootprint(node);
 
   it('explains a network that does not exist, and leaves nothing half-made', async () => {
-    const before = await nodeFootprint(nodeA);
+    const before = await nodeFootprint(lab.nodeA);
     const msgs = await failingPod('pod-missing', 'no-such-wire');
     assert.ok(
       msgs.some((m) => m.includes('no-such-wire')),
@@ -187,7 +173,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const describe = await lab.kubectl(['describe', 'pod', '-n', NS, 'pod-missing']);
     assert.match(describe, /no-such-wire/);
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-missing', '--wait=true', '--timeout=60s']);
-    assert.deepEqual(await nodeFootprint(nodeA), before);
+    assert.deepEqual(await nodeFootprint(lab.nodeA), before);
   });
 
   it('explains a pseudowire that is not Ready (the CNI error names it), and leaves nothing half-made', async () => {
@@ -199,7 +185,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
         metadata: { name: 'to-nowhere' },
         spec: {
           encapsulation: 'UDP',
-          local: { node: nodeA },
+          local: { node: lab.nodeA },
           peer: { node: 'no-such-node' },
           allowedNamespaces: [NS],
         },
@@ -220,21 +206,21 @@ describe('real cluster: helm install, Multus, the README example', () => {
         'blue-wire',
       ),
     );
-    const before = await nodeFootprint(nodeA);
+    const before = await nodeFootprint(lab.nodeA);
     const msgs = await failingPod('pod-blue', 'blue-wire');
     assert.ok(
       msgs.some((m) => m.includes(`pseudowire ${NS}/blue-wire`)),
       `the kube-l2tp CNI error names the pseudowire: ${msgs.join(' | ')}`,
     );
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-blue', '--wait=true', '--timeout=60s']);
-    assert.deepEqual(await nodeFootprint(nodeA), before);
+    assert.deepEqual(await nodeFootprint(lab.nodeA), before);
   });
 
   it("deletes a pod: the runtime's CNI DEL leaves no link and no attachment record", async () => {
-    const before = await nodeFootprint(nodeB);
+    const before = await nodeFootprint(lab.nodeB);
     assert.ok(before.records.length > 0, 'pod-b has an attachment record on its node');
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-b', '--wait=true', '--timeout=60s']);
-    const afterDel = await nodeFootprint(nodeB);
+    const afterDel = await nodeFootprint(lab.nodeB);
     assert.deepEqual(afterDel.records, [], 'no attachment record');
     assert.ok(afterDel.links.length < before.links.length, 'the pod side of the veth is gone');
   });

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
 import { runCapture } from '../../lib/exec.js';
-import type { Logger } from '../../lib/log.js';
+import { createLogger, type Logger } from '../../lib/log.js';
+import { after, before } from 'node:test';
 import { RealCluster, type ClusterImage, type PodRef } from '../harness/cluster/cluster.js';
 import { leftovers } from '../harness/cluster/leaks.js';
 import { multusManifest } from '../harness/cluster/multus.js';
@@ -104,6 +105,13 @@ export function startTestLab(o: {
   return RealLab.start({ ...o, nodes: 2, images: imagesFromEnv() });
 }
 
+/** Progress of long e2e steps, on stdout where the test runner shows it. */
+export const progress = (m: string): void => console.log(`  · ${m}`);
+
+/** An e2e file's logger: warnings and errors on stderr. */
+export const e2eLogger = (name: string): Logger =>
+  createLogger({ name: `e2e-${name}`, level: 'warn', destination: 'stderr' });
+
 /** Stops a test's lab and fails when its cluster left anything on the machine. */
 export async function stopTestLab(lab: RealLab | undefined, prefix: string): Promise<void> {
   await lab?.stop();
@@ -121,12 +129,36 @@ export function splitImage(name: string): { repository: string; tag: string } {
 export class RealLab {
   cluster!: RealCluster;
 
-  private constructor(readonly o: RealLabOptions) {}
+  /** Its options, set when it boots. */
+  o!: RealLabOptions;
+
+  private constructor() {}
 
   static async start(o: RealLabOptions): Promise<RealLab> {
-    const lab = new RealLab(o);
+    const lab = new RealLab();
+    await lab.boot(o);
+    return lab;
+  }
+
+  /**
+   * A 2-node lab for the enclosing describe of an e2e file (as root, images from KUBE_L2TP_IMAGES):
+   * started before its tests, stopped after them, failing when the cluster left anything on the
+   * machine. Usable once before() ran.
+   */
+  static forDescribe(name: string, o: { prefix: string; underlay: string; podNet: string }): RealLab {
+    const lab = new RealLab();
+    before(async () => {
+      if (process.getuid?.() !== 0) throw new Error('this test needs root (real nodes in namespaces)');
+      await lab.boot({ ...o, nodes: 2, images: imagesFromEnv(), logger: e2eLogger(name), progress });
+    });
+    after(() => stopTestLab(lab.cluster ? lab : undefined, o.prefix));
+    return lab;
+  }
+
+  private async boot(o: RealLabOptions): Promise<void> {
+    this.o = o;
     try {
-      lab.cluster = await RealCluster.start({
+      this.cluster = await RealCluster.start({
         prefix: o.prefix,
         nodes: o.nodes,
         underlay: o.underlay,
@@ -139,17 +171,26 @@ export class RealLab {
         logger: o.logger,
         progress: o.progress,
       });
-      await lab.installMultus();
-      await lab.helmInstall();
-      return lab;
+      await this.installMultus();
+      await this.helmInstall();
     } catch (e) {
-      await lab.cluster?.stop();
+      await this.cluster?.stop();
       throw e;
     }
   }
 
   get nodeNames(): string[] {
     return this.cluster.nodes.map((n) => n.name);
+  }
+
+  /** The first node's name. */
+  get nodeA(): string {
+    return this.nodeNames[0]!;
+  }
+
+  /** The second node's name. */
+  get nodeB(): string {
+    return this.nodeNames[1]!;
   }
 
   async installMultus(): Promise<void> {
@@ -222,16 +263,19 @@ export class RealLab {
    * The README's example (examples/in-cluster-pair.yaml) as a user adapts it: node-a and node-b
    * replaced by two nodes, its busybox image by the local tools image; options for the lab's variants.
    */
-  example(o: {
-    nodeA: string;
-    nodeB: string;
-    encapsulation?: 'UDP' | 'IP';
-    cookies?: boolean;
-    mode?: 'Bridge' | 'Exclusive';
-  }): Obj[] {
+  example(
+    o: {
+      /** Default: this lab's first and second nodes. */
+      nodeA?: string;
+      nodeB?: string;
+      encapsulation?: 'UDP' | 'IP';
+      cookies?: boolean;
+      mode?: 'Bridge' | 'Exclusive';
+    } = {},
+  ): Obj[] {
     const text = readFileSync(join(REPO, 'examples/in-cluster-pair.yaml'), 'utf8')
-      .replaceAll('node-a', o.nodeA)
-      .replaceAll('node-b', o.nodeB)
+      .replaceAll('node-a', o.nodeA ?? this.nodeA)
+      .replaceAll('node-b', o.nodeB ?? this.nodeB)
       .replaceAll(EXAMPLE_IMAGE, this.o.images.tools.name);
     const objs = YAML.parseAllDocuments(text)
       .map((d) => d.toJS() as Obj | null)

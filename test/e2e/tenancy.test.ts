@@ -2,40 +2,26 @@
 // example's wire lives in l2tp-demo; a pod of another namespace whose NetworkAttachmentDefinition names
 // that wire gets no interface, the pod's events say why, and the node keeps nothing of the attempt.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../../lib/log.js';
+import { describe, it } from 'node:test';
 import { until } from '../harness/wait.js';
-import { RealLab, startTestLab, stopTestLab } from './real-lab.js';
+import { RealLab } from './real-lab.js';
 
-const logger = createLogger({ name: 'e2e-tenancy', level: 'warn', destination: 'stderr' });
-const progress = (m: string) => console.log(`  · ${m}`);
 const OWNER = 'l2tp-demo';
 const INTRUDER = 'tn-intruder';
 const PREFIX = 'tn';
 
 describe('real cluster: a pod of another namespace does not get onto a wire', () => {
-  let lab: RealLab;
-  let nodeA = '';
-  let nodeB = '';
-
-  before(async () => {
-    lab = await startTestLab({ prefix: PREFIX, underlay: '10.251.200', podNet: '10.251', logger, progress });
-    [nodeA, nodeB] = lab.nodeNames as [string, string];
-  });
-
-  after(async () => {
-    await stopTestLab(lab, PREFIX);
-  });
+  const lab = RealLab.forDescribe('tenancy', { prefix: PREFIX, underlay: '10.251.200', podNet: '10.251' });
 
   it("refuses a NAD of another namespace naming the wire, with the reason in the pod's events", async () => {
-    await lab.apply(lab.example({ nodeA, nodeB }));
+    await lab.apply(lab.example());
     await lab.waitPseudowireReady(OWNER, 'red-wire');
     const nad = await until('the NAD of red-wire', () =>
       lab.cluster
         .getJson<{ spec: { config: string } }>(['network-attachment-definitions', '-n', OWNER, 'red-wire'])
         .catch(() => undefined),
     );
-    const before = await lab.nodeFootprint(nodeA);
+    const before = await lab.nodeFootprint(lab.nodeA);
     await lab.apply([
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: INTRUDER } },
       {
@@ -45,7 +31,7 @@ describe('real cluster: a pod of another namespace does not get onto a wire', ()
         spec: { config: nad.spec.config }, // names l2tp-demo/red-wire
       },
     ]);
-    const msgs = await lab.failingPod({ namespace: INTRUDER, name: 'spy' }, nodeA, 'borrowed');
+    const msgs = await lab.failingPod({ namespace: INTRUDER, name: 'spy' }, lab.nodeA, 'borrowed');
     console.log(
       `  attempt [${INTRUDER}] pod spy with a NAD naming ${OWNER}/red-wire\n    -> event: ${msgs[0]}`,
     );
@@ -56,6 +42,6 @@ describe('real cluster: a pod of another namespace does not get onto a wire', ()
     const phase = await lab.kubectl(['get', 'pod', '-n', INTRUDER, 'spy', '-o', 'jsonpath={.status.phase}']);
     assert.equal(phase, 'Pending', 'the pod never ran');
     await lab.kubectl(['delete', 'pod', '-n', INTRUDER, 'spy', '--wait=true', '--timeout=60s']);
-    assert.deepEqual(await lab.nodeFootprint(nodeA), before, 'the node keeps nothing of the attempt');
+    assert.deepEqual(await lab.nodeFootprint(lab.nodeA), before, 'the node keeps nothing of the attempt');
   });
 });

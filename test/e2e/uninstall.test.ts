@@ -2,14 +2,11 @@
 // operator, has every datapath agent remove what it made on its node, and deletes the node states and
 // generated NADs; the CRDs and the user's tunnels and pseudowires stay, and `helm install` again brings
 // the example back. While pods are still attached it refuses, names them, and changes nothing.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger } from '../../lib/log.js';
 import { until } from '../harness/wait.js';
-import { RealLab, RELEASE_NAMESPACE, startTestLab, stopTestLab } from './real-lab.js';
+import { progress, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
 
-const logger = createLogger({ name: 'e2e-uninstall', level: 'warn', destination: 'stderr' });
-const progress = (m: string) => console.log(`  · ${m}`);
 const NS = 'l2tp-demo';
 const PREFIX = 'ku';
 const podA = { namespace: NS, name: 'pod-a' };
@@ -26,18 +23,7 @@ interface Footprint {
 }
 
 describe('real cluster: helm uninstall leaves the nodes clean', () => {
-  let lab: RealLab;
-  let nodeA = '';
-  let nodeB = '';
-
-  before(async () => {
-    lab = await startTestLab({ prefix: PREFIX, underlay: '10.237.0', podNet: '10.238', logger, progress });
-    [nodeA, nodeB] = lab.nodeNames as [string, string];
-  });
-
-  after(async () => {
-    await stopTestLab(lab, PREFIX);
-  });
+  const lab = RealLab.forDescribe('uninstall', { prefix: PREFIX, underlay: '10.237.0', podNet: '10.238' });
 
   async function footprint(node: string): Promise<Footprint> {
     const n = lab.cluster.node(node);
@@ -78,12 +64,12 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
     lab.helm(['uninstall', 'kube-l2tp', '-n', RELEASE_NAMESPACE, '--wait', '--timeout', '5m']);
 
   it('installs, the example becomes Ready and carries traffic', async () => {
-    await lab.apply(lab.example({ nodeA, nodeB }));
+    await lab.apply(lab.example());
     await ready();
     await lab.waitPodsReady([podA, podB]);
     const ping = await lab.ping(podA, '10.10.0.2', 5);
     assert.ok(ping.received >= 4, `ping over the pseudowire: ${ping.output}`);
-    for (const node of [nodeA, nodeB]) {
+    for (const node of [lab.nodeA, lab.nodeB]) {
       const f = await footprint(node);
       assert.ok(f.shim, `the CNI executable is on ${node}`);
       assert.ok(
@@ -132,7 +118,7 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
       500,
     );
     assert.deepEqual(await names(['get', 'l2tpnodestates']), [], 'no L2TPNodeState');
-    for (const node of [nodeA, nodeB]) {
+    for (const node of [lab.nodeA, lab.nodeB]) {
       assert.deepEqual(
         await footprint(node),
         { links: [], shim: false, conf: false, records: [], run: [], bpf: [] },
@@ -161,7 +147,7 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
   it('helm install again brings the example back to Ready, with traffic', async () => {
     await lab.helmInstall();
     await ready();
-    await lab.apply(lab.example({ nodeA, nodeB }).filter((o) => o.kind === 'Pod'));
+    await lab.apply(lab.example().filter((o) => o.kind === 'Pod'));
     await lab.waitPodsReady([podA, podB]);
     const ping = await lab.ping(podA, '10.10.0.2', 5);
     assert.ok(ping.received >= 4, `ping after reinstall: ${ping.output}`);

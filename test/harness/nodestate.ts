@@ -1,5 +1,5 @@
 // L2TPNodeState pieces shared by the agent's integration test and its bench.
-import type { NodeSessionSpec } from '../../lib/api/schemas.js';
+import type { NodeSessionSpec, NodeStateSpec } from '../../lib/api/schemas.js';
 
 /** Session `id` of pseudowire default/wire-<id>: 8-byte cookies both ways, default sublayer, bridge mode. */
 export const cookieSession = (id: number, peerSessionId: number): NodeSessionSpec => ({
@@ -17,7 +17,33 @@ export const cookieSession = (id: number, peerSessionId: number): NodeSessionSpe
 });
 
 /**
- * The far side of a node's tunnel 42/45 (UDP ports 5000/5001, underlay subnet.1 -> subnet.2) as a
+ * A node state with one UDP tunnel "red": IDs 42/45, ports 5000/5001, underlay subnet.1 -> subnet.2,
+ * no UDP checksums. staticPeerOf is its far side.
+ */
+export const nodeStateWith = (
+  nodeName: string,
+  subnet: string,
+  sessions: NodeSessionSpec[],
+): NodeStateSpec => ({
+  nodeName,
+  tunnels: [
+    {
+      name: 'red',
+      tunnelId: 42,
+      peerTunnelId: 45,
+      encap: 'udp',
+      local: `${subnet}.1`,
+      remote: `${subnet}.2`,
+      udpSourcePort: 5000,
+      udpDestinationPort: 5001,
+      udpChecksum: false,
+      sessions,
+    },
+  ],
+});
+
+/**
+ * The far side of nodeStateWith's tunnel (UDP ports 5000/5001, underlay subnet.1 -> subnet.2) as a
  * static-mode config: the peer of cookieSession(sessionId, peerSessionId), device `ifname`.
  */
 export const staticPeerOf = (subnet: string, sessionId: number, peerSessionId: number, ifname: string) => ({

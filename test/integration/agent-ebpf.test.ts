@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import { probeKernelL2tp } from '../../datapath/backend/kernel/index.js';
-import { cookieSession, staticPeerOf } from '../harness/nodestate.js';
+import { cookieSession, nodeStateWith, staticPeerOf } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
@@ -26,23 +25,7 @@ const startAgent = () => env.startAgent(['--backend', 'auto', '--bpffs', join(bp
 
 const stopAgent = (p: ChildProcess) => env.stopAgent(p);
 
-const spec: NodeStateSpec = {
-  nodeName: NODE,
-  tunnels: [
-    {
-      name: 'red',
-      tunnelId: 42,
-      peerTunnelId: 45,
-      encap: 'udp',
-      local: '10.206.0.1',
-      remote: '10.206.0.2',
-      udpSourcePort: 5000,
-      udpDestinationPort: 5001,
-      udpChecksum: false,
-      sessions: [cookieSession(128, 1128)],
-    },
-  ],
-};
+const spec = nodeStateWith(NODE, '10.206.0', [cookieSession(128, 1128)]);
 
 const nodeState = () => env.nodeState();
 

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
-import { cookieSession, staticPeerOf } from '../harness/nodestate.js';
+import { cookieSession, nodeStateWith, staticPeerOf } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
@@ -21,23 +21,12 @@ const startAgent = () => env.startAgent(['--backend', 'userspace'], { LOG_LEVEL:
 
 const stopAgent = (p: ChildProcess) => env.stopAgent(p);
 
-const spec = (sessions: number[]): NodeStateSpec => ({
-  nodeName: NODE,
-  tunnels: [
-    {
-      name: 'red',
-      tunnelId: 42,
-      peerTunnelId: 45,
-      encap: 'udp',
-      local: '10.204.0.1',
-      remote: '10.204.0.2',
-      udpSourcePort: 5000,
-      udpDestinationPort: 5001,
-      udpChecksum: false,
-      sessions: sessions.map((id) => cookieSession(id, id + 1000)),
-    },
-  ],
-});
+const spec = (sessions: number[]): NodeStateSpec =>
+  nodeStateWith(
+    NODE,
+    '10.204.0',
+    sessions.map((id) => cookieSession(id, id + 1000)),
+  );
 
 const applyNodeState = (s: NodeStateSpec) => env.applyNodeState(s);
 
