@@ -365,6 +365,8 @@ describe('helm chart and single-file manifest on a real kube-apiserver', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  const operatorReplicas = () =>
+    cp.kubectl(['-n', NS, 'get', 'deployment', 'kube-l2tp-operator', '-o', 'jsonpath={.spec.replicas}']);
   const kubectlFile = async (args: string[], text: string) => {
     const f = join(dir, `m${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(f, text);
@@ -391,18 +393,7 @@ describe('helm chart and single-file manifest on a real kube-apiserver', () => {
     const crds = await cp.kubectl(['get', 'crd', '-o', 'name']);
     for (const c of ['l2tptunnels', 'pseudowires', 'l2tpnodestates'])
       assert.match(crds, new RegExp(`${c}.l2tp.kube-l2tp.io`));
-    assert.equal(
-      await cp.kubectl([
-        '-n',
-        NS,
-        'get',
-        'deployment',
-        'kube-l2tp-operator',
-        '-o',
-        'jsonpath={.spec.replicas}',
-      ]),
-      '2',
-    );
+    assert.equal(await operatorReplicas(), '2');
     const up = await h([
       'upgrade',
       'kube-l2tp',
@@ -481,16 +472,7 @@ describe('helm chart and single-file manifest on a real kube-apiserver', () => {
     assert.doesNotMatch(again, /created/);
     const ns = JSON.parse(await cp.kubectl(['get', 'namespace', NS, '-o', 'json'])) as Obj;
     assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'privileged');
-    const dep = await cp.kubectl([
-      '-n',
-      NS,
-      'get',
-      'deployment',
-      'kube-l2tp-operator',
-      '-o',
-      'jsonpath={.spec.replicas}',
-    ]);
-    assert.equal(dep, '2');
+    assert.equal(await operatorReplicas(), '2');
   });
 });
 
