@@ -60,6 +60,15 @@ const find = (objs: Obj[], kind: string, name?: string): Obj => {
   return o;
 };
 
+/** The securityContext of every container of the chart that needs no privilege. */
+const RESTRICTED_CONTAINER = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  privileged: false,
+  capabilities: { drop: ['ALL'] },
+};
+
 describe('helm chart: lint and template', () => {
   it('helm lint --strict passes with the default values and with every option switched', async () => {
     const variants: string[][] = [
@@ -196,13 +205,7 @@ describe('helm chart: lint and template', () => {
     );
     assert.ok(c.args.includes('--operator-deployment=kube-l2tp-operator'), c.args.join(' '));
     assert.equal(job.spec.activeDeadlineSeconds, 160);
-    assert.deepEqual(c.securityContext, {
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      privileged: false,
-      capabilities: { drop: ['ALL'] },
-    });
+    assert.deepEqual(c.securityContext, RESTRICTED_CONTAINER);
     const off = docs(await template(['uninstall.enabled=false']));
     assert.ok(
       !off.some((o) => o.kind === 'Job' || o.metadata.name === UNINSTALL_SA),
@@ -242,13 +245,7 @@ describe('helm chart: lint and template', () => {
     const c = pod.containers[0]!;
     const args = c.args as string[];
     assert.ok(args.includes('--leader-elect=true'), args.join(' '));
-    assert.deepEqual(c.securityContext, {
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      privileged: false,
-      capabilities: { drop: ['ALL'] },
-    });
+    assert.deepEqual(c.securityContext, RESTRICTED_CONTAINER);
     for (const p of ['livenessProbe', 'readinessProbe', 'startupProbe']) assert.ok(c[p], `${p} missing`);
     const res = c.resources as { requests: Record<string, string>; limits: Record<string, string> };
     assert.ok(res.requests.cpu && res.requests.memory && res.limits.memory);
