@@ -4,17 +4,6 @@ import type { L2tpSessionInfo, L2tpTunnelInfo } from '../../../lib/netlink/l2tp.
 import type { SessionSpec } from '../types.js';
 import { sessionDiff, tunnelDiff } from './index.js';
 
-const tunnel: L2tpTunnelInfo = {
-  tunnelId: 100,
-  peerTunnelId: 200,
-  protoVersion: 3,
-  encap: 'udp',
-  local: '10.203.0.2',
-  remote: '10.203.0.1',
-  udpSourcePort: 17001,
-  udpDestinationPort: 17002,
-  udpChecksum: false,
-};
 const want = {
   tunnelId: 100,
   peerTunnelId: 200,
@@ -25,6 +14,7 @@ const want = {
   udpDestinationPort: 17002,
   udpChecksum: false,
 };
+const tunnel: L2tpTunnelInfo = { ...want, protoVersion: 3 };
 
 describe('kernel backend: adoption decisions', () => {
   it('keeps a tunnel whose dump matches, names every difference otherwise', () => {

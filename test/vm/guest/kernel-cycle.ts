@@ -321,8 +321,7 @@ async function main(): Promise<void> {
 
   // changes on live sessions: sequencing in place (same device), sublayer type by recreation
   const base = { sendSequence: false, requireSequence: false, reorderTimeoutMs: 0 };
-  const q = sc.seq;
-  const seqSpec = {
+  const specOf = (q: typeof sc.seq) => ({
     ...base,
     tunnelId: q.tunnelId,
     sessionId: q.sessionId,
@@ -330,7 +329,8 @@ async function main(): Promise<void> {
     ifname: q.ifname,
     mtu: q.mtu,
     l2specType: q.l2specType,
-  };
+  });
+  const seqSpec = specOf(sc.seq);
   const seqBefore = (await ifindexes([sc.seq.ifname]))[sc.seq.ifname];
   await be.ensureSession({ ...seqSpec, sendSequence: true });
   const seqObs = (await be.listSessions()).find((x) => x.sessionId === sc.seq.sessionId);
@@ -342,14 +342,7 @@ async function main(): Promise<void> {
   results.seqReverted = (await be.listSessions()).find((x) => x.sessionId === sc.seq.sessionId)?.params
     ?.sendSequence;
   const flip = sc.flip;
-  const flipSpec = {
-    ...base,
-    tunnelId: flip.tunnelId,
-    sessionId: flip.sessionId,
-    peerSessionId: flip.peerSessionId,
-    ifname: flip.ifname,
-    mtu: flip.mtu,
-  };
+  const flipSpec = specOf(flip);
   const i0 = (await ifindexes([flip.ifname]))[flip.ifname];
   const other2 = flip.l2specType === 'none' ? 'default' : 'none';
   await be.ensureSession({ ...flipSpec, l2specType: other2 });
