@@ -126,7 +126,7 @@ export interface NetConf {
   mtu?: number;
   mac?: string;
   ipam?: { type: string; [k: string]: unknown };
-  /** DEL only: why the config's ipam was refused (then ipam is absent: nothing of it was allocated). */
+  /** DEL and GC: why the config's ipam was refused (then ipam is absent: nothing of it was allocated). */
   ipamRefused?: string;
   agentSocket: string;
   prevResult?: Record<string, unknown>;
@@ -159,7 +159,7 @@ export function decodeJson(stdin: string): Record<string, unknown> {
 }
 
 export interface ParseOptions {
-  /** DEL parses a refused ipam into NetConf.ipamRefused instead of failing (see parseNetConf). */
+  /** DEL and GC parse a refused ipam into NetConf.ipamRefused instead of failing (see parseNetConf). */
   command?: Command;
   /** IPAM types allowed; default IPAM_TYPES (tests add stand-in delegates). */
   ipamTypes?: readonly string[] | undefined;
@@ -215,7 +215,7 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   if (c.ipam !== undefined) {
     const problem = ipamProblem(c.ipam, { types: opts.ipamTypes });
     if (problem === undefined) out.ipam = c.ipam as NonNullable<NetConf['ipam']>;
-    else if (opts.command === 'DEL') out.ipamRefused = problem;
+    else if (opts.command === 'DEL' || opts.command === 'GC') out.ipamRefused = problem;
     else throw new CniError(CniCode.InvalidConfig, `invalid network config: ${problem}`);
   }
   if (c.prevResult !== undefined) out.prevResult = c.prevResult;

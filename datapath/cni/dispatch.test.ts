@@ -341,6 +341,18 @@ ${body}
     );
     assert.equal(del.exitCode, 0, del.stdout);
     assert.ok(logged.some((l) => /IPAM not released/.test(String(l.msg))));
+    // GC of the same network: the stale attachment still goes, no delegate runs
+    await store.put(record('cfrefgc'));
+    const gc = await dispatch(
+      {
+        env: { CNI_COMMAND: 'GC', CNI_PATH: '/cf/host/only/path' },
+        stdin: conf({ ipam: { type: 'cf-not-allowed' }, 'cni.dev/valid-attachments': [] }),
+      },
+      deps,
+    );
+    assert.equal(gc.exitCode, 0, gc.stdout);
+    assert.equal(await store.get('cfrefgc', 'net1'), undefined, 'the stale record is gone');
+    assert.ok(logged.some((l) => /IPAM not garbage-collected/.test(String(l.msg))));
     await assert.rejects(readFile(join(dir, 'refused-calls'), 'utf8'), { code: 'ENOENT' }, 'no delegate ran');
   });
 

@@ -1,5 +1,6 @@
 // CNI GC: every recorded attachment of this network that the runtime no longer lists is released
 // (links, IPAM, record), then the IPAM delegate's own GC; failures are collected, not fatal midway.
+// A config whose ipam the agent refuses still has its stale attachments' links released, as DEL does.
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { delegateCall, findIpam, type Ctx } from './context.js';
 import { releaseAttachment } from './del.js';
@@ -12,6 +13,12 @@ export async function cmdGc(c: Ctx): Promise<undefined> {
     (r) => r.network === conf.name && !valid.has(`${r.containerID}/${r.ifname}`),
   );
   const failures: string[] = [];
+  if (conf.ipamRefused !== undefined) {
+    c.log.warn(
+      { err: conf.ipamRefused },
+      'IPAM not garbage-collected: the network config names an IPAM the agent refuses, so no ADD allocated anything with it',
+    );
+  }
   const ipamPlugin = conf.ipam ? await findIpam(c, conf.ipam.type) : undefined;
   for (const r of stale) {
     try {
