@@ -112,11 +112,13 @@ describe('network config ipam', () => {
     assert.equal((c.ipam as Record<string, unknown>).dataDir, undefined);
   });
 
-  it('DEL keeps a refused ipam out of the request instead of failing (nothing of it was allocated)', () => {
-    const c = parseNetConf(conf({ type: 'evil' }), ARGS, { command: 'DEL' });
-    assert.equal(c.ipam, undefined);
-    assert.match(c.ipamRefused ?? '', /ipam\.type: "evil" is not allowed/);
-    for (const command of ['ADD', 'CHECK', 'GC', 'STATUS'] as const) {
+  it('DEL and GC keep a refused ipam out of the request instead of failing (nothing of it was allocated)', () => {
+    for (const command of ['DEL', 'GC'] as const) {
+      const c = parseNetConf(conf({ type: 'evil' }), ARGS, { command });
+      assert.equal(c.ipam, undefined);
+      assert.match(c.ipamRefused ?? '', /ipam\.type: "evil" is not allowed/);
+    }
+    for (const command of ['ADD', 'CHECK', 'STATUS'] as const) {
       assert.throws(
         () => parseNetConf(conf({ type: 'host-local', dataDir: '/x' }), ARGS, { command }),
         (e: unknown) => e instanceof CniError && e.code === CniCode.InvalidConfig,
