@@ -3,6 +3,7 @@
     {
       "target_name": "l2tp_pump",
       "sources": ["src/addon.c", "src/pump.c", "src/wire.c", "src/tap.c", "src/offload.c", "src/evlimit.c"],
+      "include_dirs": ["../../lib/native"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "cflags_c": ["-std=gnu11"],

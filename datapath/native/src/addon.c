@@ -21,17 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "napi_util.h"
 #include "evlimit.h"
 #include "pump.h"
 #include "tap.h"
 
-#define CHECK(call)                                                                                            \
-  do {                                                                                                         \
-    if ((call) != napi_ok) {                                                                                   \
-      napi_throw_error(env, NULL, "napi call failed: " #call);                                                 \
-      return NULL;                                                                                             \
-    }                                                                                                          \
-  } while (0)
+#define CHECK(call) NAPI_CHECK(env, call)
 
 /* Events waiting for the JS thread are bounded: the threadsafe function's queue holds EVENT_QUEUE,
  * and non-fatal events leave room for the two fatal ones a tunnel can raise (one per thread), which
@@ -62,13 +57,6 @@ static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char msg[192];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err < 0 ? -err : err));
-  napi_throw_error(env, NULL, msg);
-  return NULL;
 }
 
 static int get_prop(napi_env env, napi_value obj, const char *key, napi_value *out) {
@@ -124,14 +112,6 @@ static napi_value drops_array(napi_env env, const uint64_t *drops) {
   return arr;
 }
 
-/* Reads up to n arguments into argv (*argc: how many were passed); false after throwing. */
-static bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, size_t *argc) {
-  *argc = n;
-  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) == napi_ok) return true;
-  napi_throw_error(env, NULL, "cannot read the call's arguments");
-  return false;
-}
-
 /* The arguments of a call whose first one is an open tunnel's handle: the handle, or NULL after throwing. */
 static struct handle *handle_call(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
                                   size_t *argc) {
@@ -154,7 +134,7 @@ static napi_value open_tap(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
   if (argc > 1) napi_get_value_bool(env, argv[1], &vnet);
   int fd = tap_open(name, vnet, actual, sizeof actual);
-  if (fd < 0) return throw_errno(env, fd, "open TAP");
+  if (fd < 0) return throw_errno_error(env, "open TAP", fd);
   napi_value res, v;
   napi_create_object(env, &res);
   set_num(env, res, "fd", fd);
@@ -172,7 +152,7 @@ static napi_value set_tap_persist(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   CHECK(napi_get_value_bool(env, argv[1], &p));
   int rc = tap_set_persist(fd, p);
-  if (rc < 0) return throw_errno(env, rc, "TUNSETPERSIST");
+  if (rc < 0) return throw_errno_error(env, "TUNSETPERSIST", rc);
   return NULL;
 }
 
@@ -265,7 +245,7 @@ static napi_value create_tunnel(napi_env env, napi_callback_info info) {
   cfg.udp_checksum = prop_bool(env, argv[0], "udpChecksum");
 
   struct handle *h = calloc(1, sizeof *h);
-  if (!h) return throw_errno(env, ENOMEM, "calloc");
+  if (!h) return throw_errno_error(env, "calloc", ENOMEM);
   pthread_mutex_init(&h->mu, NULL);
   ev_limit_init(&h->lim, EVENT_BURST, EVENT_INTERVAL_NS, now_ns());
   napi_value name;
@@ -284,7 +264,7 @@ static napi_value create_tunnel(napi_env env, napi_callback_info info) {
     napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
     pthread_mutex_destroy(&h->mu);
     free(h);
-    return throw_errno(env, err, what);
+    return throw_errno_error(env, what, err);
   }
   napi_value ext;
   CHECK(napi_create_external(env, h, finalize_handle, NULL, &ext));
@@ -297,7 +277,7 @@ static napi_value add_session(napi_env env, napi_callback_info info) {
   struct handle *h = handle_call(env, info, 2, argv, &argc);
   if (!h) return NULL;
   struct l2tp_session *s = calloc(1, sizeof *s);
-  if (!s) return throw_errno(env, ENOMEM, "calloc");
+  if (!s) return throw_errno_error(env, "calloc", ENOMEM);
   napi_value o = argv[1];
   s->session_id = prop_u32(env, o, "sessionId", 0);
   s->peer_session_id = prop_u32(env, o, "peerSessionId", 0);
@@ -319,7 +299,7 @@ static napi_value add_session(napi_env env, napi_callback_info info) {
   if (rc < 0) {
     free(s->gro.buf);
     free(s);
-    return throw_errno(env, rc, "add session");
+    return throw_errno_error(env, "add session", rc);
   }
   return NULL;
 }

@@ -42,30 +42,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "napi_util.h"
 #include "nl_reply.h"
 
 #define RECV_BUF (64 * 1024)
 #define MAX_REPLY (64 * 1024 * 1024)
-
-#define CHECK(env, call)                                                                           \
-  do {                                                                                             \
-    if ((call) != napi_ok) {                                                                       \
-      napi_throw_error((env), NULL, "napi call failed: " #call);                                   \
-      return NULL;                                                                                 \
-    }                                                                                              \
-  } while (0)
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value e, m, code;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  napi_create_int32(env, err, &code);
-  napi_set_named_property(env, e, "errno", code);
-  napi_throw(env, e);
-  return NULL;
-}
 
 /* socket + bind + options; returns the fd, or -1 with *what and errno set */
 static int make_socket(int proto, const char **what) {
@@ -98,16 +79,16 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t proto;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_get_value_int32(env, argv[0], &proto) != napi_ok) {
     napi_throw_type_error(env, NULL, "open(protocol: number)");
     return NULL;
   }
   const char *what = NULL;
   int fd = make_socket(proto, &what);
-  if (fd < 0) return throw_errno(env, what, errno);
+  if (fd < 0) return throw_errno_error(env, what, errno);
   napi_value r;
-  CHECK(env, napi_create_int32(env, fd, &r));
+  NAPI_CHECK(env, napi_create_int32(env, fd, &r));
   return r;
 }
 
@@ -119,7 +100,7 @@ static napi_value nl_open_in(napi_env env, napi_callback_info info) {
   size_t path_len = 0;
   napi_valuetype kind = napi_undefined;
   int32_t given_fd = -1;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc >= 2) napi_typeof(env, argv[1], &kind);
   if (argc < 2 || napi_get_value_int32(env, argv[0], &proto) != napi_ok ||
       (kind == napi_number ? napi_get_value_int32(env, argv[1], &given_fd) != napi_ok || given_fd < 0
@@ -132,13 +113,13 @@ static napi_value nl_open_in(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (self < 0) return throw_errno(env, "open(/proc/thread-self/ns/net)", errno);
+  if (self < 0) return throw_errno_error(env, "open(/proc/thread-self/ns/net)", errno);
   /* a given descriptor stays the caller's: only a path opened here is closed here */
   int target = kind == napi_number ? given_fd : open(path, O_RDONLY | O_CLOEXEC);
   if (target < 0) {
     int e = errno;
     close(self);
-    return throw_errno(env, "open(netns)", e);
+    return throw_errno_error(env, "open(netns)", e);
   }
   int fd = -1, err = 0;
   const char *what = NULL;
@@ -158,9 +139,9 @@ static napi_value nl_open_in(napi_env env, napi_callback_info info) {
   }
   if (kind != napi_number) close(target);
   close(self);
-  if (fd < 0) return throw_errno(env, what, err);
+  if (fd < 0) return throw_errno_error(env, what, err);
   napi_value r;
-  CHECK(env, napi_create_int32(env, fd, &r));
+  NAPI_CHECK(env, napi_create_int32(env, fd, &r));
   return r;
 }
 
@@ -168,7 +149,7 @@ static napi_value nl_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t fd;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
     napi_throw_type_error(env, NULL, "close(fd: number)");
     return NULL;
@@ -295,13 +276,13 @@ static napi_value nl_transact(napi_env env, napi_callback_info info) {
   void *data;
   size_t len;
   bool is_buf = false;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
       napi_is_buffer(env, argv[1], &is_buf) != napi_ok || !is_buf) {
     napi_throw_type_error(env, NULL, "transact(fd: number, request: Buffer)");
     return NULL;
   }
-  CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  NAPI_CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
   if (len < sizeof(struct nlmsghdr)) {
     napi_throw_range_error(env, NULL, "request shorter than a netlink header");
     return NULL;
@@ -317,10 +298,10 @@ static napi_value nl_transact(napi_env env, napi_callback_info info) {
   t->fd = fd;
   t->seq = ((struct nlmsghdr *)t->req)->nlmsg_seq;
   napi_value promise, name;
-  CHECK(env, napi_create_promise(env, &t->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "netlink.transact", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, do_transact, complete_transact, t, &t->work));
-  CHECK(env, napi_queue_async_work(env, t->work));
+  NAPI_CHECK(env, napi_create_promise(env, &t->deferred, &promise));
+  NAPI_CHECK(env, napi_create_string_utf8(env, "netlink.transact", NAPI_AUTO_LENGTH, &name));
+  NAPI_CHECK(env, napi_create_async_work(env, NULL, name, do_transact, complete_transact, t, &t->work));
+  NAPI_CHECK(env, napi_queue_async_work(env, t->work));
   return promise;
 }
 
@@ -474,7 +455,7 @@ static napi_value nl_recv_request(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd, timeout_ms;
   int64_t max;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
       napi_get_value_int64(env, argv[1], &max) != napi_ok ||
       napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || fd < 0 || max <= 0 || timeout_ms < 0) {
@@ -492,17 +473,17 @@ static napi_value nl_recv_request(napi_env env, napi_callback_info info) {
   if (t->fd < 0) {
     int e = errno;
     free(t);
-    return throw_errno(env, "recvRequest: dup", e);
+    return throw_errno_error(env, "recvRequest: dup", e);
   }
   socklen_t cl = sizeof t->peer;
   t->have_peer = getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &t->peer, &cl) == 0;
   t->max = (size_t)max;
   t->timeout_ms = timeout_ms;
   napi_value promise, name;
-  CHECK(env, napi_create_promise(env, &t->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "netlink.recvRequest", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, do_recv, complete_recv, t, &t->work));
-  CHECK(env, napi_queue_async_work(env, t->work));
+  NAPI_CHECK(env, napi_create_promise(env, &t->deferred, &promise));
+  NAPI_CHECK(env, napi_create_string_utf8(env, "netlink.recvRequest", NAPI_AUTO_LENGTH, &name));
+  NAPI_CHECK(env, napi_create_async_work(env, NULL, name, do_recv, complete_recv, t, &t->work));
+  NAPI_CHECK(env, napi_queue_async_work(env, t->work));
   return promise;
 }
 
@@ -514,7 +495,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, nl_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvRequest", NULL, nl_recv_request, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  NAPI_CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }
 

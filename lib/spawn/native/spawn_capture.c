@@ -41,6 +41,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include "napi_util.h"
 #include <unistd.h>
 
 #define READ_CHUNK (64 * 1024)
@@ -244,19 +246,6 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
-static napi_value make_error(napi_env env, const char *syscall_name, int err) {
-  char msg[200];
-  snprintf(msg, sizeof msg, "%s: %s", syscall_name, strerror(err));
-  napi_value e, m, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  napi_create_int32(env, err, &v);
-  napi_set_named_property(env, e, "errno", v);
-  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, e, "syscall", v);
-  return e;
-}
-
 static void free_external(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -281,7 +270,7 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   job_t *j = data;
   if (env != NULL) {
     if (j->err != 0) {
-      napi_reject_deferred(env, j->deferred, make_error(env, j->syscall, j->err));
+      napi_reject_deferred(env, j->deferred, errno_error(env, j->syscall, j->err));
     } else {
       napi_value r, v, nul;
       napi_get_null(env, &nul);
@@ -361,7 +350,7 @@ static napi_value sp_run(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "spawnCapture", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, deliver,
                                       &j->tsfn) != napi_ok) {
-    napi_reject_deferred(env, j->deferred, make_error(env, "napi_create_threadsafe_function", EIO));
+    napi_reject_deferred(env, j->deferred, errno_error(env, "napi_create_threadsafe_function", EIO));
     free_job(j);
     return promise;
   }
@@ -378,7 +367,7 @@ static napi_value sp_run(napi_env env, napi_callback_info info) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&ta);
   if (rc != 0) {
-    napi_reject_deferred(env, j->deferred, make_error(env, "pthread_create", rc));
+    napi_reject_deferred(env, j->deferred, errno_error(env, "pthread_create", rc));
     napi_release_threadsafe_function(j->tsfn, napi_tsfn_abort);
     free_job(j);
   }
