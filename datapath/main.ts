@@ -2,8 +2,10 @@
 // kube-l2tp-datapath: the node datapath. Subcommands:
 //   static --config FILE [--backend ...]   bring up the tunnels/sessions of a file until SIGTERM
 //   agent --node-name NODE ...             the node agent of a datapath pod (datapath/agent)
+//   seccomp-profile --dir DIR              the datapath pod's init container: the agent's seccomp profile
 import { createLogger, type Logger } from '../lib/log.js';
 import { AGENT_USAGE, agentCommand } from './agent/command.js';
+import { SECCOMP_USAGE, seccompCommand } from './seccomp/install.js';
 import { STATIC_USAGE, UsageError, staticCommand } from './static/command.js';
 
 export interface Subcommand {
@@ -14,6 +16,7 @@ export interface Subcommand {
 export const SUBCOMMANDS: Record<string, Subcommand> = {
   static: { usage: STATIC_USAGE, run: staticCommand },
   agent: { usage: AGENT_USAGE, run: agentCommand },
+  'seccomp-profile': { usage: SECCOMP_USAGE, run: seccompCommand },
 };
 
 function usage(): string {

@@ -34,6 +34,8 @@ describe('operator settings from the chart environment', () => {
     MTU_UNDERLAY: '9000',
     MTU_FIXED: '1400',
     MULTUS_ENABLED: 'false',
+    DATAPATH_SECCOMP_PROFILE: 'Localhost',
+    KUBELET_ROOT_DIR: '/data/kubelet',
   };
 
   it('reaches the datapath pod the operator renders', () => {
@@ -68,6 +70,44 @@ describe('operator settings from the chart environment', () => {
       'at the same path: delegates write where they expect',
     );
     assert.deepEqual(controllerConfigFromEnv(env), { multus: false });
+    // the kubelet reads Localhost profiles from <root dir>/seccomp: the init container writes there
+    assert.deepEqual(vol['seccomp-profile'], '/data/kubelet/seccomp/kube-l2tp');
+    assert.deepEqual(c.securityContext, {
+      ...(c.securityContext as object),
+      seccompProfile: { type: 'Localhost', localhostProfile: 'kube-l2tp/datapath.json' },
+    });
+  });
+
+  it('seccomp profile: the chart value decides the agent container filter and its init container', () => {
+    const render = (fromChart: Record<string, string>) => {
+      const pod = desiredDatapathPod('n1', { ...DEFAULT_POD_CONFIG, ...podConfigFromEnv(fromChart) });
+      const spec = pod.spec as {
+        initContainers?: { name: string }[];
+        containers: { securityContext: { seccompProfile: unknown } }[];
+        volumes: { name: string; hostPath: { path: string } }[];
+      };
+      return {
+        agent: spec.containers[0]!.securityContext.seccompProfile,
+        init: (spec.initContainers ?? []).map((x) => x.name),
+        dir: spec.volumes.find((v) => v.name === 'seccomp-profile')?.hostPath.path,
+      };
+    };
+    const localhost = {
+      agent: { type: 'Localhost', localhostProfile: 'kube-l2tp/datapath.json' },
+      init: ['seccomp-profile'],
+      dir: '/var/lib/kubelet/seccomp/kube-l2tp',
+    };
+    assert.deepEqual(render({}), localhost, 'the default');
+    assert.deepEqual(render({ DATAPATH_SECCOMP_PROFILE: 'Localhost' }), localhost);
+    assert.deepEqual(render({ DATAPATH_SECCOMP_PROFILE: 'RuntimeDefault', KUBELET_ROOT_DIR: '/k' }), {
+      agent: { type: 'RuntimeDefault' },
+      init: [],
+      dir: undefined,
+    });
+    assert.deepEqual(render({ KUBELET_ROOT_DIR: '/var/lib/k0s/kubelet/' }), {
+      ...localhost,
+      dir: '/var/lib/k0s/kubelet/seccomp/kube-l2tp',
+    });
   });
 
   it('metrics host: the chart value decides where the agent binds, and the probes follow', () => {
@@ -111,5 +151,10 @@ describe('operator settings from the chart environment', () => {
     assert.throws(() => podConfigFromEnv({ MTU_UNDERLAY: '12' }), /MTU_UNDERLAY/);
     assert.throws(() => controllerConfigFromEnv({ MULTUS_ENABLED: 'yes' }), /MULTUS_ENABLED/);
     assert.throws(() => podConfigFromEnv({ CNI_DATA_DIR: 'var/lib/cni' }), /CNI_DATA_DIR/);
+    assert.throws(
+      () => podConfigFromEnv({ DATAPATH_SECCOMP_PROFILE: 'Unconfined' }),
+      /DATAPATH_SECCOMP_PROFILE: one of Localhost, RuntimeDefault, got Unconfined/,
+    );
+    assert.throws(() => podConfigFromEnv({ KUBELET_ROOT_DIR: 'var/lib/kubelet' }), /KUBELET_ROOT_DIR/);
   });
 });

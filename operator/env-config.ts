@@ -42,6 +42,7 @@ const isSecretList = (v: unknown): v is { name: string }[] =>
 
 const BACKENDS = ['auto', 'kernel', 'ebpf', 'userspace'] as const;
 const PULL = ['IfNotPresent', 'Always', 'Never'] as const;
+const SECCOMP = ['Localhost', 'RuntimeDefault'] as const;
 
 export function podConfigFromEnv(env: Env): Partial<PodConfig> {
   const out: Partial<PodConfig> = {};
@@ -91,6 +92,18 @@ export function podConfigFromEnv(env: Env): Partial<PodConfig> {
       );
     }
     out.metricsHost = metricsHost;
+  }
+  const seccomp = str('DATAPATH_SECCOMP_PROFILE');
+  if (seccomp) {
+    if (!(SECCOMP as readonly string[]).includes(seccomp))
+      throw new EnvConfigError(`DATAPATH_SECCOMP_PROFILE: one of ${SECCOMP.join(', ')}, got ${seccomp}`);
+    out.seccompProfile = seccomp as PodConfig['seccompProfile'];
+  }
+  const kubeletRoot = str('KUBELET_ROOT_DIR');
+  if (kubeletRoot) {
+    if (!kubeletRoot.startsWith('/'))
+      throw new EnvConfigError(`KUBELET_ROOT_DIR: an absolute path, got ${kubeletRoot}`);
+    out.kubeletRootDir = kubeletRoot;
   }
   const sock = str('AGENT_SOCKET_DIR');
   if (sock) out.socketDir = sock;

@@ -95,9 +95,26 @@ describe('desiredDatapathPod', () => {
     assert.deepEqual(c.command, ['kube-l2tp-datapath', 'agent', '--node-name', '$(NODE_NAME)']);
     assert.deepEqual(c.securityContext, {
       privileged: false, runAsUser: 0, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
-      seccompProfile: { type: 'RuntimeDefault' },
+      seccompProfile: { type: 'Localhost', localhostProfile: 'kube-l2tp/datapath.json' },
       capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN'] },
     }); // prettier-ignore
+    // the init container writes the profile where the kubelet reads Localhost profiles, before the
+    // runtime creates the agent container; it has that directory, no capability, the default filter
+    assert.deepEqual(spec.initContainers, [
+      {
+        name: 'seccomp-profile',
+        image: DEFAULT_POD_CONFIG.image,
+        imagePullPolicy: 'IfNotPresent',
+        command: ['kube-l2tp-datapath', 'seccomp-profile', '--dir', '/host/seccomp'],
+        env: [{ name: 'LOG_LEVEL', value: 'info' }],
+        securityContext: {
+          privileged: false, runAsUser: 0, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
+          seccompProfile: { type: 'RuntimeDefault' }, capabilities: { drop: ['ALL'] },
+        },
+        resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+        volumeMounts: [{ name: 'seccomp-profile', mountPath: '/host/seccomp' }],
+      },
+    ]); // prettier-ignore
     assert.deepEqual(spec.volumes, [
       { name: 'dev-net-tun', hostPath: { path: '/dev/net/tun', type: 'CharDevice' } },
       { name: 'bpffs', hostPath: { path: '/sys/fs/bpf', type: 'Directory' } },
@@ -107,7 +124,8 @@ describe('desiredDatapathPod', () => {
       { name: 'cni-conf', hostPath: { path: '/etc/cni/net.d', type: 'DirectoryOrCreate' } },
       { name: 'agent-socket', hostPath: { path: '/run/kube-l2tp', type: 'DirectoryOrCreate' } },
       { name: 'cni-data', hostPath: { path: '/var/lib/cni', type: 'DirectoryOrCreate' } },
-    ]);
+      { name: 'seccomp-profile', hostPath: { path: '/var/lib/kubelet/seccomp/kube-l2tp', type: 'DirectoryOrCreate' } },
+    ]); // prettier-ignore
     // read-only wherever the agent writes nothing; the rest it writes (pins, sysctls, the CNI binary
     // and config, its socket, IPAM state and attachment records)
     assert.deepEqual(c.volumeMounts, [
@@ -148,6 +166,23 @@ describe('desiredDatapathPod', () => {
     const other = desiredDatapathPod('node-1', { ...DEFAULT_POD_CONFIG, image: 'x:2' });
     assert.notEqual(other.metadata.annotations['l2tp.kube-l2tp.io/template-hash'], h);
     assert.ok(desiredDatapathPod('n'.repeat(80), DEFAULT_POD_CONFIG).metadata.name.length <= 63);
+  });
+
+  it('runs the agent under the runtime default profile, without the init container, when told so', () => {
+    const pod = desiredDatapathPod('n1', { ...DEFAULT_POD_CONFIG, seccompProfile: 'RuntimeDefault' });
+    const spec = pod.spec as {
+      initContainers?: unknown;
+      containers: { securityContext: { seccompProfile: unknown } }[];
+      volumes: { name: string }[];
+    };
+    assert.deepEqual(spec.containers[0]!.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    assert.equal(spec.initContainers, undefined);
+    assert.ok(!spec.volumes.some((v) => v.name === 'seccomp-profile'), 'no host path it does not need');
+    assert.notEqual(
+      pod.metadata.annotations['l2tp.kube-l2tp.io/template-hash'],
+      desiredDatapathPod('n1', DEFAULT_POD_CONFIG).metadata.annotations['l2tp.kube-l2tp.io/template-hash'],
+      'changing the profile rolls the pods',
+    );
   });
 
   it('gives the attachment records a volume of their own only outside the CNI data dir', () => {

@@ -2,6 +2,7 @@
 // so every rule is unit-tested (operator/render.test.ts).
 import { reportedSessions } from '../lib/api/node-status.js';
 import { createHash } from 'node:crypto';
+import { SECCOMP_LOCALHOST_PROFILE, SECCOMP_PROFILE_DIR } from '../datapath/seccomp/profile.js';
 import {
   API_VERSION,
   GROUP,
@@ -57,6 +58,14 @@ export interface PodConfig {
   underlayMtu?: number;
   /** MTU policy "fixed": every session without an explicit MTU gets this one. */
   fixedMtu?: number;
+  /**
+   * The agent container's seccomp profile: "Localhost" (the project's profile, datapath/seccomp/,
+   * which an init container writes into the kubelet's seccomp directory) or "RuntimeDefault" (the
+   * runtime's default, which lets mount, unshare and the rest of the CAP_SYS_ADMIN set through).
+   */
+  seccompProfile: 'Localhost' | 'RuntimeDefault';
+  /** The kubelet's --root-dir on the nodes: Localhost profiles are read from <rootDir>/seccomp/. */
+  kubeletRootDir: string;
 }
 
 export const DEFAULT_POD_CONFIG: PodConfig = {
@@ -73,6 +82,8 @@ export const DEFAULT_POD_CONFIG: PodConfig = {
   cniStateDir: '/var/lib/cni/kube-l2tp',
   cniDataDir: '/var/lib/cni',
   healthPort: 9771,
+  seccompProfile: 'Localhost',
+  kubeletRootDir: '/var/lib/kubelet',
 };
 
 // ---- tunnels and node states -----------------------------------------------------------------------
@@ -254,6 +265,8 @@ export function desiredDatapathPod(
   const metricsHost = cfg.metricsHost ?? '127.0.0.1';
   // the kubelet probes the pod's IP (the node's) unless told a host: loopback when bound there
   const probeHost = metricsHost === '127.0.0.1' ? { host: '127.0.0.1' } : {};
+  const localhostSeccomp = cfg.seccompProfile === 'Localhost';
+  const seccompHostDir = `${cfg.kubeletRootDir.replace(/\/+$/, '')}/seccomp/${SECCOMP_PROFILE_DIR}`;
   const spec = {
     nodeName: node,
     hostNetwork: true,
@@ -264,6 +277,32 @@ export function desiredDatapathPod(
     tolerations: cfg.tolerations ?? [{ operator: 'Exists' }],
     ...(cfg.nodeSelector && Object.keys(cfg.nodeSelector).length ? { nodeSelector: cfg.nodeSelector } : {}),
     ...(cfg.imagePullSecrets?.length ? { imagePullSecrets: cfg.imagePullSecrets } : {}),
+    // The runtime reads a Localhost profile when it creates the agent container, which is after the
+    // init containers ran: this one puts the profile there, with nothing but that directory and the
+    // runtime's default filter (root only to write a root-owned directory; no capability).
+    ...(localhostSeccomp
+      ? {
+          initContainers: [
+            {
+              name: 'seccomp-profile',
+              image: cfg.image,
+              imagePullPolicy: cfg.imagePullPolicy,
+              command: ['kube-l2tp-datapath', 'seccomp-profile', '--dir', '/host/seccomp'],
+              env: [{ name: 'LOG_LEVEL', value: cfg.logLevel }],
+              securityContext: {
+                privileged: false,
+                runAsUser: 0,
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                seccompProfile: { type: 'RuntimeDefault' },
+                capabilities: { drop: ['ALL'] },
+              },
+              resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+              volumeMounts: [{ name: 'seccomp-profile', mountPath: '/host/seccomp' }],
+            },
+          ],
+        }
+      : {}),
     containers: [
       {
         name: 'agent',
@@ -300,8 +339,11 @@ export function desiredDatapathPod(
           runAsUser: 0,
           readOnlyRootFilesystem: true,
           allowPrivilegeEscalation: false,
-          // the runtime's default filter: with SYS_ADMIN it lets setns, mount and bpf through
-          seccompProfile: { type: 'RuntimeDefault' },
+          // the project's profile: the runtime's default list plus setns and bpf, without the mount,
+          // unshare, ... that the runtime's default adds for SYS_ADMIN (datapath/seccomp/profile.ts)
+          seccompProfile: localhostSeccomp
+            ? { type: 'Localhost', localhostProfile: SECCOMP_LOCALHOST_PROFILE }
+            : { type: 'RuntimeDefault' },
           capabilities: {
             drop: ['ALL'],
             // NET_ADMIN: links, addresses, generic netlink l2tp; NET_RAW: IP-encap (proto 115) sockets;
@@ -346,6 +388,7 @@ export function desiredDatapathPod(
       hostPath('agent-socket', cfg.socketDir, 'DirectoryOrCreate'),
       hostPath('cni-data', cfg.cniDataDir, 'DirectoryOrCreate'),
       ...(stateInData ? [] : [hostPath('cni-state', cfg.cniStateDir, 'DirectoryOrCreate')]),
+      ...(localhostSeccomp ? [hostPath('seccomp-profile', seccompHostDir, 'DirectoryOrCreate')] : []),
     ],
   };
   const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 10);

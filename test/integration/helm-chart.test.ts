@@ -266,6 +266,8 @@ describe('helm chart: lint and template', () => {
         'image.tag=1.2.3',
         'datapath.nodeSelector.l2tp=yes',
         'datapath.metricsHost=node-ip',
+        'datapath.seccompProfile=RuntimeDefault',
+        'datapath.kubeletRootDir=/var/lib/k0s/kubelet',
       ]),
     );
     const dep = find(objs, 'Deployment') as Obj & {
@@ -291,6 +293,7 @@ describe('helm chart: lint and template', () => {
         mtu: [env.MTU_POLICY, env.MTU_UNDERLAY, env.MTU_FIXED],
         log: [env.LOG_LEVEL, env.DATAPATH_LOG_LEVEL],
         metricsHost: env.DATAPATH_METRICS_HOST,
+        seccomp: [env.DATAPATH_SECCOMP_PROFILE, env.KUBELET_ROOT_DIR],
       },
       {
         image: 'registry.example/kube-l2tp:1.2.3',
@@ -306,6 +309,7 @@ describe('helm chart: lint and template', () => {
         mtu: ['fixed', '1500', '1380'],
         log: ['debug', 'debug'],
         metricsHost: 'node-ip',
+        seccomp: ['RuntimeDefault', '/var/lib/k0s/kubelet'],
       },
     );
   });
@@ -317,6 +321,8 @@ describe('helm chart: lint and template', () => {
       ['cni.binDir=relative/dir', 'binDir'],
       ['cni.dataDir=var/lib/cni', 'dataDir'],
       ['mtu.policy=auto', 'policy'],
+      ['datapath.seccompProfile=Unconfined', 'seccompProfile'],
+      ['datapath.kubeletRootDir=var/lib/kubelet', 'kubeletRootDir'],
       ['operator.replicas=0', 'replicas'],
       ['typo=1', 'typo'],
       ['operator.leaderElection.enabled=false', 'needs operator.replicas=1'],
