@@ -2,7 +2,12 @@
 // allowed, what is refused with code 7, and the odd shapes a hand-written config can take.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IPAM_FILE_KEYS_MESSAGE, IPAM_TYPES, ipamSchema } from '../../lib/api/schemas.js';
+import {
+  IPAM_FILE_KEYS_MESSAGE,
+  IPAM_TYPES,
+  ipamSchema,
+  WHEREABOUTS_FILE_KEYS_MESSAGE,
+} from '../../lib/api/schemas.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { ipamProblem } from '../../lib/api/ipam.js';
 import { parseNetConf } from './config.js';
@@ -78,6 +83,34 @@ describe('network config ipam', () => {
     assert.equal(ipamProblem({ type: 'host-local', data_dir: '/etc', dataDirectory: '/x' }), undefined);
   });
 
+  it("refuses whereabouts' file keys (kubeconfig, configuration, log, etcd files) in any spelling, for whereabouts", () => {
+    const base = { type: 'whereabouts', range: '10.199.3.0/24' };
+    for (const extra of [
+      { kubernetes: { kubeconfig: '/etc/kubernetes/admin.conf' } },
+      { kubernetes: { k8s_api_root: 'https://attacker.example' } },
+      { kubernetes: {} },
+      { configuration_path: '/etc/cni/net.d/other.conf' },
+      { log_file: '/etc/passwd' },
+      { etcd_key_file: '/etc/kubernetes/pki/etcd/server.key' },
+      { etcd_cert_file: '/x' },
+      { etcd_ca_cert_file: '/x' },
+      // encoding/json matches keys case-insensitively
+      { Kubernetes: { kubeconfig: '/etc/kubernetes/admin.conf' } },
+      { LOG_FILE: '/etc/passwd' },
+      { Configuration_Path: '/x' },
+    ]) {
+      const e = refusal({ ...base, ...extra });
+      assert.equal(e.code, CniCode.InvalidConfig, JSON.stringify(extra));
+      assert.equal(e.message, `invalid network config: ipam: ${WHEREABOUTS_FILE_KEYS_MESSAGE}`);
+    }
+    // what whereabouts reads from the network config and may stay there
+    const ok = { ...base, exclude: ['10.199.3.1/32'], range_start: '10.199.3.10', gateway: '10.199.3.1',
+      log_level: 'debug', enable_overlapping_ranges: false, network_name: 'n', leader_lease_duration: 1500 }; // prettier-ignore
+    assert.deepEqual(parseNetConf(conf(ok), ARGS).ipam, ok);
+    // the same keys mean nothing to the other plugins: theirs to ignore
+    assert.equal(ipamProblem({ type: 'host-local', log_file: '/x', kubernetes: {} }), undefined);
+  });
+
   it('both problems at once: the node-files one first, then the type', () => {
     const e = refusal({ type: 'evil', dataDir: '/etc' });
     assert.match(
@@ -133,6 +166,9 @@ describe('network config ipam', () => {
       { type: 'evil' },
       { type: 'host-local', dataDir: '/etc' },
       { type: 'host-local', ResolvConf: '/etc' },
+      { type: 'whereabouts', kubernetes: { kubeconfig: '/x' } },
+      { type: 'whereabouts', Log_File: '/x' },
+      { type: 'whereabouts', log_level: 'debug' },
       'static',
     ]) {
       assert.equal(ipamSchema.safeParse(ipam).success, ipamProblem(ipam) === undefined, JSON.stringify(ipam));

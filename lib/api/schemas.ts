@@ -266,6 +266,34 @@ export function namesNodeFiles(ipam: unknown): boolean {
   });
 }
 
+/**
+ * whereabouts' keys that name files on the node: `kubernetes` (its `kubeconfig`: whose identity
+ * whereabouts acts as; `k8s_api_root`, where releases before 0.5 sent that identity's token),
+ * `configuration_path` (a configuration file to read), `log_file` (a file to append to) and the etcd
+ * client's key and certificates of older releases. Pointing them at another component's files is an
+ * escalation; the cluster admin sets them in whereabouts' own configuration file on the node.
+ */
+export const WHEREABOUTS_FILE_KEYS = [
+  'kubernetes',
+  'configuration_path',
+  'log_file',
+  'etcd_key_file',
+  'etcd_cert_file',
+  'etcd_ca_cert_file',
+] as const;
+
+export const WHEREABOUTS_FILE_KEYS_MESSAGE =
+  'whereabouts: kubernetes (its kubeconfig), configuration_path, log_file and etcd_*_file name files on the ' +
+  "node: whereabouts takes them from its own configuration file on the node (whereabouts.d/whereabouts.conf in the node's CNI configuration directory, kept by the cluster admin), remove them";
+
+/** The whereabouts file keys an ipam object of type whereabouts carries, in any spelling Go's decoder takes. */
+export function whereaboutsFileKeys(ipam: unknown): string[] {
+  if (ipam === null || typeof ipam !== 'object' || Array.isArray(ipam)) return [];
+  if ((ipam as { type?: unknown }).type !== 'whereabouts') return [];
+  const keys: readonly string[] = WHEREABOUTS_FILE_KEYS;
+  return Object.keys(ipam).filter((k) => keys.includes(k.toUpperCase().toLowerCase()));
+}
+
 const isObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
@@ -285,8 +313,19 @@ export function ipamSchemaFor(types: readonly [string, ...string[]]) {
         .meta({ description: `IPAM plugin: ${types.join(', ')}.` }),
       dataDir: z.string().optional(),
       resolvConf: z.string().optional(),
+      // declared with whereabouts' types so that the CRD's CEL rule can name them (refused with type whereabouts)
+      kubernetes: z.looseObject({}).optional().meta({ 'x-kubernetes-preserve-unknown-fields': true }),
+      configuration_path: z.string().optional(),
+      log_file: z.string().optional(),
+      etcd_key_file: z.string().optional(),
+      etcd_cert_file: z.string().optional(),
+      etcd_ca_cert_file: z.string().optional(),
     })
-    .refine((v) => !namesNodeFiles(v), { message: IPAM_FILE_KEYS_MESSAGE, when: (p) => isObject(p.value) });
+    .refine((v) => !namesNodeFiles(v), { message: IPAM_FILE_KEYS_MESSAGE, when: (p) => isObject(p.value) })
+    .refine((v) => whereaboutsFileKeys(v).length === 0, {
+      message: WHEREABOUTS_FILE_KEYS_MESSAGE,
+      when: (p) => isObject(p.value),
+    });
 }
 
 export const ipamSchema = ipamSchemaFor(IPAM_TYPES).meta({
@@ -294,7 +333,13 @@ export const ipamSchema = ipamSchemaFor(IPAM_TYPES).meta({
     'IPAM configuration of the generated NetworkAttachmentDefinition (the CNI "ipam" object); its other ' +
     'keys are passed to the plugin as they are.',
   'x-kubernetes-preserve-unknown-fields': true,
-  ...cel({ rule: '!has(self.dataDir) && !has(self.resolvConf)', message: IPAM_FILE_KEYS_MESSAGE }),
+  ...cel(
+    { rule: '!has(self.dataDir) && !has(self.resolvConf)', message: IPAM_FILE_KEYS_MESSAGE },
+    {
+      rule: `self.type != 'whereabouts' || (${WHEREABOUTS_FILE_KEYS.map((k) => `!has(self.${k})`).join(' && ')})`,
+      message: WHEREABOUTS_FILE_KEYS_MESSAGE,
+    },
+  ),
 });
 
 export const pseudowireSpecSchema = z

@@ -142,6 +142,24 @@ describe('CRDs on a real apiserver', () => {
       message: /dataDir and resolvConf name files on the node/,
     },
     {
+      name: "a whereabouts ipam naming a kubeconfig (another identity's) on the node",
+      obj: pw('b6c2', {
+        tunnelRef: { name: 't' },
+        ipam: {
+          type: 'whereabouts',
+          range: '10.9.0.0/24',
+          kubernetes: { kubeconfig: '/etc/kubernetes/admin.conf' },
+        },
+      }),
+      message:
+        /whereabouts: kubernetes \(its kubeconfig\), configuration_path, log_file and etcd_\*_file name files on the node/,
+    },
+    {
+      name: 'a whereabouts ipam naming its log file on the node',
+      obj: pw('b6c3', { tunnelRef: { name: 't' }, ipam: { type: 'whereabouts', log_file: '/etc/passwd' } }),
+      message: /whereabouts takes them from its own configuration file on the node/,
+    },
+    {
       name: 'an ipam type outside the allow-list',
       obj: pw('b6d', { tunnelRef: { name: 't' }, ipam: { type: 'bridge' } }),
       message: /ipam\.type/,

@@ -466,6 +466,15 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
         { type: 'host-local', ResolvConf: '/etc/shadow', ranges: [[{ subnet: '10.251.9.0/24' }]] },
         /^invalid network config: ipam: dataDir and resolvConf name files on the node/,
       ],
+      [
+        '"ipam": whereabouts acting as another identity ("kubernetes": {"kubeconfig": <the admin\'s>})',
+        {
+          type: 'whereabouts',
+          range: '10.251.9.0/24',
+          kubernetes: { kubeconfig: '/etc/kubernetes/admin.conf' },
+        },
+        /^invalid network config: ipam: whereabouts: kubernetes \(its kubeconfig\), configuration_path, log_file and etcd_\*_file name files on the node: whereabouts takes them from its own configuration file on the node .*kept by the cluster admin\), remove them$/,
+      ],
     ];
     const records = () => readdirSync(agent.stateDir, { recursive: true }).sort().join(',');
     const recordsBefore = records();
@@ -527,12 +536,48 @@ describe("tenant isolation: namespace tn-beta tries every way onto tn-alpha's wi
       .get(nadPath(BETA, 'odd-ipam'))
       .then(() => assert.fail('a NAD was generated'))
       .catch((e2: unknown) => assert.equal((e2 as ApiError).status, 404));
+
+    // the same for whereabouts' file keys: refused by the CRD as spelled, by the operator otherwise
+    const kubeconfig = await odd('whereabouts-identity', {
+      type: 'whereabouts',
+      range: '10.251.9.0/24',
+      kubernetes: { kubeconfig: '/etc/kubernetes/admin.conf' },
+    }).then(
+      () => undefined,
+      (e: unknown) => e as ApiError,
+    );
+    attempt(
+      'bob',
+      'a Pseudowire with spec.ipam.kubernetes.kubeconfig (whereabouts)',
+      `${kubeconfig?.status}: ${kubeconfig?.message}`,
+    );
+    assert.equal(kubeconfig?.status, 422);
+    assert.match(kubeconfig!.message, /whereabouts: kubernetes \(its kubeconfig\).*name files on the node/);
+    await odd('odd-whereabouts', { type: 'whereabouts', range: '10.251.9.0/24', Log_File: '/etc/passwd' });
+    const w = await eventually('odd-whereabouts refused', async () => {
+      const x = await bob.get<Pseudowire>(pseudowirePath(BETA, 'odd-whereabouts'));
+      return ready(x)?.reason === 'InvalidIPAM' ? x : undefined;
+    });
+    attempt(
+      'bob',
+      'a Pseudowire with spec.ipam.Log_File (whereabouts)',
+      `${ready(w)!.reason}: ${ready(w)!.message}`,
+    );
+    assert.match(
+      ready(w)!.message!,
+      /^spec\.ipam: whereabouts: kubernetes \(its kubeconfig\), configuration_path, log_file/,
+    );
+    await env.admin
+      .get(nadPath(BETA, 'odd-whereabouts'))
+      .then(() => assert.fail('a NAD was generated'))
+      .catch((e2: unknown) => assert.equal((e2 as ApiError).status, 404));
     await assertNothingChanged('spec.ipam spellings');
   });
 
   it("alice's pod and wire are as they were; bob's objects go without a trace", async () => {
-    for (const n of ['tap', 'clash', 'annotated', 'odd-ipam']) await bob.delete(pseudowirePath(BETA, n));
-    for (const n of ['borrowed', 'hand-written-1', 'hand-written-2', 'hand-written-3'])
+    for (const n of ['tap', 'clash', 'annotated', 'odd-ipam', 'odd-whereabouts'])
+      await bob.delete(pseudowirePath(BETA, n));
+    for (const n of ['borrowed', 'hand-written-1', 'hand-written-2', 'hand-written-3', 'hand-written-4'])
       await bob.delete(nadPath(BETA, n));
     await eventually("bob's pseudowires gone", async () =>
       (await bob.get<{ items: unknown[] }>(pseudowirePath(BETA))).items.length === 0 ? true : undefined,
