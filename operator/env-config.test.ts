@@ -64,6 +64,14 @@ describe('operator settings from the chart environment', () => {
     const mounts = Object.fromEntries(
       (c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.name, m.mountPath]),
     );
+    // the conf dir also at its own path, read-only: whereabouts finds its configuration file there
+    assert.deepEqual(
+      (c.volumeMounts as { name: string }[]).filter((m) => m.name === 'cni-conf'),
+      [
+        { name: 'cni-conf', mountPath: '/host/cni/net.d' },
+        { name: 'cni-conf', mountPath: '/etc/cni/multus/net.d', readOnly: true },
+      ],
+    );
     assert.equal(
       mounts['cni-data'],
       '/var/lib/containerd-cni',

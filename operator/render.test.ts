@@ -135,6 +135,7 @@ describe('desiredDatapathPod', () => {
       { name: 'proc-sys-net', mountPath: '/host/proc/sys/net' },
       { name: 'cni-bin', mountPath: '/host/cni/bin' },
       { name: 'cni-conf', mountPath: '/host/cni/net.d' },
+      { name: 'cni-conf', mountPath: '/etc/cni/net.d', readOnly: true },
       { name: 'agent-socket', mountPath: '/run/kube-l2tp' },
       { name: 'cni-data', mountPath: '/var/lib/cni' },
     ]);

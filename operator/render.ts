@@ -372,6 +372,9 @@ export function desiredDatapathPod(
           { name: 'proc-sys-net', mountPath: '/host/proc/sys/net' },
           { name: 'cni-bin', mountPath: '/host/cni/bin' },
           { name: 'cni-conf', mountPath: '/host/cni/net.d' },
+          // and again where IPAM delegates look for their own configuration: whereabouts reads
+          // <conf dir>/whereabouts.d/whereabouts.conf and the kubeconfig that file names by its host path
+          { name: 'cni-conf', mountPath: cfg.cniConfDir, readOnly: true },
           { name: 'agent-socket', mountPath: cfg.socketDir },
           { name: 'cni-data', mountPath: cfg.cniDataDir },
           ...(stateInData ? [] : [{ name: 'cni-state', mountPath: cfg.cniStateDir }]),
