@@ -6,13 +6,20 @@
 // a pod deletion, each leaving nothing half-made on the nodes. (`helm uninstall`: uninstall.test.ts.)
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { API_VERSION } from '../../lib/api/schemas.js';
+import { datapathSeccompProfileText, isSeccompArch } from '../../datapath/seccomp/profile.js';
+import { runCapture } from '../../lib/exec.js';
 import { DEVICE_SYSCTLS, HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
 import { until } from '../harness/wait.js';
-import { progress, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
+import { CHART, progress, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
 
 const NS = 'l2tp-demo';
 const PREFIX = 'rc';
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 describe('real cluster: helm install, Multus, the README example', () => {
   const lab = RealLab.forDescribe('real', { prefix: PREFIX, underlay: '10.233.0', podNet: '10.234' });
@@ -223,5 +230,77 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const afterDel = await nodeFootprint(lab.nodeB);
     assert.deepEqual(afterDel.records, [], 'no attachment record');
     assert.ok(afterDel.links.length < before.links.length, 'the pod side of the veth is gone');
+  });
+
+  // Last: it rolls the datapath pods. The probe (seccomp-probe.c, static, put into the node's CNI data
+  // dir, which the agent container mounts) calls setns, mount, umount2 and unshare(CLONE_NEWNS) inside
+  // the agent's container, where CAP_SYS_ADMIN makes the kernel allow all four: an EPERM can only come
+  // from the seccomp filter. The control is the chart's escape hatch, RuntimeDefault.
+  it('runs the agent under its own seccomp profile: setns allowed; mount, umount2, unshare refused (RuntimeDefault, the escape hatch, allows them)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sc-seccomp-probe-'));
+    const built = join(dir, 'probe');
+    const cc = await runCapture('gcc', [
+      '-static',
+      '-O1',
+      '-o',
+      built,
+      join(REPO, 'test/e2e/seccomp-probe.c'),
+    ]);
+    assert.equal(cc.code, 0, `gcc: ${cc.stderr}`);
+    const node = lab.cluster.node(lab.nodeA);
+    const probePath = '/var/lib/cni/sc-seccomp-probe';
+    const put = await node.exec('install', ['-m', '0755', built, probePath]);
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(put.code, 0, `install the probe on ${lab.nodeA}: ${put.stderr}`);
+    const agentPod = async (seccomp: string) =>
+      until(`the datapath pod on ${lab.nodeA} running under ${seccomp}`, async () => {
+        const pods = await lab.cluster.getJson<{
+          items: { metadata: { name: string; deletionTimestamp?: string }; spec: { nodeName: string; containers: { name: string; securityContext: { seccompProfile: { type: string; localhostProfile?: string } } }[] }; status: { conditions?: { type: string; status: string }[] } }[];
+        }>(['pods', '-n', RELEASE_NAMESPACE, '-l', 'app.kubernetes.io/component=datapath']); // prettier-ignore
+        const p = pods.items.find((x) => x.spec.nodeName === lab.nodeA && !x.metadata.deletionTimestamp);
+        const ready = p?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        return p && ready && p.spec.containers[0]!.securityContext.seccompProfile.type === seccomp ? p : undefined;
+      }, 180_000, 1000); // prettier-ignore
+    const probe = async (pod: string) => {
+      const r = await lab.cluster.exec({ namespace: RELEASE_NAMESPACE, name: pod }, [probePath]);
+      assert.equal(r.code, 0, `the probe in ${pod}: ${r.stderr}`);
+      return Object.fromEntries([...r.stdout.matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+    };
+    const [EPERM, ENOENT] = [1, 2];
+
+    try {
+      const pod = await agentPod('Localhost');
+      assert.deepEqual(pod.spec.containers[0]!.securityContext.seccompProfile, {
+        type: 'Localhost',
+        localhostProfile: 'kube-l2tp/datapath.json',
+      });
+      // the init container wrote the profile where this node's kubelet reads Localhost profiles
+      const onNode = await node.exec('cat', ['/var/lib/kubelet/seccomp/kube-l2tp/datapath.json']);
+      assert.ok(isSeccompArch(process.arch), `an architecture with a profile: ${process.arch}`);
+      assert.equal(onNode.stdout, datapathSeccompProfileText(process.arch));
+      // the agent itself (PID 1 of its container) runs under a filter (the image has node, not cat)
+      const status = await lab.cluster.exec({ namespace: RELEASE_NAMESPACE, name: pod.metadata.name }, ['node', '-e', "process.stdout.write(require('fs').readFileSync('/proc/1/status', 'utf8'))"]); // prettier-ignore
+      assert.match(status.stdout, /^Seccomp:\s+2$/m, status.stderr);
+      const got = await probe(pod.metadata.name);
+      assert.deepEqual(got, { setns: 0, mount: EPERM, umount2: EPERM, unshare: EPERM });
+      progress(`${pod.metadata.name}: Seccomp 2; setns allowed; mount, umount2, unshare(CLONE_NEWNS) EPERM`);
+
+      const r = await lab.helm([
+        'upgrade', 'kube-l2tp', CHART, '-n', RELEASE_NAMESPACE, '--reuse-values', '--wait', '--timeout', '4m',
+        '--set', 'datapath.seccompProfile=RuntimeDefault',
+      ]); // prettier-ignore
+      assert.equal(r.code, 0, `helm upgrade: ${r.stderr || r.stdout}`);
+      const rd = await agentPod('RuntimeDefault');
+      // the kernel, not a filter, answers: the mount target does not exist
+      assert.deepEqual(await probe(rd.metadata.name), {
+        setns: 0,
+        mount: ENOENT,
+        umount2: ENOENT,
+        unshare: 0,
+      });
+      progress(`${rd.metadata.name} under RuntimeDefault: the same probe gets through`);
+    } finally {
+      await node.exec('rm', ['-f', probePath]);
+    }
   });
 });
