@@ -28,6 +28,8 @@ export function toStructural(node: unknown): unknown {
     // a structural schema says "any other keys" with x-kubernetes-preserve-unknown-fields instead
     if (k === 'additionalProperties' && src['x-kubernetes-preserve-unknown-fields'] === true) continue;
     if (k === 'pattern' && typeof src.format === 'string') continue;
+    // the apiserver stores no empty `properties`: writing one would differ from what it returns
+    if (k === 'properties' && Object.keys(v as Json).length === 0) continue;
     if ((k === 'minimum' && v === -SAFE) || (k === 'maximum' && v === SAFE)) continue;
     if (k === 'properties' || k === 'x-kubernetes-validations' || k === 'enum' || k === 'required') {
       out[k] =
