@@ -1,5 +1,10 @@
-// L2TPNodeState pieces shared by the agent's integration test and its bench.
+// L2TPNodeState pieces shared by the agent's integration tests and its bench, and a backend's desired
+// state of many sessions for the teardown tests.
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import type { DesiredState } from '../../datapath/agent/reconcile.js';
 import type { NodeSessionSpec, NodeStateSpec } from '../../lib/api/schemas.js';
+import type { Logger } from '../../lib/log.js';
 
 /** Session `id` of pseudowire default/wire-<id>: 8-byte cookies both ways, default sublayer, bridge mode. */
 export const cookieSession = (id: number, peerSessionId: number): NodeSessionSpec => ({
@@ -69,3 +74,47 @@ export const staticPeerOf = (subnet: string, sessionId: number, peerSessionId: n
     },
   ],
 });
+
+/** One UDP tunnel (ID 1, ports 5901/5902) of n sessions 1..n named l2tpeth1..n, as the agent's reconcile takes it. */
+export const manySessions = (n: number, local: string, remote: string): DesiredState => ({
+  tunnels: [
+    {
+      spec: {
+        tunnelId: 1,
+        peerTunnelId: 2,
+        encap: 'udp',
+        local,
+        remote,
+        udpSourcePort: 5901,
+        udpDestinationPort: 5902,
+        udpChecksum: false,
+      },
+      sessions: Array.from({ length: n }, (_, i) => ({
+        tunnelId: 1,
+        sessionId: i + 1,
+        peerSessionId: i + 1,
+        ifname: `l2tpeth${i + 1}`,
+        mtu: 1446,
+        l2specType: 'default' as const,
+        sendSequence: false,
+        requireSequence: false,
+        reorderTimeoutMs: 0,
+      })),
+    },
+  ],
+});
+
+/** A logger whose records are kept in lines, parsed. */
+export function capturingLogger<T>(): { log: Logger; lines: T[] } {
+  const lines: T[] = [];
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(JSON.parse(chunk.toString()) as T);
+        cb();
+      },
+    }),
+  );
+  return { log, lines };
+}

@@ -2,12 +2,11 @@
 // tunnel of `sessions` sessions beside a veth pair it did not make, then a reconcile pass that keeps
 // `keep` of them, then close() without keeping devices. Prints the veths and the sessions in the
 // maps after each step, and the backend's delete messages, as one JSON line.
-import { Writable } from 'node:stream';
-import pino from 'pino';
-import { reconcile, type DesiredState } from '../../datapath/agent/reconcile.js';
+import { reconcile } from '../../datapath/agent/reconcile.js';
 import { createEbpfBackend } from '../../datapath/backend/ebpf/index.js';
 import { listVeths } from '../../datapath/backend/ebpf/devices.js';
 import { run } from '../../lib/exec.js';
+import { capturingLogger, manySessions } from '../harness/nodestate.js';
 
 const [sessions, keep, bpffs, local, remote] = [
   Number(process.argv[2]),
@@ -16,46 +15,11 @@ const [sessions, keep, bpffs, local, remote] = [
   process.argv[5]!,
   process.argv[6]!,
 ];
-const lines: { msg: string; pairs?: number; oneRequest?: boolean }[] = [];
-const log = pino(
-  { level: 'info' },
-  new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-      cb();
-    },
-  }),
-);
+const { log, lines } = capturingLogger<{ msg: string; pairs?: number; oneRequest?: boolean }>();
 
 await run('ip', ['link', 'add', 'ebtdforeign0', 'type', 'veth', 'peer', 'name', 'ebtdforeign1']);
 const backend = await createEbpfBackend({ logger: log, bpffs });
-const want = (n: number): DesiredState => ({
-  tunnels: [
-    {
-      spec: {
-        tunnelId: 1,
-        peerTunnelId: 2,
-        encap: 'udp',
-        local,
-        remote,
-        udpSourcePort: 5901,
-        udpDestinationPort: 5902,
-        udpChecksum: false,
-      },
-      sessions: Array.from({ length: n }, (_, i) => ({
-        tunnelId: 1,
-        sessionId: i + 1,
-        peerSessionId: i + 1,
-        ifname: `l2tpeth${i + 1}`,
-        mtu: 1446,
-        l2specType: 'default' as const,
-        sendSequence: false,
-        requireSequence: false,
-        reorderTimeoutMs: 0,
-      })),
-    },
-  ],
-});
+const want = (n: number) => manySessions(n, local, remote);
 const veths = async () =>
   (await listVeths())
     .map((v) => v.ifname)

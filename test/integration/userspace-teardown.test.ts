@@ -25,7 +25,7 @@ describe('userspace backend teardown', () => {
       console.log(`290 sessions removed in ${out.removeMs.toFixed(0)} ms`);
       assert.equal(out.created, 301, '300 session TAPs and the foreign one');
       assert.equal(out.removed, 290);
-      const kept = Array.from({ length: 10 }, (_, i) => `l2tpeth${i}`);
+      const kept = Array.from({ length: 10 }, (_, i) => `l2tpeth${i + 1}`);
       assert.deepEqual(out.afterRemove, [...kept, 'sbforeign0'].sort());
       assert.deepEqual(out.afterClose, ['sbforeign0']);
       assert.deepEqual(out.deletes, [
