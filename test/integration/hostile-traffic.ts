@@ -9,10 +9,12 @@ import type { CountersDump, DatapathProc, Hosts } from './datapath-lab.js';
 // UDP goes through a raw socket with a header of its own: the peer's datapath holds (src, sport) and
 // shares it with nobody. The checksum is 0 (none), which IPv4 receivers accept, unless csum asks for
 // a right one ("good") or a wrong non-zero one ("bad"). The kernel leaves a raw socket's checksum
-// alone and marks nothing verified (CHECKSUM_NONE), so the receiver sees it as sent.
+// alone (IPv6 too: IPV6_CHECKSUM is off) and marks nothing verified (CHECKSUM_NONE), so the
+// receiver sees it as sent. IPv6 addresses make it an IPv6 sender.
 export const SENDER = `
 import json, socket, struct, sys
 a = json.load(sys.stdin)
+fam = socket.AF_INET6 if ":" in a["src"] else socket.AF_INET
 def fold(b):
     if len(b) % 2: b += b"\\0"
     n = sum(struct.unpack("!%dH" % (len(b) // 2), b))
@@ -24,7 +26,11 @@ def udp(b):
     c = a.get("csum")
     if not c:
         return h + b
-    pseudo = socket.inet_aton(a["src"]) + socket.inet_aton(a["dst"]) + struct.pack("!HH", 17, n)
+    if fam == socket.AF_INET6:
+        pseudo = (socket.inet_pton(fam, a["src"]) + socket.inet_pton(fam, a["dst"])
+                  + struct.pack("!IHH", n, 0, 17))
+    else:
+        pseudo = socket.inet_aton(a["src"]) + socket.inet_aton(a["dst"]) + struct.pack("!HH", 17, n)
     good = (0xffff - fold(pseudo + h + b)) or 0xffff
     check = good
     if c == "bad":
@@ -34,12 +40,12 @@ def udp(b):
             check = check + 1 if check < 0xffff else 1
     return h[:6] + struct.pack("!H", check) + b
 if a["mode"] == "udp":
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    s = socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_UDP)
     s.bind((a["src"], 0))
     dst = (a["dst"], 0)
     wrap = udp
 else:
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 115)
+    s = socket.socket(fam, socket.SOCK_RAW, 115)
     s.bind((a["src"], 0))
     dst = (a["dst"], 0)
     wrap = lambda b: b

@@ -404,6 +404,7 @@ export class EbpfBackend implements Backend {
         peerCookie: cookieBytes(spec.peerCookie),
         l2specLength,
         requireSequence: spec.requireSequence,
+        udpChecksum: t.spec.encap === 'udp' && t.spec.udpChecksum,
       }),
     );
     this.native.mapUpdate(this.map('tx_cfg'), u32Key(peerNow.ifindex), tx);

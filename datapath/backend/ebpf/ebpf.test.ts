@@ -104,6 +104,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       peerCookie: Buffer.from('0102030405060708', 'hex'),
       l2specLength: 0,
       requireSequence: true,
+      udpChecksum: false,
     });
     const r = s.get('rx_cfg')!.offsets;
     assert.deepEqual(
@@ -111,6 +112,17 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       [42, 5, 6],
     );
     assert.deepEqual([rx[r.cookie_len!], rx[r.l2spec_len!], rx[r.flags!]], [8, 0, 1]);
+    const rxCsum = (requireSequence: boolean) =>
+      encodeRxCfg({
+        tunnelId: 42,
+        ifindex: 5,
+        devIfindex: 6,
+        peerCookie: Buffer.alloc(0),
+        l2specLength: 4,
+        requireSequence,
+        udpChecksum: true,
+      })[r.flags!];
+    assert.deepEqual([rxCsum(false), rxCsum(true)], [2, 3], 'UDP checksums: their own flag bit');
     assert.equal(rx.subarray(r.cookie!, r.cookie! + 8).toString('hex'), '0102030405060708');
 
     const tk = encodeTunKey({

@@ -7,6 +7,7 @@ export const ENCAP = { udp: 0, ip: 1 } as const;
 const TXF_SEND_SEQ = 1;
 const TXF_UDP_CSUM = 2;
 const RXF_REQUIRE_SEQ = 1;
+const RXF_UDP_CSUM = 2;
 
 export const SIZES = {
   txCfg: 92,
@@ -116,6 +117,9 @@ export interface RxCfg {
   peerCookie: Buffer;
   l2specLength: 0 | 4;
   requireSequence: boolean;
+  /** A UDP tunnel with checksums: over IPv6, received datagrams with checksum 0 are refused, as the
+   * kernel's tunnel socket does unless told to accept them. */
+  udpChecksum: boolean;
 }
 
 export function encodeRxCfg(c: RxCfg): Buffer {
@@ -125,7 +129,7 @@ export function encodeRxCfg(c: RxCfg): Buffer {
   b.writeUInt32LE(c.devIfindex, 8);
   b[12] = c.peerCookie.length;
   b[13] = c.l2specLength;
-  b[14] = c.requireSequence ? RXF_REQUIRE_SEQ : 0;
+  b[14] = (c.requireSequence ? RXF_REQUIRE_SEQ : 0) | (c.udpChecksum ? RXF_UDP_CSUM : 0);
   c.peerCookie.copy(b, 16);
   return b;
 }

@@ -528,7 +528,8 @@ int l2tp_rx(struct __sk_buff *skb)
 	}
 	if (tk.encap == ENCAP_UDP) {
 		/* as the kernel's UDP socket: the datagram within the IP packet, its checksum right (0 is
-		 * "none") before anything of L2TP is looked at */
+		 * "none"; over IPv6 only where the tunnel allows it, checked once the session is known)
+		 * before anything of L2TP is looked at */
 		__u32 uoff = ETH_HLEN + l3_len;
 		if (ulen < sizeof(struct udphdr) || uoff + ulen > ip_end) {
 			tun_drop(tid, DROP_TRUNCATED);
@@ -578,6 +579,13 @@ int l2tp_rx(struct __sk_buff *skb)
 	 * session ids are global (several tunnels may join the same two addresses) */
 	if (!r || (tk.encap == ENCAP_UDP && r->tunnel_id != tid)) {
 		tun_drop(tid, DROP_UNKNOWN_SESSION);
+		return TC_ACT_SHOT;
+	}
+	/* The kernel's IPv6 tunnel socket refuses checksum 0 unless told to accept it (udp6_csum_rx
+	 * off, which a tunnel without checksums asks for); IPv4 has no such refusal. The setting is a
+	 * tunnel's that every session carries, so the drop is the tunnel's, as the other checksums. */
+	if (!ucheck && tk.family == 6 && tk.encap == ENCAP_UDP && (r->flags & RXF_UDP_CSUM)) {
+		tun_drop(tid, DROP_BAD_CHECKSUM);
 		return TC_ACT_SHOT;
 	}
 	__u32 clen = r->cookie_len;

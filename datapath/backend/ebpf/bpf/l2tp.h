@@ -11,6 +11,7 @@
 #define TXF_SEND_SEQ 1
 #define TXF_UDP_CSUM 2 /* checksum the outer UDP header (frames arrive segmented, checksums filled) */
 #define RXF_REQUIRE_SEQ 1
+#define RXF_UDP_CSUM 2 /* the tunnel checksums: over IPv6 a datagram with checksum 0 is refused */
 
 /* Indexes into the drop counters: the order of DROP_REASONS in backend/types.ts. */
 #define DROP_UNKNOWN_SESSION 0
