@@ -14,6 +14,9 @@
 // variants the CPU time of the pump threads per GB of the 1-stream TCP test (robust to a busy machine).
 // RTT is also printed as the time added over the bare bridge.
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
+//               [--single-datagrams] (the underlay veths segment UDP tunnel super-packets themselves, so
+//                               the receiving host sees single datagrams as from a NIC; without it veth
+//                               hands a sender's super-packets whole to the other host)
 //               [--prefix P]   (namespace name prefix, default kdb)
 //               [--profile]    (during the 64-byte test: time per run of the ebpf programs, from the
 //                               kernel's run statistics (which cost some time themselves), and for every
@@ -42,8 +45,10 @@ const { values } = parseArgs({
     prefix: { type: 'string', default: 'kdb' },
     net: { type: 'string', default: '201' },
     profile: { type: 'boolean', default: false },
+    'single-datagrams': { type: 'boolean', default: false },
   },
 });
+const SINGLE = values['single-datagrams'];
 const GRO = values['underlay-gro'] === 'on';
 const SECONDS = Number(values.seconds);
 const ROUNDS = Math.max(1, Number(values.rounds));
@@ -170,6 +175,15 @@ async function run(variant: Variant, n: number): Promise<Result> {
       await inNsCapture(h.h1, 'ethtool', '-K', `${pfx}u1`, 'gro', 'on');
       await inNsCapture(h.h2, 'ethtool', '-K', `${pfx}u2`, 'gro', 'on');
     }
+    if (SINGLE) {
+      for (const [ns, dev] of [
+        [h.h1, `${pfx}u1`],
+        [h.h2, `${pfx}u2`],
+      ] as const) {
+        const off = ['tx-udp_tnl-segmentation', 'off', 'tx-udp_tnl-csum-segmentation', 'off'];
+        await inNsCapture(ns, 'ethtool', '-K', dev, ...off);
+      }
+    }
     let mtu = 1500;
     let dev1 = '';
     let dev2 = '';
@@ -270,7 +284,7 @@ if (values.profile) loadEbpfNative().enableStats();
 const cpu = (await runCapture('nproc', [])).stdout.trim();
 console.log(
   `datapath bench: ${SECONDS}s per measurement, ${ROUNDS} interleaved round(s) (medians), ${cpu} CPUs (shared), ` +
-    `underlay GRO ${GRO ? 'on' : 'off'}, all variants in this run\n`,
+    `underlay GRO ${GRO ? 'on' : 'off'}${SINGLE ? ', single datagrams on the underlay' : ''}, all variants in this run\n`,
 );
 const ALL: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff', 'ebpf'];
 const variants = values.variants ? ALL.filter((v) => values.variants!.split(',').includes(v)) : ALL;

@@ -361,6 +361,9 @@ export class EbpfBackend implements Backend {
     }
     // the peer forwards what l2tpethN sends, so it must take frames of l2tpethN's MTU
     await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu);
+    // received single frames leave through the peer: veth gives them l2tpethN's NAPI and GRO only
+    // when the sending end has TSO off (super-packets take another way in, never this one)
+    this.native.setOffloads(peer, { tso: false });
     const peerNow = await getLink(peer);
     if (!peerNow) throw new Error(`peer device ${peer} vanished`);
 

@@ -616,10 +616,11 @@ int l2tp_rx(struct __sk_buff *skb)
 	struct ethhdr inner;
 	__builtin_memcpy(&inner, b + clen + l2len, sizeof(inner));
 	__u32 ifindex = r->ifindex, dev_ifindex = r->dev_ifindex;
+	__u32 gso = skb->gso_size;
 	/* Lengths of a GSO super-packet are rewritten per segment: leave those alone. Otherwise bytes
 	 * beyond the IP length (the outer frame's padding) are not part of the frame; trimming them
 	 * can fail (skbs a local sender encapsulated), and then they stay as the inner frame's padding. */
-	if (!skb->gso_size) {
+	if (!gso) {
 		__u32 new_len = ip_end;
 		__u32 pad = 0;
 		/* over IPv6, adjust_room leaves no less than an IPv6 header's length behind the MAC
@@ -648,9 +649,16 @@ int l2tp_rx(struct __sk_buff *skb)
 		s->rx_packets += segs;
 		s->rx_bytes += skb->len;
 	}
+	/* A single frame (what a NIC receives) goes out of the peer: veth hands it to l2tpethN's NAPI,
+	 * where GRO merges a stream's frames before the bridge and the pod see them (the peer has TSO
+	 * off, which veth asks for that). A super-packet (merged or never segmented: a veth underlay)
+	 * would be segmented again on that way: it goes straight into l2tpethN, or into its pod's
+	 * namespace without crossing the pair. */
+	if (!gso)
+		return bpf_redirect(ifindex, 0);
 	if (dev_ifindex)
 		return bpf_redirect(dev_ifindex, BPF_F_INGRESS);
-	return bpf_redirect(ifindex, 0);
+	return bpf_redirect_peer(ifindex, 0);
 }
 
 /* Declared GPL to the kernel (this file is dual-licensed) so it grants the neighbour helper. */
