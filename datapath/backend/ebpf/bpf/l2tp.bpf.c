@@ -8,9 +8,9 @@
  *                 encapsulation and sequencing, where the device segments first; a device moved into
  *                 a pod, whose own filters are gone).
  * l2tp_rx         tc ingress of the underlay: L2TPv3 data messages of a known tunnel are checked,
- *                 counted, stripped and redirected into l2tpethN (or, when it was moved into a pod,
- *                 out of its veth peer); anything that is not a configured tunnel's traffic passes
- *                 untouched.
+ *                 counted, stripped and handed to l2tpethN (single frames out of its veth peer, for
+ *                 GRO; super-packets straight in, wherever l2tpethN is); anything that is not a
+ *                 configured tunnel's traffic passes untouched.
  * The agent pins maps and programs so that forwarding and counters outlive it. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

@@ -61,7 +61,7 @@ struct tun_key {
 /* rx_sess: key = local session id. 24 bytes. */
 struct rx_cfg {
 	__u32 tunnel_id;
-	__u32 ifindex;     /* the veth peer: its egress reaches l2tpethN wherever it is */
+	__u32 ifindex;     /* the veth peer: its egress (or redirect_peer) reaches l2tpethN anywhere */
 	__u32 dev_ifindex; /* l2tpethN while it is in this namespace (0 otherwise): straight in */
 	__u8 cookie_len;
 	__u8 l2spec_len;
