@@ -617,6 +617,17 @@ int l2tp_rx(struct __sk_buff *skb)
 	__builtin_memcpy(&inner, b + clen + l2len, sizeof(inner));
 	__u32 ifindex = r->ifindex, dev_ifindex = r->dev_ifindex;
 	__u32 gso = skb->gso_size;
+	/* redirect_peer keeps the outer frame's protocol: only an inner frame of the same one may take it */
+	__u8 same_proto = skb->protocol == inner.h_proto;
+	/* GRO merges TCP streams only: other single frames (UDP, ICMP, ARP) are not worth the way
+	 * through the peer. The protocol byte of the inner IPv4 or IPv6 header: */
+	__u8 tcp = 0;
+	if (!gso && eth_off + ETH_HLEN + 10 <= ip_end &&
+	    (inner.h_proto == bpf_htons(ETH_P_IP) || inner.h_proto == bpf_htons(ETH_P_IPV6))) {
+		__u8 l3[10];
+		if (bpf_skb_load_bytes(skb, eth_off + ETH_HLEN, l3, sizeof(l3)) == 0)
+			tcp = (inner.h_proto == bpf_htons(ETH_P_IP) ? l3[9] : l3[6]) == IPPROTO_TCP;
+	}
 	/* Lengths of a GSO super-packet are rewritten per segment: leave those alone. Otherwise bytes
 	 * beyond the IP length (the outer frame's padding) are not part of the frame; trimming them
 	 * can fail (skbs a local sender encapsulated), and then they stay as the inner frame's padding. */
@@ -649,16 +660,21 @@ int l2tp_rx(struct __sk_buff *skb)
 		s->rx_packets += segs;
 		s->rx_bytes += skb->len;
 	}
-	/* A single frame (what a NIC receives) goes out of the peer: veth hands it to l2tpethN's NAPI,
-	 * where GRO merges a stream's frames before the bridge and the pod see them (the peer has TSO
-	 * off, which veth asks for that). A super-packet (merged or never segmented: a veth underlay)
-	 * would be segmented again on that way: it goes straight into l2tpethN, or into its pod's
-	 * namespace without crossing the pair. */
-	if (!gso)
+	/* A single TCP frame (what a NIC receives) goes out of the peer: veth hands it to l2tpethN's
+	 * NAPI, where GRO merges a stream's frames before the bridge and the pod see them (the peer has
+	 * TSO off, which veth asks for that). A super-packet (merged or never segmented: a veth
+	 * underlay) would be segmented again on that way, and other frames gain nothing there: they go
+	 * straight into l2tpethN. Once l2tpethN is in a pod, a TCP super-packet of the underlay's IP
+	 * version enters the pod's namespace without crossing the pair (redirect_peer does not
+	 * re-read the Ethernet header, so protocol and packet type stay the outer frame's); anything
+	 * else crosses it, where veth reads the inner header. */
+	if (tcp)
 		return bpf_redirect(ifindex, 0);
 	if (dev_ifindex)
 		return bpf_redirect(dev_ifindex, BPF_F_INGRESS);
-	return bpf_redirect_peer(ifindex, 0);
+	if (gso && same_proto)
+		return bpf_redirect_peer(ifindex, 0);
+	return bpf_redirect(ifindex, 0);
 }
 
 /* Declared GPL to the kernel (this file is dual-licensed) so it grants the neighbour helper. */
