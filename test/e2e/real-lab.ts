@@ -93,16 +93,23 @@ export function imagesFromEnv(): LabImages {
 }
 
 /** A 2-node lab for one e2e file (as root, images from KUBE_L2TP_IMAGES). */
-export function startTestLab(o: {
+export function startTestLab(o: TestLabOptions): Promise<RealLab> {
+  return RealLab.start(testLabOptions(o));
+}
+
+interface TestLabOptions {
   prefix: string;
   underlay: string;
   podNet: string;
   withoutBpffs?: number[];
   logger: Logger;
   progress: (msg: string) => void;
-}): Promise<RealLab> {
+}
+
+/** The options of a 2-node lab for one e2e file: as root, images from KUBE_L2TP_IMAGES. */
+function testLabOptions(o: TestLabOptions): RealLabOptions {
   if (process.getuid?.() !== 0) throw new Error('this test needs root (real nodes in namespaces)');
-  return RealLab.start({ ...o, nodes: 2, images: imagesFromEnv() });
+  return { ...o, nodes: 2, images: imagesFromEnv() };
 }
 
 /** Progress of long e2e steps, on stdout where the test runner shows it. */
@@ -147,10 +154,7 @@ export class RealLab {
    */
   static forDescribe(name: string, o: { prefix: string; underlay: string; podNet: string }): RealLab {
     const lab = new RealLab();
-    before(async () => {
-      if (process.getuid?.() !== 0) throw new Error('this test needs root (real nodes in namespaces)');
-      await lab.boot({ ...o, nodes: 2, images: imagesFromEnv(), logger: e2eLogger(name), progress });
-    });
+    before(() => lab.boot(testLabOptions({ ...o, logger: e2eLogger(name), progress })));
     after(() => stopTestLab(lab.cluster ? lab : undefined, o.prefix));
     return lab;
   }

@@ -51,29 +51,32 @@ export const nodeStateWith = (
  * The far side of nodeStateWith's tunnel (UDP ports 5000/5001, underlay subnet.1 -> subnet.2) as a
  * static-mode config: the peer of cookieSession(sessionId, peerSessionId), device `ifname`.
  */
-export const staticPeerOf = (subnet: string, sessionId: number, peerSessionId: number, ifname: string) => ({
-  tunnels: [
-    {
-      tunnelId: 45,
-      peerTunnelId: 42,
-      encap: 'udp',
-      local: `${subnet}.2`,
-      remote: `${subnet}.1`,
-      udpSourcePort: 5001,
-      udpDestinationPort: 5000,
-      sessions: [
-        {
-          sessionId: peerSessionId,
-          peerSessionId: sessionId,
-          name: ifname,
-          cookie: cookieSession(sessionId, peerSessionId).peerCookie,
-          peerCookie: cookieSession(sessionId, peerSessionId).cookie,
-          l2specType: 'default',
-        },
-      ],
-    },
-  ],
-});
+export function staticPeerOf(subnet: string, sessionId: number, peerSessionId: number, ifname: string) {
+  const near = cookieSession(sessionId, peerSessionId);
+  return {
+    tunnels: [
+      {
+        tunnelId: 45,
+        peerTunnelId: 42,
+        encap: 'udp',
+        local: `${subnet}.2`,
+        remote: `${subnet}.1`,
+        udpSourcePort: 5001,
+        udpDestinationPort: 5000,
+        sessions: [
+          {
+            sessionId: peerSessionId,
+            peerSessionId: sessionId,
+            name: ifname,
+            cookie: near.peerCookie,
+            peerCookie: near.cookie,
+            l2specType: 'default',
+          },
+        ],
+      },
+    ],
+  };
+}
 
 /** One UDP tunnel (ID 1, ports 5901/5902) of n sessions 1..n named l2tpeth1..n, as the agent's reconcile takes it. */
 export const manySessions = (n: number, local: string, remote: string): DesiredState => ({

@@ -66,8 +66,7 @@ test('agent on auto picks ebpf, forwards, follows a moved device, adopts on rest
   // the far side: the ebpf backend in static mode
   const cfg = join(env.dir, 'peer.json');
   writeFileSync(cfg, JSON.stringify(staticPeerOf('10.206.0', 128, 1128, 'l2tpeth9')));
-  const peerArgs = ['static', '--config', cfg, '--backend', 'ebpf', '--bpffs', join(bpffs, 'peer')];
-  const peer = env.startPeer(PEER, peerArgs);
+  const peer = env.startPeer(PEER, cfg, '--backend', 'ebpf', '--bpffs', join(bpffs, 'peer'));
   await until('peer device', () => ifindex(PEER, 'l2tpeth9'));
   await ipIn(PEER, 'addr', 'add', '192.168.206.2/24', 'dev', 'l2tpeth9');
   await ipIn(NODE, 'addr', 'add', '192.168.206.1/24', 'dev', 'l2tpeth128');

@@ -12,6 +12,7 @@ import { startControlPlane, type ControlPlane } from '../harness/controlplane.js
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
 import type { Lab } from '../harness/netns.js';
 import { stopProcess } from '../harness/process.js';
+import { staticArgv } from './datapath-lab.js';
 
 const repo = process.cwd();
 
@@ -103,10 +104,9 @@ export class AgentEnv {
     ) as L2TPNodeState;
   }
 
-  /** `kube-l2tp-datapath ARGS` in another netns (a static-mode peer), stopped with this env. */
-  startPeer(ns: string, args: string[]): ChildProcess {
-    const main = join(repo, 'dist/datapath/main.js');
-    const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, main, ...args], { stdio: 'ignore' });
+  /** `kube-l2tp-datapath static --config FILE ...extra` in another netns, stopped with this env. */
+  startPeer(ns: string, config: string, ...extra: string[]): ChildProcess {
+    const proc = spawn('ip', staticArgv(ns, config, ...extra), { stdio: 'ignore' });
     this.procs.push(proc);
     return proc;
   }

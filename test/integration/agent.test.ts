@@ -58,7 +58,7 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
     await t.test('traffic reaches a static-mode peer and counters reach the status', async () => {
       const cfg = join(env.dir, 'peer.yaml');
       writeFileSync(cfg, JSON.stringify(staticPeerOf('10.204.0', 128, 1128, 'l2tpeth9')));
-      const peer = env.startPeer(PEER, ['static', '--config', cfg, '--backend', 'userspace']);
+      const peer = env.startPeer(PEER, cfg, '--backend', 'userspace');
       await until('peer device', () => ifindex(PEER, 'l2tpeth9'));
       await ipIn(NODE, 'addr', 'add', '192.168.204.1/24', 'dev', 'l2tpeth128');
       await ipIn(NODE, 'link', 'set', 'l2tpeth128', 'up');
