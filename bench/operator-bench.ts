@@ -4,12 +4,17 @@
 // watch over every node state, as each real agent watches its own) report status. Where the time
 // goes is printed per scenario: CPU seconds of the operator, kube-apiserver, etcd and this process,
 // reconciles and their summed time per controller. The same-run baseline is another build of the
-// operator (--baseline DIR, e.g. the previous commit's dist) run on the same scenarios, and the
-// apiserver's own pace in each scenario: the bench creating the pseudowires from 16 parallel clients.
-//   node dist/bench/operator-bench.js [--baseline DIR] [nodes:pseudowires ...]
+// operator (--baseline DIR, e.g. the previous commit's dist) run on the same scenarios, and a floor
+// in each scenario: a fresh apiserver with no operator, the bench creating the pseudowires and writing
+// the one status each that any operator must write (the operator's own final status), from 16
+// parallel clients, timed; the converge time is printed against it. The apiserver's side is printed
+// too: its requests from every client, the watch events it sent and their bytes, and its CEL time
+// (--apiserver-profile DIR also saves a CPU profile of each scenario's convergence for go tool pprof).
+//   node dist/bench/operator-bench.js [--baseline DIR] [--apiserver-profile DIR] [nodes:pseudowires ...]
 //   (default 200:1000 500:5000 1000:10000)
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import { silentLogger } from '../lib/log.js';
 import { Informer } from '../lib/kube/informer.js';
@@ -23,6 +28,7 @@ import {
   pseudowirePath,
   tunnelPath,
   setupEnv,
+  type Env,
 } from '../test/integration/operator-env.js';
 import { stopProcess } from '../test/harness/process.js';
 
@@ -99,6 +105,94 @@ const writes = (m: Map<string, number>, resource?: string) =>
     .reduce((s, [, v]) => s + v, 0);
 const total = (m: Map<string, number>) => [...m.values()].reduce((s, v) => s + v, 0);
 
+/** GET on the apiserver as admin, the body as bytes (metrics text, pprof profiles). */
+async function adminGet(env: Env, path: string, timeoutMs = 30_000): Promise<Buffer> {
+  const o: RequestOptions = {};
+  await env.admin.kc.applyToHTTPSOptions(o);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(new URL(path, env.cp.url), { ...o, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        res.statusCode === 200
+          ? resolve(Buffer.concat(chunks))
+          : reject(new Error(`GET ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString()}`)),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: timeout`)));
+    req.end();
+  });
+}
+
+/** The apiserver's own counters: requests from every client, watch events sent, CEL time. */
+interface ApiserverScrape {
+  /** "VERB resource[/subresource]" -> requests */
+  requests: Map<string, number>;
+  /** kind or resource -> [events, bytes] */
+  watchEvents: Map<string, [number, number]>;
+  celS: number;
+}
+
+async function scrapeApiserver(env: Env): Promise<ApiserverScrape> {
+  const out: ApiserverScrape = { requests: new Map(), watchEvents: new Map(), celS: 0 };
+  const text = (await adminGet(env, '/metrics')).toString();
+  const labels = (l: string) =>
+    Object.fromEntries([...l.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\{([^}]*)\} ([\d.e+-]+)$/.exec(line);
+    if (!m) {
+      const c = /^apiserver_cel_evaluation_duration_seconds_sum ([\d.e+-]+)$/.exec(line);
+      if (c) out.celS += Number(c[1]);
+      continue;
+    }
+    const [, name, l, v] = m;
+    const lab = labels(l!);
+    if (name === 'apiserver_request_total') {
+      const k = `${lab.verb} ${lab.resource}${lab.subresource ? `/${lab.subresource}` : ''}`;
+      out.requests.set(k, (out.requests.get(k) ?? 0) + Number(v));
+    } else if (name === 'apiserver_watch_events_total' || name === 'apiserver_watch_events_sizes_sum') {
+      const k = lab.kind ?? lab.resource ?? '?';
+      const cur = out.watchEvents.get(k) ?? [0, 0];
+      if (name === 'apiserver_watch_events_total') cur[0] += Number(v);
+      else cur[1] += Number(v);
+      out.watchEvents.set(k, cur);
+    } else if (name === 'apiserver_cel_evaluation_duration_seconds_sum') out.celS += Number(v);
+  }
+  return out;
+}
+
+/** What the apiserver did between two scrapes, as one line. */
+function apiserverDelta(a: ApiserverScrape, b: ApiserverScrape): string {
+  const req = [...b.requests]
+    .map(([k, v]) => [k, v - (a.requests.get(k) ?? 0)] as const)
+    .filter(([k, n]) => n > 0 && !k.startsWith('WATCH') && !k.startsWith('LIST') && !k.startsWith('GET'))
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  const reads = [...b.requests]
+    .filter(([k]) => /^(WATCH|LIST|GET) /.test(k))
+    .reduce((s, [k, v]) => s + v - (a.requests.get(k) ?? 0), 0);
+  const ev = [...b.watchEvents]
+    .map(([k, [n, by]]) => {
+      const [n0, b0] = a.watchEvents.get(k) ?? [0, 0];
+      return [k, n - n0, by - b0] as const;
+    })
+    .filter(([, n]) => n > 0)
+    .map(([k, n, by]) => `${k} ${n} (${(by / 1e6).toFixed(1)} MB)`)
+    .join(', ');
+  return `writes by every client: ${req || 'none'}; reads (GET, LIST, WATCH) ${reads}; watch events sent: ${ev || 'none'}; CEL ${(b.celS - a.celS).toFixed(1)} s`;
+}
+
+/** A CPU profile of the apiserver for `seconds` (pprof format), saved to `file`; errors are printed. */
+function profileApiserver(env: Env, seconds: number, file: string): Promise<void> {
+  return adminGet(env, `/debug/pprof/profile?seconds=${seconds}`, (seconds + 30) * 1000).then(
+    (b) => writeFileSync(file, b),
+    (e: unknown) => console.log(`apiserver profile failed: ${String(e)}`),
+  );
+}
+
 interface Result {
   /** which operator: this tree's, or the baseline build's */
   who: string;
@@ -121,9 +215,75 @@ interface Result {
   opWritesPerS: number;
   cpu: string;
   reconciles: string;
+  /** the apiserver's side, from tunnel creation to convergence */
+  apiserver: string;
+  /** one converged pseudowire's status: what the floor writes */
+  sampleStatus: object | undefined;
 }
 
-async function scenario(nodes: number, pws: number, who: string, main: string): Promise<Result> {
+interface Floor {
+  nodes: number;
+  pws: number;
+  createS: number;
+  statusS: number;
+  totalS: number;
+  cpu: string;
+  apiserver: string;
+}
+
+/**
+ * What the apiserver alone does on this machine: a fresh control plane, no operator, one watcher of
+ * every pseudowire (as the operator's informer), the bench creating the pseudowires and then writing
+ * each one status (the operator's final status of one of them), 16 clients in parallel as in the
+ * scenarios. Node states, pods and the agents' reports are left out: this is the least any operator
+ * must cost, not a model of one.
+ */
+async function floor(nodes: number, pws: number, status: object): Promise<Floor> {
+  const env = await setupEnv();
+  const watched = new Informer<Pseudowire>(env.admin, { path: pseudowirePath(), apiVersion: API_VERSION, kind: 'Pseudowire' }, silentLogger()); // prettier-ignore
+  try {
+    watched.start();
+    await watched.waitForSync();
+    const cp = controlPlanePids(env.cp.dir);
+    const api0 = await scrapeApiserver(env);
+    const cpu0 = { apiserver: cpuS(cp['kube-apiserver'] ?? 0), etcd: cpuS(cp.etcd ?? 0), bench: process.cpuUsage() }; // prettier-ignore
+    const ids = Array.from({ length: pws }, (_, i) => i);
+    const t0 = Date.now();
+    await pool(ids, 16, (i) =>
+      env.admin.create(pseudowirePath('default'), { apiVersion: API_VERSION, kind: 'Pseudowire', metadata: { name: `pw-${i}` }, spec: { tunnelRef: { name: `t-${i % nodes}` } } }),
+    ); // prettier-ignore
+    const t1 = Date.now();
+    await pool(ids, 16, (i) =>
+      env.admin.patch(`${pseudowirePath('default', `pw-${i}`)}/status`, { status: { ...status, tunnel: `t-${i % nodes}` } }),
+    ); // prettier-ignore
+    const t2 = Date.now();
+    const bench = process.cpuUsage(cpu0.bench);
+    return {
+      nodes,
+      pws,
+      createS: (t1 - t0) / 1000,
+      statusS: (t2 - t1) / 1000,
+      totalS: (t2 - t0) / 1000,
+      cpu: [
+        `kube-apiserver ${(cpuS(cp['kube-apiserver'] ?? 0) - cpu0.apiserver).toFixed(1)}`,
+        `etcd ${(cpuS(cp.etcd ?? 0) - cpu0.etcd).toFixed(1)}`,
+        `bench ${((bench.user + bench.system) / 1e6).toFixed(1)}`,
+      ].join(', '),
+      apiserver: apiserverDelta(api0, await scrapeApiserver(env)),
+    };
+  } finally {
+    await watched.stop();
+    await env.stop();
+  }
+}
+
+async function scenario(
+  nodes: number,
+  pws: number,
+  who: string,
+  main: string,
+  profileDir: string | undefined,
+): Promise<Result> {
   const env = await setupEnv();
   let opProc: ReturnType<typeof spawn> | undefined;
   let agentStop = false;
@@ -170,6 +330,11 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
       await seen.stop();
     })();
     const cp = controlPlanePids(env.cp.dir);
+    const api0 = await scrapeApiserver(env);
+    // the profile covers the first part of convergence (at most its expected length)
+    const profiled = profileDir
+      ? profileApiserver(env, Math.max(5, Math.min(60, Math.round(pws / 250))), join(profileDir, `apiserver-${who.replace(/\W/g, '')}-${nodes}-${pws}.pprof`))
+      : undefined; // prettier-ignore
     const cpu0 = { operator: cpuS(opProc.pid!), apiserver: cpuS(cp['kube-apiserver'] ?? 0), etcd: cpuS(cp.etcd ?? 0), bench: process.cpuUsage() }; // prettier-ignore
     const t0 = Date.now();
     const tunnels = names.map((n, i) => ({ name: `t-${i}`, local: n, peer: names[(i + 1) % nodes]! }));
@@ -199,7 +364,10 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
       }
       await sleep(100);
     }
+    const sample = watched.get('default/pw-0')?.status;
     await watched.stop();
+    const apiserver = apiserverDelta(api0, await scrapeApiserver(env));
+    await profiled;
     const benchCpu = process.cpuUsage(cpu0.bench);
     const cpu = [
       `operator ${(cpuS(opProc.pid!) - cpu0.operator).toFixed(1)}`,
@@ -258,6 +426,8 @@ async function scenario(nodes: number, pws: number, who: string, main: string): 
       opWritesPerS: writes(atConverge) / convergeS,
       cpu,
       reconciles,
+      apiserver,
+      sampleStatus: sample,
     };
   } finally {
     agentStop = true;
@@ -272,6 +442,8 @@ const argv = process.argv.slice(2);
 // operator first, then with this tree's, in the same run
 const bi = argv.indexOf('--baseline');
 const baseline = bi >= 0 ? argv.splice(bi, 2)[1] : undefined;
+const pi = argv.indexOf('--apiserver-profile');
+const profileDir = pi >= 0 ? argv.splice(pi, 2)[1] : undefined;
 const scenarios = (argv.length ? argv : ['200:1000', '500:5000', '1000:10000']).map(
   (s) => s.split(':').map(Number) as [number, number],
 );
@@ -280,13 +452,23 @@ const operators: [string, string][] = [
   ['this tree', join(import.meta.dirname, '..', 'operator', 'main.js')],
 ];
 const results: Result[] = [];
+const floors: Floor[] = [];
 for (const [n, p] of scenarios) {
   for (const [who, main] of operators) {
     console.log(`scenario: ${p} pseudowires over ${n} nodes, ${who}'s operator ...`);
-    const r = await scenario(n, p, who, main);
-    console.log(JSON.stringify(r));
+    const r = await scenario(n, p, who, main, profileDir);
+    console.log(JSON.stringify({ ...r, sampleStatus: undefined }));
     results.push(r);
   }
+  const status = results.findLast((r) => r.pws === p && r.nodes === n)?.sampleStatus;
+  if (!status) {
+    console.log(`floor ${n}/${p}: no converged pseudowire's status to write: skipped`);
+    continue;
+  }
+  console.log(`floor: ${p} pseudowires created and given one status each, no operator ...`);
+  const f = await floor(n, p, status);
+  console.log(JSON.stringify(f));
+  floors.push(f);
 }
 console.log(
   '\n| operator | nodes | pseudowires | converge (s) | operator API requests | writes | writes/pw | writes in 10 s steady state | peak RSS (MB) |',
@@ -297,6 +479,16 @@ for (const r of results) {
     `| ${r.who} | ${r.nodes} | ${r.pws} | ${r.convergeS.toFixed(1)} | ${r.requests} | ${r.writes} | ${r.writesPerPw.toFixed(2)} | ${r.steadyWrites} | ${r.rssMB.toFixed(0)} |`,
   );
 }
+console.log(
+  '\nfloor: the apiserver alone in the same run (creates, then one status write each, 16 clients, no operator)',
+);
+console.log('| nodes | pseudowires | create (s) | status writes (s) | floor (s) | CPU seconds |');
+console.log('|---|---|---|---|---|---|');
+for (const f of floors)
+  console.log(
+    `| ${f.nodes} | ${f.pws} | ${f.createS.toFixed(1)} | ${f.statusS.toFixed(1)} | ${f.totalS.toFixed(1)} | ${f.cpu} |`,
+  );
+for (const f of floors) console.log(`floor ${f.nodes}/${f.pws}: apiserver: ${f.apiserver}`);
 console.log('\nwhere the time goes (from pseudowire creation to convergence):');
 for (const r of results) {
   const base = results.find((b) => b.who === 'baseline' && b.pws === r.pws && b.nodes === r.nodes);
@@ -312,6 +504,12 @@ for (const r of results) {
     `${r.who}, ${r.nodes}/${r.pws}: writes in the 10 s at rest, by resource: ${r.steadyByResource}`,
   );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: CPU seconds: ${r.cpu}`);
+  console.log(`${r.who}, ${r.nodes}/${r.pws}: apiserver: ${r.apiserver}`);
+  const f = floors.find((x) => x.pws === r.pws && x.nodes === r.nodes);
+  if (f)
+    console.log(
+      `${r.who}, ${r.nodes}/${r.pws}: converge ${r.convergeS.toFixed(1)} s against the floor's ${f.totalS.toFixed(1)} s: ${(r.convergeS / f.totalS).toFixed(2)}x`,
+    );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: reconciles (summed time): ${r.reconciles}`);
   console.log(
     `${r.who}, ${r.nodes}/${r.pws}: the apiserver's pace in this scenario: the bench created ${r.createPerS.toFixed(0)} pseudowires/s; the operator wrote ${r.opWritesPerS.toFixed(0)} objects/s (ratio ${(r.opWritesPerS / r.createPerS).toFixed(2)})`,
@@ -322,9 +520,11 @@ console.log("\ngoals (this tree's operator):");
 for (const r of results.filter((x) => x.who === 'this tree')) {
   const g = GOALS[r.pws];
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const f = floors.find((x) => x.pws === r.pws && x.nodes === r.nodes);
+  const vsFloor = f ? ` (the apiserver's floor here: ${f.totalS.toFixed(1)} s)` : '';
   if (g !== undefined)
     console.log(
-      `${r.pws} over ${r.nodes} converge <= ${g} s: ${r.convergeS.toFixed(1)} s, ${verdict(r.convergeS <= g)}`,
+      `${r.pws} over ${r.nodes} converge <= ${g} s: ${r.convergeS.toFixed(1)} s, ${verdict(r.convergeS <= g)}${vsFloor}`,
     );
   console.log(
     `${r.pws}: <= 3 writes per pseudowire: ${r.writesPerPw.toFixed(2)}, ${verdict(r.writesPerPw <= 3)}; 0 writes at rest: ${r.steadyWrites}, ${verdict(r.steadyWrites === 0)}`,
