@@ -63,6 +63,22 @@ export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
 /** Makes the informer of one kind; the operator lists and watches the API, a test feeds its own. */
 export type InformerFactory = <T extends KObject>(opts: InformerOptions, log: Logger) => InformerCache<T>;
 
+/**
+ * What a pseudowire's reconcile reads of its tunnel: its spec, deletion, IDs and addresses, and its
+ * conditions only while those are missing. The tunnel's own roll-up (pseudowire count, endpoints,
+ * Ready) changes with every pseudowire on it and would requeue all of them for nothing.
+ */
+function pwView(t: L2TPTunnel): unknown {
+  const { pseudowires: _n, endpoints: _e, conditions, observedGeneration: _g, ...ids } = t.status ?? {};
+  const allocated = Boolean(t.status?.localAddress && t.status.tunnelID);
+  return {
+    spec: t.spec,
+    deleting: Boolean(t.metadata.deletionTimestamp),
+    ids,
+    conditions: allocated ? undefined : (conditions ?? null),
+  };
+}
+
 const RECONCILERS: Record<string, (ctx: ReconcileContext, key: string) => Promise<ReconcileResult>> = {
   tun: reconcileTunnel,
   pw: reconcilePseudowire,
@@ -142,7 +158,7 @@ export class Controller {
     this.tunnels.on((_type, t, old) => {
       this.queue.add(`tun/${t.metadata.name}`);
       for (const n of new Set([...tunnelNodes(t), ...(old ? tunnelNodes(old) : [])])) this.enqueueNode(n);
-      if (!old || !deepEqual(old.status, t.status) || t.metadata.deletionTimestamp) {
+      if (!old || !deepEqual(pwView(old), pwView(t))) {
         for (const p of pwsOfTunnel(this.ctx.caches, t.metadata.name)) this.queue.add(`pw/${objectKey(p)}`);
       }
     });
