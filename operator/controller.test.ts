@@ -178,4 +178,56 @@ describe('Controller glue', () => {
     assert.equal(statusWrites().length, 1, statusWrites().join(', '));
     assert.equal(p()!.status!.sessionID, ns('a')!.spec!.tunnels[0]!.sessions[0]!.sessionId);
   });
+
+  it('a Ready pseudowire stays Ready while its agents catch up with another change on its nodes', async () => {
+    const { api } = await start(seedPair);
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
+    const ready = () => p()?.status?.conditions?.find((c) => c.type === 'Ready');
+    const statusWrites = () => api.writes.filter((w) => w === 'patch pseudowires/lab/red-wire/status');
+    /** Each agent reports its node state's current generation, every session in it as `state`. */
+    const report = async (state: (pw: string) => string) => {
+      for (const n of ['a', 'b']) {
+        const st = ns(n)!;
+        const t = st.spec!.tunnels[0]!;
+        await api.patch(`/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/${n}/status`, {
+          status: {
+            observedGeneration: st.metadata.generation,
+            tunnels: [{ name: t.name, tunnelId: t.tunnelId, state: 'Ready' }],
+            sessions: t.sessions.map((x) => ({
+              ...x,
+              tunnelId: t.tunnelId,
+              state: state(x.pseudowire.name),
+              mtu: 1446,
+            })),
+          },
+        });
+      }
+    };
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
+    await report(() => 'Up');
+    await settle(() => ready()?.status === 'True');
+    const writes = statusWrites().length;
+    // another pseudowire on the same nodes: both node states move to a newer generation that their
+    // agents have not reported yet
+    api.add('pseudowires', pw('blue-wire'));
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 2));
+    const gens = ['a', 'b'].map((n) => ns(n)!.metadata.generation);
+    assert.ok(['a', 'b'].every((n) => ns(n)!.status!.observedGeneration! < ns(n)!.metadata.generation!));
+    // a change of the first one's own metadata makes it reconcile during that lag
+    await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire', {
+      metadata: { annotations: { touched: 'yes' } },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(ready()?.status, 'True', ready()?.message);
+    assert.equal(statusWrites().length, writes, statusWrites().join(', '));
+    // a report of trouble still moves it
+    await report((name) => (name === 'red-wire' ? 'Down' : 'Up'));
+    await settle(() => ready()?.status === 'False');
+    assert.equal(ready()!.reason, 'EndpointDown');
+    assert.deepEqual(
+      ['a', 'b'].map((n) => ns(n)!.metadata.generation),
+      gens,
+    );
+  });
 });
