@@ -40,7 +40,7 @@ import { EventRecorder } from './reconcilers/events.js';
 import { reconcileNode } from './reconcilers/node.js';
 import { reconcilePseudowire } from './reconcilers/pseudowire.js';
 import { CookieResolver } from './reconcilers/secrets.js';
-import { WriteSpacing } from './reconcilers/spacing.js';
+import { WriteDebounce, WriteSpacing } from './reconcilers/spacing.js';
 import { reconcileTunnel } from './reconcilers/tunnel.js';
 import { tunnelNodes, tunnelSides, type PodObject } from './render.js';
 
@@ -143,6 +143,7 @@ export class Controller {
       cookies: new CookieResolver(client),
       enqueue: (key, afterMs) => this.queue.addAfter(key, afterMs ?? 0),
       spacing: new WriteSpacing(cfg.writeSpacingMs),
+      rollups: new WriteDebounce(cfg.writeSpacingMs / 2, cfg.writeSpacingMs * 6),
       refused: new Map(),
     };
     this.wire();

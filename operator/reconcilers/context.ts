@@ -12,7 +12,7 @@ import type { PodConfig, PodObject } from '../render.js';
 import type { EventRecorder } from './events.js';
 import type { CookieResolver } from './secrets.js';
 import type { Limits, Verdict } from './limits.js';
-import type { WriteSpacing } from './spacing.js';
+import type { WriteDebounce, WriteSpacing } from './spacing.js';
 
 export interface NodeObject extends KObject {
   status?: { addresses?: { type: string; address: string }[] };
@@ -30,7 +30,11 @@ export interface ControllerConfig {
   /** Stop waiting for agents to report a removed session after this long. */
   teardownTimeoutMs: number;
   nadCheckIntervalMs: number;
-  /** Least time between two writes of one node state or one tunnel's status (the first is at once). */
+  /**
+   * Least time between two writes of one node state (the first is at once). A tunnel's roll-up is
+   * written once it has not changed for half of this, or at the latest six times this after it
+   * first changed.
+   */
   writeSpacingMs: number;
   /** Longest time a new pseudowire's waiting status is held back (see reconcilePseudowire). */
   pendingHoldMs: number;
@@ -64,8 +68,10 @@ export interface ReconcileContext {
   cookies: CookieResolver;
   /** Queue a key ("node/NAME", ...) for its reconciler, now or after a delay. */
   enqueue(key: string, afterMs?: number): void;
-  /** Spaces the writes of node states and tunnel statuses (see spacing.ts). */
+  /** Spaces the writes of node states (see spacing.ts). */
   spacing: WriteSpacing;
+  /** Holds a tunnel's roll-up back until it settles (see spacing.ts). */
+  rollups: WriteDebounce;
   /** node -> the pseudowires ("ns/name") its node state has no room for, and why (limits.ts). */
   refused: Map<string, Map<string, Verdict>>;
 }

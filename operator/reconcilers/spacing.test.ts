@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { WriteSpacing } from './spacing.js';
+import { WriteDebounce, WriteSpacing } from './spacing.js';
 
 describe('WriteSpacing', () => {
   it('lets the first write through and spaces the next ones per key', () => {
@@ -16,5 +16,29 @@ describe('WriteSpacing', () => {
     s.forget('node/b');
     s.forget('node/a');
     assert.equal(s.wait('node/a'), 0);
+  });
+});
+
+describe('WriteDebounce', () => {
+  it('writes a value once it has stayed the same for the quiet time, or at the latest after the maximum', () => {
+    let t = 0;
+    const d = new WriteDebounce(2000, 10_000, () => t);
+    assert.equal(d.wait('tun/a', 'one'), 2000, 'a new value waits for quiet');
+    t += 1500;
+    assert.equal(d.wait('tun/a', 'one'), 500, 'the same value: the quiet time runs on');
+    assert.equal(d.wait('tun/b', 'x'), 2000, 'other keys are apart');
+    t += 1000;
+    assert.equal(d.wait('tun/a', 'two'), 2000, 'a change restarts the quiet time');
+    t += 2000;
+    assert.equal(d.wait('tun/a', 'two'), 0);
+    d.forget('tun/a');
+    // a value that keeps changing is written at the latest maxMs after it first differed
+    for (let i = 0; i < 9; i++) {
+      assert.ok(d.wait('tun/a', `v${i}`) > 0);
+      t += 1000;
+    }
+    assert.equal(d.wait('tun/a', 'v9'), 1000);
+    t += 1000;
+    assert.equal(d.wait('tun/a', 'v10'), 0);
   });
 });

@@ -24,3 +24,33 @@ export class WriteSpacing {
     this.last.delete(key);
   }
 }
+
+/**
+ * For roll-ups that many changes funnel into and nothing waits on (a tunnel's pseudowire count,
+ * endpoints and conditions): a new value is written once it has stayed the same for `quietMs`, or
+ * `maxMs` after it first differed from what is written if it keeps changing, so a burst of
+ * pseudowires on a tunnel becomes one write at its end instead of one per spacing interval.
+ */
+export class WriteDebounce {
+  private readonly pending = new Map<string, { since: number; changed: number; value: string }>();
+
+  constructor(
+    readonly quietMs: number,
+    readonly maxMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Milliseconds until `value` may be written for `key` (0: now); forget(key) once written. */
+  wait(key: string, value: string): number {
+    const now = this.now();
+    const p = this.pending.get(key);
+    if (!p) this.pending.set(key, { since: now, changed: now, value });
+    else if (p.value !== value) Object.assign(p, { value, changed: now });
+    const { since, changed } = this.pending.get(key)!;
+    return Math.max(0, Math.min(changed + this.quietMs, since + this.maxMs) - now);
+  }
+
+  forget(key: string): void {
+    this.pending.delete(key);
+  }
+}

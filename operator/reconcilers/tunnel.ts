@@ -30,7 +30,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   const t = caches.tunnels.get(name);
   if (!t) {
     alloc.release(owner);
-    ctx.spacing.forget(owner);
+    ctx.rollups.forget(owner);
     return;
   }
   const path = resourcePath({ ...CRD('l2tptunnels'), name });
@@ -123,13 +123,18 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   const degraded = first ? { status: 'True' as const, reason: first.reason, message } : roll.degraded;
   const prevReason = t.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
   st.conditions = setReadyDegraded(st.conditions, ready, degraded, st.observedGeneration, kubeNow());
-  // what pseudowires need (IDs, addresses) goes out at once; roll-up changes are spaced
+  // what pseudowires and node states need (IDs, addresses) goes out at once; the roll-up alone
+  // (pseudowire count, endpoints, conditions) once it has settled (see WriteDebounce)
   const keys = ['tunnelID', 'peerTunnelID', 'udpPort', 'peerUDPPort', 'localAddress', 'peerAddress'] as const;
-  const wait = keys.some((k) => t.status?.[k] !== st[k]) ? 0 : ctx.spacing.wait(owner);
-  if (!deepEqual(t.status ?? {}, st)) {
+  if (!keys.some((k) => t.status?.[k] !== st[k]) && !deepEqual(t.status ?? {}, st)) {
+    const value = JSON.stringify({
+      ...st,
+      conditions: st.conditions?.map(({ lastTransitionTime: _, ...c }) => c),
+    });
+    const wait = ctx.rollups.wait(owner, value);
     if (wait > 0) return { requeueAfterMs: wait };
-    ctx.spacing.wrote(owner);
   }
+  ctx.rollups.forget(owner);
   if ((await writeStatus(ctx.client, path, t, st)) && first && prevReason !== first.reason)
     await ctx.events.record(t, 'Warning', first.reason, ready.message);
 }
