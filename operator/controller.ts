@@ -115,9 +115,25 @@ export class Controller {
     this.tunnels = inf(resourcePath(CRD('l2tptunnels')), API_VERSION, 'L2TPTunnel');
     this.pws = inf(resourcePath(CRD('pseudowires')), API_VERSION, 'Pseudowire');
     this.nodeStates = inf(resourcePath(CRD('l2tpnodestates')), API_VERSION, 'L2TPNodeState');
-    this.nodes = inf('/api/v1/nodes', 'v1', 'Node');
+    // a Node's status (images, conditions, capacity) and a pod's spec are most of their size and
+    // nothing here reads them: their caches keep the addresses and the Ready condition
+    this.nodes = inf('/api/v1/nodes', 'v1', 'Node', {
+      transform: (n: NodeObject) => ({
+        apiVersion: n.apiVersion,
+        kind: n.kind,
+        metadata: n.metadata,
+        status: { addresses: n.status?.addresses ?? [] },
+      }),
+    });
     this.pods = inf(`/api/v1/namespaces/${cfg.pod.namespace}/pods`, 'v1', 'Pod', {
       labelSelector: 'app.kubernetes.io/component=datapath,app.kubernetes.io/name=kube-l2tp-datapath',
+      transform: (p: PodObject & KObject) => ({
+        apiVersion: p.apiVersion,
+        kind: p.kind,
+        metadata: p.metadata,
+        spec: {},
+        status: { conditions: p.status?.conditions ?? [] },
+      }),
     });
     // NAD support appears once Multus is found: the reconcilers read the informer of the moment
     const currentNads = () => this.nads;

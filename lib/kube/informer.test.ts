@@ -1,5 +1,5 @@
-// The informer against a scripted API: paged lists, watch events into the store, managedFields
-// dropped, 410 Gone answered by a fresh list that reports what changed meanwhile.
+// The informer against a scripted API: paged lists, watch events into the store, managedFields and
+// kubectl's last applied configuration dropped, a reader's transform, 410 Gone answered by a fresh list that reports what changed meanwhile.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../log.js';
@@ -84,6 +84,38 @@ describe('Informer', () => {
     );
     assert.equal('managedFields' in inf.get('a')!.metadata, false);
     assert.match(api.paths[2]!, /watch=1&resourceVersion=list0&/);
+  });
+
+  it("keeps what the transform returns, without kubectl's last applied configuration", async () => {
+    const applied = (name: string, rv: string, n: number): Obj => {
+      const o = obj(name, rv, n);
+      o.metadata.annotations = {
+        'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(o),
+        keep: 'me',
+      };
+      return o;
+    };
+    const api = fakeApi([[[applied('a', '1', 1)]]], [[{ type: 'MODIFIED', object: applied('a', '2', 2) }]]);
+    const inf = new Informer<Obj>(
+      api,
+      {
+        path: '/x',
+        apiVersion: 'v1',
+        kind: 'Thing',
+        transform: (o) => ({ ...o, spec: { n: (o as Obj).spec!.n * 10 } }),
+      },
+      silentLogger(),
+    );
+    const seen: [number | undefined, number | undefined][] = [];
+    inf.on((_t, o, old) => seen.push([o.spec?.n, old?.spec?.n]));
+    inf.start();
+    await until(() => seen.length === 2);
+    await inf.stop();
+    assert.deepEqual(seen, [
+      [10, undefined],
+      [20, 10],
+    ]);
+    assert.deepEqual(inf.get('a')!.metadata.annotations, { keep: 'me' });
   });
 
   it('410 Gone: lists again and reports only what changed meanwhile', async () => {

@@ -12,6 +12,8 @@ import type { KObject } from '../api/schemas.js';
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export type Handler<T> = (type: EventType, obj: T, old: T | undefined) => void;
 
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
 export const objectKey = (o: KObject) =>
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
 
@@ -30,6 +32,11 @@ export interface InformerOptions {
   kind: string;
   pageSize?: number;
   watchTimeoutSeconds?: number;
+  /**
+   * Keeps only what the reader uses of each object (e.g. a Node's addresses, not its images): the
+   * store holds what this returns, and handlers compare those.
+   */
+  transform?: (o: KObject) => KObject;
 }
 
 /** What the controller reads an informer through: a synced cache of one kind, and its events. */
@@ -119,14 +126,20 @@ export class Informer<T extends KObject> implements InformerCache<T> {
   }
 
   /**
-   * Lists omit apiVersion and kind: put them back. managedFields go: nothing here reads them, they
-   * are often larger than the rest of the object, and an update that omits them keeps them.
+   * Lists omit apiVersion and kind: put them back. managedFields and kubectl's last applied
+   * configuration go: nothing here reads them, they are often larger than the rest of the object,
+   * and an update or merge patch that omits them keeps them.
    */
   private stamp(o: T): T {
     o.apiVersion ??= this.opts.apiVersion;
     o.kind ??= this.opts.kind;
     delete (o.metadata as { managedFields?: unknown }).managedFields;
-    return o;
+    const ann = o.metadata.annotations;
+    if (ann && LAST_APPLIED in ann) {
+      delete ann[LAST_APPLIED];
+      if (Object.keys(ann).length === 0) delete o.metadata.annotations;
+    }
+    return this.opts.transform ? (this.opts.transform(o) as T) : o;
   }
 
   private async relist(): Promise<void> {
