@@ -83,6 +83,8 @@ function controlPlanePids(dir: string): Record<string, number> {
 }
 
 interface Scrape {
+  /** the operator's V8 heap: used and total (MB) */
+  heapMB: [number, number];
   requests: Map<string, number>;
   reconciles: Map<string, number>;
   reconcileS: Map<string, number>;
@@ -90,7 +92,12 @@ interface Scrape {
 
 async function scrape(port: number): Promise<Scrape> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out: Scrape = { requests: new Map(), reconciles: new Map(), reconcileS: new Map() };
+  const out: Scrape = {
+    heapMB: [NaN, NaN],
+    requests: new Map(),
+    reconciles: new Map(),
+    reconcileS: new Map(),
+  };
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   for (const line of text.split('\n')) {
     const m = /^kube_l2tp_api_requests_total\{verb="(\w+)",resource="([^"]+)",code="(\d+)"\} (\d+)/.exec(
@@ -101,6 +108,8 @@ async function scrape(port: number): Promise<Scrape> {
     if (r) add(out.reconciles, r[1]!, Number(r[2]));
     const d = /^kube_l2tp_reconcile_duration_seconds_sum\{controller="(\w+)"\} ([\d.e+-]+)/.exec(line);
     if (d) add(out.reconcileS, d[1]!, Number(d[2]));
+    const h = /^kube_l2tp_operator_nodejs_heap_size_(used|total)_bytes ([\d.e+-]+)/.exec(line);
+    if (h) out.heapMB[h[1] === 'used' ? 0 : 1] = Number(h[2]) / 2 ** 20;
   }
   return out;
 }
@@ -216,6 +225,8 @@ interface Result {
   steadyByResource: string;
   byResource: string;
   rssMB: number;
+  /** the operator's V8 heap at convergence, used / total (MB) */
+  heapAtConverge: string;
   /** the baseline: pseudowires the bench itself created per second */
   createPerS: number;
   opWritesPerS: number;
@@ -240,12 +251,14 @@ interface Floor {
 /**
  * What the apiserver alone does on this machine: a fresh control plane, no operator, one watcher of
  * every pseudowire (as the operator's informer), the bench creating the pseudowires and then writing
- * each one status (the operator's final status of one of them), 16 clients in parallel as in the
+ * each one status (the operator's final status of one of them, with the operator's identity), 16 clients in parallel as in the
  * scenarios. Node states, pods and the agents' reports are left out: this is the least any operator
  * must cost, not a model of one.
  */
 async function floor(nodes: number, pws: number, status: object): Promise<Floor> {
   const env = await setupEnv();
+  // the status is written as the operator writes it: with its ServiceAccount token
+  const writer = KubeClient.fromFile(await env.cp.serviceAccountKubeconfig(NS, OPERATOR_SA));
   const watched = new Informer<Pseudowire>(env.admin, { path: pseudowirePath(), apiVersion: API_VERSION, kind: 'Pseudowire' }, silentLogger()); // prettier-ignore
   try {
     watched.start();
@@ -260,7 +273,7 @@ async function floor(nodes: number, pws: number, status: object): Promise<Floor>
     ); // prettier-ignore
     const t1 = Date.now();
     await pool(ids, 16, (i) =>
-      env.admin.patch(`${pseudowirePath('default', `pw-${i}`)}/status`, { status: { ...status, tunnel: `t-${i % nodes}` } }),
+      writer.patch(`${pseudowirePath('default', `pw-${i}`)}/status`, { status: { ...status, tunnel: `t-${i % nodes}` } }),
     ); // prettier-ignore
     const t2 = Date.now();
     const bench = process.cpuUsage(cpu0.bench);
@@ -279,6 +292,7 @@ async function floor(nodes: number, pws: number, status: object): Promise<Floor>
     };
   } finally {
     await watched.stop();
+    writer.close();
     await env.stop();
   }
 }
@@ -432,6 +446,7 @@ async function scenario(
       byResource: byRes,
       steadyByResource: steadyByRes || 'none',
       rssMB: rssHwmMB(opProc.pid!),
+      heapAtConverge: `${scraped.heapMB[0].toFixed(0)} / ${scraped.heapMB[1].toFixed(0)} MB`,
       createPerS,
       opWritesPerS: writes(atConverge) / convergeS,
       cpu,
@@ -515,6 +530,9 @@ for (const r of results) {
     `${r.who}, ${r.nodes}/${r.pws}: writes in the 10 s at rest, by resource: ${r.steadyByResource}`,
   );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: CPU seconds: ${r.cpu}`);
+  console.log(
+    `${r.who}, ${r.nodes}/${r.pws}: the operator's heap at convergence (used / total): ${r.heapAtConverge}; peak RSS ${r.rssMB.toFixed(0)} MB`,
+  );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: apiserver: ${r.apiserver}`);
   const f = floors.find((x) => x.pws === r.pws && x.nodes === r.nodes);
   if (f)
