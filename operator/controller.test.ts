@@ -179,7 +179,7 @@ describe('Controller glue', () => {
     assert.equal(p()!.status!.sessionID, ns('a')!.spec!.tunnels[0]!.sessions[0]!.sessionId);
   });
 
-  it('a Ready pseudowire stays Ready while its agents catch up with another change on its nodes', async () => {
+  it('a Ready pseudowire and its tunnel stay Ready while the agents catch up with another change on their nodes', async () => {
     const { api } = await start(seedPair);
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
     const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
@@ -214,11 +214,15 @@ describe('Controller glue', () => {
     await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 2));
     const gens = ['a', 'b'].map((n) => ns(n)!.metadata.generation);
     assert.ok(['a', 'b'].every((n) => ns(n)!.status!.observedGeneration! < ns(n)!.metadata.generation!));
-    // a change of the first one's own metadata makes it reconcile during that lag
-    await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire', {
-      metadata: { annotations: { touched: 'yes' } },
-    });
-    await new Promise((r) => setTimeout(r, 300));
+    // a change of their own metadata makes the first one and the tunnel reconcile during that lag
+    const touch = { metadata: { annotations: { touched: 'yes' } } };
+    await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire', touch);
+    await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b', touch);
+    // the tunnel's roll-up (written once settled) takes the new count and stays Ready
+    const tun = () => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b')!.status!;
+    await settle(() => tun().pseudowires === 2);
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(tun().conditions?.find((c) => c.type === 'Ready')?.status, 'True');
     assert.equal(ready()?.status, 'True', ready()?.message);
     assert.equal(statusWrites().length, writes, statusWrites().join(', '));
     // a report of trouble still moves it

@@ -1,7 +1,7 @@
 // What every reconciler works from: the API, the informer caches (current state), the allocator,
 // and the shared helpers for Events and cookie Secrets. Reconcilers read the caches, compute what
 // should be, and write only differences, so running one twice changes nothing.
-import type { KObject, L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
+import type { Condition, KObject, L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
 import { GROUP, VERSION } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
 import type { Allocator, Ranges } from '../allocator.js';
@@ -93,4 +93,27 @@ export function nodeStateMap(c: Caches, nodes: string[]): Map<string, L2TPNodeSt
     if (ns) m.set(n, ns);
   }
   return m;
+}
+
+/**
+ * A node state's generation moves with every change on that node, and until its agent reports the
+ * new one everything there rolls up as Pending. An object that is Ready for its own current
+ * generation keeps Ready through that lag when the roll-up over what the agents last reported (these
+ * node states as of their observed generation) still says Ready: only a change of its own or a
+ * report of trouble moves it, not a Ready, Pending, Ready flap (two writes) for every change on
+ * either node.
+ */
+export function readyThroughLag(
+  prev: Condition[] | undefined,
+  generation: number | undefined,
+  states: Map<string, L2TPNodeState>,
+): Map<string, L2TPNodeState> | undefined {
+  const ready = prev?.find((c) => c.type === 'Ready');
+  if (ready?.status !== 'True' || ready.observedGeneration !== generation) return undefined;
+  const reported = new Map<string, L2TPNodeState>();
+  for (const [n, ns] of states) {
+    const g = ns.status?.observedGeneration;
+    reported.set(n, g === undefined ? ns : { ...ns, metadata: { ...ns.metadata, generation: g } });
+  }
+  return reported;
 }

@@ -3,12 +3,7 @@
 import { setReadyDegraded } from '../../lib/api/conditions.js';
 import { ipamProblem } from '../../lib/api/ipam.js';
 import { reportedSessions } from '../../lib/api/node-status.js';
-import {
-  IPAM_TYPES,
-  namespaceAllowed,
-  type L2TPNodeState,
-  type PseudowireStatus,
-} from '../../lib/api/schemas.js';
+import { IPAM_TYPES, namespaceAllowed, type PseudowireStatus } from '../../lib/api/schemas.js';
 import { isConflict, resourcePath } from '../../lib/kube/client.js';
 import {
   ANNOTATION_IPAM,
@@ -18,7 +13,15 @@ import {
   tunnelNodes,
   tunnelSides,
 } from '../render.js';
-import { CRD, NAD, kubeNow, nodeStateMap, type ReconcileContext, type ReconcileResult } from './context.js';
+import {
+  CRD,
+  NAD,
+  kubeNow,
+  nodeStateMap,
+  readyThroughLag,
+  type ReconcileContext,
+  type ReconcileResult,
+} from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
 import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
 
@@ -168,24 +171,10 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   }
   const states = nodeStateMap(caches, tunnelNodes(t));
   let roll = rollupPseudowire({ ...p, status: st }, t, states);
-  // A node state's generation moves with every change on that node, and until its agent reports
-  // the new one each session there rolls up as Pending. A pseudowire that is Ready for its current
-  // generation, whose sessions the agents still report Up under the same IDs, stays Ready through
-  // that lag: only a change of its own or a report of trouble moves it (which would otherwise be a
-  // Ready, Pending, Ready flap and two writes for every change on either node).
-  const wasReady = p.status?.conditions?.find((c) => c.type === 'Ready');
-  if (
-    roll.ready.reason === 'Pending' &&
-    wasReady?.status === 'True' &&
-    wasReady.observedGeneration === st.observedGeneration
-  ) {
-    const reported = new Map<string, L2TPNodeState>();
-    for (const [n, ns] of states) {
-      const g = ns.status?.observedGeneration;
-      reported.set(n, g === undefined ? ns : { ...ns, metadata: { ...ns.metadata, generation: g } });
-    }
-    const asReported = rollupPseudowire({ ...p, status: st }, t, reported);
-    if (asReported.ready.status === 'True') roll = asReported;
+  if (roll.ready.reason === 'Pending') {
+    const reported = readyThroughLag(p.status?.conditions, st.observedGeneration, states);
+    const asReported = reported && rollupPseudowire({ ...p, status: st }, t, reported);
+    if (asReported?.ready.status === 'True') roll = asReported;
   }
   st.endpoints = roll.endpoints.map((e) => ({ ...e }));
   if (roll.mtu !== undefined) st.mtu = roll.mtu;

@@ -10,6 +10,7 @@ import {
   kubeNow,
   nodeStateMap,
   pwsOfTunnel,
+  readyThroughLag,
   type NodeObject,
   type ReconcileContext,
   type ReconcileResult,
@@ -110,7 +111,13 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   st.pseudowires = pwsOfTunnel(caches, name).filter((p) =>
     namespaceAllowed(t.spec.allowedNamespaces, p.metadata.namespace ?? ''),
   ).length;
-  const roll = rollupTunnel({ ...t, status: st }, nodeStateMap(caches, tunnelNodes(t)));
+  const states = nodeStateMap(caches, tunnelNodes(t));
+  let roll = rollupTunnel({ ...t, status: st }, states);
+  if (roll.ready.reason === 'Pending') {
+    const reported = readyThroughLag(t.status?.conditions, st.observedGeneration, states);
+    const asReported = reported && rollupTunnel({ ...t, status: st }, reported);
+    if (asReported?.ready.status === 'True') roll = asReported;
+  }
   st.endpoints = roll.endpoints.map((e) => ({
     node: e.node,
     ...(e.sessionID !== undefined ? { tunnelID: e.sessionID } : {}),
