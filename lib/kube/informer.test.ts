@@ -1,5 +1,6 @@
 // The informer against a scripted API: paged lists, watch events into the store, managedFields and
-// kubectl's last applied configuration dropped, a reader's transform, 410 Gone answered by a fresh list that reports what changed meanwhile.
+// kubectl's last applied configuration dropped, a reader's transform, 410 Gone answered by a fresh
+// list that reports what changed meanwhile.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../log.js';
