@@ -41,6 +41,12 @@ async function rxStats(ns: string, dev: string): Promise<{ packets: number; byte
   return { packets: l.stats64.rx.packets, bytes: l.stats64.rx.bytes };
 }
 
+/** Packets dev has transmitted. */
+async function txPackets(ns: string, dev: string): Promise<number> {
+  const r = await inNsCapture(ns, 'ip', '-j', '-s', 'link', 'show', dev);
+  return (JSON.parse(r.stdout) as { stats64: { tx: { packets: number } } }[])[0]!.stats64.tx.packets;
+}
+
 /** The mean size of what dev received while fn ran. */
 async function meanRx(ns: string, dev: string, fn: () => Promise<void>): Promise<number> {
   const a = await rxStats(ns, dev);
@@ -67,6 +73,9 @@ describe('ebpf receive path: GRO for single datagrams, super-packets straight in
       assert.equal(await ping(`${p}p1`, a2, 3), 3, 'pods reach each other');
 
       const before = (await d2.counters()).tunnels[0]!.sessions[0]!;
+      // the session devices' peers (l2tpx<session id in hex>): host 2 receives the data, host 1 ACKs
+      const [peer1, peer2] = ['l2tpx3e9', 'l2tpx7d1'];
+      const [acks0, data0] = [await txPackets(h.h1, peer1), await txPackets(h.h2, peer2)];
       let intact = false;
       const mean = await meanRx(`${p}p2`, 'eth0', async () => {
         intact = await tcpIntact(lab, `${p}p1`, `${p}p2`, a2, 16 << 20);
@@ -78,6 +87,12 @@ describe('ebpf receive path: GRO for single datagrams, super-packets straight in
       // ...and the pod got them merged: without GRO no frame exceeds the MTU and its Ethernet header
       console.log(`pod eth0: mean received frame ${mean.toFixed(0)} bytes (MTU ${MTU})`);
       assert.ok(mean > 2 * MTU, `merged before the pod: mean ${mean.toFixed(0)} bytes`);
+      // data frames took the peer's way, the ACKs coming back did not (GRO passes them on at once)
+      const data = (await txPackets(h.h2, peer2)) - data0;
+      const acks = (await txPackets(h.h1, peer1)) - acks0;
+      console.log(`frames through the peer: ${data} with data on host 2, ${acks} on host 1 (the ACKs' host)`);
+      assert.ok(data >= (16 << 20) / MTU, `data frames through the peer: ${data}`);
+      assert.ok(acks < data / 20, `ACKs straight into l2tpeth0: ${acks} through the peer`);
       assert.ok(await tcpIntact(lab, `${p}p2`, `${p}p1`, a1, 4 << 20), 'TCP h2 -> h1 intact');
       assert.deepEqual(after.drops, {}, 'nothing dropped');
       assert.equal(await d1.stop(), 0);

@@ -448,6 +448,41 @@ static __always_inline int seq_check(__u32 sid, __u32 word)
 	return 0;
 }
 
+/* The inner IP header (IPv4 without options, or IPv6 without extension headers) and the TCP header
+ * up to its data offset. */
+#define TCP_PEEK (sizeof(struct ipv6hdr) + 13)
+
+/* Whether the inner packet at l3 (ending at end) is a TCP segment that carries data: what GRO can
+ * merge. IPv4 with options and IPv6 with extension headers are not merged by GRO either. */
+static __always_inline __u8 tcp_data(struct __sk_buff *skb, __u16 h_proto, __u32 l3, __u32 end)
+{
+	__u8 b[TCP_PEEK];
+	__u32 avail = end - l3;
+	if (end < l3 || avail < sizeof(struct iphdr) + 20 + 1)
+		return 0; /* too short for IP, TCP and a byte of data */
+	__builtin_memset(b, 0, sizeof(b));
+	__u32 n = avail < sizeof(b) ? avail : sizeof(b);
+	if (bpf_skb_load_bytes(skb, l3, b, n))
+		return 0;
+	__u32 ip_len, payload;
+	if (h_proto == bpf_htons(ETH_P_IP)) {
+		if (b[0] != 0x45 || b[9] != IPPROTO_TCP)
+			return 0;
+		ip_len = (b[2] << 8 | b[3]);
+		payload = ip_len - sizeof(struct iphdr);
+		if (ip_len < sizeof(struct iphdr))
+			return 0;
+		return payload > (__u32)(b[sizeof(struct iphdr) + 12] >> 4) * 4;
+	}
+	if (h_proto == bpf_htons(ETH_P_IPV6)) {
+		if (b[6] != IPPROTO_TCP || n < sizeof(b))
+			return 0;
+		payload = b[4] << 8 | b[5];
+		return payload > (__u32)(b[sizeof(struct ipv6hdr) + 12] >> 4) * 4;
+	}
+	return 0;
+}
+
 SEC("tc")
 int l2tp_rx(struct __sk_buff *skb)
 {
@@ -619,15 +654,11 @@ int l2tp_rx(struct __sk_buff *skb)
 	__u32 gso = skb->gso_size;
 	/* redirect_peer keeps the outer frame's protocol: only an inner frame of the same one may take it */
 	__u8 same_proto = skb->protocol == inner.h_proto;
-	/* GRO merges TCP streams only: other single frames (UDP, ICMP, ARP) are not worth the way
-	 * through the peer. The protocol byte of the inner IPv4 or IPv6 header: */
+	/* GRO merges the data of TCP streams only: other single frames (UDP, ICMP, ARP, and pure
+	 * ACKs, which GRO passes on at once) are not worth the way through the peer. */
 	__u8 tcp = 0;
-	if (!gso && eth_off + ETH_HLEN + 10 <= ip_end &&
-	    (inner.h_proto == bpf_htons(ETH_P_IP) || inner.h_proto == bpf_htons(ETH_P_IPV6))) {
-		__u8 l3[10];
-		if (bpf_skb_load_bytes(skb, eth_off + ETH_HLEN, l3, sizeof(l3)) == 0)
-			tcp = (inner.h_proto == bpf_htons(ETH_P_IP) ? l3[9] : l3[6]) == IPPROTO_TCP;
-	}
+	if (!gso)
+		tcp = tcp_data(skb, inner.h_proto, eth_off + ETH_HLEN, ip_end);
 	/* Lengths of a GSO super-packet are rewritten per segment: leave those alone. Otherwise bytes
 	 * beyond the IP length (the outer frame's padding) are not part of the frame; trimming them
 	 * can fail (skbs a local sender encapsulated), and then they stay as the inner frame's padding. */
@@ -660,7 +691,7 @@ int l2tp_rx(struct __sk_buff *skb)
 		s->rx_packets += segs;
 		s->rx_bytes += skb->len;
 	}
-	/* A single TCP frame (what a NIC receives) goes out of the peer: veth hands it to l2tpethN's
+	/* A single TCP frame with data (what a NIC receives) goes out of the peer: veth hands it to l2tpethN's
 	 * NAPI, where GRO merges a stream's frames before the bridge and the pod see them (the peer has
 	 * TSO off, which veth asks for that). A super-packet (merged or never segmented: a veth
 	 * underlay) would be segmented again on that way, and other frames gain nothing there: they go
