@@ -3,6 +3,7 @@
 // allocator seeded from what is recorded before anything new is allocated. The reconcilers, one
 // per kind, are in reconcilers/.
 import { reportedSessions } from '../lib/api/node-status.js';
+import { nodeOfState } from '../lib/api/node-shards.js';
 import {
   API_VERSION,
   GROUP,
@@ -13,6 +14,7 @@ import {
 } from '../lib/api/schemas.js';
 import {
   MAX_NODE_STATE_ITEMS,
+  MAX_NODE_STATE_SHARDS,
   MAX_NODE_STATE_SPEC_BYTES,
   MAX_SESSIONS_PER_TUNNEL,
 } from '../lib/api/limits.js';
@@ -57,6 +59,7 @@ export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
     sessionsPerTunnel: MAX_SESSIONS_PER_TUNNEL,
     nodeStateItems: MAX_NODE_STATE_ITEMS,
     nodeStateSpecBytes: MAX_NODE_STATE_SPEC_BYTES,
+    nodeStateShards: MAX_NODE_STATE_SHARDS,
   },
 };
 
@@ -148,6 +151,7 @@ export class Controller {
       },
       pwsByTunnel: new CacheIndex(this.pws, (p) => [p.spec.tunnelRef.name]),
       tunnelsByNode: new CacheIndex(this.tunnels, tunnelNodes),
+      nodeStatesByNode: new CacheIndex(this.nodeStates, (ns) => [nodeOfState(ns)]),
     };
     this.ctx = {
       client,
@@ -188,7 +192,7 @@ export class Controller {
       }
     });
     this.nodeStates.on((_type, ns, old) => {
-      this.enqueueNode(ns.metadata.name);
+      this.enqueueNode(nodeOfState(ns));
       if (!old || !deepEqual(old.status, ns.status)) {
         for (const t of ns.spec?.tunnels ?? []) {
           this.queue.add(`tun/${t.name}`);
@@ -229,7 +233,7 @@ export class Controller {
     for (const p of this.pws.list()) this.queue.add(`pw/${objectKey(p)}`);
     for (const n of new Set([
       ...this.nodes.list().map((n) => n.metadata.name),
-      ...this.nodeStates.list().map((n) => n.metadata.name),
+      ...this.nodeStates.list().map(nodeOfState),
     ])) {
       this.queue.add(`node/${n}`);
     }
@@ -274,7 +278,7 @@ export class Controller {
     }
     // what node states carry or agents still report is in use, whoever owns it now
     for (const ns of this.nodeStates.list()) {
-      const node = ns.metadata.name;
+      const node = nodeOfState(ns);
       for (const t of ns.spec?.tunnels ?? []) {
         this.alloc.claim('tunnel', node, t.tunnelId, `tun/${t.name}`);
         if (t.udpSourcePort) this.alloc.claim('port', node, t.udpSourcePort, `tun/${t.name}`);

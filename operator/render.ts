@@ -1,6 +1,7 @@
 // Pure builders: what the operator wants to exist, computed from what it has observed. No I/O here,
 // so every rule is unit-tested (operator/render.test.ts).
 import { reportedSessions } from '../lib/api/node-status.js';
+import { LABEL_NODE, nodeLabelValue, shardName } from '../lib/api/node-shards.js';
 import { createHash } from 'node:crypto';
 import { SECCOMP_LOCALHOST_PROFILE, SECCOMP_PROFILE_DIR } from '../datapath/seccomp/profile.js';
 import {
@@ -17,7 +18,6 @@ import {
 
 export const FINALIZER = `${GROUP}/teardown`;
 export const MANAGED_BY = 'kube-l2tp-operator';
-export const LABEL_NODE = `${GROUP}/node`;
 export const ANNOTATION_HASH = `${GROUP}/template-hash`;
 /** Where IPAM used to be given (free-form); now spec.ipam. Only read to tell its users so. */
 export const ANNOTATION_IPAM = `${GROUP}/ipam`;
@@ -202,17 +202,19 @@ export function renderNodeState(
 
 export const pwKey = (p: Pseudowire) => `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
 
+/** Shard `shard` of a node's state (lib/api/node-shards.ts); the Node owns every shard. */
 export function desiredNodeState(
   node: string,
   nodeUid: string | undefined,
   spec: NodeStateSpec,
+  shard = 0,
 ): L2TPNodeState {
   return {
     apiVersion: API_VERSION,
     kind: 'L2TPNodeState',
     metadata: {
-      name: node,
-      labels: { 'app.kubernetes.io/managed-by': MANAGED_BY, [LABEL_NODE]: node },
+      name: shardName(node, shard),
+      labels: { 'app.kubernetes.io/managed-by': MANAGED_BY, [LABEL_NODE]: nodeLabelValue(node) },
       ...(nodeUid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid }] } : {}),
     },
     spec,

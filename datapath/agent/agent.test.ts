@@ -55,12 +55,12 @@ function fakeSource(initial: L2TPNodeState | undefined) {
     async get(o) {
       state.reads.push(o?.fresh);
       if (state.failReads) throw new Error('apiserver unreachable');
-      return state.obj;
+      return state.obj ? [state.obj] : [];
     },
     watch(onChange) {
       state.onChange = onChange;
     },
-    async writeStatus(st) {
+    async writeStatus(_name, st) {
       state.written.push(st);
     },
     stop() {

@@ -1,6 +1,7 @@
 // The node agent: makes this node's L2TPNodeState.spec real through a backend and reports what is
 // true in its status. One reconcile runs at a time; events only schedule the next pass.
 import type { PseudowireRef } from '../../lib/agent-protocol.js';
+import { mergeSpecs } from '../../lib/api/node-shards.js';
 import type { L2TPNodeState, NodeStateStatus } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
 import type { Backend, SessionCounters } from '../backend/types.js';
@@ -8,7 +9,7 @@ import { desiredFromSpec } from './desired.js';
 import type { AgentMetrics } from './metrics.js';
 import { reconcile, type DesiredState, type ReconcileReport } from './reconcile.js';
 import { ReportResolver } from './resolver.js';
-import { buildStatus, statusChanged } from './status.js';
+import { buildStatus, hasCounters, splitReport, statusChanged } from './status.js';
 import type { NodeStateSource } from './nodestate-source.js';
 
 export interface AgentOptions {
@@ -45,8 +46,8 @@ export class Agent {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  private lastWritten: NodeStateStatus | undefined;
-  private lastWriteAt = 0;
+  /** What was last written to each shard's status, and when. */
+  private readonly lastWritten = new Map<string, { status: NodeStateStatus; at: number }>();
   private lastError: { time: string; message: string } | undefined;
   private passes = 0;
 
@@ -97,17 +98,18 @@ export class Agent {
   private async pass(): Promise<void> {
     const log = this.o.logger;
     const now = (this.o.now ?? (() => new Date()))();
-    let obj: L2TPNodeState | undefined;
+    let shards: L2TPNodeState[];
     try {
-      obj = await this.o.source.get();
+      shards = await this.o.source.get();
     } catch (e) {
       // Without the API we keep what we have: never tear down on a read error.
       log.warn({ err: String(e) }, 'cannot read the node state; keeping the current datapath');
       this.o.metrics.reconciles.inc({ result: 'api_error' });
       return;
     }
-    const desired = obj?.spec
-      ? desiredFromSpec(obj.spec, {
+    const specs = shards.flatMap((s) => (s.spec ? [s.spec] : []));
+    const desired = specs.length
+      ? desiredFromSpec(mergeSpecs(this.o.nodeName, specs), {
           underlayMtu: this.o.underlayMtu ?? 1500,
           ...(this.o.fixedMtu !== undefined ? { fixedMtu: this.o.fixedMtu } : {}),
         })
@@ -135,8 +137,24 @@ export class Agent {
       report.sessions.find((s) => s.state === 'Error') ?? report.tunnels.find((t) => t.state === 'Error');
     if (failed?.error) this.lastError = { time: now.toISOString(), message: failed.error };
     this.o.metrics.reconciles.inc({ result: failed ? 'error' : 'ok' });
-    if (!obj) return; // nothing to report on: the operator removed this node's state
+    // nothing to report on once the operator removed this node's state
+    const parts = splitReport(
+      report,
+      shards.map((s) => s.spec),
+    );
+    const names = new Set(shards.map((s) => s.metadata.name));
+    for (const k of [...this.lastWritten.keys()]) if (!names.has(k)) this.lastWritten.delete(k);
+    for (const [k, obj] of shards.entries()) await this.writeStatus(obj, parts[k]!, counters, now);
+  }
 
+  /** One shard's status, written when it changed or its counters are due. */
+  private async writeStatus(
+    obj: L2TPNodeState,
+    report: ReconcileReport,
+    counters: Map<string, SessionCounters>,
+    now: Date,
+  ): Promise<void> {
+    const name = obj.metadata.name;
     const status = buildStatus({
       generation: obj.metadata.generation,
       backend: this.o.backend.kind,
@@ -148,15 +166,18 @@ export class Agent {
       now: now.toISOString(),
       previous: obj.status?.conditions,
     });
-    const countersDue = now.getTime() - this.lastWriteAt >= (this.o.counterIntervalMs ?? 30_000);
-    if (statusChanged(this.lastWritten ?? obj.status, status) || countersDue) {
-      try {
-        await this.o.source.writeStatus(status);
-        this.lastWritten = status;
-        this.lastWriteAt = now.getTime();
-      } catch (e) {
-        log.warn({ err: String(e) }, 'status write failed; retrying on the next pass');
-      }
+    const last = this.lastWritten.get(name);
+    const countersDue =
+      hasCounters(status) && now.getTime() - (last?.at ?? 0) >= (this.o.counterIntervalMs ?? 30_000);
+    if (!statusChanged(last?.status ?? obj.status, status) && !countersDue) return;
+    try {
+      await this.o.source.writeStatus(name, status);
+      this.lastWritten.set(name, { status, at: now.getTime() });
+    } catch (e) {
+      this.o.logger.warn(
+        { err: String(e), nodeState: name },
+        'status write failed; retrying on the next pass',
+      );
     }
   }
 
@@ -192,11 +213,12 @@ export class Agent {
   }
 
   /**
-   * The node state from the API, not the watch (the SIGTERM handler asks whether this is an uninstall:
-   * the mark is set moments before the pod is deleted, and its watch event may not have arrived yet).
+   * The node state (shard 0) from the API, not the watch (the SIGTERM handler asks whether this is an
+   * uninstall: the mark is set moments before the pod is deleted, and its watch event may not have
+   * arrived yet).
    */
-  nodeState(): Promise<L2TPNodeState | undefined> {
-    return this.o.source.get({ fresh: true });
+  async nodeState(): Promise<L2TPNodeState | undefined> {
+    return (await this.o.source.get({ fresh: true }))[0];
   }
 
   /**

@@ -1,12 +1,14 @@
-// The agent's view of its own L2TPNodeState: an informer (lib/kube, the client the operator uses too)
-// listing and watching that single name. While the informer follows the server, reads are served from
+// The agent's view of its own node's L2TPNodeStates (one, or several shards on a large node:
+// lib/api/node-shards.ts): an informer (lib/kube, the client the operator uses too) listing and
+// watching the node's label. While the informer follows the server, reads are served from
 // its store, so the periodic resync (which repairs the datapath every few seconds) costs the API
 // nothing; a GET still happens while it does not (after a watch error, until the next event or
 // bookmark) and at least every maxAgeMs, so a watch that stalls without an error costs latency, never
 // state. The object grows with the node's sessions, so a GET per node per resync would be the agent's
 // largest API load.
 import { GROUP, VERSION, type L2TPNodeState, type NodeStateStatus } from '../../lib/api/schemas.js';
-import { isNotFound, resourcePath, type KubeClient } from '../../lib/kube/client.js';
+import { nodeSelector, shardsOf } from '../../lib/api/node-shards.js';
+import { resourcePath, type KubeClient } from '../../lib/kube/client.js';
 import { Informer } from '../../lib/kube/informer.js';
 import type { Logger } from '../../lib/log.js';
 
@@ -14,13 +16,14 @@ const PLURAL = 'l2tpnodestates';
 
 export interface NodeStateSource {
   /**
-   * Current object; undefined when it does not exist (the node has no endpoints). `fresh` skips the
-   * watch's copy: a decision that must see a change made just before (the uninstall mark) reads the API.
+   * The node's shards, shard 0 first; none when the node has no endpoints. `fresh` skips the watch's
+   * copy: a decision that must see a change made just before (the uninstall mark) reads the API.
    */
-  get(o?: { fresh?: boolean }): Promise<L2TPNodeState | undefined>;
+  get(o?: { fresh?: boolean }): Promise<L2TPNodeState[]>;
   /** Calls onChange on every watch event until stop(). */
   watch(onChange: () => void): void;
-  writeStatus(status: NodeStateStatus): Promise<void>;
+  /** Writes the status of one shard (by object name). */
+  writeStatus(name: string, status: NodeStateStatus): Promise<void>;
   stop(): void;
 }
 
@@ -39,14 +42,14 @@ export function kubeNodeStateSource(
   o: NodeStateSourceOptions = {},
 ): NodeStateSource {
   const collection = resourcePath({ group: GROUP, version: VERSION, plural: PLURAL });
-  const path = resourcePath({ group: GROUP, version: VERSION, plural: PLURAL, name: nodeName });
+  const selector = nodeSelector(nodeName);
   const now = o.now ?? Date.now;
   const maxAgeMs = o.maxAgeMs ?? 300_000;
   const informer = new Informer<L2TPNodeState>(
     client,
     {
       path: collection,
-      fieldSelector: `metadata.name=${nodeName}`,
+      labelSelector: selector,
       apiVersion: `${GROUP}/${VERSION}`,
       kind: 'L2TPNodeState',
     },
@@ -59,18 +62,16 @@ export function kubeNodeStateSource(
     async get(opts) {
       if (!opts?.fresh && started && informer.isLive() && now() - confirmedAt < maxAgeMs) {
         o.onRead?.('watch');
-        return informer.get(nodeName);
+        return shardsOf(nodeName, informer.list());
       }
-      let obj: L2TPNodeState | undefined;
-      try {
-        obj = await client.get<L2TPNodeState>(path);
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-      }
+      const list = await client.get<{ items: L2TPNodeState[] }>(
+        `${collection}?labelSelector=${encodeURIComponent(selector)}`,
+      );
       o.onRead?.('api');
       confirmedAt = now();
-      log.debug({ found: obj !== undefined }, 'node state read from the API');
-      return obj;
+      const shards = shardsOf(nodeName, list.items ?? []);
+      log.debug({ shards: shards.length }, 'node state read from the API');
+      return shards;
     },
     watch(onChange) {
       informer.on(() => onChange());
@@ -78,8 +79,9 @@ export function kubeNodeStateSource(
       confirmedAt = now();
       informer.start();
     },
-    async writeStatus(status) {
+    async writeStatus(name, status) {
       // merge patch: an absent key would keep the old value, so a cleared lastError is sent as null
+      const path = resourcePath({ group: GROUP, version: VERSION, plural: PLURAL, name });
       await client.patch(`${path}/status`, { status: { ...status, lastError: status.lastError ?? null } });
     },
     stop() {

@@ -7,7 +7,7 @@ import {
   MAX_UP_GROUPS_PER_TUNNEL,
 } from '../../lib/api/limits.js';
 import { formatIdRanges } from '../../lib/api/node-status.js';
-import type { Condition, NodeStateStatus, NodeSessionStatus } from '../../lib/api/schemas.js';
+import type { Condition, NodeSessionStatus, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
 import { deepEqual } from '../../lib/deep-equal.js';
 import { sessionKey, type BackendKind, type SessionCounters } from '../backend/types.js';
 import type { ReconcileReport, SessionOutcome } from './reconcile.js';
@@ -130,4 +130,45 @@ export function statusChanged(a: NodeStateStatus | undefined, b: NodeStateStatus
     sessions: s.sessions?.map(({ counters: _c, ...rest }) => rest),
   });
   return !deepEqual(strip(a), strip(b));
+}
+
+/** Whether a status carries per-session counters (only those make a write due with time alone). */
+export const hasCounters = (s: NodeStateStatus): boolean => (s.sessions ?? []).some((x) => x.counters);
+
+/**
+ * The report of one pass split by shard (lib/api/node-shards.ts): each shard's status reports the
+ * tunnels and sessions its spec names; shard 0 also takes what no shard names (a session being
+ * removed) and the conflicts. One shard gets the report as it is.
+ */
+export function splitReport(
+  report: ReconcileReport,
+  specs: (NodeStateSpec | undefined)[],
+): ReconcileReport[] {
+  if (specs.length <= 1) return [report];
+  const sessionOf = new Map<string, number>();
+  specs.forEach((spec, k) => {
+    for (const t of spec?.tunnels ?? []) {
+      for (const s of t.sessions) sessionOf.set(sessionKey(t.tunnelId, s.sessionId), k);
+    }
+  });
+  const parts = specs.map((_, k) => ({
+    tunnels: [] as ReconcileReport['tunnels'],
+    sessions: [] as ReconcileReport['sessions'],
+    removed: k === 0 ? report.removed : [],
+    conflicts: k === 0 ? report.conflicts : [],
+  }));
+  const inShards = specs.map((spec) => new Set((spec?.tunnels ?? []).map((t) => t.tunnelId)));
+  for (const t of report.tunnels) {
+    let any = false;
+    inShards.forEach((ids, k) => {
+      if (ids.has(t.tunnelId)) {
+        parts[k]!.tunnels.push(t);
+        any = true;
+      }
+    });
+    if (!any) parts[0]!.tunnels.push(t);
+  }
+  for (const s of report.sessions)
+    parts[sessionOf.get(sessionKey(s.tunnelId, s.sessionId)) ?? 0]!.sessions.push(s);
+  return parts;
 }

@@ -95,7 +95,7 @@ async function throughAgent(underlayMtu: number) {
     spec: SPEC,
   };
   const source: NodeStateSource = {
-    get: async () => obj,
+    get: async () => [obj],
     watch: () => undefined,
     writeStatus: async () => undefined,
     stop: () => undefined,

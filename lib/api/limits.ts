@@ -8,10 +8,16 @@ export const MAX_SESSIONS_PER_TUNNEL = 4096;
 /**
  * Tunnels plus sessions in one L2TPNodeState. The object holds the spec (about 250 bytes a session)
  * and the agent's status (about 230 bytes a session it lists: every one on a small node, only those
- * not Up on a large one) and must stay within etcd's request limit (1.5 MiB by default), so a node
- * tops out here, whatever the backend could hold.
+ * not Up on a large one) and must stay within etcd's request limit (1.5 MiB by default); a node with
+ * more gets more node states (MAX_NODE_STATE_SHARDS).
  */
 export const MAX_NODE_STATE_ITEMS = 3072;
+
+/**
+ * Node states (shards, lib/api/node-shards.ts) one node may have: a node carries up to this many
+ * times MAX_NODE_STATE_ITEMS tunnels and sessions.
+ */
+export const MAX_NODE_STATE_SHARDS = 8;
 
 /**
  * Bytes of one node state's spec: with names of ordinary length the item limit keeps well inside

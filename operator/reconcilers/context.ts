@@ -3,6 +3,7 @@
 // should be, and write only differences, so running one twice changes nothing.
 import type { Condition, KObject, L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
 import { GROUP, VERSION } from '../../lib/api/schemas.js';
+import { mergeShards, shardsOf } from '../../lib/api/node-shards.js';
 import type { Logger } from '../../lib/log.js';
 import type { Allocator, Ranges } from '../allocator.js';
 import type { CacheIndex } from '../cache-index.js';
@@ -56,6 +57,8 @@ export interface Caches {
   nads: InformerCache<NadObject> | undefined;
   pwsByTunnel: CacheIndex<Pseudowire>;
   tunnelsByNode: CacheIndex<L2TPTunnel>;
+  /** A node's node states (its shards) by spec.nodeName. */
+  nodeStatesByNode: CacheIndex<L2TPNodeState>;
 }
 
 export interface ReconcileContext {
@@ -85,11 +88,19 @@ export const pwsOfTunnel = (c: Caches, name: string): Pseudowire[] => c.pwsByTun
 
 export const tunnelsOfNode = (c: Caches, node: string): L2TPTunnel[] => c.tunnelsByNode.get(node);
 
-/** The node states of these nodes that exist. */
+/** A node's shards, shard 0 first. */
+export const nodeShards = (c: Caches, node: string): L2TPNodeState[] =>
+  shardsOf(node, c.nodeStatesByNode.get(node));
+
+/** What a node's state says, its shards read as one (undefined: the node has none). */
+export const nodeStateOf = (c: Caches, node: string): L2TPNodeState | undefined =>
+  mergeShards(nodeShards(c, node));
+
+/** The node states of these nodes that exist, each node's shards read as one. */
 export function nodeStateMap(c: Caches, nodes: string[]): Map<string, L2TPNodeState> {
   const m = new Map<string, L2TPNodeState>();
   for (const n of nodes) {
-    const ns = c.nodeStates.get(n);
+    const ns = nodeStateOf(c, n);
     if (ns) m.set(n, ns);
   }
   return m;

@@ -13,8 +13,16 @@ import {
   tunnelSides,
   type TunnelSides,
 } from '../render.js';
-import { CRD, pwsOfTunnel, tunnelsOfNode, type ReconcileContext, type ReconcileResult } from './context.js';
-import { admit, type Verdict } from './limits.js';
+import {
+  CRD,
+  nodeShards,
+  pwsOfTunnel,
+  tunnelsOfNode,
+  type ReconcileContext,
+  type ReconcileResult,
+} from './context.js';
+import { nodeOfState, shardIndex, shardName, shardNameFits } from '../../lib/api/node-shards.js';
+import { place, type Verdict } from './limits.js';
 import { deleteIfExists } from './patch.js';
 import type { Cookies } from './secrets.js';
 
@@ -47,10 +55,9 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   const { caches, client, cfg, log } = ctx;
   const nodeObj = caches.nodes.get(node);
   const tunnels = tunnelsOfNode(caches, node);
-  const ns = caches.nodeStates.get(node);
+  const shards = nodeShards(caches, node);
   const podName = desiredDatapathPod(node, cfg.pod).metadata.name;
   const pod = caches.pods.get(`${cfg.pod.namespace}/${podName}`);
-  const nsPath = resourcePath({ ...CRD('l2tpnodestates'), name: node });
   const podPath = `/api/v1/namespaces/${cfg.pod.namespace}/pods/${podName}`;
   const grace =
     cfg.podDeleteGraceSeconds !== undefined ? { gracePeriodSeconds: cfg.podDeleteGraceSeconds } : {};
@@ -60,11 +67,7 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       log.info({ node, reason: nodeObj ? 'no endpoints' : 'node deleted' }, 'datapath pod deleted');
     }
     noteRefused(ctx, node, new Map());
-    if (ns) {
-      ctx.spacing.forget(`node/${node}`);
-      await deleteIfExists(client, nsPath);
-      log.info({ node }, 'node state deleted');
-    }
+    for (const ns of [...shards].reverse()) await deleteShard(ctx, ns);
     return;
   }
   // pseudowires whose cookies cannot be resolved stay out of the node state (their status says why);
@@ -86,27 +89,55 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   const created = new Map(
     pws.map((p) => [objectKey(p), `${p.metadata.creationTimestamp ?? ''} ${objectKey(p)}`]),
   );
-  const { spec, refused } = admit(
+  const byIndex: (L2TPNodeState | undefined)[] = [];
+  for (const ns of shards) byIndex[shardIndex(ns, node)] = ns;
+  // a shard name held by an object of another node (or too long to exist) is skipped
+  const usable = (k: number) => {
+    const other = caches.nodeStates.get(shardName(node, k));
+    return shardNameFits(node, k) && (!other || nodeOfState(other) === node);
+  };
+  const { shards: specs, refused } = place(
     renderNodeState(node, tunnels, pws, (p, which) => cookieMap.get(objectKey(p))?.[which]),
+    byIndex.map((ns) => ns?.spec),
     (pw) => created.get(`${pw.namespace}/${pw.name}`) ?? '',
     cfg.limits,
+    usable,
   );
   noteRefused(ctx, node, refused);
-  let current = ns;
-  if (!current) {
-    ctx.spacing.wrote(`node/${node}`);
-    current = await client.create<L2TPNodeState>(
-      resourcePath(CRD('l2tpnodestates')),
-      desiredNodeState(node, nodeObj.metadata.uid, spec),
-    );
-    log.info({ node, tunnels: spec.tunnels.length }, 'node state created');
-  } else if (!deepEqual(current.spec, spec)) {
-    const wait = ctx.spacing.wait(`node/${node}`);
-    if (wait > 0) return { requeueAfterMs: wait };
-    ctx.spacing.wrote(`node/${node}`);
-    current = await client.patch<L2TPNodeState>(nsPath, { spec });
-    log.debug({ node, generation: current.metadata.generation }, 'node state updated');
+  let owner: L2TPNodeState | undefined;
+  let wait = 0;
+  for (const [k, spec] of specs.entries()) {
+    if (!spec) continue;
+    const current = byIndex[k];
+    const name = shardName(node, k);
+    let written = current;
+    if (!current) {
+      ctx.spacing.wrote(`node/${name}`);
+      written = await client.create<L2TPNodeState>(
+        resourcePath(CRD('l2tpnodestates')),
+        desiredNodeState(node, nodeObj.metadata.uid, spec, k),
+      );
+      log.info({ node, shard: name, tunnels: spec.tunnels.length }, 'node state created');
+    } else if (!deepEqual(current.spec, spec)) {
+      const w = ctx.spacing.wait(`node/${name}`);
+      if (w > 0) wait = Math.max(wait, w);
+      else {
+        ctx.spacing.wrote(`node/${name}`);
+        written = await client.patch<L2TPNodeState>(resourcePath({ ...CRD('l2tpnodestates'), name }), {
+          spec,
+        });
+        log.debug({ node, shard: name, generation: written.metadata.generation }, 'node state updated');
+      }
+    }
+    if (k === 0) owner = written;
   }
+  if (wait > 0) return { requeueAfterMs: wait };
+  // a shard left empty goes, once what it held is written elsewhere
+  for (const ns of shards) {
+    const k = shardIndex(ns, node);
+    if (k > 0 && !specs[k]) await deleteShard(ctx, ns);
+  }
+  const current = owner!;
   const want = desiredDatapathPod(node, cfg.pod, { name: node, uid: current.metadata.uid! });
   const hash = want.metadata.annotations[ANNOTATION_HASH]!;
   if (!pod) {
@@ -129,4 +160,11 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     );
     return { requeueAfterMs: 500 };
   }
+}
+
+async function deleteShard(ctx: ReconcileContext, ns: L2TPNodeState): Promise<void> {
+  const name = ns.metadata.name;
+  ctx.spacing.forget(`node/${name}`);
+  await deleteIfExists(ctx.client, resourcePath({ ...CRD('l2tpnodestates'), name }));
+  ctx.log.info({ node: nodeOfState(ns), shard: name }, 'node state deleted');
 }

@@ -18,6 +18,7 @@ import {
   NAD,
   kubeNow,
   nodeStateMap,
+  nodeStateOf,
   readyThroughLag,
   type ReconcileContext,
   type ReconcileResult,
@@ -43,7 +44,7 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
     const localNode = t ? tunnelSides(t).localNode : undefined;
     const reported = (t ? tunnelNodes(t) : []).filter((n) => {
       const id = n === localNode ? p.status?.sessionID : p.status?.peerSessionID;
-      return reportedSessions(caches.nodeStates.get(n)).some((s) =>
+      return reportedSessions(nodeStateOf(caches, n)).some((s) =>
         s.pseudowire
           ? s.pseudowire.namespace === namespace && s.pseudowire.name === name
           : s.sessionId === id,

@@ -9,6 +9,7 @@ import {
   CRD,
   kubeNow,
   nodeStateMap,
+  nodeStateOf,
   pwsOfTunnel,
   readyThroughLag,
   type NodeObject,
@@ -39,7 +40,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   if (t.metadata.deletionTimestamp) {
     if (!t.metadata.finalizers?.includes(FINALIZER)) return;
     const reported = tunnelNodes(t).filter((n) =>
-      caches.nodeStates.get(n)?.status?.tunnels?.some((x) => x.name === name),
+      nodeStateOf(caches, n)?.status?.tunnels?.some((x) => x.name === name),
     );
     if (!(await agentsDone(ctx, t, reported, 'tunnel'))) return { requeueAfterMs: 1000 };
     await finishDeletion(ctx, path, t, owner);

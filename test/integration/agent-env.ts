@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../../lib/api/rbac.js';
-import { API_VERSION, type L2TPNodeState, type NodeStateSpec } from '../../lib/api/schemas.js';
+import { shardName } from '../../lib/api/node-shards.js';
+import type { L2TPNodeState, NodeStateSpec } from '../../lib/api/schemas.js';
+import { desiredNodeState } from '../../operator/render.js';
 import { runCapture } from '../../lib/exec.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
@@ -90,17 +92,16 @@ export class AgentEnv {
     return stopProcess(p);
   }
 
-  /** The node state's spec, applied under the operator's field manager. */
-  async applyNodeState(spec: NodeStateSpec): Promise<void> {
-    const obj = { apiVersion: API_VERSION, kind: 'L2TPNodeState', metadata: { name: this.node }, spec };
+  /** One of the node's node states (shard 0 by default), as the operator writes it, under its field manager. */
+  async applyNodeState(spec: NodeStateSpec, shard = 0): Promise<void> {
     await this.cp.kubectl(['apply', '--server-side', '--field-manager=test-operator', '-f', '-'], {
-      input: JSON.stringify(obj),
+      input: JSON.stringify(desiredNodeState(this.node, undefined, spec, shard)),
     });
   }
 
-  async nodeState(): Promise<L2TPNodeState> {
+  async nodeState(shard = 0): Promise<L2TPNodeState> {
     return JSON.parse(
-      await this.cp.kubectl(['get', 'l2tpnodestates', this.node, '-o', 'json']),
+      await this.cp.kubectl(['get', 'l2tpnodestates', shardName(this.node, shard), '-o', 'json']),
     ) as L2TPNodeState;
   }
 

@@ -124,6 +124,34 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
     });
 
     await t.test(
+      'a node state split over two objects: both made real, each with its own status',
+      async () => {
+        await env.applyNodeState(spec([131]), 1);
+        const [s0, s1] = await until('both shards report', async () => {
+          const [x, y] = [await nodeState(), await env.nodeState(1)];
+          const caughtUp = (o: typeof x) => o.status?.observedGeneration === o.metadata.generation;
+          return caughtUp(x) && caughtUp(y) && y.status?.sessions?.[0]?.state === 'Up' ? [x, y] : undefined;
+        });
+        assert.ok(await ifindex(NODE, 'l2tpeth131'), 'the second object’s session has its device');
+        assert.deepEqual(s0.status?.sessions?.map((x) => x.sessionId).sort(), [128, 129, 130]);
+        assert.deepEqual(
+          s1.status?.sessions?.map((x) => x.sessionId),
+          [131],
+        );
+        assert.deepEqual(
+          s1.status?.tunnels?.map((x) => x.state),
+          ['Ready'],
+        );
+        assert.ok(await ifindex(NODE, 'l2tpeth128'), 'the first object’s sessions stay');
+        await env.cp.kubectl(['delete', 'l2tpnodestates', `${NODE}.shard-1`]);
+        await until('l2tpeth131 removed', async () =>
+          (await ifindex(NODE, 'l2tpeth131')) ? undefined : true,
+        );
+        assert.ok(await ifindex(NODE, 'l2tpeth128'));
+      },
+    );
+
+    await t.test(
       'sessions removed from the spec are removed; deleting the node state removes all',
       async () => {
         await applyNodeState(spec([128]));

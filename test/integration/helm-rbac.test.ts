@@ -181,7 +181,7 @@ describe('the chart identities against a real apiserver', () => {
       agentKubeconfig.set(node, await tokenKubeconfig(AGENT_SA, pod.metadata.name));
     }
 
-    // the agents, through the agent's own API code (get, watch by name, status merge patch): every
+    // the agents, through the agent's own API code (list and watch by label, status merge patch): every
     // watch event and every 500 ms each reports its current spec as up, as a level-triggered agent does
     const agentErrors: string[] = [];
     for (const [node, kubeconfig] of agentKubeconfig) {
@@ -192,8 +192,7 @@ describe('the chart identities against a real apiserver', () => {
         if (busy) return;
         busy = true;
         try {
-          const ns = await src.get();
-          if (ns) await src.writeStatus(healthy(ns));
+          for (const ns of await src.get()) await src.writeStatus(ns.metadata.name, healthy(ns));
         } catch (e) {
           agentErrors.push(`${node}: ${String(e)}`);
         } finally {
@@ -203,7 +202,7 @@ describe('the chart identities against a real apiserver', () => {
       src.watch(() => void report());
       timers.push(setInterval(() => void report(), 500));
       await eventually(`first status of ${node}`, async () => {
-        const ns = await src.get();
+        const [ns] = await src.get();
         return ns?.status?.observedGeneration !== undefined;
       });
     }

@@ -31,7 +31,9 @@ describe('operator limits on a real apiserver', () => {
     env = await setupEnv();
     for (const [i, n] of ['n1', 'n2', 'n3'].entries()) await createNode(env.admin, n, `10.0.0.${i + 1}`);
     op = await operator(env, {
-      controller: { limits: { sessionsPerTunnel: 2, nodeStateItems: 4, nodeStateSpecBytes: 900 * 1024 } },
+      controller: {
+        limits: { sessionsPerTunnel: 2, nodeStateItems: 4, nodeStateSpecBytes: 900 * 1024, nodeStateShards: 1 },
+      },
     });
   });
   after(async () => {
