@@ -5,7 +5,7 @@ import { reportedSessions } from '../../lib/api/node-status.js';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import type { SessionCounters } from '../backend/types.js';
 import type { ItemState } from './reconcile.js';
-import { buildStatus, type StatusInput } from './status.js';
+import { buildStatus, hasCounters, splitReport, type StatusInput } from './status.js';
 
 function input(n: number) {
   const sessions = Array.from({ length: n }, (_, i) => ({
@@ -216,5 +216,76 @@ describe('node-state conditions', () => {
         lastTransitionTime: '2026-01-01T00:05:00Z',
       },
     ]);
+  });
+});
+
+describe('status of a node state split over shards', () => {
+  const tunnel = (tunnelId: number, ids: number[]): NodeStateSpec['tunnels'][number] => ({
+    name: `t${tunnelId}`,
+    tunnelId,
+    peerTunnelId: tunnelId,
+    encap: 'udp',
+    local: '10.0.0.1',
+    remote: '10.0.0.2',
+    udpChecksum: false,
+    sessions: ids.map((id) => ({
+      pseudowire: { namespace: 'team-a', name: `pw-${id}` },
+      sessionId: id,
+      peerSessionId: id,
+      ifname: `l2tpeth${id}`,
+      l2specType: 'default',
+      sendSequence: false,
+      requireSequence: false,
+      reorderTimeoutMs: 0,
+      mode: 'bridge',
+    })),
+  });
+  const outcome = (tunnelId: number, sessionId: number) => ({
+    tunnelId,
+    sessionId,
+    ifname: `l2tpeth${sessionId}`,
+    mtu: 1446,
+    state: 'Up' as ItemState,
+  });
+
+  it('gives each shard the tunnels and sessions its spec names; shard 0 what none names', () => {
+    const report = {
+      tunnels: [
+        { name: 't1', tunnelId: 1, state: 'Up' as const },
+        { name: 't2', tunnelId: 2, state: 'Up' as const },
+      ],
+      sessions: [outcome(1, 10), outcome(1, 11), outcome(2, 20), outcome(1, 99)],
+      removed: ['x'],
+      conflicts: ['a foreign device'],
+    };
+    const specs: NodeStateSpec[] = [
+      { nodeName: 'n', tunnels: [tunnel(1, [10])] },
+      { nodeName: 'n', tunnels: [tunnel(1, [11]), tunnel(2, [20])] },
+    ];
+    const [a, b] = splitReport(report, specs);
+    assert.deepEqual(
+      a!.sessions.map((s) => s.sessionId),
+      [10, 99],
+    );
+    assert.deepEqual(
+      b!.sessions.map((s) => s.sessionId),
+      [11, 20],
+    );
+    // a tunnel in both shards is reported in both; one in neither would go to shard 0
+    assert.deepEqual(
+      a!.tunnels.map((t) => t.tunnelId),
+      [1],
+    );
+    assert.deepEqual(
+      b!.tunnels.map((t) => t.tunnelId),
+      [1, 2],
+    );
+    assert.deepEqual([a!.conflicts, b!.conflicts], [['a foreign device'], []]);
+    assert.equal(splitReport(report, [specs[0]])[0], report, 'one shard: the report as it is');
+  });
+
+  it('only a status with counters falls due with time alone', () => {
+    assert.equal(hasCounters(buildStatus(input(2))), true);
+    assert.equal(hasCounters(buildStatus(input(MAX_SESSIONS_WITH_STATUS_COUNTERS + 1))), false);
   });
 });

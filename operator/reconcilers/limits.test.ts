@@ -129,6 +129,18 @@ describe('node state placement', () => {
     ];
     const gone = place({ nodeName: 'n1', tunnels: [a] }, current, order, limits({ nodeStateShards: 3 }));
     assert.deepEqual(gone.shards.map(names), [[['a', 'pw-1']]]);
+    // a shard left with a tunnel but no sessions hands the tunnel to a lower shard and goes
+    const b = tunnel('b', []);
+    const emptied = place(
+      { nodeName: 'n1', tunnels: [a, b] },
+      [
+        { nodeName: 'n1', tunnels: [a] },
+        { nodeName: 'n1', tunnels: [b] },
+      ],
+      order,
+      limits({ nodeStateShards: 3 }),
+    );
+    assert.deepEqual(emptied.shards.map(names), [[['a', 'pw-1'], ['b']]]);
     const two = { nodeName: 'n1', tunnels: [tunnel('a', [session('pw-1', 1), session('pw-2', 2)])] };
     const skipped = place(two, [], order, limits({ nodeStateItems: 2, nodeStateShards: 3 }), (k) => k !== 1);
     assert.deepEqual(skipped.shards.map(names), [[['a', 'pw-1']], undefined, [['a', 'pw-2']]]);

@@ -104,12 +104,14 @@ export function place(
       perTunnel.set(t.name, placed(t) + 1);
     } else waiting.push({ t, s, size });
   }
-  // a tunnel is on the node even without sessions: where it was, else the first shard with room
+  // a tunnel is on the node even without sessions: where it was if that shard stays (it holds
+  // sessions), else the first shard with room, so that a shard of empty tunnels does not linger
+  const holdsSessions = (k: number) => [...(shards[k]?.sessions.values() ?? [])].some((set) => set.size > 0);
   for (const t of spec.tunnels) {
     if (shards.some((sh) => sh?.sessions.has(t.name))) continue;
     const was = tunnelWas.get(t.name);
     const k =
-      was !== undefined && fits(was, t, 0)
+      was !== undefined && (was === 0 || holdsSessions(was)) && fits(was, t, 0)
         ? was
         : Array.from({ length: limits.nodeStateShards }, (_, i) => i).find((i) => fits(i, t, 0));
     if (k !== undefined) put(k, t);

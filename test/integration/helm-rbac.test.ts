@@ -285,6 +285,31 @@ describe('the chart identities against a real apiserver', () => {
       denied.message,
       /datapath agent on node node-c may not write the L2TPNodeState of node node-d/,
     );
+    // a large node's further node states go by spec.nodeName, not by name: node-c may write its own
+    // second one, not an object that only looks like one of its shards
+    for (const [name, node] of [
+      ['node-c.shard-1', 'node-c'],
+      ['node-c.shard-2', 'node-d'],
+    ] as const)
+      await admin.create(`${GV}/l2tpnodestates`, {
+        apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+        kind: 'L2TPNodeState',
+        metadata: { name },
+        spec: { nodeName: node, tunnels: [] },
+      });
+    assert.equal(
+      (await status(a, () => a.patch(`${path('node-c.shard-1')}/status`, { status: { agentVersion: 'x' } })))
+        .code,
+      200,
+    );
+    const lookalike = await status(a, () =>
+      a.patch(`${path('node-c.shard-2')}/status`, { status: { agentVersion: 'x' } }),
+    );
+    assert.equal(lookalike.code, 403, lookalike.message);
+    assert.match(
+      lookalike.message,
+      /datapath agent on node node-c may not write the L2TPNodeState of node node-d/,
+    );
     const replaced = await status(a, () =>
       a.replace(`${path('node-d')}/status`, { ...other, status: { agentVersion: 'y' } }),
     );

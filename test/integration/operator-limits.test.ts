@@ -32,7 +32,12 @@ describe('operator limits on a real apiserver', () => {
     for (const [i, n] of ['n1', 'n2', 'n3'].entries()) await createNode(env.admin, n, `10.0.0.${i + 1}`);
     op = await operator(env, {
       controller: {
-        limits: { sessionsPerTunnel: 2, nodeStateItems: 4, nodeStateSpecBytes: 900 * 1024, nodeStateShards: 1 },
+        limits: {
+          sessionsPerTunnel: 2,
+          nodeStateItems: 4,
+          nodeStateSpecBytes: 900 * 1024,
+          nodeStateShards: 2,
+        },
       },
     });
   });
@@ -61,7 +66,7 @@ describe('operator limits on a real apiserver', () => {
       return ready(p)?.reason === want ? p : undefined;
     });
 
-  it('refuses the newest session beyond a tunnel limit with TunnelFull, then the node state with NodeStateFull', async () => {
+  it('refuses the newest session beyond a tunnel limit with TunnelFull, spreads a node over its node states, then refuses with NodeStateFull', async () => {
     await tunnel('ta', 'n2');
     await tunnel('tb', 'n3');
     for (const n of ['a1', 'a2', 'a3']) await pw(n, 'ta');
@@ -76,10 +81,29 @@ describe('operator limits on a real apiserver', () => {
     // the peer node applies the same tunnel limit
     const n2 = await env.admin.get<L2TPNodeState>(nodeStatePath('n2'));
     assert.deepEqual(sessionsOn(n2, 'ta').sort(), ['a1', 'a2']);
-    // n1 now holds two tunnels and two sessions, its limit: a session on tb finds no room there
+    // n1's first node state holds ta, a1, a2 and tb: its four items. b1 and b2 go to a second one,
+    // which carries tb's parameters
     await pw('b1', 'tb');
-    const b1 = await reason('b1', 'NodeStateFull');
-    assert.match(ready(b1)!.message!, /the state of node n1 already holds 4 tunnels and sessions/);
+    await pw('b2', 'tb');
+    const second = await eventually('n1.shard-1 with b1 and b2', async () => {
+      const x = await env.admin.get<L2TPNodeState>(nodeStatePath('n1.shard-1')).catch(() => undefined);
+      return x && sessionsOn(x, 'tb').length === 2 ? x : undefined;
+    });
+    assert.deepEqual(sessionsOn(second, 'tb').sort(), ['b1', 'b2']);
+    assert.equal(second.spec?.nodeName, 'n1');
+    assert.equal(second.metadata.labels?.['l2tp.kube-l2tp.io/node'], 'n1');
+    assert.deepEqual(
+      second.spec?.tunnels.map((t) => t.name),
+      ['tb'],
+    );
+    // a third tunnel takes the last free item; its pseudowire finds no room on n1
+    await tunnel('tc', 'n3');
+    await pw('c1', 'tc');
+    const c1 = await reason('c1', 'NodeStateFull');
+    assert.match(
+      ready(c1)!.message!,
+      /the state of node n1 already holds \d tunnels and sessions in its node states, the most a node holds \(2 node states of at most 4 items/,
+    );
     const events = await env.admin.get<{ items: { reason: string; involvedObject: { name: string } }[] }>(
       '/api/v1/namespaces/default/events',
     );
@@ -94,15 +118,33 @@ describe('operator limits on a real apiserver', () => {
         (e: unknown) => isNotFound(e),
       ),
     );
-    // a3 is older than b1: it gets the room; b1 stays refused
+    // a3 is older than c1: it gets the room; c1 stays refused, b1 and b2 stay where they are
     const n1 = await eventually('n1 with a2 and a3', async () => {
       const x = await env.admin.get<L2TPNodeState>(nodeStatePath('n1'));
       return sessionsOn(x, 'ta').includes('a3') ? x : undefined;
     });
     assert.deepEqual(sessionsOn(n1, 'ta').sort(), ['a2', 'a3']);
     assert.deepEqual(sessionsOn(n1, 'tb'), []);
+    const second = await env.admin.get<L2TPNodeState>(nodeStatePath('n1.shard-1'));
+    assert.deepEqual(sessionsOn(second, 'tb').sort(), ['b1', 'b2']);
     await reason('a3', 'Pending');
-    assert.equal(ready(await env.admin.get<Pseudowire>(pwPath('b1')))?.reason, 'NodeStateFull');
+    assert.equal(ready(await env.admin.get<Pseudowire>(pwPath('c1')))?.reason, 'NodeStateFull');
+  });
+
+  it('deletes a node state left holding nothing', async () => {
+    for (const n of ['c1', 'b1', 'b2']) await env.admin.delete(pwPath(n));
+    await env.admin.delete(tunnelPath('tc'));
+    await eventually('n1.shard-1 deleted', () =>
+      env.admin.get(nodeStatePath('n1.shard-1')).then(
+        () => false,
+        (e: unknown) => isNotFound(e),
+      ),
+    );
+    const n1 = await env.admin.get<L2TPNodeState>(nodeStatePath('n1'));
+    assert.deepEqual(
+      n1.spec?.tunnels.map((t) => t.name),
+      ['ta', 'tb'],
+    );
   });
 
   it('the CRD refuses a node state with more sessions in a tunnel than its maxItems', async () => {
