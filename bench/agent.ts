@@ -10,8 +10,9 @@
 //           from the commit until the status shows the rest Up and the removed ones gone
 //   static  also its stop: SIGTERM until exit, which removes every session it made (the teardown
 //           of N sessions in static mode)
-// The node state holds at most MAX_NODE_STATE_ITEMS tunnels and sessions, so points above
-// --agent-max run in static mode only. The kernel's own cost of deleting TAPs one by one and all
+// A node state holds at most MAX_NODE_STATE_ITEMS tunnels and sessions: a larger spec is placed over
+// several (shards, as the operator places them: operator/reconcilers/limits.ts), which the agent
+// reads as one. Points above --agent-max run in static mode only. The kernel's own cost of deleting TAPs one by one and all
 // at once (one RTM_DELLINK of an interface group) is measured on bare TAPs in the same run.
 // Also: the agent's peak RSS (VmHWM of the node process), and at rest (largest N only) the agent's
 // requests on its L2TPNodeState counted from the apiserver's audit log (PATCH of /status and GET,
@@ -29,7 +30,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { AGENT_SA, DEFAULT_NAMESPACE, rbacObjects, serviceAccountUser } from '../lib/api/rbac.js';
-import { MAX_NODE_STATE_ITEMS } from '../lib/api/limits.js';
+import {
+  MAX_NODE_STATE_ITEMS,
+  MAX_NODE_STATE_SHARDS,
+  MAX_NODE_STATE_SPEC_BYTES,
+  MAX_SESSIONS_PER_TUNNEL,
+} from '../lib/api/limits.js';
+import { nodeSelector, shardName, shardsOf } from '../lib/api/node-shards.js';
 import { reportedSessions } from '../lib/api/node-status.js';
 import { API_VERSION, GROUP, VERSION } from '../lib/api/schemas.js';
 import type { L2TPNodeState, NodeStateSpec } from '../lib/api/schemas.js';
@@ -39,6 +46,8 @@ import { startControlPlane, type ControlPlane } from '../test/harness/controlpla
 import { bridgeLoopbackPort } from '../test/harness/loopback-bridge.js';
 import { cookieSession } from '../test/harness/nodestate.js';
 import { Lab, requireRoot } from '../test/harness/netns.js';
+import { place } from '../operator/reconcilers/limits.js';
+import { desiredNodeState } from '../operator/render.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,7 +55,7 @@ const { values } = parseArgs({
     points: { type: 'string', default: '1,100' },
     'per-tunnel': { type: 'string', default: '100' },
     'rest-seconds': { type: 'string', default: '60' },
-    'agent-max': { type: 'string', default: '3000' },
+    'agent-max': { type: 'string', default: '20000' },
     prefix: { type: 'string', default: 'kb' },
     subnet: { type: 'string', default: '10.205.0.0/24' },
   },
@@ -58,7 +67,9 @@ const POINTS = [
 const PER_TUNNEL = Number(values['per-tunnel']);
 const REST_S = Number(values['rest-seconds']);
 const GOAL_S = 10;
-const AGENT_MAX = Math.min(Number(values['agent-max']), MAX_NODE_STATE_ITEMS);
+/** What one node's shards hold, less a tunnel per shard. */
+const NODE_MAX = MAX_NODE_STATE_SHARDS * MAX_NODE_STATE_ITEMS;
+const AGENT_MAX = Math.min(Number(values['agent-max']), NODE_MAX);
 /** Sessions taken out of the running agent's spec at once (largest agent point). */
 const REMOVE = 1000;
 
@@ -220,14 +231,16 @@ let auditLog = '';
 
 interface Seen {
   t: number;
-  gen: number;
-  obsGen: number | undefined;
+  /** Every shard's generation ("name:gen ..."), and what the agent has observed of each. */
+  gen: string;
+  obsGen: string;
+  shards: number;
   total: number;
   up: number;
   ready: boolean;
+  /** The largest shard's object, and the statuses of all shards together. */
   bytes: number;
   statusBytes: number;
-  rv: string;
   /** tx + rx packets over every session's counters (TAPs up send IPv6 RS/MLD on their own). */
   packets: number;
 }
@@ -235,18 +248,21 @@ let latest: Seen | undefined;
 const events: Seen[] = [];
 const waiters = new Set<() => void>();
 
-function summarize(o: L2TPNodeState): Seen {
-  const sessions = reportedSessions(o);
+const genKey = (shards: L2TPNodeState[], g: (o: L2TPNodeState) => number | undefined) =>
+  shards.map((o) => `${o.metadata.name}:${g(o) ?? '-'}`).join(' ');
+
+function summarize(shards: L2TPNodeState[]): Seen {
+  const sessions = shards.flatMap((o) => reportedSessions(o));
   return {
     t: Date.now(),
-    gen: o.metadata.generation ?? 0,
-    obsGen: o.status?.observedGeneration,
+    gen: genKey(shards, (o) => o.metadata.generation),
+    obsGen: genKey(shards, (o) => o.status?.observedGeneration),
+    shards: shards.length,
     total: sessions.length,
     up: sessions.filter((s) => s.state === 'Up').length,
-    ready: o.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
-    bytes: JSON.stringify(o).length,
-    statusBytes: JSON.stringify(o.status ?? {}).length,
-    rv: o.metadata.resourceVersion ?? '',
+    ready: shards.every((o) => o.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'),
+    bytes: Math.max(...shards.map((o) => JSON.stringify(o).length)),
+    statusBytes: shards.reduce((a, o) => a + JSON.stringify(o.status ?? {}).length, 0),
     packets: sessions.reduce((a, s) => a + (s.counters?.txPackets ?? 0) + (s.counters?.rxPackets ?? 0), 0),
   };
 }
@@ -255,12 +271,16 @@ async function startWatch(kc: k8s.KubeConfig): Promise<() => void> {
   const w = new k8s.Watch(kc);
   let abort: AbortController | undefined;
   let stopped = false;
+  const objs = new Map<string, L2TPNodeState>();
   const go = async () => {
     abort = await w.watch(
       `/apis/${GROUP}/${VERSION}/l2tpnodestates`,
-      { fieldSelector: `metadata.name=${NODE}` },
+      { labelSelector: nodeSelector(NODE) },
       (phase, obj: L2TPNodeState) => {
-        latest = phase === 'DELETED' ? undefined : summarize(obj);
+        if (phase === 'DELETED') objs.delete(obj.metadata.name);
+        else objs.set(obj.metadata.name, obj);
+        const shards = shardsOf(NODE, objs.values());
+        latest = shards.length ? summarize(shards) : undefined;
         if (latest) events.push(latest);
         for (const f of waiters) f();
       },
@@ -296,7 +316,7 @@ function waitFor(what: string, pred: (s: Seen) => boolean, timeoutMs = 180_000):
 }
 
 /** When the watch first saw generation gen (events from index mark on). */
-async function committedAt(mark: number, gen: number): Promise<number> {
+async function committedAt(mark: number, gen: string): Promise<number> {
   for (let i = 0; i < 2000; i++) {
     const e = events.slice(mark).find((x) => x.gen === gen);
     if (e) return e.t;
@@ -305,21 +325,41 @@ async function committedAt(mark: number, gen: number): Promise<number> {
   throw new Error(`generation ${gen} never seen`);
 }
 
-const allUp = (n: number, gen: number) => (s: Seen) =>
+const allUp = (n: number, gen: string) => (s: Seen) =>
   s.gen === gen && s.obsGen === gen && s.total === n && s.up === n && s.ready;
 
-async function applyNodeState(n: number): Promise<number> {
-  const obj = { apiVersion: API_VERSION, kind: 'L2TPNodeState', metadata: { name: NODE }, spec: spec(n) };
-  await cp.kubectl(['apply', '--server-side', '--field-manager=bench-operator', '-f', '-'], {
-    input: JSON.stringify(obj),
+/** The shards' specs as last applied: a new spec is placed over them as the operator would. */
+let applied: (NodeStateSpec | undefined)[] = [];
+
+/**
+ * Applies spec(n) as the operator writes it: placed over shards (sessions stay where they are),
+ * each applied. Returns the shards' generations as the watch reports them.
+ */
+async function applyNodeState(n: number): Promise<string> {
+  const placed = place(spec(n), applied, (p) => p.name.padStart(12, '0'), {
+    sessionsPerTunnel: MAX_SESSIONS_PER_TUNNEL,
+    nodeStateItems: MAX_NODE_STATE_ITEMS,
+    nodeStateSpecBytes: MAX_NODE_STATE_SPEC_BYTES,
+    nodeStateShards: MAX_NODE_STATE_SHARDS,
   });
-  const o = (await api.getClusterCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: 'l2tpnodestates',
-    name: NODE,
-  })) as L2TPNodeState;
-  return o.metadata.generation ?? 0;
+  if (placed.refused.size) throw new Error(`${placed.refused.size} sessions do not fit on one node`);
+  // a shard left with nothing is kept with an empty spec, as the operator keeps it until its agent
+  // reports it empty: the status then says the agent has seen its sessions go
+  const shards = Array.from(
+    { length: Math.max(applied.length, placed.shards.length) },
+    (_, k) => placed.shards[k] ?? (applied[k] ? { nodeName: NODE, tunnels: [] } : undefined),
+  );
+  const objs: L2TPNodeState[] = [];
+  for (const [k, sp] of shards.entries()) {
+    if (!sp) continue;
+    await cp.kubectl(['apply', '--server-side', '--field-manager=bench-operator', '-f', '-'], {
+      input: JSON.stringify(desiredNodeState(NODE, undefined, sp, k)),
+    });
+    const name = shardName(NODE, k);
+    objs.push((await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'l2tpnodestates', name })) as L2TPNodeState); // prettier-ignore
+  }
+  applied = shards;
+  return genKey(objs, (o) => o.metadata.generation);
 }
 
 interface AuditEvent {
@@ -336,8 +376,16 @@ function agentRequests(from: number, to: number): Map<string, number> {
     if (!line) continue;
     const e = JSON.parse(line) as AuditEvent;
     const t = Date.parse(e.requestReceivedTimestamp);
-    if (t < from || t >= to || e.user?.username !== agentUser || e.objectRef?.name !== NODE) continue;
-    const k = e.objectRef.subresource ? `${e.verb}/${e.objectRef.subresource}` : e.verb;
+    const name = e.objectRef?.name ?? '';
+    if (
+      t < from ||
+      t >= to ||
+      e.user?.username !== agentUser ||
+      !(name === NODE || name.startsWith(`${NODE}.`))
+    )
+      continue;
+    const sub = e.objectRef?.subresource;
+    const k = sub ? `${e.verb}/${sub}` : e.verb;
     out.set(k, (out.get(k) ?? 0) + 1);
   }
   return out;
@@ -386,6 +434,8 @@ interface AgentResult {
   coldWrites: number;
   hwmMB: number;
   rssMB: number;
+  /** Node states (shards) the spec took, the largest one's size, and all their statuses. */
+  shards: number;
   objectKB: number;
   statusKB: number;
   remove?: RemoveResult;
@@ -423,7 +473,8 @@ interface StaticResult {
 }
 
 async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolean): Promise<AgentResult> {
-  await runCapture(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.adminKubeconfig, 'delete', 'l2tpnodestates', NODE, '--ignore-not-found']); // prettier-ignore
+  await runCapture(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.adminKubeconfig, 'delete', 'l2tpnodestates', '-l', nodeSelector(NODE), '--ignore-not-found']); // prettier-ignore
+  applied = [];
   const gen = await applyNodeState(n);
   if ((await tapCount()) !== 0) throw new Error('node not empty before the cold start');
   const a = startNode([
@@ -469,6 +520,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
       };
     }
     const rssMB = procStatus(pid, 'VmRSS');
+    const shards = latest?.shards ?? NaN;
     const objectKB = (latest?.bytes ?? NaN) / 1024;
     const statusKB = (latest?.statusBytes ?? NaN) / 1024;
 
@@ -528,6 +580,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
       coldWrites,
       hwmMB,
       rssMB,
+      shards,
       objectKB,
       statusKB,
       ...(removeOut ? { remove: removeOut } : {}),
@@ -691,7 +744,7 @@ async function main() {
     );
     console.log(`one \`ip\` exec from Node: ${f(execMs, 1)} ms; load average at the end: ${load}\n`);
     console.log(
-      `agent points up to ${AGENT_MAX} sessions (a node state holds at most ${MAX_NODE_STATE_ITEMS} tunnels and sessions); above: static mode only`,
+      `agent points up to ${AGENT_MAX} sessions (a node state holds at most ${MAX_NODE_STATE_ITEMS} tunnels and sessions, a node at most ${MAX_NODE_STATE_SHARDS} node states); above: static mode only`,
     );
     console.log(
       `kernel, ${REMOVE} bare TAPs deleted: one by one ${f(kdel.oneByOneS)} s, at once (interface group) ${f(kdel.atOnceS)} s\n`,
@@ -738,15 +791,17 @@ async function main() {
       row(`cold ${POINTS[i]}`, a.cold);
       row(`apply ${POINTS[i]}`, a.apply);
     }
-    console.log('\nmemory (MB) and the status object');
     console.log(
-      `${pad('N', 6)} ${pad('static HWM', 11)} ${pad('agent HWM', 10)} ${pad('ratio', 6)} ${pad('agent RSS', 10)} ${pad('object KB', 10)} ${pad('status KB', 10)} ${pad('PATCH/cold', 11)} ${pad('ip -j tun ms', 13)}`,
+      '\nmemory (MB) and the node states (objects: how many; object KB: the largest; status KB: all statuses)',
+    );
+    console.log(
+      `${pad('N', 6)} ${pad('static HWM', 11)} ${pad('agent HWM', 10)} ${pad('ratio', 6)} ${pad('agent RSS', 10)} ${pad('objects', 8)} ${pad('object KB', 10)} ${pad('status KB', 10)} ${pad('PATCH/cold', 11)} ${pad('ip -j tun ms', 13)}`,
     );
     for (let i = 0; i < POINTS.length; i++) {
       const s = statics[i]!;
       const a = agents[i];
       console.log(
-        `${pad(String(s.n), 6)} ${pad(f(s.hwmMB, 1), 11)} ${pad(f(a?.hwmMB ?? NaN, 1), 10)} ${pad(f((a?.hwmMB ?? NaN) / s.hwmMB), 6)} ${pad(f(a?.rssMB ?? NaN, 1), 10)} ${pad(f(a?.objectKB ?? NaN, 0), 10)} ${pad(f(a?.statusKB ?? NaN, 0), 10)} ${pad(a ? String(a.coldWrites) : '-', 11)} ${pad(f(s.listTapsMs, 0), 13)}`,
+        `${pad(String(s.n), 6)} ${pad(f(s.hwmMB, 1), 11)} ${pad(f(a?.hwmMB ?? NaN, 1), 10)} ${pad(f((a?.hwmMB ?? NaN) / s.hwmMB), 6)} ${pad(f(a?.rssMB ?? NaN, 1), 10)} ${pad(a ? String(a.shards) : '-', 8)} ${pad(f(a?.objectKB ?? NaN, 0), 10)} ${pad(f(a?.statusKB ?? NaN, 0), 10)} ${pad(a ? String(a.coldWrites) : '-', 11)} ${pad(f(s.listTapsMs, 0), 13)}`,
       );
     }
     const withRest = agents.find((a) => a?.rest);

@@ -4,7 +4,7 @@
 // in render.test.ts; the real API server in test/integration/operator-reconcile.test.ts.
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../lib/api/schemas.js';
+import type { L2TPNodeState, L2TPTunnel, NodeSessionSpec, Pseudowire } from '../lib/api/schemas.js';
 import { silentLogger } from '../lib/log.js';
 import { MemoryApi } from '../test/fakes/memory-api.js';
 import { pseudowireObject, tunnelObject } from '../test/fakes/objects.js';
@@ -79,7 +79,7 @@ describe('Controller glue', () => {
     assert.equal(st.udpPort, st.peerUDPPort);
     assert.equal(st.localAddress, '10.0.0.1');
     assert.equal(st.peerAddress, '10.0.0.2');
-    await settle(() => (ns('a')?.spec?.tunnels[0]?.sessions.length ?? 0) === 1);
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
     const a = ns('a')!.spec!.tunnels[0]!;
     const b = ns('b')!.spec!.tunnels[0]!;
     assert.equal(a.local, '10.0.0.1');
@@ -233,5 +233,64 @@ describe('Controller glue', () => {
       ['a', 'b'].map((n) => ns(n)!.metadata.generation),
       gens,
     );
+  });
+
+  it('a node beyond one node state spreads over more; one left with nothing goes once its agent reports it empty', async () => {
+    const api = new MemoryApi();
+    const limits = { ...DEFAULT_CONTROLLER.limits, nodeStateItems: 3, nodeStateShards: 3 };
+    const ctrl = new Controller(
+      api,
+      {
+        ...DEFAULT_CONTROLLER,
+        pod: DEFAULT_POD_CONFIG,
+        multus: false,
+        workers: 2,
+        writeSpacingMs: 50,
+        limits,
+      },
+      silentLogger(),
+      createMetrics(false),
+      api.informers,
+    );
+    running.push(ctrl);
+    seedPair(api);
+    api.add('pseudowires', pw('blue-wire'));
+    api.add('pseudowires', pw('green-wire'));
+    await ctrl.start();
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const names = (n: string) =>
+      ns(n)?.spec?.tunnels.flatMap((t) => t.sessions.map((x) => x.pseudowire.name));
+    // the tunnel and two sessions fill the first; the third session goes to a second, with its tunnel
+    await settle(() => ns('a.shard-1')?.spec?.tunnels[0]?.sessions.length === 1 && names('a')?.length === 2);
+    const second = ns('a.shard-1')!;
+    assert.equal(second.spec!.nodeName, 'a');
+    assert.equal(second.metadata.labels?.['l2tp.kube-l2tp.io/node'], 'a');
+    const moved = second.spec!.tunnels[0]!.sessions[0]!;
+    // its agent reports the session up there
+    const report = async (name: string, sessions: NodeSessionSpec[]) => {
+      const o = ns(name)!;
+      const t = o.spec!.tunnels[0];
+      await api.patch(`/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/${name}/status`, {
+        status: {
+          observedGeneration: o.metadata.generation,
+          tunnels: t ? [{ name: t.name, tunnelId: t.tunnelId, state: 'Ready' }] : [],
+          sessions: sessions.map((x) => ({ ...x, tunnelId: t?.tunnelId ?? 1, state: 'Up', mtu: 1446 })),
+        },
+      });
+    };
+    await report('a.shard-1', [moved]);
+    await api.delete(`/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/${moved.pseudowire.name}`);
+    // emptied, but kept while its status still lists the session: the pseudowire's finalizer waits too
+    await settle(() => ns('a.shard-1')?.spec?.tunnels.length === 0);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(ns('a.shard-1'), 'kept until the agent reports it empty');
+    assert.ok(api.object<Pseudowire>('pseudowires', `lab/${moved.pseudowire.name}`), 'finalizer holds');
+    await report('a.shard-1', []);
+    await settle(
+      () =>
+        ns('a.shard-1') === undefined &&
+        api.object<Pseudowire>('pseudowires', `lab/${moved.pseudowire.name}`) === undefined,
+    );
+    assert.equal(names('a')?.length, 2, 'the first node state keeps its sessions');
   });
 });

@@ -142,6 +142,7 @@ export const KINDS: KindDef[] = [
     spec: nodeStateSpecSchema,
     status: nodeStateStatusSchema,
     columns: [
+      { name: 'Node', type: 'string', jsonPath: '.spec.nodeName' },
       { name: 'Backend', type: 'string', jsonPath: '.status.backend' },
       { name: 'Generation', type: 'integer', jsonPath: '.metadata.generation' },
       { name: 'Observed', type: 'integer', jsonPath: '.status.observedGeneration' },

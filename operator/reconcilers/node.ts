@@ -1,5 +1,6 @@
 // A node: its L2TPNodeState (what the agent must make real) and its datapath pod, both present
 // exactly while the node has endpoints; the pod is rolled when its template changes.
+import { reportedSessions } from '../../lib/api/node-status.js';
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
 import { deepEqual } from '../../lib/deep-equal.js';
 import { objectKey } from '../../lib/kube/informer.js';
@@ -132,10 +133,18 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     if (k === 0) owner = written;
   }
   if (wait > 0) return { requeueAfterMs: wait };
-  // a shard left empty goes, once what it held is written elsewhere
+  // a shard left with nothing is emptied first and deleted once its agent reports it empty: its
+  // status is what holds the finalizers of the pseudowires it carried until their devices are gone
   for (const ns of shards) {
     const k = shardIndex(ns, node);
-    if (k > 0 && !specs[k]) await deleteShard(ctx, ns);
+    if (k === 0 || specs[k]) continue;
+    if (ns.spec?.tunnels.length) {
+      ctx.spacing.wrote(`node/${ns.metadata.name}`);
+      await client.patch(resourcePath({ ...CRD('l2tpnodestates'), name: ns.metadata.name }), {
+        spec: { nodeName: node, tunnels: [] },
+      });
+      log.debug({ node, shard: ns.metadata.name }, 'node state emptied');
+    } else if (drained(ns)) await deleteShard(ctx, ns);
   }
   const current = owner!;
   const want = desiredDatapathPod(node, cfg.pod, { name: node, uid: current.metadata.uid! });
@@ -160,6 +169,18 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     );
     return { requeueAfterMs: 500 };
   }
+}
+
+/** The agent has seen the shard's current spec and reports nothing on it. */
+function drained(ns: L2TPNodeState): boolean {
+  const st = ns.status;
+  if (!st) return true; // no agent ever reported on it
+  return (
+    st.observedGeneration !== undefined &&
+    st.observedGeneration >= (ns.metadata.generation ?? 0) &&
+    !st.tunnels?.length &&
+    reportedSessions(ns).length === 0
+  );
 }
 
 async function deleteShard(ctx: ReconcileContext, ns: L2TPNodeState): Promise<void> {
