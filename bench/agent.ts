@@ -315,11 +315,18 @@ function waitFor(what: string, pred: (s: Seen) => boolean, timeoutMs = 180_000):
   });
 }
 
-/** When the watch first saw generation gen (events from index mark on). */
+/**
+ * When the watch saw the change that ends in generations `gen` begin (events from index mark on):
+ * the first event whose generations differ from those before it. With several node states the
+ * agent may act on the first one written before the last is committed.
+ */
 async function committedAt(mark: number, gen: string): Promise<number> {
+  const before = events[mark - 1]?.gen;
   for (let i = 0; i < 2000; i++) {
-    const e = events.slice(mark).find((x) => x.gen === gen);
-    if (e) return e.t;
+    if (events.slice(mark).some((x) => x.gen === gen)) {
+      const e = events.slice(mark).find((x) => x.gen !== before);
+      if (e) return e.t;
+    }
     await sleep(5);
   }
   throw new Error(`generation ${gen} never seen`);
