@@ -38,7 +38,7 @@ import {
 } from '../lib/api/limits.js';
 import { nodeSelector, shardName, shardsOf } from '../lib/api/node-shards.js';
 import { reportedSessions } from '../lib/api/node-status.js';
-import { API_VERSION, GROUP, VERSION } from '../lib/api/schemas.js';
+import { GROUP, VERSION } from '../lib/api/schemas.js';
 import type { L2TPNodeState, NodeStateSpec } from '../lib/api/schemas.js';
 import { run, runCapture } from '../lib/exec.js';
 import { withRtnl } from '../lib/netlink/rtnl-handle.js';
