@@ -164,6 +164,7 @@ export class Controller {
       enqueue: (key, afterMs) => this.queue.addAfter(key, afterMs ?? 0),
       spacing: new WriteSpacing(cfg.writeSpacingMs),
       rollups: new WriteDebounce(cfg.writeSpacingMs / 2, cfg.writeSpacingMs * 6),
+      nodeSpecs: new WriteDebounce(Math.min(1000, cfg.writeSpacingMs), cfg.writeSpacingMs * 3),
       refused: new Map(),
     };
     this.wire();

@@ -75,6 +75,8 @@ export interface ReconcileContext {
   spacing: WriteSpacing;
   /** Holds a tunnel's roll-up back until it settles (see spacing.ts). */
   rollups: WriteDebounce;
+  /** Holds a node state's spec back, during a burst of changes on its node, until it settles. */
+  nodeSpecs: WriteDebounce;
   /** node -> the pseudowires ("ns/name") its node state has no room for, and why (limits.ts). */
   refused: Map<string, Map<string, Verdict>>;
 }

@@ -120,10 +120,18 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       );
       log.info({ node, shard: name, tunnels: spec.tunnels.length }, 'node state created');
     } else if (!deepEqual(current.spec, spec)) {
-      const w = ctx.spacing.wait(`node/${name}`);
+      // idle (nothing written within the spacing interval): at once; in a burst of changes on the
+      // node: once the spec has stayed the same for a moment (each write costs the apiserver and
+      // wakes the agent, which answers with a status write)
+      const key = `node/${name}`;
+      const w =
+        ctx.spacing.wait(key) === 0 && !ctx.nodeSpecs.has(key)
+          ? 0
+          : ctx.nodeSpecs.wait(key, JSON.stringify(spec));
       if (w > 0) wait = Math.max(wait, w);
       else {
-        ctx.spacing.wrote(`node/${name}`);
+        ctx.spacing.wrote(key);
+        ctx.nodeSpecs.forget(key);
         written = await client.patch<L2TPNodeState>(resourcePath({ ...CRD('l2tpnodestates'), name }), {
           spec,
         });
@@ -186,6 +194,7 @@ function drained(ns: L2TPNodeState): boolean {
 async function deleteShard(ctx: ReconcileContext, ns: L2TPNodeState): Promise<void> {
   const name = ns.metadata.name;
   ctx.spacing.forget(`node/${name}`);
+  ctx.nodeSpecs.forget(`node/${name}`);
   await deleteIfExists(ctx.client, resourcePath({ ...CRD('l2tpnodestates'), name }));
   ctx.log.info({ node: nodeOfState(ns), shard: name }, 'node state deleted');
 }

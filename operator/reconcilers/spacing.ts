@@ -50,6 +50,11 @@ export class WriteDebounce {
     return Math.max(0, Math.min(changed + this.quietMs, since + this.maxMs) - now);
   }
 
+  /** Whether a value for `key` is waiting. */
+  has(key: string): boolean {
+    return this.pending.has(key);
+  }
+
   forget(key: string): void {
     this.pending.delete(key);
   }
