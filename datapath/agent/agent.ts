@@ -32,8 +32,11 @@ export interface AgentOptions {
   probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
   /** A pseudowire left this node: its node-side attachment bridge can go (the CNI plugin's call). */
   onPseudowireGone?: (ref: PseudowireRef, sessionId: number) => Promise<unknown>;
-  /** A pseudowire's session device exists here: a re-made one rejoins its attachment bridge. */
-  onSessionDevice?: (ref: PseudowireRef, ifname: string, sessionId: number) => Promise<unknown>;
+  /** After every pass, the session devices here: a re-made one rejoins its attachment bridge. */
+  rejoinBridges?: (
+    sessions: { pseudowire: PseudowireRef; ifname: string; sessionId: number }[],
+    onError: (s: { pseudowire: PseudowireRef; ifname: string }, e: unknown) => void,
+  ) => Promise<unknown>;
   /** After every pass, with the pseudowires this node carries: attachment bridges of others can go. */
   releaseOrphanBridges?: (carried: { pseudowire: PseudowireRef; sessionId: number }[]) => Promise<unknown>;
 }
@@ -182,17 +185,18 @@ export class Agent {
   }
 
   private async rejoinBridges(now: ReconcileReport): Promise<void> {
-    const rejoin = this.o.onSessionDevice;
-    if (!rejoin) return;
-    for (const s of now.sessions) {
-      if (!s.pseudowire || s.state === 'Error') continue;
-      await rejoin(s.pseudowire, s.ifname, s.sessionId).catch((e: unknown) =>
+    await this.o.rejoinBridges?.(
+      now.sessions.flatMap((s) =>
+        s.pseudowire && s.state !== 'Error'
+          ? [{ pseudowire: s.pseudowire, ifname: s.ifname, sessionId: s.sessionId }]
+          : [],
+      ),
+      (s, e) =>
         this.o.logger.warn(
           { pseudowire: s.pseudowire, ifname: s.ifname, err: String(e) },
           'could not return the session device to its attachment bridge',
         ),
-      );
-    }
+    );
   }
 
   private async releaseGone(before: ReconcileReport | undefined, now: ReconcileReport): Promise<void> {

@@ -12,7 +12,7 @@ import {
   selectBackend,
   type BackendChoice,
 } from '../backend/select.js';
-import { rejoinPseudowireBridge, releaseOrphanBridges, releasePseudowireBridge } from '../cni/links.js';
+import { rejoinPseudowireBridges, releaseOrphanBridges, releasePseudowireBridge } from '../cni/links.js';
 import { startCniServer } from '../cni/server.js';
 import { UsageError } from '../static/command.js';
 import { Agent, type AgentOptions } from './agent.js';
@@ -111,7 +111,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     resyncMs: Number(values['resync-seconds']) * 1000,
     counterIntervalMs: Number(values['status-counter-seconds']) * 1000,
     onPseudowireGone: releasePseudowireBridge,
-    onSessionDevice: rejoinPseudowireBridge,
+    rejoinBridges: rejoinPseudowireBridges,
     releaseOrphanBridges,
     probeUnderlay,
   });

@@ -7,7 +7,7 @@
 // state. The object grows with the node's sessions, so a GET per node per resync would be the agent's
 // largest API load.
 import { GROUP, VERSION, type L2TPNodeState, type NodeStateStatus } from '../../lib/api/schemas.js';
-import { nodeSelector, shardsOf } from '../../lib/api/node-shards.js';
+import { nodeOfState, nodeSelector, shardsOf } from '../../lib/api/node-shards.js';
 import { resourcePath, type KubeClient } from '../../lib/kube/client.js';
 import { Informer } from '../../lib/kube/informer.js';
 import type { Logger } from '../../lib/log.js';
@@ -74,7 +74,13 @@ export function kubeNodeStateSource(
       return shards;
     },
     watch(onChange) {
-      informer.on(() => onChange());
+      // a change of status alone (the agent's own writes) or of metadata leaves the spec as it was:
+      // no pass for it, which on a large node would delay the next real change by a whole pass
+      informer.on((type, obj, old) => {
+        if (nodeOfState(obj) !== nodeName) return;
+        if (type === 'MODIFIED' && old && old.metadata.generation === obj.metadata.generation) return;
+        onChange();
+      });
       started = true;
       confirmedAt = now();
       informer.start();

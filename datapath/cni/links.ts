@@ -248,6 +248,23 @@ export async function rejoinPseudowireBridge(
   await nodeRtnl().links.set(devIndex, { master: bridgeIndex, up: true }, dev);
 }
 
+/**
+ * rejoinPseudowireBridge for every session of a pass: one listing of the node's links finds the few
+ * whose attachment bridge exists (most sessions have no pod attached), so a large node does not pay
+ * several sysfs lookups per session on every pass.
+ */
+export async function rejoinPseudowireBridges(
+  sessions: readonly { pseudowire: PseudowireRef; ifname: string; sessionId: number }[],
+  onError: (s: { pseudowire: PseudowireRef; ifname: string }, e: unknown) => void,
+): Promise<void> {
+  const links = new Set(node.links());
+  for (const s of sessions) {
+    const { namespace, name } = s.pseudowire;
+    if (!links.has(names.bridge(s.sessionId)) && !links.has(names.legacyBridge(namespace, name))) continue;
+    await rejoinPseudowireBridge(s.pseudowire, s.ifname, s.sessionId).catch((e: unknown) => onError(s, e));
+  }
+}
+
 /** Exclusive mode, node side: the l2tpeth device itself moves into the pod. */
 export async function ensureExclusiveMove(
   c: Ctx,
