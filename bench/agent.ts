@@ -40,6 +40,7 @@ import { nodeSelector, shardName, shardsOf } from '../lib/api/node-shards.js';
 import { reportedSessions } from '../lib/api/node-status.js';
 import { GROUP, VERSION } from '../lib/api/schemas.js';
 import type { L2TPNodeState, NodeStateSpec } from '../lib/api/schemas.js';
+import { deepEqual } from '../lib/deep-equal.js';
 import { run, runCapture } from '../lib/exec.js';
 import { withRtnl } from '../lib/netlink/rtnl-handle.js';
 import { startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
@@ -356,12 +357,18 @@ async function applyNodeState(n: number): Promise<string> {
     { length: Math.max(applied.length, placed.shards.length) },
     (_, k) => placed.shards[k] ?? (applied[k] ? { nodeName: NODE, tunnels: [] } : undefined),
   );
+  // only the shards that change are written, together, as the operator writes them in one reconcile
+  await Promise.all(
+    shards.map(async (sp, k) => {
+      if (!sp || deepEqual(sp, applied[k])) return;
+      await cp.kubectl(['apply', '--server-side', '--field-manager=bench-operator', '-f', '-'], {
+        input: JSON.stringify(desiredNodeState(NODE, undefined, sp, k)),
+      });
+    }),
+  );
   const objs: L2TPNodeState[] = [];
   for (const [k, sp] of shards.entries()) {
     if (!sp) continue;
-    await cp.kubectl(['apply', '--server-side', '--field-manager=bench-operator', '-f', '-'], {
-      input: JSON.stringify(desiredNodeState(NODE, undefined, sp, k)),
-    });
     const name = shardName(NODE, k);
     objs.push((await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'l2tpnodestates', name })) as L2TPNodeState); // prettier-ignore
   }
