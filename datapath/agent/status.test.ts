@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MAX_SESSIONS_LISTED_IN_STATUS, MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
 import { reportedSessions } from '../../lib/api/node-status.js';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
+import { nodeSession, nodeTunnel } from '../../test/fakes/objects.js';
 import type { SessionCounters } from '../backend/types.js';
 import type { ItemState } from './reconcile.js';
 import { buildStatus, hasCounters, splitReport, type StatusInput } from './status.js';
@@ -220,26 +221,12 @@ describe('node-state conditions', () => {
 });
 
 describe('status of a node state split over shards', () => {
-  const tunnel = (tunnelId: number, ids: number[]): NodeStateSpec['tunnels'][number] => ({
-    name: `t${tunnelId}`,
-    tunnelId,
-    peerTunnelId: tunnelId,
-    encap: 'udp',
-    local: '10.0.0.1',
-    remote: '10.0.0.2',
-    udpChecksum: false,
-    sessions: ids.map((id) => ({
-      pseudowire: { namespace: 'team-a', name: `pw-${id}` },
-      sessionId: id,
-      peerSessionId: id,
-      ifname: `l2tpeth${id}`,
-      l2specType: 'default',
-      sendSequence: false,
-      requireSequence: false,
-      reorderTimeoutMs: 0,
-      mode: 'bridge',
-    })),
-  });
+  const tunnel = (tunnelId: number, ids: number[]) =>
+    nodeTunnel(
+      `t${tunnelId}`,
+      ids.map((id) => nodeSession(`pw-${id}`, id, 'team-a')),
+      tunnelId,
+    );
   const outcome = (tunnelId: number, sessionId: number) => ({
     tunnelId,
     sessionId,

@@ -2,28 +2,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mergeShards, nodeLabelValue, shardIndex, shardName, shardsOf } from './node-shards.js';
 import { reportedSessions } from './node-status.js';
-import type { L2TPNodeState, NodeStateSpec } from './schemas.js';
+import type { L2TPNodeState } from './schemas.js';
+import { nodeSession, nodeTunnel } from '../../test/fakes/objects.js';
 
-const tunnel = (ids: number[]): NodeStateSpec['tunnels'][number] => ({
-  name: 't',
-  tunnelId: 7,
-  peerTunnelId: 7,
-  encap: 'udp',
-  local: '10.0.0.1',
-  remote: '10.0.0.2',
-  udpChecksum: false,
-  sessions: ids.map((id) => ({
-    pseudowire: { namespace: 'ns', name: `pw-${id}` },
-    sessionId: id,
-    peerSessionId: id,
-    ifname: `l2tpeth${id}`,
-    l2specType: 'default',
-    sendSequence: false,
-    requireSequence: false,
-    reorderTimeoutMs: 0,
-    mode: 'bridge',
-  })),
-});
+const tunnel = (ids: number[]) =>
+  nodeTunnel(
+    't',
+    ids.map((id) => nodeSession(`pw-${id}`, id)),
+    7,
+  );
 
 const shard = (
   k: number,

@@ -1,29 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NodeSessionSpec, NodeStateSpec, NodeTunnelSpec } from '../../lib/api/schemas.js';
+import type { NodeSessionSpec, NodeStateSpec } from '../../lib/api/schemas.js';
+import { nodeSession, nodeTunnel } from '../../test/fakes/objects.js';
 import { place, type Limits } from './limits.js';
 
-const session = (name: string, id: number): NodeSessionSpec => ({
-  pseudowire: { namespace: 'ns', name },
-  sessionId: id,
-  peerSessionId: id,
-  ifname: `l2tpeth${id}`,
-  l2specType: 'default',
-  sendSequence: false,
-  requireSequence: false,
-  reorderTimeoutMs: 0,
-  mode: 'bridge',
-});
-const tunnel = (name: string, sessions: NodeSessionSpec[]): NodeTunnelSpec => ({
-  name,
-  tunnelId: 1,
-  peerTunnelId: 1,
-  encap: 'udp',
-  local: '10.0.0.1',
-  remote: '10.0.0.2',
-  udpChecksum: false,
-  sessions,
-});
+const session = (name: string, id: number) => nodeSession(name, id);
+const tunnel = (name: string, sessions: NodeSessionSpec[]) => nodeTunnel(name, sessions);
 // pw-N was created at second N: the lower, the older
 const order = (p: { name: string }) => p.name.replace(/\d+/, (d) => d.padStart(6, '0'));
 

@@ -1,6 +1,38 @@
 // The objects the operator's unit tests start from: a UDP tunnel between nodes a and b that namespace
-// "lab" may use, and pseudowires of that namespace.
-import { API_VERSION, type L2TPTunnel, type Pseudowire } from '../../lib/api/schemas.js';
+// "lab" may use, and pseudowires of that namespace; and node-state pieces (a tunnel with sessions) for
+// the tests of what reads and writes node states.
+import {
+  API_VERSION,
+  type L2TPTunnel,
+  type NodeSessionSpec,
+  type NodeTunnelSpec,
+  type Pseudowire,
+} from '../../lib/api/schemas.js';
+
+/** Session `id` of pseudowire ns/`name`: no cookies, default sublayer, bridge mode. */
+export const nodeSession = (name: string, id: number, namespace = 'ns'): NodeSessionSpec => ({
+  pseudowire: { namespace, name },
+  sessionId: id,
+  peerSessionId: id,
+  ifname: `l2tpeth${id}`,
+  l2specType: 'default',
+  sendSequence: false,
+  requireSequence: false,
+  reorderTimeoutMs: 0,
+  mode: 'bridge',
+});
+
+/** A node state's UDP tunnel `name` (ID `tunnelId` both ways, 10.0.0.1 -> 10.0.0.2) with `sessions`. */
+export const nodeTunnel = (name: string, sessions: NodeSessionSpec[], tunnelId = 1): NodeTunnelSpec => ({
+  name,
+  tunnelId,
+  peerTunnelId: tunnelId,
+  encap: 'udp',
+  local: '10.0.0.1',
+  remote: '10.0.0.2',
+  udpChecksum: false,
+  sessions,
+});
 
 export const tunnelObject = (name: string, status?: L2TPTunnel['status']): L2TPTunnel => ({
   apiVersion: API_VERSION,

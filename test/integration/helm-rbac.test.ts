@@ -271,20 +271,20 @@ describe('the chart identities against a real apiserver', () => {
     const own = await a.get<L2TPNodeState>(path('node-c'));
     const other = await a.get<L2TPNodeState>(path('node-d')); // reads are not limited: see docs/install.md
 
-    // its own status: allowed
-    assert.equal(
-      (await status(a, () => a.patch(`${path('node-c')}/status`, { status: { agentVersion: 'x' } }))).code,
-      200,
-    );
-    // another node's status: refused by the chart's admission policy, with a message that says why
-    const denied = await status(a, () =>
-      a.patch(`${path('node-d')}/status`, { status: { agentVersion: 'x' } }),
-    );
-    assert.equal(denied.code, 403, denied.message);
-    assert.match(
-      denied.message,
-      /datapath agent on node node-c may not write the L2TPNodeState of node node-d/,
-    );
+    const writeStatus = (name: string) =>
+      status(a, () => a.patch(`${path(name)}/status`, { status: { agentVersion: 'x' } }));
+    const refusedFor = async (name: string, other: string) => {
+      const r = await writeStatus(name);
+      assert.equal(r.code, 403, r.message);
+      assert.match(
+        r.message,
+        new RegExp(`datapath agent on node node-c may not write the L2TPNodeState of node ${other}`),
+      );
+    };
+    // its own status: allowed; another node's: refused by the chart's admission policy, with a
+    // message that says why
+    assert.equal((await writeStatus('node-c')).code, 200);
+    await refusedFor('node-d', 'node-d');
     // a large node's further node states go by spec.nodeName, not by name: node-c may write its own
     // second one, not an object that only looks like one of its shards
     for (const [name, node] of [
@@ -297,19 +297,8 @@ describe('the chart identities against a real apiserver', () => {
         metadata: { name },
         spec: { nodeName: node, tunnels: [] },
       });
-    assert.equal(
-      (await status(a, () => a.patch(`${path('node-c.shard-1')}/status`, { status: { agentVersion: 'x' } })))
-        .code,
-      200,
-    );
-    const lookalike = await status(a, () =>
-      a.patch(`${path('node-c.shard-2')}/status`, { status: { agentVersion: 'x' } }),
-    );
-    assert.equal(lookalike.code, 403, lookalike.message);
-    assert.match(
-      lookalike.message,
-      /datapath agent on node node-c may not write the L2TPNodeState of node node-d/,
-    );
+    assert.equal((await writeStatus('node-c.shard-1')).code, 200);
+    await refusedFor('node-c.shard-2', 'node-d');
     const replaced = await status(a, () =>
       a.replace(`${path('node-d')}/status`, { ...other, status: { agentVersion: 'y' } }),
     );
