@@ -121,13 +121,12 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       log.info({ node, shard: name, tunnels: spec.tunnels.length }, 'node state created');
     } else if (!deepEqual(current.spec, spec)) {
       // idle (nothing written within the spacing interval): at once; in a burst of changes on the
-      // node: once the spec has stayed the same for a moment (each write costs the apiserver and
-      // wakes the agent, which answers with a status write)
+      // node: no sooner than the spacing interval after the last write, and once the spec has
+      // stayed the same for a moment (each write costs the apiserver and wakes the agent, which
+      // answers with a status write)
       const key = `node/${name}`;
-      const w =
-        ctx.spacing.wait(key) === 0 && !ctx.nodeSpecs.has(key)
-          ? 0
-          : ctx.nodeSpecs.wait(key, JSON.stringify(spec));
+      const idle = ctx.spacing.wait(key) === 0 && !ctx.nodeSpecs.has(key);
+      const w = idle ? 0 : Math.max(ctx.spacing.wait(key), ctx.nodeSpecs.wait(key, JSON.stringify(spec)));
       if (w > 0) wait = Math.max(wait, w);
       else {
         ctx.spacing.wrote(key);
