@@ -63,6 +63,32 @@ const seedPair = (api: MemoryApi) => {
   api.add('pseudowires', pw('red-wire'));
 };
 
+/**
+ * What an agent writes: node state `name` seen at its current generation, its tunnel Ready, and each
+ * of `sessions` (default: every session of its spec) in the state `state` gives its pseudowire.
+ */
+async function agentReport(
+  api: MemoryApi,
+  name: string,
+  state: (pw: string) => string = () => 'Up',
+  sessions?: NodeSessionSpec[],
+) {
+  const o = api.object<L2TPNodeState>('l2tpnodestates', name)!;
+  const t = o.spec!.tunnels[0];
+  await api.patch(`/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/${name}/status`, {
+    status: {
+      observedGeneration: o.metadata.generation,
+      tunnels: t ? [{ name: t.name, tunnelId: t.tunnelId, state: 'Ready' }] : [],
+      sessions: (sessions ?? t?.sessions ?? []).map((x) => ({
+        ...x,
+        tunnelId: t?.tunnelId ?? 1,
+        state: state(x.pseudowire.name),
+        mtu: 1446,
+      })),
+    },
+  });
+}
+
 describe('Controller glue', () => {
   it('a tunnel and a pseudowire between two nodes: finalizers, IDs, node states and datapath pods', async () => {
     const { api } = await start(seedPair);
@@ -162,17 +188,7 @@ describe('Controller glue', () => {
     await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
     assert.deepEqual(statusWrites(), [], 'the waiting status is held back');
     // both agents report the session up
-    for (const n of ['a', 'b']) {
-      const st = ns(n)!;
-      const t = st.spec!.tunnels[0]!;
-      await api.patch(`/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/${n}/status`, {
-        status: {
-          observedGeneration: st.metadata.generation,
-          tunnels: [{ name: t.name, tunnelId: t.tunnelId, state: 'Ready' }],
-          sessions: t.sessions.map((x) => ({ ...x, tunnelId: t.tunnelId, state: 'Up', mtu: 1446 })),
-        },
-      });
-    }
+    for (const n of ['a', 'b']) await agentReport(api, n);
     const p = () => api.object<Pseudowire>('pseudowires', 'lab/fresh');
     await settle(() => p()?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
     assert.equal(statusWrites().length, 1, statusWrites().join(', '));
@@ -187,22 +203,7 @@ describe('Controller glue', () => {
     const statusWrites = () => api.writes.filter((w) => w === 'patch pseudowires/lab/red-wire/status');
     /** Each agent reports its node state's current generation, every session in it as `state`. */
     const report = async (state: (pw: string) => string) => {
-      for (const n of ['a', 'b']) {
-        const st = ns(n)!;
-        const t = st.spec!.tunnels[0]!;
-        await api.patch(`/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/${n}/status`, {
-          status: {
-            observedGeneration: st.metadata.generation,
-            tunnels: [{ name: t.name, tunnelId: t.tunnelId, state: 'Ready' }],
-            sessions: t.sessions.map((x) => ({
-              ...x,
-              tunnelId: t.tunnelId,
-              state: state(x.pseudowire.name),
-              mtu: 1446,
-            })),
-          },
-        });
-      }
+      for (const n of ['a', 'b']) await agentReport(api, n, state);
     };
     await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
     await report(() => 'Up');
@@ -267,17 +268,8 @@ describe('Controller glue', () => {
     assert.equal(second.metadata.labels?.['l2tp.kube-l2tp.io/node'], 'a');
     const moved = second.spec!.tunnels[0]!.sessions[0]!;
     // its agent reports the session up there
-    const report = async (name: string, sessions: NodeSessionSpec[]) => {
-      const o = ns(name)!;
-      const t = o.spec!.tunnels[0];
-      await api.patch(`/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/${name}/status`, {
-        status: {
-          observedGeneration: o.metadata.generation,
-          tunnels: t ? [{ name: t.name, tunnelId: t.tunnelId, state: 'Ready' }] : [],
-          sessions: sessions.map((x) => ({ ...x, tunnelId: t?.tunnelId ?? 1, state: 'Up', mtu: 1446 })),
-        },
-      });
-    };
+    const report = (name: string, sessions: NodeSessionSpec[]) =>
+      agentReport(api, name, () => 'Up', sessions);
     await report('a.shard-1', [moved]);
     await api.delete(`/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/${moved.pseudowire.name}`);
     // emptied, but kept while its status still lists the session: the pseudowire's finalizer waits too
