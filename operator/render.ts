@@ -1,6 +1,6 @@
 // Pure builders: what the operator wants to exist, computed from what it has observed. No I/O here,
 // so every rule is unit-tested (operator/render.test.ts).
-import { reportedSessions } from '../lib/api/node-status.js';
+import { caughtUp, reportedSessions } from '../lib/api/node-status.js';
 import { LABEL_NODE, nodeLabelValue, shardName } from '../lib/api/node-shards.js';
 import { createHash } from 'node:crypto';
 import { SECCOMP_LOCALHOST_PROFILE, SECCOMP_PROFILE_DIR } from '../datapath/seccomp/profile.js';
@@ -526,9 +526,7 @@ export function rollupPseudowire(
         s.pseudowire.namespace === p.metadata.namespace &&
         s.sessionId === sessionID,
     );
-    const caughtUp =
-      ns?.status?.observedGeneration !== undefined &&
-      ns.status.observedGeneration >= (ns.metadata.generation ?? 0);
+    const seen = caughtUp(ns);
     const e: EndpointView = {
       node,
       ...(sessionID !== undefined ? { sessionID } : {}),
@@ -539,7 +537,7 @@ export function rollupPseudowire(
       ...(st?.message ? { message: st.message } : {}),
     };
     endpoints.push(e);
-    if (!inSpec || !st || !caughtUp) {
+    if (!inSpec || !st || !seen) {
       pending = true;
       continue;
     }
@@ -584,9 +582,7 @@ export function rollupTunnel(t: L2TPTunnel, nodeStates: Map<string, L2TPNodeStat
     const local = node === sides.localNode;
     const ns = nodeStates.get(node);
     const st = ns?.status?.tunnels?.find((x) => x.name === t.metadata.name);
-    const caughtUp =
-      ns?.status?.observedGeneration !== undefined &&
-      ns.status.observedGeneration >= (ns.metadata.generation ?? 0);
+    const seen = caughtUp(ns);
     const tunnelID = local ? t.status?.tunnelID : t.status?.peerTunnelID;
     endpoints.push({
       node,
@@ -594,7 +590,7 @@ export function rollupTunnel(t: L2TPTunnel, nodeStates: Map<string, L2TPNodeStat
       state: st?.state ?? 'Pending',
       ...(st?.message ? { message: st.message } : {}),
     });
-    if (!st || !caughtUp) pending = true;
+    if (!st || !seen) pending = true;
     else if (st.state === 'Failed') problems.push(`${node}: ${st.message ?? 'tunnel failed'}`);
     else if (st.state !== 'Ready') pending = true;
   }

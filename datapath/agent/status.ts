@@ -146,8 +146,10 @@ export function splitReport(
 ): ReconcileReport[] {
   if (specs.length <= 1) return [report];
   const sessionOf = new Map<string, number>();
+  const inShards = specs.map(() => new Set<number>());
   specs.forEach((spec, k) => {
     for (const t of spec?.tunnels ?? []) {
+      inShards[k]!.add(t.tunnelId);
       for (const s of t.sessions) sessionOf.set(sessionKey(t.tunnelId, s.sessionId), k);
     }
   });
@@ -157,7 +159,6 @@ export function splitReport(
     removed: k === 0 ? report.removed : [],
     conflicts: k === 0 ? report.conflicts : [],
   }));
-  const inShards = specs.map((spec) => new Set((spec?.tunnels ?? []).map((t) => t.tunnelId)));
   for (const t of report.tunnels) {
     let any = false;
     inShards.forEach((ids, k) => {

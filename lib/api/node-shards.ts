@@ -5,6 +5,7 @@
 // selects and the operator indexes by. Readers of a node's state (the operator's roll-ups, the
 // agent's desired state) go through mergeShards and see one object.
 import { createHash } from 'node:crypto';
+import { caughtUp } from './node-status.js';
 import { GROUP, type L2TPNodeState, type NodeStateSpec, type NodeStateStatus } from './schemas.js';
 
 type NodeTunnelStatus = NonNullable<NodeStateStatus['tunnels']>[number];
@@ -73,11 +74,7 @@ export function mergeShards(shards: L2TPNodeState[]): L2TPNodeState | undefined 
   const first = shards[0]!;
   const node = nodeOfState(first);
   const withStatus = shards.filter((s) => s.status);
-  const caughtUp = shards.every(
-    (s) =>
-      s.status?.observedGeneration !== undefined &&
-      s.status.observedGeneration >= (s.metadata.generation ?? 0),
-  );
+  const allSeen = shards.every(caughtUp);
   const tunnels = new Map<string, NodeTunnelStatus>();
   for (const s of withStatus)
     for (const t of s.status!.tunnels ?? []) {
@@ -99,7 +96,7 @@ export function mergeShards(shards: L2TPNodeState[]): L2TPNodeState | undefined 
       ? {
           status: {
             ...base,
-            observedGeneration: caughtUp ? 1 : 0,
+            observedGeneration: allSeen ? 1 : 0,
             tunnels: [...tunnels.values()],
             sessions: withStatus.flatMap((s) => s.status!.sessions ?? []),
           },

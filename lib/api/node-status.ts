@@ -43,6 +43,11 @@ export type ReportedSession = Omit<NodeSessionStatus, 'pseudowire' | 'ifname'> &
   ifname?: string;
 };
 
+/** Whether the agent has reported on the node state's current spec (its observed generation). */
+export const caughtUp = (ns: L2TPNodeState | undefined): boolean =>
+  ns?.status?.observedGeneration !== undefined &&
+  ns.status.observedGeneration >= (ns.metadata.generation ?? 0);
+
 export function reportedSessions(ns: L2TPNodeState | undefined): ReportedSession[] {
   const out: ReportedSession[] = [...(ns?.status?.sessions ?? [])];
   for (const t of ns?.status?.tunnels ?? []) {

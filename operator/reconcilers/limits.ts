@@ -54,6 +54,10 @@ export function place(
   const baseBytes = JSON.stringify({ nodeName: node, tunnels: [] }).length;
   const tunnelBytes = (t: NodeTunnelSpec) => JSON.stringify({ ...t, sessions: [] }).length + 1;
   const shards: (Shard | undefined)[] = [];
+  const indexes = Array.from({ length: limits.nodeStateShards }, (_, i) => i);
+  /** Sessions of each tunnel placed so far (the tunnel limit counts those). */
+  const perTunnel = new Map<string, number>();
+  const placed = (t: NodeTunnelSpec) => perTunnel.get(t.name) ?? 0;
   const shard = (k: number): Shard => (shards[k] ??= { sessions: new Map(), items: 0, bytes: baseBytes });
   const fits = (k: number, t: NodeTunnelSpec, size: number): boolean => {
     if (k >= limits.nodeStateShards || !usable(k)) return false;
@@ -76,6 +80,7 @@ export function place(
       set.add(s);
       sh.items++;
       sh.bytes += size;
+      perTunnel.set(t.name, placed(t) + 1);
     }
   };
   shard(0);
@@ -93,16 +98,12 @@ export function place(
   const line = spec.tunnels
     .flatMap((t) => t.sessions.map((s) => ({ t, s, at: order(s.pseudowire) })))
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  const perTunnel = new Map<string, number>();
-  const placed = (t: NodeTunnelSpec) => perTunnel.get(t.name) ?? 0;
   const waiting: { t: NodeTunnelSpec; s: NodeSessionSpec; size: number }[] = [];
   for (const { t, s } of line) {
     const size = JSON.stringify(s).length + 1;
     const was = sessionWas.get(`${t.name} ${pwKey(s)}`);
-    if (was !== undefined && placed(t) < limits.sessionsPerTunnel && fits(was, t, size)) {
-      put(was, t, s, size);
-      perTunnel.set(t.name, placed(t) + 1);
-    } else waiting.push({ t, s, size });
+    if (was !== undefined && placed(t) < limits.sessionsPerTunnel && fits(was, t, size)) put(was, t, s, size);
+    else waiting.push({ t, s, size });
   }
   // a tunnel is on the node even without sessions: where it was if that shard stays (it holds
   // sessions), else the first shard with room, so that a shard of empty tunnels does not linger
@@ -113,7 +114,7 @@ export function place(
     const k =
       was !== undefined && (was === 0 || holdsSessions(was)) && fits(was, t, 0)
         ? was
-        : Array.from({ length: limits.nodeStateShards }, (_, i) => i).find((i) => fits(i, t, 0));
+        : indexes.find((i) => fits(i, t, 0));
     if (k !== undefined) put(k, t);
   }
   for (const { t, s, size } of waiting) {
@@ -124,13 +125,11 @@ export function place(
       });
       continue;
     }
-    const all = Array.from({ length: limits.nodeStateShards }, (_, i) => i);
     const k =
-      all.find((i) => shards[i]?.sessions.has(t.name) && fits(i, t, size)) ??
-      all.find((i) => fits(i, t, size));
+      indexes.find((i) => shards[i]?.sessions.has(t.name) && fits(i, t, size)) ??
+      indexes.find((i) => fits(i, t, size));
     if (k !== undefined) {
       put(k, t, s, size);
-      perTunnel.set(t.name, placed(t) + 1);
       continue;
     }
     const items = shards.reduce((n, sh) => n + (sh?.items ?? 0), 0);

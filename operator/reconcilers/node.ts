@@ -1,6 +1,6 @@
 // A node: its L2TPNodeState (what the agent must make real) and its datapath pod, both present
 // exactly while the node has endpoints; the pod is rolled when its template changes.
-import { reportedSessions } from '../../lib/api/node-status.js';
+import { caughtUp, reportedSessions } from '../../lib/api/node-status.js';
 import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
 import { deepEqual } from '../../lib/deep-equal.js';
 import { objectKey } from '../../lib/kube/informer.js';
@@ -131,7 +131,7 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       else {
         ctx.spacing.wrote(key);
         ctx.nodeSpecs.forget(key);
-        written = await client.patch<L2TPNodeState>(resourcePath({ ...CRD('l2tpnodestates'), name }), {
+        written = await client.patch<L2TPNodeState>(statePath(name), {
           spec,
         });
         log.debug({ node, shard: name, generation: written.metadata.generation }, 'node state updated');
@@ -147,7 +147,7 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     if (k === 0 || specs[k]) continue;
     if (ns.spec?.tunnels.length) {
       ctx.spacing.wrote(`node/${ns.metadata.name}`);
-      await client.patch(resourcePath({ ...CRD('l2tpnodestates'), name: ns.metadata.name }), {
+      await client.patch(statePath(ns.metadata.name), {
         spec: { nodeName: node, tunnels: [] },
       });
       log.debug({ node, shard: ns.metadata.name }, 'node state emptied');
@@ -178,22 +178,18 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   }
 }
 
+const statePath = (name: string) => resourcePath({ ...CRD('l2tpnodestates'), name });
+
 /** The agent has seen the shard's current spec and reports nothing on it. */
 function drained(ns: L2TPNodeState): boolean {
-  const st = ns.status;
-  if (!st) return true; // no agent ever reported on it
-  return (
-    st.observedGeneration !== undefined &&
-    st.observedGeneration >= (ns.metadata.generation ?? 0) &&
-    !st.tunnels?.length &&
-    reportedSessions(ns).length === 0
-  );
+  if (!ns.status) return true; // no agent ever reported on it
+  return caughtUp(ns) && !ns.status.tunnels?.length && reportedSessions(ns).length === 0;
 }
 
 async function deleteShard(ctx: ReconcileContext, ns: L2TPNodeState): Promise<void> {
   const name = ns.metadata.name;
   ctx.spacing.forget(`node/${name}`);
   ctx.nodeSpecs.forget(`node/${name}`);
-  await deleteIfExists(ctx.client, resourcePath({ ...CRD('l2tpnodestates'), name }));
+  await deleteIfExists(ctx.client, statePath(name));
   ctx.log.info({ node: nodeOfState(ns), shard: name }, 'node state deleted');
 }
