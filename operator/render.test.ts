@@ -5,12 +5,14 @@ import {
   DEFAULT_POD_CONFIG,
   desiredDatapathPod,
   desiredNAD,
+  desiredNodeState,
   ifnameFor,
   mayRoll,
   renderNodeState,
   rollupPseudowire,
 } from './render.js';
 import { setCondition } from '../lib/api/conditions.js';
+import { LABEL_NODE } from '../lib/api/node-shards.js';
 import { pseudowireObject, tunnelObject } from '../test/fakes/objects.js';
 
 const tunnel = tunnelObject('t', {
@@ -167,6 +169,15 @@ describe('desiredDatapathPod', () => {
     const other = desiredDatapathPod('node-1', { ...DEFAULT_POD_CONFIG, image: 'x:2' });
     assert.notEqual(other.metadata.annotations['l2tp.kube-l2tp.io/template-hash'], h);
     assert.ok(desiredDatapathPod('n'.repeat(80), DEFAULT_POD_CONFIG).metadata.name.length <= 63);
+  });
+
+  it('labels the pod with the node as its node states are labelled, long names included', () => {
+    for (const node of ['node-1', `${'n'.repeat(60)}.example.com`]) {
+      const pod = desiredDatapathPod(node, DEFAULT_POD_CONFIG);
+      const state = desiredNodeState(node, 'uid-1', { nodeName: node, tunnels: [] }, 1);
+      assert.equal(pod.metadata.labels[LABEL_NODE], state.metadata.labels?.[LABEL_NODE]);
+      assert.ok(pod.metadata.labels[LABEL_NODE]!.length <= 63);
+    }
   });
 
   it('runs the agent under the runtime default profile, without the init container, when told so', () => {

@@ -407,7 +407,7 @@ export function desiredDatapathPod(
         'app.kubernetes.io/name': 'kube-l2tp-datapath',
         'app.kubernetes.io/component': 'datapath',
         'app.kubernetes.io/managed-by': MANAGED_BY,
-        [LABEL_NODE]: node.length <= 63 ? node : datapathPodName(node).slice(-8),
+        [LABEL_NODE]: nodeLabelValue(node),
       },
       annotations: { [ANNOTATION_HASH]: hash, [`${GROUP}/node-name`]: node },
       ...(owner
