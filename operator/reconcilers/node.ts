@@ -79,6 +79,14 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   const resolved = await Promise.all(
     candidates.map((p) => (p.spec.cookie || p.spec.peerCookie ? ctx.cookies.of(p) : {})),
   );
+  // pseudowires the operator has not reached yet (no IDs, no status): in a burst they are on their
+  // way, and the node state waits for them rather than being written once for each few
+  const behind = candidates.some(
+    (p) =>
+      p.status?.sessionID === undefined &&
+      p.status?.conditions === undefined &&
+      !p.metadata.deletionTimestamp,
+  );
   const pws: Pseudowire[] = [];
   const cookieMap = new Map<string, Cookies>();
   candidates.forEach((p, i) => {
@@ -105,6 +113,9 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     usable,
   );
   noteRefused(ctx, node, refused);
+  // a node state with nothing to carry yet (its tunnels' IDs are not allocated) is not made: the
+  // allocation requeues the node, which then creates it once, with its tunnels
+  if (!byIndex[0] && !specs[0]?.tunnels.length) return;
   let owner: L2TPNodeState | undefined;
   let wait = 0;
   for (const [k, spec] of specs.entries()) {
@@ -125,8 +136,11 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       // stayed the same for a moment (each write costs the apiserver and wakes the agent, which
       // answers with a status write)
       const key = `node/${name}`;
-      const idle = ctx.spacing.wait(key) === 0 && !ctx.nodeSpecs.has(key);
-      const w = idle ? 0 : Math.max(ctx.spacing.wait(key), ctx.nodeSpecs.wait(key, JSON.stringify(spec)));
+      const idle = ctx.spacing.wait(key) === 0 && !ctx.nodeSpecs.has(key) && !behind;
+      const busyMax = behind ? cfg.writeSpacingMs * 6 : undefined;
+      const w = idle
+        ? 0
+        : Math.max(ctx.spacing.wait(key), ctx.nodeSpecs.wait(key, JSON.stringify(spec), busyMax));
       if (w > 0) wait = Math.max(wait, w);
       else {
         ctx.spacing.wrote(key);

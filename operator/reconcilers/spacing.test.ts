@@ -41,4 +41,17 @@ describe('WriteDebounce', () => {
     t += 1000;
     assert.equal(d.wait('tun/a', 'v10'), 0);
   });
+
+  it('holds a value while the caller is busy, however quiet, until the busy maximum', () => {
+    let t = 0;
+    const d = new WriteDebounce(1000, 5000, () => t);
+    assert.equal(d.wait('node/a', 'one', 20_000), 20_000);
+    t += 6000;
+    assert.equal(d.wait('node/a', 'one', 20_000), 14_000, 'past quiet and maximum: still held');
+    assert.equal(d.wait('node/a', 'one'), 0, 'no longer busy: settled');
+    t += 1000;
+    assert.equal(d.wait('node/a', 'two', 20_000), 13_000, 'a change does not restart the busy maximum');
+    t += 13_000;
+    assert.equal(d.wait('node/a', 'three', 20_000), 0);
+  });
 });

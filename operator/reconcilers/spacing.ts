@@ -40,14 +40,20 @@ export class WriteDebounce {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Milliseconds until `value` may be written for `key` (0: now); forget(key) once written. */
-  wait(key: string, value: string): number {
+  /**
+   * Milliseconds until `value` may be written for `key` (0: now); forget(key) once written. With
+   * `busyMaxMs`, the caller knows more changes are on their way (its own backlog): the value is not
+   * settled however long it stays the same, and goes out `busyMaxMs` after it first differed.
+   */
+  wait(key: string, value: string, busyMaxMs?: number): number {
     const now = this.now();
     const p = this.pending.get(key);
     if (!p) this.pending.set(key, { since: now, changed: now, value });
     else if (p.value !== value) Object.assign(p, { value, changed: now });
     const { since, changed } = this.pending.get(key)!;
-    return Math.max(0, Math.min(changed + this.quietMs, since + this.maxMs) - now);
+    const at =
+      busyMaxMs === undefined ? Math.min(changed + this.quietMs, since + this.maxMs) : since + busyMaxMs;
+    return Math.max(0, at - now);
   }
 
   /** Whether a value for `key` is waiting. */
