@@ -195,6 +195,22 @@ describe('Controller glue', () => {
     assert.equal(p()!.status!.sessionID, ns('a')!.spec!.tunnels[0]!.sessions[0]!.sessionId);
   });
 
+  it('a burst of pseudowires on a node is one node state write, made once the operator has reached them all', async () => {
+    const { api } = await start((api) => {
+      api.add('nodes', node('a', '10.0.0.1'));
+      api.add('nodes', node('b', '10.0.0.2'));
+      api.add('l2tptunnels', tunnel);
+    });
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const stateWrites = () => api.writes.filter((w) => /^\w+ l2tpnodestates\/a$/.test(w));
+    await settle(() => ns('a') !== undefined);
+    assert.equal(ns('a')!.spec!.tunnels.length, 1, 'created with its tunnel, never empty');
+    assert.deepEqual(stateWrites(), ['create l2tpnodestates/a']);
+    for (let i = 0; i < 40; i++) api.add('pseudowires', pw(`burst-${i}`));
+    await settle(() => ns('a')?.spec?.tunnels[0]?.sessions.length === 40);
+    assert.deepEqual(stateWrites(), ['create l2tpnodestates/a', 'patch l2tpnodestates/a']);
+  });
+
   it('a Ready pseudowire and its tunnel stay Ready while the agents catch up with another change on their nodes', async () => {
     const { api } = await start(seedPair);
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
