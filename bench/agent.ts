@@ -18,8 +18,11 @@
 // requests on its L2TPNodeState counted from the apiserver's audit log (PATCH of /status and GET,
 // per minute), status updates that changed the object (watch events), and the agent's CPU.
 // Where the time goes comes from the agent's own log lines (process start, first tunnel, sessions).
+// The agent and static mode run under the chart's memory limit for the datapath pod
+// (bench/memory-limit.ts; --memory-limit Q or none).
 // usage (root): node dist/bench/agent.js [--sessions 1000] [--points 1,100] [--per-tunnel 100]
 //               [--rest-seconds 60] [--agent-max 3000] [--prefix kb] [--subnet 10.205.0.0/24]
+//               [--memory-limit Q]
 // --prefix names the two network namespaces (<prefix>node, <prefix>peer) and the links; the subnet
 // (a /24) addresses the underlay between them (.1 the node, .2 the peer).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -49,6 +52,7 @@ import { cookieSession } from '../test/harness/nodestate.js';
 import { Lab, requireRoot } from '../test/harness/netns.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
+import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
 
 const { values } = parseArgs({
   options: {
@@ -59,8 +63,12 @@ const { values } = parseArgs({
     'agent-max': { type: 'string', default: '20000' },
     prefix: { type: 'string', default: 'kb' },
     subnet: { type: 'string', default: '10.205.0.0/24' },
+    'memory-limit': { type: 'string' },
   },
 });
+/** The agent's (and static mode's) memory cgroup limit: the chart's datapath pod limit by default. */
+const MEMORY_LIMIT = values['memory-limit'] ?? chartMemoryLimit('datapath');
+let cgroups = 0;
 const N = Number(values.sessions);
 const POINTS = [
   ...new Set([...values.points.split(',').filter(Boolean).map(Number), N].filter((n) => n > 0 && n <= N)),
@@ -153,10 +161,19 @@ interface Proc {
   exited: Promise<void>;
   /** The node process itself (ip netns exec execs it, so normally proc.pid). */
   pid: () => number;
+  /** The most its memory cgroup was charged (MB; NaN with --memory-limit none). */
+  podPeakMB: () => number;
 }
 
 function startNode(args: string[]): Proc {
-  const proc = spawn('ip', ['netns', 'exec', NODE, process.execPath, MAIN, ...args], {
+  const argv = ['netns', 'exec', NODE, process.execPath, MAIN, ...args];
+  // a cgroup per process, as each run is a pod of its own
+  const limit =
+    MEMORY_LIMIT === 'none'
+      ? undefined
+      : MemoryLimit.create(`kube-l2tp-bench-agent-${process.pid}-${++cgroups}`, MEMORY_LIMIT);
+  const [cmd, cmdArgs] = MemoryLimit.wrap(limit, 'ip', argv);
+  const proc = spawn(cmd, cmdArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LOG_LEVEL: 'info' },
   });
@@ -179,14 +196,23 @@ function startNode(args: string[]): Proc {
     }
   });
   proc.stderr!.on('data', (d: Buffer) => (raw = (raw + d.toString()).slice(-20_000)));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r())).then(() => limit?.remove());
   const pid = () => {
     const p = proc.pid!;
     if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'node') return p;
     const kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/);
     return Number(kids[0]);
   };
-  return { proc, spawnedAt, lines, tail: () => raw.split('\n').slice(-30).join('\n'), exited, pid };
+  const podPeakMB = () => limit?.peakMB() ?? NaN;
+  return {
+    proc,
+    spawnedAt,
+    lines,
+    tail: () => raw.split('\n').slice(-30).join('\n'),
+    exited,
+    pid,
+    podPeakMB,
+  };
 }
 
 async function stop(p: Proc, ms = 30_000): Promise<number> {
@@ -447,6 +473,7 @@ interface AgentResult {
   clearS: number;
   coldWrites: number;
   hwmMB: number;
+  podPeakMB: number;
   rssMB: number;
   /** Node states (shards) the spec took, the largest one's size, and all their statuses. */
   shards: number;
@@ -482,6 +509,7 @@ interface StaticResult {
   readyS: number;
   phases: Phases;
   hwmMB: number;
+  podPeakMB: number;
   stopS: number;
   listTapsMs: number;
 }
@@ -584,6 +612,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
     const g2 = await applyNodeState(0);
     await waitFor(`final clear of ${n}`, allUp(0, g2));
     const hwmMB = procStatus(pid, 'VmHWM');
+    const podPeakMB = a.podPeakMB();
     return {
       n,
       coldS,
@@ -593,6 +622,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
       clearS,
       coldWrites,
       hwmMB,
+      podPeakMB,
       rssMB,
       shards,
       objectKB,
@@ -620,6 +650,7 @@ async function staticRun(n: number, dir: string): Promise<StaticResult> {
     const taps = await tapCount();
     if (taps !== n) throw new Error(`static: ${taps} TAPs, expected ${n}`);
     const hwmMB = procStatus(s.pid(), 'VmHWM');
+    const podPeakMB = s.podPeakMB();
     // what one listSessions (a pass of the agent) costs with n TAPs present
     const t0 = performance.now();
     await runCapture('ip', ['-n', NODE, '-j', '-d', 'link', 'show', 'type', 'tun']);
@@ -631,6 +662,7 @@ async function staticRun(n: number, dir: string): Promise<StaticResult> {
       readyS: (readyT - s.spawnedAt) / 1000,
       phases: phases(s, readyT, n),
       hwmMB,
+      podPeakMB,
       stopS,
       listTapsMs,
     };
@@ -684,6 +716,9 @@ const pad = (s: string, w: number) => s.padStart(w);
 
 async function main() {
   requireRoot();
+  console.log(
+    `the agent and static mode run under a memory limit of ${MEMORY_LIMIT} (the chart's datapath pod limit unless --memory-limit)`,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'kl2tp-agent-bench-'));
   const lab = new Lab();
   let stopWatch = () => undefined as void;
@@ -806,16 +841,16 @@ async function main() {
       row(`apply ${POINTS[i]}`, a.apply);
     }
     console.log(
-      '\nmemory (MB) and the node states (objects: how many; object KB: the largest; status KB: all statuses)',
+      `\nmemory (MB; HWM: the process's peak RSS; pod: the most its memory cgroup (limit ${MEMORY_LIMIT}) was charged, kernel memory of its devices included) and the node states (objects: how many; object KB: the largest; status KB: all statuses)`,
     );
     console.log(
-      `${pad('N', 6)} ${pad('static HWM', 11)} ${pad('agent HWM', 10)} ${pad('ratio', 6)} ${pad('agent RSS', 10)} ${pad('objects', 8)} ${pad('object KB', 10)} ${pad('status KB', 10)} ${pad('PATCH/cold', 11)} ${pad('ip -j tun ms', 13)}`,
+      `${pad('N', 6)} ${pad('static HWM', 11)} ${pad('agent HWM', 10)} ${pad('ratio', 6)} ${pad('static pod', 11)} ${pad('agent pod', 10)} ${pad('agent RSS', 10)} ${pad('objects', 8)} ${pad('object KB', 10)} ${pad('status KB', 10)} ${pad('PATCH/cold', 11)} ${pad('ip -j tun ms', 13)}`,
     );
     for (let i = 0; i < POINTS.length; i++) {
       const s = statics[i]!;
       const a = agents[i];
       console.log(
-        `${pad(String(s.n), 6)} ${pad(f(s.hwmMB, 1), 11)} ${pad(f(a?.hwmMB ?? NaN, 1), 10)} ${pad(f((a?.hwmMB ?? NaN) / s.hwmMB), 6)} ${pad(f(a?.rssMB ?? NaN, 1), 10)} ${pad(a ? String(a.shards) : '-', 8)} ${pad(f(a?.objectKB ?? NaN, 0), 10)} ${pad(f(a?.statusKB ?? NaN, 0), 10)} ${pad(a ? String(a.coldWrites) : '-', 11)} ${pad(f(s.listTapsMs, 0), 13)}`,
+        `${pad(String(s.n), 6)} ${pad(f(s.hwmMB, 1), 11)} ${pad(f(a?.hwmMB ?? NaN, 1), 10)} ${pad(f((a?.hwmMB ?? NaN) / s.hwmMB), 6)} ${pad(f(s.podPeakMB, 0), 11)} ${pad(f(a?.podPeakMB ?? NaN, 0), 10)} ${pad(f(a?.rssMB ?? NaN, 1), 10)} ${pad(a ? String(a.shards) : '-', 8)} ${pad(f(a?.objectKB ?? NaN, 0), 10)} ${pad(f(a?.statusKB ?? NaN, 0), 10)} ${pad(a ? String(a.coldWrites) : '-', 11)} ${pad(f(s.listTapsMs, 0), 13)}`,
       );
     }
     const withRest = agents.find((a) => a?.rest);

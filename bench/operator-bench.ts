@@ -13,7 +13,10 @@
 // parallel clients, timed; the converge time is printed against it. The apiserver's side is printed
 // too: its requests from every client, the watch events it sent and their bytes, and its CEL time
 // (--apiserver-profile DIR also saves a CPU profile of each scenario's convergence for go tool pprof).
-//   node dist/bench/operator-bench.js [--baseline DIR] [--apiserver-profile DIR] [nodes:pseudowires ...]
+// The operator runs under the chart's memory limit for its pod (bench/memory-limit.ts; --memory-limit
+// Q or none).
+//   node dist/bench/operator-bench.js [--baseline DIR] [--apiserver-profile DIR] [--memory-limit Q]
+//     [nodes:pseudowires ...]
 //   (default 200:1000 500:5000 1000:10000)
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -36,6 +39,7 @@ import {
   type Env,
 } from '../test/integration/operator-env.js';
 import { stopProcess } from '../test/harness/process.js';
+import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -309,6 +313,8 @@ async function scenario(
   let agentStop = false;
   let agents: Promise<void> | undefined;
   let agentClient: KubeClient | undefined;
+  let limit: MemoryLimit | undefined;
+  let stopping = false;
   try {
     const names = Array.from({ length: nodes }, (_, i) => `node-${i}`);
     await pool(names, 16, (n) =>
@@ -318,9 +324,29 @@ async function scenario(
     const operatorKubeconfig = await env.cp.serviceAccountKubeconfig(NS, OPERATOR_SA);
     agentClient = KubeClient.fromFile(await env.cp.serviceAccountKubeconfig(NS, AGENT_SA));
     const agent = agentClient;
-    opProc = spawn(process.execPath, [main, '--kubeconfig', operatorKubeconfig, '--namespace', NS, '--metrics-addr', `127.0.0.1:${port}`, '--leader-elect=false', '--pod-delete-grace-seconds', '0'], {
+    limit =
+      memoryLimit === 'none'
+        ? undefined
+        : MemoryLimit.create(`kube-l2tp-bench-operator-${process.pid}`, memoryLimit);
+    const opArgs = [
+      main,
+      '--kubeconfig',
+      operatorKubeconfig,
+      '--namespace',
+      NS,
+      '--metrics-addr',
+      `127.0.0.1:${port}`,
+      '--leader-elect=false',
+      '--pod-delete-grace-seconds',
+      '0',
+    ];
+    const [opCmd, opCmdArgs] = MemoryLimit.wrap(limit, process.execPath, opArgs);
+    opProc = spawn(opCmd, opCmdArgs, {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, LOG_LEVEL: 'warn' },
+    }); // prettier-ignore
+    opProc.on('exit', (code, signal) => {
+      if (!stopping) console.log(`the operator exited during the scenario: ${signal ?? `code ${code}`}${signal === 'SIGKILL' && limit ? ` (memory limit ${limit.quantity})` : ''}`);
     }); // prettier-ignore
     for (let i = 0; i < 100; i++) {
       if (
@@ -456,8 +482,10 @@ async function scenario(
     };
   } finally {
     agentStop = true;
+    stopping = true;
     await agents;
     await stopProcess(opProc, 60_000);
+    await limit?.remove();
     agentClient?.close();
     await env.stop();
   }
@@ -468,6 +496,9 @@ const argv = process.argv.slice(2);
 // operator first, then with this tree's, in the same run
 const bi = argv.indexOf('--baseline');
 const baseline = bi >= 0 ? argv.splice(bi, 2)[1] : undefined;
+// --memory-limit Q|none: the operator's memory cgroup limit (default: the chart's operator limit)
+const mi = argv.indexOf('--memory-limit');
+const memoryLimit = mi >= 0 ? argv.splice(mi, 2)[1]! : chartMemoryLimit('operator');
 const pi = argv.indexOf('--apiserver-profile');
 const profileDir = pi >= 0 ? argv.splice(pi, 2)[1] : undefined;
 const scenarios = (argv.length ? argv : ['200:1000', '500:5000', '1000:10000']).map(
@@ -497,7 +528,7 @@ for (const [n, p] of scenarios) {
   floors.push(f);
 }
 console.log(
-  '\n| operator | nodes | pseudowires | converge (s) | operator API requests | writes | writes/pw | writes in 10 s steady state | peak RSS (MB) |',
+  `\n| operator | nodes | pseudowires | converge (s) | operator API requests | writes | writes/pw | writes in 10 s steady state | peak RSS (MB; memory limit ${memoryLimit}) |`,
 );
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {

@@ -363,7 +363,7 @@ export function desiredDatapathPod(
           periodSeconds: 10,
           failureThreshold: 6,
         },
-        resources: cfg.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+        resources: cfg.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } },
         volumeMounts: [
           // opening a device node for writing needs no writable mount
           { name: 'dev-net-tun', mountPath: '/dev/net/tun', readOnly: true },

@@ -1,0 +1,110 @@
+// A bench's subject (the operator, an agent) runs under the memory limit the chart gives its pod, in
+// a memory cgroup of its own, as a container runtime would run it: Node sizes its heap from the
+// cgroup's limit, so a peak RSS measured without one is not what the pod sees, and a limit too
+// small for the load shows as the process being killed.
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+
+const VALUES = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'deploy',
+  'helm',
+  'kube-l2tp',
+  'values.yaml',
+);
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+};
+
+/** Bytes of a Kubernetes memory quantity ("512Mi", "1G", "536870912"). */
+export function memoryBytes(q: string): number {
+  const m = /^(\d+)(k|M|G|Ki|Mi|Gi)?$/.exec(q.trim());
+  if (!m) throw new Error(`not a memory quantity this bench reads: ${q}`);
+  return Number(m[1]) * UNITS[m[2] ?? '']!;
+}
+
+/** The chart's default memory limit of a component's pod (values.yaml). */
+export function chartMemoryLimit(component: 'operator' | 'datapath'): string {
+  const values = YAML.parse(readFileSync(VALUES, 'utf8')) as Record<
+    string,
+    { resources?: { limits?: { memory?: string } } }
+  >;
+  const limit = values[component]?.resources?.limits?.memory;
+  if (!limit) throw new Error(`values.yaml has no ${component}.resources.limits.memory`);
+  return limit;
+}
+
+interface Hierarchy {
+  dir: string;
+  limitFile: string;
+  /** the most the cgroup has been charged: process memory and the kernel memory it caused */
+  peakFile: string;
+}
+
+/** This process's memory cgroup directory (cgroup v2, or the v1 memory hierarchy). */
+function ownMemoryCgroup(): Hierarchy {
+  const lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
+  const v1 = lines.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
+  if (v1) {
+    const dir = join('/sys/fs/cgroup/memory', v1.split(':')[2]!);
+    return { dir, limitFile: 'memory.limit_in_bytes', peakFile: 'memory.max_usage_in_bytes' };
+  }
+  const v2 = lines.find((l) => l.startsWith('0::'));
+  if (v2)
+    return { dir: join('/sys/fs/cgroup', v2.slice(3)), limitFile: 'memory.max', peakFile: 'memory.peak' };
+  throw new Error('no memory cgroup in /proc/self/cgroup');
+}
+
+export class MemoryLimit {
+  private constructor(
+    readonly quantity: string,
+    private readonly dir: string,
+    private readonly peakFile: string,
+  ) {}
+
+  /** A cgroup limited to `quantity` (removed by remove()); fails with the reason when none can be made. */
+  static create(name: string, quantity: string): MemoryLimit {
+    const own = ownMemoryCgroup();
+    const dir = join(own.dir, name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, own.limitFile), String(memoryBytes(quantity)));
+    return new MemoryLimit(quantity, dir, own.peakFile);
+  }
+
+  /**
+   * MB the cgroup was charged at most: what the pod's limit is held against. Kernel memory counts
+   * (a session's netdevs, sockets and queues), so it exceeds the process's peak RSS.
+   */
+  peakMB(): number {
+    return Number(readFileSync(join(this.dir, this.peakFile), 'utf8')) / 1e6;
+  }
+
+  /** The command and arguments that run `cmd args` inside the cgroup (same pid: sh execs it). */
+  static wrap(limit: MemoryLimit | undefined, cmd: string, args: string[]): [string, string[]] {
+    if (!limit) return [cmd, args];
+    return ['sh', ['-c', `echo $$ > ${join(limit.dir, 'cgroup.procs')} && exec "$@"`, 'sh', cmd, ...args]];
+  }
+
+  /** Removes the cgroup once its processes are gone (retries for a moment while they exit). */
+  async remove(): Promise<void> {
+    for (let i = 0; i < 50; i++) {
+      try {
+        rmdirSync(this.dir);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+}
