@@ -48,18 +48,15 @@ const until = async (ok: () => boolean) => {
   assert.ok(ok(), 'condition not reached');
 };
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 describe('node state source', () => {
   it("reads its node's shards, shard 0 first, and wakes only for a spec change or a shard added or gone", async () => {
     const s0 = state('n1', 'n1', 1, '2');
     const s1 = state('n1.shard-1', 'n1', 1, '3');
     // a label value may hash-collide: another node's object is left out by spec.nodeName
     const other = state('x', 'n9', 1, '4');
-    const events: WatchEvent<L2TPNodeState>[] = [
-      { type: 'MODIFIED', object: state('n1', 'n1', 1, '5', 1) }, // the agent's own status write
-      { type: 'MODIFIED', object: state('n1.shard-1', 'n1', 2, '6') }, // a new spec
-      { type: 'ADDED', object: state('n1.shard-2', 'n1', 1, '7') },
-      { type: 'DELETED', object: state('n1.shard-2', 'n1', 1, '8') },
-    ];
+    const events: WatchEvent<L2TPNodeState>[] = [];
     const { api, paths, send } = scriptedApi([s1, other, s0], events);
     const src = kubeNodeStateSource(api, 'n1', silentLogger());
     let wakes = 0;
@@ -70,16 +67,39 @@ describe('node state source', () => {
       (await src.get()).map((s) => s.metadata.name),
       ['n1', 'n1.shard-1'],
     );
-    // the first list: one wake per shard of this node, none for the other node's object
-    assert.equal(wakes, 2);
+    await until(() => wakes > 0);
+    await sleep(200);
+    const listed = wakes;
+    events.push({ type: 'MODIFIED', object: state('n1', 'n1', 1, '5', 1) }); // the agent's own status write
     send();
-    await until(() => wakes >= 5);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(
-      wakes,
-      5,
-      'the status write woke nothing; the spec change and the shard coming and going did',
+    await sleep(200);
+    assert.equal(wakes, listed, 'a status write wakes nothing');
+    // one change written over the shards: a new spec, a shard added, another gone
+    events.push(
+      { type: 'MODIFIED', object: state('n1.shard-1', 'n1', 2, '6') },
+      { type: 'ADDED', object: state('n1.shard-2', 'n1', 1, '7') },
+      { type: 'DELETED', object: state('n1.shard-2', 'n1', 1, '8') },
     );
+    send();
+    await until(() => wakes > listed);
+    await sleep(200);
+    assert.equal(wakes, listed + 1, "the shards' events of one change wake one pass");
+    src.stop();
+  });
+
+  it('wakes at once for each change on a node with one node state', async () => {
+    const events: WatchEvent<L2TPNodeState>[] = [];
+    const { api, paths, send } = scriptedApi([state('n1', 'n1', 1, '2')], events);
+    const src = kubeNodeStateSource(api, 'n1', silentLogger());
+    let wakes = 0;
+    src.watch(() => wakes++);
+    await until(() => paths.some((p) => p.includes('watch=')) && wakes === 1);
+    events.push(
+      { type: 'MODIFIED', object: state('n1', 'n1', 2, '3') },
+      { type: 'MODIFIED', object: state('n1', 'n1', 3, '4') },
+    );
+    send();
+    assert.equal(wakes, 3, 'no timer between a change and its wake');
     src.stop();
   });
 });

@@ -35,6 +35,11 @@ export interface NodeStateSourceOptions {
   now?: () => number;
 }
 
+/** Quiet time after a shard's event before the wake, on a node with several shards. */
+const SHARD_QUIET_MS = 100;
+/** The longest a wake waits for the shards' events to stop. */
+const SHARD_SETTLE_MAX_MS = 500;
+
 export function kubeNodeStateSource(
   client: Pick<KubeClient, 'get' | 'watch' | 'patch'>,
   nodeName: string,
@@ -57,6 +62,7 @@ export function kubeNodeStateSource(
   );
   let confirmedAt = 0;
   let started = false;
+  let settle: { timer: NodeJS.Timeout; since: number } | undefined;
 
   return {
     async get(opts) {
@@ -76,10 +82,20 @@ export function kubeNodeStateSource(
     watch(onChange) {
       // a change of status alone (the agent's own writes) or of metadata leaves the spec as it was:
       // no pass for it, which on a large node would delay the next real change by a whole pass
+      // the operator writes a node's shards one after another: on a node with several, the wake
+      // waits until their events have stopped for a moment, so one pass sees the whole change
+      const wake = () => {
+        settle = undefined;
+        onChange();
+      };
       informer.on((type, obj, old) => {
         if (nodeOfState(obj) !== nodeName) return;
         if (type === 'MODIFIED' && old && old.metadata.generation === obj.metadata.generation) return;
-        onChange();
+        if (shardsOf(nodeName, informer.list()).length <= 1 && !settle) return onChange();
+        const since = settle?.since ?? now();
+        if (settle) clearTimeout(settle.timer);
+        const ms = Math.max(0, Math.min(SHARD_QUIET_MS, since + SHARD_SETTLE_MAX_MS - now()));
+        settle = { timer: setTimeout(wake, ms), since };
       });
       started = true;
       confirmedAt = now();
@@ -91,6 +107,7 @@ export function kubeNodeStateSource(
       await client.patch(`${path}/status`, { status: { ...status, lastError: status.lastError ?? null } });
     },
     stop() {
+      if (settle) clearTimeout(settle.timer);
       void informer.stop();
     },
   };
