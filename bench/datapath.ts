@@ -12,6 +12,10 @@
 //            in the data path
 // Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT, and for our
 // variants the CPU time of the pump threads per GB of the 1-stream TCP test (robust to a busy machine).
+// For the 2-stream test also the CPU time per GB of the whole machine and of the sending iperf3, the
+// share of both CPUs that was busy and the senders' retransmissions. iperf3 (before 3.16) runs both streams in one
+// thread at each end: the sending thread carries the whole forward path (the veths hand packets on in
+// its own softirq), so that thread, not the sum of the CPUs, is usually the limit.
 // RTT is also printed as the time added over the bare bridge.
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 //               [--single-datagrams] (the underlay veths segment UDP tunnel super-packets themselves, so
@@ -22,6 +26,8 @@
 //                               kernel's run statistics (which cost some time themselves), and for every
 //                               variant the CPU time the whole machine was busy per received frame
 //                               (/proc/stat: others' load on a shared machine counts too)
+//               [--perf P]     (perf record -a -g in the middle of each 2-stream TCP test, into
+//                               P-<variant>-<round>.data)
 //               [--net N]      (second octet of the IPv4 subnets: underlays 10.N.9x.0/24, pods 10.N.250.0/24;
 //                               default 201)
 import { spawn } from 'node:child_process';
@@ -45,6 +51,8 @@ const { values } = parseArgs({
     prefix: { type: 'string', default: 'kdb' },
     net: { type: 'string', default: '201' },
     profile: { type: 'boolean', default: false },
+    // perf record -a -g during the middle of each 2-stream TCP test, into <prefix>-<variant>-<round>.data
+    perf: { type: 'string' },
     'single-datagrams': { type: 'boolean', default: false },
   },
 });
@@ -61,6 +69,10 @@ interface Result {
   tcp1: number; // Gbit/s
   pumpCpu: number; // CPU seconds of the pump threads (l2tp-rx, l2tp-tx) per GB received in tcp1
   tcp2: number;
+  cpu2: number; // CPU seconds the whole machine was busy per GB received in tcp2 (others' load counts too)
+  busy2: number; // share of all CPUs' time busy during tcp2 (1 = every CPU saturated)
+  send2: number; // CPU seconds of the sending iperf3 (its softirq work included) per GB in tcp2
+  retr2: number; // segments the senders retransmitted in tcp2 (reordering on the path shows here)
   pps64: number; // received frames per second
   rttMs: number;
 }
@@ -114,29 +126,89 @@ async function profileProg(ns: string, dev: string, hook: 'ingress' | 'egress', 
   return `${b.name.padEnd(16)} ${runs} runs, ${((b.ns - a.ns) / Math.max(1, runs)).toFixed(0)} ns per run`;
 }
 
-/** CPU seconds the whole machine was busy (/proc/stat: all but idle and iowait) over `seconds`. */
-async function machineBusy(seconds: number): Promise<number> {
-  const busy = async () => {
-    const f = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0); // idle, iowait
-  };
-  const a = await busy();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  return ((await busy()) - a) / 100; // USER_HZ
+/** CPU seconds of all CPUs so far (/proc/stat, USER_HZ): busy (all but idle and iowait) and total. */
+async function cpuTimes(): Promise<{ busy: number; total: number }> {
+  const f = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: (total - (f[3] ?? 0) - (f[4] ?? 0)) / 100, total: total / 100 };
 }
 
-async function measure(p1: string, p2: string, profiler?: Profiler): Promise<Result> {
+/** The pid of the running process whose command line has all of `args`, if any. */
+async function pidOf(args: readonly string[]): Promise<string | undefined> {
+  for (const pid of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (args.every((a) => argv.includes(a))) return pid;
+  }
+  return undefined;
+}
+
+/** CPU seconds process pid has used so far (user and system, in-context softirq work included). */
+async function processCpu(pid: string): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ
+}
+
+/**
+ * CPU seconds per GB of the sending iperf3 in the middle of a test of `seconds` at the rate the
+ * test reports afterwards (resolved with the CPU seconds and the window; the caller divides).
+ */
+async function senderCpu(seconds: number): Promise<{ cpu: number; window: number }> {
+  await new Promise((r) => setTimeout(r, 1000));
+  const pid = await pidOf(['iperf3', '-c', POD2]);
+  if (!pid) return { cpu: NaN, window: 1 };
+  const window = Math.max(1, seconds - 2);
+  const a = await processCpu(pid);
+  await new Promise((r) => setTimeout(r, window * 1000));
+  return { cpu: (await processCpu(pid)) - a, window };
+}
+
+/** CPU seconds the whole machine was busy over `seconds`. */
+async function machineBusy(seconds: number): Promise<number> {
+  const a = await cpuTimes();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return (await cpuTimes()).busy - a.busy;
+}
+
+/** perf record -a -g for `seconds` after the first second of the test, into `out`. */
+async function perfRecord(out: string, seconds: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1000));
+  const p = spawn('perf', ['record', '-q', '-a', '-g', '-o', out, '--', 'sleep', String(seconds)], {
+    stdio: 'ignore',
+  });
+  await new Promise((r) => p.on('exit', r));
+}
+
+async function measure(p1: string, p2: string, profiler?: Profiler, perfOut?: string): Promise<Result> {
   const server = spawn('ip', ['netns', 'exec', p2, 'iperf3', '-s'], { stdio: 'ignore' });
   try {
     await new Promise((r) => setTimeout(r, 500));
     const t = String(SECONDS);
-    type TcpEnd = { end?: { sum_received?: { bits_per_second?: number; bytes?: number } } };
+    type TcpEnd = {
+      end?: {
+        sum_received?: { bits_per_second?: number; bytes?: number };
+        sum_sent?: { retransmits?: number };
+      };
+    };
     const cpu0 = await threadCpu(PUMP_THREADS);
     const r1 = ((await iperfJson(p1, ['-t', t])) as TcpEnd).end?.sum_received;
     const pumpCpu = (await threadCpu(PUMP_THREADS)) - cpu0;
     const tcp1 = r1?.bits_per_second ?? 0;
-    const tcp2 =
-      ((await iperfJson(p1, ['-t', t, '-P', '2'])) as TcpEnd).end?.sum_received?.bits_per_second ?? 0;
+    const c0 = await cpuTimes();
+    const perf = perfOut ? perfRecord(perfOut, Math.max(1, SECONDS - 2)) : undefined;
+    const sender = senderCpu(SECONDS);
+    const e2 = ((await iperfJson(p1, ['-t', t, '-P', '2'])) as TcpEnd).end;
+    await perf;
+    const s2 = await sender;
+    const c1 = await cpuTimes();
+    const r2 = e2?.sum_received;
+    const tcp2 = r2?.bits_per_second ?? 0;
+    const retr2 = e2?.sum_sent?.retransmits ?? 0;
+    const send2 = s2.cpu / Math.max(1e-9, ((tcp2 / 8) * s2.window) / 1e9);
+    // iperf3's connection set-up and teardown fall inside this window too: a small overcount
+    const cpu2 = (c1.busy - c0.busy) / Math.max(1e-9, (r2?.bytes ?? 0) / 1e9);
+    const busy2 = (c1.busy - c0.busy) / Math.max(1e-9, c1.total - c0.total);
     type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
     const udp = iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t]);
     let profile: Promise<string[]> | undefined;
@@ -159,13 +231,23 @@ async function measure(p1: string, p2: string, profiler?: Profiler): Promise<Res
     }
     const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', POD2);
     const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1] ?? NaN);
-    return { tcp1: tcp1 / 1e9, pumpCpu: pumpCpu / ((r1?.bytes ?? 0) / 1e9), tcp2: tcp2 / 1e9, pps64, rttMs };
+    return {
+      tcp1: tcp1 / 1e9,
+      pumpCpu: pumpCpu / ((r1?.bytes ?? 0) / 1e9),
+      tcp2: tcp2 / 1e9,
+      cpu2,
+      busy2,
+      send2,
+      retr2,
+      pps64,
+      rttMs,
+    };
   } finally {
     server.kill('SIGKILL');
   }
 }
 
-async function run(variant: Variant, n: number): Promise<Result> {
+async function run(variant: Variant, n: number, round: number): Promise<Result> {
   const lab = new Lab();
   const pfx = `${values.prefix}${n}`;
   try {
@@ -272,7 +354,8 @@ async function run(variant: Variant, n: number): Promise<Result> {
                 profileProg(h.h1, 'l2tpeth0', 'egress', secs),
                 profileProg(h.h2, `${pfx}u2`, 'ingress', secs),
               ]);
-    return await measure(`${pfx}p1`, `${pfx}p2`, profiler);
+    const perfOut = values.perf ? `${values.perf}-${variant}-${round}.data` : undefined;
+    return await measure(`${pfx}p1`, `${pfx}p2`, profiler, perfOut);
   } finally {
     await lab.cleanup();
   }
@@ -289,13 +372,15 @@ console.log(
 const ALL: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp-csum0', 'kube-l2tp-nooff', 'ebpf'];
 const variants = values.variants ? ALL.filter((v) => values.variants!.split(',').includes(v)) : ALL;
 const line = (v: string, r: Result): string =>
-  `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  tcp2 ${r.tcp2.toFixed(2)} Gb/s  ` +
+  `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  tcp2 ${r.tcp2.toFixed(2)} Gb/s ` +
+  `(CPU ${r.cpu2.toFixed(2)} s/GB, sender ${r.send2.toFixed(2)} s/GB, ${(r.busy2 * 100).toFixed(0)}% busy, ` +
+  `${r.retr2} retr)  ` +
   `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms` +
   (v.startsWith('kube-l2tp') ? `  pump CPU ${r.pumpCpu.toFixed(2)} s/GB (tcp1)` : '');
 const rounds = new Map<Variant, Result[]>(variants.map((v) => [v, []]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const [i, v] of variants.entries()) {
-    const r = await run(v, i);
+    const r = await run(v, i, round);
     rounds.get(v)!.push(r);
     console.log(`${ROUNDS > 1 ? `[round ${round}] ` : ''}${line(v, r)}`);
   }
@@ -311,6 +396,10 @@ for (const [v, rs] of rounds) {
     tcp1: median(rs.map((r) => r.tcp1)),
     pumpCpu: median(rs.map((r) => r.pumpCpu)),
     tcp2: median(rs.map((r) => r.tcp2)),
+    cpu2: median(rs.map((r) => r.cpu2)),
+    busy2: median(rs.map((r) => r.busy2)),
+    send2: median(rs.map((r) => r.send2)),
+    retr2: median(rs.map((r) => r.retr2)),
     pps64: median(rs.map((r) => r.pps64)),
     rttMs: median(rs.map((r) => r.rttMs)),
   });
