@@ -13,9 +13,9 @@
 // Measures TCP with 1 and 2 streams, 64-byte frame rate (UDP, 18-byte payload), ping RTT, and for our
 // variants the CPU time of the pump threads per GB of the 1-stream TCP test (robust to a busy machine).
 // For the 2-stream test also the CPU time per GB of the whole machine and of the sending iperf3, the
-// share of both CPUs that was busy and the senders' retransmissions. iperf3 (before 3.16) runs both streams in one
-// thread at each end: the sending thread carries the whole forward path (the veths hand packets on in
-// its own softirq), so that thread, not the sum of the CPUs, is usually the limit.
+// share of both CPUs that was busy and the senders' retransmissions. iperf3 (before 3.16) runs both
+// streams in one thread at each end: the sending thread carries the whole forward path (the veths
+// hand packets on in its own softirq), so that thread, not the sum of the CPUs, is usually the limit.
 // RTT is also printed as the time added over the bare bridge.
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 //               [--single-datagrams] (the underlay veths segment UDP tunnel super-packets themselves, so
@@ -72,7 +72,7 @@ interface Result {
   cpu2: number; // CPU seconds the whole machine was busy per GB received in tcp2 (others' load counts too)
   busy2: number; // share of all CPUs' time busy during tcp2 (1 = every CPU saturated)
   send2: number; // CPU seconds of the sending iperf3 (its softirq work included) per GB in tcp2
-  retr2: number; // segments the senders retransmitted in tcp2 (reordering on the path shows here)
+  retr2: number; // segments the senders retransmitted in tcp2
   pps64: number; // received frames per second
   rttMs: number;
 }
@@ -151,8 +151,8 @@ async function processCpu(pid: string): Promise<number> {
 }
 
 /**
- * CPU seconds per GB of the sending iperf3 in the middle of a test of `seconds` at the rate the
- * test reports afterwards (resolved with the CPU seconds and the window; the caller divides).
+ * CPU seconds the sending iperf3 uses over a window in the middle of a test of `seconds`, and the
+ * window's length (the caller turns them into CPU seconds per GB at the rate the test reports).
  */
 async function senderCpu(seconds: number): Promise<{ cpu: number; window: number }> {
   await new Promise((r) => setTimeout(r, 1000));
