@@ -19,7 +19,7 @@ import {
   decodeTunStats,
 } from './maps.js';
 import { DROP_REASONS } from '../types.js';
-import { addonPath } from './native.js';
+import { addonPath, loadEbpfNative } from './native.js';
 
 const OBJECT = join(addonPath(), '../../../../build/l2tp.bpf.o');
 
@@ -161,6 +161,16 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     const c = decodeSessStats(sumPerCpu(buf, SIZES.sessStats, cpus));
     assert.equal(c.txPackets, 6);
     assert.deepEqual(c.drops, { badCookie: 30 });
+  });
+
+  it('the addon refuses an interface name longer than the kernel takes, rather than cutting it', () => {
+    // a cut name would be another device's: l2tpeth123456789 (16) would act on l2tpeth12345678
+    assert.throws(() => loadEbpfNative().setOffloads('l2tpeth123456789', { gro: true }), TypeError);
+    assert.throws(
+      () => loadEbpfNative().setOffloads('kl2tp-nosuchdev', { gro: true }),
+      (e: NodeJS.ErrnoException) =>
+        !(e instanceof TypeError) && /ethtool gro on on kl2tp-nosuchdev/.test(e.message),
+    );
   });
 
   it('names the last drop counter badChecksum, in session and tunnel counters', () => {

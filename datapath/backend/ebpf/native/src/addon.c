@@ -78,9 +78,12 @@ static int get_u32(napi_env env, napi_value v, uint32_t *out)
 	return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
 }
 
+/* A string that does not fit is refused, not cut: a cut interface name would name another device. */
 static int get_str(napi_env env, napi_value v, char *buf, size_t len)
 {
 	size_t n;
+	if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok || n >= len)
+		return -1;
 	return napi_get_value_string_utf8(env, v, buf, len, &n) == napi_ok ? 0 : -1;
 }
 
@@ -313,7 +316,7 @@ static napi_value js_set_offloads(napi_env env, napi_callback_info info)
 	size_t argc = 2;
 	napi_value argv[2];
 	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-	char ifname[IFNAMSIZ + 1];
+	char ifname[IFNAMSIZ];
 	if (argc < 2 || get_str(env, argv[0], ifname, sizeof(ifname))) {
 		napi_throw_type_error(env, NULL, "setOffloads(ifname, { tso, gso, gro, txcsum })");
 		return NULL;
