@@ -446,8 +446,8 @@ const line = (v: string, r: Result): string =>
   `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  ` +
   `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms` +
   (v.startsWith('kube-l2tp') ? `  pump CPU ${r.pumpCpu.toFixed(2)} s/GB (tcp1)` : '') +
-  `\n  ${''.padEnd(16)}tcp2 one iperf3 -P 2:    ${two(r.tcp2)}` +
-  `\n  ${''.padEnd(16)}tcp2 two iperf3 clients: ${two(r.tcp2procs)}`;
+  `\n${''.padEnd(17)}tcp2 one iperf3 -P 2:    ${two(r.tcp2)}` +
+  `\n${''.padEnd(17)}tcp2 two iperf3 clients: ${two(r.tcp2procs)}`;
 const rounds = new Map<Variant, Result[]>(variants.map((v) => [v, []]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const [i, v] of variants.entries()) {
