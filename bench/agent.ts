@@ -53,6 +53,14 @@ import { Lab, requireRoot } from '../test/harness/netns.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
 import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
+import { processCpuSeconds, procStatusMB } from './proc.js';
+
+/** CPU seconds of the agent, which must still run. */
+function cpuSeconds(pid: number): number {
+  const s = processCpuSeconds(pid);
+  if (s === undefined) throw new Error(`process ${pid} is gone`);
+  return s;
+}
 
 const { values } = parseArgs({
   options: {
@@ -226,22 +234,6 @@ async function stop(p: Proc, ms = 30_000): Promise<number> {
     }
   }
   return (Date.now() - t0) / 1000;
-}
-
-function procStatus(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** utime + stime in seconds. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100;
 }
 
 async function tapCount(): Promise<number> {
@@ -561,7 +553,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
         packetsInStatus: (latest?.packets ?? 0) - pk0,
       };
     }
-    const rssMB = procStatus(pid, 'VmRSS');
+    const rssMB = procStatusMB(pid, 'VmRSS');
     const shards = latest?.shards ?? NaN;
     const objectKB = (latest?.bytes ?? NaN) / 1024;
     const statusKB = (latest?.statusBytes ?? NaN) / 1024;
@@ -611,7 +603,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
 
     const g2 = await applyNodeState(0);
     await waitFor(`final clear of ${n}`, allUp(0, g2));
-    const hwmMB = procStatus(pid, 'VmHWM');
+    const hwmMB = procStatusMB(pid, 'VmHWM');
     const podPeakMB = a.podPeakMB();
     return {
       n,
@@ -649,7 +641,7 @@ async function staticRun(n: number, dir: string): Promise<StaticResult> {
     const readyT = s.lines.find((l) => l.msg === 'ready')!.t;
     const taps = await tapCount();
     if (taps !== n) throw new Error(`static: ${taps} TAPs, expected ${n}`);
-    const hwmMB = procStatus(s.pid(), 'VmHWM');
+    const hwmMB = procStatusMB(s.pid(), 'VmHWM');
     const podPeakMB = s.podPeakMB();
     // what one listSessions (a pass of the agent) costs with n TAPs present
     const t0 = performance.now();

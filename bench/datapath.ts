@@ -38,6 +38,7 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
+import { processCpuSeconds } from './proc.js';
 import { loadEbpfNative } from '../datapath/backend/ebpf/native.js';
 import { Lab, ipIn, inNsCapture, requireRoot } from '../test/harness/netns.js';
 import { startQemuPeer } from '../test/harness/qemu-peer.js';
@@ -192,13 +193,6 @@ async function pidOf(args: readonly string[]): Promise<string | undefined> {
   return undefined;
 }
 
-/** CPU seconds process pid has used so far (user and system, in-context softirq work included). */
-async function processCpu(pid: string): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ
-}
-
 /**
  * CPU seconds the sending iperf3 clients (one per entry of `clients`, found by these arguments) use
  * together over a window in the middle of a test of `seconds`, and the window's length (the caller
@@ -212,7 +206,7 @@ async function senderCpu(
   const pids = await Promise.all(clients.map((args) => pidOf(['iperf3', '-c', POD2, ...args])));
   if (pids.some((p) => !p)) return { cpu: NaN, window: 1 };
   const window = Math.max(1, seconds - 2);
-  const cpuNow = async () => (await Promise.all(pids.map((p) => processCpu(p!)))).reduce((x, y) => x + y, 0);
+  const cpuNow = async () => pids.map((p) => processCpuSeconds(p!) ?? NaN).reduce((x, y) => x + y, 0);
   const a = await cpuNow();
   await new Promise((r) => setTimeout(r, window * 1000));
   return { cpu: (await cpuNow()) - a, window };

@@ -40,6 +40,7 @@ import {
 } from '../test/integration/operator-env.js';
 import { stopProcess } from '../test/harness/process.js';
 import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
+import { processCpuSeconds, procStatusMB } from './proc.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,24 +51,8 @@ async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<unknown>): P
   })); // prettier-ignore
 }
 
-function rssHwmMB(pid: number): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
 /** user+system CPU seconds of a process (0 once it is gone). */
-function cpuS(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
+const cpuS = (pid: number): number => processCpuSeconds(pid) ?? 0;
 
 /** The pids of the control plane's processes (their command lines name its directory). */
 function controlPlanePids(dir: string): Record<string, number> {
@@ -471,7 +456,7 @@ async function scenario(
       steadyWrites: writes(steady) - writes(settled),
       byResource: byRes,
       steadyByResource: steadyByRes || 'none',
-      rssMB: rssHwmMB(opProc.pid!),
+      rssMB: procStatusMB(opProc.pid!, 'VmHWM'),
       heapAtConverge: `${scraped.heapMB[0].toFixed(0)} / ${scraped.heapMB[1].toFixed(0)} MB`,
       createPerS,
       opWritesPerS: writes(atConverge) / convergeS,
