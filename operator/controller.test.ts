@@ -211,6 +211,26 @@ describe('Controller glue', () => {
     assert.deepEqual(stateWrites(), ['create l2tpnodestates/a', 'patch l2tpnodestates/a']);
   });
 
+  it('a tunnel applied with its pseudowires makes each node state once, with all of them', async () => {
+    const { api } = await start((api) => {
+      api.add('nodes', node('a', '10.0.0.1'));
+      api.add('nodes', node('b', '10.0.0.2'));
+      api.add('l2tptunnels', tunnel);
+    });
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    // the pseudowires come a moment after the tunnel's IDs are allocated (node states made at once
+    // would carry the tunnel alone, and be patched again for the pseudowires)
+    await settle(() => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b')?.status?.tunnelID !== undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 5; i++) api.add('pseudowires', pw(`wire-${i}`));
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 5));
+    await new Promise((r) => setTimeout(r, 700));
+    for (const n of ['a', 'b']) {
+      const writes = api.writes.filter((w) => w.endsWith(` l2tpnodestates/${n}`));
+      assert.deepEqual(writes, [`create l2tpnodestates/${n}`]);
+    }
+  });
+
   it('a Ready pseudowire and its tunnel stay Ready while the agents catch up with another change on their nodes', async () => {
     const { api } = await start(seedPair);
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);

@@ -122,34 +122,36 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     if (!spec) continue;
     const current = byIndex[k];
     const name = shardName(node, k);
-    let written = current;
+    const key = `node/${name}`;
+    if (k === 0) owner = current;
+    if (current && deepEqual(current.spec, spec)) continue;
+    // A new node state waits until its spec has stayed the same for a moment: a manifest that
+    // brings tunnels and their pseudowires together makes it once, with all of them. A change is
+    // written at once when the node is idle (nothing written within the spacing interval); in a
+    // burst of changes on the node, no sooner than the spacing interval after the last write and
+    // once the spec has stayed the same for a moment (each write costs the apiserver and wakes
+    // the agent, which answers with a status write).
+    const idle = current && ctx.spacing.wait(key) === 0 && !ctx.nodeSpecs.has(key) && !behind;
+    const busyMax = behind ? cfg.writeSpacingMs * 6 : undefined;
+    const w = idle
+      ? 0
+      : Math.max(ctx.spacing.wait(key), ctx.nodeSpecs.wait(key, JSON.stringify(spec), busyMax));
+    if (w > 0) {
+      wait = Math.max(wait, w);
+      continue;
+    }
+    ctx.spacing.wrote(key);
+    ctx.nodeSpecs.forget(key);
+    let written: L2TPNodeState;
     if (!current) {
-      ctx.spacing.wrote(`node/${name}`);
       written = await client.create<L2TPNodeState>(
         resourcePath(CRD('l2tpnodestates')),
         desiredNodeState(node, nodeObj.metadata.uid, spec, k),
       );
       log.info({ node, shard: name, tunnels: spec.tunnels.length }, 'node state created');
-    } else if (!deepEqual(current.spec, spec)) {
-      // idle (nothing written within the spacing interval): at once; in a burst of changes on the
-      // node: no sooner than the spacing interval after the last write, and once the spec has
-      // stayed the same for a moment (each write costs the apiserver and wakes the agent, which
-      // answers with a status write)
-      const key = `node/${name}`;
-      const idle = ctx.spacing.wait(key) === 0 && !ctx.nodeSpecs.has(key) && !behind;
-      const busyMax = behind ? cfg.writeSpacingMs * 6 : undefined;
-      const w = idle
-        ? 0
-        : Math.max(ctx.spacing.wait(key), ctx.nodeSpecs.wait(key, JSON.stringify(spec), busyMax));
-      if (w > 0) wait = Math.max(wait, w);
-      else {
-        ctx.spacing.wrote(key);
-        ctx.nodeSpecs.forget(key);
-        written = await client.patch<L2TPNodeState>(statePath(name), {
-          spec,
-        });
-        log.debug({ node, shard: name, generation: written.metadata.generation }, 'node state updated');
-      }
+    } else {
+      written = await client.patch<L2TPNodeState>(statePath(name), { spec });
+      log.debug({ node, shard: name, generation: written.metadata.generation }, 'node state updated');
     }
     if (k === 0) owner = written;
   }
