@@ -52,6 +52,7 @@ import { cookieSession } from '../test/harness/nodestate.js';
 import { Lab, requireRoot } from '../test/harness/netns.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
+import { KubeClient, resourcePath } from '../lib/kube/client.js';
 import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
 import { processCpuSeconds, procStatusMB } from './proc.js';
 
@@ -245,6 +246,9 @@ async function tapCount(): Promise<number> {
 
 let cp: ControlPlane;
 let api: k8s.CustomObjectsApi;
+/** Writes the node states as the operator does (one client, create or merge patch). */
+let writer: KubeClient | undefined;
+const NODE_STATES = { group: GROUP, version: VERSION, plural: 'l2tpnodestates' };
 let agentUser = '';
 let auditLog = '';
 
@@ -379,9 +383,9 @@ async function applyNodeState(n: number): Promise<string> {
   await Promise.all(
     shards.map(async (sp, k) => {
       if (!sp || deepEqual(sp, applied[k])) return;
-      await cp.kubectl(['apply', '--server-side', '--field-manager=bench-operator', '-f', '-'], {
-        input: JSON.stringify(desiredNodeState(NODE, undefined, sp, k)),
-      });
+      if (applied[k])
+        await writer!.patch(resourcePath({ ...NODE_STATES, name: shardName(NODE, k) }), { spec: sp });
+      else await writer!.create(resourcePath(NODE_STATES), desiredNodeState(NODE, undefined, sp, k));
     }),
   );
   const objs: L2TPNodeState[] = [];
@@ -746,6 +750,7 @@ async function main() {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cp.adminKubeconfig);
     api = kc.makeApiClient(k8s.CustomObjectsApi);
+    writer = new KubeClient(kc);
     for (let i = 0; i < 100; i++) {
       // the CRDs take a moment to be served
       const r = await runCapture(join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.adminKubeconfig, 'get', 'l2tpnodestates']); // prettier-ignore
@@ -857,6 +862,7 @@ async function main() {
     }
   } finally {
     stopWatch();
+    writer?.close();
     await lab.cleanup();
     await cp?.stop();
     rmSync(dir, { recursive: true, force: true });

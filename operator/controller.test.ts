@@ -299,6 +299,23 @@ describe('Controller glue', () => {
       ns(n)?.spec?.tunnels.flatMap((t) => t.sessions.map((x) => x.pseudowire.name));
     // the tunnel and two sessions fill the first; the third session goes to a second, with its tunnel
     await settle(() => ns('a.shard-1')?.spec?.tunnels[0]?.sessions.length === 1 && names('a')?.length === 2);
+    // a change that touches both (the node's address) writes them together, not one after another
+    let inFlight = 0;
+    let most = 0;
+    const patch = api.patch.bind(api);
+    api.patch = async <T>(path: string, body: unknown): Promise<T> => {
+      if (!/l2tpnodestates\/a(\.shard-1)?$/.test(path)) return patch<T>(path, body);
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 50));
+      inFlight--;
+      return patch<T>(path, body);
+    };
+    api.byPlural
+      .get('nodes')!
+      .put('MODIFIED', { ...node('a', '10.0.0.9'), metadata: { name: 'a', uid: 'x' } });
+    await settle(() => ['a', 'a.shard-1'].every((n) => ns(n)?.spec?.tunnels[0]?.local === '10.0.0.9'));
+    assert.equal(most, 2, 'both node states written at once');
+    api.patch = patch;
     const second = ns('a.shard-1')!;
     assert.equal(second.spec!.nodeName, 'a');
     assert.equal(second.metadata.labels?.['l2tp.kube-l2tp.io/node'], 'a');

@@ -36,9 +36,9 @@ export interface NodeStateSourceOptions {
 }
 
 /** Quiet time after a shard's event before the wake, on a node with several shards. */
-const SHARD_QUIET_MS = 100;
+const SHARD_QUIET_MS = 250;
 /** The longest a wake waits for the shards' events to stop. */
-const SHARD_SETTLE_MAX_MS = 500;
+const SHARD_SETTLE_MAX_MS = 1000;
 
 export function kubeNodeStateSource(
   client: Pick<KubeClient, 'get' | 'watch' | 'patch'>,
@@ -82,8 +82,9 @@ export function kubeNodeStateSource(
     watch(onChange) {
       // a change of status alone (the agent's own writes) or of metadata leaves the spec as it was:
       // no pass for it, which on a large node would delay the next real change by a whole pass
-      // the operator writes a node's shards one after another: on a node with several, the wake
-      // waits until their events have stopped for a moment, so one pass sees the whole change
+      // the operator writes the shards a change touches together, and their events still arrive
+      // apart: on a node with several, the wake waits until they have stopped for a moment, so one
+      // pass sees the whole change
       const wake = () => {
         settle = undefined;
         onChange();

@@ -118,6 +118,9 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   if (!byIndex[0] && !specs[0]?.tunnels.length) return;
   let owner: L2TPNodeState | undefined;
   let wait = 0;
+  // the shards a change touches are written together: the agent waits for their events to stop,
+  // and one pass of it then applies the whole change
+  const writes: (() => Promise<void>)[] = [];
   for (const [k, spec] of specs.entries()) {
     if (!spec) continue;
     const current = byIndex[k];
@@ -142,33 +145,40 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     }
     ctx.spacing.wrote(key);
     ctx.nodeSpecs.forget(key);
-    let written: L2TPNodeState;
-    if (!current) {
-      written = await client.create<L2TPNodeState>(
-        resourcePath(CRD('l2tpnodestates')),
-        desiredNodeState(node, nodeObj.metadata.uid, spec, k),
-      );
-      log.info({ node, shard: name, tunnels: spec.tunnels.length }, 'node state created');
-    } else {
-      written = await client.patch<L2TPNodeState>(statePath(name), { spec });
-      log.debug({ node, shard: name, generation: written.metadata.generation }, 'node state updated');
-    }
-    if (k === 0) owner = written;
+    writes.push(async () => {
+      let written: L2TPNodeState;
+      if (!current) {
+        written = await client.create<L2TPNodeState>(
+          resourcePath(CRD('l2tpnodestates')),
+          desiredNodeState(node, nodeObj.metadata.uid, spec, k),
+        );
+        log.info({ node, shard: name, tunnels: spec.tunnels.length }, 'node state created');
+      } else {
+        written = await client.patch<L2TPNodeState>(statePath(name), { spec });
+        log.debug({ node, shard: name, generation: written.metadata.generation }, 'node state updated');
+      }
+      if (k === 0) owner = written;
+    });
   }
-  if (wait > 0) return { requeueAfterMs: wait };
   // a shard left with nothing is emptied first and deleted once its agent reports it empty: its
   // status is what holds the finalizers of the pseudowires it carried until their devices are gone
-  for (const ns of shards) {
-    const k = shardIndex(ns, node);
-    if (k === 0 || specs[k]) continue;
-    if (ns.spec?.tunnels.length) {
-      ctx.spacing.wrote(`node/${ns.metadata.name}`);
-      await client.patch(statePath(ns.metadata.name), {
-        spec: { nodeName: node, tunnels: [] },
-      });
-      log.debug({ node, shard: ns.metadata.name }, 'node state emptied');
-    } else if (drained(ns)) await deleteShard(ctx, ns);
+  const drainedShards: L2TPNodeState[] = [];
+  if (wait === 0) {
+    for (const ns of shards) {
+      const k = shardIndex(ns, node);
+      if (k === 0 || specs[k]) continue;
+      if (ns.spec?.tunnels.length) {
+        ctx.spacing.wrote(`node/${ns.metadata.name}`);
+        writes.push(async () => {
+          await client.patch(statePath(ns.metadata.name), { spec: { nodeName: node, tunnels: [] } });
+          log.debug({ node, shard: ns.metadata.name }, 'node state emptied');
+        });
+      } else if (drained(ns)) drainedShards.push(ns);
+    }
   }
+  await Promise.all(writes.map((write) => write()));
+  if (wait > 0) return { requeueAfterMs: wait };
+  for (const ns of drainedShards) await deleteShard(ctx, ns);
   const current = owner!;
   const want = desiredDatapathPod(node, cfg.pod, { name: node, uid: current.metadata.uid! });
   const hash = want.metadata.annotations[ANNOTATION_HASH]!;
