@@ -36,9 +36,9 @@ export interface NodeStateSourceOptions {
 }
 
 /** Quiet time after a shard's event before the wake, on a node with several shards. */
-const SHARD_QUIET_MS = 250;
+const SHARD_QUIET_MS = 100;
 /** The longest a wake waits for the shards' events to stop. */
-const SHARD_SETTLE_MAX_MS = 1000;
+const SHARD_SETTLE_MAX_MS = 500;
 
 export function kubeNodeStateSource(
   client: Pick<KubeClient, 'get' | 'watch' | 'patch'>,

@@ -28,6 +28,32 @@ describe('node state placement', () => {
     assert.equal(r.refused.size, 0);
   });
 
+  it('leaves no empty entry of a tunnel in one node state while another carries its sessions', () => {
+    const spec = {
+      nodeName: 'n1',
+      tunnels: [
+        tunnel('a', [session('pw-1', 1), session('pw-2', 2), session('pw-3', 3)]),
+        tunnel('b', [session('pw-4', 4), session('pw-5', 5)]),
+        tunnel('c', []),
+      ],
+    };
+    const r = place(spec, [], order, limits({ nodeStateItems: 5, nodeStateShards: 2 }));
+    // b's sessions go to the second (b's entry in the first, made before them, is left out); c, with
+    // none, stays in the first
+    assert.deepEqual(r.shards.map(names), [
+      [['a', 'pw-1', 'pw-2'], ['c']],
+      [
+        ['a', 'pw-3'],
+        ['b', 'pw-4', 'pw-5'],
+      ],
+    ]);
+    // placed again from there, nothing moves
+    assert.deepEqual(
+      place(spec, r.shards, order, limits({ nodeStateItems: 5, nodeStateShards: 2 })).shards,
+      r.shards,
+    );
+  });
+
   it('refuses the newest beyond a tunnel limit, whatever their order in the spec', () => {
     const spec = {
       nodeName: 'n1',

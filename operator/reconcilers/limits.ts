@@ -149,10 +149,14 @@ export function place(
     for (const t of spec.tunnels) {
       const set = sh.sessions.get(t.name);
       if (!set) continue;
+      // a tunnel's entry without sessions, where other node states carry its sessions, is dead
+      // weight: every change of its node state would rewrite it
+      if (set.size === 0 && shards.some((o) => (o?.sessions.get(t.name)?.size ?? 0) > 0)) continue;
       tunnels.push(
         set.size === t.sessions.length ? t : { ...t, sessions: t.sessions.filter((s) => set.has(s)) },
       );
     }
+    if (k > 0 && tunnels.length === 0) return undefined;
     return { nodeName: node, tunnels };
   };
   const out = Array.from({ length: shards.length }, (_, k) => specOf(shards[k], k));
