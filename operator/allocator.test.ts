@@ -24,6 +24,23 @@ describe('Allocator', () => {
     assert.equal(a.claim('tunnel', 'n1', 42, 'tun/y'), undefined);
   });
 
+  it('asked again without a recorded ID, gives the owner the ID it holds, not the lowest free one', () => {
+    const a = new Allocator();
+    a.allocatePair('tunnel', 'tunnel ID', 'tun/x', { local: 'n1', peer: 'n2' }, {});
+    const pair = a.allocatePair('tunnel', 'tunnel ID', 'tun/y', { local: 'n1', peer: 'n2' }, {});
+    assert.deepEqual(pair, { local: 2, peer: 2, conflicts: [] });
+    a.release('tun/x');
+    assert.deepEqual(a.allocatePair('tunnel', 'tunnel ID', 'tun/y', { local: 'n1', peer: 'n2' }, {}), pair);
+    // held on one side only (a restart seeded from one node's state): kept there, the other allocated
+    const b = new Allocator();
+    b.claim('tunnel', 'n1', 9, 'tun/z');
+    assert.deepEqual(b.allocatePair('tunnel', 'tunnel ID', 'tun/z', { local: 'n1', peer: 'n2' }, {}), {
+      local: 9,
+      peer: 1,
+      conflicts: [],
+    });
+  });
+
   it('allocates UDP ports from the configured range', () => {
     const a = new Allocator({ tunnel: [1, 10], session: [1, 10], port: [5000, 5001] });
     assert.equal(a.allocate('port', ['n1'], 'tun/a'), 5000);

@@ -83,7 +83,8 @@ export class Allocator {
 
   /**
    * The IDs of one object's two sides (local node, and the peer node of an in-cluster pair): a
-   * recorded ID is claimed, a missing one allocated, and a pair with neither gets one ID free on both
+   * recorded ID is claimed, a missing one is the one the owner holds there or a new one, and a pair
+   * with neither gets one ID free on both
    * nodes. A recorded ID another owner holds comes back undefined, with a message naming that owner.
    */
   allocatePair(
@@ -94,13 +95,16 @@ export class Allocator {
     ids: { local?: number | undefined; peer?: number | undefined },
   ): { local?: number; peer?: number; conflicts: string[] } {
     const { local: L, peer: P } = nodes;
-    if (P && ids.local === undefined && ids.peer === undefined) {
+    // what the owner holds already (recorded only in a node state, say) stays its ID: the lowest
+    // free one may have changed since
+    const held = (node: string) => this.idOf(kind, node, owner);
+    if (P && ids.local === undefined && ids.peer === undefined && !held(L) && !held(P)) {
       const id = this.allocate(kind, [L, P], owner);
       return { local: id, peer: id, conflicts: [] };
     }
     const conflicts: string[] = [];
     const side = (node: string, id: number | undefined): number | undefined => {
-      if (id === undefined) return this.allocate(kind, [node], owner);
+      if (id === undefined) return held(node) ?? this.allocate(kind, [node], owner);
       const other = this.claim(kind, node, id, owner);
       if (!other) return id;
       conflicts.push(`${label} ${id} on node ${node} is already used by ${other}`);

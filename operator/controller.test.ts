@@ -195,6 +195,88 @@ describe('Controller glue', () => {
     assert.equal(p()!.status!.sessionID, ns('a')!.spec!.tunnels[0]!.sessions[0]!.sessionId);
   });
 
+  it('a new tunnel is rendered before its status is written, and its status is written once', async () => {
+    const young: L2TPTunnel = {
+      ...tunnel,
+      metadata: { ...tunnel.metadata, creationTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') },
+    };
+    const { api } = await start((api) => {
+      api.add('nodes', node('a', '10.0.0.1'));
+      api.add('nodes', node('b', '10.0.0.2'));
+      api.add('l2tptunnels', young);
+    });
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const t = () => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b')!;
+    const statusWrites = () => api.writes.filter((w) => w === 'patch l2tptunnels/a-to-b/status');
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels.length === 1));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(statusWrites(), [], 'the waiting status is held back');
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    await settle(() => t().status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(statusWrites().length, 1, statusWrites().join(', '));
+    // what the status records is what the node states carry
+    const [a, b] = ['a', 'b'].map((n) => ns(n)!.spec!.tunnels[0]!);
+    const st = t().status!;
+    assert.deepEqual(
+      [st.tunnelID, st.peerTunnelID, st.udpPort, st.peerUDPPort, st.localAddress, st.peerAddress],
+      [a!.tunnelId, b!.tunnelId, a!.udpSourcePort, b!.udpSourcePort, a!.local, b!.local],
+    );
+  });
+
+  it('an operator restarted before a new tunnel has a status renders the IDs its node states carry', async () => {
+    const api = new MemoryApi();
+    const make = () => {
+      const c = new Controller(
+        api,
+        { ...DEFAULT_CONTROLLER, pod: DEFAULT_POD_CONFIG, multus: false, workers: 2, writeSpacingMs: 50 },
+        silentLogger(),
+        createMetrics(false),
+        api.informers,
+      );
+      running.push(c);
+      return c;
+    };
+    const first = make();
+    api.add('nodes', node('a', '10.0.0.1'));
+    api.add('nodes', node('b', '10.0.0.2'));
+    api.add('l2tptunnels', tunnelObject('first'));
+    await first.start();
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const entry = (n: string, name: string) => ns(n)?.spec?.tunnels.find((t) => t.name === name);
+    await settle(() => entry('a', 'first')?.tunnelId === 1);
+    const young: L2TPTunnel = {
+      ...tunnel,
+      metadata: { ...tunnel.metadata, creationTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') },
+    };
+    api.add('l2tptunnels', young);
+    await settle(() => entry('a', 'a-to-b')?.tunnelId === 2 && entry('b', 'a-to-b')?.tunnelId === 2);
+    assert.equal(api.object<L2TPTunnel>('l2tptunnels', 'a-to-b')!.status, undefined, 'held back');
+    await first.stop();
+    // while no operator runs, the first tunnel goes (and with it ID 1 on both nodes)
+    api.byPlural.get('l2tptunnels')!.put('DELETED', api.object<L2TPTunnel>('l2tptunnels', 'first')!);
+    for (const n of ['a', 'b']) {
+      const o = ns(n)!;
+      const tunnels = o.spec!.tunnels.filter((t) => t.name !== 'first');
+      api.byPlural.get('l2tpnodestates')!.put('MODIFIED', { ...o, spec: { ...o.spec!, tunnels } });
+    }
+    const writes = api.writes.length;
+    // a new operator: its informers list what the API holds
+    const held = [...api.byPlural].map(([plural, inf]) => [plural, inf.list()] as const);
+    const second = make();
+    for (const [plural, objs] of held) for (const o of objs) api.byPlural.get(plural)!.put('ADDED', o);
+    await second.start();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(
+      ['a', 'b'].map((n) => entry(n, 'a-to-b')?.tunnelId),
+      [2, 2],
+    );
+    assert.deepEqual(
+      api.writes.slice(writes).filter((w) => w.includes('l2tpnodestates')),
+      [],
+    );
+  });
+
   it('a burst of pseudowires on a node is one node state write, made once the operator has reached them all', async () => {
     const { api } = await start((api) => {
       api.add('nodes', node('a', '10.0.0.1'));

@@ -267,6 +267,26 @@ export class Controller {
 
   /** Seed the allocator from everything recorded before allocating anything new (restart stability). */
   private seed(): void {
+    // what node states carry or agents still report is in use, whoever owns it now; what a spec
+    // carries is claimed after what its agent reports (a new object's IDs are recorded only there
+    // until its status is written)
+    for (const ns of this.nodeStates.list()) {
+      const node = nodeOfState(ns);
+      for (const t of ns.status?.tunnels ?? []) this.alloc.claim('tunnel', node, t.tunnelId, `tun/${t.name}`);
+      // a compact range's ID that the spec no longer names is the agent still removing it; the
+      // pseudowire that had it is being deleted and keeps its ID until the agent reports it gone
+      for (const s of reportedSessions(ns)) {
+        if (!s.pseudowire) continue;
+        this.alloc.claim('session', node, s.sessionId, `pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
+      }
+      for (const t of ns.spec?.tunnels ?? []) {
+        this.alloc.claim('tunnel', node, t.tunnelId, `tun/${t.name}`);
+        if (t.udpSourcePort) this.alloc.claim('port', node, t.udpSourcePort, `tun/${t.name}`);
+        for (const s of t.sessions)
+          this.alloc.claim('session', node, s.sessionId, `pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
+      }
+    }
+    // last, so that what an object's status records is the ID the allocator calls current
     for (const t of this.tunnels.list()) {
       const owner = `tun/${t.metadata.name}`;
       const s = tunnelSides(t);
@@ -277,24 +297,6 @@ export class Controller {
       if (s.peerNode && t.status?.peerUDPPort)
         this.alloc.claim('port', s.peerNode, t.status.peerUDPPort, owner);
     }
-    // what node states carry or agents still report is in use, whoever owns it now
-    for (const ns of this.nodeStates.list()) {
-      const node = nodeOfState(ns);
-      for (const t of ns.spec?.tunnels ?? []) {
-        this.alloc.claim('tunnel', node, t.tunnelId, `tun/${t.name}`);
-        if (t.udpSourcePort) this.alloc.claim('port', node, t.udpSourcePort, `tun/${t.name}`);
-        for (const s of t.sessions)
-          this.alloc.claim('session', node, s.sessionId, `pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
-      }
-      for (const t of ns.status?.tunnels ?? []) this.alloc.claim('tunnel', node, t.tunnelId, `tun/${t.name}`);
-      // a compact range's ID that the spec no longer names is the agent still removing it; the
-      // pseudowire that had it is being deleted and keeps its ID until the agent reports it gone
-      for (const s of reportedSessions(ns)) {
-        if (!s.pseudowire) continue;
-        this.alloc.claim('session', node, s.sessionId, `pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
-      }
-    }
-    // last, so that what a pseudowire's status records is the ID the allocator calls current
     for (const p of this.pws.list()) {
       const t = this.tunnels.get(p.spec.tunnelRef.name);
       if (!t) continue;

@@ -25,6 +25,7 @@ import {
 import { nodeOfState, shardIndex, shardName, shardNameFits } from '../../lib/api/node-shards.js';
 import { place, type Verdict } from './limits.js';
 import { deleteIfExists } from './patch.js';
+import { withAllocatedTunnel } from './tunnel.js';
 import type { Cookies } from './secrets.js';
 
 /**
@@ -106,7 +107,12 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     return shardNameFits(node, k) && (!other || nodeOfState(other) === node);
   };
   const { shards: specs, refused } = place(
-    renderNodeState(node, tunnels, pws, (p, which) => cookieMap.get(objectKey(p))?.[which]),
+    renderNodeState(
+      node,
+      tunnels.map((t) => withAllocatedTunnel(ctx, t)),
+      pws,
+      (p, which) => cookieMap.get(objectKey(p))?.[which],
+    ),
     byIndex.map((ns) => ns?.spec),
     (pw) => created.get(`${pw.namespace}/${pw.name}`) ?? '',
     cfg.limits,

@@ -25,6 +25,7 @@ import {
 } from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
 import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
+import { withAllocatedTunnel } from './tunnel.js';
 
 export async function reconcilePseudowire(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
   const { caches, alloc, client } = ctx;
@@ -153,7 +154,9 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
     }
     st.networkAttachmentDefinition = name;
   }
-  if (!t.status?.localAddress || !t.status.tunnelID) {
+  // a new tunnel is rendered before its status records its IDs, and so are its pseudowires
+  const allocated = withAllocatedTunnel(ctx, t).status;
+  if (!allocated?.localAddress || !allocated.tunnelID) {
     const tr = t.status?.conditions?.find((c) => c.type === 'Ready');
     st.conditions = setReadyDegraded(
       st.conditions,

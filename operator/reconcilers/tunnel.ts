@@ -1,7 +1,7 @@
 // L2TPTunnel: allocates the tunnel IDs and UDP ports both sides lack, resolves the node addresses,
 // and rolls the agents' reports up into status (endpoints, Ready, Degraded).
 import { setReadyDegraded } from '../../lib/api/conditions.js';
-import { namespaceAllowed, type TunnelStatus } from '../../lib/api/schemas.js';
+import { namespaceAllowed, type L2TPTunnel, type TunnelStatus } from '../../lib/api/schemas.js';
 import { deepEqual } from '../../lib/deep-equal.js';
 import { resourcePath } from '../../lib/kube/client.js';
 import { FINALIZER, rollupTunnel, tunnelNodes, tunnelSides } from '../render.js';
@@ -12,6 +12,7 @@ import {
   nodeStateOf,
   pwsOfTunnel,
   readyThroughLag,
+  type Caches,
   type NodeObject,
   type ReconcileContext,
   type ReconcileResult,
@@ -25,6 +26,74 @@ const nodeAddress = (n: NodeObject | undefined, ipv6 = false): string | undefine
     addrs.find((a) => a.type === type && a.address.includes(':') === ipv6)?.address;
   return pick('InternalIP') ?? pick('ExternalIP');
 };
+
+interface Problem {
+  reason: string;
+  message: string;
+}
+
+/** Where a tunnel's two ends are (addresses from the spec or the nodes), and what is in the way. */
+function tunnelAddressing(caches: Caches, t: L2TPTunnel): { la?: string; pa?: string; problems: Problem[] } {
+  const { localNode: L, peerNode: P } = tunnelSides(t);
+  const ext = t.spec.peer.external;
+  const problems: Problem[] = [];
+  const localNode = caches.nodes.get(L);
+  const peerNodeObj = P ? caches.nodes.get(P) : undefined;
+  const v6 = (t.spec.local.address ?? ext?.address ?? t.spec.peer.address ?? '').includes(':');
+  const la = t.spec.local.address ?? nodeAddress(localNode, v6);
+  const pa = ext ? ext.address : (t.spec.peer.address ?? nodeAddress(peerNodeObj, v6));
+  if (!localNode) problems.push({ reason: 'NodeNotFound', message: `node ${L} does not exist` });
+  else if (!la)
+    problems.push({ reason: 'NoAddress', message: `node ${L} has no InternalIP; set spec.local.address` });
+  if (P && !peerNodeObj) problems.push({ reason: 'NodeNotFound', message: `node ${P} does not exist` });
+  else if (P && !pa)
+    problems.push({ reason: 'NoAddress', message: `node ${P} has no InternalIP; set spec.peer.address` });
+  if (la && pa && la.includes(':') !== pa.includes(':')) {
+    problems.push({
+      reason: 'AddressFamilyMismatch',
+      message: `local ${la} and peer ${pa} are different IP families`,
+    });
+  }
+  return { ...(la ? { la } : {}), ...(pa ? { pa } : {}), problems };
+}
+
+/**
+ * A tunnel with the IDs and ports the allocator holds for it and the addresses of its nodes: a new
+ * one is rendered (node states, pseudowires) as soon as its IDs are allocated, before its status
+ * records them. One that cannot be (an ID another owner holds, a node without an address) keeps
+ * what its status says.
+ */
+export function withAllocatedTunnel(ctx: ReconcileContext, t: L2TPTunnel): L2TPTunnel {
+  const { localNode: L, peerNode: P } = tunnelSides(t);
+  const owner = `tun/${t.metadata.name}`;
+  const ext = t.spec.peer.external;
+  // an explicit ID counts only once the allocator holds it for this tunnel (no conflict)
+  const held = (kind: 'tunnel' | 'port', node: string, explicit: number | undefined) => {
+    const id = ctx.alloc.idOf(kind, node, owner);
+    return explicit === undefined || id === explicit ? id : undefined;
+  };
+  const { la, pa, problems } = tunnelAddressing(ctx.caches, t);
+  const fields: TunnelStatus = {
+    tunnelID: held('tunnel', L, t.spec.local.tunnelID),
+    peerTunnelID: P
+      ? held('tunnel', P, t.spec.peer.tunnelID)
+      : (ext?.tunnelID ?? t.spec.peer.tunnelID ?? t.status?.peerTunnelID),
+    localAddress: la,
+    peerAddress: pa,
+  };
+  if (t.spec.encapsulation === 'UDP') {
+    fields.udpPort = held('port', L, t.spec.local.udpPort);
+    fields.peerUDPPort = P
+      ? held('port', P, t.spec.peer.udpPort)
+      : ext
+        ? ext.udpPort
+        : (t.spec.peer.udpPort ?? t.status?.peerUDPPort);
+  }
+  const keys = Object.keys(fields) as (keyof TunnelStatus)[];
+  if (problems.length || keys.some((k) => fields[k] === undefined)) return t;
+  if (keys.every((k) => t.status?.[k] === fields[k])) return t;
+  return { ...t, status: { ...t.status, ...fields } };
+}
 
 export async function reconcileTunnel(ctx: ReconcileContext, name: string): Promise<ReconcileResult> {
   const { caches, alloc } = ctx;
@@ -49,7 +118,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   if (!t.metadata.finalizers?.includes(FINALIZER)) return addFinalizer(ctx.client, path, t);
 
   const st: TunnelStatus = { ...(t.status ?? {}) };
-  const problems: { reason: string; message: string }[] = [];
+  const problems: Problem[] = [];
   const conflicts = (list: string[]) => {
     for (const message of list) problems.push({ reason: 'IDConflict', message });
   };
@@ -78,23 +147,9 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
     pport = P ? ports.peer : peerPort;
   }
 
-  const localNode = caches.nodes.get(L);
-  const peerNodeObj = P ? caches.nodes.get(P) : undefined;
-  const v6 = (t.spec.local.address ?? ext?.address ?? t.spec.peer.address ?? '').includes(':');
-  const la = t.spec.local.address ?? nodeAddress(localNode, v6);
-  const pa = ext ? ext.address : (t.spec.peer.address ?? nodeAddress(peerNodeObj, v6));
-  if (!localNode) problems.push({ reason: 'NodeNotFound', message: `node ${L} does not exist` });
-  else if (!la)
-    problems.push({ reason: 'NoAddress', message: `node ${L} has no InternalIP; set spec.local.address` });
-  if (P && !peerNodeObj) problems.push({ reason: 'NodeNotFound', message: `node ${P} does not exist` });
-  else if (P && !pa)
-    problems.push({ reason: 'NoAddress', message: `node ${P} has no InternalIP; set spec.peer.address` });
-  if (la && pa && la.includes(':') !== pa.includes(':')) {
-    problems.push({
-      reason: 'AddressFamilyMismatch',
-      message: `local ${la} and peer ${pa} are different IP families`,
-    });
-  }
+  const addressing = tunnelAddressing(caches, t);
+  problems.push(...addressing.problems);
+  const { la, pa } = addressing;
   const assign = <K extends keyof TunnelStatus>(k: K, v: TunnelStatus[K] | undefined) => {
     if (v === undefined) delete st[k];
     else st[k] = v;
@@ -131,10 +186,25 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   const degraded = first ? { status: 'True' as const, reason: first.reason, message } : roll.degraded;
   const prevReason = t.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
   st.conditions = setReadyDegraded(st.conditions, ready, degraded, st.observedGeneration, kubeNow());
-  // what pseudowires and node states need (IDs, addresses) goes out at once; the roll-up alone
-  // (pseudowire count, endpoints, conditions) once it has settled (see WriteDebounce)
   const keys = ['tunnelID', 'peerTunnelID', 'udpPort', 'peerUDPPort', 'localAddress', 'peerAddress'] as const;
-  if (!keys.some((k) => t.status?.[k] !== st[k]) && !deepEqual(t.status ?? {}, st)) {
+  const moved = keys.some((k) => t.status?.[k] !== st[k]);
+  // A new tunnel's waiting status is held back while it is young: node states and pseudowires
+  // render it from the allocator and its nodes meanwhile (withAllocatedTunnel), and the agents'
+  // report brings its one status write, with the result. Past the hold (agents down, a node far
+  // behind) the waiting status is written.
+  const age = Date.now() - Date.parse(t.metadata.creationTimestamp ?? '');
+  if (
+    !first &&
+    t.status?.conditions === undefined &&
+    ready.reason === 'Pending' &&
+    age < ctx.cfg.pendingHoldMs
+  ) {
+    if (moved) for (const n of tunnelNodes(t)) ctx.enqueue(`node/${n}`, 200);
+    return { requeueAfterMs: Math.max(1000, ctx.cfg.pendingHoldMs - age) };
+  }
+  // a change of what pseudowires and node states need (IDs, addresses) goes out at once; the
+  // roll-up alone (pseudowire count, endpoints, conditions) once it has settled (see WriteDebounce)
+  if (!moved && !deepEqual(t.status ?? {}, st)) {
     const value = JSON.stringify({
       ...st,
       conditions: st.conditions?.map(({ lastTransitionTime: _, ...c }) => c),

@@ -31,8 +31,8 @@ type WithConds = {
     { conditions?: { type: string; status: string; reason?: string | undefined }[] | undefined } | undefined;
 };
 const ready = (o: WithConds) => o.status?.conditions?.find((c) => c.type === 'Ready');
-// a new pseudowire's waiting status is held back while no agent reports (up to a minute by default);
-// these tests often have no agent reporting, and wait for that status
+// a new pseudowire's or tunnel's waiting status is held back while no agent reports (up to a minute
+// by default); these tests often have no agent reporting, and wait for that status
 const SHORT_HOLD = { controller: { pendingHoldMs: 2000 } };
 
 describe('operator on a real apiserver', () => {
@@ -322,8 +322,8 @@ describe('operator on a real apiserver', () => {
   it('two replicas elect one leader and fail over', async () => {
     await op!.stop();
     op = undefined;
-    const a = await operator(env, { leaderElection: { identity: 'replica-a' } });
-    const b = await operator(env, { leaderElection: { identity: 'replica-b' } });
+    const a = await operator(env, { ...SHORT_HOLD, leaderElection: { identity: 'replica-a' } });
+    const b = await operator(env, { ...SHORT_HOLD, leaderElection: { identity: 'replica-b' } });
     try {
       await eventually('one leader', async () => a.isLeader() !== b.isLeader());
       await new Promise((r) => setTimeout(r, 1000));
