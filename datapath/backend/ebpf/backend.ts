@@ -62,6 +62,11 @@ import {
 import { attachFilter, detachFilter, filterProgId, type Hook } from './tc.js';
 
 const BPFFS_MAGIC = 0xcafe4a11;
+/**
+ * Queues of a session's veth pair at most: l2tpethN's receive queues each hold a ring of 256 frames
+ * and a NAPI context (a few KB each), so a node with many CPUs and sessions lets CPUs share them.
+ */
+export const SESSION_QUEUES = 8;
 export const DEFAULT_BPFFS = '/sys/fs/bpf';
 
 export interface EbpfBackendOptions extends BackendOptions {
@@ -364,6 +369,7 @@ export class EbpfBackend implements Backend {
     // received single frames leave through the peer: veth gives them l2tpethN's NAPI and GRO only
     // when the sending end has TSO off (super-packets take another way in, never this one)
     this.native.setOffloads(peer, { tso: false });
+    this.setQueues(peer, spec.sessionId);
     const peerNow = await getLink(peer);
     if (!peerNow) throw new Error(`peer device ${peer} vanished`);
 
@@ -374,6 +380,7 @@ export class EbpfBackend implements Backend {
       // needs the inner ones filled before it is summed
       const csum = t.spec.encap === 'udp' && t.spec.udpChecksum;
       this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast, txcsum: !csum });
+      this.setQueues(spec.ifname, spec.sessionId);
     }
     const cookie = cookieBytes(spec.cookie);
     const l2specLength = spec.l2specType === 'default' ? 4 : 0;
@@ -445,6 +452,25 @@ export class EbpfBackend implements Backend {
       this.log.warn(
         { tunnelId: spec.tunnelId, sessionId: spec.sessionId, reorderTimeoutMs: spec.reorderTimeoutMs },
         'the ebpf backend cannot hold frames for reordering: out-of-sequence frames are dropped as with reorderTimeout 0',
+      );
+    }
+  }
+
+  /**
+   * A queue per CPU (up to SESSION_QUEUES) on both ends of the pair: the receive program sends each
+   * CPU's single TCP frames through its own queue of the peer into its own ring and NAPI of
+   * l2tpethN. A kernel that cannot set them leaves one queue: slower under load, still correct.
+   */
+  private setQueues(ifname: string, sessionId: number): void {
+    const want = Math.min(this.cpus, SESSION_QUEUES);
+    try {
+      const got = this.native.setChannels(ifname, want);
+      if (got.rx < want || got.tx < want)
+        this.log.debug({ ifname, sessionId, want, ...got }, 'fewer session device queues than CPUs');
+    } catch (e) {
+      this.log.warn(
+        { ifname, sessionId, err: (e as Error).message },
+        'session device queues not set: received TCP is merged through one queue',
       );
     }
   }

@@ -173,6 +173,17 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     );
   });
 
+  it('the addon sets queue counts only of a device named in full, to at least one queue', () => {
+    const n = loadEbpfNative();
+    assert.throws(() => n.setChannels('l2tpeth123456789', 2), TypeError);
+    assert.throws(() => n.setChannels('l2tpeth0', 0), TypeError);
+    assert.throws(
+      () => n.setChannels('kl2tp-nosuchdev', 2),
+      (e: NodeJS.ErrnoException) =>
+        !(e instanceof TypeError) && /ethtool channels of kl2tp-nosuchdev/.test(e.message),
+    );
+  });
+
   it('names the last drop counter badChecksum, in session and tunnel counters', () => {
     // one counter per reason (the sizes are checked against the object file above)
     assert.equal(SIZES.sessStats, 48 + 8 * DROP_REASONS.length);

@@ -30,6 +30,8 @@ export interface EbpfNative {
   /** Run counts and run times of every program (bpftool prog show) until the returned fd closes. */
   enableStats(): number;
   setOffloads(ifname: string, o: { tso?: boolean; gso?: boolean; gro?: boolean; txcsum?: boolean }): void;
+  /** Up to `count` rx and tx queues (the device's maximum caps it); the counts it has afterwards. */
+  setChannels(ifname: string, count: number): { rx: number; tx: number };
 }
 
 export const addonPath = (): string =>

@@ -699,8 +699,15 @@ int l2tp_rx(struct __sk_buff *skb)
 	 * version enters the pod's namespace without crossing the pair (redirect_peer does not
 	 * re-read the Ethernet header, so protocol and packet type stay the outer frame's); anything
 	 * else crosses it, where veth reads the inner header. */
-	if (tcp)
+	if (tcp) {
+		/* The peer has a queue per CPU (up to a cap) and so has l2tpethN: each receive queue is a
+		 * ring with its own NAPI. The transmit queue is picked from a recorded receive queue:
+		 * recording this CPU's number makes each CPU fill a ring whose NAPI it schedules itself,
+		 * as VXLAN's per-CPU GRO cells do. With one ring, a CPU kept filling it while the other
+		 * CPU owned its NAPI: the ring overflowed and TCP saw drops and reordering. */
+		skb->queue_mapping = bpf_get_smp_processor_id() + 1;
 		return bpf_redirect(ifindex, 0);
+	}
 	if (dev_ifindex)
 		return bpf_redirect(dev_ifindex, BPF_F_INGRESS);
 	if (gso && same_proto)

@@ -13,6 +13,8 @@
  *   progId(fd) / closeFd(fd)
  *   enableStats() -> fd: the kernel counts run_cnt and run_time_ns of every program until it closes
  *   setOffloads(ifname, { tso?, gso?, gro?, txcsum? })
+ *   setChannels(ifname, count) -> { rx, tx }: as many rx and tx queues as asked, at most the device's
+ *                    maximum; the counts the device has afterwards
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -349,6 +351,60 @@ static napi_value js_set_offloads(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/* Queue counts through the legacy ethtool channel ioctls (ethtool -L rx N tx N). veth creates a
+ * queue per possible CPU but uses one unless asked; the device's maximum caps the count. */
+static napi_value js_set_channels(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2];
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	char ifname[IFNAMSIZ];
+	uint32_t want;
+	if (argc < 2 || get_str(env, argv[0], ifname, sizeof(ifname)) || get_u32(env, argv[1], &want) || want == 0) {
+		napi_throw_type_error(env, NULL, "setChannels(ifname, count >= 1)");
+		return NULL;
+	}
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return throw_errno(env, "socket", errno);
+	struct ethtool_channels ch = {.cmd = ETHTOOL_GCHANNELS};
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	ifr.ifr_data = (void *)&ch;
+	char what[96];
+	if (ioctl(sock, SIOCETHTOOL, &ifr)) {
+		int e = errno;
+		close(sock);
+		snprintf(what, sizeof(what), "ethtool channels of %s", ifname);
+		return throw_errno(env, what, e);
+	}
+	uint32_t rx = want < ch.max_rx ? want : ch.max_rx, tx = want < ch.max_tx ? want : ch.max_tx;
+	if (rx && tx && (rx != ch.rx_count || tx != ch.tx_count)) {
+		ch.cmd = ETHTOOL_SCHANNELS;
+		ch.rx_count = rx;
+		ch.tx_count = tx;
+		if (ioctl(sock, SIOCETHTOOL, &ifr)) {
+			int e = errno;
+			close(sock);
+			snprintf(what, sizeof(what), "ethtool channels rx %u tx %u on %s", rx, tx, ifname);
+			return throw_errno(env, what, e);
+		}
+		ch.cmd = ETHTOOL_GCHANNELS;
+		if (ioctl(sock, SIOCETHTOOL, &ifr)) {
+			int e = errno;
+			close(sock);
+			snprintf(what, sizeof(what), "ethtool channels of %s", ifname);
+			return throw_errno(env, what, e);
+		}
+	}
+	close(sock);
+	napi_value o;
+	napi_create_object(env, &o);
+	napi_set_named_property(env, o, "rx", num(env, ch.rx_count));
+	napi_set_named_property(env, o, "tx", num(env, ch.tx_count));
+	return o;
+}
+
 static napi_value init(napi_env env, napi_value exports)
 {
 	napi_property_descriptor d[] = {
@@ -361,6 +417,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_default, NULL},
 		{"enableStats", NULL, js_enable_stats, NULL, NULL, NULL, napi_default, NULL},
 		{"setOffloads", NULL, js_set_offloads, NULL, NULL, NULL, napi_default, NULL},
+		{"setChannels", NULL, js_set_channels, NULL, NULL, NULL, napi_default, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d);
 	return exports;
