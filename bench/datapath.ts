@@ -19,7 +19,9 @@
 // not the sum of the CPUs, is usually the limit; two clients give each stream its own threads.
 // For both 2-stream tests also the CPU time per GB of the whole machine and of the sending iperf3
 // process(es), the share of both CPUs that was busy and the senders' retransmissions.
-// RTT is also printed as the time added over the bare bridge.
+// RTT is also printed as the time added over the bare bridge, and for every variant the frames the
+// receiving host's devices dropped during the TCP tests (a veth drops what its peer's full receive
+// ring cannot take).
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 //               [--single-datagrams] (the underlay veths segment UDP tunnel super-packets themselves, so
 //                               the receiving host sees single datagrams as from a NIC; without it veth
@@ -82,6 +84,7 @@ interface TwoStreams {
 }
 
 interface Result {
+  drops: number; // frames the receiving host's devices dropped during the TCP tests (rx and tx, summed)
   tcp1: number; // Gbit/s
   pumpCpu: number; // CPU seconds of the pump threads (l2tp-rx, l2tp-tx) per GB received in tcp1
   tcp2: TwoStreams; // one iperf3 client with -P 2
@@ -150,6 +153,16 @@ async function threadCpu(names: readonly string[]): Promise<number> {
     }
   }
   return ticks / hz;
+}
+
+/** Frames every device in ns has dropped so far, received and transmitted (ip -s link). */
+async function devDrops(ns: string): Promise<number> {
+  const r = await inNsCapture(ns, 'ip', '-j', '-s', 'link', 'show');
+  type L = { stats64?: { rx?: { dropped?: number }; tx?: { dropped?: number } } };
+  return (JSON.parse(r.stdout || '[]') as L[]).reduce(
+    (n, l) => n + (l.stats64?.rx?.dropped ?? 0) + (l.stats64?.tx?.dropped ?? 0),
+    0,
+  );
 }
 
 /** What --profile found during one 64-byte test (started with the test's duration), as lines. */
@@ -264,9 +277,16 @@ async function twoStreams(p1: string, mode: 'P2' | 'procs', perfOut?: string): P
   };
 }
 
-async function measure(p1: string, p2: string, profiler?: Profiler, perfOut?: string): Promise<Result> {
+async function measure(
+  p1: string,
+  p2: string,
+  h2: string,
+  profiler?: Profiler,
+  perfOut?: string,
+): Promise<Result> {
   const servers = await startServers(p2);
   try {
+    const drops0 = await devDrops(h2);
     const t = String(SECONDS);
     const cpu0 = await threadCpu(PUMP_THREADS);
     const r1 = ((await iperfJson(p1, ['-t', t, '-p', PORTS[0]])) as TcpEnd).end?.sum_received;
@@ -274,6 +294,7 @@ async function measure(p1: string, p2: string, profiler?: Profiler, perfOut?: st
     const tcp1 = r1?.bits_per_second ?? 0;
     const tcp2 = await twoStreams(p1, 'P2', perfOut && `${perfOut}.data`);
     const tcp2procs = await twoStreams(p1, 'procs', perfOut && `${perfOut}-procs.data`);
+    const drops = (await devDrops(h2)) - drops0;
     type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
     const udp = iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t, '-p', PORTS[0]]);
     let profile: Promise<string[]> | undefined;
@@ -297,6 +318,7 @@ async function measure(p1: string, p2: string, profiler?: Profiler, perfOut?: st
     const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', POD2);
     const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1] ?? NaN);
     return {
+      drops,
       tcp1: tcp1 / 1e9,
       pumpCpu: pumpCpu / ((r1?.bytes ?? 0) / 1e9),
       tcp2,
@@ -417,7 +439,7 @@ async function run(variant: Variant, n: number, round: number): Promise<Result> 
                 profileProg(h.h2, `${pfx}u2`, 'ingress', secs),
               ]);
     const perfOut = values.perf ? `${values.perf}-${variant}-${round}` : undefined;
-    return await measure(`${pfx}p1`, `${pfx}p2`, profiler, perfOut);
+    return await measure(`${pfx}p1`, `${pfx}p2`, h.h2, profiler, perfOut);
   } finally {
     await lab.cleanup();
   }
@@ -438,7 +460,7 @@ const two = (s: TwoStreams): string =>
   `${(s.busy * 100).toFixed(0)}% busy, ${s.retr} retr)`;
 const line = (v: string, r: Result): string =>
   `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  ` +
-  `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms` +
+  `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms  TCP drops on host 2 ${r.drops}` +
   (v.startsWith('kube-l2tp') ? `  pump CPU ${r.pumpCpu.toFixed(2)} s/GB (tcp1)` : '') +
   `\n${''.padEnd(17)}tcp2 one iperf3 -P 2:    ${two(r.tcp2)}` +
   `\n${''.padEnd(17)}tcp2 two iperf3 clients: ${two(r.tcp2procs)}`;
@@ -466,6 +488,7 @@ const medianTwo = (ss: TwoStreams[]): TwoStreams => ({
 const results = new Map<Variant, Result>();
 for (const [v, rs] of rounds) {
   results.set(v, {
+    drops: median(rs.map((r) => r.drops)),
     tcp1: median(rs.map((r) => r.tcp1)),
     pumpCpu: median(rs.map((r) => r.pumpCpu)),
     tcp2: medianTwo(rs.map((r) => r.tcp2)),
