@@ -6,33 +6,15 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { sessionMtu } from '../../lib/wire/session.js';
-import { Lab, inNs, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
-import { pairConfigs, podOn, tcpIntact, twoHosts, type Hosts } from './datapath-lab.js';
+import { pairConfigs, podOn, singleDatagrams, tcpIntact, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
 /** This suite's own subnets: 10.247.0.0/16. */
 const NET = 247;
 const MTU = sessionMtu({ encap: 'udp', ipv6: false, cookieLength: 4, l2specType: 'default' });
-
-/** As from a NIC: the underlay segments UDP tunnel super-packets before the other host sees them. */
-async function singleDatagrams(h: Hosts, p: string): Promise<void> {
-  for (const [ns, dev] of [
-    [h.h1, `${p}u1`],
-    [h.h2, `${p}u2`],
-  ] as const)
-    await inNs(
-      ns,
-      'ethtool',
-      '-K',
-      dev,
-      'tx-udp_tnl-segmentation',
-      'off',
-      'tx-udp_tnl-csum-segmentation',
-      'off',
-    );
-}
 
 /** Received packets and bytes of dev in ns. */
 async function rxStats(ns: string, dev: string): Promise<{ packets: number; bytes: number }> {

@@ -10,9 +10,9 @@ import { cpus } from 'node:os';
 import { before, describe, it } from 'node:test';
 import { SESSION_QUEUES } from '../../datapath/backend/ebpf/backend.js';
 import { sessionMtu } from '../../lib/wire/session.js';
-import { Lab, inNs, inNsCapture, ping, requireRoot } from '../harness/netns.js';
+import { Lab, inNsCapture, ping, requireRoot } from '../harness/netns.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
-import { pairConfigs, podOn, twoHosts } from './datapath-lab.js';
+import { pairConfigs, podOn, singleDatagrams, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
@@ -71,22 +71,7 @@ describe('ebpf receive path: a ring per CPU', () => {
       const p = 'ev-q';
       const h = await twoHosts(lab, p, 5, false, NET);
       // as from a NIC: the other host receives single datagrams (the bench's --single-datagrams)
-      for (const [ns, dev] of [
-        [h.h1, `${p}u1`],
-        [h.h2, `${p}u2`],
-      ] as const) {
-        await inNs(ns, 'ethtool', '-K', dev, 'gro', 'on');
-        await inNs(
-          ns,
-          'ethtool',
-          '-K',
-          dev,
-          'tx-udp_tnl-segmentation',
-          'off',
-          'tx-udp_tnl-csum-segmentation',
-          'off',
-        );
-      }
+      await singleDatagrams(h, p, { gro: true });
       const bpffs = await privateBpffs(lab);
       const [c1, c2] = pairConfigs(h, { encap: 'udp', cookieLength: 0, l2specType: 'default' });
       const d1 = await startEbpfDatapath(lab, h.h1, c1, bpffs);

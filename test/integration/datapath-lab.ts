@@ -41,6 +41,29 @@ export async function twoHosts(lab: Lab, p: string, n: number, v6 = false, net =
   return { h1, h2, u1, u2 };
 }
 
+/**
+ * As from a NIC: the underlay segments UDP tunnel super-packets before the other host sees them;
+ * with `gro`, the underlay ends also merge what they receive (GRO on, as the datapath bench sets).
+ */
+export async function singleDatagrams(h: Hosts, p: string, o: { gro?: boolean } = {}): Promise<void> {
+  for (const [ns, dev] of [
+    [h.h1, `${p}u1`],
+    [h.h2, `${p}u2`],
+  ] as const) {
+    if (o.gro) await inNs(ns, 'ethtool', '-K', dev, 'gro', 'on');
+    await inNs(
+      ns,
+      'ethtool',
+      '-K',
+      dev,
+      'tx-udp_tnl-segmentation',
+      'off',
+      'tx-udp_tnl-csum-segmentation',
+      'off',
+    );
+  }
+}
+
 export async function deleteTuns(ns: string): Promise<void> {
   const r = await inNsCapture(ns, 'ip', '-j', 'link', 'show', 'type', 'tun');
   if (r.code !== 0) return;
