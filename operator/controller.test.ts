@@ -9,6 +9,7 @@ import { silentLogger } from '../lib/log.js';
 import { MemoryApi } from '../test/fakes/memory-api.js';
 import { pseudowireObject, tunnelObject } from '../test/fakes/objects.js';
 import { Controller, DEFAULT_CONTROLLER } from './controller.js';
+import type { ControllerConfig } from './reconcilers/context.js';
 import { createMetrics } from './metrics.js';
 import { DEFAULT_POD_CONFIG, FINALIZER } from './render.js';
 
@@ -32,16 +33,29 @@ afterEach(async () => {
   for (const c of running.splice(0)) await c.stop();
 });
 
-async function start(seed: (api: MemoryApi) => void) {
-  const api = new MemoryApi();
+/** A controller on `api` (made before anything is seeded: the memory API's objects live in its informers). */
+function controllerOn(api: MemoryApi, cfg: Partial<ControllerConfig> = {}): Controller {
   const ctrl = new Controller(
     api,
-    { ...DEFAULT_CONTROLLER, pod: DEFAULT_POD_CONFIG, multus: false, workers: 2, writeSpacingMs: 500 },
+    {
+      ...DEFAULT_CONTROLLER,
+      pod: DEFAULT_POD_CONFIG,
+      multus: false,
+      workers: 2,
+      writeSpacingMs: 500,
+      ...cfg,
+    },
     silentLogger(),
     createMetrics(false),
     api.informers,
   );
   running.push(ctrl);
+  return ctrl;
+}
+
+async function start(seed: (api: MemoryApi) => void) {
+  const api = new MemoryApi();
+  const ctrl = controllerOn(api);
   seed(api);
   await ctrl.start();
   return { api, ctrl };
@@ -56,12 +70,24 @@ async function settle(ok: () => boolean, ms = 5000) {
   assert.fail('the controller did not settle');
 }
 
-const seedPair = (api: MemoryApi) => {
+/** Nodes a and b and the tunnels given (default: the fixture's a-to-b, created long ago). */
+const seedNodes = (api: MemoryApi, ...tunnels: L2TPTunnel[]) => {
   api.add('nodes', node('a', '10.0.0.1'));
   api.add('nodes', node('b', '10.0.0.2'));
-  api.add('l2tptunnels', tunnel);
+  for (const t of tunnels.length ? tunnels : [tunnel]) api.add('l2tptunnels', t);
+};
+
+const seedPair = (api: MemoryApi) => {
+  seedNodes(api);
   api.add('pseudowires', pw('red-wire'));
 };
+
+/** Created just now, as Kubernetes stamps it: young enough for its waiting status to be held back. */
+const justNow = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+const youngTunnel = (): L2TPTunnel => ({
+  ...tunnel,
+  metadata: { ...tunnel.metadata, creationTimestamp: justNow() },
+});
 
 /**
  * What an agent writes: node state `name` seen at its current generation, its tunnel Ready, and each
@@ -138,11 +164,12 @@ describe('Controller glue', () => {
 
   it('an explicit ID another tunnel holds is an IDConflict, not a second owner', async () => {
     const { api } = await start((api) => {
-      api.add('nodes', node('a', '10.0.0.1'));
-      api.add('nodes', node('b', '10.0.0.2'));
       const fixed = { ...tunnel.spec, local: { node: 'a', tunnelID: 7 } };
-      api.add('l2tptunnels', { ...tunnel, metadata: { name: 'first' }, spec: fixed });
-      api.add('l2tptunnels', { ...tunnel, metadata: { name: 'second' }, spec: fixed });
+      seedNodes(
+        api,
+        { ...tunnel, metadata: { name: 'first' }, spec: fixed },
+        { ...tunnel, metadata: { name: 'second' }, spec: fixed },
+      );
     });
     const cond = (n: string) =>
       api.object<L2TPTunnel>('l2tptunnels', n)?.status?.conditions?.find((c) => c.type === 'Ready');
@@ -176,11 +203,9 @@ describe('Controller glue', () => {
 
   it('a new pseudowire is rendered before its status is written, and its status is written once', async () => {
     const young = pw('fresh');
-    young.metadata.creationTimestamp = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    young.metadata.creationTimestamp = justNow();
     const { api } = await start((api) => {
-      api.add('nodes', node('a', '10.0.0.1'));
-      api.add('nodes', node('b', '10.0.0.2'));
-      api.add('l2tptunnels', tunnel);
+      seedNodes(api);
       api.add('pseudowires', young);
     });
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
@@ -196,15 +221,7 @@ describe('Controller glue', () => {
   });
 
   it('a new tunnel is rendered before its status is written, and its status is written once', async () => {
-    const young: L2TPTunnel = {
-      ...tunnel,
-      metadata: { ...tunnel.metadata, creationTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') },
-    };
-    const { api } = await start((api) => {
-      api.add('nodes', node('a', '10.0.0.1'));
-      api.add('nodes', node('b', '10.0.0.2'));
-      api.add('l2tptunnels', young);
-    });
+    const { api } = await start((api) => seedNodes(api, youngTunnel()));
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
     const t = () => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b')!;
     const statusWrites = () => api.writes.filter((w) => w === 'patch l2tptunnels/a-to-b/status');
@@ -226,30 +243,14 @@ describe('Controller glue', () => {
 
   it('an operator restarted before a new tunnel has a status renders the IDs its node states carry', async () => {
     const api = new MemoryApi();
-    const make = () => {
-      const c = new Controller(
-        api,
-        { ...DEFAULT_CONTROLLER, pod: DEFAULT_POD_CONFIG, multus: false, workers: 2, writeSpacingMs: 50 },
-        silentLogger(),
-        createMetrics(false),
-        api.informers,
-      );
-      running.push(c);
-      return c;
-    };
+    const make = () => controllerOn(api, { writeSpacingMs: 50 });
     const first = make();
-    api.add('nodes', node('a', '10.0.0.1'));
-    api.add('nodes', node('b', '10.0.0.2'));
-    api.add('l2tptunnels', tunnelObject('first'));
+    seedNodes(api, tunnelObject('first'));
     await first.start();
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
     const entry = (n: string, name: string) => ns(n)?.spec?.tunnels.find((t) => t.name === name);
     await settle(() => entry('a', 'first')?.tunnelId === 1);
-    const young: L2TPTunnel = {
-      ...tunnel,
-      metadata: { ...tunnel.metadata, creationTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') },
-    };
-    api.add('l2tptunnels', young);
+    api.add('l2tptunnels', youngTunnel());
     await settle(() => entry('a', 'a-to-b')?.tunnelId === 2 && entry('b', 'a-to-b')?.tunnelId === 2);
     assert.equal(api.object<L2TPTunnel>('l2tptunnels', 'a-to-b')!.status, undefined, 'held back');
     await first.stop();
@@ -278,11 +279,7 @@ describe('Controller glue', () => {
   });
 
   it('a burst of pseudowires on a node is one node state write, made once the operator has reached them all', async () => {
-    const { api } = await start((api) => {
-      api.add('nodes', node('a', '10.0.0.1'));
-      api.add('nodes', node('b', '10.0.0.2'));
-      api.add('l2tptunnels', tunnel);
-    });
+    const { api } = await start((api) => seedNodes(api));
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
     const stateWrites = () => api.writes.filter((w) => /^\w+ l2tpnodestates\/a$/.test(w));
     await settle(() => ns('a') !== undefined);
@@ -294,11 +291,7 @@ describe('Controller glue', () => {
   });
 
   it('a tunnel applied with its pseudowires makes each node state once, with all of them', async () => {
-    const { api } = await start((api) => {
-      api.add('nodes', node('a', '10.0.0.1'));
-      api.add('nodes', node('b', '10.0.0.2'));
-      api.add('l2tptunnels', tunnel);
-    });
+    const { api } = await start((api) => seedNodes(api));
     const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
     // the pseudowires come a moment after the tunnel's IDs are allocated (node states made at once
     // would carry the tunnel alone, and be patched again for the pseudowires)
@@ -357,21 +350,7 @@ describe('Controller glue', () => {
   it('a node beyond one node state spreads over more; one left with nothing goes once its agent reports it empty', async () => {
     const api = new MemoryApi();
     const limits = { ...DEFAULT_CONTROLLER.limits, nodeStateItems: 3, nodeStateShards: 3 };
-    const ctrl = new Controller(
-      api,
-      {
-        ...DEFAULT_CONTROLLER,
-        pod: DEFAULT_POD_CONFIG,
-        multus: false,
-        workers: 2,
-        writeSpacingMs: 50,
-        limits,
-      },
-      silentLogger(),
-      createMetrics(false),
-      api.informers,
-    );
-    running.push(ctrl);
+    const ctrl = controllerOn(api, { writeSpacingMs: 50, limits });
     seedPair(api);
     api.add('pseudowires', pw('blue-wire'));
     api.add('pseudowires', pw('green-wire'));
