@@ -12,6 +12,7 @@
  *   closeTunnel(handle, keepDevices)
  */
 #include <errno.h>
+#include <net/if.h>
 #include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,9 +129,15 @@ static napi_value open_tap(napi_env env, napi_callback_info info) {
   size_t argc;
   napi_value argv[2];
   if (!get_args(env, info, 2, argv, &argc)) return NULL;
-  char name[64] = {0}, actual[64] = {0};
+  char name[IFNAMSIZ] = {0}, actual[IFNAMSIZ] = {0};
   size_t n;
   bool vnet = false;
+  /* a name that does not fit is refused, not cut: cut, it would name another device */
+  CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &n));
+  if (n == 0 || n >= sizeof name) {
+    napi_throw_type_error(env, NULL, "openTap: a TAP name is 1 to 15 bytes");
+    return NULL;
+  }
   CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
   if (argc > 1) napi_get_value_bool(env, argv[1], &vnet);
   int fd = tap_open(name, vnet, actual, sizeof actual);
