@@ -42,7 +42,7 @@ import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
 import { processCpuSeconds } from './proc.js';
 import { loadEbpfNative } from '../datapath/backend/ebpf/native.js';
-import { Lab, ipIn, inNsCapture, requireRoot } from '../test/harness/netns.js';
+import { Lab, ipIn, inNsCapture, linkStats, requireRoot } from '../test/harness/netns.js';
 import { startQemuPeer } from '../test/harness/qemu-peer.js';
 import { privateBpffs, startEbpfDatapath } from '../test/integration/datapath-ebpf-lab.js';
 import { attach, pairConfigs, podOn, startDatapath, twoHosts } from '../test/integration/datapath-lab.js';
@@ -157,12 +157,7 @@ async function threadCpu(names: readonly string[]): Promise<number> {
 
 /** Frames every device in ns has dropped so far, received and transmitted (ip -s link). */
 async function devDrops(ns: string): Promise<number> {
-  const r = await inNsCapture(ns, 'ip', '-j', '-s', 'link', 'show');
-  type L = { stats64?: { rx?: { dropped?: number }; tx?: { dropped?: number } } };
-  return (JSON.parse(r.stdout || '[]') as L[]).reduce(
-    (n, l) => n + (l.stats64?.rx?.dropped ?? 0) + (l.stats64?.tx?.dropped ?? 0),
-    0,
-  );
+  return (await linkStats(ns)).reduce((n, l) => n + l.rx.dropped + l.tx.dropped, 0);
 }
 
 /** What --profile found during one 64-byte test (started with the test's duration), as lines. */

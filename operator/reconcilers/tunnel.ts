@@ -57,6 +57,17 @@ function tunnelAddressing(caches: Caches, t: L2TPTunnel): { la?: string; pa?: st
   return { ...(la ? { la } : {}), ...(pa ? { pa } : {}), problems };
 }
 
+/** The peer's tunnel ID and UDP port as given: an external peer's own (never allocated or claimed
+ * here), else the spec's or what the status recorded. */
+function givenPeer(t: L2TPTunnel): { tunnelID: number | undefined; udpPort: number | undefined } {
+  const ext = t.spec.peer.external;
+  if (ext) return { tunnelID: ext.tunnelID, udpPort: ext.udpPort };
+  return {
+    tunnelID: t.spec.peer.tunnelID ?? t.status?.peerTunnelID,
+    udpPort: t.spec.peer.udpPort ?? t.status?.peerUDPPort,
+  };
+}
+
 /**
  * A tunnel with the IDs and ports the allocator holds for it and the addresses of its nodes: a new
  * one is rendered (node states, pseudowires) as soon as its IDs are allocated, before its status
@@ -66,7 +77,7 @@ function tunnelAddressing(caches: Caches, t: L2TPTunnel): { la?: string; pa?: st
 export function withAllocatedTunnel(ctx: ReconcileContext, t: L2TPTunnel): L2TPTunnel {
   const { localNode: L, peerNode: P } = tunnelSides(t);
   const owner = `tun/${t.metadata.name}`;
-  const ext = t.spec.peer.external;
+  const given = givenPeer(t);
   // an explicit ID counts only once the allocator holds it for this tunnel (no conflict)
   const held = (kind: 'tunnel' | 'port', node: string, explicit: number | undefined) => {
     const id = ctx.alloc.idOf(kind, node, owner);
@@ -75,19 +86,13 @@ export function withAllocatedTunnel(ctx: ReconcileContext, t: L2TPTunnel): L2TPT
   const { la, pa, problems } = tunnelAddressing(ctx.caches, t);
   const fields: TunnelStatus = {
     tunnelID: held('tunnel', L, t.spec.local.tunnelID),
-    peerTunnelID: P
-      ? held('tunnel', P, t.spec.peer.tunnelID)
-      : (ext?.tunnelID ?? t.spec.peer.tunnelID ?? t.status?.peerTunnelID),
+    peerTunnelID: P ? held('tunnel', P, t.spec.peer.tunnelID) : given.tunnelID,
     localAddress: la,
     peerAddress: pa,
   };
   if (t.spec.encapsulation === 'UDP') {
     fields.udpPort = held('port', L, t.spec.local.udpPort);
-    fields.peerUDPPort = P
-      ? held('port', P, t.spec.peer.udpPort)
-      : ext
-        ? ext.udpPort
-        : (t.spec.peer.udpPort ?? t.status?.peerUDPPort);
+    fields.peerUDPPort = P ? held('port', P, t.spec.peer.udpPort) : given.udpPort;
   }
   const keys = Object.keys(fields) as (keyof TunnelStatus)[];
   if (problems.length || keys.some((k) => fields[k] === undefined)) return t;
@@ -124,10 +129,9 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   };
   const L = sides.localNode;
   const P = sides.peerNode;
-  const ext = t.spec.peer.external;
   const nodes = { local: L, peer: P };
-  // an external peer's ID and port are its own: taken as given, never allocated or claimed here
-  const peerId = ext ? ext.tunnelID : (t.spec.peer.tunnelID ?? t.status?.peerTunnelID);
+  const given = givenPeer(t);
+  const peerId = given.tunnelID;
   const ids = alloc.allocatePair('tunnel', 'tunnel ID', owner, nodes, {
     local: t.spec.local.tunnelID ?? t.status?.tunnelID,
     peer: peerId,
@@ -137,7 +141,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   let port: number | undefined;
   let pport: number | undefined;
   if (t.spec.encapsulation === 'UDP') {
-    const peerPort = ext ? ext.udpPort : (t.spec.peer.udpPort ?? t.status?.peerUDPPort);
+    const peerPort = given.udpPort;
     const ports = alloc.allocatePair('port', 'UDP port', owner, nodes, {
       local: t.spec.local.udpPort ?? t.status?.udpPort,
       peer: peerPort,

@@ -78,6 +78,33 @@ export function pingSummary(stdout: string, stderr: string, count: number): Ping
   };
 }
 
+/** One direction's counters of a device (ip -s link: stats64). */
+export interface LinkCounters {
+  packets: number;
+  bytes: number;
+  dropped: number;
+}
+
+/** The counters of dev in ns, or of every device in ns when dev is not given. */
+export async function linkStats(
+  ns: string,
+  dev?: string,
+): Promise<{ name: string; rx: LinkCounters; tx: LinkCounters }[]> {
+  const r = await inNsCapture(ns, 'ip', '-j', '-s', 'link', 'show', ...(dev ? [dev] : []));
+  if (r.code !== 0) throw new Error(`ip -s link show ${dev ?? ''} in ${ns}: ${r.stderr.trim()}`);
+  type L = { ifname: string; stats64?: { rx?: Partial<LinkCounters>; tx?: Partial<LinkCounters> } };
+  const c = (x: Partial<LinkCounters> | undefined): LinkCounters => ({
+    packets: x?.packets ?? 0,
+    bytes: x?.bytes ?? 0,
+    dropped: x?.dropped ?? 0,
+  });
+  return (JSON.parse(r.stdout || '[]') as L[]).map((l) => ({
+    name: l.ifname,
+    rx: c(l.stats64?.rx),
+    tx: c(l.stats64?.tx),
+  }));
+}
+
 /** A device's hardening sysctls (lib/netdev-hardening.ts) as read in namespace ns, keyed like HARDENED_SYSCTLS. */
 export async function deviceSysctlsIn(ns: string, dev: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};

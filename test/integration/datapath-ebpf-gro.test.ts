@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { sessionMtu } from '../../lib/wire/session.js';
-import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, ipIn, linkStats, ping, requireRoot } from '../harness/netns.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
 import { pairConfigs, podOn, singleDatagrams, tcpIntact, twoHosts } from './datapath-lab.js';
 
@@ -18,15 +18,12 @@ const MTU = sessionMtu({ encap: 'udp', ipv6: false, cookieLength: 4, l2specType:
 
 /** Received packets and bytes of dev in ns. */
 async function rxStats(ns: string, dev: string): Promise<{ packets: number; bytes: number }> {
-  const r = await inNsCapture(ns, 'ip', '-j', '-s', 'link', 'show', dev);
-  const l = (JSON.parse(r.stdout) as { stats64: { rx: { packets: number; bytes: number } } }[])[0]!;
-  return { packets: l.stats64.rx.packets, bytes: l.stats64.rx.bytes };
+  return (await linkStats(ns, dev))[0]!.rx;
 }
 
 /** Packets dev has transmitted. */
 async function txPackets(ns: string, dev: string): Promise<number> {
-  const r = await inNsCapture(ns, 'ip', '-j', '-s', 'link', 'show', dev);
-  return (JSON.parse(r.stdout) as { stats64: { tx: { packets: number } } }[])[0]!.stats64.tx.packets;
+  return (await linkStats(ns, dev))[0]!.tx.packets;
 }
 
 /** The mean size of what dev received while fn ran. */

@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { before, describe, it } from 'node:test';
 import { SESSION_QUEUES } from '../../datapath/backend/ebpf/backend.js';
 import { sessionMtu } from '../../lib/wire/session.js';
-import { Lab, inNsCapture, ping, requireRoot } from '../harness/netns.js';
+import { Lab, inNsCapture, linkStats, ping, requireRoot } from '../harness/netns.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
 import { pairConfigs, podOn, singleDatagrams, twoHosts } from './datapath-lab.js';
 
@@ -31,10 +31,8 @@ async function queues(ns: string, dev: string): Promise<{ rx: number; tx: number
 
 /** Frames dev dropped on transmit and on receive. */
 async function drops(ns: string, dev: string): Promise<{ tx: number; rx: number }> {
-  const r = await inNsCapture(ns, 'ip', '-j', '-s', 'link', 'show', dev);
-  type S = { stats64: { tx: { dropped: number }; rx: { dropped: number } } };
-  const s = (JSON.parse(r.stdout) as S[])[0]!.stats64;
-  return { tx: s.tx.dropped, rx: s.rx.dropped };
+  const [s] = await linkStats(ns, dev);
+  return { tx: s!.tx.dropped, rx: s!.rx.dropped };
 }
 
 /**
