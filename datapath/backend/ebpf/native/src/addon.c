@@ -303,13 +303,19 @@ static napi_value js_enable_stats(napi_env env, napi_callback_info info)
 	return num(env, (uint32_t)fd);
 }
 
+/* One legacy ethtool request on ifname: data starts with its command. */
+static int ethtool_ioctl(int sock, const char *ifname, void *data)
+{
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	ifr.ifr_data = data;
+	return ioctl(sock, SIOCETHTOOL, &ifr);
+}
+
 static int ethtool_set(int sock, const char *ifname, uint32_t cmd, uint32_t value)
 {
 	struct ethtool_value ev = {.cmd = cmd, .data = value};
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
-	ifr.ifr_data = (void *)&ev;
-	return ioctl(sock, SIOCETHTOOL, &ifr);
+	return ethtool_ioctl(sock, ifname, &ev);
 }
 
 /* The legacy ethtool ioctls are enough to switch segmentation and GRO; the image has no ethtool. */
@@ -368,34 +374,22 @@ static napi_value js_set_channels(napi_env env, napi_callback_info info)
 	if (sock < 0)
 		return throw_errno(env, "socket", errno);
 	struct ethtool_channels ch = {.cmd = ETHTOOL_GCHANNELS};
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
-	ifr.ifr_data = (void *)&ch;
 	char what[96];
-	if (ioctl(sock, SIOCETHTOOL, &ifr)) {
-		int e = errno;
-		close(sock);
-		snprintf(what, sizeof(what), "ethtool channels of %s", ifname);
-		return throw_errno(env, what, e);
-	}
+	snprintf(what, sizeof(what), "ethtool channels of %s", ifname);
+	if (ethtool_ioctl(sock, ifname, &ch))
+		goto fail;
 	uint32_t rx = want < ch.max_rx ? want : ch.max_rx, tx = want < ch.max_tx ? want : ch.max_tx;
 	if (rx && tx && (rx != ch.rx_count || tx != ch.tx_count)) {
 		ch.cmd = ETHTOOL_SCHANNELS;
 		ch.rx_count = rx;
 		ch.tx_count = tx;
-		if (ioctl(sock, SIOCETHTOOL, &ifr)) {
-			int e = errno;
-			close(sock);
-			snprintf(what, sizeof(what), "ethtool channels rx %u tx %u on %s", rx, tx, ifname);
-			return throw_errno(env, what, e);
-		}
+		snprintf(what, sizeof(what), "ethtool channels rx %u tx %u on %s", rx, tx, ifname);
+		if (ethtool_ioctl(sock, ifname, &ch))
+			goto fail;
 		ch.cmd = ETHTOOL_GCHANNELS;
-		if (ioctl(sock, SIOCETHTOOL, &ifr)) {
-			int e = errno;
-			close(sock);
-			snprintf(what, sizeof(what), "ethtool channels of %s", ifname);
-			return throw_errno(env, what, e);
-		}
+		snprintf(what, sizeof(what), "ethtool channels of %s", ifname);
+		if (ethtool_ioctl(sock, ifname, &ch))
+			goto fail;
 	}
 	close(sock);
 	napi_value o;
@@ -403,6 +397,10 @@ static napi_value js_set_channels(napi_env env, napi_callback_info info)
 	napi_set_named_property(env, o, "rx", num(env, ch.rx_count));
 	napi_set_named_property(env, o, "tx", num(env, ch.tx_count));
 	return o;
+fail:;
+	int e = errno;
+	close(sock);
+	return throw_errno(env, what, e);
 }
 
 static napi_value init(napi_env env, napi_value exports)
