@@ -451,6 +451,7 @@ static __always_inline int seq_check(__u32 sid, __u32 word)
 /* The inner IP header (IPv4 without options, or IPv6 without extension headers) and the TCP header
  * up to its data offset. */
 #define TCP_PEEK (sizeof(struct ipv6hdr) + 13)
+#define TCP_PEEK4 (sizeof(struct iphdr) + 13)
 
 /* Whether the inner packet at l3 (ending at end) is a TCP segment that carries data: what GRO can
  * merge. IPv4 with options and IPv6 with extension headers are not merged by GRO either. */
@@ -461,13 +462,16 @@ static __always_inline __u8 tcp_data(struct __sk_buff *skb, __u16 h_proto, __u32
 	if (end < l3 || avail < sizeof(struct iphdr) + 20 + 1)
 		return 0; /* too short for IP, TCP and a byte of data */
 	__u32 n = avail < sizeof(b) ? avail : sizeof(b);
-	/* The headers are in the linear part of every frame the underlay delivers: read there, as a
-	 * helper call per frame costs more than the rest of this test. Bytes past avail that a direct
-	 * read takes belong to the frame (its payload or padding) and decide nothing below: IPv4 looks
-	 * at most at its 33rd byte of at least 41, IPv6 needs all of them. */
+	/* The headers are in the linear part of every frame the underlay delivers (often nothing
+	 * more): read them there, as a helper call per frame costs more than the rest of this test.
+	 * IPv4 looks at its first TCP_PEEK4 bytes only. Bytes past avail that a direct read takes
+	 * belong to the frame (its payload or padding) and decide nothing below: IPv4 looks at most at
+	 * its 33rd byte of at least 41, IPv6 needs all of them. */
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	__u8 *p = data + (l3 & 0x3ff);
-	if ((void *)(p + sizeof(b)) <= data_end) {
+	if (h_proto == bpf_htons(ETH_P_IP) && (void *)(p + TCP_PEEK4) <= data_end) {
+		__builtin_memcpy(b, p, TCP_PEEK4);
+	} else if ((void *)(p + sizeof(b)) <= data_end) {
 		__builtin_memcpy(b, p, sizeof(b));
 	} else {
 		__builtin_memset(b, 0, sizeof(b));
