@@ -19,6 +19,7 @@
 // not the sum of the CPUs, is usually the limit; two clients give each stream its own threads.
 // For both 2-stream tests also the CPU time per GB of the whole machine and of the sending iperf3
 // process(es), the share of both CPUs that was busy and the senders' retransmissions.
+// The 1-stream test also prints the mean size of the frames the receiving pod got (how much GRO merged).
 // RTT is also printed as the time added over the bare bridge, and for every variant the frames the
 // receiving host's devices dropped during the TCP tests (a veth drops what its peer's full receive
 // ring cannot take).
@@ -31,9 +32,9 @@
 //                               kernel's run statistics (which cost some time themselves), and for every
 //                               variant the CPU time the whole machine was busy per received frame
 //                               (/proc/stat: others' load on a shared machine counts too)
-//               [--perf P]     (perf record -a -g in the middle of each 2-stream TCP test, into
-//                               P-<variant>-<round>.data for -P 2, P-<variant>-<round>-procs.data for
-//                               two clients)
+//               [--perf P]     (perf record -a -g in the middle of each TCP test, into
+//                               P-<variant>-<round>-tcp1.data for 1 stream, P-<variant>-<round>.data
+//                               for -P 2, P-<variant>-<round>-procs.data for two clients)
 //               [--net N]      (second octet of the IPv4 subnets: underlays 10.N.9x.0/24, pods 10.N.250.0/24;
 //                               default 201)
 import { spawn } from 'node:child_process';
@@ -58,7 +59,7 @@ const { values } = parseArgs({
     prefix: { type: 'string', default: 'kdb' },
     net: { type: 'string', default: '201' },
     profile: { type: 'boolean', default: false },
-    // perf record -a -g during the middle of each 2-stream TCP test, into <prefix>-<variant>-<round>[-procs].data
+    // perf record -a -g during the middle of each TCP test, into <prefix>-<variant>-<round>[-tcp1|-procs].data
     perf: { type: 'string' },
     'single-datagrams': { type: 'boolean', default: false },
   },
@@ -86,6 +87,7 @@ interface TwoStreams {
 interface Result {
   drops: number; // frames the receiving host's devices dropped during the TCP tests (rx and tx, summed)
   tcp1: number; // Gbit/s
+  tcp1Frame: number; // mean size in bytes of what the receiving pod's interface got in tcp1 (GRO's merging)
   pumpCpu: number; // CPU seconds of the pump threads (l2tp-rx, l2tp-tx) per GB received in tcp1
   tcp2: TwoStreams; // one iperf3 client with -P 2
   tcp2procs: TwoStreams; // two iperf3 clients with one stream each, at the same time
@@ -284,7 +286,11 @@ async function measure(
     const drops0 = await devDrops(h2);
     const t = String(SECONDS);
     const cpu0 = await threadCpu(PUMP_THREADS);
+    const perf1 = perfOut ? perfRecord(`${perfOut}-tcp1.data`, Math.max(1, SECONDS - 2)) : undefined;
+    const [pod0] = await linkStats(p2, 'eth0');
     const r1 = ((await iperfJson(p1, ['-t', t, '-p', PORTS[0]])) as TcpEnd).end?.sum_received;
+    const [pod1] = await linkStats(p2, 'eth0');
+    await perf1;
     const pumpCpu = (await threadCpu(PUMP_THREADS)) - cpu0;
     const tcp1 = r1?.bits_per_second ?? 0;
     const tcp2 = await twoStreams(p1, 'P2', perfOut && `${perfOut}.data`);
@@ -315,6 +321,7 @@ async function measure(
     return {
       drops,
       tcp1: tcp1 / 1e9,
+      tcp1Frame: (pod1!.rx.bytes - pod0!.rx.bytes) / Math.max(1, pod1!.rx.packets - pod0!.rx.packets),
       pumpCpu: pumpCpu / ((r1?.bytes ?? 0) / 1e9),
       tcp2,
       tcp2procs,
@@ -454,7 +461,7 @@ const two = (s: TwoStreams): string =>
   `${s.gbps.toFixed(2)} Gb/s (CPU ${s.cpu.toFixed(2)} s/GB, sender ${s.send.toFixed(2)} s/GB, ` +
   `${(s.busy * 100).toFixed(0)}% busy, ${s.retr} retr)`;
 const line = (v: string, r: Result): string =>
-  `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s  ` +
+  `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s (${(r.tcp1Frame / 1000).toFixed(1)} KB/frame)  ` +
   `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms  TCP drops on host 2 ${r.drops}` +
   (v.startsWith('kube-l2tp') ? `  pump CPU ${r.pumpCpu.toFixed(2)} s/GB (tcp1)` : '') +
   `\n${''.padEnd(17)}tcp2 one iperf3 -P 2:    ${two(r.tcp2)}` +
@@ -467,6 +474,8 @@ for (let round = 1; round <= ROUNDS; round++) {
     console.log(`${ROUNDS > 1 ? `[round ${round}] ` : ''}${line(v, r)}`);
   }
 }
+/** A time in ms added over the bare bridge, in µs with its sign (a noisy RTT can come out below the bare one). */
+const added = (ms: number): string => `${ms < 0 ? '-' : '+'}${Math.abs(ms * 1000).toFixed(0)} us`;
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -485,6 +494,7 @@ for (const [v, rs] of rounds) {
   results.set(v, {
     drops: median(rs.map((r) => r.drops)),
     tcp1: median(rs.map((r) => r.tcp1)),
+    tcp1Frame: median(rs.map((r) => r.tcp1Frame)),
     pumpCpu: median(rs.map((r) => r.pumpCpu)),
     tcp2: medianTwo(rs.map((r) => r.tcp2)),
     tcp2procs: medianTwo(rs.map((r) => r.tcp2procs)),
@@ -517,7 +527,7 @@ const bare = results.get('bare');
 if (bare) {
   console.log('\nRTT added over the bare bridge (lower is better)');
   for (const [v, r] of results) {
-    if (v !== 'bare') console.log(`  ${v.padEnd(16)} +${((r.rttMs - bare.rttMs) * 1000).toFixed(0)} us`);
+    if (v !== 'bare') console.log(`  ${v.padEnd(16)} ${added(r.rttMs - bare.rttMs)}`);
   }
 }
 const ebpf = results.get('ebpf');
@@ -534,7 +544,7 @@ if (ebpf && vxr && bare) {
   goal(
     'RTT added over the bare bridge <= VXLAN',
     ebpf.rttMs - bare.rttMs <= vxr.rttMs - bare.rttMs,
-    `+${((ebpf.rttMs - bare.rttMs) * 1000).toFixed(0)} us vs +${((vxr.rttMs - bare.rttMs) * 1000).toFixed(0)} us`,
+    `${added(ebpf.rttMs - bare.rttMs)} vs ${added(vxr.rttMs - bare.rttMs)}`,
   );
 }
 const vx = results.get('vxlan')?.tcp1;
