@@ -38,12 +38,16 @@ import {
   underlayRoute,
 } from './devices.js';
 import {
+  MAP_ENTRIES,
   SIZES,
+  StatsSlots,
   decodeRxCfg,
   decodeSessStats,
   decodeTunStats,
+  decodeTunVal,
   encodeRxCfg,
   encodeTunKey,
+  encodeTunVal,
   encodeTxCfg,
   macBytes,
   perCpuZero,
@@ -82,6 +86,15 @@ interface TunnelState {
   /** "next hop MAC/our MAC", empty while the neighbour is unresolved. */
   macs: string;
   key: Buffer;
+  /** Its index into tun_stats. */
+  slot: number;
+}
+
+interface Slots {
+  sess: StatsSlots;
+  tun: StatsSlots;
+  /** Tunnels' slots as the maps held them when this process started (an adopted set). */
+  found: Map<number, number>;
 }
 
 interface SessionState {
@@ -114,6 +127,8 @@ export class EbpfBackend implements Backend {
   private readonly attached = new Set<string>();
   private readonly cpus = possibleCpus();
   private readonly log: Logger;
+  /** Statistics slots in use, read from the maps once (an adopted set keeps its counters). */
+  private slots?: Slots;
 
   private constructor(
     private readonly native: EbpfNative,
@@ -181,19 +196,58 @@ export class EbpfBackend implements Backend {
     this.attached.delete(`${dev}/${hook}`);
   }
 
-  private ensurePerCpu(name: 'sess_stats' | 'tun_stats', id: number, size: number): void {
-    const k = u32Key(id);
-    const fd = this.map(name);
-    if (!this.native.mapLookup(fd, k, perCpuZero(size, this.cpus).length))
-      this.native.mapUpdate(fd, k, perCpuZero(size, this.cpus));
+  private statsSlots(): Slots {
+    if (!this.slots) {
+      const rx = this.native.mapKeys(this.map('rx_sess'), 4).map((k) => this.rxCfg(k));
+      const tun = this.tunVals();
+      this.slots = {
+        sess: new StatsSlots(
+          MAP_ENTRIES,
+          rx.flatMap((v) => (v ? [v.statsSlot] : [])),
+        ),
+        tun: new StatsSlots(
+          MAP_ENTRIES,
+          tun.map((v) => v.statsSlot),
+        ),
+        found: new Map(tun.map((v) => [v.tunnelId, v.statsSlot])),
+      };
+    }
+    return this.slots;
+  }
+
+  /** A new slot for a session's or a tunnel's counters, zeroed (a slot is reused once freed). */
+  private takeSlot(kind: 'sess' | 'tun'): number {
+    const slot = this.statsSlots()[kind].take();
+    const size = kind === 'sess' ? SIZES.sessStats : SIZES.tunStats;
+    this.native.mapUpdate(
+      this.map(kind === 'sess' ? 'sess_stats' : 'tun_stats'),
+      u32Key(slot),
+      perCpuZero(size, this.cpus),
+    );
+    return slot;
+  }
+
+  private rxCfg(sessionKey: Buffer): ReturnType<typeof decodeRxCfg> | undefined {
+    const v = this.native.mapLookup(this.map('rx_sess'), sessionKey, SIZES.rxCfg);
+    return v ? decodeRxCfg(v) : undefined;
+  }
+
+  /** tun_map's values, with their keys. */
+  private tunVals(): (ReturnType<typeof decodeTunVal> & { key: Buffer })[] {
+    const fd = this.map('tun_map');
+    return this.native.mapKeys(fd, SIZES.tunKey).flatMap((key) => {
+      const v = this.native.mapLookup(fd, key, SIZES.tunVal);
+      return v ? [{ ...decodeTunVal(v), key }] : [];
+    });
+  }
+
+  /** A tunnel's statistics slot: this process's, or the one its tun_map entry carried when adopted. */
+  private tunnelSlot(tunnelId: number): number | undefined {
+    return this.tunnels.get(tunnelId)?.slot ?? this.statsSlots().found.get(tunnelId);
   }
 
   async listTunnels(): Promise<ObservedTunnel[]> {
-    const ids = new Set<number>();
-    for (const k of this.native.mapKeys(this.map('tun_map'), SIZES.tunKey)) {
-      const v = this.native.mapLookup(this.map('tun_map'), k, 4);
-      if (v) ids.add(v.readUInt32LE(0));
-    }
+    const ids = new Set(this.tunVals().map((v) => v.tunnelId));
     return [...ids].map((tunnelId) => {
       const t = this.tunnels.get(tunnelId);
       return { tunnelId, owned: true, ...(t ? { params: t.spec } : {}) };
@@ -205,9 +259,9 @@ export class EbpfBackend implements Backend {
     const out: ObservedSession[] = [];
     for (const k of this.native.mapKeys(this.map('rx_sess'), 4)) {
       const sessionId = k.readUInt32LE(0);
-      const v = this.native.mapLookup(this.map('rx_sess'), k, SIZES.rxCfg);
+      const v = this.rxCfg(k);
       if (!v) continue;
-      const { tunnelId } = decodeRxCfg(v);
+      const { tunnelId } = v;
       const live = this.sessions.get(sessionKey(tunnelId, sessionId));
       const peer = veths.find((l) => l.ifname === peerName(sessionId));
       // l2tpethN when it is here; otherwise (moved into a pod, or gone) what we know of it
@@ -259,11 +313,23 @@ export class EbpfBackend implements Backend {
       encap: spec.encap,
     });
     if (cur && !cur.key.equals(key)) this.native.mapDelete(this.map('tun_map'), cur.key);
-    this.ensurePerCpu('tun_stats', spec.tunnelId, SIZES.tunStats);
-    this.native.mapUpdate(this.map('tun_map'), key, u32Key(spec.tunnelId));
+    const slot = this.tunnelSlot(spec.tunnelId) ?? this.takeSlot('tun');
+    this.native.mapUpdate(
+      this.map('tun_map'),
+      key,
+      encodeTunVal({ tunnelId: spec.tunnelId, statsSlot: slot }),
+    );
     await this.ensureFilter(underlay, 'ingress', 'l2tp_rx');
     const macs = await this.underlayMacs(spec, underlay, nexthop);
-    this.tunnels.set(spec.tunnelId, { spec, underlay, underlayIfindex: link.ifindex, nexthop, macs, key });
+    this.tunnels.set(spec.tunnelId, {
+      spec,
+      underlay,
+      underlayIfindex: link.ifindex,
+      nexthop,
+      macs,
+      key,
+      slot,
+    });
     if (cur && cur.underlay !== underlay) await this.releaseUnderlay(cur.underlay);
     this.log.info(
       { tunnelId: spec.tunnelId, encap: spec.encap, local: spec.local, remote: spec.remote, underlay },
@@ -306,16 +372,21 @@ export class EbpfBackend implements Backend {
 
   async deleteTunnel(tunnelId: number): Promise<void> {
     const fd = this.map('tun_map');
-    for (const k of this.native.mapKeys(fd, SIZES.tunKey)) {
-      if (this.native.mapLookup(fd, k, 4)?.readUInt32LE(0) === tunnelId) this.native.mapDelete(fd, k);
-    }
+    const slot = this.tunnelSlot(tunnelId);
+    for (const v of this.tunVals()) if (v.tunnelId === tunnelId) this.native.mapDelete(fd, v.key);
     // IP-encapsulation tunnels between the same two addresses share one key: hand it to a survivor
     const gone = this.tunnels.get(tunnelId);
     const heir = [...this.tunnels.values()].find(
       (t) => t.spec.tunnelId !== tunnelId && gone?.key.equals(t.key),
     );
-    if (heir) this.native.mapUpdate(fd, heir.key, u32Key(heir.spec.tunnelId));
-    this.native.mapDelete(this.map('tun_stats'), u32Key(tunnelId));
+    if (heir)
+      this.native.mapUpdate(
+        fd,
+        heir.key,
+        encodeTunVal({ tunnelId: heir.spec.tunnelId, statsSlot: heir.slot }),
+      );
+    if (slot !== undefined) this.statsSlots().tun.release(slot);
+    this.statsSlots().found.delete(tunnelId);
     const t = this.tunnels.get(tunnelId);
     this.tunnels.delete(tunnelId);
     if (t) await this.releaseUnderlay(t.underlay);
@@ -382,6 +453,11 @@ export class EbpfBackend implements Backend {
       this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast, txcsum: !csum });
       this.setQueues(spec.ifname, spec.sessionId);
     }
+    // a session keeps its slot (and counters) across updates and restarts; a session id taken over
+    // from another tunnel starts from zero
+    const held = this.rxCfg(u32Key(spec.sessionId));
+    if (held && held.tunnelId !== spec.tunnelId) this.statsSlots().sess.release(held.statsSlot);
+    const statsSlot = held?.tunnelId === spec.tunnelId ? held.statsSlot : this.takeSlot('sess');
     const cookie = cookieBytes(spec.cookie);
     const l2specLength = spec.l2specType === 'default' ? 4 : 0;
     const tx = encodeTxCfg({
@@ -398,9 +474,9 @@ export class EbpfBackend implements Backend {
       sendSequence: spec.sendSequence,
       udpChecksum: t.spec.udpChecksum,
       nexthop: t.nexthop,
+      statsSlot,
       ...(t.macs ? { dmac: macBytes(t.macs.split('/')[0]!), smac: macBytes(t.macs.split('/')[1]!) } : {}),
     });
-    this.ensurePerCpu('sess_stats', spec.sessionId, SIZES.sessStats);
     const seqKey = u32Key(spec.sessionId);
     if (!this.native.mapLookup(this.map('seq_state'), seqKey, SIZES.seqState))
       this.native.mapUpdate(this.map('seq_state'), seqKey, Buffer.alloc(SIZES.seqState));
@@ -415,6 +491,7 @@ export class EbpfBackend implements Backend {
         l2specLength,
         requireSequence: spec.requireSequence,
         udpChecksum: t.spec.encap === 'udp' && t.spec.udpChecksum,
+        statsSlot,
       }),
     );
     this.native.mapUpdate(this.map('tx_cfg'), u32Key(peerNow.ifindex), tx);
@@ -504,10 +581,10 @@ export class EbpfBackend implements Backend {
   private forget(sessions: readonly SessionRef[]): void {
     const gone = new Set<number>();
     for (const { tunnelId, sessionId } of sessions) {
-      const rx = this.native.mapLookup(this.map('rx_sess'), u32Key(sessionId), SIZES.rxCfg);
-      if (!rx || decodeRxCfg(rx).tunnelId === tunnelId) {
+      const rx = this.rxCfg(u32Key(sessionId));
+      if (!rx || rx.tunnelId === tunnelId) {
         this.native.mapDelete(this.map('rx_sess'), u32Key(sessionId));
-        this.native.mapDelete(this.map('sess_stats'), u32Key(sessionId));
+        if (rx) this.statsSlots().sess.release(rx.statsSlot);
         this.native.mapDelete(this.map('seq_state'), u32Key(sessionId));
         gone.add(sessionId);
       }
@@ -529,19 +606,19 @@ export class EbpfBackend implements Backend {
   }
 
   async counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined> {
-    const rx = this.native.mapLookup(this.map('rx_sess'), u32Key(sessionId), SIZES.rxCfg);
-    if (!rx || decodeRxCfg(rx).tunnelId !== tunnelId) return undefined;
+    const rx = this.rxCfg(u32Key(sessionId));
+    if (!rx || rx.tunnelId !== tunnelId) return undefined;
     const size = perCpuZero(SIZES.sessStats, this.cpus).length;
-    const v = this.native.mapLookup(this.map('sess_stats'), u32Key(sessionId), size);
+    const v = this.native.mapLookup(this.map('sess_stats'), u32Key(rx.statsSlot), size);
     return v ? decodeSessStats(sumPerCpu(v, SIZES.sessStats, this.cpus)) : undefined;
   }
 
   async allCounters(): Promise<Map<string, SessionCounters>> {
     const out = new Map<string, SessionCounters>();
     for (const k of this.native.mapKeys(this.map('rx_sess'), 4)) {
-      const rx = this.native.mapLookup(this.map('rx_sess'), k, SIZES.rxCfg);
+      const rx = this.rxCfg(k);
       if (!rx) continue;
-      const { tunnelId } = decodeRxCfg(rx);
+      const { tunnelId } = rx;
       const c = await this.counters(tunnelId, k.readUInt32LE(0));
       if (c) out.set(sessionKey(tunnelId, k.readUInt32LE(0)), c);
     }
@@ -549,8 +626,10 @@ export class EbpfBackend implements Backend {
   }
 
   async tunnelCounters(tunnelId: number): Promise<TunnelCounters | undefined> {
+    const slot = this.tunnelSlot(tunnelId);
+    if (slot === undefined) return undefined;
     const size = perCpuZero(SIZES.tunStats, this.cpus).length;
-    const v = this.native.mapLookup(this.map('tun_stats'), u32Key(tunnelId), size);
+    const v = this.native.mapLookup(this.map('tun_stats'), u32Key(slot), size);
     return v ? decodeTunStats(sumPerCpu(v, SIZES.tunStats, this.cpus)) : undefined;
   }
 

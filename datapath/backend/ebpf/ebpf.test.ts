@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,9 +9,14 @@ import { silentLogger } from '../../../lib/log.js';
 import { probeKernelL2tp } from '../kernel/index.js';
 import { selectBackend } from '../select.js';
 import {
+  MAP_ENTRIES,
   SIZES,
+  StatsSlots,
+  decodeRxCfg,
+  decodeTunVal,
   encodeRxCfg,
   encodeTunKey,
+  encodeTunVal,
   encodeTxCfg,
   macBytes,
   sumPerCpu,
@@ -52,12 +57,13 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       [
         size('tx_cfg'),
         size('tun_key'),
+        size('tun_val'),
         size('rx_cfg'),
         size('sess_stats'),
         size('tun_stats'),
         size('seq_state'),
       ],
-      [SIZES.txCfg, SIZES.tunKey, SIZES.rxCfg, SIZES.sessStats, SIZES.tunStats, SIZES.seqState],
+      [SIZES.txCfg, SIZES.tunKey, SIZES.tunVal, SIZES.rxCfg, SIZES.sessStats, SIZES.tunStats, SIZES.seqState],
     );
     const txOpts = {
       sessionId: 7,
@@ -75,6 +81,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       dmac: macBytes('02:00:00:00:00:0a'),
       smac: macBytes('02:00:00:00:00:0b'),
       nexthop: '10.1.2.254',
+      statsSlot: 0x0a0b0c0d,
     } as const;
     const tx = encodeTxCfg(txOpts);
     const o = s.get('tx_cfg')!.offsets;
@@ -93,6 +100,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     assert.equal(tx.subarray(o.smac!, o.smac! + 6).toString('hex'), '02000000000b');
     assert.equal(tx[o.has_nexthop!], 1);
     assert.deepEqual([...tx.subarray(o.nexthop!, o.nexthop! + 4)], [10, 1, 2, 254]);
+    assert.equal(tx.readUInt32LE(o.stats_slot!), 0x0a0b0c0d);
     const v6nh = encodeTxCfg({ ...txOpts, nexthop: 'fe80::1' });
     assert.equal(v6nh[o.has_nexthop!], 0, 'a next hop of another family: the kernel routes');
     assert.equal(v6nh.subarray(o.nexthop!, o.nexthop! + 16).toString('hex'), '0'.repeat(32));
@@ -105,6 +113,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       l2specLength: 0,
       requireSequence: true,
       udpChecksum: false,
+      statsSlot: 77,
     });
     const r = s.get('rx_cfg')!.offsets;
     assert.deepEqual(
@@ -121,9 +130,16 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
         l2specLength: 4,
         requireSequence,
         udpChecksum: true,
+        statsSlot: 0,
       })[r.flags!];
     assert.deepEqual([rxCsum(false), rxCsum(true)], [2, 3], 'UDP checksums: their own flag bit');
     assert.equal(rx.subarray(r.cookie!, r.cookie! + 8).toString('hex'), '0102030405060708');
+    assert.equal(rx.readUInt32LE(r.stats_slot!), 77);
+    assert.deepEqual(decodeRxCfg(rx), { tunnelId: 42, ifindex: 5, statsSlot: 77 });
+    const tv = encodeTunVal({ tunnelId: 9, statsSlot: 3 });
+    const v = s.get('tun_val')!.offsets;
+    assert.deepEqual([tv.readUInt32LE(v.tunnel_id!), tv.readUInt32LE(v.stats_slot!)], [9, 3]);
+    assert.deepEqual(decodeTunVal(tv), { tunnelId: 9, statsSlot: 3 });
 
     const tk = encodeTunKey({
       local: '10.0.0.1',
@@ -182,6 +198,22 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       (e: NodeJS.ErrnoException) =>
         !(e instanceof TypeError) && /ethtool channels of kl2tp-nosuchdev/.test(e.message),
     );
+  });
+
+  it('has as many statistics slots as the maps have entries', async () => {
+    const src = await readFile(join(addonPath(), '../../../../bpf/l2tp.bpf.c'), 'utf8');
+    assert.equal(Number(/^#define MAX_ENTRIES (\d+)$/m.exec(src)?.[1]), MAP_ENTRIES);
+  });
+
+  it('hands out the lowest free statistics slot, skips the ones found in use, and refuses when full', () => {
+    const slots = new StatsSlots(5, [0, 2]);
+    assert.deepEqual([slots.take(), slots.take()], [1, 3]);
+    slots.release(1);
+    slots.release(1); // twice: still one free slot
+    assert.deepEqual([slots.take(), slots.take()], [1, 4]);
+    assert.throws(() => slots.take(), /all 5 statistics slots are in use/);
+    slots.release(3);
+    assert.equal(slots.take(), 3);
   });
 
   it('names the last drop counter badChecksum, in session and tunnel counters', () => {

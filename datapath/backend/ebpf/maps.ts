@@ -10,13 +10,44 @@ const RXF_REQUIRE_SEQ = 1;
 const RXF_UDP_CSUM = 2;
 
 export const SIZES = {
-  txCfg: 92,
+  txCfg: 96,
   tunKey: 40,
-  rxCfg: 24,
+  tunVal: 8,
+  rxCfg: 28,
   sessStats: 120,
   tunStats: 80,
   seqState: 16,
 } as const;
+
+/** Entries of every map (MAX_ENTRIES in l2tp.bpf.c): also the statistics slots of sessions and of tunnels. */
+export const MAP_ENTRIES = 16384;
+
+/**
+ * Indexes into a statistics array (sess_stats, tun_stats): the programs find a session's or a
+ * tunnel's counters at the slot its configuration carries. The lowest free slot is handed out.
+ */
+export class StatsSlots {
+  private readonly used = new Set<number>();
+  private next = 0; // no free slot below this one
+
+  constructor(
+    private readonly size: number,
+    inUse: Iterable<number> = [],
+  ) {
+    for (const n of inUse) this.used.add(n);
+  }
+
+  take(): number {
+    while (this.used.has(this.next)) this.next++;
+    if (this.next >= this.size) throw new Error(`all ${this.size} statistics slots are in use`);
+    this.used.add(this.next);
+    return this.next++;
+  }
+
+  release(n: number): void {
+    if (this.used.delete(n) && n < this.next) this.next = n;
+  }
+}
 
 /** 16 bytes: an IPv6 address, or an IPv4 address in the first 4. */
 export function ipBytes(addr: string): Buffer {
@@ -63,6 +94,8 @@ export interface TxCfg {
   /** The underlay route's next hop: IP frames are handed to it without a route lookup per frame.
    * Without one (or of another family than the tunnel's), the kernel routes each frame. */
   nexthop?: string;
+  /** The session's index into sess_stats. */
+  statsSlot: number;
 }
 
 export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
@@ -88,7 +121,20 @@ export function encodeTxCfg(c: TxCfg): Buffer {
     b[21] = 1;
     ipBytes(c.nexthop).copy(b, 76);
   }
+  b.writeUInt32LE(c.statsSlot, 92);
   return b;
+}
+
+/** tun_map's value: the tunnel and its index into tun_stats. */
+export function encodeTunVal(v: { tunnelId: number; statsSlot: number }): Buffer {
+  const b = Buffer.alloc(SIZES.tunVal);
+  b.writeUInt32LE(v.tunnelId, 0);
+  b.writeUInt32LE(v.statsSlot, 4);
+  return b;
+}
+
+export function decodeTunVal(b: Buffer): { tunnelId: number; statsSlot: number } {
+  return { tunnelId: b.readUInt32LE(0), statsSlot: b.readUInt32LE(4) };
 }
 
 /** The tunnel as the receive path sees it: local = the packet's destination. */
@@ -120,6 +166,8 @@ export interface RxCfg {
   /** A UDP tunnel with checksums: over IPv6, received datagrams with checksum 0 are refused, as the
    * kernel's tunnel socket does unless told to accept them. */
   udpChecksum: boolean;
+  /** The session's index into sess_stats. */
+  statsSlot: number;
 }
 
 export function encodeRxCfg(c: RxCfg): Buffer {
@@ -131,11 +179,12 @@ export function encodeRxCfg(c: RxCfg): Buffer {
   b[13] = c.l2specLength;
   b[14] = (c.requireSequence ? RXF_REQUIRE_SEQ : 0) | (c.udpChecksum ? RXF_UDP_CSUM : 0);
   c.peerCookie.copy(b, 16);
+  b.writeUInt32LE(c.statsSlot, 24);
   return b;
 }
 
-export function decodeRxCfg(b: Buffer): { tunnelId: number; ifindex: number } {
-  return { tunnelId: b.readUInt32LE(0), ifindex: b.readUInt32LE(4) };
+export function decodeRxCfg(b: Buffer): { tunnelId: number; ifindex: number; statsSlot: number } {
+  return { tunnelId: b.readUInt32LE(0), ifindex: b.readUInt32LE(4), statsSlot: b.readUInt32LE(24) };
 }
 
 /** A per-CPU value as read from the kernel: one slot per possible CPU, each padded to 8 bytes. */

@@ -39,7 +39,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_ENTRIES);
 	__type(key, struct tun_key);
-	__type(value, __u32);
+	__type(value, struct tun_val);
 } tun_map SEC(".maps");
 
 struct {
@@ -50,14 +50,14 @@ struct {
 } rx_sess SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct sess_stats);
 } sess_stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct tun_stats);
@@ -76,16 +76,16 @@ struct {
 #define ENCAP_FLAGS_BASE                                                                          \
 	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(INNER_L2))
 
-static __always_inline void tun_drop(__u32 tunnel_id, int reason)
+static __always_inline void tun_drop(__u32 slot, int reason)
 {
-	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tunnel_id);
+	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &slot);
 	if (t && reason >= 0 && reason < NDROPS)
 		t->drops[reason]++;
 }
 
-static __always_inline int sess_drop(__u32 session_id, int reason)
+static __always_inline int sess_drop(__u32 slot, int reason)
 {
-	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &session_id);
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &slot);
 	if (s && reason >= 0 && reason < NDROPS) {
 		s->drops[reason]++;
 		s->rx_errors++;
@@ -94,13 +94,13 @@ static __always_inline int sess_drop(__u32 session_id, int reason)
 }
 
 #ifdef L2TP_DEBUG
-#define tx_error(sid) (bpf_printk("l2tp tx error at line %d", __LINE__), tx_error_(sid))
+#define tx_error(slot) (bpf_printk("l2tp tx error at line %d", __LINE__), tx_error_(slot))
 #else
-#define tx_error(sid) tx_error_(sid)
+#define tx_error(slot) tx_error_(slot)
 #endif
-static __always_inline int tx_error_(__u32 session_id)
+static __always_inline int tx_error_(__u32 slot)
 {
-	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &session_id);
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &slot);
 	if (s)
 		s->tx_errors++;
 	return TC_ACT_SHOT;
@@ -226,11 +226,12 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 	if (!c)
 		return miss;
 	__u32 sid = c->session_id;
+	__u32 slot = c->stats_slot;
 	__u8 udp = c->encap == ENCAP_UDP;
 	__u32 clen = c->cookie_len;
 	__u32 l2len = c->l2spec_len ? 4 : 0;
 	if (clen != 0 && clen != 4 && clen != 8)
-		return tx_error(sid);
+		return tx_error(slot);
 
 	/* the MAC header is in the linear part of a transmitted frame: read it without a helper */
 	struct ethhdr inner;
@@ -238,7 +239,7 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 	if (data + sizeof(inner) <= data_end)
 		__builtin_memcpy(&inner, data, sizeof(inner));
 	else if (bpf_skb_load_bytes(skb, 0, &inner, sizeof(inner)))
-		return tx_error(sid);
+		return tx_error(slot);
 	__u32 inner_len = skb->len;
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
 	if (c->family == 6 && inner_len < ETH_ZLEN) {
@@ -249,14 +250,14 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		__u64 zeros[8] = {};
 		if (bpf_skb_change_tail(skb, ETH_ZLEN, 0) ||
 		    bpf_skb_store_bytes(skb, inner_len, zeros, ((pad - 1) & 63) + 1, 0))
-			return tx_error(sid);
+			return tx_error(slot);
 		inner_len = ETH_ZLEN;
 	}
 	/* No GSO handler exists for protocol 115, one sequence number cannot cover many segments, and
 	 * adjust_room cannot ask GSO for checksummed UDP tunnel segments: such sessions get segmented
 	 * frames (TSO/GSO off on their device). */
 	if (skb->gso_size && (!udp || (c->flags & (TXF_SEND_SEQ | TXF_UDP_CSUM))))
-		return tx_error(sid);
+		return tx_error(slot);
 
 	__u8 v6 = c->family == 6;
 	__u32 l2tp_len = (udp ? sizeof(struct udphdr) + 8 : 4) + clen + l2len;
@@ -276,7 +277,7 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		err = bpf_skb_change_head(skb, room, 0);
 	}
 	if (err)
-		return tx_error(sid);
+		return tx_error(slot);
 
 	__u32 l3_payload = inner_len + l2tp_len; /* GSO rewrites lengths per segment */
 	/* Every header byte the frame gets, built here and written with one store: each store is a
@@ -315,7 +316,7 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		/* redirect_neigh takes IP packets only (skb->protocol of an ARP frame stays ARP): the
 		 * MACs the agent read from the neighbour table */
 		if (!(c->dmac[0] | c->dmac[1] | c->dmac[2] | c->dmac[3] | c->dmac[4] | c->dmac[5]))
-			return tx_error(sid);
+			return tx_error(slot);
 		__builtin_memcpy(h, c->dmac, 6);
 		__builtin_memcpy(h + 6, c->smac, 6);
 	}
@@ -351,7 +352,7 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		if (c->flags & TXF_SEND_SEQ) {
 			struct seq_state *st = bpf_map_lookup_elem(&seq_state, &sid);
 			if (!st)
-				return tx_error(sid);
+				return tx_error(slot);
 			__u32 ns = __sync_fetch_and_add(&st->tx_ns, 1);
 			word = bpf_htonl(0x40000000 | (ns & 0x00ffffff));
 		}
@@ -364,11 +365,11 @@ static __always_inline int l2tp_tx(struct __sk_buff *skb, int miss)
 		off += sizeof(inner);
 	}
 	if (off > HDR_MAX || bpf_skb_store_bytes(skb, 0, h, off, 0))
-		return tx_error(sid);
+		return tx_error(slot);
 	if (udp && (c->flags & TXF_UDP_CSUM) && udp_checksum(skb, c, ETH_HLEN + l3_len, l3_payload))
-		return tx_error(sid);
+		return tx_error(slot);
 
-	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sid);
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &slot);
 	if (ipx) {
 		/* the kernel fills in the MACs from its neighbour table (resolving the next hop when
 		 * needed), as it would for its own tunnel; given the next hop the agent found on the
@@ -560,19 +561,19 @@ int l2tp_rx(struct __sk_buff *skb)
 	} else {
 		return TC_ACT_OK;
 	}
-	__u32 *tid_p = bpf_map_lookup_elem(&tun_map, &tk);
-	if (!tid_p)
+	struct tun_val *tv = bpf_map_lookup_elem(&tun_map, &tk);
+	if (!tv)
 		return TC_ACT_OK; /* not ours */
-	__u32 tid = *tid_p;
+	__u32 tid = tv->tunnel_id, tslot = tv->stats_slot;
 	/* every datagram of the tunnel is counted here, then forwarded or dropped under one reason;
 	 * adjust_room resets gso_segs, so it is read first */
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tid);
+	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tslot);
 	if (t)
 		t->rx_packets += segs;
 
 	if (ip_end > skb->len) {
-		tun_drop(tid, DROP_TRUNCATED);
+		tun_drop(tslot, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	if (tk.encap == ENCAP_UDP) {
@@ -581,31 +582,31 @@ int l2tp_rx(struct __sk_buff *skb)
 		 * before anything of L2TP is looked at */
 		__u32 uoff = ETH_HLEN + l3_len;
 		if (ulen < sizeof(struct udphdr) || uoff + ulen > ip_end) {
-			tun_drop(tid, DROP_TRUNCATED);
+			tun_drop(tslot, DROP_TRUNCATED);
 			return TC_ACT_SHOT;
 		}
 		if (ucheck && !udp_checksum_ok(skb, &tk, ucheck, uoff, ulen)) {
-			tun_drop(tid, DROP_BAD_CHECKSUM);
+			tun_drop(tslot, DROP_BAD_CHECKSUM);
 			return TC_ACT_SHOT;
 		}
 		ip_end = uoff + ulen; /* bytes after the datagram are not part of it */
 		/* the flags and version word decides first: control or another version, whatever follows */
 		__u8 *l = l4 + sizeof(struct udphdr);
 		if ((void *)(l + 2) > data_end || ip_end < hoff - 2) {
-			tun_drop(tid, DROP_TRUNCATED);
+			tun_drop(tslot, DROP_TRUNCATED);
 			return TC_ACT_SHOT;
 		}
 		if (l[0] & 0x80) { /* T bit: a control message; static tunnels have no control plane */
-			tun_drop(tid, DROP_CONTROL);
+			tun_drop(tslot, DROP_CONTROL);
 			return TC_ACT_SHOT;
 		}
 		if ((l[1] & 0x0f) != 3) {
-			tun_drop(tid, DROP_BAD_VERSION);
+			tun_drop(tslot, DROP_BAD_VERSION);
 			return TC_ACT_SHOT;
 		}
 	}
 	if (ip_end < hoff + 4) {
-		tun_drop(tid, DROP_TRUNCATED);
+		tun_drop(tslot, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	/* the parsed headers are in the linear part (pulled above) unless the datagram is short */
@@ -614,36 +615,37 @@ int l2tp_rx(struct __sk_buff *skb)
 	if ((void *)(sp + 4) <= data_end) {
 		sid_be = *(__u32 *)sp;
 	} else if (bpf_skb_load_bytes(skb, hoff, &sid_be, 4)) {
-		tun_drop(tid, DROP_TRUNCATED);
+		tun_drop(tslot, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	__u32 sid = bpf_ntohl(sid_be);
 	if (sid == 0) {
 		/* over IP, session 0 is a control message; over UDP it is no session at all */
-		tun_drop(tid, tk.encap == ENCAP_IP ? DROP_CONTROL : DROP_UNKNOWN_SESSION);
+		tun_drop(tslot, tk.encap == ENCAP_IP ? DROP_CONTROL : DROP_UNKNOWN_SESSION);
 		return TC_ACT_SHOT;
 	}
 	struct rx_cfg *r = bpf_map_lookup_elem(&rx_sess, &sid);
 	/* over UDP the session must belong to the tunnel of the port pair; over IP, like the kernel,
 	 * session ids are global (several tunnels may join the same two addresses) */
 	if (!r || (tk.encap == ENCAP_UDP && r->tunnel_id != tid)) {
-		tun_drop(tid, DROP_UNKNOWN_SESSION);
+		tun_drop(tslot, DROP_UNKNOWN_SESSION);
 		return TC_ACT_SHOT;
 	}
 	/* The kernel's IPv6 tunnel socket refuses checksum 0 unless told to accept it (udp6_csum_rx
 	 * off, which a tunnel without checksums asks for); IPv4 has no such refusal. The setting is a
 	 * tunnel's that every session carries, so the drop is the tunnel's, as the other checksums. */
 	if (!ucheck && tk.family == 6 && tk.encap == ENCAP_UDP && (r->flags & RXF_UDP_CSUM)) {
-		tun_drop(tid, DROP_BAD_CHECKSUM);
+		tun_drop(tslot, DROP_BAD_CHECKSUM);
 		return TC_ACT_SHOT;
 	}
+	__u32 sslot = r->stats_slot;
 	__u32 clen = r->cookie_len;
 	__u32 l2len = r->l2spec_len ? 4 : 0;
 	if (clen != 0 && clen != 4 && clen != 8)
-		return sess_drop(sid, DROP_BAD_COOKIE);
+		return sess_drop(sslot, DROP_BAD_COOKIE);
 	__u32 eth_off = hoff + 4 + clen + l2len; /* the inner Ethernet header */
 	if (eth_off + ETH_HLEN > ip_end) {
-		tun_drop(tid, DROP_TRUNCATED);
+		tun_drop(tslot, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	/* cookie, sublayer and inner Ethernet header in one read: directly where the linear part
@@ -652,23 +654,23 @@ int l2tp_rx(struct __sk_buff *skb)
 	__u32 n = clen + l2len + ETH_HLEN;
 	__u8 *tp = data + ((hoff + 4) & 0xff);
 	if (n > sizeof(b))
-		return sess_drop(sid, DROP_TRUNCATED);
+		return sess_drop(sslot, DROP_TRUNCATED);
 	if ((void *)(tp + sizeof(b)) <= data_end) {
 		__builtin_memcpy(b, tp, sizeof(b));
 	} else {
 		__builtin_memset(b, 0, sizeof(b));
 		if (bpf_skb_load_bytes(skb, hoff + 4, b, n))
-			return sess_drop(sid, DROP_TRUNCATED);
+			return sess_drop(sslot, DROP_TRUNCATED);
 	}
 	if (clen == 4 && *(__u32 *)b != *(__u32 *)r->cookie)
-		return sess_drop(sid, DROP_BAD_COOKIE);
+		return sess_drop(sslot, DROP_BAD_COOKIE);
 	if (clen == 8 && *(__u64 *)b != *(__u64 *)r->cookie)
-		return sess_drop(sid, DROP_BAD_COOKIE);
+		return sess_drop(sslot, DROP_BAD_COOKIE);
 	if (r->flags & RXF_REQUIRE_SEQ) {
 		__u32 w;
 		__builtin_memcpy(&w, b + clen, 4);
 		if (!l2len || seq_check(sid, bpf_ntohl(w)))
-			return sess_drop(sid, DROP_SEQUENCE);
+			return sess_drop(sslot, DROP_SEQUENCE);
 	}
 	struct ethhdr inner;
 	__builtin_memcpy(&inner, b + clen + l2len, sizeof(inner));
@@ -698,17 +700,17 @@ int l2tp_rx(struct __sk_buff *skb)
 			__u32 n = ((pad - 1) & 63) + 1;
 			__u8 zeros[64] = {};
 			if (bpf_skb_store_bytes(skb, ip_end, zeros, n, 0))
-				return sess_drop(sid, DROP_TRUNCATED);
+				return sess_drop(sslot, DROP_TRUNCATED);
 		}
 	}
 	/* remove everything between the outer MAC header and the inner frame's payload, then turn the
 	 * outer MAC header into the inner one */
 	if (bpf_skb_adjust_room(skb, -(__s32)(eth_off), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
-		return sess_drop(sid, DROP_TRUNCATED);
+		return sess_drop(sslot, DROP_TRUNCATED);
 	if (bpf_skb_store_bytes(skb, 0, &inner, sizeof(inner), 0))
-		return sess_drop(sid, DROP_TRUNCATED);
+		return sess_drop(sslot, DROP_TRUNCATED);
 
-	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sid);
+	struct sess_stats *s = bpf_map_lookup_elem(&sess_stats, &sslot);
 	if (s) {
 		s->rx_packets += segs;
 		s->rx_bytes += skb->len;

@@ -25,9 +25,9 @@
 #define DROP_BAD_CHECKSUM 8
 #define NDROPS 9
 
-/* tx_cfg: key = ifindex of a device whose transmitted frames belong to the session. 92 bytes. */
+/* tx_cfg: key = ifindex of a device whose transmitted frames belong to the session. 96 bytes. */
 struct tx_cfg {
-	__u32 session_id;      /* local id: the statistics key */
+	__u32 session_id;      /* local id: the sequence numbers' key */
 	__u32 peer_session_id; /* written on the wire */
 	__u32 underlay_ifindex;
 	__u16 sport;
@@ -45,6 +45,7 @@ struct tx_cfg {
 	__u8 dmac[6];   /* next hop on the underlay, for frames that are not IP */
 	__u8 smac[6];
 	__u8 nexthop[16]; /* IPv4: the first 4 bytes */
+	__u32 stats_slot; /* the session's index into sess_stats */
 };
 
 /* tun_map: key = the outer addresses and ports as received (local = destination). 40 bytes. */
@@ -58,7 +59,7 @@ struct tun_key {
 	__u8 pad[2];
 };
 
-/* rx_sess: key = local session id. 24 bytes. */
+/* rx_sess: key = local session id. 28 bytes. */
 struct rx_cfg {
 	__u32 tunnel_id;
 	__u32 ifindex;     /* the veth peer: its egress (or redirect_peer) reaches l2tpethN anywhere */
@@ -68,15 +69,23 @@ struct rx_cfg {
 	__u8 flags;
 	__u8 pad;
 	__u8 cookie[8]; /* the peer cookie: what we expect */
+	__u32 stats_slot; /* the session's index into sess_stats */
 };
 
-/* sess_stats (per CPU): key = local session id. 120 bytes. */
+/* tun_map's value: the tunnel and its index into tun_stats. 8 bytes. */
+struct tun_val {
+	__u32 tunnel_id;
+	__u32 stats_slot;
+};
+
+/* sess_stats (per CPU array): index = the session's stats_slot, which the agent allocates (an array
+ * lookup costs the programs no helper call, where a hash lookup per frame did). 120 bytes. */
 struct sess_stats {
 	__u64 tx_packets, tx_bytes, tx_errors, rx_packets, rx_bytes, rx_errors;
 	__u64 drops[NDROPS];
 };
 
-/* tun_stats (per CPU): key = tunnel id. 80 bytes. */
+/* tun_stats (per CPU array): index = the tunnel's stats_slot. 80 bytes. */
 struct tun_stats {
 	__u64 rx_packets;
 	__u64 drops[NDROPS];
