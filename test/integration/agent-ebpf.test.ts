@@ -107,6 +107,26 @@ test('agent on auto picks ebpf, forwards, follows a moved device, adopts on rest
   assert.ok(b.log().includes('"msg":"pinned programs and maps adopted"'), 'programs and maps adopted');
   assert.ok(!b.log().includes('"msg":"session up"'), 'no session re-created');
   assert.equal(await ifindex(NODE, 'l2tpeth128'), before128, 'same device');
+
+  // counters live at a slot of a per-CPU array that the session's configuration names: a new
+  // session taking the slot of a removed one (the lowest free) starts from zero
+  const counted = (await nodeState()).status?.sessions?.[0]?.counters;
+  assert.ok((counted?.rxPackets ?? 0) > 0, 'the adopted session kept its counters');
+  await env.applyNodeState(nodeStateWith(NODE, '10.206.0', []));
+  await until('session 128 removed', async () =>
+    (await nodeState()).status?.sessions?.length === 0 ? true : undefined,
+  );
+  await env.applyNodeState(nodeStateWith(NODE, '10.206.0', [cookieSession(129, 1129)]));
+  const fresh = await until('session 129 with counters', async () => {
+    const s = (await nodeState()).status?.sessions?.find((x) => x.sessionId === 129);
+    return s?.state === 'Up' && s.counters ? s.counters : undefined;
+  });
+  // nothing reaches session 129 (the peer knows 128 only); what l2tpeth129 itself sends may count
+  assert.deepEqual(
+    [fresh.rxPackets, fresh.rxBytes, fresh.rxErrors],
+    [0, 0, 0],
+    `a new session's counters start from zero: ${JSON.stringify(fresh)}`,
+  );
   await stopAgent(b.proc);
   await stopAgent(peer);
 });
