@@ -3,8 +3,8 @@
 // on while it is down and a restarted agent adopts what it finds instead of re-creating it.
 //
 // Per tunnel: a tun_map entry and the receive program on the underlay's tc ingress (shared by the
-// tunnels on that device). Per session: a veth pair (devices.ts), rx_sess and tx_cfg entries, the
-// transmit programs on the pair, counters.
+// tunnels on that device), counters at a slot of tun_stats. Per session: a veth pair (devices.ts),
+// rx_sess and tx_cfg entries, the transmit programs on the pair, counters at a slot of sess_stats.
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
