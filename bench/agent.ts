@@ -48,7 +48,7 @@ import { run, runCapture } from '../lib/exec.js';
 import { withRtnl } from '../lib/netlink/rtnl-handle.js';
 import { startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
 import { bridgeLoopbackPort } from '../test/harness/loopback-bridge.js';
-import { cookieSession } from '../test/harness/nodestate.js';
+import { cookieSession, staticConfigOf } from '../test/harness/nodestate.js';
 import { Lab, requireRoot } from '../test/harness/netns.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
@@ -132,26 +132,7 @@ function spec(n: number): NodeStateSpec {
 
 /** The same sessions as a static-mode config. */
 function staticConfig(n: number): string {
-  return JSON.stringify({
-    tunnels: spec(n).tunnels.map((t) => ({
-      tunnelId: t.tunnelId,
-      peerTunnelId: t.peerTunnelId,
-      encap: t.encap,
-      local: t.local,
-      remote: t.remote,
-      udpSourcePort: t.udpSourcePort,
-      udpDestinationPort: t.udpDestinationPort,
-      udpChecksum: t.udpChecksum,
-      sessions: t.sessions.map((s) => ({
-        sessionId: s.sessionId,
-        peerSessionId: s.peerSessionId,
-        name: s.ifname,
-        cookie: s.cookie,
-        peerCookie: s.peerCookie,
-        l2specType: s.l2specType,
-      })),
-    })),
-  });
+  return JSON.stringify(staticConfigOf(spec(n)));
 }
 
 // ---- processes -------------------------------------------------------------------------------

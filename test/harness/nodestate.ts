@@ -47,6 +47,30 @@ export const nodeStateWith = (
   ],
 });
 
+/** A node state's tunnels and sessions as a static-mode config (`kube-l2tp-datapath static --config`). */
+export function staticConfigOf(spec: NodeStateSpec) {
+  return {
+    tunnels: spec.tunnels.map((t) => ({
+      tunnelId: t.tunnelId,
+      peerTunnelId: t.peerTunnelId,
+      encap: t.encap,
+      local: t.local,
+      remote: t.remote,
+      udpSourcePort: t.udpSourcePort,
+      udpDestinationPort: t.udpDestinationPort,
+      udpChecksum: t.udpChecksum,
+      sessions: t.sessions.map((s) => ({
+        sessionId: s.sessionId,
+        peerSessionId: s.peerSessionId,
+        name: s.ifname,
+        cookie: s.cookie,
+        peerCookie: s.peerCookie,
+        l2specType: s.l2specType,
+      })),
+    })),
+  };
+}
+
 /**
  * The far side of nodeStateWith's tunnel (UDP ports 5000/5001, underlay subnet.1 -> subnet.2) as a
  * static-mode config: the peer of cookieSession(sessionId, peerSessionId), device `ifname`.

@@ -63,7 +63,7 @@ import {
   type OpenResult,
   type ProgName,
 } from './native.js';
-import { attachFilter, detachFilter, filterProgId, type Hook } from './tc.js';
+import { attachFilter, attachNewFilters, detachFilter, filterProgId, type Hook } from './tc.js';
 
 const BPFFS_MAGIC = 0xcafe4a11;
 /**
@@ -504,8 +504,16 @@ export class EbpfBackend implements Backend {
     } else if (dev) {
       this.native.mapDelete(this.map('tx_cfg'), u32Key(dev.ifindex));
     }
-    await this.ensureFilter(peer, 'ingress', 'l2tp_tx_ingress');
-    if (dev) await this.ensureFilter(spec.ifname, 'egress', 'l2tp_tx_egress');
+    const filters: { dev: string; hook: Hook; prog: ProgName }[] = [
+      { dev: peer, hook: 'ingress', prog: 'l2tp_tx_ingress' },
+    ];
+    if (dev) filters.push({ dev: spec.ifname, hook: 'egress', prog: 'l2tp_tx_egress' });
+    if (adopted) for (const f of filters) await this.ensureFilter(f.dev, f.hook, f.prog);
+    else {
+      // a pair made just now has no filter to look at: both go on in one tc run
+      await attachNewFilters(filters.map((f) => ({ dev: f.dev, hook: f.hook, progPin: this.pin(f.prog) })));
+      for (const f of filters) this.attached.add(`${f.dev}/${f.hook}`);
+    }
 
     this.sessions.set(k, {
       spec,

@@ -27,25 +27,33 @@ export async function filterProgId(dev: string, hook: Hook): Promise<number | un
   }
 }
 
+/** tc's arguments that install (or atomically replace) our filter on dev's hook. */
+const filterArgs = (dev: string, hook: Hook, progPin: string): string[] => [
+  ...['filter', 'replace', 'dev', dev, hook, 'pref', FILTER_PREF, 'handle', HANDLE],
+  ...['bpf', 'direct-action', 'object-pinned', progPin],
+];
+
 /** Installs (or atomically replaces) our filter with the program pinned at progPin. */
 export async function attachFilter(dev: string, hook: Hook, progPin: string): Promise<void> {
   // clsact may exist already (ours from an earlier run, or another tool's): both are fine
   await runCapture('tc', ['qdisc', 'add', 'dev', dev, 'clsact']);
-  await run('tc', [
-    'filter',
-    'replace',
-    'dev',
-    dev,
-    hook,
-    'pref',
-    FILTER_PREF,
-    'handle',
-    HANDLE,
-    'bpf',
-    'direct-action',
-    'object-pinned',
-    progPin,
-  ]);
+  await run('tc', filterArgs(dev, hook, progPin));
+}
+
+/**
+ * Our filters on devices just created (no qdisc, no filter yet): every clsact qdisc and filter in
+ * one tc run, as a session's veth pair needs two and a tc process costs milliseconds. Any failure
+ * fails the whole run. tc's batch input splits on whitespace: the pins' paths have none.
+ */
+export async function attachNewFilters(
+  filters: readonly { dev: string; hook: Hook; progPin: string }[],
+): Promise<void> {
+  const devs = [...new Set(filters.map((f) => f.dev))];
+  const lines = [
+    ...devs.map((dev) => `qdisc add dev ${dev} clsact`),
+    ...filters.map((f) => filterArgs(f.dev, f.hook, f.progPin).join(' ')),
+  ];
+  await run('tc', ['-batch', '-'], { input: lines.join('\n') + '\n' });
 }
 
 /** Removes our filter only; the qdisc stays (others may use it). Absent is fine. */

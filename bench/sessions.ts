@@ -1,0 +1,171 @@
+// Many sessions on one node, per backend, in the same run: static mode (`kube-l2tp-datapath static`,
+// no apiserver) brings N sessions up and a SIGTERM removes them again. Per backend and N:
+//   ready   spawn to the "ready" log line (every session up)
+//   stop    SIGTERM to exit (every session removed)
+//   charged what the process's memory cgroup (the datapath pod's, under the chart's limit) was
+//           charged at most, against the process's own peak RSS: the rest is mostly the kernel's
+//           memory for the sessions' devices (userspace: a TAP, its queue and a socket; ebpf: a veth
+//           pair with a queue per CPU on each end, up to SESSION_QUEUES, and map entries)
+// The userspace backend is the baseline printed beside ebpf.
+// usage (root): node dist/bench/sessions.js [--sessions 1000[,5000]] [--per-tunnel 1000]
+//               [--backends userspace,ebpf] [--memory-limit Q|none] [--prefix ks] [--net 207]
+// --prefix names the two network namespaces (<prefix>h1, <prefix>h2); --net is the second octet of
+// the underlay's 10.N.1.0/24.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SESSION_QUEUES } from '../datapath/backend/ebpf/backend.js';
+import type { NodeStateSpec } from '../lib/api/schemas.js';
+import { Lab, ipIn, requireRoot } from '../test/harness/netns.js';
+import { cookieSession, staticConfigOf } from '../test/harness/nodestate.js';
+import { privateBpffs } from '../test/integration/datapath-ebpf-lab.js';
+import { staticArgv, twoHosts } from '../test/integration/datapath-lab.js';
+import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
+
+const { values } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '1000' },
+    'per-tunnel': { type: 'string', default: '1000' },
+    backends: { type: 'string', default: 'userspace,ebpf' },
+    'memory-limit': { type: 'string' },
+    prefix: { type: 'string', default: 'ks' },
+    net: { type: 'string', default: '207' },
+  },
+});
+const POINTS = values.sessions.split(',').map(Number);
+const PER_TUNNEL = Number(values['per-tunnel']);
+const BACKENDS = values.backends.split(',') as ('userspace' | 'ebpf')[];
+const MEMORY_LIMIT = values['memory-limit'] ?? chartMemoryLimit('datapath');
+const NET = Number(values.net);
+if (POINTS.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--sessions: ${values.sessions}`);
+if (BACKENDS.some((b) => b !== 'userspace' && b !== 'ebpf'))
+  throw new Error(`--backends: ${values.backends}`);
+
+interface Result {
+  readyS: number;
+  stopS: number;
+  chargedMB: number;
+  rssMB: number;
+}
+
+/** N sessions over tunnels of PER_TUNNEL from local to remote, 8-byte cookies, default sublayer. */
+function spec(n: number, local: string, remote: string): NodeStateSpec {
+  const tunnels: NodeStateSpec['tunnels'] = [];
+  for (let t = 0; t * PER_TUNNEL < n; t++) {
+    const count = Math.min(PER_TUNNEL, n - t * PER_TUNNEL);
+    tunnels.push({
+      name: `t${t}`,
+      tunnelId: 100 + t,
+      peerTunnelId: 200 + t,
+      encap: 'udp',
+      local,
+      remote,
+      udpSourcePort: 6000 + t,
+      udpDestinationPort: 6000 + t,
+      udpChecksum: false,
+      sessions: Array.from({ length: count }, (_, i) => {
+        const id = t * PER_TUNNEL + i + 1;
+        return cookieSession(id, 100_000 + id);
+      }),
+    });
+  }
+  return { nodeName: 'bench', tunnels };
+}
+
+const linkCount = async (ns: string) => (await ipIn(ns, '-o', 'link', 'show')).trim().split('\n').length;
+
+async function peakRssMB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1000;
+}
+
+/** One static-mode run of n sessions with backend b in ns, in a memory cgroup of its own. */
+async function once(ns: string, b: string, n: number, file: string, bpffs: string): Promise<Result> {
+  const before = await linkCount(ns);
+  const limit =
+    MEMORY_LIMIT === 'none'
+      ? undefined
+      : MemoryLimit.create(`kube-l2tp-bench-sessions-${process.pid}-${b}-${n}`, MEMORY_LIMIT);
+  const extra = b === 'ebpf' ? ['--bpffs', bpffs] : [];
+  const [cmd, args] = MemoryLimit.wrap(limit, 'ip', staticArgv(ns, file, '--backend', b, ...extra));
+  const t0 = Date.now();
+  const child = spawn(cmd, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'info' },
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const exited = new Promise<number | null>((r) => child.on('exit', r));
+  try {
+    const ready = await new Promise<number>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        out = (out + d.toString()).slice(-100_000);
+        if (/"msg":"ready"/.test(out)) resolve(Date.now());
+      });
+      void exited.then((code) =>
+        reject(new Error(`${b} with ${n} sessions exited (${code}): ${err}${out.slice(-2000)}`)),
+      );
+    });
+    const rssMB = await peakRssMB(child.pid!);
+    const t1 = Date.now();
+    child.kill('SIGTERM');
+    const code = await exited;
+    const stopS = (Date.now() - t1) / 1000;
+    if (code !== 0) throw new Error(`${b} stop exited ${code}: ${err}`);
+    const left = (await linkCount(ns)) - before;
+    if (left !== 0) throw new Error(`${b} left ${left} devices behind`);
+    return { readyS: (ready - t0) / 1000, stopS, chargedMB: limit ? limit.peakMB() : NaN, rssMB };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+    await limit?.remove();
+  }
+}
+
+requireRoot();
+const lab = new Lab();
+const dir = await mkdtemp(join(tmpdir(), 'kube-l2tp-sessions-'));
+try {
+  const h = await twoHosts(lab, values.prefix, 1, false, NET);
+  const bpffs = await privateBpffs(lab);
+  const queues = Math.min(cpus().length, SESSION_QUEUES);
+  console.log(
+    `sessions bench: static mode on one node, ${PER_TUNNEL} sessions per tunnel, UDP, 8-byte cookies; ` +
+      `memory limit ${MEMORY_LIMIT} (the chart's datapath pod limit unless --memory-limit); ` +
+      `${cpus().length} CPUs: the ebpf session's veth pair has ${queues} queue(s) per end`,
+  );
+  const results = new Map<string, Result>();
+  for (const n of POINTS) {
+    const file = join(dir, `sessions-${n}.json`);
+    await writeFile(file, JSON.stringify(staticConfigOf(spec(n, h.u1, h.u2))));
+    for (const b of BACKENDS) {
+      process.stderr.write(`${b}: ${n} sessions...\n`);
+      results.set(`${b}/${n}`, await once(h.h1, b, n, file, bpffs));
+    }
+  }
+  const pad = (s: string, w: number) => s.padEnd(w);
+  const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  console.log(
+    `\n${pad('backend', 10)} ${pad('N', 6)} ${pad('ready s', 8)} ${pad('stop s', 7)} ${pad('charged MB', 11)} ` +
+      `${pad('peak RSS MB', 12)} ${pad('kernel KB/session', 18)} vs userspace (ready, charged)`,
+  );
+  for (const n of POINTS) {
+    for (const b of BACKENDS) {
+      const r = results.get(`${b}/${n}`)!;
+      const base = results.get(`userspace/${n}`);
+      const vs =
+        b !== 'userspace' && base ? `${f(r.readyS / base.readyS)}x, ${f(r.chargedMB / base.chargedMB)}x` : '';
+      console.log(
+        `${pad(b, 10)} ${pad(String(n), 6)} ${pad(f(r.readyS), 8)} ${pad(f(r.stopS), 7)} ` +
+          `${pad(f(r.chargedMB, 0), 11)} ${pad(f(r.rssMB, 0), 12)} ` +
+          `${pad(f(((r.chargedMB - r.rssMB) * 1000) / n, 0), 18)} ${vs}`,
+      );
+    }
+  }
+} finally {
+  await lab.cleanup();
+  await rm(dir, { recursive: true, force: true });
+}
