@@ -48,7 +48,7 @@ import { run, runCapture } from '../lib/exec.js';
 import { withRtnl } from '../lib/netlink/rtnl-handle.js';
 import { startControlPlane, type ControlPlane } from '../test/harness/controlplane.js';
 import { bridgeLoopbackPort } from '../test/harness/loopback-bridge.js';
-import { cookieSession, staticConfigOf } from '../test/harness/nodestate.js';
+import { manySessionsSpec, staticConfigOf } from '../test/harness/nodestate.js';
 import { Lab, requireRoot } from '../test/harness/netns.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
@@ -108,26 +108,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // ---- the spec --------------------------------------------------------------------------------
 
 function spec(n: number): NodeStateSpec {
-  const tunnels: NodeStateSpec['tunnels'] = [];
-  for (let t = 0; t * PER_TUNNEL < n; t++) {
-    const ids = Array.from(
-      { length: Math.min(PER_TUNNEL, n - t * PER_TUNNEL) },
-      (_, i) => t * PER_TUNNEL + i + 1,
-    );
-    tunnels.push({
-      name: `${PREFIX}-t${t}`,
-      tunnelId: 100 + t,
-      peerTunnelId: 200 + t,
-      encap: 'udp',
-      local: LOCAL,
-      remote: REMOTE,
-      udpSourcePort: 6000 + t,
-      udpDestinationPort: 6000 + t,
-      udpChecksum: false,
-      sessions: ids.map((id) => cookieSession(id, 100_000 + id)),
-    });
-  }
-  return { nodeName: NODE, tunnels };
+  return manySessionsSpec({
+    nodeName: NODE,
+    n,
+    perTunnel: PER_TUNNEL,
+    local: LOCAL,
+    remote: REMOTE,
+    namePrefix: `${PREFIX}-`,
+  });
 }
 
 /** The same sessions as a static-mode config. */

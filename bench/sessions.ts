@@ -12,17 +12,17 @@
 // --prefix names the two network namespaces (<prefix>h1, <prefix>h2); --net is the second octet of
 // the underlay's 10.N.1.0/24.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SESSION_QUEUES } from '../datapath/backend/ebpf/backend.js';
-import type { NodeStateSpec } from '../lib/api/schemas.js';
-import { Lab, ipIn, requireRoot } from '../test/harness/netns.js';
-import { cookieSession, staticConfigOf } from '../test/harness/nodestate.js';
+import { Lab, linkStats, requireRoot } from '../test/harness/netns.js';
+import { manySessionsSpec, staticConfigOf } from '../test/harness/nodestate.js';
 import { privateBpffs } from '../test/integration/datapath-ebpf-lab.js';
 import { staticArgv, twoHosts } from '../test/integration/datapath-lab.js';
 import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
+import { procStatusMB } from './proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,36 +50,7 @@ interface Result {
   rssMB: number;
 }
 
-/** N sessions over tunnels of PER_TUNNEL from local to remote, 8-byte cookies, default sublayer. */
-function spec(n: number, local: string, remote: string): NodeStateSpec {
-  const tunnels: NodeStateSpec['tunnels'] = [];
-  for (let t = 0; t * PER_TUNNEL < n; t++) {
-    const count = Math.min(PER_TUNNEL, n - t * PER_TUNNEL);
-    tunnels.push({
-      name: `t${t}`,
-      tunnelId: 100 + t,
-      peerTunnelId: 200 + t,
-      encap: 'udp',
-      local,
-      remote,
-      udpSourcePort: 6000 + t,
-      udpDestinationPort: 6000 + t,
-      udpChecksum: false,
-      sessions: Array.from({ length: count }, (_, i) => {
-        const id = t * PER_TUNNEL + i + 1;
-        return cookieSession(id, 100_000 + id);
-      }),
-    });
-  }
-  return { nodeName: 'bench', tunnels };
-}
-
-const linkCount = async (ns: string) => (await ipIn(ns, '-o', 'link', 'show')).trim().split('\n').length;
-
-async function peakRssMB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1000;
-}
+const linkCount = async (ns: string) => (await linkStats(ns)).length;
 
 /** One static-mode run of n sessions with backend b in ns, in a memory cgroup of its own. */
 async function once(ns: string, b: string, n: number, file: string, bpffs: string): Promise<Result> {
@@ -109,7 +80,8 @@ async function once(ns: string, b: string, n: number, file: string, bpffs: strin
         reject(new Error(`${b} with ${n} sessions exited (${code}): ${err}${out.slice(-2000)}`)),
       );
     });
-    const rssMB = await peakRssMB(child.pid!);
+    // procStatusMB counts MiB; the cgroup's figure is MB
+    const rssMB = (procStatusMB(child.pid!, 'VmHWM') * 1024) / 1000;
     const t1 = Date.now();
     child.kill('SIGTERM');
     const code = await exited;
@@ -140,7 +112,21 @@ try {
   const results = new Map<string, Result>();
   for (const n of POINTS) {
     const file = join(dir, `sessions-${n}.json`);
-    await writeFile(file, JSON.stringify(staticConfigOf(spec(n, h.u1, h.u2))));
+    await writeFile(
+      file,
+      JSON.stringify(
+        staticConfigOf(
+          manySessionsSpec({
+            nodeName: 'bench',
+            n,
+            perTunnel: PER_TUNNEL,
+            local: h.u1,
+            remote: h.u2,
+            namePrefix: '',
+          }),
+        ),
+      ),
+    );
     for (const b of BACKENDS) {
       process.stderr.write(`${b}: ${n} sessions...\n`);
       results.set(`${b}/${n}`, await once(h.h1, b, n, file, bpffs));

@@ -47,6 +47,41 @@ export const nodeStateWith = (
   ],
 });
 
+/**
+ * n sessions (ids 1..n, cookieSession with peer 100,000 + id) over UDP tunnels of perTunnel each from
+ * local to remote, without checksums: tunnel t is `${namePrefix}t${t}`, IDs 100 + t and 200 + t,
+ * ports 6000 + t. The benches' node of many sessions.
+ */
+export function manySessionsSpec(o: {
+  nodeName: string;
+  n: number;
+  perTunnel: number;
+  local: string;
+  remote: string;
+  namePrefix: string;
+}): NodeStateSpec {
+  const tunnels: NodeStateSpec['tunnels'] = [];
+  for (let t = 0; t * o.perTunnel < o.n; t++) {
+    const ids = Array.from(
+      { length: Math.min(o.perTunnel, o.n - t * o.perTunnel) },
+      (_, i) => t * o.perTunnel + i + 1,
+    );
+    tunnels.push({
+      name: `${o.namePrefix}t${t}`,
+      tunnelId: 100 + t,
+      peerTunnelId: 200 + t,
+      encap: 'udp',
+      local: o.local,
+      remote: o.remote,
+      udpSourcePort: 6000 + t,
+      udpDestinationPort: 6000 + t,
+      udpChecksum: false,
+      sessions: ids.map((id) => cookieSession(id, 100_000 + id)),
+    });
+  }
+  return { nodeName: o.nodeName, tunnels };
+}
+
 /** A node state's tunnels and sessions as a static-mode config (`kube-l2tp-datapath static --config`). */
 export function staticConfigOf(spec: NodeStateSpec) {
   return {
