@@ -10,6 +10,12 @@
 # running node, whose include/node holds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# npm ci runs this before anything else of the project: on a fresh machine the compilers come first
+if [ "$(id -u)" = 0 ]; then
+  for tool in make g++ clang bpftool; do
+    command -v "$tool" >/dev/null || { bash scripts/install-system-deps.sh; break; }
+  done
+fi
 NODEDIR=${npm_config_nodedir:-$(node -p "require('path').resolve(process.execPath, '../..')")}
 if [ ! -f "$NODEDIR/include/node/node_api.h" ]; then
   echo "build-native: no Node headers under $NODEDIR/include/node (install nodejs headers, e.g. Debian's libnode-dev, or set npm_config_nodedir)" >&2

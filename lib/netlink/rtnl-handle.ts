@@ -1,8 +1,9 @@
-// rtnetlink on one socket (links, addresses, routes, neighbours), in this process's network namespace or in
+// rtnetlink on one socket (links, addresses, routes, neighbours, tc), in this process's network namespace or in
 // another one: what every caller of lib/netlink's rtnetlink half opens.
 import { RtnlAddrs } from './rtnl-addr.js';
 import { RtnlNeighbours } from './rtnl-neigh.js';
 import { RtnlRoutes } from './rtnl-route.js';
+import { RtnlTc } from './rtnl-tc.js';
 import { RtnlLinks } from './rtnl.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './socket.js';
 
@@ -11,6 +12,7 @@ export interface Rtnl {
   addrs: RtnlAddrs;
   routes: RtnlRoutes;
   neighbours: RtnlNeighbours;
+  tc: RtnlTc;
 }
 
 /** A network namespace: a path (/run/netns/NAME, /proc/PID/ns/net) or an open descriptor of one. */
@@ -21,6 +23,7 @@ export const rtnlOn = (sock: NetlinkSocket): Rtnl => ({
   addrs: new RtnlAddrs(sock),
   routes: new RtnlRoutes(sock),
   neighbours: new RtnlNeighbours(sock),
+  tc: new RtnlTc(sock),
 });
 
 export interface RtnlHandle extends Rtnl {

@@ -63,7 +63,7 @@ import {
   type OpenResult,
   type ProgName,
 } from './native.js';
-import { attachFilter, attachNewFilters, detachFilter, filterProgId, type Hook } from './tc.js';
+import { attachFilters, detachFilter, filterProgId, type Filter, type Hook } from './tc.js';
 
 const BPFFS_MAGIC = 0xcafe4a11;
 /**
@@ -123,7 +123,7 @@ export class EbpfBackend implements Backend {
   readonly kind = 'ebpf' as const;
   private readonly tunnels = new Map<number, TunnelState>();
   private readonly sessions = new Map<string, SessionState>();
-  /** Filters known to run our programs: "dev/hook". */
+  /** Filters known to run our programs: "ifindex/hook". */
   private readonly attached = new Set<string>();
   private readonly cpus = possibleCpus();
   private readonly log: Logger;
@@ -178,22 +178,21 @@ export class EbpfBackend implements Backend {
     return this.set.maps[name];
   }
 
-  private pin(prog: ProgName): string {
-    return join(this.pinDir, `prog_${prog}`);
+  private filter(ifindex: number, hook: Hook, prog: ProgName): Filter {
+    return { ifindex, hook, prog: { fd: this.set.progs[prog], name: prog } };
   }
 
-  /** Attaches prog to dev's hook unless our filter already runs exactly it. */
-  private async ensureFilter(dev: string, hook: Hook, prog: ProgName): Promise<void> {
-    const k = `${dev}/${hook}`;
+  /** Attaches the filter unless ours on that hook already runs exactly its program. */
+  private async ensureFilter(f: Filter): Promise<void> {
+    const k = `${f.ifindex}/${f.hook}`;
     if (this.attached.has(k)) return;
-    const want = this.native.progId(this.set.progs[prog]);
-    if ((await filterProgId(dev, hook)) !== want) await attachFilter(dev, hook, this.pin(prog));
+    if ((await filterProgId(f.ifindex, f.hook)) !== this.native.progId(f.prog.fd)) await attachFilters([f]);
     this.attached.add(k);
   }
 
-  private async dropFilter(dev: string, hook: Hook): Promise<void> {
-    await detachFilter(dev, hook);
-    this.attached.delete(`${dev}/${hook}`);
+  private async dropFilter(ifindex: number, hook: Hook): Promise<void> {
+    await detachFilter(ifindex, hook);
+    this.attached.delete(`${ifindex}/${hook}`);
   }
 
   private statsSlots(): Slots {
@@ -319,7 +318,7 @@ export class EbpfBackend implements Backend {
       key,
       encodeTunVal({ tunnelId: spec.tunnelId, statsSlot: slot }),
     );
-    await this.ensureFilter(underlay, 'ingress', 'l2tp_rx');
+    await this.ensureFilter(this.filter(link.ifindex, 'ingress', 'l2tp_rx'));
     const macs = await this.underlayMacs(spec, underlay, nexthop);
     this.tunnels.set(spec.tunnelId, {
       spec,
@@ -330,7 +329,7 @@ export class EbpfBackend implements Backend {
       key,
       slot,
     });
-    if (cur && cur.underlay !== underlay) await this.releaseUnderlay(cur.underlay);
+    if (cur && cur.underlayIfindex !== link.ifindex) await this.releaseUnderlay(cur.underlayIfindex);
     this.log.info(
       { tunnelId: spec.tunnelId, encap: spec.encap, local: spec.local, remote: spec.remote, underlay },
       'tunnel up',
@@ -365,9 +364,9 @@ export class EbpfBackend implements Backend {
     return mac && own ? `${mac}/${own}` : '';
   }
 
-  private async releaseUnderlay(dev: string): Promise<void> {
-    if ([...this.tunnels.values()].some((t) => t.underlay === dev)) return;
-    await this.dropFilter(dev, 'ingress');
+  private async releaseUnderlay(ifindex: number): Promise<void> {
+    if ([...this.tunnels.values()].some((t) => t.underlayIfindex === ifindex)) return;
+    await this.dropFilter(ifindex, 'ingress');
   }
 
   async deleteTunnel(tunnelId: number): Promise<void> {
@@ -389,10 +388,10 @@ export class EbpfBackend implements Backend {
     this.statsSlots().found.delete(tunnelId);
     const t = this.tunnels.get(tunnelId);
     this.tunnels.delete(tunnelId);
-    if (t) await this.releaseUnderlay(t.underlay);
+    if (t) await this.releaseUnderlay(t.underlayIfindex);
     else if (this.native.mapKeys(fd, SIZES.tunKey).length === 0) {
       // not configured by this process: with no tunnel left, no underlay needs the program
-      for (const v of await listAllLinks()) await this.dropFilter(v, 'ingress');
+      for (const l of await withRtnl((r) => r.links.list())) await this.dropFilter(l.index, 'ingress');
     }
     this.log.info({ tunnelId }, 'tunnel deleted');
   }
@@ -504,15 +503,13 @@ export class EbpfBackend implements Backend {
     } else if (dev) {
       this.native.mapDelete(this.map('tx_cfg'), u32Key(dev.ifindex));
     }
-    const filters: { dev: string; hook: Hook; prog: ProgName }[] = [
-      { dev: peer, hook: 'ingress', prog: 'l2tp_tx_ingress' },
-    ];
-    if (dev) filters.push({ dev: spec.ifname, hook: 'egress', prog: 'l2tp_tx_egress' });
-    if (adopted) for (const f of filters) await this.ensureFilter(f.dev, f.hook, f.prog);
+    const filters = [this.filter(peerNow.ifindex, 'ingress', 'l2tp_tx_ingress')];
+    if (dev) filters.push(this.filter(dev.ifindex, 'egress', 'l2tp_tx_egress'));
+    if (adopted) for (const f of filters) await this.ensureFilter(f);
     else {
-      // a pair made just now has no filter to look at: both go on in one tc run
-      await attachNewFilters(filters.map((f) => ({ dev: f.dev, hook: f.hook, progPin: this.pin(f.prog) })));
-      for (const f of filters) this.attached.add(`${f.dev}/${f.hook}`);
+      // a pair made just now has no filter to look at
+      await attachFilters(filters);
+      for (const f of filters) this.attached.add(`${f.ifindex}/${f.hook}`);
     }
 
     this.sessions.set(k, {
@@ -598,8 +595,8 @@ export class EbpfBackend implements Backend {
       }
       const cur = this.sessions.get(sessionKey(tunnelId, sessionId));
       if (cur) {
-        this.attached.delete(`${cur.peer}/ingress`);
-        this.attached.delete(`${cur.spec.ifname}/egress`);
+        this.attached.delete(`${cur.peerIfindex}/ingress`);
+        if (cur.devIfindex !== undefined) this.attached.delete(`${cur.devIfindex}/egress`);
       }
       this.sessions.delete(sessionKey(tunnelId, sessionId));
       this.log.info({ tunnelId, sessionId }, 'session deleted');
@@ -650,8 +647,8 @@ export class EbpfBackend implements Backend {
     if (!opts.keepDevices) {
       await this.deleteSessions(await this.listSessions());
       for (const t of await this.listTunnels()) await this.deleteTunnel(t.tunnelId);
-      for (const dev of new Set([...this.attached].map((a) => a.split('/')[0]!)))
-        await this.dropFilter(dev, 'ingress');
+      for (const ifindex of new Set([...this.attached].map((a) => Number(a.split('/')[0]))))
+        await this.dropFilter(ifindex, 'ingress');
       await rm(this.pinDir, { recursive: true, force: true });
       // this namespace's directory and kube-l2tp's go with their last pins (rmdir keeps them while
       // another namespace or build still has its own there)
@@ -686,10 +683,6 @@ function sendProbe(local: string, remote: string): Promise<void> {
     sock.on('error', done);
     sock.bind({ address: local, port: 0 }, () => sock.send(Buffer.alloc(0), 9, remote, done));
   });
-}
-
-async function listAllLinks(): Promise<string[]> {
-  return readdir('/sys/class/net').catch(() => []);
 }
 
 export function createEbpfBackend(opts: EbpfBackendOptions): Promise<EbpfBackend> {

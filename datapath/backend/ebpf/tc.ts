@@ -1,62 +1,52 @@
-// tc filters through iproute2's tc (in the image already): a clsact qdisc and one direct-action
-// cls_bpf filter per hook, at a preference of our own so other users of clsact are left alone.
-// The one exec of a network tool left in the datapath: lib/netlink speaks links, addresses, routes
-// and neighbours but not tc (RTM_NEWQDISC/RTM_NEWTFILTER with a pinned program's fd), and the
-// attach runs once per device, not per packet or per session lookup.
-import { run, runCapture } from '../../../lib/exec.js';
+// Our tc filters: a clsact qdisc and one direct-action cls_bpf filter per hook, at a preference of
+// our own so other users of clsact are left alone, through lib/netlink by ifindex with the loaded
+// program's fd. No tc process: each of those lists every link of the node before its one request,
+// which made a session's attach take longer the more sessions the node had.
+import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
+import type { ClsactHook, FilterRef } from '../../../lib/netlink/rtnl-tc.js';
 
 /** The preference (priority) and handle of every kube-l2tp filter. */
-export const FILTER_PREF = '49225';
-const HANDLE = '1';
+export const FILTER_PREF = 49225;
+const HANDLE = 1;
 
-export type Hook = 'ingress' | 'egress';
+export type Hook = ClsactHook;
 
-interface TcFilterJson {
-  options?: { prog?: { id?: number } };
+/** A loaded program: its fd in this process and the name `tc filter show` prints. */
+export interface Prog {
+  fd: number;
+  name: string;
 }
 
-/** The id of the program our filter runs on dev's hook, or undefined when there is none. */
-export async function filterProgId(dev: string, hook: Hook): Promise<number | undefined> {
-  const r = await runCapture('tc', ['-j', 'filter', 'show', 'dev', dev, hook, 'pref', FILTER_PREF]);
-  if (r.code !== 0) return undefined;
-  try {
-    const entries = JSON.parse(r.stdout || '[]') as TcFilterJson[];
-    return entries.find((e) => e.options?.prog?.id !== undefined)?.options?.prog?.id;
-  } catch {
-    return undefined;
-  }
+export interface Filter {
+  ifindex: number;
+  hook: Hook;
+  prog: Prog;
 }
 
-/** tc's arguments that install (or atomically replace) our filter on dev's hook. */
-const filterArgs = (dev: string, hook: Hook, progPin: string): string[] => [
-  ...['filter', 'replace', 'dev', dev, hook, 'pref', FILTER_PREF, 'handle', HANDLE],
-  ...['bpf', 'direct-action', 'object-pinned', progPin],
-];
+const ref = (ifindex: number, hook: Hook): FilterRef => ({
+  ifindex,
+  hook,
+  pref: FILTER_PREF,
+  handle: HANDLE,
+});
 
-/** Installs (or atomically replaces) our filter with the program pinned at progPin. */
-export async function attachFilter(dev: string, hook: Hook, progPin: string): Promise<void> {
-  // clsact may exist already (ours from an earlier run, or another tool's): both are fine
-  await runCapture('tc', ['qdisc', 'add', 'dev', dev, 'clsact']);
-  await run('tc', filterArgs(dev, hook, progPin));
+/** The id of the program our filter runs on the device's hook, or undefined when there is none. */
+export async function filterProgId(ifindex: number, hook: Hook): Promise<number | undefined> {
+  return withRtnl(async (r) => (await r.tc.getBpfFilter(ref(ifindex, hook)))?.bpf?.id);
 }
 
 /**
- * Our filters on devices just created (no qdisc, no filter yet): every clsact qdisc and filter in
- * one tc run, as a session's veth pair needs two and a tc process costs milliseconds. Any failure
- * fails the whole run. tc's batch input splits on whitespace: the pins' paths have none.
+ * Installs our filters (or atomically replaces their programs), each device's clsact qdisc first.
+ * A qdisc there already (ours from an earlier run, or another tool's) serves as it is.
  */
-export async function attachNewFilters(
-  filters: readonly { dev: string; hook: Hook; progPin: string }[],
-): Promise<void> {
-  const devs = [...new Set(filters.map((f) => f.dev))];
-  const lines = [
-    ...devs.map((dev) => `qdisc add dev ${dev} clsact`),
-    ...filters.map((f) => filterArgs(f.dev, f.hook, f.progPin).join(' ')),
-  ];
-  await run('tc', ['-batch', '-'], { input: lines.join('\n') + '\n' });
+export async function attachFilters(filters: readonly Filter[]): Promise<void> {
+  await withRtnl(async (r) => {
+    for (const ifindex of new Set(filters.map((f) => f.ifindex))) await r.tc.addClsact(ifindex);
+    for (const f of filters) await r.tc.replaceBpfFilter(ref(f.ifindex, f.hook), f.prog.fd, f.prog.name);
+  });
 }
 
-/** Removes our filter only; the qdisc stays (others may use it). Absent is fine. */
-export async function detachFilter(dev: string, hook: Hook): Promise<void> {
-  await runCapture('tc', ['filter', 'del', 'dev', dev, hook, 'pref', FILTER_PREF, 'handle', HANDLE, 'bpf']);
+/** Removes our filter only; the qdisc stays (others may use it). Absent, or no device, is fine. */
+export async function detachFilter(ifindex: number, hook: Hook): Promise<void> {
+  await withRtnl((r) => r.tc.delBpfFilter(ref(ifindex, hook)));
 }
