@@ -414,6 +414,11 @@ int l2tp_tx_ingress(struct __sk_buff *skb)
 
 /* Room for the headers the receive path parses directly: Ethernet, IPv6 (or IPv4 without options),
  * UDP, the L2TPv3 header. */
+/* The underlay is the node's: a frame that is not a tunnel's goes on to the next tc filter (another
+ * tool's, at a later preference) as if this program were not there. TC_ACT_OK would end the
+ * classification and skip those filters. */
+#define NOT_OURS TC_ACT_UNSPEC
+
 #define RX_PARSE (ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 8)
 /* What follows the session id: an 8-byte cookie, the sublayer, the inner Ethernet header at most. */
 #define RX_TAIL_MAX 32
@@ -510,17 +515,17 @@ int l2tp_rx(struct __sk_buff *skb)
 	}
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return TC_ACT_OK;
+		return NOT_OURS;
 	struct tun_key tk = {};
 	__u8 proto;
 	__u32 l3_len, ip_end;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > data_end)
-			return TC_ACT_OK;
+			return NOT_OURS;
 		/* options and fragments are rare: the stack takes them */
 		if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
-			return TC_ACT_OK;
+			return NOT_OURS;
 		tk.family = 4;
 		__builtin_memcpy(tk.local, &ip->daddr, 4);
 		__builtin_memcpy(tk.remote, &ip->saddr, 4);
@@ -530,7 +535,7 @@ int l2tp_rx(struct __sk_buff *skb)
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > data_end)
-			return TC_ACT_OK;
+			return NOT_OURS;
 		/* extension headers (fragments...) are rare: the stack takes them */
 		tk.family = 6;
 		__builtin_memcpy(tk.local, &ip6->daddr, 16);
@@ -539,7 +544,7 @@ int l2tp_rx(struct __sk_buff *skb)
 		l3_len = sizeof(struct ipv6hdr);
 		ip_end = ETH_HLEN + sizeof(struct ipv6hdr) + bpf_ntohs(ip6->payload_len);
 	} else {
-		return TC_ACT_OK;
+		return NOT_OURS;
 	}
 
 	__u32 hoff; /* offset of the session id */
@@ -548,7 +553,7 @@ int l2tp_rx(struct __sk_buff *skb)
 	if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = (void *)l4;
 		if ((void *)(uh + 1) > data_end)
-			return TC_ACT_OK;
+			return NOT_OURS;
 		tk.lport = uh->dest;
 		tk.rport = uh->source;
 		ucheck = uh->check;
@@ -559,11 +564,11 @@ int l2tp_rx(struct __sk_buff *skb)
 		tk.encap = ENCAP_IP;
 		hoff = ETH_HLEN + l3_len;
 	} else {
-		return TC_ACT_OK;
+		return NOT_OURS;
 	}
 	struct tun_val *tv = bpf_map_lookup_elem(&tun_map, &tk);
 	if (!tv)
-		return TC_ACT_OK; /* not ours */
+		return NOT_OURS;
 	__u32 tid = tv->tunnel_id, tslot = tv->stats_slot;
 	/* every datagram of the tunnel is counted here, then forwarded or dropped under one reason;
 	 * adjust_room resets gso_segs, so it is read first */

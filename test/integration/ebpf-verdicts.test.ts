@@ -1,0 +1,146 @@
+// The receive program's verdicts on the underlay, run by the kernel itself (BPF_PROG_TEST_RUN through
+// bpftool, on the pinned program the agent loads): a frame that is not a tunnel's must come back as
+// TC_ACT_UNSPEC, so that tc goes on to the next filter on the node's device (another tool's, at a
+// later preference) as if ours were not there; TC_ACT_OK would end the classification and skip
+// them. A datagram of a configured tunnel is ours: a session it does not have is dropped and counted.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { join } from 'node:path';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { run, runOk } from '../../lib/exec.js';
+import { loadEbpfNative, possibleCpus, type OpenResult } from '../../datapath/backend/ebpf/native.js';
+import {
+  SIZES,
+  decodeTunStats,
+  encodeTunKey,
+  encodeTunVal,
+  perCpuZero,
+  sumPerCpu,
+  u32Key,
+} from '../../datapath/backend/ebpf/maps.js';
+import { requireRoot } from '../harness/netns.js';
+
+const TC_ACT_UNSPEC = -1;
+const TC_ACT_SHOT = 2;
+
+const LOCAL = '10.251.1.1';
+const REMOTE = '10.251.1.2';
+const PORT = 1701;
+
+const mac = (last: number) => Buffer.from([2, 0, 0, 0, 0, last]);
+const eth = (type: number, payload: Buffer) =>
+  Buffer.concat([mac(1), mac(2), Buffer.from([type >> 8, type & 0xff]), payload]);
+const v4 = (a: string) => Buffer.from(a.split('.').map(Number));
+
+function ipv4(proto: number, src: string, dst: string, payload: Buffer): Buffer {
+  const h = Buffer.alloc(20);
+  h[0] = 0x45;
+  h.writeUInt16BE(20 + payload.length, 2);
+  h[8] = 64;
+  h[9] = proto;
+  v4(src).copy(h, 12);
+  v4(dst).copy(h, 16);
+  return eth(0x0800, Buffer.concat([h, payload]));
+}
+function udp(sport: number, dport: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeUInt16BE(sport, 0);
+  h.writeUInt16BE(dport, 2);
+  h.writeUInt16BE(8 + payload.length, 4);
+  return Buffer.concat([h, payload]);
+}
+/** An L2TPv3 data message over UDP (RFC 3931 4.1.2.2): T bit 0, version 3, then the session id. */
+const l2tpData = (session: number) => {
+  const b = Buffer.alloc(8 + 64);
+  b[1] = 3;
+  b.writeUInt32BE(session, 4);
+  return b;
+};
+
+describe('ebpf receive program verdicts (BPF_PROG_TEST_RUN)', () => {
+  let bpffs: string;
+  let work: string;
+  let set: OpenResult;
+  const native = () => loadEbpfNative();
+
+  before(async () => {
+    requireRoot();
+    bpffs = await mkdtemp(join(tmpdir(), 'ev-bpffs-'));
+    await run('mount', ['-t', 'bpf', 'bpf', bpffs]);
+    work = await mkdtemp(join(tmpdir(), 'ev-frames-'));
+    set = native().open(bpffs);
+  });
+  after(async () => {
+    if (set) for (const fd of [...Object.values(set.progs), ...Object.values(set.maps)]) native().closeFd(fd);
+    if (bpffs) {
+      await runOk('umount', [bpffs]);
+      await rm(bpffs, { recursive: true, force: true });
+    }
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** The program's return value for one frame, as a signed tc verdict. */
+  async function verdict(name: string, frame: Buffer): Promise<number> {
+    const file = join(work, `${name}.bin`);
+    await writeFile(file, frame);
+    const out = await run('bpftool', ['prog', 'run', 'pinned', join(bpffs, 'prog_l2tp_rx'), 'data_in', file]);
+    const m = /Return value: (\d+)/.exec(out);
+    assert.ok(m, `bpftool printed no return value: ${out}`);
+    return Number(m[1]) | 0;
+  }
+
+  const tunnelUdp = (session: number) => ipv4(17, REMOTE, LOCAL, udp(PORT, PORT, l2tpData(session)));
+
+  it('frames of no tunnel go on to the next filter', async () => {
+    const arp = eth(0x0806, Buffer.alloc(28));
+    const tcp = ipv4(6, REMOTE, LOCAL, Buffer.alloc(40));
+    const otherUdp = ipv4(17, REMOTE, LOCAL, udp(5353, 5353, Buffer.alloc(32)));
+    const fragment = Buffer.from(tunnelUdp(7));
+    fragment.writeUInt16BE(0x2000, 20); // more fragments: the stack reassembles
+    const ipv6 = eth(
+      0x86dd,
+      Buffer.concat([
+        Buffer.from([0x60, 0, 0, 0, 0, 8, 17, 64]),
+        Buffer.alloc(32),
+        udp(PORT, PORT, Buffer.alloc(0)),
+      ]),
+    );
+    for (const [name, frame] of Object.entries({
+      arp,
+      tcp,
+      otherUdp,
+      fragment,
+      ipv6,
+      runt: Buffer.alloc(14),
+    })) {
+      assert.equal(await verdict(name, frame), TC_ACT_UNSPEC, `${name}: not a tunnel's`);
+    }
+    // no tunnel configured yet: the L2TP datagram is no one's either
+    assert.equal(await verdict('unconfigured', tunnelUdp(7)), TC_ACT_UNSPEC);
+  });
+
+  it("a configured tunnel's datagram for a session it lacks is dropped and counted", async () => {
+    const key = encodeTunKey({
+      local: LOCAL,
+      remote: REMOTE,
+      localPort: PORT,
+      remotePort: PORT,
+      encap: 'udp',
+    });
+    native().mapUpdate(set.maps.tun_map, key, encodeTunVal({ tunnelId: 5, statsSlot: 3 }));
+    assert.equal(await verdict('unknown-session', tunnelUdp(7)), TC_ACT_SHOT);
+    const cpus = possibleCpus();
+    const raw = native().mapLookup(set.maps.tun_stats, u32Key(3), perCpuZero(SIZES.tunStats, cpus).length);
+    assert.ok(raw);
+    assert.deepEqual(decodeTunStats(sumPerCpu(raw, SIZES.tunStats, cpus)), {
+      rxPackets: 1,
+      drops: { unknownSession: 1 },
+    });
+    // the same tunnel's peer on another port is not the tunnel
+    assert.equal(
+      await verdict('other-port', ipv4(17, REMOTE, LOCAL, udp(PORT + 1, PORT, l2tpData(7)))),
+      TC_ACT_UNSPEC,
+    );
+  });
+});
