@@ -25,7 +25,6 @@
 //               [--memory-limit Q]
 // --prefix names the two network namespaces (<prefix>node, <prefix>peer) and the links; the subnet
 // (a /24) addresses the underlay between them (.1 the node, .2 the peer).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -53,7 +52,8 @@ import { Lab, requireRoot } from '../test/harness/netns.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
 import { KubeClient, resourcePath } from '../lib/kube/client.js';
-import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
+import { chartMemoryLimit } from './memory-limit.js';
+import { startNodeProcess, stopNodeProcess, waitReady, type NodeProcess } from './node-process.js';
 import { processCpuSeconds, procStatusMB } from './proc.js';
 
 /** CPU seconds of the agent, which must still run. */
@@ -125,86 +125,18 @@ function staticConfig(n: number): string {
 
 // ---- processes -------------------------------------------------------------------------------
 
-interface LogLine {
-  t: number;
-  msg: string;
-  oneRequest?: unknown;
-}
+type Proc = NodeProcess;
 
-interface Proc {
-  proc: ChildProcess;
-  spawnedAt: number;
-  lines: LogLine[];
-  tail: () => string;
-  exited: Promise<void>;
-  /** The node process itself (ip netns exec execs it, so normally proc.pid). */
-  pid: () => number;
-  /** The most its memory cgroup was charged (MB; NaN with --memory-limit none). */
-  podPeakMB: () => number;
-}
-
+/** The agent or static mode in the node's namespace, in a memory cgroup of its own (a pod each). */
 function startNode(args: string[]): Proc {
-  const argv = ['netns', 'exec', NODE, process.execPath, MAIN, ...args];
-  // a cgroup per process, as each run is a pod of its own
-  const limit =
-    MEMORY_LIMIT === 'none'
-      ? undefined
-      : MemoryLimit.create(`kube-l2tp-bench-agent-${process.pid}-${++cgroups}`, MEMORY_LIMIT);
-  const [cmd, cmdArgs] = MemoryLimit.wrap(limit, 'ip', argv);
-  const proc = spawn(cmd, cmdArgs, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info' },
-  });
-  const spawnedAt = Date.now();
-  const lines: LogLine[] = [];
-  let raw = '';
-  let partial = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    partial += d.toString();
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    for (const p of parts) {
-      raw = (raw + p + '\n').slice(-20_000);
-      try {
-        const j = JSON.parse(p) as { time?: number; msg?: string; oneRequest?: unknown };
-        if (j.msg && j.time) lines.push({ t: j.time, msg: j.msg, oneRequest: j.oneRequest });
-      } catch {
-        // not a log line
-      }
-    }
-  });
-  proc.stderr!.on('data', (d: Buffer) => (raw = (raw + d.toString()).slice(-20_000)));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r())).then(() => limit?.remove());
-  const pid = () => {
-    const p = proc.pid!;
-    if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'node') return p;
-    const kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/);
-    return Number(kids[0]);
-  };
-  const podPeakMB = () => limit?.peakMB() ?? NaN;
-  return {
-    proc,
-    spawnedAt,
-    lines,
-    tail: () => raw.split('\n').slice(-30).join('\n'),
-    exited,
-    pid,
-    podPeakMB,
-  };
+  return startNodeProcess(
+    ['netns', 'exec', NODE, process.execPath, MAIN, ...args],
+    MEMORY_LIMIT,
+    `kube-l2tp-bench-agent-${process.pid}-${++cgroups}`,
+  );
 }
 
-async function stop(p: Proc, ms = 30_000): Promise<number> {
-  const t0 = Date.now();
-  if (p.proc.exitCode === null && p.proc.signalCode === null) {
-    p.proc.kill('SIGTERM');
-    await Promise.race([p.exited, sleep(ms)]);
-    if (p.proc.exitCode === null && p.proc.signalCode === null) {
-      p.proc.kill('SIGKILL');
-      await p.exited;
-    }
-  }
-  return (Date.now() - t0) / 1000;
-}
+const stop = stopNodeProcess;
 
 async function tapCount(): Promise<number> {
   const r = await runCapture('ip', ['-n', NODE, '-o', 'link', 'show', 'type', 'tun']);
@@ -606,12 +538,7 @@ async function staticRun(n: number, dir: string): Promise<StaticResult> {
   writeFileSync(cfg, staticConfig(n));
   const s = startNode(['static', '--config', cfg, '--backend', 'userspace']);
   try {
-    const end = Date.now() + 180_000;
-    while (!s.lines.some((l) => l.msg === 'ready')) {
-      if (s.proc.exitCode !== null || Date.now() > end) throw new Error(`static run failed:\n${s.tail()}`);
-      await sleep(20);
-    }
-    const readyT = s.lines.find((l) => l.msg === 'ready')!.t;
+    const readyT = await waitReady(s, 180_000);
     const taps = await tapCount();
     if (taps !== n) throw new Error(`static: ${taps} TAPs, expected ${n}`);
     const hwmMB = procStatusMB(s.pid(), 'VmHWM');

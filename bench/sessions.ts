@@ -11,7 +11,6 @@
 //               [--backends userspace,ebpf] [--memory-limit Q|none] [--prefix ks] [--net 207]
 // --prefix names the two network namespaces (<prefix>h1, <prefix>h2); --net is the second octet of
 // the underlay's 10.N.1.0/24.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +20,8 @@ import { Lab, linkStats, requireRoot } from '../test/harness/netns.js';
 import { manySessionsSpec, staticConfigOf } from '../test/harness/nodestate.js';
 import { privateBpffs } from '../test/integration/datapath-ebpf-lab.js';
 import { staticArgv, twoHosts } from '../test/integration/datapath-lab.js';
-import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
+import { chartMemoryLimit } from './memory-limit.js';
+import { startNodeProcess, stopNodeProcess, waitReady } from './node-process.js';
 import { procStatusMB } from './proc.js';
 
 const { values } = parseArgs({
@@ -55,45 +55,25 @@ const linkCount = async (ns: string) => (await linkStats(ns)).length;
 /** One static-mode run of n sessions with backend b in ns, in a memory cgroup of its own. */
 async function once(ns: string, b: string, n: number, file: string, bpffs: string): Promise<Result> {
   const before = await linkCount(ns);
-  const limit =
-    MEMORY_LIMIT === 'none'
-      ? undefined
-      : MemoryLimit.create(`kube-l2tp-bench-sessions-${process.pid}-${b}-${n}`, MEMORY_LIMIT);
   const extra = b === 'ebpf' ? ['--bpffs', bpffs] : [];
-  const [cmd, args] = MemoryLimit.wrap(limit, 'ip', staticArgv(ns, file, '--backend', b, ...extra));
-  const t0 = Date.now();
-  const child = spawn(cmd, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info' },
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const exited = new Promise<number | null>((r) => child.on('exit', r));
+  const p = startNodeProcess(
+    staticArgv(ns, file, '--backend', b, ...extra),
+    MEMORY_LIMIT,
+    `kube-l2tp-bench-sessions-${process.pid}-${b}-${n}`,
+  );
   try {
-    const ready = await new Promise<number>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => {
-        out = (out + d.toString()).slice(-100_000);
-        if (/"msg":"ready"/.test(out)) resolve(Date.now());
-      });
-      void exited.then((code) =>
-        reject(new Error(`${b} with ${n} sessions exited (${code}): ${err}${out.slice(-2000)}`)),
-      );
+    const readyT = await waitReady(p, 900_000).catch((e: unknown) => {
+      throw new Error(`${b} with ${n} sessions: ${(e as Error).message}`);
     });
     // procStatusMB counts MiB; the cgroup's figure is MB
-    const rssMB = (procStatusMB(child.pid!, 'VmHWM') * 1024) / 1000;
-    const t1 = Date.now();
-    child.kill('SIGTERM');
-    const code = await exited;
-    const stopS = (Date.now() - t1) / 1000;
-    if (code !== 0) throw new Error(`${b} stop exited ${code}: ${err}`);
+    const rssMB = (procStatusMB(p.pid(), 'VmHWM') * 1024) / 1000;
+    const stopS = await stopNodeProcess(p, 120_000);
+    if (p.proc.exitCode !== 0) throw new Error(`${b} stop exited ${p.proc.exitCode}:\n${p.tail()}`);
     const left = (await linkCount(ns)) - before;
     if (left !== 0) throw new Error(`${b} left ${left} devices behind`);
-    return { readyS: (ready - t0) / 1000, stopS, chargedMB: limit ? limit.peakMB() : NaN, rssMB };
+    return { readyS: (readyT - p.spawnedAt) / 1000, stopS, chargedMB: p.podPeakMB(), rssMB };
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    await exited;
-    await limit?.remove();
+    await stopNodeProcess(p);
   }
 }
 

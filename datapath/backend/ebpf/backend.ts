@@ -216,7 +216,15 @@ export class EbpfBackend implements Backend {
 
   /** A new slot for a session's or a tunnel's counters, zeroed (a slot is reused once freed). */
   private takeSlot(kind: 'sess' | 'tun'): number {
-    const slot = this.statsSlots()[kind].take();
+    let slot: number;
+    try {
+      slot = this.statsSlots()[kind].take();
+    } catch (e) {
+      const what = kind === 'sess' ? 'sessions' : 'tunnels';
+      throw new Error(
+        `the ebpf backend holds at most ${MAP_ENTRIES} ${what} on a node: ${(e as Error).message}`,
+      );
+    }
     const size = kind === 'sess' ? SIZES.sessStats : SIZES.tunStats;
     this.native.mapUpdate(
       this.map(kind === 'sess' ? 'sess_stats' : 'tun_stats'),

@@ -28,9 +28,10 @@
 #define AF_INET6 10
 #define MAX_ENTRIES 16384
 
+/* keyed by ifindex: a session has its peer's, and on the fast path l2tpethN's as well */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_ENTRIES);
+	__uint(max_entries, 2 * MAX_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct tx_cfg);
 } tx_cfg SEC(".maps");

@@ -1,8 +1,9 @@
-// The receive program's verdicts on the underlay, run by the kernel itself (BPF_PROG_TEST_RUN through
-// bpftool, on the pinned program the agent loads): a frame that is not a tunnel's must come back as
-// TC_ACT_UNSPEC, so that tc goes on to the next filter on the node's device (another tool's, at a
-// later preference) as if ours were not there; TC_ACT_OK would end the classification and skip
-// them. A datagram of a configured tunnel is ours: a session it does not have is dropped and counted.
+// The programs and maps the agent loads, checked by the kernel on the pinned objects. The receive
+// program's verdicts on the underlay, run by the kernel itself (BPF_PROG_TEST_RUN through bpftool): a
+// frame that is not a tunnel's must come back as TC_ACT_UNSPEC, so that tc goes on to the next filter
+// on the node's device (another tool's, at a later preference) as if ours were not there; TC_ACT_OK
+// would end the classification and skip them. A datagram of a configured tunnel is ours: a session it
+// does not have is dropped and counted. The maps' sizes: as many sessions as statistics slots.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { run, runOk } from '../../lib/exec.js';
 import { loadEbpfNative, possibleCpus, type OpenResult } from '../../datapath/backend/ebpf/native.js';
 import {
+  MAP_ENTRIES,
   SIZES,
   decodeTunStats,
   encodeTunKey,
@@ -58,7 +60,7 @@ const l2tpData = (session: number) => {
   return b;
 };
 
-describe('ebpf receive program verdicts (BPF_PROG_TEST_RUN)', () => {
+describe('ebpf programs and maps as loaded', () => {
   let bpffs: string;
   let work: string;
   let set: OpenResult;
@@ -142,5 +144,15 @@ describe('ebpf receive program verdicts (BPF_PROG_TEST_RUN)', () => {
       await verdict('other-port', ipv4(17, REMOTE, LOCAL, udp(PORT + 1, PORT, l2tpData(7)))),
       TC_ACT_UNSPEC,
     );
+  });
+
+  it('the maps hold MAP_ENTRIES sessions and tunnels; tx_cfg two keys per session', async () => {
+    const size = async (map: string) => {
+      const out = await run('bpftool', ['-j', 'map', 'show', 'pinned', join(bpffs, map)]);
+      return (JSON.parse(out) as { max_entries: number }).max_entries;
+    };
+    for (const map of ['tun_map', 'rx_sess', 'sess_stats', 'tun_stats', 'seq_state'])
+      assert.equal(await size(map), MAP_ENTRIES, map);
+    assert.equal(await size('tx_cfg'), 2 * MAP_ENTRIES, 'tx_cfg: the peer and l2tpethN of every session');
   });
 });
