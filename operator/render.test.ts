@@ -129,7 +129,8 @@ describe('desiredDatapathPod', () => {
       { name: 'seccomp-profile', hostPath: { path: '/var/lib/kubelet/seccomp/kube-l2tp', type: 'DirectoryOrCreate' } },
     ]); // prettier-ignore
     // read-only wherever the agent writes nothing; the rest it writes (pins, sysctls, the CNI binary
-    // and config, its socket, IPAM state and attachment records)
+    // and config, its socket, IPAM state and attachment records, its seccomp profile's removal on
+    // uninstall)
     assert.deepEqual(c.volumeMounts, [
       { name: 'dev-net-tun', mountPath: '/dev/net/tun', readOnly: true },
       { name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'HostToContainer' },
@@ -140,7 +141,14 @@ describe('desiredDatapathPod', () => {
       { name: 'cni-conf', mountPath: '/etc/cni/net.d', readOnly: true },
       { name: 'agent-socket', mountPath: '/run/kube-l2tp' },
       { name: 'cni-data', mountPath: '/var/lib/cni' },
+      { name: 'seccomp-profile', mountPath: '/host/seccomp' },
     ]);
+    assert.ok(
+      (c.env as { name: string; value?: string }[]).some(
+        (e) => e.name === 'KUBE_L2TP_SECCOMP_DIR' && e.value === '/host/seccomp',
+      ),
+      'the agent removes its profile through the mount on uninstall',
+    );
     assert.ok(
       (c.env as { name: string; value?: string }[]).some(
         (e) => e.name === 'KUBE_L2TP_PROC_SYS_NET' && e.value === '/host/proc/sys/net',
@@ -184,12 +192,19 @@ describe('desiredDatapathPod', () => {
     const pod = desiredDatapathPod('n1', { ...DEFAULT_POD_CONFIG, seccompProfile: 'RuntimeDefault' });
     const spec = pod.spec as {
       initContainers?: unknown;
-      containers: { securityContext: { seccompProfile: unknown } }[];
+      containers: {
+        securityContext: { seccompProfile: unknown };
+        volumeMounts: { name: string }[];
+        env: { name: string }[];
+      }[];
       volumes: { name: string }[];
     };
-    assert.deepEqual(spec.containers[0]!.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    const c = spec.containers[0]!;
+    assert.deepEqual(c.securityContext.seccompProfile, { type: 'RuntimeDefault' });
     assert.equal(spec.initContainers, undefined);
     assert.ok(!spec.volumes.some((v) => v.name === 'seccomp-profile'), 'no host path it does not need');
+    assert.ok(!c.volumeMounts.some((m) => m.name === 'seccomp-profile'));
+    assert.ok(!c.env.some((e) => e.name === 'KUBE_L2TP_SECCOMP_DIR'), 'no profile of ours to remove');
     assert.notEqual(
       pod.metadata.annotations['l2tp.kube-l2tp.io/template-hash'],
       desiredDatapathPod('n1', DEFAULT_POD_CONFIG).metadata.annotations['l2tp.kube-l2tp.io/template-hash'],

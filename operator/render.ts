@@ -329,6 +329,8 @@ export function desiredDatapathPod(
               ]
             : [{ name: 'KUBE_L2TP_METRICS_HOST', value: metricsHost }]),
           { name: 'KUBE_L2TP_PROC_SYS_NET', value: '/host/proc/sys/net' },
+          // where the agent removes its profile on uninstall
+          ...(localhostSeccomp ? [{ name: 'KUBE_L2TP_SECCOMP_DIR', value: '/host/seccomp' }] : []),
           ...(cfg.underlayMtu !== undefined
             ? [{ name: 'KUBE_L2TP_UNDERLAY_MTU', value: String(cfg.underlayMtu) }]
             : []),
@@ -380,6 +382,7 @@ export function desiredDatapathPod(
           { name: 'agent-socket', mountPath: cfg.socketDir },
           { name: 'cni-data', mountPath: cfg.cniDataDir },
           ...(stateInData ? [] : [{ name: 'cni-state', mountPath: cfg.cniStateDir }]),
+          ...(localhostSeccomp ? [{ name: 'seccomp-profile', mountPath: '/host/seccomp' }] : []),
         ],
       },
     ],

@@ -162,6 +162,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
       binDir: values['cni-bin-dir'],
       confDir: values['cni-conf-dir'],
       stateDir: values['cni-state-dir'],
+      ...(process.env.KUBE_L2TP_SECCOMP_DIR ? { seccompDir: process.env.KUBE_L2TP_SECCOMP_DIR } : {}),
       logger: log.child({ component: 'uninstall' }),
     });
   } else {

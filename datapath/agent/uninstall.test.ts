@@ -19,8 +19,15 @@ describe('uninstall', () => {
   });
   const node = async (name: string) => {
     const d = join(dir, name);
-    const files = { binDir: join(d, 'bin'), confDir: join(d, 'net.d'), stateDir: join(d, 'state') };
+    const files = {
+      binDir: join(d, 'bin'),
+      confDir: join(d, 'net.d'),
+      stateDir: join(d, 'state'),
+      seccompDir: join(d, 'seccomp', 'kube-l2tp'),
+    };
     await mkdir(files.binDir, { recursive: true });
+    await mkdir(files.seccompDir, { recursive: true });
+    await writeFile(join(files.seccompDir, 'datapath.json'), '{}');
     await mkdir(join(files.confDir, 'kube-l2tp.d'), { recursive: true });
     await writeFile(join(files.binDir, 'kube-l2tp'), 'shim');
     await writeFile(join(files.binDir, 'host-local'), 'not ours');
@@ -42,10 +49,12 @@ describe('uninstall', () => {
     );
   });
 
-  it('removes the shim, its config and records, and nothing else', async () => {
+  it('removes the shim, its config and records, the seccomp profile, and nothing else', async () => {
     const f = await node('clean');
     const r = await cleanNodeFiles(f);
     assert.deepEqual(r.attached, []);
+    assert.equal(existsSync(join(f.seccompDir, 'datapath.json')), false);
+    assert.equal(existsSync(f.seccompDir), true, "the directory is the pod's mount: it stays");
     assert.equal(existsSync(join(f.binDir, 'kube-l2tp')), false);
     assert.equal(existsSync(join(f.confDir, 'kube-l2tp.d')), false);
     assert.equal(existsSync(join(f.binDir, 'host-local')), true);
@@ -61,5 +70,7 @@ describe('uninstall', () => {
     assert.equal(existsSync(join(f.binDir, 'kube-l2tp')), true);
     assert.equal(existsSync(join(f.stateDir, 'cfc1_net1.json')), true);
     assert.equal(existsSync(join(f.confDir, 'kube-l2tp.d')), false);
+    // no agent starts again: its profile goes whatever pods are left
+    assert.equal(existsSync(join(f.seccompDir, 'datapath.json')), false);
   });
 });

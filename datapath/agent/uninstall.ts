@@ -6,6 +6,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GROUP, type L2TPNodeState } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
+import { SECCOMP_PROFILE_FILE } from '../seccomp/profile.js';
 import { CNI_BINARY } from './install-cni.js';
 
 export const UNINSTALL_ANNOTATION = `${GROUP}/uninstall`;
@@ -20,6 +21,8 @@ export interface NodeFiles {
   confDir: string;
   /** Attachment records of the CNI plugin. */
   stateDir: string;
+  /** The node's directory of the agent's seccomp profile (Localhost profile), when mounted. */
+  seccompDir?: string;
   logger: Logger;
 }
 
@@ -30,8 +33,9 @@ export interface NodeCleanup {
 }
 
 /**
- * Removes what the agent installed on the node: the reference CNI config, and, when no pod is
- * attached any more, the CNI executable and the attachment records. With pods still attached the
+ * Removes what the agent installed on the node: the reference CNI config, the agent's seccomp
+ * profile (no agent starts after this one), and, when no pod is attached any more, the CNI
+ * executable and the attachment records. With pods still attached the
  * executable stays: with no agent behind it, it answers their DEL with success (best effort), so
  * those pods can still be deleted; remove it by hand after them.
  */
@@ -40,6 +44,12 @@ export async function cleanNodeFiles(o: NodeFiles): Promise<NodeCleanup> {
   const conf = join(o.confDir, 'kube-l2tp.d');
   await rm(conf, { recursive: true, force: true });
   removed.push(conf);
+  if (o.seccompDir) {
+    // the file only: the directory is the pod's mount of the node's kube-l2tp directory
+    const profile = join(o.seccompDir, SECCOMP_PROFILE_FILE);
+    await rm(profile, { force: true });
+    removed.push(profile);
+  }
   let records: string[] = [];
   try {
     records = (await readdir(o.stateDir)).filter((f) => f.endsWith('.json'));

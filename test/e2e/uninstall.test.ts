@@ -20,6 +20,8 @@ interface Footprint {
   records: string[];
   run: string[];
   bpf: string[];
+  /** The agent's Localhost seccomp profile. */
+  seccomp: boolean;
 }
 
 describe('real cluster: helm uninstall leaves the nodes clean', () => {
@@ -36,6 +38,7 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
       links: links.sort(),
       shim: (await n.exec('test', ['-e', '/opt/cni/bin/kube-l2tp'])).code === 0,
       conf: (await n.exec('test', ['-e', '/etc/cni/net.d/kube-l2tp.d'])).code === 0,
+      seccomp: (await n.exec('test', ['-e', '/var/lib/kubelet/seccomp/kube-l2tp/datapath.json'])).code === 0,
       records: (await lines('find', ['/var/lib/cni/kube-l2tp', '-type', 'f'])).sort(),
       run: (await lines('find', ['/run/kube-l2tp', '-mindepth', '1'])).sort(),
       // the host's bpffs is shared by every node here: only this node's network namespace's pins
@@ -72,6 +75,7 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
     for (const node of [lab.nodeA, lab.nodeB]) {
       const f = await footprint(node);
       assert.ok(f.shim, `the CNI executable is on ${node}`);
+      assert.ok(f.seccomp, `the agent's seccomp profile is on ${node}`);
       assert.ok(
         f.links.some((l) => l.startsWith('l2tpeth')),
         `a session device on ${node}: ${f.links.join(' ')}`,
@@ -121,7 +125,7 @@ describe('real cluster: helm uninstall leaves the nodes clean', () => {
     for (const node of [lab.nodeA, lab.nodeB]) {
       assert.deepEqual(
         await footprint(node),
-        { links: [], shim: false, conf: false, records: [], run: [], bpf: [] },
+        { links: [], shim: false, conf: false, records: [], run: [], bpf: [], seccomp: false },
         `kube-l2tp is off ${node}`,
       );
     }
