@@ -50,8 +50,9 @@ RUN mkdir -p /out/app \
  && test -f /out/app/dist/datapath/main.js \
  && rm -rf /out/app/dist/test /out/app/dist/bench
 
-# ---- runtime: Node.js, iproute2 (the agent runs `ip`), nothing else: the base image's npm, npx,
-# corepack and yarn go (nothing runs them, and a package manager in a root pod is a tool for an intruder)
+# ---- runtime: Node.js, iproute2 (`ip` and `tc` to look at a node from the pod; the agent runs
+# neither), nothing else: the base image's npm, npx, corepack and yarn go (nothing runs them, and a
+# package manager in a root pod is a tool for an intruder)
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="kube-l2tp" \
       org.opencontainers.image.description="L2TPv3 ethernet pseudowires for Kubernetes: operator, node agent and CNI plugin" \

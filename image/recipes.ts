@@ -135,8 +135,8 @@ const product: Recipe = {
     const fs = new Rootfs();
     const dockerfile = readFileSync(join(env.repo, 'Dockerfile'), 'utf8');
     const nodeVersion = dockerfileNodeVersion(dockerfile);
-    // glibc and the C++ runtime for node, dash for the wrappers' #!/bin/sh, `ip` and `tc` (the ebpf
-    // backend's filters) and their libraries
+    // glibc and the C++ runtime for node, dash for the wrappers' #!/bin/sh, `ip` and `tc` (to look at
+    // a node's devices and filters from the pod; the agent itself speaks netlink) and their libraries
     await addDebs(env, fs, ['libc6', 'libgcc-s1', 'libstdc++6', 'dash', 'zlib1g']);
     await addDebs(env, fs, ['libbpf1', 'libelf1', 'libmnl0', 'libbsd0', 'libcap2', 'libmd0', 'libxtables12']);
     await addDebs(env, fs, ['iproute2'], only(['bin/ip', 'sbin/ip', 'sbin/tc', 'etc/iproute2']));
