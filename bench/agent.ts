@@ -125,18 +125,14 @@ function staticConfig(n: number): string {
 
 // ---- processes -------------------------------------------------------------------------------
 
-type Proc = NodeProcess;
-
 /** The agent or static mode in the node's namespace, in a memory cgroup of its own (a pod each). */
-function startNode(args: string[]): Proc {
+function startNode(args: string[]): NodeProcess {
   return startNodeProcess(
     ['netns', 'exec', NODE, process.execPath, MAIN, ...args],
     MEMORY_LIMIT,
     `kube-l2tp-bench-agent-${process.pid}-${++cgroups}`,
   );
 }
-
-const stop = stopNodeProcess;
 
 async function tapCount(): Promise<number> {
   const r = await runCapture('ip', ['-n', NODE, '-o', 'link', 'show', 'type', 'tun']);
@@ -344,7 +340,7 @@ interface Phases {
   statusS: number;
 }
 
-function phases(p: Proc, endT: number, n: number): Phases {
+function phases(p: NodeProcess, endT: number, n: number): Phases {
   const first = p.lines[0]?.t ?? NaN;
   const tunnel = p.lines.find((l) => l.msg === 'tunnel up')?.t ?? NaN;
   const ups = p.lines.filter((l) => l.msg === 'session up' || l.msg === 'session reattached to existing TAP');
@@ -501,7 +497,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
     const committed = await committedAt(mark, g1);
     const up1 = await waitFor(`apply of ${n}`, allUp(n, g1));
     const applyS = (up1.t - committed) / 1000;
-    const applyLines: Proc = { ...a, spawnedAt: committed, lines: a.lines.slice(lineMark) };
+    const applyLines: NodeProcess = { ...a, spawnedAt: committed, lines: a.lines.slice(lineMark) };
     const apply = phases(applyLines, up1.t, n);
     apply.bootS = NaN;
     apply.firstTunnelS = ((applyLines.lines.find((l) => l.msg === 'tunnel up')?.t ?? NaN) - committed) / 1000;
@@ -528,7 +524,7 @@ async function agentRun(n: number, dir: string, kubeconfig: string, rest: boolea
       ...(restOut ? { rest: restOut } : {}),
     };
   } finally {
-    await stop(a);
+    await stopNodeProcess(a);
   }
 }
 
@@ -547,7 +543,7 @@ async function staticRun(n: number, dir: string): Promise<StaticResult> {
     const t0 = performance.now();
     await runCapture('ip', ['-n', NODE, '-j', '-d', 'link', 'show', 'type', 'tun']);
     const listTapsMs = performance.now() - t0;
-    const stopS = await stop(s, 120_000);
+    const stopS = await stopNodeProcess(s, 120_000);
     if ((await tapCount()) !== 0) throw new Error('static left TAPs behind');
     return {
       n,
@@ -559,7 +555,7 @@ async function staticRun(n: number, dir: string): Promise<StaticResult> {
       listTapsMs,
     };
   } finally {
-    await stop(s);
+    await stopNodeProcess(s);
   }
 }
 

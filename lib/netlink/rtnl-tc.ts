@@ -183,7 +183,7 @@ export class RtnlTc {
     });
   }
 
-  /** The filters at one preference of a hook; none when the device has no clsact qdisc. */
+  /** The filters at one preference of a hook; none when the device has no clsact qdisc, or is gone. */
   async listFilters(ifindex: number, hook: ClsactHook, pref: number): Promise<TcFilter[]> {
     const r = await this.sock.request(
       RTM_GETTFILTER,
@@ -193,15 +193,10 @@ export class RtnlTc {
     return r.filter((m) => m.type === RTM_NEWTFILTER).map(decodeFilter);
   }
 
-  /** The bpf filter at f, or undefined when there is none (or no device). */
+  /** The bpf filter at f, or undefined when there is none (a device that is gone dumps nothing). */
   async getBpfFilter(f: FilterRef): Promise<TcFilter | undefined> {
-    try {
-      const all = await this.listFilters(f.ifindex, f.hook, f.pref);
-      return all.find((x) => x.handle === f.handle && x.kind === 'bpf');
-    } catch (e) {
-      if (isErrno(e, Errno.ENODEV)) return undefined;
-      throw e;
-    }
+    const all = await this.listFilters(f.ifindex, f.hook, f.pref);
+    return all.find((x) => x.handle === f.handle && x.kind === 'bpf');
   }
 
   /** Removes the bpf filter at f; false when it was not there (nor its device). */

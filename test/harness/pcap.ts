@@ -12,11 +12,13 @@ function ipv4Checksum(h: Buffer): number {
 export interface Underlay {
   src: string;
   dst: string;
-  /** UDP ports; absent = IP protocol 115. */
+  /** UDP ports; absent = IP protocol `proto`. */
   udp?: { sport: number; dport: number };
+  /** The IP protocol without UDP (default 115, L2TPv3 over IP). */
+  proto?: number;
 }
 
-/** An Ethernet/IPv4 packet carrying `payload` over UDP or as IP protocol 115. */
+/** An Ethernet/IPv4 packet carrying `payload` over UDP or as IP protocol 115 (or `proto`). */
 export function ipv4Packet(u: Underlay, payload: Buffer): Buffer {
   const l4 = u.udp ? Buffer.alloc(8) : Buffer.alloc(0);
   if (u.udp) {
@@ -29,7 +31,7 @@ export function ipv4Packet(u: Underlay, payload: Buffer): Buffer {
   ip.writeUInt8(0x45, 0);
   ip.writeUInt16BE(20 + l4.length + payload.length, 2);
   ip.writeUInt8(64, 8);
-  ip.writeUInt8(u.udp ? 17 : 115, 9);
+  ip.writeUInt8(u.udp ? 17 : (u.proto ?? 115), 9);
   Buffer.from(u.src.split('.').map(Number)).copy(ip, 12);
   Buffer.from(u.dst.split('.').map(Number)).copy(ip, 16);
   ip.writeUInt16BE(ipv4Checksum(ip), 10);

@@ -22,6 +22,7 @@ import {
   u32Key,
 } from '../../datapath/backend/ebpf/maps.js';
 import { requireRoot } from '../harness/netns.js';
+import { ipv4Packet } from '../harness/pcap.js';
 
 const TC_ACT_UNSPEC = -1;
 const TC_ACT_SHOT = 2;
@@ -33,25 +34,9 @@ const PORT = 1701;
 const mac = (last: number) => Buffer.from([2, 0, 0, 0, 0, last]);
 const eth = (type: number, payload: Buffer) =>
   Buffer.concat([mac(1), mac(2), Buffer.from([type >> 8, type & 0xff]), payload]);
-const v4 = (a: string) => Buffer.from(a.split('.').map(Number));
-
-function ipv4(proto: number, src: string, dst: string, payload: Buffer): Buffer {
-  const h = Buffer.alloc(20);
-  h[0] = 0x45;
-  h.writeUInt16BE(20 + payload.length, 2);
-  h[8] = 64;
-  h[9] = proto;
-  v4(src).copy(h, 12);
-  v4(dst).copy(h, 16);
-  return eth(0x0800, Buffer.concat([h, payload]));
-}
-function udp(sport: number, dport: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(8);
-  h.writeUInt16BE(sport, 0);
-  h.writeUInt16BE(dport, 2);
-  h.writeUInt16BE(8 + payload.length, 4);
-  return Buffer.concat([h, payload]);
-}
+/** From the tunnel's peer to us: over UDP between ports, or as IP protocol proto. */
+const fromPeer = (l4: { udp: { sport: number; dport: number } } | { proto: number }, payload: Buffer) =>
+  ipv4Packet({ src: REMOTE, dst: LOCAL, ...l4 }, payload);
 /** An L2TPv3 data message over UDP (RFC 3931 4.1.2.2): T bit 0, version 3, then the session id. */
 const l2tpData = (session: number) => {
   const b = Buffer.alloc(8 + 64);
@@ -92,12 +77,12 @@ describe('ebpf programs and maps as loaded', () => {
     return Number(m[1]) | 0;
   }
 
-  const tunnelUdp = (session: number) => ipv4(17, REMOTE, LOCAL, udp(PORT, PORT, l2tpData(session)));
+  const tunnelUdp = (session: number) => fromPeer({ udp: { sport: PORT, dport: PORT } }, l2tpData(session));
 
   it('frames of no tunnel go on to the next filter', async () => {
     const arp = eth(0x0806, Buffer.alloc(28));
-    const tcp = ipv4(6, REMOTE, LOCAL, Buffer.alloc(40));
-    const otherUdp = ipv4(17, REMOTE, LOCAL, udp(5353, 5353, Buffer.alloc(32)));
+    const tcp = fromPeer({ proto: 6 }, Buffer.alloc(40));
+    const otherUdp = fromPeer({ udp: { sport: 5353, dport: 5353 } }, Buffer.alloc(32));
     const fragment = Buffer.from(tunnelUdp(7));
     fragment.writeUInt16BE(0x2000, 20); // more fragments: the stack reassembles
     const ipv6 = eth(
@@ -105,7 +90,7 @@ describe('ebpf programs and maps as loaded', () => {
       Buffer.concat([
         Buffer.from([0x60, 0, 0, 0, 0, 8, 17, 64]),
         Buffer.alloc(32),
-        udp(PORT, PORT, Buffer.alloc(0)),
+        Buffer.from([PORT >> 8, PORT & 0xff, PORT >> 8, PORT & 0xff, 0, 8, 0, 0]), // UDP, no payload
       ]),
     );
     for (const [name, frame] of Object.entries({
@@ -141,7 +126,7 @@ describe('ebpf programs and maps as loaded', () => {
     });
     // the same tunnel's peer on another port is not the tunnel
     assert.equal(
-      await verdict('other-port', ipv4(17, REMOTE, LOCAL, udp(PORT + 1, PORT, l2tpData(7)))),
+      await verdict('other-port', fromPeer({ udp: { sport: PORT + 1, dport: PORT } }, l2tpData(7))),
       TC_ACT_UNSPEC,
     );
   });
