@@ -95,6 +95,19 @@ describe('rtnetlink link requests match iproute2', () => {
     );
   });
 
+  it('ip link add kq-a mtu 1400 numtxqueues 2 numrxqueues 2 type veth peer name kq-b mtu 1400 numtxqueues 2 numrxqueues 2', async () => {
+    const r = rig();
+    await r.links.createVeth({ name: 'kq-a', mtu: 1400, queues: 2 }, { name: 'kq-b', mtu: 1400, queues: 2 });
+    assert.equal(
+      normal(r.cap.sent[0]!, IFINFO_LEN),
+      fixture(
+        '8c0000001000050621cd0c6b0000000000000000000000000000000000000000080004007805000008001f00' +
+          '020000000800200002000000090003006b712d61000000004800120008000100766574683c00020038000100' +
+          '00000000000000000000000000000000080004007805000008001f00020000000800200002000000090003006b712d6200000000',
+      ),
+    );
+  });
+
   it('ip link add kntv0 mtu 1400 address 02:11:22:33:44:66 type veth peer name kntp0 mtu 1400 netns NS', async () => {
     const r = rig();
     await r.links.createVeth(

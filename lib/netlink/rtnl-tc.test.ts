@@ -1,23 +1,38 @@
 // tc over rtnetlink against bytes from real programs: the requests iproute2 (6.1) writes for the same
 // tc commands (captured with strace), and the exchanges the development host's kernel (6.18) had with
-// lib/netlink (test/fixtures/netlink/kernel-6.18-tc.json, which lists how the namespace was set up).
+// lib/netlink (test/fixtures/netlink/kernel-6.18-tc.json and, for shared blocks,
+// kernel-6.18-tc-blocks.json; each lists how its namespace was set up).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadExchanges, ReplayTransport } from '../../test/harness/netlink-fixtures.js';
-import { NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST } from './codec.js';
+import {
+  NLA_F_NESTED,
+  NLM_F_ACK,
+  NLM_F_CREATE,
+  NLM_F_DUMP,
+  NLM_F_ECHO,
+  NLM_F_EXCL,
+  NLM_F_REQUEST,
+} from './codec.js';
 import { NetlinkError } from './errors.js';
 import {
   decodeFilter,
+  decodeQdisc,
   encodeBpfFilter,
   encodeClsact,
   encodeDelBpfFilter,
+  encodeDelClsact,
+  encodeGetClsact,
   encodeListFilters,
   ETH_P_ALL,
   hookParent,
   RTM_GETTFILTER,
+  RTM_NEWQDISC,
   RTM_NEWTFILTER,
   RtnlTc,
+  TCM_IFINDEX_MAGIC_BLOCK,
   TCMSG_LEN,
+  type ClsactHook,
   type FilterRef,
 } from './rtnl-tc.js';
 import { NetlinkSocket, decodeReplies } from './socket.js';
@@ -38,7 +53,7 @@ const flagsOf = (hex: string): number => Buffer.from(hex, 'hex').readUInt16LE(6)
 const A = 3;
 const B = 2;
 const FD = { rx: 0x12, txEgress: 0x13, txIngress: 0x14, txCfgMap: 0x1e };
-const ours = (ifindex: number, hook: FilterRef['hook']): FilterRef => ({
+const ours = (ifindex: number, hook: ClsactHook): FilterRef => ({
   ifindex,
   hook,
   pref: 49225,
@@ -79,7 +94,42 @@ describe('tc requests match iproute2 6.1', () => {
   it('tc filter show dev X ingress pref 49225 (a dump of one preference)', () => {
     const want = '240000002e00010344970c6b00000000000000000300000000000000f2ffffff000049c0';
     assert.equal(flagsOf(want), NLM_F_REQUEST | NLM_F_DUMP);
-    assert.equal(body(framed('list-ingress', encodeListFilters(3, 'ingress', 49225))), body(want));
+    assert.equal(
+      body(framed('list-ingress', encodeListFilters({ ifindex: 3, hook: 'ingress' }, 49225))),
+      body(want),
+    );
+  });
+
+  it('tc qdisc add dev X ingress_block I egress_block E clsact', () => {
+    const want =
+      '400000002400050619c90c6b0000000000000000030000000000fffff1ffffff000000000b000100636c73616374000008000d00a30f000008000e00a10f0000';
+    assert.equal(flagsOf(want), NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+    assert.equal(body(framed('clsact-add', encodeClsact(3, { ingress: 4003, egress: 4001 }))), body(want));
+  });
+
+  it('tc qdisc del dev X clsact', () => {
+    const want =
+      '300000002500050019c90c6b0000000000000000030000000000fffff1ffffff000000000b000100636c736163740000';
+    assert.equal(flagsOf(want), NLM_F_REQUEST | NLM_F_ACK);
+    assert.equal(body(framed('del', encodeDelClsact(3))), body(want));
+  });
+
+  it('tc filter replace|add block N pref 49225 handle 1 bpf direct-action object-pinned PIN', () => {
+    const replace =
+      '5c0000002c00050418c90c6b0000000000000000ffffffff01000000a10f0000000349c008000100627066003000020008000600040000001c0007006c3274705f74785f6567726573733a5b2a66736f626a5d000800080001000000';
+    const add =
+      '5c0000002c00050618c90c6b0000000000000000ffffffff01000000a10f0000000349c008000100627066003000020008000600040000001c0007006c3274705f74785f6567726573733a5b2a66736f626a5d000800080001000000';
+    assert.equal(flagsOf(replace), NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE);
+    assert.equal(flagsOf(add), NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 'add is exclusive');
+    const got = encodeBpfFilter({ block: 4001, pref: 49225, handle: 1 }, 4, 'l2tp_tx_egress:[*fsobj]');
+    assert.equal(body(framed('filter-egress', got)), body(replace));
+    assert.equal(body(add), body(replace), 'the same body');
+  });
+
+  it('tc filter show block N pref 49225', () => {
+    const want = '240000002e0001031ac90c6b0000000000000000ffffffff00000000a10f0000000049c0';
+    assert.equal(flagsOf(want), NLM_F_REQUEST | NLM_F_DUMP);
+    assert.equal(body(framed('list-ingress', encodeListFilters({ block: 4001 }, 49225))), body(want));
   });
 
   it('hook parents are clsact:ingress and clsact:egress', () => {
@@ -90,7 +140,7 @@ describe('tc requests match iproute2 6.1', () => {
 
 describe('tc encoders reproduce requests the 6.18 kernel accepted', () => {
   const cases: [string, Buffer][] = [
-    ['list-no-qdisc', encodeListFilters(A, 'ingress', 49225)],
+    ['list-no-qdisc', encodeListFilters({ ifindex: A, hook: 'ingress' }, 49225)],
     ['clsact-add', encodeClsact(A)],
     ['clsact-exists', encodeClsact(A)],
     ['filter-ingress', encodeBpfFilter(ours(A, 'ingress'), FD.rx, 'l2tp_rx')],
@@ -195,5 +245,127 @@ describe('RtnlTc against the 6.18 kernel (replayed)', () => {
   it('replaceBpfFilter with the fd of a map fails (EINVAL)', async () => {
     const { tc } = tcOver('filter-map-fd');
     await assert.rejects(tc.replaceBpfFilter(ours(B, 'ingress'), FD.txCfgMap, 'tx_cfg'), /EINVAL/);
+  });
+});
+
+describe('shared blocks against the 6.18 kernel', () => {
+  const fx = loadExchanges('kernel-6.18-tc-blocks.json');
+  // fixture namespace: tcd-a ifindex 3, tcd-b ifindex 2, tcd-c ifindex 5 (never had a qdisc)
+  const [DA, DB, DC] = [3, 2, 5];
+  const E = 492251;
+  const IDLE = 492250;
+  const I = 492252;
+  const blk = (block: number): FilterRef => ({ block, pref: 49225, handle: 1 });
+  const PROG = { txEgress: 0x13, txIngress: 0x14 };
+  const tcOver = (...names: string[]) => {
+    const t = new ReplayTransport(names.map(fx.ex));
+    return { tc: new RtnlTc(new NetlinkSocket(t)), sent: t.sent };
+  };
+
+  describe('encoders reproduce the requests it accepted', () => {
+    const cases: [string, Buffer][] = [
+      ['get-none', encodeGetClsact(DC)],
+      ['clsact-blocks', encodeClsact(DA, { ingress: IDLE, egress: E })],
+      ['clsact-blocks-peer', encodeClsact(DB, { ingress: I, egress: IDLE })],
+      ['get-blocks', encodeGetClsact(DA)],
+      ['block-filter-add', encodeBpfFilter(blk(E), PROG.txEgress, 'l2tp_tx_egress')],
+      ['block-list', encodeListFilters({ block: E }, 49225)],
+      ['dev-list-shared', encodeListFilters({ ifindex: DA, hook: 'egress' }, 49225)],
+      ['block-filter-replace', encodeBpfFilter(blk(E), PROG.txIngress, 'l2tp_tx_ingress')],
+      ['del-clsact', encodeDelClsact(DA)],
+    ];
+    for (const [name, payload] of cases) {
+      it(fx.ex(name).op, () => assert.equal(fx.framed(name, payload), fx.ex(name).request));
+    }
+  });
+
+  it('a qdisc get reports the shared blocks a clsact qdisc binds, and none for its own', () => {
+    const q = (name: string) =>
+      decodeReplies(fx.req(name), fx.hdr(name).seq, fx.replies(name), {
+        op: name,
+        familyHeaderLen: TCMSG_LEN,
+      })
+        .filter((m) => m.type === RTM_NEWQDISC)
+        .map(decodeQdisc);
+    assert.deepEqual(q('get-blocks'), [
+      {
+        ifindex: DA,
+        handle: 0xffff0000,
+        parent: 0xfffffff1,
+        kind: 'clsact',
+        ingressBlock: IDLE,
+        egressBlock: E,
+      },
+    ]);
+    assert.deepEqual(q('get-own'), [{ ifindex: DA, handle: 0xffff0000, parent: 0xfffffff1, kind: 'clsact' }]);
+  });
+
+  it("a block's filters, listed by the block or by a device hook bound to it, name the block", () => {
+    for (const name of ['block-list', 'dev-list-shared']) {
+      const [chain, f] = decodeReplies(fx.req(name), fx.hdr(name).seq, fx.replies(name), {
+        op: name,
+        familyHeaderLen: TCMSG_LEN,
+      }).map(decodeFilter);
+      assert.equal(chain?.handle, 0, name);
+      assert.deepEqual(f, {
+        ifindex: TCM_IFINDEX_MAGIC_BLOCK,
+        handle: 1,
+        parent: E,
+        block: E,
+        pref: 49225,
+        protocol: ETH_P_ALL,
+        kind: 'bpf',
+        bpf: { id: 2044, name: 'l2tp_tx_egress', flags: 1, tag: '5bd94926b0f8c1f3' },
+      });
+    }
+  });
+
+  it('addClsact with blocks: true when added, false when the device has a qdisc there', async () => {
+    const { tc } = tcOver('clsact-blocks', 'clsact-blocks-exists');
+    assert.equal(await tc.addClsact(DA, { ingress: IDLE, egress: E }), true);
+    assert.equal(await tc.addClsact(DA, { ingress: IDLE, egress: E }), false);
+  });
+
+  it('getClsact: the blocks, its own, none ever, none after removal', async () => {
+    const { tc, sent } = tcOver('get-blocks', 'get-own', 'get-none', 'get-after-del');
+    assert.deepEqual(await tc.getClsact(DA), {
+      ifindex: DA,
+      handle: 0xffff0000,
+      parent: 0xfffffff1,
+      kind: 'clsact',
+      ingressBlock: IDLE,
+      egressBlock: E,
+    });
+    assert.equal((await tc.getClsact(DA))?.egressBlock, undefined);
+    assert.equal(await tc.getClsact(DC), undefined);
+    assert.equal(await tc.getClsact(DA), undefined);
+    // without an echo the kernel sends the qdisc to listeners only, and the asker gets a bare ack
+    assert.ok(sent.every((b) => b.readUInt16LE(6) & NLM_F_ECHO));
+  });
+
+  it('addBpfFilter on a block: true, then false when there; an unknown block fails with the kernel message', async () => {
+    const { tc } = tcOver('block-filter-add', 'block-filter-add-exists', 'block-filter-no-block');
+    assert.equal(await tc.addBpfFilter(blk(E), PROG.txEgress, 'l2tp_tx_egress'), true);
+    assert.equal(await tc.addBpfFilter(blk(E), PROG.txEgress, 'l2tp_tx_egress'), false);
+    await assert.rejects(tc.addBpfFilter(blk(E), PROG.txEgress, 'l2tp_tx_egress'), (e: unknown) => {
+      assert.ok(e instanceof NetlinkError);
+      assert.equal(e.code, 'EINVAL');
+      assert.match(e.message, /block 492251/);
+      assert.match(e.message, /Block of given index was not found/);
+      return true;
+    });
+  });
+
+  it('getBpfFilter on a block: the replaced program; nothing for an unknown block or one left by its last device', async () => {
+    const { tc } = tcOver('block-list-replaced', 'block-list-absent', 'block-list-orphan');
+    assert.equal((await tc.getBpfFilter(blk(E)))?.bpf?.name, 'l2tp_tx_ingress');
+    assert.equal(await tc.getBpfFilter(blk(7)), undefined);
+    assert.equal(await tc.getBpfFilter(blk(E)), undefined);
+  });
+
+  it('delClsact: true when removed, false when there was none', async () => {
+    const { tc } = tcOver('del-clsact', 'del-clsact-absent');
+    assert.equal(await tc.delClsact(DA), true);
+    assert.equal(await tc.delClsact(DA), false);
   });
 });

@@ -1,13 +1,17 @@
-// rtnetlink traffic control, the part a tc eBPF program needs: a clsact qdisc on a device, and
-// direct-action cls_bpf filters on its ingress and egress hooks, given the program's fd (as
+// rtnetlink traffic control, the part a tc eBPF program needs: a clsact qdisc on a device (its hooks'
+// blocks the device's own, or shared blocks named by index), and direct-action cls_bpf filters on a
+// device's ingress or egress hook or on a shared block, given the program's fd (as
 // `tc filter replace ... bpf direct-action object-pinned PIN` sends after opening the pin). tcmsg is
 // 20 bytes: family u8, pad u8, pad u16, ifindex s32, handle u32, parent u32, info u32; a filter's info
 // is its preference (priority) in the upper 16 bits and its protocol, in network order, in the lower.
-// Requests compare byte for byte with iproute2's (rtnl-tc.test.ts). Unlike tc, nothing here lists the
-// node's links first: a request costs the same with 10 devices or 10,000.
+// A request about a shared block names no device (ifindex TCM_IFINDEX_MAGIC_BLOCK) and carries the
+// block's index where the parent would be. Requests compare byte for byte with iproute2's
+// (rtnl-tc.test.ts). Unlike tc, nothing here lists the node's links first: a request costs the same
+// with 10 devices or 10,000.
 import {
   AttrMap,
   NLM_F_CREATE,
+  NLM_F_ECHO,
   NLM_F_EXCL,
   NetlinkDecodeError,
   attrNamer,
@@ -19,12 +23,14 @@ import { Errno, NetlinkError } from './errors.js';
 import type { NetlinkSocket } from './socket.js';
 
 export const RTM_NEWQDISC = 36;
+export const RTM_DELQDISC = 37;
+export const RTM_GETQDISC = 38;
 export const RTM_NEWTFILTER = 44;
 export const RTM_DELTFILTER = 45;
 export const RTM_GETTFILTER = 46;
 export const TCMSG_LEN = 20;
 
-export const TCA = { KIND: 1, OPTIONS: 2, CHAIN: 11 } as const;
+export const TCA = { KIND: 1, OPTIONS: 2, CHAIN: 11, INGRESS_BLOCK: 13, EGRESS_BLOCK: 14 } as const;
 /** Inside TCA_OPTIONS of a "bpf" filter. */
 export const TCA_BPF = { FD: 6, NAME: 7, FLAGS: 8, TAG: 10, ID: 11 } as const;
 export const TCA_BPF_FLAG_ACT_DIRECT = 1;
@@ -34,6 +40,8 @@ export const TC_H_CLSACT = 0xfffffff1;
 export const TC_H_MIN_INGRESS = 0xfff2;
 export const TC_H_MIN_EGRESS = 0xfff3;
 export const ETH_P_ALL = 0x0003;
+/** The ifindex of a request about a shared block (the block's index goes in the parent field). */
+export const TCM_IFINDEX_MAGIC_BLOCK = 0xffffffff;
 
 export const tcaName = attrNamer('TCA', TCA);
 
@@ -43,17 +51,24 @@ export type ClsactHook = 'ingress' | 'egress';
 export const hookParent = (hook: ClsactHook): number =>
   ((TC_H_CLSACT & 0xffff0000) | (hook === 'ingress' ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS)) >>> 0;
 
-/** One filter: a device's hook, a preference and a handle within it. */
-export interface FilterRef {
-  ifindex: number;
-  hook: ClsactHook;
-  pref: number;
-  handle: number;
+/** Where filters live: a device's clsact hook, or a shared block (`tc filter ... block N`). */
+export type FilterTarget = { ifindex: number; hook: ClsactHook } | { block: number };
+
+/** One filter: its place, a preference and a handle within it. */
+export type FilterRef = FilterTarget & { pref: number; handle: number };
+
+/** The shared blocks a clsact qdisc binds its hooks to (tc's ingress_block and egress_block). */
+export interface ClsactBlocks {
+  ingress: number;
+  egress: number;
 }
 
 export interface TcFilter {
+  /** The device, or for a filter of a shared block TCM_IFINDEX_MAGIC_BLOCK (see block). */
   ifindex: number;
   parent: number;
+  /** The shared block's index, for a filter of one (the kernel sends it as the parent). */
+  block?: number;
   pref: number;
   /** Ethernet protocol, host order (ETH_P_ALL for ours). */
   protocol: number;
@@ -61,6 +76,16 @@ export interface TcFilter {
   kind?: string;
   /** Of a "bpf" filter: the program's id, name and flags, as the kernel reports them. */
   bpf?: { id?: number; name?: string; flags?: number; tag?: string };
+}
+
+/** A device's qdisc at the clsact (ingress) place: its kind, and the shared blocks it binds if any. */
+export interface TcQdisc {
+  ifindex: number;
+  handle: number;
+  parent: number;
+  kind?: string;
+  ingressBlock?: number;
+  egressBlock?: number;
 }
 
 const htons = (v: number): number => ((v & 0xff) << 8) | ((v >> 8) & 0xff);
@@ -74,7 +99,7 @@ function encodeTcmsg(
 ): Buffer {
   const h = Buffer.alloc(TCMSG_LEN);
   h.writeUInt8(0, 0); // AF_UNSPEC
-  h.writeInt32LE(ifindex, 4);
+  h.writeUInt32LE(ifindex >>> 0, 4);
   h.writeUInt32LE(handle >>> 0, 8);
   h.writeUInt32LE(parent >>> 0, 12);
   h.writeUInt32LE(info >>> 0, 16);
@@ -86,18 +111,47 @@ const filterInfo = (pref: number, protocol: number): number => ((pref << 16) | h
 /** The kind as iproute2 sends it, NUL included. */
 const kindAttr = (kind: string): Attr => ({ type: TCA.KIND, str: kind });
 
-/** RTM_NEWQDISC payload adding a clsact qdisc to ifindex (`tc qdisc add dev X clsact`). */
-export function encodeClsact(ifindex: number): Buffer {
-  return encodeTcmsg(ifindex, (TC_H_CLSACT & 0xffff0000) >>> 0, TC_H_CLSACT, 0, [kindAttr('clsact')]);
+/** The tcmsg ifindex and parent of filters at t. */
+const placeOf = (t: FilterTarget): { ifindex: number; parent: number } =>
+  'block' in t
+    ? { ifindex: TCM_IFINDEX_MAGIC_BLOCK, parent: t.block }
+    : { ifindex: t.ifindex, parent: hookParent(t.hook) };
+
+const CLSACT_HANDLE = (TC_H_CLSACT & 0xffff0000) >>> 0;
+
+/**
+ * RTM_NEWQDISC payload adding a clsact qdisc to ifindex (`tc qdisc add dev X clsact`), its hooks bound
+ * to shared blocks when given (`tc qdisc add dev X ingress_block I egress_block E clsact`).
+ */
+export function encodeClsact(ifindex: number, blocks?: ClsactBlocks): Buffer {
+  const attrs: Attr[] = [kindAttr('clsact')];
+  if (blocks) {
+    attrs.push(
+      { type: TCA.INGRESS_BLOCK, u32: blocks.ingress },
+      { type: TCA.EGRESS_BLOCK, u32: blocks.egress },
+    );
+  }
+  return encodeTcmsg(ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0, attrs);
+}
+
+/** RTM_DELQDISC payload removing ifindex's clsact qdisc, and with it its filters (`tc qdisc del dev X clsact`). */
+export function encodeDelClsact(ifindex: number): Buffer {
+  return encodeTcmsg(ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0, [kindAttr('clsact')]);
+}
+
+/** RTM_GETQDISC payload asking for the one qdisc at ifindex's clsact (ingress) place. */
+export function encodeGetClsact(ifindex: number): Buffer {
+  return encodeTcmsg(ifindex, 0, TC_H_CLSACT, 0, []);
 }
 
 /**
  * RTM_NEWTFILTER payload for a direct-action cls_bpf filter running the program of progFd on every
- * protocol (`tc filter replace dev X HOOK pref P handle H bpf direct-action object-pinned PIN`).
- * name is what `tc filter show` prints for it.
+ * protocol (`tc filter replace dev X HOOK pref P handle H bpf direct-action object-pinned PIN`, or
+ * `... block N ...`). name is what `tc filter show` prints for it.
  */
 export function encodeBpfFilter(f: FilterRef, progFd: number, name: string): Buffer {
-  return encodeTcmsg(f.ifindex, f.handle, hookParent(f.hook), filterInfo(f.pref, ETH_P_ALL), [
+  const { ifindex, parent } = placeOf(f);
+  return encodeTcmsg(ifindex, f.handle, parent, filterInfo(f.pref, ETH_P_ALL), [
     kindAttr('bpf'),
     {
       type: TCA.OPTIONS,
@@ -112,12 +166,17 @@ export function encodeBpfFilter(f: FilterRef, progFd: number, name: string): Buf
 
 /** RTM_DELTFILTER payload removing that one bpf filter (`tc filter del dev X HOOK pref P handle H bpf`). */
 export function encodeDelBpfFilter(f: FilterRef): Buffer {
-  return encodeTcmsg(f.ifindex, f.handle, hookParent(f.hook), filterInfo(f.pref, 0), [kindAttr('bpf')]);
+  const { ifindex, parent } = placeOf(f);
+  return encodeTcmsg(ifindex, f.handle, parent, filterInfo(f.pref, 0), [kindAttr('bpf')]);
 }
 
-/** RTM_GETTFILTER dump payload for the filters of one preference on a hook (`tc filter show dev X HOOK pref P`). */
-export function encodeListFilters(ifindex: number, hook: ClsactHook, pref: number): Buffer {
-  return encodeTcmsg(ifindex, 0, hookParent(hook), filterInfo(pref, 0), []);
+/**
+ * RTM_GETTFILTER dump payload for the filters of one preference on a hook or block
+ * (`tc filter show dev X HOOK pref P`, `tc filter show block N pref P`).
+ */
+export function encodeListFilters(t: FilterTarget, pref: number): Buffer {
+  const { ifindex, parent } = placeOf(t);
+  return encodeTcmsg(ifindex, 0, parent, filterInfo(pref, 0), []);
 }
 
 export function decodeFilter(m: NlMsg): TcFilter {
@@ -126,12 +185,13 @@ export function decodeFilter(m: NlMsg): TcFilter {
   const info = p.readUInt32LE(16);
   const a = AttrMap.parse(p.subarray(TCMSG_LEN));
   const f: TcFilter = {
-    ifindex: p.readInt32LE(4),
+    ifindex: p.readUInt32LE(4),
     handle: p.readUInt32LE(8),
     parent: p.readUInt32LE(12),
     pref: info >>> 16,
     protocol: htons(info & 0xffff),
   };
+  if (f.ifindex === TCM_IFINDEX_MAGIC_BLOCK) f.block = f.parent;
   const kind = a.str(TCA.KIND);
   if (kind !== undefined) f.kind = kind;
   const o = kind === 'bpf' ? a.nested(TCA.OPTIONS) : undefined;
@@ -150,6 +210,21 @@ export function decodeFilter(m: NlMsg): TcFilter {
   return f;
 }
 
+export function decodeQdisc(m: NlMsg): TcQdisc {
+  const p = m.payload;
+  if (p.length < TCMSG_LEN) throw new NetlinkDecodeError(`tc message of ${p.length} bytes has no tcmsg`);
+  const a = AttrMap.parse(p.subarray(TCMSG_LEN));
+  const q: TcQdisc = { ifindex: p.readInt32LE(4), handle: p.readUInt32LE(8), parent: p.readUInt32LE(12) };
+  const kind = a.str(TCA.KIND);
+  if (kind !== undefined) q.kind = kind;
+  // the kernel sends a block's index only for a shared block; a device's own has none
+  const ingress = a.u32(TCA.INGRESS_BLOCK);
+  if (ingress !== undefined) q.ingressBlock = ingress;
+  const egress = a.u32(TCA.EGRESS_BLOCK);
+  if (egress !== undefined) q.egressBlock = egress;
+  return q;
+}
+
 const isErrno = (e: unknown, ...errnos: number[]): boolean =>
   e instanceof NetlinkError && errnos.includes(e.errno);
 
@@ -157,14 +232,19 @@ const isErrno = (e: unknown, ...errnos: number[]): boolean =>
 export class RtnlTc {
   constructor(private readonly sock: NetlinkSocket) {}
 
-  private opts(op: string, ifindex: number, dump = false) {
-    return { op, familyHeaderLen: TCMSG_LEN, attrName: tcaName, context: { ifindex }, dump };
+  /** A block's index is in op; a device's ifindex goes into the error's context. */
+  private opts(op: string, ifindex: number | undefined, dump = false) {
+    const context = ifindex === undefined ? {} : { ifindex };
+    return { op, familyHeaderLen: TCMSG_LEN, attrName: tcaName, context, dump };
   }
 
-  /** Adds a clsact qdisc; false when the device has one already (ours or another tool's: both serve). */
-  async addClsact(ifindex: number): Promise<boolean> {
+  /**
+   * Adds a clsact qdisc, its hooks bound to the shared blocks given; false when the device has one
+   * already (whatever its blocks: see getClsact).
+   */
+  async addClsact(ifindex: number, blocks?: ClsactBlocks): Promise<boolean> {
     try {
-      await this.sock.request(RTM_NEWQDISC, encodeClsact(ifindex), {
+      await this.sock.request(RTM_NEWQDISC, encodeClsact(ifindex, blocks), {
         ...this.opts('RTM_NEWQDISC clsact', ifindex),
         flags: NLM_F_CREATE | NLM_F_EXCL,
       });
@@ -175,27 +255,78 @@ export class RtnlTc {
     }
   }
 
+  /**
+   * The qdisc at the device's clsact place (clsact, or another tool's ingress qdisc), with the shared
+   * blocks it binds; undefined when there is none (or no such device).
+   */
+  async getClsact(ifindex: number): Promise<TcQdisc | undefined> {
+    try {
+      // the kernel answers a qdisc get as a notification: to the asker only when it asks for an echo
+      const r = await this.sock.request(RTM_GETQDISC, encodeGetClsact(ifindex), {
+        ...this.opts('RTM_GETQDISC clsact', ifindex),
+        flags: NLM_F_ECHO,
+      });
+      // a device whose qdisc was removed answers with none: its built-in placeholder is not reported
+      return r.filter((m) => m.type === RTM_NEWQDISC).map(decodeQdisc)[0];
+    } catch (e) {
+      if (isErrno(e, Errno.ENOENT, Errno.ENODEV)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Removes the device's clsact qdisc with its filters; false when it had none (or is gone). */
+  async delClsact(ifindex: number): Promise<boolean> {
+    try {
+      await this.sock.request(
+        RTM_DELQDISC,
+        encodeDelClsact(ifindex),
+        this.opts('RTM_DELQDISC clsact', ifindex),
+      );
+      return true;
+    } catch (e) {
+      if (isErrno(e, Errno.ENOENT, Errno.ENODEV, Errno.EINVAL)) return false;
+      throw e;
+    }
+  }
+
   /** Installs the filter, or replaces the program of the one at that preference and handle in place. */
   async replaceBpfFilter(f: FilterRef, progFd: number, name: string): Promise<void> {
     await this.sock.request(RTM_NEWTFILTER, encodeBpfFilter(f, progFd, name), {
-      ...this.opts(`RTM_NEWTFILTER bpf ${f.hook} pref ${f.pref}`, f.ifindex),
+      ...this.opts(`RTM_NEWTFILTER bpf ${where(f)} pref ${f.pref}`, ifindexOf(f)),
       flags: NLM_F_CREATE,
     });
   }
 
-  /** The filters at one preference of a hook; none when the device has no clsact qdisc, or is gone. */
-  async listFilters(ifindex: number, hook: ClsactHook, pref: number): Promise<TcFilter[]> {
+  /** Installs the filter unless one is there at that preference and handle (then false, unchanged). */
+  async addBpfFilter(f: FilterRef, progFd: number, name: string): Promise<boolean> {
+    try {
+      await this.sock.request(RTM_NEWTFILTER, encodeBpfFilter(f, progFd, name), {
+        ...this.opts(`RTM_NEWTFILTER bpf ${where(f)} pref ${f.pref} (add)`, ifindexOf(f)),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+      });
+      return true;
+    } catch (e) {
+      if (isErrno(e, Errno.EEXIST)) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * The filters at one preference of a hook or block; none when the device has no clsact qdisc, is
+   * gone, or the block does not exist.
+   */
+  async listFilters(t: FilterTarget, pref: number): Promise<TcFilter[]> {
     const r = await this.sock.request(
       RTM_GETTFILTER,
-      encodeListFilters(ifindex, hook, pref),
-      this.opts(`RTM_GETTFILTER dump ${hook} pref ${pref}`, ifindex, true),
+      encodeListFilters(t, pref),
+      this.opts(`RTM_GETTFILTER dump ${where(t)} pref ${pref}`, ifindexOf(t), true),
     );
     return r.filter((m) => m.type === RTM_NEWTFILTER).map(decodeFilter);
   }
 
   /** The bpf filter at f, or undefined when there is none (a device that is gone dumps nothing). */
   async getBpfFilter(f: FilterRef): Promise<TcFilter | undefined> {
-    const all = await this.listFilters(f.ifindex, f.hook, f.pref);
+    const all = await this.listFilters(f, f.pref);
     return all.find((x) => x.handle === f.handle && x.kind === 'bpf');
   }
 
@@ -206,7 +337,7 @@ export class RtnlTc {
       await this.sock.request(
         RTM_DELTFILTER,
         encodeDelBpfFilter(f),
-        this.opts(`RTM_DELTFILTER bpf ${f.hook} pref ${f.pref}`, f.ifindex),
+        this.opts(`RTM_DELTFILTER bpf ${where(f)} pref ${f.pref}`, ifindexOf(f)),
       );
       return true;
     } catch (e) {
@@ -216,3 +347,6 @@ export class RtnlTc {
     }
   }
 }
+
+const where = (t: FilterTarget): string => ('block' in t ? `block ${t.block}` : t.hook);
+const ifindexOf = (t: FilterTarget): number | undefined => ('block' in t ? undefined : t.ifindex);

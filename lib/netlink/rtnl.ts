@@ -36,6 +36,8 @@ export const IFLA = {
   GROUP: 27,
   NET_NS_FD: 28,
   EXT_MASK: 29,
+  NUM_TX_QUEUES: 31,
+  NUM_RX_QUEUES: 32,
   CARRIER: 33,
   LINK_NETNSID: 37,
 } as const;
@@ -200,11 +202,16 @@ export interface NewLink {
   up?: boolean;
   /** Create it in the network namespace of this open fd. */
   netnsFd?: number;
+  /** Transmit and receive queues (`numtxqueues N numrxqueues N`), for devices that have several. */
+  queues?: number;
 }
 
 function newLinkAttrs(l: NewLink): Attr[] {
   const attrs: Attr[] = [];
   if (l.mtu !== undefined) attrs.push({ type: IFLA.MTU, u32: l.mtu });
+  if (l.queues !== undefined) {
+    attrs.push({ type: IFLA.NUM_TX_QUEUES, u32: l.queues }, { type: IFLA.NUM_RX_QUEUES, u32: l.queues });
+  }
   if (l.address !== undefined) attrs.push({ type: IFLA.ADDRESS, bytes: macBytes(l.address) });
   if (l.netnsFd !== undefined) attrs.push({ type: IFLA.NET_NS_FD, u32: l.netnsFd });
   attrs.push({ type: IFLA.IFNAME, str: l.name });

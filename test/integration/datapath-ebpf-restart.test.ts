@@ -2,8 +2,10 @@
 // filters stay in the kernel, so not one packet is lost; the restarted process adopts the pinned
 // programs and maps and the devices instead of re-creating them.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, inNs, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { BLOCK, FILTER_PREF } from '../../datapath/backend/ebpf/tc.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
 import { backgroundPing, pairConfigs, podOn, twoHosts } from './datapath-lab.js';
 
@@ -15,6 +17,14 @@ interface LinkJson {
 }
 const link = async (ns: string, dev: string) =>
   (JSON.parse(await ipIn(ns, '-j', 'link', 'show', dev)) as LinkJson[])[0]!;
+
+/** The shared blocks dev's clsact qdisc binds (none: the device's own). */
+async function qdiscBlocks(ns: string, dev: string) {
+  const r = await inNsCapture(ns, 'tc', '-j', 'qdisc', 'show', 'dev', dev);
+  type Qdisc = { kind?: string; ingress_block?: number; egress_block?: number };
+  const q = (JSON.parse(r.stdout || '[]') as Qdisc[]).find((x) => x.kind === 'clsact');
+  return q && { ingress: q.ingress_block, egress: q.egress_block };
+}
 
 /** The id of the program our filter runs on dev's hook. */
 async function filterProg(ns: string, dev: string, hook: 'ingress' | 'egress'): Promise<number | undefined> {
@@ -43,6 +53,10 @@ describe('ebpf datapath restart', () => {
         txIngress: await filterProg(h.h1, 'l2tpx3e9', 'ingress'),
       };
       assert.ok(progsBefore.rx && progsBefore.txEgress && progsBefore.txIngress, JSON.stringify(progsBefore));
+      // the session devices' hooks are the shared blocks' (which run the programs); the underlay's are its own
+      assert.deepEqual(await qdiscBlocks(h.h1, 'l2tpeth0'), { ingress: BLOCK.idle, egress: BLOCK.txEgress });
+      assert.deepEqual(await qdiscBlocks(h.h1, 'l2tpx3e9'), { ingress: BLOCK.txIngress, egress: BLOCK.idle });
+      assert.deepEqual(await qdiscBlocks(h.h1, 'ebru1'), { ingress: undefined, egress: undefined });
 
       const COUNT = 1000;
       const pinged = backgroundPing(lab, 'ebrp1', '10.204.0.2', COUNT, ['-W', '1']);
@@ -85,6 +99,79 @@ describe('ebpf datapath restart', () => {
         'removed on SIGTERM',
       );
       assert.equal(await filterProg(h.h1, 'ebru1', 'ingress'), undefined, 'underlay filter removed');
+    } finally {
+      await lab.cleanup();
+    }
+  });
+
+  it('devices of a build before shared blocks: the next process moves their qdiscs to the shared blocks', async () => {
+    const lab = new Lab();
+    try {
+      const h = await twoHosts(lab, 'ebm', 131);
+      const bpffs = await privateBpffs(lab);
+      const [c1, c2] = pairConfigs(h, { encap: 'udp', cookieLength: 4 });
+      const d1 = await startEbpfDatapath(lab, h.h1, c1, bpffs);
+      await startEbpfDatapath(lab, h.h2, c2, bpffs);
+      await podOn(lab, h.h1, 'ebmp1', 'ebbr', 'l2tpeth0', '10.205.0.1/24', 1442);
+      await podOn(lab, h.h2, 'ebmp2', 'ebbr', 'l2tpeth0', '10.205.0.2/24', 1442);
+      assert.equal(await ping('ebmp1', '10.205.0.2', 2, ['-i', '0.2']), 2, 'pseudowire up');
+      const progs = {
+        egress: await filterProg(h.h1, 'l2tpeth0', 'egress'),
+        ingress: await filterProg(h.h1, 'l2tpx3e9', 'ingress'),
+      };
+      assert.ok(progs.egress && progs.ingress, JSON.stringify(progs));
+      await d1.kill9();
+
+      // what such a build left: each session device with a clsact qdisc of its own and our filter on it
+      // (h1's own programs: both hosts pin into one bpffs here)
+      const pins = (await inNs(h.h1, 'find', join(bpffs, h.h1), '-name', 'prog_l2tp_tx_*'))
+        .trim()
+        .split('\n');
+      const pin = (name: string) => pins.find((p) => p.endsWith(`/prog_${name}`))!;
+      const own: [string, 'ingress' | 'egress', string][] = [
+        ['l2tpeth0', 'egress', 'l2tp_tx_egress'],
+        ['l2tpx3e9', 'ingress', 'l2tp_tx_ingress'],
+      ];
+      for (const [dev, hook, prog] of own) {
+        await inNs(h.h1, 'tc', 'qdisc', 'del', 'dev', dev, 'clsact');
+        await inNs(h.h1, 'tc', 'qdisc', 'add', 'dev', dev, 'clsact');
+        await inNs(
+          h.h1,
+          'tc',
+          'filter',
+          'add',
+          'dev',
+          dev,
+          hook,
+          'pref',
+          String(FILTER_PREF),
+          'handle',
+          '1',
+          'bpf',
+          'direct-action',
+          'object-pinned',
+          pin(prog),
+        );
+        assert.deepEqual(await qdiscBlocks(h.h1, dev), { ingress: undefined, egress: undefined });
+      }
+      assert.equal(await ping('ebmp1', '10.205.0.2', 2, ['-i', '0.2']), 2, 'the old layout forwards');
+
+      const d1b = await startEbpfDatapath(lab, h.h1, c1, bpffs);
+      const moved = d1b.lines.find(
+        (l) => l.msg === "session devices' qdiscs replaced by ones bound to the shared tc blocks",
+      );
+      assert.equal(moved?.qdiscs, 2, 'both ends moved');
+      assert.deepEqual(await qdiscBlocks(h.h1, 'l2tpeth0'), { ingress: BLOCK.idle, egress: BLOCK.txEgress });
+      assert.deepEqual(await qdiscBlocks(h.h1, 'l2tpx3e9'), { ingress: BLOCK.txIngress, egress: BLOCK.idle });
+      for (const [dev, hook] of own)
+        assert.equal(await filterProg(h.h1, dev, hook), progs[hook], `${dev} ${hook}`);
+      assert.equal(
+        await ping('ebmp1', '10.205.0.2', 3, ['-i', '0.2']),
+        3,
+        'forwards through the shared blocks',
+      );
+      const k = await d1b.counters();
+      assert.ok(k.tunnels[0]!.sessions[0]!.txPackets >= 3, 'sent by the programs on the shared blocks');
     } finally {
       await lab.cleanup();
     }

@@ -63,7 +63,18 @@ import {
   type OpenResult,
   type ProgName,
 } from './native.js';
-import { attachFilters, detachFilter, filterProgId, type Filter, type Hook } from './tc.js';
+import {
+  attachFilters,
+  bindSessionDevices,
+  BLOCK,
+  detachFilter,
+  filterProgId,
+  type BlockFilter,
+  type Filter,
+  type Hook,
+  type SessionDevice,
+  type SessionEnd,
+} from './tc.js';
 
 const BPFFS_MAGIC = 0xcafe4a11;
 /**
@@ -97,6 +108,12 @@ interface Slots {
   found: Map<number, number>;
 }
 
+/** The ifindexes of a session's pair: the peer, and l2tpethN while it is in this namespace. */
+interface PairEnds {
+  peer: number;
+  dev?: number;
+}
+
 interface SessionState {
   spec: SessionSpec;
   peer: string;
@@ -123,8 +140,10 @@ export class EbpfBackend implements Backend {
   readonly kind = 'ebpf' as const;
   private readonly tunnels = new Map<number, TunnelState>();
   private readonly sessions = new Map<string, SessionState>();
-  /** Filters known to run our programs: "ifindex/hook". */
+  /** Underlay filters known to run our program: "ifindex/hook". */
   private readonly attached = new Set<string>();
+  /** Shared blocks whose filter this process has checked runs its program. */
+  private readonly checkedBlocks = new Set<number>();
   private readonly cpus = possibleCpus();
   private readonly log: Logger;
   /** Statistics slots in use, read from the maps once (an adopted set keeps its counters). */
@@ -188,6 +207,16 @@ export class EbpfBackend implements Backend {
     if (this.attached.has(k)) return;
     if ((await filterProgId(f.ifindex, f.hook)) !== this.native.progId(f.prog.fd)) await attachFilters([f]);
     this.attached.add(k);
+  }
+
+  /** Our filter on the block an end binds; the first time in this process, checked for its program. */
+  private blockFilter(end: SessionEnd): BlockFilter {
+    const [block, name]: [number, ProgName] =
+      end === 'dev' ? [BLOCK.txEgress, 'l2tp_tx_egress'] : [BLOCK.txIngress, 'l2tp_tx_ingress'];
+    const prog = { fd: this.set.progs[name], name };
+    return this.checkedBlocks.has(block)
+      ? { block, prog }
+      : { block, prog, progId: this.native.progId(prog.fd) };
   }
 
   private async dropFilter(ifindex: number, hook: Hook): Promise<void> {
@@ -411,7 +440,7 @@ export class EbpfBackend implements Backend {
     const cur = this.sessions.get(k);
     const peer = peerName(spec.sessionId);
     const peerLink = await getLink(peer);
-    let dev = await getLink(spec.ifname);
+    const dev = await getLink(spec.ifname);
     // converged while the devices are where they were: l2tpethN moved into a pod (or back) changes
     // where the receive program delivers
     if (
@@ -430,6 +459,7 @@ export class EbpfBackend implements Backend {
       await deletePair(peer); // renamed: a new pair under the new name
       adopted = false;
     }
+    let ends: PairEnds;
     if (!adopted) {
       if (dev) {
         // ours from another backend (a TAP of the userspace one): replace it; anything else stays
@@ -437,29 +467,22 @@ export class EbpfBackend implements Backend {
           throw new ForeignDeviceError(spec.ifname, "it is not this session's kube-l2tp device");
         await deletePair(spec.ifname);
       }
-      await createPair(spec.ifname, peer, spec.tunnelId, spec.sessionId, spec.mtu);
-      dev = await getLink(spec.ifname);
-    } else if (dev) {
-      await configureEnd(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu);
+      // queues, offloads and qdiscs are set before the pair comes up: on a device that is up, each
+      // of those waits for an RCU grace period
+      ends = await createPair(
+        spec.ifname,
+        peer,
+        spec,
+        { mtu: spec.mtu, queues: Math.min(this.cpus, SESSION_QUEUES) },
+        () => this.prepareEnds(spec, t.spec, true, true),
+      );
+    } else {
+      if (dev) await configureEnd(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu);
+      // the peer forwards what l2tpethN sends, so it must take frames of l2tpethN's MTU
+      await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu);
+      ends = await this.prepareEnds(spec, t.spec, !!dev, false);
     }
-    // the peer forwards what l2tpethN sends, so it must take frames of l2tpethN's MTU
-    await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu);
-    // received single frames leave through the peer: veth gives them l2tpethN's NAPI and GRO only
-    // when the sending end has TSO off (super-packets take another way in, never this one)
-    this.native.setOffloads(peer, { tso: false });
-    this.setQueues(peer, spec.sessionId);
-    const peerNow = await getLink(peer);
-    if (!peerNow) throw new Error(`peer device ${peer} vanished`);
-
     const fast = fastPath(t.spec, spec);
-    if (dev) {
-      // GRO on l2tpethN gives decapsulated traffic NAPI and GRO; slow-path sessions need segmented
-      // frames (no GSO for protocol 115; one sequence number per frame), and an outer UDP checksum
-      // needs the inner ones filled before it is summed
-      const csum = t.spec.encap === 'udp' && t.spec.udpChecksum;
-      this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast, txcsum: !csum });
-      this.setQueues(spec.ifname, spec.sessionId);
-    }
     // a session keeps its slot (and counters) across updates and restarts; a session id taken over
     // from another tunnel starts from zero
     const held = this.rxCfg(u32Key(spec.sessionId));
@@ -492,8 +515,8 @@ export class EbpfBackend implements Backend {
       u32Key(spec.sessionId),
       encodeRxCfg({
         tunnelId: spec.tunnelId,
-        ifindex: peerNow.ifindex,
-        devIfindex: dev?.ifindex ?? 0,
+        ifindex: ends.peer,
+        devIfindex: ends.dev ?? 0,
         peerCookie: cookieBytes(spec.peerCookie),
         l2specLength,
         requireSequence: spec.requireSequence,
@@ -501,31 +524,22 @@ export class EbpfBackend implements Backend {
         statsSlot,
       }),
     );
-    this.native.mapUpdate(this.map('tx_cfg'), u32Key(peerNow.ifindex), tx);
-    if (cur?.fastIfindex !== undefined && cur.fastIfindex !== dev?.ifindex)
+    this.native.mapUpdate(this.map('tx_cfg'), u32Key(ends.peer), tx);
+    if (cur?.fastIfindex !== undefined && cur.fastIfindex !== ends.dev)
       this.native.mapDelete(this.map('tx_cfg'), u32Key(cur.fastIfindex));
     let fastIfindex: number | undefined;
-    if (dev && fast) {
-      this.native.mapUpdate(this.map('tx_cfg'), u32Key(dev.ifindex), tx);
-      fastIfindex = dev.ifindex;
-    } else if (dev) {
-      this.native.mapDelete(this.map('tx_cfg'), u32Key(dev.ifindex));
+    if (ends.dev !== undefined && fast) {
+      this.native.mapUpdate(this.map('tx_cfg'), u32Key(ends.dev), tx);
+      fastIfindex = ends.dev;
+    } else if (ends.dev !== undefined) {
+      this.native.mapDelete(this.map('tx_cfg'), u32Key(ends.dev));
     }
-    const filters = [this.filter(peerNow.ifindex, 'ingress', 'l2tp_tx_ingress')];
-    if (dev) filters.push(this.filter(dev.ifindex, 'egress', 'l2tp_tx_egress'));
-    if (adopted) for (const f of filters) await this.ensureFilter(f);
-    else {
-      // a pair made just now has no filter to look at
-      await attachFilters(filters);
-      for (const f of filters) this.attached.add(`${f.ifindex}/${f.hook}`);
-    }
-
     this.sessions.set(k, {
       spec,
       peer,
-      peerIfindex: peerNow.ifindex,
+      peerIfindex: ends.peer,
       ...(fastIfindex !== undefined ? { fastIfindex } : {}),
-      ...(dev ? { devIfindex: dev.ifindex } : {}),
+      ...(ends.dev !== undefined ? { devIfindex: ends.dev } : {}),
     });
     this.log.info(
       {
@@ -544,6 +558,47 @@ export class EbpfBackend implements Backend {
         'the ebpf backend cannot hold frames for reordering: out-of-sequence frames are dropped as with reorderTimeout 0',
       );
     }
+  }
+
+  /**
+   * Queues, offloads and tc qdiscs of the pair's ends in this namespace (l2tpethN only while it is
+   * here), and our filters on the blocks they bind. fresh: a pair made just now, still down.
+   */
+  private async prepareEnds(
+    spec: SessionSpec,
+    tunnel: TunnelSpec,
+    withDev: boolean,
+    fresh: boolean,
+  ): Promise<PairEnds> {
+    const peer = peerName(spec.sessionId);
+    // received single frames leave through the peer: veth gives them l2tpethN's NAPI and GRO only
+    // when the sending end has TSO off (super-packets take another way in, never this one)
+    this.native.setOffloads(peer, { tso: false });
+    this.setQueues(peer, spec.sessionId);
+    if (withDev) {
+      // GRO on l2tpethN gives decapsulated traffic NAPI and GRO; slow-path sessions need segmented
+      // frames (no GSO for protocol 115; one sequence number per frame), and an outer UDP checksum
+      // needs the inner ones filled before it is summed
+      const fast = fastPath(tunnel, spec);
+      const csum = tunnel.encap === 'udp' && tunnel.udpChecksum;
+      this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast, txcsum: !csum });
+      this.setQueues(spec.ifname, spec.sessionId);
+    }
+    const peerLink = await getLink(peer);
+    if (!peerLink) throw new Error(`peer device ${peer} vanished`);
+    const devLink = withDev ? await getLink(spec.ifname) : undefined;
+    if (withDev && !devLink) throw new Error(`session device ${spec.ifname} vanished`);
+    const devices: SessionDevice[] = [{ ifindex: peerLink.ifindex, end: 'peer' }];
+    if (devLink) devices.push({ ifindex: devLink.ifindex, end: 'dev' });
+    const filters = devices.map((d) => this.blockFilter(d.end));
+    const replaced = await bindSessionDevices(devices, fresh, filters);
+    for (const f of filters) this.checkedBlocks.add(f.block);
+    if (replaced)
+      this.log.info(
+        { tunnelId: spec.tunnelId, sessionId: spec.sessionId, qdiscs: replaced },
+        "session devices' qdiscs replaced by ones bound to the shared tc blocks",
+      );
+    return { peer: peerLink.ifindex, ...(devLink ? { dev: devLink.ifindex } : {}) };
   }
 
   /**
@@ -600,11 +655,6 @@ export class EbpfBackend implements Backend {
         if (rx) this.statsSlots().sess.release(rx.statsSlot);
         this.native.mapDelete(this.map('seq_state'), u32Key(sessionId));
         gone.add(sessionId);
-      }
-      const cur = this.sessions.get(sessionKey(tunnelId, sessionId));
-      if (cur) {
-        this.attached.delete(`${cur.peerIfindex}/ingress`);
-        if (cur.devIfindex !== undefined) this.attached.delete(`${cur.devIfindex}/egress`);
       }
       this.sessions.delete(sessionKey(tunnelId, sessionId));
       this.log.info({ tunnelId, sessionId }, 'session deleted');

@@ -44,18 +44,27 @@ export async function listVeths(): Promise<VethLink[]> {
     });
 }
 
-/** Creates the pair, both ends marked, sized and up. */
-export async function createPair(
+/**
+ * Creates the pair with `queues` queues per end, runs prepare while both ends are still down, then
+ * marks, sizes and brings up both ends; prepare's result is returned. Nothing is left behind when a
+ * step fails. (A veth made without a queue count gets one per possible CPU and shrinks to one in
+ * use, which waits for an RCU grace period.)
+ */
+export async function createPair<T>(
   ifname: string,
   peer: string,
-  tunnelId: number,
-  sessionId: number,
-  mtu: number,
-): Promise<void> {
-  await withRtnl((r) => r.links.createVeth({ name: ifname, mtu }, { name: peer, mtu }));
+  ids: { tunnelId: number; sessionId: number },
+  opts: { mtu: number; queues: number },
+  prepare: () => Promise<T>,
+): Promise<T> {
+  const { tunnelId, sessionId } = ids;
+  const { mtu, queues } = opts;
+  await withRtnl((r) => r.links.createVeth({ name: ifname, mtu, queues }, { name: peer, mtu, queues }));
   try {
+    const prepared = await prepare();
     await configureEnd(peer, tunnelId, sessionId, mtu);
     await configureEnd(ifname, tunnelId, sessionId, mtu);
+    return prepared;
   } catch (e) {
     await deletePair(peer);
     throw e;

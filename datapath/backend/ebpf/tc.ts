@@ -1,15 +1,35 @@
-// Our tc filters: a clsact qdisc and one direct-action cls_bpf filter per hook, at a preference of
-// our own so other users of clsact are left alone, through lib/netlink by ifindex with the loaded
-// program's fd. No tc process: each of those lists every link of the node before its one request,
-// which made a session's attach take longer the more sessions the node had.
+// Our tc programs, through lib/netlink by ifindex with the loaded programs' fds (no tc process: each
+// of those lists every link of the node before its one request).
+//
+// The underlay is the node's: it gets a clsact qdisc if it has none, and our one direct-action
+// cls_bpf filter on its ingress hook at a preference of our own, so other users of clsact are left
+// alone. Session devices are ours: their clsact qdiscs bind shared blocks that hold our filter once,
+// so a new session costs two qdiscs and no filter. With a block of its own per hook, every new
+// session cost more than the last (the kernel walks a list of all such blocks each time it makes one)
+// and two filters besides.
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
-import type { ClsactHook, FilterRef } from '../../../lib/netlink/rtnl-tc.js';
+import type { ClsactBlocks, ClsactHook, FilterRef } from '../../../lib/netlink/rtnl-tc.js';
 
 /** The preference (priority) and handle of every kube-l2tp filter. */
 export const FILTER_PREF = 49225;
 const HANDLE = 1;
 
 export type Hook = ClsactHook;
+
+/**
+ * The shared blocks of session devices (indexes of a network namespace's own): l2tpethN's egress
+ * runs the fast path's program, its veth peer's ingress the other one, and the hooks that run
+ * nothing share an empty block (a clsact qdisc has both; an own block there would cost as much).
+ */
+export const BLOCK = { txEgress: 492251, txIngress: 492252, idle: 492250 } as const;
+
+/** The two ends of a session's veth pair: l2tpethN, and its peer in the node's namespace. */
+export type SessionEnd = 'dev' | 'peer';
+
+export const SESSION_BLOCKS: Record<SessionEnd, ClsactBlocks> = {
+  dev: { ingress: BLOCK.idle, egress: BLOCK.txEgress },
+  peer: { ingress: BLOCK.txIngress, egress: BLOCK.idle },
+};
 
 /** A loaded program: its fd in this process and the name `tc filter show` prints. */
 export interface Prog {
@@ -29,6 +49,7 @@ const ref = (ifindex: number, hook: Hook): FilterRef => ({
   pref: FILTER_PREF,
   handle: HANDLE,
 });
+const blockRef = (block: number): FilterRef => ({ block, pref: FILTER_PREF, handle: HANDLE });
 
 /** The id of the program our filter runs on the device's hook, or undefined when there is none. */
 export async function filterProgId(ifindex: number, hook: Hook): Promise<number | undefined> {
@@ -49,4 +70,57 @@ export async function attachFilters(filters: readonly Filter[]): Promise<void> {
 /** Removes our filter only; the qdisc stays (others may use it). Absent, or no device, is fine. */
 export async function detachFilter(ifindex: number, hook: Hook): Promise<void> {
   await withRtnl((r) => r.tc.delBpfFilter(ref(ifindex, hook)));
+}
+
+export interface SessionDevice {
+  ifindex: number;
+  end: SessionEnd;
+}
+
+/** Our filter on a shared block. */
+export interface BlockFilter {
+  block: number;
+  prog: Prog;
+  /**
+   * The program's id, to replace a filter that runs another (once per block and process: a filter of
+   * an earlier build). Without it a filter is only added when missing: a block is made anew when a
+   * device binds it after its last device left.
+   */
+  progId?: number;
+}
+
+/**
+ * Gives each session device a clsact qdisc bound to its end's shared blocks, then makes sure those
+ * blocks hold our filters (a filter needs its block to exist, bound by a device). fresh: devices made
+ * just now (nothing to look at first). Otherwise a qdisc that binds other blocks (its own, from a build
+ * before shared blocks) is replaced: that device runs no program for the moment in between, and a
+ * frame l2tpethN sends then takes the peer's way. Returns how many qdiscs were replaced.
+ */
+export async function bindSessionDevices(
+  devs: readonly SessionDevice[],
+  fresh: boolean,
+  filters: readonly BlockFilter[],
+): Promise<number> {
+  return withRtnl(async (r) => {
+    let replaced = 0;
+    for (const { ifindex, end } of devs) {
+      const want = SESSION_BLOCKS[end];
+      if (fresh && (await r.tc.addClsact(ifindex, want))) continue;
+      const q = await r.tc.getClsact(ifindex);
+      if (q?.kind === 'clsact' && q.ingressBlock === want.ingress && q.egressBlock === want.egress) continue;
+      if (q) {
+        await r.tc.delClsact(ifindex);
+        replaced++;
+      }
+      await r.tc.addClsact(ifindex, want);
+    }
+    for (const { block, prog, progId } of filters) {
+      if (progId === undefined) {
+        await r.tc.addBpfFilter(blockRef(block), prog.fd, prog.name);
+      } else if ((await r.tc.getBpfFilter(blockRef(block)))?.bpf?.id !== progId) {
+        await r.tc.replaceBpfFilter(blockRef(block), prog.fd, prog.name);
+      }
+    }
+    return replaced;
+  });
 }
