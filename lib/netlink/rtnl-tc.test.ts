@@ -363,6 +363,34 @@ describe('shared blocks against the 6.18 kernel', () => {
     assert.equal(await tc.getBpfFilter(blk(E)), undefined);
   });
 
+  it("listQdiscs: every device's qdiscs with the blocks they bind (`tc qdisc show` asks the same)", async () => {
+    const { tc, sent } = tcOver('qdisc-dump');
+    const clsact = (await tc.listQdiscs()).filter((q) => q.kind === 'clsact');
+    assert.deepEqual(
+      clsact.map((q) => [q.ifindex, q.ingressBlock, q.egressBlock]),
+      [
+        [DB, I, IDLE],
+        [DA, IDLE, E],
+        [DC, undefined, undefined],
+      ],
+    );
+    // iproute2 6.1's dump request: an empty tcmsg
+    assert.equal(sent[0]!.subarray(16).toString('hex'), '00'.repeat(TCMSG_LEN));
+    assert.equal(sent[0]!.readUInt16LE(6) & NLM_F_DUMP, NLM_F_DUMP);
+  });
+
+  it("listFilters at preference 0: every filter of the block, ours and another tool's", async () => {
+    const { tc } = tcOver('block-list-all');
+    const f = (await tc.listFilters({ block: E }, 0)).filter((x) => x.handle === 1);
+    assert.deepEqual(
+      f.map((x) => [x.pref, x.bpf?.name]),
+      [
+        [100, 'another'],
+        [49225, 'l2tp_tx_egress'],
+      ],
+    );
+  });
+
   it('delClsact: true when removed, false when there was none', async () => {
     const { tc } = tcOver('del-clsact', 'del-clsact-absent');
     assert.equal(await tc.delClsact(DA), true);

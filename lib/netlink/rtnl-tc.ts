@@ -274,6 +274,14 @@ export class RtnlTc {
     }
   }
 
+  /** Every qdisc of the namespace's devices (`tc qdisc show`), with the shared blocks each binds. */
+  async listQdiscs(): Promise<TcQdisc[]> {
+    const r = await this.sock.request(RTM_GETQDISC, encodeTcmsg(0, 0, 0, 0, []), {
+      ...this.opts('RTM_GETQDISC dump', undefined, true),
+    });
+    return r.filter((m) => m.type === RTM_NEWQDISC).map(decodeQdisc);
+  }
+
   /** Removes the device's clsact qdisc with its filters; false when it had none (or is gone). */
   async delClsact(ifindex: number): Promise<boolean> {
     try {
@@ -312,8 +320,8 @@ export class RtnlTc {
   }
 
   /**
-   * The filters at one preference of a hook or block; none when the device has no clsact qdisc, is
-   * gone, or the block does not exist.
+   * The filters at one preference (0: every preference) of a hook or block; none when the device has
+   * no clsact qdisc, is gone, or the block does not exist.
    */
   async listFilters(t: FilterTarget, pref: number): Promise<TcFilter[]> {
     const r = await this.sock.request(

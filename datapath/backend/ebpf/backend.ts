@@ -69,6 +69,7 @@ import {
   BLOCK,
   detachFilter,
   filterProgId,
+  foreignBlockUsers,
   type BlockFilter,
   type Filter,
   type Hook,
@@ -163,6 +164,14 @@ export class EbpfBackend implements Backend {
     const native = loadEbpfNative();
     const bpffs = opts.bpffs ?? DEFAULT_BPFFS;
     await ensureBpffs(bpffs);
+    // before anything is loaded or pinned: a namespace whose blocks another tool uses is left as it is
+    const mine = new Set((await listVeths()).filter((v) => v.owner).map((v) => v.ifindex));
+    const foreign = await foreignBlockUsers((ifindex) => mine.has(ifindex));
+    if (foreign.length) {
+      throw new Error(
+        `tc blocks ${Object.values(BLOCK).join(', ')} of this network namespace, which the ebpf backend's session devices use, are in use by another tool: ${foreign.join('; ')}`,
+      );
+    }
     // ifindexes in the maps mean something in one network namespace only: nodes sharing a bpffs
     // (network namespaces on one host) keep apart, and a restarted agent finds its own
     const netns = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/net'))?.[1] ?? 'unknown';

@@ -72,6 +72,33 @@ export async function detachFilter(ifindex: number, hook: Hook): Promise<void> {
   await withRtnl((r) => r.tc.delBpfFilter(ref(ifindex, hook)));
 }
 
+/**
+ * Who else uses our shared blocks in this namespace: devices not of ours that bind one (their
+ * traffic would run our programs) and filters at another preference on one (ours would run theirs).
+ * Block indexes are an administrator's choice; another tool that picked ours gets a clear refusal
+ * instead of sessions that break its devices. Empty when the blocks are ours alone (or unused).
+ */
+export async function foreignBlockUsers(ours: (ifindex: number) => boolean): Promise<string[]> {
+  const blocks: number[] = Object.values(BLOCK);
+  return withRtnl(async (r) => {
+    const found: string[] = [];
+    for (const q of await r.tc.listQdiscs()) {
+      const bound = [q.ingressBlock, q.egressBlock].filter((b) => b !== undefined && blocks.includes(b));
+      if (bound.length && !ours(q.ifindex)) {
+        const name = (await r.links.get(q.ifindex).catch(() => undefined))?.name ?? `ifindex ${q.ifindex}`;
+        found.push(`device ${name} binds block ${bound.join(' and ')}`);
+      }
+    }
+    for (const block of blocks) {
+      for (const f of await r.tc.listFilters({ block }, 0)) {
+        if (f.pref !== FILTER_PREF && f.handle !== 0)
+          found.push(`block ${block} has a ${f.kind ?? ''} filter at preference ${f.pref}`);
+      }
+    }
+    return [...new Set(found)];
+  });
+}
+
 export interface SessionDevice {
   ifindex: number;
   end: SessionEnd;
