@@ -256,6 +256,15 @@ describe('shared blocks against the 6.18 kernel', () => {
   const IDLE = 492250;
   const I = 492252;
   const blk = (block: number): FilterRef => ({ block, pref: 49225, handle: 1 });
+  /** tcd-a's clsact qdisc as the kernel reports it: its hooks bound to the blocks. */
+  const BOUND = {
+    ifindex: DA,
+    handle: 0xffff0000,
+    parent: 0xfffffff1,
+    kind: 'clsact',
+    ingressBlock: IDLE,
+    egressBlock: E,
+  };
   const PROG = { txEgress: 0x13, txIngress: 0x14 };
   const tcOver = (...names: string[]) => {
     const t = new ReplayTransport(names.map(fx.ex));
@@ -287,16 +296,7 @@ describe('shared blocks against the 6.18 kernel', () => {
       })
         .filter((m) => m.type === RTM_NEWQDISC)
         .map(decodeQdisc);
-    assert.deepEqual(q('get-blocks'), [
-      {
-        ifindex: DA,
-        handle: 0xffff0000,
-        parent: 0xfffffff1,
-        kind: 'clsact',
-        ingressBlock: IDLE,
-        egressBlock: E,
-      },
-    ]);
+    assert.deepEqual(q('get-blocks'), [BOUND]);
     assert.deepEqual(q('get-own'), [{ ifindex: DA, handle: 0xffff0000, parent: 0xfffffff1, kind: 'clsact' }]);
   });
 
@@ -328,14 +328,7 @@ describe('shared blocks against the 6.18 kernel', () => {
 
   it('getClsact: the blocks, its own, none ever, none after removal', async () => {
     const { tc, sent } = tcOver('get-blocks', 'get-own', 'get-none', 'get-after-del');
-    assert.deepEqual(await tc.getClsact(DA), {
-      ifindex: DA,
-      handle: 0xffff0000,
-      parent: 0xfffffff1,
-      kind: 'clsact',
-      ingressBlock: IDLE,
-      egressBlock: E,
-    });
+    assert.deepEqual(await tc.getClsact(DA), BOUND);
     assert.equal((await tc.getClsact(DA))?.egressBlock, undefined);
     assert.equal(await tc.getClsact(DC), undefined);
     assert.equal(await tc.getClsact(DA), undefined);

@@ -33,18 +33,28 @@ async function filterProg(ns: string, dev: string, hook: 'ingress' | 'egress'): 
   return entries.find((e) => e.options?.prog?.id)?.options?.prog?.id;
 }
 
+/**
+ * Two hosts with an ebpf datapath each (UDP, 4-byte cookies) and a pod bridged to l2tpeth0 on each,
+ * addressed in 10.<podNet>.0.0/24; the pseudowire is up.
+ */
+async function bridgedPair(lab: Lab, prefix: string, net: number, podNet: number) {
+  const h = await twoHosts(lab, prefix, net);
+  const bpffs = await privateBpffs(lab);
+  const [c1, c2] = pairConfigs(h, { encap: 'udp', cookieLength: 4 });
+  const d1 = await startEbpfDatapath(lab, h.h1, c1, bpffs);
+  await startEbpfDatapath(lab, h.h2, c2, bpffs);
+  const [p1, p2] = [`${prefix}p1`, `${prefix}p2`];
+  await podOn(lab, h.h1, p1, 'ebbr', 'l2tpeth0', `10.${podNet}.0.1/24`, 1442);
+  await podOn(lab, h.h2, p2, 'ebbr', 'l2tpeth0', `10.${podNet}.0.2/24`, 1442);
+  assert.equal(await ping(p1, `10.${podNet}.0.2`, 2, ['-i', '0.2']), 2, 'pseudowire up');
+  return { h, bpffs, c1, d1, pod1: p1, remote: `10.${podNet}.0.2` };
+}
+
 describe('ebpf datapath restart', () => {
   it('forwards while the process is dead; the new process adopts programs, maps and devices', async () => {
     const lab = new Lab();
     try {
-      const h = await twoHosts(lab, 'ebr', 130);
-      const bpffs = await privateBpffs(lab);
-      const [c1, c2] = pairConfigs(h, { encap: 'udp', cookieLength: 4 });
-      const d1 = await startEbpfDatapath(lab, h.h1, c1, bpffs);
-      await startEbpfDatapath(lab, h.h2, c2, bpffs);
-      await podOn(lab, h.h1, 'ebrp1', 'ebbr', 'l2tpeth0', '10.204.0.1/24', 1442);
-      await podOn(lab, h.h2, 'ebrp2', 'ebbr', 'l2tpeth0', '10.204.0.2/24', 1442);
-      assert.equal(await ping('ebrp1', '10.204.0.2', 2, ['-i', '0.2']), 2, 'pseudowire up');
+      const { h, bpffs, c1, d1, pod1, remote } = await bridgedPair(lab, 'ebr', 130, 204);
       const devBefore = await link(h.h1, 'l2tpeth0');
       const peerBefore = await link(h.h1, 'l2tpx3e9');
       const progsBefore = {
@@ -59,7 +69,7 @@ describe('ebpf datapath restart', () => {
       assert.deepEqual(await qdiscBlocks(h.h1, 'ebru1'), { ingress: undefined, egress: undefined });
 
       const COUNT = 1000;
-      const pinged = backgroundPing(lab, 'ebrp1', '10.204.0.2', COUNT, ['-W', '1']);
+      const pinged = backgroundPing(lab, pod1, remote, COUNT, ['-W', '1']);
 
       await new Promise((r) => setTimeout(r, 2000));
       await d1.kill9();
@@ -107,14 +117,7 @@ describe('ebpf datapath restart', () => {
   it('devices of a build before shared blocks: the next process moves their qdiscs to the shared blocks', async () => {
     const lab = new Lab();
     try {
-      const h = await twoHosts(lab, 'ebm', 131);
-      const bpffs = await privateBpffs(lab);
-      const [c1, c2] = pairConfigs(h, { encap: 'udp', cookieLength: 4 });
-      const d1 = await startEbpfDatapath(lab, h.h1, c1, bpffs);
-      await startEbpfDatapath(lab, h.h2, c2, bpffs);
-      await podOn(lab, h.h1, 'ebmp1', 'ebbr', 'l2tpeth0', '10.205.0.1/24', 1442);
-      await podOn(lab, h.h2, 'ebmp2', 'ebbr', 'l2tpeth0', '10.205.0.2/24', 1442);
-      assert.equal(await ping('ebmp1', '10.205.0.2', 2, ['-i', '0.2']), 2, 'pseudowire up');
+      const { h, bpffs, c1, d1, pod1, remote } = await bridgedPair(lab, 'ebm', 131, 205);
       const progs = {
         egress: await filterProg(h.h1, 'l2tpeth0', 'egress'),
         ingress: await filterProg(h.h1, 'l2tpx3e9', 'ingress'),
@@ -154,7 +157,7 @@ describe('ebpf datapath restart', () => {
         );
         assert.deepEqual(await qdiscBlocks(h.h1, dev), { ingress: undefined, egress: undefined });
       }
-      assert.equal(await ping('ebmp1', '10.205.0.2', 2, ['-i', '0.2']), 2, 'the old layout forwards');
+      assert.equal(await ping(pod1, remote, 2, ['-i', '0.2']), 2, 'the old layout forwards');
 
       const d1b = await startEbpfDatapath(lab, h.h1, c1, bpffs);
       const moved = d1b.lines.find(
@@ -165,11 +168,7 @@ describe('ebpf datapath restart', () => {
       assert.deepEqual(await qdiscBlocks(h.h1, 'l2tpx3e9'), { ingress: BLOCK.txIngress, egress: BLOCK.idle });
       for (const [dev, hook] of own)
         assert.equal(await filterProg(h.h1, dev, hook), progs[hook], `${dev} ${hook}`);
-      assert.equal(
-        await ping('ebmp1', '10.205.0.2', 3, ['-i', '0.2']),
-        3,
-        'forwards through the shared blocks',
-      );
+      assert.equal(await ping(pod1, remote, 3, ['-i', '0.2']), 3, 'forwards through the shared blocks');
       const k = await d1b.counters();
       assert.ok(k.tunnels[0]!.sessions[0]!.txPackets >= 3, 'sent by the programs on the shared blocks');
     } finally {
