@@ -36,6 +36,7 @@ import {
   neighbourMac,
   peerName,
   underlayRoute,
+  type PairEnds,
 } from './devices.js';
 import {
   MAP_ENTRIES,
@@ -107,12 +108,6 @@ interface Slots {
   tun: StatsSlots;
   /** Tunnels' slots as the maps held them when this process started (an adopted set). */
   found: Map<number, number>;
-}
-
-/** The ifindexes of a session's pair: the peer, and l2tpethN while it is in this namespace. */
-interface PairEnds {
-  peer: number;
-  dev?: number;
 }
 
 interface SessionState {

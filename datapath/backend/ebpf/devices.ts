@@ -6,7 +6,7 @@ import { parseMarker } from '../../../lib/device-marker.js';
 import { routeToPeer } from '../../../lib/netlink/route-to-peer.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { NUD } from '../../../lib/netlink/rtnl-neigh.js';
-import { configureTap, deleteLink } from '../userspace/tap.js';
+import { configureTap, deleteLink, setLinkUp } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
 
@@ -44,37 +44,52 @@ export async function listVeths(): Promise<VethLink[]> {
     });
 }
 
+/** The ifindexes of a session's pair: the peer, and l2tpethN while it is in this namespace. */
+export interface PairEnds {
+  peer: number;
+  dev?: number;
+}
+
 /**
- * Creates the pair with `queues` queues per end, runs prepare while both ends are still down, then
- * marks, sizes and brings up both ends; prepare's result is returned. Nothing is left behind when a
- * step fails. (A veth made without a queue count gets one per possible CPU and shrinks to one in
- * use, which waits for an RCU grace period.)
+ * Creates the pair with `queues` queues per end, hardens, marks and sizes both ends, runs prepare
+ * while they are still down, then brings both up. Nothing is left behind when a
+ * step fails. The marker goes on before prepare binds anything to shared tc blocks: a device there
+ * without it reads as another tool's. (A veth made without a queue count gets one per possible CPU
+ * and shrinks to one in use, which waits for an RCU grace period.)
  */
-export async function createPair<T>(
+export async function createPair(
   ifname: string,
   peer: string,
   ids: { tunnelId: number; sessionId: number },
   opts: { mtu: number; queues: number },
-  prepare: () => Promise<T>,
-): Promise<T> {
+  prepare: () => Promise<PairEnds>,
+): Promise<PairEnds> {
   const { tunnelId, sessionId } = ids;
   const { mtu, queues } = opts;
   await withRtnl((r) => r.links.createVeth({ name: ifname, mtu, queues }, { name: peer, mtu, queues }));
   try {
-    const prepared = await prepare();
-    await configureEnd(peer, tunnelId, sessionId, mtu);
-    await configureEnd(ifname, tunnelId, sessionId, mtu);
-    return prepared;
+    await configureEnd(peer, tunnelId, sessionId, mtu, false);
+    await configureEnd(ifname, tunnelId, sessionId, mtu, false);
+    const ends = await prepare();
+    await setLinkUp(peer);
+    await setLinkUp(ifname);
+    return ends;
   } catch (e) {
     await deletePair(peer);
     throw e;
   }
 }
 
-/** Marker, MTU and up on one end: sysfs writes, or iproute2 where /sys is read-only. */
-export async function configureEnd(ifname: string, tunnelId: number, sessionId: number, mtu: number) {
+/** Hardening, marker, MTU and (unless up is false) up on one end: as a session TAP's. */
+export async function configureEnd(
+  ifname: string,
+  tunnelId: number,
+  sessionId: number,
+  mtu: number,
+  up = true,
+) {
   // the same marker, MTU and up as a session TAP: one place sets a kube-l2tp session device's identity
-  await configureTap(ifname, tunnelId, sessionId, mtu);
+  await configureTap(ifname, tunnelId, sessionId, mtu, up);
 }
 
 /** Deleting one end removes both, wherever the other end is; a pair that is gone already is fine. */

@@ -11,7 +11,7 @@ import { formatMarker, parseMarker } from '../../../lib/device-marker.js';
 import { hardenDevice } from '../../../lib/netdev-hardening.js';
 import { Errno, NetlinkError } from '../../../lib/netlink/errors.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
-import { IFF_UP, type LinkInfo } from '../../../lib/netlink/rtnl.js';
+import { IFF_UP, type LinkChange, type LinkInfo } from '../../../lib/netlink/rtnl.js';
 
 export interface TapLink {
   ifname: string;
@@ -71,23 +71,52 @@ export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' 
 
 /**
  * Hardened (nothing of the node reachable through it, before it is up), marked as ours, MTU set and
- * up: three sysfs writes. Where /sys is read-only (a container without privileges), one rtnetlink
- * request does the last three.
+ * (unless up is false) up: three sysfs writes. Where /sys is read-only (a container without
+ * privileges), rtnetlink requests do them.
  */
-export async function configureTap(ifname: string, tunnelId: number, sessionId: number, mtu: number) {
+export async function configureTap(
+  ifname: string,
+  tunnelId: number,
+  sessionId: number,
+  mtu: number,
+  up = true,
+) {
   await hardenDevice(ifname);
+  const alias = formatMarker({ tunnelId, sessionId });
+  await sysfsOrRtnl(
+    ifname,
+    () => {
+      writeFileSync(sysPath(ifname, 'ifalias'), alias);
+      writeFileSync(sysPath(ifname, 'mtu'), String(mtu));
+    },
+    { alias, mtu },
+  );
+  if (up) await setLinkUp(ifname);
+}
+
+/** Brings the link up (a sysfs write; rtnetlink where /sys is read-only). */
+export async function setLinkUp(ifname: string): Promise<void> {
+  await sysfsOrRtnl(
+    ifname,
+    () => {
+      const flags = parseInt(readSys(ifname, 'flags') ?? '0', 16);
+      if (!(flags & IFF_UP)) writeFileSync(sysPath(ifname, 'flags'), `0x${(flags | IFF_UP).toString(16)}`);
+    },
+    { up: true },
+  );
+}
+
+/** Runs the sysfs writes; where /sys refuses them, makes the same change over rtnetlink. */
+async function sysfsOrRtnl(ifname: string, writes: () => void, change: LinkChange): Promise<void> {
   try {
-    writeFileSync(sysPath(ifname, 'ifalias'), formatMarker({ tunnelId, sessionId }));
-    writeFileSync(sysPath(ifname, 'mtu'), String(mtu));
-    const flags = parseInt(readSys(ifname, 'flags') ?? '0', 16);
-    if (!(flags & IFF_UP)) writeFileSync(sysPath(ifname, 'flags'), `0x${(flags | IFF_UP).toString(16)}`);
+    writes();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw e;
     await withRtnl(async (r) => {
       const link = await r.links.byName(ifname);
       if (!link) throw new Error(`interface ${ifname} does not exist`);
-      await r.links.set(link.index, { alias: formatMarker({ tunnelId, sessionId }), mtu, up: true }, ifname);
+      await r.links.set(link.index, change, ifname);
     });
   }
 }
