@@ -68,6 +68,7 @@ import {
   attachFilters,
   bindSessionDevices,
   BLOCK,
+  SESSION_ENDS,
   detachFilter,
   filterProgId,
   foreignBlockUsers,
@@ -215,8 +216,8 @@ export class EbpfBackend implements Backend {
 
   /** Our filter on the block an end binds; the first time in this process, checked for its program. */
   private blockFilter(end: SessionEnd): BlockFilter {
-    const [block, name]: [number, ProgName] =
-      end === 'dev' ? [BLOCK.txEgress, 'l2tp_tx_egress'] : [BLOCK.txIngress, 'l2tp_tx_ingress'];
+    const { blocks, hook, prog: name } = SESSION_ENDS[end];
+    const block = blocks[hook];
     const prog = { fd: this.set.progs[name], name };
     return this.checkedBlocks.has(block)
       ? { block, prog }
@@ -478,13 +479,14 @@ export class EbpfBackend implements Backend {
         peer,
         spec,
         { mtu: spec.mtu, queues: Math.min(this.cpus, SESSION_QUEUES) },
-        () => this.prepareEnds(spec, t.spec, true, true),
+        async () => this.prepareEnds(spec, t.spec, await this.newEnds(spec), true),
       );
     } else {
       if (dev) await configureEnd(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu);
       // the peer forwards what l2tpethN sends, so it must take frames of l2tpethN's MTU
       await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu);
-      ends = await this.prepareEnds(spec, t.spec, !!dev, false);
+      const found = { peer: peerLink!.ifindex, ...(dev ? { dev: dev.ifindex } : {}) };
+      ends = await this.prepareEnds(spec, t.spec, found, false);
     }
     const fast = fastPath(t.spec, spec);
     // a session keeps its slot (and counters) across updates and restarts; a session id taken over
@@ -564,14 +566,23 @@ export class EbpfBackend implements Backend {
     }
   }
 
+  /** The ifindexes of a pair made just now (both ends are in this namespace). */
+  private async newEnds(spec: SessionSpec): Promise<PairEnds> {
+    const peer = await getLink(peerName(spec.sessionId));
+    const dev = await getLink(spec.ifname);
+    if (!peer || !dev)
+      throw new Error(`session device ${peer ? spec.ifname : peerName(spec.sessionId)} vanished`);
+    return { peer: peer.ifindex, dev: dev.ifindex };
+  }
+
   /**
    * Queues, offloads and tc qdiscs of the pair's ends in this namespace (l2tpethN only while it is
-   * here), and our filters on the blocks they bind. fresh: a pair made just now, still down.
+   * here: ends.dev), and our filters on the blocks they bind. fresh: a pair made just now, still down.
    */
   private async prepareEnds(
     spec: SessionSpec,
     tunnel: TunnelSpec,
-    withDev: boolean,
+    ends: PairEnds,
     fresh: boolean,
   ): Promise<PairEnds> {
     const peer = peerName(spec.sessionId);
@@ -579,7 +590,7 @@ export class EbpfBackend implements Backend {
     // when the sending end has TSO off (super-packets take another way in, never this one)
     this.native.setOffloads(peer, { tso: false });
     this.setQueues(peer, spec.sessionId);
-    if (withDev) {
+    if (ends.dev !== undefined) {
       // GRO on l2tpethN gives decapsulated traffic NAPI and GRO; slow-path sessions need segmented
       // frames (no GSO for protocol 115; one sequence number per frame), and an outer UDP checksum
       // needs the inner ones filled before it is summed
@@ -588,12 +599,8 @@ export class EbpfBackend implements Backend {
       this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast, txcsum: !csum });
       this.setQueues(spec.ifname, spec.sessionId);
     }
-    const peerLink = await getLink(peer);
-    if (!peerLink) throw new Error(`peer device ${peer} vanished`);
-    const devLink = withDev ? await getLink(spec.ifname) : undefined;
-    if (withDev && !devLink) throw new Error(`session device ${spec.ifname} vanished`);
-    const devices: SessionDevice[] = [{ ifindex: peerLink.ifindex, end: 'peer' }];
-    if (devLink) devices.push({ ifindex: devLink.ifindex, end: 'dev' });
+    const devices: SessionDevice[] = [{ ifindex: ends.peer, end: 'peer' }];
+    if (ends.dev !== undefined) devices.push({ ifindex: ends.dev, end: 'dev' });
     const filters = devices.map((d) => this.blockFilter(d.end));
     const replaced = await bindSessionDevices(devices, fresh, filters);
     for (const f of filters) this.checkedBlocks.add(f.block);
@@ -602,7 +609,7 @@ export class EbpfBackend implements Backend {
         { tunnelId: spec.tunnelId, sessionId: spec.sessionId, qdiscs: replaced },
         "session devices' qdiscs replaced by ones bound to the shared tc blocks",
       );
-    return { peer: peerLink.ifindex, ...(devLink ? { dev: devLink.ifindex } : {}) };
+    return ends;
   }
 
   /**

@@ -9,6 +9,7 @@
 // and two filters besides.
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import type { ClsactBlocks, ClsactHook, FilterRef } from '../../../lib/netlink/rtnl-tc.js';
+import type { ProgName } from './native.js';
 
 /** The preference (priority) and handle of every kube-l2tp filter. */
 export const FILTER_PREF = 49225;
@@ -26,9 +27,20 @@ export const BLOCK = { txEgress: 492251, txIngress: 492252, idle: 492250 } as co
 /** The two ends of a session's veth pair: l2tpethN, and its peer in the node's namespace. */
 export type SessionEnd = 'dev' | 'peer';
 
-export const SESSION_BLOCKS: Record<SessionEnd, ClsactBlocks> = {
-  dev: { ingress: BLOCK.idle, egress: BLOCK.txEgress },
-  peer: { ingress: BLOCK.txIngress, egress: BLOCK.idle },
+/** Where an end's qdisc binds, and which of its hooks runs which program (on that hook's block). */
+export interface EndLayout {
+  blocks: ClsactBlocks;
+  hook: Hook;
+  prog: ProgName;
+}
+
+export const SESSION_ENDS: Record<SessionEnd, EndLayout> = {
+  dev: { blocks: { ingress: BLOCK.idle, egress: BLOCK.txEgress }, hook: 'egress', prog: 'l2tp_tx_egress' },
+  peer: {
+    blocks: { ingress: BLOCK.txIngress, egress: BLOCK.idle },
+    hook: 'ingress',
+    prog: 'l2tp_tx_ingress',
+  },
 };
 
 /** A loaded program: its fd in this process and the name `tc filter show` prints. */
@@ -131,7 +143,7 @@ export async function bindSessionDevices(
   return withRtnl(async (r) => {
     let replaced = 0;
     for (const { ifindex, end } of devs) {
-      const want = SESSION_BLOCKS[end];
+      const want = SESSION_ENDS[end].blocks;
       if (fresh && (await r.tc.addClsact(ifindex, want))) continue;
       const q = await r.tc.getClsact(ifindex);
       if (q?.kind === 'clsact' && q.ingressBlock === want.ingress && q.egressBlock === want.egress) continue;
