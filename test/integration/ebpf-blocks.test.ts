@@ -5,7 +5,6 @@
 // and filter stay as they were.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { BLOCK } from '../../datapath/backend/ebpf/tc.js';
 import { Lab, inNs, inNsCapture, ipIn, requireRoot } from '../harness/netns.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
@@ -50,30 +49,6 @@ describe('ebpf shared tc blocks', () => {
       const f = await inNsCapture(h.h1, 'tc', 'filter', 'show', 'block', String(BLOCK.txEgress));
       assert.match(f.stdout, /pref 10 u32/);
       assert.doesNotMatch(f.stdout, /l2tp_tx/);
-    } finally {
-      await lab.cleanup();
-    }
-  });
-
-  // The check above counts a device as ours by its marker: a new pair carries it before anything
-  // binds the blocks, so an agent killed in between leaves no unmarked device on them.
-  it('a new pair is marked, sized and still down when its qdiscs are bound; a failed step leaves nothing', async () => {
-    const lab = new Lab();
-    try {
-      const ns = await lab.netns('ebkpair');
-      const child = fileURLToPath(new URL('./ebpf-pair-child.js', import.meta.url));
-      const out = JSON.parse(await inNs(ns, process.execPath, child)) as Record<string, unknown>;
-      const owner = { tunnelId: 3, sessionId: 7 };
-      assert.deepEqual(out.during, {
-        peer: { owner, up: false, mtu: 1400 },
-        dev: { owner, up: false, mtu: 1400 },
-      });
-      assert.deepEqual(out.after, {
-        peer: { owner, up: true, mtu: 1400 },
-        dev: { owner, up: true, mtu: 1400 },
-      });
-      assert.equal(out.failed, 'prepare failed');
-      assert.deepEqual(out.left, ['l2tpeth7', 'l2tpx7']);
     } finally {
       await lab.cleanup();
     }

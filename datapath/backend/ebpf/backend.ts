@@ -36,6 +36,7 @@ import {
   neighbourMac,
   peerName,
   underlayRoute,
+  unfinishedPair,
   type PairEnds,
 } from './devices.js';
 import {
@@ -444,8 +445,8 @@ export class EbpfBackend implements Backend {
     const k = sessionKey(spec.tunnelId, spec.sessionId);
     const cur = this.sessions.get(k);
     const peer = peerName(spec.sessionId);
-    const peerLink = await getLink(peer);
-    const dev = await getLink(spec.ifname);
+    let peerLink = await getLink(peer);
+    let dev = await getLink(spec.ifname);
     // converged while the devices are where they were: l2tpethN moved into a pod (or back) changes
     // where the receive program delivers
     if (
@@ -457,8 +458,16 @@ export class EbpfBackend implements Backend {
       return;
     const mine = (l: { owner?: { tunnelId: number; sessionId: number } } | undefined) =>
       l?.owner?.tunnelId === spec.tunnelId && l.owner.sessionId === spec.sessionId;
-    if (peerLink && !mine(peerLink))
-      throw new ForeignDeviceError(peer, "it is not this session's peer device");
+    if (peerLink && !mine(peerLink)) {
+      if (!(await unfinishedPair(peer, spec.ifname)))
+        throw new ForeignDeviceError(peer, "it is not this session's peer device");
+      this.log.warn(
+        { tunnelId: spec.tunnelId, sessionId: spec.sessionId, ifname: spec.ifname },
+        'session pair left unfinished by an earlier agent (made, never marked): made anew',
+      );
+      await deletePair(peer);
+      peerLink = dev = undefined;
+    }
     let adopted = !!peerLink;
     if (peerLink && cur && cur.spec.ifname !== spec.ifname) {
       await deletePair(peer); // renamed: a new pair under the new name

@@ -6,6 +6,7 @@ import { parseMarker } from '../../../lib/device-marker.js';
 import { routeToPeer } from '../../../lib/netlink/route-to-peer.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { NUD } from '../../../lib/netlink/rtnl-neigh.js';
+import type { LinkInfo } from '../../../lib/netlink/rtnl.js';
 import { configureTap, deleteLink, setLinkUp } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
@@ -90,6 +91,20 @@ export async function configureEnd(
 ) {
   // the same marker, MTU and up as a session TAP: one place sets a kube-l2tp session device's identity
   await configureTap(ifname, tunnelId, sessionId, mtu, up);
+}
+
+/**
+ * A pair this backend began and never finished: an agent stopped after making it and before marking
+ * it. Both ends are veths under the session's two names, each other's peer in this namespace, down
+ * and without an alias; a device anyone else made and uses fails one of those.
+ */
+export async function unfinishedPair(peer: string, ifname: string): Promise<boolean> {
+  return withRtnl(async (r) => {
+    const [p, d] = [await r.links.byName(peer), await r.links.byName(ifname)];
+    const bare = (l: LinkInfo | undefined): l is LinkInfo =>
+      l?.kind === 'veth' && !l.up && !l.alias && l.linkNetnsId === undefined;
+    return bare(p) && bare(d) && p.link === d.index && d.link === p.index;
+  });
 }
 
 /** Deleting one end removes both, wherever the other end is; a pair that is gone already is fine. */
