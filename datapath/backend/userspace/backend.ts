@@ -166,6 +166,8 @@ export class UserspaceBackend implements Backend {
     const tap = this.pump.openTap(spec.ifname, this.offload); // creates it, or reattaches to the persistent one
     try {
       await configureTap(tap.name, spec.tunnelId, spec.sessionId, spec.mtu);
+      // persistent only once marked: a new TAP goes with this process until then
+      this.pump.setTapPersist(tap.fd, true);
       this.pump.addSession(t.handle, {
         sessionId: spec.sessionId,
         peerSessionId: spec.peerSessionId,

@@ -51,6 +51,7 @@ export type TunnelHandle = { readonly [tunnelBrand]: true };
 
 export interface NativePump {
   /** vnetHdr: IFF_VNET_HDR with checksum/TSO offload; otherwise every offload off. */
+  /** Creates the TAP (persistent only after setTapPersist) or reattaches to an existing one. */
   openTap(name: string, vnetHdr: boolean): { fd: number; name: string };
   setTapPersist(fd: number, persist: boolean): void;
   closeFd(fd: number): void;

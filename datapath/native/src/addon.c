@@ -1,7 +1,7 @@
 /* N-API surface of the pump. The JS side owns configuration and lifecycle; this file only converts
  * arguments, and forwards pump-thread events to a JS callback through a threadsafe function.
  *
- *   openTap(name, vnetHdr) -> { fd, name }   create or reattach a persistent TAP, offloads set
+ *   openTap(name, vnetHdr) -> { fd, name }   create (not yet persistent) or reattach a TAP, offloads set
  *   setTapPersist(fd, bool), closeFd(fd)
  *   createTunnel(cfg, onEvent) -> handle     onEvent({ fatal, sessionId, errno, message, suppressed })
  *   addSession(handle, cfg)                   takes ownership of cfg.tapFd (vnetHdr: as opened)

@@ -16,7 +16,6 @@ int tap_open(const char *name, int vnet, char *out, size_t outlen) {
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;
-  if (ioctl(fd, TUNSETPERSIST, 1) < 0) goto fail;
   /* Offload flags and the virtio header size belong to the device and outlive the process that set
    * them: a previous run (or another program) may have left them otherwise. Set them on every attach. */
   int hdrsz = 10;

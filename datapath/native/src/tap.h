@@ -4,7 +4,9 @@
 #define KL2TP_TAP_H
 #include <stddef.h>
 
-/* Open (create or reattach to) TAP `name`, non-blocking, persistent. Offloads are set explicitly:
+/* Open (create or reattach to) TAP `name`, non-blocking. A TAP made here is not persistent until
+ * tap_set_persist: if the process dies before its caller has finished (marked) it, the kernel
+ * removes it with the fd, and no unmarked device is left in a session's name. Offloads are set explicitly:
  * with vnet, IFF_VNET_HDR (10-byte header) and checksum + TSO4/TSO6; without, none at all.
  * On success returns the fd and writes the actual name to out (IFNAMSIZ); on failure -errno. */
 int tap_open(const char *name, int vnet, char *out, size_t outlen);
