@@ -18,7 +18,11 @@
 // whole forward path of both streams (the veths hand packets on in its own softirq), so that thread,
 // not the sum of the CPUs, is usually the limit; two clients give each stream its own threads.
 // For both 2-stream tests also the CPU time per GB of the whole machine and of the sending iperf3
-// process(es), the share of both CPUs that was busy and the senders' retransmissions.
+// process(es), the share of both CPUs that was busy, the senders' retransmissions (and how many of them
+// were spurious: the receiver had the segment already, DSACK) and the segments the receiving pod's
+// TCP queued out of order. With one sending thread the frames of a stream can pass each other in the
+// per-CPU queues of the veths on the way (the thread moves between CPUs): TCP takes that reordering
+// for loss and retransmits, which shows as spurious retransmissions, not drops.
 // The 1-stream test also prints the mean size of the frames the receiving pod got (how much GRO merged).
 // RTT is also printed as the time added over the bare bridge, and for every variant the frames the
 // receiving host's devices dropped during the TCP tests (a veth drops what its peer's full receive
@@ -82,6 +86,8 @@ interface TwoStreams {
   busy: number; // share of all CPUs' time busy (1 = every CPU saturated)
   send: number; // CPU seconds of the sending iperf3 process(es) (their softirq work included) per GB
   retr: number; // segments the senders retransmitted
+  spurious: number; // of those, the ones the receiver reported it had already (DSACK: TcpExtTCPDSACKRecvSegs)
+  ooo: number; // segments the receiving pod's TCP queued out of order (TcpExtTCPOFOQueue)
 }
 
 interface Result {
@@ -251,9 +257,15 @@ type TcpEnd = {
  * TCP with 2 streams from pod p1 for SECONDS: `P2` runs one iperf3 client with -P 2, `procs` two
  * clients with one stream each at the same time (one per server port), their figures summed.
  */
-async function twoStreams(p1: string, mode: 'P2' | 'procs', perfOut?: string): Promise<TwoStreams> {
+async function twoStreams(
+  p1: string,
+  p2: string,
+  mode: 'P2' | 'procs',
+  perfOut?: string,
+): Promise<TwoStreams> {
   const t = String(SECONDS);
   const clients = mode === 'P2' ? [['-p', PORTS[0], '-P', '2']] : PORTS.map((port) => ['-p', port]);
+  const [dsack0, ooo0] = [await tcpExt(p1, 'TCPDSACKRecvSegs'), await tcpExt(p2, 'TCPOFOQueue')];
   const c0 = await cpuTimes();
   const perf = perfOut ? perfRecord(perfOut, Math.max(1, SECONDS - 2)) : undefined;
   const sender = senderCpu(SECONDS, clients);
@@ -273,7 +285,18 @@ async function twoStreams(p1: string, mode: 'P2' | 'procs', perfOut?: string): P
     busy: (c1.busy - c0.busy) / Math.max(1e-9, c1.total - c0.total),
     send: s.cpu / Math.max(1e-9, ((bps / 8) * s.window) / 1e9),
     retr: sum((e) => e?.sum_sent?.retransmits),
+    spurious: (await tcpExt(p1, 'TCPDSACKRecvSegs')) - dsack0,
+    ooo: (await tcpExt(p2, 'TCPOFOQueue')) - ooo0,
   };
+}
+
+/** A TcpExt counter of the network namespace (/proc/net/netstat read inside it). */
+async function tcpExt(ns: string, name: string): Promise<number> {
+  const lines = (await inNsCapture(ns, 'cat', '/proc/net/netstat')).stdout.split('\n');
+  const i = lines.findIndex((l) => l.startsWith('TcpExt:'));
+  const keys = lines[i]?.split(/\s+/) ?? [];
+  const values = lines[i + 1]?.split(/\s+/) ?? [];
+  return Number(values[keys.indexOf(name)] ?? 0);
 }
 
 async function measure(
@@ -295,8 +318,8 @@ async function measure(
     await perf1;
     const pumpCpu = (await threadCpu(PUMP_THREADS)) - cpu0;
     const tcp1 = r1?.bits_per_second ?? 0;
-    const tcp2 = await twoStreams(p1, 'P2', perfOut && `${perfOut}.data`);
-    const tcp2procs = await twoStreams(p1, 'procs', perfOut && `${perfOut}-procs.data`);
+    const tcp2 = await twoStreams(p1, p2, 'P2', perfOut && `${perfOut}.data`);
+    const tcp2procs = await twoStreams(p1, p2, 'procs', perfOut && `${perfOut}-procs.data`);
     const drops = (await devDrops(h2)) - drops0;
     type UdpEnd = { end?: { sum?: { packets?: number; lost_packets?: number; seconds?: number } } };
     const udp = iperfJson(p1, ['-u', '-b', '0', '-l', '18', '-t', t, '-p', PORTS[0]]);
@@ -461,7 +484,7 @@ const ALL: Variant[] = ['bare', 'vxlan', 'qemu', 'kube-l2tp', 'kube-l2tp-csum0',
 const variants = values.variants ? ALL.filter((v) => values.variants!.split(',').includes(v)) : ALL;
 const two = (s: TwoStreams): string =>
   `${s.gbps.toFixed(2)} Gb/s (CPU ${s.cpu.toFixed(2)} s/GB, sender ${s.send.toFixed(2)} s/GB, ` +
-  `${(s.busy * 100).toFixed(0)}% busy, ${s.retr} retr)`;
+  `${(s.busy * 100).toFixed(0)}% busy, ${s.retr} retr (${s.spurious} spurious), ${s.ooo} out of order at the receiver)`;
 const line = (v: string, r: Result): string =>
   `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s (${(r.tcp1Frame / 1000).toFixed(1)} KB/frame)  ` +
   `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms  TCP drops on host 2 ${r.drops}` +
@@ -490,6 +513,8 @@ const medianTwo = (ss: TwoStreams[]): TwoStreams => ({
   busy: median(ss.map((s) => s.busy)),
   send: median(ss.map((s) => s.send)),
   retr: median(ss.map((s) => s.retr)),
+  spurious: median(ss.map((s) => s.spurious)),
+  ooo: median(ss.map((s) => s.ooo)),
 });
 const results = new Map<Variant, Result>();
 for (const [v, rs] of rounds) {
