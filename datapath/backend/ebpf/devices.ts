@@ -53,10 +53,10 @@ export interface PairEnds {
 
 /**
  * Creates the pair with `queues` queues per end, hardens, marks and sizes both ends, runs prepare
- * while they are still down, then brings both up. Nothing is left behind when a
- * step fails. The marker goes on before prepare binds anything to shared tc blocks: a device there
- * without it reads as another tool's. (A veth made without a queue count gets one per possible CPU
- * and shrinks to one in use, which waits for an RCU grace period.)
+ * while they are still down, then brings both up. Nothing is left behind when a step fails. The
+ * marker goes on before prepare binds anything to shared tc blocks: a device there without it reads
+ * as another tool's. (A veth made without a queue count gets one per possible CPU and shrinks to
+ * one in use, which waits for an RCU grace period.)
  */
 export async function createPair(
   ifname: string,
