@@ -297,7 +297,8 @@ export class EbpfBackend implements Backend {
   }
 
   async listSessions(): Promise<ObservedSession[]> {
-    const veths = await listVeths();
+    // by name: a node can hold thousands of sessions, two veths each
+    const veths = new Map((await listVeths()).map((l) => [l.ifname, l]));
     const out: ObservedSession[] = [];
     for (const k of this.native.mapKeys(this.map('rx_sess'), 4)) {
       const sessionId = k.readUInt32LE(0);
@@ -305,9 +306,9 @@ export class EbpfBackend implements Backend {
       if (!v) continue;
       const { tunnelId } = v;
       const live = this.sessions.get(sessionKey(tunnelId, sessionId));
-      const peer = veths.find((l) => l.ifname === peerName(sessionId));
+      const peer = veths.get(peerName(sessionId));
       // l2tpethN when it is here; otherwise (moved into a pod, or gone) what we know of it
-      const dev = peer?.peer !== undefined ? veths.find((l) => l.ifname === peer.peer) : undefined;
+      const dev = peer?.peer !== undefined ? veths.get(peer.peer) : undefined;
       const s: ObservedSession = {
         tunnelId,
         sessionId,
