@@ -20,9 +20,8 @@
 // For both 2-stream tests also the CPU time per GB of the whole machine and of the sending iperf3
 // process(es), the share of both CPUs that was busy, the senders' retransmissions (and how many of them
 // were spurious: the receiver had the segment already, DSACK) and the segments the receiving pod's
-// TCP queued out of order. With one sending thread the frames of a stream can pass each other in the
-// per-CPU queues of the veths on the way (the thread moves between CPUs): TCP takes that reordering
-// for loss and retransmits, which shows as spurious retransmissions, not drops.
+// TCP queued out of order: with one iperf3 -P 2 on a veth underlay a stream's segments arrive out of
+// order, and TCP takes that for loss and retransmits (spurious retransmissions, not drops).
 // The 1-stream test also prints the mean size of the frames the receiving pod got (how much GRO merged).
 // RTT is also printed as the time added over the bare bridge, and for every variant the frames the
 // receiving host's devices dropped during the TCP tests (a veth drops what its peer's full receive
