@@ -21,7 +21,8 @@
 // process(es), the share of both CPUs that was busy, the senders' retransmissions (and how many of them
 // were spurious: the receiver had the segment already, DSACK) and the segments the receiving pod's
 // TCP queued out of order: with one iperf3 -P 2 on a veth underlay a stream's segments arrive out of
-// order, and TCP takes that for loss and retransmits (spurious retransmissions, not drops).
+// order (the sender's TCP transmits on both CPUs, also where ACKs arrive, and the veths queue per
+// CPU), and TCP takes that for loss and retransmits (spurious retransmissions, not drops).
 // The 1-stream test also prints the mean size of the frames the receiving pod got (how much GRO merged).
 // RTT is also printed as the time added over the bare bridge, and for every variant the frames the
 // receiving host's devices dropped during the TCP tests (a veth drops what its peer's full receive
