@@ -276,9 +276,11 @@ export class RtnlTc {
 
   /** Every qdisc of the namespace's devices (`tc qdisc show`), with the shared blocks each binds. */
   async listQdiscs(): Promise<TcQdisc[]> {
-    const r = await this.sock.request(RTM_GETQDISC, encodeTcmsg(0, 0, 0, 0, []), {
-      ...this.opts('RTM_GETQDISC dump', undefined, true),
-    });
+    const r = await this.sock.request(
+      RTM_GETQDISC,
+      encodeTcmsg(0, 0, 0, 0, []),
+      this.opts('RTM_GETQDISC dump', undefined, true),
+    );
     return r.filter((m) => m.type === RTM_NEWQDISC).map(decodeQdisc);
   }
 

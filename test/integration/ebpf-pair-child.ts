@@ -30,11 +30,7 @@ const veths = async () =>
 async function make() {
   const ids = (sessionId: number) => ({ tunnelId: 3, sessionId });
   const size = { mtu: 1400, queues: 1 };
-  let during: Awaited<ReturnType<typeof ends>> | undefined;
-  await createPair('l2tpeth7', peerName(7), ids(7), size, async () => {
-    during = await ends(7);
-    return { peer: 0 };
-  });
+  const during = await createPair('l2tpeth7', peerName(7), ids(7), size, () => ends(7));
   const after = await ends(7);
   const failed = await createPair('l2tpeth8', peerName(8), ids(8), size, async () => {
     throw new Error('prepare failed');

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
 import { inNs, Lab, requireRoot } from '../harness/netns.js';
 import { privateBpffs } from './datapath-ebpf-lab.js';
+import { twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
 
@@ -38,16 +39,9 @@ describe('ebpf session pairs', () => {
   it('an unfinished pair from a killed agent is made anew; an unmarked pair that is up stays and is reported', async () => {
     const lab = new Lab();
     try {
-      const node = await lab.netns('ebpnode');
-      await lab.netns('ebppeer');
-      await lab.veth(
-        { ns: 'ebpnode', name: 'ebp0', addr: '10.238.0.1/24' },
-        { ns: 'ebppeer', name: 'ebp1', addr: '10.238.0.2/24' },
-      );
+      const h = await twoHosts(lab, 'ebp', 133);
       const bpffs = await privateBpffs(lab);
-      const out = JSON.parse(
-        await inNs(node, process.execPath, child, 'adopt', bpffs, '10.238.0.1', '10.238.0.2'),
-      ) as {
+      const out = JSON.parse(await inNs(h.h1, process.execPath, child, 'adopt', bpffs, h.u1, h.u2)) as {
         sessions: { sessionId: number; state: string; error?: string }[];
         veths: { ifname: string; up: boolean; owner?: { tunnelId: number; sessionId: number } }[];
         remade: number[];

@@ -37,7 +37,6 @@ import {
   peerName,
   underlayRoute,
   unfinishedPair,
-  type PairEnds,
 } from './devices.js';
 import {
   MAP_ENTRIES,
@@ -110,6 +109,12 @@ interface Slots {
   tun: StatsSlots;
   /** Tunnels' slots as the maps held them when this process started (an adopted set). */
   found: Map<number, number>;
+}
+
+/** The ifindexes of a session's pair: the peer, and l2tpethN while it is in this namespace. */
+interface PairEnds {
+  peer: number;
+  dev?: number;
 }
 
 interface SessionState {
@@ -489,14 +494,18 @@ export class EbpfBackend implements Backend {
         peer,
         spec,
         { mtu: spec.mtu, queues: Math.min(this.cpus, SESSION_QUEUES) },
-        async () => this.prepareEnds(spec, t.spec, await this.newEnds(spec), true),
+        async () => {
+          const made = await this.newEnds(spec);
+          await this.prepareEnds(spec, t.spec, made, true);
+          return made;
+        },
       );
     } else {
       if (dev) await configureEnd(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu);
       // the peer forwards what l2tpethN sends, so it must take frames of l2tpethN's MTU
       await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu);
-      const found = { peer: peerLink!.ifindex, ...(dev ? { dev: dev.ifindex } : {}) };
-      ends = await this.prepareEnds(spec, t.spec, found, false);
+      ends = { peer: peerLink!.ifindex, ...(dev ? { dev: dev.ifindex } : {}) };
+      await this.prepareEnds(spec, t.spec, ends, false);
     }
     const fast = fastPath(t.spec, spec);
     // a session keeps its slot (and counters) across updates and restarts; a session id taken over
@@ -594,7 +603,7 @@ export class EbpfBackend implements Backend {
     tunnel: TunnelSpec,
     ends: PairEnds,
     fresh: boolean,
-  ): Promise<PairEnds> {
+  ): Promise<void> {
     const peer = peerName(spec.sessionId);
     // received single frames leave through the peer: veth gives them l2tpethN's NAPI and GRO only
     // when the sending end has TSO off (super-packets take another way in, never this one)
@@ -619,7 +628,6 @@ export class EbpfBackend implements Backend {
         { tunnelId: spec.tunnelId, sessionId: spec.sessionId, qdiscs: replaced },
         "session devices' qdiscs replaced by ones bound to the shared tc blocks",
       );
-    return ends;
   }
 
   /**

@@ -45,36 +45,30 @@ export async function listVeths(): Promise<VethLink[]> {
     });
 }
 
-/** The ifindexes of a session's pair: the peer, and l2tpethN while it is in this namespace. */
-export interface PairEnds {
-  peer: number;
-  dev?: number;
-}
-
 /**
  * Creates the pair with `queues` queues per end, hardens, marks and sizes both ends, runs prepare
- * while they are still down, then brings both up. Nothing is left behind when a step fails. The
- * marker goes on before prepare binds anything to shared tc blocks: a device there without it reads
- * as another tool's. (A veth made without a queue count gets one per possible CPU and shrinks to
- * one in use, which waits for an RCU grace period.)
+ * while they are still down, then brings both up; prepare's result is returned. Nothing is left
+ * behind when a step fails. The marker goes on before prepare binds anything to shared tc blocks: a
+ * device there without it reads as another tool's. (A veth made without a queue count gets one per
+ * possible CPU and shrinks to one in use, which waits for an RCU grace period.)
  */
-export async function createPair(
+export async function createPair<T>(
   ifname: string,
   peer: string,
   ids: { tunnelId: number; sessionId: number },
   opts: { mtu: number; queues: number },
-  prepare: () => Promise<PairEnds>,
-): Promise<PairEnds> {
+  prepare: () => Promise<T>,
+): Promise<T> {
   const { tunnelId, sessionId } = ids;
   const { mtu, queues } = opts;
   await withRtnl((r) => r.links.createVeth({ name: ifname, mtu, queues }, { name: peer, mtu, queues }));
   try {
     await configureEnd(peer, tunnelId, sessionId, mtu, false);
     await configureEnd(ifname, tunnelId, sessionId, mtu, false);
-    const ends = await prepare();
+    const prepared = await prepare();
     await setLinkUp(peer);
     await setLinkUp(ifname);
-    return ends;
+    return prepared;
   } catch (e) {
     await deletePair(peer);
     throw e;

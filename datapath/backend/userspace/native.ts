@@ -50,8 +50,10 @@ declare const tunnelBrand: unique symbol;
 export type TunnelHandle = { readonly [tunnelBrand]: true };
 
 export interface NativePump {
-  /** vnetHdr: IFF_VNET_HDR with checksum/TSO offload; otherwise every offload off. */
-  /** Creates the TAP (persistent only after setTapPersist) or reattaches to an existing one. */
+  /**
+   * Creates the TAP (persistent only after setTapPersist) or reattaches to an existing one. vnetHdr:
+   * IFF_VNET_HDR with checksum/TSO offload; otherwise every offload off.
+   */
   openTap(name: string, vnetHdr: boolean): { fd: number; name: string };
   setTapPersist(fd: number, persist: boolean): void;
   closeFd(fd: number): void;
