@@ -42,33 +42,31 @@ const procSysNet = (): string => process.env[PROC_SYS_NET_ENV] || '/proc/sys/net
 /**
  * Apply DEVICE_SYSCTLS to ifname (in this process's network namespace). A kernel without IPv6 has no
  * ipv6 directory: only the ARP settings apply there. Throws HardeningError naming the file and what
- * to change when a value cannot be written.
+ * to change when a value cannot be written. fresh: a device made just now, whose values are the
+ * namespace's defaults: every value is written without reading it first (half the file operations).
  */
-export async function hardenDevice(ifname: string): Promise<void> {
+export async function hardenDevice(ifname: string, opts: { fresh?: boolean } = {}): Promise<void> {
   if (!/^[^/\s]{1,15}$/.test(ifname) || ifname === '.' || ifname === '..') {
     throw new HardeningError(`cannot harden device ${JSON.stringify(ifname)}: not an interface name`);
   }
   const base = procSysNet();
   for (const [family, key, value] of DEVICE_SYSCTLS) {
     const file = `${base}/${family}/conf/${ifname}/${key}`;
-    let current: string;
+    let step = 'reading';
     try {
-      current = readFileSync(file, 'utf8').trim();
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && family === 'ipv6' && !(await hasIpv6(base))) continue;
-      throw new HardeningError(`cannot harden ${ifname}: ${file}: ${code ?? (e as Error).message}`);
-    }
-    if (current === value) continue;
-    try {
+      if (!opts.fresh && readFileSync(file, 'utf8').trim() === value) continue;
+      step = `writing ${value} to`;
       writeFileSync(file, value);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && family === 'ipv6' && !(await hasIpv6(base))) continue;
       const hint =
         code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
           ? ` (read-only: give the agent the node's /proc/sys/net writable and set ${PROC_SYS_NET_ENV} to it)`
           : '';
-      throw new HardeningError(`cannot harden ${ifname}: writing ${value} to ${file}: ${code}${hint}`);
+      throw new HardeningError(
+        `cannot harden ${ifname}: ${step} ${file}: ${code ?? (e as Error).message}${hint}`,
+      );
     }
   }
 }

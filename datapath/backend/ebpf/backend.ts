@@ -27,7 +27,7 @@ import {
   type TunnelSpec,
 } from '../types.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
-import { getLink } from '../userspace/tap.js';
+import { getLink, ifindexOf } from '../userspace/tap.js';
 import {
   configureEnd,
   createPair,
@@ -495,7 +495,7 @@ export class EbpfBackend implements Backend {
         spec,
         { mtu: spec.mtu, queues: Math.min(this.cpus, SESSION_QUEUES) },
         async () => {
-          const made = await this.newEnds(spec);
+          const made = this.newEnds(spec);
           await this.prepareEnds(spec, t.spec, made, true);
           return made;
         },
@@ -586,12 +586,14 @@ export class EbpfBackend implements Backend {
   }
 
   /** The ifindexes of a pair made just now (both ends are in this namespace). */
-  private async newEnds(spec: SessionSpec): Promise<PairEnds> {
-    const peer = await getLink(peerName(spec.sessionId));
-    const dev = await getLink(spec.ifname);
-    if (!peer || !dev)
-      throw new Error(`session device ${peer ? spec.ifname : peerName(spec.sessionId)} vanished`);
-    return { peer: peer.ifindex, dev: dev.ifindex };
+  private newEnds(spec: SessionSpec): PairEnds {
+    const peer = ifindexOf(peerName(spec.sessionId));
+    const dev = ifindexOf(spec.ifname);
+    if (peer === undefined || dev === undefined)
+      throw new Error(
+        `session device ${peer === undefined ? peerName(spec.sessionId) : spec.ifname} vanished`,
+      );
+    return { peer, dev };
   }
 
   /**
@@ -608,7 +610,8 @@ export class EbpfBackend implements Backend {
     // received single frames leave through the peer: veth gives them l2tpethN's NAPI and GRO only
     // when the sending end has TSO off (super-packets take another way in, never this one)
     this.native.setOffloads(peer, { tso: false });
-    this.setQueues(peer, spec.sessionId);
+    // a new pair was made with its queues
+    if (!fresh) this.setQueues(peer, spec.sessionId);
     if (ends.dev !== undefined) {
       // GRO on l2tpethN gives decapsulated traffic NAPI and GRO; slow-path sessions need segmented
       // frames (no GSO for protocol 115; one sequence number per frame), and an outer UDP checksum
@@ -616,7 +619,7 @@ export class EbpfBackend implements Backend {
       const fast = fastPath(tunnel, spec);
       const csum = tunnel.encap === 'udp' && tunnel.udpChecksum;
       this.native.setOffloads(spec.ifname, { gro: true, tso: fast, gso: fast, txcsum: !csum });
-      this.setQueues(spec.ifname, spec.sessionId);
+      if (!fresh) this.setQueues(spec.ifname, spec.sessionId);
     }
     const devices: SessionDevice[] = [{ ifindex: ends.peer, end: 'peer' }];
     if (ends.dev !== undefined) devices.push({ ifindex: ends.dev, end: 'dev' });

@@ -63,8 +63,8 @@ export async function createPair<T>(
   const { mtu, queues } = opts;
   await withRtnl((r) => r.links.createVeth({ name: ifname, mtu, queues }, { name: peer, mtu, queues }));
   try {
-    await configureEnd(peer, tunnelId, sessionId, mtu, false);
-    await configureEnd(ifname, tunnelId, sessionId, mtu, false);
+    await configureEnd(peer, tunnelId, sessionId, mtu, { up: false, fresh: true });
+    await configureEnd(ifname, tunnelId, sessionId, mtu, { up: false, fresh: true });
     const prepared = await prepare();
     await setLinkUp(peer);
     await setLinkUp(ifname);
@@ -81,10 +81,10 @@ export async function configureEnd(
   tunnelId: number,
   sessionId: number,
   mtu: number,
-  up = true,
+  opts: { up?: boolean; fresh?: boolean } = {},
 ) {
   // the same marker, MTU and up as a session TAP: one place sets a kube-l2tp session device's identity
-  await configureTap(ifname, tunnelId, sessionId, mtu, up);
+  await configureTap(ifname, tunnelId, sessionId, mtu, opts);
 }
 
 /**

@@ -47,12 +47,20 @@ function readSys(ifname: string, attr: string): string | undefined {
   }
 }
 
+const isName = (ifname: string) => !ifname.includes('/') && ifname !== '.' && ifname !== '..';
+
+/** The ifindex of the link named ifname, or undefined: one sysfs read. */
+export function ifindexOf(ifname: string): number | undefined {
+  const ifindex = isName(ifname) ? readSys(ifname, 'ifindex') : undefined;
+  return ifindex === undefined ? undefined : Number(ifindex);
+}
+
 /**
  * The link named ifname, whatever its kind, or undefined. Read from sysfs (this network namespace's):
  * it runs for every new session, and an `ip` exec costs milliseconds where a sysfs read costs microseconds.
  */
 export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' | 'other' }) | undefined> {
-  if (ifname.includes('/') || ifname === '.' || ifname === '..') return undefined;
+  if (!isName(ifname)) return undefined;
   const ifindex = readSys(ifname, 'ifindex');
   if (ifindex === undefined) return undefined;
   const [mtu, flags, alias] = [readSys(ifname, 'mtu'), readSys(ifname, 'flags'), readSys(ifname, 'ifalias')];
@@ -72,16 +80,17 @@ export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' 
 /**
  * Hardened (nothing of the node reachable through it, before it is up), marked as ours, MTU set and
  * (unless up is false) up: three sysfs writes. Where /sys is read-only (a container without
- * privileges), rtnetlink requests do them.
+ * privileges), rtnetlink requests do them. fresh: made just now (hardening need not read first).
  */
 export async function configureTap(
   ifname: string,
   tunnelId: number,
   sessionId: number,
   mtu: number,
-  up = true,
+  opts: { up?: boolean; fresh?: boolean } = {},
 ) {
-  await hardenDevice(ifname);
+  const { up = true, fresh = false } = opts;
+  await hardenDevice(ifname, { fresh });
   const alias = formatMarker({ tunnelId, sessionId });
   await sysfsOrRtnl(
     ifname,
