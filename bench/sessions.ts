@@ -1,6 +1,9 @@
 // Many sessions on one node, per backend, in the same run: static mode (`kube-l2tp-datapath static`,
-// no apiserver) brings N sessions up and a SIGTERM removes them again. Per backend and N:
+// no apiserver) brings N sessions up, is killed (SIGKILL, as a crash or an OOM kill ends it: the
+// sessions' devices, and the ebpf backend's pinned programs and maps, stay), a second process with
+// the same configuration adopts them, and its SIGTERM removes them. Per backend and N:
 //   ready   spawn to the "ready" log line (every session up)
+//   adopt   the second process's spawn to its "ready" line (every session found and adopted)
 //   stop    SIGTERM to exit (every session removed)
 //   charged what the process's memory cgroup (the datapath pod's, under the chart's limit) was
 //           charged at most, against the process's own peak RSS: the rest is mostly the kernel's
@@ -21,7 +24,7 @@ import { manySessionsSpec, staticConfigOf } from '../test/harness/nodestate.js';
 import { privateBpffs } from '../test/integration/datapath-ebpf-lab.js';
 import { staticArgv, twoHosts } from '../test/integration/datapath-lab.js';
 import { chartMemoryLimit } from './memory-limit.js';
-import { startNodeProcess, stopNodeProcess, waitReady } from './node-process.js';
+import { startNodeProcess, stopNodeProcess, waitReady, type NodeProcess } from './node-process.js';
 import { procStatusMB } from './proc.js';
 
 const { values } = parseArgs({
@@ -45,6 +48,7 @@ if (BACKENDS.some((b) => b !== 'userspace' && b !== 'ebpf'))
 
 interface Result {
   readyS: number;
+  adoptS: number;
   stopS: number;
   chargedMB: number;
   rssMB: number;
@@ -56,24 +60,44 @@ const linkCount = async (ns: string) => (await linkStats(ns)).length;
 async function once(ns: string, b: string, n: number, file: string, bpffs: string): Promise<Result> {
   const before = await linkCount(ns);
   const extra = b === 'ebpf' ? ['--bpffs', bpffs] : [];
-  const p = startNodeProcess(
-    staticArgv(ns, file, '--backend', b, ...extra),
-    MEMORY_LIMIT,
-    `kube-l2tp-bench-sessions-${process.pid}-${b}-${n}`,
-  );
+  const start = (run: string) =>
+    startNodeProcess(
+      staticArgv(ns, file, '--backend', b, ...extra),
+      MEMORY_LIMIT,
+      `kube-l2tp-bench-sessions-${process.pid}-${b}-${n}-${run}`,
+    );
+  const ready = (p: NodeProcess, what: string) =>
+    waitReady(p, 900_000).then(
+      (t) => (t - p.spawnedAt) / 1000,
+      (e: unknown) => {
+        throw new Error(`${b} with ${n} sessions, ${what}: ${(e as Error).message}`);
+      },
+    );
+  const first = start('up');
+  let second: NodeProcess | undefined;
   try {
-    const readyT = await waitReady(p, 900_000).catch((e: unknown) => {
-      throw new Error(`${b} with ${n} sessions: ${(e as Error).message}`);
-    });
+    const readyS = await ready(first, 'first process');
     // procStatusMB counts MiB; the cgroup's figure is MB
-    const rssMB = (procStatusMB(p.pid(), 'VmHWM') * 1024) / 1000;
-    const stopS = await stopNodeProcess(p, 120_000);
-    if (p.proc.exitCode !== 0) throw new Error(`${b} stop exited ${p.proc.exitCode}:\n${p.tail()}`);
+    const rssMB = (procStatusMB(first.pid(), 'VmHWM') * 1024) / 1000;
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    const chargedMB = first.podPeakMB();
+    const kept = (await linkCount(ns)) - before;
+    if (kept < n) throw new Error(`${b}: ${kept} devices left after SIGKILL, where ${n} sessions were up`);
+    second = start('adopt');
+    const adoptS = await ready(second, 'the process after SIGKILL');
+    const made = second.lines.filter((l) => l.msg === 'session up').length;
+    if (made)
+      throw new Error(`${b}: the process after SIGKILL made ${made} sessions anew instead of adopting them`);
+    const stopS = await stopNodeProcess(second, 120_000);
+    if (second.proc.exitCode !== 0)
+      throw new Error(`${b} stop exited ${second.proc.exitCode}:\n${second.tail()}`);
     const left = (await linkCount(ns)) - before;
     if (left !== 0) throw new Error(`${b} left ${left} devices behind`);
-    return { readyS: (readyT - p.spawnedAt) / 1000, stopS, chargedMB: p.podPeakMB(), rssMB };
+    return { readyS, adoptS, stopS, chargedMB, rssMB };
   } finally {
-    await stopNodeProcess(p);
+    await stopNodeProcess(first);
+    if (second) await stopNodeProcess(second);
   }
 }
 
@@ -115,17 +139,20 @@ try {
   const pad = (s: string, w: number) => s.padEnd(w);
   const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   console.log(
-    `\n${pad('backend', 10)} ${pad('N', 6)} ${pad('ready s', 8)} ${pad('stop s', 7)} ${pad('charged MB', 11)} ` +
-      `${pad('peak RSS MB', 12)} ${pad('kernel KB/session', 18)} vs userspace (ready, charged)`,
+    `\n${pad('backend', 10)} ${pad('N', 6)} ${pad('ready s', 8)} ${pad('adopt s', 8)} ${pad('stop s', 7)} ` +
+      `${pad('charged MB', 11)} ${pad('peak RSS MB', 12)} ${pad('kernel KB/session', 18)} ` +
+      `vs userspace (ready, adopt, charged)`,
   );
   for (const n of POINTS) {
     for (const b of BACKENDS) {
       const r = results.get(`${b}/${n}`)!;
       const base = results.get(`userspace/${n}`);
       const vs =
-        b !== 'userspace' && base ? `${f(r.readyS / base.readyS)}x, ${f(r.chargedMB / base.chargedMB)}x` : '';
+        b !== 'userspace' && base
+          ? `${f(r.readyS / base.readyS)}x, ${f(r.adoptS / base.adoptS)}x, ${f(r.chargedMB / base.chargedMB)}x`
+          : '';
       console.log(
-        `${pad(b, 10)} ${pad(String(n), 6)} ${pad(f(r.readyS), 8)} ${pad(f(r.stopS), 7)} ` +
+        `${pad(b, 10)} ${pad(String(n), 6)} ${pad(f(r.readyS), 8)} ${pad(f(r.adoptS), 8)} ${pad(f(r.stopS), 7)} ` +
           `${pad(f(r.chargedMB, 0), 11)} ${pad(f(r.rssMB, 0), 12)} ` +
           `${pad(f(((r.chargedMB - r.rssMB) * 1000) / n, 0), 18)} ${vs}`,
       );

@@ -114,6 +114,38 @@ describe('ebpf datapath restart', () => {
     }
   });
 
+  it('what was changed on the node while the process was dead is put right on adoption', async () => {
+    const lab = new Lab();
+    try {
+      const { h, bpffs, c1, d1, pod1, remote } = await bridgedPair(lab, 'ebd', 134, 208);
+      const prog = await filterProg(h.h1, 'l2tpx3e9', 'ingress');
+      assert.ok(prog, 'the peer runs the transmit program');
+      await d1.kill9();
+      // an administrator's changes: the pair's MTU, its peer down, our filter gone from the peer's block
+      await ipIn(h.h1, 'link', 'set', 'l2tpeth0', 'mtu', '1300');
+      await ipIn(h.h1, 'link', 'set', 'l2tpx3e9', 'mtu', '1300', 'down');
+      await inNs(h.h1, 'tc', 'filter', 'del', 'block', String(BLOCK.txIngress), 'pref', String(FILTER_PREF));
+      assert.equal(await filterProg(h.h1, 'l2tpx3e9', 'ingress'), undefined, 'filter deleted');
+
+      const d1b = await startEbpfDatapath(lab, h.h1, c1, bpffs);
+      assert.ok(
+        d1b.lines.find((l) => l.msg === 'session adopted'),
+        'adopted, not made anew',
+      );
+      const show = async (dev: string) =>
+        (JSON.parse(await ipIn(h.h1, '-j', 'link', 'show', dev)) as { mtu: number; flags: string[] }[])[0]!;
+      for (const dev of ['l2tpeth0', 'l2tpx3e9']) {
+        const l = await show(dev);
+        assert.equal(l.mtu, 1442, `${dev}: the session's MTU again`);
+        assert.ok(l.flags.includes('UP'), `${dev}: up again`);
+      }
+      assert.equal(await filterProg(h.h1, 'l2tpx3e9', 'ingress'), prog, "the block's filter is back");
+      assert.equal(await ping(pod1, remote, 3, ['-i', '0.2']), 3, 'forwards again');
+    } finally {
+      await lab.cleanup();
+    }
+  });
+
   it('devices of a build before shared blocks: the next process moves their qdiscs to the shared blocks', async () => {
     const lab = new Lab();
     try {

@@ -501,9 +501,9 @@ export class EbpfBackend implements Backend {
         },
       );
     } else {
-      if (dev) await configureEnd(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu);
+      if (dev) await configureEnd(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu, { current: dev });
       // the peer forwards what l2tpethN sends, so it must take frames of l2tpethN's MTU
-      await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu);
+      await configureEnd(peer, spec.tunnelId, spec.sessionId, spec.mtu, { current: peerLink! });
       ends = { peer: peerLink!.ifindex, ...(dev ? { dev: dev.ifindex } : {}) };
       await this.prepareEnds(spec, t.spec, ends, false);
     }

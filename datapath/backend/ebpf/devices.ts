@@ -7,7 +7,7 @@ import { routeToPeer } from '../../../lib/netlink/route-to-peer.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { NUD } from '../../../lib/netlink/rtnl-neigh.js';
 import type { LinkInfo } from '../../../lib/netlink/rtnl.js';
-import { configureTap, deleteLink, setLinkUp } from '../userspace/tap.js';
+import { configureTap, deleteLink, setLinkUp, type TapLink } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
 
@@ -81,7 +81,7 @@ export async function configureEnd(
   tunnelId: number,
   sessionId: number,
   mtu: number,
-  opts: { up?: boolean; fresh?: boolean } = {},
+  opts: { up?: boolean; fresh?: boolean; current?: TapLink } = {},
 ) {
   // the same marker, MTU and up as a session TAP: one place sets a kube-l2tp session device's identity
   await configureTap(ifname, tunnelId, sessionId, mtu, opts);

@@ -122,8 +122,8 @@ export interface BlockFilter {
   prog: Prog;
   /**
    * The program's id, to replace a filter that runs another (once per block and process: a filter of
-   * an earlier build). Without it a filter is only added when missing: a block is made anew when a
-   * device binds it after its last device left.
+   * an earlier build). Without it a filter is only added when missing, and only by a call that made
+   * a qdisc: a block is made anew when a device binds it after its last device left.
    */
   progId?: number;
 }
@@ -142,9 +142,13 @@ export async function bindSessionDevices(
 ): Promise<number> {
   return withRtnl(async (r) => {
     let replaced = 0;
+    let made = false;
     for (const { ifindex, end } of devs) {
       const want = SESSION_ENDS[end].blocks;
-      if (fresh && (await r.tc.addClsact(ifindex, want))) continue;
+      if (fresh && (await r.tc.addClsact(ifindex, want))) {
+        made = true;
+        continue;
+      }
       const q = await r.tc.getClsact(ifindex);
       if (q?.kind === 'clsact' && q.ingressBlock === want.ingress && q.egressBlock === want.egress) continue;
       if (q) {
@@ -152,10 +156,13 @@ export async function bindSessionDevices(
         replaced++;
       }
       await r.tc.addClsact(ifindex, want);
+      made = true;
     }
     for (const { block, prog, progId } of filters) {
       if (progId === undefined) {
-        await r.tc.addBpfFilter(blockRef(block), prog.fd, prog.name);
+        // only a qdisc made now can have made the block anew (without filters): one that binds it
+        // already has kept it, with the filter this process found there
+        if (made) await r.tc.addBpfFilter(blockRef(block), prog.fd, prog.name);
       } else if ((await r.tc.getBpfFilter(blockRef(block)))?.bpf?.id !== progId) {
         await r.tc.replaceBpfFilter(blockRef(block), prog.fd, prog.name);
       }

@@ -165,7 +165,9 @@ export class UserspaceBackend implements Backend {
     }
     const tap = this.pump.openTap(spec.ifname, this.offload); // creates it, or reattaches to the persistent one
     try {
-      await configureTap(tap.name, spec.tunnelId, spec.sessionId, spec.mtu);
+      // a TAP made just now has the namespace's defaults; one found is left as it is where right
+      const opts = existing ? { current: existing } : { fresh: true };
+      await configureTap(tap.name, spec.tunnelId, spec.sessionId, spec.mtu, opts);
       // persistent only once marked: a new TAP goes with this process until then
       this.pump.setTapPersist(tap.fd, true);
       this.pump.addSession(t.handle, {

@@ -80,27 +80,34 @@ export async function getLink(ifname: string): Promise<(TapLink & { kind: 'tun' 
 /**
  * Hardened (nothing of the node reachable through it, before it is up), marked as ours, MTU set and
  * (unless up is false) up: three sysfs writes. Where /sys is read-only (a container without
- * privileges), rtnetlink requests do them. fresh: made just now (hardening need not read first).
+ * privileges), rtnetlink requests do them. fresh: made just now (hardening need not read first);
+ * current: the device as read just now, to leave what is right as it is.
  */
 export async function configureTap(
   ifname: string,
   tunnelId: number,
   sessionId: number,
   mtu: number,
-  opts: { up?: boolean; fresh?: boolean } = {},
+  opts: { up?: boolean; fresh?: boolean; current?: TapLink } = {},
 ) {
-  const { up = true, fresh = false } = opts;
+  const { up = true, fresh = false, current } = opts;
   await hardenDevice(ifname, { fresh });
   const alias = formatMarker({ tunnelId, sessionId });
-  await sysfsOrRtnl(
-    ifname,
-    () => {
-      writeFileSync(sysPath(ifname, 'ifalias'), alias);
-      writeFileSync(sysPath(ifname, 'mtu'), String(mtu));
-    },
-    { alias, mtu },
-  );
-  if (up) await setLinkUp(ifname);
+  const change: LinkChange = {
+    ...(current?.alias !== alias ? { alias } : {}),
+    ...(current?.mtu !== mtu ? { mtu } : {}),
+  };
+  if (change.alias !== undefined || change.mtu !== undefined) {
+    await sysfsOrRtnl(
+      ifname,
+      () => {
+        if (change.alias !== undefined) writeFileSync(sysPath(ifname, 'ifalias'), change.alias);
+        if (change.mtu !== undefined) writeFileSync(sysPath(ifname, 'mtu'), String(change.mtu));
+      },
+      change,
+    );
+  }
+  if (up && !current?.up) await setLinkUp(ifname);
 }
 
 /** Brings the link up (a sysfs write; rtnetlink where /sys is read-only). */
