@@ -3,7 +3,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { DEVICE_SYSCTLS, HardeningError, PROC_SYS_NET_ENV, hardenDevice } from './netdev-hardening.js';
+import {
+  DEVICE_SYSCTLS,
+  HARDENED_SYSCTLS as hardened,
+  HardeningError,
+  PROC_SYS_NET_ENV,
+  hardenDevice,
+} from './netdev-hardening.js';
 
 // A /proc/sys/net of files: a device's directory holds the kernel's defaults for a new device.
 const DEFAULTS: Record<string, string> = {
@@ -21,10 +27,11 @@ describe('hardenDevice', () => {
   const read = (dev: string) =>
     Object.fromEntries(DEVICE_SYSCTLS.map(([f, k]) => [`${f}.${k}`, readFileSync(file(dev, f, k), 'utf8')]));
   function device(dev: string, values: Record<string, string> = DEFAULTS, families = ['ipv4', 'ipv6']) {
-    for (const family of families) {
-      mkdirSync(join(base, family, 'conf', 'all'), { recursive: true });
-      writeFileSync(join(base, family, 'conf', 'all', 'disable_ipv6'), '0');
-      mkdirSync(join(base, family, 'conf', dev), { recursive: true });
+    for (const family of families) mkdirSync(join(base, family, 'conf', dev), { recursive: true });
+    // what tells the hardening that the kernel has IPv6
+    if (families.includes('ipv6')) {
+      mkdirSync(join(base, 'ipv6', 'conf', 'all'), { recursive: true });
+      writeFileSync(join(base, 'ipv6', 'conf', 'all', 'disable_ipv6'), '0');
     }
     for (const [f, k] of DEVICE_SYSCTLS) {
       if (families.includes(f)) writeFileSync(file(dev, f, k), values[`${f}.${k}`]!);
@@ -39,8 +46,6 @@ describe('hardenDevice', () => {
     delete process.env[PROC_SYS_NET_ENV];
     rmSync(base, { recursive: true, force: true });
   });
-
-  const hardened = Object.fromEntries(DEVICE_SYSCTLS.map(([f, k, v]) => [`${f}.${k}`, v]));
 
   it('sets every value of a new device, with or without reading first', async () => {
     device('l2tpeth1');

@@ -12,7 +12,8 @@
 // Per-device sysctls, written through procfs, so it does not matter what created the device. The
 // datapath pod's own /proc/sys is read-only (container runtimes mount it so): the agent writes the
 // node's through a hostPath mount of /proc/sys/net (KUBE_L2TP_PROC_SYS_NET), which resolves to the
-// network namespace of the writer, the node's (host network). Values already right are not written.
+// network namespace of the writer, the node's (host network). Values already right are not written
+// (a device made just now is written without reading: its values are the namespace's defaults).
 // The per-device files are read and written synchronously: procfs answers in microseconds, where each
 // call through the thread pool costs several round trips, and a node sets up thousands of devices.
 import { readFileSync, writeFileSync } from 'node:fs';
