@@ -14,6 +14,8 @@ before(() => requireRoot());
 interface LinkJson {
   ifindex: number;
   master?: string;
+  mtu: number;
+  flags: string[];
 }
 const link = async (ns: string, dev: string) =>
   (JSON.parse(await ipIn(ns, '-j', 'link', 'show', dev)) as LinkJson[])[0]!;
@@ -132,10 +134,8 @@ describe('ebpf datapath restart', () => {
         d1b.lines.find((l) => l.msg === 'session adopted'),
         'adopted, not made anew',
       );
-      const show = async (dev: string) =>
-        (JSON.parse(await ipIn(h.h1, '-j', 'link', 'show', dev)) as { mtu: number; flags: string[] }[])[0]!;
       for (const dev of ['l2tpeth0', 'l2tpx3e9']) {
-        const l = await show(dev);
+        const l = await link(h.h1, dev);
         assert.equal(l.mtu, 1442, `${dev}: the session's MTU again`);
         assert.ok(l.flags.includes('UP'), `${dev}: up again`);
       }
