@@ -7,7 +7,7 @@ import { routeToPeer } from '../../../lib/netlink/route-to-peer.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { NUD } from '../../../lib/netlink/rtnl-neigh.js';
 import type { LinkInfo } from '../../../lib/netlink/rtnl.js';
-import { configureTap, deleteLink, setLinkUp, type TapLink } from '../userspace/tap.js';
+import { configureTap, deleteLink, setLinkUp } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
 
@@ -75,17 +75,11 @@ export async function createPair<T>(
   }
 }
 
-/** Hardening, marker, MTU and (unless up is false) up on one end: as a session TAP's. */
-export async function configureEnd(
-  ifname: string,
-  tunnelId: number,
-  sessionId: number,
-  mtu: number,
-  opts: { up?: boolean; fresh?: boolean; current?: TapLink } = {},
-) {
-  // the same marker, MTU and up as a session TAP: one place sets a kube-l2tp session device's identity
-  await configureTap(ifname, tunnelId, sessionId, mtu, opts);
-}
+/**
+ * Hardening, marker, MTU and (unless up is false) up on one end: a session TAP's own, so that one
+ * place sets a kube-l2tp session device's identity.
+ */
+export const configureEnd: typeof configureTap = configureTap;
 
 /**
  * A pair this backend began and never finished: an agent stopped after making it and before marking
