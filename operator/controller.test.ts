@@ -70,6 +70,17 @@ async function settle(ok: () => boolean, ms = 5000) {
   assert.fail('the controller did not settle');
 }
 
+/**
+ * The node state was deleted before the datapath pod: an agent stopped by its pod's deletion then
+ * finds no node state and removes the node's devices.
+ */
+function assertStateBeforePod(api: MemoryApi, n: string) {
+  const deletes = api.writes.filter((w) => w.startsWith('delete '));
+  const state = deletes.indexOf(`delete l2tpnodestates/${n}`);
+  const pod = deletes.findIndex((w) => w.startsWith('delete pods/') && w.endsWith(`-datapath-${n}`));
+  assert.ok(state >= 0 && state < pod, `node state deleted before the pod: ${deletes.join(', ')}`);
+}
+
 /** Nodes a and b and the tunnels given (default: the fixture's a-to-b, created long ago). */
 const seedNodes = (api: MemoryApi, ...tunnels: L2TPTunnel[]) => {
   api.add('nodes', node('a', '10.0.0.1'));
@@ -188,7 +199,7 @@ describe('Controller glue', () => {
     await settle(() => spec()?.local === '10.0.0.9');
   });
 
-  it('a node with no endpoints left loses its node state and datapath pod', async () => {
+  it('a node with no endpoints left loses its node state, then its datapath pod', async () => {
     const { api } = await start(seedPair);
     await settle(() => api.byPlural.get('pods')!.list().length === 2);
     await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire');
@@ -199,6 +210,19 @@ describe('Controller glue', () => {
         api.byPlural.get('l2tpnodestates')!.list().length === 0 &&
         api.byPlural.get('l2tptunnels')!.list().length === 0,
     );
+    assertStateBeforePod(api, 'a');
+  });
+
+  it('a deleted Node loses its node state, then its datapath pod', async () => {
+    const { api } = await start(seedPair);
+    await settle(() => api.byPlural.get('pods')!.list().length === 2);
+    await api.delete('/api/v1/nodes/b');
+    await settle(
+      () =>
+        api.byPlural.get('pods')!.list().length === 1 &&
+        api.byPlural.get('l2tpnodestates')!.list().length === 1,
+    );
+    assertStateBeforePod(api, 'b');
   });
 
   it('a new pseudowire is rendered before its status is written, and its status is written once', async () => {

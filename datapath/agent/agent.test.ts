@@ -134,11 +134,11 @@ describe('Agent stop and teardown', () => {
     assert.equal(f.watch.stopped, true);
   });
 
-  it('the SIGTERM read of the node state goes to the API, not the watch copy', async () => {
+  it('the SIGTERM read of the node shards goes to the API, not the watch copy', async () => {
     const f = fixture();
     await f.agent.start();
     f.reads.length = 0;
-    await f.agent.nodeState();
+    await f.agent.nodeShards();
     assert.deepEqual(f.reads, [true]);
     await f.agent.stop();
   });

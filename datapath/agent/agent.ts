@@ -218,17 +218,18 @@ export class Agent {
   }
 
   /**
-   * The node state (shard 0) from the API, not the watch (the SIGTERM handler asks whether this is an
-   * uninstall: the mark is set moments before the pod is deleted, and its watch event may not have
+   * The node's shards from the API, not the watch (the SIGTERM handler asks what to leave behind: the
+   * uninstall mark or the deletion comes moments before the pod's, and its watch event may not have
    * arrived yet).
    */
-  async nodeState(): Promise<L2TPNodeState | undefined> {
-    return (await this.o.source.get({ fresh: true }))[0];
+  nodeShards(): Promise<L2TPNodeState[]> {
+    return this.o.source.get({ fresh: true });
   }
 
   /**
-   * Uninstall: stop reconciling and remove every tunnel, session and device this agent made, and the
-   * attachment bridges of its pseudowires that no pod uses any more.
+   * Uninstall, or a node that carries nothing any more: stop reconciling and remove every tunnel,
+   * session and device this agent made, and the attachment bridges of its pseudowires that no pod
+   * uses any more.
    */
   async teardown(): Promise<void> {
     this.stopped = true;

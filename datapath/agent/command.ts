@@ -22,7 +22,7 @@ import { createAgentMetrics } from './metrics.js';
 import { KubeClient } from '../../lib/kube/client.js';
 import { kubeNodeStateSource } from './nodestate-source.js';
 import { probeUnderlay } from './underlay.js';
-import { cleanNodeFiles, isUninstalling } from './uninstall.js';
+import { cleanNodeFiles, stopAction } from './uninstall.js';
 
 export const AGENT_USAGE =
   'agent --node-name NODE [--backend auto|kernel|ebpf|userspace] [--bpffs DIR] [--kubeconfig FILE] [--cni-socket PATH] ' +
@@ -148,11 +148,20 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
   const sig = await new Promise<string>((res) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => res(s));
   });
-  // Only an explicit uninstall (the node state's annotation) removes anything: a read error means
+  // Only an explicit uninstall or a node state that is gone removes anything: a read error means
   // an ordinary stop, which keeps every device for the next agent.
-  const uninstall = isUninstalling(await agent.nodeState().catch(() => undefined));
+  const action = stopAction(await agent.nodeShards().catch(() => undefined));
   await cni.close();
-  if (uninstall) {
+  if (action === 'keep') {
+    log.info({ signal: sig }, 'stopping; devices stay in place for the next agent');
+    await agent.stop();
+  } else if (action === 'release') {
+    log.info(
+      { signal: sig },
+      'this node has no node state any more (no endpoints, or the node left the cluster): removing its devices',
+    );
+    await agent.teardown();
+  } else {
     log.info(
       { signal: sig },
       'kube-l2tp is being uninstalled: removing its devices and files from this node',
@@ -165,9 +174,6 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
       ...(process.env.KUBE_L2TP_SECCOMP_DIR ? { seccompDir: process.env.KUBE_L2TP_SECCOMP_DIR } : {}),
       logger: log.child({ component: 'uninstall' }),
     });
-  } else {
-    log.info({ signal: sig }, 'stopping; devices stay in place for the next agent');
-    await agent.stop();
   }
   await probes.close();
   return 0;

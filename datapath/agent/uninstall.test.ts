@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../lib/log.js';
-import { UNINSTALL_ANNOTATION, cleanNodeFiles, isUninstalling } from './uninstall.js';
+import { UNINSTALL_ANNOTATION, cleanNodeFiles, stopAction } from './uninstall.js';
 
 describe('uninstall', () => {
   let dir: string;
@@ -36,17 +36,14 @@ describe('uninstall', () => {
     return { ...files, logger: silentLogger() };
   };
 
-  it('is an uninstall only with the annotation set to "true" (restarts and updates are not)', () => {
-    assert.equal(isUninstalling(undefined), false, 'node state unreadable or gone: an ordinary stop');
-    assert.equal(isUninstalling({ metadata: { name: 'n' } }), false);
-    assert.equal(
-      isUninstalling({ metadata: { name: 'n', annotations: { [UNINSTALL_ANNOTATION]: 'no' } } }),
-      false,
-    );
-    assert.equal(
-      isUninstalling({ metadata: { name: 'n', annotations: { [UNINSTALL_ANNOTATION]: 'true' } } }),
-      true,
-    );
+  it('removes devices only for an uninstall mark or a node state that is gone (restarts and updates keep them)', () => {
+    const marked = (v: string) => ({ metadata: { name: 'n', annotations: { [UNINSTALL_ANNOTATION]: v } } });
+    assert.equal(stopAction(undefined), 'keep', 'node state unreadable: an ordinary stop');
+    assert.equal(stopAction([{ metadata: { name: 'n' } }]), 'keep');
+    assert.equal(stopAction([marked('no')]), 'keep');
+    assert.equal(stopAction([marked('true')]), 'uninstall');
+    assert.equal(stopAction([marked('true'), { metadata: { name: 'n.shard-1' } }]), 'uninstall');
+    assert.equal(stopAction([]), 'release', 'no node state: the node carries nothing any more');
   });
 
   it('removes the shim, its config and records, the seccomp profile, and nothing else', async () => {

@@ -1,7 +1,8 @@
-// What the agent does when it stops because kube-l2tp is being uninstalled, not restarted: the
-// uninstall procedure (docs/install.md) annotates every L2TPNodeState with UNINSTALL_ANNOTATION
-// before it deletes the datapath pods. An agent that stops without it (rolling update, node drain,
-// crash) leaves every device in place for the next agent, as the design requires.
+// What the agent does when it stops: the uninstall procedure (docs/install.md) annotates every
+// L2TPNodeState with UNINSTALL_ANNOTATION before it deletes the datapath pods; a node that carries
+// nothing any more (no endpoints, or the Node deleted) loses its node state before its pod. An agent
+// that stops otherwise (rolling update, node drain, crash) leaves every device in place for the next
+// agent, as the design requires.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GROUP, type L2TPNodeState } from '../../lib/api/schemas.js';
@@ -11,9 +12,18 @@ import { CNI_BINARY } from './install-cni.js';
 
 export const UNINSTALL_ANNOTATION = `${GROUP}/uninstall`;
 
-/** The node state says this agent is stopping for good (annotation set to "true"). */
-export function isUninstalling(obj: Pick<L2TPNodeState, 'metadata'> | undefined): boolean {
-  return obj?.metadata.annotations?.[UNINSTALL_ANNOTATION] === 'true';
+/** keep: devices stay for the next agent; release: devices go; uninstall: devices and node files go. */
+export type StopAction = 'keep' | 'release' | 'uninstall';
+
+/**
+ * What a stopping agent does, from the node's shards read just now (undefined: the read failed).
+ * No shard at all means the node carries nothing: a running agent removes everything for that, and
+ * a SIGTERM that arrives before the watch event must not keep it.
+ */
+export function stopAction(shards: Pick<L2TPNodeState, 'metadata'>[] | undefined): StopAction {
+  if (shards === undefined) return 'keep';
+  if (shards.length === 0) return 'release';
+  return shards[0]!.metadata.annotations?.[UNINSTALL_ANNOTATION] === 'true' ? 'uninstall' : 'keep';
 }
 
 export interface NodeFiles {

@@ -64,12 +64,14 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   const grace =
     cfg.podDeleteGraceSeconds !== undefined ? { gracePeriodSeconds: cfg.podDeleteGraceSeconds } : {};
   if (!nodeObj || tunnels.length === 0) {
+    // the node state goes first: its agent, still running, removes the node's devices when the
+    // state is gone, and one stopped by the pod's deletion finds it gone and removes them too
+    noteRefused(ctx, node, new Map());
+    for (const ns of [...shards].reverse()) await deleteShard(ctx, ns);
     if (pod && !pod.metadata.deletionTimestamp) {
       await deleteIfExists(client, podPath, grace);
       log.info({ node, reason: nodeObj ? 'no endpoints' : 'node deleted' }, 'datapath pod deleted');
     }
-    noteRefused(ctx, node, new Map());
-    for (const ns of [...shards].reverse()) await deleteShard(ctx, ns);
     return;
   }
   // pseudowires whose cookies cannot be resolved stay out of the node state (their status says why);

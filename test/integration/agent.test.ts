@@ -43,7 +43,7 @@ after(() => stopAgentEnv(env, lab));
 
 test('agent: node state -> devices -> status, repair, adoption, removal', async (t) => {
   await applyNodeState(spec([128, 129]));
-  const a = startAgent();
+  let a = startAgent();
   try {
     const st = await until('sessions Up in status', async () => {
       const s = await nodeState();
@@ -97,7 +97,7 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
       const before128 = await ifindex(NODE, 'l2tpeth128');
       await stopAgent(a.proc);
       assert.equal(await ifindex(NODE, 'l2tpeth128'), before128, 'SIGTERM leaves devices in place');
-      startAgent();
+      a = startAgent();
       await sleep(3000);
       await until('status written by the new agent', async () => {
         const s = await nodeState();
@@ -168,5 +168,36 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
   } catch (e) {
     console.error(a.log().split('\n').slice(-40).join('\n'));
     throw e;
+  } finally {
+    await stopAgent(a.proc);
+  }
+});
+
+test('agent: its node state deleted just before its SIGTERM (a node with nothing left, or a deleted Node): the stopping agent removes the devices', async () => {
+  await applyNodeState(spec([140, 141]));
+  const a = startAgent();
+  try {
+    await until('sessions Up in status', async () => {
+      const s = await nodeState();
+      return s.status?.sessions?.length === 2 && s.status.sessions.every((x) => x.state === 'Up')
+        ? s
+        : undefined;
+    });
+    // paused, the agent cannot act on the deletion's watch event before the signal arrives
+    a.proc.kill('SIGSTOP');
+    await env.cp.kubectl(['delete', 'l2tpnodestates', NODE]);
+    const exited = new Promise((r) => a.proc.once('exit', r));
+    a.proc.kill('SIGTERM');
+    a.proc.kill('SIGCONT');
+    await Promise.race([exited, sleep(15_000)]);
+    assert.equal(a.proc.exitCode, 0, 'the agent stopped by itself, cleanly');
+    assert.match(a.log(), /no node state any more/, 'the SIGTERM handler saw the node state gone');
+    for (const d of ['l2tpeth140', 'l2tpeth141'])
+      assert.equal(await ifindex(NODE, d), undefined, `${d} removed`);
+  } catch (e) {
+    console.error(a.log().split('\n').slice(-40).join('\n'));
+    throw e;
+  } finally {
+    await stopAgent(a.proc);
   }
 });
