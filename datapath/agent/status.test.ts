@@ -1,9 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_SESSIONS_LISTED_IN_STATUS, MAX_SESSIONS_WITH_STATUS_COUNTERS } from '../../lib/api/limits.js';
-import { reportedSessions } from '../../lib/api/node-status.js';
+import {
+  MAX_NODE_STATE_SPEC_BYTES,
+  MAX_SESSIONS_LISTED_IN_STATUS,
+  MAX_SESSIONS_WITH_STATUS_COUNTERS,
+  MAX_UP_GROUPS_PER_TUNNEL,
+} from '../../lib/api/limits.js';
+import { parseIdRanges, reportedSessions } from '../../lib/api/node-status.js';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
-import { nodeSession, nodeTunnel } from '../../test/fakes/objects.js';
+import { fullShardFailing, nodeSession, nodeTunnel } from '../../test/fakes/objects.js';
 import type { SessionCounters } from '../backend/types.js';
 import type { ItemState } from './reconcile.js';
 import { buildStatus, hasCounters, splitReport, type StatusInput } from './status.js';
@@ -57,12 +62,12 @@ describe('agent status size', () => {
   it('leaves counters to the metrics on a large node, keeping each listed session under 200 bytes', () => {
     const n = MAX_SESSIONS_WITH_STATUS_COUNTERS + 1;
     const i = input(n);
-    // not Up, so listed one by one whatever the node's size
+    // not Up, so listed one by one (up to the list's limit)
     for (const s of i.report.sessions) Object.assign(s, { state: 'Down', error: 'underlay down' });
     const st = buildStatus(i);
-    assert.equal(st.sessions?.length, n);
+    assert.equal(st.sessions?.length, Math.min(n, MAX_SESSIONS_LISTED_IN_STATUS));
     assert.ok(st.sessions?.every((s) => s.counters === undefined));
-    const perSession = JSON.stringify(st.sessions).length / n;
+    const perSession = JSON.stringify(st.sessions).length / st.sessions!.length;
     assert.ok(perSession < 200, `${perSession} bytes per session`);
   });
 });
@@ -141,6 +146,71 @@ describe('compact status of a large node', () => {
       want,
     );
     assert.equal(status.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+  });
+
+  it("a full node state whose every session fails at once stays within etcd's request limit, and reads back as every session Failed", () => {
+    const { spec, report } = fullShardFailing('n');
+    const status = buildStatus({ ...input(0), report });
+    const specBytes = JSON.stringify(spec).length;
+    assert.ok(
+      specBytes > 0.9 * MAX_NODE_STATE_SPEC_BYTES && specBytes <= MAX_NODE_STATE_SPEC_BYTES,
+      `${specBytes}`,
+    );
+    const bytes = JSON.stringify({ spec, status }).length;
+    // etcd refuses requests over 1.5 MiB; metadata and managed fields need room too
+    assert.ok(bytes < 1.5 * 1024 * 1024 - 256 * 1024, `${bytes} bytes`);
+    // the first ones listed with their own messages, the rest in one group with the first's
+    assert.equal(status.sessions?.length, MAX_SESSIONS_LISTED_IN_STATUS);
+    assert.equal(status.sessions?.[0]?.message, report.sessions[0]!.error);
+    const first = report.sessions[MAX_SESSIONS_LISTED_IN_STATUS]!;
+    assert.deepEqual(status.tunnels?.[0]?.unlisted, [
+      {
+        sessionIds: `${first.sessionId}-${report.sessions.at(-1)!.sessionId}`,
+        state: 'Failed',
+        message: first.error,
+      },
+    ]);
+    const ns = { apiVersion: 'v', kind: 'L2TPNodeState', metadata: { name: 'n' }, spec, status };
+    const got = reportedSessions(ns);
+    assert.equal(got.length, report.sessions.length);
+    assert.ok(got.every((s) => s.state === 'Failed' && s.pseudowire && s.ifname && s.message));
+    assert.deepEqual(
+      got.map((s) => s.sessionId).sort((a, b) => a - b),
+      report.sessions.map((s) => s.sessionId),
+    );
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    assert.equal(ready?.message, `${report.sessions.length} of ${report.sessions.length + 1} items failed`);
+  });
+
+  it('beyond the list, the sessions not Up are listed first, and the rest grouped by state', () => {
+    const i = input(MAX_SESSIONS_LISTED_IN_STATUS + 40);
+    const ids = (f: (k: number) => boolean) =>
+      i.report.sessions.filter((_, k) => f(k)).map((s) => s.sessionId);
+    // every session on its own MTU: more than an Up group per tunnel can take
+    i.report.sessions.forEach((s, k) => (s.mtu = 1000 + k));
+    i.report.sessions.forEach((s, k) => {
+      if (k % 2) Object.assign(s, { state: 'Down', error: `underlay down (${k})` });
+    });
+    const st = buildStatus(i);
+    const listed = st.sessions!.map((s) => s.sessionId);
+    const down = ids((k) => k % 2 === 1);
+    assert.deepEqual(listed.slice(0, down.length), down, 'every session not Up is listed, before any Up');
+    assert.equal(listed.length, MAX_SESSIONS_LISTED_IN_STATUS);
+    const upByMtu = ids((k) => k % 2 === 0 && k < 2 * MAX_UP_GROUPS_PER_TUNNEL);
+    const g = st.tunnels![0]!;
+    assert.deepEqual(
+      g.up?.flatMap((x) => parseIdRanges(x.sessionIds)),
+      upByMtu,
+    );
+    const rest = g.unlisted ?? [];
+    assert.deepEqual(
+      rest.map((x) => x.state),
+      ['Up'],
+    );
+    assert.equal(
+      parseIdRanges(rest[0]!.sessionIds).length + listed.length + upByMtu.length,
+      i.report.sessions.length,
+    );
   });
 
   it('a small node keeps the full list', () => {

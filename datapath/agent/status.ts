@@ -4,6 +4,7 @@ import { setReadyDegraded } from '../../lib/api/conditions.js';
 import {
   MAX_SESSIONS_LISTED_IN_STATUS,
   MAX_SESSIONS_WITH_STATUS_COUNTERS,
+  MAX_STATUS_MESSAGE_BYTES,
   MAX_UP_GROUPS_PER_TUNNEL,
 } from '../../lib/api/limits.js';
 import { formatIdRanges } from '../../lib/api/node-status.js';
@@ -24,35 +25,72 @@ export interface StatusInput {
   previous?: Condition[] | undefined;
 }
 
+type StatusState = NodeSessionStatus['state'];
+type UnlistedGroup = { ids: number[]; state: StatusState; message?: string };
+
+const statusState = (s: SessionOutcome): StatusState => (s.state === 'Error' ? 'Failed' : s.state);
+
 /**
  * On a node with more than MAX_SESSIONS_LISTED_IN_STATUS sessions: those Up as the spec says, per
- * tunnel and MTU (the rest stay listed).
+ * tunnel and MTU; of the rest, at most MAX_SESSIONS_LISTED_IN_STATUS listed (those not Up first), and
+ * the others per tunnel and state with the first one's message, so that a whole shard failing at
+ * once still fits its object.
  */
-function compactUp(report: ReconcileReport): {
+function compact(report: ReconcileReport): {
   up: Map<number, Map<number, number[]>>;
   listed: SessionOutcome[];
+  unlisted: Map<number, Map<StatusState, UnlistedGroup>>;
 } {
   const up = new Map<number, Map<number, number[]>>();
-  if (report.sessions.length <= MAX_SESSIONS_LISTED_IN_STATUS) return { up, listed: report.sessions };
-  const listed: SessionOutcome[] = [];
+  const unlisted = new Map<number, Map<StatusState, UnlistedGroup>>();
+  if (report.sessions.length <= MAX_SESSIONS_LISTED_IN_STATUS)
+    return { up, listed: report.sessions, unlisted };
+  const rest: SessionOutcome[] = [];
   for (const s of report.sessions) {
     const groups = up.get(s.tunnelId) ?? new Map<number, number[]>();
     const group = groups.get(s.mtu) ?? (groups.size < MAX_UP_GROUPS_PER_TUNNEL ? [] : undefined);
     if (s.state !== 'Up' || s.error !== undefined || !group) {
-      listed.push(s);
+      rest.push(s);
       continue;
     }
     group.push(s.sessionId);
     groups.set(s.mtu, group);
     up.set(s.tunnelId, groups);
   }
-  return { up, listed };
+  const byConcern = [...rest.filter((s) => s.state !== 'Up'), ...rest.filter((s) => s.state === 'Up')];
+  const listed = byConcern.slice(0, MAX_SESSIONS_LISTED_IN_STATUS);
+  for (const s of byConcern.slice(MAX_SESSIONS_LISTED_IN_STATUS)) {
+    const groups = unlisted.get(s.tunnelId) ?? new Map<StatusState, UnlistedGroup>();
+    const state = statusState(s);
+    const g = groups.get(state) ?? {
+      ids: [],
+      state,
+      ...(s.error !== undefined ? { message: truncate(s.error, MAX_STATUS_MESSAGE_BYTES) } : {}),
+    };
+    g.ids.push(s.sessionId);
+    groups.set(state, g);
+    unlisted.set(s.tunnelId, groups);
+  }
+  return { up, listed, unlisted };
+}
+
+/** At most `max` UTF-8 bytes, cut at a character boundary, "…" marking the cut. */
+function truncate(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  let out = '';
+  let bytes = Buffer.byteLength('…');
+  for (const ch of text) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > max) break;
+    out += ch;
+  }
+  return `${out}…`;
 }
 
 export function buildStatus(i: StatusInput): NodeStateStatus {
   const total = i.report.sessions.length;
   const withCounters = total <= MAX_SESSIONS_WITH_STATUS_COUNTERS;
-  const { up, listed } = compactUp(i.report);
+  const { up, listed, unlisted } = compact(i.report);
   const sessions: NodeSessionStatus[] = listed.map((s) => {
     const c = withCounters ? i.counters.get(sessionKey(s.tunnelId, s.sessionId)) : undefined;
     return {
@@ -60,16 +98,20 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       tunnelId: s.tunnelId,
       sessionId: s.sessionId,
       ifname: s.ifname,
-      state: s.state === 'Error' ? 'Failed' : s.state,
+      state: statusState(s),
       mtu: s.mtu,
       ...(s.error !== undefined ? { message: s.error } : {}),
       ...(c ? { counters: { ...c, drops: { ...c.drops } as Record<string, number> } } : {}),
     };
   });
   const failed = sessions.filter((s) => s.state === 'Failed' || s.state === 'Down');
+  const failedUnlisted = [...unlisted.values()]
+    .flatMap((g) => [...g.values()])
+    .filter((g) => g.state === 'Failed' || g.state === 'Down')
+    .reduce((n, g) => n + g.ids.length, 0);
   const failedTunnels = i.report.tunnels.filter((t) => t.state !== 'Up');
   const outage = i.report.tunnels.find((t) => t.state === 'Down');
-  const ready = failed.length === 0 && failedTunnels.length === 0;
+  const ready = failed.length === 0 && failedUnlisted === 0 && failedTunnels.length === 0;
   const conditions = setReadyDegraded(
     i.previous,
     {
@@ -78,7 +120,7 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       message: ready
         ? `${total} sessions up on the ${i.backend} backend`
         : (outage?.error ??
-          `${failed.length + failedTunnels.length} of ${total + i.report.tunnels.length} items failed`),
+          `${failed.length + failedUnlisted + failedTunnels.length} of ${total + i.report.tunnels.length} items failed`),
     },
     {
       status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
@@ -110,6 +152,15 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
       ...(up.has(t.tunnelId)
         ? {
             up: [...up.get(t.tunnelId)!].map(([mtu, ids]) => ({ sessionIds: formatIdRanges(ids), mtu })),
+          }
+        : {}),
+      ...(unlisted.has(t.tunnelId)
+        ? {
+            unlisted: [...unlisted.get(t.tunnelId)!.values()].map((g) => ({
+              sessionIds: formatIdRanges(g.ids),
+              state: g.state,
+              ...(g.message !== undefined ? { message: g.message } : {}),
+            })),
           }
         : {}),
     })),

@@ -7,9 +7,9 @@ export const MAX_SESSIONS_PER_TUNNEL = 4096;
 
 /**
  * Tunnels plus sessions in one L2TPNodeState. The object holds the spec (about 250 bytes a session)
- * and the agent's status (about 230 bytes a session it lists: every one on a small node, only those
- * not Up on a large one) and must stay within etcd's request limit (1.5 MiB by default); a node with
- * more gets more node states (MAX_NODE_STATE_SHARDS).
+ * and the agent's status (about 230 bytes a session it lists: every one on a small node, at most
+ * MAX_SESSIONS_LISTED_IN_STATUS on a large one) and must stay within etcd's request limit (1.5 MiB
+ * by default); a node with more gets more node states (MAX_NODE_STATE_SHARDS).
  */
 export const MAX_NODE_STATE_ITEMS = 3072;
 
@@ -35,11 +35,15 @@ export const MAX_SESSIONS_WITH_STATUS_COUNTERS = 256;
 
 /**
  * Sessions up to which the agent lists every session in its node state's status. A larger node
- * lists only the sessions that are not Up as their spec says; the others are reported per tunnel as
- * ranges of session IDs (status.tunnels[].up, lib/api/node-status.ts), a few bytes a tunnel instead
- * of about 230 a session, so the status stays small whatever the number of sessions.
+ * lists at most this many, those not Up as their spec says first; the others are reported per tunnel
+ * as ranges of session IDs (status.tunnels[].up, and status.tunnels[].unlisted for those not Up,
+ * lib/api/node-status.ts), a few bytes a tunnel instead of about 230 a session, so the status stays
+ * small whatever the number of sessions, and whatever the number that fail at once.
  */
 export const MAX_SESSIONS_LISTED_IN_STATUS = 256;
+
+/** Bytes of a message the agent writes for a group of sessions (status.tunnels[].unlisted). */
+export const MAX_STATUS_MESSAGE_BYTES = 1024;
 
 /** MTU groups in one tunnel's compact status; sessions beyond them are listed one by one. */
 export const MAX_UP_GROUPS_PER_TUNNEL = 16;

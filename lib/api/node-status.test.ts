@@ -31,7 +31,7 @@ describe('session ID ranges', () => {
 });
 
 describe('reportedSessions', () => {
-  it('lists the listed ones and expands the ranges with the spec; IDs the spec lost have no pseudowire', () => {
+  it('lists the listed ones and expands the ranges with the spec; IDs the spec lost have no pseudowire; an unlisted group names whose message it carries', () => {
     const ns: L2TPNodeState = {
       apiVersion: 'v',
       kind: 'L2TPNodeState',
@@ -47,7 +47,7 @@ describe('reportedSessions', () => {
             local: 'a',
             remote: 'b',
             udpChecksum: false,
-            sessions: [5, 6].map((id) => ({
+            sessions: [5, 6, 8, 9].map((id) => ({
               pseudowire: { namespace: 'x', name: `pw${id}` },
               sessionId: id,
               peerSessionId: id,
@@ -62,7 +62,15 @@ describe('reportedSessions', () => {
         ],
       },
       status: {
-        tunnels: [{ name: 't', tunnelId: 1, state: 'Ready', up: [{ sessionIds: '5,7', mtu: 1446 }] }],
+        tunnels: [
+          {
+            name: 't',
+            tunnelId: 1,
+            state: 'Ready',
+            up: [{ sessionIds: '5,7', mtu: 1446 }],
+            unlisted: [{ sessionIds: '8-9', state: 'Down', message: 'underlay down' }],
+          },
+        ],
         sessions: [
           {
             pseudowire: { namespace: 'x', name: 'pw6' },
@@ -86,6 +94,23 @@ describe('reportedSessions', () => {
         ifname: 'l2tpeth5',
       },
       { tunnelId: 1, sessionId: 7, state: 'Up', mtu: 1446 },
+      {
+        tunnelId: 1,
+        sessionId: 8,
+        state: 'Down',
+        message: 'underlay down',
+        pseudowire: { namespace: 'x', name: 'pw8' },
+        ifname: 'l2tpeth8',
+      },
+      {
+        tunnelId: 1,
+        sessionId: 9,
+        state: 'Down',
+        message:
+          'one of 2 sessions in this state that the node state does not list one by one; session 8 says: underlay down',
+        pseudowire: { namespace: 'x', name: 'pw9' },
+        ifname: 'l2tpeth9',
+      },
     ]);
     assert.deepEqual(reportedSessions(undefined), []);
   });

@@ -1,7 +1,8 @@
 // The sessions a node state's status reports, whichever form the agent wrote: listed one by one in
 // status.sessions, or (a node with many sessions) as ranges of session IDs per tunnel in
-// status.tunnels[].up, each meaning "Up, as the spec says". Everything that reads an agent's
-// per-session report goes through reportedSessions.
+// status.tunnels[].up, each meaning "Up, as the spec says", and status.tunnels[].unlisted, those
+// not Up beyond the list, by state. Everything that reads an agent's per-session report goes
+// through reportedSessions.
 import type { L2TPNodeState, NodeSessionStatus } from './schemas.js';
 
 /** "1-3,7,9-10" for [1, 2, 3, 7, 9, 10]; the IDs in any order, duplicates ignored. */
@@ -51,23 +52,29 @@ export const caughtUp = (ns: L2TPNodeState | undefined): boolean =>
 export function reportedSessions(ns: L2TPNodeState | undefined): ReportedSession[] {
   const out: ReportedSession[] = [...(ns?.status?.sessions ?? [])];
   for (const t of ns?.status?.tunnels ?? []) {
-    if (!t.up?.length) continue;
+    if (!t.up?.length && !t.unlisted?.length) continue;
     const spec = ns?.spec?.tunnels.find((x) => x.tunnelId === t.tunnelId);
     const byId = new Map((spec?.sessions ?? []).map((s) => [s.sessionId, s]));
-    for (const g of t.up) {
+    const groups = [
+      ...(t.up ?? []).map((g) => ({ sessionIds: g.sessionIds, state: 'Up' as const, mtu: g.mtu })),
+      ...(t.unlisted ?? []),
+    ];
+    for (const g of groups) {
       let ids: number[];
       try {
         ids = parseIdRanges(g.sessionIds);
       } catch {
         continue; // the schema bounds the string; a malformed one reports nothing rather than fail the reader
       }
+      const message = 'message' in g && g.message !== undefined ? unlistedMessage(ids, g.message) : undefined;
       for (const sessionId of ids) {
         const s = byId.get(sessionId);
         out.push({
           tunnelId: t.tunnelId,
           sessionId,
-          state: 'Up',
-          ...(g.mtu !== undefined ? { mtu: g.mtu } : {}),
+          state: g.state,
+          ...('mtu' in g && g.mtu !== undefined ? { mtu: g.mtu } : {}),
+          ...(message ? { message: message(sessionId) } : {}),
           ...(s ? { pseudowire: s.pseudowire, ifname: s.ifname } : {}),
         });
       }
@@ -75,3 +82,11 @@ export function reportedSessions(ns: L2TPNodeState | undefined): ReportedSession
   }
   return out;
 }
+
+/** A group's message is its first session's own; the others are told whose it is. */
+const unlistedMessage =
+  (ids: number[], text: string) =>
+  (id: number): string =>
+    id === ids[0]
+      ? text
+      : `one of ${ids.length} sessions in this state that the node state does not list one by one; session ${ids[0]} says: ${text}`;

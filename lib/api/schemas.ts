@@ -5,7 +5,12 @@
 // reuse lib/wire/session.ts where the vocabulary is the same.
 import { z } from 'zod';
 import { U32_MAX } from '../wire/session.js';
-import { MAX_NODE_STATE_ITEMS, MAX_SESSIONS_PER_TUNNEL, MAX_UP_GROUPS_PER_TUNNEL } from './limits.js';
+import {
+  MAX_NODE_STATE_ITEMS,
+  MAX_SESSIONS_PER_TUNNEL,
+  MAX_STATUS_MESSAGE_BYTES,
+  MAX_UP_GROUPS_PER_TUNNEL,
+} from './limits.js';
 
 export const GROUP = 'l2tp.kube-l2tp.io';
 export const VERSION = 'v1alpha1';
@@ -499,6 +504,27 @@ export const nodeTunnelStatusSchema = z.object({
     .meta({
       description:
         'On a node with many sessions: the sessions of this tunnel that are Up as the spec says (interface and pseudowire as in the spec), grouped by MTU; status.sessions lists only the others.',
+    }),
+  unlisted: z
+    .array(
+      z.object({
+        sessionIds: z
+          .string()
+          .max(65536)
+          .meta({ description: 'Session IDs as ascending ranges, e.g. "1-1000,1005".' }),
+        state: endpointStateSchema,
+        message: z
+          .string()
+          .max(MAX_STATUS_MESSAGE_BYTES)
+          .optional()
+          .meta({ description: 'The message of the first session of the group.' }),
+      }),
+    )
+    .max(endpointStateSchema.options.length)
+    .optional()
+    .meta({
+      description:
+        'On a node with many sessions: those of this tunnel that neither status.sessions nor up holds (sessions not Up beyond the list), grouped by state.',
     }),
 });
 

@@ -1,11 +1,18 @@
-// The CRDs on a real kube-apiserver: they install, valid objects are accepted, and bad objects are
-// rejected by schema + CEL with messages a person understands.
+// The CRDs on a real kube-apiserver: they install, valid objects are accepted, bad objects are
+// rejected by schema + CEL with messages a person understands, and the fullest node state takes its
+// agent's status within etcd's request limit.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import YAML from 'yaml';
 import { allCRDs } from '../../lib/api/crdgen.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { ExecError } from '../../lib/exec.js';
+import { reportedSessions } from '../../lib/api/node-status.js';
+import type { L2TPNodeState } from '../../lib/api/schemas.js';
+import { KubeClient } from '../../lib/kube/client.js';
+import { buildStatus } from '../../datapath/agent/status.js';
+import { fullShardFailing } from '../fakes/objects.js';
+import { nodeStatePath } from './operator-env.js';
 
 const A = 'l2tp.kube-l2tp.io/v1alpha1';
 const tunnel = (name: string, spec: unknown) => ({
@@ -286,5 +293,52 @@ describe('CRDs on a real apiserver', () => {
       ]),
       /tunnelRef is immutable/,
     );
+  });
+
+  it('takes the status of a full node state whose every session failed, where a list of each would be refused', async () => {
+    const { spec, report } = fullShardFailing('full-shard');
+    const path = nodeStatePath('full-shard');
+    const admin = KubeClient.fromFile(cp.adminKubeconfig);
+    try {
+      await admin.create(nodeStatePath(), {
+        apiVersion: A,
+        kind: 'L2TPNodeState',
+        metadata: { name: 'full-shard' },
+        spec,
+      });
+      const status = buildStatus({
+        generation: 1,
+        backend: 'ebpf',
+        backendReason: 'test',
+        agentVersion: 'test',
+        report,
+        counters: new Map(),
+        now: new Date().toISOString(),
+      });
+      // every failed session listed one by one: more than etcd takes in one request
+      const eachListed = {
+        ...status,
+        tunnels: status.tunnels?.map(({ unlisted: _u, ...t }) => t),
+        sessions: report.sessions.map((x) => ({
+          pseudowire: x.pseudowire!,
+          tunnelId: x.tunnelId,
+          sessionId: x.sessionId,
+          ifname: x.ifname,
+          state: 'Failed' as const,
+          mtu: x.mtu,
+          message: x.error!,
+        })),
+      };
+      await assert.rejects(admin.patch(`${path}/status`, { status: eachListed }), /too large/);
+      await admin.patch(`${path}/status`, { status });
+      const got = await admin.get<L2TPNodeState>(path);
+      const sessions = reportedSessions(got);
+      assert.equal(sessions.length, report.sessions.length);
+      assert.ok(sessions.every((x) => x.state === 'Failed' && x.message && x.pseudowire));
+      assert.equal(got.status?.conditions?.find((c) => c.type === 'Ready')?.reason, 'SessionsFailed');
+    } finally {
+      await admin.delete(path).catch(() => undefined);
+      admin.close();
+    }
   });
 });
