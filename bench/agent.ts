@@ -52,7 +52,7 @@ import { Lab, requireRoot } from '../test/harness/netns.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
 import { KubeClient, resourcePath } from '../lib/kube/client.js';
-import { chartMemoryLimit } from './memory-limit.js';
+import { chartMemoryLimit } from '../test/harness/memory-limit.js';
 import { startNodeProcess, stopNodeProcess, waitReady, type NodeProcess } from './node-process.js';
 import { processCpuSeconds, procStatusMB } from './proc.js';
 

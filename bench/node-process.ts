@@ -3,7 +3,7 @@
 // stopped with SIGTERM as the kubelet stops a pod. One place for the agent and sessions benches.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { MemoryLimit } from './memory-limit.js';
+import { MemoryLimit } from '../test/harness/memory-limit.js';
 
 export interface LogLine {
   /** The line's own time (ms). */

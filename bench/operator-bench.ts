@@ -39,7 +39,7 @@ import {
   type Env,
 } from '../test/integration/operator-env.js';
 import { stopProcess } from '../test/harness/process.js';
-import { MemoryLimit, chartMemoryLimit } from './memory-limit.js';
+import { MemoryLimit, chartMemoryLimit } from '../test/harness/memory-limit.js';
 import { processCpuSeconds, procStatusMB } from './proc.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

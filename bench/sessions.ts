@@ -23,7 +23,7 @@ import { Lab, linkStats, requireRoot } from '../test/harness/netns.js';
 import { manySessionsSpec, staticConfigOf } from '../test/harness/nodestate.js';
 import { privateBpffs } from '../test/integration/datapath-ebpf-lab.js';
 import { staticArgv, twoHosts } from '../test/integration/datapath-lab.js';
-import { chartMemoryLimit } from './memory-limit.js';
+import { chartMemoryLimit } from '../test/harness/memory-limit.js';
 import { startNodeProcess, stopNodeProcess, waitReady, type NodeProcess } from './node-process.js';
 import { procStatusMB } from './proc.js';
 

@@ -30,6 +30,8 @@ export interface AgentOptions {
   now?: () => Date;
   /** Underlay health per tunnel (default: none); the agent command passes probeUnderlay. */
   probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
+  /** Why a new session may not be made now (the pod's memory); the agent command passes memoryGate's. */
+  refuseNewSession?: () => string | undefined;
   /** A pseudowire left this node: its node-side attachment bridge can go (the CNI plugin's call). */
   onPseudowireGone?: (ref: PseudowireRef, sessionId: number) => Promise<unknown>;
   /** After every pass, the session devices here: a re-made one rejoins its attachment bridge. */
@@ -119,6 +121,7 @@ export class Agent {
       : EMPTY;
     const report = await reconcile(this.o.backend, desired, log, {
       ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),
+      ...(this.o.refuseNewSession ? { refuseNewSession: this.o.refuseNewSession } : {}),
     });
     this.passes++;
     await this.releaseGone(this.lastReport, report);

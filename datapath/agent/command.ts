@@ -22,6 +22,7 @@ import { createAgentMetrics } from './metrics.js';
 import { KubeClient } from '../../lib/kube/client.js';
 import { kubeNodeStateSource } from './nodestate-source.js';
 import { probeUnderlay } from './underlay.js';
+import { memoryGate, NEW_SESSION_MEMORY_SHARE } from './memory-gate.js';
 import { cleanNodeFiles, stopAction } from './uninstall.js';
 
 export const AGENT_USAGE =
@@ -96,6 +97,15 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
   await retireOtherBackends(backend.kind, selectOpts);
   const metrics = createAgentMetrics(backend.kind, reason);
   const pkg = JSON.parse(await readFile(join(here, '../../../package.json'), 'utf8')) as { version: string };
+  const memory = memoryGate();
+  log.info(
+    memory.limitBytes !== undefined
+      ? { memoryLimitMiB: Math.round(memory.limitBytes / 2 ** 20), newSessionShare: NEW_SESSION_MEMORY_SHARE }
+      : {},
+    memory.limitBytes !== undefined
+      ? 'memory limit found: new sessions stop short of it'
+      : 'no memory limit found: new sessions are made whatever the memory in use',
+  );
 
   const agent = new Agent({
     nodeName,
@@ -114,6 +124,7 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
     rejoinBridges: rejoinPseudowireBridges,
     releaseOrphanBridges,
     probeUnderlay,
+    refuseNewSession: memory.refuseNewSession,
   });
   const probes = await startProbeServer({
     port: Number(values['metrics-port']),

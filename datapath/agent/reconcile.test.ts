@@ -145,3 +145,28 @@ test('when deleteSessions fails, each session is tried on its own', async () => 
   await reconcile(b, desired([1, [10]]), silentLogger());
   assert.deepEqual(b.calls, ['delete session 1/11', 'delete session 1/12']);
 });
+
+test('a refusal of new sessions leaves the existing ones made and stops only the new, until it lifts', async () => {
+  const b = new MemoryBackend();
+  await reconcile(b, desired([1, [10, 11]]), silentLogger());
+  b.sessions.delete('1/11'); // gone since: made anew like any new session
+  b.calls = [];
+  let refusal: string | undefined = 'not made: memory';
+  const asked: string[] = [];
+  const opts = { refuseNewSession: () => (asked.push('?'), refusal) };
+  const r = await reconcile(b, desired([1, [10, 11, 12]]), silentLogger(), opts);
+  assert.deepEqual(b.calls, [], 'nothing made');
+  assert.deepEqual(
+    r.sessions.map((s) => [s.sessionId, s.state, s.error]),
+    [
+      [10, 'Up', undefined],
+      [11, 'Error', 'not made: memory'],
+      [12, 'Error', 'not made: memory'],
+    ],
+  );
+  assert.equal(asked.length, 2, 'asked for the new sessions only');
+  refusal = undefined;
+  const again = await reconcile(b, desired([1, [10, 11, 12]]), silentLogger(), opts);
+  assert.deepEqual(b.calls, ['create session 1/11', 'create session 1/12']);
+  assert.ok(again.sessions.every((s) => s.state === 'Up'));
+});

@@ -71,6 +71,8 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 export interface ReconcileOptions {
   /** Reports an unusable underlay for a tunnel (link down, no route); its sessions show Down. */
   probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
+  /** Why a session that does not exist yet may not be made now (memory); undefined when it may. */
+  refuseNewSession?: () => string | undefined;
 }
 
 export async function reconcile(
@@ -109,6 +111,8 @@ export async function reconcile(
   // A device with one of our names that we did not make stays, and that session reports the clash.
   const foreignByName = new Map<string, ObservedSession>();
   for (const s of observedSessions) if (!s.owned) foreignByName.set(s.ifname, s);
+  const ours = new Set(observedSessions.filter((s) => s.owned).map((s) => key(s.tunnelId, s.sessionId)));
+  const refused = { count: 0, why: '' };
 
   for (const t of desired.tunnels) {
     const tunnelId = t.spec.tunnelId;
@@ -144,6 +148,13 @@ export async function reconcile(
         report.sessions.push(outcome(t, s, 'Error', error));
         continue;
       }
+      const refusal = ours.has(key(tunnelId, s.sessionId)) ? undefined : opts.refuseNewSession?.();
+      if (refusal !== undefined) {
+        report.sessions.push(outcome(t, s, 'Error', refusal));
+        refused.count++;
+        refused.why = refusal;
+        continue;
+      }
       try {
         // sessions are kept configured through an outage, so traffic resumes when the underlay does
         await backend.ensureSession(s);
@@ -156,6 +167,7 @@ export async function reconcile(
       }
     }
   }
+  if (refused.count) log.warn({ sessions: refused.count, why: refused.why }, 'new sessions not made');
   return report;
 }
 

@@ -7,6 +7,7 @@ import type { BackendFault } from '../backend/types.js';
 import { ConfigError, parseStaticConfig } from './config.js';
 import { hostPlanEnv } from './plan.js';
 import { runStatic } from './run.js';
+import { memoryGate } from '../agent/memory-gate.js';
 
 export const STATIC_USAGE =
   'static --config FILE [--backend userspace|kernel|ebpf|auto] [--offload on|off] [--bpffs DIR]';
@@ -73,6 +74,7 @@ export async function staticCommand(argv: string[], logger: Logger): Promise<num
       stop,
       fault,
       dumpSignal: 'SIGUSR2',
+      refuseNewSession: memoryGate().refuseNewSession,
     });
   } finally {
     clearInterval(keepAlive);

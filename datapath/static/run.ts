@@ -18,6 +18,8 @@ export interface StaticRunDeps {
   fault: Promise<BackendFault>;
   /** Log every counter when this signal arrives (and once at shutdown). */
   dumpSignal?: NodeJS.Signals;
+  /** Why a new session may not be made (the process's memory), as the agent asks. */
+  refuseNewSession?: () => string | undefined;
 }
 
 async function logCounters(backend: Backend, plan: Plan, logger: Logger): Promise<void> {
@@ -43,7 +45,12 @@ export async function runStatic(cfg: StaticConfig, deps: StaticRunDeps): Promise
   if (deps.dumpSignal) process.on(deps.dumpSignal, dump);
   try {
     plan = await makePlan(cfg, deps.env);
-    const report = await reconcile(backend, plan.desired, logger);
+    const report = await reconcile(
+      backend,
+      plan.desired,
+      logger,
+      deps.refuseNewSession ? { refuseNewSession: deps.refuseNewSession } : {},
+    );
     const failed = [...report.tunnels, ...report.sessions].filter((x) => x.state === 'Error');
     if (failed.length > 0) {
       throw new Error(failed.map((x) => x.error ?? `tunnel ${x.tunnelId} failed`).join('; '));

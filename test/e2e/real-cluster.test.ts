@@ -14,7 +14,9 @@ import { API_VERSION } from '../../lib/api/schemas.js';
 import { datapathSeccompProfileText, isSeccompArch } from '../../datapath/seccomp/profile.js';
 import { runCapture } from '../../lib/exec.js';
 import { DEVICE_SYSCTLS, HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
+import { chartMemoryLimit, memoryBytes } from '../harness/memory-limit.js';
 import { until } from '../harness/wait.js';
+import { datapathPodName } from '../../operator/render.js';
 import { CHART, progress, RealLab, RELEASE_NAMESPACE } from './real-lab.js';
 
 const NS = 'l2tp-demo';
@@ -86,7 +88,33 @@ describe('real cluster: helm install, Multus, the README example', () => {
     }
     const listen = (await n.exec('ss', ['-Hltn', 'sport = :9771'])).stdout.trim().split(/\s+/)[3];
     assert.equal(listen, '127.0.0.1:9771', 'the agent serves metrics on loopback');
-    progress(`${lab.nodeA}: ${made.join(', ')} hardened; metrics on ${listen}`);
+    // the agent finds its container's memory limit (the chart's), which new sessions stop short of
+    const agentLog = await lab.kubectl([
+      '-n',
+      RELEASE_NAMESPACE,
+      'logs',
+      datapathPodName(lab.nodeA),
+      '-c',
+      'agent',
+    ]);
+    const limit = agentLog
+      .split('\n')
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as { msg?: string; memoryLimitMiB?: number }];
+        } catch {
+          return [];
+        }
+      })
+      .find((j) => j.msg?.startsWith('memory limit found'))?.memoryLimitMiB;
+    assert.equal(
+      limit,
+      memoryBytes(chartMemoryLimit('datapath')) / 2 ** 20,
+      'the memory limit the agent found',
+    );
+    progress(
+      `${lab.nodeA}: ${made.join(', ')} hardened; metrics on ${listen}; memory limit ${limit} MiB found`,
+    );
   });
 
   it("gives an Exclusive pseudowire's device to the pod, forwarding from the first packet (IP encapsulation, cookies)", async () => {

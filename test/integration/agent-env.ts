@@ -13,6 +13,7 @@ import { runCapture } from '../../lib/exec.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { bridgeLoopbackPort } from '../harness/loopback-bridge.js';
 import type { Lab } from '../harness/netns.js';
+import { MemoryLimit } from '../harness/memory-limit.js';
 import { stopProcess } from '../harness/process.js';
 import { staticArgv } from './datapath-lab.js';
 
@@ -67,21 +68,29 @@ export class AgentEnv {
     }
   }
 
-  /** `kube-l2tp-datapath agent` in the node's netns with fast resyncs; extra args choose the backend. */
-  startAgent(extraArgs: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; log: () => string } {
+  /**
+   * `kube-l2tp-datapath agent` in the node's netns with fast resyncs; extra args choose the backend.
+   * With memory, in that cgroup, which it sees mounted as a container sees its own.
+   */
+  startAgent(
+    extraArgs: string[],
+    env: NodeJS.ProcessEnv = {},
+    memory?: MemoryLimit,
+  ): { proc: ChildProcess; log: () => string } {
     let out = '';
     const d = this.dir;
-    const proc = spawn(
-      'ip',
-      [
-        ...['netns', 'exec', this.node, process.execPath, join(repo, 'dist/datapath/main.js'), 'agent'],
-        ...['--node-name', this.node, ...extraArgs, '--kubeconfig', this.agentKubeconfig],
-        ...['--cni-socket', join(d, 'cni.sock'), '--cni-bin-dir', join(d, 'bin')],
-        ...['--cni-conf-dir', join(d, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
-        ...['--cni-state-dir', join(d, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
-    );
+    const agent = [
+      ...[process.execPath, join(repo, 'dist/datapath/main.js'), 'agent'],
+      ...['--node-name', this.node, ...extraArgs, '--kubeconfig', this.agentKubeconfig],
+      ...['--cni-socket', join(d, 'cni.sock'), '--cni-bin-dir', join(d, 'bin')],
+      ...['--cni-conf-dir', join(d, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
+      ...['--cni-state-dir', join(d, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
+    ];
+    const inNode = memory
+      ? ['sh', '-c', `${MemoryLimit.mountCgroupFs()} && exec "$@"`, 'sh', ...agent]
+      : agent;
+    const [cmd, args] = MemoryLimit.wrap(memory, 'ip', ['netns', 'exec', this.node, ...inNode]);
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));
     this.procs.push(proc);

@@ -1,14 +1,16 @@
-// A bench's subject (the operator, an agent) runs under the memory limit the chart gives its pod, in
-// a memory cgroup of its own, as a container runtime would run it: Node sizes its heap from the
-// cgroup's limit, so a peak RSS measured without one is not what the pod sees, and a limit too
-// small for the load shows as the process being killed.
+// A bench's or a test's subject (the operator, an agent) runs under a memory limit (by default the one
+// the chart gives its pod), in a memory cgroup of its own, as a container runtime would run it: Node
+// sizes its heap from the cgroup's limit, so a peak RSS measured without one is not what the pod
+// sees, and a limit too small for the load shows as the process being killed.
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { ownMemoryCgroup } from '../../lib/cgroup-memory.js';
 
 const VALUES = join(
   dirname(fileURLToPath(import.meta.url)),
+  '..',
   '..',
   '..',
   'deploy',
@@ -45,41 +47,31 @@ export function chartMemoryLimit(component: 'operator' | 'datapath'): string {
   return limit;
 }
 
-interface Hierarchy {
-  dir: string;
-  limitFile: string;
-  /** the most the cgroup has been charged: process memory and the kernel memory it caused */
-  peakFile: string;
-}
-
-/** This process's memory cgroup directory (cgroup v2, or the v1 memory hierarchy). */
-function ownMemoryCgroup(): Hierarchy {
-  const lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
-  const v1 = lines.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
-  if (v1) {
-    const dir = join('/sys/fs/cgroup/memory', v1.split(':')[2]!);
-    return { dir, limitFile: 'memory.limit_in_bytes', peakFile: 'memory.max_usage_in_bytes' };
-  }
-  const v2 = lines.find((l) => l.startsWith('0::'));
-  if (v2)
-    return { dir: join('/sys/fs/cgroup', v2.slice(3)), limitFile: 'memory.max', peakFile: 'memory.peak' };
-  throw new Error('no memory cgroup in /proc/self/cgroup');
+/** The bench's own memory cgroup, under which each subject gets one of its own. */
+function ownHierarchy(): { dir: string; version: 1 | 2; limitFile: string; peakFile: string } {
+  const own = ownMemoryCgroup();
+  if (!own) throw new Error('no memory cgroup of this process to make one under');
+  return own.version === 1
+    ? { ...own, limitFile: 'memory.limit_in_bytes', peakFile: 'memory.max_usage_in_bytes' }
+    : { ...own, limitFile: 'memory.max', peakFile: 'memory.peak' };
 }
 
 export class MemoryLimit {
   private constructor(
     readonly quantity: string,
-    private readonly dir: string,
+    readonly dir: string,
+    private readonly version: 1 | 2,
+    private readonly limitFile: string,
     private readonly peakFile: string,
   ) {}
 
   /** A cgroup limited to `quantity` (removed by remove()); fails with the reason when none can be made. */
   static create(name: string, quantity: string): MemoryLimit {
-    const own = ownMemoryCgroup();
+    const own = ownHierarchy();
     const dir = join(own.dir, name);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, own.limitFile), String(memoryBytes(quantity)));
-    return new MemoryLimit(quantity, dir, own.peakFile);
+    return new MemoryLimit(quantity, dir, own.version, own.limitFile, own.peakFile);
   }
 
   /**
@@ -88,6 +80,29 @@ export class MemoryLimit {
    */
   peakMB(): number {
     return Number(readFileSync(join(this.dir, this.peakFile), 'utf8')) / 1e6;
+  }
+
+  /** Sets a new limit, as a pod's resize would. */
+  resize(quantity: string): void {
+    writeFileSync(join(this.dir, this.limitFile), String(memoryBytes(quantity)));
+  }
+
+  /** How many times the kernel killed a process of the cgroup for reaching the limit. */
+  oomKills(): number {
+    const text = this.version === 1 ? 'memory.oom_control' : 'memory.events';
+    const m = /^oom_kill (\d+)$/m.exec(readFileSync(join(this.dir, text), 'utf8'));
+    return m ? Number(m[1]) : 0;
+  }
+
+  /**
+   * A shell command that mounts, in a mount namespace of its own (`ip netns exec` makes one), the
+   * cgroup filesystem a container runtime gives a container: `ip netns exec` leaves /sys/fs/cgroup
+   * empty.
+   */
+  static mountCgroupFs(): string {
+    return ownMemoryCgroup()?.version === 1
+      ? 'mount -t tmpfs cgroup /sys/fs/cgroup && mkdir /sys/fs/cgroup/memory && mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory'
+      : 'mount -t cgroup2 cgroup2 /sys/fs/cgroup';
   }
 
   /** The command and arguments that run `cmd args` inside the cgroup (same pid: sh execs it). */
