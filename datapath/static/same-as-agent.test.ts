@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { L2TPNodeState, NodeSessionSpec, NodeStateSpec } from '../../lib/api/schemas.js';
-import { silentLogger } from '../../lib/log.js';
+import { createLogger, silentLogger } from '../../lib/log.js';
 import { testAgentOptions } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent } from '../agent/agent.js';
@@ -149,4 +149,34 @@ describe('static mode and the agent make the same devices', () => {
       );
     });
   }
+});
+
+describe('static mode asks, as the agent does, whether a new session may be made', () => {
+  it('a refusal (memory) fails the run with its reason and leaves nothing', async () => {
+    const backend = new MemoryBackend();
+    const lines: string[] = [];
+    const logger = createLogger({
+      name: 't',
+      level: 'info',
+      destination: { write: (l: string) => lines.push(l) },
+    });
+    const code = await runStatic(parseStaticConfig(EXAMPLE_FILE), {
+      backend,
+      logger,
+      env: {
+        underlayMtu: async () => 1500,
+        interfaceNames: async () => new Set(),
+        ownedSessions: async () => [],
+      },
+      stop: new Promise<string>(() => undefined),
+      fault: new Promise<BackendFault>(() => undefined),
+      refuseNewSession: () => 'not made: memory',
+    });
+    assert.equal(code, 1);
+    assert.equal(backend.sessions.size, 0);
+    assert.ok(
+      lines.some((l) => l.includes('static setup failed') && l.includes('not made: memory')),
+      lines.join(''),
+    );
+  });
 });
