@@ -17,8 +17,8 @@ describe('memory gate of new sessions', () => {
     );
     assert.equal(
       memoryRefusal({ workingSetBytes: NEW_SESSION_MEMORY_SHARE * limitBytes, limitBytes }),
-      'not made: the datapath pod uses 922 MiB of its 1024 MiB memory limit, and new sessions stop at 90% of it ' +
-        'so that the sessions up keep running (raise datapath.resources.limits.memory)',
+      'not made: the datapath pod has used 90% of its 1024 MiB memory limit, where new sessions stop so that ' +
+        'the sessions up keep running (raise datapath.resources.limits.memory)',
     );
   });
 
@@ -31,7 +31,10 @@ describe('memory gate of new sessions', () => {
     assert.equal(gate.limitBytes, 100 * MiB);
     assert.equal(gate.refuseNewSession(), undefined);
     writeFileSync(join(dir, 'memory.current'), `${96 * MiB}\n`); // 91 MiB without the inactive file pages
-    assert.match(gate.refuseNewSession() ?? '', /uses 91 MiB of its 100 MiB/);
+    const refusal = gate.refuseNewSession();
+    assert.match(refusal ?? '', /has used 90% of its 100 MiB/);
+    writeFileSync(join(dir, 'memory.current'), `${99 * MiB}\n`);
+    assert.equal(gate.refuseNewSession(), refusal, 'the same text whatever the exact use');
     assert.equal(memoryGate(undefined).refuseNewSession(), undefined, 'no cgroup: no gate');
   });
 });

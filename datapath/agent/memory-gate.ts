@@ -8,13 +8,16 @@ export const NEW_SESSION_MEMORY_SHARE = 0.9;
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
-/** Why no new session may be made with this much memory in use; undefined when it may. */
+/**
+ * Why no new session may be made with this much memory in use; undefined when it may. The same text
+ * whatever the exact use, so that a status listing it does not change from pass to pass.
+ */
 export function memoryRefusal(use: MemoryUse | undefined): string | undefined {
   if (!use || use.workingSetBytes < NEW_SESSION_MEMORY_SHARE * use.limitBytes) return undefined;
   return (
-    `not made: the datapath pod uses ${mib(use.workingSetBytes)} MiB of its ${mib(use.limitBytes)} MiB ` +
-    `memory limit, and new sessions stop at ${NEW_SESSION_MEMORY_SHARE * 100}% of it so that the sessions ` +
-    'up keep running (raise datapath.resources.limits.memory)'
+    `not made: the datapath pod has used ${NEW_SESSION_MEMORY_SHARE * 100}% of its ${mib(use.limitBytes)} MiB ` +
+    'memory limit, where new sessions stop so that the sessions up keep running ' +
+    '(raise datapath.resources.limits.memory)'
   );
 }
 
