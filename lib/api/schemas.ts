@@ -484,6 +484,11 @@ export const sessionCountersSchema = z.object({
   drops: z.record(z.string(), i64).optional(),
 });
 
+const sessionIdRangesSchema = z
+  .string()
+  .max(65536)
+  .meta({ description: 'Session IDs as ascending ranges, e.g. "1-1000,1005".' });
+
 export const nodeTunnelStatusSchema = z.object({
   name: z.string(),
   tunnelId: z.number().int(),
@@ -492,10 +497,7 @@ export const nodeTunnelStatusSchema = z.object({
   up: z
     .array(
       z.object({
-        sessionIds: z
-          .string()
-          .max(65536)
-          .meta({ description: 'Session IDs as ascending ranges, e.g. "1-1000,1005".' }),
+        sessionIds: sessionIdRangesSchema,
         mtu: z.number().int().optional(),
       }),
     )
@@ -503,15 +505,12 @@ export const nodeTunnelStatusSchema = z.object({
     .optional()
     .meta({
       description:
-        'On a node with many sessions: the sessions of this tunnel that are Up as the spec says (interface and pseudowire as in the spec), grouped by MTU; status.sessions lists only the others.',
+        'On a node with many sessions: the sessions of this tunnel that are Up as the spec says (interface and pseudowire as in the spec), grouped by MTU; status.sessions and unlisted hold the others.',
     }),
   unlisted: z
     .array(
       z.object({
-        sessionIds: z
-          .string()
-          .max(65536)
-          .meta({ description: 'Session IDs as ascending ranges, e.g. "1-1000,1005".' }),
+        sessionIds: sessionIdRangesSchema,
         state: endpointStateSchema,
         message: z
           .string()
