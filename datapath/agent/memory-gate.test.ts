@@ -17,7 +17,7 @@ describe('memory gate of new sessions', () => {
     );
     assert.equal(
       memoryRefusal({ workingSetBytes: NEW_SESSION_MEMORY_SHARE * limitBytes, limitBytes }),
-      'not made: the datapath pod has used 90% of its 1024 MiB memory limit, where new sessions stop so that ' +
+      'not made: the datapath pod has reached 90% of its 1024 MiB memory limit, where new sessions stop so that ' +
         'the sessions up keep running (raise datapath.resources.limits.memory)',
     );
   });
@@ -32,7 +32,7 @@ describe('memory gate of new sessions', () => {
     assert.equal(gate.refuseNewSession(), undefined);
     writeFileSync(join(dir, 'memory.current'), `${96 * MiB}\n`); // 91 MiB without the inactive file pages
     const refusal = gate.refuseNewSession();
-    assert.match(refusal ?? '', /has used 90% of its 100 MiB/);
+    assert.match(refusal ?? '', /has reached 90% of its 100 MiB/);
     writeFileSync(join(dir, 'memory.current'), `${99 * MiB}\n`);
     assert.equal(gate.refuseNewSession(), refusal, 'the same text whatever the exact use');
     assert.equal(memoryGate(undefined).refuseNewSession(), undefined, 'no cgroup: no gate');

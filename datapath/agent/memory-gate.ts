@@ -15,7 +15,7 @@ const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 export function memoryRefusal(use: MemoryUse | undefined): string | undefined {
   if (!use || use.workingSetBytes < NEW_SESSION_MEMORY_SHARE * use.limitBytes) return undefined;
   return (
-    `not made: the datapath pod has used ${NEW_SESSION_MEMORY_SHARE * 100}% of its ${mib(use.limitBytes)} MiB ` +
+    `not made: the datapath pod has reached ${NEW_SESSION_MEMORY_SHARE * 100}% of its ${mib(use.limitBytes)} MiB ` +
     'memory limit, where new sessions stop so that the sessions up keep running ' +
     '(raise datapath.resources.limits.memory)'
   );

@@ -49,7 +49,7 @@ test('agent: new sessions stop short of the memory limit, the agent lives on, an
       return {
         up: s.filter((x) => x.state === 'Up').length,
         refused: s.filter(
-          (x) => x.state === 'Failed' && /not made: the datapath pod has used/.test(x.message ?? ''),
+          (x) => x.state === 'Failed' && /not made: the datapath pod has reached/.test(x.message ?? ''),
         ),
         other: s.filter((x) => x.state !== 'Up' && !/not made/.test(x.message ?? '')),
       };
