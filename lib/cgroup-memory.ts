@@ -11,7 +11,7 @@ export interface MemoryCgroup {
 }
 
 /** The files of each version: the limit, the charge, and the stat key of inactive file pages. */
-const FILES = {
+export const MEMORY_FILES = {
   1: {
     limit: 'memory.limit_in_bytes',
     current: 'memory.usage_in_bytes',
@@ -41,7 +41,7 @@ export function ownMemoryCgroup(
     const v2 = lines.find((l) => l.startsWith('0::'));
     if (v2) for (const dir of [under(root, v2.slice(3)), root]) candidates.push({ dir, version: 2 });
   }
-  return candidates.find((c) => existsSync(join(c.dir, FILES[c.version].limit)));
+  return candidates.find((c) => existsSync(join(c.dir, MEMORY_FILES[c.version].limit)));
 }
 
 export interface MemoryUse {
@@ -56,7 +56,7 @@ const UNLIMITED_V1 = 2 ** 62;
 /** The cgroup's working set against its limit; undefined without a limit or when it cannot be read. */
 export function memoryUse(cg: MemoryCgroup | undefined): MemoryUse | undefined {
   if (!cg) return undefined;
-  const f = FILES[cg.version];
+  const f = MEMORY_FILES[cg.version];
   try {
     const limitText = readFileSync(join(cg.dir, f.limit), 'utf8').trim();
     if (limitText === 'max') return undefined;

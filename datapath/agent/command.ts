@@ -98,14 +98,13 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
   const metrics = createAgentMetrics(backend.kind, reason);
   const pkg = JSON.parse(await readFile(join(here, '../../../package.json'), 'utf8')) as { version: string };
   const memory = memoryGate();
-  log.info(
-    memory.limitBytes !== undefined
-      ? { memoryLimitMiB: Math.round(memory.limitBytes / 2 ** 20), newSessionShare: NEW_SESSION_MEMORY_SHARE }
-      : {},
-    memory.limitBytes !== undefined
-      ? 'memory limit found: new sessions stop short of it'
-      : 'no memory limit found: new sessions are made whatever the memory in use',
-  );
+  if (memory.limitBytes === undefined)
+    log.info('no memory limit found: new sessions are made whatever the memory in use');
+  else
+    log.info(
+      { memoryLimitMiB: Math.round(memory.limitBytes / 2 ** 20), newSessionShare: NEW_SESSION_MEMORY_SHARE },
+      'memory limit found: new sessions stop short of it',
+    );
 
   const agent = new Agent({
     nodeName,

@@ -49,14 +49,22 @@ export const caughtUp = (ns: L2TPNodeState | undefined): boolean =>
   ns?.status?.observedGeneration !== undefined &&
   ns.status.observedGeneration >= (ns.metadata.generation ?? 0);
 
+/** An up or unlisted group of a tunnel's status, in one shape. */
+interface Group {
+  sessionIds: string;
+  state: ReportedSession['state'];
+  mtu?: number | undefined;
+  message?: string | undefined;
+}
+
 export function reportedSessions(ns: L2TPNodeState | undefined): ReportedSession[] {
   const out: ReportedSession[] = [...(ns?.status?.sessions ?? [])];
   for (const t of ns?.status?.tunnels ?? []) {
     if (!t.up?.length && !t.unlisted?.length) continue;
     const spec = ns?.spec?.tunnels.find((x) => x.tunnelId === t.tunnelId);
     const byId = new Map((spec?.sessions ?? []).map((s) => [s.sessionId, s]));
-    const groups = [
-      ...(t.up ?? []).map((g) => ({ sessionIds: g.sessionIds, state: 'Up' as const, mtu: g.mtu })),
+    const groups: Group[] = [
+      ...(t.up ?? []).map((g) => ({ ...g, state: 'Up' as const })),
       ...(t.unlisted ?? []),
     ];
     for (const g of groups) {
@@ -66,14 +74,14 @@ export function reportedSessions(ns: L2TPNodeState | undefined): ReportedSession
       } catch {
         continue; // the schema bounds the string; a malformed one reports nothing rather than fail the reader
       }
-      const message = 'message' in g && g.message !== undefined ? unlistedMessage(ids, g.message) : undefined;
+      const message = g.message !== undefined ? unlistedMessage(ids, g.message) : undefined;
       for (const sessionId of ids) {
         const s = byId.get(sessionId);
         out.push({
           tunnelId: t.tunnelId,
           sessionId,
           state: g.state,
-          ...('mtu' in g && g.mtu !== undefined ? { mtu: g.mtu } : {}),
+          ...(g.mtu !== undefined ? { mtu: g.mtu } : {}),
           ...(message ? { message: message(sessionId) } : {}),
           ...(s ? { pseudowire: s.pseudowire, ifname: s.ifname } : {}),
         });

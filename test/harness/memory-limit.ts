@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { ownMemoryCgroup } from '../../lib/cgroup-memory.js';
+import { MEMORY_FILES, ownMemoryCgroup } from '../../lib/cgroup-memory.js';
 
 const VALUES = join(
   dirname(fileURLToPath(import.meta.url)),
@@ -51,9 +51,8 @@ export function chartMemoryLimit(component: 'operator' | 'datapath'): string {
 function ownHierarchy(): { dir: string; version: 1 | 2; limitFile: string; peakFile: string } {
   const own = ownMemoryCgroup();
   if (!own) throw new Error('no memory cgroup of this process to make one under');
-  return own.version === 1
-    ? { ...own, limitFile: 'memory.limit_in_bytes', peakFile: 'memory.max_usage_in_bytes' }
-    : { ...own, limitFile: 'memory.max', peakFile: 'memory.peak' };
+  const peakFile = own.version === 1 ? 'memory.max_usage_in_bytes' : 'memory.peak';
+  return { ...own, limitFile: MEMORY_FILES[own.version].limit, peakFile };
 }
 
 export class MemoryLimit {

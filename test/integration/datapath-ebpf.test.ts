@@ -88,12 +88,7 @@ describe('ebpf datapath', () => {
           const inStep = async () =>
             (await ping(`${p}p1`, `10.202.${idx}.2`, 1, ['-W', '1'])) === 1 &&
             (await ping(`${p}p2`, `10.202.${idx}.1`, 1, ['-W', '1'])) === 1;
-          await until(
-            'sequence numbers in step both ways',
-            async () => ((await inStep()) ? true : undefined),
-            30_000,
-            100,
-          );
+          await until('sequence numbers in step both ways', inStep, 30_000, 100);
         }
         const filter = o.encap === 'udp' ? 'udp port 5001' : v6 ? 'ip6 proto 115' : 'ip proto 115';
         const pcap = await captureWhile(lab, h.h2, `${p}u2`, `src host ${h.u1} and ${filter}`, async () => {
