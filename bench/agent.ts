@@ -282,7 +282,7 @@ async function applyNodeState(n: number): Promise<string> {
       if (!sp || deepEqual(sp, applied[k])) return;
       if (applied[k])
         await writer!.patch(resourcePath({ ...NODE_STATES, name: shardName(NODE, k) }), { spec: sp });
-      else await writer!.create(resourcePath(NODE_STATES), desiredNodeState(NODE, undefined, sp, k));
+      else await writer!.create(resourcePath(NODE_STATES), desiredNodeState(NODE, sp, k));
     }),
   );
   const objs: L2TPNodeState[] = [];

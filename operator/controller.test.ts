@@ -213,16 +213,51 @@ describe('Controller glue', () => {
     assertStateBeforePod(api, 'a');
   });
 
-  it('a deleted Node loses its node state, then its datapath pod', async () => {
+  it('a deleted Node: its node state is emptied, and goes with its pod once the agent reports it drained', async () => {
     const { api } = await start(seedPair);
-    await settle(() => api.byPlural.get('pods')!.list().length === 2);
+    const ns = () => api.object<L2TPNodeState>('l2tpnodestates', 'b');
+    const podOfB = () =>
+      api.byPlural
+        .get('pods')!
+        .list()
+        .filter((p) => p.metadata.name.endsWith('-b'));
+    await settle(() => podOfB().length === 1 && ns()?.spec?.tunnels.length === 1);
+    await agentReport(api, 'b');
     await api.delete('/api/v1/nodes/b');
-    await settle(
-      () =>
-        api.byPlural.get('pods')!.list().length === 1 &&
-        api.byPlural.get('l2tpnodestates')!.list().length === 1,
-    );
+    await settle(() => ns()?.spec?.tunnels.length === 0);
+    // the agent has not said yet that the devices are gone: nothing is deleted under it
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(ns(), 'the node state waits for its agent');
+    assert.equal(podOfB().length, 1, 'the datapath pod waits for its agent');
+    await agentReport(api, 'b');
+    await settle(() => !ns() && podOfB().length === 0);
     assertStateBeforePod(api, 'b');
+  });
+
+  it('a deleted Node whose agent never reports: node state and pod go after the teardown timeout', async () => {
+    const api = new MemoryApi();
+    const ctrl = controllerOn(api, { teardownTimeoutMs: 500 });
+    seedPair(api);
+    await ctrl.start();
+    const ns = () => api.object<L2TPNodeState>('l2tpnodestates', 'b');
+    await settle(() => ns()?.spec?.tunnels.length === 1);
+    await agentReport(api, 'b');
+    const t0 = Date.now();
+    await api.delete('/api/v1/nodes/b');
+    await settle(() => !ns());
+    assert.ok(Date.now() - t0 >= 500, `deleted after ${Date.now() - t0} ms`);
+    assertStateBeforePod(api, 'b');
+  });
+
+  it('takes the Node owner off node states of earlier versions, so the garbage collector leaves them to it', async () => {
+    const { api } = await start(seedPair);
+    const ns = () => api.object<L2TPNodeState>('l2tpnodestates', 'a');
+    await settle(() => ns()?.spec?.tunnels.length === 1);
+    const owner = { apiVersion: 'v1', kind: 'Node', name: 'a', uid: 'uid-a' };
+    await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tpnodestates/a', {
+      metadata: { ownerReferences: [owner] },
+    });
+    await settle(() => ns()?.metadata.ownerReferences === undefined);
   });
 
   it('a new pseudowire is rendered before its status is written, and its status is written once', async () => {

@@ -166,6 +166,7 @@ export class Controller {
       rollups: new WriteDebounce(cfg.writeSpacingMs / 2, cfg.writeSpacingMs * 6),
       nodeSpecs: new WriteDebounce(Math.min(1000, cfg.writeSpacingMs), cfg.writeSpacingMs * 3),
       refused: new Map(),
+      draining: new Map(),
     };
     this.wire();
   }

@@ -179,10 +179,22 @@ describe('desiredDatapathPod', () => {
     assert.ok(desiredDatapathPod('n'.repeat(80), DEFAULT_POD_CONFIG).metadata.name.length <= 63);
   });
 
+  it('renders a node state shard with no owner: the operator deletes it once its agent drained it', () => {
+    assert.deepEqual(desiredNodeState('node-1', { nodeName: 'node-1', tunnels: [] }, 1), {
+      apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
+      kind: 'L2TPNodeState',
+      metadata: {
+        name: 'node-1.shard-1',
+        labels: { 'app.kubernetes.io/managed-by': 'kube-l2tp-operator', [LABEL_NODE]: 'node-1' },
+      },
+      spec: { nodeName: 'node-1', tunnels: [] },
+    });
+  });
+
   it('labels the pod with the node as its node states are labelled, long names included', () => {
     for (const node of ['node-1', `${'n'.repeat(60)}.example.com`]) {
       const pod = desiredDatapathPod(node, DEFAULT_POD_CONFIG);
-      const state = desiredNodeState(node, 'uid-1', { nodeName: node, tunnels: [] }, 1);
+      const state = desiredNodeState(node, { nodeName: node, tunnels: [] }, 1);
       assert.equal(pod.metadata.labels[LABEL_NODE], state.metadata.labels?.[LABEL_NODE]);
       assert.ok(pod.metadata.labels[LABEL_NODE]!.length <= 63);
     }

@@ -202,20 +202,18 @@ export function renderNodeState(
 
 export const pwKey = (p: Pseudowire) => `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
 
-/** Shard `shard` of a node's state (lib/api/node-shards.ts); the Node owns every shard. */
-export function desiredNodeState(
-  node: string,
-  nodeUid: string | undefined,
-  spec: NodeStateSpec,
-  shard = 0,
-): L2TPNodeState {
+/**
+ * Shard `shard` of a node's state (lib/api/node-shards.ts). No owner: the operator deletes it once the
+ * node's agent has removed what it made (reconcilers/node.ts), which the garbage collector would not
+ * wait for.
+ */
+export function desiredNodeState(node: string, spec: NodeStateSpec, shard = 0): L2TPNodeState {
   return {
     apiVersion: API_VERSION,
     kind: 'L2TPNodeState',
     metadata: {
       name: shardName(node, shard),
       labels: { 'app.kubernetes.io/managed-by': MANAGED_BY, [LABEL_NODE]: nodeLabelValue(node) },
-      ...(nodeUid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: node, uid: nodeUid }] } : {}),
     },
     spec,
   };

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { startProbeServer } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
+import type { StopSignal } from '../../lib/stop-signals.js';
 import {
   BACKEND_CHOICES,
   retireOtherBackends,
@@ -74,7 +75,11 @@ export function agentMtuOptions(
   };
 }
 
-export async function agentCommand(argv: string[], logger: Logger): Promise<number> {
+export async function agentCommand(
+  argv: string[],
+  logger: Logger,
+  stop: Promise<StopSignal>,
+): Promise<number> {
   const values = parseAgentArgs(argv, process.env);
   const nodeName = values['node-name'];
   if (!nodeName) throw new UsageError('--node-name (or NODE_NAME) is required');
@@ -155,9 +160,8 @@ export async function agentCommand(argv: string[], logger: Logger): Promise<numb
   await agent.start();
   log.info({ passes: agent.reconcilePasses }, 'first reconcile done; serving');
 
-  const sig = await new Promise<string>((res) => {
-    for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => res(s));
-  });
+  // a signal that came while the agent started is answered now, once it is up
+  const sig = await stop;
   // Only an explicit uninstall or a node state that is gone removes anything: a read error means
   // an ordinary stop, which keeps every device for the next agent.
   const action = stopAction(await agent.nodeShards().catch(() => undefined));

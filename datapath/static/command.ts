@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { Logger } from '../../lib/log.js';
+import type { StopSignal } from '../../lib/stop-signals.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../backend/select.js';
 import type { BackendFault } from '../backend/types.js';
 import { ConfigError, parseStaticConfig } from './config.js';
@@ -12,7 +13,11 @@ import { memoryGate } from '../agent/memory-gate.js';
 export const STATIC_USAGE =
   'static --config FILE [--backend userspace|kernel|ebpf|auto] [--offload on|off] [--bpffs DIR]';
 
-export async function staticCommand(argv: string[], logger: Logger): Promise<number> {
+export async function staticCommand(
+  argv: string[],
+  logger: Logger,
+  stop: Promise<StopSignal>,
+): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -60,9 +65,6 @@ export async function staticCommand(argv: string[], logger: Logger): Promise<num
   });
   logger.info({ backend: backend.kind, reason }, 'backend selected');
 
-  const stop = new Promise<string>((resolve) => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
-  });
   // Signal handlers alone do not keep Node running; the pump holds a reference while tunnels exist,
   // and this timer covers the moments when none do.
   const keepAlive = setInterval(() => undefined, 1 << 30);

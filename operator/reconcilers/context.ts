@@ -28,7 +28,7 @@ export interface ControllerConfig {
   ranges: Ranges;
   /** Grace period for datapath pod deletions (default: the pod's own). */
   podDeleteGraceSeconds?: number;
-  /** Stop waiting for agents to report a removed session after this long. */
+  /** Stop waiting for agents to report a removed session, or a node drained, after this long. */
   teardownTimeoutMs: number;
   nadCheckIntervalMs: number;
   /**
@@ -79,6 +79,8 @@ export interface ReconcileContext {
   nodeSpecs: WriteDebounce;
   /** node -> the pseudowires ("ns/name") its node state has no room for, and why (limits.ts). */
   refused: Map<string, Map<string, Verdict>>;
+  /** node -> since when its emptied node state waits for its agent's report (reconcileNode). */
+  draining: Map<string, number>;
 }
 
 export type ReconcileResult = void | { requeueAfterMs?: number };

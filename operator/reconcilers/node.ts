@@ -1,7 +1,8 @@
 // A node: its L2TPNodeState (what the agent must make real) and its datapath pod, both present
-// exactly while the node has endpoints; the pod is rolled when its template changes.
+// while the node has endpoints, and until its agent has removed what it made once it has none; the
+// pod is rolled when its template changes.
 import { caughtUp, reportedSessions } from '../../lib/api/node-status.js';
-import type { L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
+import type { KObject, L2TPNodeState, Pseudowire } from '../../lib/api/schemas.js';
 import { deepEqual } from '../../lib/deep-equal.js';
 import { objectKey } from '../../lib/kube/informer.js';
 import { isConflict, resourcePath } from '../../lib/kube/client.js';
@@ -12,6 +13,7 @@ import {
   mayRoll,
   renderNodeState,
   tunnelSides,
+  type PodObject,
   type TunnelSides,
 } from '../render.js';
 import {
@@ -64,9 +66,11 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   const grace =
     cfg.podDeleteGraceSeconds !== undefined ? { gracePeriodSeconds: cfg.podDeleteGraceSeconds } : {};
   if (!nodeObj || tunnels.length === 0) {
-    // the node state goes first: its agent, still running, removes the node's devices when the
-    // state is gone, and one stopped by the pod's deletion finds it gone and removes them too
     noteRefused(ctx, node, new Map());
+    const wait = await drainNode(ctx, node, shards, pod);
+    if (wait > 0) return { requeueAfterMs: wait };
+    // the node state goes before the pod: an agent stopped by the pod's deletion that finds it gone
+    // removes whatever is left
     for (const ns of [...shards].reverse()) await deleteShard(ctx, ns);
     if (pod && !pod.metadata.deletionTimestamp) {
       await deleteIfExists(client, podPath, grace);
@@ -74,6 +78,7 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     }
     return;
   }
+  ctx.draining.delete(node);
   // pseudowires whose cookies cannot be resolved stay out of the node state (their status says why);
   // Secrets are read in parallel, each at most once (the resolver caches and shares lookups)
   const candidates = tunnels.flatMap((t) =>
@@ -135,7 +140,7 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     const name = shardName(node, k);
     const key = `node/${name}`;
     if (k === 0) owner = current;
-    if (current && deepEqual(current.spec, spec)) continue;
+    if (current && deepEqual(current.spec, spec) && !ownedByNode(current)) continue;
     // A new node state waits until its spec has stayed the same for a moment: a manifest that
     // brings tunnels and their pseudowires together makes it once, with all of them. A change is
     // written at once when the node is idle (nothing written within the spacing interval); in a
@@ -158,11 +163,11 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       if (!current) {
         written = await client.create<L2TPNodeState>(
           resourcePath(CRD('l2tpnodestates')),
-          desiredNodeState(node, nodeObj.metadata.uid, spec, k),
+          desiredNodeState(node, spec, k),
         );
         log.info({ node, shard: name, tunnels: spec.tunnels.length }, 'node state created');
       } else {
-        written = await client.patch<L2TPNodeState>(statePath(name), { spec });
+        written = await client.patch<L2TPNodeState>(statePath(name), { ...disowned(current), spec });
         log.debug({ node, shard: name, generation: written.metadata.generation }, 'node state updated');
       }
       if (k === 0) owner = written;
@@ -213,6 +218,57 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
 }
 
 const statePath = (name: string) => resourcePath({ ...CRD('l2tpnodestates'), name });
+
+/**
+ * Earlier versions made the Node the owner of its node states; the garbage collector then deleted
+ * them with the Node, before the agent could remove the node's devices. The operator alone deletes
+ * them now, and takes the owner off the ones it finds.
+ */
+const ownedByNode = (ns: L2TPNodeState) =>
+  ns.metadata.ownerReferences?.some((r) => r.kind === 'Node' && r.apiVersion === 'v1') ?? false;
+const disowned = (ns: L2TPNodeState) => (ownedByNode(ns) ? { metadata: { ownerReferences: null } } : {});
+
+/**
+ * A node that carries nothing any more (no endpoints, or the Node deleted): its agent removes its
+ * devices while it runs, so every shard is emptied first and deleted once the agent reports it
+ * drained, as a shard left with nothing is. Deleting the node state and the pod at once raced the
+ * agent's start: a datapath pod being replaced (a drain evicts it) when the node left never ran an
+ * agent, and the devices stayed. Returns how long to wait; 0 once there is nothing to wait for: the
+ * shards are drained, no agent is there to drain them (no pod, or its pod is going or gone), or the
+ * agent has not reported within the teardown timeout.
+ */
+async function drainNode(
+  ctx: ReconcileContext,
+  node: string,
+  shards: L2TPNodeState[],
+  pod: (PodObject & KObject) | undefined,
+): Promise<number> {
+  const agentGone =
+    !pod || !!pod.metadata.deletionTimestamp || ['Succeeded', 'Failed'].includes(pod.status?.phase ?? '');
+  if (agentGone || shards.every(drained)) {
+    ctx.draining.delete(node);
+    return 0;
+  }
+  const since = ctx.draining.get(node) ?? Date.now();
+  ctx.draining.set(node, since);
+  const full = shards.filter((ns) => ns.spec?.tunnels.length || ownedByNode(ns));
+  for (const ns of full) {
+    await ctx.client.patch(statePath(ns.metadata.name), {
+      ...disowned(ns),
+      spec: { nodeName: node, tunnels: [] },
+    });
+    ctx.spacing.wrote(`node/${ns.metadata.name}`);
+    ctx.nodeSpecs.forget(`node/${ns.metadata.name}`);
+  }
+  if (full.length) ctx.log.info({ node, shards: full.length }, 'node state emptied; waiting for its agent');
+  if (Date.now() - since <= ctx.cfg.teardownTimeoutMs) return 1000;
+  ctx.log.warn(
+    { node, waitedMs: Date.now() - since },
+    'the agent did not report the node drained in time: deleting its node state and datapath pod',
+  );
+  ctx.draining.delete(node);
+  return 0;
+}
 
 /** The agent has seen the shard's current spec and reports nothing on it. */
 function drained(ns: L2TPNodeState): boolean {

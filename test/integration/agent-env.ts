@@ -104,7 +104,7 @@ export class AgentEnv {
   /** One of the node's node states (shard 0 by default), as the operator writes it, under its field manager. */
   async applyNodeState(spec: NodeStateSpec, shard = 0): Promise<void> {
     await this.cp.kubectl(['apply', '--server-side', '--field-manager=test-operator', '-f', '-'], {
-      input: JSON.stringify(desiredNodeState(this.node, undefined, spec, shard)),
+      input: JSON.stringify(desiredNodeState(this.node, spec, shard)),
     });
   }
 

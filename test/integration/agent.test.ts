@@ -201,3 +201,40 @@ test('agent: its node state deleted just before its SIGTERM (a node with nothing
     await stopAgent(a.proc);
   }
 });
+
+test('agent: a SIGTERM while it is still starting (its pod deleted as it starts) is answered once it is up: the devices of a node with no node state go', async () => {
+  await applyNodeState(spec([150, 151]));
+  const first = startAgent();
+  try {
+    await until('sessions Up in status', async () => {
+      const s = await nodeState();
+      return s.status?.sessions?.length === 2 && s.status.sessions.every((x) => x.state === 'Up')
+        ? s
+        : undefined;
+    });
+  } finally {
+    await stopAgent(first.proc); // an ordinary stop: the devices stay for the next agent
+  }
+  assert.ok(await ifindex(NODE, 'l2tpeth150'), 'the first agent left its devices');
+  await env.cp.kubectl(['delete', 'l2tpnodestates', NODE]);
+  const a = startAgent();
+  try {
+    // its first log line: it has chosen its backend and not yet made its first pass
+    await until('the new agent logs', async () => /backend selected/.test(a.log()), 10_000, 2);
+    const exited = new Promise((r) => a.proc.once('exit', r));
+    a.proc.kill('SIGTERM');
+    const atSignal = a.log();
+    assert.doesNotMatch(atSignal, /first reconcile done/, 'the signal came before the agent was up');
+    await Promise.race([exited, sleep(20_000)]);
+    assert.equal(a.proc.signalCode, null, 'not ended by the signal');
+    assert.equal(a.proc.exitCode, 0, 'the agent stopped by itself, cleanly');
+    assert.match(a.log(), /first reconcile done[\s\S]*no node state any more/);
+    for (const d of ['l2tpeth150', 'l2tpeth151'])
+      assert.equal(await ifindex(NODE, d), undefined, `${d} removed`);
+  } catch (e) {
+    console.error(a.log().split('\n').slice(-40).join('\n'));
+    throw e;
+  } finally {
+    await stopAgent(a.proc);
+  }
+});
