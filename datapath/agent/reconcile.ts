@@ -148,7 +148,10 @@ export async function reconcile(
         report.sessions.push(outcome(t, s, 'Error', error));
         continue;
       }
-      const refusal = ours.has(key(tunnelId, s.sessionId)) ? undefined : opts.refuseNewSession?.();
+      // a refusal stands for the rest of the pass: making sessions only adds to what it measured
+      const refusal = ours.has(key(tunnelId, s.sessionId))
+        ? undefined
+        : refused.why || opts.refuseNewSession?.();
       if (refusal !== undefined) {
         report.sessions.push(outcome(t, s, 'Error', refusal));
         refused.count++;
