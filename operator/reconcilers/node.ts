@@ -229,13 +229,12 @@ const ownedByNode = (ns: L2TPNodeState) =>
 const disowned = (ns: L2TPNodeState) => (ownedByNode(ns) ? { metadata: { ownerReferences: null } } : {});
 
 /**
- * A node that carries nothing any more (no endpoints, or the Node deleted): its agent removes its
- * devices while it runs, so every shard is emptied first and deleted once the agent reports it
- * drained, as a shard left with nothing is. Deleting the node state and the pod at once raced the
- * agent's start: a datapath pod being replaced (a drain evicts it) when the node left never ran an
- * agent, and the devices stayed. Returns how long to wait; 0 once there is nothing to wait for: the
- * shards are drained, no agent is there to drain them (no pod, or its pod is going or gone), or the
- * agent has not reported within the teardown timeout.
+ * A node that carries nothing any more (no endpoints, or the Node deleted): every shard is emptied
+ * first and deleted once the agent reports it drained, as a shard left with nothing is. So the devices
+ * go even when the datapath pod is being replaced as the node leaves (a drain evicts it): its new
+ * agent starts, finds the state empty and removes them. Returns how long to wait; 0 once there is
+ * nothing to wait for: the shards are drained, no agent is there to drain them (no pod, or its pod is
+ * going or gone), or the agent has not reported within the teardown timeout.
  */
 async function drainNode(
   ctx: ReconcileContext,

@@ -34,6 +34,14 @@ const nodeState = () => env.nodeState();
 
 const ifindex = ifindexIn;
 
+/** The node state once its status has `n` sessions, every one Up. */
+const sessionsUp = (n: number) =>
+  until('sessions Up in status', async () => {
+    const s = await nodeState();
+    const ok = s.status?.sessions?.length === n && s.status.sessions.every((x) => x.state === 'Up');
+    return ok ? s : undefined;
+  });
+
 before(async () => {
   requireRoot();
   env = await AgentEnv.start(lab, NODE, 'kl2tp-agent-', { ns: PEER, prefix: 'ka-u', subnet: '10.204.0' });
@@ -45,11 +53,7 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
   await applyNodeState(spec([128, 129]));
   let a = startAgent();
   try {
-    const st = await until('sessions Up in status', async () => {
-      const s = await nodeState();
-      const ok = s.status?.sessions?.length === 2 && s.status.sessions.every((x) => x.state === 'Up');
-      return ok ? s : undefined;
-    });
+    const st = await sessionsUp(2);
     assert.equal(st.status?.backend, 'userspace');
     assert.equal(st.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
     assert.equal(st.status?.sessions?.[0]?.mtu, 1438, '8-byte cookie over UDP/IPv4');
@@ -173,27 +177,27 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
   }
 });
 
+/** The agent stopped by itself (exit 0, not ended by the signal), and these devices are gone. */
+async function endedCleanly(p: ChildProcess, exited: Promise<unknown>, devices: string[]) {
+  await Promise.race([exited, sleep(20_000)]);
+  assert.equal(p.signalCode, null, 'not ended by the signal');
+  assert.equal(p.exitCode, 0, 'the agent stopped by itself, cleanly');
+  for (const d of devices) assert.equal(await ifindex(NODE, d), undefined, `${d} removed`);
+}
+
 test('agent: its node state deleted just before its SIGTERM (a node with nothing left, or a deleted Node): the stopping agent removes the devices', async () => {
   await applyNodeState(spec([140, 141]));
   const a = startAgent();
   try {
-    await until('sessions Up in status', async () => {
-      const s = await nodeState();
-      return s.status?.sessions?.length === 2 && s.status.sessions.every((x) => x.state === 'Up')
-        ? s
-        : undefined;
-    });
+    await sessionsUp(2);
     // paused, the agent cannot act on the deletion's watch event before the signal arrives
     a.proc.kill('SIGSTOP');
     await env.cp.kubectl(['delete', 'l2tpnodestates', NODE]);
     const exited = new Promise((r) => a.proc.once('exit', r));
     a.proc.kill('SIGTERM');
     a.proc.kill('SIGCONT');
-    await Promise.race([exited, sleep(15_000)]);
-    assert.equal(a.proc.exitCode, 0, 'the agent stopped by itself, cleanly');
+    await endedCleanly(a.proc, exited, ['l2tpeth140', 'l2tpeth141']);
     assert.match(a.log(), /no node state any more/, 'the SIGTERM handler saw the node state gone');
-    for (const d of ['l2tpeth140', 'l2tpeth141'])
-      assert.equal(await ifindex(NODE, d), undefined, `${d} removed`);
   } catch (e) {
     console.error(a.log().split('\n').slice(-40).join('\n'));
     throw e;
@@ -206,12 +210,7 @@ test('agent: a SIGTERM while it is still starting (its pod deleted as it starts)
   await applyNodeState(spec([150, 151]));
   const first = startAgent();
   try {
-    await until('sessions Up in status', async () => {
-      const s = await nodeState();
-      return s.status?.sessions?.length === 2 && s.status.sessions.every((x) => x.state === 'Up')
-        ? s
-        : undefined;
-    });
+    await sessionsUp(2);
   } finally {
     await stopAgent(first.proc); // an ordinary stop: the devices stay for the next agent
   }
@@ -225,12 +224,8 @@ test('agent: a SIGTERM while it is still starting (its pod deleted as it starts)
     a.proc.kill('SIGTERM');
     const atSignal = a.log();
     assert.doesNotMatch(atSignal, /first reconcile done/, 'the signal came before the agent was up');
-    await Promise.race([exited, sleep(20_000)]);
-    assert.equal(a.proc.signalCode, null, 'not ended by the signal');
-    assert.equal(a.proc.exitCode, 0, 'the agent stopped by itself, cleanly');
+    await endedCleanly(a.proc, exited, ['l2tpeth150', 'l2tpeth151']);
     assert.match(a.log(), /first reconcile done[\s\S]*no node state any more/);
-    for (const d of ['l2tpeth150', 'l2tpeth151'])
-      assert.equal(await ifindex(NODE, d), undefined, `${d} removed`);
   } catch (e) {
     console.error(a.log().split('\n').slice(-40).join('\n'));
     throw e;
