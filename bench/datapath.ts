@@ -24,7 +24,9 @@
 // order (the sender's TCP transmits on both CPUs, also where ACKs arrive, and the veths queue per
 // CPU), and TCP takes that for loss and retransmits (spurious retransmissions, not drops).
 // The 1-stream test also prints the mean size of the frames the receiving pod got (how much GRO merged).
-// RTT is also printed as the time added over the bare bridge, and for every variant the frames the
+// RTT is the mean of 200 echoes (the goal's figure), with their median beside it (p50: the mean also
+// carries the shared machine's stalls); it is also printed as the time added over the bare bridge,
+// and for every variant the frames the
 // receiving host's devices dropped during the TCP tests (a veth drops what its peer's full receive
 // ring cannot take).
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
@@ -99,6 +101,8 @@ interface Result {
   tcp2procs: TwoStreams; // two iperf3 clients with one stream each, at the same time
   pps64: number; // received frames per second
   rttMs: number;
+  /** The median of the echoes' round trips: the mean also carries the shared machine's stalls. */
+  rttP50Ms: number;
 }
 
 type Variant = 'bare' | 'vxlan' | 'qemu' | 'kube-l2tp' | 'kube-l2tp-csum0' | 'kube-l2tp-nooff' | 'ebpf';
@@ -341,8 +345,9 @@ async function measure(
       for (const l of await profile) lines.push(l);
       console.log(lines.map((l) => `  profile: ${l}`).join('\n'));
     }
-    const ping = await inNsCapture(p1, 'ping', '-q', '-c', '200', '-i', '0.005', POD2);
+    const ping = await inNsCapture(p1, 'ping', '-c', '200', '-i', '0.005', POD2);
     const rttMs = Number(/= [\d.]+\/([\d.]+)\//.exec(ping.stdout)?.[1] ?? NaN);
+    const rttP50Ms = median([...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])));
     return {
       drops,
       tcp1: tcp1 / 1e9,
@@ -352,6 +357,7 @@ async function measure(
       tcp2procs,
       pps64,
       rttMs,
+      rttP50Ms,
     };
   } finally {
     await servers.stop();
@@ -487,7 +493,7 @@ const two = (s: TwoStreams): string =>
   `${(s.busy * 100).toFixed(0)}% busy, ${s.retr} retr (${s.spurious} spurious), ${s.ooo} out of order at the receiver)`;
 const line = (v: string, r: Result): string =>
   `${v.padEnd(16)} tcp1 ${r.tcp1.toFixed(2)} Gb/s (${(r.tcp1Frame / 1000).toFixed(1)} KB/frame)  ` +
-  `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms  TCP drops on host 2 ${r.drops}` +
+  `64B ${(r.pps64 / 1000).toFixed(0)} kpps  rtt ${r.rttMs.toFixed(3)} ms (p50 ${r.rttP50Ms.toFixed(3)})  TCP drops on host 2 ${r.drops}` +
   (v.startsWith('kube-l2tp') ? `  pump CPU ${r.pumpCpu.toFixed(2)} s/GB (tcp1)` : '') +
   `\n${''.padEnd(17)}tcp2 one iperf3 -P 2:    ${two(r.tcp2)}` +
   `\n${''.padEnd(17)}tcp2 two iperf3 clients: ${two(r.tcp2procs)}`;
@@ -501,11 +507,11 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 /** A time in ms added over the bare bridge, in µs with its sign (a noisy RTT can come out below the bare one). */
 const added = (ms: number): string => `${ms < 0 ? '-' : '+'}${Math.abs(ms * 1000).toFixed(0)} us`;
-const median = (xs: number[]): number => {
+function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+}
 // each figure's own median over the rounds
 const medianTwo = (ss: TwoStreams[]): TwoStreams => ({
   gbps: median(ss.map((s) => s.gbps)),
@@ -527,6 +533,7 @@ for (const [v, rs] of rounds) {
     tcp2procs: medianTwo(rs.map((r) => r.tcp2procs)),
     pps64: median(rs.map((r) => r.pps64)),
     rttMs: median(rs.map((r) => r.rttMs)),
+    rttP50Ms: median(rs.map((r) => r.rttP50Ms)),
   });
 }
 if (ROUNDS > 1) {
