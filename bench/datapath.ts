@@ -25,10 +25,9 @@
 // CPU), and TCP takes that for loss and retransmits (spurious retransmissions, not drops).
 // The 1-stream test also prints the mean size of the frames the receiving pod got (how much GRO merged).
 // RTT is the mean of 200 echoes (the goal's figure), with their median beside it (p50: the mean also
-// carries the shared machine's stalls); it is also printed as the time added over the bare bridge,
-// and for every variant the frames the
-// receiving host's devices dropped during the TCP tests (a veth drops what its peer's full receive
-// ring cannot take).
+// carries the shared machine's stalls); it is also printed as the time added over the bare bridge.
+// For every variant the bench prints the frames the receiving host's devices dropped during the TCP
+// tests (a veth drops what its peer's full receive ring cannot take).
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 //               [--single-datagrams] (the underlay veths segment UDP tunnel super-packets themselves, so
 //                               the receiving host sees single datagrams as from a NIC; without it veth
