@@ -36,6 +36,24 @@ async function logCounters(backend: Backend, plan: Plan, logger: Logger): Promis
   logger.info({ tunnels }, 'counters');
 }
 
+/**
+ * One part per distinct reason, naming the first item that failed for it and how many more did: a
+ * file of thousands of sessions refused for one reason reads as one line, not thousands.
+ */
+export function failureSummary(failed: { tunnelId: number; sessionId?: number; error?: string }[]): string {
+  const byReason = new Map<string, string[]>();
+  for (const x of failed) {
+    const what = x.sessionId === undefined ? `tunnel ${x.tunnelId}` : `session ${x.tunnelId}/${x.sessionId}`;
+    const why = x.error ?? 'failed';
+    const items = byReason.get(why);
+    if (items) items.push(what);
+    else byReason.set(why, [what]);
+  }
+  return [...byReason]
+    .map(([why, items]) => `${items[0]}${items.length > 1 ? ` and ${items.length - 1} more` : ''}: ${why}`)
+    .join('; ');
+}
+
 /** Returns the process exit code: 0 after a requested stop, 1 after a fault or a failed setup. */
 export async function runStatic(cfg: StaticConfig, deps: StaticRunDeps): Promise<number> {
   const { backend, logger } = deps;
@@ -52,9 +70,7 @@ export async function runStatic(cfg: StaticConfig, deps: StaticRunDeps): Promise
       deps.refuseNewSession ? { refuseNewSession: deps.refuseNewSession } : {},
     );
     const failed = [...report.tunnels, ...report.sessions].filter((x) => x.state === 'Error');
-    if (failed.length > 0) {
-      throw new Error(failed.map((x) => x.error ?? `tunnel ${x.tunnelId} failed`).join('; '));
-    }
+    if (failed.length > 0) throw new Error(failureSummary(failed));
     logger.info(
       {
         backend: backend.kind,

@@ -12,7 +12,7 @@ import type { NodeStateSource } from '../agent/nodestate-source.js';
 import type { BackendFault } from '../backend/types.js';
 import { parseStaticConfig } from './config.js';
 import type { PlanEnv } from './plan.js';
-import { runStatic } from './run.js';
+import { failureSummary, runStatic } from './run.js';
 import { EXAMPLE_FILE } from './testdata.js';
 
 const session = (
@@ -174,9 +174,22 @@ describe('static mode asks, as the agent does, whether a new session may be made
     });
     assert.equal(code, 1);
     assert.equal(backend.sessions.size, 0);
-    assert.ok(
-      lines.some((l) => l.includes('static setup failed') && l.includes('not made: memory')),
-      lines.join(''),
+    const failed = lines.map((l) => JSON.parse(l) as { msg: string; err?: { message: string } });
+    const err = failed.find((l) => l.msg === 'static setup failed')?.err?.message ?? lines.join('');
+    // every session refused for the one reason: said once
+    assert.match(err, /^session \d+\/\d+ and \d+ more: not made: memory$/);
+  });
+
+  it('a failed run says each reason once, with the first item it stopped and how many more', () => {
+    assert.equal(
+      failureSummary([
+        { tunnelId: 1, error: 'underlay gone' },
+        { tunnelId: 1, sessionId: 10, error: 'not made: memory' },
+        { tunnelId: 1, sessionId: 11, error: 'not made: memory' },
+        { tunnelId: 2, sessionId: 12, error: 'not made: memory' },
+        { tunnelId: 2, sessionId: 13 },
+      ]),
+      'tunnel 1: underlay gone; session 1/10 and 2 more: not made: memory; session 2/13: failed',
     );
   });
 });
