@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // kube-l2tp-datapath: the node datapath (its subcommands: commands.ts). Stop signals are caught before
-// anything else is loaded: loading takes most of a second, and a signal in that time would otherwise
-// end the process by Node's default action.
+// the commands are loaded, which takes a while: a signal in that time would otherwise end the process
+// by Node's default action.
 import { catchStopSignals } from '../lib/stop-signals.js';
 
 const stop = catchStopSignals();

@@ -1,9 +1,9 @@
 // What the agent does when it stops: the uninstall procedure (docs/install.md) annotates every
 // L2TPNodeState with UNINSTALL_ANNOTATION before it deletes the datapath pods; a node that carries
 // nothing any more (no endpoints, or the Node deleted) has its node state emptied, then deleted before
-// its pod, so its agent removes the devices whether it is running or stopping. An agent
-// that stops otherwise (rolling update, node drain, crash) leaves every device in place for the next
-// agent, as the design requires.
+// its pod, so its agent removes the devices whether it is running or stopping. An agent that stops
+// otherwise (rolling update, node drain, crash) leaves every device in place for the next agent, as
+// the design requires.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GROUP, type L2TPNodeState } from '../../lib/api/schemas.js';
