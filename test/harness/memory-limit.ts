@@ -110,6 +110,15 @@ export class MemoryLimit {
     return ['sh', ['-c', `echo $$ > ${join(limit.dir, 'cgroup.procs')} && exec "$@"`, 'sh', cmd, ...args]];
   }
 
+  /**
+   * `ip netns exec ns argv...` as a container runtime would run it: inside `limit`'s cgroup, seeing
+   * its cgroup filesystem (mountCgroupFs); without a limit, `ip netns exec` alone.
+   */
+  static inNetns(limit: MemoryLimit | undefined, ns: string, argv: string[]): [string, string[]] {
+    const inNs = limit ? ['sh', '-c', `${MemoryLimit.mountCgroupFs()} && exec "$@"`, 'sh', ...argv] : argv;
+    return MemoryLimit.wrap(limit, 'ip', ['netns', 'exec', ns, ...inNs]);
+  }
+
   /** Removes the cgroup once its processes are gone (retries for a moment while they exit). */
   async remove(): Promise<void> {
     for (let i = 0; i < 50; i++) {

@@ -86,10 +86,7 @@ export class AgentEnv {
       ...['--cni-conf-dir', join(d, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
       ...['--cni-state-dir', join(d, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
     ];
-    const inNode = memory
-      ? ['sh', '-c', `${MemoryLimit.mountCgroupFs()} && exec "$@"`, 'sh', ...agent]
-      : agent;
-    const [cmd, args] = MemoryLimit.wrap(memory, 'ip', ['netns', 'exec', this.node, ...inNode]);
+    const [cmd, args] = MemoryLimit.inNetns(memory, this.node, agent);
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { runOk } from '../../lib/exec.js';
+import { MemoryLimit } from '../harness/memory-limit.js';
 import { inNs, inNsCapture, ipIn, type Lab } from '../harness/netns.js';
 
 export const MAIN = fileURLToPath(new URL('../../datapath/main.js', import.meta.url));
@@ -121,27 +122,40 @@ export interface CountersDump {
   }[];
 }
 
-/** `ip` arguments that run `kube-l2tp-datapath static --config file ...extra` in ns. */
-export const staticArgv = (ns: string, file: string, ...extra: string[]): string[] => [
-  ...['netns', 'exec', ns, process.execPath, MAIN],
+/** `kube-l2tp-datapath static --config file ...extra`. */
+const staticCommand = (file: string, ...extra: string[]): string[] => [
+  ...[process.execPath, MAIN],
   ...['static', '--config', file, ...extra],
 ];
 
-/** Start `kube-l2tp-datapath static` in ns with config (an object, written as YAML). */
+/** `ip` arguments that run `kube-l2tp-datapath static --config file ...extra` in ns. */
+export const staticArgv = (ns: string, file: string, ...extra: string[]): string[] => [
+  ...['netns', 'exec', ns],
+  ...staticCommand(file, ...extra),
+];
+
+/**
+ * Start `kube-l2tp-datapath static` in ns with config (an object, written as YAML); with `memory`, in
+ * that memory cgroup, as a datapath pod runs.
+ */
 export async function startDatapath(
   lab: Lab,
   ns: string,
   config: unknown,
   waitReady = true,
   extraArgs: string[] = [],
+  memory?: MemoryLimit,
 ): Promise<DatapathProc> {
   const dir = await mkdtemp(join(tmpdir(), 'kd-dp-'));
   lab.onCleanup(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'config.yaml');
   await writeFile(file, stringify(config));
-  const child = spawn('ip', staticArgv(ns, file, '--backend', 'userspace', ...extraArgs), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const [cmd, args] = MemoryLimit.inNetns(
+    memory,
+    ns,
+    staticCommand(file, '--backend', 'userspace', ...extraArgs),
+  );
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let buf = '';

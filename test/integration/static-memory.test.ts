@@ -3,20 +3,15 @@
 // memory cgroup (mounted inside as a runtime mounts it) and the userspace backend's TAPs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { MemoryLimit } from '../harness/memory-limit.js';
 import { Lab, inNsCapture, requireRoot } from '../harness/netns.js';
-import { MAIN, deleteTuns } from './datapath-lab.js';
+import { sleep } from '../harness/wait.js';
+import { deleteTuns, startDatapath } from './datapath-lab.js';
 
 const SESSIONS = 3000;
 const lab = new Lab();
 let ns: string;
 let memory: MemoryLimit | undefined;
-const dir = mkdtempSync(join(tmpdir(), 'kl2tp-static-mem-'));
 
 before(async () => {
   requireRoot();
@@ -32,7 +27,6 @@ before(async () => {
 after(async () => {
   await lab.cleanup();
   await memory?.remove();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const tapsIn = async (n: string) =>
@@ -40,49 +34,31 @@ const tapsIn = async (n: string) =>
     .length;
 
 test('static mode: more sessions than its memory limit holds fails the run with the reason, not the kernel killing it, and leaves nothing', async () => {
-  const file = join(dir, 'many.yaml');
   const ids = Array.from({ length: SESSIONS }, (_, k) => 1 + k);
-  writeFileSync(
-    file,
-    stringify({
-      tunnels: [
-        {
-          tunnelId: 1,
-          peerTunnelId: 1,
-          encap: 'udp',
-          local: '10.206.0.1',
-          remote: '10.206.0.2',
-          udpSourcePort: 5901,
-          udpDestinationPort: 5902,
-          sessions: ids.map((id) => ({ sessionId: id, peerSessionId: id, name: `l2tpeth${id}` })),
-        },
-      ],
-    }),
-  );
+  const config = {
+    tunnels: [
+      {
+        tunnelId: 1,
+        peerTunnelId: 1,
+        encap: 'udp',
+        local: '10.206.0.1',
+        remote: '10.206.0.2',
+        udpSourcePort: 5901,
+        udpDestinationPort: 5902,
+        sessions: ids.map((id) => ({ sessionId: id, peerSessionId: id, name: `l2tpeth${id}` })),
+      },
+    ],
+  };
   memory = MemoryLimit.create(`kube-l2tp-test-static-memory-${process.pid}`, '192Mi');
-  const inNode = ['sh', '-c', `${MemoryLimit.mountCgroupFs()} && exec "$@"`, 'sh'];
-  const static_ = [process.execPath, MAIN, 'static', '--config', file, '--backend', 'userspace'];
-  const [cmd, args] = MemoryLimit.wrap(memory, 'ip', ['netns', 'exec', ns, ...inNode, ...static_]);
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const ended = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 300_000);
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-  });
+  const dp = await startDatapath(lab, ns, config, false, [], memory);
+  const code = await Promise.race([dp.exited, sleep(300_000).then(() => 'still running')]);
   try {
-    assert.deepEqual(ended, { code: 1, signal: null }, 'the run failed by itself');
-    const logs = out.split('\n').flatMap((l) => {
-      try {
-        return [JSON.parse(l) as { msg?: string; sessions?: number; err?: { message?: string } }];
-      } catch {
-        return [];
-      }
-    });
+    assert.deepEqual(
+      { code, signal: dp.child.signalCode },
+      { code: 1, signal: null },
+      'the run failed by itself',
+    );
+    const logs = dp.lines as { msg?: string; sessions?: number; err?: { message?: string } }[];
     const refused = logs.find((l) => l.msg === 'new sessions not made')?.sessions ?? 0;
     assert.ok(refused > 0 && refused < SESSIONS, `${refused} of ${SESSIONS} refused`);
     const failure = logs.find((l) => l.msg === 'static setup failed')?.err?.message ?? '';
@@ -91,11 +67,11 @@ test('static mode: more sessions than its memory limit holds fails the run with 
       /^session 1\/\d+ and \d+ more: not made: the datapath pod has reached 90% of its 192 MiB memory limit/,
     );
     assert.equal(failure.split('not made').length, 2, 'the reason is said once');
-    console.log(`# ${SESSIONS - refused} of ${SESSIONS} sessions made under 192Mi, ${refused} refused`);
     assert.equal(memory.oomKills(), 0, 'nothing was killed for memory');
     assert.equal(await tapsIn(ns), 0, 'no session device left');
+    console.log(`# ${SESSIONS - refused} of ${SESSIONS} sessions made under 192Mi, ${refused} refused`);
   } catch (e) {
-    console.error(out.split('\n').slice(-20).join('\n'));
+    console.error(JSON.stringify(dp.lines.slice(-10)).slice(0, 4000));
     throw e;
   }
 });
