@@ -182,10 +182,7 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
       if (k === 0 || specs[k]) continue;
       if (ns.spec?.tunnels.length) {
         ctx.spacing.wrote(`node/${ns.metadata.name}`);
-        writes.push(async () => {
-          await client.patch(statePath(ns.metadata.name), { spec: { nodeName: node, tunnels: [] } });
-          log.debug({ node, shard: ns.metadata.name }, 'node state emptied');
-        });
+        writes.push(() => emptyShard(ctx, node, ns));
       } else if (drained(ns)) drainedShards.push(ns);
     }
   }
@@ -252,12 +249,9 @@ async function drainNode(
   ctx.draining.set(node, since);
   const full = shards.filter((ns) => ns.spec?.tunnels.length || ownedByNode(ns));
   for (const ns of full) {
-    await ctx.client.patch(statePath(ns.metadata.name), {
-      ...disowned(ns),
-      spec: { nodeName: node, tunnels: [] },
-    });
     ctx.spacing.wrote(`node/${ns.metadata.name}`);
     ctx.nodeSpecs.forget(`node/${ns.metadata.name}`);
+    await emptyShard(ctx, node, ns);
   }
   if (full.length) ctx.log.info({ node, shards: full.length }, 'node state emptied; waiting for its agent');
   if (Date.now() - since <= ctx.cfg.teardownTimeoutMs) return 1000;
@@ -267,6 +261,15 @@ async function drainNode(
   );
   ctx.draining.delete(node);
   return 0;
+}
+
+/** A shard left with nothing: its agent removes what it carried and reports it empty (drained). */
+async function emptyShard(ctx: ReconcileContext, node: string, ns: L2TPNodeState): Promise<void> {
+  await ctx.client.patch(statePath(ns.metadata.name), {
+    ...disowned(ns),
+    spec: { nodeName: node, tunnels: [] },
+  });
+  ctx.log.debug({ node, shard: ns.metadata.name }, 'node state emptied');
 }
 
 /** The agent has seen the shard's current spec and reports nothing on it. */
