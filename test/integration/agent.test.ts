@@ -178,8 +178,9 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
 });
 
 /** The agent stopped by itself (exit 0, not ended by the signal), and these devices are gone. */
-async function endedCleanly(p: ChildProcess, exited: Promise<unknown>, devices: string[]) {
-  await Promise.race([exited, sleep(20_000)]);
+async function endedCleanly(p: ChildProcess, devices: string[]) {
+  // polled: a timer raced against the exit would keep the test process alive after the test
+  await until('the agent ends', async () => p.exitCode !== null || p.signalCode !== null, 20_000, 100);
   assert.equal(p.signalCode, null, 'not ended by the signal');
   assert.equal(p.exitCode, 0, 'the agent stopped by itself, cleanly');
   for (const d of devices) assert.equal(await ifindex(NODE, d), undefined, `${d} removed`);
@@ -193,10 +194,9 @@ test('agent: its node state deleted just before its SIGTERM (a node with nothing
     // paused, the agent cannot act on the deletion's watch event before the signal arrives
     a.proc.kill('SIGSTOP');
     await env.cp.kubectl(['delete', 'l2tpnodestates', NODE]);
-    const exited = new Promise((r) => a.proc.once('exit', r));
     a.proc.kill('SIGTERM');
     a.proc.kill('SIGCONT');
-    await endedCleanly(a.proc, exited, ['l2tpeth140', 'l2tpeth141']);
+    await endedCleanly(a.proc, ['l2tpeth140', 'l2tpeth141']);
     assert.match(a.log(), /no node state any more/, 'the SIGTERM handler saw the node state gone');
   } catch (e) {
     console.error(a.log().split('\n').slice(-40).join('\n'));
@@ -220,11 +220,10 @@ test('agent: a SIGTERM while it is still starting (its pod deleted as it starts)
   try {
     // its first log line: it has chosen its backend and not yet made its first pass
     await until('the new agent logs', async () => /backend selected/.test(a.log()), 10_000, 2);
-    const exited = new Promise((r) => a.proc.once('exit', r));
     a.proc.kill('SIGTERM');
     const atSignal = a.log();
     assert.doesNotMatch(atSignal, /first reconcile done/, 'the signal came before the agent was up');
-    await endedCleanly(a.proc, exited, ['l2tpeth150', 'l2tpeth151']);
+    await endedCleanly(a.proc, ['l2tpeth150', 'l2tpeth151']);
     assert.match(a.log(), /first reconcile done[\s\S]*no node state any more/);
   } catch (e) {
     console.error(a.log().split('\n').slice(-40).join('\n'));
