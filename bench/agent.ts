@@ -49,6 +49,7 @@ import { startControlPlane, type ControlPlane } from '../test/harness/controlpla
 import { bridgeLoopbackPort } from '../test/harness/loopback-bridge.js';
 import { manySessionsSpec, staticConfigOf } from '../test/harness/nodestate.js';
 import { Lab, requireRoot } from '../test/harness/netns.js';
+import { sleep } from '../test/harness/wait.js';
 import { place } from '../operator/reconcilers/limits.js';
 import { desiredNodeState } from '../operator/render.js';
 import { KubeClient, resourcePath } from '../lib/kube/client.js';
@@ -103,7 +104,6 @@ const REMOTE = `${net[1]}.2`;
 // the repository, from this file's place (dist/bench/agent.js), so the bench runs from any directory
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(repo, 'dist/datapath/main.js');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- the spec --------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { MemoryLimit } from '../test/harness/memory-limit.js';
+import { sleep, within } from '../test/harness/wait.js';
 
 export interface LogLine {
   /** The line's own time (ms). */
@@ -24,8 +25,6 @@ export interface NodeProcess {
   /** The most its memory cgroup was charged (MB; NaN without a limit), to the end once it exited. */
   podPeakMB: () => number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs `ip ipArgs` (a netns exec of the node process) in a cgroup named cgroup limited to
@@ -100,7 +99,7 @@ export async function stopNodeProcess(p: NodeProcess, ms = 30_000): Promise<numb
   const t0 = Date.now();
   if (p.proc.exitCode === null && p.proc.signalCode === null) {
     p.proc.kill('SIGTERM');
-    await Promise.race([p.exited, sleep(ms)]);
+    await within(p.exited, ms);
     if (p.proc.exitCode === null && p.proc.signalCode === null) {
       p.proc.kill('SIGKILL');
     }

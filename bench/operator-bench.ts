@@ -28,6 +28,7 @@ import { KubeClient } from '../lib/kube/client.js';
 import { AGENT_SA, OPERATOR_SA } from '../lib/api/rbac.js';
 import { API_VERSION, type L2TPNodeState, type Pseudowire } from '../lib/api/schemas.js';
 import { freePort } from '../test/harness/controlplane.js';
+import { sleep } from '../test/harness/wait.js';
 import {
   NS,
   createNode,
@@ -41,8 +42,6 @@ import {
 import { stopProcess } from '../test/harness/process.js';
 import { MemoryLimit, chartMemoryLimit } from '../test/harness/memory-limit.js';
 import { processCpuSeconds, procStatusMB } from './proc.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<unknown>): Promise<void> {
   let i = 0;

@@ -3,6 +3,20 @@
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
+ * What p gives, or 'timeout' when it has not settled within ms. The timer goes as soon as p settles:
+ * a pending timer would keep the test's process alive after its work is done.
+ */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Calls fn until it returns something other than undefined or false, and returns that. Errors
  * thrown by fn count as "not yet"; the last one is quoted when the time runs out.
  */

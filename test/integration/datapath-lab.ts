@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { runOk } from '../../lib/exec.js';
 import { MemoryLimit } from '../harness/memory-limit.js';
 import { inNs, inNsCapture, ipIn, type Lab } from '../harness/netns.js';
+import { within } from '../harness/wait.js';
 
 export const MAIN = fileURLToPath(new URL('../../datapath/main.js', import.meta.url));
 
@@ -399,7 +400,7 @@ export async function tcpIntact(
   lab.onCleanup(async () => rx.kill('SIGKILL'));
   await new Promise((r) => setTimeout(r, 300));
   await inNsCapture(a, 'socat', '-u', `OPEN:${src}`, `TCP:${bAddr}:7000,retry=5`);
-  await Promise.race([rxDone, new Promise((r) => setTimeout(r, 10000))]);
+  await within(rxDone, 10_000);
   const digest = async (f: string) =>
     createHash('sha256')
       .update(await readFile(f).catch(() => Buffer.alloc(0)))

@@ -20,7 +20,7 @@ import { kubeNodeStateSource, type NodeStateSource } from '../../datapath/agent/
 import { ApiError, KubeClient } from '../../lib/kube/client.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
 import { freePort, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { until } from '../harness/wait.js';
+import { until, within } from '../harness/wait.js';
 import { healthyStatus } from './operator-env.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -526,10 +526,7 @@ describe('the chart identities against a real apiserver', () => {
       assert.doesNotMatch((await get('/metrics')).text, /code="40[13]"/);
     } finally {
       proc.kill('SIGTERM');
-      const code = await Promise.race([
-        exited,
-        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000)),
-      ]);
+      const code = await within(exited, 15_000);
       if (code === 'timeout') proc.kill('SIGKILL');
       assert.equal(code, 0, `operator exit ${String(code)}:\n${output.slice(-3000)}`);
     }
