@@ -28,6 +28,10 @@
 // carries the shared machine's stalls); it is also printed as the time added over the bare bridge.
 // For every variant the bench prints the frames the receiving host's devices dropped during the TCP
 // tests (a veth drops what its peer's full receive ring cannot take).
+// The ebpf goals against VXLAN are judged on the rounds' paired ratios: met when a 90% interval for
+// their median lies at or above 1.0x, NOT met when it lies below, not settled when it holds 1.0x
+// (bench/stats.ts). Fewer than 5 rounds cannot give 90%: the interval is then the rounds' whole range
+// and the line prints its lower coverage (3 rounds: 75%).
 // usage (root): node dist/bench/datapath.js [--seconds N] [--rounds N] [--variants a,b] [--underlay-gro on|off]
 //               [--single-datagrams] (the underlay veths segment UDP tunnel super-packets themselves, so
 //                               the receiving host sees single datagrams as from a NIC; without it veth
@@ -47,6 +51,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
 import { processCpuSeconds } from './proc.js';
+import { median, ratioGoal, ratioGoalDetail } from './stats.js';
 import { loadEbpfNative } from '../datapath/backend/ebpf/native.js';
 import { Lab, ipIn, inNsCapture, linkStats, requireRoot } from '../test/harness/netns.js';
 import { startQemuPeer } from '../test/harness/qemu-peer.js';
@@ -506,11 +511,6 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 /** A time in ms added over the bare bridge, in µs with its sign (a noisy RTT can come out below the bare one). */
 const added = (ms: number): string => `${ms < 0 ? '-' : '+'}${Math.abs(ms * 1000).toFixed(0)} us`;
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 // each figure's own median over the rounds
 const medianTwo = (ss: TwoStreams[]): TwoStreams => ({
   gbps: median(ss.map((s) => s.gbps)),
@@ -566,18 +566,36 @@ if (bare) {
 const ebpf = results.get('ebpf');
 const vxr = results.get('vxlan');
 if (ebpf && vxr && bare) {
-  const goal = (name: string, ok: boolean, detail: string) =>
-    console.log(`ebpf goal ${name}: ${ok ? 'met' : 'NOT met'} (${detail})`);
-  goal('TCP >= 1.0x VXLAN (1 stream)', ebpf.tcp1 >= vxr.tcp1, `${(ebpf.tcp1 / vxr.tcp1).toFixed(2)}x`);
-  const g2 = (e: TwoStreams, x: TwoStreams) =>
-    [e.gbps >= x.gbps, `${(e.gbps / x.gbps).toFixed(2)}x`] as const;
-  goal('TCP >= 1.0x VXLAN (2 streams, one iperf3 -P 2)', ...g2(ebpf.tcp2, vxr.tcp2));
-  goal('TCP >= 1.0x VXLAN (2 streams, two iperf3 clients)', ...g2(ebpf.tcp2procs, vxr.tcp2procs));
-  goal('64-byte rate >= 1.0x VXLAN', ebpf.pps64 >= vxr.pps64, `${(ebpf.pps64 / vxr.pps64).toFixed(2)}x`);
+  // Each goal on the rounds' paired ratios (ebpf / VXLAN of the same round), with an interval for
+  // their median: "not settled" when the run's noise leaves both sides possible. RTT added over the
+  // bare bridge of the same round is at most VXLAN's exactly when the RTT is: its ratio is VXLAN / ebpf.
+  const er = rounds.get('ebpf')!;
+  const vr = rounds.get('vxlan')!;
+  const paired = (f: (r: Result) => number) => er.map((r, i) => f(r) / f(vr[i]!));
+  const goal = (name: string, ratios: number[], extra = '') => {
+    const g = ratioGoal(ratios);
+    console.log(`ebpf goal ${name}: ${ratioGoalDetail(g)}${extra}`);
+  };
+  goal(
+    'TCP >= 1.0x VXLAN (1 stream)',
+    paired((r) => r.tcp1),
+  );
+  goal(
+    'TCP >= 1.0x VXLAN (2 streams, one iperf3 -P 2)',
+    paired((r) => r.tcp2.gbps),
+  );
+  goal(
+    'TCP >= 1.0x VXLAN (2 streams, two iperf3 clients)',
+    paired((r) => r.tcp2procs.gbps),
+  );
+  goal(
+    '64-byte rate >= 1.0x VXLAN',
+    paired((r) => r.pps64),
+  );
   goal(
     'RTT added over the bare bridge <= VXLAN',
-    ebpf.rttMs - bare.rttMs <= vxr.rttMs - bare.rttMs,
-    `${added(ebpf.rttMs - bare.rttMs)} vs ${added(vxr.rttMs - bare.rttMs)}`,
+    vr.map((r, i) => r.rttMs / er[i]!.rttMs),
+    ` (medians ${added(ebpf.rttMs - bare.rttMs)} vs ${added(vxr.rttMs - bare.rttMs)})`,
   );
 }
 const vx = results.get('vxlan')?.tcp1;

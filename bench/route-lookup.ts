@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { runCapture } from '../lib/exec.js';
 import { routeToPeer } from '../lib/netlink/route-to-peer.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: { n: { type: 'string', default: '200' }, rounds: { type: 'string', default: '5' } },
@@ -43,7 +44,6 @@ for (let r = 0; r < ROUNDS; r++) {
   ip.push(await time(viaIp));
   nl.push(await time(viaNetlink));
 }
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 console.log(
   `route lookup ${LOCAL} -> ${REMOTE} (${a.dev}, MTU ${a.mtu}), ${N} lookups x ${ROUNDS} rounds, median per lookup:`,
 );
