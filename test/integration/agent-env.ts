@@ -76,7 +76,7 @@ export class AgentEnv {
     extraArgs: string[],
     env: NodeJS.ProcessEnv = {},
     memory?: MemoryLimit,
-  ): { proc: ChildProcess; log: () => string } {
+  ): { proc: ChildProcess; log: () => string; exited: Promise<void> } {
     let out = '';
     const d = this.dir;
     const agent = [
@@ -88,10 +88,11 @@ export class AgentEnv {
     ];
     const [cmd, args] = MemoryLimit.inNetns(memory, this.node, agent);
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
     proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));
     this.procs.push(proc);
-    return { proc, log: () => out };
+    return { proc, log: () => out, exited };
   }
 
   stopAgent(p: ChildProcess): Promise<void> {

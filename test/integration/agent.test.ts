@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import { cookieSession, nodeStateWith, staticPeerOf } from '../harness/nodestate.js';
 import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
-import { sleep, until } from '../harness/wait.js';
+import { sleep, until, within } from '../harness/wait.js';
 import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
 
 const NODE = 'kanode1';
@@ -178,9 +178,11 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
 });
 
 /** The agent stopped by itself (exit 0, not ended by the signal), and these devices are gone. */
-async function endedCleanly(p: ChildProcess, devices: string[]) {
-  // polled: a timer raced against the exit would keep the test process alive after the test
-  await until('the agent ends', async () => p.exitCode !== null || p.signalCode !== null, 20_000, 100);
+async function endedCleanly(
+  { proc: p, exited }: { proc: ChildProcess; exited: Promise<void> },
+  devices: string[],
+) {
+  await within(exited, 20_000);
   assert.equal(p.signalCode, null, 'not ended by the signal');
   assert.equal(p.exitCode, 0, 'the agent stopped by itself, cleanly');
   for (const d of devices) assert.equal(await ifindex(NODE, d), undefined, `${d} removed`);
@@ -196,7 +198,7 @@ test('agent: its node state deleted just before its SIGTERM (a node with nothing
     await env.cp.kubectl(['delete', 'l2tpnodestates', NODE]);
     a.proc.kill('SIGTERM');
     a.proc.kill('SIGCONT');
-    await endedCleanly(a.proc, ['l2tpeth140', 'l2tpeth141']);
+    await endedCleanly(a, ['l2tpeth140', 'l2tpeth141']);
     assert.match(a.log(), /no node state any more/, 'the SIGTERM handler saw the node state gone');
   } catch (e) {
     console.error(a.log().split('\n').slice(-40).join('\n'));
@@ -223,7 +225,7 @@ test('agent: a SIGTERM while it is still starting (its pod deleted as it starts)
     a.proc.kill('SIGTERM');
     const atSignal = a.log();
     assert.doesNotMatch(atSignal, /first reconcile done/, 'the signal came before the agent was up');
-    await endedCleanly(a.proc, ['l2tpeth150', 'l2tpeth151']);
+    await endedCleanly(a, ['l2tpeth150', 'l2tpeth151']);
     assert.match(a.log(), /first reconcile done[\s\S]*no node state any more/);
   } catch (e) {
     console.error(a.log().split('\n').slice(-40).join('\n'));

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryLimit } from '../harness/memory-limit.js';
 import { Lab, inNsCapture, requireRoot } from '../harness/netns.js';
-import { until } from '../harness/wait.js';
+import { within } from '../harness/wait.js';
 import { deleteTuns, startDatapath } from './datapath-lab.js';
 
 const SESSIONS = 3000;
@@ -51,16 +51,10 @@ test('static mode: more sessions than its memory limit holds fails the run with 
   };
   memory = MemoryLimit.create(`kube-l2tp-test-static-memory-${process.pid}`, '192Mi');
   const dp = await startDatapath(lab, ns, config, false, [], memory);
-  // polled: a timer raced against the exit would keep the test process alive after the test
-  await until(
-    'static mode ends',
-    async () => dp.child.exitCode !== null || dp.child.signalCode !== null,
-    300_000,
-  );
-  const code = dp.child.exitCode;
+  await within(dp.exited, 300_000);
   try {
     assert.deepEqual(
-      { code, signal: dp.child.signalCode },
+      { code: dp.child.exitCode, signal: dp.child.signalCode },
       { code: 1, signal: null },
       'the run failed by itself',
     );
