@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { run, runOk } from '../../lib/exec.js';
 import { loadEbpfNative, possibleCpus, type OpenResult } from '../../datapath/backend/ebpf/native.js';
@@ -78,6 +80,44 @@ describe('ebpf programs and maps as loaded', () => {
   }
 
   const tunnelUdp = (session: number) => fromPeer({ udp: { sport: PORT, dport: PORT } }, l2tpData(session));
+
+  it('loads while signals keep arriving (the verifier gives up on a pending signal)', async () => {
+    const dir = join(bpffs, 'signalled');
+    await mkdir(dir);
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('./ebpf-load-child.js', import.meta.url)), dir],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    let sentWhileLoading = 0;
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!timer && out.includes('loading\n'))
+        timer = setInterval(() => {
+          // one signal a millisecond until the load has returned; the load takes about a second
+          if (out.includes('loaded\n')) return;
+          if (child.kill('SIGUSR2')) sentWhileLoading++;
+        }, 1);
+    });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    clearInterval(timer);
+    const result = JSON.parse(out.trim().split('\n').pop()!) as {
+      error?: string;
+      adopted?: boolean;
+      handled: number;
+    };
+    assert.equal(code, 0);
+    assert.ok(sentWhileLoading >= 10, `only ${sentWhileLoading} signals were sent during the load`);
+    assert.equal(result.error, undefined, `the load failed under signals: ${result.error}`);
+    assert.equal(result.adopted, false, 'the programs were loaded, not adopted');
+    // held, not lost: the process handled them once the load returned
+    assert.ok(result.handled > 0, 'the child handled none of the signals');
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('frames of no tunnel go on to the next filter', async () => {
     const arp = eth(0x0806, Buffer.alloc(28));

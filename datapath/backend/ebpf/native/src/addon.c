@@ -22,6 +22,8 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <node_api.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +103,28 @@ static napi_value num(napi_env env, double d)
 	return v;
 }
 
+/* The verifier gives up with EAGAIN as soon as a signal is pending for the loading thread, and the
+ * load takes about a second: one signal to the process in that second (a child's exit, a profiler's
+ * tick, the kubelet's SIGTERM) would fail it, and auto would settle on the userspace backend. The
+ * load holds this thread's signals (they are delivered once it returns, or to another thread), and
+ * retries an EAGAIN a few times as libbpf does for the transient ones. */
+static struct l2tp_bpf *load_programs(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	struct l2tp_bpf *skel = NULL;
+	for (int attempt = 0; attempt < 5 && !skel; attempt++) {
+		skel = l2tp_bpf__open_and_load();
+		if (!skel && errno != EAGAIN)
+			break;
+	}
+	int e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return skel;
+}
+
 struct named_fd {
 	const char *name;
 	int fd;
@@ -139,7 +163,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 				return throw_errno(env, pin, errno);
 		}
 	} else {
-		struct l2tp_bpf *skel = l2tp_bpf__open_and_load();
+		struct l2tp_bpf *skel = load_programs();
 		if (!skel)
 			return throw_errno(env, "loading the BPF programs", errno);
 		int fds[NP + NM] = {
