@@ -451,17 +451,18 @@ export class EbpfBackend implements Backend {
     const k = sessionKey(spec.tunnelId, spec.sessionId);
     const cur = this.sessions.get(k);
     const peer = peerName(spec.sessionId);
-    let peerLink = await getLink(peer);
-    let dev = await getLink(spec.ifname);
     // converged while the devices are where they were: l2tpethN moved into a pod (or back) changes
-    // where the receive program delivers
+    // where the receive program delivers. Every pass asks this of every session: one sysfs read per
+    // device, not the whole link
     if (
       cur &&
       deepEqual(cur.spec, spec) &&
-      peerLink?.ifindex === cur.peerIfindex &&
-      dev?.ifindex === cur.devIfindex
+      ifindexOf(peer) === cur.peerIfindex &&
+      ifindexOf(spec.ifname) === cur.devIfindex
     )
       return;
+    let peerLink = await getLink(peer);
+    let dev = await getLink(spec.ifname);
     const mine = (l: { owner?: { tunnelId: number; sessionId: number } } | undefined) =>
       l?.owner?.tunnelId === spec.tunnelId && l.owner.sessionId === spec.sessionId;
     if (peerLink && !mine(peerLink)) {
