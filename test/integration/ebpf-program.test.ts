@@ -12,7 +12,12 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { run, runOk } from '../../lib/exec.js';
-import { loadEbpfNative, possibleCpus, type OpenResult } from '../../datapath/backend/ebpf/native.js';
+import {
+  loadEbpfNative,
+  mapEntries,
+  possibleCpus,
+  type OpenResult,
+} from '../../datapath/backend/ebpf/native.js';
 import {
   MAP_ENTRIES,
   SIZES,
@@ -179,5 +184,34 @@ describe('ebpf programs and maps as loaded', () => {
     for (const map of ['tun_map', 'rx_sess', 'sess_stats', 'tun_stats', 'seq_state'])
       assert.equal(await size(map), MAP_ENTRIES, map);
     assert.equal(await size('tx_cfg'), 2 * MAP_ENTRIES, 'tx_cfg: the peer and l2tpethN of every session');
+  });
+
+  it('mapEntries reads every entry of a map, empty or full (batches of a hash map and of an array)', () => {
+    const fd = set.maps.seq_state;
+    const value = (i: number) => {
+      const v = Buffer.alloc(SIZES.seqState);
+      v.writeUInt32LE(i * 7 + 1, 0);
+      return v;
+    };
+    assert.deepEqual(mapEntries(native(), fd, 4, SIZES.seqState), [], 'an empty map');
+    for (let i = 1; i <= MAP_ENTRIES; i++) native().mapUpdate(fd, u32Key(i), value(i));
+    const got = mapEntries(native(), fd, 4, SIZES.seqState);
+    assert.equal(got.length, MAP_ENTRIES, 'a full map: more entries than one batch');
+    const seen = new Set<number>();
+    for (const [k, v] of got) {
+      const i = k.readUInt32LE(0);
+      assert.ok(!seen.has(i), `key ${i} read twice`);
+      seen.add(i);
+      assert.deepEqual(v, value(i), `the value of key ${i}`);
+    }
+    for (let i = 1; i <= MAP_ENTRIES; i++) native().mapDelete(fd, u32Key(i));
+    // an array has every index: a per-CPU one gives each CPU's value of each
+    const perCpu = perCpuZero(SIZES.sessStats, possibleCpus()).length;
+    const stats = mapEntries(native(), set.maps.sess_stats, 4, perCpu);
+    assert.equal(stats.length, MAP_ENTRIES);
+    assert.deepEqual(
+      stats.map(([k]) => k.readUInt32LE(0)),
+      Array.from({ length: MAP_ENTRIES }, (_, i) => i),
+    );
   });
 });

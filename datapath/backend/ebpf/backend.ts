@@ -58,6 +58,7 @@ import {
 import {
   addonPath,
   loadEbpfNative,
+  mapEntries,
   possibleCpus,
   type EbpfNative,
   type MapName,
@@ -149,6 +150,14 @@ export class EbpfBackend implements Backend {
   private readonly checkedBlocks = new Set<number>();
   private readonly cpus = possibleCpus();
   private readonly log: Logger;
+  /**
+   * Where the veths were at the last listSessions (name to ifindex). A reconcile pass lists before it
+   * ensures, so a converged session is checked without reading the devices again (at 10,000 sessions
+   * those reads were a third of a pass's CPU). A device that moves after the listing (the CNI moving
+   * l2tpethN into a pod) kicks a pass of its own, which lists it where it is: the view lags one pass
+   * at most, and the periodic resync catches a device changed by hand.
+   */
+  private listed?: Map<string, number>;
   /** Statistics slots in use, read from the maps once (an adopted set keeps its counters). */
   private slots?: Slots;
 
@@ -237,12 +246,12 @@ export class EbpfBackend implements Backend {
 
   private statsSlots(): Slots {
     if (!this.slots) {
-      const rx = this.native.mapKeys(this.map('rx_sess'), 4).map((k) => this.rxCfg(k));
+      const rx = this.rxEntries().map(([, v]) => v);
       const tun = this.tunVals();
       this.slots = {
         sess: new StatsSlots(
           MAP_ENTRIES,
-          rx.flatMap((v) => (v ? [v.statsSlot] : [])),
+          rx.map((v) => v.statsSlot),
         ),
         tun: new StatsSlots(
           MAP_ENTRIES,
@@ -279,13 +288,21 @@ export class EbpfBackend implements Backend {
     return v ? decodeRxCfg(v) : undefined;
   }
 
+  /** rx_sess's entries (session id, its receive configuration), in one read of the map. */
+  private rxEntries(): [sessionId: number, cfg: ReturnType<typeof decodeRxCfg>][] {
+    return mapEntries(this.native, this.map('rx_sess'), 4, SIZES.rxCfg).map(([k, v]) => [
+      k.readUInt32LE(0),
+      decodeRxCfg(v),
+    ]);
+  }
+
   /** tun_map's values, with their keys. */
   private tunVals(): (ReturnType<typeof decodeTunVal> & { key: Buffer })[] {
     const fd = this.map('tun_map');
-    return this.native.mapKeys(fd, SIZES.tunKey).flatMap((key) => {
-      const v = this.native.mapLookup(fd, key, SIZES.tunVal);
-      return v ? [{ ...decodeTunVal(v), key }] : [];
-    });
+    return mapEntries(this.native, fd, SIZES.tunKey, SIZES.tunVal).map(([key, v]) => ({
+      ...decodeTunVal(v),
+      key: Buffer.from(key),
+    }));
   }
 
   /** A tunnel's statistics slot: this process's, or the one its tun_map entry carried when adopted. */
@@ -304,11 +321,9 @@ export class EbpfBackend implements Backend {
   async listSessions(): Promise<ObservedSession[]> {
     // by name: a node can hold thousands of sessions, two veths each
     const veths = new Map((await listVeths()).map((l) => [l.ifname, l]));
+    this.listed = new Map([...veths].map(([name, l]) => [name, l.ifindex]));
     const out: ObservedSession[] = [];
-    for (const k of this.native.mapKeys(this.map('rx_sess'), 4)) {
-      const sessionId = k.readUInt32LE(0);
-      const v = this.rxCfg(k);
-      if (!v) continue;
+    for (const [sessionId, v] of this.rxEntries()) {
       const { tunnelId } = v;
       const live = this.sessions.get(sessionKey(tunnelId, sessionId));
       const peer = veths.get(peerName(sessionId));
@@ -438,7 +453,7 @@ export class EbpfBackend implements Backend {
     const t = this.tunnels.get(tunnelId);
     this.tunnels.delete(tunnelId);
     if (t) await this.releaseUnderlay(t.underlayIfindex);
-    else if (this.native.mapKeys(fd, SIZES.tunKey).length === 0) {
+    else if (mapEntries(this.native, fd, SIZES.tunKey, SIZES.tunVal).length === 0) {
       // not configured by this process: with no tunnel left, no underlay needs the program
       for (const l of await withRtnl((r) => r.links.list())) await this.dropFilter(l.index, 'ingress');
     }
@@ -452,13 +467,13 @@ export class EbpfBackend implements Backend {
     const cur = this.sessions.get(k);
     const peer = peerName(spec.sessionId);
     // converged while the devices are where they were: l2tpethN moved into a pod (or back) changes
-    // where the receive program delivers. Every pass asks this of every session: one sysfs read per
-    // device, not the whole link
+    // where the receive program delivers. Every pass asks this of every session
+    const at = (name: string) => (this.listed ? this.listed.get(name) : ifindexOf(name));
     if (
       cur &&
       deepEqual(cur.spec, spec) &&
-      ifindexOf(peer) === cur.peerIfindex &&
-      ifindexOf(spec.ifname) === cur.devIfindex
+      at(peer) === cur.peerIfindex &&
+      at(spec.ifname) === cur.devIfindex
     )
       return;
     let peerLink = await getLink(peer);
@@ -695,28 +710,27 @@ export class EbpfBackend implements Backend {
     if (!gone.size) return;
     // one pass over tx_cfg for all of them
     const tx = this.map('tx_cfg');
-    for (const k of this.native.mapKeys(tx, 4)) {
-      const sid = this.native.mapLookup(tx, k, SIZES.txCfg)?.readUInt32LE(0);
-      if (sid !== undefined && gone.has(sid)) this.native.mapDelete(tx, k);
-    }
+    for (const [k, v] of mapEntries(this.native, tx, 4, SIZES.txCfg))
+      if (gone.has(v.readUInt32LE(0))) this.native.mapDelete(tx, k);
   }
 
   async counters(tunnelId: number, sessionId: number): Promise<SessionCounters | undefined> {
     const rx = this.rxCfg(u32Key(sessionId));
     if (!rx || rx.tunnelId !== tunnelId) return undefined;
+    return this.slotCounters(rx.statsSlot);
+  }
+
+  private slotCounters(slot: number): SessionCounters | undefined {
     const size = perCpuZero(SIZES.sessStats, this.cpus).length;
-    const v = this.native.mapLookup(this.map('sess_stats'), u32Key(rx.statsSlot), size);
+    const v = this.native.mapLookup(this.map('sess_stats'), u32Key(slot), size);
     return v ? decodeSessStats(sumPerCpu(v, SIZES.sessStats, this.cpus)) : undefined;
   }
 
   async allCounters(): Promise<Map<string, SessionCounters>> {
     const out = new Map<string, SessionCounters>();
-    for (const k of this.native.mapKeys(this.map('rx_sess'), 4)) {
-      const rx = this.rxCfg(k);
-      if (!rx) continue;
-      const { tunnelId } = rx;
-      const c = await this.counters(tunnelId, k.readUInt32LE(0));
-      if (c) out.set(sessionKey(tunnelId, k.readUInt32LE(0)), c);
+    for (const [sessionId, rx] of this.rxEntries()) {
+      const c = this.slotCounters(rx.statsSlot);
+      if (c) out.set(sessionKey(rx.tunnelId, sessionId), c);
     }
     return out;
   }

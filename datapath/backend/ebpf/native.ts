@@ -24,7 +24,8 @@ export interface EbpfNative {
   /** false when the key was absent. */
   mapDelete(fd: number, key: Buffer): boolean;
   mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | undefined;
-  mapKeys(fd: number, keySize: number): Buffer[];
+  /** Every entry (BPF_MAP_LOOKUP_BATCH): the keys and the values, each packed side by side. */
+  mapEntries(fd: number, keySize: number, valueSize: number): { keys: Buffer; values: Buffer };
   progId(fd: number): number;
   closeFd(fd: number): void;
   /** Run counts and run times of every program (bpftool prog show) until the returned fd closes. */
@@ -58,4 +59,19 @@ export function possibleCpus(): number {
     n += b === undefined ? 1 : b - a! + 1;
   }
   return n;
+}
+
+/** A map's entries as [key, value] pairs (views into one read of the whole map). */
+export function mapEntries(
+  native: Pick<EbpfNative, 'mapEntries'>,
+  fd: number,
+  keySize: number,
+  valueSize: number,
+): [key: Buffer, value: Buffer][] {
+  const { keys, values } = native.mapEntries(fd, keySize, valueSize);
+  const n = keys.length / keySize;
+  return Array.from({ length: n }, (_, i) => [
+    keys.subarray(i * keySize, (i + 1) * keySize),
+    values.subarray(i * valueSize, (i + 1) * valueSize),
+  ]);
 }

@@ -9,7 +9,8 @@
  * attached by iproute2's tc (already in the image). The addon needs no shared library beyond glibc.
  *
  *   open(pinDir) -> { adopted, progs: {name: fd}, maps: {name: fd} }
- *   mapUpdate(fd, key, value) / mapDelete(fd, key) / mapLookup(fd, key, valueSize) / mapKeys(fd, keySize)
+ *   mapUpdate(fd, key, value) / mapDelete(fd, key) / mapLookup(fd, key, valueSize)
+ *   mapEntries(fd, keySize, valueSize) -> { keys, values }: every entry, side by side
  *   progId(fd) / closeFd(fd)
  *   enableStats() -> fd: the kernel counts run_cnt and run_time_ns of every program until it closes
  *   setOffloads(ifname, { tso?, gso?, gro?, txcsum? })
@@ -258,29 +259,76 @@ static napi_value js_map_lookup(napi_env env, napi_callback_info info)
 	return out;
 }
 
-static napi_value js_map_keys(napi_env env, napi_callback_info info)
+/* Every entry of a map in a few syscalls (BPF_MAP_LOOKUP_BATCH, up to 1,024 entries each) where
+ * BPF_MAP_GET_NEXT_KEY and a lookup cost two a key: a node's resync reads every session's entry. */
+static napi_value js_map_entries(napi_env env, napi_callback_info info)
 {
-	size_t argc = 2;
-	napi_value argv[2], arr;
+	size_t argc = 3;
+	napi_value argv[3], res, kb, vb;
 	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-	uint32_t fd, ks;
-	if (argc < 2 || get_u32(env, argv[0], &fd) || get_u32(env, argv[1], &ks) || ks == 0 || ks > 256) {
-		napi_throw_type_error(env, NULL, "mapKeys(fd, keySize)");
+	uint32_t fd, ks, vs;
+	if (argc < 3 || get_u32(env, argv[0], &fd) || get_u32(env, argv[1], &ks) || get_u32(env, argv[2], &vs) ||
+	    ks == 0 || ks > 256 || vs == 0) {
+		napi_throw_type_error(env, NULL, "mapEntries(fd, keySize, valueSize)");
 		return NULL;
 	}
-	unsigned char cur[256], next[256];
-	napi_create_array(env, &arr);
-	uint32_t n = 0;
-	const void *prev = NULL;
-	while (map_op(BPF_MAP_GET_NEXT_KEY, (int)fd, prev, next, 0) == 0) {
-		napi_value b;
-		void *d;
-		napi_create_buffer_copy(env, ks, next, &d, &b);
-		napi_set_element(env, arr, n++, b);
-		memcpy(cur, next, ks);
-		prev = cur;
+	/* a hash map answers a bucket at a time: a bucket larger than the room left is ENOSPC */
+	uint32_t chunk = 1024, n = 0, cap = 0;
+	unsigned char *keys = NULL, *vals = NULL;
+	/* the batch position: a bucket index for a hash map, a key for an array */
+	unsigned char in[256], out[256];
+	int first = 1, err = 0;
+	for (;;) {
+		if (cap - n < chunk) {
+			uint32_t want = n + chunk;
+			unsigned char *k2 = realloc(keys, (size_t)want * ks), *v2 = realloc(vals, (size_t)want * vs);
+			if (k2)
+				keys = k2;
+			if (v2)
+				vals = v2;
+			if (!k2 || !v2) {
+				err = ENOMEM;
+				break;
+			}
+			cap = want;
+		}
+		union bpf_attr a = {0};
+		a.batch.map_fd = fd;
+		a.batch.in_batch = first ? 0 : (__u64)(unsigned long)in;
+		a.batch.out_batch = (__u64)(unsigned long)out;
+		a.batch.keys = (__u64)(unsigned long)(keys + (size_t)n * ks);
+		a.batch.values = (__u64)(unsigned long)(vals + (size_t)n * vs);
+		a.batch.count = cap - n;
+		int r = sys_bpf(BPF_MAP_LOOKUP_BATCH, &a);
+		int e = r ? errno : 0;
+		if (r && e != ENOENT && !(e == ENOSPC && a.batch.count == 0)) {
+			err = e;
+			break;
+		}
+		if (e == ENOSPC) {
+			chunk *= 2;
+			continue;
+		}
+		n += a.batch.count;
+		if (e == ENOENT)
+			break;
+		memcpy(in, out, sizeof(in));
+		first = 0;
 	}
-	return arr;
+	if (err) {
+		free(keys);
+		free(vals);
+		return throw_errno(env, "map batch lookup", err);
+	}
+	void *d;
+	napi_create_buffer_copy(env, (size_t)n * ks, n ? keys : (void *)"", &d, &kb);
+	napi_create_buffer_copy(env, (size_t)n * vs, n ? vals : (void *)"", &d, &vb);
+	free(keys);
+	free(vals);
+	napi_create_object(env, &res);
+	napi_set_named_property(env, res, "keys", kb);
+	napi_set_named_property(env, res, "values", vb);
+	return res;
 }
 
 static napi_value js_prog_id(napi_env env, napi_callback_info info)
@@ -434,7 +482,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{"mapUpdate", NULL, js_map_update, NULL, NULL, NULL, napi_default, NULL},
 		{"mapDelete", NULL, js_map_delete, NULL, NULL, NULL, napi_default, NULL},
 		{"mapLookup", NULL, js_map_lookup, NULL, NULL, NULL, napi_default, NULL},
-		{"mapKeys", NULL, js_map_keys, NULL, NULL, NULL, napi_default, NULL},
+		{"mapEntries", NULL, js_map_entries, NULL, NULL, NULL, napi_default, NULL},
 		{"progId", NULL, js_prog_id, NULL, NULL, NULL, napi_default, NULL},
 		{"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_default, NULL},
 		{"enableStats", NULL, js_enable_stats, NULL, NULL, NULL, napi_default, NULL},
