@@ -1,7 +1,8 @@
 // Day-2 operations and faults on one real cluster, in order, under `ping -i 0.01` between two pods
 // (run inside a pod, so it survives the kubelet and the runtime restarting): helm upgrade to a rebuilt
-// image on the ebpf backend and on the userspace backend, kubelet and containerd restarts, the
-// operator leader SIGKILLed, etcd and kube-apiserver crashes, the underlay down, and a node drained,
+// image on the ebpf backend and on the userspace backend, the agent SIGKILLed on each (the ebpf
+// backend must lose no packet: its programs forward while no agent runs), kubelet and containerd
+// restarts, the operator leader SIGKILLed, etcd and kube-apiserver crashes, the underlay down, and a node drained,
 // deleted and re-joined. Each prints its loss and adds a row to the reliability report (written to
 // docs/reliability-report.md with KUBE_L2TP_WRITE_REPORT=1).
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { L2TPNodeState, L2TPTunnel, Pseudowire } from '../../lib/api/schemas.js';
 import { runCapture } from '../../lib/exec.js';
+import { datapathPodName } from '../../operator/render.js';
 import { requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 import { leftovers } from '../harness/cluster/leaks.js';
@@ -142,24 +144,31 @@ describe('day 2 and faults on a real cluster', () => {
   });
 
   /** ping -i 0.01 from p1 to p2 inside the pod, in the background; stop() interrupts it and reads the summary. */
-  async function startPing(): Promise<{ stop: () => Promise<{ sent: number; got: number; text: string }> }> {
+  /**
+   * ping -i 0.01 from pod 1 to pod 2 in the background. Stopped by SIGINT, the echo in flight at that
+   * moment can count as lost; with a count, ping ends by itself once every echo is answered or timed
+   * out (-W 1), which gives an exact count.
+   */
+  async function startPing(count?: number): Promise<{
+    /** ping has ended by itself (a counted ping). */
+    ended: () => Promise<boolean>;
+    stop: () => Promise<{ sent: number; got: number; text: string }>;
+  }> {
+    const args = count === undefined ? '-q -i 0.01' : `-q -i 0.01 -c ${count} -W 1`;
     const r = await t.podExec(p1, ['sh', '-c',
-      'rm -f /tmp/q.ping; ping -q -i 0.01 10.10.0.2 </dev/null >/tmp/q.ping 2>&1 & echo $! >/tmp/q.pid']); // prettier-ignore
+      `rm -f /tmp/q.ping; ping ${args} 10.10.0.2 </dev/null >/tmp/q.ping 2>&1 & echo $! >/tmp/q.pid`]); // prettier-ignore
     assert.equal(r.code, 0, r.stderr);
     // a few replies first: the measurement starts on a working link
     await until('ping under way', async () => (await t.podExec(p1, ['cat', '/tmp/q.ping'])).code === 0);
+    const summary = async () => {
+      const o = (await t.podExec(p1, ['cat', '/tmp/q.ping'])).stdout;
+      return /packets transmitted/.test(o) ? o : undefined;
+    };
     return {
+      ended: async () => (await summary()) !== undefined,
       stop: async () => {
-        await t.podExec(p1, ['sh', '-c', 'kill -INT $(cat /tmp/q.pid)']);
-        const out = await until(
-          'the ping summary',
-          async () => {
-            const o = (await t.podExec(p1, ['cat', '/tmp/q.ping'])).stdout;
-            return /packets transmitted/.test(o) ? o : undefined;
-          },
-          20_000,
-          200,
-        );
+        if (count === undefined) await t.podExec(p1, ['sh', '-c', 'kill -INT $(cat /tmp/q.pid)']);
+        const out = await until('the ping summary', summary, 20_000 + (count ?? 0) * 10, 200);
         const m = /(\d+) packets transmitted, (\d+) packets received/.exec(out)!;
         const [sent, got] = [Number(m[1]), Number(m[2])];
         const pct = sent ? (((sent - got) / sent) * 100).toFixed(1) : '?';
@@ -288,6 +297,25 @@ describe('day 2 and faults on a real cluster', () => {
     });
   });
 
+  it('agent SIGKILLed on the ebpf backend: the kubelet restarts it, the new agent adopts the datapath; no packet lost', async () => {
+    assert.deepEqual(await backends(), ['ebpf']);
+    // the programs forward in the kernel while no agent runs: every echo of a counted ping answered
+    const loss = await killAgent('session adopted', 2000);
+    progress(`agent SIGKILL on ${n1}, ebpf backend: ${loss.text} lost`);
+    assert.equal(
+      loss.sent - loss.got,
+      0,
+      `packets lost across the agent's SIGKILL and restart: ${loss.text}`,
+    );
+    rows.push({
+      fault: 'agent SIGKILL, ebpf backend (datapath container restarted by the kubelet)',
+      happened:
+        'the programs forwarded while no agent ran; the new agent adopted the programs, maps and devices; IDs, sessions and pod interfaces unchanged',
+      loss: loss.text,
+      leaks: 'none',
+    });
+  });
+
   it('helm upgrade to a rebuilt image (userspace backend): the same', async () => {
     await helmUpgrade(['datapath.backend=userspace']);
     await until(
@@ -308,25 +336,71 @@ describe('day 2 and faults on a real cluster', () => {
     });
   });
 
-  /** A fault under ping: returns the loss and checks the link, identity and node devices after it. */
-  async function underPing(fault: () => Promise<void>): Promise<string> {
+  /**
+   * A fault under ping: returns the loss and checks the link, identity and node devices after it.
+   * count: a counted ping (exact), which must still be running once the fault is over and the link works.
+   */
+  async function underPing(
+    fault: () => Promise<void>,
+    count?: number,
+  ): Promise<{ sent: number; got: number; text: string }> {
     const before = await identity();
     const leaksBefore = await footprints();
-    const pinger = await startPing();
+    const pinger = await startPing(count);
     await fault();
     await nodeStatesReady();
     await linkWorks();
+    if (count !== undefined) assert.ok(!(await pinger.ended()), `the fault outlasted ${count} pings`);
     const loss = await pinger.stop();
     assert.equal(await identity(), before, 'IDs, sessions and pod interfaces unchanged');
     assert.equal(await footprints(), leaksBefore, 'the nodes hold the same devices and records');
-    return loss.text;
+    return loss;
+  }
+
+  /**
+   * SIGKILL of n1's agent under ping: the kubelet restarts its container and the new agent adopts the
+   * datapath (its log has the line `adopted`) before the fault counts as over.
+   */
+  async function killAgent(
+    adopted: string,
+    count?: number,
+  ): Promise<{ sent: number; got: number; text: string }> {
+    const restarts = async () => {
+      const pods = await getJson<{ items: { spec: { nodeName: string }; status: { containerStatuses?: { restartCount: number }[] } }[] }>(t, [
+        'pods', '-n', RELEASE_NAMESPACE, '-l', 'app.kubernetes.io/component=datapath',
+      ]); // prettier-ignore
+      return (
+        pods.items.find((p) => p.spec.nodeName === n1)?.status.containerStatuses?.[0]?.restartCount ?? -1
+      );
+    };
+    const before = await restarts();
+    return underPing(async () => {
+      // every node's processes are visible here: the agent's own arguments name its node
+      const k = await runCapture('pkill', ['-KILL', '-f', `main.js agent --node-name ${n1}`]);
+      assert.equal(k.code, 0, `no agent process of ${n1} to kill`);
+      await until(
+        'the kubelet restarted the agent container',
+        async () => (await restarts()) > before,
+        120_000,
+        500,
+      );
+      await until(
+        'the restarted agent adopted the sessions',
+        async () =>
+          (await t.kubectl(['logs', '-n', RELEASE_NAMESPACE, datapathPodName(n1)]).catch(() => '')).includes(
+            `"msg":"${adopted}"`,
+          ),
+        120_000,
+        500,
+      );
+    }, count);
   }
 
   it('kubelet restart and containerd restart on a node: pods and the pseudowire keep working', async () => {
     const uids = async () => JSON.stringify((await getJson<{ items: { metadata: { uid: string }; status: { containerStatuses?: { restartCount: number }[] } }[] }>(t, ['pods', '-n', NS])).items.map((p) => [p.metadata.uid, p.status.containerStatuses?.[0]?.restartCount])); // prettier-ignore
     const before = await uids();
     for (const proc of ['kubelet', 'containerd'] as const) {
-      const loss = await underPing(async () => {
+      const { text: loss } = await underPing(async () => {
         await lab.cluster.node(n1).restart(proc);
         await lab.cluster.waitNodesReady();
       });
@@ -341,31 +415,14 @@ describe('day 2 and faults on a real cluster', () => {
     assert.equal(await uids(), before, 'the pods were not re-created or restarted');
   });
 
-  it('agent SIGKILLed (its container crashes): the kubelet restarts it, the new agent adopts the datapath', async () => {
-    const restarts = async () => {
-      const pods = await getJson<{ items: { spec: { nodeName: string }; status: { containerStatuses?: { restartCount: number }[] } }[] }>(t, [
-        'pods', '-n', RELEASE_NAMESPACE, '-l', 'app.kubernetes.io/component=datapath',
-      ]); // prettier-ignore
-      return (
-        pods.items.find((p) => p.spec.nodeName === n1)?.status.containerStatuses?.[0]?.restartCount ?? -1
-      );
-    };
-    const before = await restarts();
-    const loss = await underPing(async () => {
-      // every node's processes are visible here: the agent's own arguments name its node
-      const k = await runCapture('pkill', ['-KILL', '-f', `main.js agent --node-name ${n1}`]);
-      assert.equal(k.code, 0, `no agent process of ${n1} to kill`);
-      await until(
-        'the kubelet restarted the agent container',
-        async () => (await restarts()) > before,
-        120_000,
-        500,
-      );
-    });
-    progress(`agent SIGKILL on ${n1}: ${loss} lost`);
+  it('agent SIGKILLed on the userspace backend: the kubelet restarts it, the new agent takes the TAPs back', async () => {
+    assert.deepEqual(await backends(), ['userspace']);
+    const { text: loss } = await killAgent('session reattached to existing TAP');
+    progress(`agent SIGKILL on ${n1}, userspace backend: ${loss} lost`);
     rows.push({
-      fault: 'agent SIGKILL (datapath container restarted by the kubelet)',
-      happened: 'the new agent adopted the sessions and devices; IDs, sessions and pod interfaces unchanged',
+      fault: 'agent SIGKILL, userspace backend (datapath container restarted by the kubelet)',
+      happened:
+        'the new agent adopted the sessions and TAPs; IDs, sessions and pod interfaces unchanged; the pump runs in the agent, so traffic stops until the new agent takes the TAPs back',
       loss,
       leaks: 'none',
     });
@@ -385,7 +442,7 @@ describe('day 2 and faults on a real cluster', () => {
     const id = leader.status.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, '');
     assert.ok(id, 'the leader container id');
     let newHolder = '';
-    const loss = await underPing(async () => {
+    const { text: loss } = await underPing(async () => {
       const k = await lab.cluster
         .node(leader.spec.nodeName)
         .ctr(['-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', id]);
@@ -420,7 +477,7 @@ describe('day 2 and faults on a real cluster', () => {
         .sort()
         .join();
     const before = await uids();
-    const loss = await underPing(async () => {
+    const { text: loss } = await underPing(async () => {
       await lab.cluster.cp.restart('etcd', 2000);
       await lab.cluster.cp.restart('kube-apiserver', 2000);
       await lab.cluster.waitNodesReady();
@@ -437,7 +494,7 @@ describe('day 2 and faults on a real cluster', () => {
 
   it('underlay down and up on a node: traffic resumes by itself, nothing reconfigured', async () => {
     const node = lab.cluster.node(n1);
-    const loss = await underPing(async () => {
+    const { text: loss } = await underPing(async () => {
       const d = await node.exec('ip', ['link', 'set', 'eth0', 'down']);
       assert.equal(d.code, 0, d.stderr);
       await until(
