@@ -2,8 +2,8 @@
 // (run inside a pod, so it survives the kubelet and the runtime restarting): helm upgrade to a rebuilt
 // image on the ebpf backend and on the userspace backend, the agent SIGKILLed on each (the ebpf
 // backend must lose no packet: its programs forward while no agent runs), kubelet and containerd
-// restarts, the operator leader SIGKILLed, etcd and kube-apiserver crashes, the underlay down, and a node drained,
-// deleted and re-joined. Each prints its loss and adds a row to the reliability report (written to
+// restarts, the operator leader SIGKILLed, etcd and kube-apiserver crashes, the underlay down, and a
+// node drained, deleted and re-joined. Each prints its loss and adds a row to the reliability report (written to
 // docs/reliability-report.md with KUBE_L2TP_WRITE_REPORT=1).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -143,7 +143,6 @@ describe('day 2 and faults on a real cluster', () => {
     assert.deepEqual(left, [], `the cluster left these behind: ${left.join(', ')}`);
   });
 
-  /** ping -i 0.01 from p1 to p2 inside the pod, in the background; stop() interrupts it and reads the summary. */
   /**
    * ping -i 0.01 from pod 1 to pod 2 in the background. Stopped by SIGINT, the echo in flight at that
    * moment can count as lost; with a count, ping ends by itself once every echo is answered or timed

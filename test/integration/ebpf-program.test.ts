@@ -103,7 +103,7 @@ describe('ebpf programs and maps as loaded', () => {
       out += d.toString();
       if (!timer && out.includes('loading\n'))
         timer = setInterval(() => {
-          // one signal a millisecond until the load has returned; the load takes about a second
+          // one signal a millisecond until the load has returned
           if (out.includes('loaded\n')) return;
           if (child.kill('SIGUSR2')) sentWhileLoading++;
         }, 1);

@@ -152,8 +152,8 @@ export class EbpfBackend implements Backend {
   private readonly log: Logger;
   /**
    * Where the veths were at the last listSessions (name to ifindex). A reconcile pass lists before it
-   * ensures, so a converged session is checked without reading the devices again (at 10,000 sessions
-   * those reads were a third of a pass's CPU). A device that moves after the listing (the CNI moving
+   * ensures, so a converged session is checked without reading its devices again (two reads a session
+   * on every pass). A device that moves after the listing (the CNI moving
    * l2tpethN into a pod) kicks a pass of its own, which lists it where it is: the view lags one pass
    * at most, and the periodic resync catches a device changed by hand.
    */

@@ -104,9 +104,9 @@ static napi_value num(napi_env env, double d)
 	return v;
 }
 
-/* The verifier gives up with EAGAIN as soon as a signal is pending for the loading thread, and the
- * load takes about a second: one signal to the process in that second (a child's exit, a profiler's
- * tick, the kubelet's SIGTERM) would fail it, and auto would settle on the userspace backend. The
+/* The verifier gives up with EAGAIN as soon as a signal is pending for the loading thread, and it
+ * runs over every program: one signal to the process meanwhile (a child's exit, a profiler's tick,
+ * the kubelet's SIGTERM) would fail the load, and auto would settle on the userspace backend. The
  * load holds this thread's signals (they are delivered once it returns, or to another thread), and
  * retries an EAGAIN a few times as libbpf does for the transient ones. */
 static struct l2tp_bpf *load_programs(void)
