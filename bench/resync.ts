@@ -13,20 +13,18 @@
 //               [--backends userspace,ebpf] [--prefix kr] [--net 208]
 // --prefix names the two network namespaces (<prefix>h1, <prefix>h2); --net is the second octet of
 // the underlay's 10.N.1.0/24. The node's side runs as a child in <prefix>h1 (`--child`).
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { DEFAULT_RESYNC_SECONDS } from '../datapath/agent/agent.js';
 import { reconcile } from '../datapath/agent/reconcile.js';
 import { desiredFromSpec } from '../datapath/agent/desired.js';
 import { selectBackend } from '../datapath/backend/select.js';
-import { Lab, requireRoot } from '../test/harness/netns.js';
+import { Lab, inNs, requireRoot } from '../test/harness/netns.js';
 import { manySessionsSpec } from '../test/harness/nodestate.js';
 import { privateBpffs } from '../test/integration/datapath-ebpf-lab.js';
 import { twoHosts } from '../test/integration/datapath-lab.js';
 import { median } from './stats.js';
-
-const RESYNC_S = 10; // the agent's default resync interval
 
 const { values } = parseArgs({
   options: {
@@ -57,7 +55,6 @@ interface ChildResult {
   firstS: number;
   /** Per steady pass: CPU ms (user + system) and wall ms. */
   passes: { cpuMs: number; wallMs: number }[];
-  up: number;
 }
 
 /** The node's side: make the sessions, time the steady passes, remove everything. */
@@ -85,23 +82,20 @@ async function child(backend: Backend, bpffs: string, local: string, remote: str
       if (r.removed.length || r.sessions.some((s) => s.state !== 'Up'))
         throw new Error(`${backend}: a steady pass changed something: ${JSON.stringify(r.removed)}`);
     }
-    return { firstS, passes, up };
+    return { firstS, passes };
   } finally {
     await b.close({ keepDevices: false });
   }
 }
 
 async function runChild(ns: string, backend: Backend, bpffs: string, local: string, remote: string) {
-  const args = [
-    ...['netns', 'exec', ns, process.execPath, fileURLToPath(import.meta.url)],
+  const out = await inNs(
+    ns,
+    process.execPath,
+    fileURLToPath(import.meta.url),
     ...['--child', backend, '--bpffs', bpffs, '--local', local, '--remote', remote],
     ...['--sessions', String(N), '--per-tunnel', String(PER_TUNNEL), '--passes', String(PASSES)],
-  ];
-  const p = spawn('ip', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number | null>((r) => p.once('exit', r));
-  if (code !== 0) throw new Error(`${backend}: the node's side exited ${code}`);
+  );
   return JSON.parse(out.trim().split('\n').pop()!) as ChildResult;
 }
 
@@ -116,7 +110,7 @@ if (values.child) {
     const bpffs = await privateBpffs(lab);
     console.log(
       `resync bench: ${N} sessions on one node (${PER_TUNNEL} per tunnel, UDP, 8-byte cookies), ` +
-        `${PASSES} steady passes each (reconcile + counters, as the agent's pass every ${RESYNC_S} s)`,
+        `${PASSES} steady passes each (reconcile + counters, as the agent's pass every ${DEFAULT_RESYNC_SECONDS} s)`,
     );
     const results = new Map<Backend, ChildResult>();
     for (const b of BACKENDS) {
@@ -137,7 +131,7 @@ if (values.child) {
       const vs = b !== 'userspace' && base ? `${f(m / median(base.passes.map((p) => p.cpuMs)), 2)}x` : '';
       console.log(
         `${pad(b, 10)} ${pad(f(r.firstS, 2), 8)} ${pad(`${f(m)} (${range})`, 22)} ` +
-          `${pad(f(median(r.passes.map((p) => p.wallMs))), 13)} ${pad(f(m / 10 / RESYNC_S, 2), 20)} ${vs}`,
+          `${pad(f(median(r.passes.map((p) => p.wallMs))), 13)} ${pad(f((m / (DEFAULT_RESYNC_SECONDS * 1000)) * 100, 2), 20)} ${vs}`,
       );
     }
   } finally {

@@ -12,6 +12,9 @@ import { ReportResolver } from './resolver.js';
 import { buildStatus, hasCounters, splitReport, statusChanged } from './status.js';
 import type { NodeStateSource } from './nodestate-source.js';
 
+/** How often the agent runs a pass over its node state when nothing asked for one. */
+export const DEFAULT_RESYNC_SECONDS = 10;
+
 export interface AgentOptions {
   nodeName: string;
   source: NodeStateSource;
@@ -95,9 +98,12 @@ export class Agent {
 
   private schedule() {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      void this.kick().finally(() => this.schedule());
-    }, this.o.resyncMs ?? 10_000);
+    this.timer = setTimeout(
+      () => {
+        void this.kick().finally(() => this.schedule());
+      },
+      this.o.resyncMs ?? DEFAULT_RESYNC_SECONDS * 1000,
+    );
   }
 
   private async pass(): Promise<void> {

@@ -16,7 +16,7 @@ import {
 import { rejoinPseudowireBridges, releaseOrphanBridges, releasePseudowireBridge } from '../cni/links.js';
 import { startCniServer } from '../cni/server.js';
 import { UsageError } from '../static/command.js';
-import { Agent, type AgentOptions } from './agent.js';
+import { Agent, DEFAULT_RESYNC_SECONDS, type AgentOptions } from './agent.js';
 import { agentCniSettings } from './cni-settings.js';
 import { installCni } from './install-cni.js';
 import { createAgentMetrics } from './metrics.js';
@@ -55,7 +55,10 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv) {
       // loopback unless told otherwise: the pod shares the node's network, and the metrics name
       // tenants' pseudowires
       'metrics-host': { type: 'string', default: env.KUBE_L2TP_METRICS_HOST || '127.0.0.1' },
-      'resync-seconds': { type: 'string', default: env.KUBE_L2TP_RESYNC_SECONDS ?? '10' },
+      'resync-seconds': {
+        type: 'string',
+        default: env.KUBE_L2TP_RESYNC_SECONDS ?? String(DEFAULT_RESYNC_SECONDS),
+      },
       'status-counter-seconds': { type: 'string', default: env.KUBE_L2TP_STATUS_COUNTER_SECONDS ?? '30' },
       'underlay-mtu': { type: 'string', default: env.KUBE_L2TP_UNDERLAY_MTU ?? '1500' },
       'fixed-mtu': { type: 'string', default: env.KUBE_L2TP_FIXED_MTU },
