@@ -10,6 +10,12 @@ import {
   PROC_SYS_NET_ENV,
   hardenDevice,
 } from './netdev-hardening.js';
+import { RtnlLinks } from './netlink/rtnl.js';
+import { NetlinkSocket } from './netlink/socket.js';
+import { loadExchanges, ReplayTransport } from '../test/harness/netlink-fixtures.js';
+
+// its setup gave adp-a every hardened value through procfs
+const sysctlsDump = loadExchanges('kernel-6.18-link-sysctls.json');
 
 // A /proc/sys/net of files: a device's directory holds the kernel's defaults for a new device.
 const DEFAULTS: Record<string, string> = {
@@ -99,6 +105,32 @@ describe('hardenDevice', () => {
     for (const fresh of [false, true]) await hardenDevice('l2tpeth1', { fresh });
     assert.equal(readFileSync(file('l2tpeth1', 'ipv4', 'arp_ignore'), 'utf8'), '1');
     assert.equal(readFileSync(file('l2tpeth1', 'ipv4', 'arp_announce'), 'utf8'), '2');
+  });
+
+  it('takes the values a link dump reported: reads none of them, writes only what is wrong', async () => {
+    device('l2tpeth1', DEFAULTS);
+    // a directory in a file's place fails any read or write of it
+    rmSync(file('l2tpeth1', 'ipv6', 'accept_ra'));
+    mkdirSync(file('l2tpeth1', 'ipv6', 'accept_ra'));
+    const current = {
+      ipv4: { arp_ignore: 1, arp_announce: 0 },
+      ipv6: { accept_ra: 0, autoconf: 0, addr_gen_mode: 1, disable_ipv6: 1 },
+    };
+    await hardenDevice('l2tpeth1', { current });
+    assert.equal(readFileSync(file('l2tpeth1', 'ipv4', 'arp_announce'), 'utf8'), '2');
+    // reported right: left as the files were
+    assert.equal(readFileSync(file('l2tpeth1', 'ipv4', 'arp_ignore'), 'utf8'), '0');
+  });
+
+  it("a hardened device as the kernel's link dump reports it needs no file operation", async () => {
+    // a node with IPv6, and no files of adp-a: any read or write of them would fail
+    device('other');
+    const dumped = new RtnlLinks(
+      new NetlinkSocket(new ReplayTransport([sysctlsDump.ex('link-dump-sysctls')])),
+    );
+    const hardenedDev = (await dumped.list({ sysctls: true })).find((l) => l.name === 'adp-a');
+    assert.ok(hardenedDev?.sysctls);
+    await hardenDevice('adp-a', { current: hardenedDev.sysctls });
   });
 
   it('refuses a name that is not an interface name', async () => {

@@ -18,6 +18,7 @@
 // call through the thread pool costs several round trips, and a node sets up thousands of devices.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import type { LinkSysctls } from './netlink/rtnl.js';
 
 export const PROC_SYS_NET_ENV = 'KUBE_L2TP_PROC_SYS_NET';
 
@@ -45,8 +46,12 @@ const procSysNet = (): string => process.env[PROC_SYS_NET_ENV] || '/proc/sys/net
  * ipv6 directory: only the ARP settings apply there. Throws HardeningError naming the file and what
  * to change when a value cannot be written. fresh: a device made just now, whose values are the
  * namespace's defaults: every value is written without reading it first (half the file operations).
+ * current: the values a link dump just reported for it; those are not read again.
  */
-export async function hardenDevice(ifname: string, opts: { fresh?: boolean } = {}): Promise<void> {
+export async function hardenDevice(
+  ifname: string,
+  opts: { fresh?: boolean; current?: LinkSysctls | undefined } = {},
+): Promise<void> {
   if (!/^[^/\s]{1,15}$/.test(ifname) || ifname === '.' || ifname === '..') {
     throw new HardeningError(`cannot harden device ${JSON.stringify(ifname)}: not an interface name`);
   }
@@ -55,7 +60,13 @@ export async function hardenDevice(ifname: string, opts: { fresh?: boolean } = {
     const file = `${base}/${family}/conf/${ifname}/${key}`;
     let step = 'reading';
     try {
-      if (!opts.fresh && readFileSync(file, 'utf8').trim() === value) continue;
+      const known = opts.current?.[family]?.[key];
+      if (
+        known !== undefined
+          ? String(known) === value
+          : !opts.fresh && readFileSync(file, 'utf8').trim() === value
+      )
+        continue;
       step = `writing ${value} to`;
       writeFileSync(file, value);
     } catch (e) {

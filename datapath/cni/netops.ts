@@ -23,7 +23,7 @@ import {
   type Rtnl,
   type RtnlHandle,
 } from '../../lib/netlink/rtnl-handle.js';
-import type { LinkInfo } from '../../lib/netlink/rtnl.js';
+import { macText, type LinkInfo } from '../../lib/netlink/rtnl.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../../lib/netlink/socket.js';
 
 export type { Netns, Rtnl } from '../../lib/netlink/rtnl-handle.js';
@@ -178,5 +178,5 @@ export const names = {
 export function randomMac(): string {
   const b = randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return macText(b);
 }

@@ -113,26 +113,52 @@ export class NetlinkDecodeError extends Error {
   }
 }
 
+/**
+ * Calls visit with each attribute's raw type (flags included) and where its value starts and ends in
+ * buf, from offset `from` on, making no object per attribute. Throws on a length that overruns the buffer.
+ */
+export function walkAttrs(
+  buf: Buffer,
+  from: number,
+  visit: (rawType: number, start: number, end: number) => void,
+): void {
+  let off = from;
+  while (off + NLA_HDRLEN <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < NLA_HDRLEN || off + len > buf.length) {
+      throw new NetlinkDecodeError(`attribute at offset ${off - from} has bad length ${len}`);
+    }
+    visit(buf.readUInt16LE(off + 2), off + NLA_HDRLEN, off + len);
+    off += align4(len);
+  }
+}
+
 /** Splits a run of attributes; throws on a length that overruns the buffer. */
 export function parseAttrs(buf: Buffer, base = 0): RawAttr[] {
   const out: RawAttr[] = [];
-  let off = 0;
-  while (off + NLA_HDRLEN <= buf.length) {
-    const len = buf.readUInt16LE(off);
-    const rawType = buf.readUInt16LE(off + 2);
-    if (len < NLA_HDRLEN || off + len > buf.length) {
-      throw new NetlinkDecodeError(`attribute at offset ${base + off} has bad length ${len}`);
-    }
+  walkAttrs(buf, 0, (rawType, start, end) =>
     out.push({
       type: rawType & NLA_TYPE_MASK,
       nested: (rawType & NLA_F_NESTED) !== 0,
-      value: buf.subarray(off + NLA_HDRLEN, off + len),
-      offset: base + off,
-    });
-    off += align4(len);
-  }
+      value: buf.subarray(start, end),
+      offset: base + start - NLA_HDRLEN,
+    }),
+  );
   return out;
 }
+
+/** An attribute's value read as the kernel writes it; undefined when absent or too short. */
+export const attrValue = {
+  u8: (v: Buffer | undefined): number | undefined => (v && v.length >= 1 ? v.readUInt8(0) : undefined),
+  u16: (v: Buffer | undefined): number | undefined => (v && v.length >= 2 ? v.readUInt16LE(0) : undefined),
+  u32: (v: Buffer | undefined): number | undefined => (v && v.length >= 4 ? v.readUInt32LE(0) : undefined),
+  /** Up to the first NUL, or all of it. */
+  str: (v: Buffer | undefined): string | undefined => {
+    if (!v) return undefined;
+    const nul = v.indexOf(0);
+    return v.toString('utf8', 0, nul < 0 ? v.length : nul);
+  },
+};
 
 /** Attribute lookup by type (last one wins, as in the kernel's nla_parse). */
 export class AttrMap {
@@ -150,16 +176,13 @@ export class AttrMap {
     return this.m.get(t)?.value;
   }
   u8(t: number): number | undefined {
-    const v = this.raw(t);
-    return v && v.length >= 1 ? v.readUInt8(0) : undefined;
+    return attrValue.u8(this.raw(t));
   }
   u16(t: number): number | undefined {
-    const v = this.raw(t);
-    return v && v.length >= 2 ? v.readUInt16LE(0) : undefined;
+    return attrValue.u16(this.raw(t));
   }
   u32(t: number): number | undefined {
-    const v = this.raw(t);
-    return v && v.length >= 4 ? v.readUInt32LE(0) : undefined;
+    return attrValue.u32(this.raw(t));
   }
   u64(t: number): bigint | undefined {
     const v = this.raw(t);
@@ -169,10 +192,7 @@ export class AttrMap {
     return undefined;
   }
   str(t: number): string | undefined {
-    const v = this.raw(t);
-    if (!v) return undefined;
-    const nul = v.indexOf(0);
-    return v.subarray(0, nul < 0 ? v.length : nul).toString('utf8');
+    return attrValue.str(this.raw(t));
   }
   nested(t: number): AttrMap | undefined {
     const v = this.raw(t);

@@ -269,7 +269,7 @@ describe('decoders read replies captured from the 6.1 kernel', () => {
       },
     )
       .filter((x) => x.type === RTM_NEWLINK)
-      .map(decodeLink);
+      .map((m) => decodeLink(m));
     const names = all.map((x) => x.name);
     for (const n of ['lo', 'eth0', 'kl2tp-udp', 'kl2tp-ip', 'kl2tp-ck']) assert.ok(names.includes(n), n);
     const ck = all.find((x) => x.name === 'kl2tp-ck')!;

@@ -3,6 +3,7 @@
 import { AttrMap, NetlinkDecodeError, encodeAttrs, type NlMsg, attrNamer } from './codec.js';
 import { Errno, NetlinkError } from './errors.js';
 import { addrText, parsePrefix } from './rtnl-addr.js';
+import { macText } from './rtnl.js';
 import type { NetlinkSocket } from './socket.js';
 
 export const RTM_NEWNEIGH = 28;
@@ -54,7 +55,7 @@ export function decodeNeigh(m: NlMsg): NeighInfo {
   const dst = a.raw(NDA.DST);
   if (dst && (dst.length === 4 || dst.length === 16)) n.dst = addrText(family, dst);
   const ll = a.raw(NDA.LLADDR);
-  if (ll && ll.length === 6) n.lladdr = [...ll].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  if (ll && ll.length === 6) n.lladdr = macText(ll);
   return n;
 }
 

@@ -117,7 +117,7 @@ const placeOf = (t: FilterTarget): { ifindex: number; parent: number } =>
     ? { ifindex: TCM_IFINDEX_MAGIC_BLOCK, parent: t.block }
     : { ifindex: t.ifindex, parent: hookParent(t.hook) };
 
-const CLSACT_HANDLE = (TC_H_CLSACT & 0xffff0000) >>> 0;
+export const CLSACT_HANDLE = (TC_H_CLSACT & 0xffff0000) >>> 0;
 
 /**
  * RTM_NEWQDISC payload adding a clsact qdisc to ifindex (`tc qdisc add dev X clsact`), its hooks bound

@@ -6,6 +6,7 @@
 // so requests compare byte for byte with what `ip link` sends (rtnl-iproute2.test.ts).
 import {
   AttrMap,
+  NLA_TYPE_MASK,
   NLM_F_CREATE,
   NLM_F_EXCL,
   NetlinkDecodeError,
@@ -13,6 +14,8 @@ import {
   type Attr,
   type NlMsg,
   attrNamer,
+  attrValue,
+  walkAttrs,
 } from './codec.js';
 import type { NetlinkSocket } from './socket.js';
 
@@ -38,12 +41,34 @@ export const IFLA = {
   EXT_MASK: 29,
   NUM_TX_QUEUES: 31,
   NUM_RX_QUEUES: 32,
+  AF_SPEC: 26,
   CARRIER: 33,
   LINK_NETNSID: 37,
 } as const;
 
 /** Inside IFLA_LINKINFO. */
 export const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
+/**
+ * Inside IFLA_AF_SPEC, one attribute per address family: AF_INET holds IFLA_INET_CONF (u32 per
+ * IPV4_DEVCONF_*, from 1), AF_INET6 IFLA_INET6_CONF (s32 per DEVCONF_*, from 0) and
+ * IFLA_INET6_ADDR_GEN_MODE (u8).
+ */
+export const AF_SPEC = { INET: 2, INET6: 10, INET_CONF: 1, INET6_CONF: 2, INET6_ADDR_GEN_MODE: 8 } as const;
+/** Where a device's sysctls sit in those arrays, by their names under /proc/sys/net/ipv4/conf/DEV/ ... */
+const IPV4_DEVCONF_INDEX = { arp_announce: 17, arp_ignore: 18 } as const;
+/** ... and /proc/sys/net/ipv6/conf/DEV/ (addr_gen_mode has an attribute of its own). */
+const IPV6_DEVCONF_INDEX = { accept_ra: 3, autoconf: 5, disable_ipv6: 26 } as const;
+
+/**
+ * Some of a device's per-device sysctls, as the link dump carries them (the same values procfs
+ * shows): ipv4 arp_announce and arp_ignore; ipv6 accept_ra, autoconf, disable_ipv6, addr_gen_mode.
+ * A family the kernel does not report (no IPv6) is absent.
+ */
+export interface LinkSysctls {
+  ipv4?: Record<string, number>;
+  ipv6?: Record<string, number>;
+}
+
 /** Inside IFLA_INFO_DATA of a veth: the peer's ifinfomsg followed by its IFLA_* attributes. */
 export const VETH_INFO_PEER = 1;
 
@@ -84,6 +109,8 @@ export interface LinkInfo {
   /** IFLA_GROUP: the interface group (0, "default", unless set). */
   group?: number;
   stats?: LinkStats;
+  /** From IFLA_AF_SPEC, when the caller asked for them. */
+  sysctls?: LinkSysctls;
 }
 
 /**
@@ -104,36 +131,92 @@ export function encodeIfinfo(index: number, flags: number, change: number, attrs
   return Buffer.concat([h, encodeAttrs(attrs)]);
 }
 
-export function decodeLink(m: NlMsg): LinkInfo {
+/** The sysctls of LinkSysctls out of an IFLA_AF_SPEC attribute; arrays shorter than expected give none. */
+export function decodeLinkSysctls(afSpec: AttrMap): LinkSysctls {
+  const out: LinkSysctls = {};
+  const v4 = afSpec.nested(AF_SPEC.INET)?.raw(AF_SPEC.INET_CONF);
+  if (v4) {
+    const conf: Record<string, number> = {};
+    for (const [name, i] of Object.entries(IPV4_DEVCONF_INDEX))
+      if (v4.length >= (i + 1) * 4) conf[name] = v4.readUInt32LE(i * 4);
+    out.ipv4 = conf;
+  }
+  const inet6 = afSpec.nested(AF_SPEC.INET6);
+  if (inet6) {
+    const conf: Record<string, number> = {};
+    const v6 = inet6.raw(AF_SPEC.INET6_CONF);
+    for (const [name, i] of Object.entries(IPV6_DEVCONF_INDEX))
+      if (v6 && v6.length >= (i + 1) * 4) conf[name] = v6.readInt32LE(i * 4);
+    const mode = inet6.u8(AF_SPEC.INET6_ADDR_GEN_MODE);
+    if (mode !== undefined) conf.addr_gen_mode = mode;
+    out.ipv6 = conf;
+  }
+  return out;
+}
+
+/** The attributes decodeLink reads; a dump holds thousands of links of some forty attributes each. */
+const LINK_READ = [
+  IFLA.IFNAME,
+  IFLA.MTU,
+  IFLA.IFALIAS,
+  IFLA.ADDRESS,
+  IFLA.OPERSTATE,
+  IFLA.LINKINFO,
+  IFLA.LINK,
+  IFLA.LINK_NETNSID,
+  IFLA.GROUP,
+  IFLA.AF_SPEC,
+  IFLA.STATS64,
+] as const;
+const LINK_READ_MAX = Math.max(...LINK_READ);
+const linkRead = new Uint8Array(LINK_READ_MAX + 1);
+for (const t of LINK_READ) linkRead[t] = 1;
+
+const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+/** 6 bytes as "02:11:22:33:44:55". */
+export const macText = (m: Uint8Array): string =>
+  `${HEX2[m[0]!]}:${HEX2[m[1]!]}:${HEX2[m[2]!]}:${HEX2[m[3]!]}:${HEX2[m[4]!]}:${HEX2[m[5]!]}`;
+
+/** sysctls: decode IFLA_AF_SPEC too (a dump of thousands of devices costs more with it). */
+export function decodeLink(m: NlMsg, opts: { sysctls?: boolean } = {}): LinkInfo {
   const p = m.payload;
   if (p.length < IFINFO_LEN)
     throw new NetlinkDecodeError(`link message of ${p.length} bytes has no ifinfomsg`);
-  const a = AttrMap.parse(p.subarray(IFINFO_LEN));
+  // one walk that keeps a view of the last of each attribute read here, and skips the rest
+  const a: (Buffer | undefined)[] = new Array<Buffer | undefined>(LINK_READ_MAX + 1);
+  walkAttrs(p, IFINFO_LEN, (rawType, start, end) => {
+    const t = rawType & NLA_TYPE_MASK;
+    if (t <= LINK_READ_MAX && linkRead[t]) a[t] = p.subarray(start, end);
+  });
+  const { u8, u32, str } = attrValue;
   const flags = p.readUInt32LE(8);
   const l: LinkInfo = {
     index: p.readInt32LE(4),
-    name: a.str(IFLA.IFNAME) ?? '',
+    name: str(a[IFLA.IFNAME]) ?? '',
     flags,
     up: (flags & IFF_UP) !== 0,
     lowerUp: (flags & IFF_LOWER_UP) !== 0,
   };
-  const mtu = a.u32(IFLA.MTU);
+  const mtu = u32(a[IFLA.MTU]);
   if (mtu !== undefined) l.mtu = mtu;
-  const alias = a.str(IFLA.IFALIAS);
+  const alias = str(a[IFLA.IFALIAS]);
   if (alias !== undefined && alias !== '') l.alias = alias;
-  const mac = a.raw(IFLA.ADDRESS);
-  if (mac && mac.length === 6) l.address = [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
-  const op = a.u8(IFLA.OPERSTATE);
+  const mac = a[IFLA.ADDRESS];
+  if (mac && mac.length === 6) l.address = macText(mac);
+  const op = u8(a[IFLA.OPERSTATE]);
   if (op !== undefined) l.operstate = op;
-  const kind = a.nested(IFLA.LINKINFO)?.str(IFLA_INFO.KIND);
+  const info = a[IFLA.LINKINFO];
+  const kind = info && AttrMap.parse(info).str(IFLA_INFO.KIND);
   if (kind !== undefined) l.kind = kind;
-  const link = a.u32(IFLA.LINK);
+  const link = u32(a[IFLA.LINK]);
   if (link !== undefined) l.link = link;
-  const nsid = a.raw(IFLA.LINK_NETNSID);
+  const nsid = a[IFLA.LINK_NETNSID];
   if (nsid && nsid.length >= 4) l.linkNetnsId = nsid.readInt32LE(0);
-  const group = a.u32(IFLA.GROUP);
+  const group = u32(a[IFLA.GROUP]);
   if (group !== undefined) l.group = group;
-  const st = a.raw(IFLA.STATS64);
+  const spec = a[IFLA.AF_SPEC];
+  if (opts.sysctls && spec) l.sysctls = decodeLinkSysctls(AttrMap.parse(spec));
+  const st = a[IFLA.STATS64];
   if (st && st.length >= 64) {
     const u = (i: number): bigint => st.readBigUInt64LE(i * 8);
     l.stats = {
@@ -278,13 +361,14 @@ export class RtnlLinks {
     }
   }
 
-  async list(): Promise<LinkInfo[]> {
+  /** Every link of the namespace; sysctls: with LinkInfo.sysctls. */
+  async list(opts: { sysctls?: boolean } = {}): Promise<LinkInfo[]> {
     const r = await this.sock.request(
       RTM_GETLINK,
       encodeIfinfo(0, 0, 0, []),
       this.opts('RTM_GETLINK dump', {}, true),
     );
-    return r.filter((m) => m.type === RTM_NEWLINK).map(decodeLink);
+    return r.filter((m) => m.type === RTM_NEWLINK).map((m) => decodeLink(m, opts));
   }
 
   async set(index: number, c: LinkChange, ifname?: string): Promise<void> {

@@ -122,12 +122,24 @@ describe('ebpf datapath restart', () => {
       const { h, bpffs, c1, d1, pod1, remote } = await bridgedPair(lab, 'ebd', 134, 208);
       const prog = await filterProg(h.h1, 'l2tpx3e9', 'ingress');
       assert.ok(prog, 'the peer runs the transmit program');
+      const egress = await filterProg(h.h1, 'l2tpeth0', 'egress');
+      assert.ok(egress, 'l2tpeth0 runs the fast-path transmit program');
       await d1.kill9();
-      // an administrator's changes: the pair's MTU, its peer down, our filter gone from the peer's block
+      // an administrator's changes: the pair's MTU, its peer down, our filter gone from the peer's block,
+      // l2tpeth0's qdisc gone, IPv6 and ARP answers back on the devices
       await ipIn(h.h1, 'link', 'set', 'l2tpeth0', 'mtu', '1300');
       await ipIn(h.h1, 'link', 'set', 'l2tpx3e9', 'mtu', '1300', 'down');
       await inNs(h.h1, 'tc', 'filter', 'del', 'block', String(BLOCK.txIngress), 'pref', String(FILTER_PREF));
       assert.equal(await filterProg(h.h1, 'l2tpx3e9', 'ingress'), undefined, 'filter deleted');
+      await inNs(h.h1, 'tc', 'qdisc', 'del', 'dev', 'l2tpeth0', 'clsact');
+      const sysctls = [
+        'net.ipv6.conf.l2tpeth0.disable_ipv6',
+        'net.ipv6.conf.l2tpx3e9.accept_ra',
+        'net.ipv4.conf.l2tpx3e9.arp_ignore',
+      ];
+      const values = async () => (await inNs(h.h1, 'sysctl', '-n', ...sysctls)).trim().split('\n');
+      assert.deepEqual(await values(), ['1', '0', '1'], 'hardened before');
+      for (const s of sysctls) await inNs(h.h1, 'sysctl', '-qw', `${s}=${s.endsWith('accept_ra') ? 1 : 0}`);
 
       const d1b = await startEbpfDatapath(lab, h.h1, c1, bpffs);
       assert.ok(
@@ -140,6 +152,8 @@ describe('ebpf datapath restart', () => {
         assert.ok(l.flags.includes('UP'), `${dev}: up again`);
       }
       assert.equal(await filterProg(h.h1, 'l2tpx3e9', 'ingress'), prog, "the block's filter is back");
+      assert.equal(await filterProg(h.h1, 'l2tpeth0', 'egress'), egress, "l2tpeth0's qdisc is back");
+      assert.deepEqual(await values(), ['1', '0', '1'], 'hardened again');
       assert.equal(await ping(pod1, remote, 3, ['-i', '0.2']), 3, 'forwards again');
     } finally {
       await lab.cleanup();

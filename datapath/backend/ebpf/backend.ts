@@ -27,7 +27,8 @@ import {
   type TunnelSpec,
 } from '../types.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
-import { getLink, ifindexOf } from '../userspace/tap.js';
+import type { TcQdisc } from '../../../lib/netlink/rtnl-tc.js';
+import { getLink, ifindexOf, type TapLink } from '../userspace/tap.js';
 import {
   configureEnd,
   createPair,
@@ -37,6 +38,7 @@ import {
   peerName,
   underlayRoute,
   unfinishedPair,
+  type VethLink,
 } from './devices.js';
 import {
   MAP_ENTRIES,
@@ -68,6 +70,7 @@ import {
 import {
   attachFilters,
   bindSessionDevices,
+  clsactQdiscs,
   BLOCK,
   SESSION_ENDS,
   detachFilter,
@@ -151,13 +154,18 @@ export class EbpfBackend implements Backend {
   private readonly cpus = possibleCpus();
   private readonly log: Logger;
   /**
-   * Where the veths were at the last listSessions (name to ifindex). A reconcile pass lists before it
+   * The veths as the last listSessions found them, by name. A reconcile pass lists before it
    * ensures, so a converged session is checked without reading its devices again (two reads a session
    * on every pass). A device that moves after the listing (the CNI moving
    * l2tpethN into a pod) kicks a pass of its own, which lists it where it is: the view lags one pass
    * at most, and the periodic resync catches a device changed by hand.
    */
-  private listed?: Map<string, number>;
+  private listed?: Map<string, VethLink>;
+  /**
+   * The qdiscs at the session devices' clsact place, dumped once in a pass that adopts devices (a
+   * restarted agent adopts all of them: one dump instead of a request per device). A listing drops it.
+   */
+  private clsacts: Map<number, TcQdisc> | undefined;
   /** Statistics slots in use, read from the maps once (an adopted set keeps its counters). */
   private slots?: Slots;
 
@@ -319,11 +327,16 @@ export class EbpfBackend implements Backend {
   }
 
   async listSessions(): Promise<ObservedSession[]> {
+    const entries = this.rxEntries();
+    // sessions the maps hold and this process has not taken on yet are adopted in this pass (all of
+    // them after a restart): only then are hardening's sysctls worth decoding from the dump
+    const adopting = entries.some(([sessionId, v]) => !this.sessions.has(sessionKey(v.tunnelId, sessionId)));
     // by name: a node can hold thousands of sessions, two veths each
-    const veths = new Map((await listVeths()).map((l) => [l.ifname, l]));
-    this.listed = new Map([...veths].map(([name, l]) => [name, l.ifindex]));
+    const veths = new Map((await listVeths({ sysctls: adopting })).map((l) => [l.ifname, l]));
+    this.listed = veths;
+    this.clsacts = undefined;
     const out: ObservedSession[] = [];
-    for (const [sessionId, v] of this.rxEntries()) {
+    for (const [sessionId, v] of entries) {
       const { tunnelId } = v;
       const live = this.sessions.get(sessionKey(tunnelId, sessionId));
       const peer = veths.get(peerName(sessionId));
@@ -468,7 +481,7 @@ export class EbpfBackend implements Backend {
     const peer = peerName(spec.sessionId);
     // converged while the devices are where they were: l2tpethN moved into a pod (or back) changes
     // where the receive program delivers. Every pass asks this of every session
-    const at = (name: string) => (this.listed ? this.listed.get(name) : ifindexOf(name));
+    const at = (name: string) => (this.listed ? this.listed.get(name)?.ifindex : ifindexOf(name));
     if (
       cur &&
       deepEqual(cur.spec, spec) &&
@@ -476,8 +489,8 @@ export class EbpfBackend implements Backend {
       at(spec.ifname) === cur.devIfindex
     )
       return;
-    let peerLink = await getLink(peer);
-    let dev = await getLink(spec.ifname);
+    let peerLink = await this.linkNow(peer);
+    let dev = await this.linkNow(spec.ifname);
     const mine = (l: { owner?: { tunnelId: number; sessionId: number } } | undefined) =>
       l?.owner?.tunnelId === spec.tunnelId && l.owner.sessionId === spec.sessionId;
     if (peerLink && !mine(peerLink)) {
@@ -601,6 +614,16 @@ export class EbpfBackend implements Backend {
     }
   }
 
+  /**
+   * The device named so as it is now: the listing's entry while that name still has its ifindex (one
+   * read instead of a device's whole sysfs; a pass may have deleted it since, or made another), else
+   * read anew.
+   */
+  private async linkNow(ifname: string): Promise<TapLink | undefined> {
+    const l = this.listed?.get(ifname);
+    return l && ifindexOf(ifname) === l.ifindex ? l : getLink(ifname);
+  }
+
   /** The ifindexes of a pair made just now (both ends are in this namespace). */
   private newEnds(spec: SessionSpec): PairEnds {
     const peer = ifindexOf(peerName(spec.sessionId));
@@ -640,7 +663,9 @@ export class EbpfBackend implements Backend {
     const devices: SessionDevice[] = [{ ifindex: ends.peer, end: 'peer' }];
     if (ends.dev !== undefined) devices.push({ ifindex: ends.dev, end: 'dev' });
     const filters = devices.map((d) => this.blockFilter(d.end));
-    const replaced = await bindSessionDevices(devices, fresh, filters);
+    // adopted devices: one qdisc dump for the pass instead of a request per device
+    if (!fresh && this.listed) this.clsacts ??= await clsactQdiscs();
+    const replaced = await bindSessionDevices(devices, fresh, filters, this.clsacts);
     for (const f of filters) this.checkedBlocks.add(f.block);
     if (replaced)
       this.log.info(

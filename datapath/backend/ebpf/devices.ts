@@ -2,43 +2,29 @@
 // moved into a pod in exclusive mode); its peer l2tpx<session id in hex> stays in the node's network
 // namespace and carries the programs that work wherever l2tpethN is. Both ends carry the
 // ownership marker of lib/device-marker.ts, as the TAPs do.
-import { parseMarker } from '../../../lib/device-marker.js';
 import { routeToPeer } from '../../../lib/netlink/route-to-peer.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { NUD } from '../../../lib/netlink/rtnl-neigh.js';
 import type { LinkInfo } from '../../../lib/netlink/rtnl.js';
-import { configureTap, deleteLink, setLinkUp } from '../userspace/tap.js';
+import { configureTap, deleteLink, setLinkUp, toTapLink, type TapLink } from '../userspace/tap.js';
 
 export const peerName = (sessionId: number): string => `l2tpx${sessionId.toString(16)}`;
 
-export interface VethLink {
-  ifname: string;
-  ifindex: number;
-  mtu: number;
-  up: boolean;
-  owner?: { tunnelId: number; sessionId: number };
+export interface VethLink extends TapLink {
   /** The other end's name, when it is in this network namespace. */
   peer?: string;
   /** The other end lives in another network namespace (a pod). */
   peerElsewhere: boolean;
 }
 
-/** Every veth in this network namespace, in one dump. */
-export async function listVeths(): Promise<VethLink[]> {
-  const links = await withRtnl((r) => r.links.list());
+/** Every veth in this network namespace, in one dump; sysctls: with hardening's values. */
+export async function listVeths(opts: { sysctls?: boolean } = {}): Promise<VethLink[]> {
+  const links = await withRtnl((r) => r.links.list(opts));
   const names = new Map(links.map((l) => [l.index, l.name]));
   return links
     .filter((l) => l.kind === 'veth')
     .map((l) => {
-      const v: VethLink = {
-        ifname: l.name,
-        ifindex: l.index,
-        mtu: l.mtu ?? 0,
-        up: l.up,
-        peerElsewhere: l.linkNetnsId !== undefined,
-      };
-      const owner = parseMarker(l.alias);
-      if (owner) v.owner = owner;
+      const v: VethLink = { ...toTapLink(l), peerElsewhere: l.linkNetnsId !== undefined };
       const peer = l.link !== undefined && l.linkNetnsId === undefined ? names.get(l.link) : undefined;
       if (peer !== undefined) v.peer = peer;
       return v;

@@ -8,7 +8,14 @@
 // session cost more than the last (the kernel walks a list of all such blocks each time it makes one)
 // and two filters besides.
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
-import type { ClsactBlocks, ClsactHook, FilterRef } from '../../../lib/netlink/rtnl-tc.js';
+import {
+  CLSACT_HANDLE,
+  TC_H_CLSACT,
+  type ClsactBlocks,
+  type ClsactHook,
+  type FilterRef,
+  type TcQdisc,
+} from '../../../lib/netlink/rtnl-tc.js';
 import type { ProgName } from './native.js';
 
 /** The preference (priority) and handle of every kube-l2tp filter. */
@@ -111,6 +118,12 @@ export async function foreignBlockUsers(ours: (ifindex: number) => boolean): Pro
   });
 }
 
+/** The qdiscs at the clsact place of this namespace's devices, by ifindex, in one dump. */
+export async function clsactQdiscs(): Promise<Map<number, TcQdisc>> {
+  const all = await withRtnl((r) => r.tc.listQdiscs());
+  return new Map(all.filter((q) => q.parent === TC_H_CLSACT).map((q) => [q.ifindex, q]));
+}
+
 export interface SessionDevice {
   ifindex: number;
   end: SessionEnd;
@@ -133,29 +146,43 @@ export interface BlockFilter {
  * blocks hold our filters (a filter needs its block to exist, bound by a device). fresh: devices made
  * just now (nothing to look at first). Otherwise a qdisc that binds other blocks (its own, from a build
  * before shared blocks) is replaced: that device runs no program for the moment in between, and a
- * frame l2tpethN sends then takes the peer's way. Returns how many qdiscs were replaced.
+ * frame l2tpethN sends then takes the peer's way. Returns how many qdiscs were replaced. known: the
+ * qdiscs clsactQdiscs found, instead of asking the kernel for each device that has one there (a
+ * restarted agent adopts thousands); what this call changes is written back to it.
  */
 export async function bindSessionDevices(
   devs: readonly SessionDevice[],
   fresh: boolean,
   filters: readonly BlockFilter[],
+  known?: Map<number, TcQdisc>,
 ): Promise<number> {
   return withRtnl(async (r) => {
     let replaced = 0;
     let made = false;
     for (const { ifindex, end } of devs) {
       const want = SESSION_ENDS[end].blocks;
+      const bound: TcQdisc = {
+        ifindex,
+        handle: CLSACT_HANDLE,
+        parent: TC_H_CLSACT,
+        kind: 'clsact',
+        ingressBlock: want.ingress,
+        egressBlock: want.egress,
+      };
       if (fresh && (await r.tc.addClsact(ifindex, want))) {
+        known?.set(ifindex, bound);
         made = true;
         continue;
       }
-      const q = await r.tc.getClsact(ifindex);
+      // a device missing from known may have got its qdisc after the dump
+      const q = known?.get(ifindex) ?? (await r.tc.getClsact(ifindex));
       if (q?.kind === 'clsact' && q.ingressBlock === want.ingress && q.egressBlock === want.egress) continue;
       if (q) {
         await r.tc.delClsact(ifindex);
         replaced++;
       }
       await r.tc.addClsact(ifindex, want);
+      known?.set(ifindex, bound);
       made = true;
     }
     for (const { block, prog, progId } of filters) {

@@ -11,7 +11,7 @@ import { formatMarker, parseMarker } from '../../../lib/device-marker.js';
 import { hardenDevice } from '../../../lib/netdev-hardening.js';
 import { Errno, NetlinkError } from '../../../lib/netlink/errors.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
-import { IFF_UP, type LinkChange, type LinkInfo } from '../../../lib/netlink/rtnl.js';
+import { IFF_UP, type LinkChange, type LinkInfo, type LinkSysctls } from '../../../lib/netlink/rtnl.js';
 
 export interface TapLink {
   ifname: string;
@@ -21,13 +21,17 @@ export interface TapLink {
   alias?: string;
   /** Parsed from the marker when the TAP is ours. */
   owner?: { tunnelId: number; sessionId: number };
+  /** Hardening's sysctls, when the link dump that found it carried them. */
+  sysctls?: LinkSysctls;
 }
 
-function toTapLink(l: LinkInfo): TapLink {
+/** A dumped link as the TapLink shape (every kube-l2tp session device reads the same). */
+export function toTapLink(l: LinkInfo): TapLink {
   const link: TapLink = { ifname: l.name, ifindex: l.index, mtu: l.mtu ?? 0, up: l.up };
   if (l.alias !== undefined) link.alias = l.alias;
   const owner = parseMarker(l.alias);
   if (owner) link.owner = owner;
+  if (l.sysctls) link.sysctls = l.sysctls;
   return link;
 }
 
@@ -91,7 +95,7 @@ export async function configureTap(
   opts: { up?: boolean; fresh?: boolean; current?: TapLink } = {},
 ) {
   const { up = true, fresh = false, current } = opts;
-  await hardenDevice(ifname, { fresh });
+  await hardenDevice(ifname, { fresh, current: current?.sysctls });
   const alias = formatMarker({ tunnelId, sessionId });
   const change: LinkChange = {
     ...(current?.alias !== alias ? { alias } : {}),
