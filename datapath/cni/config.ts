@@ -158,8 +158,17 @@ export function decodeJson(stdin: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
+/** Config keys only ADD reads (the pod link's MAC, MTU and the mode asked for); DEL goes by its record. */
+const ADD_ONLY_KEYS = ['mac', 'mtu', 'mode', 'runtimeConfig'] as const;
+
+const withoutKeys = (o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+
 export interface ParseOptions {
-  /** DEL and GC parse a refused ipam into NetConf.ipamRefused instead of failing (see parseNetConf). */
+  /**
+   * DEL and GC parse a refused ipam into NetConf.ipamRefused instead of failing, and DEL ignores the
+   * keys only ADD reads (see parseNetConf).
+   */
   command?: Command;
   /** IPAM types allowed; default IPAM_TYPES (tests add stand-in delegates). */
   ipamTypes?: readonly string[] | undefined;
@@ -181,7 +190,11 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
       `incompatible CNI versions: config is "${version}", plugin supports [${SUPPORTED_VERSIONS.join(', ')}]`,
     );
   }
-  const r = netConfSchema.safeParse(raw);
+  // DEL ignores what only shapes the link ADD makes: a bad value there made ADD refuse, so nothing was
+  // made with it, and a DEL refused for it would keep the pod from ever being torn down. The IPAM
+  // delegate still gets the full config.
+  const del = opts.command === 'DEL';
+  const r = netConfSchema.safeParse(del ? withoutKeys(raw, ADD_ONLY_KEYS) : raw);
   if (!r.success) {
     const i = r.error.issues[0]!;
     const field = i.path.map(String).join('.') || '(config)';
@@ -205,7 +218,7 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   };
   if (c.mode !== undefined) out.mode = c.mode;
   if (c.mtu !== undefined) out.mtu = c.mtu;
-  const mac = c.runtimeConfig?.mac ?? args.MAC ?? c.mac;
+  const mac = del ? undefined : (c.runtimeConfig?.mac ?? args.MAC ?? c.mac);
   if (mac !== undefined) {
     if (!MAC_RE.test(mac) || (Number.parseInt(mac.slice(0, 2), 16) & 1) !== 0) {
       throw new CniError(CniCode.InvalidConfig, `invalid network config: mac: "${mac}" is not a unicast MAC`);

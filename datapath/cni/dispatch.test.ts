@@ -356,6 +356,40 @@ ${body}
     await assert.rejects(readFile(join(dir, 'refused-calls'), 'utf8'), { code: 'ENOENT' }, 'no delegate ran');
   });
 
+  it('DEL of a config whose MAC, MTU or mode ADD refused succeeds, by the record, and releases the IPAM', async () => {
+    await delegate('cf-ipam-ok', `echo "$CNI_COMMAND $CNI_CONTAINERID" >> ${dir}/bad-calls`);
+    const ipam = { type: 'cf-ipam-ok' };
+    const multicast = '01:23:45:67:89:ab'; // a MAC people type, with the group bit set
+    const cases: [string, Record<string, string>, Record<string, unknown>][] = [
+      ['runtimeConfig mac', {}, { runtimeConfig: { mac: multicast } }],
+      ['CNI_ARGS MAC', { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=a;MAC=${multicast}` }, {}],
+      ['mac', {}, { mac: 'zz' }],
+      ['mtu', {}, { mtu: 20 }],
+      ['mode', {}, { mode: 'trunk' }],
+    ];
+    for (const [what, e, extra] of cases) {
+      const id = `cfbad${cases.findIndex((x) => x[0] === what)}`;
+      const stdin = conf({ ipam, ...extra });
+      const add = await dispatch({ env: { ...env, ...e, CNI_CONTAINERID: id }, stdin }, deps);
+      assert.equal(out(add).code, 7, `${what}: ADD ${add.stdout}`);
+      await store.put({ ...record(id), ipamConfig: JSON.parse(stdin) as Record<string, unknown> });
+      for (let i = 0; i < 2; i++) {
+        const del = await dispatch(
+          { env: { ...env, ...e, CNI_COMMAND: 'DEL', CNI_CONTAINERID: id, CNI_NETNS: '' }, stdin },
+          deps,
+        );
+        assert.equal(del.exitCode, 0, `${what}: DEL #${i + 1} ${del.stdout}`);
+      }
+      assert.equal(await store.get(id, 'net1'), undefined, `${what}: the record is gone`);
+    }
+    const calls = (await readFile(join(dir, 'bad-calls'), 'utf8')).trim().split('\n');
+    assert.deepEqual(
+      calls,
+      cases.flatMap((_, i) => [`DEL cfbad${i}`, `DEL cfbad${i}`]),
+      'every DEL released the IPAM, no ADD reached it',
+    );
+  });
+
   it('DEL: an IPAM plugin that is missing or fails does not fail the DEL; GC retries the release', async () => {
     logged.length = 0;
     const missing = await dispatch(
