@@ -322,6 +322,45 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.deepEqual(await deviceSysctlsIn(N1, BLUE.ifname), HARDENED_SYSCTLS);
   });
 
+  it('exclusive mode: a pod that went while no agent ran does not keep the device from the next pod', async () => {
+    const blue = { namespace: 'kc', name: 'blue-wire' };
+    await rig.network('kcblue2', '1.1.0', [l2tpPlugin(a1, { pseudowire: blue })]);
+    const gone = await pod();
+    assert.equal((await rig.cnitool('add', 'kcblue2', gone, { node: N1 })).code, 0);
+    // its DEL finds no agent (restarting, or not yet started after a node reboot): the shim succeeds
+    // without one, so the attachment record stays
+    const noAgent = {
+      cniVersion: '1.1.0',
+      name: 'kcblue2',
+      ...l2tpPlugin(a1, { pseudowire: blue }),
+      agentSocket: join(rig.socketDir('none'), 'no-agent.sock'),
+    };
+    const del = await rig.shim(
+      {
+        CNI_COMMAND: 'DEL',
+        CNI_CONTAINERID: cnitoolId(`/run/netns/${gone}`),
+        CNI_NETNS: `/run/netns/${gone}`,
+        CNI_IFNAME: 'net1',
+        CNI_ARGS: POD_ARGS,
+      },
+      noAgent,
+    );
+    assert.equal(del.code, 0, del.stdout);
+    // the runtime removes the pod's netns, the device goes with it and the datapath makes it again
+    await ip('netns', 'del', gone);
+    await ipIn(N1, 'tuntap', 'add', 'dev', BLUE.ifname, 'mode', 'tap');
+    await ipIn(N1, 'link', 'set', BLUE.ifname, 'mtu', String(BLUE.mtu), 'up');
+    const next = await pod();
+    const add = await rig.cnitool('add', 'kcblue2', next, { node: N1 });
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    assert.ok((await links(next)).some((l) => l.ifname === 'net1'));
+    assert.equal((await rig.cnitool('del', 'kcblue2', next, { node: N1 })).code, 0);
+    assert.ok(
+      (await links(N1)).some((l) => l.ifname === BLUE.ifname),
+      'back on the node',
+    );
+  });
+
   it('bridges are named by session ID and marked; a link of that name that is not ours is never adopted', async () => {
     await ipIn(N1, 'tuntap', 'add', 'dev', GREY.ifname, 'mode', 'tap');
     await ipIn(N1, 'link', 'set', GREY.ifname, 'mtu', String(GREY.mtu), 'up');
