@@ -236,7 +236,7 @@ describe('pod netns from the shim, IPAM delegates on the node, DEL that always f
       nodePid: process.pid,
       delegateDirs: [join(dir, 'node-bin')],
       // the stand-in delegates of these tests, beside the real allow-list
-      ipamTypes: [...IPAM_TYPES, 'cf-ipam-ok', 'cf-ipam-ro', 'cf-no-such-ipam'],
+      ipamTypes: [...IPAM_TYPES, 'cf-ipam-ok', 'cf-ipam-ro', 'cf-no-such-ipam', 'cf-ipam-half'],
     };
   });
   after(async () => {
@@ -292,6 +292,36 @@ ${body}
     } finally {
       closeSync(fd);
     }
+  });
+
+  it('ADD: an IPAM delegate whose ADD failed gets its DEL before the ADD fails (spec)', async () => {
+    // it may have allocated before failing (or before being killed at its timeout)
+    await delegate(
+      'cf-ipam-half',
+      `echo "$CNI_COMMAND $CNI_CONTAINERID" >> ${dir}/half-calls
+[ "$CNI_COMMAND" = ADD ] && { echo '{"cniVersion":"1.1.0","code":11,"msg":"lease store timed out"}'; exit 1; }
+exit 0`,
+    );
+    // a namespace the ADD can enter; its link work stops at once (this pseudowire has no device here)
+    const fd = openSync('/proc/self/ns/net', 'r');
+    try {
+      const o = await dispatch(
+        {
+          env: { ...env, CNI_CONTAINERID: 'cfhalf' },
+          stdin: conf({ ipam: { type: 'cf-ipam-half' } }),
+          netnsFd: fd,
+        },
+        deps,
+      );
+      assert.equal(o.exitCode, 1);
+    } finally {
+      closeSync(fd);
+    }
+    assert.deepEqual((await readFile(join(dir, 'half-calls'), 'utf8')).trim().split('\n'), [
+      'ADD cfhalf',
+      'DEL cfhalf',
+    ]);
+    assert.equal(await store.get('cfhalf', 'net1'), undefined, 'no record left');
   });
 
   it("IPAM plugins are looked up in the node's bin dir as the agent sees it, before CNI_PATH", async () => {
