@@ -578,17 +578,20 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     const p = await pod();
     const add = await rig.cnitool('add', 'kctune', p, { node: N1 });
     assert.equal(add.code, 0, add.stderr);
-    const net1 = (await links(p)).find((l) => l.ifname === 'net1')!;
-    assert.equal(net1.mtu, 1300, 'tuning ran after kube-l2tp');
-    assert.equal(net1.address, '02:00:00:cc:dd:01');
-    const check = await rig.cnitool('check', 'kctune', p, { node: N1 });
-    assert.equal(check.code, 0, check.stdout + check.stderr);
-    // above the pseudowire's MTU is not something CHECK lets pass
-    await ipIn(p, 'link', 'set', 'net1', 'mtu', String(RED.mtu + 100));
-    const over = await rig.cnitool('check', 'kctune', p, { node: N1 });
-    assert.notEqual(over.code, 0);
-    assert.match(over.stdout + over.stderr, /above the MTU 1400 of pseudowire kc\/red-wire/);
-    assert.equal((await rig.cnitool('del', 'kctune', p, { node: N1 })).code, 0);
+    try {
+      const net1 = (await links(p)).find((l) => l.ifname === 'net1')!;
+      assert.equal(net1.mtu, 1300, 'tuning ran after kube-l2tp');
+      assert.equal(net1.address, '02:00:00:cc:dd:01');
+      const check = await rig.cnitool('check', 'kctune', p, { node: N1 });
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+      // above the pseudowire's MTU is not something CHECK lets pass
+      await ipIn(p, 'link', 'set', 'net1', 'mtu', String(RED.mtu + 100));
+      const over = await rig.cnitool('check', 'kctune', p, { node: N1 });
+      assert.notEqual(over.code, 0);
+      assert.match(over.stdout + over.stderr, /above the MTU 1400 of pseudowire kc\/red-wire/);
+    } finally {
+      assert.equal((await rig.cnitool('del', 'kctune', p, { node: N1 })).code, 0);
+    }
   });
 
   it('concurrent ADDs for different containers', async () => {
