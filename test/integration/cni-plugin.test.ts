@@ -7,8 +7,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DEFERRED_DEL_DIR } from '../../lib/agent-protocol.js';
 import { runCapture } from '../../lib/exec.js';
 import { names } from '../../datapath/cni/netops.js';
 import { HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
@@ -702,5 +704,27 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       (await links(p)).map((l) => l.ifname),
       ['lo'],
     );
+  });
+
+  it('a DEL while no agent runs succeeds, and the agent finishes it when it starts (IPAM, record)', async () => {
+    await rig.network('kclate', '1.1.0', [l2tpPlugin(a1, { ipam: hostLocal('10.202.12.0/24') })]);
+    const p = await pod();
+    assert.equal((await rig.cnitool('add', 'kclate', p, { node: N1 })).code, 0);
+    assert.equal(leases('kclate').length, 1);
+    // the agent restarts (a rollout, or it is not up yet after a node reboot) while the pod goes
+    await a1.stop();
+    const del = await rig.cnitool('del', 'kclate', p, { node: N1 });
+    assert.equal(del.code, 0, del.stderr);
+    await ip('netns', 'del', p);
+    assert.equal(leases('kclate').length, 1, 'nothing released without an agent');
+    a1 = await rig.agent(N1, true, PWS1);
+    assert.equal(leases('kclate').length, 0, 'released once the agent is back');
+    const id = cnitoolId(`/run/netns/${p}`);
+    assert.deepEqual(
+      readdirSync(a1.stateDir).filter((f) => f.startsWith(id)),
+      [],
+      'its attachment record is gone',
+    );
+    assert.deepEqual(readdirSync(join(dirname(a1.socket), DEFERRED_DEL_DIR)), [], 'served once');
   });
 });
