@@ -160,6 +160,8 @@ export function decodeJson(stdin: string): Record<string, unknown> {
 
 /** Config keys only ADD reads (the pod link's MAC, MTU and the mode asked for); DEL goes by its record. */
 const ADD_ONLY_KEYS = ['mac', 'mtu', 'mode', 'runtimeConfig'] as const;
+/** DEL's view: a pseudowire it cannot read is only a fallback lost (the record names the real one). */
+const delConfSchema = netConfSchema.partial({ pseudowire: true });
 
 const withoutKeys = (o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> =>
   Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
@@ -167,7 +169,7 @@ const withoutKeys = (o: Record<string, unknown>, keys: readonly string[]): Recor
 export interface ParseOptions {
   /**
    * DEL and GC parse a refused ipam into NetConf.ipamRefused instead of failing, and DEL ignores the
-   * keys only ADD reads (see parseNetConf).
+   * keys only ADD reads and a pseudowire it cannot read (see parseNetConf).
    */
   command?: Command;
   /** IPAM types allowed; default IPAM_TYPES (tests add stand-in delegates). */
@@ -194,7 +196,12 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   // made with it, and a DEL refused for it would keep the pod from ever being torn down. The IPAM
   // delegate still gets the full config.
   const del = opts.command === 'DEL';
-  const r = netConfSchema.safeParse(del ? withoutKeys(raw, ADD_ONLY_KEYS) : raw);
+  const unreadablePw = del && !pseudowireSchema.safeParse(raw.pseudowire).success;
+  const r = del
+    ? delConfSchema.safeParse(
+        withoutKeys(raw, unreadablePw ? [...ADD_ONLY_KEYS, 'pseudowire'] : ADD_ONLY_KEYS),
+      )
+    : netConfSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;
     const field = i.path.map(String).join('.') || '(config)';
@@ -204,10 +211,11 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   }
   const c = r.data;
   const pw = c.pseudowire;
-  const ns = typeof pw === 'string' ? (pw.includes('/') ? pw.split('/')[0] : undefined) : pw.namespace;
-  const name = typeof pw === 'string' ? pw.split('/').pop()! : pw.name;
-  // ADD and CHECK refuse a pod whose namespace is unknown (lookupPseudowire); DEL and GC go by records
-  const pseudowire: PseudowireRef = { namespace: ns ?? args.K8S_POD_NAMESPACE ?? '', name };
+  const ns = typeof pw === 'string' ? (pw.includes('/') ? pw.split('/')[0] : undefined) : pw?.namespace;
+  const name = typeof pw === 'string' ? pw.split('/').pop()! : (pw?.name ?? '');
+  // ADD and CHECK refuse a pod whose namespace is unknown (lookupPseudowire); DEL and GC go by records.
+  // No pseudowire (DEL of an unreadable one): a reference nothing matches.
+  const pseudowire: PseudowireRef = { namespace: pw ? (ns ?? args.K8S_POD_NAMESPACE ?? '') : '', name };
   const out: NetConf = {
     cniVersion: version,
     name: c.name,

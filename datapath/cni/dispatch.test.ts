@@ -386,7 +386,7 @@ exit 0`,
     await assert.rejects(readFile(join(dir, 'refused-calls'), 'utf8'), { code: 'ENOENT' }, 'no delegate ran');
   });
 
-  it('DEL of a config whose MAC, MTU or mode ADD refused succeeds, by the record, and releases the IPAM', async () => {
+  it('DEL of a config whose MAC, MTU, mode or pseudowire ADD refused succeeds, by the record, and releases the IPAM', async () => {
     await delegate('cf-ipam-ok', `echo "$CNI_COMMAND $CNI_CONTAINERID" >> ${dir}/bad-calls`);
     const ipam = { type: 'cf-ipam-ok' };
     const multicast = '01:23:45:67:89:ab'; // a MAC people type, with the group bit set
@@ -396,6 +396,8 @@ exit 0`,
       ['mac', {}, { mac: 'zz' }],
       ['mtu', {}, { mtu: 20 }],
       ['mode', {}, { mode: 'trunk' }],
+      ['pseudowire', {}, { pseudowire: 'Red-Wire' }],
+      ['no pseudowire', {}, { pseudowire: undefined }],
     ];
     for (const [what, e, extra] of cases) {
       const id = `cfbad${cases.findIndex((x) => x[0] === what)}`;
