@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { parseCniArgs, type K8sArgs } from '../../lib/cni/args.js';
 import { ipamProblem } from '../../lib/api/ipam.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
-import { SUPPORTED_VERSIONS, isSupportedVersion, type CniVersion } from '../../lib/cni/versions.js';
+import {
+  CURRENT_VERSION,
+  SUPPORTED_VERSIONS,
+  isSupportedVersion,
+  type CniVersion,
+} from '../../lib/cni/versions.js';
 import {
   DEFAULT_CNI_SOCKET,
   agentSocketProblem,
@@ -160,8 +165,11 @@ export function decodeJson(stdin: string): Record<string, unknown> {
 
 /** Config keys only ADD reads (the pod link's MAC, MTU and the mode asked for); DEL goes by its record. */
 const ADD_ONLY_KEYS = ['mac', 'mtu', 'mode', 'runtimeConfig'] as const;
-/** DEL's view: a pseudowire it cannot read is only a fallback lost (the record names the real one). */
-const delConfSchema = netConfSchema.partial({ pseudowire: true });
+/**
+ * DEL's view: a pseudowire it cannot read is only a fallback lost (the record names the real one),
+ * and its cniVersion was read above.
+ */
+const delConfSchema = netConfSchema.partial({ pseudowire: true, cniVersion: true });
 
 const withoutKeys = (o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> =>
   Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
@@ -186,7 +194,8 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   const raw = decodeJson(stdin);
   // skel: a config without cniVersion is 0.1.0, which nobody here supports
   const version = typeof raw.cniVersion === 'string' && raw.cniVersion !== '' ? raw.cniVersion : '0.1.0';
-  if (!isSupportedVersion(version)) {
+  // DEL goes on with a version ADD refused (nothing was made; DEL prints nothing version-specific)
+  if (!isSupportedVersion(version) && opts.command !== 'DEL') {
     throw new CniError(
       CniCode.IncompatibleVersion,
       `incompatible CNI versions: config is "${version}", plugin supports [${SUPPORTED_VERSIONS.join(', ')}]`,
@@ -199,7 +208,7 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   const unreadablePw = del && !pseudowireSchema.safeParse(raw.pseudowire).success;
   const r = del
     ? delConfSchema.safeParse(
-        withoutKeys(raw, unreadablePw ? [...ADD_ONLY_KEYS, 'pseudowire'] : ADD_ONLY_KEYS),
+        withoutKeys(raw, [...ADD_ONLY_KEYS, 'cniVersion', ...(unreadablePw ? ['pseudowire'] : [])]),
       )
     : netConfSchema.safeParse(raw);
   if (!r.success) {
@@ -217,7 +226,7 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   // No pseudowire (DEL of an unreadable one): a reference nothing matches.
   const pseudowire: PseudowireRef = { namespace: pw ? (ns ?? args.K8S_POD_NAMESPACE ?? '') : '', name };
   const out: NetConf = {
-    cniVersion: version,
+    cniVersion: isSupportedVersion(version) ? version : CURRENT_VERSION,
     name: c.name,
     type: c.type,
     pseudowire,

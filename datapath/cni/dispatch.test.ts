@@ -386,24 +386,27 @@ exit 0`,
     await assert.rejects(readFile(join(dir, 'refused-calls'), 'utf8'), { code: 'ENOENT' }, 'no delegate ran');
   });
 
-  it('DEL of a config whose MAC, MTU, mode or pseudowire ADD refused succeeds, by the record, and releases the IPAM', async () => {
+  it('DEL of a config whose MAC, MTU, mode, pseudowire or version ADD refused succeeds, by the record, and releases the IPAM', async () => {
     await delegate('cf-ipam-ok', `echo "$CNI_COMMAND $CNI_CONTAINERID" >> ${dir}/bad-calls`);
     const ipam = { type: 'cf-ipam-ok' };
     const multicast = '01:23:45:67:89:ab'; // a MAC people type, with the group bit set
-    const cases: [string, Record<string, string>, Record<string, unknown>][] = [
-      ['runtimeConfig mac', {}, { runtimeConfig: { mac: multicast } }],
-      ['CNI_ARGS MAC', { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=a;MAC=${multicast}` }, {}],
-      ['mac', {}, { mac: 'zz' }],
-      ['mtu', {}, { mtu: 20 }],
-      ['mode', {}, { mode: 'trunk' }],
-      ['pseudowire', {}, { pseudowire: 'Red-Wire' }],
-      ['no pseudowire', {}, { pseudowire: undefined }],
+    // what, environment, config, ADD's code
+    const cases: [string, Record<string, string>, Record<string, unknown>, number][] = [
+      ['runtimeConfig mac', {}, { runtimeConfig: { mac: multicast } }, 7],
+      ['CNI_ARGS MAC', { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=a;MAC=${multicast}` }, {}, 7],
+      ['mac', {}, { mac: 'zz' }, 7],
+      ['mtu', {}, { mtu: 20 }, 7],
+      ['mode', {}, { mode: 'trunk' }, 7],
+      ['pseudowire', {}, { pseudowire: 'Red-Wire' }, 7],
+      ['no pseudowire', {}, { pseudowire: undefined }, 7],
+      ['cniVersion 0.3.1', {}, { cniVersion: '0.3.1' }, 1], // what most NAD examples still say
+      ['no cniVersion', {}, { cniVersion: undefined }, 1],
     ];
-    for (const [what, e, extra] of cases) {
+    for (const [what, e, extra, addCode] of cases) {
       const id = `cfbad${cases.findIndex((x) => x[0] === what)}`;
       const stdin = conf({ ipam, ...extra });
       const add = await dispatch({ env: { ...env, ...e, CNI_CONTAINERID: id }, stdin }, deps);
-      assert.equal(out(add).code, 7, `${what}: ADD ${add.stdout}`);
+      assert.equal(out(add).code, addCode, `${what}: ADD ${add.stdout}`);
       await store.put({ ...record(id), ipamConfig: JSON.parse(stdin) as Record<string, unknown> });
       for (let i = 0; i < 2; i++) {
         const del = await dispatch(
