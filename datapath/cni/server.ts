@@ -15,7 +15,7 @@
 //
 // DELs that found no agent (the shim answered them with success and left them in DEFERRED_DEL_DIR
 // beside the socket) are served before the socket listens, so nothing they remove can be an
-// attachment made after them.
+// attachment made after them, and once more right after, for those left while the first pass ran.
 import { closeSync } from 'node:fs';
 import { chmod, lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
@@ -298,6 +298,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   });
   await chmod(opts.socketPath, 0o600);
   log.info({ socket: opts.socketPath }, 'cni server listening');
+  await serveDeferredDels(); // any a shim left while the first pass ran, before the socket was there
 
   return {
     async close() {
