@@ -17,6 +17,13 @@ export const PROTOCOL_VERSION = 1;
 /** The agent's own directory (root-owned): the only place a network config may point the shim. */
 export const AGENT_SOCKET_DIR = '/run/kube-l2tp/';
 export const DEFAULT_CNI_SOCKET = `${AGENT_SOCKET_DIR}cni.sock`;
+/**
+ * Beside the agent's socket: DEL requests the shim could not deliver (no agent listening). The shim
+ * answers such a DEL with success, as it must, and leaves the request here (one file each, named
+ * `del-*.req`, the request line without a netns); the agent serves them when it starts, so the
+ * attachment's IPAM allocation and record are released after all.
+ */
+export const DEFERRED_DEL_DIR = 'deferred-del';
 
 /** Why a config's agentSocket is refused (the shim's rule, cmd/cni/shim/config.c), or undefined. */
 export function agentSocketProblem(path: string): string | undefined {

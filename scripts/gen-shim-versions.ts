@@ -3,7 +3,7 @@
 //   node dist/scripts/gen-shim-versions.js [outFile]   (default: cmd/cni/shim/versions.h)
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AGENT_SOCKET_DIR, DEFAULT_CNI_SOCKET } from '../lib/agent-protocol.js';
+import { AGENT_SOCKET_DIR, DEFAULT_CNI_SOCKET, DEFERRED_DEL_DIR } from '../lib/agent-protocol.js';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from '../lib/cni/versions.js';
 
 function renderShimVersions(): string {
@@ -18,6 +18,7 @@ function renderShimVersions(): string {
     `#define CURRENT_VERSION "${CURRENT_VERSION}"`,
     `#define AGENT_SOCKET_DIR "${AGENT_SOCKET_DIR}"`,
     `#define DEFAULT_SOCKET "${DEFAULT_CNI_SOCKET}"`,
+    `#define DEFERRED_DEL_DIR "${DEFERRED_DEL_DIR}"`,
     '#endif',
     '',
   ].join('\n');

@@ -82,9 +82,9 @@ export async function cmdAdd(c: Ctx): Promise<string> {
     ph.mark('spawned');
     const [linked, allocated] = await Promise.allSettled([linkStep, ipamStep]);
     ph.mark('joined');
-    if (ipamPlugin && allocated.status === 'fulfilled') {
-      undo.push('ipam', () => execDelegate(delegateCall(c, 'DEL', ipamPlugin)));
-    }
+    // Also after a failed ADD (spec): a delegate killed at its timeout, or one whose output could not
+    // be read, may have allocated all the same (the dhcp daemon keeps a lease it got until a DEL).
+    if (ipamPlugin && launchIpam) undo.push('ipam', () => execDelegate(delegateCall(c, 'DEL', ipamPlugin)));
     if (linked.status === 'fulfilled') podSide = linked.value.pod;
     if (linked.status === 'rejected') throw linked.reason;
     if (allocated.status === 'rejected') throw allocated.reason;

@@ -30,9 +30,18 @@ export async function cmdCheck(c: Ctx): Promise<undefined> {
   requireNetns(c, CniCode.CheckFailed);
   const link = await podLinkInfo(c.ns, cmd.ifname);
   if (!link) throw new CniError(CniCode.CheckFailed, `CNI_IFNAME: ${cmd.ifname} is missing in ${cmd.netns}`);
-  const mtu = want.mtu ?? conf.mtu ?? pw.mtu;
-  if (link.mtu !== mtu)
-    throw new CniError(CniCode.CheckFailed, `mtu: ${cmd.ifname} has MTU ${link.mtu}, expected ${mtu}`);
+  // A result that states the MTU is what the link must have. One that does not (0.4.0, or a later
+  // chained plugin such as tuning changed the MTU and re-encoded the result without it) allows any
+  // MTU the pseudowire carries: the spec lets later plugins modify what ADD made.
+  if (want.mtu !== undefined && link.mtu !== want.mtu) {
+    throw new CniError(CniCode.CheckFailed, `mtu: ${cmd.ifname} has MTU ${link.mtu}, expected ${want.mtu}`);
+  }
+  if ((link.mtu ?? 0) > pw.mtu) {
+    throw new CniError(
+      CniCode.CheckFailed,
+      `mtu: ${cmd.ifname} has MTU ${link.mtu}, above the MTU ${pw.mtu} of pseudowire ${pwText(conf.pseudowire)}`,
+    );
+  }
   if (want.mac && (link.address ?? '').toLowerCase() !== want.mac.toLowerCase()) {
     throw new CniError(
       CniCode.CheckFailed,

@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { parseCniArgs, type K8sArgs } from '../../lib/cni/args.js';
 import { ipamProblem } from '../../lib/api/ipam.js';
 import { CniCode, CniError } from '../../lib/cni/errors.js';
-import { SUPPORTED_VERSIONS, isSupportedVersion, type CniVersion } from '../../lib/cni/versions.js';
+import {
+  CURRENT_VERSION,
+  SUPPORTED_VERSIONS,
+  isSupportedVersion,
+  type CniVersion,
+} from '../../lib/cni/versions.js';
 import {
   DEFAULT_CNI_SOCKET,
   agentSocketProblem,
@@ -158,8 +163,22 @@ export function decodeJson(stdin: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
+/** Config keys only ADD reads (the pod link's MAC, MTU and the mode asked for); DEL goes by its record. */
+const ADD_ONLY_KEYS = ['mac', 'mtu', 'mode', 'runtimeConfig'] as const;
+/**
+ * DEL's view: a pseudowire it cannot read is only a fallback lost (the record names the real one),
+ * and its cniVersion was read above.
+ */
+const delConfSchema = netConfSchema.partial({ pseudowire: true, cniVersion: true });
+
+const withoutKeys = (o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+
 export interface ParseOptions {
-  /** DEL and GC parse a refused ipam into NetConf.ipamRefused instead of failing (see parseNetConf). */
+  /**
+   * DEL and GC parse a refused ipam into NetConf.ipamRefused instead of failing, and DEL ignores the
+   * keys only ADD reads and a pseudowire it cannot read (see parseNetConf).
+   */
   command?: Command;
   /** IPAM types allowed; default IPAM_TYPES (tests add stand-in delegates). */
   ipamTypes?: readonly string[] | undefined;
@@ -175,13 +194,23 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   const raw = decodeJson(stdin);
   // skel: a config without cniVersion is 0.1.0, which nobody here supports
   const version = typeof raw.cniVersion === 'string' && raw.cniVersion !== '' ? raw.cniVersion : '0.1.0';
-  if (!isSupportedVersion(version)) {
+  // DEL goes on with a version ADD refused (nothing was made; DEL prints nothing version-specific)
+  if (!isSupportedVersion(version) && opts.command !== 'DEL') {
     throw new CniError(
       CniCode.IncompatibleVersion,
       `incompatible CNI versions: config is "${version}", plugin supports [${SUPPORTED_VERSIONS.join(', ')}]`,
     );
   }
-  const r = netConfSchema.safeParse(raw);
+  // DEL ignores what only shapes the link ADD makes: a bad value there made ADD refuse, so nothing was
+  // made with it, and a DEL refused for it would keep the pod from ever being torn down. The IPAM
+  // delegate still gets the full config.
+  const del = opts.command === 'DEL';
+  const unreadablePw = del && !pseudowireSchema.safeParse(raw.pseudowire).success;
+  const r = del
+    ? delConfSchema.safeParse(
+        withoutKeys(raw, [...ADD_ONLY_KEYS, 'cniVersion', ...(unreadablePw ? ['pseudowire'] : [])]),
+      )
+    : netConfSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;
     const field = i.path.map(String).join('.') || '(config)';
@@ -191,12 +220,13 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   }
   const c = r.data;
   const pw = c.pseudowire;
-  const ns = typeof pw === 'string' ? (pw.includes('/') ? pw.split('/')[0] : undefined) : pw.namespace;
-  const name = typeof pw === 'string' ? pw.split('/').pop()! : pw.name;
-  // ADD and CHECK refuse a pod whose namespace is unknown (lookupPseudowire); DEL and GC go by records
-  const pseudowire: PseudowireRef = { namespace: ns ?? args.K8S_POD_NAMESPACE ?? '', name };
+  const ns = typeof pw === 'string' ? (pw.includes('/') ? pw.split('/')[0] : undefined) : pw?.namespace;
+  const name = typeof pw === 'string' ? pw.split('/').pop()! : (pw?.name ?? '');
+  // ADD and CHECK refuse a pod whose namespace is unknown (lookupPseudowire); DEL and GC go by records.
+  // No pseudowire (DEL of an unreadable one): a reference nothing matches.
+  const pseudowire: PseudowireRef = { namespace: pw ? (ns ?? args.K8S_POD_NAMESPACE ?? '') : '', name };
   const out: NetConf = {
-    cniVersion: version,
+    cniVersion: isSupportedVersion(version) ? version : CURRENT_VERSION,
     name: c.name,
     type: c.type,
     pseudowire,
@@ -205,7 +235,7 @@ export function parseNetConf(stdin: string, args: K8sArgs, opts: ParseOptions = 
   };
   if (c.mode !== undefined) out.mode = c.mode;
   if (c.mtu !== undefined) out.mtu = c.mtu;
-  const mac = c.runtimeConfig?.mac ?? args.MAC ?? c.mac;
+  const mac = del ? undefined : (c.runtimeConfig?.mac ?? args.MAC ?? c.mac);
   if (mac !== undefined) {
     if (!MAC_RE.test(mac) || (Number.parseInt(mac.slice(0, 2), 16) & 1) !== 0) {
       throw new CniError(CniCode.InvalidConfig, `invalid network config: mac: "${mac}" is not a unicast MAC`);

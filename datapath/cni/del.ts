@@ -15,7 +15,8 @@ export async function cmdDel(c: Ctx): Promise<undefined> {
   // links and the IPAM release are independent: both run, together
   const [links, ipam] = await Promise.allSettled([
     releaseAttachment(c, rec, {
-      mode: rec?.mode ?? conf.mode ?? 'bridge',
+      // without a record no device was moved: only a bridge port can be left (DEL reads no "mode")
+      mode: rec?.mode ?? 'bridge',
       pseudowire: rec?.pseudowire ?? conf.pseudowire,
       containerID: cmd.containerID,
       ifname: cmd.ifname,

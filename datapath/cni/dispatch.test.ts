@@ -236,7 +236,7 @@ describe('pod netns from the shim, IPAM delegates on the node, DEL that always f
       nodePid: process.pid,
       delegateDirs: [join(dir, 'node-bin')],
       // the stand-in delegates of these tests, beside the real allow-list
-      ipamTypes: [...IPAM_TYPES, 'cf-ipam-ok', 'cf-ipam-ro', 'cf-no-such-ipam'],
+      ipamTypes: [...IPAM_TYPES, 'cf-ipam-ok', 'cf-ipam-ro', 'cf-no-such-ipam', 'cf-ipam-half'],
     };
   });
   after(async () => {
@@ -292,6 +292,36 @@ ${body}
     } finally {
       closeSync(fd);
     }
+  });
+
+  it('ADD: an IPAM delegate whose ADD failed gets its DEL before the ADD fails (spec)', async () => {
+    // it may have allocated before failing (or before being killed at its timeout)
+    await delegate(
+      'cf-ipam-half',
+      `echo "$CNI_COMMAND $CNI_CONTAINERID" >> ${dir}/half-calls
+[ "$CNI_COMMAND" = ADD ] && { echo '{"cniVersion":"1.1.0","code":11,"msg":"lease store timed out"}'; exit 1; }
+exit 0`,
+    );
+    // a namespace the ADD can enter; its link work stops at once (this pseudowire has no device here)
+    const fd = openSync('/proc/self/ns/net', 'r');
+    try {
+      const o = await dispatch(
+        {
+          env: { ...env, CNI_CONTAINERID: 'cfhalf' },
+          stdin: conf({ ipam: { type: 'cf-ipam-half' } }),
+          netnsFd: fd,
+        },
+        deps,
+      );
+      assert.equal(o.exitCode, 1);
+    } finally {
+      closeSync(fd);
+    }
+    assert.deepEqual((await readFile(join(dir, 'half-calls'), 'utf8')).trim().split('\n'), [
+      'ADD cfhalf',
+      'DEL cfhalf',
+    ]);
+    assert.equal(await store.get('cfhalf', 'net1'), undefined, 'no record left');
   });
 
   it("IPAM plugins are looked up in the node's bin dir as the agent sees it, before CNI_PATH", async () => {
@@ -354,6 +384,45 @@ ${body}
     assert.equal(await store.get('cfrefgc', 'net1'), undefined, 'the stale record is gone');
     assert.ok(logged.some((l) => /IPAM not garbage-collected/.test(String(l.msg))));
     await assert.rejects(readFile(join(dir, 'refused-calls'), 'utf8'), { code: 'ENOENT' }, 'no delegate ran');
+  });
+
+  it('DEL of a config whose MAC, MTU, mode, pseudowire or version ADD refused succeeds, by the record, and releases the IPAM', async () => {
+    await delegate('cf-ipam-ok', `echo "$CNI_COMMAND $CNI_CONTAINERID" >> ${dir}/bad-calls`);
+    const ipam = { type: 'cf-ipam-ok' };
+    const multicast = '01:23:45:67:89:ab'; // a MAC people type, with the group bit set
+    // what, environment, config, ADD's code
+    const cases: [string, Record<string, string>, Record<string, unknown>, number][] = [
+      ['runtimeConfig mac', {}, { runtimeConfig: { mac: multicast } }, 7],
+      ['CNI_ARGS MAC', { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=a;MAC=${multicast}` }, {}, 7],
+      ['mac', {}, { mac: 'zz' }, 7],
+      ['mtu', {}, { mtu: 20 }, 7],
+      ['mode', {}, { mode: 'trunk' }, 7],
+      ['pseudowire', {}, { pseudowire: 'Red-Wire' }, 7],
+      ['no pseudowire', {}, { pseudowire: undefined }, 7],
+      ['cniVersion 0.3.1', {}, { cniVersion: '0.3.1' }, 1], // what most NAD examples still say
+      ['no cniVersion', {}, { cniVersion: undefined }, 1],
+    ];
+    for (const [what, e, extra, addCode] of cases) {
+      const id = `cfbad${cases.findIndex((x) => x[0] === what)}`;
+      const stdin = conf({ ipam, ...extra });
+      const add = await dispatch({ env: { ...env, ...e, CNI_CONTAINERID: id }, stdin }, deps);
+      assert.equal(out(add).code, addCode, `${what}: ADD ${add.stdout}`);
+      await store.put({ ...record(id), ipamConfig: JSON.parse(stdin) as Record<string, unknown> });
+      for (let i = 0; i < 2; i++) {
+        const del = await dispatch(
+          { env: { ...env, ...e, CNI_COMMAND: 'DEL', CNI_CONTAINERID: id, CNI_NETNS: '' }, stdin },
+          deps,
+        );
+        assert.equal(del.exitCode, 0, `${what}: DEL #${i + 1} ${del.stdout}`);
+      }
+      assert.equal(await store.get(id, 'net1'), undefined, `${what}: the record is gone`);
+    }
+    const calls = (await readFile(join(dir, 'bad-calls'), 'utf8')).trim().split('\n');
+    assert.deepEqual(
+      calls,
+      cases.flatMap((_, i) => [`DEL cfbad${i}`, `DEL cfbad${i}`]),
+      'every DEL released the IPAM, no ADD reached it',
+    );
   });
 
   it('DEL: an IPAM plugin that is missing or fails does not fail the DEL; GC retries the release', async () => {

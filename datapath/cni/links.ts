@@ -104,27 +104,37 @@ export function bridgeFor(ref: PseudowireRef, pw: { ifname: string; sessionId: n
   return ownedBridge(legacy, ref) ? legacy : names.bridge(pw.sessionId);
 }
 
+/**
+ * The pseudowire's device is not in the node's namespace: a pod holds it (exclusive mode, 102 naming
+ * the container), or the datapath has not made it yet (11). Caller holds the pseudowire's lock.
+ */
+async function deviceAbsent(c: Ctx, dev: string): Promise<never> {
+  const { cmd, conf, deps } = c;
+  const owner = (await deps.store.list()).find(
+    (r) =>
+      r.mode === 'exclusive' &&
+      pwKey(r.pseudowire) === pwKey(conf.pseudowire) &&
+      !(r.containerID === cmd.containerID && r.ifname === cmd.ifname),
+  );
+  if (owner) {
+    throw new CniError(
+      CniCode.DeviceBusy,
+      `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
+    );
+  }
+  throw new CniError(
+    CniCode.TryAgainLater,
+    `pseudowire ${pwText(conf.pseudowire)} is not Ready on this node: its device ${dev} is not there yet; try again later`,
+  );
+}
+
 /** The pseudowire's bridge, up, with the l2tpeth as a port (up). Caller holds the pseudowire's lock. */
 async function ensureBridge(c: Ctx, pw: PseudowireDevice, undo: UndoStack) {
   const { conf, deps } = c;
   const bridge = bridgeFor(conf.pseudowire, pw);
   const dev = pw.ifname;
   const devIndex = node.ifindex(dev);
-  if (devIndex === undefined) {
-    const owner = (await deps.store.list()).find(
-      (r) => r.mode === 'exclusive' && pwKey(r.pseudowire) === pwKey(conf.pseudowire),
-    );
-    if (owner) {
-      throw new CniError(
-        CniCode.DeviceBusy,
-        `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
-      );
-    }
-    throw new CniError(
-      CniCode.TryAgainLater,
-      `pseudowire ${pwText(conf.pseudowire)} is not Ready on this node: its device ${dev} is not there yet; try again later`,
-    );
-  }
+  if (devIndex === undefined) return deviceAbsent(c, dev);
   const { links } = nodeRtnl();
   let bridgeMac = node.mac(bridge);
   try {
@@ -275,24 +285,9 @@ export async function ensureExclusiveMove(
   const { cmd, conf, deps } = c;
   const dev = pw.ifname;
   await deps.locker.withLock(pwKey(conf.pseudowire), async () => {
-    const owner = (await deps.store.list()).find(
-      (r) =>
-        r.mode === 'exclusive' &&
-        pwKey(r.pseudowire) === pwKey(conf.pseudowire) &&
-        !(r.containerID === cmd.containerID && r.ifname === cmd.ifname),
-    );
-    if (owner) {
-      throw new CniError(
-        CniCode.DeviceBusy,
-        `pseudowire: ${pwText(conf.pseudowire)} is attached exclusively to container ${owner.containerID}`,
-      );
-    }
-    if (!node.hasLink(dev)) {
-      throw new CniError(
-        CniCode.TryAgainLater,
-        `pseudowire ${pwText(conf.pseudowire)} is not Ready on this node: its device ${dev} is not there yet; try again later`,
-      );
-    }
+    // On the node, the device is free whatever the records say: a record of a pod that went while no
+    // agent ran (its DEL succeeded without one, e.g. across a node reboot) must not block it for ever.
+    if (!node.hasLink(dev)) await deviceAbsent(c, dev);
     const master = node.master(dev);
     if (master !== undefined) {
       const users = node.ports(master).filter((p) => p.startsWith('kl2h'));

@@ -12,16 +12,22 @@
 // Only root may call: the socket is 0600, and the caller's credentials (SO_PEERCRED, which the
 // kernel takes at connect and nobody can forge) must say uid 0, as the container runtime does; a
 // request whose caller cannot be checked (no addon) is refused.
+//
+// DELs that found no agent (the shim answered them with success and left them in DEFERRED_DEL_DIR
+// beside the socket) are served before the socket listens, so nothing they remove can be an
+// attachment made after them, and once more right after, for those left while the first pass ran.
 import { closeSync } from 'node:fs';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { createServer, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import {
+  DEFERRED_DEL_DIR,
   FORWARDED_ENV,
   PROTOCOL_VERSION,
   cniRequestSchema,
+  type CniRequest,
   encodeResponse,
   type PseudowireResolver,
 } from '../../lib/agent-protocol.js';
@@ -120,6 +126,43 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       `agent: refused a request from ${who}: only root (the container runtime) may call the kube-l2tp agent`,
     );
 
+  /** The invocation's environment: the forwarded CNI_* variables, CNI_PATH defaulted. */
+  const requestEnv = (req: CniRequest): Record<string, string> => {
+    const env: Record<string, string> = {};
+    for (const k of FORWARDED_ENV) if (req.env[k] !== undefined) env[k] = req.env[k];
+    if (env.CNI_PATH === undefined && opts.cniPath !== undefined) env.CNI_PATH = opts.cniPath;
+    return env;
+  };
+
+  /** Serve the DELs the shim left while no agent listened; each file once, then it goes. */
+  const serveDeferredDels = async (): Promise<void> => {
+    const dir = join(dirname(opts.socketPath), DEFERRED_DEL_DIR);
+    const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => /^del-\w+\.req$/.test(f));
+    for (const f of files) {
+      const path = join(dir, f);
+      try {
+        // the root shim writes them (0600 in a 0700 directory): anything else is nobody's request
+        const st = await lstat(path);
+        if (!st.isFile() || st.uid !== CALLER_UID) {
+          log.warn({ file: path, uid: st.uid }, 'ignored a deferred DEL file not written by root');
+          continue;
+        }
+        const raw: unknown = JSON.parse((await readFile(path, 'utf8')).split('\n')[0]!);
+        const req = cniRequestSchema.parse(raw);
+        if (req.v !== PROTOCOL_VERSION || req.env.CNI_COMMAND !== 'DEL') {
+          throw new Error(`not a DEL of shim protocol ${PROTOCOL_VERSION}`);
+        }
+        const o = await dispatch({ env: requestEnv(req), stdin: req.stdin }, deps);
+        const who = { containerID: req.env.CNI_CONTAINERID, ifname: req.env.CNI_IFNAME };
+        if (o.exitCode === 0) log.info(who, 'served a DEL the runtime made while no agent ran');
+        else log.warn({ ...who, answer: o.stdout.trim() }, 'a DEL made while no agent ran failed');
+      } catch (e) {
+        log.warn({ file: path, err: (e as Error).message }, 'unreadable deferred DEL');
+      }
+      await rm(path, { force: true });
+    }
+  };
+
   const handle = (sock: Socket): void => {
     sockets.add(sock);
     let done = false;
@@ -172,9 +215,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         );
         return;
       }
-      const env: Record<string, string> = {};
-      for (const k of FORWARDED_ENV) if (req.env[k] !== undefined) env[k] = req.env[k];
-      if (env.CNI_PATH === undefined && opts.cniPath !== undefined) env.CNI_PATH = opts.cniPath;
+      const env = requestEnv(req);
       const inv: Invocation = { env, stdin: req.stdin };
       if (netnsFd !== undefined) inv.netnsFd = netnsFd;
       else if (keys.netnsErrno !== undefined) {
@@ -244,6 +285,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
 
   await mkdir(dirname(opts.socketPath), { recursive: true, mode: 0o755 });
   await rm(opts.socketPath, { force: true }); // a previous agent's socket
+  await serveDeferredDels();
   // allowHalfOpen: the shim half-closes after its request and then waits for the answer
   // pauseOnConnect: with the addon the request is read by recvmsg, never by libuv
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, handle);
@@ -256,6 +298,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   });
   await chmod(opts.socketPath, 0o600);
   log.info({ socket: opts.socketPath }, 'cni server listening');
+  await serveDeferredDels(); // any a shim left while the first pass ran, before the socket was there
 
   return {
     async close() {

@@ -7,8 +7,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DEFERRED_DEL_DIR } from '../../lib/agent-protocol.js';
 import { runCapture } from '../../lib/exec.js';
 import { names } from '../../datapath/cni/netops.js';
 import { HARDENED_SYSCTLS } from '../../lib/netdev-hardening.js';
@@ -322,6 +324,45 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.deepEqual(await deviceSysctlsIn(N1, BLUE.ifname), HARDENED_SYSCTLS);
   });
 
+  it('exclusive mode: a pod that went while no agent ran does not keep the device from the next pod', async () => {
+    const blue = { namespace: 'kc', name: 'blue-wire' };
+    await rig.network('kcblue2', '1.1.0', [l2tpPlugin(a1, { pseudowire: blue })]);
+    const gone = await pod();
+    assert.equal((await rig.cnitool('add', 'kcblue2', gone, { node: N1 })).code, 0);
+    // its DEL finds no agent (restarting, or not yet started after a node reboot): the shim succeeds
+    // without one, so the attachment record stays
+    const noAgent = {
+      cniVersion: '1.1.0',
+      name: 'kcblue2',
+      ...l2tpPlugin(a1, { pseudowire: blue }),
+      agentSocket: join(rig.socketDir('none'), 'no-agent.sock'),
+    };
+    const del = await rig.shim(
+      {
+        CNI_COMMAND: 'DEL',
+        CNI_CONTAINERID: cnitoolId(`/run/netns/${gone}`),
+        CNI_NETNS: `/run/netns/${gone}`,
+        CNI_IFNAME: 'net1',
+        CNI_ARGS: POD_ARGS,
+      },
+      noAgent,
+    );
+    assert.equal(del.code, 0, del.stdout);
+    // the runtime removes the pod's netns, the device goes with it and the datapath makes it again
+    await ip('netns', 'del', gone);
+    await ipIn(N1, 'tuntap', 'add', 'dev', BLUE.ifname, 'mode', 'tap');
+    await ipIn(N1, 'link', 'set', BLUE.ifname, 'mtu', String(BLUE.mtu), 'up');
+    const next = await pod();
+    const add = await rig.cnitool('add', 'kcblue2', next, { node: N1 });
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    assert.ok((await links(next)).some((l) => l.ifname === 'net1'));
+    assert.equal((await rig.cnitool('del', 'kcblue2', next, { node: N1 })).code, 0);
+    assert.ok(
+      (await links(N1)).some((l) => l.ifname === BLUE.ifname),
+      'back on the node',
+    );
+  });
+
   it('bridges are named by session ID and marked; a link of that name that is not ours is never adopted', async () => {
     await ipIn(N1, 'tuntap', 'add', 'dev', GREY.ifname, 'mode', 'tap');
     await ipIn(N1, 'link', 'set', GREY.ifname, 'mtu', String(GREY.mtu), 'up');
@@ -533,6 +574,28 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
     assert.equal((await rig.cnitool('del', 'kcchain', p, { node: N1 })).code, 0);
   });
 
+  it('chaining: CHECK accepts what a later plugin changed (tuning lowers the MTU and sets the MAC)', async () => {
+    const tuning = { type: 'tuning', mtu: 1300, mac: '02:00:00:cc:dd:01' };
+    await rig.network('kctune', '1.0.0', [l2tpPlugin(a1, { ipam: hostLocal('10.202.11.0/24') }), tuning]);
+    const p = await pod();
+    const add = await rig.cnitool('add', 'kctune', p, { node: N1 });
+    assert.equal(add.code, 0, add.stderr);
+    try {
+      const net1 = (await links(p)).find((l) => l.ifname === 'net1')!;
+      assert.equal(net1.mtu, 1300, 'tuning ran after kube-l2tp');
+      assert.equal(net1.address, '02:00:00:cc:dd:01');
+      const check = await rig.cnitool('check', 'kctune', p, { node: N1 });
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+      // above the pseudowire's MTU is not something CHECK lets pass
+      await ipIn(p, 'link', 'set', 'net1', 'mtu', String(RED.mtu + 100));
+      const over = await rig.cnitool('check', 'kctune', p, { node: N1 });
+      assert.notEqual(over.code, 0);
+      assert.match(over.stdout + over.stderr, /above the MTU 1400 of pseudowire kc\/red-wire/);
+    } finally {
+      assert.equal((await rig.cnitool('del', 'kctune', p, { node: N1 })).code, 0);
+    }
+  });
+
   it('concurrent ADDs for different containers', async () => {
     await rig.network('kcconc', '1.1.0', [l2tpPlugin(a1, { ipam: hostLocal('10.202.9.0/24') })]);
     const pods: string[] = [];
@@ -641,5 +704,27 @@ describe('kube-l2tp CNI plugin (cnitool, shim, agent)', { concurrency: 1 }, () =
       (await links(p)).map((l) => l.ifname),
       ['lo'],
     );
+  });
+
+  it('a DEL while no agent runs succeeds, and the agent finishes it when it starts (IPAM, record)', async () => {
+    await rig.network('kclate', '1.1.0', [l2tpPlugin(a1, { ipam: hostLocal('10.202.12.0/24') })]);
+    const p = await pod();
+    assert.equal((await rig.cnitool('add', 'kclate', p, { node: N1 })).code, 0);
+    assert.equal(leases('kclate').length, 1);
+    // the agent restarts (a rollout, or it is not up yet after a node reboot) while the pod goes
+    await a1.stop();
+    const del = await rig.cnitool('del', 'kclate', p, { node: N1 });
+    assert.equal(del.code, 0, del.stderr);
+    await ip('netns', 'del', p);
+    assert.equal(leases('kclate').length, 1, 'nothing released without an agent');
+    a1 = await rig.agent(N1, true, PWS1);
+    assert.equal(leases('kclate').length, 0, 'released once the agent is back');
+    const id = cnitoolId(`/run/netns/${p}`);
+    assert.deepEqual(
+      readdirSync(a1.stateDir).filter((f) => f.startsWith(id)),
+      [],
+      'its attachment record is gone',
+    );
+    assert.deepEqual(readdirSync(join(dirname(a1.socket), DEFERRED_DEL_DIR)), [], 'served once');
   });
 });

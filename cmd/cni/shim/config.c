@@ -290,12 +290,15 @@ void shim_decide(const struct shim_env *env, const char *json, size_t len, struc
     return error(d, 6, m);
   }
 
-  /* skel: a config without cniVersion is 0.1.0, which nobody here supports */
+  /*
+   * skel: a config without cniVersion is 0.1.0, which nobody here supports. DEL goes on: ADD refused
+   * that config, so it made nothing, and a DEL refused for it would keep the pod from being torn down.
+   */
   const char *v = ver->kind == STRING && *ver->val ? ver->val : "0.1.0";
   int known = 0;
   for (const char *const *k = supported; *k; k++)
     if (ver->kind != OTHER && strcmp(*k, v) == 0) known = 1;
-  if (!known) {
+  if (!known && !del) {
     snprintf(m, sizeof m, "incompatible CNI versions: config is \"%.32s\", plugin supports [%s]",
              ver->kind == OTHER ? "0.1.0" : v, SUPPORTED_TEXT);
     return error(d, 1, m);

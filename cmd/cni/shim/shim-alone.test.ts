@@ -80,6 +80,15 @@ describe('CNI shim: its own checks, agent down', () => {
         `incompatible CNI versions: config is "${shown}", plugin supports [${SUPPORTED_VERSIONS.join(', ')}]`,
       );
     }
+    // DEL goes on (ADD made nothing with such a config; a failed DEL would keep the pod for ever)
+    for (const v of ['0.3.1', undefined]) {
+      const del = await shim(
+        { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1' },
+        conf({ cniVersion: v }),
+      );
+      assert.equal(del.exit, 0, del.stdout);
+      assert.equal(del.stdout, '');
+    }
     const gc = await shim({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf({ cniVersion: '1.0.0' }));
     assert.equal(gc.code, 1);
     assert.equal(gc.msg, 'config version 1.0.0 does not allow GC (needs 1.1.0)');

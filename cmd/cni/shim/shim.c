@@ -6,7 +6,9 @@
  * What it can check alone it checks first (config.c: command, required environment, decodable JSON,
  * supported cniVersion), so those answers do not depend on the agent being up.
  * Agent unreachable: ADD/CHECK/GC print CNI error 11 (try again later), STATUS prints 50 (not
- * available), DEL succeeds (DEL is best effort; GC cleans up later).
+ * available), DEL succeeds (a DEL that failed would keep the pod from being torn down while no
+ * agent runs) and leaves its request beside the socket for the agent to serve when it starts
+ * (DEFERRED_DEL_DIR): only the agent can release the IPAM allocation and the attachment record.
  * Socket: /run/kube-l2tp/cni.sock, or the config's top-level "agentSocket" under /run/kube-l2tp/.
  *
  * The pod's network namespace goes as a descriptor: this process runs where the runtime does and
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -175,12 +178,43 @@ static long json_int(const char *hdr, const char *key) {
   return end == p ? -1 : v;
 }
 
-/* The agent is unreachable: answer by the command's policy. */
-static int agent_down(const char *cmd, const char *sock, const char *why) {
+/*
+ * A DEL no agent took: the request line (`base`, everything but its closing brace; no netns, which
+ * will be gone) goes to a file of its own in DEFERRED_DEL_DIR beside the socket, written under a
+ * temporary name and renamed, so the agent reads only whole requests. Root-only: 0700 dir, 0600 file.
+ */
+static int defer_del(const char *sock, const char *base, size_t n, char *where, size_t wsz) {
+  const char *slash = strrchr(sock, '/');
+  if (!slash) return -1;
+  char dir[SHIM_SOCKET_MAX + 32], tmp[SHIM_SOCKET_MAX + 64], final[SHIM_SOCKET_MAX + 64];
+  snprintf(dir, sizeof dir, "%.*s/%s", (int)(slash - sock), sock, DEFERRED_DEL_DIR);
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) return -1;
+  snprintf(tmp, sizeof tmp, "%s/.del-XXXXXX", dir);
+  int fd = mkstemp(tmp);
+  if (fd < 0) return -1;
+  int ok = write_all(fd, base, n) == 0 && write_all(fd, "}\n", 2) == 0 && fsync(fd) == 0;
+  close(fd);
+  snprintf(final, sizeof final, "%s/%s.req", dir, strrchr(tmp, '/') + 2);
+  if (!ok || rename(tmp, final) < 0) {
+    unlink(tmp);
+    return -1;
+  }
+  snprintf(where, wsz, "%s", final);
+  return 0;
+}
+
+/* The agent is unreachable: answer by the command's policy. `base`: the request, for a DEL. */
+static int agent_down(const char *cmd, const char *sock, const char *why, const char *base, size_t n) {
   char details[256];
   snprintf(details, sizeof details, "%s: %s", sock, why);
   if (strcmp(cmd, "DEL") == 0) {
-    log_stderr(40, "kube-l2tp agent unreachable on DEL (%s); nothing to clean up here", details);
+    char where[SHIM_SOCKET_MAX + 64];
+    if (defer_del(sock, base, n, where, sizeof where) == 0)
+      log_stderr(40, "kube-l2tp agent unreachable on DEL (%s); the agent finishes it when it starts (%s)", details,
+                 where);
+    else
+      log_stderr(40, "kube-l2tp agent unreachable on DEL (%s); could not leave it for the agent: %s", details,
+                 strerror(errno));
     return 0;
   }
   log_stderr(50, "kube-l2tp agent unreachable (%s)", details);
@@ -246,6 +280,7 @@ int main(void) {
   puts_(&req, "},\"stdin\":\"");
   put_json_str(&req, in.p, in.len);
   puts_(&req, "\"");
+  size_t base_len = req.len; /* what a deferred DEL keeps */
   if (netns_fd >= 0) puts_(&req, ",\"netnsFd\":1");
   else if (netns_errno) {
     char e[64];
@@ -258,7 +293,7 @@ int main(void) {
   puts_(&req, "}\n");
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return agent_down(cmd, sockpath, strerror(errno));
+  if (fd < 0) return agent_down(cmd, sockpath, strerror(errno), req.p, base_len);
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
@@ -266,8 +301,10 @@ int main(void) {
   struct timeval to = {IO_TIMEOUT_S, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof to);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof to);
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) return agent_down(cmd, sockpath, strerror(errno));
-  if (send_request(fd, req.p, req.len, netns_fd) < 0) return agent_down(cmd, sockpath, strerror(errno));
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+    return agent_down(cmd, sockpath, strerror(errno), req.p, base_len);
+  if (send_request(fd, req.p, req.len, netns_fd) < 0)
+    return agent_down(cmd, sockpath, strerror(errno), req.p, base_len);
   if (netns_fd >= 0) close(netns_fd);
   shutdown(fd, SHUT_WR);
 

@@ -7,4 +7,5 @@
 #define CURRENT_VERSION "1.1.0"
 #define AGENT_SOCKET_DIR "/run/kube-l2tp/"
 #define DEFAULT_SOCKET "/run/kube-l2tp/cni.sock"
+#define DEFERRED_DEL_DIR "deferred-del"
 #endif
