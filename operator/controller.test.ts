@@ -458,4 +458,76 @@ describe('Controller glue', () => {
     );
     assert.equal(names('a')?.length, 2, 'the first node state keeps its sessions');
   });
+
+  describe('cookie Secrets (read on demand, never watched)', () => {
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const secretPath = '/api/v1/namespaces/lab/secrets/wire-cookie';
+    const secret = (cookie: string) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'wire-cookie', namespace: 'lab' },
+      data: { cookie: b64(cookie) },
+    });
+    const withCookie = () =>
+      pw('red-wire', {
+        cookie: { secretRef: { name: 'wire-cookie', key: 'cookie' } },
+        peerCookie: { value: 'cafef00d' },
+      });
+    /** A controller that re-reads Secrets every 200 ms; the memory API serves Secrets too. */
+    async function startWithSecrets(seed: (api: MemoryApi) => void) {
+      const api = new MemoryApi();
+      const ctrl = controllerOn(api, { secretRecheckMs: 200 });
+      api.informers({ path: '/api/v1/secrets', apiVersion: 'v1', kind: 'Secret' }, silentLogger());
+      seed(api);
+      await ctrl.start();
+      return api;
+    }
+    const session = (api: MemoryApi, n: string) =>
+      api.object<L2TPNodeState>('l2tpnodestates', n)?.spec?.tunnels[0]?.sessions[0];
+    const ready = (api: MemoryApi) =>
+      api
+        .object<Pseudowire>('pseudowires', 'lab/red-wire')
+        ?.status?.conditions?.find((c) => c.type === 'Ready');
+
+    it('a Pseudowire applied before its Secret comes up once the Secret exists', async () => {
+      const api = await startWithSecrets((api) => {
+        seedNodes(api);
+        api.add('pseudowires', withCookie());
+      });
+      await settle(() => ready(api)?.reason === 'CookieUnavailable');
+      // the agents report the tunnel (no session yet): nothing else is going to change on these nodes
+      await settle(() => ['a', 'b'].every((n) => api.object('l2tpnodestates', n)));
+      for (const n of ['a', 'b']) await agentReport(api, n);
+      api.add('secrets', secret('0a0b0c0d'));
+      await settle(
+        () => session(api, 'a')?.cookie === '0a0b0c0d' && session(api, 'b')?.peerCookie === '0a0b0c0d',
+      );
+      assert.equal(session(api, 'a')!.peerCookie, 'cafef00d');
+      await settle(() => ready(api)?.reason !== 'CookieUnavailable');
+    });
+
+    it('a rotated Secret reaches both node states; a deleted one takes the session off, saying why', async () => {
+      const api = await startWithSecrets((api) => {
+        seedNodes(api);
+        api.add('secrets', secret('0a0b0c0d'));
+        api.add('pseudowires', withCookie());
+      });
+      await settle(
+        () => session(api, 'a')?.cookie === '0a0b0c0d' && session(api, 'b')?.peerCookie === '0a0b0c0d',
+      );
+      // the agents report the session up, and then nothing more (a node whose counters are not in
+      // its status, or whose status has not changed, writes none)
+      for (const n of ['a', 'b']) await agentReport(api, n);
+      await settle(() => ready(api)?.status === 'True');
+      await api.patch(secretPath, { data: { cookie: b64('0102030405060708') } });
+      await settle(
+        () =>
+          session(api, 'a')?.cookie === '0102030405060708' &&
+          session(api, 'b')?.peerCookie === '0102030405060708',
+      );
+      await api.delete(secretPath);
+      await settle(() => ready(api)?.reason === 'CookieUnavailable');
+      await settle(() => ['a', 'b'].every((n) => session(api, n) === undefined));
+    });
+  });
 });

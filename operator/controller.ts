@@ -41,7 +41,7 @@ import {
 import { EventRecorder } from './reconcilers/events.js';
 import { reconcileNode } from './reconcilers/node.js';
 import { reconcilePseudowire } from './reconcilers/pseudowire.js';
-import { CookieResolver } from './reconcilers/secrets.js';
+import { CACHE_MS, CookieResolver } from './reconcilers/secrets.js';
 import { WriteDebounce, WriteSpacing } from './reconcilers/spacing.js';
 import { reconcileTunnel } from './reconcilers/tunnel.js';
 import { tunnelNodes, tunnelSides, type PodObject } from './render.js';
@@ -55,6 +55,7 @@ export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
   nadCheckIntervalMs: 30_000,
   writeSpacingMs: 5000,
   pendingHoldMs: 60_000,
+  secretRecheckMs: CACHE_MS,
   limits: {
     sessionsPerTunnel: MAX_SESSIONS_PER_TUNNEL,
     nodeStateItems: MAX_NODE_STATE_ITEMS,
@@ -160,7 +161,7 @@ export class Controller {
       alloc: this.alloc,
       caches,
       events: new EventRecorder(client, log),
-      cookies: new CookieResolver(client),
+      cookies: new CookieResolver(client, Date.now, cfg.secretRecheckMs),
       enqueue: (key, afterMs) => this.queue.addAfter(key, afterMs ?? 0),
       spacing: new WriteSpacing(cfg.writeSpacingMs),
       rollups: new WriteDebounce(cfg.writeSpacingMs / 2, cfg.writeSpacingMs * 6),

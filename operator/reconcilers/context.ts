@@ -39,6 +39,12 @@ export interface ControllerConfig {
   writeSpacingMs: number;
   /** Longest time a new pseudowire's waiting status is held back (see reconcilePseudowire). */
   pendingHoldMs: number;
+  /**
+   * Secrets are not watched (the operator may only get them): a Secret read is trusted this long, and
+   * a pseudowire naming one is reconciled again as often, so a Secret created late, rotated or
+   * deleted reaches the node states.
+   */
+  secretRecheckMs: number;
   limits: Limits;
   /** Generate Multus NetworkAttachmentDefinitions when that CRD exists (default true). */
   multus?: boolean;

@@ -28,6 +28,15 @@ import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
 import { withAllocatedTunnel } from './tunnel.js';
 
 export async function reconcilePseudowire(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const result = await reconcileOne(ctx, key);
+  // Secrets are not watched: a pseudowire naming one comes back when its read goes stale
+  const p = ctx.caches.pws.get(key);
+  const recheck = p && !p.metadata.deletionTimestamp ? ctx.cookies.recheckInMs(p) : undefined;
+  if (recheck === undefined) return result;
+  return { requeueAfterMs: Math.min(result?.requeueAfterMs ?? recheck, recheck) };
+}
+
+async function reconcileOne(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
   const { caches, alloc, client } = ctx;
   const owner = `pw/${key}`;
   const p = caches.pws.get(key);
@@ -137,6 +146,17 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   if ('error' in cookies) {
     ctx.log.info({ pseudowire: key, reason: cookies.detail }, 'cookie Secret unusable');
     return fail('CookieUnavailable', cookies.error);
+  }
+  // a node state carrying other cookies than the Secrets hold now (rotated since) is rendered again
+  for (const n of tunnelNodes(t)) {
+    const local = n === sides.localNode;
+    const s = nodeStateOf(caches, n)
+      ?.spec?.tunnels.filter((x) => x.name === t.metadata.name)
+      .flatMap((x) => x.sessions)
+      .find((x) => x.pseudowire.namespace === namespace && x.pseudowire.name === name);
+    const send = local ? cookies.cookie : cookies.peerCookie;
+    const expect = local ? cookies.peerCookie : cookies.cookie;
+    if (s && (s.cookie !== send || s.peerCookie !== expect)) ctx.enqueue(`node/${n}`, 200);
   }
   const full = tunnelNodes(t)
     .map((n) => ctx.refused.get(n)?.get(key))
