@@ -504,6 +504,43 @@ describe('Controller glue', () => {
     );
   });
 
+  it('a pseudowire its tunnel stops sharing keeps its session IDs until the agents have removed its session', async () => {
+    const { api } = await start((api) =>
+      seedNodes(api, { ...tunnel, spec: { ...tunnel.spec, allowedNamespaces: ['lab', 'other'] } }),
+    );
+    api.add('pseudowires', pw('red-wire'));
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const red = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    await settle(() => red()?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
+    const id = red()!.status!.sessionID!;
+    // the admin hands the tunnel to namespace "other", whose pseudowire comes while the agents still
+    // run lab's session (its device, and the pods on it)
+    await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b', {
+      spec: { allowedNamespaces: ['other'] },
+    });
+    await settle(
+      () => red()?.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'TunnelNotAllowed',
+    );
+    const blue = pw('blue-wire');
+    api.add('pseudowires', { ...blue, metadata: { ...blue.metadata, namespace: 'other' } });
+    const blueId = () => api.object<Pseudowire>('pseudowires', 'other/blue-wire')?.status?.sessionID;
+    await settle(() => blueId() !== undefined);
+    assert.notEqual(blueId(), id, "another namespace's pseudowire got a session ID a node still runs");
+    // once the agents report lab's session gone, its ID is free again
+    const only = (n: string, name: string) =>
+      ns(n)
+        ?.spec?.tunnels[0]?.sessions.map((x) => x.pseudowire.name)
+        .join() === name;
+    await settle(() => ['a', 'b'].every((n) => only(n, 'blue-wire')));
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    await new Promise((r) => setTimeout(r, 1500)); // lab's pseudowire looks again within a second
+    const green = pw('green-wire');
+    api.add('pseudowires', { ...green, metadata: { ...green.metadata, namespace: 'other' } });
+    await settle(() => api.object<Pseudowire>('pseudowires', 'other/green-wire')?.status?.sessionID === id);
+  });
+
   describe('cookie Secrets (read on demand, never watched)', () => {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     const secretPath = '/api/v1/namespaces/lab/secrets/wire-cookie';

@@ -49,12 +49,13 @@ async function reconcileOne(ctx: ReconcileContext, key: string): Promise<Reconci
   const [namespace, name] = [p.metadata.namespace!, p.metadata.name];
   const path = resourcePath({ ...CRD('pseudowires'), namespace, name });
   const t = caches.tunnels.get(p.spec.tunnelRef.name);
-  if (p.metadata.deletionTimestamp) {
-    if (!p.metadata.finalizers?.includes(FINALIZER)) return;
+  /** The nodes whose agents still report this pseudowire's session. */
+  const reportedOn = (): string[] => {
+    if (!t) return [];
     // a compact range names session IDs only (unique per node): this pseudowire's ID on that node
     // there counts as reported
-    const localNode = t ? tunnelSides(t).localNode : undefined;
-    const reported = (t ? tunnelNodes(t) : []).filter((n) => {
+    const localNode = tunnelSides(t).localNode;
+    return tunnelNodes(t).filter((n) => {
       const id = n === localNode ? p.status?.sessionID : p.status?.peerSessionID;
       return reportedSessions(nodeStateOf(caches, n)).some((s) =>
         s.pseudowire
@@ -62,7 +63,10 @@ async function reconcileOne(ctx: ReconcileContext, key: string): Promise<Reconci
           : s.sessionId === id,
       );
     });
-    if (!(await agentsDone(ctx, p, reported, 'session'))) return { requeueAfterMs: 1000 };
+  };
+  if (p.metadata.deletionTimestamp) {
+    if (!p.metadata.finalizers?.includes(FINALIZER)) return;
+    if (!(await agentsDone(ctx, p, reportedOn(), 'session'))) return { requeueAfterMs: 1000 };
     // no garbage collector may run (ownerReferences alone would do it otherwise)
     if (caches.nads?.get(key)) await deleteIfExists(client, resourcePath({ ...NAD, namespace, name }));
     await finishDeletion(ctx, path, p, owner);
@@ -100,14 +104,18 @@ async function reconcileOne(ctx: ReconcileContext, key: string): Promise<Reconci
   if (t.metadata.deletionTimestamp)
     return fail('TunnelDeleting', `L2TPTunnel ${t.metadata.name} is being deleted`);
   if (!namespaceAllowed(t.spec.allowedNamespaces, namespace)) {
-    // before any ID is claimed: a refused Pseudowire holds nothing on the tunnel and reaches no node
-    alloc.release(owner);
+    // before any ID is claimed: a refused Pseudowire holds nothing on the tunnel and reaches no node.
+    // One the tunnel shared until now keeps its IDs while an agent still runs its session (its
+    // device, and the pods on it): given to another pseudowire they would join that session.
+    const running = reportedOn();
+    if (!running.length) alloc.release(owner);
     for (const k of ['sessionID', 'peerSessionID', 'endpoints', 'mtu'] as const) delete st[k];
-    return fail(
+    await fail(
       'TunnelNotAllowed',
       `L2TPTunnel ${t.metadata.name} is not shared with namespace ${namespace}: its spec.allowedNamespaces ` +
         `must list "${namespace}" (or "*"); the tunnel's owner (a cluster admin) sets it`,
     );
+    return running.length ? { requeueAfterMs: 1000 } : undefined;
   }
   const sides = tunnelSides(t);
   if (sides.external && (p.spec.sessionID === undefined || p.spec.peerSessionID === undefined)) {
