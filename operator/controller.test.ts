@@ -12,7 +12,7 @@ import { pseudowireObject, tunnelObject } from '../test/fakes/objects.js';
 import { Controller, DEFAULT_CONTROLLER } from './controller.js';
 import type { ControllerConfig } from './reconcilers/context.js';
 import { createMetrics } from './metrics.js';
-import { DEFAULT_POD_CONFIG, FINALIZER } from './render.js';
+import { DEFAULT_POD_CONFIG, FINALIZER, type PodObject } from './render.js';
 
 const node = (name: string, ip: string) => ({
   apiVersion: 'v1',
@@ -539,6 +539,34 @@ describe('Controller glue', () => {
     const green = pw('green-wire');
     api.add('pseudowires', { ...green, metadata: { ...green.metadata, namespace: 'other' } });
     await settle(() => api.object<Pseudowire>('pseudowires', 'other/green-wire')?.status?.sessionID === id);
+  });
+
+  it('a datapath pod that has ended (evicted, or shut down with its node) is replaced', async () => {
+    const { api, ctrl } = await start(seedPair);
+    const podOfA = () =>
+      api.byPlural
+        .get('pods')!
+        .list()
+        .find((p) => p.metadata.name.endsWith('-a'));
+    await settle(() => podOfA() !== undefined);
+    const ended = {
+      phase: 'Failed',
+      reason: 'Evicted',
+      conditions: [{ type: 'Ready', status: 'False' }],
+    };
+    // what the operator's pod cache keeps of it: the kubelet does not restart a pod in a final phase
+    const transform = (ctrl.pods as unknown as { opts: { transform: (o: object) => PodObject } }).opts
+      .transform;
+    assert.equal(transform({ ...podOfA()!, status: ended }).status?.phase, 'Failed');
+    const uid = podOfA()!.metadata.uid;
+    await api.patch(
+      `/api/v1/namespaces/${DEFAULT_POD_CONFIG.namespace}/pods/${podOfA()!.metadata.name}/status`,
+      {
+        status: ended,
+      },
+    );
+    await settle(() => podOfA() !== undefined && podOfA()!.metadata.uid !== uid);
+    assert.equal((podOfA() as PodObject).status?.phase, undefined, 'a new pod');
   });
 
   describe('cookie Secrets (read on demand, never watched)', () => {

@@ -120,7 +120,7 @@ export class Controller {
     this.pws = inf(resourcePath(CRD('pseudowires')), API_VERSION, 'Pseudowire');
     this.nodeStates = inf(resourcePath(CRD('l2tpnodestates')), API_VERSION, 'L2TPNodeState');
     // a Node's status (images, conditions, capacity) and a pod's spec are most of their size and
-    // nothing here reads them: their caches keep the addresses and the Ready condition
+    // nothing here reads them: their caches keep the addresses, and the phase and Ready condition
     this.nodes = inf('/api/v1/nodes', 'v1', 'Node', {
       transform: (n: NodeObject) => ({
         apiVersion: n.apiVersion,
@@ -136,7 +136,11 @@ export class Controller {
         kind: p.kind,
         metadata: p.metadata,
         spec: {},
-        status: { conditions: p.status?.conditions ?? [] },
+        // the phase says whether the pod has ended (the kubelet restarts none in a final phase)
+        status: {
+          ...(p.status?.phase !== undefined ? { phase: p.status.phase } : {}),
+          conditions: p.status?.conditions ?? [],
+        },
       }),
     });
     // NAD support appears once Multus is found: the reconcilers read the informer of the moment
