@@ -567,6 +567,16 @@ describe('Controller glue', () => {
     );
     await settle(() => podOfA() !== undefined && podOfA()!.metadata.uid !== uid);
     assert.equal((podOfA() as PodObject).status?.phase, undefined, 'a new pod');
+    // one the kubelet refuses (not enough room on the node) ends at once: not replaced in a loop
+    const second = podOfA()!.metadata.uid;
+    await api.patch(
+      `/api/v1/namespaces/${DEFAULT_POD_CONFIG.namespace}/pods/${podOfA()!.metadata.name}/status`,
+      {
+        status: { ...ended, reason: 'OutOfcpu' },
+      },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(podOfA()?.metadata.uid, second, 'replaced again only after a while');
   });
 
   describe('cookie Secrets (read on demand, never watched)', () => {

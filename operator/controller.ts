@@ -64,6 +64,9 @@ export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
   },
 };
 
+/** Least time between two replacements of one node's ended datapath pod. */
+const POD_REPLACEMENT_SPACING_MS = 30_000;
+
 /** Makes the informer of one kind; the operator lists and watches the API, a test feeds its own. */
 export type InformerFactory = <T extends KObject>(opts: InformerOptions, log: Logger) => InformerCache<T>;
 
@@ -170,6 +173,7 @@ export class Controller {
       spacing: new WriteSpacing(cfg.writeSpacingMs),
       rollups: new WriteDebounce(cfg.writeSpacingMs / 2, cfg.writeSpacingMs * 6),
       nodeSpecs: new WriteDebounce(Math.min(1000, cfg.writeSpacingMs), cfg.writeSpacingMs * 3),
+      podReplacements: new WriteSpacing(POD_REPLACEMENT_SPACING_MS),
       refused: new Map(),
       draining: new Map(),
     };

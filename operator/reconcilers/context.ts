@@ -83,6 +83,8 @@ export interface ReconcileContext {
   rollups: WriteDebounce;
   /** Holds a node state's spec back, during a burst of changes on its node, until it settles. */
   nodeSpecs: WriteDebounce;
+  /** Spaces the replacements of a node's ended datapath pod (one the kubelet refuses ends at once). */
+  podReplacements: WriteSpacing;
   /** node -> the pseudowires ("ns/name") its node state has no room for, and why (limits.ts). */
   refused: Map<string, Map<string, Verdict>>;
   /** node -> since when its emptied node state waits for its agent's report (reconcileNode). */

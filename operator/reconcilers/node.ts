@@ -206,6 +206,9 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
   // a pod in a final phase (evicted, or shut down with its node) is never restarted by the kubelet,
   // and nothing else replaces a bare pod: the node would stay without its agent
   if (podEnded(pod)) {
+    const wait = ctx.podReplacements.wait(`node/${node}`);
+    if (wait > 0) return { requeueAfterMs: wait };
+    ctx.podReplacements.wrote(`node/${node}`);
     await deleteIfExists(client, podPath, pod.metadata.uid ? { uid: pod.metadata.uid } : {});
     log.warn({ node, pod: podName, phase: pod.status?.phase }, 'datapath pod ended; replacing it');
     return { requeueAfterMs: 500 };
