@@ -579,6 +579,19 @@ describe('Controller glue', () => {
     assert.equal(podOfA()?.metadata.uid, second, 'replaced again only after a while');
   });
 
+  it('a tunnel for which a node has no UDP port left says so in its status', async () => {
+    const api = new MemoryApi();
+    const ctrl = controllerOn(api, { ranges: { ...DEFAULT_CONTROLLER.ranges, port: [17000, 17000] } });
+    seedNodes(api, tunnelObject('first'), tunnelObject('second'));
+    await ctrl.start();
+    const ready = (n: string) =>
+      api.object<L2TPTunnel>('l2tptunnels', n)?.status?.conditions?.find((c) => c.type === 'Ready');
+    await settle(() => ready('first') !== undefined && ready('second') !== undefined);
+    const full = [ready('first')!, ready('second')!].filter((c) => c.reason === 'IDsExhausted');
+    assert.equal(full.length, 1, JSON.stringify([ready('first'), ready('second')]));
+    assert.match(full[0]!.message!, /no UDP port is free on node a \(17000-17000 are all in use\)/);
+  });
+
   describe('cookie Secrets (read on demand, never watched)', () => {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     const secretPath = '/api/v1/namespaces/lab/secrets/wire-cookie';

@@ -93,6 +93,9 @@ export interface ReconcileContext {
 
 export type ReconcileResult = void | { requeueAfterMs?: number };
 
+/** How soon an object for which a node had no ID (or UDP port) left asks again. */
+export const ID_RETRY_MS = 30_000;
+
 /** Kubernetes time (seconds precision), as status and Events carry it. */
 export const kubeNow = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 

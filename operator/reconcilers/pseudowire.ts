@@ -16,6 +16,7 @@ import {
 } from '../render.js';
 import {
   CRD,
+  ID_RETRY_MS,
   NAD,
   kubeNow,
   nodeStateMap,
@@ -134,10 +135,12 @@ async function reconcileOne(ctx: ReconcileContext, key: string): Promise<Reconci
       peer: p.spec.peerSessionID ?? p.status?.peerSessionID,
     },
   );
-  if (ids.conflicts.length) {
+  if (ids.conflicts.length || ids.exhausted.length) {
     delete st.sessionID;
     delete st.peerSessionID;
-    return fail('IDConflict', ids.conflicts.join('; '));
+    if (ids.conflicts.length) return fail('IDConflict', ids.conflicts.join('; '));
+    await fail('IDsExhausted', ids.exhausted.join('; '));
+    return { requeueAfterMs: ID_RETRY_MS }; // nothing announces an ID that another object frees
   }
   // an external peer's session ID is the spec's, never allocated here
   const psid = sides.peerNode ? ids.peer : (p.spec.peerSessionID ?? p.status?.peerSessionID);

@@ -7,6 +7,7 @@ import { resourcePath } from '../../lib/kube/client.js';
 import { FINALIZER, rollupTunnel, tunnelNodes, tunnelSides } from '../render.js';
 import {
   CRD,
+  ID_RETRY_MS,
   kubeNow,
   nodeStateMap,
   nodeStateOf,
@@ -124,8 +125,9 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
 
   const st: TunnelStatus = { ...(t.status ?? {}) };
   const problems: Problem[] = [];
-  const conflicts = (list: string[]) => {
-    for (const message of list) problems.push({ reason: 'IDConflict', message });
+  const conflicts = (r: { conflicts: string[]; exhausted: string[] }) => {
+    for (const message of r.conflicts) problems.push({ reason: 'IDConflict', message });
+    for (const message of r.exhausted) problems.push({ reason: 'IDsExhausted', message });
   };
   const L = sides.localNode;
   const P = sides.peerNode;
@@ -136,7 +138,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
     local: t.spec.local.tunnelID ?? t.status?.tunnelID,
     peer: peerId,
   });
-  conflicts(ids.conflicts);
+  conflicts(ids);
   const ptid = P ? ids.peer : peerId;
   let port: number | undefined;
   let pport: number | undefined;
@@ -146,7 +148,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
       local: t.spec.local.udpPort ?? t.status?.udpPort,
       peer: peerPort,
     });
-    conflicts(ports.conflicts);
+    conflicts(ports);
     port = ports.local;
     pport = P ? ports.peer : peerPort;
   }
@@ -219,4 +221,6 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   ctx.rollups.forget(owner);
   if ((await writeStatus(ctx.client, path, t, st)) && first && prevReason !== first.reason)
     await ctx.events.record(t, 'Warning', first.reason, ready.message);
+  // nothing announces an ID that another object frees: look again
+  if (problems.some((p) => p.reason === 'IDsExhausted')) return { requeueAfterMs: ID_RETRY_MS };
 }
