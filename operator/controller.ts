@@ -237,6 +237,7 @@ export class Controller {
     await this.checkNAD();
     await Promise.all(infs.map((i) => i.waitForSync()));
     if (this.nads) await this.nads.waitForSync();
+    if (this.stopped) return; // leadership lost while the caches were filling
     this.seed();
     this.nadTimer = setInterval(() => void this.checkNAD(), this.cfg.nadCheckIntervalMs);
     this.nadTimer.unref?.();
