@@ -592,6 +592,22 @@ describe('Controller glue', () => {
     assert.match(full[0]!.message!, /no UDP port is free on node a \(17000-17000 are all in use\)/);
   });
 
+  it('a pseudowire whose tunnel went says TunnelNotFound once it is gone', async () => {
+    const { api } = await start(seedPair);
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
+    const ready = () => p()?.status?.conditions?.find((c) => c.type === 'Ready');
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    await settle(() => ready()?.status === 'True');
+    await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b');
+    // the agents remove the tunnel and its session, and say so
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels.length === 0));
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    await settle(() => api.object('l2tptunnels', 'a-to-b') === undefined);
+    await settle(() => ready()?.reason === 'TunnelNotFound');
+  });
+
   describe('cookie Secrets (read on demand, never watched)', () => {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     const secretPath = '/api/v1/namespaces/lab/secrets/wire-cookie';

@@ -187,10 +187,11 @@ export class Controller {
   }
 
   private wire(): void {
-    this.tunnels.on((_type, t, old) => {
+    this.tunnels.on((type, t, old) => {
       this.queue.add(`tun/${t.metadata.name}`);
       for (const n of new Set([...tunnelNodes(t), ...(old ? tunnelNodes(old) : [])])) this.enqueueNode(n);
-      if (!old || !deepEqual(pwView(old), pwView(t))) {
+      // a deletion carries the object as it was last seen: its view has not changed, its absence has
+      if (type === 'DELETED' || !old || !deepEqual(pwView(old), pwView(t))) {
         for (const p of pwsOfTunnel(this.ctx.caches, t.metadata.name)) this.queue.add(`pw/${objectKey(p)}`);
       }
     });
