@@ -606,6 +606,29 @@ describe('Controller glue', () => {
     for (const n of ['a', 'b']) await agentReport(api, n);
     await settle(() => api.object('l2tptunnels', 'a-to-b') === undefined);
     await settle(() => ready()?.reason === 'TunnelNotFound');
+    assert.deepEqual(p()!.status!.endpoints, undefined, 'endpoints of a session that is gone');
+    assert.equal(p()!.status!.mtu, undefined);
+  });
+
+  it('a pseudowire whose session its agents removed stops saying it is up', async () => {
+    // another controller's finalizer keeps the deleted tunnel after ours is gone
+    const held = { ...tunnel, metadata: { ...tunnel.metadata, finalizers: ['example.com/hold'] } };
+    const { api } = await start((api) => {
+      seedNodes(api, held);
+      api.add('pseudowires', pw('red-wire'));
+    });
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
+    const ready = () => p()?.status?.conditions?.find((c) => c.type === 'Ready');
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    await settle(() => ready()?.status === 'True');
+    await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b');
+    await settle(() => ready()?.reason === 'TunnelDeleting');
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels.length === 0));
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    const endpoints = () => p()!.status!.endpoints ?? [];
+    await settle(() => endpoints().length === 2 && endpoints().every((e) => e.state === 'Pending'));
   });
 
   describe('cookie Secrets (read on demand, never watched)', () => {
@@ -677,6 +700,10 @@ describe('Controller glue', () => {
       await api.delete(secretPath);
       await settle(() => ready(api)?.reason === 'CookieUnavailable');
       await settle(() => ['a', 'b'].every((n) => session(api, n) === undefined));
+      // the agents remove the session: the status stops saying it is up
+      for (const n of ['a', 'b']) await agentReport(api, n);
+      const endpoints = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire')!.status!.endpoints ?? [];
+      await settle(() => endpoints().length === 2 && endpoints().every((e) => e.state === 'Pending'));
     });
   });
 });

@@ -210,8 +210,9 @@ export class Controller {
           this.queue.add(`tun/${t.name}`);
           for (const s of t.sessions) this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
         }
-        // sessions the agent still reports after they left the spec (teardown in progress)
-        for (const s of reportedSessions(ns))
+        // sessions the agent still reports after they left the spec (teardown in progress), and
+        // those it reported before and no longer does (their status stops saying they are up)
+        for (const s of [...reportedSessions(ns), ...(old ? reportedSessions(old) : [])])
           if (s.pseudowire) this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
         for (const t of ns.status?.tunnels ?? []) this.queue.add(`tun/${t.name}`);
       }

@@ -81,6 +81,15 @@ async function reconcileOne(ctx: ReconcileContext, key: string): Promise<Reconci
   const now = kubeNow();
   const fail = async (reason: string, message: string) => {
     const prevReason = p.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+    // the endpoints as the agents report them now: what failed may have taken the session off its
+    // nodes, and without its tunnel it has none
+    if (st.endpoints) {
+      const roll = t && rollupPseudowire({ ...p, status: st }, t, nodeStateMap(caches, tunnelNodes(t)));
+      if (roll) st.endpoints = roll.endpoints.map((e) => ({ ...e }));
+      else delete st.endpoints;
+      if (roll?.mtu !== undefined) st.mtu = roll.mtu;
+      else delete st.mtu;
+    }
     st.conditions = setReadyDegraded(
       st.conditions,
       { status: 'False', reason, message },
