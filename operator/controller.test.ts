@@ -631,6 +631,19 @@ describe('Controller glue', () => {
     await settle(() => endpoints().length === 2 && endpoints().every((e) => e.state === 'Pending'));
   });
 
+  it('a tunnel between nodes of an IPv6-only cluster takes their IPv6 InternalIPs', async () => {
+    const { api } = await start((api) => {
+      api.add('nodes', node('a', 'fd00::1'));
+      api.add('nodes', node('b', 'fd00::2'));
+      api.add('l2tptunnels', tunnel);
+    });
+    const t = () => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b');
+    const ready = () => t()?.status?.conditions?.find((c) => c.type === 'Ready');
+    await settle(() => ready() !== undefined);
+    assert.notEqual(ready()!.reason, 'NoAddress', ready()!.message);
+    assert.deepEqual([t()!.status!.localAddress, t()!.status!.peerAddress], ['fd00::1', 'fd00::2']);
+  });
+
   describe('cookie Secrets (read on demand, never watched)', () => {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     const secretPath = '/api/v1/namespaces/lab/secrets/wire-cookie';

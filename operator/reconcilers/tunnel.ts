@@ -40,15 +40,29 @@ function tunnelAddressing(caches: Caches, t: L2TPTunnel): { la?: string; pa?: st
   const problems: Problem[] = [];
   const localNode = caches.nodes.get(L);
   const peerNodeObj = P ? caches.nodes.get(P) : undefined;
-  const v6 = (t.spec.local.address ?? ext?.address ?? t.spec.peer.address ?? '').includes(':');
+  // the family of an address given, else IPv4 where both nodes have one, else IPv6 (an IPv6-only
+  // cluster's nodes have IPv6 InternalIPs only)
+  const given = t.spec.local.address ?? ext?.address ?? t.spec.peer.address;
+  const v6 = given
+    ? given.includes(':')
+    : !(nodeAddress(localNode) && (!P || nodeAddress(peerNodeObj))) &&
+      !!nodeAddress(localNode, true) &&
+      (!P || !!nodeAddress(peerNodeObj, true));
+  const family = v6 ? 'IPv6' : 'IPv4';
   const la = t.spec.local.address ?? nodeAddress(localNode, v6);
   const pa = ext ? ext.address : (t.spec.peer.address ?? nodeAddress(peerNodeObj, v6));
   if (!localNode) problems.push({ reason: 'NodeNotFound', message: `node ${L} does not exist` });
   else if (!la)
-    problems.push({ reason: 'NoAddress', message: `node ${L} has no InternalIP; set spec.local.address` });
+    problems.push({
+      reason: 'NoAddress',
+      message: `node ${L} has no ${family} InternalIP or ExternalIP; set spec.local.address`,
+    });
   if (P && !peerNodeObj) problems.push({ reason: 'NodeNotFound', message: `node ${P} does not exist` });
   else if (P && !pa)
-    problems.push({ reason: 'NoAddress', message: `node ${P} has no InternalIP; set spec.peer.address` });
+    problems.push({
+      reason: 'NoAddress',
+      message: `node ${P} has no ${family} InternalIP or ExternalIP; set spec.peer.address`,
+    });
   if (la && pa && la.includes(':') !== pa.includes(':')) {
     problems.push({
       reason: 'AddressFamilyMismatch',
