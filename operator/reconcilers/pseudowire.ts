@@ -4,7 +4,7 @@ import { setReadyDegraded } from '../../lib/api/conditions.js';
 import { ipamProblem } from '../../lib/api/ipam.js';
 import { reportedSessions } from '../../lib/api/node-status.js';
 import { IPAM_TYPES, namespaceAllowed, type PseudowireStatus } from '../../lib/api/schemas.js';
-import { isConflict, resourcePath } from '../../lib/kube/client.js';
+import { isConflict, isNotFound, resourcePath } from '../../lib/kube/client.js';
 import {
   ANNOTATION_IPAM,
   FINALIZER,
@@ -198,7 +198,12 @@ async function reconcileOne(ctx: ReconcileContext, key: string): Promise<Reconci
       );
       // one of that name exists: ours, not in the cache yet, or one the operator did not make (its
       // cache holds only its own), which pods asking Multus for this name would get instead
-      const other = created ? undefined : await client.get<NadObject>(nadPath).catch(() => undefined);
+      const other = created
+        ? undefined
+        : await client.get<NadObject>(nadPath).catch((e: unknown) => {
+            if (!isNotFound(e)) throw e; // retried with the queue's backoff
+            return undefined;
+          });
       if (other && other.metadata.labels?.['app.kubernetes.io/managed-by'] !== MANAGED_BY) {
         delete st.networkAttachmentDefinition;
         await fail(
