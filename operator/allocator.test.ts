@@ -28,7 +28,7 @@ describe('Allocator', () => {
     const a = new Allocator();
     a.allocatePair('tunnel', 'tunnel ID', 'tun/x', { local: 'n1', peer: 'n2' }, {});
     const pair = a.allocatePair('tunnel', 'tunnel ID', 'tun/y', { local: 'n1', peer: 'n2' }, {});
-    assert.deepEqual(pair, { local: 2, peer: 2, conflicts: [] });
+    assert.deepEqual(pair, { local: 2, peer: 2, conflicts: [], exhausted: [] });
     a.release('tun/x');
     assert.deepEqual(a.allocatePair('tunnel', 'tunnel ID', 'tun/y', { local: 'n1', peer: 'n2' }, {}), pair);
     // held on one side only (a restart seeded from one node's state): kept there, the other allocated
@@ -38,6 +38,7 @@ describe('Allocator', () => {
       local: 9,
       peer: 1,
       conflicts: [],
+      exhausted: [],
     });
   });
 
@@ -46,6 +47,25 @@ describe('Allocator', () => {
     assert.equal(a.allocate('port', ['n1'], 'tun/a'), 5000);
     assert.equal(a.allocate('port', ['n1'], 'tun/b'), 5001);
     assert.throws(() => a.allocate('port', ['n1'], 'tun/c'), /no free port/);
+  });
+
+  it('gives each side its own ID when no one ID is free on both nodes, and says when a node has none left', () => {
+    const a = new Allocator({ tunnel: [1, 10], session: [1, 10], port: [5000, 5001] });
+    // n1 and n2 each have one port left, not the same one
+    a.allocatePair('port', 'UDP port', 'tun/a', { local: 'n1', peer: 'n3' }, {});
+    a.claim('port', 'n2', 5001, 'tun/b');
+    assert.deepEqual(a.allocatePair('port', 'UDP port', 'tun/c', { local: 'n1', peer: 'n2' }, {}), {
+      local: 5001,
+      peer: 5000,
+      conflicts: [],
+      exhausted: [],
+    });
+    // n1 is full now: what can be allocated is, and the side that cannot be is named
+    assert.deepEqual(a.allocatePair('port', 'UDP port', 'tun/d', { local: 'n1', peer: 'n4' }, {}), {
+      peer: 5000,
+      conflicts: [],
+      exhausted: ['no UDP port is free on node n1 (5000-5001 are all in use)'],
+    });
   });
 
   it('knows the ID an owner holds per node, the latest first, and frees them all on release', () => {

@@ -70,6 +70,14 @@ export class Allocator {
 
   /** The lowest ID free on every node in `nodes` (or already held there by `owner`), claimed for owner. */
   allocate(kind: IdKind, nodes: string[], owner: string): number {
+    const id = this.tryAllocate(kind, nodes, owner);
+    if (id !== undefined) return id;
+    const [min, max] = this.ranges[kind];
+    throw new Error(`no free ${kind} ID left in ${min}-${max} on ${nodes.join(', ')}`);
+  }
+
+  /** allocate, or undefined when no ID is free on every node. */
+  private tryAllocate(kind: IdKind, nodes: string[], owner: string): number | undefined {
     const [min, max] = this.ranges[kind];
     const tables = nodes.map((n) => this.table(kind, n));
     for (let id = Math.max(1, min); id <= max; id++) {
@@ -78,14 +86,15 @@ export class Allocator {
         return id;
       }
     }
-    throw new Error(`no free ${kind} ID left in ${min}-${max} on ${nodes.join(', ')}`);
+    return undefined;
   }
 
   /**
    * The IDs of one object's two sides (local node, and the peer node of an in-cluster pair): a
    * recorded ID is claimed, a missing one is the one the owner holds there or a new one, and a pair
-   * with neither gets one ID free on both
-   * nodes. A recorded ID another owner holds comes back undefined, with a message naming that owner.
+   * with neither gets one ID free on both nodes when there is one, else one free on each. A recorded
+   * ID another owner holds comes back undefined, with a message naming that owner (`conflicts`); so
+   * does a side whose node has no ID free (`exhausted`).
    */
   allocatePair(
     kind: IdKind,
@@ -93,18 +102,26 @@ export class Allocator {
     owner: string,
     nodes: { local: string; peer?: string | undefined },
     ids: { local?: number | undefined; peer?: number | undefined },
-  ): { local?: number; peer?: number; conflicts: string[] } {
+  ): { local?: number; peer?: number; conflicts: string[]; exhausted: string[] } {
     const { local: L, peer: P } = nodes;
     // what the owner holds already (recorded only in a node state, say) stays its ID: the lowest
     // free one may have changed since
     const held = (node: string) => this.idOf(kind, node, owner);
     if (P && ids.local === undefined && ids.peer === undefined && !held(L) && !held(P)) {
-      const id = this.allocate(kind, [L, P], owner);
-      return { local: id, peer: id, conflicts: [] };
+      const id = this.tryAllocate(kind, [L, P], owner);
+      if (id !== undefined) return { local: id, peer: id, conflicts: [], exhausted: [] };
     }
     const conflicts: string[] = [];
+    const exhausted: string[] = [];
     const side = (node: string, id: number | undefined): number | undefined => {
-      if (id === undefined) return held(node) ?? this.allocate(kind, [node], owner);
+      if (id === undefined) {
+        const got = held(node) ?? this.tryAllocate(kind, [node], owner);
+        if (got === undefined) {
+          const [min, max] = this.ranges[kind];
+          exhausted.push(`no ${label} is free on node ${node} (${min}-${max} are all in use)`);
+        }
+        return got;
+      }
       const other = this.claim(kind, node, id, owner);
       if (!other) return id;
       conflicts.push(`${label} ${id} on node ${node} is already used by ${other}`);
@@ -116,6 +133,7 @@ export class Allocator {
       ...(local !== undefined ? { local } : {}),
       ...(peer !== undefined ? { peer } : {}),
       conflicts,
+      exhausted,
     };
   }
 

@@ -41,7 +41,7 @@ import {
 import { EventRecorder } from './reconcilers/events.js';
 import { reconcileNode } from './reconcilers/node.js';
 import { reconcilePseudowire } from './reconcilers/pseudowire.js';
-import { CookieResolver } from './reconcilers/secrets.js';
+import { CACHE_MS, CookieResolver } from './reconcilers/secrets.js';
 import { WriteDebounce, WriteSpacing } from './reconcilers/spacing.js';
 import { reconcileTunnel } from './reconcilers/tunnel.js';
 import { tunnelNodes, tunnelSides, type PodObject } from './render.js';
@@ -55,6 +55,7 @@ export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
   nadCheckIntervalMs: 30_000,
   writeSpacingMs: 5000,
   pendingHoldMs: 60_000,
+  secretRecheckMs: CACHE_MS,
   limits: {
     sessionsPerTunnel: MAX_SESSIONS_PER_TUNNEL,
     nodeStateItems: MAX_NODE_STATE_ITEMS,
@@ -62,6 +63,9 @@ export const DEFAULT_CONTROLLER: Omit<ControllerConfig, 'pod'> = {
     nodeStateShards: MAX_NODE_STATE_SHARDS,
   },
 };
+
+/** Least time between two replacements of one node's ended datapath pod. */
+const POD_REPLACEMENT_SPACING_MS = 30_000;
 
 /** Makes the informer of one kind; the operator lists and watches the API, a test feeds its own. */
 export type InformerFactory = <T extends KObject>(opts: InformerOptions, log: Logger) => InformerCache<T>;
@@ -119,7 +123,7 @@ export class Controller {
     this.pws = inf(resourcePath(CRD('pseudowires')), API_VERSION, 'Pseudowire');
     this.nodeStates = inf(resourcePath(CRD('l2tpnodestates')), API_VERSION, 'L2TPNodeState');
     // a Node's status (images, conditions, capacity) and a pod's spec are most of their size and
-    // nothing here reads them: their caches keep the addresses and the Ready condition
+    // nothing here reads them: their caches keep the addresses, and the phase and Ready condition
     this.nodes = inf('/api/v1/nodes', 'v1', 'Node', {
       transform: (n: NodeObject) => ({
         apiVersion: n.apiVersion,
@@ -135,7 +139,11 @@ export class Controller {
         kind: p.kind,
         metadata: p.metadata,
         spec: {},
-        status: { conditions: p.status?.conditions ?? [] },
+        // the phase says whether the pod has ended (the kubelet restarts none in a final phase)
+        status: {
+          ...(p.status?.phase !== undefined ? { phase: p.status.phase } : {}),
+          conditions: p.status?.conditions ?? [],
+        },
       }),
     });
     // NAD support appears once Multus is found: the reconcilers read the informer of the moment
@@ -160,11 +168,12 @@ export class Controller {
       alloc: this.alloc,
       caches,
       events: new EventRecorder(client, log),
-      cookies: new CookieResolver(client),
+      cookies: new CookieResolver(client, Date.now, cfg.secretRecheckMs),
       enqueue: (key, afterMs) => this.queue.addAfter(key, afterMs ?? 0),
       spacing: new WriteSpacing(cfg.writeSpacingMs),
       rollups: new WriteDebounce(cfg.writeSpacingMs / 2, cfg.writeSpacingMs * 6),
       nodeSpecs: new WriteDebounce(Math.min(1000, cfg.writeSpacingMs), cfg.writeSpacingMs * 3),
+      podReplacements: new WriteSpacing(POD_REPLACEMENT_SPACING_MS),
       refused: new Map(),
       draining: new Map(),
     };
@@ -178,10 +187,11 @@ export class Controller {
   }
 
   private wire(): void {
-    this.tunnels.on((_type, t, old) => {
+    this.tunnels.on((type, t, old) => {
       this.queue.add(`tun/${t.metadata.name}`);
       for (const n of new Set([...tunnelNodes(t), ...(old ? tunnelNodes(old) : [])])) this.enqueueNode(n);
-      if (!old || !deepEqual(pwView(old), pwView(t))) {
+      // a deletion carries the object as it was last seen: its view has not changed, its absence has
+      if (type === 'DELETED' || !old || !deepEqual(pwView(old), pwView(t))) {
         for (const p of pwsOfTunnel(this.ctx.caches, t.metadata.name)) this.queue.add(`pw/${objectKey(p)}`);
       }
     });
@@ -200,8 +210,9 @@ export class Controller {
           this.queue.add(`tun/${t.name}`);
           for (const s of t.sessions) this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
         }
-        // sessions the agent still reports after they left the spec (teardown in progress)
-        for (const s of reportedSessions(ns))
+        // sessions the agent still reports after they left the spec (teardown in progress), and
+        // those it reported before and no longer does (their status stops saying they are up)
+        for (const s of [...reportedSessions(ns), ...(old ? reportedSessions(old) : [])])
           if (s.pseudowire) this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
         for (const t of ns.status?.tunnels ?? []) this.queue.add(`tun/${t.name}`);
       }
@@ -228,6 +239,7 @@ export class Controller {
     await this.checkNAD();
     await Promise.all(infs.map((i) => i.waitForSync()));
     if (this.nads) await this.nads.waitForSync();
+    if (this.stopped) return; // leadership lost while the caches were filling
     this.seed();
     this.nadTimer = setInterval(() => void this.checkNAD(), this.cfg.nadCheckIntervalMs);
     this.nadTimer.unref?.();

@@ -114,4 +114,44 @@ describe('LeaderElector', () => {
     assert.deepEqual(events, ['started', 'stopped']);
     assert.equal(a.leader, false);
   });
+
+  it('keeps the lease while a slow start runs: no second leader meanwhile', async () => {
+    const api = leaseApi();
+    const a = new LeaderElector(api, cfg('a'), silentLogger());
+    const b = new LeaderElector(api, cfg('b'), silentLogger());
+    const hold = setInterval(() => {}, 1000);
+    let bLed = false;
+    // a's controller takes longer than the lease to start (caches of a large cluster to list)
+    const runA = a.run(
+      () => new Promise<void>((r) => setTimeout(r, 1500)),
+      () => undefined,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const runB = b.run(
+      () => void (bLed = true),
+      () => undefined,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    a.stop();
+    b.stop();
+    await Promise.all([runA, runB]).finally(() => clearInterval(hold));
+    assert.equal(bLed, false, 'b took the lease while a was starting: two leaders');
+  });
+
+  it('a start that fails gives the lease up and reports the failure', async () => {
+    const api = leaseApi();
+    const a = new LeaderElector(api, cfg('a'), silentLogger());
+    const events: string[] = [];
+    const hold = setInterval(() => {}, 1000);
+    const run = a.run(
+      () => Promise.reject(new Error('no caches')),
+      () => void events.push('stopped'),
+    );
+    await assert.rejects(
+      run.finally(() => clearInterval(hold)),
+      /no caches/,
+    );
+    assert.deepEqual(events, ['stopped']);
+    assert.equal(a.leader, false);
+  });
 });

@@ -107,12 +107,16 @@ export class LeaderElector {
       if (ok && !this.leader) {
         this.leader = true;
         this.log.info({ identity: this.cfg.identity, lease: this.cfg.name }, 'became leader');
-        await onStarted();
-        // renew loop
+        // the lease is renewed while onStarted runs, as client-go does: a start that outlasts the
+        // lease (a large cluster's caches to list) would otherwise let a second leader in
+        let failed: { error: unknown } | undefined;
+        void Promise.resolve()
+          .then(onStarted)
+          .catch((error: unknown) => (failed = { error }));
         let lastRenew = Date.now();
-        while (!this.stopped) {
+        while (!this.stopped && !failed) {
           await sleep(this.cfg.retryPeriodMs);
-          if (this.stopped) break;
+          if (this.stopped || failed) break;
           const renewed = await this.tryAcquireOrRenew().catch((e: unknown) => {
             this.log.warn({ err: e }, 'leader election: renew failed');
             return false;
@@ -123,6 +127,7 @@ export class LeaderElector {
         this.leader = false;
         this.log.warn({ identity: this.cfg.identity }, 'leadership lost or released');
         await onStopped();
+        if (failed) throw failed.error;
         continue;
       }
       await sleep(this.cfg.retryPeriodMs);

@@ -40,6 +40,22 @@ describe('mirror', () => {
     assert.equal(back[1].spec.sessionID, 128);
   });
 
+  it('a cookie in one direction only stays in that direction: the other side expects what this one sends', () => {
+    const side = (cookies: string) =>
+      host1.replace(
+        '  cookie: {value: 0badcafe}\n  peerCookie: {secretRef: {name: c, key: peer}}\n',
+        cookies,
+      );
+    const mirrored = (text: string) =>
+      YAML.parseAllDocuments(mirrorManifest(text, { node: 'b7' }))[1]!.toJS();
+    const sendsOnly = mirrored(side('  cookie: {value: 0badcafe}\n'));
+    assert.equal(sendsOnly.spec.cookie, undefined, 'this side expects no cookie: the other sends none');
+    assert.deepEqual(sendsOnly.spec.peerCookie, { value: '0badcafe' });
+    const expectsOnly = mirrored(side('  peerCookie: {value: 0badcafe}\n'));
+    assert.deepEqual(expectsOnly.spec.cookie, { value: '0badcafe' });
+    assert.equal(expectsOnly.spec.peerCookie, undefined, 'this side sends no cookie: the other expects none');
+  });
+
   it('refuses in-cluster tunnels and pseudowires without explicit IDs', () => {
     assert.throws(
       () =>

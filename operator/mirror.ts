@@ -73,17 +73,19 @@ export function mirrorPseudowire(p: Pseudowire, tunnelName: string): Pseudowire 
       `Pseudowire ${p.metadata.name}: a cross-cluster pseudowire needs sessionID and peerSessionID`,
     );
   }
+  // the cookies swap roles, and one given in a single direction stays in that direction only
+  const { cookie, peerCookie, ...rest } = spec;
   return {
     apiVersion: API_VERSION,
     kind: 'Pseudowire',
     metadata: { name: p.metadata.name, ...(p.metadata.namespace ? { namespace: p.metadata.namespace } : {}) },
     spec: {
-      ...spec,
+      ...rest,
       tunnelRef: { name: tunnelName },
       sessionID: spec.peerSessionID,
       peerSessionID: spec.sessionID,
-      ...(spec.peerCookie ? { cookie: spec.peerCookie } : {}),
-      ...(spec.cookie ? { peerCookie: spec.cookie } : {}),
+      ...(peerCookie ? { cookie: peerCookie } : {}),
+      ...(cookie ? { peerCookie: cookie } : {}),
     },
   };
 }

@@ -69,11 +69,19 @@ export interface WatchEvent<T = unknown> {
 /** The verbs the controllers and the leader elector use (a test passes an in-memory API). */
 export type KubeApi = Pick<KubeClient, 'get' | 'create' | 'replace' | 'patch' | 'delete' | 'watch'>;
 
+/**
+ * How long the kubeconfig's credentials are used before they are applied again: a pod's projected
+ * ServiceAccount token is rotated by the kubelet and the old one expires, and an exec plugin's
+ * credential expires too (client-go reads the token file again as often).
+ */
+const CREDENTIALS_MS = 60_000;
+
 export class KubeClient {
   private readonly server: URL;
   private readonly agent: Agent;
   private opts: RequestOptions = {};
-  private ready: Promise<void>;
+  private optsAt: number | undefined;
+  private applying: Promise<void> | undefined;
   /** Called once per completed request. */
   onRequest: ((r: RequestRecord) => void) | undefined;
 
@@ -82,11 +90,20 @@ export class KubeClient {
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
     this.agent = new Agent({ keepAlive: true, maxSockets: 32 });
-    this.ready = (async () => {
-      const o: RequestOptions = {};
-      await kc.applyToHTTPSOptions(o);
-      this.opts = o;
-    })();
+  }
+
+  /** TLS and auth options from the kubeconfig, applied again once they are a minute old. */
+  private async options(): Promise<RequestOptions> {
+    if (this.optsAt === undefined || Date.now() - this.optsAt >= CREDENTIALS_MS) {
+      this.applying ??= (async () => {
+        const o: RequestOptions = {};
+        await this.kc.applyToHTTPSOptions(o);
+        this.opts = o;
+        this.optsAt = Date.now();
+      })().finally(() => (this.applying = undefined));
+      await this.applying;
+    }
+    return this.opts;
   }
 
   static fromFile(path: string): KubeClient {
@@ -107,11 +124,11 @@ export class KubeClient {
     onData?: (res: import('node:http').IncomingMessage) => void,
     signal?: AbortSignal,
   ): Promise<{ status: number; text: string }> {
-    await this.ready;
+    const opts = await this.options();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string | number> = {
       accept: 'application/json',
-      ...(this.opts.headers as object),
+      ...(opts.headers as object),
     };
     if (payload) {
       headers['content-type'] = contentType;
@@ -121,7 +138,7 @@ export class KubeClient {
     return new Promise((resolve, reject) => {
       const req = fn(
         {
-          ...this.opts,
+          ...opts,
           agent: this.server.protocol === 'http:' ? undefined : this.agent,
           protocol: this.server.protocol,
           hostname: this.server.hostname,

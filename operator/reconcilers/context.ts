@@ -39,6 +39,12 @@ export interface ControllerConfig {
   writeSpacingMs: number;
   /** Longest time a new pseudowire's waiting status is held back (see reconcilePseudowire). */
   pendingHoldMs: number;
+  /**
+   * Secrets are not watched (the operator may only get them): a Secret read is trusted this long, and
+   * a pseudowire naming one is reconciled again as often, so a Secret created late, rotated or
+   * deleted reaches the node states.
+   */
+  secretRecheckMs: number;
   limits: Limits;
   /** Generate Multus NetworkAttachmentDefinitions when that CRD exists (default true). */
   multus?: boolean;
@@ -77,6 +83,8 @@ export interface ReconcileContext {
   rollups: WriteDebounce;
   /** Holds a node state's spec back, during a burst of changes on its node, until it settles. */
   nodeSpecs: WriteDebounce;
+  /** Spaces the replacements of a node's ended datapath pod (one the kubelet refuses ends at once). */
+  podReplacements: WriteSpacing;
   /** node -> the pseudowires ("ns/name") its node state has no room for, and why (limits.ts). */
   refused: Map<string, Map<string, Verdict>>;
   /** node -> since when its emptied node state waits for its agent's report (reconcileNode). */
@@ -84,6 +92,9 @@ export interface ReconcileContext {
 }
 
 export type ReconcileResult = void | { requeueAfterMs?: number };
+
+/** How soon an object for which a node had no ID (or UDP port) left asks again. */
+export const ID_RETRY_MS = 30_000;
 
 /** Kubernetes time (seconds precision), as status and Events carry it. */
 export const kubeNow = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');

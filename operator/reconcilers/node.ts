@@ -203,6 +203,16 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     return;
   }
   if (pod.metadata.deletionTimestamp) return { requeueAfterMs: 1000 };
+  // a pod in a final phase (evicted, or shut down with its node) is never restarted by the kubelet,
+  // and nothing else replaces a bare pod: the node would stay without its agent
+  if (podEnded(pod)) {
+    const wait = ctx.podReplacements.wait(`node/${node}`);
+    if (wait > 0) return { requeueAfterMs: wait };
+    ctx.podReplacements.wrote(`node/${node}`);
+    await deleteIfExists(client, podPath, pod.metadata.uid ? { uid: pod.metadata.uid } : {});
+    log.warn({ node, pod: podName, phase: pod.status?.phase }, 'datapath pod ended; replacing it');
+    return { requeueAfterMs: 500 };
+  }
   if (pod.metadata.annotations?.[ANNOTATION_HASH] !== hash) {
     if (!mayRoll(caches.pods.list(), hash)) return { requeueAfterMs: 2000 };
     await client.delete(podPath, { ...grace, ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}) });
@@ -213,6 +223,8 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     return { requeueAfterMs: 500 };
   }
 }
+
+const podEnded = (pod: PodObject) => ['Succeeded', 'Failed'].includes(pod.status?.phase ?? '');
 
 const statePath = (name: string) => resourcePath({ ...CRD('l2tpnodestates'), name });
 
@@ -239,8 +251,7 @@ async function drainNode(
   shards: L2TPNodeState[],
   pod: (PodObject & KObject) | undefined,
 ): Promise<number> {
-  const agentGone =
-    !pod || !!pod.metadata.deletionTimestamp || ['Succeeded', 'Failed'].includes(pod.status?.phase ?? '');
+  const agentGone = !pod || !!pod.metadata.deletionTimestamp || podEnded(pod);
   if (agentGone || shards.every(drained)) {
     ctx.draining.delete(node);
     return 0;

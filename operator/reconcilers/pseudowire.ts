@@ -4,10 +4,11 @@ import { setReadyDegraded } from '../../lib/api/conditions.js';
 import { ipamProblem } from '../../lib/api/ipam.js';
 import { reportedSessions } from '../../lib/api/node-status.js';
 import { IPAM_TYPES, namespaceAllowed, type PseudowireStatus } from '../../lib/api/schemas.js';
-import { isConflict, resourcePath } from '../../lib/kube/client.js';
+import { isConflict, isNotFound, resourcePath } from '../../lib/kube/client.js';
 import {
   ANNOTATION_IPAM,
   FINALIZER,
+  MANAGED_BY,
   desiredNAD,
   rollupPseudowire,
   tunnelNodes,
@@ -15,11 +16,13 @@ import {
 } from '../render.js';
 import {
   CRD,
+  ID_RETRY_MS,
   NAD,
   kubeNow,
   nodeStateMap,
   nodeStateOf,
   readyThroughLag,
+  type NadObject,
   type ReconcileContext,
   type ReconcileResult,
 } from './context.js';
@@ -28,6 +31,15 @@ import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
 import { withAllocatedTunnel } from './tunnel.js';
 
 export async function reconcilePseudowire(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const result = await reconcileOne(ctx, key);
+  // Secrets are not watched: a pseudowire naming one comes back when its read goes stale
+  const p = ctx.caches.pws.get(key);
+  const recheck = p && !p.metadata.deletionTimestamp ? ctx.cookies.recheckInMs(p) : undefined;
+  if (recheck === undefined) return result;
+  return { requeueAfterMs: Math.min(result?.requeueAfterMs ?? recheck, recheck) };
+}
+
+async function reconcileOne(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
   const { caches, alloc, client } = ctx;
   const owner = `pw/${key}`;
   const p = caches.pws.get(key);
@@ -38,12 +50,13 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   const [namespace, name] = [p.metadata.namespace!, p.metadata.name];
   const path = resourcePath({ ...CRD('pseudowires'), namespace, name });
   const t = caches.tunnels.get(p.spec.tunnelRef.name);
-  if (p.metadata.deletionTimestamp) {
-    if (!p.metadata.finalizers?.includes(FINALIZER)) return;
+  /** The nodes whose agents still report this pseudowire's session. */
+  const reportedOn = (): string[] => {
+    if (!t) return [];
     // a compact range names session IDs only (unique per node): this pseudowire's ID on that node
     // there counts as reported
-    const localNode = t ? tunnelSides(t).localNode : undefined;
-    const reported = (t ? tunnelNodes(t) : []).filter((n) => {
+    const localNode = tunnelSides(t).localNode;
+    return tunnelNodes(t).filter((n) => {
       const id = n === localNode ? p.status?.sessionID : p.status?.peerSessionID;
       return reportedSessions(nodeStateOf(caches, n)).some((s) =>
         s.pseudowire
@@ -51,7 +64,10 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
           : s.sessionId === id,
       );
     });
-    if (!(await agentsDone(ctx, p, reported, 'session'))) return { requeueAfterMs: 1000 };
+  };
+  if (p.metadata.deletionTimestamp) {
+    if (!p.metadata.finalizers?.includes(FINALIZER)) return;
+    if (!(await agentsDone(ctx, p, reportedOn(), 'session'))) return { requeueAfterMs: 1000 };
     // no garbage collector may run (ownerReferences alone would do it otherwise)
     if (caches.nads?.get(key)) await deleteIfExists(client, resourcePath({ ...NAD, namespace, name }));
     await finishDeletion(ctx, path, p, owner);
@@ -65,6 +81,15 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   const now = kubeNow();
   const fail = async (reason: string, message: string) => {
     const prevReason = p.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+    // the endpoints as the agents report them now: what failed may have taken the session off its
+    // nodes, and without its tunnel it has none
+    if (st.endpoints) {
+      const roll = t && rollupPseudowire({ ...p, status: st }, t, nodeStateMap(caches, tunnelNodes(t)));
+      if (roll) st.endpoints = roll.endpoints.map((e) => ({ ...e }));
+      else delete st.endpoints;
+      if (roll?.mtu !== undefined) st.mtu = roll.mtu;
+      else delete st.mtu;
+    }
     st.conditions = setReadyDegraded(
       st.conditions,
       { status: 'False', reason, message },
@@ -89,14 +114,18 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   if (t.metadata.deletionTimestamp)
     return fail('TunnelDeleting', `L2TPTunnel ${t.metadata.name} is being deleted`);
   if (!namespaceAllowed(t.spec.allowedNamespaces, namespace)) {
-    // before any ID is claimed: a refused Pseudowire holds nothing on the tunnel and reaches no node
-    alloc.release(owner);
+    // before any ID is claimed: a refused Pseudowire holds nothing on the tunnel and reaches no node.
+    // One the tunnel shared until now keeps its IDs while an agent still runs its session (its
+    // device, and the pods on it): given to another pseudowire they would join that session.
+    const running = reportedOn();
+    if (!running.length) alloc.release(owner);
     for (const k of ['sessionID', 'peerSessionID', 'endpoints', 'mtu'] as const) delete st[k];
-    return fail(
+    await fail(
       'TunnelNotAllowed',
       `L2TPTunnel ${t.metadata.name} is not shared with namespace ${namespace}: its spec.allowedNamespaces ` +
         `must list "${namespace}" (or "*"); the tunnel's owner (a cluster admin) sets it`,
     );
+    return running.length ? { requeueAfterMs: 1000 } : undefined;
   }
   const sides = tunnelSides(t);
   if (sides.external && (p.spec.sessionID === undefined || p.spec.peerSessionID === undefined)) {
@@ -115,10 +144,12 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
       peer: p.spec.peerSessionID ?? p.status?.peerSessionID,
     },
   );
-  if (ids.conflicts.length) {
+  if (ids.conflicts.length || ids.exhausted.length) {
     delete st.sessionID;
     delete st.peerSessionID;
-    return fail('IDConflict', ids.conflicts.join('; '));
+    if (ids.conflicts.length) return fail('IDConflict', ids.conflicts.join('; '));
+    await fail('IDsExhausted', ids.exhausted.join('; '));
+    return { requeueAfterMs: ID_RETRY_MS }; // nothing announces an ID that another object frees
   }
   // an external peer's session ID is the spec's, never allocated here
   const psid = sides.peerNode ? ids.peer : (p.spec.peerSessionID ?? p.status?.peerSessionID);
@@ -138,6 +169,17 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
     ctx.log.info({ pseudowire: key, reason: cookies.detail }, 'cookie Secret unusable');
     return fail('CookieUnavailable', cookies.error);
   }
+  // a node state carrying other cookies than the Secrets hold now (rotated since) is rendered again
+  for (const n of tunnelNodes(t)) {
+    const local = n === sides.localNode;
+    const s = nodeStateOf(caches, n)
+      ?.spec?.tunnels.filter((x) => x.name === t.metadata.name)
+      .flatMap((x) => x.sessions)
+      .find((x) => x.pseudowire.namespace === namespace && x.pseudowire.name === name);
+    const send = local ? cookies.cookie : cookies.peerCookie;
+    const expect = local ? cookies.peerCookie : cookies.cookie;
+    if (s && (s.cookie !== send || s.peerCookie !== expect)) ctx.enqueue(`node/${n}`, 200);
+  }
   const full = tunnelNodes(t)
     .map((n) => ctx.refused.get(n)?.get(key))
     .find((v) => v !== undefined);
@@ -145,12 +187,37 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
   if (caches.nads) {
     const want = desiredNAD(p);
     const cur = caches.nads.get(key);
+    const nadPath = resourcePath({ ...NAD, namespace, name });
     if (!cur) {
-      await client.create(resourcePath({ ...NAD, namespace }), want).catch((e: unknown) => {
-        if (!isConflict(e)) throw e;
-      });
+      const created = await client.create(resourcePath({ ...NAD, namespace }), want).then(
+        () => true,
+        (e: unknown) => {
+          if (!isConflict(e)) throw e;
+          return false;
+        },
+      );
+      // one of that name exists: ours, not in the cache yet, or one the operator did not make (its
+      // cache holds only its own), which pods asking Multus for this name would get instead
+      const other = created
+        ? undefined
+        : await client.get<NadObject>(nadPath).catch((e: unknown) => {
+            if (!isNotFound(e)) throw e; // retried with the queue's backoff
+            return undefined;
+          });
+      if (other && other.metadata.labels?.['app.kubernetes.io/managed-by'] !== MANAGED_BY) {
+        delete st.networkAttachmentDefinition;
+        await fail(
+          'NADConflict',
+          `NetworkAttachmentDefinition ${namespace}/${name} exists and was not generated by kube-l2tp: pods ` +
+            `that ask Multus for "${name}" get that network, not this pseudowire. Delete or rename it ` +
+            '(kube-l2tp then generates its own), or give the Pseudowire another name',
+        );
+        // that NAD is not watched: look again for it to go
+        return { requeueAfterMs: ctx.cfg.nadCheckIntervalMs };
+      }
+      if (!created && !other) ctx.enqueue(`pw/${key}`, 1000); // gone meanwhile: made next time
     } else if (cur.spec?.config !== (want.spec as { config: string }).config) {
-      await client.patch(resourcePath({ ...NAD, namespace, name }), { spec: want.spec });
+      await client.patch(nadPath, { spec: want.spec });
     }
     st.networkAttachmentDefinition = name;
   }

@@ -52,6 +52,26 @@ describe('CookieResolver', () => {
     assert.deepEqual(await r.of(pw('p0', 'late')), { cookie: '0102030405060708' });
     assert.equal(a.gets.length, 2);
   });
+
+  it('says when a pseudowire should look again: a miss in a row waits twice as long, up to a found one', async () => {
+    const a = api({ there: '0a0b0c0d' });
+    let t = 0;
+    const r = new CookieResolver(a, () => t, 60_000);
+    assert.equal(r.recheckInMs(pw('p', 'there')), 60_000, 'not read yet');
+    await r.of(pw('p', 'there'));
+    t += 15_000;
+    assert.equal(r.recheckInMs(pw('p', 'there')), 45_000);
+    const waits: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await r.of(pw('p', 'gone'));
+      waits.push(r.recheckInMs(pw('p', 'gone'))!);
+      t += waits.at(-1)!;
+    }
+    assert.deepEqual(waits, [5000, 10_000, 20_000, 40_000, 60_000, 60_000]);
+    assert.equal(a.gets.filter((g) => g.endsWith('/gone')).length, 6, 'read once each time it went stale');
+    const none = { metadata: { name: 'x', namespace: 'team' }, spec: { tunnelRef: { name: 't' } } };
+    assert.equal(r.recheckInMs(none as unknown as Pseudowire), undefined, 'no Secret named');
+  });
 });
 
 const pwRef = (name: string, key = 'cookie'): Pseudowire => ({

@@ -7,6 +7,7 @@ import { resourcePath } from '../../lib/kube/client.js';
 import { FINALIZER, rollupTunnel, tunnelNodes, tunnelSides } from '../render.js';
 import {
   CRD,
+  ID_RETRY_MS,
   kubeNow,
   nodeStateMap,
   nodeStateOf,
@@ -39,15 +40,29 @@ function tunnelAddressing(caches: Caches, t: L2TPTunnel): { la?: string; pa?: st
   const problems: Problem[] = [];
   const localNode = caches.nodes.get(L);
   const peerNodeObj = P ? caches.nodes.get(P) : undefined;
-  const v6 = (t.spec.local.address ?? ext?.address ?? t.spec.peer.address ?? '').includes(':');
+  // the family of an address given, else IPv4 where both nodes have one, else IPv6 (an IPv6-only
+  // cluster's nodes have IPv6 InternalIPs only)
+  const given = t.spec.local.address ?? ext?.address ?? t.spec.peer.address;
+  const v6 = given
+    ? given.includes(':')
+    : !(nodeAddress(localNode) && (!P || nodeAddress(peerNodeObj))) &&
+      !!nodeAddress(localNode, true) &&
+      (!P || !!nodeAddress(peerNodeObj, true));
+  const family = v6 ? 'IPv6' : 'IPv4';
   const la = t.spec.local.address ?? nodeAddress(localNode, v6);
   const pa = ext ? ext.address : (t.spec.peer.address ?? nodeAddress(peerNodeObj, v6));
   if (!localNode) problems.push({ reason: 'NodeNotFound', message: `node ${L} does not exist` });
   else if (!la)
-    problems.push({ reason: 'NoAddress', message: `node ${L} has no InternalIP; set spec.local.address` });
+    problems.push({
+      reason: 'NoAddress',
+      message: `node ${L} has no ${family} InternalIP or ExternalIP; set spec.local.address`,
+    });
   if (P && !peerNodeObj) problems.push({ reason: 'NodeNotFound', message: `node ${P} does not exist` });
   else if (P && !pa)
-    problems.push({ reason: 'NoAddress', message: `node ${P} has no InternalIP; set spec.peer.address` });
+    problems.push({
+      reason: 'NoAddress',
+      message: `node ${P} has no ${family} InternalIP or ExternalIP; set spec.peer.address`,
+    });
   if (la && pa && la.includes(':') !== pa.includes(':')) {
     problems.push({
       reason: 'AddressFamilyMismatch',
@@ -124,8 +139,9 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
 
   const st: TunnelStatus = { ...(t.status ?? {}) };
   const problems: Problem[] = [];
-  const conflicts = (list: string[]) => {
-    for (const message of list) problems.push({ reason: 'IDConflict', message });
+  const conflicts = (r: { conflicts: string[]; exhausted: string[] }) => {
+    for (const message of r.conflicts) problems.push({ reason: 'IDConflict', message });
+    for (const message of r.exhausted) problems.push({ reason: 'IDsExhausted', message });
   };
   const L = sides.localNode;
   const P = sides.peerNode;
@@ -136,7 +152,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
     local: t.spec.local.tunnelID ?? t.status?.tunnelID,
     peer: peerId,
   });
-  conflicts(ids.conflicts);
+  conflicts(ids);
   const ptid = P ? ids.peer : peerId;
   let port: number | undefined;
   let pport: number | undefined;
@@ -146,7 +162,7 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
       local: t.spec.local.udpPort ?? t.status?.udpPort,
       peer: peerPort,
     });
-    conflicts(ports.conflicts);
+    conflicts(ports);
     port = ports.local;
     pport = P ? ports.peer : peerPort;
   }
@@ -219,4 +235,6 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   ctx.rollups.forget(owner);
   if ((await writeStatus(ctx.client, path, t, st)) && first && prevReason !== first.reason)
     await ctx.events.record(t, 'Warning', first.reason, ready.message);
+  // nothing announces an ID that another object frees: look again
+  if (problems.some((p) => p.reason === 'IDsExhausted')) return { requeueAfterMs: ID_RETRY_MS };
 }
