@@ -15,6 +15,7 @@ import {
 } from '../backend/select.js';
 import { rejoinPseudowireBridges, releaseOrphanBridges, releasePseudowireBridge } from '../cni/links.js';
 import { startCniServer } from '../cni/server.js';
+import { AttachmentStore } from '../cni/state.js';
 import { UsageError } from '../static/command.js';
 import { Agent, DEFAULT_RESYNC_SECONDS, type AgentOptions } from './agent.js';
 import { agentCniSettings } from './cni-settings.js';
@@ -95,9 +96,12 @@ export async function agentCommand(
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
   else kc.loadFromCluster();
 
+  // the CNI server's records, read here for the devices its exclusive attachments moved into pods
+  const attachments = new AttachmentStore(values['cni-state-dir']);
   const selectOpts = {
     logger: log.child({ component: 'backend' }),
     onFault: (f: unknown) => log.error({ fault: f }, 'datapath fault'),
+    podDevice: (ifname: string) => attachments.podDevice(ifname),
     ...(values.bpffs ? { bpffs: values.bpffs } : {}),
   };
   const { backend, reason } = await selectBackend(choice, selectOpts);

@@ -6,9 +6,23 @@ export const BACKEND_KINDS = ['kernel', 'ebpf', 'userspace'] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
 
 /** What every backend factory receives. Faults are reported through onFault, never swallowed. */
+/** Where a session device went when the CNI moved it into a pod (exclusive mode). */
+export interface PodDevice {
+  /** The pod's network namespace (a path). */
+  netns: string;
+  /** Its name there (the pod's interface name). */
+  ifname: string;
+}
+
 export interface BackendOptions {
   logger: import('../../lib/log.js').Logger;
   onFault?: (f: BackendFault) => void;
+  /**
+   * The pod a session device (by its node-side name) was moved into, from the CNI's attachment
+   * records. A backend whose devices need this process (the userspace TAPs) finds them there after a
+   * restart; absent in static mode, which attaches no pods.
+   */
+  podDevice?: (ifname: string) => Promise<PodDevice | undefined>;
 }
 
 export type TunnelSpec = TunnelParams;

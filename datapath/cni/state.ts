@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { PodDevice } from '../backend/types.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/cni/kube-l2tp';
 
@@ -84,6 +85,14 @@ export class AttachmentStore {
       }
     }
     return out;
+  }
+
+  /** The pod an exclusive attachment moved the node's device `device` into: its netns and name there. */
+  async podDevice(device: string): Promise<PodDevice | undefined> {
+    const r = (await this.list()).find(
+      (x) => x.mode === 'exclusive' && x.device === device && !x.ipamReleasePending,
+    );
+    return r && { netns: r.netns, ifname: r.ifname };
   }
 }
 

@@ -1,6 +1,7 @@
 // The userspace backend: a persistent TAP per session and a native pump per tunnel socket.
 // Level-triggered like the kernel backend: ensureX converges, deleteX of something absent succeeds.
 import { deepEqual } from '../../../lib/deep-equal.js';
+import { parseMarker } from '../../../lib/device-marker.js';
 import type { Logger } from '../../../lib/log.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
@@ -162,7 +163,7 @@ export class UserspaceBackend implements Backend {
       if (existing.kind !== 'tun' || !mine) {
         throw new ForeignDeviceError(spec.ifname, "it is not this session's kube-l2tp TAP");
       }
-    }
+    } else if (await this.reattachInPod(t, spec)) return;
     const tap = this.pump.openTap(spec.ifname, this.offload); // creates it, or reattaches to the persistent one
     try {
       // a TAP made just now has the namespace's defaults; one found is left as it is where right
@@ -170,17 +171,7 @@ export class UserspaceBackend implements Backend {
       await configureTap(tap.name, spec.tunnelId, spec.sessionId, spec.mtu, opts);
       // persistent only once marked: a new TAP goes with this process until then
       this.pump.setTapPersist(tap.fd, true);
-      this.pump.addSession(t.handle, {
-        sessionId: spec.sessionId,
-        peerSessionId: spec.peerSessionId,
-        cookie: cookieBytes(spec.cookie),
-        peerCookie: cookieBytes(spec.peerCookie),
-        l2specLength: spec.l2specType === 'default' ? 4 : 0,
-        sendSequence: spec.sendSequence,
-        requireSequence: spec.requireSequence,
-        tapFd: tap.fd,
-        vnetHdr: this.offload,
-      });
+      this.pumpSession(t, spec, tap.fd);
     } catch (err) {
       if (!existing) this.pump.setTapPersist(tap.fd, false); // created here: do not leave it behind
       this.pump.closeFd(tap.fd);
@@ -197,6 +188,54 @@ export class UserspaceBackend implements Backend {
       },
       existing ? 'session reattached to existing TAP' : 'session up',
     );
+  }
+
+  /** Hands the session, with its TAP's fd (the pump takes it), to the tunnel's pump. */
+  private pumpSession(t: TunnelState, spec: SessionSpec, tapFd: number): void {
+    this.pump.addSession(t.handle, {
+      sessionId: spec.sessionId,
+      peerSessionId: spec.peerSessionId,
+      cookie: cookieBytes(spec.cookie),
+      peerCookie: cookieBytes(spec.peerCookie),
+      l2specLength: spec.l2specType === 'default' ? 4 : 0,
+      sendSequence: spec.sendSequence,
+      requireSequence: spec.requireSequence,
+      tapFd,
+      vnetHdr: this.offload,
+    });
+  }
+
+  /**
+   * A TAP the CNI moved into a pod (exclusive mode) is not on the node, and its traffic needs this
+   * process: a restarted process (or a session changed since) attaches to it there. A new TAP on the
+   * node instead would cut the pod off its wire. False when the records name no pod, or the pod has
+   * no TAP of this session under that name (it went): the caller makes one on the node.
+   */
+  private async reattachInPod(t: TunnelState, spec: SessionSpec): Promise<boolean> {
+    const pod = await this.opts.podDevice?.(spec.ifname);
+    if (!pod) return false;
+    const ids = {
+      tunnelId: spec.tunnelId,
+      sessionId: spec.sessionId,
+      podIfname: pod.ifname,
+      netns: pod.netns,
+    };
+    const link = await withRtnl((r) => r.links.byName(pod.ifname), pod.netns).catch(() => undefined);
+    const owner = parseMarker(link?.alias);
+    if (link?.kind !== 'tun' || owner?.tunnelId !== spec.tunnelId || owner.sessionId !== spec.sessionId) {
+      this.log.info(ids, "the pod the CNI moved the session's TAP into holds it no longer");
+      return false;
+    }
+    const tap = this.pump.attachTapIn(pod.netns, pod.ifname, this.offload);
+    try {
+      this.pumpSession(t, spec, tap.fd);
+    } catch (err) {
+      this.pump.closeFd(tap.fd);
+      throw err;
+    }
+    t.sessions.set(spec.sessionId, spec);
+    this.log.info({ ...ids, mtu: spec.mtu }, 'session reattached to its TAP in a pod');
+    return true;
   }
 
   async deleteSession(tunnelId: number, sessionId: number): Promise<void> {

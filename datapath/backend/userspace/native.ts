@@ -55,6 +55,11 @@ export interface NativePump {
    * IFF_VNET_HDR with checksum/TSO offload; otherwise every offload off.
    */
   openTap(name: string, vnetHdr: boolean): { fd: number; name: string };
+  /**
+   * Reattaches to the persistent TAP `name` in the network namespace at netnsPath (a pod's, where
+   * the CNI moved it); throws (ENODEV) when there is none there, and leaves no TAP made by trying.
+   */
+  attachTapIn(netnsPath: string, name: string, vnetHdr: boolean): { fd: number; name: string };
   setTapPersist(fd: number, persist: boolean): void;
   closeFd(fd: number): void;
   createTunnel(cfg: NativeTunnelConfig, onEvent: (e: PumpEvent) => void): TunnelHandle;

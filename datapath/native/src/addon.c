@@ -2,6 +2,7 @@
  * arguments, and forwards pump-thread events to a JS callback through a threadsafe function.
  *
  *   openTap(name, vnetHdr) -> { fd, name }   create (not yet persistent) or reattach a TAP, offloads set
+ *   attachTapIn(netnsPath, name, vnetHdr) -> { fd, name }   reattach a persistent TAP in another netns
  *   setTapPersist(fd, bool), closeFd(fd)
  *   createTunnel(cfg, onEvent) -> handle     onEvent({ fatal, sessionId, errno, message, suppressed })
  *   addSession(handle, cfg)                   takes ownership of cfg.tapFd (vnetHdr: as opened)
@@ -125,10 +126,8 @@ static struct handle *handle_call(napi_env env, napi_callback_info info, size_t 
   return h;
 }
 
-static napi_value open_tap(napi_env env, napi_callback_info info) {
-  size_t argc;
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv, &argc)) return NULL;
+/* openTap(name, vnet) or, with netns, attachTapIn(netnsPath, name, vnet): argv starts at the name */
+static napi_value tap_result(napi_env env, napi_value *argv, size_t argc, const char *netns) {
   char name[IFNAMSIZ] = {0}, actual[IFNAMSIZ] = {0};
   size_t n;
   bool vnet = false;
@@ -140,14 +139,40 @@ static napi_value open_tap(napi_env env, napi_callback_info info) {
   }
   CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
   if (argc > 1) napi_get_value_bool(env, argv[1], &vnet);
-  int fd = tap_open(name, vnet, actual, sizeof actual);
-  if (fd < 0) return throw_errno_error(env, "open TAP", fd);
+  int fd = netns ? tap_attach_in(netns, name, vnet, actual, sizeof actual)
+                 : tap_open(name, vnet, actual, sizeof actual);
+  if (fd < 0) return throw_errno_error(env, netns ? "attach TAP in netns" : "open TAP", fd);
   napi_value res, v;
   napi_create_object(env, &res);
   set_num(env, res, "fd", fd);
   napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, res, "name", v);
   return res;
+}
+
+static napi_value open_tap(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, &argc)) return NULL;
+  return tap_result(env, argv, argc, NULL);
+}
+
+static napi_value attach_tap_in(napi_env env, napi_callback_info info) {
+  size_t argc;
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv, &argc)) return NULL;
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "attachTapIn(netnsPath: string, name: string, vnetHdr: boolean)");
+    return NULL;
+  }
+  char netns[4096];
+  size_t n;
+  CHECK(napi_get_value_string_utf8(env, argv[0], netns, sizeof netns, &n));
+  if (n == 0 || n >= sizeof netns - 1) {
+    napi_throw_range_error(env, NULL, "attachTapIn: netnsPath is empty or too long");
+    return NULL;
+  }
+  return tap_result(env, argv + 1, argc - 1, netns);
 }
 
 static napi_value set_tap_persist(napi_env env, napi_callback_info info) {
@@ -399,6 +424,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_callback fn;
   } fns[] = {
       {"openTap", open_tap},
+      {"attachTapIn", attach_tap_in},
       {"setTapPersist", set_tap_persist},
       {"closeFd", close_fd},
       {"createTunnel", create_tunnel},

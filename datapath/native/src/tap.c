@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <string.h>
@@ -33,4 +36,37 @@ fail: {
 
 int tap_set_persist(int fd, int persist) {
   return ioctl(fd, TUNSETPERSIST, persist ? 1 : 0) < 0 ? -errno : 0;
+}
+
+int tap_attach_in(const char *netns_path, const char *name, int vnet, char *out, size_t outlen) {
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return -errno;
+  int target = open(netns_path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int e = errno;
+    close(self);
+    return -e;
+  }
+  int fd;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    fd = -errno;
+  } else {
+    fd = tap_open(name, vnet, out, outlen);
+    if (setns(self, CLONE_NEWNET) < 0) {
+      /* this thread would stay in the pod's namespace, and every later device, socket or sysfs path
+       * of the process that it touches would be the pod's: nothing sane can continue */
+      fprintf(stderr, "tap_attach_in: cannot return to the original network namespace: %s\n", strerror(errno));
+      abort();
+    }
+  }
+  close(target);
+  close(self);
+  if (fd < 0) return fd;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0 || !(ifr.ifr_flags & IFF_PERSIST)) {
+    close(fd); /* made by this attach: it goes with the fd */
+    return -ENODEV;
+  }
+  return fd;
 }

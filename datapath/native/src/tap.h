@@ -11,4 +11,9 @@
  * On success returns the fd and writes the actual name to out (IFNAMSIZ); on failure -errno. */
 int tap_open(const char *name, int vnet, char *out, size_t outlen);
 int tap_set_persist(int fd, int persist);
+/* Attach to the persistent TAP `name` inside the network namespace at netns_path (a pod's, where the
+ * CNI moved it in exclusive mode): the calling thread enters it for the attach and comes back. Never
+ * leaves a TAP made there: one the attach made (no persistent TAP of that name) is closed at once,
+ * and -ENODEV returned. Otherwise as tap_open. */
+int tap_attach_in(const char *netns_path, const char *name, int vnet, char *out, size_t outlen);
 #endif
