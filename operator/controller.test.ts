@@ -579,6 +579,43 @@ describe('Controller glue', () => {
     assert.equal(podOfA()?.metadata.uid, second, 'replaced again only after a while');
   });
 
+  it("a datapath pod the API server refuses is explained once in an Event on the node's state", async () => {
+    const api = new MemoryApi();
+    const create = api.create.bind(api);
+    let refusals = 0;
+    const refusal = 'pods "kube-l2tp-datapath-a" is forbidden: insufficient quota to match these scopes';
+    api.create = async <T>(path: string, obj: unknown): Promise<T> => {
+      if (path.endsWith('/pods')) {
+        refusals++;
+        throw new ApiError(403, 'Forbidden', refusal);
+      }
+      return create<T>(path, obj);
+    };
+    const ctrl = controllerOn(api);
+    seedPair(api);
+    await ctrl.start();
+    // retried with the queue's backoff: the same reason is one Event
+    await settle(() => refusals >= 3);
+    const events = api.other
+      .filter((o) => o.plural === 'events')
+      .map(
+        (o) =>
+          o.obj as unknown as {
+            reason: string;
+            message: string;
+            involvedObject: { kind: string; name: string };
+          },
+      )
+      .filter((e) => e.reason === 'DatapathPodRefused');
+    const onA = events.filter((e) => e.involvedObject.name === 'a');
+    assert.equal(onA.length, 1, JSON.stringify(events));
+    assert.equal(onA[0]!.involvedObject.kind, 'L2TPNodeState');
+    assert.match(
+      onA[0]!.message,
+      /^datapath pod kube-l2tp\/kube-l2tp-datapath-a was not created: .*insufficient quota/,
+    );
+  });
+
   it('a tunnel for which a node has no UDP port left says so in its status', async () => {
     const api = new MemoryApi();
     const ctrl = controllerOn(api, { ranges: { ...DEFAULT_CONTROLLER.ranges, port: [17000, 17000] } });

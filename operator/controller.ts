@@ -176,6 +176,7 @@ export class Controller {
       podReplacements: new WriteSpacing(POD_REPLACEMENT_SPACING_MS),
       refused: new Map(),
       draining: new Map(),
+      podRefusals: new Map(),
     };
     this.wire();
   }

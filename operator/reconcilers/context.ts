@@ -89,6 +89,8 @@ export interface ReconcileContext {
   refused: Map<string, Map<string, Verdict>>;
   /** node -> since when its emptied node state waits for its agent's report (reconcileNode). */
   draining: Map<string, number>;
+  /** node -> why the API server last refused its datapath pod (recorded once as an Event). */
+  podRefusals: Map<string, string>;
 }
 
 export type ReconcileResult = void | { requeueAfterMs?: number };

@@ -196,8 +196,16 @@ export async function reconcileNode(ctx: ReconcileContext, node: string): Promis
     try {
       await client.create(`/api/v1/namespaces/${cfg.pod.namespace}/pods`, want);
       log.info({ node, pod: podName, hash }, 'datapath pod created');
+      ctx.podRefusals.delete(node);
     } catch (e) {
       if (isConflict(e)) return { requeueAfterMs: 1000 }; // the old one is still terminating
+      // refused (an admission policy, a quota, a priority class a cluster keeps to kube-system):
+      // without an Event only the operator's log would say why the node has no agent
+      const message = `datapath pod ${cfg.pod.namespace}/${podName} was not created: ${(e as Error).message}`;
+      if (ctx.podRefusals.get(node) !== message) {
+        ctx.podRefusals.set(node, message);
+        await ctx.events.record(current, 'Warning', 'DatapathPodRefused', message);
+      }
       throw e;
     }
     return;
