@@ -72,6 +72,20 @@ async function settle(ok: () => boolean, ms = 5000) {
 }
 
 /**
+ * lab/red-wire's session in both nodes' states, reported by their agents, and the pseudowire Ready;
+ * with readers of the node states and the pseudowire.
+ */
+async function redWireUp(api: MemoryApi) {
+  const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+  const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
+  const ready = () => p()?.status?.conditions?.find((c) => c.type === 'Ready');
+  await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
+  for (const n of ['a', 'b']) await agentReport(api, n);
+  await settle(() => ready()?.status === 'True');
+  return { ns, p, ready };
+}
+
+/**
  * The node state was deleted before the datapath pod: an agent stopped by its pod's deletion then
  * finds no node state and removes the node's devices.
  */
@@ -631,12 +645,7 @@ describe('Controller glue', () => {
 
   it('a pseudowire whose tunnel went says TunnelNotFound once it is gone', async () => {
     const { api } = await start(seedPair);
-    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
-    const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
-    const ready = () => p()?.status?.conditions?.find((c) => c.type === 'Ready');
-    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
-    for (const n of ['a', 'b']) await agentReport(api, n);
-    await settle(() => ready()?.status === 'True');
+    const { ns, p, ready } = await redWireUp(api);
     await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b');
     // the agents remove the tunnel and its session, and say so
     await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels.length === 0));
@@ -654,12 +663,7 @@ describe('Controller glue', () => {
       seedNodes(api, held);
       api.add('pseudowires', pw('red-wire'));
     });
-    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
-    const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
-    const ready = () => p()?.status?.conditions?.find((c) => c.type === 'Ready');
-    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 1));
-    for (const n of ['a', 'b']) await agentReport(api, n);
-    await settle(() => ready()?.status === 'True');
+    const { ns, p, ready } = await redWireUp(api);
     await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b');
     await settle(() => ready()?.reason === 'TunnelDeleting');
     await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels.length === 0));
