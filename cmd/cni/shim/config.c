@@ -313,6 +313,13 @@ void shim_decide(const struct shim_env *env, const char *json, size_t len, struc
              "invalid network config: agentSocket: %s%.64s%s is not a path under %s; remove it to use %s",
              sock->kind == STRING ? "\"" : "", sock->kind == STRING ? sock->val : "the value",
              sock->kind == STRING ? "\"" : "", AGENT_SOCKET_DIR, DEFAULT_SOCKET);
+    /* no ADD got past this check, so no agent holds anything of this config: a DEL refused for it
+     * would keep the pod from being torn down */
+    if (del) {
+      error(d, 7, m);
+      d->action = SHIM_DONE;
+      return;
+    }
     return error(d, 7, m);
   }
   if (sock->kind == STRING) snprintf(d->socket, sizeof d->socket, "%s", sock->val);

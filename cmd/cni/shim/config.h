@@ -11,6 +11,7 @@ enum shim_action {
   SHIM_VERSION, /* answer VERSION here */
   SHIM_FORWARD, /* send the request to the agent at `socket` */
   SHIM_ERROR,   /* print CNI error `code`/`msg` */
+  SHIM_DONE,    /* succeed here, printing nothing (`msg` goes to stderr) */
 };
 
 /* The CNI_* environment as the runtime set it; NULL for unset. */

@@ -101,6 +101,14 @@ describe('CNI shim: its own checks, agent down', () => {
       assert.match(r.msg!, /^invalid network config: agentSocket: .* is not a path under \/run\/kube-l2tp\//);
     }
     assert.equal((await shim(ADD_ENV, conf({ agentSocket: 42 }))).code, 7);
+    // DEL of such a config succeeds at once: no ADD got past this check, so there is nothing to undo
+    // (and a refused DEL would keep the pod from being torn down)
+    const DEL_ENV = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1' };
+    for (const agentSocket of ['/tmp/evil.sock', 42]) {
+      const del = await shim(DEL_ENV, conf({ agentSocket }));
+      assert.equal(del.exit, 0, del.stdout);
+      assert.equal(del.stdout, '');
+    }
   });
 
   it('reads top-level keys only: a nested agentSocket or cniVersion means nothing', async () => {

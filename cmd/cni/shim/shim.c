@@ -245,6 +245,10 @@ int main(void) {
   shim_decide(&env, in.p, in.len, &d);
   strcpy(version, d.version);
   if (d.action == SHIM_ERROR) return cni_error(d.code, d.msg, NULL);
+  if (d.action == SHIM_DONE) {
+    log_stderr(40, "DEL of a config ADD refuses, which made nothing: %s", d.msg);
+    return 0;
+  }
   if (d.action == SHIM_VERSION) {
     printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", version, SUPPORTED);
     return 0;

@@ -2,9 +2,9 @@
  * network config (written by whoever writes a NetworkAttachmentDefinition) while the shim runs as
  * root. The first input byte picks which CNI_* variables are set (and CNI_COMMAND among valid and
  * bogus ones); the rest is the config, copied into a block of exactly its length without a NUL.
- * Checked beyond the sanitizers: a decision is one of three actions, its strings are terminated, an
- * error carries a CNI code, and a forwarded request names only the agent's socket directory, never a
- * path with an empty, "." or ".." component. */
+ * Checked beyond the sanitizers: a decision is one of four actions, its strings are terminated, an
+ * error carries a CNI code, a success without the agent is a DEL that says why, and a forwarded
+ * request names only the agent's socket directory, never a path with an empty, "." or ".." component. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct shim_decision d;
   shim_decide(&env, json, in.left, &d);
   free(json);
-  if (d.action != SHIM_VERSION && d.action != SHIM_FORWARD && d.action != SHIM_ERROR) abort();
+  if (d.action != SHIM_VERSION && d.action != SHIM_FORWARD && d.action != SHIM_ERROR && d.action != SHIM_DONE)
+    abort();
   if (!terminated(d.msg, sizeof d.msg) || !terminated(d.version, sizeof d.version) ||
       !terminated(d.socket, sizeof d.socket))
     abort();
   if (d.action == SHIM_ERROR && d.code == 0) abort();
+  if (d.action == SHIM_DONE && (!env.command || strcmp(env.command, "DEL") != 0 || !d.msg[0])) abort();
   if (d.action == SHIM_FORWARD && !path_ok(d.socket)) abort();
   return 0;
 }
