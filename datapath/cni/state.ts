@@ -1,6 +1,6 @@
 // Per-attachment records (for DEL without prevResult, and for GC) and locking.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { PodDevice } from '../backend/types.js';
@@ -35,6 +35,8 @@ export type AttachmentRecord = z.infer<typeof attachmentRecordSchema>;
 
 export class AttachmentStore {
   private made = false;
+  /** podDevice's index, as of the directory's modification time. */
+  private moved: { mtime: bigint; byDevice: Map<string, PodDevice>; settled: boolean } | undefined;
   constructor(readonly dir: string) {}
 
   private file(containerID: string, ifname: string): string {
@@ -87,12 +89,29 @@ export class AttachmentStore {
     return out;
   }
 
-  /** The pod an exclusive attachment moved the node's device `device` into: its netns and name there. */
+  /**
+   * The pod an exclusive attachment moved the node's device `device` into: its netns and name there.
+   * Asked for every session whose device is not on the node (all of them when a node starts anew):
+   * the records are read again only when the directory changed (every write renames a file into it).
+   */
   async podDevice(device: string): Promise<PodDevice | undefined> {
-    const r = (await this.list()).find(
-      (x) => x.mode === 'exclusive' && x.device === device && !x.ipamReleasePending,
+    const mtime = await stat(this.dir, { bigint: true }).then(
+      (s) => s.mtimeNs,
+      () => undefined,
     );
-    return r && { netns: r.netns, ifname: r.ifname };
+    if (mtime === undefined) return undefined;
+    let moved = this.moved;
+    if (moved?.mtime !== mtime || !moved.settled) {
+      const byDevice = new Map<string, PodDevice>();
+      for (const r of await this.list())
+        if (r.mode === 'exclusive' && !r.ipamReleasePending)
+          byDevice.set(r.device, { netns: r.netns, ifname: r.ifname });
+      // file times advance by clock ticks: a change in the tick of the read could leave the time as
+      // it was, so an index is trusted only once its directory has been quiet for a second
+      const settled = BigInt(Date.now()) * 1_000_000n - mtime > 1_000_000_000n;
+      this.moved = moved = { mtime, byDevice, settled };
+    }
+    return moved.byDevice.get(device);
   }
 }
 

@@ -36,12 +36,12 @@ export const IFLA = {
   NET_NS_PID: 19,
   IFALIAS: 20,
   STATS64: 23,
+  AF_SPEC: 26,
   GROUP: 27,
   NET_NS_FD: 28,
   EXT_MASK: 29,
   NUM_TX_QUEUES: 31,
   NUM_RX_QUEUES: 32,
-  AF_SPEC: 26,
   CARRIER: 33,
   LINK_NETNSID: 37,
 } as const;
