@@ -5,7 +5,6 @@ import type { SessionParams, TunnelParams } from '../../lib/wire/session.js';
 export const BACKEND_KINDS = ['kernel', 'ebpf', 'userspace'] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
 
-/** What every backend factory receives. Faults are reported through onFault, never swallowed. */
 /** Where a session device went when the CNI moved it into a pod (exclusive mode). */
 export interface PodDevice {
   /** The pod's network namespace (a path). */
@@ -14,6 +13,7 @@ export interface PodDevice {
   ifname: string;
 }
 
+/** What every backend factory receives. Faults are reported through onFault, never swallowed. */
 export interface BackendOptions {
   logger: import('../../lib/log.js').Logger;
   onFault?: (f: BackendFault) => void;
