@@ -1,7 +1,7 @@
 // What users do to a running installation, against a real kube-apiserver with the operator as its
 // own ServiceAccount identity: a Multus network of a pseudowire's name that someone else made, a
-// cookie Secret created after its pseudowire, and a datapath pod that ended (evicted, or shut down
-// with its node).
+// cookie Secret created after its pseudowire, a datapath pod that ended (evicted, or shut down
+// with its node), and a datapath pod an admission policy refuses.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
@@ -125,5 +125,62 @@ describe('operator on a real apiserver: day 2', () => {
       return p && p.metadata.uid !== before.metadata.uid ? p : undefined;
     });
     assert.notEqual(after.status?.phase, 'Failed');
+  });
+
+  it("a datapath pod the API server refuses is explained in an Event on the node's state", async () => {
+    // an admission policy that refuses it, as a cluster refuses system-node-critical outside
+    // kube-system unless a quota names that class
+    const VAP = '/apis/admissionregistration.k8s.io/v1';
+    await env.admin.create(`${VAP}/validatingadmissionpolicies`, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: 'no-datapath-on-n3' },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          resourceRules: [
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
+          ],
+        },
+        validations: [
+          {
+            expression: "object.metadata.name != 'kube-l2tp-datapath-n3'",
+            message: 'pods with system-node-critical priority are limited to kube-system',
+          },
+        ],
+      },
+    });
+    await env.admin.create(`${VAP}/validatingadmissionpolicybindings`, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: 'no-datapath-on-n3' },
+      spec: { policyName: 'no-datapath-on-n3', validationActions: ['Deny'] },
+    });
+    // the API server enforces a new policy once it has compiled it
+    await new Promise((r) => setTimeout(r, 2000));
+    await createNode(env.admin, 'n3', '10.0.0.3');
+    await env.admin.create(tunnelPath(), {
+      apiVersion: API_VERSION,
+      kind: 'L2TPTunnel',
+      metadata: { name: 't13' },
+      spec: { local: { node: 'n1' }, peer: { node: 'n3' } },
+    });
+    type Event = { reason: string; message: string; involvedObject: { kind: string; name: string } };
+    const refused = async () =>
+      (await env.admin.get<{ items: Event[] }>('/api/v1/namespaces/default/events')).items.filter(
+        (e) => e.reason === 'DatapathPodRefused' && e.involvedObject.name === 'n3',
+      );
+    const [event] = await eventually('the Event', async () =>
+      (await refused()).length ? refused() : undefined,
+    );
+    assert.equal(event!.involvedObject.kind, 'L2TPNodeState');
+    assert.match(
+      event!.message,
+      new RegExp(`^datapath pod ${NS}/kube-l2tp-datapath-n3 was not created: .*forbidden`),
+    );
+    await assert.rejects(env.admin.get(podPath('n3')), 'no pod was made');
+    // retried with backoff, the same reason stays one Event
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal((await refused()).length, 1);
   });
 });
