@@ -29,6 +29,7 @@ describe('operator settings from the chart environment', () => {
     CNI_BIN_DIR: '/var/lib/cni/bin',
     CNI_CONF_DIR: '/etc/cni/multus/net.d',
     CNI_DATA_DIR: '/var/lib/containerd-cni',
+    NETNS_DIR: '/run/containerd/io.containerd.grpc.v1.cri/netns',
     AGENT_SOCKET_DIR: '/var/run/kube-l2tp',
     MTU_POLICY: 'fixed',
     MTU_UNDERLAY: '9000',
@@ -61,6 +62,7 @@ describe('operator settings from the chart environment', () => {
     assert.equal(vol['cni-bin'], '/var/lib/cni/bin');
     assert.equal(vol['cni-conf'], '/etc/cni/multus/net.d');
     assert.equal(vol['cni-data'], '/var/lib/containerd-cni');
+    assert.equal(vol.netns, '/run/containerd/io.containerd.grpc.v1.cri/netns');
     const mounts = Object.fromEntries(
       (c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.name, m.mountPath]),
     );
@@ -76,6 +78,11 @@ describe('operator settings from the chart environment', () => {
       mounts['cni-data'],
       '/var/lib/containerd-cni',
       'at the same path: delegates write where they expect',
+    );
+    assert.equal(
+      mounts.netns,
+      '/run/containerd/io.containerd.grpc.v1.cri/netns',
+      'at the paths the records hold',
     );
     assert.deepEqual(controllerConfigFromEnv(env), { multus: false });
     // the kubelet reads Localhost profiles from <root dir>/seccomp: the init container writes there
@@ -159,6 +166,7 @@ describe('operator settings from the chart environment', () => {
     assert.throws(() => podConfigFromEnv({ MTU_UNDERLAY: '12' }), /MTU_UNDERLAY/);
     assert.throws(() => controllerConfigFromEnv({ MULTUS_ENABLED: 'yes' }), /MULTUS_ENABLED/);
     assert.throws(() => podConfigFromEnv({ CNI_DATA_DIR: 'var/lib/cni' }), /CNI_DATA_DIR/);
+    assert.throws(() => podConfigFromEnv({ NETNS_DIR: 'run/netns' }), /NETNS_DIR: an absolute path/);
     assert.throws(
       () => podConfigFromEnv({ DATAPATH_SECCOMP_PROFILE: 'Unconfined' }),
       /DATAPATH_SECCOMP_PROFILE: one of Localhost, RuntimeDefault, got Unconfined/,

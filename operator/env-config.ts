@@ -84,6 +84,11 @@ export function podConfigFromEnv(env: Env): Partial<PodConfig> {
     if (!data.startsWith('/')) throw new EnvConfigError(`CNI_DATA_DIR: an absolute path, got ${data}`);
     out.cniDataDir = data;
   }
+  const netns = str('NETNS_DIR');
+  if (netns) {
+    if (!netns.startsWith('/')) throw new EnvConfigError(`NETNS_DIR: an absolute path, got ${netns}`);
+    out.netnsDir = netns;
+  }
   const metricsHost = str('DATAPATH_METRICS_HOST');
   if (metricsHost) {
     if (metricsHost !== 'node-ip' && isIP(metricsHost) === 0) {

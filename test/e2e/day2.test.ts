@@ -1,7 +1,8 @@
 // Day-2 operations and faults on one real cluster, in order, under `ping -i 0.01` between two pods
 // (run inside a pod, so it survives the kubelet and the runtime restarting): helm upgrade to a rebuilt
 // image on the ebpf backend and on the userspace backend, the agent SIGKILLed on each (the ebpf
-// backend must lose no packet: its programs forward while no agent runs), kubelet and containerd
+// backend must lose no packet: its programs forward while no agent runs; on the userspace backend
+// also under Exclusive-mode pods, whose TAP is inside the pod), kubelet and containerd
 // restarts, the operator leader SIGKILLed, etcd and kube-apiserver crashes, the underlay down, and a
 // node drained, deleted and re-joined. Each prints its loss and adds a row to the reliability report (written to
 // docs/reliability-report.md with KUBE_L2TP_WRITE_REPORT=1).
@@ -68,6 +69,15 @@ describe('day 2 and faults on a real cluster', () => {
   const started = Date.now();
   const p1: PodRef = { namespace: NS, name: 'p1' };
   const p2: PodRef = { namespace: NS, name: 'p2' };
+  /** Two pods on a pseudowire, one per node, with their net1 addresses. */
+  interface Wire {
+    name: string;
+    a: PodRef;
+    b: PodRef;
+    aAddr: string;
+    bAddr: string;
+  }
+  const wire: Wire = { name: 'day2-wire', a: p1, b: p2, aAddr: '10.10.0.1', bAddr: '10.10.0.2' };
 
   /**
    * The committed product under another tag: another digest, as a release would be (the committed
@@ -148,25 +158,29 @@ describe('day 2 and faults on a real cluster', () => {
    * moment can count as lost; with a count, ping ends by itself once every echo is answered or timed
    * out (-W 1), which gives an exact count.
    */
-  async function startPing(count?: number): Promise<{
+  async function startPing(
+    count?: number,
+    from: PodRef = wire.a,
+    to = wire.bAddr,
+  ): Promise<{
     /** ping has ended by itself (a counted ping). */
     ended: () => Promise<boolean>;
     stop: () => Promise<{ sent: number; got: number; text: string }>;
   }> {
     const args = count === undefined ? '-q -i 0.01' : `-q -i 0.01 -c ${count} -W 1`;
-    const r = await t.podExec(p1, ['sh', '-c',
-      `rm -f /tmp/q.ping; ping ${args} 10.10.0.2 </dev/null >/tmp/q.ping 2>&1 & echo $! >/tmp/q.pid`]); // prettier-ignore
+    const r = await t.podExec(from, ['sh', '-c',
+      `rm -f /tmp/q.ping; ping ${args} ${to} </dev/null >/tmp/q.ping 2>&1 & echo $! >/tmp/q.pid`]); // prettier-ignore
     assert.equal(r.code, 0, r.stderr);
     // a few replies first: the measurement starts on a working link
-    await until('ping under way', async () => (await t.podExec(p1, ['cat', '/tmp/q.ping'])).code === 0);
+    await until('ping under way', async () => (await t.podExec(from, ['cat', '/tmp/q.ping'])).code === 0);
     const summary = async () => {
-      const o = (await t.podExec(p1, ['cat', '/tmp/q.ping'])).stdout;
+      const o = (await t.podExec(from, ['cat', '/tmp/q.ping'])).stdout;
       return /packets transmitted/.test(o) ? o : undefined;
     };
     return {
       ended: async () => (await summary()) !== undefined,
       stop: async () => {
-        if (count === undefined) await t.podExec(p1, ['sh', '-c', 'kill -INT $(cat /tmp/q.pid)']);
+        if (count === undefined) await t.podExec(from, ['sh', '-c', 'kill -INT $(cat /tmp/q.pid)']);
         const out = await until('the ping summary', summary, 20_000 + (count ?? 0) * 10, 200);
         const m = /(\d+) packets transmitted, (\d+) packets received/.exec(out)!;
         const [sent, got] = [Number(m[1]), Number(m[2])];
@@ -177,11 +191,11 @@ describe('day 2 and faults on a real cluster', () => {
   }
 
   /** The link works again: a ping from each side gets through. */
-  async function linkWorks(): Promise<void> {
+  async function linkWorks(w: Wire = wire): Promise<void> {
     await until(
-      'traffic over the pseudowire both ways',
+      `traffic over ${w.name} both ways`,
       async () =>
-        (await ping(t, p1, '10.10.0.2', 2)).received > 0 && (await ping(t, p2, '10.10.0.1', 2)).received > 0,
+        (await ping(t, w.a, w.bAddr, 2)).received > 0 && (await ping(t, w.b, w.aAddr, 2)).received > 0,
       120_000,
       500,
     );
@@ -342,13 +356,14 @@ describe('day 2 and faults on a real cluster', () => {
   async function underPing(
     fault: () => Promise<void>,
     count?: number,
+    w: Wire = wire,
   ): Promise<{ sent: number; got: number; text: string }> {
     const before = await identity();
     const leaksBefore = await footprints();
-    const pinger = await startPing(count);
+    const pinger = await startPing(count, w.a, w.bAddr);
     await fault();
     await nodeStatesReady();
-    await linkWorks();
+    await linkWorks(w);
     if (count !== undefined) assert.ok(!(await pinger.ended()), `the fault outlasted ${count} pings`);
     const loss = await pinger.stop();
     assert.equal(await identity(), before, 'IDs, sessions and pod interfaces unchanged');
@@ -363,6 +378,7 @@ describe('day 2 and faults on a real cluster', () => {
   async function killAgent(
     adopted: string,
     count?: number,
+    w: Wire = wire,
   ): Promise<{ sent: number; got: number; text: string }> {
     const restarts = async () => {
       const pods = await getJson<{ items: { spec: { nodeName: string }; status: { containerStatuses?: { restartCount: number }[] } }[] }>(t, [
@@ -373,26 +389,30 @@ describe('day 2 and faults on a real cluster', () => {
       );
     };
     const before = await restarts();
-    return underPing(async () => {
-      // every node's processes are visible here: the agent's own arguments name its node
-      const k = await runCapture('pkill', ['-KILL', '-f', `main.js agent --node-name ${n1}`]);
-      assert.equal(k.code, 0, `no agent process of ${n1} to kill`);
-      await until(
-        'the kubelet restarted the agent container',
-        async () => (await restarts()) > before,
-        120_000,
-        500,
-      );
-      await until(
-        'the restarted agent adopted the sessions',
-        async () =>
-          (await t.kubectl(['logs', '-n', RELEASE_NAMESPACE, datapathPodName(n1)]).catch(() => '')).includes(
-            `"msg":"${adopted}"`,
-          ),
-        120_000,
-        500,
-      );
-    }, count);
+    return underPing(
+      async () => {
+        // every node's processes are visible here: the agent's own arguments name its node
+        const k = await runCapture('pkill', ['-KILL', '-f', `main.js agent --node-name ${n1}`]);
+        assert.equal(k.code, 0, `no agent process of ${n1} to kill`);
+        await until(
+          'the kubelet restarted the agent container',
+          async () => (await restarts()) > before,
+          120_000,
+          500,
+        );
+        const log = () => t.kubectl(['logs', '-n', RELEASE_NAMESPACE, datapathPodName(n1)]).catch(() => '');
+        await until(
+          'the restarted agent adopted the sessions',
+          async () => (await log()).includes(`"msg":"${adopted}"`),
+          120_000,
+          500,
+        ).catch(async (err: Error) => {
+          throw new Error(`${err.message}; the agent's log ends:\n${(await log()).slice(-3000)}`);
+        });
+      },
+      count,
+      w,
+    );
   }
 
   it('kubelet restart and containerd restart on a node: pods and the pseudowire keep working', async () => {
@@ -425,6 +445,38 @@ describe('day 2 and faults on a real cluster', () => {
       loss,
       leaks: 'none',
     });
+  });
+
+  it('agent SIGKILLed on the userspace backend under Exclusive-mode pods: the new agent reattaches to the TAP inside the pod', async () => {
+    assert.deepEqual(await backends(), ['userspace']);
+    const p3: PodRef = { namespace: NS, name: 'p3' };
+    const p4: PodRef = { namespace: NS, name: 'p4' };
+    const excl: Wire = { name: 'day2-excl', a: p3, b: p4, aAddr: '10.11.0.1', bAddr: '10.11.0.2' };
+    await apply(t, [
+      pseudowire(NS, excl.name, 'q-day2', { attachment: { mode: 'Exclusive' } }),
+      pod(t, p3, n1, excl.name, `${excl.aAddr}/24`),
+      pod(t, p4, n2, excl.name, `${excl.bAddr}/24`),
+    ]);
+    await waitPseudowireReady(t, NS, excl.name);
+    await waitPodsReady(t, [p3, p4]);
+    await linkWorks(excl);
+    // the pod's net1 is the session's TAP itself, which the pump in the agent reads
+    const tap = await t.podExec(p3, ['cat', '/sys/class/net/net1/tun_flags']);
+    assert.equal(tap.code, 0, `p3's net1 is not a TAP: ${tap.stderr}`);
+    const net1 = await podNet1(t, p3);
+    // a TAP made on the node instead would change n1's footprint, which underPing compares
+    const { text: loss } = await killAgent('session reattached to its TAP in a pod', undefined, excl);
+    assert.deepEqual(await podNet1(t, p3), net1, "p3's net1 is the same TAP");
+    progress(`agent SIGKILL on ${n1}, userspace backend, Exclusive mode: ${loss} lost`);
+    rows.push({
+      fault: 'agent SIGKILL, userspace backend, Exclusive-mode pods (the TAP is inside the pod)',
+      happened:
+        "the new agent found the pod's TAP through the CNI's attachment records and attached to it inside the pod; no TAP made on the node; the pod's net1 unchanged; the loss includes the kubelet's 10 s back-off (the container's second kill in this suite)",
+      loss,
+      leaks: 'none',
+    });
+    await t.kubectl(['delete', 'pod', '-n', NS, p3.name, p4.name, '--wait=true', '--timeout=120s']);
+    await t.kubectl(['delete', 'pseudowire', '-n', NS, excl.name, '--wait=true', '--timeout=120s']);
   });
 
   it('operator leader SIGKILLed: the other replica or the restarted one leads; no ID changes; new work is done', async () => {

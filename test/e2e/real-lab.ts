@@ -15,6 +15,7 @@ import { after, before } from 'node:test';
 import { RealCluster, type ClusterImage, type PodRef } from '../harness/cluster/cluster.js';
 import { leftovers } from '../harness/cluster/leaks.js';
 import { multusManifest } from '../harness/cluster/multus.js';
+import { POD_NETNS_DIR } from '../harness/cluster/node.js';
 import { pingSummary } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 import { liveTsharkArgs, parseFields, type ScenarioTarget } from './scenarios.js';
@@ -242,6 +243,8 @@ export class RealLab {
       `image.repository=${repository}`,
       `image.tag=${tag}`,
       'image.pullPolicy=Never',
+      // as on a host whose containerd keeps them under its state dir
+      `cni.netnsDir=${POD_NETNS_DIR}`,
       ...(this.o.helmSet ?? []),
       ...extraSet,
     ];

@@ -76,3 +76,31 @@ test('a restarted agent reattaches to the TAP a pod holds (exclusive mode), and 
   assert.ok(!b.log().includes('"msg":"session up"'), 'no session made anew');
   await env.stopAgent(b.proc);
 });
+
+test("a pod's namespace the agent cannot open: the session says why and what to set, and no TAP is made on the node", async () => {
+  // the runtime keeps this pod's namespace in a directory the datapath pod does not mount
+  const store = new AttachmentStore(join(env.dir, 'state'));
+  const rec = (await store.list())[0]!;
+  await store.put({ ...rec, netns: `/run/usx-unmounted/netns/${POD}` });
+  const c = startAgent();
+  const failed = await until('the session reports the namespace it cannot open', async () => {
+    const s = (await env.nodeState()).status?.sessions?.[0];
+    return s?.state === 'Failed' ? s : undefined;
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}\n${c.log().slice(-3000)}`);
+  });
+  assert.match(failed.message ?? '', /\/run\/usx-unmounted\/netns\/usxpod1/);
+  assert.match(failed.message ?? '', /cni\.netnsDir/);
+  assert.equal(await ifindexIn(NODE, 'l2tpeth128'), undefined, 'no TAP made on the node');
+
+  // the mount in place (here: the record names the path the agent sees): the agent attaches
+  await store.put({ ...rec, netns: `/run/netns/${POD}` });
+  await until('the agent reattached once it could open the namespace', async () =>
+    c.log().includes('"msg":"session reattached to its TAP in a pod"') ? true : undefined,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}\n${c.log().slice(-3000)}`);
+  });
+  assert.ok((await ping(POD, '192.168.213.2', 5, ['-i', '0.2'])) >= 4, 'pod -> peer');
+  assert.equal(await ifindexIn(NODE, 'l2tpeth128'), undefined, 'no TAP made on the node');
+  await env.stopAgent(c.proc);
+});

@@ -1,5 +1,7 @@
 // The userspace backend: a persistent TAP per session and a native pump per tunnel socket.
 // Level-triggered like the kernel backend: ensureX converges, deleteX of something absent succeeds.
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { deepEqual } from '../../../lib/deep-equal.js';
 import { parseMarker } from '../../../lib/device-marker.js';
 import type { Logger } from '../../../lib/log.js';
@@ -220,7 +222,16 @@ export class UserspaceBackend implements Backend {
       podIfname: pod.ifname,
       netns: pod.netns,
     };
-    const link = await withRtnl((r) => r.links.byName(pod.ifname), pod.netns).catch(() => undefined);
+    const link = await withRtnl((r) => r.links.byName(pod.ifname), pod.netns).catch((err: unknown) => {
+      // A namespace file gone from a directory this container sees: the pod went (its DEL is to
+      // come), and the session gets a TAP on the node. One this container cannot open is a mount the
+      // datapath pod lacks: a TAP on the node would leave the pod's wire dead without a word.
+      if (!existsSync(pod.netns) && existsSync(dirname(pod.netns))) return undefined;
+      throw new Error(
+        `the session's TAP is ${pod.ifname} in a pod whose network namespace ${pod.netns} this datapath pod cannot open (${err instanceof Error ? err.message : String(err)}): ` +
+          `set the Helm value cni.netnsDir to the directory the container runtime keeps network namespaces in (${dirname(pod.netns)})`,
+      );
+    });
     const owner = parseMarker(link?.alias);
     if (link?.kind !== 'tun' || owner?.tunnelId !== spec.tunnelId || owner.sessionId !== spec.sessionId) {
       this.log.info(ids, "the pod the CNI moved the session's TAP into holds it no longer");

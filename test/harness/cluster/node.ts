@@ -35,6 +35,9 @@ export const NODE_HOST_PATHS = [
   '/run/kube-l2tp',
 ] as const;
 
+/** Where each node's containerd keeps pod network namespaces (its state dir, netns_mounts_under_state_dir). */
+export const POD_NETNS_DIR = '/run/containerd/io.containerd.grpc.v1.cri/netns';
+
 /** The reference CNI plugins the primary pod network uses (Debian's containernetworking-plugins). */
 const PRIMARY_PLUGINS = ['bridge', 'host-local', 'loopback', 'portmap'];
 const DEBIAN_CNI_DIR = '/usr/lib/cni';
@@ -319,7 +322,9 @@ export class RealNode {
     const root = join(o.root, 'containerd');
     const toml = `version = 2
 root = ${q(root)}
-state = ${q(join(o.runDir, 'state'))}
+# the standard path (a per-node directory is mounted over it): pod netns files are then where a
+# host with this setting keeps them, and the chart's cni.netnsDir names that directory
+state = "/run/containerd"
 oom_score = 0
 [grpc]
   address = ${q(this.containerdSocket)}
@@ -334,8 +339,9 @@ oom_score = 0
   path = ${q(join(o.root, 'opt'))}
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = ${q(o.pauseImage)}
-  # pod netns files under the runtime's state dir, where other mount namespaces cannot see them by
-  # path: the CNI plugin must not depend on seeing them (it gets the namespace as a descriptor)
+  # pod netns files under the runtime's state dir, not /var/run/netns: the CNI plugin must not
+  # depend on seeing them by path (it gets the namespace as a descriptor), and the datapath pods see
+  # them only where the chart's cni.netnsDir mounts them
   netns_mounts_under_state_dir = true
   disable_apparmor = true
   # without CAP_SYS_RESOURCE runc cannot lower oom_score_adj for the pause container
