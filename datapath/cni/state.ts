@@ -19,6 +19,11 @@ export const attachmentRecordSchema = z.object({
   device: z.string(),
   /** Exclusive mode: the device's MAC before it moved (restored on DEL). */
   deviceMac: z.string().optional(),
+  /**
+   * Exclusive mode: the session's MTU when the device moved (restored on DEL when the agent cannot
+   * say it yet: before its first sync after a restart).
+   */
+  deviceMtu: z.number().int().positive().optional(),
   bridge: z.string().optional(),
   hostVeth: z.string().optional(),
   /** Config the IPAM delegate got on ADD (GC and DEL without config reuse it). */
