@@ -96,7 +96,8 @@ export async function agentCommand(
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
   else kc.loadFromCluster();
 
-  // the CNI server's records, read here for the devices its exclusive attachments moved into pods
+  // the attachment records: the CNI server writes them, the backend reads where exclusive
+  // attachments moved session devices; one store for both
   const attachments = new AttachmentStore(values['cni-state-dir']);
   const selectOpts = {
     logger: log.child({ component: 'backend' }),
@@ -152,7 +153,7 @@ export async function agentCommand(
     cniPath: values['cni-path'],
     // IPAM delegates: the node's plugins as mounted here (the runtime's CNI_PATH is a host path)
     delegateDirs: [values['cni-bin-dir']],
-    stateDir: values['cni-state-dir'],
+    store: attachments,
     onAttachmentChange: () => void agent.kick(),
   });
   if (values['install-cni']) {

@@ -147,6 +147,7 @@ async function attach(
     rec.hostVeth = names.hostVeth(cmd.containerID, cmd.ifname);
   }
   if (deviceMac !== undefined) rec.deviceMac = deviceMac;
+  if (pw.mode === 'exclusive') rec.deviceMtu = pw.mtu;
   const recorded = deps.store.put(rec).then(() => {
     undo.push('record', () => deps.store.remove(cmd.containerID, cmd.ifname));
   });

@@ -38,6 +38,14 @@ export interface Ctx {
 /** One command: its stdout on success (ADD's result), nothing for the others. */
 export type Handler = (c: Ctx) => Promise<string | undefined>;
 
+/**
+ * The lock of one attachment: its ADD, CHECK, DEL and GC run one after the other. A runtime sends
+ * a DEL as soon as it gives up on an ADD, while the agent may still be making it; run beside it,
+ * the DEL finds nothing yet and the ADD then leaves links, a lease and a record nobody removes.
+ * Taken before a pseudowire's lock, never inside one.
+ */
+export const attachmentKey = (containerID: string, ifname: string): string => `att_${containerID}_${ifname}`;
+
 /** The lock of one pseudowire's node-side links (its bridge, its device). */
 export const pwKey = (r: PseudowireRef): string => `pw_${r.namespace}_${r.name}`;
 export const pwText = (r: PseudowireRef): string => `${r.namespace}/${r.name}`;

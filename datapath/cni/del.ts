@@ -98,10 +98,12 @@ export async function releaseAttachment(
   }
   // exclusive: only a recorded attachment owns the device (after a failed ADD the pod's CNI_IFNAME is not ours)
   if (rec === undefined || !netnsReachable(a.netns, a.netnsError)) return;
+  // the session's MTU now, or as recorded when the agent cannot say it (not synced since a restart)
   const pw = await c.deps.resolver.lookup(a.pseudowire).catch(() => undefined);
+  const mtu = pw?.mtu ?? rec.deviceMtu;
   await c.deps.locker.withLock(pwKey(a.pseudowire), async () => {
     try {
-      await moveBack(c, a.netns, a.ifname, rec.device, pw?.mtu ?? 1500, rec.deviceMac);
+      await moveBack(c, a.netns, a.ifname, rec.device, mtu, rec.deviceMac);
     } catch (e) {
       throw new CniError(
         CniCode.LinkSetupFailed,

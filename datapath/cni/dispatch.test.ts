@@ -156,7 +156,7 @@ describe('CNI server protocol', () => {
       socketPath: join(dir, 'cni.sock'),
       resolver: new StaticResolver(),
       logger: silentLogger(),
-      stateDir: join(dir, 'state'),
+      store: new AttachmentStore(join(dir, 'state')),
       requestTimeoutMs: 300,
     });
   });

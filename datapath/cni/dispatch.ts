@@ -1,12 +1,13 @@
 // The CNI plugin's entry, skel-style: parse the injected env and stdin, answer VERSION, hand every
 // other command to its handler (one file each), and turn any failure into the spec's error JSON.
 // It runs inside the agent, behind the CNI socket the shim on the node talks to.
+// The commands of one attachment (container ID + ifname) run one at a time, under its lock.
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, versionAtLeast } from '../../lib/cni/versions.js';
 import { cmdAdd } from './add.js';
 import { cmdCheck } from './check.js';
 import { parseCommand, parseEnv, parseNetConf, peekVersion, type Command, type Env } from './config.js';
-import type { Ctx, Handler, PluginDeps } from './context.js';
+import { attachmentKey, type Ctx, type Handler, type PluginDeps } from './context.js';
 import { cmdDel } from './del.js';
 import { cmdGc } from './gc.js';
 import { cmdStatus } from './status.js';
@@ -33,6 +34,16 @@ const HANDLERS: Record<Exclude<Command, 'VERSION'>, Handler> = {
   STATUS: cmdStatus,
   GC: cmdGc,
 };
+
+/** The commands of one attachment, which run one at a time (attachmentKey). */
+const PER_ATTACHMENT: ReadonlySet<Command> = new Set(['ADD', 'CHECK', 'DEL']);
+
+function runHandler(command: Exclude<Command, 'VERSION'>, c: Ctx): Promise<string | undefined> {
+  if (!PER_ATTACHMENT.has(command)) return HANDLERS[command](c);
+  const key = attachmentKey(c.cmd.containerID, c.cmd.ifname);
+  if (c.deps.locker.held(key)) c.log.info('waits for the command in flight for this attachment');
+  return c.deps.locker.withLock(key, () => HANDLERS[command](c));
+}
 
 export function versionOutput(stdin: string): string {
   return (
@@ -67,7 +78,7 @@ export async function dispatch(inv: Invocation, deps: PluginDeps): Promise<Outco
     }
     const ctx: Ctx = { cmd, conf, env: inv.env, deps, log, ns: inv.netnsFd ?? cmd.netns };
     if (inv.netnsOpenError && inv.netnsFd === undefined) ctx.nsError = inv.netnsOpenError;
-    const stdout = (await HANDLERS[command](ctx)) ?? '';
+    const stdout = (await runHandler(command, ctx)) ?? '';
     log.info({ ms: +(performance.now() - t0).toFixed(1) }, `${command} ok`);
     return { exitCode: 0, stdout };
   } catch (e) {

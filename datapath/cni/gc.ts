@@ -2,9 +2,10 @@
 // (links, IPAM, record), then the IPAM delegate's own GC; failures are collected, not fatal midway.
 // A config whose ipam the agent refuses still has its stale attachments' links released, as DEL does.
 import { CniCode, CniError } from '../../lib/cni/errors.js';
-import { delegateCall, findIpam, type Ctx } from './context.js';
+import { attachmentKey, delegateCall, findIpam, type Ctx } from './context.js';
 import { releaseAttachment } from './del.js';
 import { execDelegate } from './ipam.js';
+import type { AttachmentRecord } from './state.js';
 
 export async function cmdGc(c: Ctx): Promise<undefined> {
   const { conf, deps } = c;
@@ -22,18 +23,9 @@ export async function cmdGc(c: Ctx): Promise<undefined> {
   const ipamPlugin = conf.ipam ? await findIpam(c, conf.ipam.type) : undefined;
   for (const r of stale) {
     try {
-      await releaseAttachment(c, r, { ...r });
-      if (ipamPlugin) {
-        const env = { ...c.env, CNI_CONTAINERID: r.containerID, CNI_IFNAME: r.ifname, CNI_NETNS: '' };
-        await execDelegate({
-          command: 'DEL',
-          plugin: ipamPlugin,
-          config: r.ipamConfig ?? conf.raw,
-          env,
-          logger: c.log,
-        });
-      }
-      await deps.store.remove(r.containerID, r.ifname);
+      await deps.locker.withLock(attachmentKey(r.containerID, r.ifname), () =>
+        releaseStale(c, r, ipamPlugin),
+      );
       c.log.info({ gc: `${r.containerID}/${r.ifname}` }, 'stale attachment removed');
     } catch (e) {
       failures.push(`${r.containerID}/${r.ifname}: ${(e as Error).message}`);
@@ -50,4 +42,20 @@ export async function cmdGc(c: Ctx): Promise<undefined> {
     throw new CniError(CniCode.Internal, `GC: ${failures.length} cleanup(s) failed`, failures.join('; '));
   }
   return undefined;
+}
+
+/** One stale attachment's links, IPAM lease and record. */
+async function releaseStale(c: Ctx, r: AttachmentRecord, ipamPlugin: string | undefined): Promise<void> {
+  await releaseAttachment(c, r, { ...r });
+  if (ipamPlugin) {
+    const env = { ...c.env, CNI_CONTAINERID: r.containerID, CNI_IFNAME: r.ifname, CNI_NETNS: '' };
+    await execDelegate({
+      command: 'DEL',
+      plugin: ipamPlugin,
+      config: r.ipamConfig ?? c.conf.raw,
+      env,
+      logger: c.log,
+    });
+  }
+  await c.deps.store.remove(r.containerID, r.ifname);
 }

@@ -322,14 +322,16 @@ export async function ensureExclusiveMove(
 
 /**
  * Return an exclusive device from a pod to the node, under its original name, MTU and MAC.
- * False when the pod has no link called `current` (nothing to return).
+ * False when the pod has no link called `current` (nothing to return). Without an MTU (a record
+ * older than deviceMtu, and no synced agent) the device keeps the one it has: any default could be
+ * larger than what the session carries.
  */
 export async function moveBack(
   c: Ctx,
   netns: Netns,
   current: string,
   orig: string,
-  mtu: number,
+  mtu: number | undefined,
   mac?: string,
 ): Promise<boolean> {
   const found = await inNetns(netns, async ({ links }) => {
@@ -345,7 +347,11 @@ export async function moveBack(
   if (index === undefined) throw new Error(`${orig} did not arrive on the node`);
   // a device entering a namespace gets that namespace's defaults: harden it again before it is up
   await hardenDevice(orig);
-  await nodeRtnl().links.set(index, { mtu, ...(mac ? { address: mac } : {}), up: true }, orig);
+  await nodeRtnl().links.set(
+    index,
+    { ...(mtu !== undefined ? { mtu } : {}), ...(mac ? { address: mac } : {}), up: true },
+    orig,
+  );
   return true;
 }
 

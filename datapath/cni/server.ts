@@ -36,7 +36,7 @@ import { CURRENT_VERSION } from '../../lib/cni/versions.js';
 import type { Logger } from '../../lib/log.js';
 import { loadNative, type NativeNetlink } from '../../lib/netlink/native.js';
 import { dispatch, type Invocation } from './dispatch.js';
-import { AttachmentStore, DEFAULT_STATE_DIR, ProcessLocker } from './state.js';
+import { ProcessLocker, type AttachmentStore } from './state.js';
 
 export interface CniServerOptions {
   socketPath: string;
@@ -49,8 +49,11 @@ export interface CniServerOptions {
    * CNI_PATH: the runtime's CNI_PATH names host directories, which a container sees elsewhere.
    */
   delegateDirs?: readonly string[];
-  /** Attachment records; default /var/lib/cni/kube-l2tp. */
-  stateDir?: string;
+  /**
+   * The attachment records. The caller owns it: the agent's backend reads the same store (where its
+   * exclusive attachments moved session devices), so there is one per state directory.
+   */
+  store: AttachmentStore;
   /** How long a connection may take to send its request (default 10 s); the shim sends it at once. */
   requestTimeoutMs?: number;
   /**
@@ -111,7 +114,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   const deps = {
     resolver: opts.resolver,
     logger: log,
-    store: new AttachmentStore(opts.stateDir ?? DEFAULT_STATE_DIR),
+    store: opts.store,
     locker: new ProcessLocker(),
     nodePid: process.pid,
     ...(opts.delegateDirs ? { delegateDirs: opts.delegateDirs } : {}),

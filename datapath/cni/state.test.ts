@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AttachmentStore, type AttachmentRecord } from './state.js';
+import { AttachmentStore, FileLocker, ProcessLocker, type AttachmentRecord, type Locker } from './state.js';
 
 const record = (containerID: string, over: Partial<AttachmentRecord> = {}): AttachmentRecord => ({
   v: 1,
@@ -58,4 +58,40 @@ describe('AttachmentStore.podDevice', () => {
       'read again: the index was made within a second of the change',
     );
   });
+});
+
+describe('Locker', () => {
+  const base = mkdtempSync(join(tmpdir(), 'kl2tp-lock-'));
+  after(() => rmSync(base, { recursive: true, force: true }));
+
+  for (const [kind, make] of [
+    ['ProcessLocker', () => new ProcessLocker()],
+    ['FileLocker', () => new FileLocker(join(base, 'locks'))],
+  ] as const) {
+    it(`${kind}: runs the holders of one key one after the other, and says when the key is held`, async () => {
+      const locker: Locker = make();
+      const order: string[] = [];
+      let letFirstGo!: () => void;
+      const firstMayEnd = new Promise<void>((r) => (letFirstGo = r));
+      let firstIn!: () => void;
+      const firstEntered = new Promise<void>((r) => (firstIn = r));
+      assert.equal(locker.held('k'), false);
+      const first = locker.withLock('k', async () => {
+        order.push('first in');
+        firstIn();
+        await firstMayEnd;
+        order.push('first out');
+      });
+      await firstEntered;
+      assert.equal(locker.held('k'), true, 'held while the first runs');
+      assert.equal(locker.held('other'), false, 'another key is free');
+      const second = locker.withLock('k', async () => {
+        order.push('second in');
+      });
+      letFirstGo();
+      await Promise.all([first, second]);
+      assert.deepEqual(order, ['first in', 'first out', 'second in']);
+      assert.equal(locker.held('k'), false, 'free once both are done');
+    });
+  }
 });

@@ -19,6 +19,11 @@ export const attachmentRecordSchema = z.object({
   device: z.string(),
   /** Exclusive mode: the device's MAC before it moved (restored on DEL). */
   deviceMac: z.string().optional(),
+  /**
+   * Exclusive mode: the session's MTU when the device moved (restored on DEL when the agent cannot
+   * say it yet: before its first sync after a restart).
+   */
+  deviceMtu: z.number().int().positive().optional(),
   bridge: z.string().optional(),
   hostVeth: z.string().optional(),
   /** Config the IPAM delegate got on ADD (GC and DEL without config reuse it). */
@@ -117,11 +122,17 @@ export class AttachmentStore {
 
 export interface Locker {
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  /** Whether someone holds (or waits for) `key` now: a caller about to wait can say so. */
+  held(key: string): boolean;
 }
 
 /** Keyed async mutex for one process (the agent serves every CNI call). */
 export class ProcessLocker implements Locker {
   private readonly tails = new Map<string, Promise<unknown>>();
+
+  held(key: string): boolean {
+    return this.tails.has(key);
+  }
 
   async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.tails.get(key) ?? Promise.resolve();
@@ -146,9 +157,17 @@ export class FileLocker implements Locker {
     readonly staleMs = 30_000,
   ) {}
 
+  private file(key: string): string {
+    return join(this.dir, `${key.replace(/[^a-zA-Z0-9_.-]/g, '_')}.lock`);
+  }
+
+  held(key: string): boolean {
+    return existsSync(this.file(key));
+  }
+
   async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const f = join(this.dir, `${key.replace(/[^a-zA-Z0-9_.-]/g, '_')}.lock`);
+    const f = this.file(key);
     const t0 = Date.now();
     for (;;) {
       try {

@@ -18,6 +18,7 @@ import {
 import { CniCode, CniError } from '../../lib/cni/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { startCniServer } from '../../datapath/cni/server.js';
+import { AttachmentStore } from '../../datapath/cni/state.js';
 import type { Env } from '../../datapath/cni/config.js';
 import { assertThat, type FuzzTarget } from './framework.js';
 import {
@@ -244,7 +245,7 @@ export const serverTarget: FuzzTarget = {
       socketPath,
       resolver: notReady,
       logger: silentLogger(),
-      stateDir: join(dir, 'state'),
+      store: new AttachmentStore(join(dir, 'state')),
     });
     // a throw inside the server's socket handlers would surface here, not in the property
     let crash: unknown;

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { AGENT_SOCKET_DIR } from '../../lib/agent-protocol.js';
 import { silentLogger } from '../../lib/log.js';
 import { startCniServer, type CniServer } from '../../datapath/cni/server.js';
+import { AttachmentStore } from '../../datapath/cni/state.js';
 
 const SHIM = join(import.meta.dirname, '../../../cmd/cni/shim/build/kube-l2tp');
 const NOBODY = 65534;
@@ -56,7 +57,7 @@ describe('CNI socket: only root may call the agent (SO_PEERCRED)', () => {
       socketPath: socket,
       resolver: { ready: () => true, lookup: () => Promise.resolve(undefined) },
       logger: silentLogger(),
-      stateDir: join(dir, 'state'),
+      store: new AttachmentStore(join(dir, 'state')),
     });
     // what a careless mount or umask could do: the file mode no longer keeps other users out
     await chmod(sockDir, 0o755);

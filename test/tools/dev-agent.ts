@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../lib/log.js';
 import { startCniServer } from '../../datapath/cni/server.js';
+import { AttachmentStore, DEFAULT_STATE_DIR } from '../../datapath/cni/state.js';
 import { FileResolver } from './static-resolver.js';
 
 const { values } = parseArgs({
@@ -41,7 +42,7 @@ const server = await startCniServer({
   socketPath: values.socket,
   resolver: new FileResolver(values.pseudowires),
   logger,
-  ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
+  store: new AttachmentStore(values['state-dir'] ?? DEFAULT_STATE_DIR),
   ...(values['cni-path'] ? { cniPath: values['cni-path'] } : {}),
 });
 process.stdout.write('ready\n');

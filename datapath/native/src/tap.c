@@ -2,14 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "netns_util.h"
 
 int tap_open(const char *name, int vnet, char *out, size_t outlen) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -38,29 +37,25 @@ int tap_set_persist(int fd, int persist) {
   return ioctl(fd, TUNSETPERSIST, persist ? 1 : 0) < 0 ? -errno : 0;
 }
 
+struct tap_open_args {
+  const char *name;
+  int vnet;
+  char *out;
+  size_t outlen;
+};
+
+static int tap_open_cb(void *p) {
+  struct tap_open_args *a = p;
+  return tap_open(a->name, a->vnet, a->out, a->outlen);
+}
+
 int tap_attach_in(const char *netns_path, const char *name, int vnet, char *out, size_t outlen) {
-  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (self < 0) return -errno;
   int target = open(netns_path, O_RDONLY | O_CLOEXEC);
-  if (target < 0) {
-    int e = errno;
-    close(self);
-    return -e;
-  }
-  int fd;
-  if (setns(target, CLONE_NEWNET) < 0) {
-    fd = -errno;
-  } else {
-    fd = tap_open(name, vnet, out, outlen);
-    if (setns(self, CLONE_NEWNET) < 0) {
-      /* this thread would stay in the pod's namespace, and every later device, socket or sysfs path
-       * of the process that it touches would be the pod's: nothing sane can continue */
-      fprintf(stderr, "tap_attach_in: cannot return to the original network namespace: %s\n", strerror(errno));
-      abort();
-    }
-  }
+  if (target < 0) return -errno;
+  struct tap_open_args args = {name, vnet, out, outlen};
+  const char *what = NULL;
+  int fd = netns_run_in(target, tap_open_cb, &args, "tap_attach_in", &what);
   close(target);
-  close(self);
   if (fd < 0) return fd;
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);

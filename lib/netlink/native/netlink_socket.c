@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "napi_util.h"
+#include "netns_util.h"
 #include "nl_reply.h"
 
 #define RECV_BUF (64 * 1024)
@@ -92,6 +93,18 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   return r;
 }
 
+struct make_socket_args {
+  int proto;
+  const char *what; /* the failing call, when make_socket fails */
+};
+
+/* make_socket for netns_run_in: the fd, or -errno */
+static int make_socket_cb(void *p) {
+  struct make_socket_args *a = p;
+  int fd = make_socket(a->proto, &a->what);
+  return fd < 0 ? -errno : fd;
+}
+
 static napi_value nl_open_in(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -112,34 +125,14 @@ static napi_value nl_open_in(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "openIn: netnsPath is empty or too long");
     return NULL;
   }
-  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (self < 0) return throw_errno_error(env, "open(/proc/thread-self/ns/net)", errno);
   /* a given descriptor stays the caller's: only a path opened here is closed here */
   int target = kind == napi_number ? given_fd : open(path, O_RDONLY | O_CLOEXEC);
-  if (target < 0) {
-    int e = errno;
-    close(self);
-    return throw_errno_error(env, "open(netns)", e);
-  }
-  int fd = -1, err = 0;
+  if (target < 0) return throw_errno_error(env, "open(netns)", errno);
+  struct make_socket_args args = {proto, NULL};
   const char *what = NULL;
-  if (setns(target, CLONE_NEWNET) < 0) {
-    err = errno;
-    what = "setns(netns)";
-  } else {
-    fd = make_socket(proto, &what);
-    if (fd < 0) err = errno;
-    if (setns(self, CLONE_NEWNET) < 0) {
-      /* the main thread would stay in the pod's namespace and every later socket, bind or
-       * connect of this process would land there: nothing sane can continue */
-      fprintf(stderr, "netlink openIn: cannot return to the original network namespace: %s\n",
-              strerror(errno));
-      abort();
-    }
-  }
+  int fd = netns_run_in(target, make_socket_cb, &args, "netlink openIn", &what);
   if (kind != napi_number) close(target);
-  close(self);
-  if (fd < 0) return throw_errno_error(env, what, err);
+  if (fd < 0) return throw_errno_error(env, args.what ? args.what : what, fd);
   napi_value r;
   NAPI_CHECK(env, napi_create_int32(env, fd, &r));
   return r;
