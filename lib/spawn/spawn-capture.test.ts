@@ -116,13 +116,17 @@ describe('spawnCapture (posix_spawn addon)', () => {
   });
 
   it('does not block the event loop while programs run, and runs many at once', async () => {
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 10);
-    const runs = Array.from({ length: 16 }, (_, i) => sh(`sleep 0.3; echo ${i}`));
+    // every program ends only once this event loop, still turning while they all run, has seen each
+    // of them start and made the file they wait for
+    const go = join(dir, 'go');
+    const started = (i: number) => join(dir, `started.${i}`);
+    const runs = Array.from({ length: 16 }, (_, i) =>
+      sh(`touch ${started(i)}; while [ ! -e ${go} ]; do sleep 0.01; done; echo ${i}`, { timeoutMs: 30_000 }),
+    );
+    while (!Array.from({ length: 16 }, (_, i) => existsSync(started(i))).every(Boolean)) await sleep(10);
+    await writeFile(go, '');
     const rs = await Promise.all(runs);
-    clearInterval(timer);
     rs.forEach((r, i) => assert.deepEqual(r, { stdout: `${i}\n`, stderr: '', code: 0 }));
-    assert.ok(ticks >= 15, `timer ran ${ticks} times in ~300 ms`);
   });
 
   it('leaks no descriptor into the program: /proc/<pid>/fd holds only 0, 1, 2', async () => {
