@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_SOCKET_DIR } from '../../lib/agent-protocol.js';
 import { runCapture, type RunResult } from '../../lib/exec.js';
+import { ipIn, type Lab } from './netns.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const SHIM = join(REPO, 'cmd/cni/shim/build/kube-l2tp');
@@ -139,6 +140,20 @@ export class CniRig {
     for (const p of ['host-local', 'static', 'loopback', 'bridge', 'tuning']) {
       await symlink(join(SYSTEM_CNI_DIR, p), join(rig.bin, p));
     }
+    return rig;
+  }
+
+  /**
+   * A rig for one node: the shim built, the node's netns made (removed with the lab, as the rig is),
+   * holding a TAP with the given MTU that stands for a session device.
+   */
+  static async forNode(lab: Lab, node: string, tap: string, mtu: number): Promise<CniRig> {
+    await buildShim();
+    const rig = await CniRig.create();
+    lab.onCleanup(() => rig.cleanup());
+    await lab.netns(node);
+    await ipIn(node, 'tuntap', 'add', 'dev', tap, 'mode', 'tap');
+    await ipIn(node, 'link', 'set', tap, 'mtu', String(mtu), 'up');
     return rig;
   }
 

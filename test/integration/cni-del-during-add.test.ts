@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunResult } from '../../lib/exec.js';
 import { names } from '../../datapath/cni/netops.js';
-import { Agent, CniRig, POD_NAMESPACE, SYSTEM_CNI_DIR, buildShim, l2tpPlugin } from '../harness/cnitool.js';
+import { Agent, CniRig, POD_NAMESPACE, SYSTEM_CNI_DIR, l2tpPlugin } from '../harness/cnitool.js';
 import { Lab, ipIn, requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 
@@ -28,12 +28,7 @@ describe('CNI DEL while the ADD of the same attachment is in flight', { concurre
 
   before(async () => {
     requireRoot();
-    await buildShim();
-    rig = await CniRig.create();
-    lab.onCleanup(() => rig.cleanup());
-    await lab.netns(NODE);
-    await ipIn(NODE, 'tuntap', 'add', 'dev', TAP, 'mode', 'tap');
-    await ipIn(NODE, 'link', 'set', TAP, 'mtu', '1446', 'up');
+    rig = await CniRig.forNode(lab, NODE, TAP, 1446);
     // host-local, except that the first call of the command named in gate-command announces itself
     // and waits for the test's word
     const hostLocal = join(rig.bin, 'host-local');

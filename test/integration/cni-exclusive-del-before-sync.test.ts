@@ -5,7 +5,7 @@
 // pseudowire carries.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Agent, CniRig, POD_NAMESPACE, buildShim, l2tpPlugin } from '../harness/cnitool.js';
+import { Agent, CniRig, POD_NAMESPACE, l2tpPlugin } from '../harness/cnitool.js';
 import { Lab, ipIn, requireRoot } from '../harness/netns.js';
 
 const NODE = `ca2xn${process.pid % 1000}`;
@@ -35,13 +35,8 @@ describe('CNI exclusive-mode DEL before the agent has synced', () => {
 
   before(async () => {
     requireRoot();
-    await buildShim();
-    rig = await CniRig.create();
-    lab.onCleanup(() => rig.cleanup());
-    await lab.netns(NODE);
+    rig = await CniRig.forNode(lab, NODE, TAP, SESSION_MTU);
     await lab.netns(POD);
-    await ipIn(NODE, 'tuntap', 'add', 'dev', TAP, 'mode', 'tap');
-    await ipIn(NODE, 'link', 'set', TAP, 'mtu', String(SESSION_MTU), 'up');
     agent = await rig.agent(NODE, true, pws);
   });
   after(() => lab.cleanup());

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCapture } from '../../lib/exec.js';
 import { Lab, ipIn, requireRoot } from '../harness/netns.js';
-import { Agent, CniRig, IP_BIN, buildShim, cniError, l2tpPlugin } from '../harness/cnitool.js';
+import { Agent, CniRig, IP_BIN, cniError, l2tpPlugin } from '../harness/cnitool.js';
 
 const NODE = `cfn${process.pid % 1000}`;
 const TAP = 'cftap0';
@@ -85,12 +85,7 @@ describe('CNI attach through a netns descriptor (path invisible to the agent)', 
 
   before(async () => {
     requireRoot();
-    await buildShim();
-    rig = await CniRig.create();
-    lab.onCleanup(() => rig.cleanup());
-    await lab.netns(NODE);
-    await ipIn(NODE, 'tuntap', 'add', 'dev', TAP, 'mode', 'tap');
-    await ipIn(NODE, 'link', 'set', TAP, 'mtu', '1446', 'up');
+    rig = await CniRig.forNode(lab, NODE, TAP, 1446);
     agent = await rig.agent(NODE, true, {
       'cf/red': { ifname: TAP, mtu: 1446, tunnelId: 1, sessionId: 2, up: true },
     });
