@@ -16,9 +16,10 @@ export const USER_DOCS = [
   'operator/README.md',
 ] as const;
 
-/** The text inside each `code span` of a piece of Markdown, in order. */
+/** The text inside each `code span` of a piece of Markdown (fenced blocks left out), in order. */
 export function codeSpans(md: string): string[] {
-  return [...md.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+  const prose = md.replace(/^\s*```[^\n]*\n[\s\S]*?^\s*```\s*$/gm, '');
+  return [...prose.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
 }
 
 /** A table row's cells, with pipes inside code spans kept (`a|b`). */
