@@ -15,7 +15,7 @@ import {
   nodeTunnelSpecSchema,
   nodeTunnelStatusSchema,
 } from '../../lib/api/schemas.js';
-import { USER_DOCS, readRepo, repoRoot } from './markdown.js';
+import { USER_DOCS, codeSpans, readRepo, repoRoot, tables } from './markdown.js';
 
 /** Field names of a schema's objects, nested objects included (optional/default unwrapped). */
 export function fieldNames(schema: z.ZodType, depth = 3): string[] {
@@ -78,6 +78,17 @@ describe('the API in the documentation', () => {
     }
     for (const k of KINDS)
       assert.match(api, new RegExp(`\`${k.kind}\` \\([^)]*\`${k.shortNames[0]}\``), `${k.kind}: short name`);
+  });
+
+  it("README's printer column table is the CRDs' columns", () => {
+    const rows = tables(readme, ['kind', '`kubectl get` columns', 'added by `-o wide`']).flat();
+    const documented = rows.map((r) => `${codeSpans(r[0]!)[0]}: ${codeSpans(r[1]!)} | ${codeSpans(r[2]!)}`);
+    const defined = KINDS.map((k) => {
+      const cols = (wide: boolean) =>
+        k.columns.filter((c) => (c.priority ?? 0) > 0 === wide).map((c) => c.name);
+      return `${k.kind}: ${cols(false)} | ${cols(true)}`;
+    });
+    assert.deepEqual(documented.sort(), defined.sort());
   });
 
   it("the operator README's L2TPNodeState contract names every field of the node state", () => {
