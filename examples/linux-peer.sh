@@ -18,7 +18,7 @@ up)
     local "$LOCAL" remote "$REMOTE" udp_sport 1701 udp_dport 1701 udp_csum on
   ip l2tp add session name l2tpeth0 tunnel_id 200 session_id 20 peer_session_id 10 \
     cookie 0badcafe peer_cookie c0ffee01 l2spec_type default
-  ip link set l2tpeth0 mtu 1446 up
+  ip link set l2tpeth0 mtu 1442 up
   # bridge it with a local LAN port, or address it directly:
   ip addr add 10.50.0.254/24 dev l2tpeth0
   ip l2tp show tunnel

@@ -47,7 +47,7 @@ fi
 
 files_for() {
   case $1 in
-    unit) find dist/lib dist/cmd dist/operator dist/datapath dist/image dist/bench dist/test/fuzz -name '*.test.js' 2>/dev/null | sort ;;
+    unit) find dist/lib dist/cmd dist/operator dist/datapath dist/image dist/bench dist/test/fuzz dist/test/docs -name '*.test.js' 2>/dev/null | sort ;;
     *) find "dist/test/$1" -name '*.test.js' 2>/dev/null | sort ;;
   esac
 }
