@@ -114,7 +114,8 @@ export class Controller {
     private readonly metrics: Metrics,
     makeInformer?: InformerFactory,
   ) {
-    this.alloc = new Allocator(cfg.ranges);
+    // an object refused an ID (a clash) asks again once the holder lets it go
+    this.alloc = new Allocator(cfg.ranges, (waiter) => this.queue.add(waiter));
     this.makeInformer =
       makeInformer ?? (<T extends KObject>(o: InformerOptions, l: Logger) => new Informer<T>(client, o, l));
     const inf = <T extends KObject>(path: string, apiVersion: string, kind: string, extra: object = {}) =>
