@@ -812,9 +812,23 @@ describe('Controller glue', () => {
         peerCookie: { value: 'cafef00d' },
       });
     /** A controller that re-reads Secrets every 200 ms; the memory API serves Secrets too. */
-    async function startWithSecrets(seed: (api: MemoryApi) => void) {
+    async function startWithSecrets(seed: (api: MemoryApi) => void, metrics = createMetrics(false)) {
       const api = new MemoryApi();
-      const ctrl = controllerOn(api, { secretRecheckMs: 200 });
+      const ctrl = new Controller(
+        api,
+        {
+          ...DEFAULT_CONTROLLER,
+          pod: DEFAULT_POD_CONFIG,
+          multus: false,
+          workers: 2,
+          writeSpacingMs: 500,
+          secretRecheckMs: 200,
+        },
+        silentLogger(),
+        metrics,
+        api.informers,
+      );
+      running.push(ctrl);
       api.informers({ path: '/api/v1/secrets', apiVersion: 'v1', kind: 'Secret' }, silentLogger());
       seed(api);
       await ctrl.start();
@@ -826,6 +840,51 @@ describe('Controller glue', () => {
       api
         .object<Pseudowire>('pseudowires', 'lab/red-wire')
         ?.status?.conditions?.find((c) => c.type === 'Ready');
+
+    it('at rest, a Secret is read once a period and the pseudowires naming it are not reconciled again', async () => {
+      const metrics = createMetrics(false);
+      const gets: string[] = [];
+      const api = await startWithSecrets((api) => {
+        seedNodes(api);
+        api.add('secrets', secret('0a0b0c0d'));
+        for (let i = 0; i < 20; i++)
+          api.add('pseudowires', { ...withCookie(), metadata: { name: `wire-${i}`, namespace: 'lab' } });
+        const get = api.get.bind(api);
+        api.get = <T>(path: string): Promise<T> => {
+          if (path.includes('/secrets/')) gets.push(path);
+          return get<T>(path);
+        };
+      }, metrics);
+      const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+      await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 20));
+      for (const n of ['a', 'b']) await agentReport(api, n);
+      const pws = () => api.byPlural.get('pseudowires')!.list() as Pseudowire[];
+      const ready = () =>
+        pws().filter((p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True').length;
+      await settle(() => ready() === 20);
+      await new Promise((r) => setTimeout(r, 1000)); // the roll-ups settle
+      const pwReconciles = async () =>
+        (await metrics.reconciles.get()).values
+          .filter((v) => v.labels.controller === 'pw')
+          .reduce((s, v) => s + v.value, 0);
+      const [r0, g0] = [await pwReconciles(), gets.length];
+      // ten periods of the Secret read going stale; nothing changes
+      await new Promise((r) => setTimeout(r, 2000));
+      const [r1, g1] = [await pwReconciles(), gets.length];
+      assert.equal(r1 - r0, 0, 'pseudowires reconciled again while their Secret stayed the same');
+      assert.ok(
+        g1 - g0 >= 3 && g1 - g0 <= 12,
+        `one read of the Secret a period, not one per pseudowire: ${g1 - g0}`,
+      );
+      assert.ok(gets.every((g) => g === secretPath));
+      // a rotation reaches every pseudowire naming it
+      await api.patch(secretPath, { data: { cookie: b64('0102030405060708') } });
+      await settle(
+        () =>
+          ns('a')!.spec!.tunnels[0]!.sessions.every((x) => x.cookie === '0102030405060708') &&
+          ns('b')!.spec!.tunnels[0]!.sessions.every((x) => x.peerCookie === '0102030405060708'),
+      );
+    });
 
     it('a Pseudowire applied before its Secret comes up once the Secret exists', async () => {
       const api = await startWithSecrets((api) => {
