@@ -613,10 +613,12 @@ for (const f of floors)
 for (const f of floors) console.log(`floor ${f.nodes}/${f.pws}: apiserver: ${f.apiserver}`);
 console.log('\nwhere the time goes (from pseudowire creation to convergence):');
 for (const r of results) {
-  const base = results.find((b) => b.who === 'baseline' && b.pws === r.pws && b.nodes === r.nodes);
+  const base = results.find(
+    (b) => b.who === 'baseline' && b.pws === r.pws && b.nodes === r.nodes && b.cookies === r.cookies,
+  );
   if (base && base !== r)
     console.log(
-      `${r.nodes}/${r.pws}: against the baseline operator in this run: converge ${(r.convergeS / base.convergeS).toFixed(2)}x, writes per pseudowire ${(r.writesPerPw / base.writesPerPw).toFixed(2)}x, peak RSS ${(r.rssMB / base.rssMB).toFixed(2)}x`,
+      `${r.nodes}/${r.pws}, cookies ${r.cookies}: against the baseline operator in this run: converge ${(r.convergeS / base.convergeS).toFixed(2)}x, writes per pseudowire ${(r.writesPerPw / base.writesPerPw).toFixed(2)}x, peak RSS ${(r.rssMB / base.rssMB).toFixed(2)}x`,
     );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: writes by resource: ${r.byResource}`);
   console.log(

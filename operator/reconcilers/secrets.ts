@@ -66,8 +66,10 @@ export class CookieResolver {
     if (hit && (hit.ok === undefined || this.now() - hit.at < this.ttl(hit))) return hit.read;
     const entry: Entry = {
       read: this.client
+        // resourceVersion=0: served from the apiserver's watch cache (a moment behind at most), not
+        // a quorum read of etcd each time; a read a minute needs nothing fresher
         .get<{ data?: Record<string, string> }>(
-          `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(name)}`,
+          `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(name)}?resourceVersion=0`,
         )
         .then(
           (s) => {
