@@ -15,8 +15,13 @@
 // (--apiserver-profile DIR also saves a CPU profile of each scenario's convergence for go tool pprof).
 // The operator runs under the chart's memory limit for its pod (bench/memory-limit.ts; --memory-limit
 // Q or none).
+// --cookies MODE[,MODE...] runs each scenario once per cookie mode: none (default), literal (a cookie
+// value in the spec), secret-each (a cookie Secret per pseudowire), secret-shared (one Secret named by
+// every pseudowire). --steady-s N watches the steady state N seconds (default 10) and prints the
+// operator's CPU, API requests and the apiserver's CPU per minute in it: what a Secret recheck costs,
+// against literal in the same run. --no-floor leaves the floor out.
 //   node dist/bench/operator-bench.js [--baseline DIR] [--apiserver-profile DIR] [--memory-limit Q]
-//     [nodes:pseudowires ...]
+//     [--cookies MODES] [--steady-s N] [--no-floor] [nodes:pseudowires ...]
 //   (default 200:1000 500:5000 1000:10000)
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -41,7 +46,13 @@ import {
 } from '../test/integration/operator-env.js';
 import { stopProcess } from '../test/harness/process.js';
 import { MemoryLimit, chartMemoryLimit } from '../test/harness/memory-limit.js';
+import { loadavg } from 'node:os';
 import { processCpuSeconds, procStatusMB } from './proc.js';
+
+const loadAverage = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 
 async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<unknown>): Promise<void> {
   let i = 0;
@@ -196,9 +207,39 @@ function profileApiserver(env: Env, seconds: number, file: string): Promise<void
   );
 }
 
+type CookieMode = 'none' | 'literal' | 'secret-each' | 'secret-shared';
+
+/** A pseudowire's cookie in each mode, and the Secrets the mode needs. */
+function cookieOf(mode: CookieMode, i: number): object {
+  if (mode === 'literal') return { cookie: { value: (0x10000000 + i).toString(16) } };
+  if (mode === 'secret-each') return { cookie: { secretRef: { name: `ck-${i}`, key: 'cookie' } } };
+  if (mode === 'secret-shared') return { cookie: { secretRef: { name: 'ck-shared', key: 'cookie' } } };
+  return {};
+}
+function secretsOf(mode: CookieMode, pws: number): { name: string; value: string }[] {
+  if (mode === 'secret-each')
+    return Array.from({ length: pws }, (_, i) => ({ name: `ck-${i}`, value: (0x10000000 + i).toString(16) }));
+  if (mode === 'secret-shared') return [{ name: 'ck-shared', value: '0a0b0c0d' }];
+  return [];
+}
+
+/** The steady state after convergence, per minute. */
+interface Steady {
+  seconds: number;
+  operatorCpuPerMin: number;
+  apiserverCpuPerMin: number;
+  etcdCpuPerMin: number;
+  requestsPerMin: number;
+  /** "VERB resource" -> requests per minute, the largest first */
+  byRequest: string;
+  reconcilesPerMin: string;
+}
+
 interface Result {
   /** which operator: this tree's, or the baseline build's */
   who: string;
+  cookies: CookieMode;
+  steady: Steady;
   nodes: number;
   pws: number;
   convergeS: number;
@@ -291,6 +332,7 @@ async function scenario(
   who: string,
   main: string,
   profileDir: string | undefined,
+  cookies: CookieMode = 'none',
 ): Promise<Result> {
   const env = await setupEnv();
   let opProc: ReturnType<typeof spawn> | undefined;
@@ -369,6 +411,10 @@ async function scenario(
     const profiled = profileDir
       ? profileApiserver(env, Math.max(5, Math.min(60, Math.round(pws / 250))), join(profileDir, `apiserver-${who.replace(/\W/g, '')}-${nodes}-${pws}.pprof`))
       : undefined; // prettier-ignore
+    // the cookie Secrets exist before the pseudowires (not timed)
+    await pool(secretsOf(cookies, pws), 16, (c) =>
+      env.admin.create('/api/v1/namespaces/default/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: c.name }, data: { cookie: Buffer.from(c.value).toString('base64') } }),
+    ); // prettier-ignore
     const cpu0 = { operator: cpuS(opProc.pid!), apiserver: cpuS(cp['kube-apiserver'] ?? 0), etcd: cpuS(cp.etcd ?? 0), bench: process.cpuUsage() }; // prettier-ignore
     const t0 = Date.now();
     const tunnels = names.map((n, i) => ({ name: `t-${i}`, local: n, peer: names[(i + 1) % nodes]! }));
@@ -377,7 +423,7 @@ async function scenario(
     ); // prettier-ignore
     const tc = Date.now();
     await pool(Array.from({ length: pws }, (_, i) => i), 16, (i) =>
-      env.admin.create(pseudowirePath('default'), { apiVersion: API_VERSION, kind: 'Pseudowire', metadata: { name: `pw-${i}` }, spec: { tunnelRef: { name: `t-${i % nodes}` } } }),
+      env.admin.create(pseudowirePath('default'), { apiVersion: API_VERSION, kind: 'Pseudowire', metadata: { name: `pw-${i}` }, spec: { tunnelRef: { name: `t-${i % nodes}` }, ...cookieOf(cookies, i) } }),
     ); // prettier-ignore
     const createPerS = pws / ((Date.now() - tc) / 1000);
     // convergence is watched, not polled: a list of every pseudowire per poll would load the apiserver
@@ -425,8 +471,30 @@ async function scenario(
       settled = now;
     }
     const settleS = (Date.now() - t1) / 1000 - 5;
-    await sleep(10_000); // steady state: nothing changes, agents keep polling
-    const steady = (await scrape(port)).requests;
+    // steady state: nothing changes, agents keep polling
+    const s0 = { at: Date.now(), op: cpuS(opProc.pid!), api: cpuS(cp['kube-apiserver'] ?? 0), etcd: cpuS(cp.etcd ?? 0), scrape: await scrape(port) }; // prettier-ignore
+    await sleep(steadyS * 1000);
+    const s1 = { at: Date.now(), op: cpuS(opProc.pid!), api: cpuS(cp['kube-apiserver'] ?? 0), etcd: cpuS(cp.etcd ?? 0), scrape: await scrape(port) }; // prettier-ignore
+    const steady = s1.scrape.requests;
+    const perMin = (n: number) => (n * 60_000) / (s1.at - s0.at);
+    const delta = (a: Map<string, number>, b: Map<string, number>) =>
+      [...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const).filter(([, n]) => n > 0);
+    const steadyState: Steady = {
+      seconds: (s1.at - s0.at) / 1000,
+      operatorCpuPerMin: perMin(s1.op - s0.op),
+      apiserverCpuPerMin: perMin(s1.api - s0.api),
+      etcdCpuPerMin: perMin(s1.etcd - s0.etcd),
+      requestsPerMin: perMin(total(s1.scrape.requests) - total(s0.scrape.requests)),
+      byRequest:
+        delta(s0.scrape.requests, s1.scrape.requests)
+          .sort((x, y) => y[1] - x[1])
+          .map(([k, n]) => `${k} ${perMin(n).toFixed(0)}`)
+          .join(', ') || 'none',
+      reconcilesPerMin:
+        delta(s0.scrape.reconciles, s1.scrape.reconciles)
+          .map(([k, n]) => `${k} ${perMin(n).toFixed(0)}`)
+          .join(', ') || 'none',
+    };
     const resources = [
       'pseudowires',
       'pseudowires/status',
@@ -444,6 +512,8 @@ async function scenario(
       .join(' ');
     return {
       who,
+      cookies,
+      steady: steadyState,
       nodes,
       pws,
       convergeS,
@@ -483,6 +553,14 @@ const baseline = bi >= 0 ? argv.splice(bi, 2)[1] : undefined;
 // --memory-limit Q|none: the operator's memory cgroup limit (default: the chart's operator limit)
 const mi = argv.indexOf('--memory-limit');
 const memoryLimit = mi >= 0 ? argv.splice(mi, 2)[1]! : chartMemoryLimit('operator');
+const ci = argv.indexOf('--cookies');
+const cookieModes = (ci >= 0 ? argv.splice(ci, 2)[1]!.split(',') : ['none']) as CookieMode[];
+for (const m of cookieModes)
+  if (!['none', 'literal', 'secret-each', 'secret-shared'].includes(m)) throw new Error(`--cookies ${m}?`);
+const si = argv.indexOf('--steady-s');
+const steadyS = si >= 0 ? Number(argv.splice(si, 2)[1]) : 10;
+const fi = argv.indexOf('--no-floor');
+const noFloor = fi >= 0 && argv.splice(fi, 1).length > 0;
 const pi = argv.indexOf('--apiserver-profile');
 const profileDir = pi >= 0 ? argv.splice(pi, 2)[1] : undefined;
 const scenarios = (argv.length ? argv : ['200:1000', '500:5000', '1000:10000']).map(
@@ -495,12 +573,15 @@ const operators: [string, string][] = [
 const results: Result[] = [];
 const floors: Floor[] = [];
 for (const [n, p] of scenarios) {
-  for (const [who, main] of operators) {
-    console.log(`scenario: ${p} pseudowires over ${n} nodes, ${who}'s operator ...`);
-    const r = await scenario(n, p, who, main, profileDir);
-    console.log(JSON.stringify({ ...r, sampleStatus: undefined }));
-    results.push(r);
+  for (const cookies of cookieModes) {
+    for (const [who, main] of operators) {
+      console.log(`scenario: ${p} pseudowires over ${n} nodes, cookies ${cookies}, ${who}'s operator ...`);
+      const r = await scenario(n, p, who, main, profileDir, cookies);
+      console.log(JSON.stringify({ ...r, sampleStatus: undefined }));
+      results.push(r);
+    }
   }
+  if (noFloor) continue;
   const status = results.findLast((r) => r.pws === p && r.nodes === n)?.sampleStatus;
   if (!status) {
     console.log(`floor ${n}/${p}: no converged pseudowire's status to write: skipped`);
@@ -512,7 +593,7 @@ for (const [n, p] of scenarios) {
   floors.push(f);
 }
 console.log(
-  `\n| operator | nodes | pseudowires | converge (s) | operator API requests | writes | writes/pw | writes in 10 s steady state | peak RSS (MB; memory limit ${memoryLimit}) |`,
+  `\n| operator | nodes | pseudowires | converge (s) | operator API requests | writes | writes/pw | writes in the steady state | peak RSS (MB; memory limit ${memoryLimit}) |`,
 );
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
@@ -532,10 +613,12 @@ for (const f of floors)
 for (const f of floors) console.log(`floor ${f.nodes}/${f.pws}: apiserver: ${f.apiserver}`);
 console.log('\nwhere the time goes (from pseudowire creation to convergence):');
 for (const r of results) {
-  const base = results.find((b) => b.who === 'baseline' && b.pws === r.pws && b.nodes === r.nodes);
+  const base = results.find(
+    (b) => b.who === 'baseline' && b.pws === r.pws && b.nodes === r.nodes && b.cookies === r.cookies,
+  );
   if (base && base !== r)
     console.log(
-      `${r.nodes}/${r.pws}: against the baseline operator in this run: converge ${(r.convergeS / base.convergeS).toFixed(2)}x, writes per pseudowire ${(r.writesPerPw / base.writesPerPw).toFixed(2)}x, peak RSS ${(r.rssMB / base.rssMB).toFixed(2)}x`,
+      `${r.nodes}/${r.pws}, cookies ${r.cookies}: against the baseline operator in this run: converge ${(r.convergeS / base.convergeS).toFixed(2)}x, writes per pseudowire ${(r.writesPerPw / base.writesPerPw).toFixed(2)}x, peak RSS ${(r.rssMB / base.rssMB).toFixed(2)}x`,
     );
   console.log(`${r.who}, ${r.nodes}/${r.pws}: writes by resource: ${r.byResource}`);
   console.log(
@@ -559,6 +642,33 @@ for (const r of results) {
     `${r.who}, ${r.nodes}/${r.pws}: the apiserver's pace in this scenario: the bench created ${r.createPerS.toFixed(0)} pseudowires/s; the operator wrote ${r.opWritesPerS.toFixed(0)} objects/s (ratio ${(r.opWritesPerS / r.createPerS).toFixed(2)})`,
   );
 }
+console.log(
+  `\nsteady state (${steadyS} s after the operator is quiet), per minute; load average ${loadAverage()}:`,
+);
+console.log(
+  '| operator | cookies | nodes | pseudowires | operator CPU-s/min | apiserver CPU-s/min | etcd CPU-s/min | operator API requests/min | by request | reconciles/min |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const r of results) {
+  const st = r.steady;
+  console.log(
+    `| ${r.who} | ${r.cookies} | ${r.nodes} | ${r.pws} | ${st.operatorCpuPerMin.toFixed(2)} | ${st.apiserverCpuPerMin.toFixed(2)} | ${st.etcdCpuPerMin.toFixed(2)} | ${st.requestsPerMin.toFixed(0)} | ${st.byRequest} | ${st.reconcilesPerMin} |`,
+  );
+}
+// each cookie mode against the same operator's literal cookies (or none) in this run
+for (const r of results) {
+  const base =
+    results.find(
+      (b) => b.who === r.who && b.pws === r.pws && b.nodes === r.nodes && b.cookies === 'literal',
+    ) ??
+    results.find((b) => b.who === r.who && b.pws === r.pws && b.nodes === r.nodes && b.cookies === 'none');
+  if (!base || base === r) continue;
+  const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : `${a.toFixed(2)} vs 0`);
+  console.log(
+    `${r.who}, ${r.nodes}/${r.pws}, cookies ${r.cookies} against ${base.cookies} (same run): operator CPU ${ratio(r.steady.operatorCpuPerMin, base.steady.operatorCpuPerMin)}, apiserver CPU ${ratio(r.steady.apiserverCpuPerMin, base.steady.apiserverCpuPerMin)}, operator API requests ${ratio(r.steady.requestsPerMin, base.steady.requestsPerMin)} per minute`,
+  );
+}
+
 const GOALS: Record<number, number> = { 5000: 30, 10000: 60 };
 console.log("\ngoals (this tree's operator):");
 for (const r of results.filter((x) => x.who === 'this tree')) {

@@ -86,4 +86,20 @@ describe('Allocator', () => {
     assert.equal(a.count('session', 'n2'), 0);
     assert.equal(a.idOf('session', 'n2', 'pw/a'), undefined);
   });
+  it('names the holder of a clashing ID, and hands those it refused back once the holder releases', () => {
+    const freed: string[] = [];
+    const a = new Allocator(undefined, (w) => freed.push(w));
+    a.claim('tunnel', 'n1', 7, 'tun/first');
+    const r = a.allocatePair('tunnel', 'tunnel ID', 'tun/second', { local: 'n1', peer: 'n2' }, { local: 7 });
+    assert.deepEqual(r.conflicts, ['tunnel ID 7 on node n1 is already used by L2TPTunnel first']);
+    a.claim('session', 'n1', 3, 'pw/lab/red');
+    const p = a.allocatePair('session', 'session ID', 'pw/lab/blue', { local: 'n1' }, { local: 3 });
+    assert.deepEqual(p.conflicts, ['session ID 3 on node n1 is already used by Pseudowire lab/red']);
+    assert.deepEqual(freed, []);
+    a.release('tun/first');
+    assert.deepEqual(freed, ['tun/second']);
+    a.release('tun/first');
+    assert.deepEqual(freed, ['tun/second'], 'handed back once');
+    assert.equal(a.claim('tunnel', 'n1', 7, 'tun/second'), undefined);
+  });
 });

@@ -33,7 +33,16 @@ export class Allocator {
    */
   private readonly held = new Map<string, Map<string, number[]>>();
 
-  constructor(private readonly ranges: Ranges = DEFAULT_RANGES) {}
+  /**
+   * holder -> the owners refused an ID it holds. Nothing else announces that an ID became free: when
+   * the holder releases its IDs, they are handed to `onFreed` (the controller requeues them).
+   */
+  private readonly waiting = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly ranges: Ranges = DEFAULT_RANGES,
+    private readonly onFreed?: (waiter: string) => void,
+  ) {}
 
   private table(kind: IdKind, node: string): Map<number, string> {
     let t = this.used[kind].get(node);
@@ -124,7 +133,10 @@ export class Allocator {
       }
       const other = this.claim(kind, node, id, owner);
       if (!other) return id;
-      conflicts.push(`${label} ${id} on node ${node} is already used by ${other}`);
+      let w = this.waiting.get(other);
+      if (!w) this.waiting.set(other, (w = new Set()));
+      w.add(owner);
+      conflicts.push(`${label} ${id} on node ${node} is already used by ${ownerName(other)}`);
       return undefined;
     };
     const local = side(L, ids.local);
@@ -143,6 +155,9 @@ export class Allocator {
       const [kind, node] = k.split(' ') as [IdKind, string];
       this.releaseOn(kind, node, owner);
     }
+    const waiters = this.waiting.get(owner);
+    this.waiting.delete(owner);
+    for (const w of waiters ?? []) this.onFreed?.(w);
   }
 
   /** Drop what `owner` holds on one node. */
@@ -160,4 +175,11 @@ export class Allocator {
   count(kind: IdKind, node: string): number {
     return this.used[kind].get(node)?.size ?? 0;
   }
+}
+
+/** An owner as a person reads it: "tun/NAME" is L2TPTunnel NAME, "pw/NS/NAME" Pseudowire NS/NAME. */
+export function ownerName(owner: string): string {
+  const [kind, ...rest] = owner.split('/');
+  const name = rest.join('/');
+  return kind === 'tun' ? `L2TPTunnel ${name}` : kind === 'pw' ? `Pseudowire ${name}` : owner;
 }

@@ -204,6 +204,118 @@ describe('Controller glue', () => {
     assert.equal(reasons.filter((r) => r === 'IDConflict').length, 1, reasons.join(', '));
   });
 
+  for (const [what, clash] of [
+    ['tunnel ID', { tunnelID: 7 }],
+    ['UDP port', { udpPort: 17500 }],
+  ] as const) {
+    it(`a newcomer asking for the ${what} a running tunnel holds is refused; the running one keeps its node states`, async () => {
+      // the running tunnel holds the explicit ID (or port) on node a, with a pseudowire up on it
+      const first = { ...tunnel, spec: { ...tunnel.spec, local: { node: 'a', ...clash } } };
+      const { api } = await start((api) => {
+        seedNodes(api, first);
+        api.add('pseudowires', pw('red-wire'));
+      });
+      const { ns, ready } = await redWireUp(api);
+      const running = (n: string) => ns(n)?.spec?.tunnels.find((t) => t.name === 'a-to-b');
+      const before = ['a', 'b'].map((n) => running(n));
+      assert.ok(before.every((t) => t?.sessions.length === 1));
+      // a newcomer between a and another node asks for the same on node a
+      api.add('nodes', node('c', '10.0.0.3'));
+      api.add('l2tptunnels', {
+        ...tunnel,
+        metadata: { name: 'newcomer' },
+        spec: { ...tunnel.spec, local: { node: 'a', ...clash }, peer: { node: 'c' } },
+      });
+      const cond = (n: string) =>
+        api.object<L2TPTunnel>('l2tptunnels', n)?.status?.conditions?.find((c) => c.type === 'Ready');
+      await settle(() => cond('newcomer') !== undefined);
+      assert.equal(cond('newcomer')!.status, 'False');
+      assert.equal(cond('newcomer')!.reason, 'IDConflict');
+      assert.match(
+        cond('newcomer')!.message ?? '',
+        new RegExp(`${what} .* on node a is already used by L2TPTunnel a-to-b`),
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      // the running tunnel is untouched: still in both node states with its session, still Ready
+      assert.deepEqual(
+        ['a', 'b'].map((n) => running(n)),
+        before,
+      );
+      assert.equal(cond('a-to-b')!.status, 'True', cond('a-to-b')!.message);
+      assert.equal(ready()!.status, 'True');
+      // the newcomer reaches no node
+      for (const n of ['a', 'c'])
+        assert.equal(
+          ns(n)?.spec?.tunnels.find((t) => t.name === 'newcomer'),
+          undefined,
+        );
+    });
+  }
+
+  it('a running tunnel edited to an ID another holds keeps running as it was, as a pseudowire does', async () => {
+    // "other" holds tunnel ID 7 and UDP port 17500 on node a
+    const other = {
+      ...tunnel,
+      metadata: { name: 'other' },
+      spec: { ...tunnel.spec, local: { node: 'a', tunnelID: 7, udpPort: 17500 }, peer: { node: 'c' } },
+    };
+    const { api } = await start((api) => {
+      seedNodes(api, tunnel, other);
+      api.add('nodes', node('c', '10.0.0.3'));
+      api.add('pseudowires', pw('red-wire'));
+    });
+    const { ns, ready } = await redWireUp(api);
+    const entry = (n: string) => ns(n)?.spec?.tunnels.find((t) => t.name === 'a-to-b');
+    await settle(() => ['a', 'b'].every((n) => entry(n)?.sessions.length === 1));
+    const before = ['a', 'b'].map(entry);
+    const cond = (n: string) =>
+      api.object<L2TPTunnel>('l2tptunnels', n)?.status?.conditions?.find((c) => c.type === 'Ready');
+    for (const clash of [{ tunnelID: 7 }, { udpPort: 17500 }]) {
+      await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b', {
+        spec: { local: { node: 'a', ...clash } },
+      });
+      await settle(() => cond('a-to-b')?.reason === 'IDConflict');
+      assert.match(cond('a-to-b')!.message ?? '', /on node a is already used by L2TPTunnel other/);
+      await new Promise((r) => setTimeout(r, 1500));
+      // what it runs stays on its nodes, with the IDs it had; the holder keeps its own
+      assert.deepEqual(['a', 'b'].map(entry), before, JSON.stringify(clash));
+      assert.equal(ns('a')!.spec!.tunnels.find((t) => t.name === 'other')?.tunnelId, 7);
+      assert.equal(cond('a-to-b')!.reason, 'IDConflict');
+      assert.equal(ready()!.status, 'True', 'its pseudowire still runs');
+      // edited back: Ready again, nothing moved
+      await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b', {
+        spec: { local: { node: 'a', tunnelID: null, udpPort: null } },
+      });
+      await settle(() => cond('a-to-b')?.reason !== 'IDConflict');
+      assert.deepEqual(['a', 'b'].map(entry), before);
+    }
+  });
+
+  it('a tunnel refused for an ID another holds takes it once that one is deleted', async () => {
+    const fixed = (name: string, peer: string) => ({
+      ...tunnel,
+      metadata: { name },
+      spec: { ...tunnel.spec, local: { node: 'a', tunnelID: 7 }, peer: { node: peer } },
+    });
+    const { api } = await start((api) => {
+      seedNodes(api, fixed('first', 'b'));
+      api.add('nodes', node('c', '10.0.0.3'));
+    });
+    const cond = (n: string) =>
+      api.object<L2TPTunnel>('l2tptunnels', n)?.status?.conditions?.find((c) => c.type === 'Ready');
+    const entry = (n: string, name: string) =>
+      api.object<L2TPNodeState>('l2tpnodestates', n)?.spec?.tunnels.find((t) => t.name === name);
+    await settle(() => entry('a', 'first')?.tunnelId === 7);
+    api.add('l2tptunnels', fixed('second', 'c'));
+    await settle(() => cond('second')?.reason === 'IDConflict');
+    await api.delete('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/first');
+    // its agent has removed it: the ID is free
+    await settle(() => entry('a', 'first') === undefined);
+    await agentReport(api, 'a');
+    await settle(() => entry('a', 'second')?.tunnelId === 7);
+    await settle(() => cond('second')?.reason !== 'IDConflict');
+  });
+
   it('informer events reach the reconcilers: a node address change re-renders the node state', async () => {
     const { api } = await start(seedPair);
     const spec = () => api.object<L2TPNodeState>('l2tpnodestates', 'a')?.spec?.tunnels[0];
@@ -700,9 +812,23 @@ describe('Controller glue', () => {
         peerCookie: { value: 'cafef00d' },
       });
     /** A controller that re-reads Secrets every 200 ms; the memory API serves Secrets too. */
-    async function startWithSecrets(seed: (api: MemoryApi) => void) {
+    async function startWithSecrets(seed: (api: MemoryApi) => void, metrics = createMetrics(false)) {
       const api = new MemoryApi();
-      const ctrl = controllerOn(api, { secretRecheckMs: 200 });
+      const ctrl = new Controller(
+        api,
+        {
+          ...DEFAULT_CONTROLLER,
+          pod: DEFAULT_POD_CONFIG,
+          multus: false,
+          workers: 2,
+          writeSpacingMs: 500,
+          secretRecheckMs: 200,
+        },
+        silentLogger(),
+        metrics,
+        api.informers,
+      );
+      running.push(ctrl);
       api.informers({ path: '/api/v1/secrets', apiVersion: 'v1', kind: 'Secret' }, silentLogger());
       seed(api);
       await ctrl.start();
@@ -714,6 +840,54 @@ describe('Controller glue', () => {
       api
         .object<Pseudowire>('pseudowires', 'lab/red-wire')
         ?.status?.conditions?.find((c) => c.type === 'Ready');
+
+    it('at rest, a Secret is read once a period and the pseudowires naming it are not reconciled again', async () => {
+      const metrics = createMetrics(false);
+      const gets: string[] = [];
+      const api = await startWithSecrets((api) => {
+        seedNodes(api);
+        api.add('secrets', secret('0a0b0c0d'));
+        for (let i = 0; i < 20; i++)
+          api.add('pseudowires', { ...withCookie(), metadata: { name: `wire-${i}`, namespace: 'lab' } });
+        const get = api.get.bind(api);
+        api.get = <T>(path: string): Promise<T> => {
+          if (path.includes('/secrets/')) gets.push(path);
+          return get<T>(path);
+        };
+      }, metrics);
+      const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+      await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 20));
+      for (const n of ['a', 'b']) await agentReport(api, n);
+      const pws = () => api.byPlural.get('pseudowires')!.list() as Pseudowire[];
+      const ready = () =>
+        pws().filter((p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True').length;
+      await settle(() => ready() === 20);
+      await new Promise((r) => setTimeout(r, 1000)); // the roll-ups settle
+      const pwReconciles = async () =>
+        (await metrics.reconciles.get()).values
+          .filter((v) => v.labels.controller === 'pw')
+          .reduce((s, v) => s + v.value, 0);
+      const [r0, g0] = [await pwReconciles(), gets.length];
+      // ten periods of the Secret read going stale; nothing changes
+      await new Promise((r) => setTimeout(r, 2000));
+      const [r1, g1] = [await pwReconciles(), gets.length];
+      assert.equal(r1 - r0, 0, 'pseudowires reconciled again while their Secret stayed the same');
+      assert.ok(
+        g1 - g0 >= 3 && g1 - g0 <= 12,
+        `one read of the Secret a period, not one per pseudowire: ${g1 - g0}`,
+      );
+      assert.ok(
+        gets.every((g) => g === `${secretPath}?resourceVersion=0`),
+        gets[0],
+      );
+      // a rotation reaches every pseudowire naming it
+      await api.patch(secretPath, { data: { cookie: b64('0102030405060708') } });
+      await settle(
+        () =>
+          ns('a')!.spec!.tunnels[0]!.sessions.every((x) => x.cookie === '0102030405060708') &&
+          ns('b')!.spec!.tunnels[0]!.sessions.every((x) => x.peerCookie === '0102030405060708'),
+      );
+    });
 
     it('a Pseudowire applied before its Secret comes up once the Secret exists', async () => {
       const api = await startWithSecrets((api) => {

@@ -41,7 +41,7 @@ import {
 import { EventRecorder } from './reconcilers/events.js';
 import { reconcileNode } from './reconcilers/node.js';
 import { reconcilePseudowire } from './reconcilers/pseudowire.js';
-import { CACHE_MS, CookieResolver } from './reconcilers/secrets.js';
+import { CACHE_MS, CookieResolver, reconcileSecret, secretKeysOf } from './reconcilers/secrets.js';
 import { WriteDebounce, WriteSpacing } from './reconcilers/spacing.js';
 import { reconcileTunnel } from './reconcilers/tunnel.js';
 import { tunnelNodes, tunnelSides, type PodObject } from './render.js';
@@ -90,6 +90,7 @@ const RECONCILERS: Record<string, (ctx: ReconcileContext, key: string) => Promis
   tun: reconcileTunnel,
   pw: reconcilePseudowire,
   node: reconcileNode,
+  secret: reconcileSecret,
 };
 
 export class Controller {
@@ -114,7 +115,8 @@ export class Controller {
     private readonly metrics: Metrics,
     makeInformer?: InformerFactory,
   ) {
-    this.alloc = new Allocator(cfg.ranges);
+    // an object refused an ID (a clash) asks again once the holder lets it go
+    this.alloc = new Allocator(cfg.ranges, (waiter) => this.queue.add(waiter));
     this.makeInformer =
       makeInformer ?? (<T extends KObject>(o: InformerOptions, l: Logger) => new Informer<T>(client, o, l));
     const inf = <T extends KObject>(path: string, apiVersion: string, kind: string, extra: object = {}) =>
@@ -158,6 +160,7 @@ export class Controller {
         return currentNads();
       },
       pwsByTunnel: new CacheIndex(this.pws, (p) => [p.spec.tunnelRef.name]),
+      pwsBySecret: new CacheIndex(this.pws, secretKeysOf),
       tunnelsByNode: new CacheIndex(this.tunnels, tunnelNodes),
       nodeStatesByNode: new CacheIndex(this.nodeStates, (ns) => [nodeOfState(ns)]),
     };
@@ -168,7 +171,10 @@ export class Controller {
       alloc: this.alloc,
       caches,
       events: new EventRecorder(client, log),
-      cookies: new CookieResolver(client, Date.now, cfg.secretRecheckMs),
+      // a Secret that changed requeues the pseudowires naming it (and only then)
+      cookies: new CookieResolver(client, Date.now, cfg.secretRecheckMs, (ns, name) => {
+        for (const p of caches.pwsBySecret.get(`${ns}/${name}`)) this.queue.add(`pw/${objectKey(p)}`);
+      }),
       enqueue: (key, afterMs) => this.queue.addAfter(key, afterMs ?? 0),
       spacing: new WriteSpacing(cfg.writeSpacingMs),
       rollups: new WriteDebounce(cfg.writeSpacingMs / 2, cfg.writeSpacingMs * 6),
@@ -196,8 +202,13 @@ export class Controller {
         for (const p of pwsOfTunnel(this.ctx.caches, t.metadata.name)) this.queue.add(`pw/${objectKey(p)}`);
       }
     });
-    this.pws.on((_type, p) => {
+    this.pws.on((type, p, old) => {
       this.queue.add(`pw/${objectKey(p)}`);
+      // each Secret named is looked after once, whoever names it; one no longer named is forgotten
+      const secrets = secretKeysOf(p);
+      const before = old ? secretKeysOf(old) : [];
+      if (type !== 'MODIFIED' || !deepEqual(secrets, before))
+        for (const k of new Set([...secrets, ...before])) this.queue.add(`secret/${k}`);
       const t = this.tunnels.get(p.spec.tunnelRef.name);
       if (t) {
         for (const n of tunnelNodes(t)) this.enqueueNode(n);

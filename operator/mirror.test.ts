@@ -67,4 +67,33 @@ describe('mirror', () => {
     const noIds = host1.replace('  sessionID: 128\n  peerSessionID: 5196755\n', '');
     assert.throws(() => mirrorManifest(noIds, { node: 'z' }), /needs sessionID and peerSessionID/);
   });
+  it('--local-address is what the other side reaches this one at: it wins over the spec and the status', () => {
+    // as `kubectl get -o yaml` gives it: the address from the node, recorded in status
+    const fromCluster = host1
+      .replace('address: 192.0.2.1, ', '')
+      .replace('spec:\n  local:', 'status: {localAddress: 10.0.0.9}\nspec:\n  local:');
+    const peerOf = (text: string, localAddress?: string) =>
+      YAML.parseAllDocuments(
+        mirrorManifest(text, { node: 'b7', ...(localAddress ? { localAddress } : {}) }),
+      )[0]!.toJS().spec.peer.external.address;
+    assert.equal(peerOf(fromCluster), '10.0.0.9', 'without the flag: the address the status records');
+    assert.equal(peerOf(fromCluster, '203.0.113.7'), '203.0.113.7');
+    // behind a NAT the spec's address is the inside one; the flag gives the one the peer sends to
+    assert.equal(peerOf(host1, '203.0.113.7'), '203.0.113.7');
+    assert.equal(peerOf(host1), '192.0.2.1');
+  });
+
+  it("does not copy a pseudowire's spec.ipam (the other side's pods need addresses of their own), and says so", () => {
+    const withIpam = host1.replace(
+      '  sessionID: 128\n',
+      '  sessionID: 128\n  ipam: {type: host-local, subnet: 192.168.40.0/24}\n',
+    );
+    const out = mirrorManifest(withIpam, { node: 'b7' });
+    const p = YAML.parseAllDocuments(out)[1]!.toJS();
+    assert.equal(p.spec.ipam, undefined);
+    assert.match(out, /^# Pseudowire lab\/red: spec\.ipam is not copied: .*addresses of its own/m);
+    // what else the pseudowire says is mirrored as it was
+    assert.equal(p.spec.sessionID, 5196755);
+    assert.doesNotMatch(mirrorManifest(host1, { node: 'b7' }), /spec\.ipam/);
+  });
 });

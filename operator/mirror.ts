@@ -13,7 +13,10 @@ import {
 export interface MirrorOptions {
   /** Node in the other cluster that terminates the tunnel there. */
   node: string;
-  /** Our local address when the tunnel does not give one (it may come from the node's InternalIP). */
+  /**
+   * The address the other side reaches this one at. Given, it wins over the spec's and the status's
+   * (behind a NAT those are the inside address); else the spec's, else the status's (the node's).
+   */
   localAddress?: string;
   /** Name of the mirrored tunnel (default: the same name). */
   tunnelName?: string;
@@ -32,7 +35,7 @@ export function mirrorTunnel(t: L2TPTunnel, o: MirrorOptions): L2TPTunnel {
   const ext = spec.peer.external;
   if (!ext)
     throw new Error(`L2TPTunnel ${t.metadata.name}: only a tunnel with peer.external can be mirrored`);
-  const localAddress = spec.local.address ?? t.status?.localAddress ?? o.localAddress;
+  const localAddress = o.localAddress ?? spec.local.address ?? t.status?.localAddress;
   if (!localAddress)
     throw new Error(
       `L2TPTunnel ${t.metadata.name}: give spec.local.address or --local-address (the other side needs our address)`,
@@ -66,6 +69,11 @@ export function mirrorTunnel(t: L2TPTunnel, o: MirrorOptions): L2TPTunnel {
   };
 }
 
+/**
+ * The other side of a pseudowire. Its spec.ipam is left out: the pods of both clusters share one
+ * segment, and the same pool on both sides would hand out the same addresses twice (mirrorManifest
+ * says so in a comment line).
+ */
 export function mirrorPseudowire(p: Pseudowire, tunnelName: string): Pseudowire {
   const spec = pseudowireSpecSchema.parse(p.spec);
   if (spec.sessionID === undefined || spec.peerSessionID === undefined) {
@@ -74,7 +82,7 @@ export function mirrorPseudowire(p: Pseudowire, tunnelName: string): Pseudowire 
     );
   }
   // the cookies swap roles, and one given in a single direction stays in that direction only
-  const { cookie, peerCookie, ...rest } = spec;
+  const { cookie, peerCookie, ipam: _ipam, ...rest } = spec;
   return {
     apiVersion: API_VERSION,
     kind: 'Pseudowire',
@@ -104,6 +112,7 @@ export function mirrorManifest(text: string, o: MirrorOptions): string {
     names.set(t.metadata.name, m.metadata.name);
     out.push(m);
   }
+  const notes: string[] = [];
   for (const p of docs.filter((d) => d.kind === 'Pseudowire') as Pseudowire[]) {
     const tn = names.get(p.spec.tunnelRef.name);
     if (!tn)
@@ -111,9 +120,15 @@ export function mirrorManifest(text: string, o: MirrorOptions): string {
         `Pseudowire ${p.metadata.name}: its tunnel ${p.spec.tunnelRef.name} is not in the input`,
       );
     out.push(mirrorPseudowire(p, tn));
+    if (p.spec.ipam !== undefined) {
+      const key = p.metadata.namespace ? `${p.metadata.namespace}/${p.metadata.name}` : p.metadata.name;
+      notes.push(
+        `# Pseudowire ${key}: spec.ipam is not copied: both sides are one segment, so the other side's pods need addresses of its own (a range this side does not use); add its spec.ipam\n`,
+      );
+    }
   }
   const secretNote = out.some((d) => JSON.stringify(d).includes('secretRef'))
     ? '# cookies come from Secrets: create them in the other cluster with the same values (roles are swapped here)\n'
     : '';
-  return `# mirrored by kube-l2tp-operator mirror: the other side of the link\n${secretNote}${out.map((d) => YAML.stringify(d)).join('---\n')}`;
+  return `# mirrored by kube-l2tp-operator mirror: the other side of the link\n${secretNote}${notes.join('')}${out.map((d) => YAML.stringify(d)).join('---\n')}`;
 }

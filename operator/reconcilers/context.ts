@@ -41,8 +41,8 @@ export interface ControllerConfig {
   pendingHoldMs: number;
   /**
    * Secrets are not watched (the operator may only get them): a Secret read is trusted this long, and
-   * a pseudowire naming one is reconciled again as often, so a Secret created late, rotated or
-   * deleted reaches the node states.
+   * each Secret a pseudowire names is read again as often; the pseudowires naming it are reconciled
+   * again when it changed, so a Secret created late, rotated or deleted reaches the node states.
    */
   secretRecheckMs: number;
   limits: Limits;
@@ -63,6 +63,8 @@ export interface Caches {
   nads: InformerCache<NadObject> | undefined;
   pwsByTunnel: CacheIndex<Pseudowire>;
   tunnelsByNode: CacheIndex<L2TPTunnel>;
+  /** Pseudowires by the cookie Secrets they name ("namespace/name", their own namespace's). */
+  pwsBySecret: CacheIndex<Pseudowire>;
   /** A node's node states (its shards) by spec.nodeName. */
   nodeStatesByNode: CacheIndex<L2TPNodeState>;
 }

@@ -30,16 +30,8 @@ import { agentsDone, finishDeletion } from './deletion.js';
 import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
 import { withAllocatedTunnel } from './tunnel.js';
 
+// A pseudowire naming a cookie Secret comes back when that Secret changes (reconcileSecret).
 export async function reconcilePseudowire(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
-  const result = await reconcileOne(ctx, key);
-  // Secrets are not watched: a pseudowire naming one comes back when its read goes stale
-  const p = ctx.caches.pws.get(key);
-  const recheck = p && !p.metadata.deletionTimestamp ? ctx.cookies.recheckInMs(p) : undefined;
-  if (recheck === undefined) return result;
-  return { requeueAfterMs: Math.min(result?.requeueAfterMs ?? recheck, recheck) };
-}
-
-async function reconcileOne(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
   const { caches, alloc, client } = ctx;
   const owner = `pw/${key}`;
   const p = caches.pws.get(key);

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { pseudowireSpecSchema, type Pseudowire } from '../../lib/api/schemas.js';
 import { ApiError } from '../../lib/kube/client.js';
-import { CookieResolver } from './secrets.js';
+import { CookieResolver, secretKeysOf } from './secrets.js';
 
 const pw = (name: string, secret: string): Pseudowire =>
   ({
@@ -17,7 +17,7 @@ function api(secrets: Record<string, string>) {
     async get<T>(path: string): Promise<T> {
       gets.push(path);
       await new Promise((r) => setTimeout(r, 5));
-      const name = path.split('/').pop()!;
+      const name = path.split('?')[0]!.split('/').pop()!;
       const v = secrets[name];
       if (v === undefined) throw new ApiError(404, 'NotFound', `secrets "${name}" not found`);
       return { data: { cookie: Buffer.from(v).toString('base64') } } as T;
@@ -53,24 +53,53 @@ describe('CookieResolver', () => {
     assert.equal(a.gets.length, 2);
   });
 
-  it('says when a pseudowire should look again: a miss in a row waits twice as long, up to a found one', async () => {
+  it('says when a Secret is read again: a miss in a row waits twice as long, up to a found one', async () => {
     const a = api({ there: '0a0b0c0d' });
     let t = 0;
     const r = new CookieResolver(a, () => t, 60_000);
-    assert.equal(r.recheckInMs(pw('p', 'there')), 60_000, 'not read yet');
+    assert.equal(r.staleInMs('team/there'), 0, 'not read yet');
     await r.of(pw('p', 'there'));
     t += 15_000;
-    assert.equal(r.recheckInMs(pw('p', 'there')), 45_000);
+    assert.equal(r.staleInMs('team/there'), 45_000);
     const waits: number[] = [];
     for (let i = 0; i < 6; i++) {
-      await r.of(pw('p', 'gone'));
-      waits.push(r.recheckInMs(pw('p', 'gone'))!);
+      await r.refresh('team/gone');
+      waits.push(r.staleInMs('team/gone'));
       t += waits.at(-1)!;
     }
     assert.deepEqual(waits, [5000, 10_000, 20_000, 40_000, 60_000, 60_000]);
-    assert.equal(a.gets.filter((g) => g.endsWith('/gone')).length, 6, 'read once each time it went stale');
+    assert.equal(a.gets.filter((g) => g.includes('/gone?')).length, 6, 'read once each time it went stale');
+    assert.deepEqual(secretKeysOf(pw('p', 'there')), ['team/there']);
     const none = { metadata: { name: 'x', namespace: 'team' }, spec: { tunnelRef: { name: 't' } } };
-    assert.equal(r.recheckInMs(none as unknown as Pseudowire), undefined, 'no Secret named');
+    assert.deepEqual(secretKeysOf(none as unknown as Pseudowire), [], 'no Secret named');
+  });
+
+  it('a Secret read again says whether it changed: found, rotated, gone; not when it stayed the same', async () => {
+    const secrets: Record<string, string> = {};
+    const a = api(secrets);
+    let t = 0;
+    const changed: string[] = [];
+    const r = new CookieResolver(
+      a,
+      () => t,
+      60_000,
+      (ns, name) => changed.push(`${ns}/${name}`),
+    );
+    const step = async (set?: string) => {
+      if (set === undefined) delete secrets.s;
+      else secrets.s = set;
+      t += 60_000;
+      await r.refresh('team/s');
+      return changed.splice(0).length;
+    };
+    assert.equal(await step(), 0, 'the first read (a miss) is no change');
+    assert.equal(await step('0a0b0c0d'), 1, 'found');
+    assert.equal(await step('0a0b0c0d'), 0, 'the same');
+    assert.equal(await step('01020304'), 1, 'rotated');
+    assert.equal(await step(), 1, 'gone');
+    assert.equal(await step(), 0, 'still gone');
+    r.forget('team/s');
+    assert.equal(r.staleInMs('team/s'), 0);
   });
 });
 
@@ -83,10 +112,10 @@ const pwRef = (name: string, key = 'cookie'): Pseudowire => ({
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const stored: Record<string, Error | { data: Record<string, string> }> = {
-  '/api/v1/namespaces/team/secrets/good': { data: { cookie: b64('0a0b0c0d') } },
-  '/api/v1/namespaces/team/secrets/bad-value': { data: { cookie: b64('not a cookie') } },
-  '/api/v1/namespaces/team/secrets/other-key': { data: { password: b64('hunter2') } },
-  '/api/v1/namespaces/team/secrets/forbidden': new ApiError(403, 'Forbidden', 'forbidden'),
+  '/api/v1/namespaces/team/secrets/good?resourceVersion=0': { data: { cookie: b64('0a0b0c0d') } },
+  '/api/v1/namespaces/team/secrets/bad-value?resourceVersion=0': { data: { cookie: b64('not a cookie') } },
+  '/api/v1/namespaces/team/secrets/other-key?resourceVersion=0': { data: { password: b64('hunter2') } },
+  '/api/v1/namespaces/team/secrets/forbidden?resourceVersion=0': new ApiError(403, 'Forbidden', 'forbidden'),
 };
 const paths: string[] = [];
 const client = {
@@ -124,7 +153,7 @@ describe('CookieResolver: what a Pseudowire learns about Secrets', () => {
       spec: { ...pwRef('good').spec, cookie: { secretRef: { name: 'a/../b', key: 'cookie' } } },
     };
     await new CookieResolver(client).of(odd);
-    assert.deepEqual(paths, ['/api/v1/namespaces/team/secrets/a%2F..%2Fb']);
+    assert.deepEqual(paths, ['/api/v1/namespaces/team/secrets/a%2F..%2Fb?resourceVersion=0']);
     for (const name of ['../x', 'a/b', 'UPPER', 'a?b', '']) {
       const r = pseudowireSpecSchema.safeParse({ tunnelRef: { name: 't' }, cookie: { secretRef: { name } } });
       assert.equal(r.success, false, name);

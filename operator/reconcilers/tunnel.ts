@@ -148,12 +148,17 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
   const nodes = { local: L, peer: P };
   const given = givenPeer(t);
   const peerId = given.tunnelID;
+  // A side whose ID (or port) another tunnel holds keeps the one this tunnel holds there, if any:
+  // a running tunnel edited to a taken ID goes on running as it was (with its sessions) and says
+  // why its edit is not applied; a new one holds nothing and reaches no node.
+  const kept = (kind: 'tunnel' | 'port', node: string | undefined, id: number | undefined) =>
+    id ?? (node ? alloc.idOf(kind, node, owner) : undefined);
   const ids = alloc.allocatePair('tunnel', 'tunnel ID', owner, nodes, {
     local: t.spec.local.tunnelID ?? t.status?.tunnelID,
     peer: peerId,
   });
   conflicts(ids);
-  const ptid = P ? ids.peer : peerId;
+  const ptid = P ? kept('tunnel', P, ids.peer) : peerId;
   let port: number | undefined;
   let pport: number | undefined;
   if (t.spec.encapsulation === 'UDP') {
@@ -163,8 +168,8 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
       peer: peerPort,
     });
     conflicts(ports);
-    port = ports.local;
-    pport = P ? ports.peer : peerPort;
+    port = kept('port', L, ports.local);
+    pport = P ? kept('port', P, ports.peer) : peerPort;
   }
 
   const addressing = tunnelAddressing(caches, t);
@@ -174,12 +179,17 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
     if (v === undefined) delete st[k];
     else st[k] = v;
   };
-  assign('tunnelID', ids.local);
+  assign('tunnelID', kept('tunnel', L, ids.local));
   assign('peerTunnelID', ptid);
   assign('udpPort', port);
   assign('peerUDPPort', pport);
-  // addresses are only published when usable: renderNodeState needs both
-  const usable = problems.length === 0;
+  // addresses are only published when usable: renderNodeState needs both, and every ID (a clash
+  // alone leaves running what runs)
+  const usable =
+    addressing.problems.length === 0 &&
+    problems.every((p) => p.reason === 'IDConflict') &&
+    [st.tunnelID, st.peerTunnelID].every((x) => x !== undefined) &&
+    (t.spec.encapsulation !== 'UDP' || [st.udpPort, st.peerUDPPort].every((x) => x !== undefined));
   assign('localAddress', usable ? la : undefined);
   assign('peerAddress', usable ? pa : undefined);
   st.observedGeneration = t.metadata.generation ?? 0;

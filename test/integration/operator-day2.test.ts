@@ -1,7 +1,8 @@
 // What users do to a running installation, against a real kube-apiserver with the operator as its
 // own ServiceAccount identity: a Multus network of a pseudowire's name that someone else made, a
 // cookie Secret created after its pseudowire, a datapath pod that ended (evicted, or shut down
-// with its node), and a datapath pod an admission policy refuses.
+// with its node), a datapath pod an admission policy refuses, a running tunnel edited to a tunnel ID
+// another holds, and a cookie Secret rotated.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
@@ -182,5 +183,53 @@ describe('operator on a real apiserver: day 2', () => {
     // retried with backoff, the same reason stays one Event
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await refused()).length, 1);
+  });
+  it('a running tunnel edited to a tunnel ID another holds keeps running; it takes the ID once the holder is gone', async () => {
+    await createNode(env.admin, 'n4', '10.0.0.4');
+    await env.admin.create(tunnelPath(), {
+      apiVersion: API_VERSION,
+      kind: 'L2TPTunnel',
+      metadata: { name: 'holder' },
+      spec: { local: { node: 'n1', tunnelID: 700 }, peer: { node: 'n4' } },
+    });
+    const entry = async (node: string, name: string) =>
+      (await env.admin.get<L2TPNodeState>(nodeStatePath(node))).spec?.tunnels.find((t) => t.name === name);
+    await eventually('the holder on n1', async () => (await entry('n1', 'holder'))?.tunnelId === 700);
+    const before = await entry('n1', 't12');
+    assert.ok(before && before.tunnelId !== 700 && before.sessions.length > 0);
+    type Tunnel = {
+      status?: { tunnelID?: number; conditions?: { type: string; reason?: string; message?: string }[] };
+    };
+    const cond = async () =>
+      (await env.admin.get<Tunnel>(tunnelPath('t12'))).status?.conditions?.find((c) => c.type === 'Ready');
+    await env.admin.patch(tunnelPath('t12'), { spec: { local: { node: 'n1', tunnelID: 700 } } });
+    await eventually('IDConflict', async () => (await cond())?.reason === 'IDConflict');
+    assert.match((await cond())!.message!, /tunnel ID 700 on node n1 is already used by L2TPTunnel holder/);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual(await entry('n1', 't12'), before, 'still running as it was, sessions and all');
+    assert.equal((await entry('n1', 'holder'))?.tunnelId, 700);
+    // the holder goes (its agents report it removed): the edit is applied
+    await env.admin.delete(tunnelPath('holder'));
+    await eventually('the holder off n1', async () => (await entry('n1', 'holder')) === undefined);
+    for (const n of ['n1', 'n4']) await agentReport(env, n).catch(() => undefined);
+    await eventually('t12 on 700', async () => (await entry('n1', 't12'))?.tunnelId === 700);
+    assert.equal((await entry('n1', 't12'))!.sessions.length, before.sessions.length);
+    await eventually('t12 reports its ID', async () => {
+      const t = await env.admin.get<Tunnel>(tunnelPath('t12'));
+      return t.status?.tunnelID === 700 && (await cond())?.reason !== 'IDConflict';
+    });
+  });
+
+  it('a rotated cookie Secret reaches both node states', async () => {
+    const secret = '/api/v1/namespaces/default/secrets/blue-cookie';
+    const session = (ns: L2TPNodeState) =>
+      ns.spec?.tunnels.find((t) => t.name === 't12')?.sessions.find((s) => s.pseudowire.name === 'blue');
+    await env.admin.patch(secret, { data: { cookie: Buffer.from('0102030405060708').toString('base64') } });
+    await eventually('the new cookie on both nodes', async () => {
+      const [a, b] = await Promise.all(
+        ['n1', 'n2'].map((n) => env.admin.get<L2TPNodeState>(nodeStatePath(n))),
+      );
+      return session(a!)?.cookie === '0102030405060708' && session(b!)?.peerCookie === '0102030405060708';
+    });
   });
 });
