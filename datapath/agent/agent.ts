@@ -125,10 +125,18 @@ export class Agent {
           ...(this.o.fixedMtu !== undefined ? { fixedMtu: this.o.fixedMtu } : {}),
         })
       : EMPTY;
-    const report = await reconcile(this.o.backend, desired, log, {
-      ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),
-      ...(this.o.refuseNewSession ? { refuseNewSession: this.o.refuseNewSession } : {}),
-    });
+    let report: ReconcileReport;
+    try {
+      report = await reconcile(this.o.backend, desired, log, {
+        ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),
+        ...(this.o.refuseNewSession ? { refuseNewSession: this.o.refuseNewSession } : {}),
+      });
+    } catch (e) {
+      // the backend could not say what exists (a dump or map read failed): nothing is changed on
+      // that basis; the failure is shown and the next pass tries again
+      await this.failedPass(shards, e instanceof Error ? e.message : String(e), now);
+      return;
+    }
     this.passes++;
     await this.releaseGone(this.lastReport, report);
     await this.rejoinBridges(report);
@@ -160,15 +168,33 @@ export class Agent {
     await Promise.all(shards.map((obj, k) => this.writeStatus(obj, parts[k]!, counters, now)));
   }
 
+  /** A pass that could not finish: logged, counted, and in status with the last known sessions. */
+  private async failedPass(shards: L2TPNodeState[], error: string, now: Date): Promise<void> {
+    this.o.logger.error({ err: error }, 'reconcile pass failed; the datapath stays as it is');
+    this.o.metrics.reconciles.inc({ result: 'error' });
+    this.lastError = { time: now.toISOString(), message: `reconcile failed: ${error}` };
+    const last = this.lastReport ?? { tunnels: [], sessions: [], removed: [], conflicts: [] };
+    const parts = splitReport(
+      last,
+      shards.map((s) => s.spec),
+    );
+    const counters = await this.o.backend.allCounters().catch(() => new Map<string, SessionCounters>());
+    await Promise.all(
+      shards.map((obj, k) => this.writeStatus(obj, parts[k]!, counters, now, `reconcile failed: ${error}`)),
+    );
+  }
+
   /** One shard's status, written when it changed or its counters are due. */
   private async writeStatus(
     obj: L2TPNodeState,
     report: ReconcileReport,
     counters: Map<string, SessionCounters>,
     now: Date,
+    failure?: string,
   ): Promise<void> {
     const name = obj.metadata.name;
     const status = buildStatus({
+      failure,
       generation: obj.metadata.generation,
       backend: this.o.backend.kind,
       backendReason: this.o.backendReason,

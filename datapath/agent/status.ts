@@ -23,6 +23,8 @@ export interface StatusInput {
   lastError?: { time: string; message: string } | undefined;
   now: string;
   previous?: Condition[] | undefined;
+  /** The pass could not finish (the backend's listing failed): report holds the last one that did. */
+  failure?: string | undefined;
 }
 
 type StatusState = NodeSessionStatus['state'];
@@ -112,33 +114,15 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
   const failedTunnels = i.report.tunnels.filter((t) => t.state !== 'Up');
   const outage = i.report.tunnels.find((t) => t.state === 'Down');
   const ready = failed.length === 0 && failedUnlisted === 0 && failedTunnels.length === 0;
-  const conditions = setReadyDegraded(
-    i.previous,
-    {
-      status: ready ? 'True' : 'False',
-      reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
-      message: ready
-        ? `${total} sessions up on the ${i.backend} backend`
-        : (outage?.error ??
-          `${failed.length + failedUnlisted + failedTunnels.length} of ${total + i.report.tunnels.length} items failed`),
-    },
-    {
-      status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
-      reason:
-        i.report.conflicts.length > 0
-          ? 'ForeignDevice'
-          : ready
-            ? 'AsExpected'
-            : outage
-              ? 'UnderlayDown'
-              : 'SessionsFailed',
-      message:
-        i.report.conflicts.join('; ') ||
-        (ready ? 'no problems' : (outage?.error ?? failed[0]?.message ?? 'tunnel failed')),
-    },
-    i.generation,
-    i.now,
-  );
+  const conditions = i.failure
+    ? setReadyDegraded(
+        i.previous,
+        { status: 'False', reason: 'ReconcileFailed', message: i.failure },
+        { status: 'True', reason: 'ReconcileFailed', message: i.failure },
+        i.generation,
+        i.now,
+      )
+    : readyDegraded(i, { ready, outage, failed, failedUnlisted, failedTunnels, total });
   return {
     ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
     backend: i.backend,
@@ -168,6 +152,48 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
     ...(i.lastError ? { lastError: i.lastError } : {}),
     conditions,
   };
+}
+
+/** Ready and Degraded from a pass that finished. */
+function readyDegraded(
+  i: StatusInput,
+  o: {
+    ready: boolean;
+    outage: ReconcileReport['tunnels'][number] | undefined;
+    failed: NodeSessionStatus[];
+    failedUnlisted: number;
+    failedTunnels: ReconcileReport['tunnels'];
+    total: number;
+  },
+): Condition[] {
+  const { ready, outage, failed, failedUnlisted, failedTunnels, total } = o;
+  return setReadyDegraded(
+    i.previous,
+    {
+      status: ready ? 'True' : 'False',
+      reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
+      message: ready
+        ? `${total} sessions up on the ${i.backend} backend`
+        : (outage?.error ??
+          `${failed.length + failedUnlisted + failedTunnels.length} of ${total + i.report.tunnels.length} items failed`),
+    },
+    {
+      status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
+      reason:
+        i.report.conflicts.length > 0
+          ? 'ForeignDevice'
+          : ready
+            ? 'AsExpected'
+            : outage
+              ? 'UnderlayDown'
+              : 'SessionsFailed',
+      message:
+        i.report.conflicts.join('; ') ||
+        (ready ? 'no problems' : (outage?.error ?? failed[0]?.message ?? 'tunnel failed')),
+    },
+    i.generation,
+    i.now,
+  );
 }
 
 /**
