@@ -366,17 +366,25 @@ export class EbpfBackend implements Backend {
   async ensureTunnel(spec: TunnelSpec): Promise<void> {
     const cur = this.tunnels.get(spec.tunnelId);
     if (cur && deepEqual(cur.spec, spec) && (await getLink(cur.underlay))?.ifindex === cur.underlayIfindex) {
-      // IP frames go to the route's next hop without a route lookup per frame: follow a new next
-      // hop on the same device here
       const route = await underlayRoute(spec.local, spec.remote).catch(() => undefined);
-      const nexthop = route?.dev === cur.underlay ? route.nexthop : cur.nexthop;
-      const macs = await this.underlayMacs(spec, cur.underlay, nexthop);
-      if (macs !== cur.macs || nexthop !== cur.nexthop) {
-        cur.macs = macs;
-        cur.nexthop = nexthop;
-        await this.rewriteSessions(spec.tunnelId);
+      // a route that moved to another device takes the full way below: the sessions must send out of
+      // that one and the receive program must run there (no route at all: the probe reports it)
+      if (!route || route.dev === cur.underlay) {
+        // IP frames go to the route's next hop without a route lookup per frame: follow a new next
+        // hop on the same device here
+        const nexthop = route?.nexthop ?? cur.nexthop;
+        const macs = await this.underlayMacs(spec, cur.underlay, nexthop);
+        if (macs !== cur.macs || nexthop !== cur.nexthop) {
+          cur.macs = macs;
+          cur.nexthop = nexthop;
+          await this.rewriteSessions(spec.tunnelId);
+        }
+        return;
       }
-      return;
+      this.log.info(
+        { tunnelId: spec.tunnelId, from: cur.underlay, to: route.dev },
+        'the route to the peer moved to another device',
+      );
     }
     const { dev: underlay, nexthop } = await underlayRoute(spec.local, spec.remote);
     const link = await getLink(underlay);
