@@ -61,4 +61,10 @@ describe('ebpf backend: convergence on a changed underlay and after restarts', (
     assert.equal(out.rxOnB, true, 'the receive program runs on the new underlay');
     assert.equal(out.rxOnA, false, 'and no more on the old one');
   });
+
+  it('a tunnel retargeted while the agent was down keeps no entry for the old peer', async () => {
+    const out = await runChild<{ state: string; tun: { tunnelId: number; remote: string }[] }>('retarget');
+    assert.equal(out.state, 'Up');
+    assert.deepEqual(out.tun, [{ tunnelId: 1, remote: '10.233.9.3' }]);
+  });
 });

@@ -396,7 +396,11 @@ export class EbpfBackend implements Backend {
       remotePort: spec.udpDestinationPort ?? 0,
       encap: spec.encap,
     });
-    if (cur && !cur.key.equals(key)) this.native.mapDelete(this.map('tun_map'), cur.key);
+    // the tunnel's entries under another key (its addresses or ports changed, also while no agent
+    // ran): packets to the old ones are not the tunnel's any more
+    for (const v of this.tunVals())
+      if (v.tunnelId === spec.tunnelId && !v.key.equals(key))
+        this.native.mapDelete(this.map('tun_map'), v.key);
     const slot = this.tunnelSlot(spec.tunnelId) ?? this.takeSlot('tun');
     this.native.mapUpdate(
       this.map('tun_map'),
