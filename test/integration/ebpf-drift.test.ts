@@ -67,4 +67,12 @@ describe('ebpf backend: convergence on a changed underlay and after restarts', (
     assert.equal(out.state, 'Up');
     assert.deepEqual(out.tun, [{ tunnelId: 1, remote: '10.233.9.3' }]);
   });
+
+  it('after a restart, removing the last tunnel of an underlay detaches the receive program there', async () => {
+    const out = await runChild<{ before: Record<string, boolean>; after: Record<string, boolean> }>(
+      'release',
+    );
+    assert.deepEqual(out.before, { rxOnA: true, rxOnB: true });
+    assert.deepEqual(out.after, { rxOnA: false, rxOnB: true });
+  });
 });

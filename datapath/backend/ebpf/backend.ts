@@ -46,6 +46,7 @@ import {
   StatsSlots,
   decodeRxCfg,
   decodeSessStats,
+  decodeTunKey,
   decodeTunStats,
   decodeTunVal,
   encodeRxCfg,
@@ -461,7 +462,8 @@ export class EbpfBackend implements Backend {
   async deleteTunnel(tunnelId: number): Promise<void> {
     const fd = this.map('tun_map');
     const slot = this.tunnelSlot(tunnelId);
-    for (const v of this.tunVals()) if (v.tunnelId === tunnelId) this.native.mapDelete(fd, v.key);
+    const entries = this.tunVals().filter((v) => v.tunnelId === tunnelId);
+    for (const v of entries) this.native.mapDelete(fd, v.key);
     // IP-encapsulation tunnels between the same two addresses share one key: hand it to a survivor
     const gone = this.tunnels.get(tunnelId);
     const heir = [...this.tunnels.values()].find(
@@ -481,8 +483,34 @@ export class EbpfBackend implements Backend {
     else if (mapEntries(this.native, fd, SIZES.tunKey, SIZES.tunVal).length === 0) {
       // not configured by this process: with no tunnel left, no underlay needs the program
       for (const l of await withRtnl((r) => r.links.list())) await this.dropFilter(l.index, 'ingress');
+    } else {
+      await this.releaseUnknownUnderlays(entries.map((v) => v.key));
     }
     this.log.info({ tunnelId }, 'tunnel deleted');
+  }
+
+  /**
+   * A tunnel this process did not configure (a restarted agent removes those before it sets up the
+   * others) was the last on its underlay when no tunnel left routes over that device any more. The
+   * devices come from the routes; one that cannot be read keeps the program where it is.
+   */
+  private async releaseUnknownUnderlays(keys: Buffer[]): Promise<void> {
+    const via = async (key: Buffer) => {
+      const { local, remote } = decodeTunKey(key);
+      const route = await underlayRoute(local, remote).catch(() => undefined);
+      return route && (await getLink(route.dev))?.ifindex;
+    };
+    const used = new Set([...this.tunnels.values()].map((t) => t.underlayIfindex));
+    for (const v of this.tunVals()) {
+      if (this.tunnels.has(v.tunnelId)) continue;
+      const ifindex = await via(v.key);
+      if (ifindex === undefined) return;
+      used.add(ifindex);
+    }
+    for (const key of keys) {
+      const ifindex = await via(key);
+      if (ifindex !== undefined && !used.has(ifindex)) await this.dropFilter(ifindex, 'ingress');
+    }
   }
 
   async ensureSession(spec: SessionSpec): Promise<void> {
