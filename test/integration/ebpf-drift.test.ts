@@ -75,4 +75,16 @@ describe('ebpf backend: convergence on a changed underlay and after restarts', (
     assert.deepEqual(out.before, { rxOnA: true, rxOnB: true });
     assert.deepEqual(out.after, { rxOnA: false, rxOnB: true });
   });
+
+  it('a marked session pair without map entries is removed when its session is not wanted', async () => {
+    const out = await runChild<{
+      made: string[];
+      removed: string[];
+      afterPass: string[];
+      afterClose: string[];
+    }>('orphan');
+    assert.deepEqual(out.made, ['l2tpeth9', 'l2tpx9']);
+    assert.deepEqual(out.afterPass, [], JSON.stringify(out.removed));
+    assert.deepEqual(out.afterClose, []);
+  });
 });

@@ -361,6 +361,24 @@ export class EbpfBackend implements Backend {
       }
       out.push(s);
     }
+    // a marked pair with no map entry: an agent stopped between making it and writing the maps, or a
+    // session whose map writes failed. Listed, so that it is finished when wanted and removed when not
+    const inMaps = new Set(entries.map(([sessionId]) => sessionId));
+    for (const peer of veths.values()) {
+      const o = peer.owner;
+      if (!o || peer.ifname !== peerName(o.sessionId) || inMaps.has(o.sessionId)) continue;
+      const dev = peer.peer !== undefined ? veths.get(peer.peer) : undefined;
+      const shown = dev ?? peer;
+      out.push({
+        tunnelId: o.tunnelId,
+        sessionId: o.sessionId,
+        ifname: dev?.ifname ?? peerName(o.sessionId),
+        ifindex: shown.ifindex,
+        mtu: shown.mtu,
+        up: peer.up && (dev ? dev.up : peer.peerElsewhere),
+        owned: true,
+      });
+    }
     return out;
   }
 
