@@ -4,7 +4,7 @@ import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import { mergeSpecs } from '../../lib/api/node-shards.js';
 import type { L2TPNodeState, NodeStateStatus } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
-import type { Backend, SessionCounters } from '../backend/types.js';
+import type { Backend, SessionCounters, TunnelCounters } from '../backend/types.js';
 import { desiredFromSpec } from './desired.js';
 import type { AgentMetrics } from './metrics.js';
 import { reconcile, type DesiredState, type ReconcileReport } from './reconcile.js';
@@ -153,6 +153,7 @@ export class Agent {
     // one read for all sessions (the kernel backend: one netlink dump, not a GET per session)
     const counters = await this.o.backend.allCounters().catch(() => new Map<string, SessionCounters>());
     this.o.metrics.setSessions(report.sessions, counters);
+    this.o.metrics.setTunnels(report.tunnels, await this.tunnelCounters(report));
     const failed =
       report.sessions.find((s) => s.state === 'Error') ?? report.tunnels.find((t) => t.state === 'Error');
     if (failed?.error) this.lastError = { time: now.toISOString(), message: failed.error };
@@ -166,6 +167,18 @@ export class Agent {
     for (const k of [...this.lastWritten.keys()]) if (!names.has(k)) this.lastWritten.delete(k);
     // shards' statuses are apart: written side by side, one round trip for all
     await Promise.all(shards.map((obj, k) => this.writeStatus(obj, parts[k]!, counters, now)));
+  }
+
+  /** Each tunnel's receive counters, where the backend keeps them (a failed read: none). */
+  private async tunnelCounters(report: ReconcileReport): Promise<Map<number, TunnelCounters>> {
+    const out = new Map<number, TunnelCounters>();
+    const read = this.o.backend.tunnelCounters?.bind(this.o.backend);
+    if (!read) return out;
+    for (const t of report.tunnels) {
+      const c = await read(t.tunnelId).catch(() => undefined);
+      if (c) out.set(t.tunnelId, c);
+    }
+    return out;
   }
 
   /** A pass that could not finish: logged, counted, and in status with the last known sessions. */
