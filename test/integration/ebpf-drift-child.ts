@@ -2,6 +2,7 @@
 // way the agent does, and prints one JSON line. The namespace has two underlays: links A and B, the
 // peer addresses 10.233.9.2 (routed over A) and 10.233.9.3 (over B); the local address 10.233.9.1.
 //   reroute BPFFS: a tunnel to .2, then its route moves to link B; what the backend then uses.
+//   recreate BPFFS: a tunnel over link A, then link A is deleted and made anew (a new ifindex).
 //   retarget BPFFS: a tunnel to .2; a new process (restart) is given the tunnel to .3 instead.
 //   release BPFFS: tunnels over A and over B; a new process is given only the one over B.
 //   orphan BPFFS: a marked session pair with no map entries (an agent stopped between making it
@@ -83,6 +84,30 @@ async function reroute(bpffs: string) {
   return out;
 }
 
+async function recreate(bpffs: string) {
+  const b = await open(bpffs);
+  await reconcile(b, { tunnels: [tunnel(1, '10.233.9.2', [1])] }, silentLogger());
+  const before = await ifindex('aa3a1');
+  await run('ip', ['link', 'del', 'aa3a1']);
+  await run('ip', ['link', 'add', 'aa3a1', 'type', 'veth', 'peer', 'name', 'aa3a2', 'netns', 'aa3dh2']);
+  await run('ip', ['addr', 'add', '10.233.1.1/24', 'dev', 'aa3a1']);
+  await run('ip', ['link', 'set', 'aa3a1', 'up']);
+  await run('ip', ['route', 'add', '10.233.9.2/32', 'via', '10.233.1.2', 'dev', 'aa3a1', 'src', LOCAL]);
+  await run('ip', ['netns', 'exec', 'aa3dh2', 'ip', 'addr', 'add', '10.233.1.2/24', 'dev', 'aa3a2']);
+  await run('ip', ['netns', 'exec', 'aa3dh2', 'ip', 'link', 'set', 'aa3a2', 'up']);
+  const r = await reconcile(b, { tunnels: [tunnel(1, '10.233.9.2', [1])] }, silentLogger());
+  const out = {
+    changed: before !== (await ifindex('aa3a1')),
+    state: r.tunnels[0]?.state,
+    error: r.tunnels[0]?.error,
+    txUnderlay: maps(b).tx.map((t) => t.underlayIfindex),
+    linkA: await ifindex('aa3a1'),
+    rxOnA: await rxOn('aa3a1'),
+  };
+  await b.close({ keepDevices: false });
+  return out;
+}
+
 async function retarget(bpffs: string) {
   const b1 = await open(bpffs);
   await reconcile(b1, { tunnels: [tunnel(1, '10.233.9.2', [1])] }, silentLogger());
@@ -129,5 +154,11 @@ async function orphan(bpffs: string) {
 }
 
 const [mode, bpffs] = process.argv.slice(2) as [string, string];
-const modes: Record<string, (bpffs: string) => Promise<unknown>> = { reroute, retarget, release, orphan };
+const modes: Record<string, (bpffs: string) => Promise<unknown>> = {
+  reroute,
+  recreate,
+  retarget,
+  release,
+  orphan,
+};
 process.stdout.write(JSON.stringify(await modes[mode]!(bpffs)) + '\n');

@@ -62,6 +62,24 @@ describe('ebpf backend: convergence on a changed underlay and after restarts', (
     assert.equal(out.rxOnA, false, 'and no more on the old one');
   });
 
+  it('a tunnel whose underlay device is made anew moves to the new one', async () => {
+    const out = await runChild<{
+      changed: boolean;
+      state: string;
+      error?: string;
+      txUnderlay: number[];
+      linkA: number;
+      rxOnA: boolean;
+    }>('recreate');
+    assert.equal(out.changed, true, 'the device has a new ifindex');
+    assert.equal(out.state, 'Up', out.error);
+    assert.deepEqual(
+      out.txUnderlay,
+      out.txUnderlay.map(() => out.linkA),
+    );
+    assert.equal(out.rxOnA, true);
+  });
+
   it('a tunnel retargeted while the agent was down keeps no entry for the old peer', async () => {
     const out = await runChild<{ state: string; tun: { tunnelId: number; remote: string }[] }>('retarget');
     assert.equal(out.state, 'Up');
