@@ -57,6 +57,8 @@ export class Agent {
   /** What was last written to each shard's status, and when. */
   private readonly lastWritten = new Map<string, { status: NodeStateStatus; at: number }>();
   private lastError: { time: string; message: string } | undefined;
+  /** Tunnels this agent (or the one before it) reported up, until they are removed. */
+  private readonly ownTunnels = new Set<number>();
   private passes = 0;
 
   constructor(private readonly o: AgentOptions) {}
@@ -125,9 +127,14 @@ export class Agent {
           ...(this.o.fixedMtu !== undefined ? { fixedMtu: this.o.fixedMtu } : {}),
         })
       : EMPTY;
+    // the status as the agent wrote it: a tunnel it had up is its own, even where the backend cannot
+    // mark it (a kernel tunnel without sessions, after a restart)
+    for (const s of shards)
+      for (const t of s.status?.tunnels ?? []) if (t.state === 'Ready') this.ownTunnels.add(t.tunnelId);
     let report: ReconcileReport;
     try {
       report = await reconcile(this.o.backend, desired, log, {
+        ownedTunnels: this.ownTunnels,
         ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),
         ...(this.o.refuseNewSession ? { refuseNewSession: this.o.refuseNewSession } : {}),
       });
@@ -138,6 +145,11 @@ export class Agent {
       return;
     }
     this.passes++;
+    for (const t of report.tunnels) if (t.state === 'Up') this.ownTunnels.add(t.tunnelId);
+    for (const r of report.removed) {
+      const m = /^tunnel (\d+)$/.exec(r);
+      if (m) this.ownTunnels.delete(Number(m[1]));
+    }
     await this.releaseGone(this.lastReport, report);
     await this.rejoinBridges(report);
     await this.o
