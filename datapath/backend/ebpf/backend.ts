@@ -169,6 +169,8 @@ export class EbpfBackend implements Backend {
   private clsacts: Map<number, TcQdisc> | undefined;
   /** Statistics slots in use, read from the maps once (an adopted set keeps its counters). */
   private slots?: Slots;
+  /** Underlay ifindexes of tun_map keys this process did not configure, by key; a listing drops it. */
+  private keyRoutes: Map<string, number | undefined> | undefined;
 
   private constructor(
     private readonly native: EbpfNative,
@@ -336,6 +338,7 @@ export class EbpfBackend implements Backend {
     const veths = new Map((await listVeths({ sysctls: adopting })).map((l) => [l.ifname, l]));
     this.listed = veths;
     this.clsacts = undefined;
+    this.keyRoutes = undefined;
     const out: ObservedSession[] = [];
     for (const [sessionId, v] of entries) {
       const { tunnelId } = v;
@@ -513,10 +516,16 @@ export class EbpfBackend implements Backend {
    * devices come from the routes; one that cannot be read keeps the program where it is.
    */
   private async releaseUnknownUnderlays(keys: Buffer[]): Promise<void> {
+    // a restarted agent may remove many tunnels in one pass: each key's route is looked up once a pass
+    const routes = (this.keyRoutes ??= new Map());
     const via = async (key: Buffer) => {
+      const k = key.toString('hex');
+      if (routes.has(k)) return routes.get(k);
       const { local, remote } = decodeTunKey(key);
       const route = await underlayRoute(local, remote).catch(() => undefined);
-      return route && (await getLink(route.dev))?.ifindex;
+      const ifindex = route && (await getLink(route.dev))?.ifindex;
+      routes.set(k, ifindex);
+      return ifindex;
     };
     const used = new Set([...this.tunnels.values()].map((t) => t.underlayIfindex));
     for (const v of this.tunVals()) {
