@@ -76,6 +76,18 @@ function compact(report: ReconcileReport): {
   return { up, listed, unlisted };
 }
 
+/**
+ * The conflicts in one condition message: all of them while they are few, else the first and how
+ * many more (each session that clashes also says so in its own entry). A message over the
+ * condition's limit would have the API server refuse the whole status.
+ */
+function conflictsMessage(conflicts: readonly string[]): string {
+  const all = conflicts.join('; ');
+  if (Buffer.byteLength(all) <= MAX_STATUS_MESSAGE_BYTES) return all;
+  const more = ` (and ${conflicts.length - 1} more)`;
+  return truncate(conflicts[0]!, MAX_STATUS_MESSAGE_BYTES - Buffer.byteLength(more)) + more;
+}
+
 /** At most `max` UTF-8 bytes, cut at a character boundary, "…" marking the cut. */
 function truncate(text: string, max: number): string {
   if (Buffer.byteLength(text) <= max) return text;
@@ -188,7 +200,7 @@ function readyDegraded(
               ? 'UnderlayDown'
               : 'SessionsFailed',
       message:
-        i.report.conflicts.join('; ') ||
+        conflictsMessage(i.report.conflicts) ||
         (ready ? 'no problems' : (outage?.error ?? failed[0]?.message ?? 'tunnel failed')),
     },
     i.generation,
