@@ -4,7 +4,7 @@ import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import { mergeSpecs } from '../../lib/api/node-shards.js';
 import type { L2TPNodeState, NodeStateStatus } from '../../lib/api/schemas.js';
 import type { Logger } from '../../lib/log.js';
-import type { Backend, SessionCounters } from '../backend/types.js';
+import type { Backend, SessionCounters, TunnelCounters } from '../backend/types.js';
 import { desiredFromSpec } from './desired.js';
 import type { AgentMetrics } from './metrics.js';
 import { reconcile, type DesiredState, type ReconcileReport } from './reconcile.js';
@@ -57,6 +57,8 @@ export class Agent {
   /** What was last written to each shard's status, and when. */
   private readonly lastWritten = new Map<string, { status: NodeStateStatus; at: number }>();
   private lastError: { time: string; message: string } | undefined;
+  /** Tunnels this agent (or the one before it) reported up, until they are removed. */
+  private readonly ownTunnels = new Set<number>();
   private passes = 0;
 
   constructor(private readonly o: AgentOptions) {}
@@ -125,11 +127,29 @@ export class Agent {
           ...(this.o.fixedMtu !== undefined ? { fixedMtu: this.o.fixedMtu } : {}),
         })
       : EMPTY;
-    const report = await reconcile(this.o.backend, desired, log, {
-      ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),
-      ...(this.o.refuseNewSession ? { refuseNewSession: this.o.refuseNewSession } : {}),
-    });
+    // the status as the agent wrote it: a tunnel it had up is its own, even where the backend cannot
+    // mark it (a kernel tunnel without sessions, after a restart)
+    for (const s of shards)
+      for (const t of s.status?.tunnels ?? []) if (t.state === 'Ready') this.ownTunnels.add(t.tunnelId);
+    let report: ReconcileReport;
+    try {
+      report = await reconcile(this.o.backend, desired, log, {
+        ownedTunnels: this.ownTunnels,
+        ...(this.o.probeUnderlay ? { probeUnderlay: this.o.probeUnderlay } : {}),
+        ...(this.o.refuseNewSession ? { refuseNewSession: this.o.refuseNewSession } : {}),
+      });
+    } catch (e) {
+      // the backend could not say what exists (a dump or map read failed): nothing is changed on
+      // that basis; the failure is shown and the next pass tries again
+      await this.failedPass(shards, e instanceof Error ? e.message : String(e), now);
+      return;
+    }
     this.passes++;
+    for (const t of report.tunnels) if (t.state === 'Up') this.ownTunnels.add(t.tunnelId);
+    for (const r of report.removed) {
+      const m = /^tunnel (\d+)$/.exec(r);
+      if (m) this.ownTunnels.delete(Number(m[1]));
+    }
     await this.releaseGone(this.lastReport, report);
     await this.rejoinBridges(report);
     await this.o
@@ -145,6 +165,7 @@ export class Agent {
     // one read for all sessions (the kernel backend: one netlink dump, not a GET per session)
     const counters = await this.o.backend.allCounters().catch(() => new Map<string, SessionCounters>());
     this.o.metrics.setSessions(report.sessions, counters);
+    this.o.metrics.setTunnels(report.tunnels, await this.tunnelCounters(report));
     const failed =
       report.sessions.find((s) => s.state === 'Error') ?? report.tunnels.find((t) => t.state === 'Error');
     if (failed?.error) this.lastError = { time: now.toISOString(), message: failed.error };
@@ -160,15 +181,45 @@ export class Agent {
     await Promise.all(shards.map((obj, k) => this.writeStatus(obj, parts[k]!, counters, now)));
   }
 
+  /** Each tunnel's receive counters, where the backend keeps them (a failed read: none). */
+  private async tunnelCounters(report: ReconcileReport): Promise<Map<number, TunnelCounters>> {
+    const out = new Map<number, TunnelCounters>();
+    const read = this.o.backend.tunnelCounters?.bind(this.o.backend);
+    if (!read) return out;
+    for (const t of report.tunnels) {
+      const c = await read(t.tunnelId).catch(() => undefined);
+      if (c) out.set(t.tunnelId, c);
+    }
+    return out;
+  }
+
+  /** A pass that could not finish: logged, counted, and in status with the last known sessions. */
+  private async failedPass(shards: L2TPNodeState[], error: string, now: Date): Promise<void> {
+    this.o.logger.error({ err: error }, 'reconcile pass failed; the datapath stays as it is');
+    this.o.metrics.reconciles.inc({ result: 'error' });
+    this.lastError = { time: now.toISOString(), message: `reconcile failed: ${error}` };
+    const last = this.lastReport ?? { tunnels: [], sessions: [], removed: [], conflicts: [] };
+    const parts = splitReport(
+      last,
+      shards.map((s) => s.spec),
+    );
+    const counters = await this.o.backend.allCounters().catch(() => new Map<string, SessionCounters>());
+    await Promise.all(
+      shards.map((obj, k) => this.writeStatus(obj, parts[k]!, counters, now, `reconcile failed: ${error}`)),
+    );
+  }
+
   /** One shard's status, written when it changed or its counters are due. */
   private async writeStatus(
     obj: L2TPNodeState,
     report: ReconcileReport,
     counters: Map<string, SessionCounters>,
     now: Date,
+    failure?: string,
   ): Promise<void> {
     const name = obj.metadata.name;
     const status = buildStatus({
+      failure,
       generation: obj.metadata.generation,
       backend: this.o.backend.kind,
       backendReason: this.o.backendReason,

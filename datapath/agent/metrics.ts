@@ -1,8 +1,8 @@
 // Prometheus metrics of the agent. Per-session values come from the backend as cumulative totals,
 // so they are exposed by collect() callbacks reading the last snapshot instead of being incremented.
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { SessionCounters } from '../backend/types.js';
-import type { SessionOutcome } from './reconcile.js';
+import type { SessionCounters, TunnelCounters } from '../backend/types.js';
+import type { SessionOutcome, TunnelOutcome } from './reconcile.js';
 
 export interface AgentMetrics {
   registry: Registry;
@@ -11,6 +11,8 @@ export interface AgentMetrics {
   nodeStateReads: Counter<'from'>;
   /** Replace the per-session snapshot the collectors read. */
   setSessions(sessions: SessionOutcome[], counters: Map<string, SessionCounters>): void;
+  /** Replace the per-tunnel snapshot (drops before a session is known), by tunnel ID. */
+  setTunnels(tunnels: TunnelOutcome[], counters: Map<number, TunnelCounters>): void;
 }
 
 const LABELS = ['tunnel', 'session', 'namespace', 'pseudowire', 'ifname'] as const;
@@ -19,6 +21,8 @@ type Label = (typeof LABELS)[number];
 export function createAgentMetrics(backend: string, backendReason: string): AgentMetrics {
   const registry = new Registry();
   let snapshot: { s: SessionOutcome; c: SessionCounters | undefined }[] = [];
+  let tunnelSnapshot: { t: TunnelOutcome; c: TunnelCounters }[] = [];
+  const tunnelLabels = (t: TunnelOutcome) => ({ tunnel: String(t.tunnelId), name: t.name ?? '' });
   const labels = (s: SessionOutcome): Record<Label, string> => ({
     tunnel: String(s.tunnelId),
     session: String(s.sessionId),
@@ -50,6 +54,27 @@ export function createAgentMetrics(backend: string, backendReason: string): Agen
       this.reset();
       for (const { s, c } of snapshot)
         for (const [reason, n] of Object.entries(c?.drops ?? {})) this.inc({ ...labels(s), reason }, n ?? 0);
+    },
+  });
+  new Counter({
+    name: 'kube_l2tp_tunnel_rx_packets_total',
+    help: "Packets received for the tunnel's addresses and ports, before its session is looked up",
+    labelNames: ['tunnel', 'name'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { t, c } of tunnelSnapshot) this.inc(tunnelLabels(t), c.rxPackets);
+    },
+  });
+  new Counter({
+    name: 'kube_l2tp_tunnel_drops_total',
+    help: 'Received packets of the tunnel dropped before a session took them (unknown session, truncated...), by reason',
+    labelNames: ['tunnel', 'name', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { t, c } of tunnelSnapshot)
+        for (const [reason, n] of Object.entries(c.drops)) this.inc({ ...tunnelLabels(t), reason }, n ?? 0);
     },
   });
   new Gauge({
@@ -86,6 +111,12 @@ export function createAgentMetrics(backend: string, backendReason: string): Agen
     nodeStateReads,
     setSessions(sessions, counters) {
       snapshot = sessions.map((s) => ({ s, c: counters.get(`${s.tunnelId}/${s.sessionId}`) }));
+    },
+    setTunnels(tunnels, counters) {
+      tunnelSnapshot = tunnels.flatMap((t) => {
+        const c = counters.get(t.tunnelId);
+        return c ? [{ t, c }] : [];
+      });
     },
   };
 }

@@ -73,6 +73,11 @@ export interface ReconcileOptions {
   probeUnderlay?: (local: string, remote: string) => Promise<string | undefined>;
   /** Why a session that does not exist yet may not be made now (memory); undefined when it may. */
   refuseNewSession?: () => string | undefined;
+  /**
+   * Tunnels known to be ours although the backend may not say so: a kernel tunnel has no marker, and
+   * after a restart one without sessions reads as another's. Removed like owned ones when not desired.
+   */
+  ownedTunnels?: ReadonlySet<number>;
 }
 
 export async function reconcile(
@@ -98,7 +103,7 @@ export async function reconcile(
   if (backend.deleteSessions && unwanted.length > 1) await removeSessions(backend, unwanted, report, log);
   else for (const s of unwanted) await removeSession(backend, s, report, log);
   for (const t of observedTunnels) {
-    if (!t.owned || wantTunnels.has(t.tunnelId)) continue;
+    if (!(t.owned || opts.ownedTunnels?.has(t.tunnelId)) || wantTunnels.has(t.tunnelId)) continue;
     try {
       await backend.deleteTunnel(t.tunnelId);
       report.removed.push(`tunnel ${t.tunnelId}`);

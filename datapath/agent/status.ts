@@ -23,6 +23,8 @@ export interface StatusInput {
   lastError?: { time: string; message: string } | undefined;
   now: string;
   previous?: Condition[] | undefined;
+  /** The pass could not finish (the backend's listing failed): report holds the last one that did. */
+  failure?: string | undefined;
 }
 
 type StatusState = NodeSessionStatus['state'];
@@ -74,6 +76,18 @@ function compact(report: ReconcileReport): {
   return { up, listed, unlisted };
 }
 
+/**
+ * The conflicts in one condition message: all of them while they are few, else the first and how
+ * many more (each session that clashes also says so in its own entry). A message over the
+ * condition's limit would have the API server refuse the whole status.
+ */
+function conflictsMessage(conflicts: readonly string[]): string {
+  const all = conflicts.join('; ');
+  if (Buffer.byteLength(all) <= MAX_STATUS_MESSAGE_BYTES) return all;
+  const more = ` (and ${conflicts.length - 1} more)`;
+  return truncate(conflicts[0]!, MAX_STATUS_MESSAGE_BYTES - Buffer.byteLength(more)) + more;
+}
+
 /** At most `max` UTF-8 bytes, cut at a character boundary, "…" marking the cut. */
 function truncate(text: string, max: number): string {
   if (Buffer.byteLength(text) <= max) return text;
@@ -112,33 +126,15 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
   const failedTunnels = i.report.tunnels.filter((t) => t.state !== 'Up');
   const outage = i.report.tunnels.find((t) => t.state === 'Down');
   const ready = failed.length === 0 && failedUnlisted === 0 && failedTunnels.length === 0;
-  const conditions = setReadyDegraded(
-    i.previous,
-    {
-      status: ready ? 'True' : 'False',
-      reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
-      message: ready
-        ? `${total} sessions up on the ${i.backend} backend`
-        : (outage?.error ??
-          `${failed.length + failedUnlisted + failedTunnels.length} of ${total + i.report.tunnels.length} items failed`),
-    },
-    {
-      status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
-      reason:
-        i.report.conflicts.length > 0
-          ? 'ForeignDevice'
-          : ready
-            ? 'AsExpected'
-            : outage
-              ? 'UnderlayDown'
-              : 'SessionsFailed',
-      message:
-        i.report.conflicts.join('; ') ||
-        (ready ? 'no problems' : (outage?.error ?? failed[0]?.message ?? 'tunnel failed')),
-    },
-    i.generation,
-    i.now,
-  );
+  const conditions = i.failure
+    ? setReadyDegraded(
+        i.previous,
+        { status: 'False', reason: 'ReconcileFailed', message: i.failure },
+        { status: 'True', reason: 'ReconcileFailed', message: i.failure },
+        i.generation,
+        i.now,
+      )
+    : readyDegraded(i, { ready, outage, failed, failedUnlisted, failedTunnels, total });
   return {
     ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
     backend: i.backend,
@@ -168,6 +164,48 @@ export function buildStatus(i: StatusInput): NodeStateStatus {
     ...(i.lastError ? { lastError: i.lastError } : {}),
     conditions,
   };
+}
+
+/** Ready and Degraded from a pass that finished. */
+function readyDegraded(
+  i: StatusInput,
+  o: {
+    ready: boolean;
+    outage: ReconcileReport['tunnels'][number] | undefined;
+    failed: NodeSessionStatus[];
+    failedUnlisted: number;
+    failedTunnels: ReconcileReport['tunnels'];
+    total: number;
+  },
+): Condition[] {
+  const { ready, outage, failed, failedUnlisted, failedTunnels, total } = o;
+  return setReadyDegraded(
+    i.previous,
+    {
+      status: ready ? 'True' : 'False',
+      reason: ready ? 'Reconciled' : outage ? 'UnderlayDown' : 'SessionsFailed',
+      message: ready
+        ? `${total} sessions up on the ${i.backend} backend`
+        : (outage?.error ??
+          `${failed.length + failedUnlisted + failedTunnels.length} of ${total + i.report.tunnels.length} items failed`),
+    },
+    {
+      status: i.report.conflicts.length > 0 || !ready ? 'True' : 'False',
+      reason:
+        i.report.conflicts.length > 0
+          ? 'ForeignDevice'
+          : ready
+            ? 'AsExpected'
+            : outage
+              ? 'UnderlayDown'
+              : 'SessionsFailed',
+      message:
+        conflictsMessage(i.report.conflicts) ||
+        (ready ? 'no problems' : (outage?.error ?? failed[0]?.message ?? 'tunnel failed')),
+    },
+    i.generation,
+    i.now,
+  );
 }
 
 /**

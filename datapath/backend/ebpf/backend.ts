@@ -46,6 +46,7 @@ import {
   StatsSlots,
   decodeRxCfg,
   decodeSessStats,
+  decodeTunKey,
   decodeTunStats,
   decodeTunVal,
   encodeRxCfg,
@@ -168,6 +169,8 @@ export class EbpfBackend implements Backend {
   private clsacts: Map<number, TcQdisc> | undefined;
   /** Statistics slots in use, read from the maps once (an adopted set keeps its counters). */
   private slots?: Slots;
+  /** Underlay ifindexes of tun_map keys this process did not configure, by key; a listing drops it. */
+  private keyRoutes: Map<string, number | undefined> | undefined;
 
   private constructor(
     private readonly native: EbpfNative,
@@ -335,6 +338,7 @@ export class EbpfBackend implements Backend {
     const veths = new Map((await listVeths({ sysctls: adopting })).map((l) => [l.ifname, l]));
     this.listed = veths;
     this.clsacts = undefined;
+    this.keyRoutes = undefined;
     const out: ObservedSession[] = [];
     for (const [sessionId, v] of entries) {
       const { tunnelId } = v;
@@ -360,23 +364,49 @@ export class EbpfBackend implements Backend {
       }
       out.push(s);
     }
+    // a marked pair with no map entry: an agent stopped between making it and writing the maps, or a
+    // session whose map writes failed. Listed, so that it is finished when wanted and removed when not
+    const inMaps = new Set(entries.map(([sessionId]) => sessionId));
+    for (const peer of veths.values()) {
+      const o = peer.owner;
+      if (!o || peer.ifname !== peerName(o.sessionId) || inMaps.has(o.sessionId)) continue;
+      const dev = peer.peer !== undefined ? veths.get(peer.peer) : undefined;
+      const shown = dev ?? peer;
+      out.push({
+        tunnelId: o.tunnelId,
+        sessionId: o.sessionId,
+        ifname: dev?.ifname ?? peerName(o.sessionId),
+        ifindex: shown.ifindex,
+        mtu: shown.mtu,
+        up: peer.up && (dev ? dev.up : peer.peerElsewhere),
+        owned: true,
+      });
+    }
     return out;
   }
 
   async ensureTunnel(spec: TunnelSpec): Promise<void> {
     const cur = this.tunnels.get(spec.tunnelId);
     if (cur && deepEqual(cur.spec, spec) && (await getLink(cur.underlay))?.ifindex === cur.underlayIfindex) {
-      // IP frames go to the route's next hop without a route lookup per frame: follow a new next
-      // hop on the same device here
       const route = await underlayRoute(spec.local, spec.remote).catch(() => undefined);
-      const nexthop = route?.dev === cur.underlay ? route.nexthop : cur.nexthop;
-      const macs = await this.underlayMacs(spec, cur.underlay, nexthop);
-      if (macs !== cur.macs || nexthop !== cur.nexthop) {
-        cur.macs = macs;
-        cur.nexthop = nexthop;
-        await this.rewriteSessions(spec.tunnelId);
+      // a route that moved to another device takes the full way below: the sessions must send out of
+      // that one and the receive program must run there (no route at all: the probe reports it)
+      if (!route || route.dev === cur.underlay) {
+        // IP frames go to the route's next hop without a route lookup per frame: follow a new next
+        // hop on the same device here
+        const nexthop = route?.nexthop ?? cur.nexthop;
+        const macs = await this.underlayMacs(spec, cur.underlay, nexthop);
+        if (macs !== cur.macs || nexthop !== cur.nexthop) {
+          cur.macs = macs;
+          cur.nexthop = nexthop;
+          await this.rewriteSessions(spec.tunnelId);
+        }
+        return;
       }
-      return;
+      this.log.info(
+        { tunnelId: spec.tunnelId, from: cur.underlay, to: route.dev },
+        'the route to the peer moved to another device',
+      );
     }
     const { dev: underlay, nexthop } = await underlayRoute(spec.local, spec.remote);
     const link = await getLink(underlay);
@@ -388,7 +418,11 @@ export class EbpfBackend implements Backend {
       remotePort: spec.udpDestinationPort ?? 0,
       encap: spec.encap,
     });
-    if (cur && !cur.key.equals(key)) this.native.mapDelete(this.map('tun_map'), cur.key);
+    // the tunnel's entries under another key (its addresses or ports changed, also while no agent
+    // ran): packets to the old ones are not the tunnel's any more
+    for (const v of this.tunVals())
+      if (v.tunnelId === spec.tunnelId && !v.key.equals(key))
+        this.native.mapDelete(this.map('tun_map'), v.key);
     const slot = this.tunnelSlot(spec.tunnelId) ?? this.takeSlot('tun');
     this.native.mapUpdate(
       this.map('tun_map'),
@@ -449,7 +483,8 @@ export class EbpfBackend implements Backend {
   async deleteTunnel(tunnelId: number): Promise<void> {
     const fd = this.map('tun_map');
     const slot = this.tunnelSlot(tunnelId);
-    for (const v of this.tunVals()) if (v.tunnelId === tunnelId) this.native.mapDelete(fd, v.key);
+    const entries = this.tunVals().filter((v) => v.tunnelId === tunnelId);
+    for (const v of entries) this.native.mapDelete(fd, v.key);
     // IP-encapsulation tunnels between the same two addresses share one key: hand it to a survivor
     const gone = this.tunnels.get(tunnelId);
     const heir = [...this.tunnels.values()].find(
@@ -469,8 +504,40 @@ export class EbpfBackend implements Backend {
     else if (mapEntries(this.native, fd, SIZES.tunKey, SIZES.tunVal).length === 0) {
       // not configured by this process: with no tunnel left, no underlay needs the program
       for (const l of await withRtnl((r) => r.links.list())) await this.dropFilter(l.index, 'ingress');
+    } else {
+      await this.releaseUnknownUnderlays(entries.map((v) => v.key));
     }
     this.log.info({ tunnelId }, 'tunnel deleted');
+  }
+
+  /**
+   * A tunnel this process did not configure (a restarted agent removes those before it sets up the
+   * others) was the last on its underlay when no tunnel left routes over that device any more. The
+   * devices come from the routes; one that cannot be read keeps the program where it is.
+   */
+  private async releaseUnknownUnderlays(keys: Buffer[]): Promise<void> {
+    // a restarted agent may remove many tunnels in one pass: each key's route is looked up once a pass
+    const routes = (this.keyRoutes ??= new Map());
+    const via = async (key: Buffer) => {
+      const k = key.toString('hex');
+      if (routes.has(k)) return routes.get(k);
+      const { local, remote } = decodeTunKey(key);
+      const route = await underlayRoute(local, remote).catch(() => undefined);
+      const ifindex = route && (await getLink(route.dev))?.ifindex;
+      routes.set(k, ifindex);
+      return ifindex;
+    };
+    const used = new Set([...this.tunnels.values()].map((t) => t.underlayIfindex));
+    for (const v of this.tunVals()) {
+      if (this.tunnels.has(v.tunnelId)) continue;
+      const ifindex = await via(v.key);
+      if (ifindex === undefined) return;
+      used.add(ifindex);
+    }
+    for (const key of keys) {
+      const ifindex = await via(key);
+      if (ifindex !== undefined && !used.has(ifindex)) await this.dropFilter(ifindex, 'ingress');
+    }
   }
 
   async ensureSession(spec: SessionSpec): Promise<void> {

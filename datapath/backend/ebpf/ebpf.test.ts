@@ -13,6 +13,7 @@ import {
   SIZES,
   StatsSlots,
   decodeRxCfg,
+  decodeTunKey,
   decodeTunVal,
   encodeRxCfg,
   encodeTunKey,
@@ -214,6 +215,19 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
     assert.throws(() => slots.take(), /all 5 statistics slots are in use/);
     slots.release(3);
     assert.equal(slots.take(), 3);
+  });
+
+  it('reads a tunnel key back to the addresses it was made of, IPv4 and IPv6', () => {
+    const key = (local: string, remote: string) =>
+      encodeTunKey({ local, remote, localPort: 1701, remotePort: 1702, encap: 'udp' });
+    assert.deepEqual(decodeTunKey(key('10.233.9.1', '10.233.9.2')), {
+      local: '10.233.9.1',
+      remote: '10.233.9.2',
+    });
+    assert.deepEqual(decodeTunKey(key('fd00:233::1', 'fd00:233:1::2')), {
+      local: 'fd00:233:0:0:0:0:0:1',
+      remote: 'fd00:233:1:0:0:0:0:2',
+    });
   });
 
   it('names the last drop counter badChecksum, in session and tunnel counters', () => {

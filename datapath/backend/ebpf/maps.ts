@@ -155,6 +155,15 @@ export function encodeTunKey(t: {
   return b;
 }
 
+/** A tun_map key's addresses (IPv6 in full, uncompressed form). */
+export function decodeTunKey(b: Buffer): { local: string; remote: string } {
+  const addr = (off: number) =>
+    b[37] === 4
+      ? [...b.subarray(off, off + 4)].join('.')
+      : Array.from({ length: 8 }, (_, i) => b.readUInt16BE(off + i * 2).toString(16)).join(':');
+  return { local: addr(0), remote: addr(16) };
+}
+
 export interface RxCfg {
   tunnelId: number;
   ifindex: number;

@@ -27,6 +27,8 @@ import {
   ForeignObjectError,
   sessionKey,
   type Backend,
+  type BackendOptions,
+  type PodDevice,
   type ObservedSession,
   type ObservedTunnel,
   type SessionCounters,
@@ -185,10 +187,11 @@ function toTunnelParams(k: L2tpTunnelInfo): TunnelParams | undefined {
 
 export interface KernelBackendOptions {
   logger: Logger;
+  podDevice?: BackendOptions['podDevice'];
 }
 
 export function createKernelBackend(opts: KernelBackendOptions): Backend {
-  return new KernelBackend(opts.logger);
+  return new KernelBackend(opts.logger, opts.podDevice ? { podDevice: opts.podDevice } : {});
 }
 
 interface Conn {
@@ -205,7 +208,10 @@ export class KernelBackend implements Backend {
   private readonly ownTunnels = new Set<number>();
   private readonly seenSessions = new Set<string>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly opts: Pick<BackendOptions, 'podDevice'> = {},
+  ) {}
 
   private connect(): Promise<Conn> {
     this.conn ??= (async () => {
@@ -255,7 +261,9 @@ export class KernelBackend implements Backend {
     const out = new Set<number>();
     const links = new Map((await c.links.list()).map((l) => [l.name, l]));
     for (const s of await c.l2tp.dumpSessions()) {
-      if (s.ifname && marksSession(links.get(s.ifname)?.alias, s.tunnelId, s.sessionId)) out.add(s.tunnelId);
+      const link = s.ifname !== undefined ? links.get(s.ifname) : undefined;
+      if (marksSession(link?.alias, s.tunnelId, s.sessionId) || (!link && (await this.inPod(s.ifname))))
+        out.add(s.tunnelId);
     }
     return out;
   }
@@ -277,20 +285,31 @@ export class KernelBackend implements Backend {
   async listSessions(): Promise<ObservedSession[]> {
     const c = await this.connect();
     const links = new Map((await c.links.list()).map((l) => [l.name, l]));
-    return (await c.l2tp.dumpSessions()).map((s) => {
+    const out: ObservedSession[] = [];
+    for (const s of await c.l2tp.dumpSessions()) {
       const link = s.ifname !== undefined ? links.get(s.ifname) : undefined;
+      const pod = link ? undefined : await this.inPod(s.ifname);
       const o: ObservedSession = {
         tunnelId: s.tunnelId,
         sessionId: s.sessionId,
         ifname: s.ifname ?? '',
-        up: link?.up ?? false,
-        owned: marksSession(link?.alias, s.tunnelId, s.sessionId),
+        up: link?.up ?? !!pod,
+        owned: marksSession(link?.alias, s.tunnelId, s.sessionId) || !!pod,
         params: sessionParamsOf(withAliasL2spec(s, link)),
       };
       if (link) o.ifindex = link.index;
       if (link?.mtu !== undefined) o.mtu = link.mtu;
-      return o;
-    });
+      out.push(o);
+    }
+    return out;
+  }
+
+  /**
+   * The pod our CNI moved a session's device into (exclusive mode), by the name the kernel reports:
+   * the one the session was made with, kept while the pod renames the device. Its marker went with it.
+   */
+  private async inPod(ifname: string | undefined): Promise<PodDevice | undefined> {
+    return ifname === undefined ? undefined : this.opts.podDevice?.(ifname);
   }
 
   async ensureTunnel(spec: TunnelSpec): Promise<void> {
@@ -364,9 +383,12 @@ export class KernelBackend implements Backend {
     const key = `${spec.tunnelId}/${spec.sessionId}`;
     let existing = await this.getSession(c, spec.tunnelId, spec.sessionId);
     let link: LinkInfo | undefined;
+    let pod: PodDevice | undefined;
     if (existing) {
       link = existing.ifname !== undefined ? await c.links.byName(existing.ifname) : undefined;
-      const owned = marksSession(link?.alias, spec.tunnelId, spec.sessionId) || this.seenSessions.has(key);
+      pod = link ? undefined : await this.inPod(existing.ifname);
+      const owned =
+        marksSession(link?.alias, spec.tunnelId, spec.sessionId) || this.seenSessions.has(key) || !!pod;
       const diff = sessionDiff(withAliasL2spec(existing, link), spec);
       if (diff.length > 0) {
         if (!owned) {
@@ -383,6 +405,7 @@ export class KernelBackend implements Backend {
         await this.deleteSession(spec.tunnelId, spec.sessionId);
         existing = undefined;
         link = undefined;
+        pod = undefined;
       } else {
         // sequencing can change in place
         if (
@@ -436,6 +459,12 @@ export class KernelBackend implements Backend {
       );
       const created = await this.getSession(c, spec.tunnelId, spec.sessionId);
       link = created?.ifname !== undefined ? await c.links.byName(created.ifname) : undefined;
+    }
+    if (!link && pod) {
+      // a pod holds the device (exclusive mode): the pod owns its name, state and MTU from here on
+      this.seenSessions.add(key);
+      this.ownTunnels.add(spec.tunnelId);
+      return;
     }
     if (!link) throw new Error(`session ${spec.sessionId} has no l2tpeth device`);
     this.seenSessions.add(key);

@@ -33,6 +33,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_NO_CHECK6_RX
+#define UDP_NO_CHECK6_RX 102
+#endif
 #define UDP_GSO_MAX_SEGS 64
 
 struct rx_batch {
@@ -107,6 +110,14 @@ static int open_socket(const struct tunnel_cfg *cfg, const char **what) {
     /* No SO_REUSEADDR: no other local socket may bind the tunnel's address and port beside it. */
     /* The kernel's L2TP sends UDP checksum 0 over IPv4 unless udp_csum is on. */
     if (cfg->family == AF_INET && !cfg->udp_checksum) setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one);
+    /* Over IPv6 the kernel's tunnel (udp6_csum_rx off) and the ebpf backend send checksum 0 when the
+     * tunnel has no checksums; the stack drops such datagrams unless the socket accepts them. */
+    if (cfg->family == AF_INET6 && !cfg->udp_checksum &&
+        setsockopt(fd, SOL_UDP, UDP_NO_CHECK6_RX, &one, sizeof one) < 0) {
+      int e = errno;
+      close(fd);
+      return *what = "UDP_NO_CHECK6_RX", -e;
+    }
     /* Receive trains of same-sized datagrams in one buffer where the stack coalesced them (GRO). */
     setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   }
