@@ -35,7 +35,11 @@ afterEach(async () => {
 });
 
 /** A controller on `api` (made before anything is seeded: the memory API's objects live in its informers). */
-function controllerOn(api: MemoryApi, cfg: Partial<ControllerConfig> = {}): Controller {
+function controllerOn(
+  api: MemoryApi,
+  cfg: Partial<ControllerConfig> = {},
+  metrics = createMetrics(false),
+): Controller {
   const ctrl = new Controller(
     api,
     {
@@ -47,7 +51,7 @@ function controllerOn(api: MemoryApi, cfg: Partial<ControllerConfig> = {}): Cont
       ...cfg,
     },
     silentLogger(),
-    createMetrics(false),
+    metrics,
     api.informers,
   );
   running.push(ctrl);
@@ -814,21 +818,7 @@ describe('Controller glue', () => {
     /** A controller that re-reads Secrets every 200 ms; the memory API serves Secrets too. */
     async function startWithSecrets(seed: (api: MemoryApi) => void, metrics = createMetrics(false)) {
       const api = new MemoryApi();
-      const ctrl = new Controller(
-        api,
-        {
-          ...DEFAULT_CONTROLLER,
-          pod: DEFAULT_POD_CONFIG,
-          multus: false,
-          workers: 2,
-          writeSpacingMs: 500,
-          secretRecheckMs: 200,
-        },
-        silentLogger(),
-        metrics,
-        api.informers,
-      );
-      running.push(ctrl);
+      const ctrl = controllerOn(api, { secretRecheckMs: 200 }, metrics);
       api.informers({ path: '/api/v1/secrets', apiVersion: 'v1', kind: 'Secret' }, silentLogger());
       seed(api);
       await ctrl.start();

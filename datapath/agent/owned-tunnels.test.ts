@@ -7,10 +7,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { L2TPNodeState } from '../../lib/api/schemas.js';
-import { testAgentOptions } from '../../test/fakes/agent-options.js';
+import { fixedSource, testAgentOptions, udpTunnel } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent } from './agent.js';
-import type { NodeStateSource } from './nodestate-source.js';
 
 const obj: L2TPNodeState = {
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
@@ -18,20 +17,7 @@ const obj: L2TPNodeState = {
   metadata: { name: 'n1', generation: 4 },
   spec: {
     nodeName: 'n1',
-    tunnels: [
-      {
-        name: 'kept',
-        tunnelId: 1,
-        peerTunnelId: 2,
-        encap: 'udp',
-        local: '10.0.0.1',
-        remote: '10.0.0.2',
-        udpSourcePort: 1701,
-        udpDestinationPort: 1701,
-        udpChecksum: false,
-        sessions: [],
-      },
-    ],
+    tunnels: [udpTunnel(1, { name: 'kept' })],
   },
   // what the agent before the restart wrote: tunnel 9 was one of its own, up
   status: {
@@ -52,12 +38,7 @@ afterEach(async () => {
 
 describe('tunnels the backend cannot mark as ours', () => {
   it('one this agent reported up before a restart is removed once it leaves the spec; a foreign one stays', async () => {
-    const source: NodeStateSource = {
-      get: async () => [obj],
-      watch: () => {},
-      writeStatus: async () => {},
-      stop: () => {},
-    };
+    const source = fixedSource(obj);
     const backend = new MemoryBackend();
     // as the kernel backend lists them in a new process: no sessions, so no sign of ownership
     backend.tunnels.set(1, { tunnelId: 1, owned: false });

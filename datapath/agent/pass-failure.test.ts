@@ -4,24 +4,14 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { L2TPNodeState, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
-import { testAgentOptions } from '../../test/fakes/agent-options.js';
+import { fixedSource, testAgentOptions, udpTunnel } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent } from './agent.js';
-import type { NodeStateSource } from './nodestate-source.js';
 
 const spec: NodeStateSpec = {
   nodeName: 'n1',
   tunnels: [
-    {
-      name: 'a-to-b',
-      tunnelId: 1,
-      peerTunnelId: 2,
-      encap: 'udp',
-      local: '10.0.0.1',
-      remote: '10.0.0.2',
-      udpSourcePort: 1701,
-      udpDestinationPort: 1701,
-      udpChecksum: false,
+    udpTunnel(1, {
       sessions: [
         {
           pseudowire: { namespace: 'demo', name: 'red-wire' },
@@ -35,7 +25,7 @@ const spec: NodeStateSpec = {
           mode: 'bridge',
         },
       ],
-    },
+    }),
   ],
 };
 
@@ -63,14 +53,7 @@ afterEach(async () => {
 describe('a pass the backend cannot complete', () => {
   it('is reported in status and retried; it neither rejects nor tears anything down', async () => {
     const written: NodeStateStatus[] = [];
-    const source: NodeStateSource = {
-      get: async () => [obj],
-      watch: () => {},
-      writeStatus: async (_n, st) => {
-        written.push(st);
-      },
-      stop: () => {},
-    };
+    const source = fixedSource(obj, written);
     const backend = new FlakyBackend();
     const opts = testAgentOptions(source, backend);
     const agent = new Agent(opts);

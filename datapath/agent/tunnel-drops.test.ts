@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { L2TPNodeState } from '../../lib/api/schemas.js';
-import { testAgentOptions } from '../../test/fakes/agent-options.js';
+import { fixedSource, testAgentOptions, udpTunnel } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import type { TunnelCounters } from '../backend/types.js';
 import { Agent } from './agent.js';
-import type { NodeStateSource } from './nodestate-source.js';
 
 const obj: L2TPNodeState = {
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
@@ -17,20 +16,7 @@ const obj: L2TPNodeState = {
   metadata: { name: 'n1', generation: 1 },
   spec: {
     nodeName: 'n1',
-    tunnels: [
-      {
-        name: 'a-to-b',
-        tunnelId: 7,
-        peerTunnelId: 8,
-        encap: 'udp',
-        local: '10.0.0.1',
-        remote: '10.0.0.2',
-        udpSourcePort: 1701,
-        udpDestinationPort: 1701,
-        udpChecksum: false,
-        sessions: [],
-      },
-    ],
+    tunnels: [udpTunnel(7)],
   },
 };
 
@@ -47,12 +33,7 @@ afterEach(async () => {
 
 describe('tunnel-level receive counters', () => {
   it('are exported per tunnel and drop reason', async () => {
-    const source: NodeStateSource = {
-      get: async () => [obj],
-      watch: () => {},
-      writeStatus: async () => {},
-      stop: () => {},
-    };
+    const source = fixedSource(obj);
     const opts = testAgentOptions(source, new CountingBackend());
     const agent = new Agent(opts);
     agents.push(agent);

@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { L2TPNodeState, NodeSessionSpec, NodeStateSpec } from '../../lib/api/schemas.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
-import { testAgentOptions } from '../../test/fakes/agent-options.js';
+import { fixedSource, testAgentOptions } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent } from '../agent/agent.js';
-import type { NodeStateSource } from '../agent/nodestate-source.js';
 import type { BackendFault } from '../backend/types.js';
 import { parseStaticConfig } from './config.js';
 import type { PlanEnv } from './plan.js';
@@ -94,13 +93,7 @@ async function throughAgent(underlayMtu: number) {
     metadata: { name: 'n1', generation: 1 },
     spec: SPEC,
   };
-  const source: NodeStateSource = {
-    get: async () => [obj],
-    watch: () => undefined,
-    writeStatus: async () => undefined,
-    stop: () => undefined,
-  };
-  const agent = new Agent({ ...testAgentOptions(source, backend), underlayMtu });
+  const agent = new Agent({ ...testAgentOptions(fixedSource(obj), backend), underlayMtu });
   await agent.start();
   const d = devices(backend);
   await agent.stop();
