@@ -154,6 +154,17 @@ interface GuestResults {
   showTunnelAfter: string;
   showSessionAfter: string;
   linksAfter: Record<string, number>;
+  exclusive?: {
+    kernelIfname?: string;
+    ownedWithoutRecords?: boolean;
+    ownedWithRecords?: boolean;
+    upWithRecords?: boolean;
+    ensureError: string;
+    sameDevice: boolean;
+    sessionAfterDelete: boolean;
+    podDeviceAfterDelete: number;
+    sessionlessTunnelOwned?: boolean;
+  };
   seqModified: { sendSequence?: boolean; sameIfindex: boolean };
   seqReverted?: boolean;
   flip: { i0: number; i1: number; i2: number; alias1: string; alias2: string; pingAfter: number };
@@ -440,6 +451,25 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     ]);
     assert.equal(r.v6After, false);
     assert.deepEqual(r.v6LinksAfter, { 'kl2tp-v6': -1, 'kl2tp-v6ip': -1 });
+  });
+
+  it("Exclusive mode: a session whose device the CNI moved into a pod is known as ours by the CNI's records, converged, and removed with the pod's device", () => {
+    const x = r.exclusive;
+    assert.ok(x, 'the guest ran the exclusive-mode step');
+    // the kernel reports the device by the name the session was made with, which the node no longer has
+    assert.equal(x.kernelIfname, 'kl2tp-ex');
+    assert.equal(x.ownedWithoutRecords, false, 'without the records the session reads as not ours');
+    assert.equal(x.ownedWithRecords, true);
+    assert.equal(x.upWithRecords, true);
+    assert.equal(x.ensureError, 'no error');
+    assert.equal(x.sameDevice, true, "the pod's device is left as it is");
+    assert.equal(x.sessionAfterDelete, false);
+    assert.equal(x.podDeviceAfterDelete, -1, "the pod's device goes with the session");
+    assert.equal(
+      x.sessionlessTunnelOwned,
+      false,
+      'a tunnel without sessions reads as not ours in a new process',
+    );
   });
 
   it('close({keepDevices:true}) leaves sessions; stopping static mode removes everything', () => {

@@ -405,6 +405,64 @@ async function main(): Promise<void> {
   await be.deleteTunnel(301);
   results.v6After = (await sh('ip', 'l2tp', 'show', 'tunnel')).includes('Tunnel 30');
   results.v6LinksAfter = await ifindexes(['kl2tp-v6', 'kl2tp-v6ip']);
+
+  // Exclusive mode: the CNI moves a session's device into the pod and renames it there. What the
+  // kernel then reports, and whether the backend knows the session as its own with the CNI's records
+  // (podDevice) and without them; converged as it is; deleted with the pod's device.
+  await log('exclusive');
+  const POD = 'kx-pod';
+  await sh('ip', 'netns', 'add', POD);
+  const podDevice = async (n: string) =>
+    n === 'kl2tp-ex' ? { netns: `/run/netns/${POD}`, ifname: 'net1' } : undefined;
+  await be.ensureTunnel({
+    ...v6,
+    tunnelId: 302,
+    peerTunnelId: 402,
+    encap: 'udp',
+    udpSourcePort: 17007,
+    udpDestinationPort: 17008,
+  });
+  const exSpec = {
+    ...base,
+    tunnelId: 302,
+    sessionId: 3003,
+    peerSessionId: 4003,
+    ifname: 'kl2tp-ex',
+    mtu: 1280,
+    l2specType: 'default' as const,
+  };
+  await be.ensureSession(exSpec);
+  await sh('ip', 'link', 'set', 'kl2tp-ex', 'netns', POD);
+  await sh('ip', '-n', POD, 'link', 'set', 'kl2tp-ex', 'name', 'net1');
+  const podIfindex = async () =>
+    Number((await sh('ip', 'netns', 'exec', POD, 'cat', '/sys/class/net/net1/ifindex')).trim()) || -1;
+  const exIfindex = await podIfindex();
+  const exOf = async (b: typeof be) => (await b.listSessions()).find((x) => x.sessionId === 3003);
+  const plain = createKernelBackend({ logger: silentLogger() });
+  const withRecords = createKernelBackend({ logger: silentLogger(), podDevice });
+  const reported = await exOf(plain);
+  const seen = await exOf(withRecords);
+  let ensureError = 'no error';
+  await withRecords.ensureSession(exSpec).catch((e: unknown) => (ensureError = (e as Error).message));
+  const ifindexAfterEnsure = await podIfindex();
+  await withRecords.deleteSession(302, 3003);
+  results.exclusive = {
+    kernelIfname: reported?.ifname,
+    ownedWithoutRecords: reported?.owned,
+    ownedWithRecords: seen?.owned,
+    upWithRecords: seen?.up,
+    ensureError,
+    sameDevice: exIfindex > 0 && ifindexAfterEnsure === exIfindex,
+    sessionAfterDelete: (await sh('ip', 'l2tp', 'show', 'session')).includes('Session 3003 '),
+    podDeviceAfterDelete: await podIfindex(),
+    // a tunnel left without sessions carries no sign of whose it is: another process (a restarted
+    // agent) lists it as not its own, which is why the agent keeps the tunnels it reported up
+    sessionlessTunnelOwned: (await plain.listTunnels()).find((t) => t.tunnelId === 302)?.owned,
+  };
+  await plain.close({ keepDevices: true });
+  await withRecords.close({ keepDevices: true });
+  await be.deleteTunnel(302);
+  await sh('ip', 'netns', 'del', POD);
   results.dumpTunnels = (await l2tp.dumpTunnels()).map((t) => ({
     ...t,
     stats: t.stats ? 'present' : 'absent',
