@@ -295,6 +295,34 @@ describe('Controller glue', () => {
     }
   });
 
+  it('a running pseudowire edited to a session ID another holds keeps its session, and its status says which', async () => {
+    const { api } = await start((api) => {
+      seedPair(api);
+      api.add('pseudowires', pw('blue-wire', { sessionID: 7, peerSessionID: 7 }));
+    });
+    const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+    const p = () => api.object<Pseudowire>('pseudowires', 'lab/red-wire');
+    const ready = () => p()?.status?.conditions?.find((c) => c.type === 'Ready');
+    const red = (n: string) =>
+      ns(n)?.spec?.tunnels[0]?.sessions.find((s) => s.pseudowire?.name === 'red-wire');
+    await settle(() => ['a', 'b'].every((n) => ns(n)?.spec?.tunnels[0]?.sessions.length === 2));
+    for (const n of ['a', 'b']) await agentReport(api, n);
+    await settle(() => ready()?.status === 'True');
+    const before = ['a', 'b'].map(red);
+    const ids = [p()!.status!.sessionID, p()!.status!.peerSessionID];
+    assert.ok(
+      ids.every((x) => x !== undefined && x !== 7),
+      JSON.stringify(ids),
+    );
+    await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire', {
+      spec: { sessionID: 7 },
+    });
+    await settle(() => ready()?.reason === 'IDConflict');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(['a', 'b'].map(red), before, 'its session runs as it was');
+    assert.deepEqual([p()!.status!.sessionID, p()!.status!.peerSessionID], ids, 'and its status names it');
+  });
+
   it('a tunnel refused for an ID another holds takes it once that one is deleted', async () => {
     const fixed = (name: string, peer: string) => ({
       ...tunnel,

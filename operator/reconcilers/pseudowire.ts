@@ -137,8 +137,18 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
     },
   );
   if (ids.conflicts.length || ids.exhausted.length) {
-    delete st.sessionID;
-    delete st.peerSessionID;
+    // a running session keeps the IDs it holds (node states render from the allocator): the status
+    // names those, not the refused edit's; a new one holds none
+    const local = alloc.idOf('session', sides.localNode, owner);
+    const peer = sides.peerNode
+      ? alloc.idOf('session', sides.peerNode, owner)
+      : (p.spec.peerSessionID ?? p.status?.peerSessionID);
+    if (local !== undefined && peer !== undefined)
+      Object.assign(st, { sessionID: local, peerSessionID: peer });
+    else {
+      delete st.sessionID;
+      delete st.peerSessionID;
+    }
     if (ids.conflicts.length) return fail('IDConflict', ids.conflicts.join('; '));
     await fail('IDsExhausted', ids.exhausted.join('; '));
     return { requeueAfterMs: ID_RETRY_MS }; // nothing announces an ID that another object frees
