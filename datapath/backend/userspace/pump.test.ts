@@ -1,5 +1,6 @@
 // The native pump's packet functions, without sockets or TAPs (no root): header bytes, receive
-// checks and drop reasons, sequence handling, TSO segmentation and segment merging; fuzzed.
+// checks and drop reasons, sequence handling, TSO segmentation and segment merging, the session ID
+// lookup shared by the tunnels of one socket; fuzzed.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,7 @@ interface TestHooks {
   _testSegment(frame: Buffer, vnet: Vnet): Buffer[] | null;
   _testMerge(frames: Buffer[], trusted?: boolean): Written[];
   _testEventLimit(burst: number, intervalMs: number, timesMs: number[]): number[];
+  _testDemux(ops: [kind: number, sid: number, owner: number][]): number[];
 }
 // the pure packet functions, from the test-only addon built beside the pump
 const pump = createRequire(import.meta.url)(
@@ -325,5 +327,46 @@ describe('pump error events: token bucket', () => {
   it('never holds more than the burst, however long it was quiet', () => {
     const r = pump._testEventLimit(2, 10, [0, 100000, 100000, 100000, 100000]);
     assert.deepEqual(r, [0, 0, 0, -1, -1]);
+  });
+});
+
+describe('pump: session ID lookup of the tunnels sharing a socket', () => {
+  const [ADD, REMOVE, FIND, REMOVE_OWNER] = [0, 1, 2, 3];
+  const EEXIST = -17;
+  const ENOENT = -2;
+  /** What the native table must answer, from a Map. */
+  function model(ops: [number, number, number][]): number[] {
+    const m = new Map<number, number>();
+    return ops.map(([kind, sid, owner]) => {
+      if (kind === ADD) return m.has(sid) ? EEXIST : (m.set(sid, owner), 0);
+      if (kind === REMOVE) return m.delete(sid) ? 0 : ENOENT;
+      if (kind === FIND) return m.get(sid) ?? -1;
+      for (const [k, o] of m) if (o === owner) m.delete(k);
+      return m.size;
+    });
+  }
+  it('grows past its first size, finds every ID after removals, and refuses a taken ID for any tunnel', () => {
+    const ops: [number, number, number][] = [];
+    for (let sid = 1; sid <= 1000; sid++) ops.push([ADD, sid, sid % 3]);
+    ops.push([ADD, 500, 0], [ADD, 500, 2]);
+    for (let sid = 1; sid <= 1000; sid += 2) ops.push([REMOVE, sid, 0]);
+    for (let sid = 0; sid <= 1001; sid++) ops.push([FIND, sid, 0]);
+    ops.push([REMOVE_OWNER, 0, 1]);
+    for (let sid = 0; sid <= 1001; sid++) ops.push([FIND, sid, 0]);
+    assert.deepEqual(pump._testDemux(ops), model(ops));
+  });
+  it('agrees with a map under random adds, removals and tunnels leaving (fuzzed)', () => {
+    // few IDs (collisions, re-adds) mixed with any 32-bit ID; hashes crowd in small tables
+    const sid = fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 0xffffffff }));
+    const op = fc.tuple(fc.integer({ min: 0, max: 3 }), sid, fc.integer({ min: 0, max: 3 }));
+    const withFinds = fc
+      .array(op, { maxLength: 400 })
+      .map((ops) => [...ops, ...ops.map(([, s]): [number, number, number] => [FIND, s, 0])]);
+    fc.assert(
+      fc.property(withFinds, (ops) => {
+        assert.deepEqual(pump._testDemux(ops), model(ops));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

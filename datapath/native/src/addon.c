@@ -331,7 +331,9 @@ static napi_value add_session(napi_env env, napi_callback_info info) {
   if (rc < 0) {
     free(s->gro.buf);
     free(s);
-    return throw_errno_error(env, "add session", rc);
+    /* over IP, tunnels between the same addresses share one session ID space, as in the kernel */
+    return throw_errno_error(env, rc == -EEXIST ? "add session (ID in use on this tunnel's addresses)" : "add session",
+                             rc);
   }
   return NULL;
 }

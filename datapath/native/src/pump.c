@@ -1,10 +1,7 @@
 #include "pump.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/ip.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,35 +12,20 @@
 
 #include "tap.h"
 
-#define BATCH 64                /* datagrams per recvmmsg */
-#define FRAME_MAX 65536         /* largest datagram (or GRO train) and largest TAP frame */
+#define TX_BATCH 64             /* frames read from one TAP per round */
 #define TX_MSGS 1024            /* datagrams per sendmmsg (UIO_MAXIOV) */
 #define TX_ARENA (4u << 20)     /* outgoing datagrams are laid out here, header + frame, contiguous */
 #define TX_HEADROOM 32          /* room for the L2TP header in front of a frame read from a TAP */
 #define TX_RESERVE (TX_HEADROOM + VNET_HDR_LEN + FRAME_MAX + 96 * 1024) /* read + segment one frame */
-#define IPPROTO_L2TP 115
 #define EV_STOP_TAG 0xffffffffu
 #define TX_ROUNDS_PER_FD 4 /* batches read from one TAP before giving the others a turn */
 #ifndef SOL_UDP
 #define SOL_UDP IPPROTO_UDP
 #endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
-#ifndef UDP_NO_CHECK6_RX
-#define UDP_NO_CHECK6_RX 102
-#endif
 #define UDP_GSO_MAX_SEGS 64
-
-struct rx_batch {
-  struct mmsghdr msgs[BATCH];
-  struct iovec iov[BATCH];
-  char ctrl[BATCH][64];
-  uint8_t *buf; /* BATCH * FRAME_MAX */
-};
 
 struct tx_batch {
   struct mmsghdr msgs[TX_MSGS];
@@ -60,247 +42,18 @@ struct tx_batch {
 struct tunnel {
   struct tunnel_cfg cfg;
   int gso; /* UDP GSO for TSO super-frames (UDP encap with checksums) */
-  int sock, stop_fd, epfd;
-  pthread_t rx_thr, tx_thr;
-  int rx_started, tx_started;
+  struct endpoint *ep;
+  int sock; /* the endpoint's */
+  int stop_fd, epfd;
+  pthread_t tx_thr;
+  int tx_started;
   pthread_rwlock_t lock;
   struct l2tp_session *slots[PUMP_MAX_SESSIONS];
-  /* session ID -> slot + 1 (0 = empty), open addressing at load <= 1/2; rebuilt under the write lock on
-   * every add/remove, so the per-packet lookup is O(1) however many sessions a tunnel holds */
-  uint16_t index[PUMP_INDEX_SIZE];
-  struct l2tp_session *last; /* rx lookup cache, rx thread only */
-  struct tunnel_counters c;
+  struct tunnel_counters c; /* its own; the endpoint's receive thread counts into them */
   pump_event_fn ev;
   void *ev_ctx;
-  struct rx_batch rx;
   struct tx_batch tx;
 };
-
-static inline void inc(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
-static inline uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void st(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-
-static int sockaddr_of(int family, const char *addr, uint16_t port, struct sockaddr_storage *ss, socklen_t *len) {
-  memset(ss, 0, sizeof *ss);
-  if (family == AF_INET) {
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    *len = sizeof *a;
-    return inet_pton(AF_INET, addr, &a->sin_addr) == 1 ? 0 : -EINVAL;
-  }
-  struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-  a->sin6_family = AF_INET6;
-  a->sin6_port = htons(port);
-  *len = sizeof *a;
-  return inet_pton(AF_INET6, addr, &a->sin6_addr) == 1 ? 0 : -EINVAL;
-}
-
-static int open_socket(const struct tunnel_cfg *cfg, const char **what) {
-  int fd = cfg->udp ? socket(cfg->family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP)
-                    : socket(cfg->family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_L2TP);
-  if (fd < 0) return *what = "socket", -errno;
-  int one = 1, bufsz = 4 << 20;
-  /* Large buffers absorb bursts between batches; FORCE works as root, the plain call is a fallback. */
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz) < 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz) < 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
-  if (cfg->udp) {
-    /* No SO_REUSEADDR: no other local socket may bind the tunnel's address and port beside it. */
-    /* The kernel's L2TP sends UDP checksum 0 over IPv4 unless udp_csum is on. */
-    if (cfg->family == AF_INET && !cfg->udp_checksum) setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one);
-    /* Over IPv6 the kernel's tunnel (udp6_csum_rx off) and the ebpf backend send checksum 0 when the
-     * tunnel has no checksums; the stack drops such datagrams unless the socket accepts them. */
-    if (cfg->family == AF_INET6 && !cfg->udp_checksum &&
-        setsockopt(fd, SOL_UDP, UDP_NO_CHECK6_RX, &one, sizeof one) < 0) {
-      int e = errno;
-      close(fd);
-      return *what = "UDP_NO_CHECK6_RX", -e;
-    }
-    /* Receive trains of same-sized datagrams in one buffer where the stack coalesced them (GRO). */
-    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
-  }
-  struct sockaddr_storage ss;
-  socklen_t len;
-  if (sockaddr_of(cfg->family, cfg->local, cfg->udp ? cfg->local_port : 0, &ss, &len) < 0) {
-    close(fd);
-    return *what = "local address", -EINVAL;
-  }
-  if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-    int e = errno;
-    close(fd);
-    return *what = "bind", -e;
-  }
-  if (sockaddr_of(cfg->family, cfg->remote, cfg->udp ? cfg->remote_port : 0, &ss, &len) < 0) {
-    close(fd);
-    return *what = "remote address", -EINVAL;
-  }
-  /* connect() makes the kernel filter datagrams from anyone but the peer (5-tuple / IP pair). */
-  if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
-    int e = errno;
-    close(fd);
-    return *what = "connect", -e;
-  }
-  return fd;
-}
-
-static inline uint32_t sid_hash(uint32_t sid) { return (sid * 2654435761u) & (PUMP_INDEX_SIZE - 1); }
-
-/* Caller holds the write lock. */
-static void index_rebuild(struct tunnel *t) {
-  memset(t->index, 0, sizeof t->index);
-  for (int i = 0; i < PUMP_MAX_SESSIONS; i++) {
-    if (!t->slots[i]) continue;
-    uint32_t h = sid_hash(t->slots[i]->session_id);
-    while (t->index[h]) h = (h + 1) & (PUMP_INDEX_SIZE - 1);
-    t->index[h] = (uint16_t)(i + 1);
-  }
-}
-
-static struct l2tp_session *lookup(struct tunnel *t, uint32_t sid) {
-  struct l2tp_session *s = t->last;
-  if (s && s->session_id == sid) return s;
-  for (uint32_t h = sid_hash(sid);; h = (h + 1) & (PUMP_INDEX_SIZE - 1)) {
-    uint16_t v = t->index[h];
-    if (!v) return NULL; /* the load factor guarantees an empty entry */
-    s = t->slots[v - 1];
-    if (s && s->session_id == sid) return t->last = s;
-  }
-}
-
-static int transient(int e) {
-  /* A connected socket reports ICMP errors from the peer (port/protocol unreachable while the peer is
-   * not up yet: ECONNREFUSED, ENOPROTOOPT, ...) once, as the result of a later call; those and memory
-   * pressure are not failures of the tunnel. Only a broken descriptor or argument is. */
-  return !(e == EBADF || e == EFAULT || e == EINVAL || e == ENOTSOCK);
-}
-
-/* Without offloads the TAP has no virtio header: one plain write per frame. */
-static void tap_write_plain(struct l2tp_session *s, const uint8_t *frame, size_t len) {
-  if (write(s->tap_fd, frame, len) < 0) inc(&s->c.rx_errors, 1);
-}
-
-/* With offloads: the virtio header, then the frame's pieces (a merge run's headers and payloads). */
-static void emit_tap(void *ctx, const struct iovec *frame, int n, const struct vnet_hdr *h) {
-  struct l2tp_session *s = ctx;
-  uint8_t vh[VNET_HDR_LEN];
-  vnet_write(vh, h);
-  struct iovec iov[1 + 1 + GRO_MAX_SEGS];
-  if (n > GRO_MAX_SEGS + 1) n = GRO_MAX_SEGS + 1; /* cannot happen: runs are at most GRO_MAX_SEGS */
-  iov[0].iov_base = vh;
-  iov[0].iov_len = sizeof vh;
-  memcpy(iov + 1, frame, (size_t)n * sizeof iov[0]);
-  if (writev(s->tap_fd, iov, 1 + n) < 0) inc(&s->c.rx_errors, 1);
-}
-static void gro_flush(struct l2tp_session *s) { gro_flush_to(&s->gro, emit_tap, s); }
-
-/* Sessions holding a merge run during the current receive batch. */
-struct pending {
-  struct l2tp_session *s[PUMP_MAX_SESSIONS];
-  int n;
-};
-
-static void deliver(struct l2tp_session *s, const uint8_t *frame, size_t len, int trusted, struct pending *pend) {
-  inc(&s->c.rx_packets, 1);
-  inc(&s->c.rx_bytes, len);
-  if (!s->vnet) return tap_write_plain(s, frame, len);
-  int was = s->gro.active;
-  if (gro_offer(&s->gro, frame, len, trusted, emit_tap, s) && !was) {
-    /* a new run: write it out at the end of the receive batch at the latest */
-    if (pend->n < PUMP_MAX_SESSIONS)
-      pend->s[pend->n++] = s;
-    else
-      gro_flush(s);
-  }
-}
-
-/* trusted: p is one datagram of a UDP GRO train (see gro_append). */
-static void rx_one(struct tunnel *t, uint8_t *p, size_t len, int trusted, struct pending *pend) {
-  inc(&t->c.rx_packets, 1);
-  if (!t->cfg.udp && t->cfg.family == AF_INET) { /* raw IPv4 sockets deliver the IP header */
-    if (len < 20) return inc(&t->c.drops[DROP_TRUNCATED], 1);
-    size_t ihl = (size_t)(p[0] & 0x0f) * 4;
-    if (ihl < 20 || len < ihl) return inc(&t->c.drops[DROP_TRUNCATED], 1);
-    p += ihl, len -= ihl;
-  }
-  uint32_t sid = 0;
-  size_t off = 0, payload = 0;
-  int r = l2tp_locate(p, len, t->cfg.udp, &sid, &off);
-  if (r != RX_OK) return inc(&t->c.drops[r], 1);
-  struct l2tp_session *s = lookup(t, sid);
-  if (!s) return inc(&t->c.drops[DROP_UNKNOWN_SESSION], 1);
-  r = l2tp_verify(s, p, len, off, &payload);
-  if (r != RX_OK) return inc(&s->c.drops[r], 1);
-  deliver(s, p + payload, len - payload, trusted, pend);
-}
-
-/* The UDP GRO segment size of a received train, or 0 for a single datagram. */
-static int gro_size(struct msghdr *m) {
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-      int v;
-      memcpy(&v, CMSG_DATA(c), sizeof v);
-      return v;
-    }
-  }
-  return 0;
-}
-
-static void *rx_main(void *arg) {
-  struct tunnel *t = arg;
-  struct rx_batch *b = &t->rx;
-  struct pending pend = {.n = 0};
-  for (int i = 0; i < BATCH; i++) {
-    b->iov[i].iov_base = b->buf + (size_t)i * FRAME_MAX;
-    b->iov[i].iov_len = FRAME_MAX;
-    memset(&b->msgs[i], 0, sizeof b->msgs[i]);
-    b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
-    b->msgs[i].msg_hdr.msg_iovlen = 1;
-  }
-  struct pollfd pfd[2] = {{.fd = t->sock, .events = POLLIN}, {.fd = t->stop_fd, .events = POLLIN}};
-  for (;;) {
-    for (int i = 0; i < BATCH; i++) {
-      b->msgs[i].msg_hdr.msg_control = b->ctrl[i];
-      b->msgs[i].msg_hdr.msg_controllen = sizeof b->ctrl[i];
-    }
-    int n = recvmmsg(t->sock, b->msgs, BATCH, MSG_DONTWAIT, NULL);
-    if (n < 0) {
-      int e = errno;
-      if (e == EAGAIN || e == EINTR) {
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-          t->ev(t->ev_ctx, 1, 0, errno, "poll (rx)");
-          return NULL;
-        }
-        if (pfd[1].revents) return NULL; /* stop requested */
-        continue;
-      }
-      if (transient(e)) continue;
-      t->ev(t->ev_ctx, 1, 0, e, "recvmmsg");
-      return NULL;
-    }
-    pthread_rwlock_rdlock(&t->lock);
-    for (int i = 0; i < n; i++) {
-      struct msghdr *m = &b->msgs[i].msg_hdr;
-      uint8_t *p = b->buf + (size_t)i * FRAME_MAX;
-      size_t len = b->msgs[i].msg_len;
-      if (m->msg_flags & MSG_TRUNC) {
-        inc(&t->c.rx_packets, 1);
-        inc(&t->c.drops[DROP_OVERSIZED], 1);
-        continue;
-      }
-      size_t seg = t->cfg.udp ? (size_t)gro_size(m) : 0;
-      if (seg == 0 || seg >= len) {
-        rx_one(t, p, len, 0, &pend);
-      } else {
-        for (size_t o = 0; o < len; o += seg) rx_one(t, p + o, len - o < seg ? len - o : seg, 1, &pend);
-      }
-    }
-    for (int i = 0; i < pend.n; i++) gro_flush(pend.s[i]);
-    pend.n = 0;
-    pthread_rwlock_unlock(&t->lock);
-  }
-}
 
 static void tx_flush(struct tunnel *t) {
   struct tx_batch *b = &t->tx;
@@ -311,7 +64,7 @@ static void tx_flush(struct tunnel *t) {
       int e = errno;
       if (e == EINTR) continue;
       inc(&b->sess[done]->c.tx_errors, b->segs[done]); /* the first message failed: count it, go on */
-      if (!transient(e) && e != EAGAIN) t->ev(t->ev_ctx, 0, b->sess[done]->session_id, e, "sendmmsg");
+      if (!sock_error_transient(e) && e != EAGAIN) t->ev(t->ev_ctx, 0, b->sess[done]->session_id, e, "sendmmsg");
       done++;
       continue;
     }
@@ -397,7 +150,7 @@ static void tx_segment(struct tunnel *t, struct l2tp_session *s, const uint8_t *
 /* Read what one TAP has (bounded), queueing datagrams. Returns -errno on a TAP failure. */
 static int tx_drain(struct tunnel *t, struct l2tp_session *s) {
   struct tx_batch *b = &t->tx;
-  for (int frames = 0; frames < TX_ROUNDS_PER_FD * BATCH; frames++) {
+  for (int frames = 0; frames < TX_ROUNDS_PER_FD * TX_BATCH; frames++) {
     if (b->used + TX_RESERVE > TX_ARENA) tx_flush(t);
     /* Frame lands at base + TX_HEADROOM; the virtio header (if any) just before it, where the L2TP
      * header is written afterwards. */
@@ -483,24 +236,18 @@ struct tunnel *tunnel_create(const struct tunnel_cfg *cfg, pump_event_fn ev, voi
   t->ev = ev;
   t->ev_ctx = ev_ctx;
   t->sock = t->stop_fd = t->epfd = -1;
-  /* Writers (session add/remove) must not starve behind the two always-busy reader threads. */
+  /* Writers (session add/remove) must not starve behind the always-busy transmit thread. */
   pthread_rwlockattr_t la;
   pthread_rwlockattr_init(&la);
   pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&t->lock, &la);
   pthread_rwlockattr_destroy(&la);
-  t->rx.buf = malloc((size_t)BATCH * FRAME_MAX);
   t->tx.arena = malloc(TX_ARENA);
-  if (!t->rx.buf || !t->tx.arena) {
+  if (!t->tx.arena) {
     *err = -ENOMEM, *what = "buffers";
     goto fail;
   }
   t->gso = cfg->udp && (cfg->udp_checksum || cfg->family == AF_INET6); /* IPv6 UDP always has checksums */
-  t->sock = open_socket(cfg, what);
-  if (t->sock < 0) {
-    *err = t->sock;
-    goto fail;
-  }
   t->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   t->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (t->stop_fd < 0 || t->epfd < 0) {
@@ -509,20 +256,16 @@ struct tunnel *tunnel_create(const struct tunnel_cfg *cfg, pump_event_fn ev, voi
   }
   struct epoll_event e = {.events = EPOLLIN, .data.u32 = EV_STOP_TAG};
   epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->stop_fd, &e);
-  int rc = pthread_create(&t->rx_thr, NULL, rx_main, t);
-  if (rc) {
-    *err = -rc, *what = "pthread_create";
-    goto fail;
-  }
-  t->rx_started = 1;
-  /* named so that top -H, perf and /proc show the datapath's own CPU apart from the agent's */
-  pthread_setname_np(t->rx_thr, "l2tp-rx");
-  rc = pthread_create(&t->tx_thr, NULL, tx_main, t);
+  t->ep = endpoint_join(cfg, &t->c, ev, ev_ctx, err, what);
+  if (!t->ep) goto fail;
+  t->sock = endpoint_socket(t->ep);
+  int rc = pthread_create(&t->tx_thr, NULL, tx_main, t);
   if (rc) {
     *err = -rc, *what = "pthread_create";
     goto fail;
   }
   t->tx_started = 1;
+  /* named so that top -H, perf and /proc show the datapath's own CPU apart from the agent's */
   pthread_setname_np(t->tx_thr, "l2tp-tx");
   return t;
 fail:
@@ -535,28 +278,32 @@ int tunnel_add_session(struct tunnel *t, struct l2tp_session *s) {
   l2tp_session_init_header(s);
   if (s->vnet && !s->gro.buf && !(s->gro.buf = malloc(GRO_HDR_MAX))) return -ENOMEM;
   pthread_rwlock_wrlock(&t->lock);
-  int free_slot = -1;
+  int free_slot = -1, rc = 0;
   for (int i = 0; i < PUMP_MAX_SESSIONS; i++) {
     if (t->slots[i] && t->slots[i]->session_id == s->session_id) {
-      pthread_rwlock_unlock(&t->lock);
-      return -EEXIST;
+      rc = -EEXIST;
+      goto out;
     }
     if (!t->slots[i] && free_slot < 0) free_slot = i;
   }
   if (free_slot < 0) {
-    pthread_rwlock_unlock(&t->lock);
-    return -ENOSPC;
+    rc = -ENOSPC;
+    goto out;
   }
   struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)free_slot};
   if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, s->tap_fd, &e) < 0) {
-    int err = -errno;
-    pthread_rwlock_unlock(&t->lock);
-    return err;
+    rc = -errno;
+    goto out;
+  }
+  rc = endpoint_add_session(t->ep, s, &t->c); /* -EEXIST: another tunnel on the addresses has the ID */
+  if (rc < 0) {
+    epoll_ctl(t->epfd, EPOLL_CTL_DEL, s->tap_fd, NULL);
+    goto out;
   }
   t->slots[free_slot] = s;
-  index_rebuild(t);
+out:
   pthread_rwlock_unlock(&t->lock);
-  return 0;
+  return rc;
 }
 
 static void release_session(struct l2tp_session *s, int keep_device) {
@@ -577,8 +324,7 @@ int tunnel_remove_session(struct tunnel *t, uint32_t session_id, int keep_device
       break;
     }
   }
-  if (s && t->last == s) t->last = NULL;
-  if (s) index_rebuild(t);
+  if (s) endpoint_remove_session(t->ep, session_id);
   pthread_rwlock_unlock(&t->lock);
   if (!s) return -ENOENT;
   release_session(s, keep_device);
@@ -613,17 +359,15 @@ void tunnel_destroy(struct tunnel *t, int keep_devices) {
     if (write(t->stop_fd, &one, sizeof one) < 0) { /* cannot fail for a fresh eventfd */
     }
   }
-  if (t->rx_started) pthread_join(t->rx_thr, NULL);
   if (t->tx_started) pthread_join(t->tx_thr, NULL);
+  if (t->ep) endpoint_leave(t->ep, &t->c); /* the receive thread no longer sees its sessions */
   for (int i = 0; i < PUMP_MAX_SESSIONS; i++) {
     if (t->slots[i]) release_session(t->slots[i], keep_devices);
     t->slots[i] = NULL;
   }
-  if (t->sock >= 0) close(t->sock);
   if (t->stop_fd >= 0) close(t->stop_fd);
   if (t->epfd >= 0) close(t->epfd);
   pthread_rwlock_destroy(&t->lock);
-  free(t->rx.buf);
   free(t->tx.arena);
   free(t);
 }

@@ -1,10 +1,11 @@
-/* Test hooks: the pure packet functions (wire.c, offload.c) exposed without sockets or TAPs, so that
+/* Test hooks: the pure packet functions (wire.c, offload.c, demux.c) exposed without sockets or TAPs, so that
  * unit tests (no root) can check header bytes and fuzz the parsers and the segment/merge code. An
  * addon of its own (l2tp_pump_selftest), so the production pump carries no test entry points. */
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "demux.h"
 #include "evlimit.h"
 #include "offload.h"
 #include "wire.h"
@@ -233,12 +234,51 @@ static napi_value t_event_limit(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* _testDemux(ops: [kind, sid, owner][]) -> number[]: one result per op. kind 0 add (0 or -errno),
+ * 1 remove (0 or -errno), 2 find (the owner, or -1), 3 remove every entry of owner (entries left). */
+static napi_value t_demux(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], arr;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  napi_create_array_with_length(env, n, &arr);
+  static struct l2tp_session dummy;
+  struct demux d;
+  if (demux_init(&d) < 0) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value op, x, r;
+    uint32_t v[3] = {0, 0, 0};
+    napi_get_element(env, argv[0], i, &op);
+    for (uint32_t k = 0; k < 3; k++) {
+      napi_get_element(env, op, k, &x);
+      napi_get_value_uint32(env, x, &v[k]);
+    }
+    void *owner = (void *)(uintptr_t)(v[2] + 1);
+    double res = 0;
+    if (v[0] == 0) res = demux_add(&d, v[1], &dummy, owner);
+    if (v[0] == 1) res = demux_remove(&d, v[1]);
+    if (v[0] == 2) {
+      const struct demux_entry *e = demux_find(&d, v[1]);
+      res = e ? (double)((uintptr_t)e->owner - 1) : -1;
+    }
+    if (v[0] == 3) {
+      demux_remove_owner(&d, owner);
+      res = d.count;
+    }
+    napi_create_double(env, res, &r);
+    napi_set_element(env, arr, i, r);
+  }
+  demux_free(&d);
+  return arr;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const struct {
     const char *name;
     napi_callback fn;
   } fns[] = {{"_testHeaders", t_headers}, {"_testReceive", t_receive}, {"_testSegment", t_segment}, {"_testMerge", t_merge},
-             {"_testEventLimit", t_event_limit}};
+             {"_testEventLimit", t_event_limit}, {"_testDemux", t_demux}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
