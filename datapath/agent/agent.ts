@@ -7,6 +7,16 @@ import type { Logger } from '../../lib/log.js';
 import type { Backend, SessionCounters, TunnelCounters } from '../backend/types.js';
 import { desiredFromSpec } from './desired.js';
 import type { AgentMetrics } from './metrics.js';
+import {
+  desiredTargets,
+  podMtuMessage,
+  pwRefKey,
+  reportTargets,
+  type PodMtuPhase,
+  type PodMtuProblem,
+  type PodMtuTarget,
+  type SyncPodMtu,
+} from './pod-mtu-plan.js';
 import { reconcile, type DesiredState, type ReconcileReport } from './reconcile.js';
 import { ReportResolver } from './resolver.js';
 import { buildStatus, hasCounters, splitReport, statusChanged } from './status.js';
@@ -44,6 +54,11 @@ export interface AgentOptions {
   ) => Promise<unknown>;
   /** After every pass, with the pseudowires this node carries: attachment bridges of others can go. */
   releaseOrphanBridges?: (carried: { pseudowire: PseudowireRef; sessionId: number }[]) => Promise<unknown>;
+  /**
+   * Attached pods follow their session's MTU: called before the backend's pass with the MTUs it is
+   * about to set ("lower") and after it with those it holds ("all"); what fails shows in the session's status.
+   */
+  syncPodMtu?: SyncPodMtu;
 }
 
 const EMPTY: DesiredState = { tunnels: [] };
@@ -131,6 +146,7 @@ export class Agent {
     // mark it (a kernel tunnel without sessions, after a restart)
     for (const s of shards)
       for (const t of s.status?.tunnels ?? []) if (t.state === 'Ready') this.ownTunnels.add(t.tunnelId);
+    await this.syncPodMtu(desiredTargets(desired), 'lower');
     let report: ReconcileReport;
     try {
       report = await reconcile(this.o.backend, desired, log, {
@@ -152,6 +168,7 @@ export class Agent {
     }
     await this.releaseGone(this.lastReport, report);
     await this.rejoinBridges(report);
+    this.notePodMtu(report, await this.syncPodMtu(reportTargets(report), 'all'));
     await this.o
       .releaseOrphanBridges?.(
         report.sessions.flatMap((s) =>
@@ -242,6 +259,26 @@ export class Agent {
         { err: String(e), nodeState: name },
         'status write failed; retrying on the next pass',
       );
+    }
+  }
+
+  /** Attached pods to their session's MTU; a failure of the whole step is logged, not the pass's. */
+  private async syncPodMtu(
+    targets: PodMtuTarget[],
+    phase: PodMtuPhase,
+  ): Promise<ReadonlyMap<string, PodMtuProblem[]>> {
+    if (!this.o.syncPodMtu) return new Map();
+    return this.o.syncPodMtu(targets, phase).catch((e: unknown) => {
+      this.o.logger.warn({ err: String(e), phase }, "could not bring attached pods to their session's MTU");
+      return new Map();
+    });
+  }
+
+  /** Pods that kept their MTU show in their session's status (its message; its state stays). */
+  private notePodMtu(report: ReconcileReport, problems: ReadonlyMap<string, PodMtuProblem[]>): void {
+    for (const s of report.sessions) {
+      const note = s.pseudowire && podMtuMessage(problems.get(pwRefKey(s.pseudowire)) ?? []);
+      if (note) s.error = s.error !== undefined ? `${s.error}; ${note}` : note;
     }
   }
 

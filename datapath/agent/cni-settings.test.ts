@@ -34,6 +34,17 @@ describe('agent CNI settings from the datapath pod', () => {
     assert.ok(s.stateDir.startsWith(`${cfg.cniDataDir}/`), 'records on the node (in the data dir volume)');
   });
 
+  it("knows where the pod mounts pods' network namespaces (named when one cannot be opened)", () => {
+    const cfg = { ...DEFAULT_POD_CONFIG, netnsDir: '/run/containerd/io.containerd.grpc.v1.cri/netns' };
+    const c = (desiredDatapathPod('n1', cfg).spec as { containers: Container[] }).containers[0]!;
+    const s = agentCniSettings(Object.fromEntries(c.env.map((e) => [e.name, e.value])));
+    assert.equal(s.netnsDir, cfg.netnsDir);
+    assert.ok(
+      c.volumeMounts.some((m) => m.mountPath === s.netnsDir),
+      'mounted at that path: the records name namespaces by the runtime path',
+    );
+  });
+
   it('defaults for an agent run by hand on a host', () => {
     assert.deepEqual(agentCniSettings({}), {
       binDir: '/opt/cni/bin',

@@ -13,6 +13,11 @@ export interface AgentCniSettings {
   socket: string;
   /** Attachment records (a node directory: they outlive the agent). */
   stateDir: string;
+  /**
+   * Where the pod mounts the runtime's network namespaces (the chart's cni.netnsDir, at the same
+   * path): named when a pod's namespace cannot be opened. Unknown for an agent run by hand.
+   */
+  netnsDir?: string;
 }
 
 export function agentCniSettings(env: Readonly<Record<string, string | undefined>>): AgentCniSettings {
@@ -22,5 +27,6 @@ export function agentCniSettings(env: Readonly<Record<string, string | undefined
     confDir: env.KUBE_L2TP_CNI_CONF_DIR || '/etc/cni/net.d',
     socket: env.KUBE_L2TP_SOCKET_DIR ? join(env.KUBE_L2TP_SOCKET_DIR, 'cni.sock') : DEFAULT_CNI_SOCKET,
     stateDir: env.KUBE_L2TP_CNI_STATE_DIR || '/var/lib/cni/kube-l2tp',
+    ...(env.KUBE_L2TP_NETNS_DIR ? { netnsDir: env.KUBE_L2TP_NETNS_DIR } : {}),
   };
 }

@@ -14,8 +14,9 @@ import {
   type BackendChoice,
 } from '../backend/select.js';
 import { rejoinPseudowireBridges, releaseOrphanBridges, releasePseudowireBridge } from '../cni/links.js';
+import { podMtuSync } from '../cni/pod-mtu.js';
 import { startCniServer } from '../cni/server.js';
-import { AttachmentStore } from '../cni/state.js';
+import { AttachmentStore, ProcessLocker } from '../cni/state.js';
 import { UsageError } from '../static/command.js';
 import { Agent, DEFAULT_RESYNC_SECONDS, type AgentOptions } from './agent.js';
 import { agentCniSettings } from './cni-settings.js';
@@ -29,7 +30,7 @@ import { cleanNodeFiles, stopAction } from './uninstall.js';
 
 export const AGENT_USAGE =
   'agent --node-name NODE [--backend auto|kernel|ebpf|userspace] [--bpffs DIR] [--kubeconfig FILE] [--cni-socket PATH] ' +
-  '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--metrics-port N] [--resync-seconds N] [--status-counter-seconds N] [--underlay-mtu N | --fixed-mtu N]';
+  '[--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-path DIRS] [--cni-state-dir DIR] [--netns-dir DIR] [--metrics-port N] [--resync-seconds N] [--status-counter-seconds N] [--underlay-mtu N | --fixed-mtu N]';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The shim built by scripts/build-native.sh, relative to dist/datapath/agent/. */
@@ -50,6 +51,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv) {
       'cni-conf-dir': { type: 'string', default: cniEnv.confDir },
       'cni-path': { type: 'string', default: env.CNI_PATH ?? '/opt/cni/bin' },
       'cni-state-dir': { type: 'string', default: cniEnv.stateDir },
+      'netns-dir': { type: 'string', default: cniEnv.netnsDir },
       'cni-source': { type: 'string', default: DEFAULT_SHIM },
       'install-cni': { type: 'boolean', default: true },
       'metrics-port': { type: 'string', default: env.KUBE_L2TP_HEALTH_PORT ?? '9771' },
@@ -99,6 +101,8 @@ export async function agentCommand(
   // the attachment records: the CNI server writes them, the backend reads where exclusive
   // attachments moved session devices; one store for both
   const attachments = new AttachmentStore(values['cni-state-dir']);
+  // the CNI commands' per-attachment locks, which the agent takes too when it changes an attached pod
+  const locker = new ProcessLocker();
   const selectOpts = {
     logger: log.child({ component: 'backend' }),
     onFault: (f: unknown) => log.error({ fault: f }, 'datapath fault'),
@@ -137,6 +141,12 @@ export async function agentCommand(
     releaseOrphanBridges,
     probeUnderlay,
     refuseNewSession: memory.refuseNewSession,
+    syncPodMtu: podMtuSync({
+      store: attachments,
+      locker,
+      logger: log.child({ component: 'pod-mtu' }),
+      ...(values['netns-dir'] ? { netnsDir: values['netns-dir'] } : {}),
+    }),
   });
   const probes = await startProbeServer({
     port: Number(values['metrics-port']),
@@ -154,6 +164,7 @@ export async function agentCommand(
     // IPAM delegates: the node's plugins as mounted here (the runtime's CNI_PATH is a host path)
     delegateDirs: [values['cni-bin-dir']],
     store: attachments,
+    locker,
     onAttachmentChange: () => void agent.kick(),
   });
   if (values['install-cni']) {

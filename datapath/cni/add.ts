@@ -140,7 +140,9 @@ async function attach(
     device: pw.ifname,
     createdAt: new Date().toISOString(),
     cniPath: cmd.path,
+    mtu,
   };
+  if (conf.mtu !== undefined) rec.configMtu = conf.mtu;
   if (conf.ipam) rec.ipamConfig = conf.raw;
   if (pw.mode === 'bridge') {
     rec.bridge = bridgeFor(conf.pseudowire, pw);

@@ -30,10 +30,12 @@ export async function cmdCheck(c: Ctx): Promise<undefined> {
   requireNetns(c, CniCode.CheckFailed);
   const link = await podLinkInfo(c.ns, cmd.ifname);
   if (!link) throw new CniError(CniCode.CheckFailed, `CNI_IFNAME: ${cmd.ifname} is missing in ${cmd.netns}`);
-  // A result that states the MTU is what the link must have. One that does not (0.4.0, or a later
-  // chained plugin such as tuning changed the MTU and re-encoded the result without it) allows any
-  // MTU the pseudowire carries: the spec lets later plugins modify what ADD made.
-  if (want.mtu !== undefined && link.mtu !== want.mtu) {
+  // A result that states the MTU is what the link must have, or what the agent brought it to since
+  // (the session's MTU changed; the record says). One that does not (0.4.0, or a later chained
+  // plugin such as tuning changed the MTU and re-encoded the result without it) allows any MTU the
+  // pseudowire carries: the spec lets later plugins modify what ADD made.
+  const followed = (await c.deps.store.get(cmd.containerID, cmd.ifname))?.mtu;
+  if (want.mtu !== undefined && link.mtu !== want.mtu && link.mtu !== followed) {
     throw new CniError(CniCode.CheckFailed, `mtu: ${cmd.ifname} has MTU ${link.mtu}, expected ${want.mtu}`);
   }
   if ((link.mtu ?? 0) > pw.mtu) {

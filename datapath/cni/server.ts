@@ -36,7 +36,7 @@ import { CURRENT_VERSION } from '../../lib/cni/versions.js';
 import type { Logger } from '../../lib/log.js';
 import { loadNative, type NativeNetlink } from '../../lib/netlink/native.js';
 import { dispatch, type Invocation } from './dispatch.js';
-import { ProcessLocker, type AttachmentStore } from './state.js';
+import { ProcessLocker, type AttachmentStore, type Locker } from './state.js';
 
 export interface CniServerOptions {
   socketPath: string;
@@ -54,6 +54,11 @@ export interface CniServerOptions {
    * exclusive attachments moved session devices), so there is one per state directory.
    */
   store: AttachmentStore;
+  /**
+   * The per-attachment locks of its commands; the agent passes its own, which it takes too when it
+   * changes an attached pod (a new one when absent).
+   */
+  locker?: Locker;
   /** How long a connection may take to send its request (default 10 s); the shim sends it at once. */
   requestTimeoutMs?: number;
   /**
@@ -115,7 +120,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     resolver: opts.resolver,
     logger: log,
     store: opts.store,
-    locker: new ProcessLocker(),
+    locker: opts.locker ?? new ProcessLocker(),
     nodePid: process.pid,
     ...(opts.delegateDirs ? { delegateDirs: opts.delegateDirs } : {}),
   };

@@ -24,6 +24,13 @@ export const attachmentRecordSchema = z.object({
    * say it yet: before its first sync after a restart).
    */
   deviceMtu: z.number().int().positive().optional(),
+  /**
+   * The MTU of the pod's interface as ADD made it or the agent last brought it to (it follows the
+   * session's MTU). Absent in records of earlier releases: the agent reads the pod's interface.
+   */
+  mtu: z.number().int().positive().optional(),
+  /** The network config's own "mtu": the pod keeps it while the session carries more. */
+  configMtu: z.number().int().positive().optional(),
   bridge: z.string().optional(),
   hostVeth: z.string().optional(),
   /** Config the IPAM delegate got on ADD (GC and DEL without config reuse it). */
@@ -40,8 +47,15 @@ export type AttachmentRecord = z.infer<typeof attachmentRecordSchema>;
 
 export class AttachmentStore {
   private made = false;
-  /** podDevice's index, as of the directory's modification time. */
-  private moved: { mtime: bigint; byDevice: Map<string, PodDevice>; settled: boolean } | undefined;
+  /** current()'s and podDevice's index, as of the directory's modification time. */
+  private index:
+    | {
+        mtime: bigint;
+        records: AttachmentRecord[];
+        byDevice: Map<string, PodDevice>;
+        settled: boolean;
+      }
+    | undefined;
   constructor(readonly dir: string) {}
 
   private file(containerID: string, ifname: string): string {
@@ -95,28 +109,39 @@ export class AttachmentStore {
   }
 
   /**
-   * The pod an exclusive attachment moved the node's device `device` into: its netns and name there.
-   * Asked for every session whose device is not on the node (all of them when a node starts anew):
-   * the records are read again only when the directory changed (every write renames a file into it).
+   * Every record (not those DEL already took apart), read again only when the directory changed
+   * (every write renames a file into it): the agent asks on every pass, a node may hold many pods.
    */
-  async podDevice(device: string): Promise<PodDevice | undefined> {
+  async current(): Promise<readonly AttachmentRecord[]> {
     const mtime = await stat(this.dir, { bigint: true }).then(
       (s) => s.mtimeNs,
       () => undefined,
     );
-    if (mtime === undefined) return undefined;
-    let moved = this.moved;
-    if (moved?.mtime !== mtime || !moved.settled) {
+    if (mtime === undefined) {
+      this.index = undefined;
+      return [];
+    }
+    let index = this.index;
+    if (index?.mtime !== mtime || !index.settled) {
+      const records = (await this.list()).filter((r) => !r.ipamReleasePending);
       const byDevice = new Map<string, PodDevice>();
-      for (const r of await this.list())
-        if (r.mode === 'exclusive' && !r.ipamReleasePending)
-          byDevice.set(r.device, { netns: r.netns, ifname: r.ifname });
+      for (const r of records)
+        if (r.mode === 'exclusive') byDevice.set(r.device, { netns: r.netns, ifname: r.ifname });
       // file times advance by clock ticks: a change in the tick of the read could leave the time as
       // it was, so an index is trusted only once its directory has been quiet for a second
       const settled = BigInt(Date.now()) * 1_000_000n - mtime > 1_000_000_000n;
-      this.moved = moved = { mtime, byDevice, settled };
+      this.index = index = { mtime, records, byDevice, settled };
     }
-    return moved.byDevice.get(device);
+    return index.records;
+  }
+
+  /**
+   * The pod an exclusive attachment moved the node's device `device` into: its netns and name there.
+   * Asked for every session whose device is not on the node (all of them when a node starts anew).
+   */
+  async podDevice(device: string): Promise<PodDevice | undefined> {
+    await this.current();
+    return this.index?.byDevice.get(device);
   }
 }
 

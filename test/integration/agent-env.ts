@@ -69,7 +69,8 @@ export class AgentEnv {
   }
 
   /**
-   * `kube-l2tp-datapath agent` in the node's netns with fast resyncs; extra args choose the backend.
+   * `kube-l2tp-datapath agent` in the node's netns with fast resyncs; extra args choose the backend
+   * (they come last: one given here wins over the default of the same name, e.g. --cni-socket).
    * With memory, in that cgroup, which it sees mounted as a container sees its own.
    */
   startAgent(
@@ -81,10 +82,11 @@ export class AgentEnv {
     const d = this.dir;
     const agent = [
       ...[process.execPath, join(repo, 'dist/datapath/main.js'), 'agent'],
-      ...['--node-name', this.node, ...extraArgs, '--kubeconfig', this.agentKubeconfig],
+      ...['--node-name', this.node, '--kubeconfig', this.agentKubeconfig],
       ...['--cni-socket', join(d, 'cni.sock'), '--cni-bin-dir', join(d, 'bin')],
       ...['--cni-conf-dir', join(d, 'conf'), '--metrics-port', '0', '--metrics-host', '127.0.0.1'],
       ...['--cni-state-dir', join(d, 'state'), '--resync-seconds', '1', '--status-counter-seconds', '2'],
+      ...extraArgs,
     ];
     const [cmd, args] = MemoryLimit.inNetns(memory, this.node, agent);
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });

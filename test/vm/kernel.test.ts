@@ -161,6 +161,11 @@ interface GuestResults {
     upWithRecords?: boolean;
     ensureError: string;
     sameDevice: boolean;
+    mtuEnsureError: string;
+    mtuProblems: string[];
+    podMtuBackendOnly: number;
+    podMtu: number;
+    recordMtu: [number | undefined, number | undefined];
     sessionAfterDelete: boolean;
     podDeviceAfterDelete: number;
     sessionlessTunnelOwned?: boolean;
@@ -453,7 +458,7 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     assert.deepEqual(r.v6LinksAfter, { 'kl2tp-v6': -1, 'kl2tp-v6ip': -1 });
   });
 
-  it("Exclusive mode: a session whose device the CNI moved into a pod is known as ours by the CNI's records, converged, and removed with the pod's device", () => {
+  it("Exclusive mode: a session whose device the CNI moved into a pod is known as ours by the CNI's records, converged, given a changed MTU in the pod, and removed with the pod's device", () => {
     const x = r.exclusive;
     assert.ok(x, 'the guest ran the exclusive-mode step');
     // the kernel reports the device by the name the session was made with, which the node no longer has
@@ -463,6 +468,11 @@ describe('kernel backend on Debian kernel under QEMU', { skip: skip ?? false, ti
     assert.equal(x.upWithRecords, true);
     assert.equal(x.ensureError, 'no error');
     assert.equal(x.sameDevice, true, "the pod's device is left as it is");
+    assert.equal(x.mtuEnsureError, 'no error', 'a changed MTU: the backend still leaves the pod alone');
+    assert.equal(x.podMtuBackendOnly, 1280, 'the backend alone leaves the pod on the old MTU');
+    assert.deepEqual(x.mtuProblems, []);
+    assert.equal(x.podMtu, 1300, "the agent's pod step gives the pod's l2tpeth the session's new MTU");
+    assert.deepEqual(x.recordMtu, [1300, 1300], 'and records it');
     assert.equal(x.sessionAfterDelete, false);
     assert.equal(x.podDeviceAfterDelete, -1, "the pod's device goes with the session");
     assert.equal(

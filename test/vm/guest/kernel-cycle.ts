@@ -5,7 +5,8 @@
 // SHARE_DIR holds scenario.json (written by the host test) and receives logs, netlink traces and results.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCapture } from '../../../lib/exec.js';
 import { silentLogger } from '../../../lib/log.js';
@@ -19,6 +20,8 @@ import {
   KernelConflictError,
   probeKernelL2tp,
 } from '../../../datapath/backend/kernel/index.js';
+import { podMtuSync } from '../../../datapath/cni/pod-mtu.js';
+import { AttachmentStore, ProcessLocker } from '../../../datapath/cni/state.js';
 import { repoRoot } from '../../harness/vm.js';
 
 export interface GuestSession {
@@ -445,6 +448,35 @@ async function main(): Promise<void> {
   let ensureError = 'no error';
   await withRecords.ensureSession(exSpec).catch((e: unknown) => (ensureError = (e as Error).message));
   const ifindexAfterEnsure = await podIfindex();
+  // a changed session MTU: the backend leaves the pod's device as it is, the agent's pod step (from
+  // the CNI's record of the attachment) gives it the new one inside the pod
+  const mtuSpec = { ...exSpec, mtu: 1300 };
+  let mtuEnsureError = 'no error';
+  await withRecords.ensureSession(mtuSpec).catch((e: unknown) => (mtuEnsureError = (e as Error).message));
+  const podMtuOf = async () =>
+    Number((await sh('ip', 'netns', 'exec', POD, 'cat', '/sys/class/net/net1/mtu')).trim());
+  const podMtuBackendOnly = await podMtuOf();
+  const stateDir = await mkdtemp(join(tmpdir(), 'kx-cni-state-'));
+  const store = new AttachmentStore(stateDir);
+  const wire = { namespace: 'kx', name: 'wire' };
+  await store.put({
+    v: 1,
+    network: 'kx',
+    containerID: 'kx-container',
+    ifname: 'net1',
+    netns: `/run/netns/${POD}`,
+    mode: 'exclusive',
+    pseudowire: wire,
+    device: 'kl2tp-ex',
+    createdAt: new Date().toISOString(),
+    mtu: exSpec.mtu,
+    deviceMtu: exSpec.mtu,
+  });
+  const syncPodMtu = podMtuSync({ store, locker: new ProcessLocker(), logger: silentLogger() });
+  const mtuProblems = await syncPodMtu([{ pseudowire: wire, ifname: 'kl2tp-ex', mtu: mtuSpec.mtu }], 'all');
+  const podMtu = await podMtuOf();
+  const recordAfter = await store.get('kx-container', 'net1');
+  await rm(stateDir, { recursive: true, force: true });
   await withRecords.deleteSession(302, 3003);
   results.exclusive = {
     kernelIfname: reported?.ifname,
@@ -453,6 +485,11 @@ async function main(): Promise<void> {
     upWithRecords: seen?.up,
     ensureError,
     sameDevice: exIfindex > 0 && ifindexAfterEnsure === exIfindex,
+    mtuEnsureError,
+    mtuProblems: [...mtuProblems.values()].flat().map((x) => x.why),
+    podMtuBackendOnly,
+    podMtu,
+    recordMtu: [recordAfter?.mtu, recordAfter?.deviceMtu],
     sessionAfterDelete: (await sh('ip', 'l2tp', 'show', 'session')).includes('Session 3003 '),
     podDeviceAfterDelete: await podIfindex(),
     // a tunnel left without sessions carries no sign of whose it is: another process (a restarted
