@@ -102,4 +102,35 @@ describe('Allocator', () => {
     assert.deepEqual(freed, ['tun/second'], 'handed back once');
     assert.equal(a.claim('tunnel', 'n1', 7, 'tun/second'), undefined);
   });
+
+  it('lets go of the IDs an edit replaced as the caller says, and hands back those refused them', () => {
+    const freed: string[] = [];
+    const a = new Allocator(undefined, (w) => freed.push(w));
+    a.claim('session', 'n1', 1, 'pw/lab/red');
+    a.claim('session', 'n2', 1, 'pw/lab/red');
+    // edited from 1 to 9 on n1; blue asks for 1 there and is refused
+    a.claim('session', 'n1', 9, 'pw/lab/red');
+    assert.equal(a.claim('session', 'n1', 1, 'pw/lab/blue'), 'pw/lab/red');
+    a.allocatePair('session', 'session ID', 'pw/lab/blue', { local: 'n1' }, { local: 1 });
+    const asked: string[] = [];
+    // a node still runs 1: nothing goes, nobody is handed back
+    a.releaseUnless('pw/lab/red', (kind, node, id, latest) => {
+      asked.push(`${kind} ${node} ${id} ${latest}`);
+      return latest || id === 1;
+    });
+    assert.deepEqual(asked, ['session n1 1 false', 'session n1 9 true', 'session n2 1 true']);
+    assert.deepEqual(freed, []);
+    assert.equal(a.ownerOf('session', 'n1', 1), 'pw/lab/red');
+    // nothing runs 1 any more: it goes, the latest stays, and blue asks again
+    a.releaseUnless('pw/lab/red', (_k, _n, _id, latest) => latest);
+    assert.deepEqual(freed, ['pw/lab/blue']);
+    assert.equal(a.ownerOf('session', 'n1', 1), undefined);
+    assert.equal(a.idOf('session', 'n1', 'pw/lab/red'), 9);
+    assert.equal(a.idOf('session', 'n2', 'pw/lab/red'), 1, 'the other node keeps its own');
+    // a node it no longer uses at all (its tunnel's peer moved): everything there goes
+    a.releaseUnless('pw/lab/red', (_k, node) => node === 'n1');
+    assert.equal(a.idOf('session', 'n2', 'pw/lab/red'), undefined);
+    assert.equal(a.count('session', 'n2'), 0);
+    assert.deepEqual(freed, ['pw/lab/blue'], 'handed back once, until refused again');
+  });
 });

@@ -155,6 +155,37 @@ export class Allocator {
       const [kind, node] = k.split(' ') as [IdKind, string];
       this.releaseOn(kind, node, owner);
     }
+    this.handBack(owner);
+  }
+
+  /**
+   * Drop the IDs `owner` holds that `keep` lets go: those an edit replaced, once the caller knows
+   * nothing runs with them any more. `latest` says the ID is the one it claimed last on that node
+   * (what renders). When anything went, those refused an ID it held ask again; those still refused
+   * are refused again, and wait anew.
+   */
+  releaseUnless(
+    owner: string,
+    keep: (kind: IdKind, node: string, id: number, latest: boolean) => boolean,
+  ): void {
+    const h = this.held.get(owner);
+    if (!h) return;
+    let dropped = false;
+    for (const [k, ids] of [...h]) {
+      const [kind, node] = k.split(' ') as [IdKind, string];
+      const kept = ids.filter((id, i) => keep(kind, node, id, i === ids.length - 1));
+      if (kept.length === ids.length) continue;
+      const t = this.used[kind].get(node);
+      for (const id of ids) if (!kept.includes(id) && t?.get(id) === owner) t.delete(id);
+      if (kept.length) h.set(k, kept);
+      else h.delete(k);
+      dropped = true;
+    }
+    if (h.size === 0) this.held.delete(owner);
+    if (dropped) this.handBack(owner);
+  }
+
+  private handBack(owner: string): void {
     const waiters = this.waiting.get(owner);
     this.waiting.delete(owner);
     for (const w of waiters ?? []) this.onFreed?.(w);

@@ -323,6 +323,125 @@ describe('Controller glue', () => {
     assert.deepEqual([p()!.status!.sessionID, p()!.status!.peerSessionID], ids, 'and its status names it');
   });
 
+  describe('IDs an edit replaced', () => {
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const readyOf = (o: L2TPTunnel | Pseudowire | undefined) =>
+      o?.status?.conditions?.find((c) => c.type === 'Ready');
+
+    it('a session ID goes to the pseudowire refused it once the agents have removed the old session', async () => {
+      const { api } = await start(seedPair);
+      const { ns, p } = await redWireUp(api);
+      const old = p()!.status!.sessionID!;
+      assert.equal(p()!.status!.peerSessionID, old);
+      const session = (n: string, name: string) =>
+        ns(n)?.spec?.tunnels[0]?.sessions.find((s) => s.pseudowire.name === name);
+      const blue = () => api.object<Pseudowire>('pseudowires', 'lab/blue-wire');
+      api.add('pseudowires', pw('blue-wire', { sessionID: old, peerSessionID: old }));
+      await settle(() => readyOf(blue())?.reason === 'IDConflict');
+      await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire', {
+        spec: { sessionID: 9, peerSessionID: 9 },
+      });
+      await settle(
+        () =>
+          p()?.status?.sessionID === 9 && ['a', 'b'].every((n) => session(n, 'red-wire')?.sessionId === 9),
+      );
+      // the agents have not applied the new spec: the old session may still run, whatever brings
+      // the pseudowire to its reconciler meanwhile
+      await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/namespaces/lab/pseudowires/red-wire', {
+        metadata: { annotations: { touched: 'yes' } },
+      });
+      await wait(1000);
+      assert.equal(readyOf(blue())?.reason, 'IDConflict');
+      // applied, but the old session's removal has not succeeded on a: still listed there
+      const stale = { ...session('a', 'red-wire')!, sessionId: old };
+      await agentReport(api, 'a', undefined, [...ns('a')!.spec!.tunnels[0]!.sessions, stale]);
+      await agentReport(api, 'b');
+      await wait(1000);
+      assert.equal(readyOf(blue())?.reason, 'IDConflict');
+      assert.ok(['a', 'b'].every((n) => session(n, 'blue-wire') === undefined));
+      // gone from every node: the waiting pseudowire takes the ID
+      await agentReport(api, 'a');
+      await settle(() => ['a', 'b'].every((n) => session(n, 'blue-wire')?.sessionId === old));
+      await settle(() => readyOf(blue())?.reason !== 'IDConflict');
+    });
+
+    for (const what of ['tunnelID', 'udpPort'] as const) {
+      it(`a tunnel's ${what} goes to the tunnel refused it once the node's agent has applied the edit`, async () => {
+        const { api } = await start((api) => {
+          seedPair(api);
+          api.add('nodes', node('c', '10.0.0.3'));
+        });
+        const { ns } = await redWireUp(api);
+        const t = () => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b');
+        const entry = (n: string, name: string) => ns(n)?.spec?.tunnels.find((x) => x.name === name);
+        const old = t()!.status![what]!;
+        api.add('l2tptunnels', {
+          ...tunnel,
+          metadata: { name: 'newcomer' },
+          spec: { ...tunnel.spec, local: { node: 'a', [what]: old }, peer: { node: 'c' } },
+        });
+        const newcomer = () => api.object<L2TPTunnel>('l2tptunnels', 'newcomer');
+        await settle(() => readyOf(newcomer())?.reason === 'IDConflict');
+        await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b', {
+          spec: { local: { node: 'a', tunnelID: 500, udpPort: 17500 } },
+        });
+        await settle(
+          () =>
+            t()?.status?.tunnelID === 500 &&
+            t()?.status?.udpPort === 17500 &&
+            entry('a', 'a-to-b')?.tunnelId === 500 &&
+            entry('a', 'a-to-b')?.udpSourcePort === 17500,
+        );
+        // node a's agent has not applied it: the old tunnel and its socket may still be there (the
+        // agent reports no ports: only its report on the new spec says the old one is closed).
+        // Something else brings the tunnel to its reconciler meanwhile: that changes nothing.
+        await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b', {
+          metadata: { annotations: { touched: 'yes' } },
+        });
+        await wait(1000);
+        assert.equal(readyOf(newcomer())?.reason, 'IDConflict');
+        assert.equal(entry('a', 'newcomer'), undefined);
+        await agentReport(api, 'a');
+        const got = () => entry('a', 'newcomer');
+        await settle(() => (what === 'tunnelID' ? got()?.tunnelId : got()?.udpSourcePort) === old);
+        await settle(() => readyOf(newcomer())?.reason !== 'IDConflict');
+      });
+    }
+
+    it('a tunnel whose peer moved to another node lets its IDs on the node it left go', async () => {
+      const { api } = await start((api) => {
+        seedNodes(api);
+        api.add('nodes', node('c', '10.0.0.3'));
+      });
+      const ns = (n: string) => api.object<L2TPNodeState>('l2tpnodestates', n);
+      const t = () => api.object<L2TPTunnel>('l2tptunnels', 'a-to-b');
+      await settle(() => ns('b')?.spec?.tunnels[0]?.name === 'a-to-b');
+      await agentReport(api, 'b');
+      const { peerTunnelID, peerUDPPort } = t()!.status!;
+      // a tunnel from b asks for what a-to-b holds there
+      api.add('l2tptunnels', {
+        ...tunnel,
+        metadata: { name: 'from-b' },
+        spec: {
+          ...tunnel.spec,
+          local: { node: 'b', tunnelID: peerTunnelID, udpPort: peerUDPPort },
+          peer: { node: 'c' },
+        },
+      });
+      const fromB = () => api.object<L2TPTunnel>('l2tptunnels', 'from-b');
+      await settle(() => readyOf(fromB())?.reason === 'IDConflict');
+      await api.patch('/apis/l2tp.kube-l2tp.io/v1alpha1/l2tptunnels/a-to-b', {
+        spec: { peer: { node: 'c' } },
+      });
+      await settle(() => ns('c')?.spec?.tunnels.some((x) => x.name === 'a-to-b') === true);
+      await settle(() => ns('b')?.spec?.tunnels.length === 0);
+      await wait(1000);
+      assert.equal(readyOf(fromB())?.reason, 'IDConflict', "b's agent still runs it");
+      await agentReport(api, 'b');
+      await settle(() => ns('b')?.spec?.tunnels.find((x) => x.name === 'from-b')?.tunnelId === peerTunnelID);
+    });
+  });
+
   it('a tunnel refused for an ID another holds takes it once that one is deleted', async () => {
     const fixed = (name: string, peer: string) => ({
       ...tunnel,

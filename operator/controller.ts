@@ -226,7 +226,9 @@ export class Controller {
         // those it reported before and no longer does (their status stops saying they are up)
         for (const s of [...reportedSessions(ns), ...(old ? reportedSessions(old) : [])])
           if (s.pseudowire) this.queue.add(`pw/${s.pseudowire.namespace}/${s.pseudowire.name}`);
-        for (const t of ns.status?.tunnels ?? []) this.queue.add(`tun/${t.name}`);
+        // and tunnels it no longer reports: one whose peer moved off this node lets its IDs here go
+        for (const t of [...(ns.status?.tunnels ?? []), ...(old?.status?.tunnels ?? [])])
+          this.queue.add(`tun/${t.name}`);
       }
     });
     this.nodes.on((type, n, old) => {

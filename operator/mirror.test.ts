@@ -96,4 +96,35 @@ describe('mirror', () => {
     assert.equal(p.spec.sessionID, 5196755);
     assert.doesNotMatch(mirrorManifest(host1, { node: 'b7' }), /spec\.ipam/);
   });
+
+  it('grants no namespace of the other cluster: allowedNamespaces is not copied, and the output says what to decide', () => {
+    const shared = host1
+      .replace('spec:\n  local:', "spec:\n  allowedNamespaces: [lab, '*']\n  local:")
+      .replace('  sessionID: 128\n', '  sessionID: 128\n  allowedNamespaces: [finance, tools]\n');
+    const out = mirrorManifest(shared, { node: 'b7' });
+    const [t, p] = YAML.parseAllDocuments(out).map((d) => d.toJS());
+    // the tunnel lists none, in plain sight: every Pseudowire there is refused until that cluster's
+    // admin lists its namespaces
+    assert.deepEqual(t.spec.allowedNamespaces, []);
+    assert.match(
+      out,
+      /^# L2TPTunnel to-dc2: spec\.allowedNamespaces is not copied .* the Pseudowires here are in lab: list those it shares the tunnel with, or they are refused \(TunnelNotAllowed\)$/m,
+    );
+    // the pseudowire falls back to its own namespace's pods only
+    assert.equal(p.spec.allowedNamespaces, undefined);
+    assert.match(
+      out,
+      /^# Pseudowire lab\/red: spec\.allowedNamespaces is not copied: .*only pods of its own namespace/m,
+    );
+    // neither side's list appears anywhere in the output
+    assert.doesNotMatch(out, /finance|tools|'\*'|"\*"/);
+    // a tunnel that shared nothing mirrors the same, and a pseudowire that shared nothing gets no note
+    const plain = mirrorManifest(host1, { node: 'b7' });
+    assert.deepEqual(YAML.parseAllDocuments(plain)[0]!.toJS().spec.allowedNamespaces, []);
+    assert.match(plain, /^# L2TPTunnel to-dc2: spec\.allowedNamespaces is not copied/m);
+    assert.doesNotMatch(plain, /^# Pseudowire .*allowedNamespaces/m);
+    // a tunnel alone: nothing may use it there until its namespaces are listed
+    const alone = mirrorManifest(host1.slice(0, host1.indexOf('---')), { node: 'b7' });
+    assert.match(alone, /left empty: no Pseudowire may use the tunnel until it lists their namespaces$/m);
+  });
 });

@@ -30,6 +30,12 @@ type Obj = {
   status?: unknown;
 };
 
+/**
+ * The other side of a tunnel. Its spec.allowedNamespaces is not copied: it grants namespaces of this
+ * cluster, and which namespaces of the other cluster may use the tunnel is that cluster's decision.
+ * The mirrored tunnel lists none, in plain sight (refusing every Pseudowire until its admin lists
+ * some), and mirrorManifest says so in a comment line.
+ */
 export function mirrorTunnel(t: L2TPTunnel, o: MirrorOptions): L2TPTunnel {
   const spec = tunnelSpecSchema.parse(t.spec);
   const ext = spec.peer.external;
@@ -50,8 +56,7 @@ export function mirrorTunnel(t: L2TPTunnel, o: MirrorOptions): L2TPTunnel {
     spec: {
       encapsulation: spec.encapsulation,
       udpChecksum: spec.udpChecksum,
-      // the mirrored pseudowires live in the same namespaces on the other side
-      ...(spec.allowedNamespaces ? { allowedNamespaces: spec.allowedNamespaces } : {}),
+      allowedNamespaces: [],
       local: {
         node: o.node,
         address: ext.address,
@@ -71,8 +76,10 @@ export function mirrorTunnel(t: L2TPTunnel, o: MirrorOptions): L2TPTunnel {
 
 /**
  * The other side of a pseudowire. Its spec.ipam is left out: the pods of both clusters share one
- * segment, and the same pool on both sides would hand out the same addresses twice (mirrorManifest
- * says so in a comment line).
+ * segment, and the same pool on both sides would hand out the same addresses twice. So is its
+ * spec.allowedNamespaces: it lets pods of other namespaces of this cluster attach, and the other
+ * cluster decides its own (by default only its namespace's pods). mirrorManifest says so in comment
+ * lines.
  */
 export function mirrorPseudowire(p: Pseudowire, tunnelName: string): Pseudowire {
   const spec = pseudowireSpecSchema.parse(p.spec);
@@ -82,7 +89,7 @@ export function mirrorPseudowire(p: Pseudowire, tunnelName: string): Pseudowire 
     );
   }
   // the cookies swap roles, and one given in a single direction stays in that direction only
-  const { cookie, peerCookie, ipam: _ipam, ...rest } = spec;
+  const { cookie, peerCookie, ipam: _ipam, allowedNamespaces: _allowed, ...rest } = spec;
   return {
     apiVersion: API_VERSION,
     kind: 'Pseudowire',
@@ -113,6 +120,8 @@ export function mirrorManifest(text: string, o: MirrorOptions): string {
     out.push(m);
   }
   const notes: string[] = [];
+  /** mirrored tunnel name -> the namespaces of the pseudowires mirrored onto it ('' for one without) */
+  const users = new Map<string, Set<string>>([...names.values()].map((n) => [n, new Set<string>()]));
   for (const p of docs.filter((d) => d.kind === 'Pseudowire') as Pseudowire[]) {
     const tn = names.get(p.spec.tunnelRef.name);
     if (!tn)
@@ -120,15 +129,30 @@ export function mirrorManifest(text: string, o: MirrorOptions): string {
         `Pseudowire ${p.metadata.name}: its tunnel ${p.spec.tunnelRef.name} is not in the input`,
       );
     out.push(mirrorPseudowire(p, tn));
+    users.get(tn)!.add(p.metadata.namespace ?? '');
+    const key = p.metadata.namespace ? `${p.metadata.namespace}/${p.metadata.name}` : p.metadata.name;
     if (p.spec.ipam !== undefined) {
-      const key = p.metadata.namespace ? `${p.metadata.namespace}/${p.metadata.name}` : p.metadata.name;
       notes.push(
         `# Pseudowire ${key}: spec.ipam is not copied: both sides are one segment, so the other side's pods need addresses of its own (a range this side does not use); add its spec.ipam\n`,
       );
     }
+    if (p.spec.allowedNamespaces?.length) {
+      notes.push(
+        `# Pseudowire ${key}: spec.allowedNamespaces is not copied: it lets pods of other namespaces of this cluster attach; there only pods of its own namespace attach unless that cluster lists more\n`,
+      );
+    }
   }
+  // which of its namespaces may use the tunnel is the other cluster's decision, never this one's
+  const tunnelNotes = [...users].map(([tn, nss]) => {
+    const named = [...nss].filter(Boolean).sort();
+    const where = named.length ? `are in ${named.join(', ')}` : 'go in the namespace you apply them to';
+    const then = nss.size
+      ? `the Pseudowires here ${where}: list those it shares the tunnel with, or they are refused (TunnelNotAllowed)`
+      : 'no Pseudowire may use the tunnel until it lists their namespaces';
+    return `# L2TPTunnel ${tn}: spec.allowedNamespaces is not copied (it names namespaces of this cluster; which of the other cluster's may use the tunnel is that cluster's decision) and is left empty: ${then}\n`;
+  });
   const secretNote = out.some((d) => JSON.stringify(d).includes('secretRef'))
     ? '# cookies come from Secrets: create them in the other cluster with the same values (roles are swapped here)\n'
     : '';
-  return `# mirrored by kube-l2tp-operator mirror: the other side of the link\n${secretNote}${notes.join('')}${out.map((d) => YAML.stringify(d)).join('---\n')}`;
+  return `# mirrored by kube-l2tp-operator mirror: the other side of the link\n${tunnelNotes.join('')}${secretNote}${notes.join('')}${out.map((d) => YAML.stringify(d)).join('---\n')}`;
 }

@@ -28,6 +28,7 @@ import {
 } from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
 import { addFinalizer, deleteIfExists, writeStatus } from './patch.js';
+import { releaseReplacedIds } from './replaced-ids.js';
 import { withAllocatedTunnel } from './tunnel.js';
 
 // A pseudowire naming a cookie Secret comes back when that Secret changes (reconcileSecret).
@@ -136,6 +137,13 @@ export async function reconcilePseudowire(ctx: ReconcileContext, key: string): P
       peer: p.spec.peerSessionID ?? p.status?.peerSessionID,
     },
   );
+  // IDs an edit replaced go once no node runs them and the status written no longer names them
+  releaseReplacedIds(ctx, owner, sides, [
+    { kind: 'session', node: sides.localNode, id: p.status?.sessionID },
+    ...(sides.peerNode
+      ? [{ kind: 'session' as const, node: sides.peerNode, id: p.status?.peerSessionID }]
+      : []),
+  ]);
   if (ids.conflicts.length || ids.exhausted.length) {
     // a running session keeps the IDs it holds (node states render from the allocator): the status
     // names those, not the refused edit's; a new one holds none

@@ -20,6 +20,7 @@ import {
 } from './context.js';
 import { agentsDone, finishDeletion } from './deletion.js';
 import { addFinalizer, writeStatus } from './patch.js';
+import { releaseReplacedIds, type RecordedId } from './replaced-ids.js';
 
 const nodeAddress = (n: NodeObject | undefined, ipv6 = false): string | undefined => {
   const addrs = n?.status?.addresses ?? [];
@@ -171,6 +172,20 @@ export async function reconcileTunnel(ctx: ReconcileContext, name: string): Prom
     port = kept('port', L, ports.local);
     pport = P ? kept('port', P, ports.peer) : peerPort;
   }
+
+  // IDs and ports an edit replaced (or held on the node its peer left) go once no node runs them
+  // and the status written no longer names them
+  const recorded = (node: string | undefined, tunnelID?: number, udpPort?: number): RecordedId[] =>
+    node
+      ? [
+          { kind: 'tunnel', node, id: tunnelID },
+          { kind: 'port', node, id: udpPort },
+        ]
+      : [];
+  releaseReplacedIds(ctx, owner, sides, [
+    ...recorded(L, t.status?.tunnelID, t.status?.udpPort),
+    ...recorded(P, t.status?.peerTunnelID, t.status?.peerUDPPort),
+  ]);
 
   const addressing = tunnelAddressing(caches, t);
   problems.push(...addressing.problems);

@@ -82,10 +82,16 @@ describe('cross-cluster: two real clusters on one underlay', () => {
     const eastSide = YAML.parseAllDocuments(m.stdout)
       .map((d) => d.toJS() as Record<string, unknown> | null)
       .filter((x): x is Record<string, unknown> => x !== null);
-    const eastTunnel = eastSide.find((d) => d.kind === 'L2TPTunnel') as { spec: { peer: unknown } };
+    const eastTunnel = eastSide.find((d) => d.kind === 'L2TPTunnel') as {
+      spec: { peer: unknown; allowedNamespaces: string[] };
+    };
     assert.deepEqual(eastTunnel.spec.peer, {
       external: { address: w.o.address, tunnelID: 100, udpPort: 17001 },
     });
+    // which of east's namespaces may use the tunnel is east's decision: mirror grants none, and
+    // east's admin lists the one the pseudowire is in
+    assert.deepEqual(eastTunnel.spec.allowedNamespaces, []);
+    eastTunnel.spec.allowedNamespaces = [NS];
     const wt = west.target();
     const et = east.target();
     const pw = { namespace: NS, name: 'west-pod' };
