@@ -185,7 +185,7 @@ export class Agent {
     this.o.metrics.setTunnels(report.tunnels, await this.tunnelCounters(report));
     const failed =
       report.sessions.find((s) => s.state === 'Error') ?? report.tunnels.find((t) => t.state === 'Error');
-    if (failed?.error) this.lastError = { time: now.toISOString(), message: failed.error };
+    if (failed?.error) this.noteError(failed.error, now);
     this.o.metrics.reconciles.inc({ result: failed ? 'error' : 'ok' });
     // nothing to report on once the operator removed this node's state
     const parts = splitReport(
@@ -210,11 +210,19 @@ export class Agent {
     return out;
   }
 
+  /**
+   * The last error and when it began: an error that every pass meets again keeps its time, so that
+   * a session failing for good does not make the status differ, and be written, on every pass.
+   */
+  private noteError(message: string, now: Date): void {
+    if (this.lastError?.message !== message) this.lastError = { time: now.toISOString(), message };
+  }
+
   /** A pass that could not finish: logged, counted, and in status with the last known sessions. */
   private async failedPass(shards: L2TPNodeState[], error: string, now: Date): Promise<void> {
     this.o.logger.error({ err: error }, 'reconcile pass failed; the datapath stays as it is');
     this.o.metrics.reconciles.inc({ result: 'error' });
-    this.lastError = { time: now.toISOString(), message: `reconcile failed: ${error}` };
+    this.noteError(`reconcile failed: ${error}`, now);
     const last = this.lastReport ?? { tunnels: [], sessions: [], removed: [], conflicts: [] };
     const parts = splitReport(
       last,

@@ -80,3 +80,38 @@ describe('a pass the backend cannot complete', () => {
     assert.equal(after.sessions?.[0]?.state, 'Up');
   });
 });
+
+describe('a session that fails on every pass', () => {
+  it('keeps the time its error began, so the status is not written again at rest', async () => {
+    const written: NodeStateStatus[] = [];
+    const backend = new FlakyBackend();
+    backend.failSession.add(11);
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const agent = new Agent({
+      // the node state as the API would return it: with the status last written
+      ...testAgentOptions(
+        {
+          ...fixedSource(obj, written),
+          get: async () => [{ ...obj, ...(written.length ? { status: written.at(-1)! } : {}) }],
+        },
+        backend,
+      ),
+      now: () => new Date((clock += 10_000)),
+    });
+    agents.push(agent);
+    await agent.start();
+    const first = written.at(-1)!;
+    assert.match(first.lastError?.message ?? '', /EEXIST session 11/);
+    const writes = written.length;
+    await agent.kick();
+    await agent.kick();
+    assert.equal(written.length, writes, 'an unchanged failure is not written again');
+
+    // another error is news: written, with its own time
+    backend.failSession.clear();
+    backend.failing = true;
+    await agent.kick();
+    assert.equal(written.length, writes + 1);
+    assert.notEqual(written.at(-1)!.lastError?.time, first.lastError?.time);
+  });
+});
