@@ -72,6 +72,8 @@ export class Agent {
   /** What was last written to each shard's status, and when. */
   private readonly lastWritten = new Map<string, { status: NodeStateStatus; at: number }>();
   private lastError: { time: string; message: string } | undefined;
+  /** Whether the last pass ended with an error (lastError's time is when that run of them began). */
+  private failing = false;
   /** Tunnels this agent (or the one before it) reported up, until they are removed. */
   private readonly ownTunnels = new Set<number>();
   private passes = 0;
@@ -186,6 +188,7 @@ export class Agent {
     const failed =
       report.sessions.find((s) => s.state === 'Error') ?? report.tunnels.find((t) => t.state === 'Error');
     if (failed?.error) this.noteError(failed.error, now);
+    else this.failing = false;
     this.o.metrics.reconciles.inc({ result: failed ? 'error' : 'ok' });
     // nothing to report on once the operator removed this node's state
     const parts = splitReport(
@@ -211,11 +214,14 @@ export class Agent {
   }
 
   /**
-   * The last error and when it began: an error that every pass meets again keeps its time, so that
+   * The last error and when it began: an error that each pass meets again keeps its time, so that
    * a session failing for good does not make the status differ, and be written, on every pass.
    */
   private noteError(message: string, now: Date): void {
-    if (this.lastError?.message !== message) this.lastError = { time: now.toISOString(), message };
+    // after a clean pass the same error is a new one: its time says it came back
+    if (!this.failing || this.lastError?.message !== message)
+      this.lastError = { time: now.toISOString(), message };
+    this.failing = true;
   }
 
   /** A pass that could not finish: logged, counted, and in status with the last known sessions. */

@@ -112,6 +112,16 @@ describe('a session that fails on every pass', () => {
     backend.failing = true;
     await agent.kick();
     assert.equal(written.length, writes + 1);
-    assert.notEqual(written.at(-1)!.lastError?.time, first.lastError?.time);
+    const other = written.at(-1)!.lastError!;
+    assert.notEqual(other.time, first.lastError?.time);
+
+    // the same error again after a clean pass came back: its time says when
+    backend.failing = false;
+    await agent.kick();
+    assert.deepEqual(written.at(-1)!.lastError, other, 'kept after recovery');
+    backend.failing = true;
+    await agent.kick();
+    assert.equal(written.at(-1)!.lastError?.message, other.message);
+    assert.ok(written.at(-1)!.lastError!.time > other.time, 'a failure that came back has a new time');
   });
 });
