@@ -6,22 +6,12 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import type { L2TPNodeState, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
-import { testAgentOptions } from '../../test/fakes/agent-options.js';
+import { bridgeSession, testAgentOptions } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent, type AgentOptions } from './agent.js';
 import type { NodeStateSource } from './nodestate-source.js';
 
-const session = (id: number, name: string) => ({
-  pseudowire: { namespace: 'demo', name },
-  sessionId: id,
-  peerSessionId: id + 100,
-  ifname: `l2tpeth${id}`,
-  l2specType: 'default' as const,
-  sendSequence: false,
-  requireSequence: false,
-  reorderTimeoutMs: 0,
-  mode: 'bridge' as const,
-});
+const session = (id: number, name: string) => bridgeSession(id, name);
 
 const spec: NodeStateSpec = {
   nodeName: 'n1',

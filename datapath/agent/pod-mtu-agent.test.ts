@@ -4,23 +4,13 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { L2TPNodeState, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
-import { fixedSource, testAgentOptions, udpTunnel } from '../../test/fakes/agent-options.js';
+import { bridgeSession, fixedSource, testAgentOptions, udpTunnel } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
 import { Agent } from './agent.js';
 import type { PodMtuPhase, PodMtuProblem, PodMtuTarget } from './pod-mtu-plan.js';
 
-const session = (id: number, name: string, mtu?: number) => ({
-  pseudowire: { namespace: 'demo', name },
-  sessionId: id,
-  peerSessionId: id + 100,
-  ifname: `l2tpeth${id}`,
-  l2specType: 'default' as const,
-  sendSequence: false,
-  requireSequence: false,
-  reorderTimeoutMs: 0,
-  mode: 'bridge' as const,
-  ...(mtu !== undefined ? { mtu } : {}),
-});
+const session = (id: number, name: string, mtu?: number) =>
+  bridgeSession(id, name, mtu !== undefined ? { mtu } : {});
 
 const nodeState = (spec: NodeStateSpec): L2TPNodeState => ({
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',
