@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { PseudowireRef } from '../../lib/agent-protocol.js';
 import type { L2TPNodeState, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
-import { bridgeSession, testAgentOptions } from '../../test/fakes/agent-options.js';
+import { testAgentOptions } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
+import { nodeSession } from '../../test/fakes/objects.js';
 import { Agent, type AgentOptions } from './agent.js';
 import type { NodeStateSource } from './nodestate-source.js';
 
-const session = (id: number, name: string) => bridgeSession(id, name);
+const session = (id: number, name: string) => ({ ...nodeSession(name, id, 'demo'), peerSessionId: id + 100 });
 
 const spec: NodeStateSpec = {
   nodeName: 'n1',

@@ -4,13 +4,17 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { L2TPNodeState, NodeStateSpec, NodeStateStatus } from '../../lib/api/schemas.js';
-import { bridgeSession, fixedSource, testAgentOptions, udpTunnel } from '../../test/fakes/agent-options.js';
+import { fixedSource, testAgentOptions, udpTunnel } from '../../test/fakes/agent-options.js';
 import { MemoryBackend } from '../../test/fakes/memory-backend.js';
+import { nodeSession } from '../../test/fakes/objects.js';
 import { Agent } from './agent.js';
 import type { PodMtuPhase, PodMtuProblem, PodMtuTarget } from './pod-mtu-plan.js';
 
-const session = (id: number, name: string, mtu?: number) =>
-  bridgeSession(id, name, mtu !== undefined ? { mtu } : {});
+const session = (id: number, name: string, mtu?: number) => ({
+  ...nodeSession(name, id, 'demo'),
+  peerSessionId: id + 100,
+  ...(mtu !== undefined ? { mtu } : {}),
+});
 
 const nodeState = (spec: NodeStateSpec): L2TPNodeState => ({
   apiVersion: 'l2tp.kube-l2tp.io/v1alpha1',

@@ -50,21 +50,3 @@ export function udpTunnel(tunnelId: number, over: Partial<TunnelSpec> = {}): Tun
     ...over,
   };
 }
-
-type SessionSpec = TunnelSpec['sessions'][number];
-
-/** Session `id` of pseudowire demo/`name` in Bridge mode (peer session id + 100, on l2tpeth<id>). */
-export function bridgeSession(id: number, name: string, over: Partial<SessionSpec> = {}): SessionSpec {
-  return {
-    pseudowire: { namespace: 'demo', name },
-    sessionId: id,
-    peerSessionId: id + 100,
-    ifname: `l2tpeth${id}`,
-    l2specType: 'default',
-    sendSequence: false,
-    requireSequence: false,
-    reorderTimeoutMs: 0,
-    mode: 'bridge',
-    ...over,
-  };
-}
