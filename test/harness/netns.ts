@@ -53,6 +53,13 @@ export class Lab {
 }
 
 /** ping from a namespace; returns the number of replies received. */
+/** Whether `dev` in namespace `ns` is administratively up (undefined: no such device). */
+export async function linkUpIn(ns: string, dev: string): Promise<boolean | undefined> {
+  const out = await ipIn(ns, '-j', 'link', 'show', 'dev', dev).catch(() => undefined);
+  const link = out === undefined ? undefined : (JSON.parse(out) as { flags?: string[] }[])[0];
+  return link && (link.flags ?? []).includes('UP');
+}
+
 export async function ping(ns: string, target: string, count = 3, extra: string[] = []): Promise<number> {
   const r = await inNsCapture(ns, 'ping', '-c', String(count), '-W', '2', ...extra, target);
   const m = /(\d+) (?:packets )?received/.exec(r.stdout);

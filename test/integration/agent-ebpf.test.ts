@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeKernelL2tp } from '../../datapath/backend/kernel/index.js';
 import { cookieSession, nodeStateWith, staticPeerOf } from '../harness/nodestate.js';
-import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, ipIn, linkUpIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until } from '../harness/wait.js';
 import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
 import { privateBpffs } from './datapath-ebpf-lab.js';
@@ -107,6 +107,14 @@ test('agent on auto picks ebpf, forwards, follows a moved device, adopts on rest
   assert.ok(b.log().includes('"msg":"pinned programs and maps adopted"'), 'programs and maps adopted');
   assert.ok(!b.log().includes('"msg":"session up"'), 'no session re-created');
   assert.equal(await ifindex(NODE, 'l2tpeth128'), before128, 'same device');
+
+  // both ends of the pair set down by hand come up again on the next pass, as the kernel
+  // backend's devices do (resync 1 s here)
+  for (const dev of ['l2tpeth128', 'l2tpx80']) await ipIn(NODE, 'link', 'set', dev, 'down');
+  for (const dev of ['l2tpeth128', 'l2tpx80'])
+    await until(`${dev} up again`, async () => ((await linkUpIn(NODE, dev)) ? true : undefined), 10_000);
+  assert.equal(await ifindex(NODE, 'l2tpeth128'), before128, 'brought up, not made anew');
+  assert.ok((await ping(NODE, '192.168.206.2', 5, ['-i', '0.2'])) >= 4, 'node -> peer once up again');
 
   // counters live at a slot of a per-CPU array that the session's configuration names: a new
   // session taking the slot of a removed one (the lowest free) starts from zero

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeStateSpec } from '../../lib/api/schemas.js';
 import { cookieSession, nodeStateWith, staticPeerOf } from '../harness/nodestate.js';
-import { Lab, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, ipIn, linkUpIn, ping, requireRoot } from '../harness/netns.js';
 import { sleep, until, within } from '../harness/wait.js';
 import { AgentEnv, ifindexIn, stopAgentEnv } from './agent-env.js';
 
@@ -96,6 +96,15 @@ test('agent: node state -> devices -> status, repair, adoption, removal', async 
         );
       },
     );
+
+    await t.test('a device set down by hand comes up again on the next pass', async () => {
+      const index = await ifindex(NODE, 'l2tpeth129');
+      await ipIn(NODE, 'link', 'set', 'l2tpeth129', 'down');
+      await until('l2tpeth129 up again', async () =>
+        (await linkUpIn(NODE, 'l2tpeth129')) ? true : undefined,
+      );
+      assert.equal(await ifindex(NODE, 'l2tpeth129'), index, 'brought up, not made anew');
+    });
 
     await t.test('a restart adopts the devices instead of recreating them', async () => {
       const before128 = await ifindex(NODE, 'l2tpeth128');

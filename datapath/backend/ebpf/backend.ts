@@ -28,7 +28,7 @@ import {
 } from '../types.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import type { TcQdisc } from '../../../lib/netlink/rtnl-tc.js';
-import { getLink, ifindexOf, type TapLink } from '../userspace/tap.js';
+import { getLink, ifindexOf, upAgain, type TapLink } from '../userspace/tap.js';
 import {
   configureEnd,
   createPair,
@@ -554,8 +554,12 @@ export class EbpfBackend implements Backend {
       deepEqual(cur.spec, spec) &&
       at(peer) === cur.peerIfindex &&
       at(spec.ifname) === cur.devIfindex
-    )
+    ) {
+      // an end set down by hand (the pass's listing says so) comes up again, as the kernel backend's
+      // devices do; l2tpethN in a pod is the pod's to set
+      for (const name of [peer, spec.ifname]) if (this.listed?.get(name)?.up === false) await upAgain(name);
       return;
+    }
     let peerLink = await this.linkNow(peer);
     let dev = await this.linkNow(spec.ifname);
     const mine = (l: { owner?: { tunnelId: number; sessionId: number } } | undefined) =>

@@ -23,7 +23,7 @@ import {
   type TunnelSpec,
 } from '../types.js';
 import { loadPump, type NativePump, type PumpEvent, type TunnelHandle } from './native.js';
-import { configureTap, deleteLink, getLink, listTaps } from './tap.js';
+import { configureTap, deleteLink, getLink, listTaps, upAgain } from './tap.js';
 
 interface TunnelState {
   spec: TunnelSpec;
@@ -52,6 +52,8 @@ export interface UserspaceBackendOptions extends BackendOptions {
 export class UserspaceBackend implements Backend {
   readonly kind = 'userspace' as const;
   private readonly lostTaps = new Set<string>();
+  /** Our TAPs in this namespace that the pass's listing found down. */
+  private listedDown = new Set<string>();
   private readonly tunnels = new Map<number, TunnelState>();
   private readonly pump: NativePump;
   private readonly log: Logger;
@@ -86,6 +88,7 @@ export class UserspaceBackend implements Backend {
 
   async listSessions(): Promise<ObservedSession[]> {
     const taps = await listTaps();
+    this.listedDown = new Set(taps.filter((t) => t.owner && !t.up).map((t) => t.ifname));
     const out: ObservedSession[] = [];
     for (const tap of taps) {
       if (!tap.owner) continue; // never report (or adopt) a TAP that kube-l2tp did not create
@@ -153,7 +156,12 @@ export class UserspaceBackend implements Backend {
     const key = `${spec.tunnelId}/${spec.sessionId}`;
     const lost =
       this.lostTaps.has(key) || (cur && this.pump.sessionCounters(t.handle, spec.sessionId)?.tapLost);
-    if (cur && deepEqual(cur, spec) && !lost) return;
+    if (cur && deepEqual(cur, spec) && !lost) {
+      // a TAP set down by hand (the pass's listing says so) comes up again, as the kernel backend's
+      // devices do; one in a pod is the pod's to set
+      if (this.listedDown.has(spec.ifname)) await upAgain(spec.ifname);
+      return;
+    }
     this.lostTaps.delete(key);
     if (cur) {
       this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);

@@ -126,6 +126,16 @@ export async function setLinkUp(ifname: string): Promise<void> {
   );
 }
 
+/**
+ * Brings up a link found down (set down by hand). One that left this namespace meanwhile (a CNI
+ * moves an exclusive device into a pod, setting it down first) is not an error: it is not ours to set.
+ */
+export async function upAgain(ifname: string): Promise<void> {
+  await setLinkUp(ifname).catch((e: unknown) => {
+    if (readSys(ifname, 'ifindex') !== undefined) throw e;
+  });
+}
+
 /** Runs the sysfs writes; where /sys refuses them, makes the same change over rtnetlink. */
 async function sysfsOrRtnl(ifname: string, writes: () => void, change: LinkChange): Promise<void> {
   try {
