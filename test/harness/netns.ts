@@ -52,14 +52,26 @@ export class Lab {
   }
 }
 
-/** ping from a namespace; returns the number of replies received. */
-/** Whether `dev` in namespace `ns` is administratively up (undefined: no such device). */
-export async function linkUpIn(ns: string, dev: string): Promise<boolean | undefined> {
-  const out = await ipIn(ns, '-j', 'link', 'show', 'dev', dev).catch(() => undefined);
-  const link = out === undefined ? undefined : (JSON.parse(out) as { flags?: string[] }[])[0];
-  return link && (link.flags ?? []).includes('UP');
+/** A link as `ip -j link` shows it. */
+export interface LinkJson {
+  ifname: string;
+  ifindex: number;
+  mtu: number;
+  flags: string[];
 }
 
+/** `dev` in namespace `ns` as `ip -j link` shows it (undefined: no such device). */
+export async function linkIn(ns: string, dev: string): Promise<LinkJson | undefined> {
+  const out = await ipIn(ns, '-j', 'link', 'show', 'dev', dev).catch(() => undefined);
+  return out === undefined ? undefined : (JSON.parse(out) as LinkJson[])[0];
+}
+
+/** Whether `dev` in namespace `ns` is administratively up (undefined: no such device). */
+export async function linkUpIn(ns: string, dev: string): Promise<boolean | undefined> {
+  return (await linkIn(ns, dev))?.flags.includes('UP');
+}
+
+/** ping from a namespace; returns the number of replies received. */
 export async function ping(ns: string, target: string, count = 3, extra: string[] = []): Promise<number> {
   const r = await inNsCapture(ns, 'ping', '-c', String(count), '-W', '2', ...extra, target);
   const m = /(\d+) (?:packets )?received/.exec(r.stdout);

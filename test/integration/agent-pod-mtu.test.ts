@@ -16,7 +16,7 @@ import { AGENT_SOCKET_DIR } from '../../lib/agent-protocol.js';
 import type { NodeSessionSpec } from '../../lib/api/schemas.js';
 import { buildShim, CniRig } from '../harness/cnitool.js';
 import { cookieSession, nodeStateWith } from '../harness/nodestate.js';
-import { Lab, ipIn, requireRoot } from '../harness/netns.js';
+import { Lab, linkIn, requireRoot } from '../harness/netns.js';
 import { until } from '../harness/wait.js';
 import { AgentEnv, stopAgentEnv } from './agent-env.js';
 import { privateBpffs } from './datapath-ebpf-lab.js';
@@ -30,12 +30,6 @@ let env: AgentEnv;
 let rig: CniRig;
 let bpffs: string;
 const socket = join(AGENT_SOCKET_DIR, `pmtu-${process.pid}`, 'cni.sock');
-
-/** A link as `ip -j link` shows it, in a netns. */
-async function link(ns: string, name: string): Promise<{ ifname: string; mtu: number } | undefined> {
-  const all = JSON.parse(await ipIn(ns, '-j', 'link', 'show')) as { ifname: string; mtu: number }[];
-  return all.find((l) => l.ifname === name);
-}
 
 const sessions = (bridgeId: number, exclusiveId: number, mtu: number): NodeSessionSpec[] => [
   { ...cookieSession(bridgeId, bridgeId + 1000), mtu },
@@ -112,11 +106,11 @@ async function attachedPodsFollow(
   const hostVeth = names.hostVeth(`pmt-${podB}`, 'net1');
   const bridge = names.bridge(bridgeId);
   const mtus = async () => ({
-    bridgePod: (await link(podB, 'net1'))?.mtu,
-    hostVeth: (await link(NODE, hostVeth))?.mtu,
-    bridge: (await link(NODE, bridge))?.mtu,
-    sessionDevice: (await link(NODE, `l2tpeth${bridgeId}`))?.mtu,
-    exclusivePod: (await link(podX, 'net1'))?.mtu,
+    bridgePod: (await linkIn(podB, 'net1'))?.mtu,
+    hostVeth: (await linkIn(NODE, hostVeth))?.mtu,
+    bridge: (await linkIn(NODE, bridge))?.mtu,
+    sessionDevice: (await linkIn(NODE, `l2tpeth${bridgeId}`))?.mtu,
+    exclusivePod: (await linkIn(podX, 'net1'))?.mtu,
   });
   const all = (mtu: number) => ({
     bridgePod: mtu,
@@ -155,15 +149,15 @@ async function attachedPodsFollow(
     assert.match(noted.message ?? '', /the datapath pod mounts \/run\/netns/);
   }
   await until('the bridge pod at MTU 1350', async () =>
-    (await link(podB, 'net1'))?.mtu === 1350 ? true : undefined,
+    (await linkIn(podB, 'net1'))?.mtu === 1350 ? true : undefined,
   ).catch(fail);
-  assert.equal((await link(podX, 'net1'))?.mtu, 1420, 'the unreachable pod is left as it is');
+  assert.equal((await linkIn(podX, 'net1'))?.mtu, 1420, 'the unreachable pod is left as it is');
   assert.equal((await sessionOf(bridgeId))?.message, undefined, 'the other session says nothing');
 
   // the mount in place: the pod follows and the message goes
   await store.put({ ...(await store.get(`pmt-${podX}`, 'net1'))!, netns: `${NETNS_DIR}/${podX}` });
   await until('the exclusive pod at MTU 1350, its session without a message', async () =>
-    (await link(podX, 'net1'))?.mtu === 1350 && (await sessionOf(exclusiveId))?.message === undefined
+    (await linkIn(podX, 'net1'))?.mtu === 1350 && (await sessionOf(exclusiveId))?.message === undefined
       ? true
       : undefined,
   ).catch(fail);
@@ -171,7 +165,7 @@ async function attachedPodsFollow(
   // DEL returns the exclusive device to the node with the session's MTU
   await attach('DEL', podB, bridgeId);
   await attach('DEL', podX, exclusiveId);
-  assert.equal((await link(NODE, `l2tpeth${exclusiveId}`))?.mtu, 1350);
+  assert.equal((await linkIn(NODE, `l2tpeth${exclusiveId}`))?.mtu, 1350);
 }
 
 describe("attached pods follow their session's MTU", () => {
