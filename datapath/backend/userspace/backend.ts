@@ -162,6 +162,22 @@ export class UserspaceBackend implements Backend {
       if (this.listedDown.has(spec.ifname)) await upAgain(spec.ifname);
       return;
     }
+    if (cur && !lost && deepEqual({ ...cur, mtu: spec.mtu }, spec)) {
+      // only the MTU changed, which the pump does not use: the session keeps its TAP and its pump
+      // (no gap, no reattaching inside a pod). A TAP on the node takes the MTU here; one in a pod
+      // gets it from the agent's step for attached pods.
+      const tap = await getLink(spec.ifname);
+      const mine = tap?.owner?.tunnelId === spec.tunnelId && tap.owner.sessionId === spec.sessionId;
+      if (tap?.kind === 'tun' && mine) {
+        await configureTap(spec.ifname, spec.tunnelId, spec.sessionId, spec.mtu, { current: tap });
+      }
+      t.sessions.set(spec.sessionId, spec);
+      this.log.info(
+        { tunnelId: spec.tunnelId, sessionId: spec.sessionId, mtu: spec.mtu },
+        'session MTU changed',
+      );
+      return;
+    }
     this.lostTaps.delete(key);
     if (cur) {
       this.pump.removeSession(t.handle, spec.sessionId, cur.ifname === spec.ifname);
