@@ -1,7 +1,7 @@
 // The in-cluster e2e scenarios (test/e2e/scenarios.ts) on one real cluster, in order: several pods on
 // one bridge with the UDP checksums on the wire, IP encapsulation with cookies from a Secret checked
-// by tshark on the underlay, a pod re-created at once, a pseudowire deleted under its pods and
-// re-created. Pods are attached by the runtime (containerd -> Multus -> kube-l2tp), traffic goes
+// by tshark on the underlay, a pod re-created at once, a pseudowire's MTU edited under its pods (they
+// follow it), a pseudowire deleted under its pods and re-created. Pods are attached by the runtime (containerd -> Multus -> kube-l2tp), traffic goes
 // through kubectl exec.
 import { after, before, describe, it } from 'node:test';
 import { progress, RealLab } from './real-lab.js';

@@ -331,6 +331,53 @@ export async function podRecreatedAtOnce(t: ScenarioTarget, ns: string): Promise
 }
 
 /**
+ * A pseudowire's MTU edited under its pods: every attached pod's net1 follows it down and back up,
+ * without the pods being re-created. A ping the size of the derived MTU crosses at each step: at the
+ * lower MTU only when the sending pod fragments it (a pod left at the old MTU sends frames the session
+ * drops), at the derived one again whole.
+ */
+export async function pseudowireMtuEdited(t: ScenarioTarget, ns: string): Promise<void> {
+  const pods = ['a1', 'a2', 'b1'].map((name) => ({ namespace: ns, name }));
+  const a1 = pods[0]!;
+  const derived = (await getJson<Pseudowire>(t, ['pseudowire', '-n', ns, 'red-wire'])).status!.mtu!;
+  const uids = async () =>
+    JSON.stringify(await Promise.all(pods.map(async (p) => (await getJson<Obj & { metadata: { uid: string } }>(t, ['pod', '-n', ns, p.name])).metadata.uid))); // prettier-ignore
+  const before = await uids();
+  const lowered = derived - 46;
+  for (const [mtu, patch] of [
+    [lowered, { spec: { mtu: lowered } }],
+    [derived, { spec: { mtu: null } }],
+  ] as const) {
+    await t.kubectl(['patch', 'pseudowire', '-n', ns, 'red-wire', '--type', 'merge', '-p', JSON.stringify(patch)]); // prettier-ignore
+    await until(
+      `red-wire and its pods at MTU ${mtu}`,
+      async () => {
+        const pw = await getJson<Pseudowire>(t, ['pseudowire', '-n', ns, 'red-wire']);
+        if (pw.status?.mtu !== mtu) return false;
+        for (const p of pods) if ((await podNet1(t, p)).mtu !== mtu) return false;
+        return true;
+      },
+      60_000,
+      500,
+    ).catch(async (err: Error) => {
+      const now = await Promise.all(pods.map(async (p) => `${p.name} ${(await podNet1(t, p)).mtu}`));
+      throw new Error(`${err.message}: net1 MTUs ${now.join(', ')}`);
+    });
+    // 28 bytes of IPv4 and ICMP headers: an IP packet of the derived MTU
+    const r = await t.podExec(a1, ['ping', '-c', '3', '-W', '2', '-s', String(derived - 28), '192.168.10.3']);
+    assert.match(
+      r.stdout,
+      / 3 packets received/,
+      `a ${derived}-byte ping at MTU ${mtu}: ${r.stdout}${r.stderr}`,
+    );
+    t.progress(
+      `red-wire at MTU ${mtu}: ${pods.map((p) => p.name).join(', ')} followed; a ${derived}-byte ping crossed`,
+    );
+  }
+  assert.equal(await uids(), before, 'the pods were not re-created');
+}
+
+/**
  * A pseudowire deleted while pods use it: its devices leave the nodes, a new pod gets an error that
  * names it, the pods' CNI DEL succeeds and leaves nothing; re-created, pods attach again and talk.
  * `baseline` is each node's footprint before the pseudowire existed.
@@ -429,6 +476,10 @@ export function scenarioSteps(): ScenarioStep[] {
     [
       'a pod deleted and re-created at once gets the same network; nothing of the old one stays',
       podRecreatedAtOnce,
+    ],
+    [
+      "a pseudowire's MTU edited under its pods: every pod's net1 follows it down and back, nothing re-created",
+      pseudowireMtuEdited,
     ],
     [
       'a pseudowire deleted under its pods: an error naming it, nothing leaks; re-created, pods attach again',
