@@ -108,6 +108,7 @@ export async function agentCommand(
     onFault: (f: unknown) => log.error({ fault: f }, 'datapath fault'),
     podDevice: (ifname: string) => attachments.podDevice(ifname),
     ...(values.bpffs ? { bpffs: values.bpffs } : {}),
+    ...(values['netns-dir'] ? { netnsDir: values['netns-dir'] } : {}),
   };
   const { backend, reason } = await selectBackend(choice, selectOpts);
   log.info({ backend: backend.kind, reason }, 'backend selected');

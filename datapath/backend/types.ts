@@ -23,6 +23,11 @@ export interface BackendOptions {
    * restart; absent in static mode, which attaches no pods.
    */
   podDevice?: (ifname: string) => Promise<PodDevice | undefined>;
+  /**
+   * Where the datapath pod mounts the runtime's network namespaces (the chart's cni.netnsDir), named
+   * when a pod's namespace cannot be opened; unknown for an agent run on a host.
+   */
+  netnsDir?: string;
 }
 
 export type TunnelSpec = TunnelParams;

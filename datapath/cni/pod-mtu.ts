@@ -13,6 +13,7 @@ import {
 } from '../agent/pod-mtu-plan.js';
 import type { Logger } from '../../lib/log.js';
 import { attachmentKey } from './context.js';
+import { netnsHint } from './netns-hint.js';
 import { errnoOf, exists, inNetns, names, node, nodeRtnl } from './netops.js';
 import type { AttachmentRecord, AttachmentStore, Locker } from './state.js';
 
@@ -47,9 +48,6 @@ const hostVethOf = (rec: AttachmentRecord): string | undefined =>
 const mtuOf = (dev: string | undefined): number | undefined =>
   dev !== undefined ? node.mtu(dev) : undefined;
 
-/** /var/run is /run on every distribution that has either: compare paths as one. */
-const canonical = (p: string): string => p.replace(/^\/var\/run\//, '/run/');
-
 export function podMtuSync(o: PodMtuOptions): SyncPodMtu {
   const log = o.logger;
   /** The last problem logged per attachment: a pod that stays unreachable is logged once, not every pass. */
@@ -57,16 +55,12 @@ export function podMtuSync(o: PodMtuOptions): SyncPodMtu {
 
   const unreachable = (rec: AttachmentRecord, err: string): PodMtuError => {
     const dir = dirname(rec.netns);
-    const mounted =
-      o.netnsDir !== undefined &&
-      (canonical(dir) === canonical(o.netnsDir) || canonical(dir).startsWith(`${canonical(o.netnsDir)}/`));
-    const hint = mounted
-      ? `the datapath pod mounts it (Helm cni.netnsDir ${o.netnsDir})`
-      : `set the Helm value cni.netnsDir to ${dir}` +
-        (o.netnsDir !== undefined ? ` (the datapath pod mounts ${o.netnsDir})` : '');
-    return new PodMtuError(`the datapath pod cannot open network namespaces in ${dir} (${err}): ${hint}`, {
-      netns: rec.netns,
-    });
+    return new PodMtuError(
+      `the datapath pod cannot open network namespaces in ${dir} (${err}): ${netnsHint(rec.netns, o.netnsDir)}`,
+      {
+        netns: rec.netns,
+      },
+    );
   };
 
   /** One attachment, under its lock, from its record as it is now. */

@@ -58,6 +58,8 @@ export interface LinkJson {
   ifindex: number;
   mtu: number;
   flags: string[];
+  master?: string;
+  ifalias?: string;
 }
 
 /** `dev` in namespace `ns` as `ip -j link` shows it (undefined: no such device). */

@@ -4,21 +4,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { Lab, inNs, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, inNs, inNsCapture, ipIn, linkIn, ping, requireRoot } from '../harness/netns.js';
 import { BLOCK, FILTER_PREF } from '../../datapath/backend/ebpf/tc.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
 import { backgroundPing, pairConfigs, podOn, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
-
-interface LinkJson {
-  ifindex: number;
-  master?: string;
-  mtu: number;
-  flags: string[];
-}
-const link = async (ns: string, dev: string) =>
-  (JSON.parse(await ipIn(ns, '-j', 'link', 'show', dev)) as LinkJson[])[0]!;
 
 /** The shared blocks dev's clsact qdisc binds (none: the device's own). */
 async function qdiscBlocks(ns: string, dev: string) {
@@ -57,8 +48,8 @@ describe('ebpf datapath restart', () => {
     const lab = new Lab();
     try {
       const { h, bpffs, c1, d1, pod1, remote } = await bridgedPair(lab, 'ebr', 130, 204);
-      const devBefore = await link(h.h1, 'l2tpeth0');
-      const peerBefore = await link(h.h1, 'l2tpx3e9');
+      const devBefore = (await linkIn(h.h1, 'l2tpeth0'))!;
+      const peerBefore = (await linkIn(h.h1, 'l2tpx3e9'))!;
       const progsBefore = {
         rx: await filterProg(h.h1, 'ebru1', 'ingress'),
         txEgress: await filterProg(h.h1, 'l2tpeth0', 'egress'),
@@ -85,9 +76,9 @@ describe('ebpf datapath restart', () => {
       const adopted = d1b.lines.find((l) => l.msg === 'session adopted');
       assert.ok(adopted, 'the session devices were adopted');
       assert.equal(d1b.lines.filter((l) => l.msg === 'session up').length, 0, 'no session re-created');
-      assert.equal((await link(h.h1, 'l2tpeth0')).ifindex, devBefore.ifindex, 'same l2tpeth0');
-      assert.equal((await link(h.h1, 'l2tpeth0')).master, 'ebbr', 'still a bridge port');
-      assert.equal((await link(h.h1, 'l2tpx3e9')).ifindex, peerBefore.ifindex, 'same peer device');
+      assert.equal((await linkIn(h.h1, 'l2tpeth0'))!.ifindex, devBefore.ifindex, 'same l2tpeth0');
+      assert.equal((await linkIn(h.h1, 'l2tpeth0'))!.master, 'ebbr', 'still a bridge port');
+      assert.equal((await linkIn(h.h1, 'l2tpx3e9'))!.ifindex, peerBefore.ifindex, 'same peer device');
       assert.deepEqual(
         {
           rx: await filterProg(h.h1, 'ebru1', 'ingress'),
@@ -147,7 +138,7 @@ describe('ebpf datapath restart', () => {
         'adopted, not made anew',
       );
       for (const dev of ['l2tpeth0', 'l2tpx3e9']) {
-        const l = await link(h.h1, dev);
+        const l = (await linkIn(h.h1, dev))!;
         assert.equal(l.mtu, 1442, `${dev}: the session's MTU again`);
         assert.ok(l.flags.includes('UP'), `${dev}: up again`);
       }

@@ -2,18 +2,10 @@
 // with its bridge membership, the new process reattaches to it, and traffic resumes.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { Lab, inNsCapture, ipIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, inNsCapture, ipIn, linkIn, ping, requireRoot } from '../harness/netns.js';
 import { backgroundPing, pairConfigs, podOn, startDatapath, twoHosts } from './datapath-lab.js';
 
 before(() => requireRoot());
-
-interface LinkJson {
-  ifindex: number;
-  master?: string;
-  ifalias?: string;
-}
-const link = async (ns: string, dev: string) =>
-  (JSON.parse(await ipIn(ns, '-j', 'link', 'show', dev)) as LinkJson[])[0]!;
 
 describe('datapath restart', () => {
   it('reattaches the persistent TAP after kill -9; pods keep their links', async () => {
@@ -25,8 +17,8 @@ describe('datapath restart', () => {
       await startDatapath(lab, h.h2, c2);
       await podOn(lab, h.h1, 'kdrp1', 'kdbr', 'l2tpeth0', '10.201.204.1/24', 1442);
       await podOn(lab, h.h2, 'kdrp2', 'kdbr', 'l2tpeth0', '10.201.204.2/24', 1442);
-      const tapBefore = await link(h.h1, 'l2tpeth0');
-      const podBefore = await link('kdrp1', 'eth0');
+      const tapBefore = (await linkIn(h.h1, 'l2tpeth0'))!;
+      const podBefore = (await linkIn('kdrp1', 'eth0'))!;
 
       const COUNT = 1000;
       const pinged = backgroundPing(lab, 'kdrp1', '10.201.204.2', COUNT, ['-W', '1']);
@@ -35,7 +27,7 @@ describe('datapath restart', () => {
       await d1.kill9();
       const killedAt = Date.now();
       // The device and its bridge port outlive the process.
-      const tapDuring = await link(h.h1, 'l2tpeth0');
+      const tapDuring = (await linkIn(h.h1, 'l2tpeth0'))!;
       assert.equal(tapDuring.ifindex, tapBefore.ifindex);
       assert.equal(tapDuring.master, 'kdbr');
 
@@ -43,10 +35,10 @@ describe('datapath restart', () => {
       const gap = Date.now() - killedAt;
       const reattached = d1b.lines.find((l) => l.msg === 'session reattached to existing TAP');
       assert.ok(reattached, 'the new process reattached instead of creating');
-      const tapAfter = await link(h.h1, 'l2tpeth0');
+      const tapAfter = (await linkIn(h.h1, 'l2tpeth0'))!;
       assert.equal(tapAfter.ifindex, tapBefore.ifindex, 'same TAP device');
       assert.equal(tapAfter.master, 'kdbr', 'still a bridge port');
-      assert.equal((await link('kdrp1', 'eth0')).ifindex, podBefore.ifindex, 'pod link untouched');
+      assert.equal((await linkIn('kdrp1', 'eth0'))!.ifindex, podBefore.ifindex, 'pod link untouched');
 
       const { out, received } = await pinged;
       const seqs = [...out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));

@@ -7,6 +7,7 @@ import { parseMarker } from '../../../lib/device-marker.js';
 import type { Logger } from '../../../lib/log.js';
 import { withRtnl } from '../../../lib/netlink/rtnl-handle.js';
 import { cookieBytes } from '../../../lib/wire/session.js';
+import { netnsHint } from '../../cni/netns-hint.js';
 import {
   DROP_REASONS,
   sessionKey,
@@ -253,7 +254,7 @@ export class UserspaceBackend implements Backend {
       if (!existsSync(pod.netns) && existsSync(dirname(pod.netns))) return undefined;
       throw new Error(
         `the session's TAP is ${pod.ifname} in a pod whose network namespace ${pod.netns} this datapath pod cannot open (${err instanceof Error ? err.message : String(err)}): ` +
-          `set the Helm value cni.netnsDir to the directory the container runtime keeps network namespaces in (${dirname(pod.netns)})`,
+          netnsHint(pod.netns, this.opts.netnsDir),
       );
     });
     const owner = parseMarker(link?.alias);
