@@ -258,17 +258,17 @@ export class EbpfBackend implements Backend {
   private statsSlots(): Slots {
     if (!this.slots) {
       const rx = this.rxEntries().map(([, v]) => v);
-      const tun = this.tunVals();
+      // a tunnel's slot is in its tun_map entry and in its sessions' (over IP, tunnels between the
+      // same two addresses share one entry: the others are known by their sessions)
+      const found = new Map(rx.map((v) => [v.tunnelId, v.tunSlot]));
+      for (const v of this.tunVals()) found.set(v.tunnelId, v.statsSlot);
       this.slots = {
         sess: new StatsSlots(
           MAP_ENTRIES,
           rx.map((v) => v.statsSlot),
         ),
-        tun: new StatsSlots(
-          MAP_ENTRIES,
-          tun.map((v) => v.statsSlot),
-        ),
-        found: new Map(tun.map((v) => [v.tunnelId, v.statsSlot])),
+        tun: new StatsSlots(MAP_ENTRIES, found.values()),
+        found,
       };
     }
     return this.slots;
@@ -322,7 +322,13 @@ export class EbpfBackend implements Backend {
   }
 
   async listTunnels(): Promise<ObservedTunnel[]> {
-    const ids = new Set(this.tunVals().map((v) => v.tunnelId));
+    // over IP, tunnels between the same two addresses share one tun_map entry: the others are
+    // known by their sessions, or to this process
+    const ids = new Set([
+      ...this.tunVals().map((v) => v.tunnelId),
+      ...this.rxEntries().map(([, v]) => v.tunnelId),
+      ...this.tunnels.keys(),
+    ]);
     return [...ids].map((tunnelId) => {
       const t = this.tunnels.get(tunnelId);
       return { tunnelId, owned: true, ...(t ? { params: t.spec } : {}) };
@@ -647,6 +653,7 @@ export class EbpfBackend implements Backend {
         requireSequence: spec.requireSequence,
         udpChecksum: t.spec.encap === 'udp' && t.spec.udpChecksum,
         statsSlot,
+        tunSlot: t.slot,
       }),
     );
     this.native.mapUpdate(this.map('tx_cfg'), u32Key(ends.peer), tx);

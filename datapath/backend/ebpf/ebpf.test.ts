@@ -115,6 +115,7 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       requireSequence: true,
       udpChecksum: false,
       statsSlot: 77,
+      tunSlot: 0x01020304,
     });
     const r = s.get('rx_cfg')!.offsets;
     assert.deepEqual(
@@ -132,11 +133,13 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
         requireSequence,
         udpChecksum: true,
         statsSlot: 0,
+        tunSlot: 0,
       })[r.flags!];
     assert.deepEqual([rxCsum(false), rxCsum(true)], [2, 3], 'UDP checksums: their own flag bit');
     assert.equal(rx.subarray(r.cookie!, r.cookie! + 8).toString('hex'), '0102030405060708');
     assert.equal(rx.readUInt32LE(r.stats_slot!), 77);
-    assert.deepEqual(decodeRxCfg(rx), { tunnelId: 42, ifindex: 5, statsSlot: 77 });
+    assert.equal(rx.readUInt32LE(r.tun_slot!), 0x01020304);
+    assert.deepEqual(decodeRxCfg(rx), { tunnelId: 42, ifindex: 5, statsSlot: 77, tunSlot: 0x01020304 });
     const tv = encodeTunVal({ tunnelId: 9, statsSlot: 3 });
     const v = s.get('tun_val')!.offsets;
     assert.deepEqual([tv.readUInt32LE(v.tunnel_id!), tv.readUInt32LE(v.stats_slot!)], [9, 3]);

@@ -13,7 +13,7 @@ export const SIZES = {
   txCfg: 96,
   tunKey: 40,
   tunVal: 8,
-  rxCfg: 28,
+  rxCfg: 32,
   sessStats: 120,
   tunStats: 80,
   seqState: 16,
@@ -177,6 +177,9 @@ export interface RxCfg {
   udpChecksum: boolean;
   /** The session's index into sess_stats. */
   statsSlot: number;
+  /** Its tunnel's index into tun_stats: over IP, tunnels between the same two addresses share a
+   * tun_map entry, and a datagram counts for the tunnel of its session. */
+  tunSlot: number;
 }
 
 export function encodeRxCfg(c: RxCfg): Buffer {
@@ -189,11 +192,22 @@ export function encodeRxCfg(c: RxCfg): Buffer {
   b[14] = (c.requireSequence ? RXF_REQUIRE_SEQ : 0) | (c.udpChecksum ? RXF_UDP_CSUM : 0);
   c.peerCookie.copy(b, 16);
   b.writeUInt32LE(c.statsSlot, 24);
+  b.writeUInt32LE(c.tunSlot, 28);
   return b;
 }
 
-export function decodeRxCfg(b: Buffer): { tunnelId: number; ifindex: number; statsSlot: number } {
-  return { tunnelId: b.readUInt32LE(0), ifindex: b.readUInt32LE(4), statsSlot: b.readUInt32LE(24) };
+export function decodeRxCfg(b: Buffer): {
+  tunnelId: number;
+  ifindex: number;
+  statsSlot: number;
+  tunSlot: number;
+} {
+  return {
+    tunnelId: b.readUInt32LE(0),
+    ifindex: b.readUInt32LE(4),
+    statsSlot: b.readUInt32LE(24),
+    tunSlot: b.readUInt32LE(28),
+  };
 }
 
 /** A per-CPU value as read from the kernel: one slot per possible CPU, each padded to 8 bytes. */

@@ -77,11 +77,22 @@ struct {
 #define ENCAP_FLAGS_BASE                                                                          \
 	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(INNER_L2))
 
+/* A tunnel's own drop of a datagram it counted already. */
 static __always_inline void tun_drop(__u32 slot, int reason)
 {
 	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &slot);
 	if (t && reason >= 0 && reason < NDROPS)
 		t->drops[reason]++;
+}
+
+/* A datagram dropped before its session is known: the tunnel of the key counts it whole. */
+static __always_inline void key_drop(__u32 slot, __u32 segs, int reason)
+{
+	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &slot);
+	if (t && reason >= 0 && reason < NDROPS) {
+		t->rx_packets += segs;
+		t->drops[reason]++;
+	}
 }
 
 static __always_inline int sess_drop(__u32 slot, int reason)
@@ -571,15 +582,14 @@ int l2tp_rx(struct __sk_buff *skb)
 	if (!tv)
 		return NOT_OURS;
 	__u32 tid = tv->tunnel_id, tslot = tv->stats_slot;
-	/* every datagram of the tunnel is counted here, then forwarded or dropped under one reason;
-	 * adjust_room resets gso_segs, so it is read first */
+	/* Every datagram is counted once by a tunnel, forwarded or dropped under one reason. Over IP,
+	 * tunnels between the same two addresses share the key, so a datagram is counted by the tunnel
+	 * of its session once that is known, and by the key's tunnel when dropped before (as the kernel
+	 * and the userspace pump do). adjust_room resets gso_segs, so it is read first. */
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tslot);
-	if (t)
-		t->rx_packets += segs;
 
 	if (ip_end > skb->len) {
-		tun_drop(tslot, DROP_TRUNCATED);
+		key_drop(tslot, segs, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	if (tk.encap == ENCAP_UDP) {
@@ -588,31 +598,31 @@ int l2tp_rx(struct __sk_buff *skb)
 		 * before anything of L2TP is looked at */
 		__u32 uoff = ETH_HLEN + l3_len;
 		if (ulen < sizeof(struct udphdr) || uoff + ulen > ip_end) {
-			tun_drop(tslot, DROP_TRUNCATED);
+			key_drop(tslot, segs, DROP_TRUNCATED);
 			return TC_ACT_SHOT;
 		}
 		if (ucheck && !udp_checksum_ok(skb, &tk, ucheck, uoff, ulen)) {
-			tun_drop(tslot, DROP_BAD_CHECKSUM);
+			key_drop(tslot, segs, DROP_BAD_CHECKSUM);
 			return TC_ACT_SHOT;
 		}
 		ip_end = uoff + ulen; /* bytes after the datagram are not part of it */
 		/* the flags and version word decides first: control or another version, whatever follows */
 		__u8 *l = l4 + sizeof(struct udphdr);
 		if ((void *)(l + 2) > data_end || ip_end < hoff - 2) {
-			tun_drop(tslot, DROP_TRUNCATED);
+			key_drop(tslot, segs, DROP_TRUNCATED);
 			return TC_ACT_SHOT;
 		}
 		if (l[0] & 0x80) { /* T bit: a control message; static tunnels have no control plane */
-			tun_drop(tslot, DROP_CONTROL);
+			key_drop(tslot, segs, DROP_CONTROL);
 			return TC_ACT_SHOT;
 		}
 		if ((l[1] & 0x0f) != 3) {
-			tun_drop(tslot, DROP_BAD_VERSION);
+			key_drop(tslot, segs, DROP_BAD_VERSION);
 			return TC_ACT_SHOT;
 		}
 	}
 	if (ip_end < hoff + 4) {
-		tun_drop(tslot, DROP_TRUNCATED);
+		key_drop(tslot, segs, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	/* the parsed headers are in the linear part (pulled above) unless the datagram is short */
@@ -621,22 +631,26 @@ int l2tp_rx(struct __sk_buff *skb)
 	if ((void *)(sp + 4) <= data_end) {
 		sid_be = *(__u32 *)sp;
 	} else if (bpf_skb_load_bytes(skb, hoff, &sid_be, 4)) {
-		tun_drop(tslot, DROP_TRUNCATED);
+		key_drop(tslot, segs, DROP_TRUNCATED);
 		return TC_ACT_SHOT;
 	}
 	__u32 sid = bpf_ntohl(sid_be);
 	if (sid == 0) {
 		/* over IP, session 0 is a control message; over UDP it is no session at all */
-		tun_drop(tslot, tk.encap == ENCAP_IP ? DROP_CONTROL : DROP_UNKNOWN_SESSION);
+		key_drop(tslot, segs, tk.encap == ENCAP_IP ? DROP_CONTROL : DROP_UNKNOWN_SESSION);
 		return TC_ACT_SHOT;
 	}
 	struct rx_cfg *r = bpf_map_lookup_elem(&rx_sess, &sid);
 	/* over UDP the session must belong to the tunnel of the port pair; over IP, like the kernel,
 	 * session ids are global (several tunnels may join the same two addresses) */
 	if (!r || (tk.encap == ENCAP_UDP && r->tunnel_id != tid)) {
-		tun_drop(tslot, DROP_UNKNOWN_SESSION);
+		key_drop(tslot, segs, DROP_UNKNOWN_SESSION);
 		return TC_ACT_SHOT;
 	}
+	tslot = r->tun_slot;
+	struct tun_stats *t = bpf_map_lookup_elem(&tun_stats, &tslot);
+	if (t)
+		t->rx_packets += segs;
 	/* The kernel's IPv6 tunnel socket refuses checksum 0 unless told to accept it (udp6_csum_rx
 	 * off, which a tunnel without checksums asks for); IPv4 has no such refusal. The setting is a
 	 * tunnel's that every session carries, so the drop is the tunnel's, as the other checksums. */

@@ -59,7 +59,7 @@ struct tun_key {
 	__u8 pad[2];
 };
 
-/* rx_sess: key = local session id. 28 bytes. */
+/* rx_sess: key = local session id. 32 bytes. */
 struct rx_cfg {
 	__u32 tunnel_id;
 	__u32 ifindex;     /* the veth peer: its egress (or redirect_peer) reaches l2tpethN anywhere */
@@ -70,6 +70,7 @@ struct rx_cfg {
 	__u8 pad;
 	__u8 cookie[8]; /* the peer cookie: what we expect */
 	__u32 stats_slot; /* the session's index into sess_stats */
+	__u32 tun_slot;   /* its tunnel's index into tun_stats */
 };
 
 /* tun_map's value: the tunnel and its index into tun_stats. 8 bytes. */
