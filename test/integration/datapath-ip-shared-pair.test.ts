@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
 import { DROP_REASONS } from '../../datapath/backend/types.js';
 import { sessionMtu } from '../../lib/wire/session.js';
-import { Lab, inNs, linkIn, ping, requireRoot } from '../harness/netns.js';
+import { Lab, inNs, ipIn, linkIn, ping, requireRoot } from '../harness/netns.js';
 import { hostileCases, hostileSender, sum } from './hostile-traffic.js';
 import { privateBpffs, startEbpfDatapath } from './datapath-ebpf-lab.js';
 import {
@@ -149,6 +149,9 @@ for (const backend of ['userspace', 'ebpf'] as const) {
             const keep = TUNNELS.findIndex((t) => t.tunnelId !== owner);
             const survivor = TUNNELS[keep]!.tunnelId;
             const held = after.tunnels.find((t) => t.tunnelId === survivor)!;
+            // host 2 keeps the removed session: its bridge (IPv6 on, as a host's) would still send
+            // router solicitations and MLD reports over it, which host 1 counts as no session's
+            await ipIn(h.h2, 'link', 'set', `l2tpeth${1 - keep}`, 'nomaster');
             await d1.kill9();
             d1 = await start(h.h1, sharedPairConfig(h, 1, keep));
             assert.equal(
