@@ -208,7 +208,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
     const describe = await lab.kubectl(['describe', 'pod', '-n', NS, 'pod-missing']);
     assert.match(describe, /no-such-wire/);
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-missing', '--wait=true', '--timeout=60s']);
-    assert.deepEqual(await nodeFootprint(lab.nodeA), before);
+    assert.deepEqual(await lab.footprintBackTo(lab.nodeA, before), before);
   });
 
   it('explains a pseudowire that is not Ready (the CNI error names it), and leaves nothing half-made', async () => {
@@ -248,7 +248,7 @@ describe('real cluster: helm install, Multus, the README example', () => {
       `the kube-l2tp CNI error names the pseudowire: ${msgs.join(' | ')}`,
     );
     await lab.kubectl(['delete', 'pod', '-n', NS, 'pod-blue', '--wait=true', '--timeout=60s']);
-    assert.deepEqual(await nodeFootprint(lab.nodeA), before);
+    assert.deepEqual(await lab.footprintBackTo(lab.nodeA, before), before);
   });
 
   it("deletes a pod: the runtime's CNI DEL leaves no link and no attachment record", async () => {

@@ -347,6 +347,25 @@ export class RealLab {
   }
 
   /**
+   * The node's footprint once it is back to `before`, or the last one read after `timeoutMs`. A
+   * deleted pod's sandbox attempt may still be running: the kubelet retries a failed sandbox, and
+   * a retry under way when the pod goes finishes its ADD, its undo and the runtime's DEL after that.
+   */
+  async footprintBackTo(
+    node: string,
+    before: { links: string[]; records: string[] },
+    timeoutMs = 30_000,
+  ): Promise<{ links: string[]; records: string[] }> {
+    const same = (f: typeof before) => JSON.stringify(f) === JSON.stringify(before);
+    let last = await this.nodeFootprint(node);
+    for (const deadline = Date.now() + timeoutMs; !same(last) && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 500));
+      last = await this.nodeFootprint(node);
+    }
+    return last;
+  }
+
+  /**
    * A pod on `node` attached to `network` that is expected never to start: the messages of its
    * FailedCreatePodSandBox events (what the runtime reported from the CNI call).
    */

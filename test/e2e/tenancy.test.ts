@@ -42,6 +42,10 @@ describe('real cluster: a pod of another namespace does not get onto a wire', ()
     const phase = await lab.kubectl(['get', 'pod', '-n', INTRUDER, 'spy', '-o', 'jsonpath={.status.phase}']);
     assert.equal(phase, 'Pending', 'the pod never ran');
     await lab.kubectl(['delete', 'pod', '-n', INTRUDER, 'spy', '--wait=true', '--timeout=60s']);
-    assert.deepEqual(await lab.nodeFootprint(lab.nodeA), before, 'the node keeps nothing of the attempt');
+    assert.deepEqual(
+      await lab.footprintBackTo(lab.nodeA, before),
+      before,
+      'the node keeps nothing of the attempt',
+    );
   });
 });

@@ -41,6 +41,7 @@ import {
   type VethLink,
 } from './devices.js';
 import {
+  ENCAP,
   MAP_ENTRIES,
   SIZES,
   StatsSlots,
@@ -56,6 +57,7 @@ import {
   macBytes,
   perCpuZero,
   sumPerCpu,
+  tunKeyOfTxCfg,
   u32Key,
 } from './maps.js';
 import {
@@ -490,18 +492,13 @@ export class EbpfBackend implements Backend {
     const fd = this.map('tun_map');
     const slot = this.tunnelSlot(tunnelId);
     const entries = this.tunVals().filter((v) => v.tunnelId === tunnelId);
-    for (const v of entries) this.native.mapDelete(fd, v.key);
-    // IP-encapsulation tunnels between the same two addresses share one key: hand it to a survivor
-    const gone = this.tunnels.get(tunnelId);
-    const heir = [...this.tunnels.values()].find(
-      (t) => t.spec.tunnelId !== tunnelId && gone?.key.equals(t.key),
-    );
-    if (heir)
-      this.native.mapUpdate(
-        fd,
-        heir.key,
-        encodeTunVal({ tunnelId: heir.spec.tunnelId, statsSlot: heir.slot }),
-      );
+    // IP-encapsulation tunnels between the same two addresses share one key: a survivor takes it
+    // over in place (no moment without the entry)
+    for (const { key } of entries) {
+      const heir = this.heirOf(tunnelId, key);
+      if (heir) this.native.mapUpdate(fd, key, encodeTunVal(heir));
+      else this.native.mapDelete(fd, key);
+    }
     if (slot !== undefined) this.statsSlots().tun.release(slot);
     this.statsSlots().found.delete(tunnelId);
     const t = this.tunnels.get(tunnelId);
@@ -514,6 +511,25 @@ export class EbpfBackend implements Backend {
       await this.releaseUnknownUnderlays(entries.map((v) => v.key));
     }
     this.log.info({ tunnelId }, 'tunnel deleted');
+  }
+
+  /**
+   * Another tunnel whose datagrams arrive under this key (over IP, tunnels between the same two
+   * addresses): this process's, or, before it has taken the others on (a restarted agent removes the
+   * tunnels it no longer wants first), one the maps hold a session of. Handing the key over keeps the
+   * receive program and the survivor's traffic going through the removal.
+   */
+  private heirOf(tunnelId: number, key: Buffer): { tunnelId: number; statsSlot: number } | undefined {
+    const mine = [...this.tunnels.values()].find((t) => t.spec.tunnelId !== tunnelId && t.key.equals(key));
+    if (mine) return { tunnelId: mine.spec.tunnelId, statsSlot: mine.slot };
+    if (key[36] !== ENCAP.ip) return undefined; // a UDP key is one tunnel's alone
+    const rx = new Map(this.rxEntries());
+    for (const [, tx] of mapEntries(this.native, this.map('tx_cfg'), 4, SIZES.txCfg)) {
+      if (!tunKeyOfTxCfg(tx).equals(key)) continue;
+      const cfg = rx.get(tx.readUInt32LE(0));
+      if (cfg && cfg.tunnelId !== tunnelId) return { tunnelId: cfg.tunnelId, statsSlot: cfg.tunSlot };
+    }
+    return undefined;
   }
 
   /**

@@ -23,6 +23,7 @@ import {
   sumPerCpu,
   decodeSessStats,
   decodeTunStats,
+  tunKeyOfTxCfg,
 } from './maps.js';
 import { DROP_REASONS } from '../types.js';
 import { addonPath, loadEbpfNative } from './native.js';
@@ -231,6 +232,29 @@ describe('ebpf map layouts (maps.ts against the compiled programs)', () => {
       local: 'fd00:233:0:0:0:0:0:1',
       remote: 'fd00:233:1:0:0:0:0:2',
     });
+  });
+
+  it("finds a session's tunnel key in its transmit configuration, IPv4 and IPv6, UDP and IP", () => {
+    const cases = [
+      { local: '10.233.9.1', remote: '10.233.9.2', sport: 1701, dport: 1702, encap: 'udp' as const },
+      { local: 'fd00:233::1', remote: 'fd00:233:1::2', sport: 0, dport: 0, encap: 'ip' as const },
+    ];
+    for (const c of cases) {
+      const tx = encodeTxCfg({
+        ...c,
+        sessionId: 7,
+        peerSessionId: 8,
+        underlayIfindex: 3,
+        cookie: Buffer.alloc(4, 0xab),
+        l2specLength: 4,
+        sendSequence: false,
+        udpChecksum: false,
+        nexthop: c.remote,
+        statsSlot: 5,
+      });
+      const key = encodeTunKey({ ...c, localPort: c.sport, remotePort: c.dport });
+      assert.equal(tunKeyOfTxCfg(tx).toString('hex'), key.toString('hex'), c.encap);
+    }
   });
 
   it('names the last drop counter badChecksum, in session and tunnel counters', () => {

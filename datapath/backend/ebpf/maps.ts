@@ -125,6 +125,16 @@ export function encodeTxCfg(c: TxCfg): Buffer {
   return b;
 }
 
+/** The tun_map key of a session's tunnel, from its tx_cfg entry (the receive side's view: local = our address). */
+export function tunKeyOfTxCfg(b: Buffer): Buffer {
+  const k = Buffer.alloc(SIZES.tunKey);
+  b.copy(k, 0, 24, 56); // local, remote
+  b.copy(k, 32, 12, 16); // local port, remote port
+  k[36] = b[16]!; // encap
+  k[37] = b[20]!; // family
+  return k;
+}
+
 /** tun_map's value: the tunnel and its index into tun_stats. */
 export function encodeTunVal(v: { tunnelId: number; statsSlot: number }): Buffer {
   const b = Buffer.alloc(SIZES.tunVal);
